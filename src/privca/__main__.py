@@ -1,0 +1,3 @@
+from privca.cli.main import main
+
+main()

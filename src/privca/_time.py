@@ -1,0 +1,22 @@
+"""The one clock. Everything else receives time as an argument."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def utcnow() -> dt.datetime:
+    """Now, timezone-aware UTC, truncated to whole seconds (X.509 times have no fraction)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """Treat naive datetimes (as some databases return them) as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def isoformat(value: dt.datetime) -> str:
+    """ISO 8601 with a Z, the form used in JSON output."""
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")

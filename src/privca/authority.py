@@ -1,0 +1,589 @@
+"""CertificateAuthority: establish, load, issue, sign CSRs, verify, and the inventory.
+
+The only code that orders "record, then return": every certificate is committed to the
+store as an intent before the CA key signs it, and as a result before it is handed back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from privca._time import utcnow
+from privca.errors import AlreadyExists, InputError, KeyUnavailable, NotFound, PolicyError
+from privca.home import CAHome, atomic_write, make_private_directory
+from privca.keys.files import read_ca_key, write_ca_key
+from privca.keys.types import DEFAULT_ISSUING_KEY, DEFAULT_LEAF_KEY, DEFAULT_ROOT_KEY, KeyType
+from privca.policy import IssuancePolicy
+from privca.settings import Settings
+from privca.store import AuthorityRecord, CertificateRecord, Intent, Store
+from privca.store.database import sqlite_url
+from privca.store.inventory import random_serial, serial_hex
+from privca.x509 import profiles
+from privca.x509.build import (
+    CertificateSpec,
+    Issuer,
+    build_certificate,
+    ca_subject,
+    leaf_subject,
+    self_issuer,
+)
+from privca.x509.csr import CertificateRequest
+from privca.x509.encoding import (
+    der_certificate,
+    load_certificate,
+    pem_certificate,
+    pem_certificates,
+    public_key_der,
+)
+from privca.x509.names import SubjectName, parse_names
+from privca.x509.profiles import Profile
+from privca.x509.verify import VerificationReport, check_certificate
+
+PassphraseSource = bytes | Callable[[], bytes | None] | None
+
+# Leaves start a little in the past so a client whose clock lags does not reject them.
+BACKDATE = dt.timedelta(minutes=5)
+MAX_CA_DAYS = 36500
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A signed, recorded certificate; `private_key` only when privca generated it."""
+
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]  # the CA certificates above it, root last
+    names: tuple[SubjectName, ...]
+    profile: str
+    private_key: Any = None
+    ignored_extensions: tuple[str, ...] = field(default=())
+
+    @property
+    def serial(self) -> int:
+        return self.certificate.serial_number
+
+    @property
+    def file_stem(self) -> str:
+        dns = [n for n in self.names if n.kind == "dns"]
+        return (dns or list(self.names))[0].file_stem
+
+    def certificate_pem(self) -> bytes:
+        return pem_certificate(self.certificate)
+
+    def chain_pem(self) -> bytes:
+        """Leaf + intermediates: what a server sends (the root is the client's anchor)."""
+        intermediates = [c for c in self.chain if c.subject != c.issuer]
+        return pem_certificates([self.certificate, *intermediates])
+
+
+def _public_key_sha256(public_key: Any) -> str:
+    return hashlib.sha256(public_key_der(public_key)).hexdigest()
+
+
+def _check_ca_days(days: int, what: str) -> None:
+    if days <= 0 or days > MAX_CA_DAYS:
+        raise InputError(
+            f"{what} validity of {days} days is out of range", f"use 1 to {MAX_CA_DAYS} days"
+        )
+
+
+def _subject_text(name: x509.Name) -> str:
+    return name.rfc4514_string()
+
+
+class CertificateAuthority:
+    """A CA home opened for work. Keys are loaded only when something must be signed."""
+
+    def __init__(
+        self, home: CAHome, settings: Settings, store: Store, passphrase: PassphraseSource
+    ):
+        self.home = home
+        self.settings = settings
+        self.store = store
+        self._passphrase = passphrase
+        self._authorities: list[AuthorityRecord] | None = None
+        self._issuer: Issuer | None = None
+
+    # establishing and opening -------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        home: Path,
+        name: str,
+        *,
+        single_tier: bool = False,
+        key_type: KeyType | None = None,
+        issuing_key_type: KeyType | None = None,
+        root_days: int = profiles.ROOT.default_days,
+        issuing_days: int = profiles.ISSUING.default_days,
+        permitted: Sequence[str] = (),
+        excluded: Sequence[str] = (),
+        passphrase: bytes | None = None,
+        store_url: str = "",
+        base_url: str = "",
+        now: dt.datetime | None = None,
+    ) -> CertificateAuthority:
+        """Create a CA (root + issuing by default) in `home`, refusing to overwrite one.
+
+        Everything is validated and built in memory first; files are written last, with
+        privca.toml (the mark of an established CA) written at the very end.
+        """
+        ca_home = CAHome(Path(home))
+        if ca_home.exists() or ca_home.key_path("root").exists():
+            raise AlreadyExists(
+                f"a CA already exists at '{ca_home.root}'",
+                "choose another --home; privca never overwrites a CA",
+            )
+        name = name.strip()
+        if not name or len(name) > 64 or any(ord(ch) < 32 for ch in name):
+            raise InputError(
+                f"CA name '{name}' must be 1 to 64 printable characters",
+                "e.g. --name 'Example Internal CA'",
+            )
+        _check_ca_days(root_days, "root")
+        _check_ca_days(issuing_days, "issuing CA")
+        if not single_tier and issuing_days > root_days:
+            raise InputError(
+                f"issuing CA validity of {issuing_days} days exceeds the root's {root_days}",
+                "give --issuing-days no larger than --root-days",
+            )
+        if passphrase is not None and len(passphrase) < 8:
+            raise InputError(
+                "the passphrase is shorter than 8 characters",
+                "use a long passphrase; it protects the CA keys at rest",
+            )
+        policy = IssuancePolicy.build(permitted, excluded)
+        if base_url and not base_url.startswith(("http://", "https://")):
+            raise InputError(f"URL '{base_url}' must start with http:// or https://")
+        root_key_type = key_type or DEFAULT_ROOT_KEY
+        issuing_type = issuing_key_type or key_type or DEFAULT_ISSUING_KEY
+        now = now or utcnow()
+        settings = Settings(
+            name=name,
+            single_tier=single_tier,
+            policy=policy,
+            store_url=store_url,
+            base_url=base_url.rstrip("/"),
+            encrypted_keys=passphrase is not None,
+        )
+
+        root_key = root_key_type.generate()
+        root_subject = ca_subject(name if single_tier else f"{name} Root")
+        root_cert = build_certificate(
+            CertificateSpec(
+                subject=root_subject,
+                public_key=root_key.public_key(),
+                profile=profiles.ROOT,
+                serial=random_serial(),
+                not_before=now - BACKDATE,
+                not_after=now + dt.timedelta(days=root_days),
+                permitted=policy.permitted,
+                excluded=policy.excluded,
+            ),
+            self_issuer(root_subject, root_key),
+        )
+        issuing_key = issuing_cert = None
+        if not single_tier:
+            issuing_key = issuing_type.generate()
+            issuing_cert = build_certificate(
+                CertificateSpec(
+                    subject=ca_subject(f"{name} Issuing CA"),
+                    public_key=issuing_key.public_key(),
+                    profile=profiles.ISSUING,
+                    serial=random_serial(),
+                    not_before=now - BACKDATE,
+                    not_after=min(
+                        now + dt.timedelta(days=issuing_days), root_cert.not_valid_after_utc
+                    ),
+                    permitted=policy.permitted,
+                    excluded=policy.excluded,
+                    ca_issuers_url=f"{settings.base_url}/ca/root.crt" if base_url else None,
+                    crl_url=f"{settings.base_url}/crl/root.crl" if base_url else None,
+                ),
+                Issuer.from_certificate(root_cert, root_key),
+            )
+
+        created: list[Path] = []
+        root_existed = ca_home.root.exists()
+        try:
+            ca_home.root.mkdir(parents=True, exist_ok=True)
+            for directory in (ca_home.certs, ca_home.crl):
+                if not directory.exists():
+                    directory.mkdir(mode=0o755)
+                    created.append(directory)
+            if not ca_home.private.exists():
+                created.append(ca_home.private)
+            make_private_directory(ca_home.private)
+            write_ca_key(ca_home.key_path("root"), root_key, passphrase)
+            created.append(ca_home.key_path("root"))
+            atomic_write(ca_home.root_cert, pem_certificate(root_cert))
+            created.append(ca_home.root_cert)
+            chain = [root_cert]
+            if issuing_cert is not None:
+                write_ca_key(ca_home.key_path("issuing"), issuing_key, passphrase)
+                created.append(ca_home.key_path("issuing"))
+                atomic_write(ca_home.issuing_cert, pem_certificate(issuing_cert))
+                created.append(ca_home.issuing_cert)
+                chain = [issuing_cert, root_cert]
+            atomic_write(ca_home.chain, pem_certificates(chain))
+            created.append(ca_home.chain)
+
+            store = Store(store_url or sqlite_url(ca_home.database))
+            if not store_url:
+                created.append(ca_home.database)
+            store.migrate()
+            store.add_authority(
+                "root",
+                root_subject.rfc4514_string(),
+                root_cert.serial_number,
+                der_certificate(root_cert),
+                "private/root.key",
+                root_cert.not_valid_after_utc,
+                now,
+                active=True,
+            )
+            if issuing_cert is not None:
+                store.add_authority(
+                    "issuing",
+                    issuing_cert.subject.rfc4514_string(),
+                    issuing_cert.serial_number,
+                    der_certificate(issuing_cert),
+                    "private/issuing.key",
+                    issuing_cert.not_valid_after_utc,
+                    now,
+                    active=True,
+                )
+            settings.write(ca_home.settings)
+        except BaseException:
+            _remove_created(created, ca_home, root_existed)
+            raise
+        return cls(ca_home, settings, store, passphrase)
+
+    @classmethod
+    def open(cls, home: Path, passphrase: PassphraseSource = None) -> CertificateAuthority:
+        ca_home = CAHome(Path(home))
+        settings = Settings.read(ca_home.settings)
+        store = Store(settings.store_url or sqlite_url(ca_home.database))
+        store.migrate()
+        return cls(ca_home, settings, store, passphrase)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> CertificateAuthority:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # the CA certificates ------------------------------------------------------------------
+
+    @property
+    def policy(self) -> IssuancePolicy:
+        return self.settings.policy
+
+    def authorities(self) -> list[AuthorityRecord]:
+        if self._authorities is None:
+            self._authorities = self.store.authorities()
+        return self._authorities
+
+    def _active(self, role: str) -> AuthorityRecord | None:
+        for record in reversed(self.authorities()):
+            if record.role == role and record.active:
+                return record
+        return None
+
+    @property
+    def root(self) -> x509.Certificate:
+        record = self._active("root")
+        if record is None:
+            raise NotFound("the inventory has no root CA", "is this a privca home?")
+        return x509.load_der_x509_certificate(record.der)
+
+    def _issuing_record(self) -> AuthorityRecord:
+        record = self._active("issuing") or self._active("root")
+        assert record is not None
+        return record
+
+    @property
+    def issuing(self) -> x509.Certificate:
+        """The certificate that signs services: the issuing CA, or the root if single-tier."""
+        return x509.load_der_x509_certificate(self._issuing_record().der)
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        """The CA certificates above a new leaf, root last."""
+        issuing, root = self.issuing, self.root
+        return (root,) if issuing == root else (issuing, root)
+
+    def _passphrase_bytes(self) -> bytes | None:
+        source = self._passphrase
+        if callable(source):
+            source = source()
+            self._passphrase = source
+        return source
+
+    def _load_issuer(self) -> Issuer:
+        if self._issuer is None:
+            record = self._issuing_record()
+            passphrase = self._passphrase_bytes() if self.settings.encrypted_keys else None
+            if record.key_ref.startswith("pkcs11:"):
+                raise KeyUnavailable(
+                    f"the issuing key '{record.key_ref}' is in an HSM, which this build of "
+                    "privca cannot reach"
+                )
+            key = read_ca_key(self.home.root / record.key_ref, passphrase)
+            cert = x509.load_der_x509_certificate(record.der)
+            if public_key_der(key.public_key()) != public_key_der(cert.public_key()):
+                raise KeyUnavailable(
+                    f"the key '{record.key_ref}' does not match the issuing certificate",
+                    "restore the right key file into private/",
+                )
+            self._issuer = Issuer.from_certificate(cert, key)
+        return self._issuer
+
+    # issuance -----------------------------------------------------------------------------
+
+    def _validity(
+        self, profile: Profile, days: int | None, now: dt.datetime
+    ) -> tuple[dt.datetime, dt.datetime]:
+        issuer_not_after = self.issuing.not_valid_after_utc
+        if days is None:
+            # The default is capped silently by the policy and the issuing CA's own life.
+            days = min(profile.default_days, self.policy.max_days)
+            not_after = min(now + dt.timedelta(days=days), issuer_not_after)
+        else:
+            self.policy.check_days(days)
+            not_after = now + dt.timedelta(days=days)
+            self.policy.check_not_after(not_after, issuer_not_after, days)
+        if not_after <= now:
+            raise PolicyError(
+                "the issuing CA has expired", "rotate the issuing CA (privca rotate issuing)"
+            )
+        return max(now - BACKDATE, self.issuing.not_valid_before_utc), not_after
+
+    def _check_not_ca_key(self, public_key: Any, source: str) -> None:
+        key_der = public_key_der(public_key)
+        for record in self.authorities():
+            cert = x509.load_der_x509_certificate(record.der)
+            if public_key_der(cert.public_key()) == key_der:
+                raise PolicyError(
+                    f"{source} carries the public key of the {record.role} CA",
+                    "a service must have its own key; generate a new one",
+                )
+
+    def issue(
+        self,
+        names: Sequence[str],
+        *,
+        profile: str = profiles.DEFAULT_LEAF_PROFILE.name,
+        key_type: KeyType = DEFAULT_LEAF_KEY,
+        days: int | None = None,
+        now: dt.datetime | None = None,
+    ) -> IssuedCertificate:
+        """Generate a key and certify it for `names`. The key is returned, never stored."""
+        parsed = parse_names(names)
+        if key_type not in self.policy.key_types:
+            raise PolicyError(
+                f"key type {key_type.value} is not allowed by the policy",
+                "allowed: " + ", ".join(k.value for k in self.policy.key_types),
+            )
+        # Validate before spending time on key generation (RSA-4096 takes a while).
+        self.policy.check_names(parsed)
+        self._validity(profiles.leaf_profile(profile), days, now or utcnow())
+        private_key = key_type.generate()
+        request = CertificateRequest(
+            public_key=private_key.public_key(),
+            names=parsed,
+            ignored=(),
+            asks_for_ca=False,
+            source="generated key",
+        )
+        issued = self.sign_requests([request], profile=profile, days=days, now=now)[0]
+        return IssuedCertificate(
+            certificate=issued.certificate,
+            chain=issued.chain,
+            names=issued.names,
+            profile=issued.profile,
+            private_key=private_key,
+        )
+
+    def sign_requests(
+        self,
+        requests: Sequence[CertificateRequest],
+        *,
+        profile: str = profiles.DEFAULT_LEAF_PROFILE.name,
+        days: int | None = None,
+        strict: bool = False,
+        now: dt.datetime | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[IssuedCertificate]:
+        """Sign many requests: all are validated before any is signed (all or nothing)."""
+        if not requests:
+            return []
+        leaf = profiles.leaf_profile(profile)
+        now = now or utcnow()
+        not_before, not_after = self._validity(leaf, days, now)
+        for request in requests:
+            if strict:
+                request.check_strict()
+            self.policy.check_names(request.names)
+            self.policy.check_public_key(request.public_key)
+            self._check_not_ca_key(request.public_key, request.source)
+        issuer = self._load_issuer()
+        issuer_record = self._issuing_record()
+        base = self.settings.base_url
+        subjects = [leaf_subject(request.names) for request in requests]
+        intents = [
+            Intent(
+                issuer_id=issuer_record.id,
+                profile=leaf.name,
+                names=tuple(str(n) for n in request.names),
+                subject=_subject_text(subject),
+                not_before=not_before,
+                not_after=not_after,
+                public_key_sha256=_public_key_sha256(request.public_key),
+            )
+            for request, subject in zip(requests, subjects, strict=True)
+        ]
+        serials = self.store.reserve(intents, now)
+        signed: list[x509.Certificate] = []
+        try:
+            for index, (request, subject, serial) in enumerate(
+                zip(requests, subjects, serials, strict=True)
+            ):
+                spec = CertificateSpec(
+                    subject=subject,
+                    public_key=request.public_key,
+                    profile=leaf,
+                    serial=serial,
+                    not_before=not_before,
+                    not_after=not_after,
+                    names=request.names,
+                    crl_url=f"{base}/crl/{serial_hex(issuer_record.serial)}.crl" if base else None,
+                    ocsp_url=f"{base}/ocsp" if base else None,
+                    ca_issuers_url=f"{base}/ca/issuing.crt" if base else None,
+                )
+                signed.append(build_certificate(spec, issuer))
+                if progress is not None:
+                    progress(index + 1)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.store.abandon(serials[len(signed) :], utcnow(), "signing failed")
+            raise
+        self.store.complete(
+            [(cert.serial_number, der_certificate(cert)) for cert in signed], utcnow()
+        )
+        chain = self.chain
+        return [
+            IssuedCertificate(
+                certificate=cert,
+                chain=chain,
+                names=request.names,
+                profile=leaf.name,
+                ignored_extensions=request.ignored,
+            )
+            for cert, request in zip(signed, requests, strict=True)
+        ]
+
+    # verification and inventory -----------------------------------------------------------
+
+    def verify(
+        self,
+        certificate: x509.Certificate,
+        *,
+        intermediates: Sequence[x509.Certificate] = (),
+        name: str | None = None,
+        private_key: Any = None,
+        roots: Sequence[x509.Certificate] | None = None,
+        now: dt.datetime | None = None,
+    ) -> tuple[VerificationReport, str]:
+        """Validate against our root (or `roots`), and look the serial up in the inventory."""
+        now = now or utcnow()
+        known_intermediates = [c for c in self._all_ca_certificates() if c.subject != c.issuer]
+        report = check_certificate(
+            certificate,
+            roots if roots is not None else [self.root],
+            [*intermediates, *known_intermediates],
+            now,
+            name,
+            public_key_der(private_key.public_key()) if private_key is not None else None,
+        )
+        record = self.store.get(certificate.serial_number)
+        if record is None or record.der != der_certificate(certificate):
+            return report, "unknown"
+        return report, record.status_at(now)
+
+    def _all_ca_certificates(self) -> list[x509.Certificate]:
+        return [x509.load_der_x509_certificate(r.der) for r in self.authorities()]
+
+    def certificates(
+        self,
+        *,
+        expiring_within: dt.timedelta | None = None,
+        status: str | None = None,
+        name_pattern: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> list[CertificateRecord]:
+        now = now or utcnow()
+        return self.store.find(
+            name_pattern=name_pattern,
+            status=status,
+            expiring_before=now + expiring_within if expiring_within is not None else None,
+            now=now,
+        )
+
+    def lookup(self, serial_or_name: str, now: dt.datetime | None = None) -> CertificateRecord:
+        """A certificate by hex serial (with or without colons) or by one of its names."""
+        now = now or utcnow()
+        text = serial_or_name.strip().lower().replace(":", "")
+        if text and all(ch in "0123456789abcdef" for ch in text) and len(text) >= 8:
+            record = self.store.get(int(text, 16))
+            if record is not None and record.der is not None:
+                return record
+        try:
+            name = str(parse_names([serial_or_name])[0])
+        except InputError:
+            name = serial_or_name
+        matches = self.store.find_by_name(name, now)
+        if not matches:
+            raise NotFound(
+                f"no certificate with serial or name '{serial_or_name}' in the inventory",
+                "see `privca list`",
+            )
+        live = [m for m in matches if m.status_at(now) == "valid"]
+        return (live or matches)[0]
+
+    def issuer_of(self, record: CertificateRecord) -> AuthorityRecord | None:
+        for authority in self.authorities():
+            if authority.id == record.issuer_id:
+                return authority
+        return None
+
+
+def _remove_created(created: list[Path], home: CAHome, root_existed: bool) -> None:
+    """Undo a failed init so a retry starts clean; never touches files we did not create."""
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            (home.database.parent / (home.database.name + suffix)).unlink()
+    if not root_existed:
+        with contextlib.suppress(OSError):
+            home.root.rmdir()
+
+
+__all__ = ["CertificateAuthority", "IssuedCertificate", "load_certificate"]

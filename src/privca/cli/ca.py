@@ -1,0 +1,201 @@
+"""privca init | quickstart | export: establish a CA and hand out its certificates."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from privca.cli.options import json_option, key_type_option
+from privca.cli.render import note, print_json, warn
+from privca.cli.secrets import new_passphrase, passphrase_file_option
+
+if TYPE_CHECKING:
+    from privca.cli.main import AppContext
+
+
+@click.command("init")
+@click.option("--name", required=True, help="CA name, e.g. 'Example Internal CA'.")
+@click.option(
+    "--single-tier",
+    is_flag=True,
+    help="Root signs services directly (the runbook's shape). Default: root + issuing CA.",
+)
+@key_type_option(None, "CA key type (default: ec-p384 root, ec-p256 issuing CA).")
+@click.option("--root-days", type=int, default=3650, show_default=True)
+@click.option("--issuing-days", type=int, default=1825, show_default=True)
+@click.option(
+    "--permit",
+    multiple=True,
+    metavar="NAME|CIDR",
+    help="Permitted subtree (repeatable): critical nameConstraints and the issuance policy.",
+)
+@click.option(
+    "--exclude", multiple=True, metavar="NAME|CIDR", help="Excluded subtree (repeatable)."
+)
+@passphrase_file_option("Read the passphrase for the new CA keys from this file.")
+@click.option("--no-passphrase", is_flag=True, help="Store CA keys unencrypted (not recommended).")
+@click.option("--url", "base_url", default="", help="Base URL of `privca serve` (CRL, OCSP, AIA).")
+@click.option("--store-url", default="", help="PostgreSQL URL (default: SQLite in the home).")
+@json_option
+@click.pass_obj
+def init_command(
+    app: AppContext,
+    name: str,
+    single_tier: bool,
+    key_type: str | None,
+    root_days: int,
+    issuing_days: int,
+    permit: tuple[str, ...],
+    exclude: tuple[str, ...],
+    passphrase_file: Path | None,
+    no_passphrase: bool,
+    base_url: str,
+    store_url: str,
+    as_json: bool,
+) -> None:
+    """Establish a new CA: an offline-able root and an issuing CA, keys encrypted 0400."""
+    from privca.authority import CertificateAuthority
+    from privca.errors import InputError
+    from privca.home import CAHome
+    from privca.keys.types import KeyType
+
+    if no_passphrase and passphrase_file is not None:
+        raise InputError(
+            "--no-passphrase and --passphrase-file contradict each other", "choose one"
+        )
+    home = CAHome(app.home_path)
+    if home.exists():
+        from privca.errors import AlreadyExists
+
+        raise AlreadyExists(
+            f"a CA already exists at '{home.root}'",
+            "choose another --home; privca never overwrites a CA",
+        )
+    passphrase = None if no_passphrase else new_passphrase(passphrase_file)
+    if no_passphrase:
+        warn("CA keys will be stored unencrypted; anyone who copies private/ can issue.")
+    ca = CertificateAuthority.init(
+        home.root,
+        name,
+        single_tier=single_tier,
+        key_type=KeyType.parse(key_type) if key_type else None,
+        root_days=root_days,
+        issuing_days=issuing_days,
+        permitted=permit,
+        excluded=exclude,
+        passphrase=passphrase,
+        store_url=store_url,
+        base_url=base_url,
+    )
+    summary = {
+        "home": str(home.root),
+        "root": str(home.root_cert),
+        "issuing": None if single_tier else str(home.issuing_cert),
+        "chain": str(home.chain),
+        "root_subject": ca.root.subject.rfc4514_string(),
+        "root_not_after": ca.root.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "permitted": list(permit),
+        "excluded": list(exclude),
+        "encrypted_keys": passphrase is not None,
+    }
+    ca.close()
+    if as_json:
+        print_json(summary)
+        return
+    if app.quiet:
+        return
+    click.echo(f"Created CA '{name}' in {home.root}")
+    click.echo(f"  root certificate:  {home.root_cert}  (install this on clients)")
+    if not single_tier:
+        click.echo(f"  issuing CA:        {home.issuing_cert}")
+    click.echo(
+        f"  keys:              {home.private}/ (0700, keys 0400"
+        f"{', encrypted' if passphrase else ', UNENCRYPTED'})"
+    )
+    if permit or exclude:
+        click.echo(
+            f"  name constraints:  permit {', '.join(permit) or '-'}; "
+            f"exclude {', '.join(exclude) or '-'}"
+        )
+    click.echo("Next: privca issue NAME ...   |   privca trust install")
+
+
+@click.command("export")
+@click.argument("what", type=click.Choice(["chain", "root"]))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@click.pass_obj
+def export_command(app: AppContext, what: str, out: Path | None) -> None:
+    """Print (or write) the root certificate or the CA chain, PEM, for distribution."""
+    from privca.cli.options import open_authority
+    from privca.home import atomic_write
+    from privca.x509.encoding import pem_certificate, pem_certificates
+
+    with open_authority(app) as ca:
+        data = pem_certificate(ca.root) if what == "root" else pem_certificates(list(ca.chain))
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        atomic_write(out, data, 0o644)
+        note(f"wrote {out}", app.quiet)
+
+
+@click.command("quickstart")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("privca-quickstart"),
+    show_default=True,
+    help="Where to create the demo CA and certificate.",
+)
+@click.pass_obj
+def quickstart_command(app: AppContext, directory: Path) -> None:
+    """Make a demo CA, issue a localhost certificate, prove it with a real TLS handshake."""
+    from privca.authority import CertificateAuthority
+    from privca.cli.tls_probe import handshake_over_loopback
+    from privca.errors import CheckFailed
+    from privca.home import atomic_write_many
+    from privca.x509.encoding import pem_private_key_unencrypted
+
+    home = directory / "ca"
+    out = directory / "certs"
+    ca = CertificateAuthority.init(home, "privca Quickstart CA", passphrase=None)
+    click.echo(f"1. Created a two-tier CA in {home} (demo: keys unencrypted)")
+    issued = ca.issue(["localhost", "127.0.0.1", "::1"])
+    out.mkdir(parents=True, exist_ok=True)
+    key_path, cert_path, chain_path = (
+        out / "localhost.key",
+        out / "localhost.crt",
+        out / "localhost.chain.pem",
+    )
+    atomic_write_many(
+        [
+            (key_path, pem_private_key_unencrypted(issued.private_key), 0o600),
+            (cert_path, issued.certificate_pem(), 0o644),
+            (chain_path, issued.chain_pem(), 0o644),
+        ]
+    )
+    click.echo(
+        f"2. Issued {cert_path} for localhost, 127.0.0.1, ::1 "
+        f"(serial {issued.serial:x}, recorded in the inventory)"
+    )
+    report, status = ca.verify(issued.certificate, name="localhost", private_key=issued.private_key)
+    if not report.ok:
+        raise CheckFailed(
+            "quickstart certificate failed verification: " + "; ".join(report.problems)
+        )
+    click.echo(f"3. Verified: chain to the root, name, key pair, status {status}")
+    handshake_over_loopback(chain_path, key_path, home / "certs" / "root.crt", "localhost")
+    click.echo("4. A TLS 1.3 handshake on 127.0.0.1 trusting only the new root succeeded")
+    ca.close()
+    click.echo("")
+    click.echo("Next steps:")
+    click.echo(f"  export PRIVCA_HOME={home.resolve()}")
+    click.echo("  privca list                       # the inventory")
+    click.echo("  privca issue db.example.internal  # a certificate for a service")
+    click.echo("  privca trust install              # trust the root on this machine")
+    click.echo("For a real CA: privca init --name 'Example Internal CA' --permit corp.internal")

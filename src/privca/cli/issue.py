@@ -1,0 +1,309 @@
+"""privca issue | csr | sign: certificates for services."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from privca.cli.options import days_option, json_option, key_type_option, profile_option
+from privca.cli.render import note, print_json, progress
+from privca.cli.secrets import passphrase_file_option
+
+if TYPE_CHECKING:
+    from privca.authority import IssuedCertificate
+    from privca.cli.main import AppContext
+
+CSR_LIMIT = 256 * 1024
+
+
+def _out_directory(out: Path) -> Path:
+    from privca.errors import InputError
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out '{out}' exists and is not a directory")
+    return out
+
+
+def _issued_document(issued: IssuedCertificate, files: dict[str, str]) -> dict[str, Any]:
+    from privca._time import isoformat
+
+    cert = issued.certificate
+    return {
+        "serial": format(issued.serial, "x"),
+        "names": [str(n) for n in issued.names],
+        "profile": issued.profile,
+        "issuer": cert.issuer.rfc4514_string(),
+        "not_before": isoformat(cert.not_valid_before_utc),
+        "not_after": isoformat(cert.not_valid_after_utc),
+        "status": "valid",
+        "ignored_extensions": list(issued.ignored_extensions),
+        "files": files,
+    }
+
+
+@click.command("issue")
+@click.argument("names", nargs=-1, required=True)
+@profile_option
+@key_type_option("ec-p256", "Key type of the generated service key.")
+@days_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Directory for NAME.key, NAME.crt and NAME.chain.pem.",
+)
+@click.option("--p12", is_flag=True, help="Also write NAME.p12 (key + chain).")
+@click.option(
+    "--p12-passphrase-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Passphrase for the PKCS#12 file (else $PRIVCA_P12_PASSPHRASE, else a prompt).",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@passphrase_file_option()
+@json_option
+@click.pass_obj
+def issue_command(
+    app: AppContext,
+    names: tuple[str, ...],
+    profile: str,
+    key_type: str,
+    days: int | None,
+    out: Path,
+    p12: bool,
+    p12_passphrase_file: Path | None,
+    force: bool,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Generate a key and a certificate for NAMES (DNS, IDN, *.wildcard, IP, email:, uri:).
+
+    The first DNS name names the files. The key is written 0600 and never kept by the CA.
+    """
+    from privca.cli.options import open_authority
+    from privca.errors import AlreadyExists
+    from privca.home import atomic_write_many
+    from privca.keys.types import KeyType
+    from privca.x509.encoding import pem_private_key_unencrypted, pkcs12_bundle
+    from privca.x509.names import parse_names
+
+    out = _out_directory(out)
+    parsed = parse_names(names)
+    dns = [n for n in parsed if n.kind == "dns"]
+    stem = (dns or list(parsed))[0].file_stem
+    paths = {
+        "key": out / f"{stem}.key",
+        "certificate": out / f"{stem}.crt",
+        "chain": out / f"{stem}.chain.pem",
+    }
+    if p12:
+        paths["p12"] = out / f"{stem}.p12"
+    if not force:
+        for path in paths.values():
+            if path.exists():
+                raise AlreadyExists(
+                    f"'{path}' already exists", "use --force to replace it, or another --out"
+                )
+    p12_passphrase = _p12_passphrase(p12_passphrase_file) if p12 else None
+    with open_authority(app, passphrase_file) as ca:
+        issued = ca.issue(names, profile=profile, key_type=KeyType.parse(key_type), days=days)
+    files: list[tuple[Path, bytes, int]] = [
+        (paths["key"], pem_private_key_unencrypted(issued.private_key), 0o600),
+        (paths["certificate"], issued.certificate_pem(), 0o644),
+        (paths["chain"], issued.chain_pem(), 0o644),
+    ]
+    if p12_passphrase is not None:
+        bundle = pkcs12_bundle(
+            stem, issued.private_key, issued.certificate, list(issued.chain), p12_passphrase
+        )
+        files.append((paths["p12"], bundle, 0o600))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_many(files)
+    if as_json:
+        print_json(_issued_document(issued, {k: str(v) for k, v in paths.items()}))
+        return
+    if not app.quiet:
+        click.echo(
+            f"Issued {', '.join(str(n) for n in issued.names)} "
+            f"(serial {issued.serial:x}, {issued.profile}, "
+            f"until {issued.certificate.not_valid_after_utc:%Y-%m-%d})"
+        )
+        for label, path in paths.items():
+            click.echo(f"  {label + ':':13}{path}")
+
+
+def _p12_passphrase(path: Path | None) -> bytes:
+    from privca.cli.secrets import read_secret_file
+    from privca.errors import InputError
+
+    if path is not None:
+        return read_secret_file(path, "PKCS#12 passphrase file")
+    env = os.environ.get("PRIVCA_P12_PASSPHRASE")
+    if env:
+        return env.encode()
+    import sys
+
+    if not sys.stdin.isatty():
+        raise InputError(
+            "no passphrase for the PKCS#12 file and no terminal to ask on",
+            "use --p12-passphrase-file FILE or $PRIVCA_P12_PASSPHRASE",
+        )
+    return click.prompt(
+        "PKCS#12 passphrase", hide_input=True, confirmation_prompt=True, err=True
+    ).encode()
+
+
+@click.command("csr")
+@click.argument("names", nargs=-1, required=True)
+@key_type_option("ec-p256", "Key type to generate.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Directory for NAME.key and NAME.csr.",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@json_option
+@click.pass_obj
+def csr_command(
+    app: AppContext, names: tuple[str, ...], key_type: str, out: Path, force: bool, as_json: bool
+) -> None:
+    """Make a key and a CSR on the service host; the key never leaves it. No CA needed."""
+    from privca.errors import AlreadyExists
+    from privca.home import atomic_write_many
+    from privca.keys.types import KeyType
+    from privca.x509.build import build_csr
+    from privca.x509.encoding import pem_csr, pem_private_key_unencrypted
+    from privca.x509.names import parse_names
+
+    out = _out_directory(out)
+    parsed = parse_names(names)
+    dns = [n for n in parsed if n.kind == "dns"]
+    stem = (dns or list(parsed))[0].file_stem
+    key_path, csr_path = out / f"{stem}.key", out / f"{stem}.csr"
+    if not force:
+        for path in (key_path, csr_path):
+            if path.exists():
+                raise AlreadyExists(f"'{path}' already exists", "use --force to replace it")
+    key = KeyType.parse(key_type).generate()
+    csr = build_csr(key, parsed)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_many(
+        [(key_path, pem_private_key_unencrypted(key), 0o600), (csr_path, pem_csr(csr), 0o644)]
+    )
+    if as_json:
+        print_json({"key": str(key_path), "csr": str(csr_path), "names": [str(n) for n in parsed]})
+    elif not app.quiet:
+        click.echo(f"Wrote {key_path} (0600) and {csr_path}")
+        click.echo(f"Next, on the CA host: privca sign {csr_path.name}")
+
+
+@click.command("sign")
+@click.argument("csrs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@profile_option
+@days_option
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output directory (default: current), or a FILE when signing one CSR.",
+)
+@click.option(
+    "--strict", is_flag=True, help="Refuse CSRs that ask for extensions (CA rights, usages)."
+)
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@passphrase_file_option()
+@json_option
+@click.pass_obj
+def sign_command(
+    app: AppContext,
+    csrs: tuple[Path, ...],
+    profile: str,
+    days: int | None,
+    out: Path | None,
+    strict: bool,
+    force: bool,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Sign CSRs made anywhere. Only the public key and the names are taken from each;
+    every extension comes from the profile. All are checked before any is signed."""
+    from privca.cli.options import open_authority
+    from privca.cli.render import warn
+    from privca.errors import AlreadyExists, InputError
+    from privca.home import atomic_write_many, read_input_file
+    from privca.x509.csr import inspect_csr
+    from privca.x509.encoding import load_csr
+
+    requests = []
+    for path in csrs:
+        data = read_input_file(path, "CSR file", limit=CSR_LIMIT)
+        requests.append(inspect_csr(load_csr(data, f"CSR '{path}'"), f"CSR '{path}'"))
+
+    single_file = out is not None and len(csrs) == 1 and not out.is_dir() and out.suffix != ""
+    if out is not None and len(csrs) > 1 and out.exists() and not out.is_dir():
+        raise InputError(
+            f"--out '{out}' is a file but {len(csrs)} CSRs were given",
+            "give a directory for several CSRs",
+        )
+    directory = (out.parent if single_file else out) if out is not None else Path(".")
+    planned: list[tuple[Path, Path]] = []
+    for request in requests:
+        dns = [n for n in request.names if n.kind == "dns"]
+        stem = (dns or list(request.names))[0].file_stem
+        if single_file:
+            assert out is not None
+            cert_path = out
+            chain_path = out.with_name(out.stem + ".chain.pem")
+        else:
+            cert_path = directory / f"{stem}.crt"
+            chain_path = directory / f"{stem}.chain.pem"
+        planned.append((cert_path, chain_path))
+    targets = [p for pair in planned for p in pair]
+    if len(set(targets)) != len(targets):
+        raise InputError(
+            "two CSRs would write the same output file",
+            "sign them separately or rename the CSRs' first names",
+        )
+    if not force:
+        for path in targets:
+            if path.exists():
+                raise AlreadyExists(f"'{path}' already exists", "use --force to replace it")
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"--out '{directory}' is not a directory")
+
+    with open_authority(app, passphrase_file) as ca, progress(len(requests), "signing") as tick:
+        issued = ca.sign_requests(
+            requests, profile=profile, days=days, strict=strict, progress=tick
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    files = []
+    for item, (cert_path, chain_path) in zip(issued, planned, strict=True):
+        files.append((cert_path, item.certificate_pem(), 0o644))
+        files.append((chain_path, item.chain_pem(), 0o644))
+    atomic_write_many(files)
+    for request in requests:
+        if request.ignored and not as_json:
+            warn(f"{request.source} asked for {', '.join(request.ignored)}; not copied")
+    if as_json:
+        documents = [
+            _issued_document(item, {"certificate": str(c), "chain": str(h)})
+            for item, (c, h) in zip(issued, planned, strict=True)
+        ]
+        print_json(documents)
+        return
+    if app.quiet:
+        return
+    if len(issued) == 1:
+        item = issued[0]
+        click.echo(
+            f"Signed {', '.join(str(n) for n in item.names)} (serial {item.serial:x}, "
+            f"until {item.certificate.not_valid_after_utc:%Y-%m-%d})"
+        )
+        click.echo(f"  certificate: {planned[0][0]}\n  chain:       {planned[0][1]}")
+    else:
+        note(f"Signed {len(issued)} certificates into {directory}")

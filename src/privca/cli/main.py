@@ -1,0 +1,130 @@
+"""The `privca` command group: global options, lazy subcommands, and the one error boundary.
+
+Subcommand modules are imported only when their command runs, so `privca --help` and
+`privca --version` do not pay for importing cryptography or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from privca import __version__
+from privca.errors import PrivcaError
+
+# command name -> ("module:attribute" under privca.cli, one-line help for `privca --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("ca:init_command", "Establish a new CA (root + issuing CA) in the home."),
+    "quickstart": ("ca:quickstart_command", "Make a demo CA, issue and verify a localhost cert."),
+    "export": ("ca:export_command", "Print or write the root or the chain for distribution."),
+    "issue": ("issue:issue_command", "Generate a key and issue a certificate for names."),
+    "csr": ("issue:csr_command", "Make a key and CSR on a service host (no CA needed)."),
+    "sign": ("issue:sign_command", "Sign CSRs, taking only their public key and names."),
+    "verify": ("verify:verify_command", "Verify a certificate: chain, name, key, expiry, status."),
+    "list": ("inventory:list_command", "List the certificates in the inventory."),
+    "show": ("inventory:show_command", "Show one certificate of the inventory."),
+    "trust": ("trust:trust_group", "Install, check and remove the CA in client trust stores."),
+}
+
+
+@dataclass
+class AppContext:
+    """What every command receives: the CA home it works on and how chatty to be."""
+
+    home_path: Path
+    verbosity: int = 0
+
+    @property
+    def quiet(self) -> bool:
+        return self.verbosity < 0
+
+
+class LazyGroup(click.Group):
+    def __init__(
+        self, *args: object, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: object
+    ):
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = dict(lazy or {})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy[name][1]) for name in sorted(self.lazy)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module_name, attribute = self.lazy[cmd_name][0].split(":")
+            module = importlib.import_module(f"privca.cli.{module_name}")
+            return getattr(module, attribute)
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except PrivcaError as exc:
+            report_error(exc)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("privca: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # the one place an unexpected bug is reported as a bug
+            verbose = isinstance(ctx.obj, AppContext) and ctx.obj.verbosity > 0
+            if verbose:
+                import traceback
+
+                traceback.print_exc()
+            click.echo(f"privca: internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo(
+                "  hint: this is a bug in privca; please report it with the command you ran"
+                + ("" if verbose else " and the output of the same command with -v"),
+                err=True,
+            )
+            ctx.exit(70)
+        return None
+
+
+def report_error(exc: PrivcaError) -> None:
+    click.echo(f"privca: error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"  hint: {exc.hint}", err=True)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PRIVCA_HOME",
+    help="CA home directory (default: $PRIVCA_HOME, else the platform user data dir).",
+)
+@click.option("-v", "--verbose", count=True, help="More output; -v shows tracebacks of bugs.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.version_option(__version__, "--version", prog_name="privca")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, verbose: int, quiet: bool) -> None:
+    """privca: a private certificate authority for internal services."""
+    if home is None:
+        from privca.home import default_home
+
+        home = default_home()
+    ctx.obj = AppContext(home_path=home, verbosity=-1 if quiet else verbose)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="privca", standalone_mode=True)
+    except SystemExit as exc:
+        # click's usage errors exit 2 already; keep explicit exit codes.
+        raise SystemExit(exc.code) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

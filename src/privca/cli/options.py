@@ -1,0 +1,72 @@
+"""Options and helpers shared by several commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from privca.authority import CertificateAuthority
+    from privca.cli.main import AppContext
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+KEY_TYPES = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"]
+LEAF_PROFILES = ["server", "client", "server-client"]
+
+
+def key_type_option(default: str | None, help_text: str) -> Callable[[Any], Any]:
+    return click.option(
+        "--key-type",
+        type=click.Choice(KEY_TYPES, case_sensitive=False),
+        default=default,
+        show_default=default is not None,
+        help=help_text,
+    )
+
+
+profile_option = click.option(
+    "--profile",
+    type=click.Choice(LEAF_PROFILES),
+    default="server-client",
+    show_default=True,
+    help="Certificate profile: server, client, or both (internal mTLS).",
+)
+
+days_option = click.option(
+    "--days",
+    type=int,
+    default=None,
+    help="Validity in days (default 730, capped by policy and the issuing CA's life).",
+)
+
+
+def open_authority(app: AppContext, passphrase_file: Path | None = None) -> CertificateAuthority:
+    from privca.authority import CertificateAuthority
+    from privca.cli.secrets import existing_passphrase
+
+    return CertificateAuthority.open(app.home_path, existing_passphrase(passphrase_file))
+
+
+def record_document(ca: CertificateAuthority, record: Any, now: Any) -> dict[str, Any]:
+    """The JSON shape of one inventory entry (list and show)."""
+    from privca._time import isoformat
+    from privca.store.inventory import serial_hex
+
+    issuer = ca.issuer_of(record)
+    return {
+        "serial": serial_hex(record.serial),
+        "names": list(record.names),
+        "profile": record.profile,
+        "subject": record.subject,
+        "issuer": issuer.common_name if issuer else None,
+        "not_before": isoformat(record.not_before),
+        "not_after": isoformat(record.not_after),
+        "days_left": round((record.not_after - now).total_seconds() / 86400, 1),
+        "status": record.status_at(now),
+        "revoked_at": isoformat(record.revoked_at) if record.revoked_at else None,
+        "revocation_reason": record.revocation_reason,
+    }

@@ -1,0 +1,77 @@
+"""Output: JSON documents, rich tables on a terminal, plain lines when piped, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import click
+
+from privca.errors import InputError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """`30d`, `12h`, `2w`, or a bare number of days."""
+    match = _DURATION.match(text)
+    if not match:
+        raise InputError(
+            f"duration '{text}' is not understood", "use a number with s, m, h, d or w, e.g. 30d"
+        )
+    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def print_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, sort_keys=False))
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    if not is_terminal():
+        # Tab-separated when piped: stable for grep/awk, no terminal escapes.
+        click.echo("\t".join(columns))
+        for row in rows:
+            click.echo("\t".join(row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def note(message: str, quiet: bool = False) -> None:
+    """Human commentary goes to stderr so stdout stays parseable."""
+    if not quiet:
+        click.echo(message, err=True)
+
+
+def warn(message: str) -> None:
+    click.echo(f"privca: warning: {message}", err=True)
+
+
+@contextlib.contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal for long work; a no-op callback when piped."""
+    if total < 20 or not sys.stderr.isatty():
+        yield lambda _done: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)

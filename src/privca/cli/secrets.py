@@ -1,0 +1,74 @@
+"""Where secrets come from: a file, an environment variable, or a prompt. Never argv."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from privca.errors import InputError
+
+PASSPHRASE_ENV = "PRIVCA_PASSPHRASE"
+
+
+def passphrase_file_option(
+    help_text: str = "Read the CA key passphrase from this file.",
+) -> Callable:
+    return click.option(
+        "--passphrase-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=help_text + f" Else ${PASSPHRASE_ENV}, else a prompt.",
+    )
+
+
+def read_secret_file(path: Path, what: str) -> bytes:
+    from privca.home import read_input_file
+
+    data = read_input_file(path, what, limit=4096)
+    # Tolerate the newline editors and `echo` add; a passphrase never ends in one.
+    secret = data.rstrip(b"\r\n")
+    if not secret:
+        raise InputError(f"{what} '{path}' is empty")
+    return secret
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def new_passphrase(path: Path | None, what: str = "CA key passphrase") -> bytes:
+    """A passphrase for keys being created: file, env, or a prompt asked twice."""
+    if path is not None:
+        return read_secret_file(path, "passphrase file")
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env:
+        return env.encode()
+    if not _interactive():
+        raise InputError(
+            "no passphrase for the new CA keys and no terminal to ask on",
+            f"use --passphrase-file FILE or ${PASSPHRASE_ENV}, or --no-passphrase",
+        )
+    value = click.prompt(f"New {what}", hide_input=True, confirmation_prompt=True, err=True)
+    return value.encode()
+
+
+def existing_passphrase(path: Path | None) -> Callable[[], bytes | None]:
+    """A passphrase source for an existing key, asked only when the key is actually used."""
+
+    def source() -> bytes | None:
+        if path is not None:
+            return read_secret_file(path, "passphrase file")
+        env = os.environ.get(PASSPHRASE_ENV)
+        if env:
+            return env.encode()
+        if not _interactive():
+            raise InputError(
+                "the CA key is encrypted and there is no passphrase and no terminal to ask on",
+                f"use --passphrase-file FILE or ${PASSPHRASE_ENV}",
+            )
+        return click.prompt("CA key passphrase", hide_input=True, err=True).encode()
+
+    return source

@@ -1,0 +1,1 @@
+"""Key types, encrypted key files and the signing-key protocol."""

@@ -1,0 +1,173 @@
+"""IssuancePolicy: which names, keys and lifetimes the CA will certify. One frozen value."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from privca.errors import InputError, PolicyError
+from privca.keys.types import KeyType, key_type_of
+from privca.x509.names import NameSubtree, SubjectName, host_of, parse_subtree
+
+DEFAULT_LEAF_KEY_TYPES = (
+    KeyType.EC_P256,
+    KeyType.EC_P384,
+    KeyType.RSA_2048,
+    KeyType.RSA_3072,
+    KeyType.RSA_4096,
+)
+
+
+@dataclass(frozen=True)
+class IssuancePolicy:
+    """The rules every request is checked against before the CA key is touched.
+
+    `permitted`/`excluded` are the same subtrees written into the CA certificates' name
+    constraints; the policy applies them also to email and URI hosts, which is stricter than
+    what clients enforce, so nothing is issued that a constraint-checking client would reject.
+    """
+
+    permitted: tuple[NameSubtree, ...] = ()
+    excluded: tuple[NameSubtree, ...] = ()
+    allow_wildcards: bool = True
+    max_days: int = 825
+    key_types: tuple[KeyType, ...] = DEFAULT_LEAF_KEY_TYPES
+    forbidden_keys: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def build(
+        cls,
+        permitted: Iterable[str] = (),
+        excluded: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> IssuancePolicy:
+        return cls(
+            permitted=tuple(dict.fromkeys(parse_subtree(t) for t in permitted)),
+            excluded=tuple(dict.fromkeys(parse_subtree(t) for t in excluded)),
+            **kwargs,
+        )
+
+    @property
+    def is_constrained(self) -> bool:
+        return bool(self.permitted or self.excluded)
+
+    def _permits_kind(self, kind: str) -> tuple[NameSubtree, ...]:
+        return tuple(s for s in self.permitted if s.kind == kind)
+
+    def check_name(self, name: SubjectName) -> None:
+        if name.is_wildcard and not self.allow_wildcards:
+            raise PolicyError(
+                f"name '{name}' is a wildcard and the policy does not allow wildcards",
+                "list each host name, or set allow_wildcards = true in privca.toml",
+            )
+        if name.kind == "ip":
+            self._check_ip(name)
+            return
+        host = host_of(name) if name.kind in ("email", "uri") else name.value
+        if host is None:
+            return
+        if name.kind == "uri" and _is_ip(host):
+            self._check_ip(SubjectName("ip", host.strip("[]")), shown=str(name))
+            return
+        self._check_dns(host, shown=str(name), wildcard=name.is_wildcard)
+
+    def _check_dns(self, host: str, *, shown: str, wildcard: bool) -> None:
+        dns_permits = self._permits_kind("dns")
+        if self.permitted and not any(s.contains_dns(host) for s in dns_permits):
+            allowed = ", ".join(str(s) for s in dns_permits) or "none (only IP networks)"
+            raise PolicyError(
+                f"name '{shown}' is outside the permitted DNS subtrees: {allowed}",
+                "request names under a permitted domain",
+            )
+        for subtree in self.excluded:
+            if subtree.contains_dns(host):
+                raise PolicyError(f"name '{shown}' is inside the excluded subtree '{subtree}'")
+            # '*.corp.internal' would also match 'secret.corp.internal' at a client.
+            if wildcard and subtree.kind == "dns" and subtree.value.endswith(host[1:]):
+                raise PolicyError(
+                    f"wildcard '{shown}' would cover the excluded subtree '{subtree}'",
+                    "list the host names instead of a wildcard",
+                )
+
+    def _check_ip(self, name: SubjectName, shown: str | None = None) -> None:
+        shown = shown or str(name)
+        ip_permits = self._permits_kind("ip")
+        if self.permitted and not any(s.contains_ip(name.value) for s in ip_permits):
+            allowed = ", ".join(str(s) for s in ip_permits) or "none (only DNS domains)"
+            raise PolicyError(
+                f"address '{shown}' is outside the permitted networks: {allowed}",
+                "request an address inside a permitted network",
+            )
+        for subtree in self.excluded:
+            if subtree.contains_ip(name.value):
+                raise PolicyError(f"address '{shown}' is inside the excluded network '{subtree}'")
+
+    def check_names(self, names: Iterable[SubjectName]) -> None:
+        """One bad name refuses the whole request."""
+        for name in names:
+            self.check_name(name)
+
+    def check_public_key(self, public_key: Any) -> KeyType:
+        key_type = key_type_of(public_key)
+        if key_type not in self.key_types:
+            raise PolicyError(
+                f"key type {key_type.value} is not allowed by the policy",
+                "allowed: " + ", ".join(k.value for k in self.key_types),
+            )
+        return key_type
+
+    def check_days(self, days: int) -> None:
+        if days <= 0:
+            raise InputError(f"validity of {days} days is not positive", "give --days 1 or more")
+        if days > self.max_days:
+            raise PolicyError(
+                f"validity of {days} days exceeds the policy maximum of {self.max_days} days",
+                f"use --days {self.max_days} or less",
+            )
+
+    def check_not_after(
+        self, not_after: dt.datetime, issuer_not_after: dt.datetime, days: int
+    ) -> None:
+        if not_after > issuer_not_after:
+            raise PolicyError(
+                f"validity of {days} days would outlive the issuing CA, which expires "
+                f"{issuer_not_after:%Y-%m-%d}",
+                "use fewer --days, or rotate the issuing CA (privca rotate issuing)",
+            )
+
+    def to_settings(self) -> dict[str, Any]:
+        return {
+            "permitted": [str(s) for s in self.permitted],
+            "excluded": [str(s) for s in self.excluded],
+            "allow_wildcards": self.allow_wildcards,
+            "max_days": self.max_days,
+            "key_types": [k.value for k in self.key_types],
+        }
+
+    @classmethod
+    def from_settings(cls, data: dict[str, Any]) -> IssuancePolicy:
+        try:
+            return cls.build(
+                permitted=data.get("permitted", ()),
+                excluded=data.get("excluded", ()),
+                allow_wildcards=bool(data.get("allow_wildcards", True)),
+                max_days=int(data.get("max_days", 825)),
+                key_types=tuple(
+                    KeyType.parse(k)
+                    for k in data.get("key_types", [k.value for k in DEFAULT_LEAF_KEY_TYPES])
+                ),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"the [policy] section of privca.toml is invalid: {exc}") from exc
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True

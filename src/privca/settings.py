@@ -1,0 +1,88 @@
+"""privca.toml: the CA's name, tiers, policy, store and URLs. Read with tomllib."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from privca.errors import InputError, NotFound
+from privca.home import atomic_write
+from privca.policy import IssuancePolicy
+
+
+@dataclass(frozen=True)
+class Settings:
+    name: str
+    single_tier: bool = False
+    policy: IssuancePolicy = field(default_factory=IssuancePolicy)
+    store_url: str = ""
+    base_url: str = ""
+    encrypted_keys: bool = True
+
+    def to_toml(self) -> str:
+        sections: dict[str, dict[str, Any]] = {
+            "ca": {
+                "name": self.name,
+                "single_tier": self.single_tier,
+                "encrypted_keys": self.encrypted_keys,
+                "base_url": self.base_url,
+            },
+            "policy": self.policy.to_settings(),
+            "store": {"url": self.store_url},
+        }
+        lines = ["# privca CA settings. Edit with care; `privca doctor` checks them.", ""]
+        for section, values in sections.items():
+            lines.append(f"[{section}]")
+            lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+            lines.append("")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_toml(cls, text: str, source: str) -> Settings:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"{source} is not valid TOML: {exc}") from exc
+        ca = data.get("ca", {})
+        if not isinstance(ca, dict) or not isinstance(ca.get("name"), str):
+            raise InputError(f"{source} has no [ca] name", "is this a privca home?")
+        return cls(
+            name=ca["name"],
+            single_tier=bool(ca.get("single_tier", False)),
+            encrypted_keys=bool(ca.get("encrypted_keys", True)),
+            base_url=str(ca.get("base_url", "")),
+            policy=IssuancePolicy.from_settings(data.get("policy", {})),
+            store_url=str(data.get("store", {}).get("url", "")),
+        )
+
+    def write(self, path: Path) -> None:
+        atomic_write(path, self.to_toml().encode(), 0o644)
+
+    @classmethod
+    def read(cls, path: Path) -> Settings:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise NotFound(
+                f"no CA found at '{path.parent}' ({path.name} is missing)",
+                "run `privca init --name NAME`, or pass --home / set $PRIVCA_HOME",
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read '{path}': {exc}") from exc
+        return cls.from_toml(text, str(path))
+
+
+def _toml_value(value: Any) -> str:
+    # JSON string escapes are a subset of TOML basic-string escapes.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

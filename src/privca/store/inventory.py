@@ -1,0 +1,313 @@
+"""Store: the inventory of CA certificates and issued certificates, with an audit trail.
+
+Issuance is two commits: `reserve` records the intent (serial, names, profile) before the
+CA key signs, `complete` records the signed certificate before anything is returned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from privca._time import as_utc
+from privca.errors import InputError, StoreUnavailable
+from privca.store.database import create_engine, migrate
+from privca.store.schema import authorities, certificates, events
+
+SERIAL_RETRIES = 5
+
+
+def random_serial() -> int:
+    """126 CSPRNG bits under a fixed leading bit: positive, always 16 DER bytes and 32 hex
+    digits, so a serial never looks like the sequential 01, 02 of `-CAcreateserial`."""
+    return secrets.randbits(126) | (1 << 126)
+
+
+def serial_hex(serial: int) -> str:
+    return format(serial, "x")
+
+
+@dataclass(frozen=True)
+class AuthorityRecord:
+    id: int
+    role: str
+    common_name: str
+    serial: int
+    der: bytes
+    key_ref: str
+    active: bool
+    not_after: dt.datetime
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What is about to be signed, recorded before the CA key is used."""
+
+    issuer_id: int
+    profile: str
+    names: tuple[str, ...]
+    subject: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    public_key_sha256: str
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    serial: int
+    issuer_id: int
+    status: str
+    profile: str
+    names: tuple[str, ...]
+    subject: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    public_key_sha256: str
+    der: bytes | None
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+
+    def status_at(self, now: dt.datetime) -> str:
+        """valid | expired | revoked | pending | failed, as shown to operators."""
+        if self.status in ("revoked", "pending", "failed"):
+            return self.status
+        return "expired" if self.not_after <= now else "valid"
+
+
+def _row_to_certificate(row: sa.Row) -> CertificateRecord:
+    return CertificateRecord(
+        serial=int(row.serial, 16),
+        issuer_id=row.issuer_id,
+        status=row.status,
+        profile=row.profile,
+        names=tuple(json.loads(row.names)),
+        subject=row.subject,
+        not_before=as_utc(row.not_before),
+        not_after=as_utc(row.not_after),
+        public_key_sha256=row.public_key_sha256,
+        der=row.der,
+        created_at=as_utc(row.created_at),
+        revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
+        revocation_reason=row.revocation_reason,
+    )
+
+
+class Store:
+    """One inventory database. Safe to use from several processes at once."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _begin(self) -> Any:
+        try:
+            return self.engine.begin()
+        except sa.exc.OperationalError as exc:
+            raise StoreUnavailable(f"the inventory database is unavailable: {exc.orig}") from exc
+
+    def _connect(self) -> sa.Connection:
+        try:
+            return self.engine.connect()
+        except sa.exc.OperationalError as exc:
+            raise StoreUnavailable(f"the inventory database is unavailable: {exc.orig}") from exc
+
+    # authorities -----------------------------------------------------------------------
+
+    def add_authority(
+        self,
+        role: str,
+        common_name: str,
+        serial: int,
+        der: bytes,
+        key_ref: str,
+        not_after: dt.datetime,
+        now: dt.datetime,
+        *,
+        active: bool = True,
+    ) -> int:
+        with self._begin() as connection:
+            if active:
+                connection.execute(
+                    authorities.update().where(authorities.c.role == role).values(active=False)
+                )
+            result = connection.execute(
+                authorities.insert().values(
+                    role=role,
+                    common_name=common_name,
+                    serial=serial_hex(serial),
+                    der=der,
+                    key_ref=key_ref,
+                    active=active,
+                    not_after=not_after,
+                    created_at=now,
+                )
+            )
+            connection.execute(
+                events.insert().values(
+                    at=now, action=f"{role}-ca-created", serial=serial_hex(serial), detail=None
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def authorities(self) -> list[AuthorityRecord]:
+        with self._connect() as connection:
+            rows = connection.execute(authorities.select().order_by(authorities.c.id)).all()
+        return [
+            AuthorityRecord(
+                id=row.id,
+                role=row.role,
+                common_name=row.common_name,
+                serial=int(row.serial, 16),
+                der=row.der,
+                key_ref=row.key_ref,
+                active=bool(row.active),
+                not_after=as_utc(row.not_after),
+            )
+            for row in rows
+        ]
+
+    # issuance --------------------------------------------------------------------------
+
+    def reserve(
+        self,
+        intents: Sequence[Intent],
+        now: dt.datetime,
+        serial_source: Callable[[], int] = random_serial,
+    ) -> list[int]:
+        """Commit one pending row per intent and return their serials.
+
+        A serial collision (the primary key) retries the whole batch with fresh serials.
+        """
+        for _attempt in range(SERIAL_RETRIES):
+            serials = [serial_source() for _ in intents]
+            if len(set(serials)) != len(serials):
+                continue
+            rows = [
+                {
+                    "serial": serial_hex(serial),
+                    "issuer_id": intent.issuer_id,
+                    "status": "pending",
+                    "profile": intent.profile,
+                    "names": json.dumps(list(intent.names)),
+                    "subject": intent.subject,
+                    "not_before": intent.not_before,
+                    "not_after": intent.not_after,
+                    "public_key_sha256": intent.public_key_sha256,
+                    "der": None,
+                    "created_at": now,
+                }
+                for serial, intent in zip(serials, intents, strict=True)
+            ]
+            try:
+                with self._begin() as connection:
+                    connection.execute(certificates.insert(), rows)
+            except sa.exc.IntegrityError:
+                continue
+            return serials
+        raise StoreUnavailable(
+            f"could not find an unused serial in {SERIAL_RETRIES} attempts",
+            "this should be impossible with 127 random bits; check the serial source",
+        )
+
+    def complete(self, signed: Iterable[tuple[int, bytes]], now: dt.datetime) -> None:
+        """Record the signed certificates; only then may they be returned or written."""
+        params = [{"s": serial_hex(serial), "d": der, "now": now} for serial, der in signed]
+        if not params:
+            return
+        statement = (
+            certificates.update()
+            .where(certificates.c.serial == sa.bindparam("s"))
+            .values(status="issued", der=sa.bindparam("d"), issued_at=sa.bindparam("now"))
+        )
+        event_rows = [
+            {"at": now, "action": "issued", "serial": p["s"], "detail": None} for p in params
+        ]
+        with self._begin() as connection:
+            connection.execute(statement, params)
+            connection.execute(events.insert(), event_rows)
+
+    def abandon(self, serials: Iterable[int], now: dt.datetime, reason: str) -> None:
+        """Mark intents whose signing failed; their serials are never reused."""
+        hexes = [serial_hex(s) for s in serials]
+        if not hexes:
+            return
+        with self._begin() as connection:
+            connection.execute(
+                certificates.update()
+                .where(certificates.c.serial.in_(hexes), certificates.c.status == "pending")
+                .values(status="failed")
+            )
+            connection.execute(
+                events.insert(),
+                [{"at": now, "action": "failed", "serial": h, "detail": reason} for h in hexes],
+            )
+
+    # queries ---------------------------------------------------------------------------
+
+    def get(self, serial: int) -> CertificateRecord | None:
+        with self._connect() as connection:
+            row = connection.execute(
+                certificates.select().where(certificates.c.serial == serial_hex(serial))
+            ).first()
+        return _row_to_certificate(row) if row else None
+
+    def find(
+        self,
+        *,
+        name_pattern: str | None = None,
+        status: str | None = None,
+        expiring_before: dt.datetime | None = None,
+        now: dt.datetime,
+        include_unsigned: bool = False,
+    ) -> list[CertificateRecord]:
+        query = certificates.select().order_by(certificates.c.not_after, certificates.c.serial)
+        if not include_unsigned:
+            query = query.where(certificates.c.status.in_(("issued", "revoked")))
+        if status == "revoked":
+            query = query.where(certificates.c.status == "revoked")
+        elif status == "valid":
+            query = query.where(certificates.c.status == "issued", certificates.c.not_after > now)
+        elif status == "expired":
+            query = query.where(certificates.c.status == "issued", certificates.c.not_after <= now)
+        elif status is not None:
+            raise InputError(
+                f"status '{status}' is not one of valid, revoked, expired",
+                "use --status valid|revoked|expired",
+            )
+        if expiring_before is not None:
+            query = query.where(
+                certificates.c.not_after <= expiring_before,
+                certificates.c.not_after > now,
+                certificates.c.status == "issued",
+            )
+        if name_pattern:
+            like = "%" + name_pattern.lower().replace("*", "%").replace("?", "_") + "%"
+            query = query.where(sa.func.lower(certificates.c.names).like(like))
+        with self._connect() as connection:
+            rows = connection.execute(query).all()
+        return [_row_to_certificate(row) for row in rows]
+
+    def find_by_name(self, name: str, now: dt.datetime) -> list[CertificateRecord]:
+        """Certificates whose SAN list contains exactly `name`, newest first."""
+        candidates = self.find(name_pattern=name, now=now)
+        exact = [record for record in candidates if name in record.names]
+        return sorted(exact, key=lambda r: r.not_before, reverse=True)
+
+    def count(self) -> int:
+        with self._connect() as connection:
+            return int(
+                connection.execute(sa.select(sa.func.count()).select_from(certificates)).scalar()
+            )

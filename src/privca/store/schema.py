@@ -1,0 +1,56 @@
+"""Table definitions. Alembic migrations under migrations/ create and evolve them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# The Alembic head this code expects; a test pins it to the migration scripts.
+SCHEMA_REVISION = "0001"
+
+metadata = sa.MetaData()
+
+authorities = sa.Table(
+    "authorities",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("role", sa.String(16), nullable=False),  # root | issuing
+    sa.Column("common_name", sa.String(255), nullable=False),
+    sa.Column("serial", sa.String(40), nullable=False),
+    sa.Column("der", sa.LargeBinary, nullable=False),
+    sa.Column("key_ref", sa.String(1024), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("not_after", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+certificates = sa.Table(
+    "certificates",
+    metadata,
+    # Lowercase hex, no leading zeros: unique across the CA, never reused.
+    sa.Column("serial", sa.String(40), primary_key=True),
+    sa.Column("issuer_id", sa.Integer, sa.ForeignKey("authorities.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | issued | failed | revoked
+    sa.Column("profile", sa.String(32), nullable=False),
+    sa.Column("names", sa.Text, nullable=False),  # JSON list of strings
+    sa.Column("subject", sa.String(1024), nullable=False),
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("not_after", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("public_key_sha256", sa.String(64), nullable=False),
+    sa.Column("der", sa.LargeBinary, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revocation_reason", sa.String(32), nullable=True),
+    sa.Index("ix_certificates_not_after", "not_after"),
+    sa.Index("ix_certificates_public_key", "public_key_sha256"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("serial", sa.String(40), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+)

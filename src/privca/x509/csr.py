@@ -1,0 +1,128 @@
+"""Read a CSR for what privca takes from it: the public key and the requested names.
+
+Everything else a requester asks for (CA rights, key usages, other extensions, subject
+attributes) is noted so --strict can refuse it, and otherwise ignored: the profile decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from privca.errors import InputError, PolicyError
+from privca.x509.names import SubjectName, parse_name
+
+_WEAK_HASHES = (hashes.MD5, hashes.SHA1, hashes.SHA224)
+_EXTENSION_LABELS = {
+    ExtensionOID.BASIC_CONSTRAINTS: "basicConstraints",
+    ExtensionOID.KEY_USAGE: "keyUsage",
+    ExtensionOID.EXTENDED_KEY_USAGE: "extendedKeyUsage",
+    ExtensionOID.NAME_CONSTRAINTS: "nameConstraints",
+}
+
+
+@dataclass(frozen=True)
+class CertificateRequest:
+    """The parts of a CSR privca uses, plus what it ignores (for --strict and reports)."""
+
+    public_key: Any
+    names: tuple[SubjectName, ...]
+    ignored: tuple[str, ...]
+    asks_for_ca: bool
+    source: str
+
+    def check_strict(self) -> None:
+        if self.ignored:
+            raise PolicyError(
+                f"{self.source} asks for {', '.join(self.ignored)}, which privca does not copy",
+                "drop --strict to ignore them (the profile decides every extension)",
+            )
+
+
+def _names_from_san(csr: x509.CertificateSigningRequest, source: str) -> list[SubjectName] | None:
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    names: list[SubjectName] = []
+    for general_name in san:
+        if isinstance(general_name, x509.DNSName):
+            names.append(parse_name("dns:" + general_name.value))
+        elif isinstance(general_name, x509.IPAddress):
+            names.append(parse_name("ip:" + str(general_name.value)))
+        elif isinstance(general_name, x509.RFC822Name):
+            names.append(parse_name("email:" + general_name.value))
+        elif isinstance(general_name, x509.UniformResourceIdentifier):
+            names.append(parse_name("uri:" + general_name.value))
+        else:
+            raise InputError(
+                f"{source} requests a {type(general_name).__name__} name, which privca does not "
+                "issue",
+                "request DNS, IP, email or URI names",
+            )
+    return names
+
+
+def inspect_csr(csr: x509.CertificateSigningRequest, source: str = "CSR") -> CertificateRequest:
+    """Check the self-signature and hash, then extract public key and names."""
+    try:
+        signature_ok = csr.is_signature_valid
+    except Exception as exc:  # unsupported key or signature algorithms raise here
+        raise InputError(f"{source} has a signature privca cannot check: {exc}") from exc
+    if not signature_ok:
+        raise InputError(
+            f"{source} has an invalid self-signature",
+            "the CSR was altered or made with a key it does not carry; make it again",
+        )
+    try:
+        hash_algorithm = csr.signature_hash_algorithm
+    except Exception as exc:
+        raise InputError(f"{source} uses an unsupported signature algorithm: {exc}") from exc
+    if isinstance(hash_algorithm, _WEAK_HASHES):
+        raise PolicyError(
+            f"{source} is signed with {hash_algorithm.name}, which is too weak",
+            "make the CSR with SHA-256 or stronger (openssl req -sha256)",
+        )
+    try:
+        public_key = csr.public_key()
+        extensions = list(csr.extensions)
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise InputError(f"{source} has malformed contents: {exc}") from exc
+    except Exception as exc:
+        raise InputError(f"{source} has a public key privca cannot use: {exc}") from exc
+
+    names = _names_from_san(csr, source)
+    if names is None:
+        common_names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if not common_names:
+            raise InputError(
+                f"{source} requests no names (no subjectAltName and no CN)",
+                "add -addext subjectAltName=DNS:host.example to openssl req",
+            )
+        names = [parse_name(str(common_names[0].value))]
+    if not names:
+        raise InputError(f"{source} has an empty subjectAltName")
+
+    ignored: list[str] = []
+    asks_for_ca = False
+    for extension in extensions:
+        if extension.oid == ExtensionOID.SUBJECT_ALTERNATIVE_NAME:
+            continue
+        if isinstance(extension.value, x509.BasicConstraints) and extension.value.ca:
+            asks_for_ca = True
+            ignored.append("CA rights (basicConstraints CA:TRUE)")
+            continue
+        ignored.append(
+            _EXTENSION_LABELS.get(extension.oid, extension.oid._name or extension.oid.dotted_string)
+        )
+    return CertificateRequest(
+        public_key=public_key,
+        names=tuple(dict.fromkeys(names)),
+        ignored=tuple(ignored),
+        asks_for_ca=asks_for_ca,
+        source=source,
+    )

@@ -1,0 +1,181 @@
+"""PEM/DER in and out: the one boundary where cryptography's ValueError becomes a privca error."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from privca.errors import InputError, WrongPassphrase
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+_PEM_LABELS_CERT = {b"CERTIFICATE", b"TRUSTED CERTIFICATE", b"X509 CERTIFICATE"}
+_PEM_LABELS_CSR = {b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"}
+
+
+def _pem_labels(data: bytes) -> list[bytes]:
+    return [m.group(1) for m in _PEM_BLOCK.finditer(data)]
+
+
+def _describe(data: bytes) -> str:
+    labels = _pem_labels(data)
+    if labels:
+        return "PEM " + ", ".join(sorted({label.decode() for label in labels}))
+    if not data.strip():
+        return "an empty file"
+    if data[:1] == b"\x30":
+        return "DER of another kind"
+    return "neither PEM nor DER"
+
+
+def is_pem(data: bytes) -> bool:
+    return b"-----BEGIN " in data
+
+
+def load_certificates(data: bytes, source: str = "input") -> list[x509.Certificate]:
+    """All certificates in a PEM bundle, or the one DER certificate."""
+    if is_pem(data):
+        labels = _pem_labels(data)
+        if not any(label in _PEM_LABELS_CERT for label in labels):
+            raise InputError(
+                f"{source} holds no certificate (found {_describe(data)})",
+                "pass a PEM or DER X.509 certificate",
+            )
+        try:
+            return x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise InputError(f"{source} is not a valid PEM certificate: {exc}") from exc
+    try:
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        raise InputError(
+            f"{source} is not a certificate (found {_describe(data)})",
+            "pass a PEM or DER X.509 certificate",
+        ) from exc
+
+
+def load_certificate(data: bytes, source: str = "input") -> x509.Certificate:
+    """The first certificate of a PEM file, or a DER certificate."""
+    return load_certificates(data, source)[0]
+
+
+def load_csr(data: bytes, source: str = "input") -> x509.CertificateSigningRequest:
+    if is_pem(data):
+        labels = _pem_labels(data)
+        if not any(label in _PEM_LABELS_CSR for label in labels):
+            hint = "pass a certificate signing request (openssl req -new or privca csr)"
+            if any(label in _PEM_LABELS_CERT for label in labels):
+                hint = "this is a certificate, not a CSR: sign the CSR it was made from"
+            raise InputError(
+                f"{source} holds no certificate signing request (found {_describe(data)})",
+                hint,
+            )
+        try:
+            return x509.load_pem_x509_csr(data)
+        except ValueError as exc:
+            raise InputError(f"{source} is not a valid PEM CSR: {exc}") from exc
+    try:
+        return x509.load_der_x509_csr(data)
+    except ValueError as exc:
+        raise InputError(
+            f"{source} is not a certificate signing request (found {_describe(data)})",
+            "pass a PEM or DER PKCS#10 request",
+        ) from exc
+
+
+def is_encrypted_key(data: bytes) -> bool:
+    return b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
+
+
+def load_private_key(
+    data: bytes,
+    passphrase: bytes | None = None,
+    source: str = "key",
+    *,
+    validate: bool = True,
+) -> Any:
+    """A private key from PEM or DER, encrypted or not.
+
+    `validate=False` skips RSA's costly consistency check: use it only for keys privca
+    itself wrote and validated at creation.
+    """
+    encrypted = is_encrypted_key(data)
+    if encrypted and passphrase is None:
+        raise InputError(
+            f"{source} is encrypted and no passphrase was given",
+            "use --passphrase-file or $PRIVCA_PASSPHRASE",
+        )
+    password = passphrase if encrypted else None
+    loader = (
+        serialization.load_pem_private_key if is_pem(data) else serialization.load_der_private_key
+    )
+    try:
+        return loader(data, password, unsafe_skip_rsa_key_validation=not validate)
+    except TypeError as exc:
+        # DER keys cannot be sniffed for encryption: retry the other way.
+        if is_pem(data):
+            raise InputError(f"{source} could not be loaded: {exc}") from exc
+        try:
+            return loader(data, passphrase, unsafe_skip_rsa_key_validation=not validate)
+        except (TypeError, ValueError) as exc2:
+            raise InputError(f"{source} is not a usable private key: {exc2}") from exc2
+    except ValueError as exc:
+        if encrypted:
+            raise WrongPassphrase(
+                f"the passphrase does not decrypt {source}",
+                "check the passphrase file or $PRIVCA_PASSPHRASE",
+            ) from exc
+        raise InputError(
+            f"{source} is not a private key (found {_describe(data)})",
+            "pass a PEM or DER private key",
+        ) from exc
+    except Exception as exc:  # unsupported algorithms surface as UnsupportedAlgorithm
+        raise InputError(f"{source} uses an unsupported key type: {exc}") from exc
+
+
+def pem_certificate(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def pem_certificates(certs: list[x509.Certificate]) -> bytes:
+    return b"".join(pem_certificate(cert) for cert in certs)
+
+
+def der_certificate(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def pem_csr(csr: x509.CertificateSigningRequest) -> bytes:
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def pem_private_key_unencrypted(key: Any) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def public_key_der(public_key: Any) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def pkcs12_bundle(
+    name: str, key: Any, cert: x509.Certificate, chain: list[x509.Certificate], passphrase: bytes
+) -> bytes:
+    encryption = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(600_000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(passphrase)
+    )
+    return pkcs12.serialize_key_and_certificates(
+        name.encode(), key, cert, chain or None, encryption
+    )

@@ -1,0 +1,65 @@
+"""Certificate profiles: what each kind of certificate carries. Frozen values, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The extensions and limits of one kind of certificate.
+
+    Key usage for leaves depends on the key type (RSA may encipher, EC/Ed25519 only sign),
+    so the profile names the intent and build.py derives the exact bits.
+    """
+
+    name: str
+    is_ca: bool = False
+    path_length: int | None = None
+    extended_key_usages: tuple[ObjectIdentifier, ...] = ()
+    default_days: int = 730
+    ocsp_no_check: bool = False
+
+    @property
+    def is_server(self) -> bool:
+        return ExtendedKeyUsageOID.SERVER_AUTH in self.extended_key_usages
+
+    @property
+    def is_client(self) -> bool:
+        return ExtendedKeyUsageOID.CLIENT_AUTH in self.extended_key_usages
+
+
+ROOT = Profile("root", is_ca=True, path_length=None, default_days=3650)
+ISSUING = Profile("issuing", is_ca=True, path_length=0, default_days=1825)
+SERVER = Profile("server", extended_key_usages=(ExtendedKeyUsageOID.SERVER_AUTH,))
+CLIENT = Profile("client", extended_key_usages=(ExtendedKeyUsageOID.CLIENT_AUTH,))
+SERVER_CLIENT = Profile(
+    "server-client",
+    extended_key_usages=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+)
+OCSP_RESPONDER = Profile(
+    "ocsp-responder",
+    extended_key_usages=(ExtendedKeyUsageOID.OCSP_SIGNING,),
+    default_days=30,
+    ocsp_no_check=True,
+)
+
+LEAF_PROFILES: dict[str, Profile] = {p.name: p for p in (SERVER, CLIENT, SERVER_CLIENT)}
+ALL_PROFILES: dict[str, Profile] = {
+    p.name: p for p in (ROOT, ISSUING, SERVER, CLIENT, SERVER_CLIENT, OCSP_RESPONDER)
+}
+DEFAULT_LEAF_PROFILE = SERVER_CLIENT
+
+
+def leaf_profile(name: str) -> Profile:
+    from privca.errors import InputError
+
+    try:
+        return LEAF_PROFILES[name]
+    except KeyError:
+        raise InputError(
+            f"profile '{name}' is not a certificate profile privca knows",
+            "use one of: " + ", ".join(sorted(LEAF_PROFILES)),
+        ) from None
