@@ -10,6 +10,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -64,6 +65,26 @@ class LazyGroup(click.Group):
             module = importlib.import_module(f"privca.cli.{module_name}")
             return getattr(module, attribute)
         return super().get_command(ctx, cmd_name)
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Report usage errors in privca's one-line form instead of click's usage block."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "privca"
+            command = command.replace("cli", "privca", 1) if command.startswith("cli") else command
+            click.echo(f"privca: error: {exc.format_message()}", err=True)
+            click.echo(f"  hint: see '{command} --help'", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"privca: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("privca: aborted", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> object:
         try:

@@ -103,6 +103,13 @@ def load_anchor(data: bytes, source: str, path: Path | None = None) -> TrustAnch
     return TrustAnchor(certs[0], path)
 
 
+class Scope(enum.StrEnum):
+    """Whose trust store: the whole machine (needs admin) or only the current user."""
+
+    MACHINE = "machine"
+    USER = "user"
+
+
 class Presence(enum.StrEnum):
     PRESENT = "present"
     ABSENT = "absent"

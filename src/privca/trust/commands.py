@@ -12,7 +12,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,3 +180,20 @@ def staged_file(data: bytes, name: str) -> Iterator[Path]:
         path = Path(scratch) / name
         path.write_bytes(data)
         yield path
+
+
+def file_command_step(
+    data: bytes,
+    file_name: str,
+    build: Callable[[Path], list[str]],
+    *,
+    privileged: bool = False,
+    hint: str | None = None,
+) -> Step:
+    """A command that reads the certificate from a file: staged in a temporary directory."""
+
+    def apply() -> None:
+        with staged_file(data, file_name) as path:
+            run(with_sudo(build(path), privileged), hint=hint)
+
+    return Step(display(build(Path(file_name))), apply)

@@ -68,16 +68,8 @@ def _names_from_san(csr: x509.CertificateSigningRequest, source: str) -> list[Su
 
 
 def inspect_csr(csr: x509.CertificateSigningRequest, source: str = "CSR") -> CertificateRequest:
-    """Check the self-signature and hash, then extract public key and names."""
-    try:
-        signature_ok = csr.is_signature_valid
-    except Exception as exc:  # unsupported key or signature algorithms raise here
-        raise InputError(f"{source} has a signature privca cannot check: {exc}") from exc
-    if not signature_ok:
-        raise InputError(
-            f"{source} has an invalid self-signature",
-            "the CSR was altered or made with a key it does not carry; make it again",
-        )
+    """Check the hash (weak ones first: cryptography cannot verify them), the
+    self-signature, then extract the public key and the names."""
     try:
         hash_algorithm = csr.signature_hash_algorithm
     except Exception as exc:
@@ -86,6 +78,15 @@ def inspect_csr(csr: x509.CertificateSigningRequest, source: str = "CSR") -> Cer
         raise PolicyError(
             f"{source} is signed with {hash_algorithm.name}, which is too weak",
             "make the CSR with SHA-256 or stronger (openssl req -sha256)",
+        )
+    try:
+        signature_ok = csr.is_signature_valid
+    except Exception as exc:  # unsupported key or signature algorithms raise here
+        raise InputError(f"{source} has a signature privca cannot check: {exc}") from exc
+    if not signature_ok:
+        raise InputError(
+            f"{source} has an invalid self-signature",
+            "the CSR was altered or made with a key it does not carry; make it again",
         )
     try:
         public_key = csr.public_key()

@@ -1,0 +1,401 @@
+"""`privca trust`: install, check and remove the CA's root in client trust stores.
+
+Every subcommand takes an optional ROOT file; without it the root of the CA in --home is
+used, so the same commands work on the CA host and on a client that has only the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from privca.errors import InputError, PrivcaError
+
+if TYPE_CHECKING:
+    from privca.cli.main import AppContext
+    from privca.trust import Outcome, StoreOptions, StoreReport, TrustAnchor
+
+DEFAULT_STORES = "system,nss,java"
+NSS_DBS_ENV = "PRIVCA_TRUST_NSS_DBS"
+JAVA_KEYSTORES_ENV = "PRIVCA_TRUST_JAVA_KEYSTORES"
+SYSTEM_ROOT_ENV = "PRIVCA_TRUST_SYSTEM_ROOT"
+
+root_argument = click.argument(
+    "root", required=False, type=click.Path(dir_okay=True, path_type=Path)
+)
+
+
+def _store_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--stores",
+            default=DEFAULT_STORES,
+            show_default=True,
+            metavar="LIST",
+            help="Comma-separated stores: system, nss (Firefox/Chromium), java.",
+        ),
+        click.option(
+            "--system-root",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar=SYSTEM_ROOT_ENV,
+            help="Work on a directory laid out like / instead of this machine's system store "
+            f"(Debian layout only; env ${SYSTEM_ROOT_ENV}).",
+        ),
+        click.option(
+            "--nss-db",
+            "nss_dbs",
+            multiple=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="An NSS database directory to use instead of the discovered profiles "
+            f"(repeatable; env ${NSS_DBS_ENV}, separated by '{os.pathsep}').",
+        ),
+        click.option(
+            "--java-truststore",
+            "java_truststores",
+            multiple=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="A Java keystore file to use instead of the JDKs' cacerts; created as "
+            f"PKCS#12 if missing (repeatable; env ${JAVA_KEYSTORES_ENV}). "
+            "Store password: $PRIVCA_JAVA_STOREPASS, default changeit.",
+        ),
+        click.option(
+            "--scope",
+            type=click.Choice(["machine", "user"]),
+            default="machine",
+            show_default=True,
+            help="macOS/Windows: the machine-wide store (admin) or the current user's.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _paths_from_env(name: str) -> tuple[Path, ...]:
+    return tuple(Path(p) for p in os.environ.get(name, "").split(os.pathsep) if p)
+
+
+def _build_options(
+    system_root: Path | None,
+    nss_dbs: Sequence[Path],
+    java_truststores: Sequence[Path],
+    scope: str,
+) -> StoreOptions:
+    from privca.trust import Scope, StoreOptions
+
+    return StoreOptions(
+        system_root=(system_root or Path("/")).absolute(),
+        nss_databases=tuple(p.absolute() for p in nss_dbs) or _paths_from_env(NSS_DBS_ENV),
+        java_truststores=tuple(p.absolute() for p in java_truststores)
+        or _paths_from_env(JAVA_KEYSTORES_ENV),
+        scope=Scope(scope),
+    )
+
+
+def _anchor(app: AppContext, root: Path | None) -> TrustAnchor:
+    from privca.trust import read_anchor, read_home_anchor
+
+    return read_anchor(root) if root is not None else read_home_anchor(app.home_path)
+
+
+def _say(app: AppContext, text: str = "", *, err: bool = False) -> None:
+    if not app.quiet:
+        click.echo(text, err=err)
+
+
+def _describe_anchor(anchor: TrustAnchor) -> dict[str, str]:
+    return {
+        "subject": anchor.subject,
+        "sha256": anchor.sha256.hex(),
+        "name": anchor.slug,
+        "file": str(anchor.source) if anchor.source else "",
+    }
+
+
+def _render_outcomes(app: AppContext, outcomes: Sequence[Outcome]) -> None:
+    for outcome in outcomes:
+        _say(app, f"{outcome.store:<7} {outcome.result.value:<18} {outcome.location}")
+        for step in outcome.steps:
+            _say(app, f"        $ {step}")
+        if outcome.note:
+            _say(app, f"        note: {outcome.note}")
+
+
+def _change_stores(
+    app: AppContext,
+    verb: str,
+    root: Path | None,
+    stores: str,
+    options: StoreOptions,
+    *,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    from privca.trust import Result, build_stores, parse_store_names
+
+    anchor = _anchor(app, root)
+    selected = build_stores(parse_store_names(stores), options)
+    outcomes: list[Outcome] = []
+    try:
+        for store in selected:
+            change = store.install if verb == "install" else store.uninstall
+            outcomes += change(anchor, dry_run=dry_run)
+    except PrivcaError:
+        if not as_json:
+            _render_outcomes(app, outcomes)
+        raise
+    if as_json:
+        payload = {
+            "root": _describe_anchor(anchor),
+            "dry_run": dry_run,
+            "outcomes": [o.as_json() for o in outcomes],
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    if dry_run:
+        _say(app, f"dry run: nothing changed for {anchor.subject} ({anchor.slug})")
+    else:
+        _say(app, f"{anchor.subject} ({anchor.slug})")
+    _render_outcomes(app, outcomes)
+    if verb == "uninstall" and all(
+        o.result in (Result.NOT_INSTALLED, Result.SKIPPED) for o in outcomes
+    ):
+        _say(app, f"the root is not installed in: {stores}; nothing to remove")
+
+
+@click.group(name="trust")
+def trust_group() -> None:
+    """Install, check and remove the CA's root in client trust stores.
+
+    ROOT is a root certificate file (PEM or DER); without it, the CA in --home is used.
+    """
+
+
+@trust_group.command("install")
+@root_argument
+@_store_options
+@click.option("--dry-run", is_flag=True, help="Print the commands and files; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_obj
+def install_command(
+    app: AppContext,
+    root: Path | None,
+    stores: str,
+    system_root: Path | None,
+    nss_dbs: tuple[Path, ...],
+    java_truststores: tuple[Path, ...],
+    scope: str,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Make the stores trust ROOT (idempotent: installing twice is installing once)."""
+    options = _build_options(system_root, nss_dbs, java_truststores, scope)
+    _change_stores(app, "install", root, stores, options, dry_run=dry_run, as_json=as_json)
+
+
+@trust_group.command("uninstall")
+@root_argument
+@_store_options
+@click.option("--dry-run", is_flag=True, help="Print the commands and files; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_obj
+def uninstall_command(
+    app: AppContext,
+    root: Path | None,
+    stores: str,
+    system_root: Path | None,
+    nss_dbs: tuple[Path, ...],
+    java_truststores: tuple[Path, ...],
+    scope: str,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Remove exactly this ROOT from the stores; other CAs stay."""
+    options = _build_options(system_root, nss_dbs, java_truststores, scope)
+    _change_stores(app, "uninstall", root, stores, options, dry_run=dry_run, as_json=as_json)
+
+
+def _render_reports(app: AppContext, anchor: TrustAnchor, reports: Sequence[StoreReport]) -> None:
+    _say(app, f"{anchor.subject}  sha256 {anchor.sha256.hex()}")
+    for report in reports:
+        _say(app, f"{report.store:<7} {report.presence.value:<19} {report.location}")
+        _say(app, f"        probe: {report.probe}")
+        if report.note:
+            _say(app, f"        note: {report.note}")
+
+
+@trust_group.command("status")
+@root_argument
+@_store_options
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
+@click.pass_obj
+def status_command(
+    app: AppContext,
+    root: Path | None,
+    stores: str,
+    system_root: Path | None,
+    nss_dbs: tuple[Path, ...],
+    java_truststores: tuple[Path, ...],
+    scope: str,
+    as_json: bool,
+) -> None:
+    """Probe each store for ROOT: present, absent or not-installed-here, and how we know."""
+    from privca.trust import build_stores, parse_store_names
+
+    anchor = _anchor(app, root)
+    options = _build_options(system_root, nss_dbs, java_truststores, scope)
+    reports: list[StoreReport] = []
+    for store in build_stores(parse_store_names(stores), options):
+        reports += store.status(anchor)
+    if as_json:
+        payload = {"root": _describe_anchor(anchor), "stores": [r.as_json() for r in reports]}
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        _render_reports(app, anchor, reports)
+
+
+@trust_group.command("env")
+@root_argument
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["shell", "systemd", "json"]),
+    default="shell",
+    show_default=True,
+    help="shell: export lines for eval; systemd: a [Service] drop-in; json.",
+)
+@click.option(
+    "--bundle",
+    "bundle_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The system-CAs-plus-root bundle for the variables that replace the CA list "
+    "(default: <ROOT dir>/<name>-bundle.pem).",
+)
+@click.option(
+    "--write-bundle", is_flag=True, help="Write that bundle now from the system bundle + ROOT."
+)
+@click.option(
+    "--system-bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The system CA bundle to start from (default: the distribution's).",
+)
+@click.pass_obj
+def env_command(
+    app: AppContext,
+    root: Path | None,
+    output_format: str,
+    bundle_path: Path | None,
+    write_bundle: bool,
+    system_bundle: Path | None,
+) -> None:
+    """Environment variables for runtimes that ignore the OS store (Node, Python, lego, curl).
+
+    \b
+    eval "$(privca trust env --write-bundle)"
+    privca trust env --format systemd > /etc/systemd/system/app.service.d/privca.conf
+    """
+    from privca.home import atomic_write, read_input_file
+    from privca.trust.env import (
+        build_combined_bundle,
+        build_env_vars,
+        find_system_bundle,
+        missing_bundle_comment,
+        render,
+        replacing_bundle_for,
+    )
+    from privca.x509.encoding import is_pem
+
+    anchor = _anchor(app, root)
+    assert anchor.source is not None
+    if not is_pem(read_input_file(anchor.source, "root certificate")):
+        raise InputError(
+            f"root certificate '{anchor.source}' is DER; Node.js and lego read only PEM",
+            f"write a PEM copy: privca trust bundle {anchor.source} --format pem --out root.pem",
+        )
+    bundle = (bundle_path or anchor.source.parent / f"{anchor.slug}-bundle.pem").absolute()
+    system = system_bundle or find_system_bundle()
+    if write_bundle:
+        if system is None:
+            raise InputError(
+                "no system CA bundle found to build on", "name one with --system-bundle FILE"
+            )
+        base = read_input_file(system, "system CA bundle", limit=64 << 20)
+        atomic_write(bundle, build_combined_bundle(base, anchor), 0o644)
+        _say(app, f"wrote {bundle} ({system} + {anchor.slug})", err=True)
+    replacing = replacing_bundle_for(anchor, bundle, system)
+    comments = [f"privca trust env: {anchor.subject} (sha256 {anchor.sha256.hex()})"]
+    if replacing is None:
+        comments += missing_bundle_comment(bundle)
+    click.echo(render(build_env_vars(anchor.source, replacing), comments, output_format), nl=False)
+
+
+@trust_group.command("bundle")
+@root_argument
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(
+        [
+            "pem",
+            "der",
+            "p12-truststore",
+            "mobileconfig",
+            "firefox-policy",
+            "k8s-configmap",
+            "trust-manager",
+            "windows",
+        ]
+    ),
+    default="pem",
+    show_default=True,
+    help="What to produce (windows = DER .cer for certutil/GPO).",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout."
+)
+@click.option("--name", help="k8s-configmap/trust-manager: object name (default: the CA's).")
+@click.option("--namespace", help="k8s-configmap: the namespace.")
+@click.option(
+    "--client-path",
+    help="firefox-policy: where the root file is on the clients (default: a bare file name).",
+)
+@click.pass_obj
+def bundle_command(
+    app: AppContext,
+    root: Path | None,
+    output_format: str,
+    out: Path | None,
+    name: str | None,
+    namespace: str | None,
+    client_path: str | None,
+) -> None:
+    """Files for config management and MDM; the p12 password is $PRIVCA_TRUSTSTORE_PASSWORD
+    (default changeit)."""
+    from privca.home import atomic_write
+    from privca.trust.bundle import BundleOptions, build_bundle
+
+    anchor = _anchor(app, root)
+    options = BundleOptions(name=name, namespace=namespace, client_path=client_path)
+    produced = build_bundle(anchor, output_format, options)
+    if out is None:
+        stdout = click.get_binary_stream("stdout")
+        if produced.binary and sys.stdout.isatty():
+            raise InputError(
+                f"--format {output_format} is binary and stdout is a terminal",
+                f"use --out {produced.file_name}",
+            )
+        stdout.write(produced.data)
+        stdout.flush()
+        for line in produced.instructions:
+            _say(app, f"# {line}", err=True)
+        return
+    atomic_write(out, produced.data, 0o644)
+    _say(app, f"wrote {out} ({output_format}, {anchor.slug})")
+    for line in produced.instructions:
+        _say(app, f"  {line}")
