@@ -22,7 +22,6 @@ from privca.store.database import sqlite_url
 from privca.x509.build import Issuer, build_csr
 from privca.x509.csr import inspect_csr
 from privca.x509.names import parse_names
-
 from tests.conftest import PASSPHRASE, tree_snapshot
 
 
@@ -169,7 +168,7 @@ def test_failed_signing_leaves_a_failed_record_and_no_reuse(ca: CertificateAutho
 
 def test_name_outside_constraints_refuses_whole_request_and_adds_no_row(make_ca) -> None:
     ca = make_ca(permitted=["corp.internal", "10.0.0.0/8"])
-    with pytest.raises(PolicyError, match="db.corp.example"):
+    with pytest.raises(PolicyError, match=r"db\.corp\.example"):
         ca.issue(["ok.corp.internal", "db.corp.example"])
     assert ca.store.count() == 0
 

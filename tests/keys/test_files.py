@@ -47,7 +47,7 @@ def test_kdf_is_pbes2_with_at_least_600k_rounds(key_dir: Path) -> None:
     ).stdout
     assert "PBES2" in parsed and "PBKDF2" in parsed and "hmacWithSHA256" in parsed
     assert "aes-256-cbc" in parsed
-    rounds_hex = [line for line in parsed.splitlines() if "INTEGER" in line][0].split(":")[-1]
+    rounds_hex = next(line for line in parsed.splitlines() if "INTEGER" in line).split(":")[-1]
     assert int(rounds_hex, 16) == PBKDF2_ROUNDS >= 600_000
 
 
