@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import stat
 from pathlib import Path
@@ -19,7 +20,7 @@ from privca.errors import AlreadyExists, InputError, PolicyError, WrongPassphras
 from privca.keys.types import KeyType
 from privca.store import Store
 from privca.store.database import sqlite_url
-from privca.x509.build import Issuer, build_csr
+from privca.x509.build import build_csr
 from privca.x509.csr import inspect_csr
 from privca.x509.names import parse_names
 from tests.conftest import PASSPHRASE, tree_snapshot
@@ -131,11 +132,8 @@ class WatchingKey(ec.EllipticCurvePrivateKey):
 
 def _watch_issuer(ca: CertificateAuthority, before_sign) -> None:
     issuer = ca._load_issuer()
-    ca._issuer = Issuer(
-        issuer.name,
-        issuer.key_identifier,
-        WatchingKey(issuer.private_key, before_sign),
-        issuer.not_after,
+    ca._issuer = dataclasses.replace(
+        issuer, private_key=WatchingKey(issuer.private_key, before_sign)
     )
 
 

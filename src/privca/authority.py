@@ -111,6 +111,7 @@ class CertificateAuthority:
         self._passphrase = passphrase
         self._authorities: list[AuthorityRecord] | None = None
         self._issuer: Issuer | None = None
+        self._signers: dict[int, Issuer] = {}
 
     # establishing and opening -------------------------------------------------------------
 
@@ -334,22 +335,29 @@ class CertificateAuthority:
 
     def _load_issuer(self) -> Issuer:
         if self._issuer is None:
-            record = self._issuing_record()
-            passphrase = self._passphrase_bytes() if self.settings.encrypted_keys else None
-            if record.key_ref.startswith("pkcs11:"):
-                raise KeyUnavailable(
-                    f"the issuing key '{record.key_ref}' is in an HSM, which this build of "
-                    "privca cannot reach"
-                )
-            key = read_ca_key(self.home.root / record.key_ref, passphrase)
-            cert = x509.load_der_x509_certificate(record.der)
-            if public_key_der(key.public_key()) != public_key_der(cert.public_key()):
-                raise KeyUnavailable(
-                    f"the key '{record.key_ref}' does not match the issuing certificate",
-                    "restore the right key file into private/",
-                )
-            self._issuer = Issuer.from_certificate(cert, key)
+            self._issuer = self.signer(self._issuing_record())
         return self._issuer
+
+    def signer(self, record: AuthorityRecord) -> Issuer:
+        """The Issuer (certificate + private key) of one CA record."""
+        cached = self._signers.get(record.id)
+        if cached is not None:
+            return cached
+        passphrase = self._passphrase_bytes() if self.settings.encrypted_keys else None
+        if record.key_ref.startswith("pkcs11:"):
+            raise KeyUnavailable(
+                f"the key '{record.key_ref}' is in an HSM, which this build of privca cannot reach"
+            )
+        key = read_ca_key(self.home.root / record.key_ref, passphrase)
+        cert = x509.load_der_x509_certificate(record.der)
+        if public_key_der(key.public_key()) != public_key_der(cert.public_key()):
+            raise KeyUnavailable(
+                f"the key '{record.key_ref}' does not match the {record.role} certificate",
+                "restore the right key file into private/",
+            )
+        signer = Issuer.from_certificate(cert, key)
+        self._signers[record.id] = signer
+        return signer
 
     # issuance -----------------------------------------------------------------------------
 
@@ -439,6 +447,14 @@ class CertificateAuthority:
             self.policy.check_names(request.names)
             self.policy.check_public_key(request.public_key)
             self._check_not_ca_key(request.public_key, request.source)
+        key_hashes = [_public_key_sha256(request.public_key) for request in requests]
+        blocked = self.store.blocked(key_hashes)
+        for request, key_hash in zip(requests, key_hashes, strict=True):
+            if key_hash in blocked:
+                raise PolicyError(
+                    f"{request.source} carries a public key revoked for keyCompromise",
+                    "generate a new key; a compromised key is never certified again",
+                )
         issuer = self._load_issuer()
         issuer_record = self._issuing_record()
         base = self.settings.base_url
@@ -451,9 +467,9 @@ class CertificateAuthority:
                 subject=_subject_text(subject),
                 not_before=not_before,
                 not_after=not_after,
-                public_key_sha256=_public_key_sha256(request.public_key),
+                public_key_sha256=key_hash,
             )
-            for request, subject in zip(requests, subjects, strict=True)
+            for request, subject, key_hash in zip(requests, subjects, key_hashes, strict=True)
         ]
         serials = self.store.reserve(intents, now)
         signed: list[x509.Certificate] = []
@@ -542,11 +558,17 @@ class CertificateAuthority:
             now=now,
         )
 
-    def lookup(self, serial_or_name: str, now: dt.datetime | None = None) -> CertificateRecord:
-        """A certificate by hex serial (with or without colons) or by one of its names."""
+    def lookup(
+        self, serial_or_name: str, now: dt.datetime | None = None, *, unique: bool = False
+    ) -> CertificateRecord:
+        """A certificate by hex serial (colons allowed) or by one of its names.
+
+        By name, the valid certificate is preferred; with `unique`, a name that matches
+        several valid certificates is refused rather than guessed.
+        """
         now = now or utcnow()
         text = serial_or_name.strip().lower().replace(":", "")
-        if text and all(ch in "0123456789abcdef" for ch in text) and len(text) >= 8:
+        if len(text) >= 8 and all(ch in "0123456789abcdef" for ch in text):
             record = self.store.get(int(text, 16))
             if record is not None and record.der is not None:
                 return record
@@ -560,14 +582,238 @@ class CertificateAuthority:
                 f"no certificate with serial or name '{serial_or_name}' in the inventory",
                 "see `privca list`",
             )
-        live = [m for m in matches if m.status_at(now) == "valid"]
-        return (live or matches)[0]
+        valid = [m for m in matches if m.status_at(now) == "valid"]
+        if unique and len(valid) > 1:
+            serials = ", ".join(serial_hex(r.serial) for r in valid)
+            raise InputError(
+                f"name '{serial_or_name}' matches {len(valid)} valid certificates: {serials}",
+                "give the serial of the one you mean",
+            )
+        return (valid or matches)[0]
+
+    # revocation ---------------------------------------------------------------------------
+
+    def revoke(
+        self,
+        serial_or_name: str,
+        reason: str = "unspecified",
+        now: dt.datetime | None = None,
+    ) -> tuple[CertificateRecord, bool]:
+        """Revoke; returns the record and False if it was already revoked (first date kept)."""
+        from privca.x509.crl import REASONS
+
+        if reason not in REASONS:
+            raise InputError(
+                f"revocation reason '{reason}' is not one privca knows",
+                "use one of: " + ", ".join(REASONS),
+            )
+        now = now or utcnow()
+        record = self.lookup(serial_or_name, now, unique=True)
+        return self.store.revoke(record.serial, reason, now, record.public_key_sha256)
+
+    def publishing_authorities(self) -> list[AuthorityRecord]:
+        """CAs that sign leaves, so publish CRLs and answer OCSP: all issuing CAs, or the
+        root of a single-tier CA."""
+        issuing = [r for r in self.authorities() if r.role == "issuing"]
+        return issuing or [r for r in self.authorities() if r.role == "root"]
+
+    def authority_by_serial(self, serial: str) -> AuthorityRecord:
+        text = serial.lower().removesuffix(".crl")
+        for record in self.authorities():
+            if serial_hex(record.serial) == text or record.role == text:
+                return record
+        raise NotFound(f"no CA with serial or role '{serial}'", "see `privca check`")
+
+    def crl(
+        self,
+        authority: AuthorityRecord | None = None,
+        now: dt.datetime | None = None,
+    ) -> x509.CertificateRevocationList:
+        """A full CRL for one CA, with the next CRLNumber (never reused, never lower)."""
+        from privca.x509.crl import Revocation, build_crl
+
+        now = now or utcnow()
+        authority = authority or self._issuing_record()
+        signer = self.signer(authority)
+        next_update = now + dt.timedelta(days=self.settings.crl_days)
+        entries = [
+            Revocation(e.serial, e.revoked_at, e.reason)
+            for e in self.store.revoked_entries(authority.id, now)
+        ]
+        number = self.store.next_crl_number(authority.id, now, next_update)
+        return build_crl(signer, entries, number, now, next_update)
+
+    def certificate_status(
+        self, authority: AuthorityRecord, serial: int
+    ) -> CertificateRecord | None:
+        """The inventory record of `serial` under `authority`, if it was ever signed."""
+        record = self.store.get(serial)
+        if record is None or record.der is None or record.issuer_id != authority.id:
+            return None
+        return record
+
+    def issue_ocsp_responder(
+        self, authority: AuthorityRecord, *, days: int = 30, now: dt.datetime | None = None
+    ) -> tuple[x509.Certificate, Any]:
+        """A delegated OCSP responder certificate (OCSPSigning, ocsp-nocheck) for one CA.
+
+        Its key lives only in the memory of the process that asked (the server); the
+        certificate is recorded like any other before it is returned.
+        """
+        now = now or utcnow()
+        signer = self.signer(authority)
+        key = DEFAULT_LEAF_KEY.generate()
+        subject = ca_subject(f"{authority.common_name.removeprefix('CN=')[:44]} OCSP Responder")
+        not_before = max(now - BACKDATE, signer.not_before_or(now))
+        not_after = min(now + dt.timedelta(days=days), signer.not_after or now)
+        intent = Intent(
+            issuer_id=authority.id,
+            profile=profiles.OCSP_RESPONDER.name,
+            names=(),
+            subject=_subject_text(subject),
+            not_before=not_before,
+            not_after=not_after,
+            public_key_sha256=_public_key_sha256(key.public_key()),
+        )
+        (serial,) = self.store.reserve([intent], now)
+        try:
+            cert = build_certificate(
+                CertificateSpec(
+                    subject=subject,
+                    public_key=key.public_key(),
+                    profile=profiles.OCSP_RESPONDER,
+                    serial=serial,
+                    not_before=not_before,
+                    not_after=not_after,
+                ),
+                signer,
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.store.abandon([serial], utcnow(), "signing failed")
+            raise
+        self.store.complete([(serial, der_certificate(cert))], utcnow())
+        return cert, key
+
+    # renewal and rotation -----------------------------------------------------------------
+
+    def renew(
+        self,
+        serial_or_name: str,
+        *,
+        days: int | None = None,
+        new_key: bool = True,
+        key_type: KeyType | None = None,
+        now: dt.datetime | None = None,
+    ) -> IssuedCertificate:
+        """Same names and profile, a new serial; the old certificate is marked superseded."""
+        from privca.keys.types import key_type_of
+
+        now = now or utcnow()
+        old = self.lookup(serial_or_name, now, unique=True)
+        if old.status == "revoked" and not new_key:
+            raise PolicyError(
+                f"certificate {serial_hex(old.serial)} is revoked; its key may not be reused",
+                "renew with --new-key",
+            )
+        assert old.der is not None
+        old_cert = x509.load_der_x509_certificate(old.der)
+        names = parse_names(old.names)
+        if new_key:
+            chosen = key_type or key_type_of(old_cert.public_key())
+            renewed = self.issue(
+                old.names, profile=old.profile, key_type=chosen, days=days, now=now
+            )
+        else:
+            request = CertificateRequest(
+                public_key=old_cert.public_key(),
+                names=names,
+                ignored=(),
+                asks_for_ca=False,
+                source=f"certificate {serial_hex(old.serial)}",
+            )
+            renewed = self.sign_requests([request], profile=old.profile, days=days, now=now)[0]
+        self.store.mark_superseded(old.serial, renewed.serial, utcnow())
+        return renewed
+
+    def rotate_issuing(
+        self,
+        *,
+        key_type: KeyType | None = None,
+        days: int = profiles.ISSUING.default_days,
+        now: dt.datetime | None = None,
+    ) -> x509.Certificate:
+        """A new issuing CA key and certificate under the same root. New certificates come
+        from it at once; the old one keeps its key so it can still sign CRLs and OCSP."""
+        now = now or utcnow()
+        _check_ca_days(days, "issuing CA")
+        root_record = self._active("root")
+        assert root_record is not None
+        root = self.signer(root_record)
+        current = self._active("issuing")
+        if key_type is None:
+            key_type = (
+                key_type_of_certificate(x509.load_der_x509_certificate(current.der))
+                if current is not None
+                else DEFAULT_ISSUING_KEY
+            )
+        key = key_type.generate()
+        serial = random_serial()
+        base = self.settings.base_url
+        root_cert = x509.load_der_x509_certificate(root_record.der)
+        not_after = min(now + dt.timedelta(days=days), root_cert.not_valid_after_utc)
+        if not_after <= now:
+            raise PolicyError("the root has expired; a new issuing CA cannot be made under it")
+        cert = build_certificate(
+            CertificateSpec(
+                subject=ca_subject(f"{self.settings.name} Issuing CA {serial_hex(serial)[:8]}"),
+                public_key=key.public_key(),
+                profile=profiles.ISSUING,
+                serial=serial,
+                not_before=now - BACKDATE,
+                not_after=not_after,
+                permitted=self.policy.permitted,
+                excluded=self.policy.excluded,
+                ca_issuers_url=f"{base}/ca/root.crt" if base else None,
+                crl_url=f"{base}/crl/root.crl" if base else None,
+            ),
+            root,
+        )
+        key_ref = f"private/issuing-{serial_hex(serial)[:12]}.key"
+        passphrase = self._passphrase_bytes() if self.settings.encrypted_keys else None
+        write_ca_key(self.home.root / key_ref, key, passphrase)
+        self.store.add_authority(
+            "issuing",
+            cert.subject.rfc4514_string(),
+            serial,
+            der_certificate(cert),
+            key_ref,
+            cert.not_valid_after_utc,
+            now,
+            active=True,
+        )
+        atomic_write(self.home.issuing_cert, pem_certificate(cert))
+        atomic_write(self.home.chain, pem_certificates([cert, root_cert]))
+        if self.settings.single_tier:
+            from dataclasses import replace
+
+            self.settings = replace(self.settings, single_tier=False)
+            self.settings.write(self.home.settings)
+        self._authorities = None
+        self._issuer = None
+        return cert
 
     def issuer_of(self, record: CertificateRecord) -> AuthorityRecord | None:
         for authority in self.authorities():
             if authority.id == record.issuer_id:
                 return authority
         return None
+
+
+def key_type_of_certificate(certificate: x509.Certificate) -> KeyType:
+    from privca.keys.types import key_type_of
+
+    return key_type_of(certificate.public_key())
 
 
 def _remove_created(created: list[Path], home: CAHome, root_existed: bool) -> None:

@@ -21,6 +21,7 @@ class Settings:
     store_url: str = ""
     base_url: str = ""
     encrypted_keys: bool = True
+    crl_days: int = 7
 
     def to_toml(self) -> str:
         sections: dict[str, dict[str, Any]] = {
@@ -29,6 +30,7 @@ class Settings:
                 "single_tier": self.single_tier,
                 "encrypted_keys": self.encrypted_keys,
                 "base_url": self.base_url,
+                "crl_days": self.crl_days,
             },
             "policy": self.policy.to_settings(),
             "store": {"url": self.store_url},
@@ -54,6 +56,7 @@ class Settings:
             single_tier=bool(ca.get("single_tier", False)),
             encrypted_keys=bool(ca.get("encrypted_keys", True)),
             base_url=str(ca.get("base_url", "")),
+            crl_days=int(ca.get("crl_days", 7)),
             policy=IssuancePolicy.from_settings(data.get("policy", {})),
             store_url=str(data.get("store", {}).get("url", "")),
         )

@@ -3,6 +3,20 @@
 The only package that imports SQLAlchemy.
 """
 
-from privca.store.inventory import AuthorityRecord, CertificateRecord, Intent, Store
+from privca.store.inventory import (
+    AuthorityRecord,
+    CertificateRecord,
+    CrlState,
+    Intent,
+    RevokedEntry,
+    Store,
+)
 
-__all__ = ["AuthorityRecord", "CertificateRecord", "Intent", "Store"]
+__all__ = [
+    "AuthorityRecord",
+    "CertificateRecord",
+    "CrlState",
+    "Intent",
+    "RevokedEntry",
+    "Store",
+]

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from privca._time import as_utc
 from privca.errors import InputError, StoreUnavailable
 from privca.store.database import create_engine, migrate
-from privca.store.schema import authorities, certificates, events
+from privca.store.schema import authorities, blocked_keys, certificates, crl_state, events
 
 SERIAL_RETRIES = 5
 
@@ -73,12 +73,30 @@ class CertificateRecord:
     created_at: dt.datetime
     revoked_at: dt.datetime | None
     revocation_reason: str | None
+    superseded_by: int | None = None
 
     def status_at(self, now: dt.datetime) -> str:
-        """valid | expired | revoked | pending | failed, as shown to operators."""
+        """valid | superseded | expired | revoked | pending | failed, as shown to operators."""
         if self.status in ("revoked", "pending", "failed"):
             return self.status
-        return "expired" if self.not_after <= now else "valid"
+        if self.not_after <= now:
+            return "expired"
+        return "superseded" if self.superseded_by is not None else "valid"
+
+
+@dataclass(frozen=True)
+class RevokedEntry:
+    serial: int
+    revoked_at: dt.datetime
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class CrlState:
+    issuer_id: int
+    number: int
+    this_update: dt.datetime
+    next_update: dt.datetime
 
 
 def _row_to_certificate(row: sa.Row) -> CertificateRecord:
@@ -96,6 +114,7 @@ def _row_to_certificate(row: sa.Row) -> CertificateRecord:
         created_at=as_utc(row.created_at),
         revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
         revocation_reason=row.revocation_reason,
+        superseded_by=int(row.superseded_by, 16) if row.superseded_by else None,
     )
 
 
@@ -279,13 +298,23 @@ class Store:
         if status == "revoked":
             query = query.where(certificates.c.status == "revoked")
         elif status == "valid":
-            query = query.where(certificates.c.status == "issued", certificates.c.not_after > now)
+            query = query.where(
+                certificates.c.status == "issued",
+                certificates.c.not_after > now,
+                certificates.c.superseded_by.is_(None),
+            )
+        elif status == "superseded":
+            query = query.where(
+                certificates.c.status == "issued",
+                certificates.c.not_after > now,
+                certificates.c.superseded_by.is_not(None),
+            )
         elif status == "expired":
             query = query.where(certificates.c.status == "issued", certificates.c.not_after <= now)
         elif status is not None:
             raise InputError(
-                f"status '{status}' is not one of valid, revoked, expired",
-                "use --status valid|revoked|expired",
+                f"status '{status}' is not one of valid, superseded, revoked, expired",
+                "use --status valid|superseded|revoked|expired",
             )
         if expiring_before is not None:
             query = query.where(
@@ -305,6 +334,161 @@ class Store:
         candidates = self.find(name_pattern=name, now=now)
         exact = [record for record in candidates if name in record.names]
         return sorted(exact, key=lambda r: r.not_before, reverse=True)
+
+    # revocation -----------------------------------------------------------------------
+
+    def revoke(
+        self, serial: int, reason: str | None, now: dt.datetime, public_key_sha256: str | None
+    ) -> tuple[CertificateRecord, bool]:
+        """Mark revoked; a second revocation keeps the first date and reason.
+
+        Returns the record and whether this call revoked it. keyCompromise also blocks the
+        public key from being certified again.
+        """
+        key = serial_hex(serial)
+        with self._begin() as connection:
+            query = certificates.select().where(certificates.c.serial == key)
+            if connection.dialect.name == "postgresql":
+                query = query.with_for_update()
+            row = connection.execute(query).first()
+            if row is None or row.der is None:
+                raise InputError(
+                    f"no issued certificate with serial {key} in the inventory",
+                    "see `privca list`",
+                )
+            if row.status == "revoked":
+                return _row_to_certificate(row), False
+            connection.execute(
+                certificates.update()
+                .where(certificates.c.serial == key)
+                .values(status="revoked", revoked_at=now, revocation_reason=reason)
+            )
+            connection.execute(
+                events.insert().values(at=now, action="revoked", serial=key, detail=reason)
+            )
+            if reason == "keyCompromise" and public_key_sha256:
+                exists = connection.execute(
+                    sa.select(blocked_keys.c.public_key_sha256).where(
+                        blocked_keys.c.public_key_sha256 == public_key_sha256
+                    )
+                ).first()
+                if exists is None:
+                    connection.execute(
+                        blocked_keys.insert().values(
+                            public_key_sha256=public_key_sha256, serial=key, at=now
+                        )
+                    )
+            row = connection.execute(
+                certificates.select().where(certificates.c.serial == key)
+            ).one()
+        return _row_to_certificate(row), True
+
+    def blocked(self, public_key_hashes: Iterable[str]) -> set[str]:
+        hashes = list(public_key_hashes)
+        if not hashes:
+            return set()
+        with self._connect() as connection:
+            rows = connection.execute(
+                sa.select(blocked_keys.c.public_key_sha256).where(
+                    blocked_keys.c.public_key_sha256.in_(hashes)
+                )
+            ).all()
+        return {row[0] for row in rows}
+
+    def revoked_entries(self, issuer_id: int, now: dt.datetime) -> list[RevokedEntry]:
+        """Revoked certificates of one CA that have not expired (RFC 5280 lets expired go)."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    certificates.c.serial,
+                    certificates.c.revoked_at,
+                    certificates.c.revocation_reason,
+                )
+                .where(
+                    certificates.c.issuer_id == issuer_id,
+                    certificates.c.status == "revoked",
+                    certificates.c.not_after > now,
+                )
+                .order_by(certificates.c.revoked_at, certificates.c.serial)
+            ).all()
+        return [
+            RevokedEntry(int(r.serial, 16), as_utc(r.revoked_at), r.revocation_reason) for r in rows
+        ]
+
+    def revocation_fingerprint(self, issuer_id: int) -> tuple[int, str]:
+        """Changes whenever a certificate of this CA is revoked: a cheap cache key."""
+        with self._connect() as connection:
+            row = connection.execute(
+                sa.select(sa.func.count(), sa.func.max(certificates.c.revoked_at)).where(
+                    certificates.c.issuer_id == issuer_id, certificates.c.status == "revoked"
+                )
+            ).one()
+        return int(row[0]), str(row[1])
+
+    def next_crl_number(
+        self, issuer_id: int, this_update: dt.datetime, next_update: dt.datetime
+    ) -> int:
+        """Reserve the next CRLNumber for a CA: strictly increasing across processes."""
+        with self._begin() as connection:
+            query = sa.select(crl_state.c.number).where(crl_state.c.issuer_id == issuer_id)
+            if connection.dialect.name == "postgresql":
+                query = query.with_for_update()
+            current = connection.execute(query).scalar()
+            if current is None:
+                number = 1
+                try:
+                    with connection.begin_nested():
+                        connection.execute(
+                            crl_state.insert().values(
+                                issuer_id=issuer_id,
+                                number=number,
+                                this_update=this_update,
+                                next_update=next_update,
+                            )
+                        )
+                except sa.exc.IntegrityError:
+                    # Another replica published its first CRL at the same moment.
+                    current = connection.execute(query).scalar()
+                else:
+                    return number
+            number = int(current) + 1
+            connection.execute(
+                crl_state.update()
+                .where(crl_state.c.issuer_id == issuer_id)
+                .values(number=number, this_update=this_update, next_update=next_update)
+            )
+        return number
+
+    def crl_states(self) -> list[CrlState]:
+        with self._connect() as connection:
+            rows = connection.execute(crl_state.select()).all()
+        return [
+            CrlState(r.issuer_id, int(r.number), as_utc(r.this_update), as_utc(r.next_update))
+            for r in rows
+        ]
+
+    def mark_superseded(self, old: int, new: int, now: dt.datetime) -> None:
+        with self._begin() as connection:
+            connection.execute(
+                certificates.update()
+                .where(certificates.c.serial == serial_hex(old))
+                .values(superseded_by=serial_hex(new))
+            )
+            connection.execute(
+                events.insert().values(
+                    at=now, action="superseded", serial=serial_hex(old), detail=serial_hex(new)
+                )
+            )
+
+    def counts_by_status(self) -> dict[tuple[int, str], int]:
+        """(issuer id, stored status) -> number of certificates: for metrics."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    certificates.c.issuer_id, certificates.c.status, sa.func.count()
+                ).group_by(certificates.c.issuer_id, certificates.c.status)
+            ).all()
+        return {(r[0], r[1]): int(r[2]) for r in rows}
 
     def count(self) -> int:
         with self._connect() as connection:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 metadata = sa.MetaData()
 
@@ -41,8 +41,30 @@ certificates = sa.Table(
     sa.Column("issued_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revocation_reason", sa.String(32), nullable=True),
+    sa.Column("superseded_by", sa.String(40), nullable=True),
     sa.Index("ix_certificates_not_after", "not_after"),
     sa.Index("ix_certificates_public_key", "public_key_sha256"),
+    sa.Index("ix_certificates_issuer_status", "issuer_id", "status"),
+)
+
+# One row per CA that publishes CRLs: the last CRLNumber used, so numbers only grow,
+# whatever the clock does and however many processes or replicas publish.
+crl_state = sa.Table(
+    "crl_state",
+    metadata,
+    sa.Column("issuer_id", sa.Integer, sa.ForeignKey("authorities.id"), primary_key=True),
+    sa.Column("number", sa.BigInteger, nullable=False),
+    sa.Column("this_update", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_update", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Public keys revoked for keyCompromise: never certified again.
+blocked_keys = sa.Table(
+    "blocked_keys",
+    metadata,
+    sa.Column("public_key_sha256", sa.String(64), primary_key=True),
+    sa.Column("serial", sa.String(40), nullable=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
 events = sa.Table(

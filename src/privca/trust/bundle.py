@@ -88,7 +88,8 @@ def _p12_truststore(anchor: TrustAnchor, options: BundleOptions) -> BundleFile:
         binary=True,
         instructions=(
             f"java -Djavax.net.ssl.trustStore={name} -Djavax.net.ssl.trustStoreType=PKCS12 "
-            f"-Djavax.net.ssl.trustStorePassword=${PASSWORD_ENV:-changeit} ...",
+            "-Djavax.net.ssl.trustStorePassword=<the password: "
+            f"${PASSWORD_ENV} when written, default {DEFAULT_PASSWORD}> ...",
             "this truststore holds only the root: JSSE then trusts no public CA",
         ),
     )

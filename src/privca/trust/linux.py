@@ -245,12 +245,20 @@ class LinuxSystemStore:
 
     def _check_step(self, bundle: Path, anchor: TrustAnchor, *, expect: bool) -> Step:
         def apply() -> None:
-            if bundle_holds(bundle, anchor.der) != expect:
-                state = "still holds" if not expect else "does not hold"
+            if bundle_holds(bundle, anchor.der) == expect:
+                return
+            if expect:
                 raise EnvironmentRefused(
-                    f"after the update, {bundle} {state} the root {anchor.subject}",
-                    "check for another copy of the root in the anchors directories",
+                    f"after the update, {bundle} does not hold the root {anchor.subject}",
+                    "run the update command by hand with --verbose to see what it skipped",
                 )
+            copies = [str(p) for p in self._copies(anchor)]
+            raise EnvironmentRefused(
+                f"after the update, {bundle} still holds the root {anchor.subject}",
+                f"another copy keeps it trusted: remove {', '.join(copies)} and rerun"
+                if copies
+                else "another copy of the root is in the distribution's CA list",
+            )
 
         verb = "holds" if expect else "no longer holds"
         return Step(f"check that {bundle} {verb} the root", apply)
@@ -291,6 +299,15 @@ class LinuxSystemStore:
             steps.append(self._forget_in_debian_java_step(anchor))
             note = "ca-certificates-java never removes a local anchor: privca deletes it"
         return [carry_out(STORE, location, steps, Result.REMOVED, dry_run=dry_run, note=note)]
+
+    def _copies(self, anchor: TrustAnchor) -> list[Path]:
+        """Files in any family's anchors directory that hold this root."""
+        found = []
+        for family in FAMILIES:
+            directory = self.root / family.anchors_dir
+            if directory.is_dir():
+                found += [p for p in sorted(directory.iterdir()) if bundle_holds(p, anchor.der)]
+        return found
 
     def _forget_in_debian_java_step(self, anchor: TrustAnchor) -> Step:
         from privca.trust.java import delete_matching_entries

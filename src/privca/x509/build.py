@@ -32,6 +32,9 @@ class Issuer:
     private_key: Any
     not_after: dt.datetime | None = None
 
+    not_before: dt.datetime | None = None
+    certificate: x509.Certificate | None = None
+
     @classmethod
     def from_certificate(cls, certificate: x509.Certificate, private_key: Any) -> Issuer:
         return cls(
@@ -39,7 +42,12 @@ class Issuer:
             key_identifier=subject_key_identifier(certificate),
             private_key=private_key,
             not_after=certificate.not_valid_after_utc,
+            not_before=certificate.not_valid_before_utc,
+            certificate=certificate,
         )
+
+    def not_before_or(self, default: dt.datetime) -> dt.datetime:
+        return self.not_before or default
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,11 @@ def build_certificate(spec: CertificateSpec, issuer: Issuer | None) -> x509.Cert
     if access:
         builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
     return builder.sign(issuer.private_key, signature_hash_for(issuer.private_key))
+
+
+def sign_builder(builder: Any, private_key: Any) -> Any:
+    """Sign a CRL or OCSP response builder with the hash matched to the key."""
+    return builder.sign(private_key, signature_hash_for(private_key))
 
 
 def self_issuer(subject: x509.Name, private_key: Any) -> Issuer:

@@ -1,0 +1,72 @@
+"""Certificate revocation lists. Built in one constructor call: the fluent
+add_revoked_certificate() copies the list on every call, which is O(n^2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from privca.x509.build import Issuer, sign_builder
+
+REASONS: dict[str, x509.ReasonFlags] = {
+    "unspecified": x509.ReasonFlags.unspecified,
+    "keyCompromise": x509.ReasonFlags.key_compromise,
+    "caCompromise": x509.ReasonFlags.ca_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
+}
+
+
+@dataclass(frozen=True)
+class Revocation:
+    serial: int
+    revoked_at: dt.datetime
+    reason: str | None
+
+
+def reason_flag(reason: str | None) -> x509.ReasonFlags | None:
+    """RFC 5280 5.3.1: 'unspecified' SHOULD be expressed by leaving the reason out."""
+    if reason is None or reason == "unspecified":
+        return None
+    return REASONS[reason]
+
+
+def _revoked(entry: Revocation) -> x509.RevokedCertificate:
+    builder = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(entry.serial)
+        .revocation_date(entry.revoked_at)
+    )
+    flag = reason_flag(entry.reason)
+    if flag is not None:
+        builder = builder.add_extension(x509.CRLReason(flag), critical=False)
+    return builder.build()
+
+
+def build_crl(
+    issuer: Issuer,
+    entries: Sequence[Revocation],
+    number: int,
+    this_update: dt.datetime,
+    next_update: dt.datetime,
+) -> x509.CertificateRevocationList:
+    builder = x509.CertificateRevocationListBuilder(
+        issuer_name=issuer.name,
+        last_update=this_update,
+        next_update=next_update,
+        extensions=[
+            x509.Extension(
+                x509.AuthorityKeyIdentifier.oid,
+                False,
+                x509.AuthorityKeyIdentifier(issuer.key_identifier, None, None),
+            ),
+            x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
+        ],
+        revoked_certificates=[_revoked(entry) for entry in entries],
+    )
+    return sign_builder(builder, issuer.private_key)
