@@ -29,6 +29,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("inventory:list_command", "List the certificates in the inventory."),
     "show": ("inventory:show_command", "Show one certificate of the inventory."),
     "trust": ("trust:trust_group", "Install, check and remove the CA in client trust stores."),
+    "revoke": ("lifecycle:revoke_command", "Revoke a certificate by serial or name."),
+    "crl": ("lifecycle:crl_command", "Publish a new CRL for each issuing CA."),
+    "renew": ("lifecycle:renew_command", "Re-issue a certificate: same names, new serial."),
+    "rotate": ("lifecycle:rotate_group", "Replace the issuing CA under the same root."),
+    "needs-renewal": (
+        "lifecycle:needs_renewal_command",
+        "Exit 0 if a certificate file is due for renewal (for ExecCondition=).",
+    ),
+    "check": ("lifecycle:check_command", "Expiry of certificates, CAs and CRLs (nagios/prom)."),
+    "scan": ("scan:scan_command", "Connect to TLS services and report what they serve."),
 }
 
 

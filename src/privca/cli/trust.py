@@ -375,13 +375,20 @@ def bundle_command(
     namespace: str | None,
     client_path: str | None,
 ) -> None:
-    """Files for config management and MDM; the p12 password is $PRIVCA_TRUSTSTORE_PASSWORD
-    (default changeit)."""
+    """Write the root for config management, MDM, Java, Kubernetes or Windows GPO.
+
+    The p12-truststore password comes from $PRIVCA_TRUSTSTORE_PASSWORD (default changeit).
+    """
     from privca.home import atomic_write
     from privca.trust.bundle import BundleOptions, build_bundle
 
     anchor = _anchor(app, root)
-    options = BundleOptions(name=name, namespace=namespace, client_path=client_path)
+    options = BundleOptions(
+        name=name,
+        namespace=namespace,
+        client_path=client_path,
+        file_name=str(out) if out else None,
+    )
     produced = build_bundle(anchor, output_format, options)
     if out is None:
         stdout = click.get_binary_stream("stdout")

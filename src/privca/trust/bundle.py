@@ -29,6 +29,7 @@ class BundleOptions:
     name: str | None = None  # Kubernetes object name (default: the anchor's slug)
     namespace: str | None = None
     client_path: str | None = None  # where Firefox finds the certificate on the client
+    file_name: str | None = None  # the name the instructions should use (default: suggested)
     password: str = field(default_factory=lambda: os.environ.get(PASSWORD_ENV, DEFAULT_PASSWORD))
 
 
@@ -81,7 +82,7 @@ def _keytool_truststore(anchor: TrustAnchor, password: str) -> bytes:
 
 
 def _p12_truststore(anchor: TrustAnchor, options: BundleOptions) -> BundleFile:
-    name = f"{anchor.slug}-truststore.p12"
+    name = options.file_name or f"{anchor.slug}-truststore.p12"
     return BundleFile(
         build_java_truststore(anchor, options.password),
         name,
@@ -232,7 +233,7 @@ def _trust_manager(anchor: TrustAnchor, options: BundleOptions) -> BundleFile:
 
 
 def _windows(anchor: TrustAnchor, options: BundleOptions) -> BundleFile:
-    name = f"{anchor.slug}.cer"
+    name = options.file_name or f"{anchor.slug}.cer"
     return BundleFile(
         anchor.der, name, binary=True, instructions=tuple(build_gpo_instructions(name))
     )

@@ -1,0 +1,386 @@
+"""privca revoke | crl | renew | rotate issuing | needs-renewal | check."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from privca.cli.options import days_option, json_option, key_type_option
+from privca.cli.render import note, print_json
+from privca.cli.secrets import passphrase_file_option
+
+if TYPE_CHECKING:
+    from privca.cli.main import AppContext
+
+REASONS = [
+    "unspecified",
+    "keyCompromise",
+    "superseded",
+    "cessationOfOperation",
+    "affiliationChanged",
+    "caCompromise",
+    "privilegeWithdrawn",
+]
+
+
+@click.command("revoke")
+@click.argument("serial_or_name")
+@click.option("--reason", type=click.Choice(REASONS), default="unspecified", show_default=True)
+@json_option
+@click.pass_obj
+def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: bool) -> None:
+    """Revoke a certificate. Revoking twice keeps the first date; keyCompromise also bars
+    the key from ever being certified again. The next CRL and OCSP answer show it."""
+    from privca._time import isoformat
+    from privca.cli.options import open_authority
+
+    with open_authority(app) as ca:
+        record, newly = ca.revoke(serial_or_name, reason)
+    assert record.revoked_at is not None
+    document = {
+        "serial": format(record.serial, "x"),
+        "names": list(record.names),
+        "revoked_at": isoformat(record.revoked_at),
+        "reason": record.revocation_reason,
+        "already_revoked": not newly,
+    }
+    if as_json:
+        print_json(document)
+    elif newly:
+        click.echo(
+            f"Revoked {document['serial']} ({', '.join(record.names)}), "
+            f"reason {record.revocation_reason}"
+        )
+        note("Publish it: privca crl (or let `privca serve` answer CRL/OCSP)", app.quiet)
+    else:
+        click.echo(
+            f"{document['serial']} was already revoked on {document['revoked_at']} "
+            f"({record.revocation_reason}); nothing changed"
+        )
+
+
+@click.command("crl")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the (current issuing CA's) CRL here; .pem for PEM, else DER.",
+)
+@passphrase_file_option()
+@json_option
+@click.pass_obj
+def crl_command(
+    app: AppContext, out: Path | None, passphrase_file: Path | None, as_json: bool
+) -> None:
+    """Make a full CRL for each CA that signs certificates, into <home>/crl/ (DER and PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from privca._time import isoformat, utcnow
+    from privca.cli.options import open_authority
+    from privca.home import atomic_write_many
+    from privca.store.inventory import serial_hex
+
+    now = utcnow()
+    documents = []
+    files = []
+    with open_authority(app, passphrase_file) as ca:
+        current = ca.publishing_authorities()[-1]
+        for authority in ca.publishing_authorities():
+            if authority.not_after <= now:
+                continue  # an expired CA needs no CRL: nothing it signed is valid
+            crl = ca.crl(authority, now)
+            stem = ca.home.crl / serial_hex(authority.serial)
+            der, pem = crl.public_bytes(Encoding.DER), crl.public_bytes(Encoding.PEM)
+            files += [
+                (stem.with_suffix(".crl"), der, 0o644),
+                (stem.with_suffix(".pem"), pem, 0o644),
+            ]
+            if authority.id == current.id:
+                files += [
+                    (ca.home.crl / "current.crl", der, 0o644),
+                    (ca.home.crl / "current.pem", pem, 0o644),
+                ]
+                if out is not None:
+                    files.append((out, pem if out.suffix == ".pem" else der, 0o644))
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+            documents.append(
+                {
+                    "issuer": authority.common_name,
+                    "issuer_serial": serial_hex(authority.serial),
+                    "number": number,
+                    "entries": len(crl),
+                    "this_update": isoformat(crl.last_update_utc),
+                    "next_update": isoformat(crl.next_update_utc) if crl.next_update_utc else None,
+                    "file": str(stem.with_suffix(".crl")),
+                }
+            )
+        atomic_write_many(files)
+    if as_json:
+        print_json(documents)
+        return
+    for doc in documents:
+        click.echo(
+            f"CRL #{doc['number']} of {doc['issuer']}: {doc['entries']} revoked, "
+            f"next update {doc['next_update']} -> {doc['file']}"
+        )
+
+
+@click.command("renew")
+@click.argument("serial_or_name")
+@days_option
+@click.option(
+    "--new-key/--reuse-key",
+    default=True,
+    show_default=True,
+    help="Generate a new key (default), or certify the old public key again.",
+)
+@key_type_option(None, "Key type for --new-key (default: same as the old key).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Directory for the new files.",
+)
+@click.option(
+    "--revoke-old",
+    is_flag=True,
+    help="Revoke the old certificate now (reason superseded) instead of letting it run out.",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@passphrase_file_option()
+@json_option
+@click.pass_obj
+def renew_command(
+    app: AppContext,
+    serial_or_name: str,
+    days: int | None,
+    new_key: bool,
+    key_type: str | None,
+    out: Path,
+    revoke_old: bool,
+    force: bool,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Issue a successor with the same names and profile; the old one is marked superseded."""
+    from privca._time import isoformat
+    from privca.cli.options import open_authority
+    from privca.errors import AlreadyExists
+    from privca.home import atomic_write_many
+    from privca.keys.types import KeyType
+    from privca.x509.encoding import pem_private_key_unencrypted
+
+    with open_authority(app, passphrase_file) as ca:
+        old = ca.lookup(serial_or_name, unique=True)
+        stem = _stem(old.names)
+        paths = {"certificate": out / f"{stem}.crt", "chain": out / f"{stem}.chain.pem"}
+        if new_key:
+            paths["key"] = out / f"{stem}.key"
+        if not force:
+            for path in paths.values():
+                if path.exists():
+                    raise AlreadyExists(
+                        f"'{path}' already exists", "use --force to replace it, or another --out"
+                    )
+        renewed = ca.renew(
+            format(old.serial, "x"),
+            days=days,
+            new_key=new_key,
+            key_type=KeyType.parse(key_type) if key_type else None,
+        )
+        if revoke_old:
+            ca.revoke(format(old.serial, "x"), "superseded")
+    files = [
+        (paths["certificate"], renewed.certificate_pem(), 0o644),
+        (paths["chain"], renewed.chain_pem(), 0o644),
+    ]
+    if renewed.private_key is not None:
+        files.append((paths["key"], pem_private_key_unencrypted(renewed.private_key), 0o600))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_many(files)
+    if as_json:
+        print_json(
+            {
+                "serial": format(renewed.serial, "x"),
+                "replaces": format(old.serial, "x"),
+                "names": [str(n) for n in renewed.names],
+                "profile": renewed.profile,
+                "not_after": isoformat(renewed.certificate.not_valid_after_utc),
+                "files": {k: str(v) for k, v in paths.items()},
+            }
+        )
+    elif not app.quiet:
+        click.echo(
+            f"Renewed {', '.join(str(n) for n in renewed.names)}: serial "
+            f"{renewed.serial:x} replaces {old.serial:x}, until "
+            f"{renewed.certificate.not_valid_after_utc:%Y-%m-%d}"
+        )
+        for label, path in paths.items():
+            click.echo(f"  {label + ':':13}{path}")
+
+
+def _stem(names: tuple[str, ...]) -> str:
+    from privca.x509.names import parse_names
+
+    parsed = parse_names(names)
+    dns = [n for n in parsed if n.kind == "dns"]
+    return (dns or list(parsed))[0].file_stem
+
+
+@click.group("rotate")
+def rotate_group() -> None:
+    """Replace a CA certificate and key."""
+
+
+@rotate_group.command("issuing")
+@key_type_option(None, "Key type of the new issuing CA (default: same as the current one).")
+@click.option("--days", type=int, default=1825, show_default=True)
+@passphrase_file_option()
+@json_option
+@click.pass_obj
+def rotate_issuing_command(
+    app: AppContext, key_type: str | None, days: int, passphrase_file: Path | None, as_json: bool
+) -> None:
+    """A new issuing CA under the same root: new certificates come from it at once, the old
+    one keeps answering CRL/OCSP for what it issued, and no client trust store changes."""
+    from privca._time import isoformat
+    from privca.cli.options import open_authority
+    from privca.keys.types import KeyType
+
+    with open_authority(app, passphrase_file) as ca:
+        cert = ca.rotate_issuing(key_type=KeyType.parse(key_type) if key_type else None, days=days)
+    document = {
+        "subject": cert.subject.rfc4514_string(),
+        "serial": format(cert.serial_number, "x"),
+        "not_after": isoformat(cert.not_valid_after_utc),
+    }
+    if as_json:
+        print_json(document)
+    else:
+        click.echo(
+            f"New issuing CA {document['subject']} (serial {document['serial']}, "
+            f"until {document['not_after'][:10]}); chain.pem updated."
+        )
+        note(
+            "Servers that send the chain should pick up the new chain with their next "
+            "certificate; the root is unchanged.",
+            app.quiet,
+        )
+
+
+@click.command("needs-renewal")
+@click.argument("cert", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--within", metavar="DURATION", help="Due when it expires within DURATION (e.g. 30d)."
+)
+@click.option(
+    "--fraction",
+    metavar="N/D",
+    default=None,
+    help="Due when less than this part of its lifetime is left (default 1/3).",
+)
+@click.pass_obj
+def needs_renewal_command(
+    app: AppContext, cert: Path, within: str | None, fraction: str | None
+) -> None:
+    """Exit 0 if CERT should be renewed now, 1 if not yet, 2 on error.
+
+    Made for systemd: ExecCondition=privca needs-renewal /etc/ssl/x.crt
+    """
+    from fractions import Fraction
+
+    from privca._time import utcnow
+    from privca.cli.render import parse_duration
+    from privca.errors import InputError
+    from privca.home import read_input_file
+    from privca.x509.encoding import load_certificate
+
+    if within is not None and fraction is not None:
+        raise InputError("--within and --fraction contradict each other", "choose one")
+    certificate = load_certificate(read_input_file(cert, "certificate file"), f"'{cert}'")
+    not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    now = utcnow()
+    left = not_after - now
+    if within is not None:
+        threshold = parse_duration(within)
+        rule = f"within {within}"
+    else:
+        try:
+            part = Fraction(fraction or "1/3")
+        except (ValueError, ZeroDivisionError):
+            raise InputError(f"--fraction '{fraction}' is not a fraction like 1/3") from None
+        if not 0 < part < 1:
+            raise InputError(f"--fraction '{fraction}' must be between 0 and 1")
+        threshold = (not_after - not_before) * float(part)
+        rule = f"less than {part} of its lifetime left"
+    due = left <= threshold
+    if app.verbosity >= 0:
+        state = "renew now" if due else "not yet"
+        click.echo(f"{cert}: {state} ({left.days} days left; rule: {rule})")
+    sys.exit(0 if due else 1)
+
+
+@click.command("check")
+@click.option("--warn", "warn_window", default="30d", show_default=True, metavar="DURATION")
+@click.option("--crit", "crit_window", default="7d", show_default=True, metavar="DURATION")
+@click.option(
+    "--format",
+    "output_format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json", "nagios", "prometheus"]),
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to FILE atomically (for node_exporter's textfile collector).",
+)
+@click.pass_obj
+def check_command(
+    app: AppContext, warn_window: str, crit_window: str, output_format: str, out: Path | None
+) -> None:
+    """Every live certificate, the CA certificates and each CRL's nextUpdate.
+
+    text/json: exit 0 ok, 1 something in a window. nagios: 0 OK, 1 WARNING, 2 CRITICAL,
+    3 UNKNOWN with perfdata. prometheus: a node_exporter textfile.
+    """
+    from privca import monitoring
+    from privca._time import utcnow
+    from privca.cli.options import open_authority
+    from privca.cli.render import parse_duration
+    from privca.errors import InputError, PrivcaError
+
+    warn_delta, crit_delta = parse_duration(warn_window), parse_duration(crit_window)
+    if crit_delta > warn_delta:
+        raise InputError("--crit is longer than --warn", "e.g. --warn 30d --crit 7d")
+    now = utcnow()
+    try:
+        with open_authority(app) as ca:
+            if output_format == "prometheus":
+                text, code = monitoring.render_prometheus(ca, now), 0
+            else:
+                items = monitoring.collect(ca, now, warn_delta, crit_delta)
+                state = monitoring.worst(items)
+                code = 0 if state == "ok" else 1
+                if output_format == "nagios":
+                    text, code = monitoring.render_nagios(items, warn_delta, crit_delta)
+                elif output_format == "json":
+                    text = monitoring.render_json(items, now)
+                else:
+                    text = monitoring.render_text(items)
+    except PrivcaError as exc:
+        if output_format != "nagios":
+            raise
+        click.echo(f"PRIVCA UNKNOWN - {exc.message}")
+        sys.exit(3)
+    if out is not None:
+        from privca.home import atomic_write
+
+        atomic_write(out, text.encode() + (b"" if text.endswith("\n") else b"\n"), 0o644)
+    else:
+        click.echo(text)
+    sys.exit(code)

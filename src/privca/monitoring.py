@@ -1,0 +1,242 @@
+"""Expiry tracking: what `privca check` reports and `/metrics` serves, read from the store
+at the moment of asking so that every replica tells the same story."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from privca._time import isoformat
+from privca.store.inventory import serial_hex
+
+if TYPE_CHECKING:
+    from privca.authority import CertificateAuthority
+
+SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
+# An expired certificate nobody renewed is still news for this long; older ones are history.
+EXPIRED_RECENTLY = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class ExpiryItem:
+    kind: str  # certificate | ca | crl
+    label: str
+    serial: str
+    issuer: str
+    not_after: dt.datetime
+    severity: str  # ok | warning | critical
+    detail: str
+
+    def document(self, now: dt.datetime) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "serial": self.serial,
+            "issuer": self.issuer,
+            "not_after": isoformat(self.not_after),
+            "days_left": round((self.not_after - now).total_seconds() / 86400, 1),
+            "severity": self.severity,
+            "detail": self.detail,
+        }
+
+
+def _severity(
+    not_after: dt.datetime, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
+) -> str:
+    left = not_after - now
+    if left <= crit:
+        return "critical"
+    if left <= warn:
+        return "warning"
+    return "ok"
+
+
+def _describe(not_after: dt.datetime, now: dt.datetime) -> str:
+    days = (not_after - now).total_seconds() / 86400
+    if days <= 0:
+        return f"expired {-days:.0f} days ago"
+    return f"expires in {days:.0f} days ({not_after:%Y-%m-%d})"
+
+
+def _cn(rfc4514: str) -> str:
+    return rfc4514.removeprefix("CN=")
+
+
+def collect(
+    ca: CertificateAuthority, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
+) -> list[ExpiryItem]:
+    """Every live certificate, the CA certificates and each CA's CRL, with a severity."""
+    issuers = {a.id: a for a in ca.authorities()}
+    items: list[ExpiryItem] = []
+    for record in ca.store.find(now=now - EXPIRED_RECENTLY):
+        status = record.status_at(now)
+        if status == "expired" and record.superseded_by is None:
+            severity, detail = "critical", _describe(record.not_after, now) + ", not renewed"
+        elif status == "valid":
+            severity = _severity(record.not_after, now, warn, crit)
+            detail = _describe(record.not_after, now)
+        else:
+            continue  # revoked, superseded or expired-and-replaced: nothing to do
+        issuer = issuers.get(record.issuer_id)
+        items.append(
+            ExpiryItem(
+                "certificate",
+                record.names[0] if record.names else record.subject,
+                serial_hex(record.serial),
+                _cn(issuer.common_name) if issuer else "",
+                record.not_after,
+                severity,
+                detail,
+            )
+        )
+    for authority in ca.authorities():
+        if not authority.active:
+            continue
+        items.append(
+            ExpiryItem(
+                "ca",
+                _cn(authority.common_name),
+                serial_hex(authority.serial),
+                authority.role,
+                authority.not_after,
+                # A CA must be replaced long before its leaves run out: twice the windows.
+                _severity(authority.not_after, now, warn * 2, crit * 2),
+                f"{authority.role} CA " + _describe(authority.not_after, now),
+            )
+        )
+    for state in ca.store.crl_states():
+        authority = issuers.get(state.issuer_id)
+        if authority is None:
+            continue
+        left = state.next_update - now
+        severity = (
+            "critical"
+            if left <= dt.timedelta(0)
+            else ("warning" if left <= dt.timedelta(days=1) else "ok")
+        )
+        items.append(
+            ExpiryItem(
+                "crl",
+                f"CRL of {_cn(authority.common_name)}",
+                serial_hex(authority.serial),
+                _cn(authority.common_name),
+                state.next_update,
+                severity,
+                f"CRL #{state.number} next update "
+                + ("overdue" if severity == "critical" else f"{state.next_update:%Y-%m-%d %H:%M}Z"),
+            )
+        )
+    return items
+
+
+def worst(items: Sequence[ExpiryItem]) -> str:
+    return max((i.severity for i in items), key=SEVERITY_ORDER.__getitem__, default="ok")
+
+
+def render_text(items: Sequence[ExpiryItem]) -> str:
+    flagged = [i for i in items if i.severity != "ok"]
+    lines = [f"{len(items)} item(s) checked, {len(flagged)} need attention"]
+    for item in sorted(flagged, key=lambda i: (-SEVERITY_ORDER[i.severity], i.not_after)):
+        lines.append(
+            f"{item.severity.upper():9}{item.kind:12}{item.label} ({item.serial}): {item.detail}"
+        )
+    return "\n".join(lines)
+
+
+def render_json(items: Sequence[ExpiryItem], now: dt.datetime) -> str:
+    return json.dumps({"status": worst(items), "items": [i.document(now) for i in items]}, indent=2)
+
+
+NAGIOS_CODES = {"ok": 0, "warning": 1, "critical": 2}
+
+
+def render_nagios(
+    items: Sequence[ExpiryItem], warn: dt.timedelta, crit: dt.timedelta
+) -> tuple[str, int]:
+    """One status line with perfdata after '|', and the Nagios plugin exit code."""
+    state = worst(items)
+    counts = {s: sum(1 for i in items if i.severity == s) for s in SEVERITY_ORDER}
+    certificates = [i for i in items if i.kind == "certificate"]
+    flagged = sorted(
+        (i for i in items if i.severity != "ok"),
+        key=lambda i: (-SEVERITY_ORDER[i.severity], i.not_after),
+    )
+    summary = (
+        f"{len(certificates)} certificates, {counts['critical']} critical, "
+        f"{counts['warning']} warning"
+    )
+    if flagged:
+        summary += f"; first: {flagged[0].label} {flagged[0].detail}"
+    perfdata = (
+        f"certificates={len(certificates)};;;0 "
+        f"warning={counts['warning']};;;0 "
+        f"critical={counts['critical']};;;0 "
+        f"warn_days={warn.days};;; crit_days={crit.days};;;"
+    )
+    return f"PRIVCA {state.upper()} - {summary} | {perfdata}", NAGIOS_CODES[state]
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_prometheus(ca: CertificateAuthority, now: dt.datetime) -> str:
+    """Prometheus text exposition: expiry as timestamps, as x509-certificate-exporter and
+    cert-manager do, plus issuance and revocation counters from the store."""
+    issuers = {a.id: a for a in ca.authorities()}
+    out: list[str] = []
+
+    def family(name: str, kind: str, help_text: str) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} {kind}")
+
+    family(
+        "privca_certificate_not_after_timestamp_seconds",
+        "gauge",
+        "Expiry of each live certificate in the inventory (Unix time).",
+    )
+    for record in ca.store.find(status="valid", now=now):
+        issuer = issuers.get(record.issuer_id)
+        name = record.names[0] if record.names else record.subject
+        out.append(
+            "privca_certificate_not_after_timestamp_seconds{"
+            f'serial="{serial_hex(record.serial)}",name="{_label(name)}",'
+            f'issuer="{_label(_cn(issuer.common_name) if issuer else "")}"'
+            f"}} {int(record.not_after.timestamp())}"
+        )
+    family("privca_ca_not_after_timestamp_seconds", "gauge", "Expiry of each CA certificate.")
+    for authority in ca.authorities():
+        out.append(
+            "privca_ca_not_after_timestamp_seconds{"
+            f'serial="{serial_hex(authority.serial)}",role="{authority.role}",'
+            f'name="{_label(_cn(authority.common_name))}",active="{str(authority.active).lower()}"'
+            f"}} {int(authority.not_after.timestamp())}"
+        )
+    family(
+        "privca_crl_next_update_timestamp_seconds", "gauge", "nextUpdate of each CA's latest CRL."
+    )
+    for state in ca.store.crl_states():
+        authority = issuers.get(state.issuer_id)
+        if authority is not None:
+            out.append(
+                "privca_crl_next_update_timestamp_seconds{"
+                f'issuer="{_label(_cn(authority.common_name))}",'
+                f'serial="{serial_hex(authority.serial)}"}} {int(state.next_update.timestamp())}'
+            )
+    counts = ca.store.counts_by_status()
+    family("privca_certificates_issued_total", "counter", "Certificates signed, per CA.")
+    family_lines_revoked: list[str] = []
+    for authority in ca.authorities():
+        cn = _label(_cn(authority.common_name))
+        issued = counts.get((authority.id, "issued"), 0) + counts.get((authority.id, "revoked"), 0)
+        out.append(f'privca_certificates_issued_total{{issuer="{cn}"}} {issued}')
+        family_lines_revoked.append(
+            f'privca_certificates_revoked_total{{issuer="{cn}"}} '
+            f"{counts.get((authority.id, 'revoked'), 0)}"
+        )
+    family("privca_certificates_revoked_total", "counter", "Certificates revoked, per CA.")
+    out.extend(family_lines_revoked)
+    return "\n".join(out) + "\n"
