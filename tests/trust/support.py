@@ -8,6 +8,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,3 +213,19 @@ def curl_status(url: str, *extra: str) -> int:
         ["curl", "--silent", "--show-error", "--max-time", "10", *extra, url],
         capture_output=True,
     ).returncode
+
+
+def python_handshake(
+    port: int, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter, since OpenSSL reads its default CA paths when a context is made."""
+    code = (
+        "import socket, ssl\n"
+        "context = ssl.create_default_context()\n"
+        f"raw = socket.create_connection(('127.0.0.1', {port}), timeout=10)\n"
+        "with context.wrap_socket(raw, server_hostname='127.0.0.1') as tls:\n"
+        "    print(tls.version())\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path, PurePosixPath
 
 import pytest
 
-from privca.errors import InputError
+from privca.errors import EnvironmentRefused, InputError
 from privca.trust import Presence, Result, read_anchor
 from privca.trust.linux import (
     FAMILIES,
@@ -16,7 +17,7 @@ from privca.trust.linux import (
     bundle_holds,
     detect_family,
 )
-from tests.trust.support import TestCA, TlsServer, curl_status, debian_bundle, snapshot
+from tests.trust.support import DEBIAN, TestCA, TlsServer, curl_status, debian_bundle, snapshot
 
 FAMILY = {family.key: family for family in FAMILIES}
 
@@ -159,19 +160,31 @@ def test_dry_run_lists_the_file_and_command_and_changes_nothing(
 def test_a_root_trusted_through_another_file_is_reported_not_claimed(
     debian_root: Path, root_ca: TestCA
 ) -> None:
-    foreign = debian_root / "usr/local/share/ca-certificates/hand-copied.crt"
-    shutil.copy(root_ca.path, foreign)
+    shutil.copy(root_ca.path, debian_root / "usr/local/share/ca-certificates/by-hand.crt")
+    subprocess.run(build_refresh_argv(DEBIAN, DEBIAN.tool.program, debian_root), check=True)
     store = LinuxSystemStore(debian_root)
     anchor = read_anchor(root_ca.path)
-    store.install(anchor, dry_run=False)  # already trusted after the refresh below?
     [report] = store.status(anchor)
     assert report.presence is Presence.PRESENT
-    [outcome] = store.uninstall(anchor)
-    assert outcome.result is Result.REMOVED
-    # Our file is gone, the hand-copied one still makes the bundle trust the root.
+    assert "not installed by privca" in (report.note or "")
+    [outcome] = store.install(anchor)
+    assert outcome.result is Result.ALREADY_INSTALLED
     [outcome] = store.uninstall(anchor)
     assert outcome.result is Result.NOT_INSTALLED
     assert "privca did not write" in (outcome.note or "")
+
+
+def test_uninstall_names_a_second_copy_that_keeps_the_root_trusted(
+    debian_root: Path, root_ca: TestCA
+) -> None:
+    store = LinuxSystemStore(debian_root)
+    anchor = read_anchor(root_ca.path)
+    store.install(anchor)
+    by_hand = debian_root / "usr/local/share/ca-certificates/by-hand.crt"
+    shutil.copy(root_ca.path, by_hand)
+    with pytest.raises(EnvironmentRefused, match="still holds the root") as caught:
+        store.uninstall(anchor)
+    assert str(by_hand) in (caught.value.hint or "")
 
 
 def test_unknown_layout_is_not_installed_here(tmp_path: Path, root_ca: TestCA) -> None:

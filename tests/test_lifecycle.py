@@ -1,0 +1,305 @@
+"""Revocation, CRLs, renewal, rotation and expiry tracking, judged by openssl where it can."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from privca._time import utcnow
+from privca.authority import CertificateAuthority
+from privca.errors import NotFound, PolicyError
+from privca.x509.build import build_csr
+from privca.x509.csr import inspect_csr
+from privca.x509.encoding import pem_private_key_unencrypted
+from privca.x509.names import parse_names
+from tests.conftest import PASSPHRASE, Cli, openssl, write
+from tests.tls_server import serve_tls
+
+
+def _crl_number(crl: x509.CertificateRevocationList) -> int:
+    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+
+def test_revoke_twice_keeps_first_date(ca: CertificateAuthority) -> None:
+    issued = ca.issue(["db.corp.internal"])
+    first, newly = ca.revoke(format(issued.serial, "x"), "cessationOfOperation")
+    assert newly and first.status == "revoked"
+    later = utcnow() + dt.timedelta(hours=3)
+    second, newly = ca.revoke("db.corp.internal", "keyCompromise", now=later)
+    assert not newly
+    assert second.revoked_at == first.revoked_at
+    assert second.revocation_reason == "cessationOfOperation"
+
+
+def test_revoke_unknown_serial_is_input_error(ca: CertificateAuthority) -> None:
+    with pytest.raises(NotFound):
+        ca.revoke("0123456789abcdef")
+
+
+def test_key_compromise_blocks_the_key(ca: CertificateAuthority) -> None:
+    issued = ca.issue(["db.corp.internal"])
+    ca.revoke(format(issued.serial, "x"), "keyCompromise")
+    csr = inspect_csr(build_csr(issued.private_key, parse_names(["other.corp.internal"])))
+    with pytest.raises(PolicyError, match="revoked for keyCompromise"):
+        ca.sign_requests([csr])
+    with pytest.raises(PolicyError):
+        ca.renew(format(issued.serial, "x"), new_key=False)
+
+
+def test_crl_is_judged_by_openssl(ca: CertificateAuthority, tmp_path: Path) -> None:
+    revoked = ca.issue(["revoked.corp.internal"])
+    good = ca.issue(["good.corp.internal"])
+    ca.revoke(format(revoked.serial, "x"), "keyCompromise")
+    crl = ca.crl()
+    assert [entry.serial_number for entry in crl] == [revoked.serial]
+    entry = crl.get_revoked_certificate_by_serial_number(revoked.serial)
+    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == (
+        x509.ReasonFlags.key_compromise
+    )
+    aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    ski = ca.issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    assert aki.key_identifier == ski.digest
+    assert crl.next_update_utc - crl.last_update_utc == dt.timedelta(days=7)
+    crl_pem = write(tmp_path / "crl.pem", crl.public_bytes(Encoding.PEM))
+    checked = openssl("crl", "-in", str(crl_pem), "-noout", "-CAfile", str(ca.home.issuing_cert))
+    assert checked.returncode == 0 and "verify OK" in checked.stderr + checked.stdout
+    root, issuing = str(ca.home.root_cert), str(ca.home.issuing_cert)
+    for issued, expect_ok in ((revoked, False), (good, True)):
+        leaf = write(tmp_path / f"{issued.serial:x}.crt", issued.certificate_pem())
+        result = openssl("verify", "-crl_check", "-CRLfile", str(crl_pem), "-CAfile", root,
+                         "-untrusted", issuing, str(leaf))
+        assert (result.returncode == 0) is expect_ok, result.stdout + result.stderr
+        if not expect_ok:
+            assert "certificate revoked" in result.stdout + result.stderr
+
+
+def test_crl_number_only_grows(ca: CertificateAuthority, run_cli: Cli) -> None:
+    numbers = [_crl_number(ca.crl()) for _ in range(3)]
+    # A clock set back must not make the number go back.
+    numbers.append(_crl_number(ca.crl(now=utcnow() - dt.timedelta(days=30))))
+    reopened = CertificateAuthority.open(ca.home.root, PASSPHRASE)  # a "restart"
+    numbers.append(_crl_number(reopened.crl()))
+    reopened.close()
+    # Two processes at once.
+    passfile = write(ca.home.root.parent / "pass.txt", PASSPHRASE + b"\n", 0o600)
+    command = [sys.executable, "-m", "privca", "--home", str(ca.home.root), "crl", "--json",
+               "--passphrase-file", str(passfile)]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    concurrent = sorted(int(re.search(rb'"number": (\d+)', out).group(1)) for out, _ in outputs)
+    numbers += concurrent
+    assert numbers == list(range(1, len(numbers) + 1))
+
+
+def test_renew_keeps_names_and_profile(ca: CertificateAuthority) -> None:
+    old = ca.issue(["db.corp.internal", "10.0.0.5"], profile="server")
+    renewed = ca.renew("db.corp.internal")
+    assert renewed.serial != old.serial
+    assert [str(n) for n in renewed.names] == ["db.corp.internal", "10.0.0.5"]
+    assert renewed.profile == "server"
+    assert renewed.private_key is not None
+    assert ca.lookup(format(old.serial, "x")).status_at(utcnow()) == "superseded"
+    assert ca.lookup("db.corp.internal").serial == renewed.serial
+    again = ca.renew("db.corp.internal", new_key=False)
+    assert again.certificate.public_key() == renewed.certificate.public_key()
+    assert again.private_key is None
+
+
+def test_rotation_keeps_root_and_old_crl(ca: CertificateAuthority, tmp_path: Path) -> None:
+    root_before = ca.home.root_cert.read_bytes()
+    old_issuing = ca.issuing
+    old = ca.issue(["old.corp.internal"])
+    ca.revoke(format(old.serial, "x"))
+    new_issuing = ca.rotate_issuing()
+    new = ca.issue(["new.corp.internal"])
+    assert new.certificate.issuer == new_issuing.subject != old_issuing.subject
+    assert ca.home.root_cert.read_bytes() == root_before
+    chain = ca.home.chain.read_bytes()
+    assert chain.count(b"BEGIN CERTIFICATE") == 2
+    for issued, issuing in ((old, old_issuing), (new, new_issuing)):
+        leaf = write(tmp_path / f"{issued.serial:x}.pem", issued.certificate_pem())
+        inter = write(tmp_path / f"{issued.serial:x}-ca.pem",
+                      issuing.public_bytes(Encoding.PEM))
+        result = openssl("verify", "-x509_strict", "-CAfile", str(ca.home.root_cert),
+                         "-untrusted", str(inter), str(leaf))
+        assert result.returncode == 0, result.stderr
+    old_record = next(a for a in ca.authorities() if a.serial == old_issuing.serial_number)
+    old_crl = ca.crl(old_record)
+    assert old_crl.issuer == old_issuing.subject
+    assert [e.serial_number for e in old_crl] == [old.serial]
+    assert list(ca.crl()) == []
+
+
+def test_single_tier_rotation_becomes_two_tier(make_ca) -> None:
+    ca = make_ca(single_tier=True)
+    before = ca.issue(["a.corp.internal"])
+    assert before.certificate.issuer == ca.root.subject
+    ca.rotate_issuing()
+    after = ca.issue(["b.corp.internal"])
+    assert after.certificate.issuer == ca.issuing.subject != ca.root.subject
+    assert not CertificateAuthority.open(ca.home.root, PASSPHRASE).settings.single_tier
+
+
+# --- expiry tracking -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aging_ca(make_ca) -> CertificateAuthority:
+    """Certificates expired (5 days ago), expiring in 5 days, in 20 days and in a year."""
+    now = utcnow()
+    ca = make_ca(now=now - dt.timedelta(days=200))
+    ca.issue(["expired.corp.internal"], days=95, now=now - dt.timedelta(days=100))
+    ca.issue(["five.corp.internal"], days=5)
+    ca.issue(["twenty.corp.internal"], days=20)
+    ca.issue(["year.corp.internal"], days=365)
+    return ca
+
+
+@pytest.mark.parametrize(
+    ("fmt", "code"), [("text", 1), ("json", 1), ("nagios", 2), ("prometheus", 0)]
+)
+def test_check_formats_and_exit_codes(aging_ca: CertificateAuthority, run_cli: Cli, fmt, code):
+    result = run_cli("check", "--format", fmt, home=aging_ca.home.root)
+    assert result.exit_code == code, result.output + result.stderr
+    if fmt == "nagios":
+        status, perfdata = result.output.strip().split(" | ")
+        assert status.startswith("PRIVCA CRITICAL - ")
+        pairs = dict(item.split("=", 1) for item in perfdata.split())
+        assert all(re.fullmatch(r"-?\d+(\.\d+)?;[^;]*;[^;]*;[^;]*", v) for v in pairs.values())
+        assert pairs["critical"].split(";")[0] == "2"  # expired + 5 days
+        assert pairs["warning"].split(";")[0] == "1"  # 20 days
+    if fmt == "json":
+        import json
+
+        doc = json.loads(result.output)
+        severity = {i["label"]: i["severity"] for i in doc["items"] if i["kind"] == "certificate"}
+        assert severity == {
+            "expired.corp.internal": "critical",
+            "five.corp.internal": "critical",
+            "twenty.corp.internal": "warning",
+            "year.corp.internal": "ok",
+        }
+    if fmt == "prometheus":
+        lines = [line for line in result.output.splitlines() if line and not line.startswith("#")]
+        for line in lines:
+            assert re.fullmatch(r'[a-z_]+(\{[^}]*\})? \d+', line), line
+        assert any(line.startswith("privca_certificate_not_after_timestamp_seconds{")
+                   and 'name="year.corp.internal"' in line for line in lines)
+        assert any(line.startswith("privca_certificates_issued_total") for line in lines)
+
+
+def test_check_is_ok_when_nothing_is_near(ca: CertificateAuthority, run_cli: Cli) -> None:
+    ca.issue(["year.corp.internal"], days=365)
+    for fmt in ("text", "json", "nagios"):
+        result = run_cli("check", "--format", fmt, home=ca.home.root)
+        assert result.exit_code == 0, (fmt, result.output)
+    assert run_cli("check", "--format", "nagios", home=ca.home.root).output.startswith(
+        "PRIVCA OK"
+    )
+
+
+def test_check_nagios_unknown_when_no_ca(run_cli: Cli, tmp_path: Path) -> None:
+    result = run_cli("check", "--format", "nagios", home=tmp_path / "nothing")
+    assert result.exit_code == 3 and result.output.startswith("PRIVCA UNKNOWN")
+
+
+def test_check_prometheus_textfile(aging_ca: CertificateAuthority, run_cli: Cli,
+                                   tmp_path: Path) -> None:
+    target = tmp_path / "privca.prom"
+    result = run_cli("check", "--format", "prometheus", "--out", str(target),
+                     home=aging_ca.home.root)
+    assert result.exit_code == 0 and "# TYPE" in target.read_text()
+
+
+@pytest.mark.parametrize(
+    ("days_left", "args", "code"),
+    [
+        (31, ["--within", "30d"], 1),
+        (29, ["--within", "30d"], 0),
+        (45, ["--within", "6w"], 1),
+        (41, ["--within", "6w"], 0),
+    ],
+)
+def test_needs_renewal_within(ca, run_cli: Cli, tmp_path: Path, days_left, args, code) -> None:
+    cert = write(tmp_path / "c.pem", ca.issue(["a.corp.internal"], days=days_left).certificate_pem())
+    assert run_cli("needs-renewal", str(cert), *args, home=tmp_path / "no-ca").exit_code == code
+
+
+@pytest.mark.parametrize(("age_days", "code"), [(59, 1), (61, 0)])
+def test_needs_renewal_fraction(make_ca, run_cli: Cli, tmp_path: Path, age_days, code) -> None:
+    """A 90-day certificate is due once less than a third (30 days) is left."""
+    now = utcnow()
+    ca = make_ca(now=now - dt.timedelta(days=100))
+    issued = ca.issue(["a.corp.internal"], days=90, now=now - dt.timedelta(days=age_days))
+    cert = write(tmp_path / "c.pem", issued.certificate_pem())
+    assert run_cli("needs-renewal", str(cert), home=tmp_path / "x").exit_code == code
+    assert run_cli("needs-renewal", str(cert), "--fraction", "1/3",
+                   home=tmp_path / "x").exit_code == code
+
+
+def test_needs_renewal_bad_input(run_cli: Cli, tmp_path: Path) -> None:
+    garbage = write(tmp_path / "g.pem", "nope")
+    assert run_cli("needs-renewal", str(garbage)).exit_code == 2
+    assert run_cli("needs-renewal", str(tmp_path / "missing.pem")).exit_code == 2
+
+
+# --- scan ------------------------------------------------------------------------------------
+
+
+def _scan(run_cli: Cli, home: Path, port: int, name: str) -> dict:
+    import json
+
+    result = run_cli("scan", f"127.0.0.1:{port}", "--name", name, "--json", home=home)
+    (doc,) = json.loads(result.output)
+    doc["exit_code"] = result.exit_code
+    return doc
+
+
+def test_scan_tells_what_is_served(ca: CertificateAuthority, make_ca, run_cli: Cli,
+                                   tmp_path: Path) -> None:
+    home = ca.home.root
+    current = ca.issue(["svc.corp.internal"])
+    key = pem_private_key_unencrypted(current.private_key)
+    with serve_tls(current.chain_pem(), key, tmp_path / "a") as port:
+        doc = _scan(run_cli, home, port, "svc.corp.internal")
+    assert doc["ok"] and doc["status"] == "valid" and doc["chain_complete"], doc
+    assert doc["exit_code"] == 0
+
+    with serve_tls(current.certificate_pem(), key, tmp_path / "b") as port:
+        doc = _scan(run_cli, home, port, "svc.corp.internal")
+    assert doc["ours"] and not doc["chain_complete"] and doc["exit_code"] == 1
+
+    renewed = ca.renew(format(current.serial, "x"), new_key=False)
+    with serve_tls(current.chain_pem(), key, tmp_path / "c") as port:
+        doc = _scan(run_cli, home, port, "svc.corp.internal")
+    assert doc["status"] == "superseded" and format(renewed.serial, "x") in doc["findings"][0]
+
+    ca.revoke(format(renewed.serial, "x"))
+    with serve_tls(renewed.chain_pem(), key, tmp_path / "d") as port:
+        doc = _scan(run_cli, home, port, "svc.corp.internal")
+    assert doc["status"] == "revoked" and not doc["ok"]
+
+    foreign = make_ca(name="Foreign CA").issue(["svc.corp.internal"])
+    with serve_tls(foreign.chain_pem(), pem_private_key_unencrypted(foreign.private_key),
+                   tmp_path / "e") as port:
+        doc = _scan(run_cli, home, port, "svc.corp.internal")
+    assert not doc["ours"] and "not issued by this CA" in doc["findings"][0]
+
+
+def test_scan_unreachable(run_cli: Cli, ca: CertificateAuthority) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_cli("scan", f"127.0.0.1:{port}", home=ca.home.root)
+    assert result.exit_code == 1 and "UNREACHABLE" in result.output
