@@ -112,6 +112,7 @@ class CertificateAuthority:
         self._authorities: list[AuthorityRecord] | None = None
         self._issuer: Issuer | None = None
         self._signers: dict[int, Issuer] = {}
+        self._hsm: Any = None
 
     # establishing and opening -------------------------------------------------------------
 
@@ -131,9 +132,14 @@ class CertificateAuthority:
         passphrase: bytes | None = None,
         store_url: str = "",
         base_url: str = "",
+        hsm_module: str = "",
+        hsm_token: str = "",
         now: dt.datetime | None = None,
     ) -> CertificateAuthority:
         """Create a CA (root + issuing by default) in `home`, refusing to overwrite one.
+
+        With `hsm_module` and `hsm_token` the CA keys are generated inside that PKCS#11
+        token (non-extractable) and `passphrase` is the token's user PIN.
 
         Everything is validated and built in memory first; files are written last, with
         privca.toml (the mark of an established CA) written at the very end.
@@ -157,7 +163,15 @@ class CertificateAuthority:
                 f"issuing CA validity of {issuing_days} days exceeds the root's {root_days}",
                 "give --issuing-days no larger than --root-days",
             )
-        if passphrase is not None and len(passphrase) < 8:
+        if bool(hsm_module) != bool(hsm_token):
+            raise InputError(
+                "an HSM needs both a module and a token label", "give --hsm-module and --hsm-token"
+            )
+        if hsm_module and not passphrase:
+            raise InputError(
+                "the HSM token's PIN is required", "use --passphrase-file with the PIN"
+            )
+        if passphrase is not None and len(passphrase) < 8 and not hsm_module:
             raise InputError(
                 "the passphrase is shorter than 8 characters",
                 "use a long passphrase; it protects the CA keys at rest",
@@ -175,9 +189,19 @@ class CertificateAuthority:
             store_url=store_url,
             base_url=base_url.rstrip("/"),
             encrypted_keys=passphrase is not None,
+            hsm_module=hsm_module,
         )
 
-        root_key = root_key_type.generate()
+        hsm = None
+        key_refs = {"root": "private/root.key", "issuing": "private/issuing.key"}
+        if hsm_module:
+            from privca.keys.pkcs11 import Pkcs11Session
+
+            hsm = Pkcs11Session(hsm_module, hsm_token, passphrase)
+            root_uri, root_key = hsm.generate(root_key_type, "root")
+            key_refs["root"] = str(root_uri)
+        else:
+            root_key = root_key_type.generate()
         root_subject = ca_subject(name if single_tier else f"{name} Root")
         root_cert = build_certificate(
             CertificateSpec(
@@ -194,7 +218,11 @@ class CertificateAuthority:
         )
         issuing_key = issuing_cert = None
         if not single_tier:
-            issuing_key = issuing_type.generate()
+            if hsm is not None:
+                issuing_uri, issuing_key = hsm.generate(issuing_type, "issuing")
+                key_refs["issuing"] = str(issuing_uri)
+            else:
+                issuing_key = issuing_type.generate()
             issuing_cert = build_certificate(
                 CertificateSpec(
                     subject=ca_subject(f"{name} Issuing CA"),
@@ -224,14 +252,16 @@ class CertificateAuthority:
             if not ca_home.private.exists():
                 created.append(ca_home.private)
             make_private_directory(ca_home.private)
-            write_ca_key(ca_home.key_path("root"), root_key, passphrase)
-            created.append(ca_home.key_path("root"))
+            if hsm is None:
+                write_ca_key(ca_home.key_path("root"), root_key, passphrase)
+                created.append(ca_home.key_path("root"))
             atomic_write(ca_home.root_cert, pem_certificate(root_cert))
             created.append(ca_home.root_cert)
             chain = [root_cert]
             if issuing_cert is not None:
-                write_ca_key(ca_home.key_path("issuing"), issuing_key, passphrase)
-                created.append(ca_home.key_path("issuing"))
+                if hsm is None:
+                    write_ca_key(ca_home.key_path("issuing"), issuing_key, passphrase)
+                    created.append(ca_home.key_path("issuing"))
                 atomic_write(ca_home.issuing_cert, pem_certificate(issuing_cert))
                 created.append(ca_home.issuing_cert)
                 chain = [issuing_cert, root_cert]
@@ -247,7 +277,7 @@ class CertificateAuthority:
                 root_subject.rfc4514_string(),
                 root_cert.serial_number,
                 der_certificate(root_cert),
-                "private/root.key",
+                key_refs["root"],
                 root_cert.not_valid_after_utc,
                 now,
                 active=True,
@@ -258,7 +288,7 @@ class CertificateAuthority:
                     issuing_cert.subject.rfc4514_string(),
                     issuing_cert.serial_number,
                     der_certificate(issuing_cert),
-                    "private/issuing.key",
+                    key_refs["issuing"],
                     issuing_cert.not_valid_after_utc,
                     now,
                     active=True,
@@ -266,8 +296,12 @@ class CertificateAuthority:
             settings.write(ca_home.settings)
         except BaseException:
             _remove_created(created, ca_home, root_existed)
+            if hsm is not None:
+                hsm.close()
             raise
-        return cls(ca_home, settings, store, passphrase)
+        ca = cls(ca_home, settings, store, passphrase)
+        ca._hsm = hsm
+        return ca
 
     @classmethod
     def open(cls, home: Path, passphrase: PassphraseSource = None) -> CertificateAuthority:
@@ -279,6 +313,9 @@ class CertificateAuthority:
 
     def close(self) -> None:
         self.store.close()
+        if self._hsm is not None:
+            self._hsm.close()
+            self._hsm = None
 
     def __enter__(self) -> CertificateAuthority:
         return self
@@ -338,6 +375,23 @@ class CertificateAuthority:
             self._issuer = self.signer(self._issuing_record())
         return self._issuer
 
+    def _hsm_session(self, pin: bytes | None) -> Any:
+        if self._hsm is None:
+            from privca.keys.pkcs11 import Pkcs11Session, Pkcs11Uri
+
+            if not self.settings.hsm_module:
+                raise KeyUnavailable(
+                    "a CA key is in an HSM but privca.toml names no hsm_module",
+                    "set hsm_module under [ca] in privca.toml",
+                )
+            tokens = {
+                Pkcs11Uri.parse(r.key_ref).token
+                for r in self.authorities()
+                if r.key_ref.startswith("pkcs11:")
+            }
+            self._hsm = Pkcs11Session(self.settings.hsm_module, sorted(tokens)[0], pin)
+        return self._hsm
+
     def signer(self, record: AuthorityRecord) -> Issuer:
         """The Issuer (certificate + private key) of one CA record."""
         cached = self._signers.get(record.id)
@@ -345,10 +399,11 @@ class CertificateAuthority:
             return cached
         passphrase = self._passphrase_bytes() if self.settings.encrypted_keys else None
         if record.key_ref.startswith("pkcs11:"):
-            raise KeyUnavailable(
-                f"the key '{record.key_ref}' is in an HSM, which this build of privca cannot reach"
-            )
-        key = read_ca_key(self.home.root / record.key_ref, passphrase)
+            from privca.keys.pkcs11 import Pkcs11Uri
+
+            key = self._hsm_session(passphrase).key(Pkcs11Uri.parse(record.key_ref))
+        else:
+            key = read_ca_key(self.home.root / record.key_ref, passphrase)
         cert = x509.load_der_x509_certificate(record.der)
         if public_key_der(key.public_key()) != public_key_der(cert.public_key()):
             raise KeyUnavailable(
@@ -757,8 +812,14 @@ class CertificateAuthority:
                 if current is not None
                 else DEFAULT_ISSUING_KEY
             )
-        key = key_type.generate()
         serial = random_serial()
+        passphrase = self._passphrase_bytes() if self.settings.encrypted_keys else None
+        if root_record.key_ref.startswith("pkcs11:"):
+            uri, key = self._hsm_session(passphrase).generate(key_type, "issuing")
+            key_ref = str(uri)
+        else:
+            key = key_type.generate()
+            key_ref = f"private/issuing-{serial_hex(serial)[:12]}.key"
         base = self.settings.base_url
         root_cert = x509.load_der_x509_certificate(root_record.der)
         not_after = min(now + dt.timedelta(days=days), root_cert.not_valid_after_utc)
@@ -779,9 +840,8 @@ class CertificateAuthority:
             ),
             root,
         )
-        key_ref = f"private/issuing-{serial_hex(serial)[:12]}.key"
-        passphrase = self._passphrase_bytes() if self.settings.encrypted_keys else None
-        write_ca_key(self.home.root / key_ref, key, passphrase)
+        if not key_ref.startswith("pkcs11:"):
+            write_ca_key(self.home.root / key_ref, key, passphrase)
         self.store.add_authority(
             "issuing",
             cert.subject.rfc4514_string(),

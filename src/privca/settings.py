@@ -22,6 +22,7 @@ class Settings:
     base_url: str = ""
     encrypted_keys: bool = True
     crl_days: int = 7
+    hsm_module: str = ""
 
     def to_toml(self) -> str:
         sections: dict[str, dict[str, Any]] = {
@@ -31,6 +32,7 @@ class Settings:
                 "encrypted_keys": self.encrypted_keys,
                 "base_url": self.base_url,
                 "crl_days": self.crl_days,
+                "hsm_module": self.hsm_module,
             },
             "policy": self.policy.to_settings(),
             "store": {"url": self.store_url},
@@ -57,6 +59,7 @@ class Settings:
             encrypted_keys=bool(ca.get("encrypted_keys", True)),
             base_url=str(ca.get("base_url", "")),
             crl_days=int(ca.get("crl_days", 7)),
+            hsm_module=str(ca.get("hsm_module", "")),
             policy=IssuancePolicy.from_settings(data.get("policy", {})),
             store_url=str(data.get("store", {}).get("url", "")),
         )

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 @click.option("--no-passphrase", is_flag=True, help="Store CA keys unencrypted (not recommended).")
 @click.option("--url", "base_url", default="", help="Base URL of `privca serve` (CRL, OCSP, AIA).")
 @click.option("--store-url", default="", help="PostgreSQL URL (default: SQLite in the home).")
+@click.option("--hsm-module", default="", help="PKCS#11 module: generate the CA keys in an HSM.")
+@click.option("--hsm-token", default="", help="Label of the PKCS#11 token (PIN = passphrase).")
 @json_option
 @click.pass_obj
 def init_command(
@@ -54,6 +56,8 @@ def init_command(
     no_passphrase: bool,
     base_url: str,
     store_url: str,
+    hsm_module: str,
+    hsm_token: str,
     as_json: bool,
 ) -> None:
     """Establish a new CA: an offline-able root and an issuing CA, keys encrypted 0400."""
@@ -74,7 +78,13 @@ def init_command(
             f"a CA already exists at '{home.root}'",
             "choose another --home; privca never overwrites a CA",
         )
-    passphrase = None if no_passphrase else new_passphrase(passphrase_file)
+    if hsm_module and no_passphrase:
+        raise InputError("an HSM needs its PIN; --no-passphrase does not apply", "drop it")
+    passphrase = (
+        None
+        if no_passphrase
+        else new_passphrase(passphrase_file, "HSM user PIN" if hsm_module else "CA key passphrase")
+    )
     if no_passphrase:
         warn("CA keys will be stored unencrypted; anyone who copies private/ can issue.")
     ca = CertificateAuthority.init(
@@ -89,6 +99,8 @@ def init_command(
         passphrase=passphrase,
         store_url=store_url,
         base_url=base_url,
+        hsm_module=hsm_module,
+        hsm_token=hsm_token,
     )
     summary = {
         "home": str(home.root),

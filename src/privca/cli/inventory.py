@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 @click.command("list")
 @click.option("--expiring", metavar="DURATION", help="Only those expiring within, e.g. 30d.")
-@click.option("--status", type=click.Choice(["valid", "revoked", "expired"]))
+@click.option("--status", type=click.Choice(["valid", "superseded", "revoked", "expired"]))
 @click.option("--name", "name_pattern", metavar="PATTERN", help="Names containing PATTERN (* ok).")
 @json_option
 @click.pass_obj

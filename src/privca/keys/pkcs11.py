@@ -1,0 +1,271 @@
+"""CA keys held in an HSM through PKCS#11 (python-pkcs11), e.g. SoftHSM2 or a YubiHSM.
+
+cryptography's builders accept a subclass of its private-key types whose sign() calls out,
+so certificates, CRLs and OCSP responses are signed by the token while x509/build.py never
+knows the difference. (Not a documented cryptography API: tests/keys/test_pkcs11.py guards it.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import unquote
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+from privca.errors import InputError, KeyUnavailable, WrongPassphrase
+from privca.keys.types import KeyType
+
+
+@dataclass(frozen=True)
+class Pkcs11Uri:
+    """The subset of RFC 7512 privca writes and reads: token label and object label."""
+
+    token: str
+    label: str
+
+    def __str__(self) -> str:
+        return f"pkcs11:token={self.token};object={self.label}"
+
+    @classmethod
+    def parse(cls, text: str) -> Pkcs11Uri:
+        if not text.startswith("pkcs11:"):
+            raise InputError(f"'{text}' is not a pkcs11: URI")
+        fields = dict(
+            part.split("=", 1) for part in text.removeprefix("pkcs11:").split(";") if "=" in part
+        )
+        if "token" not in fields or "object" not in fields:
+            raise InputError(f"PKCS#11 URI '{text}' needs token= and object=")
+        return cls(unquote(fields["token"]), unquote(fields["object"]))
+
+
+def _library(module: str) -> Any:
+    try:
+        import pkcs11
+    except ImportError as exc:
+        raise KeyUnavailable("python-pkcs11 is not installed", "pip install python-pkcs11") from exc
+    try:
+        return pkcs11.lib(module)
+    except (OSError, RuntimeError, pkcs11.exceptions.PKCS11Error) as exc:
+        raise KeyUnavailable(
+            f"cannot load the PKCS#11 module '{module}': {exc}",
+            "check hsm_module in privca.toml (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)",
+        ) from exc
+
+
+class Pkcs11Session:
+    """One logged-in session on a token, kept open while the CA works."""
+
+    def __init__(self, module: str, token_label: str, pin: bytes | None) -> None:
+        import pkcs11
+
+        lib = _library(module)
+        try:
+            token = lib.get_token(token_label=token_label)
+        except (pkcs11.exceptions.NoSuchToken, pkcs11.exceptions.MultipleTokensReturned) as exc:
+            raise KeyUnavailable(
+                f"PKCS#11 token '{token_label}' was not found (or is not unique) in '{module}'",
+                "check that the HSM is plugged in and the token label is right",
+            ) from exc
+        try:
+            self.session = token.open(user_pin=pin.decode() if pin else None, rw=True)
+        except pkcs11.exceptions.PinIncorrect as exc:
+            raise WrongPassphrase(
+                f"the PIN was refused by PKCS#11 token '{token_label}'",
+                "check the PIN file or $PRIVCA_PASSPHRASE (it holds the PIN for HSM keys)",
+            ) from exc
+        except pkcs11.exceptions.PKCS11Error as exc:
+            raise KeyUnavailable(f"cannot log in to token '{token_label}': {exc!r}") from exc
+        self.token_label = token_label
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.session.close()
+
+    def generate(self, key_type: KeyType, purpose: str) -> tuple[Pkcs11Uri, Any]:
+        """A new non-extractable key pair on the token; returns its URI and a signing key."""
+        import pkcs11
+        from pkcs11.util.ec import encode_named_curve_parameters
+
+        label = f"privca-{purpose}-{secrets.token_hex(4)}"
+        attributes = {
+            pkcs11.Attribute.TOKEN: True,
+            pkcs11.Attribute.SENSITIVE: True,
+            pkcs11.Attribute.EXTRACTABLE: False,
+            pkcs11.Attribute.SIGN: True,
+        }
+        if key_type in (KeyType.EC_P256, KeyType.EC_P384):
+            curve = "secp256r1" if key_type is KeyType.EC_P256 else "secp384r1"
+            parameters = self.session.create_domain_parameters(
+                pkcs11.KeyType.EC,
+                {pkcs11.Attribute.EC_PARAMS: encode_named_curve_parameters(curve)},
+                local=True,
+            )
+            parameters.generate_keypair(store=True, label=label, private_template=attributes)
+        elif key_type.is_rsa:
+            self.session.generate_keypair(
+                pkcs11.KeyType.RSA,
+                key_type.rsa_bits,
+                store=True,
+                label=label,
+                private_template=attributes,
+            )
+        else:
+            raise InputError(
+                f"key type {key_type.value} cannot be generated in an HSM by privca",
+                "use ec-p256, ec-p384 or an RSA type",
+            )
+        uri = Pkcs11Uri(self.token_label, label)
+        return uri, self.key(uri)
+
+    def key(self, uri: Pkcs11Uri) -> Any:
+        """A cryptography private key object whose signatures are made by the token."""
+        import pkcs11
+
+        try:
+            private = self.session.get_key(
+                object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=uri.label
+            )
+            public = self.session.get_key(
+                object_class=pkcs11.ObjectClass.PUBLIC_KEY, label=uri.label
+            )
+        except (pkcs11.exceptions.NoSuchKey, pkcs11.exceptions.MultipleObjectsReturned) as exc:
+            raise KeyUnavailable(
+                f"key '{uri}' was not found (or is not unique) on the token",
+                "restore the key to the HSM or correct key_ref",
+            ) from exc
+        if private.key_type == pkcs11.KeyType.EC:
+            from pkcs11.util.ec import encode_ec_public_key
+
+            loaded = serialization.load_der_public_key(encode_ec_public_key(public))
+            return Pkcs11EcKey(private, loaded)
+        from pkcs11.util.rsa import encode_rsa_public_key
+
+        der = encode_rsa_public_key(public)
+        loaded = serialization.load_der_public_key(_rsa_spki(der))
+        return Pkcs11RsaKey(private, loaded)
+
+
+def _rsa_spki(pkcs1: bytes) -> bytes:
+    """Wrap a PKCS#1 RSAPublicKey in a SubjectPublicKeyInfo (cryptography wants SPKI)."""
+    key = serialization.load_der_public_key(
+        b"\x30"
+        + _length(len(_RSA_ALGORITHM) + len(_bitstring(pkcs1)))
+        + _RSA_ALGORITHM
+        + _bitstring(pkcs1)
+    )
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+_RSA_ALGORITHM = bytes.fromhex("300d06092a864886f70d0101010500")
+
+
+def _length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    encoded = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(encoded)]) + encoded
+
+
+def _bitstring(data: bytes) -> bytes:
+    return b"\x03" + _length(len(data) + 1) + b"\x00" + data
+
+
+def _digest(data: bytes, algorithm: Any) -> tuple[bytes, hashes.HashAlgorithm]:
+    if isinstance(algorithm, utils.Prehashed):
+        return data, algorithm._algorithm
+    hasher = hashes.Hash(algorithm)
+    hasher.update(data)
+    return hasher.finalize(), algorithm
+
+
+class Pkcs11EcKey(ec.EllipticCurvePrivateKey):
+    """An EC private key on a token: hashes locally, signs the digest with CKM_ECDSA."""
+
+    def __init__(self, token_key: Any, public: ec.EllipticCurvePublicKey) -> None:
+        self._token_key = token_key
+        self._public = public
+
+    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+        import pkcs11
+        from pkcs11.util.ec import encode_ecdsa_signature
+
+        digest, _ = _digest(data, signature_algorithm.algorithm)
+        raw = self._token_key.sign(digest, mechanism=pkcs11.Mechanism.ECDSA)
+        return encode_ecdsa_signature(raw)
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._public
+
+    @property
+    def curve(self) -> ec.EllipticCurve:
+        return self._public.curve
+
+    @property
+    def key_size(self) -> int:
+        return self._public.key_size
+
+    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
+        raise KeyUnavailable("an HSM key cannot be exported")
+
+    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
+        raise KeyUnavailable("an HSM key cannot be exported")
+
+    def exchange(self, *args: Any, **kwargs: Any) -> bytes:
+        raise KeyUnavailable("HSM CA keys only sign")
+
+    def __copy__(self) -> Pkcs11EcKey:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Pkcs11EcKey:
+        return self
+
+
+class Pkcs11RsaKey(rsa.RSAPrivateKey):
+    """An RSA private key on a token: PKCS#1 v1.5 over a locally computed digest."""
+
+    _DIGEST_INFO: ClassVar[dict[str, bytes]] = {
+        "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
+        "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
+        "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
+    }
+
+    def __init__(self, token_key: Any, public: rsa.RSAPublicKey) -> None:
+        self._token_key = token_key
+        self._public = public
+
+    def sign(self, data: bytes, padding_: padding.AsymmetricPadding, algorithm: Any) -> bytes:
+        import pkcs11
+
+        if not isinstance(padding_, padding.PKCS1v15):
+            raise KeyUnavailable("privca's HSM RSA keys sign with PKCS#1 v1.5 only")
+        digest, hash_algorithm = _digest(data, algorithm)
+        prefix = self._DIGEST_INFO[hash_algorithm.name]
+        return self._token_key.sign(prefix + digest, mechanism=pkcs11.Mechanism.RSA_PKCS)
+
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self._public
+
+    @property
+    def key_size(self) -> int:
+        return self._public.key_size
+
+    def decrypt(self, *args: Any, **kwargs: Any) -> bytes:
+        raise KeyUnavailable("HSM CA keys only sign")
+
+    def private_numbers(self) -> rsa.RSAPrivateNumbers:
+        raise KeyUnavailable("an HSM key cannot be exported")
+
+    def private_bytes(self, *args: Any, **kwargs: Any) -> bytes:
+        raise KeyUnavailable("an HSM key cannot be exported")
+
+    def __copy__(self) -> Pkcs11RsaKey:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Pkcs11RsaKey:
+        return self

@@ -1,0 +1,139 @@
+"""CA keys in a real PKCS#11 token (SoftHSM2): init, issue, CRL, rotation, wrong PIN."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from privca.authority import CertificateAuthority
+from privca.errors import KeyUnavailable, WrongPassphrase
+from privca.keys.types import KeyType
+from tests.conftest import Cli, assert_user_error, openssl, require_tool, write
+
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+PIN = b"31415926"
+
+
+@pytest.fixture
+def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A private SoftHSM2 token directory with one initialised token labelled 'privca'."""
+    require_tool("softhsm2-util")
+    if not Path(MODULE).exists():
+        pytest.skip("SoftHSM2 module missing")
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    conf = write(
+        tmp_path / "softhsm2.conf",
+        f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n",
+    )
+    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "privca",
+            "--pin",
+            PIN.decode(),
+            "--so-pin",
+            "27182818",
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+    )
+    yield "privca"
+
+
+@pytest.mark.parametrize("key_type", [KeyType.EC_P384, KeyType.RSA_2048], ids=str)
+def test_hsm_ca_issues_certificates_openssl_accepts(
+    softhsm: str, tmp_path: Path, key_type: KeyType
+) -> None:
+    home = tmp_path / "ca"
+    ca = CertificateAuthority.init(
+        home, "HSM CA", key_type=key_type, passphrase=PIN, hsm_module=MODULE, hsm_token=softhsm
+    )
+    assert list((home / "private").iterdir()) == []  # no key file: the keys stay on the token
+    ca.close()
+    ca = CertificateAuthority.open(home, PIN)
+    issued = ca.issue(["db.corp.internal"])
+    leaf = write(tmp_path / "leaf.pem", issued.certificate_pem())
+    result = openssl(
+        "verify",
+        "-x509_strict",
+        "-purpose",
+        "sslserver",
+        "-CAfile",
+        str(home / "certs" / "root.crt"),
+        "-untrusted",
+        str(home / "certs" / "issuing.crt"),
+        str(leaf),
+    )
+    assert result.returncode == 0, result.stderr
+    ca.revoke(format(issued.serial, "x"))
+    crl = ca.crl()
+    assert crl.is_signature_valid(ca.issuing.public_key())
+    new_issuing = ca.rotate_issuing()
+    assert ca.issue(["b.corp.internal"]).certificate.issuer == new_issuing.subject
+    assert isinstance(new_issuing, x509.Certificate)
+    ca.close()
+
+
+def test_wrong_pin_is_a_user_error(softhsm: str, tmp_path: Path) -> None:
+    home = tmp_path / "ca"
+    CertificateAuthority.init(
+        home, "HSM CA", passphrase=PIN, hsm_module=MODULE, hsm_token=softhsm
+    ).close()
+    ca = CertificateAuthority.open(home, b"00000000")
+    with pytest.raises(WrongPassphrase):
+        ca.issue(["db.corp.internal"])
+    assert ca.store.count() == 0
+    ca.close()
+
+
+def test_missing_module_is_environment_error(tmp_path: Path) -> None:
+    with pytest.raises(KeyUnavailable):
+        CertificateAuthority.init(
+            tmp_path / "ca",
+            "X",
+            passphrase=PIN,
+            hsm_module=str(tmp_path / "nope.so"),
+            hsm_token="privca",
+        )
+    assert not (tmp_path / "ca").exists()
+
+
+def test_cli_init_with_hsm(softhsm: str, run_cli: Cli, tmp_path: Path) -> None:
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    result = run_cli(
+        "init",
+        "--name",
+        "HSM CA",
+        "--hsm-module",
+        MODULE,
+        "--hsm-token",
+        softhsm,
+        "--passphrase-file",
+        str(pin_file),
+    )
+    assert result.exit_code == 0, result.stderr
+    result = run_cli(
+        "issue",
+        "a.corp.internal",
+        "--out",
+        str(tmp_path / "out"),
+        "--passphrase-file",
+        str(pin_file),
+    )
+    assert result.exit_code == 0, result.stderr
+    wrong = write(tmp_path / "wrong", "99999999\n", 0o600)
+    result = run_cli(
+        "issue", "b.corp.internal", "--out", str(tmp_path / "out2"), "--passphrase-file", str(wrong)
+    )
+    assert_user_error(result, "PIN was refused")
