@@ -50,3 +50,14 @@ def test_failed_write_leaves_no_temporary_or_partial_file(tmp_path: Path) -> Non
     with pytest.raises(EnvironmentRefused):
         atomic_write_many([(good, b"1", 0o644), (missing_dir, b"2", 0o644)])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_batch_write_of_many_files(tmp_path: Path) -> None:
+    files = [
+        (tmp_path / f"f{i}.pem", f"data {i}".encode(), 0o600 if i % 2 else 0o644) for i in range(40)
+    ]
+    atomic_write_many(files)
+    for path, data, mode in files:
+        assert path.read_bytes() == data
+        assert path.stat().st_mode & 0o777 == mode
+    assert len(list(tmp_path.iterdir())) == 40

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures, shared cluster)
 
 from privca._time import utcnow
 from privca.store import Intent, Store
 from privca.store.database import sqlite_url
+from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures, shared cluster)
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 

@@ -4,6 +4,7 @@ run from several processes at once, and the migrated tables match schema.py."""
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -55,8 +56,18 @@ def test_migrating_again_is_a_no_op_that_keeps_the_data(
         assert connection.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar() == 1
 
 
-def test_concurrent_first_migrations_all_succeed(store_url: str) -> None:
+def test_concurrent_first_migrations_all_succeed(store_url: str, backend: str) -> None:
     """Several replicas starting at once on an empty database: one creates, the rest wait."""
+    if backend == "sqlite":
+        # Start from an empty file already in WAL mode (WAL is persistent). From a brand-new
+        # file in rollback mode, `PRAGMA journal_mode=WAL` in database._tune_sqlite fails
+        # now and then with 'database is locked' despite busy_timeout: a bug reported
+        # separately; this test is about migrations racing, not about that.
+        path = sa.make_url(store_url).database
+        assert path is not None
+        with sqlite3.connect(path) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+        connection.close()
     errors: list[BaseException] = []
     barrier = threading.Barrier(4)
     stores = [Store(store_url) for _ in range(4)]
@@ -122,14 +133,6 @@ def test_timestamps_keep_their_instant(
     request: pytest.FixtureRequest,
 ) -> None:
     """An aware time in another zone is stored as the same instant and read back as UTC."""
-    if backend == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: SQLite's DateTime stores the wall clock and drops the offset, so "
-                "a non-UTC aware datetime is shifted by its offset (store should convert to UTC)",
-            )
-        )
     other_zone = dt.timezone(dt.timedelta(hours=5, minutes=30))
     intent = make_intent("tz.corp.internal")
     shifted = Intent(**{**intent.__dict__, "not_after": intent.not_after.astimezone(other_zone)})
@@ -160,3 +163,49 @@ def test_an_unreachable_postgresql_server_is_store_unavailable() -> None:
 def test_a_bad_url_is_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable, match="is not usable"):
         Store("nosuchdb://x")
+
+
+@pytest.mark.parametrize("operation", ["complete", "abandon", "add_authority"])
+def test_a_write_to_an_unreachable_store_is_store_unavailable(
+    tmp_path: Path, operation: str
+) -> None:
+    store = Store(sqlite_url(tmp_path / "missing-dir" / "privca.db"))
+    now = dt.datetime.now(dt.UTC)
+    calls = {
+        "complete": lambda: store.complete([(1, b"der")], now),
+        "abandon": lambda: store.abandon([1], now, "test"),
+        "add_authority": lambda: store.add_authority("root", "CN=R", 1, b"d", "k", now, now),
+    }
+    try:
+        with pytest.raises(StoreUnavailable):
+            calls[operation]()
+    finally:
+        store.close()
+
+
+def _hold_write_lock_while_migrating(path: Path, wal: bool) -> None:
+    """Another process holds the write lock for 0.3 s while a Store opens the database."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        if wal:
+            holder.execute("PRAGMA journal_mode=WAL")
+        holder.execute("CREATE TABLE IF NOT EXISTS other (x)")
+        holder.execute("BEGIN IMMEDIATE")
+        timer = threading.Timer(0.3, holder.execute, args=("COMMIT",))
+        timer.start()
+        store = Store(sqlite_url(path))
+        try:
+            store.migrate()  # must wait on busy_timeout, not fail
+        finally:
+            timer.join()
+            store.close()
+    finally:
+        holder.close()
+
+
+def test_opening_a_wal_database_waits_for_a_writer(tmp_path: Path) -> None:
+    _hold_write_lock_while_migrating(tmp_path / "privca.db", wal=True)
+
+
+def test_opening_a_new_database_waits_for_a_writer(tmp_path: Path) -> None:
+    _hold_write_lock_while_migrating(tmp_path / "privca.db", wal=False)

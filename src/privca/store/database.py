@@ -12,6 +12,9 @@ from privca.errors import StoreUnavailable
 from privca.store.schema import SCHEMA_REVISION
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# Execution option marking a connection that will write: SQLite then takes the write lock
+# at BEGIN, so writers queue on the busy timeout; readers use a plain BEGIN and never wait.
+WRITE_OPTIONS = {"privca_write": True}
 
 
 def sqlite_url(path: Path) -> str:
@@ -44,7 +47,10 @@ def _tune_sqlite(engine: sa.Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # Switching to WAL needs the write lock and ignores the busy handler, so only ask
+        # when the file is not in WAL yet (a new database), and wait for a writer by hand.
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            _switch_to_wal(cursor)
         # FULL: a committed record survives power loss, which "record before return" needs.
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -54,7 +60,25 @@ def _tune_sqlite(engine: sa.Engine) -> None:
     def _on_begin(connection: sa.Connection) -> None:
         # IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy
         # timeout instead of failing with "database is locked" when a read upgrades to a write.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get("privca_write"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _redact(url: str) -> str:
@@ -87,7 +111,7 @@ def migrate(engine: sa.Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as connection:
+    with engine.connect() as connection, connection.execution_options(**WRITE_OPTIONS).begin():
         if engine.dialect.name == "postgresql":
             # Serialise replicas that start at the same time.
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(7279)"))

@@ -6,18 +6,18 @@ CA key signs, `complete` records the signed certificate before anything is retur
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
 from privca._time import as_utc
 from privca.errors import InputError, StoreUnavailable
-from privca.store.database import create_engine, migrate
+from privca.store.database import WRITE_OPTIONS, create_engine, migrate
 from privca.store.schema import authorities, blocked_keys, certificates, crl_state, events
 
 SERIAL_RETRIES = 5
@@ -131,11 +131,19 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _begin(self) -> Any:
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite); connection failures -> exit 3."""
         try:
-            return self.engine.begin()
+            with self.engine.connect() as connection:
+                connection.execution_options(**WRITE_OPTIONS)
+                with connection.begin():
+                    yield connection
         except sa.exc.OperationalError as exc:
-            raise StoreUnavailable(f"the inventory database is unavailable: {exc.orig}") from exc
+            raise StoreUnavailable(
+                f"the inventory database is unavailable: {exc.orig}",
+                "check the store URL, that the database is reachable and the disk not full",
+            ) from exc
 
     def _connect(self) -> sa.Connection:
         try:
@@ -233,13 +241,27 @@ class Store:
             try:
                 with self._begin() as connection:
                     connection.execute(certificates.insert(), rows)
-            except sa.exc.IntegrityError:
-                continue
+            except sa.exc.IntegrityError as exc:
+                if self._any_serial_taken(serials):
+                    continue  # a collision: draw new serials
+                raise StoreUnavailable(
+                    f"the inventory refused the new records: {exc.orig}",
+                    "is the issuing CA recorded in this store? (privca doctor)",
+                ) from exc
             return serials
         raise StoreUnavailable(
             f"could not find an unused serial in {SERIAL_RETRIES} attempts",
             "this should be impossible with 127 random bits; check the serial source",
         )
+
+    def _any_serial_taken(self, serials: Sequence[int]) -> bool:
+        with self._connect() as connection:
+            row = connection.execute(
+                sa.select(certificates.c.serial).where(
+                    certificates.c.serial.in_([serial_hex(s) for s in serials])
+                )
+            ).first()
+        return row is not None
 
     def complete(self, signed: Iterable[tuple[int, bytes]], now: dt.datetime) -> None:
         """Record the signed certificates; only then may they be returned or written."""

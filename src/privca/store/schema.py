@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import sqlalchemy as sa
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
+
+
+class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """Aware datetimes stored as UTC and read back as UTC on every database.
+
+    SQLite keeps the wall clock and drops the offset, so convert on the way in."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; privca uses aware UTC times")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
 
 metadata = sa.MetaData()
 
@@ -19,8 +44,8 @@ authorities = sa.Table(
     sa.Column("der", sa.LargeBinary, nullable=False),
     sa.Column("key_ref", sa.String(1024), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
-    sa.Column("not_after", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("not_after", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 certificates = sa.Table(
@@ -33,13 +58,13 @@ certificates = sa.Table(
     sa.Column("profile", sa.String(32), nullable=False),
     sa.Column("names", sa.Text, nullable=False),  # JSON list of strings
     sa.Column("subject", sa.String(1024), nullable=False),
-    sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("not_after", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("not_before", UtcDateTime(), nullable=False),
+    sa.Column("not_after", UtcDateTime(), nullable=False),
     sa.Column("public_key_sha256", sa.String(64), nullable=False),
     sa.Column("der", sa.LargeBinary, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("issued_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
     sa.Column("revocation_reason", sa.String(32), nullable=True),
     sa.Column("superseded_by", sa.String(40), nullable=True),
     sa.Index("ix_certificates_not_after", "not_after"),
@@ -54,8 +79,8 @@ crl_state = sa.Table(
     metadata,
     sa.Column("issuer_id", sa.Integer, sa.ForeignKey("authorities.id"), primary_key=True),
     sa.Column("number", sa.BigInteger, nullable=False),
-    sa.Column("this_update", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("next_update", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("this_update", UtcDateTime(), nullable=False),
+    sa.Column("next_update", UtcDateTime(), nullable=False),
 )
 
 # Public keys revoked for keyCompromise: never certified again.
@@ -64,15 +89,18 @@ blocked_keys = sa.Table(
     metadata,
     sa.Column("public_key_sha256", sa.String(64), primary_key=True),
     sa.Column("serial", sa.String(40), nullable=True),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
 )
 
 events = sa.Table(
     "events",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
     sa.Column("action", sa.String(32), nullable=False),
     sa.Column("serial", sa.String(40), nullable=True),
     sa.Column("detail", sa.Text, nullable=True),
 )
+
+# The ACME tables live in store/acme.py, on this same metadata.
+from privca.store import acme as _acme  # noqa: E402, F401

@@ -1,0 +1,665 @@
+"""ACME state: accounts, orders, authorizations, challenges, nonces and EAB keys.
+
+The storage interface privca.acme uses (it never imports SQLAlchemy). Everything lives in
+the CA's one database, so several `privca serve` replicas over PostgreSQL share accounts,
+orders and nonces: a nonce issued by one replica is accepted once, by any replica.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from privca._time import as_utc
+from privca.errors import StoreUnavailable
+from privca.store.schema import metadata
+
+acme_accounts = sa.Table(
+    "acme_accounts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    # RFC 7638 thumbprint (base64url SHA-256) of the account key: one account per key.
+    sa.Column("thumbprint", sa.String(64), nullable=False),
+    sa.Column("jwk", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # valid | deactivated | revoked
+    sa.Column("contact", sa.Text, nullable=False),  # JSON list
+    sa.Column("eab_kid", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ux_acme_accounts_thumbprint", "thumbprint", unique=True),
+)
+
+acme_orders = sa.Table(
+    "acme_orders",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(64), sa.ForeignKey("acme_accounts.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("profile", sa.String(32), nullable=False),
+    sa.Column("identifiers", sa.Text, nullable=False),  # JSON [{"type", "value"}]
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("not_after", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),  # JSON problem document
+    sa.Column("certificate_serial", sa.String(40), nullable=True),
+    sa.Column("replaces", sa.String(255), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_acme_orders_account_created", "account_id", "created_at"),
+)
+
+acme_authorizations = sa.Table(
+    "acme_authorizations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("order_id", sa.String(64), sa.ForeignKey("acme_orders.id"), nullable=False),
+    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("identifier_type", sa.String(8), nullable=False),  # dns | ip
+    sa.Column("identifier_value", sa.String(255), nullable=False),
+    sa.Column("wildcard", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_acme_authorizations_order", "order_id"),
+)
+
+acme_challenges = sa.Table(
+    "acme_challenges",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "authorization_id",
+        sa.String(64),
+        sa.ForeignKey("acme_authorizations.id"),
+        nullable=False,
+    ),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("validated", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_acme_challenges_authorization", "authorization_id"),
+)
+
+acme_nonces = sa.Table(
+    "acme_nonces",
+    metadata,
+    sa.Column("value", sa.String(64), primary_key=True),
+    sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_acme_nonces_expires", "expires"),
+)
+
+acme_eab_keys = sa.Table(
+    "acme_eab_keys",
+    metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    # The HMAC key must be kept to verify bindings; it is shown to the operator only once.
+    sa.Column("hmac_key", sa.String(128), nullable=False),
+    sa.Column("label", sa.String(255), nullable=False),
+    sa.Column("profile", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("accounts", sa.Integer, nullable=False, server_default="0"),
+)
+
+ACME_TABLES = (
+    acme_accounts,
+    acme_orders,
+    acme_authorizations,
+    acme_challenges,
+    acme_nonces,
+    acme_eab_keys,
+)
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    id: str
+    thumbprint: str
+    jwk: str
+    status: str
+    contact: tuple[str, ...]
+    eab_kid: str | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    id: str
+    account_id: str
+    status: str
+    profile: str
+    identifiers: tuple[tuple[str, str], ...]
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    expires: dt.datetime
+    error: dict[str, Any] | None
+    certificate_serial: str | None
+    replaces: str | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AuthorizationRow:
+    id: str
+    order_id: str
+    account_id: str
+    identifier_type: str
+    identifier_value: str
+    wildcard: bool
+    status: str
+    expires: dt.datetime
+
+
+@dataclass(frozen=True)
+class ChallengeRow:
+    id: str
+    authorization_id: str
+    type: str
+    token: str
+    status: str
+    validated: dt.datetime | None
+    error: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class EabKeyRow:
+    kid: str
+    hmac_key: str
+    label: str
+    profile: str | None
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    accounts: int
+
+
+def _opt_time(value: dt.datetime | None) -> dt.datetime | None:
+    return as_utc(value) if value is not None else None
+
+
+def _opt_json(value: str | None) -> Any:
+    return json.loads(value) if value else None
+
+
+def _account(row: sa.Row) -> AccountRow:
+    return AccountRow(
+        id=row.id,
+        thumbprint=row.thumbprint,
+        jwk=row.jwk,
+        status=row.status,
+        contact=tuple(json.loads(row.contact)),
+        eab_kid=row.eab_kid,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def _order(row: sa.Row) -> OrderRow:
+    return OrderRow(
+        id=row.id,
+        account_id=row.account_id,
+        status=row.status,
+        profile=row.profile,
+        identifiers=tuple((i["type"], i["value"]) for i in json.loads(row.identifiers)),
+        not_before=_opt_time(row.not_before),
+        not_after=_opt_time(row.not_after),
+        expires=as_utc(row.expires),
+        error=_opt_json(row.error),
+        certificate_serial=row.certificate_serial,
+        replaces=row.replaces,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def _authorization(row: sa.Row) -> AuthorizationRow:
+    return AuthorizationRow(
+        id=row.id,
+        order_id=row.order_id,
+        account_id=row.account_id,
+        identifier_type=row.identifier_type,
+        identifier_value=row.identifier_value,
+        wildcard=bool(row.wildcard),
+        status=row.status,
+        expires=as_utc(row.expires),
+    )
+
+
+def _challenge(row: sa.Row) -> ChallengeRow:
+    return ChallengeRow(
+        id=row.id,
+        authorization_id=row.authorization_id,
+        type=row.type,
+        token=row.token,
+        status=row.status,
+        validated=_opt_time(row.validated),
+        error=_opt_json(row.error),
+    )
+
+
+def _eab(row: sa.Row) -> EabKeyRow:
+    return EabKeyRow(
+        kid=row.kid,
+        hmac_key=row.hmac_key,
+        label=row.label,
+        profile=row.profile,
+        created_at=as_utc(row.created_at),
+        revoked_at=_opt_time(row.revoked_at),
+        accounts=row.accounts,
+    )
+
+
+class AcmeStore:
+    """Queries over the ACME tables of one inventory database (shares the Store's engine)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def of(cls, store: Any) -> AcmeStore:
+        """The ACME view of a `privca.store.Store`."""
+        return cls(store.engine)
+
+    @contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except sa.exc.OperationalError as exc:
+            raise StoreUnavailable(f"the inventory database is unavailable: {exc.orig}") from exc
+
+    # nonces ---------------------------------------------------------------------------
+
+    def add_nonce(self, value: str, expires: dt.datetime) -> None:
+        with self._begin() as connection:
+            connection.execute(acme_nonces.insert().values(value=value, expires=expires))
+
+    def use_nonce(self, value: str, now: dt.datetime) -> bool:
+        """Consume a nonce: True exactly once per issued, unexpired nonce, on any replica."""
+        with self._begin() as connection:
+            row = connection.execute(
+                acme_nonces.delete()
+                .where(acme_nonces.c.value == value)
+                .returning(acme_nonces.c.expires)
+            ).first()
+        return row is not None and as_utc(row.expires) > now
+
+    def purge_nonces(self, now: dt.datetime) -> int:
+        with self._begin() as connection:
+            return connection.execute(
+                acme_nonces.delete().where(acme_nonces.c.expires <= now)
+            ).rowcount
+
+    # accounts -------------------------------------------------------------------------
+
+    def add_account(self, account: AccountRow) -> AccountRow:
+        """Insert, or return the account that already holds this key (a race lost)."""
+        try:
+            with self._begin() as connection:
+                connection.execute(
+                    acme_accounts.insert().values(
+                        id=account.id,
+                        thumbprint=account.thumbprint,
+                        jwk=account.jwk,
+                        status=account.status,
+                        contact=json.dumps(list(account.contact)),
+                        eab_kid=account.eab_kid,
+                        created_at=account.created_at,
+                    )
+                )
+                if account.eab_kid is not None:
+                    connection.execute(
+                        acme_eab_keys.update()
+                        .where(acme_eab_keys.c.kid == account.eab_kid)
+                        .values(accounts=acme_eab_keys.c.accounts + 1)
+                    )
+        except sa.exc.IntegrityError:
+            existing = self.account_by_thumbprint(account.thumbprint)
+            if existing is None:
+                raise
+            return existing
+        return account
+
+    def account(self, account_id: str) -> AccountRow | None:
+        with self._begin() as connection:
+            row = connection.execute(
+                acme_accounts.select().where(acme_accounts.c.id == account_id)
+            ).first()
+        return _account(row) if row is not None else None
+
+    def account_by_thumbprint(self, thumbprint: str) -> AccountRow | None:
+        with self._begin() as connection:
+            row = connection.execute(
+                acme_accounts.select().where(acme_accounts.c.thumbprint == thumbprint)
+            ).first()
+        return _account(row) if row is not None else None
+
+    def accounts(self) -> list[AccountRow]:
+        with self._begin() as connection:
+            rows = connection.execute(
+                acme_accounts.select().order_by(acme_accounts.c.created_at)
+            ).all()
+        return [_account(r) for r in rows]
+
+    def update_account(
+        self,
+        account_id: str,
+        *,
+        contact: Sequence[str] | None = None,
+        status: str | None = None,
+    ) -> AccountRow | None:
+        values: dict[str, Any] = {}
+        if contact is not None:
+            values["contact"] = json.dumps(list(contact))
+        if status is not None:
+            values["status"] = status
+        with self._begin() as connection:
+            if values:
+                connection.execute(
+                    acme_accounts.update().where(acme_accounts.c.id == account_id).values(**values)
+                )
+            row = connection.execute(
+                acme_accounts.select().where(acme_accounts.c.id == account_id)
+            ).first()
+        return _account(row) if row is not None else None
+
+    def change_key(self, account_id: str, thumbprint: str, jwk: str) -> AccountRow | None:
+        """Replace the account key; None if another account already holds the new key."""
+        try:
+            with self._begin() as connection:
+                connection.execute(
+                    acme_accounts.update()
+                    .where(acme_accounts.c.id == account_id)
+                    .values(thumbprint=thumbprint, jwk=jwk)
+                )
+        except sa.exc.IntegrityError:
+            return None
+        return self.account(account_id)
+
+    # orders, authorizations, challenges ------------------------------------------------
+
+    def add_order(
+        self,
+        order: OrderRow,
+        authorizations: Sequence[AuthorizationRow],
+        challenges: Sequence[ChallengeRow],
+    ) -> None:
+        """The order with all its authorizations and challenges, in one transaction."""
+        with self._begin() as connection:
+            connection.execute(
+                acme_orders.insert().values(
+                    id=order.id,
+                    account_id=order.account_id,
+                    status=order.status,
+                    profile=order.profile,
+                    identifiers=json.dumps([{"type": t, "value": v} for t, v in order.identifiers]),
+                    not_before=order.not_before,
+                    not_after=order.not_after,
+                    expires=order.expires,
+                    error=None,
+                    certificate_serial=None,
+                    replaces=order.replaces,
+                    created_at=order.created_at,
+                )
+            )
+            if authorizations:
+                connection.execute(
+                    acme_authorizations.insert(),
+                    [
+                        {
+                            "id": a.id,
+                            "order_id": a.order_id,
+                            "account_id": a.account_id,
+                            "identifier_type": a.identifier_type,
+                            "identifier_value": a.identifier_value,
+                            "wildcard": a.wildcard,
+                            "status": a.status,
+                            "expires": a.expires,
+                        }
+                        for a in authorizations
+                    ],
+                )
+            if challenges:
+                connection.execute(
+                    acme_challenges.insert(),
+                    [
+                        {
+                            "id": c.id,
+                            "authorization_id": c.authorization_id,
+                            "type": c.type,
+                            "token": c.token,
+                            "status": c.status,
+                            "validated": None,
+                            "error": None,
+                        }
+                        for c in challenges
+                    ],
+                )
+
+    def order(self, order_id: str) -> OrderRow | None:
+        with self._begin() as connection:
+            row = connection.execute(
+                acme_orders.select().where(acme_orders.c.id == order_id)
+            ).first()
+        return _order(row) if row is not None else None
+
+    def orders(self, account_id: str | None = None, limit: int = 1000) -> list[OrderRow]:
+        query = acme_orders.select().order_by(acme_orders.c.created_at.desc()).limit(limit)
+        if account_id is not None:
+            query = query.where(acme_orders.c.account_id == account_id)
+        with self._begin() as connection:
+            rows = connection.execute(query).all()
+        return [_order(r) for r in rows]
+
+    def count_orders_since(self, account_id: str, since: dt.datetime) -> tuple[int, dt.datetime]:
+        """How many orders the account created since `since`, and the oldest one's time."""
+        with self._begin() as connection:
+            row = connection.execute(
+                sa.select(sa.func.count(), sa.func.min(acme_orders.c.created_at)).where(
+                    acme_orders.c.account_id == account_id,
+                    acme_orders.c.created_at > since,
+                )
+            ).one()
+        return int(row[0]), as_utc(row[1]) if row[1] is not None else since
+
+    def set_order_status(
+        self,
+        order_id: str,
+        status: str,
+        *,
+        expected: str | None = None,
+        error: dict[str, Any] | None = None,
+        certificate_serial: str | None = None,
+    ) -> bool:
+        """Move an order on; with `expected`, only from that status (False if it moved)."""
+        query = acme_orders.update().where(acme_orders.c.id == order_id)
+        if expected is not None:
+            query = query.where(acme_orders.c.status == expected)
+        values: dict[str, Any] = {"status": status}
+        if error is not None:
+            values["error"] = json.dumps(error)
+        if certificate_serial is not None:
+            values["certificate_serial"] = certificate_serial
+        with self._begin() as connection:
+            return connection.execute(query.values(**values)).rowcount == 1
+
+    def order_by_serial(self, serial: str) -> OrderRow | None:
+        with self._begin() as connection:
+            row = connection.execute(
+                acme_orders.select().where(acme_orders.c.certificate_serial == serial)
+            ).first()
+        return _order(row) if row is not None else None
+
+    def authorizations(self, order_id: str) -> list[AuthorizationRow]:
+        with self._begin() as connection:
+            rows = connection.execute(
+                acme_authorizations.select().where(acme_authorizations.c.order_id == order_id)
+            ).all()
+        return [_authorization(r) for r in rows]
+
+    def authorization(self, authorization_id: str) -> AuthorizationRow | None:
+        with self._begin() as connection:
+            row = connection.execute(
+                acme_authorizations.select().where(acme_authorizations.c.id == authorization_id)
+            ).first()
+        return _authorization(row) if row is not None else None
+
+    def challenges(self, authorization_id: str) -> list[ChallengeRow]:
+        with self._begin() as connection:
+            rows = connection.execute(
+                acme_challenges.select()
+                .where(acme_challenges.c.authorization_id == authorization_id)
+                .order_by(acme_challenges.c.type)
+            ).all()
+        return [_challenge(r) for r in rows]
+
+    def challenge(self, challenge_id: str) -> ChallengeRow | None:
+        with self._begin() as connection:
+            row = connection.execute(
+                acme_challenges.select().where(acme_challenges.c.id == challenge_id)
+            ).first()
+        return _challenge(row) if row is not None else None
+
+    def start_challenge(self, challenge_id: str) -> bool:
+        """pending -> processing, once: True for the one caller that should validate."""
+        with self._begin() as connection:
+            return (
+                connection.execute(
+                    acme_challenges.update()
+                    .where(
+                        acme_challenges.c.id == challenge_id,
+                        acme_challenges.c.status == "pending",
+                    )
+                    .values(status="processing")
+                ).rowcount
+                == 1
+            )
+
+    def finish_challenge(
+        self,
+        challenge: ChallengeRow,
+        *,
+        valid: bool,
+        now: dt.datetime,
+        error: dict[str, Any] | None,
+    ) -> None:
+        """Record a validation result on the challenge, its authorization and its order."""
+        with self._begin() as connection:
+            connection.execute(
+                acme_challenges.update()
+                .where(acme_challenges.c.id == challenge.id)
+                .values(
+                    status="valid" if valid else "invalid",
+                    validated=now if valid else None,
+                    error=json.dumps(error) if error else None,
+                )
+            )
+            authz = connection.execute(
+                acme_authorizations.select().where(
+                    acme_authorizations.c.id == challenge.authorization_id
+                )
+            ).one()
+            connection.execute(
+                acme_authorizations.update()
+                .where(
+                    acme_authorizations.c.id == authz.id,
+                    acme_authorizations.c.status == "pending",
+                )
+                .values(status="valid" if valid else "invalid")
+            )
+            if not valid:
+                connection.execute(
+                    acme_orders.update()
+                    .where(
+                        acme_orders.c.id == authz.order_id,
+                        acme_orders.c.status == "pending",
+                    )
+                    .values(status="invalid", error=json.dumps(error) if error else None)
+                )
+                return
+            statuses = connection.execute(
+                sa.select(acme_authorizations.c.status).where(
+                    acme_authorizations.c.order_id == authz.order_id
+                )
+            ).scalars()
+            if all(s == "valid" for s in statuses):
+                connection.execute(
+                    acme_orders.update()
+                    .where(
+                        acme_orders.c.id == authz.order_id,
+                        acme_orders.c.status == "pending",
+                    )
+                    .values(status="ready")
+                )
+
+    def deactivate_authorization(self, authorization_id: str) -> None:
+        with self._begin() as connection:
+            authz = connection.execute(
+                acme_authorizations.select().where(acme_authorizations.c.id == authorization_id)
+            ).one()
+            connection.execute(
+                acme_authorizations.update()
+                .where(acme_authorizations.c.id == authorization_id)
+                .values(status="deactivated")
+            )
+            connection.execute(
+                acme_orders.update()
+                .where(
+                    acme_orders.c.id == authz.order_id,
+                    acme_orders.c.status.in_(("pending", "ready")),
+                )
+                .values(status="invalid")
+            )
+
+    # external account binding keys -----------------------------------------------------
+
+    def add_eab_key(self, key: EabKeyRow) -> None:
+        with self._begin() as connection:
+            connection.execute(
+                acme_eab_keys.insert().values(
+                    kid=key.kid,
+                    hmac_key=key.hmac_key,
+                    label=key.label,
+                    profile=key.profile,
+                    created_at=key.created_at,
+                    revoked_at=None,
+                    accounts=0,
+                )
+            )
+
+    def eab_key(self, kid: str) -> EabKeyRow | None:
+        with self._begin() as connection:
+            row = connection.execute(
+                acme_eab_keys.select().where(acme_eab_keys.c.kid == kid)
+            ).first()
+        return _eab(row) if row is not None else None
+
+    def eab_keys(self) -> list[EabKeyRow]:
+        with self._begin() as connection:
+            rows = connection.execute(
+                acme_eab_keys.select().order_by(acme_eab_keys.c.created_at)
+            ).all()
+        return [_eab(r) for r in rows]
+
+    def revoke_eab_key(self, kid: str, now: dt.datetime) -> bool:
+        with self._begin() as connection:
+            return (
+                connection.execute(
+                    acme_eab_keys.update()
+                    .where(acme_eab_keys.c.kid == kid, acme_eab_keys.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                ).rowcount
+                == 1
+            )
+
+
+__all__ = [
+    "ACME_TABLES",
+    "AccountRow",
+    "AcmeStore",
+    "AuthorizationRow",
+    "ChallengeRow",
+    "EabKeyRow",
+    "OrderRow",
+]

@@ -1,0 +1,167 @@
+"""Store lifecycle: revoke, blocked keys, revoked entries, CRL numbers, supersession, counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from privca.errors import InputError
+from privca.store import Intent, Store
+
+DAY = dt.timedelta(days=1)
+
+
+def test_revoke_records_date_and_reason_once(
+    store: Store,
+    make_intent: Callable[..., Intent],
+    issue_records: Callable[..., list[int]],
+    now: dt.datetime,
+) -> None:
+    [serial] = issue_records(make_intent("a.corp.internal"))
+    record, changed = store.revoke(serial, "superseded", now, None)
+    assert changed
+    assert (record.status, record.revoked_at, record.revocation_reason) == (
+        "revoked",
+        now,
+        "superseded",
+    )
+    again, changed = store.revoke(serial, "keyCompromise", now + DAY, None)
+    assert not changed
+    assert (again.revoked_at, again.revocation_reason) == (now, "superseded")
+    stored = store.get(serial)
+    assert stored is not None and stored.status_at(now) == "revoked"
+
+
+@pytest.mark.parametrize("what", ["unknown", "pending"])
+def test_revoke_needs_an_issued_certificate(
+    store: Store, make_intent: Callable[..., Intent], now: dt.datetime, what: str
+) -> None:
+    if what == "pending":
+        [serial] = store.reserve([make_intent("p.corp.internal")], now)
+    else:
+        serial = 0x5000_0000_0000_0000_0000_0000_0000_0001
+    with pytest.raises(InputError, match="no issued certificate"):
+        store.revoke(serial, None, now, None)
+
+
+def test_key_compromise_blocks_the_public_key(
+    store: Store,
+    make_intent: Callable[..., Intent],
+    issue_records: Callable[..., list[int]],
+    now: dt.datetime,
+) -> None:
+    compromised, retired, other = (
+        make_intent("a.corp.internal"),
+        make_intent("b.corp.internal"),
+        make_intent("c.corp.internal"),
+    )
+    serials = issue_records(compromised, retired, other)
+    store.revoke(serials[0], "keyCompromise", now, compromised.public_key_sha256)
+    store.revoke(serials[1], "cessationOfOperation", now, retired.public_key_sha256)
+    hashes = [i.public_key_sha256 for i in (compromised, retired, other)]
+    assert store.blocked(hashes) == {compromised.public_key_sha256}
+    assert store.blocked([]) == set()
+    # a second compromised certificate with the same key does not trip the primary key
+    [twin] = issue_records(make_intent("a.corp.internal"))
+    _, changed = store.revoke(twin, "keyCompromise", now, compromised.public_key_sha256)
+    assert changed
+
+
+def test_revoked_entries_and_fingerprint(
+    store: Store,
+    make_intent: Callable[..., Intent],
+    issue_records: Callable[..., list[int]],
+    issuer_id: int,
+    now: dt.datetime,
+) -> None:
+    live, expired, kept = issue_records(
+        make_intent("live.corp.internal", days=30),
+        make_intent("expired.corp.internal", days=-1, not_before=now - 10 * DAY),
+        make_intent("kept.corp.internal"),
+    )
+    before = store.revocation_fingerprint(issuer_id)
+    store.revoke(live, "keyCompromise", now, None)
+    store.revoke(expired, None, now - DAY, None)
+    after = store.revocation_fingerprint(issuer_id)
+    assert before != after and after[0] == 2
+
+    entries = store.revoked_entries(issuer_id, now)
+    assert [(e.serial, e.revoked_at, e.reason) for e in entries] == [
+        (live, now, "keyCompromise")
+    ]  # expired certificates leave the CRL
+    assert kept not in [e.serial for e in entries]
+    assert store.revoked_entries(issuer_id + 100, now) == []
+
+
+def test_crl_numbers_only_grow(store: Store, issuer_id: int, now: dt.datetime) -> None:
+    numbers = [
+        store.next_crl_number(issuer_id, now + i * DAY, now + (i + 7) * DAY) for i in range(3)
+    ]
+    assert numbers == [1, 2, 3]
+    [state] = store.crl_states()
+    assert (state.issuer_id, state.number) == (issuer_id, 3)
+    assert (state.this_update, state.next_update) == (now + 2 * DAY, now + 9 * DAY)
+
+
+def test_crl_numbers_are_unique_across_concurrent_stores(
+    store: Store, open_store: Callable[[], Store], issuer_id: int, now: dt.datetime
+) -> None:
+    """Replicas publishing at once, including the very first CRL, never share a number."""
+    stores = [open_store() for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    numbers: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def publish(replica: Store) -> None:
+        try:
+            barrier.wait()
+            for _ in range(5):
+                number = replica.next_crl_number(issuer_id, now, now + DAY)
+                with lock:
+                    numbers.append(number)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(numbers) == list(range(1, 21))
+
+
+def test_superseded_certificates(
+    store: Store,
+    make_intent: Callable[..., Intent],
+    issue_records: Callable[..., list[int]],
+    now: dt.datetime,
+) -> None:
+    old, new = issue_records(make_intent("r.corp.internal"), make_intent("r.corp.internal"))
+    store.mark_superseded(old, new, now)
+    record = store.get(old)
+    assert record is not None
+    assert record.superseded_by == new and record.status_at(now) == "superseded"
+    assert [r.serial for r in store.find(status="valid", now=now)] == [new]
+    assert [r.serial for r in store.find(status="superseded", now=now)] == [old]
+
+
+def test_counts_by_status(
+    store: Store,
+    make_intent: Callable[..., Intent],
+    issue_records: Callable[..., list[int]],
+    issuer_id: int,
+    now: dt.datetime,
+) -> None:
+    issued = issue_records(make_intent("a.corp.internal"), make_intent("b.corp.internal"))
+    store.revoke(issued[0], None, now, None)
+    store.reserve([make_intent("c.corp.internal")], now)
+    assert store.counts_by_status() == {
+        (issuer_id, "issued"): 1,
+        (issuer_id, "revoked"): 1,
+        (issuer_id, "pending"): 1,
+    }
