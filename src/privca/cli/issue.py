@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,24 +135,16 @@ def issue_command(
 
 
 def _p12_passphrase(path: Path | None) -> bytes:
-    from privca.cli.secrets import read_secret_file
-    from privca.errors import InputError
+    from privca.cli.secrets import read_secret
 
-    if path is not None:
-        return read_secret_file(path, "PKCS#12 passphrase file")
-    env = os.environ.get("PRIVCA_P12_PASSPHRASE")
-    if env:
-        return env.encode()
-    import sys
-
-    if not sys.stdin.isatty():
-        raise InputError(
-            "no passphrase for the PKCS#12 file and no terminal to ask on",
-            "use --p12-passphrase-file FILE or $PRIVCA_P12_PASSPHRASE",
-        )
-    return click.prompt(
-        "PKCS#12 passphrase", hide_input=True, confirmation_prompt=True, err=True
-    ).encode()
+    return read_secret(
+        path,
+        "PRIVCA_P12_PASSPHRASE",
+        missing="no passphrase for the PKCS#12 file",
+        hint="use --p12-passphrase-file FILE or $PRIVCA_P12_PASSPHRASE",
+        prompt="PKCS#12 passphrase",
+        confirm=True,
+    )
 
 
 @click.command("csr")

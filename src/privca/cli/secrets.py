@@ -35,40 +35,44 @@ def read_secret_file(path: Path, what: str) -> bytes:
     return secret
 
 
-def _interactive() -> bool:
-    return sys.stdin.isatty()
+def read_secret(
+    path: Path | None,
+    env_name: str,
+    *,
+    missing: str,
+    hint: str,
+    prompt: str,
+    confirm: bool = False,
+) -> bytes:
+    """A secret from a file, else an environment variable, else a prompt on a terminal."""
+    if path is not None:
+        return read_secret_file(path, "passphrase file")
+    env = os.environ.get(env_name)
+    if env:
+        return env.encode()
+    if not sys.stdin.isatty():
+        raise InputError(f"{missing} and no terminal to ask on", hint)
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True).encode()
 
 
 def new_passphrase(path: Path | None, what: str = "CA key passphrase") -> bytes:
     """A passphrase for keys being created: file, env, or a prompt asked twice."""
-    if path is not None:
-        return read_secret_file(path, "passphrase file")
-    env = os.environ.get(PASSPHRASE_ENV)
-    if env:
-        return env.encode()
-    if not _interactive():
-        raise InputError(
-            "no passphrase for the new CA keys and no terminal to ask on",
-            f"use --passphrase-file FILE or ${PASSPHRASE_ENV}, or --no-passphrase",
-        )
-    value = click.prompt(f"New {what}", hide_input=True, confirmation_prompt=True, err=True)
-    return value.encode()
+    return read_secret(
+        path,
+        PASSPHRASE_ENV,
+        missing=f"no {what.removeprefix('CA key ')} for the new CA keys",
+        hint=f"use --passphrase-file FILE or ${PASSPHRASE_ENV}, or --no-passphrase",
+        prompt=f"New {what}",
+        confirm=True,
+    )
 
 
 def existing_passphrase(path: Path | None) -> Callable[[], bytes | None]:
     """A passphrase source for an existing key, asked only when the key is actually used."""
-
-    def source() -> bytes | None:
-        if path is not None:
-            return read_secret_file(path, "passphrase file")
-        env = os.environ.get(PASSPHRASE_ENV)
-        if env:
-            return env.encode()
-        if not _interactive():
-            raise InputError(
-                "the CA key is encrypted and there is no passphrase and no terminal to ask on",
-                f"use --passphrase-file FILE or ${PASSPHRASE_ENV}",
-            )
-        return click.prompt("CA key passphrase", hide_input=True, err=True).encode()
-
-    return source
+    return lambda: read_secret(
+        path,
+        PASSPHRASE_ENV,
+        missing="the CA key is encrypted and there is no passphrase",
+        hint=f"use --passphrase-file FILE or ${PASSPHRASE_ENV}",
+        prompt="CA key passphrase",
+    )
