@@ -235,7 +235,7 @@ class CertificateAuthority:
                     ),
                     permitted=policy.permitted,
                     excluded=policy.excluded,
-                    ca_issuers_url=f"{settings.base_url}/ca/root.crt" if base_url else None,
+                    ca_issuers_url=f"{settings.base_url}/ca/root.der" if base_url else None,
                     crl_url=f"{settings.base_url}/crl/root.crl" if base_url else None,
                 ),
                 Issuer.from_certificate(root_cert, root_key),
@@ -310,6 +310,12 @@ class CertificateAuthority:
         store = Store(settings.store_url or sqlite_url(ca_home.database))
         store.migrate()
         return cls(ca_home, settings, store, passphrase)
+
+    def refresh(self) -> None:
+        """Forget the cached CA list (keeping loaded keys), so a long-running process sees
+        an issuing CA rotated by another process."""
+        self._authorities = None
+        self._issuer = None
 
     def close(self) -> None:
         self.store.close()
@@ -542,7 +548,7 @@ class CertificateAuthority:
                     names=request.names,
                     crl_url=f"{base}/crl/{serial_hex(issuer_record.serial)}.crl" if base else None,
                     ocsp_url=f"{base}/ocsp" if base else None,
-                    ca_issuers_url=f"{base}/ca/issuing.crt" if base else None,
+                    ca_issuers_url=f"{base}/ca/issuing.der" if base else None,
                 )
                 signed.append(build_certificate(spec, issuer))
                 if progress is not None:
@@ -835,7 +841,7 @@ class CertificateAuthority:
                 not_after=not_after,
                 permitted=self.policy.permitted,
                 excluded=self.policy.excluded,
-                ca_issuers_url=f"{base}/ca/root.crt" if base else None,
+                ca_issuers_url=f"{base}/ca/root.der" if base else None,
                 crl_url=f"{base}/crl/root.crl" if base else None,
             ),
             root,

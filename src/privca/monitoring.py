@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
 # An expired certificate nobody renewed is still news for this long; older ones are history.
 EXPIRED_RECENTLY = dt.timedelta(days=30)
+# Certificates privca issues to itself and renews by itself: not the operator's to watch.
+INFRASTRUCTURE_PROFILES = frozenset({"ocsp-responder"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ def collect(
     issuers = {a.id: a for a in ca.authorities()}
     items: list[ExpiryItem] = []
     for record in ca.store.find(now=now - EXPIRED_RECENTLY):
+        if record.profile in INFRASTRUCTURE_PROFILES:
+            continue
         status = record.status_at(now)
         if status == "expired" and record.superseded_by is None:
             severity, detail = "critical", _describe(record.not_after, now) + ", not renewed"
@@ -199,6 +203,8 @@ def render_prometheus(ca: CertificateAuthority, now: dt.datetime) -> str:
         "Expiry of each live certificate in the inventory (Unix time).",
     )
     for record in ca.store.find(status="valid", now=now):
+        if record.profile in INFRASTRUCTURE_PROFILES:
+            continue
         issuer = issuers.get(record.issuer_id)
         name = record.names[0] if record.names else record.subject
         out.append(

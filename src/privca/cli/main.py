@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("verify:verify_command", "Verify a certificate: chain, name, key, expiry, status."),
     "list": ("inventory:list_command", "List the certificates in the inventory."),
     "show": ("inventory:show_command", "Show one certificate of the inventory."),
+    "serve": ("serve:serve_command", "Serve CRL, OCSP, CA certificates and metrics over HTTPS."),
     "trust": ("trust:trust_group", "Install, check and remove the CA in client trust stores."),
     "revoke": ("lifecycle:revoke_command", "Revoke a certificate by serial or name."),
     "crl": ("lifecycle:crl_command", "Publish a new CRL for each issuing CA."),
@@ -39,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "check": ("lifecycle:check_command", "Expiry of certificates, CAs and CRLs (nagios/prom)."),
     "scan": ("scan:scan_command", "Connect to TLS services and report what they serve."),
+    "import": ("adopt:import_group", "Adopt a CA built with OpenSSL or easy-rsa."),
+    "doctor": ("adopt:doctor_command", "Find weaknesses in the CA and its certificates."),
 }
 
 

@@ -12,6 +12,7 @@ import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -116,6 +117,28 @@ def _row_to_certificate(row: sa.Row) -> CertificateRecord:
         revocation_reason=row.revocation_reason,
         superseded_by=int(row.superseded_by, 16) if row.superseded_by else None,
     )
+
+
+class ChangeCounter:
+    """SQLite's `PRAGMA data_version` on one read-only connection: it changes when any
+    other connection commits, and reading it takes no lock and no query plan."""
+
+    def __init__(self, path: str) -> None:
+        import sqlite3
+
+        self._sqlite3 = sqlite3
+        self._connection: Any = sqlite3.connect(path, timeout=1.0, check_same_thread=False)
+
+    def value(self) -> int | None:
+        """The counter, or None if it cannot be read (callers then re-read the store)."""
+        try:
+            return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+        except self._sqlite3.Error:
+            return None
+
+    def close(self) -> None:
+        with contextlib.suppress(self._sqlite3.Error):
+            self._connection.close()
 
 
 class Store:
@@ -446,6 +469,28 @@ class Store:
                 )
             ).one()
         return int(row[0]), str(row[1])
+
+    def revocation_fingerprints(self) -> dict[int, tuple[int, str]]:
+        """`revocation_fingerprint` of every CA in one query (one round trip on PostgreSQL)."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    certificates.c.issuer_id,
+                    sa.func.count(),
+                    sa.func.max(certificates.c.revoked_at),
+                )
+                .where(certificates.c.status == "revoked")
+                .group_by(certificates.c.issuer_id)
+            ).all()
+            ids = connection.execute(sa.select(authorities.c.id)).scalars().all()
+        found = {int(r[0]): (int(r[1]), str(r[2])) for r in rows}
+        return {i: found.get(i, (0, "None")) for i in ids}
+
+    def change_counter(self) -> ChangeCounter | None:
+        """A cheap "has anyone committed since?" probe, or None where the database has none."""
+        if not self.url.startswith("sqlite:///"):
+            return None
+        return ChangeCounter(self.url.removeprefix("sqlite:///"))
 
     def next_crl_number(
         self, issuer_id: int, this_update: dt.datetime, next_update: dt.datetime

@@ -1,0 +1,144 @@
+"""privca serve: CRL, OCSP, CA certificates, health and metrics, in the foreground.
+
+TLS is on by default with a certificate the CA issues to the server itself at start. OCSP
+and CRLs are signed objects that clients fetch over plain HTTP by convention (a TLS
+handshake to check revocation would itself need a revocation check), so `--no-tls` is
+the way to publish them at the http:// URLs that go into certificates; the TLS listener
+serves the very same routes for clients that want them over HTTPS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from privca.cli.secrets import passphrase_file_option
+from privca.errors import InputError
+
+if TYPE_CHECKING:
+    from privca.cli.main import AppContext
+
+DEFAULT_LISTEN = "127.0.0.1:8443"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """HOST:PORT, with IPv6 hosts in brackets ([::1]:8443)."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InputError(
+            f"listen address '{text}' is not HOST:PORT", "e.g. --listen 127.0.0.1:8443"
+        )
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise InputError(f"'{host}' in --listen is not an IPv6 address") from None
+    return host, int(port_text)
+
+
+@click.command("serve")
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to listen on.",
+)
+@click.option(
+    "--server-name",
+    "server_names",
+    multiple=True,
+    metavar="NAME",
+    help="Extra name for the server's TLS certificate (repeatable).",
+)
+@click.option("--no-tls", is_flag=True, help="Plain HTTP (the usual way to serve OCSP and CRLs).")
+@click.option(
+    "--ocsp-signer",
+    type=click.Choice(["delegated", "ca"]),
+    default="delegated",
+    show_default=True,
+    help="Sign OCSP with a delegated responder certificate, or with the CA key itself.",
+)
+@passphrase_file_option()
+@click.pass_obj
+def serve_command(
+    app: AppContext,
+    listen: str,
+    server_names: tuple[str, ...],
+    no_tls: bool,
+    ocsp_signer: str,
+    passphrase_file: Path | None,
+) -> None:
+    """Serve CRL, OCSP, CA certificates and metrics; stops cleanly on SIGTERM."""
+    import asyncio
+    import logging
+    import signal
+
+    import uvicorn
+
+    from privca._time import utcnow
+    from privca.cli.options import open_authority
+    from privca.server.app import build_app
+    from privca.server.settings import ServerSettings
+    from privca.server.tls import ServerCertificate, certificate_names
+
+    host, port = parse_listen(listen)
+    logging.getLogger("privca").addHandler(logging.StreamHandler())
+    logging.getLogger("privca").setLevel(logging.WARNING if app.quiet else logging.INFO)
+    tls: ServerCertificate | None = None
+    with open_authority(app, passphrase_file) as ca:
+        try:
+            if not no_tls:
+                names = certificate_names(host, server_names)
+                if not names:
+                    raise InputError(
+                        f"listening on {host} gives the TLS certificate no name",
+                        "add --server-name HOST (the name clients connect to)",
+                    )
+                tls = ServerCertificate(ca, names)
+                tls.issue()  # also proves the passphrase before anything listens
+            application = build_app(ca, ServerSettings(ocsp_signer=ocsp_signer))
+            # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
+            application.state.ocsp.prepare(utcnow())
+
+            config = uvicorn.Config(
+                application,
+                host=host,
+                port=port,
+                ssl_certfile=str(tls.certfile) if tls else None,
+                ssl_keyfile=str(tls.keyfile) if tls else None,
+                log_level="warning" if app.quiet else "info",
+                access_log=not app.quiet,
+                server_header=False,
+                loop="asyncio",
+                timeout_graceful_shutdown=5,
+            )
+            server = uvicorn.Server(config)
+
+            async def run() -> None:
+                config.load()  # creates the SSLContext that renewal reloads in place
+                renewal = None
+                if tls is not None and config.ssl is not None:
+                    renewal = asyncio.create_task(tls.keep_fresh(config.ssl))
+                try:
+                    await server.serve()
+                finally:
+                    if renewal is not None:
+                        renewal.cancel()
+
+            # uvicorn re-raises the signal that stopped it once it has shut down; with
+            # these no-op handlers in place that ends the process normally, exit code 0.
+            for stop in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(stop, lambda *_args: None)
+            asyncio.run(run())
+            if not server.started:
+                raise InputError(
+                    f"could not listen on {listen}", "is the port in use? see the log above"
+                )
+        finally:
+            if tls is not None:
+                tls.remove()

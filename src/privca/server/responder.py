@@ -1,0 +1,226 @@
+"""The OCSP responder: request bytes in, response bytes out, signing as rarely as possible.
+
+Fast path (no threadpool, no store query): the request's CertID has a cached answer that
+is still fresh and the store has not changed since it was confirmed (see watch.py). Else
+the serial is looked up and, only if its status changed or the cached response got old, a
+response is signed, in the threadpool.
+
+Nonces (RFC 6960 4.4.1): RFC 5019 4 lets a responder ignore them, and a response that
+echoes one cannot be cached. So cached responses carry no nonce and a request's nonce is
+echoed only when this request had to be answered freshly anyway (the cache missed); then
+a second, nonce-free response is signed for the cache. A nonce can thus never force a
+signature per request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from starlette.concurrency import run_in_threadpool
+
+from privca.errors import InputError
+from privca.server.settings import ServerSettings
+from privca.server.watch import Snapshot, StoreWatch
+from privca.x509.ocsp import (
+    INTERNAL_ERROR,
+    MALFORMED_REQUEST,
+    UNAUTHORIZED,
+    CertId,
+    CertStatus,
+    OcspQuery,
+    Responder,
+    build_response,
+    issuer_keys,
+    load_request,
+)
+
+if TYPE_CHECKING:
+    from privca.authority import CertificateAuthority
+    from privca.store import AuthorityRecord, CertificateRecord
+
+log = logging.getLogger("privca.server.ocsp")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Response bytes and, for cacheable answers, how long HTTP caches may keep them."""
+
+    der: bytes
+    max_age: int | None = None
+
+
+@dataclass(frozen=True)
+class _Signer:
+    responder: Responder
+    renew_after: dt.datetime  # 1/3 of the responder certificate's life left
+    not_after: dt.datetime
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A signed nonce-free response and the store state it was confirmed against."""
+
+    authority_id: int
+    status: CertStatus
+    der: bytes
+    fresh_until: dt.datetime
+    fingerprint: tuple[int, str] | None
+    generation: int | None
+
+    def valid(self, snapshot: Snapshot, now: dt.datetime) -> bool:
+        if now >= self.fresh_until:
+            return False
+        if self.status.status == "unknown":
+            # Only a store-wide counter proves nothing was issued since.
+            return snapshot.generation is not None and snapshot.generation == self.generation
+        return snapshot.fingerprints.get(self.authority_id) == self.fingerprint
+
+
+def _status_of(record: CertificateRecord | None) -> CertStatus:
+    """unknown: never signed (or only an intent); revoked; else good, which includes
+    superseded and expired certificates: OCSP reports revocation, not validity."""
+    if record is None:
+        return CertStatus("unknown")
+    if record.status == "revoked":
+        return CertStatus("revoked", record.revoked_at, record.revocation_reason)
+    return CertStatus("good")
+
+
+class OcspResponder:
+    def __init__(
+        self, ca: CertificateAuthority, settings: ServerSettings, watch: StoreWatch
+    ) -> None:
+        self._ca = ca
+        self._settings = settings
+        self._watch = watch
+        self._issuers: dict[tuple[str, bytes, bytes], AuthorityRecord] = {}
+        self._signers: dict[int, _Signer] = {}
+        self._answers: dict[CertId, _Answer] = {}
+        self._signer_lock = threading.Lock()
+        self.signatures = 0  # responses signed: the cache's effect is visible in tests
+
+    # setup --------------------------------------------------------------------------------
+
+    def prepare(self, now: dt.datetime) -> None:
+        """Index the CAs we answer for and get their signers now, so a wrong passphrase
+        or an unusable key stops the server at start, not at the first request."""
+        issuers: dict[tuple[str, bytes, bytes], AuthorityRecord] = {}
+        for authority in self._ca.publishing_authorities():
+            for key in issuer_keys(x509.load_der_x509_certificate(authority.der)):
+                issuers[key] = authority
+        self._issuers = issuers
+        for authority in {a.id: a for a in issuers.values()}.values():
+            if authority.not_after > now:
+                self._signer(authority, now)
+
+    def _signer(self, authority: AuthorityRecord, now: dt.datetime) -> _Signer:
+        current = self._signers.get(authority.id)
+        if current is not None and now < current.renew_after:
+            return current
+        with self._signer_lock:
+            current = self._signers.get(authority.id)
+            if current is not None and now < current.renew_after:
+                return current
+            if self._settings.ocsp_signer == "ca":
+                issuer = self._ca.signer(authority)
+                assert issuer.certificate is not None
+                cert, key, delegated = issuer.certificate, issuer.private_key, False
+            else:
+                cert, key = self._ca.issue_ocsp_responder(
+                    authority, days=self._settings.responder_days, now=now
+                )
+                delegated = True
+                log.info("issued OCSP responder certificate %x", cert.serial_number)
+            life = cert.not_valid_after_utc - cert.not_valid_before_utc
+            signer = _Signer(
+                Responder(cert, key, delegated),
+                renew_after=cert.not_valid_after_utc - life / 3,
+                not_after=cert.not_valid_after_utc,
+            )
+            self._signers[authority.id] = signer
+            return signer
+
+    # answering ----------------------------------------------------------------------------
+
+    async def answer(self, der: bytes, now: dt.datetime) -> Reply:
+        try:
+            query = load_request(der)
+        except InputError:
+            return Reply(MALFORMED_REQUEST)
+        authority = self._issuers.get(query.cert_id.issuer_key)
+        if authority is None:
+            # RFC 6960 2.3: a responder that is not authoritative for the issuer.
+            return Reply(UNAUTHORIZED)
+        entry = self._answers.get(query.cert_id)
+        if entry is not None:
+            snapshot = self._watch.current()
+            if snapshot is None:
+                snapshot = await self._watch.snapshot()
+            if entry.valid(snapshot, now):
+                return Reply(entry.der, _seconds(entry.fresh_until - now))
+        snapshot = await self._watch.snapshot()
+        try:
+            return await run_in_threadpool(self._refresh, authority, query, snapshot, now)
+        except Exception:
+            log.exception("OCSP answer for serial %x failed", query.cert_id.serial)
+            return Reply(INTERNAL_ERROR)
+
+    def _refresh(
+        self, authority: AuthorityRecord, query: OcspQuery, snapshot: Snapshot, now: dt.datetime
+    ) -> Reply:
+        if authority.not_after <= now:
+            return Reply(UNAUTHORIZED)  # an expired CA's word is worth nothing
+        cert_id = query.cert_id
+        status = _status_of(self._ca.certificate_status(authority, cert_id.serial))
+        signer = self._signer(authority, now)
+        next_update = min(now + self._settings.ocsp_validity, signer.not_after)
+        fresh_until = min(now + (next_update - now) / 2, signer.renew_after)
+        previous = self._answers.get(cert_id)
+        if previous is not None and previous.status == status and now < previous.fresh_until:
+            # Same (issuer, serial, status): the signed bytes stay; only re-confirmed.
+            der, fresh_until = previous.der, previous.fresh_until
+        else:
+            der = self._sign(cert_id, status, signer, now, next_update, None)
+        self._remember(
+            cert_id,
+            _Answer(
+                authority_id=authority.id,
+                status=status,
+                der=der,
+                fresh_until=fresh_until,
+                fingerprint=snapshot.fingerprints.get(authority.id),
+                generation=snapshot.generation,
+            ),
+        )
+        if query.nonce is not None:
+            return Reply(self._sign(cert_id, status, signer, now, next_update, query.nonce))
+        return Reply(der, _seconds(fresh_until - now))
+
+    def _sign(
+        self,
+        cert_id: CertId,
+        status: CertStatus,
+        signer: _Signer,
+        this_update: dt.datetime,
+        next_update: dt.datetime,
+        nonce: bytes | None,
+    ) -> bytes:
+        self.signatures += 1
+        return build_response(cert_id, status, signer.responder, this_update, next_update, nonce)
+
+    def _remember(self, cert_id: CertId, answer: _Answer) -> None:
+        answers = self._answers
+        if cert_id not in answers and len(answers) >= self._settings.ocsp_cache_entries:
+            # Forget the oldest quarter: a flood of made-up serials cannot grow memory.
+            for key in list(answers)[: max(1, len(answers) // 4)]:
+                answers.pop(key, None)
+        answers[cert_id] = answer
+
+
+def _seconds(delta: dt.timedelta) -> int:
+    return max(0, int(delta.total_seconds()))

@@ -1,0 +1,181 @@
+"""`privca serve` as operators run it: a real process, TLS by default, curl and openssl as
+clients, a revocation made by another process, SIGTERM, and a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from privca.authority import CertificateAuthority
+from tests.conftest import PASSPHRASE, openssl, require_tool
+from tests.server.conftest import ServedCA, free_port
+
+
+class ServeProcess:
+    def __init__(self, served: ServedCA, passphrase_file: Path, tmp: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.tls = "--no-tls" not in extra
+        self.base = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        self.served = served
+        self.tmpdir = tmp
+        tmp.mkdir(exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "privca",
+                "--home",
+                str(served.ca.home.root),
+                "serve",
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--passphrase-file",
+                str(passphrase_file),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "TMPDIR": str(tmp)},
+        )
+        deadline = time.monotonic() + 20
+        while self.curl("/health").returncode != 0:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise AssertionError(self.process.communicate()[1].decode())
+            time.sleep(0.1)
+
+    def curl(self, path: str, *args: str) -> subprocess.CompletedProcess:
+        tls = ["--cacert", self.served.path("root.crt")] if self.tls else []
+        return subprocess.run(
+            ["curl", "-sSf", "--max-time", "5", *tls, *args, self.base + path],
+            capture_output=True,
+            timeout=10,
+        )
+
+    def ocsp_status(self, leaf: str) -> str:
+        result = openssl(
+            "ocsp",
+            "-issuer",
+            self.served.path("issuing.crt"),
+            "-cert",
+            self.served.path(leaf),
+            "-url",
+            f"{self.base}/ocsp",
+            "-CAfile",
+            self.served.path("root.crt"),
+        )
+        assert "Response verify OK" in result.stderr, result.stderr
+        return result.stdout.splitlines()[0].rsplit(": ", 1)[1]
+
+    def crl_has(self, serial: int) -> bool:
+        from cryptography import x509
+
+        crl = x509.load_der_x509_crl(self.curl("/crl/issuing.crl").stdout)
+        return crl.get_revoked_certificate_by_serial_number(serial) is not None
+
+    def terminate(self) -> tuple[int, str]:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            out, err = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        # uvicorn logs requests to stdout and everything else to stderr.
+        return self.process.returncode, out.decode() + err.decode()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[ServeProcess]]:
+    started: list[ServeProcess] = []
+    yield started
+    for process in started:
+        if process.process.poll() is None:
+            process.process.kill()
+            process.process.wait()
+
+
+def test_serve_tls_revocation_sigterm_restart(
+    served_ca: ServedCA, passphrase_file: Path, tmp_path: Path, processes
+) -> None:
+    require_tool("curl")
+    require_tool("openssl")
+    server = ServeProcess(served_ca, passphrase_file, tmp_path / "tmp1")
+    processes.append(server)
+
+    health = json.loads(server.curl("/health").stdout)
+    assert health["status"] == "ok" and health["store"] == "reachable"
+    # The TLS key lives only in a private directory of the server's own, removed at exit.
+    (private,) = (tmp_path / "tmp1").iterdir()
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    assert stat.S_IMODE((private / "server.key").stat().st_mode) == 0o600
+
+    assert server.ocsp_status("good.crt") == "good"
+    assert not server.crl_has(served_ca.good.serial)
+
+    # Another process revokes, as an operator would while the server runs.
+    with CertificateAuthority.open(served_ca.ca.home.root, PASSPHRASE) as other:
+        other.revoke(format(served_ca.good.serial, "x"), "keyCompromise")
+    assert server.ocsp_status("good.crt") == "revoked"
+    assert server.crl_has(served_ca.good.serial)
+
+    started = time.monotonic()
+    code, log = server.terminate()
+    assert code == 0, log
+    assert time.monotonic() - started < 6
+    assert '"POST /ocsp HTTP/1.0" 200' in log  # one access-log line per request
+    assert "Traceback" not in log
+    assert not private.exists()
+
+    # After a restart (plain HTTP this time, the usual way for OCSP) it is still revoked.
+    again = ServeProcess(served_ca, passphrase_file, tmp_path / "tmp2", "--no-tls")
+    processes.append(again)
+    assert again.ocsp_status("good.crt") == "revoked"
+    assert again.ocsp_status("revoked.crt") == "revoked"
+    assert again.crl_has(served_ca.good.serial)
+    code, log = again.terminate()
+    assert code == 0, log
+
+
+def test_serve_refuses_a_wrong_passphrase(served_ca: ServedCA, tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_bytes(b"not the passphrase\n")
+    wrong.chmod(0o600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "privca",
+            "--home",
+            str(served_ca.ca.home.root),
+            "serve",
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+            "--passphrase-file",
+            str(wrong),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("privca: error: ")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "listen", ["127.0.0.1", "127.0.0.1:99999", "host:port", "[nothex]:80"], ids=repr
+)
+def test_bad_listen_addresses(run_cli, served_ca: ServedCA, listen: str) -> None:
+    from tests.conftest import assert_user_error
+
+    result = run_cli("serve", "--listen", listen, home=served_ca.ca.home.root)
+    assert_user_error(result, "listen" if "nothex" not in listen else "IPv6")
