@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("privca.server.ocsp")
 
 
+RESCAN_INTERVAL = dt.timedelta(seconds=30)
+
+
 @dataclass(frozen=True)
 class Reply:
     """Response bytes and, for cacheable answers, how long HTTP caches may keep them."""
@@ -103,6 +106,7 @@ class OcspResponder:
         self._answers: dict[CertId, _Answer] = {}
         self._signer_lock = threading.Lock()
         self.signatures = 0  # responses signed: the cache's effect is visible in tests
+        self._next_rescan = dt.datetime.min.replace(tzinfo=dt.UTC)
 
     # setup --------------------------------------------------------------------------------
 
@@ -117,6 +121,10 @@ class OcspResponder:
         for authority in {a.id: a for a in issuers.values()}.values():
             if authority.not_after > now:
                 self._signer(authority, now)
+
+    def _rescan(self, now: dt.datetime) -> None:
+        self._ca.refresh()
+        self.prepare(now)
 
     def _signer(self, authority: AuthorityRecord, now: dt.datetime) -> _Signer:
         current = self._signers.get(authority.id)
@@ -153,6 +161,11 @@ class OcspResponder:
         except InputError:
             return Reply(MALFORMED_REQUEST)
         authority = self._issuers.get(query.cert_id.issuer_key)
+        if authority is None and now >= self._next_rescan:
+            # Perhaps another process rotated the issuing CA: look again, at most every 30 s.
+            self._next_rescan = now + RESCAN_INTERVAL
+            await run_in_threadpool(self._rescan, now)
+            authority = self._issuers.get(query.cert_id.issuer_key)
         if authority is None:
             # RFC 6960 2.3: a responder that is not authoritative for the issuer.
             return Reply(UNAUTHORIZED)
