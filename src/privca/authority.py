@@ -353,7 +353,7 @@ class CertificateAuthority:
             raise NotFound("the inventory has no root CA", "is this a privca home?")
         return x509.load_der_x509_certificate(record.der)
 
-    def _issuing_record(self) -> AuthorityRecord:
+    def issuing_record(self) -> AuthorityRecord:
         record = self._active("issuing") or self._active("root")
         assert record is not None
         return record
@@ -361,7 +361,7 @@ class CertificateAuthority:
     @property
     def issuing(self) -> x509.Certificate:
         """The certificate that signs services: the issuing CA, or the root if single-tier."""
-        return x509.load_der_x509_certificate(self._issuing_record().der)
+        return x509.load_der_x509_certificate(self.issuing_record().der)
 
     @property
     def chain(self) -> tuple[x509.Certificate, ...]:
@@ -378,7 +378,7 @@ class CertificateAuthority:
 
     def _load_issuer(self) -> Issuer:
         if self._issuer is None:
-            self._issuer = self.signer(self._issuing_record())
+            self._issuer = self.signer(self.issuing_record())
         return self._issuer
 
     def _hsm_session(self, pin: bytes | None) -> Any:
@@ -517,7 +517,7 @@ class CertificateAuthority:
                     "generate a new key; a compromised key is never certified again",
                 )
         issuer = self._load_issuer()
-        issuer_record = self._issuing_record()
+        issuer_record = self.issuing_record()
         base = self.settings.base_url
         subjects = [leaf_subject(request.names) for request in requests]
         intents = [
@@ -629,7 +629,7 @@ class CertificateAuthority:
         """
         now = now or utcnow()
         text = serial_or_name.strip().lower().replace(":", "")
-        if len(text) >= 8 and all(ch in "0123456789abcdef" for ch in text):
+        if text and all(ch in "0123456789abcdef" for ch in text):
             record = self.store.get(int(text, 16))
             if record is not None and record.der is not None:
                 return record
@@ -676,7 +676,13 @@ class CertificateAuthority:
         """CAs that sign leaves, so publish CRLs and answer OCSP: all issuing CAs, or the
         root of a single-tier CA."""
         issuing = [r for r in self.authorities() if r.role == "issuing"]
-        return issuing or [r for r in self.authorities() if r.role == "root"]
+        if not issuing:
+            return [r for r in self.authorities() if r.role == "root"]
+        # A root that signed leaves itself (single-tier, then rotated; or imported) keeps
+        # publishing for them.
+        signers = self.store.issuer_ids_with_certificates()
+        roots = [r for r in self.authorities() if r.role == "root" and r.id in signers]
+        return roots + issuing
 
     def authority_by_serial(self, serial: str) -> AuthorityRecord:
         text = serial.lower().removesuffix(".crl")
@@ -694,7 +700,7 @@ class CertificateAuthority:
         from privca.x509.crl import Revocation, build_crl
 
         now = now or utcnow()
-        authority = authority or self._issuing_record()
+        authority = authority or self.issuing_record()
         signer = self.signer(authority)
         next_update = now + dt.timedelta(days=self.settings.crl_days)
         entries = [

@@ -136,11 +136,18 @@ def init_command(
 
 
 @click.command("export")
-@click.argument("what", type=click.Choice(["chain", "root"]))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@click.argument("what", type=click.Choice(["chain", "root", "openssl-index"]))
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Write to FILE (a DIR for openssl-index)."
+)
 @click.pass_obj
 def export_command(app: AppContext, what: str, out: Path | None) -> None:
-    """Print (or write) the root certificate or the CA chain, PEM, for distribution."""
+    """Print (or write) the root certificate or the CA chain, PEM, for distribution; or the
+    inventory as OpenSSL's index.txt (openssl ca, openssl ocsp -index)."""
+    if what == "openssl-index":
+        from privca.cli.adopt import export_index_command
+
+        return export_index_command(app, out)
     from privca.cli.options import open_authority
     from privca.home import atomic_write
     from privca.x509.encoding import pem_certificate, pem_certificates

@@ -87,7 +87,7 @@ def crl_command(
     documents = []
     files = []
     with open_authority(app, passphrase_file) as ca:
-        current = ca.publishing_authorities()[-1]
+        current = ca.issuing_record()
         for authority in ca.publishing_authorities():
             if authority.not_after <= now:
                 continue  # an expired CA needs no CRL: nothing it signed is valid

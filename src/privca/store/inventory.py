@@ -470,6 +470,12 @@ class Store:
             ).one()
         return int(row[0]), str(row[1])
 
+    def issuer_ids_with_certificates(self) -> set[int]:
+        """The CAs that have signed at least one end-entity certificate."""
+        with self._connect() as connection:
+            rows = connection.execute(sa.select(certificates.c.issuer_id).distinct()).all()
+        return {int(row[0]) for row in rows}
+
     def revocation_fingerprints(self) -> dict[int, tuple[int, str]]:
         """`revocation_fingerprint` of every CA in one query (one round trip on PostgreSQL)."""
         with self._connect() as connection:

@@ -1,0 +1,185 @@
+"""Write a checked AdoptionPlan into a new single-tier privca home, all or nothing.
+
+The old CA certificate becomes certs/root.crt unchanged (clients already trust exactly
+those bytes) and the old key becomes private/root.key, re-encrypted the privca way. The
+CA signs services directly, as before; `privca rotate issuing` later moves to two tiers
+under the same root, without touching a client trust store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+from pathlib import Path
+
+from privca._time import utcnow
+from privca.adopt.plan import AdoptionPlan
+from privca.authority import CertificateAuthority
+from privca.errors import AlreadyExists, InputError
+from privca.home import CAHome, atomic_write, make_private_directory
+from privca.keys.files import write_ca_key
+from privca.policy import IssuancePolicy
+from privca.settings import Settings
+from privca.store import Store
+from privca.store.database import sqlite_url
+from privca.store.imports import ImportedRow, add_imported_certificates, set_crl_number
+from privca.x509.encoding import der_certificate, pem_certificate
+
+ROOT_KEY_REF = "private/root.key"
+
+
+def check_target(home: Path) -> CAHome:
+    ca_home = CAHome(Path(home))
+    if ca_home.exists() or ca_home.key_path("root").exists() or ca_home.database.exists():
+        raise AlreadyExists(
+            f"a CA already exists at '{ca_home.root}'",
+            "choose another --home; privca never overwrites a CA",
+        )
+    return ca_home
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 64 or any(ord(ch) < 32 for ch in name):
+        raise InputError(
+            f"CA name '{name}' must be 1 to 64 printable characters",
+            "give one with --name 'Example Internal CA'",
+        )
+    return name
+
+
+def check_new_passphrase(passphrase: bytes | None) -> None:
+    if passphrase is not None and len(passphrase) < 8:
+        raise InputError(
+            "the new passphrase is shorter than 8 characters",
+            "use a long passphrase; it protects the CA key at rest",
+        )
+
+
+def rows_of(plan: AdoptionPlan) -> list[ImportedRow]:
+    rows = [
+        ImportedRow(
+            serial=item.serial,
+            status=item.status,
+            profile=item.profile,
+            names=item.names,
+            subject=item.certificate.subject.rfc4514_string(),
+            not_before=item.certificate.not_valid_before_utc,
+            not_after=item.certificate.not_valid_after_utc,
+            public_key_sha256=item.public_key_sha256,
+            der=item.der,
+            revoked_at=item.revoked_at,
+            reason=item.reason,
+            source=item.source,
+        )
+        for item in plan.certificates
+    ]
+    # The certificate file is lost but its revocation is not: keep it on the CRL. No names,
+    # so a lookup by name never lands on a record that cannot be renewed.
+    rows += [
+        ImportedRow(
+            serial=orphan.serial,
+            status="revoked",
+            profile="imported",
+            names=(),
+            subject=orphan.subject,
+            not_before=orphan.revoked_at,
+            not_after=orphan.expires,
+            public_key_sha256="",
+            der=None,
+            revoked_at=orphan.revoked_at,
+            reason=orphan.reason,
+            source=orphan.source,
+        )
+        for orphan in plan.revoked_without_certificate
+    ]
+    return rows
+
+
+def establish(
+    plan: AdoptionPlan,
+    home: Path,
+    passphrase: bytes | None,
+    now: dt.datetime | None = None,
+) -> CertificateAuthority:
+    """Create the home from the plan; on any failure remove what was created."""
+    now = now or utcnow()
+    ca_home = check_target(home)
+    name = check_name(plan.name)
+    check_new_passphrase(passphrase)
+    root = plan.ca_certificate
+    # Permissive: the original root has no name constraints, so a policy narrower than
+    # what it already signed would only refuse renewals of certificates it issued.
+    settings = Settings(
+        name=name,
+        single_tier=True,
+        policy=IssuancePolicy(),
+        encrypted_keys=passphrase is not None,
+    )
+    rows = rows_of(plan)
+    created: list[Path] = []
+    root_existed = ca_home.root.exists()
+    store: Store | None = None
+    try:
+        ca_home.root.mkdir(parents=True, exist_ok=True)
+        for directory in (ca_home.certs, ca_home.crl):
+            if not directory.exists():
+                directory.mkdir(mode=0o755)
+                created.append(directory)
+        if not ca_home.private.exists():
+            created.append(ca_home.private)
+        make_private_directory(ca_home.private)
+        write_ca_key(ca_home.root / ROOT_KEY_REF, plan.ca_key, passphrase)
+        created.append(ca_home.root / ROOT_KEY_REF)
+        atomic_write(ca_home.root_cert, plan.ca_pem)
+        created.append(ca_home.root_cert)
+        atomic_write(ca_home.chain, pem_certificate(root))
+        created.append(ca_home.chain)
+        store = Store(sqlite_url(ca_home.database))
+        created.append(ca_home.database)
+        store.migrate()
+        authority_id = store.add_authority(
+            "root",
+            root.subject.rfc4514_string(),
+            root.serial_number,
+            der_certificate(root),
+            ROOT_KEY_REF,
+            root.not_valid_after_utc,
+            now,
+            active=True,
+        )
+        add_imported_certificates(store, authority_id, rows, now)
+        if plan.crl_number:
+            set_crl_number(
+                store,
+                authority_id,
+                plan.crl_number,
+                plan.crl_this_update or now,
+                plan.crl_next_update or now,
+            )
+        settings.write(ca_home.settings)
+    except BaseException:
+        if store is not None:
+            store.close()
+        _remove_created(created, ca_home, root_existed)
+        raise
+    assert store is not None
+    return CertificateAuthority(ca_home, settings, store, passphrase)
+
+
+def _remove_created(created: list[Path], home: CAHome, root_existed: bool) -> None:
+    """Undo a failed adoption so a retry starts clean; never touches files we did not create."""
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.chmod(0o600)
+                path.unlink()
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            (home.database.parent / (home.database.name + suffix)).unlink()
+    if not root_existed:
+        with contextlib.suppress(OSError):
+            home.root.rmdir()

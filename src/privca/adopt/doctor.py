@@ -1,0 +1,462 @@
+"""Findings: weaknesses a hand-built CA (or any privca home) carries, each with a fix.
+
+Checked against what clients actually do (OpenSSL 3.0 `verify -x509_strict`, which Python
+3.13+ turns on by default as VERIFY_X509_STRICT): strict verification checks the extensions
+of *every* CA certificate in the path, the trust anchor included, so a root without
+keyUsage breaks strict clients even under a new, well-formed issuing CA. Only a root
+certificate that carries keyUsage fixes it: re-issued from the same key and subject (old
+and new certificates keep verifying) or a new root.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+
+from privca.adopt.index import format_serial
+from privca.adopt.plan import AdoptionPlan
+
+SEVERITIES = ("info", "warning", "critical")
+LEAF_WARN = dt.timedelta(days=30)
+LEAF_CRIT = dt.timedelta(days=7)
+CA_WARN = dt.timedelta(days=180)
+CA_CRIT = dt.timedelta(days=30)
+EXAMPLES = 5
+# Fewer bits than this cannot hold the 64 bits of entropy CA/B Forum rules ask for.
+MIN_SERIAL_BITS = 64
+
+
+_STRICT_FIX = (
+    "`privca rotate issuing` alone does not help, because strict clients check the root "
+    "itself. Re-issue the root from the same key and subject with critical "
+    "basicConstraints CA:TRUE and keyUsage=critical,keyCertSign,cRLSign, and replace it in "
+    "client trust stores (every existing certificate keeps verifying: same key, same "
+    "name), or make a new root and cross-sign it. Until then verify with plain `openssl "
+    "verify`, and keep Python clients below 3.13 or clear VERIFY_X509_STRICT."
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # info | warning | critical
+    code: str
+    message: str
+    fix: str
+
+    def document(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """An issued certificate as doctor sees it."""
+
+    certificate: x509.Certificate
+    names: tuple[str, ...]
+    live: bool  # neither expired nor revoked
+
+    @property
+    def label(self) -> str:
+        shown = ", ".join(self.names[:2]) or self.certificate.subject.rfc4514_string() or "-"
+        return f"{format_serial(self.certificate.serial_number)} ({shown})"
+
+
+def has_problems(findings: Iterable[Finding]) -> bool:
+    return any(f.severity != "info" for f in findings)
+
+
+def ordered(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: -SEVERITIES.index(f.severity))
+
+
+def _examples(leaves: Sequence[Leaf]) -> str:
+    shown = ", ".join(leaf.label for leaf in leaves[:EXAMPLES])
+    return shown + (f" and {len(leaves) - EXAMPLES} more" if len(leaves) > EXAMPLES else "")
+
+
+def _extension(cert: x509.Certificate, kind: type) -> Any:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
+def _is_critical(cert: x509.Certificate, kind: type) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(kind).critical
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+
+
+def _is_weak_hash(cert: x509.Certificate) -> bool:
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except Exception:  # an algorithm cryptography does not know is no better
+        return False
+    return isinstance(algorithm, hashes.SHA1 | hashes.MD5)
+
+
+def _weak_key(cert: x509.Certificate) -> str | None:
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+        return f"RSA-{key.key_size}"
+    if isinstance(key, dsa.DSAPublicKey):
+        return f"DSA-{key.key_size}"
+    return None
+
+
+# CA certificates --------------------------------------------------------------------------
+
+
+def examine_authority(cert: x509.Certificate, role: str, now: dt.datetime) -> list[Finding]:
+    what = f"{role} CA '{cert.subject.rfc4514_string()}'"
+    findings: list[Finding] = []
+    constraints = _extension(cert, x509.BasicConstraints)
+    if constraints is None or not constraints.ca:
+        findings.append(
+            Finding(
+                "critical",
+                "ca-not-ca",
+                f"{what} has no basicConstraints CA:TRUE; clients may refuse to chain to it",
+                "issue a new root (privca init) and move services to it",
+            )
+        )
+    elif not _is_critical(cert, x509.BasicConstraints):
+        findings.append(
+            Finding(
+                "warning",
+                "ca-basic-constraints-not-critical",
+                f"{what} has basicConstraints not marked critical (easy-rsa 3.1 does this): "
+                "`openssl verify -x509_strict` and Python 3.13+ clients (VERIFY_X509_STRICT "
+                "is on by default) reject every chain under it",
+                _STRICT_FIX if role == "root" else "privca rotate issuing",
+            )
+        )
+    usage = _extension(cert, x509.KeyUsage)
+    if usage is None:
+        findings.append(
+            Finding(
+                "warning",
+                "ca-no-key-usage",
+                f"{what} has no keyUsage extension: `openssl verify -x509_strict` and "
+                "Python 3.13+ clients (VERIFY_X509_STRICT is on by default) reject every "
+                "chain under it",
+                _STRICT_FIX if role == "root" else "privca rotate issuing",
+            )
+        )
+    elif not usage.key_cert_sign:
+        findings.append(
+            Finding(
+                "critical",
+                "ca-key-usage-no-certsign",
+                f"{what} has keyUsage without keyCertSign: certificates it signs are invalid",
+                "issue a new root (privca init) and re-issue the certificates under it",
+            )
+        )
+    elif not usage.crl_sign:
+        findings.append(
+            Finding(
+                "warning",
+                "ca-key-usage-no-crlsign",
+                f"{what} has keyUsage without cRLSign: clients reject the CRLs it signs",
+                "move revocation to an issuing CA: privca rotate issuing",
+            )
+        )
+    if _is_weak_hash(cert):
+        findings.append(
+            Finding(
+                "warning" if role == "root" else "critical",
+                "ca-weak-signature",
+                f"{what} is signed with {cert.signature_hash_algorithm.name}",  # type: ignore[union-attr]
+                "re-issue it with SHA-256 (same key) and redistribute it",
+            )
+        )
+    weak = _weak_key(cert)
+    if weak:
+        findings.append(
+            Finding(
+                "critical",
+                "ca-weak-key",
+                f"{what} has a {weak} key, below the 2048-bit minimum",
+                "make a new CA (privca init) and re-issue everything under it",
+            )
+        )
+    left = cert.not_valid_after_utc - now
+    if left <= dt.timedelta(0):
+        findings.append(
+            Finding(
+                "critical",
+                "ca-expired",
+                f"{what} expired on {cert.not_valid_after_utc:%Y-%m-%d}",
+                "make a new CA and distribute its root"
+                if role == "root"
+                else "privca rotate issuing",
+            )
+        )
+    elif left <= CA_WARN:
+        findings.append(
+            Finding(
+                "critical" if left <= CA_CRIT else "warning",
+                "ca-expiring",
+                f"{what} expires on {cert.not_valid_after_utc:%Y-%m-%d} ({left.days} days)",
+                "make a new root now and distribute it before the old one expires"
+                if role == "root"
+                else "privca rotate issuing",
+            )
+        )
+    if role == "root" and _extension(cert, x509.NameConstraints) is None:
+        findings.append(
+            Finding(
+                "info",
+                "ca-unconstrained",
+                f"{what} has no name constraints: its key can sign any name",
+                'set [policy] permitted = ["corp.internal", ...] in privca.toml, then '
+                "`privca rotate issuing`: the new issuing CA carries the constraints",
+            )
+        )
+    return findings
+
+
+# issued certificates ----------------------------------------------------------------------
+
+
+def examine_leaves(leaves: Sequence[Leaf], now: dt.datetime) -> list[Finding]:
+    findings: list[Finding] = []
+    live = [leaf for leaf in leaves if leaf.live]
+    for leaf in live:
+        constraints = _extension(leaf.certificate, x509.BasicConstraints)
+        if constraints is not None and constraints.ca:
+            findings.append(
+                Finding(
+                    "critical",
+                    "leaf-is-ca",
+                    f"certificate {leaf.label} has basicConstraints CA:TRUE (copied from its "
+                    "CSR by -copy_extensions copyall): its holder can issue certificates "
+                    "your clients trust",
+                    f"privca renew {format_serial(leaf.certificate.serial_number)} "
+                    "--revoke-old, then privca crl (privca copies names only)",
+                )
+            )
+    groups = [
+        (
+            "critical",
+            "leaf-weak-key",
+            [leaf for leaf in live if _weak_key(leaf.certificate)],
+            "valid certificate(s) have keys below 2048 bits",
+            "privca renew SERIAL (a new key is generated)",
+        ),
+        (
+            "critical",
+            "leaf-weak-signature",
+            [leaf for leaf in live if _is_weak_hash(leaf.certificate)],
+            "valid certificate(s) are signed with SHA-1 or MD5, which clients reject",
+            "privca renew SERIAL (privca signs with SHA-256 or better)",
+        ),
+        (
+            "warning",
+            "leaf-no-san",
+            [
+                leaf
+                for leaf in live
+                if _extension(leaf.certificate, x509.SubjectAlternativeName) is None
+            ],
+            "valid certificate(s) have no subjectAltName; browsers, Go and Python's ssl "
+            "ignore the CN and reject them for host names",
+            "privca renew SERIAL (privca puts the names in the SAN)",
+        ),
+        (
+            "critical",
+            "leaf-expiring",
+            [leaf for leaf in live if leaf.certificate.not_valid_after_utc - now <= LEAF_CRIT],
+            f"valid certificate(s) expire within {LEAF_CRIT.days} days",
+            "privca renew SERIAL now, and deploy the new files",
+        ),
+        (
+            "warning",
+            "leaf-expiring",
+            [
+                leaf
+                for leaf in live
+                if LEAF_CRIT < leaf.certificate.not_valid_after_utc - now <= LEAF_WARN
+            ],
+            f"valid certificate(s) expire within {LEAF_WARN.days} days",
+            "privca renew SERIAL; privca check alerts before expiry from now on",
+        ),
+    ]
+    for severity, code, matched, text, fix in groups:
+        if matched:
+            findings.append(
+                Finding(severity, code, f"{len(matched)} {text}: {_examples(matched)}", fix)
+            )
+    findings.extend(_examine_serials(leaves))
+    return findings
+
+
+def _examine_serials(leaves: Sequence[Leaf]) -> list[Finding]:
+    serials = {leaf.certificate.serial_number for leaf in leaves}
+    predictable = [
+        leaf
+        for leaf in leaves
+        if leaf.certificate.serial_number.bit_length() < MIN_SERIAL_BITS
+        or leaf.certificate.serial_number - 1 in serials
+        or leaf.certificate.serial_number + 1 in serials
+    ]
+    if not predictable:
+        return []
+    live = [leaf for leaf in predictable if leaf.live]
+    return [
+        Finding(
+            "warning" if live else "info",
+            "sequential-serials",
+            f"{len(predictable)} certificate(s) have predictable, sequential serials "
+            f"(`openssl ca` with a serial file, or -CAserial counting up): "
+            f"{_examples(predictable)}",
+            "nothing to do at once: privca issues random 128-bit serials from now on; "
+            "retire the old ones as they come up for renewal (privca renew SERIAL)",
+        )
+    ]
+
+
+# an adoption, before and after ------------------------------------------------------------
+
+
+def examine_plan(plan: AdoptionPlan, now: dt.datetime) -> list[Finding]:
+    findings = examine_authority(plan.ca_certificate, "root", now)
+    findings += examine_leaves(
+        [
+            Leaf(
+                item.certificate,
+                item.names,
+                item.status == "issued" and item.certificate.not_valid_after_utc > now,
+            )
+            for item in plan.certificates
+        ],
+        now,
+    )
+    findings += _examine_source(plan)
+    return ordered(findings)
+
+
+def _examine_source(plan: AdoptionPlan) -> list[Finding]:
+    findings = []
+    if plan.key_mode & 0o077:
+        findings.append(
+            Finding(
+                "critical",
+                "source-key-permissions",
+                f"the original CA key '{plan.key_file}' is readable by group or others "
+                f"(mode {plan.key_mode:04o})",
+                f"privca keeps its own copy (0400, 0700 private/); delete the original "
+                f"(shred -u '{plan.key_file}') once the adoption is checked",
+            )
+        )
+    if not plan.key_was_encrypted:
+        findings.append(
+            Finding(
+                "warning",
+                "source-key-unencrypted",
+                f"the original CA key '{plan.key_file}' is not encrypted",
+                f"once the adoption is checked, delete it (shred -u '{plan.key_file}') and "
+                "its backups; privca's copy is encrypted unless --no-passphrase was given",
+            )
+        )
+    if plan.service_keys:
+        shown = ", ".join(str(p) for p in plan.service_keys[:EXAMPLES])
+        findings.append(
+            Finding(
+                "warning",
+                "source-service-keys",
+                f"{len(plan.service_keys)} service private key(s) lie next to the CA key: {shown}",
+                "copy each to its service, then delete them from the CA host; privca never "
+                "stores service keys",
+            )
+        )
+    if plan.missing:
+        shown = ", ".join(
+            f"line {e.line} serial {format_serial(e.serial)} {e.subject}"
+            for e in plan.missing[:EXAMPLES]
+        )
+        findings.append(
+            Finding(
+                "warning",
+                "index-without-certificate",
+                f"{len(plan.missing)} valid index.txt entr(ies) have no certificate file and "
+                f"were not imported: {shown}",
+                "find the files and import again with --certs 'PATTERN', or renew those "
+                "services with privca issue",
+            )
+        )
+    if plan.holds:
+        findings.append(
+            Finding(
+                "info",
+                "hold-imported-as-revoked",
+                f"{len(plan.holds)} certificate(s) on certificateHold were imported as "
+                "revoked (privca has no hold): "
+                + ", ".join(format_serial(s) for s in plan.holds[:EXAMPLES]),
+                "issue new certificates for those services if they are still needed",
+            )
+        )
+    return findings
+
+
+def examine_home(ca: Any, now: dt.datetime) -> list[Finding]:
+    """Findings for an open CertificateAuthority (any privca home)."""
+    from privca.errors import EnvironmentRefused
+    from privca.home import check_key_file, check_private_directory
+
+    findings: list[Finding] = []
+    for record in ca.authorities():
+        if not record.active:
+            continue
+        cert = x509.load_der_x509_certificate(record.der)
+        findings += examine_authority(cert, record.role, now)
+        if record.key_ref.startswith("pkcs11:"):
+            continue
+        path = ca.home.root / record.key_ref
+        try:
+            check_private_directory(path.parent)
+            check_key_file(path)
+        except EnvironmentRefused as exc:
+            findings.append(
+                Finding("critical", "ca-key-file", exc.message, exc.hint or "fix the key file")
+            )
+    if not ca.settings.encrypted_keys:
+        findings.append(
+            Finding(
+                "warning",
+                "ca-key-unencrypted",
+                f"the CA keys in '{ca.home.private}' are stored unencrypted",
+                "anyone who copies private/ can issue: keep private/ on an encrypted volume, "
+                "or move the keys to an HSM",
+            )
+        )
+    if ca.settings.single_tier:
+        findings.append(
+            Finding(
+                "info",
+                "single-tier",
+                "the root signs services directly, so its key must stay online",
+                "`privca rotate issuing` moves to two tiers under the same root; no client "
+                "trust store changes",
+            )
+        )
+    leaves = []
+    for record in ca.store.find(now=now):
+        if record.der is None:
+            continue
+        leaves.append(
+            Leaf(
+                x509.load_der_x509_certificate(record.der),
+                record.names,
+                record.status_at(now) in ("valid", "superseded"),
+            )
+        )
+    findings += examine_leaves(leaves, now)
+    return ordered(findings)

@@ -1,0 +1,270 @@
+"""privca import openssl|easyrsa | doctor | export openssl-index: adopt a hand-built CA."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from privca.cli.options import json_option
+from privca.cli.render import note, print_json, warn
+
+if TYPE_CHECKING:
+    from privca.adopt.doctor import Finding
+    from privca.adopt.plan import AdoptionPlan
+    from privca.cli.main import AppContext
+
+IMPORT_PASSPHRASE_ENV = "PRIVCA_IMPORT_PASSPHRASE"
+
+
+def _old_passphrase(path: Path | None) -> Callable[[], bytes | None]:
+    """The passphrase of the key being imported, asked only if that key is encrypted."""
+
+    def source() -> bytes | None:
+        from privca.cli.secrets import read_secret_file
+        from privca.errors import InputError
+
+        if path is not None:
+            return read_secret_file(path, "passphrase file")
+        env = os.environ.get(IMPORT_PASSPHRASE_ENV)
+        if env:
+            return env.encode()
+        if not sys.stdin.isatty():
+            raise InputError(
+                "the CA key to import is encrypted and there is no passphrase and no "
+                "terminal to ask on",
+                f"use --passphrase-file FILE or ${IMPORT_PASSPHRASE_ENV}",
+            )
+        return click.prompt(
+            "Passphrase of the CA key to import", hide_input=True, err=True
+        ).encode()
+
+    return source
+
+
+def _new_key_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--passphrase-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=f"Passphrase of the key being imported (else ${IMPORT_PASSPHRASE_ENV}, "
+            "else a prompt; asked only if the key is encrypted).",
+        ),
+        click.option(
+            "--new-passphrase-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Passphrase for privca's copy of the key (else $PRIVCA_PASSPHRASE, else a "
+            "prompt).",
+        ),
+        click.option(
+            "--no-passphrase", is_flag=True, help="Store privca's copy unencrypted (not advised)."
+        ),
+        click.option("--name", default=None, help="CA name (default: the CA certificate's CN)."),
+        click.option(
+            "--certs",
+            "cert_globs",
+            multiple=True,
+            metavar="GLOB",
+            help="More certificate files this CA signed (repeatable; quote the pattern).",
+        ),
+        json_option,
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.group("import")
+def import_group() -> None:
+    """Adopt a CA built with OpenSSL or easy-rsa, keeping its root and certificates.
+
+    The old CA certificate becomes the root of a new single-tier privca home, unchanged,
+    so no client trust store changes and nothing is re-issued. Everything is checked
+    before anything is written; a failure leaves the new home absent.
+    """
+
+
+@import_group.command("openssl")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), help="CA key file.")
+@click.option(
+    "--cert", type=click.Path(dir_okay=False, path_type=Path), help="CA certificate file."
+)
+@_new_key_options
+@click.pass_obj
+def import_openssl_command(
+    app: AppContext,
+    directory: Path,
+    key: Path | None,
+    cert: Path | None,
+    passphrase_file: Path | None,
+    new_passphrase_file: Path | None,
+    no_passphrase: bool,
+    name: str | None,
+    cert_globs: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """A CA directory from the OpenSSL runbook or `openssl ca` (certs/ca.crt,
+    private/ca.key, index.txt, serial, newcerts/), plus certificates given with --certs."""
+    from privca.adopt.openssl import read_openssl_ca
+
+    def read(source: Callable[[], bytes | None]) -> AdoptionPlan:
+        return read_openssl_ca(
+            directory, passphrase=source, key=key, cert=cert, cert_globs=cert_globs, name=name
+        )
+
+    _adopt(app, read, passphrase_file, new_passphrase_file, no_passphrase, as_json)
+
+
+@import_group.command("easyrsa")
+@click.argument("pki_dir", type=click.Path(path_type=Path))
+@_new_key_options
+@click.pass_obj
+def import_easyrsa_command(
+    app: AppContext,
+    pki_dir: Path,
+    passphrase_file: Path | None,
+    new_passphrase_file: Path | None,
+    no_passphrase: bool,
+    name: str | None,
+    cert_globs: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """An easy-rsa 3 PKI directory (ca.crt, private/ca.key, index.txt, issued/, revoked/)."""
+    from privca.adopt.easyrsa import read_easyrsa_pki
+
+    def read(source: Callable[[], bytes | None]) -> AdoptionPlan:
+        return read_easyrsa_pki(pki_dir, passphrase=source, cert_globs=cert_globs, name=name)
+
+    _adopt(app, read, passphrase_file, new_passphrase_file, no_passphrase, as_json)
+
+
+def _adopt(
+    app: AppContext,
+    read: Callable[[Callable[[], bytes | None]], AdoptionPlan],
+    passphrase_file: Path | None,
+    new_passphrase_file: Path | None,
+    no_passphrase: bool,
+    as_json: bool,
+) -> None:
+    from privca._time import isoformat, utcnow
+    from privca.adopt.adoption import check_new_passphrase, check_target, establish
+    from privca.adopt.doctor import examine_plan
+    from privca.cli.secrets import new_passphrase
+    from privca.errors import InputError
+
+    if no_passphrase and new_passphrase_file is not None:
+        raise InputError(
+            "--no-passphrase and --new-passphrase-file contradict each other", "choose one"
+        )
+    home = check_target(app.home_path)  # before any prompt: a taken home fails at once
+    plan = read(_old_passphrase(passphrase_file))
+    passphrase = None if no_passphrase else new_passphrase(new_passphrase_file)
+    check_new_passphrase(passphrase)
+    now = utcnow()
+    findings = examine_plan(plan, now)
+    ca = establish(plan, home.root, passphrase, now)
+    ca.close()
+    if no_passphrase:
+        warn("privca's copy of the CA key is stored unencrypted.")
+    counts = {"valid": 0, "expired": 0, "revoked": 0}
+    for item in plan.certificates:
+        if item.status == "revoked":
+            counts["revoked"] += 1
+        elif item.certificate.not_valid_after_utc <= now:
+            counts["expired"] += 1
+        else:
+            counts["valid"] += 1
+    document = {
+        "home": str(home.root),
+        "source": str(plan.source),
+        "kind": plan.kind,
+        "name": plan.name,
+        "root": str(home.root_cert),
+        "root_subject": plan.ca_certificate.subject.rfc4514_string(),
+        "root_not_after": isoformat(plan.ca_certificate.not_valid_after_utc),
+        "encrypted_keys": passphrase is not None,
+        "certificates": counts,
+        "revocations_without_certificate": len(plan.revoked_without_certificate),
+        "not_imported": [
+            {"line": e.line, "serial": format(e.serial, "x"), "subject": e.subject}
+            for e in plan.missing
+        ],
+        "crl_number": plan.crl_number,
+        "findings": [f.document() for f in findings],
+    }
+    if as_json:
+        print_json(document)
+        return
+    if app.quiet:
+        return
+    click.echo(f"Adopted CA '{plan.name}' from {plan.source} into {home.root}")
+    click.echo(f"  root certificate:  {home.root_cert}  (the original, unchanged)")
+    click.echo(
+        f"  key:               {home.root / 'private' / 'root.key'} (0400"
+        f"{', encrypted' if passphrase else ', UNENCRYPTED'})"
+    )
+    click.echo(
+        f"  certificates:      {counts['valid']} valid, {counts['expired']} expired, "
+        f"{counts['revoked']} revoked"
+        + (
+            f"; {len(plan.revoked_without_certificate)} revocation(s) without a certificate file"
+            if plan.revoked_without_certificate
+            else ""
+        )
+    )
+    if findings:
+        click.echo("Findings (privca doctor shows them again):")
+        _echo_findings(findings)
+    click.echo("Next: privca list   |   privca crl   |   privca rotate issuing (two tiers)")
+
+
+def _echo_findings(findings: list[Finding]) -> None:
+    for finding in findings:
+        click.echo(f"  [{finding.severity}] {finding.message}")
+        click.echo(f"      fix: {finding.fix}")
+
+
+@click.command("doctor")
+@json_option
+@click.pass_obj
+def doctor_command(app: AppContext, as_json: bool) -> None:
+    """Find weaknesses in the CA and its certificates, each with a fix.
+
+    Exit 0 if only informational findings, 1 if any warning or critical one.
+    """
+    from privca._time import utcnow
+    from privca.adopt.doctor import examine_home, has_problems
+    from privca.cli.options import open_authority
+
+    now = utcnow()
+    with open_authority(app) as ca:
+        findings = examine_home(ca, now)
+    if as_json:
+        print_json([f.document() for f in findings])
+    elif findings:
+        _echo_findings(findings)
+    elif not app.quiet:
+        click.echo("No findings.")
+    sys.exit(1 if has_problems(findings) else 0)
+
+
+def export_index_command(app: AppContext, out: Path | None) -> None:
+    """`privca export openssl-index [--out DIR]`: index.txt (+ .attr and serial with --out)."""
+    from privca._time import utcnow
+    from privca.adopt.export import index_entries, write_openssl_index
+    from privca.adopt.index import format_index
+    from privca.cli.options import open_authority
+
+    now = utcnow()
+    with open_authority(app) as ca:
+        records = ca.store.find(now=now)
+    if out is None:
+        click.echo(format_index(index_entries(records, now)), nl=False)
+        return
+    written = write_openssl_index(records, out, now)
+    note("wrote " + ", ".join(str(path) for path in written), app.quiet)
