@@ -73,8 +73,17 @@ def test_crl_is_judged_by_openssl(ca: CertificateAuthority, tmp_path: Path) -> N
     root, issuing = str(ca.home.root_cert), str(ca.home.issuing_cert)
     for issued, expect_ok in ((revoked, False), (good, True)):
         leaf = write(tmp_path / f"{issued.serial:x}.crt", issued.certificate_pem())
-        result = openssl("verify", "-crl_check", "-CRLfile", str(crl_pem), "-CAfile", root,
-                         "-untrusted", issuing, str(leaf))
+        result = openssl(
+            "verify",
+            "-crl_check",
+            "-CRLfile",
+            str(crl_pem),
+            "-CAfile",
+            root,
+            "-untrusted",
+            issuing,
+            str(leaf),
+        )
         assert (result.returncode == 0) is expect_ok, result.stdout + result.stderr
         if not expect_ok:
             assert "certificate revoked" in result.stdout + result.stderr
@@ -89,10 +98,20 @@ def test_crl_number_only_grows(ca: CertificateAuthority, run_cli: Cli) -> None:
     reopened.close()
     # Two processes at once.
     passfile = write(ca.home.root.parent / "pass.txt", PASSPHRASE + b"\n", 0o600)
-    command = [sys.executable, "-m", "privca", "--home", str(ca.home.root), "crl", "--json",
-               "--passphrase-file", str(passfile)]
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(2)]
+    command = [
+        sys.executable,
+        "-m",
+        "privca",
+        "--home",
+        str(ca.home.root),
+        "crl",
+        "--json",
+        "--passphrase-file",
+        str(passfile),
+    ]
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     concurrent = sorted(int(re.search(rb'"number": (\d+)', out).group(1)) for out, _ in outputs)
@@ -127,10 +146,16 @@ def test_rotation_keeps_root_and_old_crl(ca: CertificateAuthority, tmp_path: Pat
     assert chain.count(b"BEGIN CERTIFICATE") == 2
     for issued, issuing in ((old, old_issuing), (new, new_issuing)):
         leaf = write(tmp_path / f"{issued.serial:x}.pem", issued.certificate_pem())
-        inter = write(tmp_path / f"{issued.serial:x}-ca.pem",
-                      issuing.public_bytes(Encoding.PEM))
-        result = openssl("verify", "-x509_strict", "-CAfile", str(ca.home.root_cert),
-                         "-untrusted", str(inter), str(leaf))
+        inter = write(tmp_path / f"{issued.serial:x}-ca.pem", issuing.public_bytes(Encoding.PEM))
+        result = openssl(
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            str(ca.home.root_cert),
+            "-untrusted",
+            str(inter),
+            str(leaf),
+        )
         assert result.returncode == 0, result.stderr
     old_record = next(a for a in ca.authorities() if a.serial == old_issuing.serial_number)
     old_crl = ca.crl(old_record)
@@ -191,9 +216,12 @@ def test_check_formats_and_exit_codes(aging_ca: CertificateAuthority, run_cli: C
     if fmt == "prometheus":
         lines = [line for line in result.output.splitlines() if line and not line.startswith("#")]
         for line in lines:
-            assert re.fullmatch(r'[a-z_]+(\{[^}]*\})? \d+', line), line
-        assert any(line.startswith("privca_certificate_not_after_timestamp_seconds{")
-                   and 'name="year.corp.internal"' in line for line in lines)
+            assert re.fullmatch(r"[a-z_]+(\{[^}]*\})? \d+", line), line
+        assert any(
+            line.startswith("privca_certificate_not_after_timestamp_seconds{")
+            and 'name="year.corp.internal"' in line
+            for line in lines
+        )
         assert any(line.startswith("privca_certificates_issued_total") for line in lines)
 
 
@@ -202,9 +230,7 @@ def test_check_is_ok_when_nothing_is_near(ca: CertificateAuthority, run_cli: Cli
     for fmt in ("text", "json", "nagios"):
         result = run_cli("check", "--format", fmt, home=ca.home.root)
         assert result.exit_code == 0, (fmt, result.output)
-    assert run_cli("check", "--format", "nagios", home=ca.home.root).output.startswith(
-        "PRIVCA OK"
-    )
+    assert run_cli("check", "--format", "nagios", home=ca.home.root).output.startswith("PRIVCA OK")
 
 
 def test_check_nagios_unknown_when_no_ca(run_cli: Cli, tmp_path: Path) -> None:
@@ -212,11 +238,13 @@ def test_check_nagios_unknown_when_no_ca(run_cli: Cli, tmp_path: Path) -> None:
     assert result.exit_code == 3 and result.output.startswith("PRIVCA UNKNOWN")
 
 
-def test_check_prometheus_textfile(aging_ca: CertificateAuthority, run_cli: Cli,
-                                   tmp_path: Path) -> None:
+def test_check_prometheus_textfile(
+    aging_ca: CertificateAuthority, run_cli: Cli, tmp_path: Path
+) -> None:
     target = tmp_path / "privca.prom"
-    result = run_cli("check", "--format", "prometheus", "--out", str(target),
-                     home=aging_ca.home.root)
+    result = run_cli(
+        "check", "--format", "prometheus", "--out", str(target), home=aging_ca.home.root
+    )
     assert result.exit_code == 0 and "# TYPE" in target.read_text()
 
 
@@ -230,7 +258,9 @@ def test_check_prometheus_textfile(aging_ca: CertificateAuthority, run_cli: Cli,
     ],
 )
 def test_needs_renewal_within(ca, run_cli: Cli, tmp_path: Path, days_left, args, code) -> None:
-    cert = write(tmp_path / "c.pem", ca.issue(["a.corp.internal"], days=days_left).certificate_pem())
+    cert = write(
+        tmp_path / "c.pem", ca.issue(["a.corp.internal"], days=days_left).certificate_pem()
+    )
     assert run_cli("needs-renewal", str(cert), *args, home=tmp_path / "no-ca").exit_code == code
 
 
@@ -242,8 +272,10 @@ def test_needs_renewal_fraction(make_ca, run_cli: Cli, tmp_path: Path, age_days,
     issued = ca.issue(["a.corp.internal"], days=90, now=now - dt.timedelta(days=age_days))
     cert = write(tmp_path / "c.pem", issued.certificate_pem())
     assert run_cli("needs-renewal", str(cert), home=tmp_path / "x").exit_code == code
-    assert run_cli("needs-renewal", str(cert), "--fraction", "1/3",
-                   home=tmp_path / "x").exit_code == code
+    assert (
+        run_cli("needs-renewal", str(cert), "--fraction", "1/3", home=tmp_path / "x").exit_code
+        == code
+    )
 
 
 def test_needs_renewal_bad_input(run_cli: Cli, tmp_path: Path) -> None:
@@ -264,8 +296,9 @@ def _scan(run_cli: Cli, home: Path, port: int, name: str) -> dict:
     return doc
 
 
-def test_scan_tells_what_is_served(ca: CertificateAuthority, make_ca, run_cli: Cli,
-                                   tmp_path: Path) -> None:
+def test_scan_tells_what_is_served(
+    ca: CertificateAuthority, make_ca, run_cli: Cli, tmp_path: Path
+) -> None:
     home = ca.home.root
     current = ca.issue(["svc.corp.internal"])
     key = pem_private_key_unencrypted(current.private_key)
@@ -289,8 +322,9 @@ def test_scan_tells_what_is_served(ca: CertificateAuthority, make_ca, run_cli: C
     assert doc["status"] == "revoked" and not doc["ok"]
 
     foreign = make_ca(name="Foreign CA").issue(["svc.corp.internal"])
-    with serve_tls(foreign.chain_pem(), pem_private_key_unencrypted(foreign.private_key),
-                   tmp_path / "e") as port:
+    with serve_tls(
+        foreign.chain_pem(), pem_private_key_unencrypted(foreign.private_key), tmp_path / "e"
+    ) as port:
         doc = _scan(run_cli, home, port, "svc.corp.internal")
     assert not doc["ours"] and "not issued by this CA" in doc["findings"][0]
 
