@@ -337,3 +337,13 @@ def test_scan_unreachable(run_cli: Cli, ca: CertificateAuthority) -> None:
         port = s.getsockname()[1]
     result = run_cli("scan", f"127.0.0.1:{port}", home=ca.home.root)
     assert result.exit_code == 1 and "UNREACHABLE" in result.output
+
+
+def test_check_ignores_what_privca_renews_by_itself(ca: CertificateAuthority, run_cli: Cli):
+    """The server's own 30-day TLS certificate and OCSP responder certificates renew
+    themselves; they must not keep `check` in a warning state."""
+    ca.issue(["ca.corp.internal"], profile="privca-server", days=30)
+    ca.issue_ocsp_responder(ca.issuing_record(), days=5)
+    assert run_cli("check", home=ca.home.root).exit_code == 0
+    metrics = run_cli("check", "--format", "prometheus", home=ca.home.root).output
+    assert "ca.corp.internal" not in metrics

@@ -19,7 +19,7 @@ SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
 # An expired certificate nobody renewed is still news for this long; older ones are history.
 EXPIRED_RECENTLY = dt.timedelta(days=30)
 # Certificates privca issues to itself and renews by itself: not the operator's to watch.
-INFRASTRUCTURE_PROFILES = frozenset({"ocsp-responder"})
+INFRASTRUCTURE_PROFILES = frozenset({"ocsp-responder", "privca-server"})
 
 
 @dataclass(frozen=True)

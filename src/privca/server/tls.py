@@ -63,7 +63,7 @@ class ServerCertificate:
 
     def issue(self, now: dt.datetime | None = None) -> None:
         """A new key and certificate, written over the previous ones atomically."""
-        issued = self._ca.issue(self._names, profile="server", days=self._days, now=now)
+        issued = self._ca.issue(self._names, profile="privca-server", days=self._days, now=now)
         key_pem = issued.private_key.private_bytes(
             Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
         )

@@ -46,9 +46,16 @@ OCSP_RESPONDER = Profile(
     ocsp_no_check=True,
 )
 
+# privca serve's own TLS certificate: a server certificate that privca renews by itself,
+# so expiry checks and metrics leave it out.
+PRIVCA_SERVER = Profile(
+    "privca-server", extended_key_usages=(ExtendedKeyUsageOID.SERVER_AUTH,), default_days=30
+)
+
 LEAF_PROFILES: dict[str, Profile] = {p.name: p for p in (SERVER, CLIENT, SERVER_CLIENT)}
+INTERNAL_PROFILES: dict[str, Profile] = {p.name: p for p in (PRIVCA_SERVER,)}
 ALL_PROFILES: dict[str, Profile] = {
-    p.name: p for p in (ROOT, ISSUING, SERVER, CLIENT, SERVER_CLIENT, OCSP_RESPONDER)
+    p.name: p for p in (ROOT, ISSUING, SERVER, CLIENT, SERVER_CLIENT, OCSP_RESPONDER, PRIVCA_SERVER)
 }
 DEFAULT_LEAF_PROFILE = SERVER_CLIENT
 
@@ -57,7 +64,7 @@ def leaf_profile(name: str) -> Profile:
     from privca.errors import InputError
 
     try:
-        return LEAF_PROFILES[name]
+        return LEAF_PROFILES.get(name) or INTERNAL_PROFILES[name]
     except KeyError:
         raise InputError(
             f"profile '{name}' is not a certificate profile privca knows",
