@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import shutil
 from collections.abc import Callable, Sequence
@@ -80,8 +81,13 @@ class IssuedCertificate:
 
     def chain_pem(self) -> bytes:
         """Leaf + intermediates: what a server sends (the root is the client's anchor)."""
-        intermediates = [c for c in self.chain if c.subject != c.issuer]
-        return pem_certificates([self.certificate, *intermediates])
+        return self.certificate_pem() + _intermediates_pem(self.chain)
+
+
+@functools.lru_cache(maxsize=8)
+def _intermediates_pem(chain: tuple[x509.Certificate, ...]) -> bytes:
+    # Shared by every certificate of a batch: encode the CA certificates once.
+    return pem_certificates([c for c in chain if c.subject != c.issuer])
 
 
 def _public_key_sha256(public_key: Any) -> str:
@@ -440,15 +446,22 @@ class CertificateAuthority:
             )
         return max(now - BACKDATE, self.issuing.not_valid_before_utc), not_after
 
-    def _check_not_ca_key(self, public_key: Any, source: str) -> None:
-        key_der = public_key_der(public_key)
-        for record in self.authorities():
-            cert = x509.load_der_x509_certificate(record.der)
-            if public_key_der(cert.public_key()) == key_der:
-                raise PolicyError(
-                    f"{source} carries the public key of the {record.role} CA",
-                    "a service must have its own key; generate a new one",
-                )
+    def _ca_public_keys(self) -> dict[bytes, AuthorityRecord]:
+        return {
+            public_key_der(x509.load_der_x509_certificate(r.der).public_key()): r
+            for r in self.authorities()
+        }
+
+    def _check_not_ca_key(
+        self, public_key: Any, source: str, ca_keys: dict[bytes, AuthorityRecord] | None = None
+    ) -> None:
+        ca_keys = ca_keys if ca_keys is not None else self._ca_public_keys()
+        record = ca_keys.get(public_key_der(public_key))
+        if record is not None:
+            raise PolicyError(
+                f"{source} carries the public key of the {record.role} CA",
+                "a service must have its own key; generate a new one",
+            )
 
     def issue(
         self,
@@ -502,12 +515,13 @@ class CertificateAuthority:
         leaf = profiles.leaf_profile(profile)
         now = now or utcnow()
         not_before, not_after = self._validity(leaf, days, now)
+        ca_keys = self._ca_public_keys()
         for request in requests:
             if strict:
                 request.check_strict()
             self.policy.check_names(request.names)
             self.policy.check_public_key(request.public_key)
-            self._check_not_ca_key(request.public_key, request.source)
+            self._check_not_ca_key(request.public_key, request.source, ca_keys)
         key_hashes = [_public_key_sha256(request.public_key) for request in requests]
         blocked = self.store.blocked(key_hashes)
         for request, key_hash in zip(requests, key_hashes, strict=True):
