@@ -7,6 +7,7 @@ store as an intent before the CA key signs it, and as a result before it is hand
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -36,6 +37,7 @@ from privca.x509.build import (
     ca_subject,
     leaf_subject,
     self_issuer,
+    subject_key_identifier,
 )
 from privca.x509.csr import CertificateRequest
 from privca.x509.encoding import (
@@ -887,6 +889,67 @@ class CertificateAuthority:
             self.settings.write(self.home.settings)
         self._authorities = None
         self._issuer = None
+        return cert
+
+    def reissue_root(
+        self, *, days: int | None = None, now: dt.datetime | None = None
+    ) -> x509.Certificate:
+        """Re-issue the root with its own key and subject and privca's root profile
+        (critical basicConstraints, keyUsage keyCertSign/cRLSign, SKI).
+
+        Everything the old root signed chains to the new one, because the key, the subject
+        and the key identifier stay the same. This is the cure for a hand-made root that
+        lacks keyUsage (rejected by `openssl verify -x509_strict` and Python 3.13 clients):
+        clients still have to receive the new root.crt, but nothing needs re-issuing.
+        """
+        now = now or utcnow()
+        old_record = self._active("root")
+        assert old_record is not None
+        old = x509.load_der_x509_certificate(old_record.der)
+        signer = self.signer(old_record)
+        not_after = now + dt.timedelta(days=days) if days is not None else old.not_valid_after_utc
+        if days is not None:
+            _check_ca_days(days, "root")
+        if not_after <= now:
+            raise PolicyError(
+                "the root has expired; give --days for the re-issued root",
+                "e.g. --days 3650",
+            )
+        serial = random_serial()
+        # Keep the old key identifier: leaves and issuing CAs name it in their AKI.
+        issuer = dataclasses.replace(signer, key_identifier=subject_key_identifier(old))
+        cert = build_certificate(
+            CertificateSpec(
+                subject=old.subject,
+                public_key=old.public_key(),
+                profile=profiles.ROOT,
+                serial=serial,
+                not_before=now - BACKDATE,
+                not_after=not_after,
+                permitted=self.policy.permitted,
+                excluded=self.policy.excluded,
+                subject_key_identifier=subject_key_identifier(old),
+            ),
+            issuer,
+        )
+        self.store.add_authority(
+            "root",
+            cert.subject.rfc4514_string(),
+            serial,
+            der_certificate(cert),
+            old_record.key_ref,
+            cert.not_valid_after_utc,
+            now,
+            active=True,
+        )
+        atomic_write(self.home.root_cert, pem_certificate(cert))
+        issuing = self._active("issuing")
+        chain = [cert]
+        if issuing is not None:
+            chain.insert(0, x509.load_der_x509_certificate(issuing.der))
+        atomic_write(self.home.chain, pem_certificates(chain))
+        self.refresh()
+        self._signers.pop(old_record.id, None)
         return cert
 
     def issuer_of(self, record: CertificateRecord) -> AuthorityRecord | None:

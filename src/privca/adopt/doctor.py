@@ -33,12 +33,11 @@ MIN_SERIAL_BITS = 64
 
 
 _STRICT_FIX = (
-    "`privca rotate issuing` alone does not help, because strict clients check the root "
-    "itself. Re-issue the root from the same key and subject with critical "
-    "basicConstraints CA:TRUE and keyUsage=critical,keyCertSign,cRLSign, and replace it in "
-    "client trust stores (every existing certificate keeps verifying: same key, same "
-    "name), or make a new root and cross-sign it. Until then verify with plain `openssl "
-    "verify`, and keep Python clients below 3.13 or clear VERIFY_X509_STRICT."
+    "run `privca rotate root --same-key`: it re-issues the root from the same key and "
+    "subject with critical basicConstraints and keyUsage keyCertSign,cRLSign; every "
+    "existing certificate keeps verifying, and strict clients accept the chain once they "
+    "trust the new root.crt (privca trust install). `privca rotate issuing` alone does not "
+    "help: strict clients check the root itself."
 )
 
 
@@ -174,7 +173,8 @@ def examine_authority(cert: x509.Certificate, role: str, now: dt.datetime) -> li
                 "warning" if role == "root" else "critical",
                 "ca-weak-signature",
                 f"{what} is signed with {cert.signature_hash_algorithm.name}",  # type: ignore[union-attr]
-                "re-issue it with SHA-256 (same key) and redistribute it",
+                "re-issue it with SHA-256 and the same key (privca rotate root --same-key for "
+                "a root) and redistribute it",
             )
         )
     weak = _weak_key(cert)

@@ -272,6 +272,56 @@ def rotate_issuing_command(
         )
 
 
+@rotate_group.command("root")
+@click.option(
+    "--same-key",
+    is_flag=True,
+    required=True,
+    help="Re-issue the root with its own key and subject (the only kind privca does).",
+)
+@click.option("--days", type=int, default=None, help="New validity (default: keep notAfter).")
+@passphrase_file_option()
+@json_option
+@click.pass_obj
+def rotate_root_command(
+    app: AppContext,
+    same_key: bool,
+    days: int | None,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Re-issue the root certificate with privca's profile, keeping key and subject.
+
+    Fixes a hand-made root without keyUsage (rejected by `openssl verify -x509_strict` and
+    Python 3.13 clients) without re-issuing anything; distribute the new root.crt to
+    clients (privca trust install). A root with a new key needs cross-signing: not yet.
+    """
+    from privca._time import isoformat
+    from privca.cli.options import open_authority
+
+    with open_authority(app, passphrase_file) as ca:
+        cert = ca.reissue_root(days=days)
+        path = ca.home.root_cert
+    document = {
+        "subject": cert.subject.rfc4514_string(),
+        "serial": format(cert.serial_number, "x"),
+        "not_after": isoformat(cert.not_valid_after_utc),
+        "file": str(path),
+    }
+    if as_json:
+        print_json(document)
+    else:
+        click.echo(
+            f"Re-issued root {document['subject']} (serial {document['serial']}, "
+            f"until {document['not_after'][:10]}) -> {path}"
+        )
+        note(
+            "Same key and subject: existing certificates stay valid. Replace the root in "
+            "client trust stores with this file (privca trust install).",
+            app.quiet,
+        )
+
+
 @click.command("needs-renewal")
 @click.argument("cert", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(

@@ -66,6 +66,8 @@ class CertificateSpec:
     crl_url: str | None = None
     ocsp_url: str | None = None
     ca_issuers_url: str | None = None
+    # Only to keep an existing key identifier when a CA certificate is re-issued.
+    subject_key_identifier: bytes | None = None
 
 
 def signature_hash_for(private_key: Any) -> hashes.HashAlgorithm | None:
@@ -150,7 +152,12 @@ def build_certificate(spec: CertificateSpec, issuer: Issuer | None) -> x509.Cert
             critical=True,
         )
         .add_extension(_key_usage(profile, spec.public_key), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(spec.public_key), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier(spec.subject_key_identifier)
+            if spec.subject_key_identifier is not None
+            else x509.SubjectKeyIdentifier.from_public_key(spec.public_key),
+            critical=False,
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier(issuer.key_identifier, None, None), critical=False
         )
