@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
+from privca.authority import CertificateAuthority
 from privca.server.settings import ServerSettings
+from tests.conftest import PASSPHRASE
 from tests.server.conftest import ServedCA
 
 OCSP_RESPONSE = "application/ocsp-response"
@@ -312,3 +314,18 @@ def test_responder_certificate_is_renewed_with_a_third_of_its_life_left(
         assert renewed != first
     finally:
         watch.close()
+
+
+def test_issuing_ca_rotated_by_another_process_is_answered(served_ca: ServedCA, server) -> None:
+    """The server's CA object is stale after another process rotates the issuing CA; the
+    first question about the new CA makes it look again instead of answering unauthorized."""
+    old_issuing = served_ca.ca.issuing
+    other = CertificateAuthority.open(served_ca.ca.home.root, PASSPHRASE)
+    new_issuing = other.rotate_issuing()
+    leaf = other.issue(["after-rotation.example"])
+    other.close()
+    response = load(server.post_ocsp(ocsp_request(leaf.certificate, new_issuing)).body)
+    assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
+    old = load(server.post_ocsp(ocsp_request(served_ca.good.certificate, old_issuing)).body)
+    assert old.certificate_status == ocsp.OCSPCertStatus.GOOD
