@@ -280,6 +280,11 @@ class CertificateAuthority:
             if not store_url:
                 created.append(ca_home.database)
             store.migrate()
+            if store_url and store.authorities():
+                raise AlreadyExists(
+                    "the store at --store-url already holds a CA",
+                    "give each CA its own database, or point privca.toml of this home at it",
+                )
             store.add_authority(
                 "root",
                 root_subject.rfc4514_string(),

@@ -102,8 +102,12 @@ def establish(
     home: Path,
     passphrase: bytes | None,
     now: dt.datetime | None = None,
+    *,
+    store_url: str = "",
 ) -> CertificateAuthority:
-    """Create the home from the plan; on any failure remove what was created."""
+    """Create the home from the plan; on any failure remove what was created.
+
+    With `store_url` (PostgreSQL) the inventory goes there; it must hold no CA yet."""
     now = now or utcnow()
     ca_home = check_target(home)
     name = check_name(plan.name)
@@ -116,6 +120,7 @@ def establish(
         single_tier=True,
         policy=IssuancePolicy(),
         encrypted_keys=passphrase is not None,
+        store_url=store_url,
     )
     rows = rows_of(plan)
     created: list[Path] = []
@@ -136,9 +141,15 @@ def establish(
         created.append(ca_home.root_cert)
         atomic_write(ca_home.chain, pem_certificate(root))
         created.append(ca_home.chain)
-        store = Store(sqlite_url(ca_home.database))
-        created.append(ca_home.database)
+        store = Store(store_url or sqlite_url(ca_home.database))
+        if not store_url:
+            created.append(ca_home.database)
         store.migrate()
+        if store.authorities():
+            raise AlreadyExists(
+                "the store at --store-url already holds a CA",
+                "give each CA its own database",
+            )
         authority_id = store.add_authority(
             "root",
             root.subject.rfc4514_string(),

@@ -71,6 +71,11 @@ def _new_key_options(function: Callable[..., Any]) -> Callable[..., Any]:
             metavar="GLOB",
             help="More certificate files this CA signed (repeatable; quote the pattern).",
         ),
+        click.option(
+            "--store-url",
+            default="",
+            help="PostgreSQL URL for the inventory (default: SQLite in the home).",
+        ),
         json_option,
     ]
     for option in reversed(options):
@@ -106,6 +111,7 @@ def import_openssl_command(
     no_passphrase: bool,
     name: str | None,
     cert_globs: tuple[str, ...],
+    store_url: str,
     as_json: bool,
 ) -> None:
     """A CA directory from the OpenSSL runbook or `openssl ca` (certs/ca.crt,
@@ -117,7 +123,7 @@ def import_openssl_command(
             directory, passphrase=source, key=key, cert=cert, cert_globs=cert_globs, name=name
         )
 
-    _adopt(app, read, passphrase_file, new_passphrase_file, no_passphrase, as_json)
+    _adopt(app, read, passphrase_file, new_passphrase_file, no_passphrase, store_url, as_json)
 
 
 @import_group.command("easyrsa")
@@ -132,6 +138,7 @@ def import_easyrsa_command(
     no_passphrase: bool,
     name: str | None,
     cert_globs: tuple[str, ...],
+    store_url: str,
     as_json: bool,
 ) -> None:
     """An easy-rsa 3 PKI directory (ca.crt, private/ca.key, index.txt, issued/, revoked/)."""
@@ -140,7 +147,7 @@ def import_easyrsa_command(
     def read(source: Callable[[], bytes | None]) -> AdoptionPlan:
         return read_easyrsa_pki(pki_dir, passphrase=source, cert_globs=cert_globs, name=name)
 
-    _adopt(app, read, passphrase_file, new_passphrase_file, no_passphrase, as_json)
+    _adopt(app, read, passphrase_file, new_passphrase_file, no_passphrase, store_url, as_json)
 
 
 def _adopt(
@@ -149,6 +156,7 @@ def _adopt(
     passphrase_file: Path | None,
     new_passphrase_file: Path | None,
     no_passphrase: bool,
+    store_url: str,
     as_json: bool,
 ) -> None:
     from privca._time import isoformat, utcnow
@@ -167,7 +175,7 @@ def _adopt(
     check_new_passphrase(passphrase)
     now = utcnow()
     findings = examine_plan(plan, now)
-    ca = establish(plan, home.root, passphrase, now)
+    ca = establish(plan, home.root, passphrase, now, store_url=store_url)
     ca.close()
     if no_passphrase:
         warn("privca's copy of the CA key is stored unencrypted.")
