@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from privca.cli.main import COMMANDS, cli
 from tests.conftest import PASSPHRASE, Cli, assert_user_error, openssl
 
 
@@ -350,3 +353,11 @@ def test_real_subprocess_error_has_no_traceback(tmp_path: Path) -> None:
 
 def test_unknown_serial_is_exit_2(home_cli: Cli) -> None:
     assert_user_error(home_cli("show", "deadbeefdeadbeef"), "no certificate")
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_loads_and_has_help(command: str) -> None:
+    """The lazy command table points at modules and attributes that exist."""
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "Usage:" in result.output
