@@ -34,6 +34,7 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
         shutil.copy(unit, tmp_path / unit.name.replace("@.", "@example."))
     result = subprocess.run(
         ["systemd-analyze", "verify", *(str(p) for p in tmp_path.iterdir())],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert "Unknown key" not in result.stderr and "Unknown section" not in result.stderr

@@ -23,6 +23,8 @@ class Settings:
     encrypted_keys: bool = True
     crl_days: int = 7
     hsm_module: str = ""
+    # The [acme] section as written (ports, resolver, eab, profiles); `privca serve` reads it.
+    acme: dict[str, Any] = field(default_factory=dict)
 
     def to_toml(self) -> str:
         sections: dict[str, dict[str, Any]] = {
@@ -37,6 +39,8 @@ class Settings:
             "policy": self.policy.to_settings(),
             "store": {"url": self.store_url},
         }
+        if self.acme:
+            sections["acme"] = dict(self.acme)
         lines = ["# privca CA settings. Edit with care; `privca doctor` checks them.", ""]
         for section, values in sections.items():
             lines.append(f"[{section}]")
@@ -62,6 +66,7 @@ class Settings:
             hsm_module=str(ca.get("hsm_module", "")),
             policy=IssuancePolicy.from_settings(data.get("policy", {})),
             store_url=str(data.get("store", {}).get("url", "")),
+            acme=dict(data.get("acme", {})),
         )
 
     def write(self, path: Path) -> None:
@@ -91,4 +96,7 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        pairs = ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + pairs + " }" if pairs else "{}"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")

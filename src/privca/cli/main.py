@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "check": ("lifecycle:check_command", "Expiry of certificates, CAs and CRLs (nagios/prom)."),
     "scan": ("scan:scan_command", "Connect to TLS services and report what they serve."),
+    "acme": ("acme:acme_group", "Manage ACME accounts, orders and EAB keys."),
     "import": ("adopt:import_group", "Adopt a CA built with OpenSSL or easy-rsa."),
     "doctor": ("adopt:doctor_command", "Find weaknesses in the CA and its certificates."),
 }

@@ -10,8 +10,9 @@ serves the very same routes for clients that want them over HTTPS.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -40,6 +41,41 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def acme_settings(section: Mapping[str, Any], **flags: Any) -> Any:
+    """AcmeSettings from privca.toml's [acme] section, command-line flags winning."""
+    from privca.acme.service import AcmeSettings
+
+    values = {k: v for k, v in section.items() if k in ACME_KEYS}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if "profiles" in values:
+        values["profiles"] = {str(k): int(v) for k, v in dict(values["profiles"]).items()}
+    if values.get("dns_resolver"):
+        resolver_host, _, resolver_port = str(values["dns_resolver"]).rpartition(":")
+        if not resolver_host or not resolver_port.isdigit():
+            raise InputError(
+                f"DNS resolver '{values['dns_resolver']}' is not HOST:PORT", "e.g. 10.0.0.53:53"
+            )
+    for key in ("http_01_port", "tls_alpn_01_port"):
+        if key in values and not 0 < int(values[key]) < 65536:
+            raise InputError(f"{key.replace('_', '-')} {values[key]} is not a port number")
+    try:
+        return AcmeSettings(**values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"the [acme] settings are invalid: {exc}") from exc
+
+
+ACME_KEYS = (
+    "http_01_port",
+    "tls_alpn_01_port",
+    "dns_resolver",
+    "eab",
+    "default_profile",
+    "profiles",
+    "orders_per_window",
+    "base_url",
+)
+
+
 @click.command("serve")
 @click.option(
     "--listen",
@@ -63,6 +99,31 @@ def parse_listen(text: str) -> tuple[str, int]:
     show_default=True,
     help="Sign OCSP with a delegated responder certificate, or with the CA key itself.",
 )
+@click.option("--no-acme", is_flag=True, help="Do not serve ACME under /acme.")
+@click.option(
+    "--http-01-port",
+    type=int,
+    default=None,
+    help="Port the http-01 validator connects to (default: [acme] http_01_port, else 80).",
+)
+@click.option(
+    "--tls-alpn-01-port",
+    type=int,
+    default=None,
+    help="Port the tls-alpn-01 validator connects to (default: [acme], else 443).",
+)
+@click.option(
+    "--dns-resolver",
+    default=None,
+    metavar="HOST:PORT",
+    help="DNS server for dns-01 and for resolving names (default: [acme], else the system's).",
+)
+@click.option(
+    "--eab",
+    type=click.Choice(["optional", "required"]),
+    default=None,
+    help="External Account Binding policy (default: [acme] eab, else optional).",
+)
 @passphrase_file_option()
 @click.pass_obj
 def serve_command(
@@ -71,9 +132,14 @@ def serve_command(
     server_names: tuple[str, ...],
     no_tls: bool,
     ocsp_signer: str,
+    no_acme: bool,
+    http_01_port: int | None,
+    tls_alpn_01_port: int | None,
+    dns_resolver: str | None,
+    eab: str | None,
     passphrase_file: Path | None,
 ) -> None:
-    """Serve CRL, OCSP, CA certificates and metrics; stops cleanly on SIGTERM."""
+    """Serve ACME, CRL, OCSP, CA certificates and metrics; stops cleanly on SIGTERM."""
     import asyncio
     import logging
     import signal
@@ -101,7 +167,16 @@ def serve_command(
                     )
                 tls = ServerCertificate(ca, names)
                 tls.issue()  # also proves the passphrase before anything listens
-            application = build_app(ca, ServerSettings(ocsp_signer=ocsp_signer))
+            acme = None
+            if not no_acme:
+                acme = acme_settings(
+                    ca.settings.acme,
+                    http_01_port=http_01_port,
+                    tls_alpn_01_port=tls_alpn_01_port,
+                    dns_resolver=dns_resolver,
+                    eab=eab,
+                )
+            application = build_app(ca, ServerSettings(ocsp_signer=ocsp_signer, acme=acme))
             # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
             application.state.ocsp.prepare(utcnow())
 

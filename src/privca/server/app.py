@@ -8,6 +8,7 @@
     GET  /ca/chain.pem                   issuing + root
     GET  /health                         200 JSON when the store answers, else 503
     GET  /metrics                        Prometheus text (privca.monitoring)
+    *    /acme/...                           RFC 8555 ACME (privca.acme), unless disabled
 
 Blocking work (SQLAlchemy, signing, key loading) runs in the threadpool; only the OCSP
 cache hit stays on the event loop. OCSP failures are OCSP responses (HTTP 200), never 500.
@@ -26,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from privca._time import utcnow
 from privca.errors import NotFound, PrivcaError
@@ -172,6 +173,10 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    if settings.acme is not None:
+        from privca.acme.routes import acme_app_for
+
+        routes.append(Mount("/acme", app=acme_app_for(ca, settings.acme)))
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={PrivcaError: store_error})
     app.state.ocsp = responder
     app.state.crls = crls

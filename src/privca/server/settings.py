@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from privca.acme.service import AcmeSettings
 
 OCSP_SIGNERS = ("delegated", "ca")
 
@@ -19,6 +23,8 @@ class ServerSettings:
     responder_days: int = 30
     # Bound on cached OCSP answers (unknown serials come from anyone).
     ocsp_cache_entries: int = 100_000
+    # The ACME server under /acme; None serves no ACME.
+    acme: AcmeSettings | None = None
 
     def __post_init__(self) -> None:
         if self.ocsp_signer not in OCSP_SIGNERS:

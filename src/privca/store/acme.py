@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from privca._time import as_utc
 from privca.errors import StoreUnavailable
-from privca.store.schema import metadata
+from privca.store.schema import UtcDateTime, metadata
 
 acme_accounts = sa.Table(
     "acme_accounts",
@@ -30,7 +30,7 @@ acme_accounts = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # valid | deactivated | revoked
     sa.Column("contact", sa.Text, nullable=False),  # JSON list
     sa.Column("eab_kid", sa.String(64), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index("ux_acme_accounts_thumbprint", "thumbprint", unique=True),
 )
 
@@ -42,13 +42,13 @@ acme_orders = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("profile", sa.String(32), nullable=False),
     sa.Column("identifiers", sa.Text, nullable=False),  # JSON [{"type", "value"}]
-    sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("not_after", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("not_before", UtcDateTime(), nullable=True),
+    sa.Column("not_after", UtcDateTime(), nullable=True),
+    sa.Column("expires", UtcDateTime(), nullable=False),
     sa.Column("error", sa.Text, nullable=True),  # JSON problem document
     sa.Column("certificate_serial", sa.String(40), nullable=True),
     sa.Column("replaces", sa.String(255), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index("ix_acme_orders_account_created", "account_id", "created_at"),
 )
 
@@ -62,7 +62,7 @@ acme_authorizations = sa.Table(
     sa.Column("identifier_value", sa.String(255), nullable=False),
     sa.Column("wildcard", sa.Boolean, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires", UtcDateTime(), nullable=False),
     sa.Index("ix_acme_authorizations_order", "order_id"),
 )
 
@@ -79,7 +79,7 @@ acme_challenges = sa.Table(
     sa.Column("type", sa.String(16), nullable=False),
     sa.Column("token", sa.String(64), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("validated", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("validated", UtcDateTime(), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Index("ix_acme_challenges_authorization", "authorization_id"),
 )
@@ -88,7 +88,7 @@ acme_nonces = sa.Table(
     "acme_nonces",
     metadata,
     sa.Column("value", sa.String(64), primary_key=True),
-    sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires", UtcDateTime(), nullable=False),
     sa.Index("ix_acme_nonces_expires", "expires"),
 )
 
@@ -100,8 +100,8 @@ acme_eab_keys = sa.Table(
     sa.Column("hmac_key", sa.String(128), nullable=False),
     sa.Column("label", sa.String(255), nullable=False),
     sa.Column("profile", sa.String(32), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
     sa.Column("accounts", sa.Integer, nullable=False, server_default="0"),
 )
 
@@ -262,12 +262,22 @@ class AcmeStore:
         return cls(store.engine)
 
     @contextmanager
-    def _begin(self) -> Iterator[sa.Connection]:
+    def _begin(self, write: bool = True) -> Iterator[sa.Connection]:
+        """A transaction; writes take SQLite's write lock up front (BEGIN IMMEDIATE)."""
+        # Imported here: database.py imports schema.py, which imports this module.
+        from privca.store.database import WRITE_OPTIONS
+
         try:
-            with self.engine.begin() as connection:
-                yield connection
+            with self.engine.connect() as connection:
+                if write:
+                    connection.execution_options(**WRITE_OPTIONS)
+                with connection.begin():
+                    yield connection
         except sa.exc.OperationalError as exc:
             raise StoreUnavailable(f"the inventory database is unavailable: {exc.orig}") from exc
+
+    def _read(self) -> Any:
+        return self._begin(write=False)
 
     # nonces ---------------------------------------------------------------------------
 
@@ -322,21 +332,21 @@ class AcmeStore:
         return account
 
     def account(self, account_id: str) -> AccountRow | None:
-        with self._begin() as connection:
+        with self._read() as connection:
             row = connection.execute(
                 acme_accounts.select().where(acme_accounts.c.id == account_id)
             ).first()
         return _account(row) if row is not None else None
 
     def account_by_thumbprint(self, thumbprint: str) -> AccountRow | None:
-        with self._begin() as connection:
+        with self._read() as connection:
             row = connection.execute(
                 acme_accounts.select().where(acme_accounts.c.thumbprint == thumbprint)
             ).first()
         return _account(row) if row is not None else None
 
     def accounts(self) -> list[AccountRow]:
-        with self._begin() as connection:
+        with self._read() as connection:
             rows = connection.execute(
                 acme_accounts.select().order_by(acme_accounts.c.created_at)
             ).all()
@@ -438,7 +448,7 @@ class AcmeStore:
                 )
 
     def order(self, order_id: str) -> OrderRow | None:
-        with self._begin() as connection:
+        with self._read() as connection:
             row = connection.execute(
                 acme_orders.select().where(acme_orders.c.id == order_id)
             ).first()
@@ -448,13 +458,13 @@ class AcmeStore:
         query = acme_orders.select().order_by(acme_orders.c.created_at.desc()).limit(limit)
         if account_id is not None:
             query = query.where(acme_orders.c.account_id == account_id)
-        with self._begin() as connection:
+        with self._read() as connection:
             rows = connection.execute(query).all()
         return [_order(r) for r in rows]
 
     def count_orders_since(self, account_id: str, since: dt.datetime) -> tuple[int, dt.datetime]:
         """How many orders the account created since `since`, and the oldest one's time."""
-        with self._begin() as connection:
+        with self._read() as connection:
             row = connection.execute(
                 sa.select(sa.func.count(), sa.func.min(acme_orders.c.created_at)).where(
                     acme_orders.c.account_id == account_id,
@@ -485,28 +495,28 @@ class AcmeStore:
             return connection.execute(query.values(**values)).rowcount == 1
 
     def order_by_serial(self, serial: str) -> OrderRow | None:
-        with self._begin() as connection:
+        with self._read() as connection:
             row = connection.execute(
                 acme_orders.select().where(acme_orders.c.certificate_serial == serial)
             ).first()
         return _order(row) if row is not None else None
 
     def authorizations(self, order_id: str) -> list[AuthorizationRow]:
-        with self._begin() as connection:
+        with self._read() as connection:
             rows = connection.execute(
                 acme_authorizations.select().where(acme_authorizations.c.order_id == order_id)
             ).all()
         return [_authorization(r) for r in rows]
 
     def authorization(self, authorization_id: str) -> AuthorizationRow | None:
-        with self._begin() as connection:
+        with self._read() as connection:
             row = connection.execute(
                 acme_authorizations.select().where(acme_authorizations.c.id == authorization_id)
             ).first()
         return _authorization(row) if row is not None else None
 
     def challenges(self, authorization_id: str) -> list[ChallengeRow]:
-        with self._begin() as connection:
+        with self._read() as connection:
             rows = connection.execute(
                 acme_challenges.select()
                 .where(acme_challenges.c.authorization_id == authorization_id)
@@ -515,7 +525,7 @@ class AcmeStore:
         return [_challenge(r) for r in rows]
 
     def challenge(self, challenge_id: str) -> ChallengeRow | None:
-        with self._begin() as connection:
+        with self._read() as connection:
             row = connection.execute(
                 acme_challenges.select().where(acme_challenges.c.id == challenge_id)
             ).first()
@@ -629,14 +639,14 @@ class AcmeStore:
             )
 
     def eab_key(self, kid: str) -> EabKeyRow | None:
-        with self._begin() as connection:
+        with self._read() as connection:
             row = connection.execute(
                 acme_eab_keys.select().where(acme_eab_keys.c.kid == kid)
             ).first()
         return _eab(row) if row is not None else None
 
     def eab_keys(self) -> list[EabKeyRow]:
-        with self._begin() as connection:
+        with self._read() as connection:
             rows = connection.execute(
                 acme_eab_keys.select().order_by(acme_eab_keys.c.created_at)
             ).all()

@@ -1,0 +1,380 @@
+"""Starlette routes for ACME: decode (jws.py) -> service.py -> encode (messages.py).
+
+`build_acme_app(issuer, store, settings)` returns an ASGI app that `privca serve` mounts
+under /acme; `acme_app_for(authority, settings)` builds it over a CertificateAuthority.
+Every response carries a fresh Replay-Nonce and `Link: <directory>;rel="index"`; every
+error is an RFC 7807 problem document from problems.py, never a bare 500 for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from privca.acme import jws, messages
+from privca.acme.challenges import ChallengeNetwork
+from privca.acme.issuer import CertificateAuthorityIssuer, CertificateIssuer
+from privca.acme.problems import PROBLEM_CONTENT_TYPE, AcmeProblem
+from privca.acme.service import AcmeService, AcmeSettings, Authenticated, Urls
+from privca.store.acme import AcmeStore, AuthorizationRow, ChallengeRow, OrderRow
+
+if TYPE_CHECKING:
+    from privca.authority import CertificateAuthority
+
+log = logging.getLogger("privca.acme")
+JOSE = "application/jose+json"
+PEM_CHAIN = "application/pem-certificate-chain"
+# Every method reaches the handler, which answers a wrong one with a problem document.
+_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+PROFILE_DESCRIPTIONS = {
+    "server": "TLS server certificate (serverAuth)",
+    "client": "TLS client certificate (clientAuth)",
+    "server-client": "TLS server and client certificate (serverAuth, clientAuth)",
+}
+
+
+class _Reply:
+    def __init__(
+        self,
+        body: Any = None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        self.body, self.status = body, status
+        self.headers = headers or {}
+        self.content_type = content_type
+
+
+def _json(obj: Any) -> bytes:
+    if hasattr(obj, "to_json"):
+        obj = obj.to_json()
+    return json.dumps(obj, default=_default, indent=2).encode()
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    raise TypeError(type(value).__name__)
+
+
+class AcmeApp:
+    def __init__(self, service: AcmeService) -> None:
+        self.service = service
+        self.settings = service.settings
+
+    # plumbing -----------------------------------------------------------------------------
+
+    def urls(self, request: Request) -> Urls:
+        if self.settings.base_url:
+            return Urls(self.settings.base_url.rstrip("/"))
+        root = request.scope.get("root_path", "")
+        return Urls(f"{request.url.scheme}://{request.url.netloc}{root}")
+
+    def request_url(self, request: Request, urls: Urls) -> str:
+        path = request.scope["path"]
+        root = request.scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        return urls.base + path
+
+    async def respond(
+        self, request: Request, handler: Callable[[Request, Urls], Awaitable[_Reply]]
+    ) -> Response:
+        urls = self.urls(request)
+        try:
+            reply = await handler(request, urls)
+        except AcmeProblem as problem:
+            reply = _Reply(problem.to_json(), problem.status, problem.headers, PROBLEM_CONTENT_TYPE)
+        except Exception:
+            log.exception("ACME request failed")
+            problem = AcmeProblem("serverInternal", "the server failed; please report this")
+            reply = _Reply(problem.to_json(), 500, {}, PROBLEM_CONTENT_TYPE)
+        try:
+            nonce = await run_in_threadpool(self.service.nonces.new)
+        except Exception:
+            log.exception("issuing a nonce failed")
+            nonce = None
+        headers = {
+            "Cache-Control": "no-store",
+            "Link": f'<{urls.directory()}>;rel="index"',
+            **reply.headers,
+        }
+        if nonce is not None:
+            headers["Replay-Nonce"] = nonce
+        if "Link" in reply.headers:
+            headers["Link"] = f'<{urls.directory()}>;rel="index", ' + reply.headers["Link"]
+        body = reply.body
+        if body is None:
+            content = b""
+        elif isinstance(body, bytes):
+            content = body
+        else:
+            content = _json(body)
+        return Response(content, reply.status, headers, media_type=reply.content_type)
+
+    async def signed(self, request: Request, urls: Urls, key_from: str = "kid") -> Authenticated:
+        if request.method != "POST":
+            raise AcmeProblem("methodNotAllowed", "use POST (or POST-as-GET) for this resource")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != JOSE:
+            raise AcmeProblem("unsupportedMediaType", f"the Content-Type must be {JOSE}")
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise AcmeProblem("payloadTooLarge", f"the body exceeds {limit} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                raise AcmeProblem("payloadTooLarge", f"the body exceeds {limit} bytes")
+        parsed = jws.parse_jws(bytes(body))
+        return await run_in_threadpool(
+            self.service.authenticate, parsed, self.request_url(request, urls), urls, key_from
+        )
+
+    # encoders -----------------------------------------------------------------------------
+
+    def encode_order(
+        self, order: OrderRow, authorizations: list[AuthorizationRow], urls: Urls
+    ) -> messages.Order:
+        return messages.Order(
+            identifiers=[
+                messages.Identifier(typ=messages.messages.IdentifierType(t), value=v)
+                for t, v in order.identifiers
+            ],
+            status=messages.status(order.status),
+            expires=order.expires,
+            authorizations=[urls.authorization(a.id) for a in authorizations],
+            finalize=urls.finalize(order.id),
+            certificate=urls.certificate(order.id) if order.status == "valid" else None,
+            error=messages.error(order.error),
+            not_before=order.not_before,
+            not_after=order.not_after,
+            profile=order.profile,
+            replaces=order.replaces,
+        )
+
+    def encode_challenge(self, challenge: ChallengeRow, urls: Urls) -> messages.ChallengeBody:
+        cls = messages.CHALLENGE_CLASSES[challenge.type]
+        return messages.ChallengeBody(
+            chall=cls(token=jws.jose.b64decode(challenge.token)),
+            uri=urls.challenge(challenge.id),
+            status=messages.status(challenge.status),
+            validated=challenge.validated,
+            error=messages.error(challenge.error),
+        )
+
+    def encode_authorization(
+        self, authz: AuthorizationRow, challenges: list[ChallengeRow], urls: Urls
+    ) -> messages.Authorization:
+        return messages.Authorization(
+            identifier=messages.Identifier(
+                typ=messages.messages.IdentifierType(authz.identifier_type),
+                value=authz.identifier_value,
+            ),
+            status=messages.status(authz.status),
+            expires=authz.expires,
+            challenges=[self.encode_challenge(c, urls) for c in challenges],
+            wildcard=True if authz.wildcard else None,
+        )
+
+    def encode_account(self, account: Any, urls: Urls) -> messages.Account:
+        return messages.Account(
+            status=messages.status(account.status),
+            contact=account.contact,
+            orders=urls.orders(account.id),
+        )
+
+    # endpoints ----------------------------------------------------------------------------
+
+    async def directory(self, request: Request, urls: Urls) -> _Reply:
+        if request.method not in ("GET", "HEAD"):
+            raise AcmeProblem("methodNotAllowed", "use GET for the directory")
+        profile = request.path_params.get("profile")
+        if profile is not None and profile not in self.settings.profiles:
+            raise AcmeProblem("notFound", "no such ACME profile")
+        meta = messages.Directory.Meta(
+            external_account_required=self.settings.eab == "required",
+            profiles={
+                name: PROFILE_DESCRIPTIONS.get(name, name) for name in self.settings.profiles
+            },
+        )
+        return _Reply(
+            messages.Directory(
+                {
+                    "newNonce": urls.new_nonce,
+                    "newAccount": urls.new_account,
+                    "newOrder": urls.new_order(profile),
+                    "revokeCert": urls.revoke_cert,
+                    "keyChange": urls.key_change,
+                    "renewalInfo": urls.renewal_info,
+                    "meta": meta,
+                }
+            )
+        )
+
+    async def new_nonce(self, request: Request, urls: Urls) -> _Reply:
+        if request.method == "HEAD":
+            return _Reply(status=200)
+        if request.method == "GET":
+            return _Reply(status=204)
+        raise AcmeProblem("methodNotAllowed", "use HEAD or GET for newNonce")
+
+    async def new_account(self, request: Request, urls: Urls) -> _Reply:
+        auth = await self.signed(request, urls, "jwk")
+        account, created = await run_in_threadpool(self.service.new_account, auth, urls)
+        return _Reply(
+            self.encode_account(account, urls),
+            201 if created else 200,
+            {"Location": urls.account(account.id)},
+        )
+
+    async def account(self, request: Request, urls: Urls) -> _Reply:
+        auth = await self.signed(request, urls)
+        account_id = request.path_params["id"]
+        account = await run_in_threadpool(self.service.update_account, auth, account_id)
+        return _Reply(
+            self.encode_account(account, urls), headers={"Location": urls.account(account.id)}
+        )
+
+    async def account_orders(self, request: Request, urls: Urls) -> _Reply:
+        auth = await self.signed(request, urls)
+        orders = await run_in_threadpool(self.service.orders, auth, request.path_params["id"])
+        return _Reply({"orders": [urls.order(o.id) for o in orders]})
+
+    async def key_change(self, request: Request, urls: Urls) -> _Reply:
+        auth = await self.signed(request, urls)
+        account = await run_in_threadpool(self.service.key_change, auth, urls)
+        return _Reply(
+            self.encode_account(account, urls), headers={"Location": urls.account(account.id)}
+        )
+
+    async def new_order(self, request: Request, urls: Urls) -> _Reply:
+        auth = await self.signed(request, urls)
+        profile = request.path_params.get("profile")
+        if profile is not None and profile not in self.settings.profiles:
+            raise AcmeProblem("notFound", "no such ACME profile")
+        order, authzs = await run_in_threadpool(self.service.new_order, auth, profile)
+        return _Reply(
+            self.encode_order(order, authzs, urls), 201, {"Location": urls.order(order.id)}
+        )
+
+    async def order(self, request: Request, urls: Urls) -> _Reply:
+        auth = await self.signed(request, urls)
+        order, authzs = await run_in_threadpool(self.service.order, auth, request.path_params["id"])
+        return _Reply(
+            self.encode_order(order, authzs, urls), headers={"Location": urls.order(order.id)}
+        )
+
+    async def finalize(self, request: Request, urls: Urls) -> _Reply:
+        auth = await self.signed(request, urls)
+        order, authzs = await run_in_threadpool(
+            self.service.finalize, auth, request.path_params["id"]
+        )
+        return _Reply(
+            self.encode_order(order, authzs, urls), headers={"Location": urls.order(order.id)}
+        )
+
+    async def authorization(self, request: Request, urls: Urls) -> _Reply:
+        auth = await self.signed(request, urls)
+        authz, challenges = await run_in_threadpool(
+            self.service.authorization, auth, request.path_params["id"]
+        )
+        return _Reply(self.encode_authorization(authz, challenges, urls))
+
+    async def challenge(self, request: Request, urls: Urls) -> _Reply:
+        auth = await self.signed(request, urls)
+        challenge, authz = await run_in_threadpool(
+            self.service.challenge, auth, request.path_params["id"]
+        )
+        return _Reply(
+            self.encode_challenge(challenge, urls),
+            headers={"Link": f'<{urls.authorization(authz.id)}>;rel="up"'},
+        )
+
+    async def certificate(self, request: Request, urls: Urls) -> _Reply:
+        auth = await self.signed(request, urls)
+        pem = await run_in_threadpool(self.service.certificate, auth, request.path_params["id"])
+        return _Reply(pem, content_type=PEM_CHAIN)
+
+    async def revoke_cert(self, request: Request, urls: Urls) -> _Reply:
+        auth = await self.signed(request, urls, "either")
+        await run_in_threadpool(self.service.revoke, auth)
+        return _Reply(status=200)
+
+    async def renewal_info(self, request: Request, urls: Urls) -> _Reply:
+        if request.method not in ("GET", "HEAD"):
+            raise AcmeProblem("methodNotAllowed", "use GET for renewalInfo")
+        info, retry = await run_in_threadpool(
+            self.service.renewal_info, request.path_params["cert_id"]
+        )
+        return _Reply(info, headers={"Retry-After": str(retry)})
+
+    async def not_found(self, request: Request, urls: Urls) -> _Reply:
+        raise AcmeProblem("notFound", "no such ACME resource")
+
+    def routes(self) -> list[Route]:
+        table: list[tuple[str, Callable[[Request, Urls], Awaitable[_Reply]]]] = [
+            ("/directory", self.directory),
+            ("/new-nonce", self.new_nonce),
+            ("/new-account", self.new_account),
+            ("/new-order", self.new_order),
+            ("/revoke-cert", self.revoke_cert),
+            ("/key-change", self.key_change),
+            ("/renewal-info/{cert_id}", self.renewal_info),
+            ("/account/{id}", self.account),
+            ("/account/{id}/orders", self.account_orders),
+            ("/order/{id}", self.order),
+            ("/order/{id}/finalize", self.finalize),
+            ("/authz/{id}", self.authorization),
+            ("/chall/{id}", self.challenge),
+            ("/cert/{id}", self.certificate),
+            ("/{profile}/directory", self.directory),
+            ("/{profile}/new-order", self.new_order),
+            ("/{rest:path}", self.not_found),
+        ]
+        return [Route(path, self._endpoint(handler), methods=_METHODS) for path, handler in table]
+
+    def _endpoint(
+        self, handler: Callable[[Request, Urls], Awaitable[_Reply]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return await self.respond(request, handler)
+
+        return endpoint
+
+
+def build_acme_app(
+    issuer: CertificateIssuer,
+    store: AcmeStore,
+    settings: AcmeSettings | None = None,
+    network: ChallengeNetwork | None = None,
+) -> Starlette:
+    """The ACME ASGI app, to be mounted under /acme."""
+    service = AcmeService(issuer, store, settings, network)
+    app = Starlette(routes=AcmeApp(service).routes())
+    app.state.acme_service = service
+    return app
+
+
+def acme_app_for(
+    authority: CertificateAuthority,
+    settings: AcmeSettings | None = None,
+    network: ChallengeNetwork | None = None,
+) -> Starlette:
+    """The ACME app over an opened CertificateAuthority (what `privca serve` mounts)."""
+    return build_acme_app(
+        CertificateAuthorityIssuer(authority), AcmeStore.of(authority.store), settings, network
+    )
+
+
+__all__ = ["AcmeApp", "acme_app_for", "build_acme_app"]

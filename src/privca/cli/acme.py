@@ -1,0 +1,240 @@
+"""privca acme: EAB keys, ACME accounts and orders of this CA."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from privca.cli.options import json_option
+from privca.cli.render import print_json, print_table
+
+if TYPE_CHECKING:
+    from privca.cli.main import AppContext
+    from privca.store.acme import AcmeStore
+
+
+def _acme_store(ca: Any) -> AcmeStore:
+    from privca.store.acme import AcmeStore
+
+    return AcmeStore.of(ca.store)
+
+
+def _time(value: Any) -> str | None:
+    from privca._time import isoformat
+
+    return isoformat(value) if value is not None else None
+
+
+@click.group("acme")
+def acme_group() -> None:
+    """Manage ACME accounts, orders and EAB keys."""
+
+
+@acme_group.group("eab")
+def eab_group() -> None:
+    """External account binding keys (give one to each ACME client you admit)."""
+
+
+@eab_group.command("create")
+@click.option("--label", default="", help="What the key is for (shown in listings).")
+@click.option("--profile", default=None, help="The ACME profile this key is meant for.")
+@json_option
+@click.pass_obj
+def eab_create(app: AppContext, label: str, profile: str | None, as_json: bool) -> None:
+    """Create a key id and HMAC key. The HMAC key is printed now and never again."""
+    import base64
+    import secrets
+
+    from privca._time import utcnow
+    from privca.cli.options import open_authority
+    from privca.store.acme import EabKeyRow
+
+    kid = "kid-" + secrets.token_urlsafe(12)
+    hmac_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    with open_authority(app) as ca:
+        _acme_store(ca).add_eab_key(
+            EabKeyRow(
+                kid=kid,
+                hmac_key=hmac_key,
+                label=label,
+                profile=profile,
+                created_at=utcnow(),
+                revoked_at=None,
+                accounts=0,
+            )
+        )
+    if as_json:
+        print_json({"kid": kid, "hmac_key": hmac_key, "label": label, "profile": profile})
+        return
+    click.echo(f"key id:   {kid}")
+    click.echo(f"HMAC key: {hmac_key}")
+    click.echo("The HMAC key is shown only now; give both to the ACME client (e.g. certbot")
+    click.echo("--eab-kid/--eab-hmac-key, lego --eab --kid/--hmac).")
+
+
+@eab_group.command("list")
+@json_option
+@click.pass_obj
+def eab_list(app: AppContext, as_json: bool) -> None:
+    """List EAB keys (never their HMAC keys)."""
+    from privca.cli.options import open_authority
+
+    with open_authority(app) as ca:
+        keys = _acme_store(ca).eab_keys()
+    documents = [
+        {
+            "kid": k.kid,
+            "label": k.label,
+            "profile": k.profile,
+            "created_at": _time(k.created_at),
+            "revoked_at": _time(k.revoked_at),
+            "accounts": k.accounts,
+        }
+        for k in keys
+    ]
+    if as_json:
+        print_json(documents)
+        return
+    print_table(
+        f"{len(documents)} EAB key(s)",
+        ["key id", "label", "profile", "created", "revoked", "accounts"],
+        [
+            [
+                d["kid"],
+                d["label"],
+                d["profile"] or "",
+                d["created_at"] or "",
+                d["revoked_at"] or "",
+                str(d["accounts"]),
+            ]
+            for d in documents
+        ],
+    )
+
+
+@eab_group.command("revoke")
+@click.argument("kid")
+@json_option
+@click.pass_obj
+def eab_revoke(app: AppContext, kid: str, as_json: bool) -> None:
+    """Revoke an EAB key: no new account can bind with it."""
+    from privca._time import utcnow
+    from privca.cli.options import open_authority
+    from privca.errors import NotFound
+
+    with open_authority(app) as ca:
+        store = _acme_store(ca)
+        if store.eab_key(kid) is None:
+            raise NotFound(f"no EAB key with id '{kid}'", "see `privca acme eab list`")
+        changed = store.revoke_eab_key(kid, utcnow())
+    if as_json:
+        print_json({"kid": kid, "revoked": True, "changed": changed})
+    else:
+        click.echo(f"EAB key {kid} " + ("revoked" if changed else "was already revoked"))
+
+
+@acme_group.group("accounts")
+def accounts_group() -> None:
+    """ACME accounts."""
+
+
+def _account_document(account: Any) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "status": account.status,
+        "contact": list(account.contact),
+        "eab_kid": account.eab_kid,
+        "thumbprint": account.thumbprint,
+        "created_at": _time(account.created_at),
+    }
+
+
+@accounts_group.command("list")
+@json_option
+@click.pass_obj
+def accounts_list(app: AppContext, as_json: bool) -> None:
+    """List ACME accounts."""
+    from privca.cli.options import open_authority
+
+    with open_authority(app) as ca:
+        documents = [_account_document(a) for a in _acme_store(ca).accounts()]
+    if as_json:
+        print_json(documents)
+        return
+    print_table(
+        f"{len(documents)} account(s)",
+        ["id", "status", "contact", "EAB key", "created"],
+        [
+            [d["id"], d["status"], ", ".join(d["contact"]), d["eab_kid"] or "", d["created_at"]]
+            for d in documents
+        ],
+    )
+
+
+@accounts_group.command("deactivate")
+@click.argument("account_id")
+@json_option
+@click.pass_obj
+def accounts_deactivate(app: AppContext, account_id: str, as_json: bool) -> None:
+    """Deactivate an account: it can no longer order, finalize or revoke."""
+    from privca.cli.options import open_authority
+    from privca.errors import NotFound
+
+    with open_authority(app) as ca:
+        store = _acme_store(ca)
+        if store.account(account_id) is None:
+            raise NotFound(f"no ACME account '{account_id}'", "see `privca acme accounts list`")
+        account = store.update_account(account_id, status="deactivated")
+    if as_json:
+        print_json(_account_document(account))
+    else:
+        click.echo(f"account {account_id} deactivated")
+
+
+@acme_group.group("orders")
+def orders_group() -> None:
+    """ACME orders."""
+
+
+@orders_group.command("list")
+@click.option("--account", "account_id", default=None, help="Only this account's orders.")
+@json_option
+@click.pass_obj
+def orders_list(app: AppContext, account_id: str | None, as_json: bool) -> None:
+    """List ACME orders, newest first."""
+    from privca.cli.options import open_authority
+
+    with open_authority(app) as ca:
+        orders = _acme_store(ca).orders(account_id)
+    documents = [
+        {
+            "id": o.id,
+            "account": o.account_id,
+            "status": o.status,
+            "profile": o.profile,
+            "identifiers": [v for _t, v in o.identifiers],
+            "serial": o.certificate_serial,
+            "created_at": _time(o.created_at),
+        }
+        for o in orders
+    ]
+    if as_json:
+        print_json(documents)
+        return
+    print_table(
+        f"{len(documents)} order(s)",
+        ["id", "account", "status", "profile", "identifiers", "serial", "created"],
+        [
+            [
+                d["id"],
+                d["account"],
+                d["status"],
+                d["profile"],
+                ", ".join(d["identifiers"]),
+                d["serial"] or "",
+                d["created_at"],
+            ]
+            for d in documents
+        ],
+    )
