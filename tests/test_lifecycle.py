@@ -347,3 +347,39 @@ def test_check_ignores_what_privca_renews_by_itself(ca: CertificateAuthority, ru
     assert run_cli("check", home=ca.home.root).exit_code == 0
     metrics = run_cli("check", "--format", "prometheus", home=ca.home.root).output
     assert "ca.corp.internal" not in metrics
+
+
+def test_renew_revokes_the_old_certificate_after_the_grace_period(
+    ca: CertificateAuthority, run_cli: Cli, tmp_path: Path
+) -> None:
+    old = ca.issue(["db.corp.internal"])
+    now = utcnow()
+    ca.renew("db.corp.internal", revoke_old_after=dt.timedelta(hours=1), now=now)
+    assert ca.lookup(format(old.serial, "x")).status_at(now) == "superseded"
+    assert list(ca.crl(now=now)) == []  # still in its grace period
+    later = now + dt.timedelta(hours=2)
+    crl = ca.crl(now=later)
+    entry = crl.get_revoked_certificate_by_serial_number(old.serial)
+    assert entry is not None
+    assert entry.revocation_date_utc == now + dt.timedelta(hours=1)  # the scheduled time
+    record = ca.lookup(format(old.serial, "x"))
+    assert record.status == "revoked" and record.revocation_reason == "superseded"
+
+    again = ca.issue(["web.corp.internal"])
+    result = run_cli(
+        "renew",
+        "web.corp.internal",
+        "--revoke-old-after",
+        "0s",
+        "--out",
+        str(tmp_path / "out"),
+        "--passphrase-file",
+        str(run_cli.passphrase_file),
+        home=ca.home.root,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert ca.store.get(again.serial).status == "revoked"
+    both = run_cli(
+        "renew", "web.corp.internal", "--revoke-old", "--revoke-old-after", "1d", home=ca.home.root
+    )
+    assert both.exit_code == 2 and "contradict" in both.stderr

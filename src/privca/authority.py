@@ -633,6 +633,7 @@ class CertificateAuthority:
         now: dt.datetime | None = None,
     ) -> list[CertificateRecord]:
         now = now or utcnow()
+        self.store.apply_due_revocations(now)
         return self.store.find(
             name_pattern=name_pattern,
             status=status,
@@ -721,6 +722,7 @@ class CertificateAuthority:
         from privca.x509.crl import Revocation, build_crl
 
         now = now or utcnow()
+        self.store.apply_due_revocations(now)
         authority = authority or self.issuing_record()
         signer = self.signer(authority)
         next_update = now + dt.timedelta(days=self.settings.crl_days)
@@ -738,6 +740,8 @@ class CertificateAuthority:
         record = self.store.get(serial)
         if record is None or record.der is None or record.issuer_id != authority.id:
             return None
+        if record.status == "issued" and self.store.apply_due_revocations(utcnow()):
+            record = self.store.get(serial) or record
         return record
 
     def issue_ocsp_responder(
@@ -792,9 +796,11 @@ class CertificateAuthority:
         days: int | None = None,
         new_key: bool = True,
         key_type: KeyType | None = None,
+        revoke_old_after: dt.timedelta | None = None,
         now: dt.datetime | None = None,
     ) -> IssuedCertificate:
-        """Same names and profile, a new serial; the old certificate is marked superseded."""
+        """Same names and profile, a new serial; the old certificate is marked superseded,
+        and with `revoke_old_after` revoked (reason superseded) once that grace has passed."""
         from privca.keys.types import key_type_of
 
         now = now or utcnow()
@@ -822,6 +828,10 @@ class CertificateAuthority:
             )
             renewed = self.sign_requests([request], profile=old.profile, days=days, now=now)[0]
         self.store.mark_superseded(old.serial, renewed.serial, utcnow())
+        if revoke_old_after is not None and old.status != "revoked":
+            self.store.schedule_revocation(old.serial, now + revoke_old_after, utcnow())
+            if revoke_old_after <= dt.timedelta(0):
+                self.store.apply_due_revocations(now + revoke_old_after)
         return renewed
 
     def rotate_issuing(

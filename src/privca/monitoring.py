@@ -71,6 +71,7 @@ def collect(
     ca: CertificateAuthority, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
 ) -> list[ExpiryItem]:
     """Every live certificate, the CA certificates and each CA's CRL, with a severity."""
+    ca.store.apply_due_revocations(now)  # a renewal's grace period may have ended
     issuers = {a.id: a for a in ca.authorities()}
     items: list[ExpiryItem] = []
     for record in ca.store.find(now=now - EXPIRED_RECENTLY):

@@ -150,6 +150,12 @@ def crl_command(
     is_flag=True,
     help="Revoke the old certificate now (reason superseded) instead of letting it run out.",
 )
+@click.option(
+    "--revoke-old-after",
+    metavar="DURATION",
+    default=None,
+    help="Revoke the old certificate (superseded) after this grace period, e.g. 7d.",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @passphrase_file_option()
 @json_option
@@ -162,18 +168,24 @@ def renew_command(
     key_type: str | None,
     out: Path,
     revoke_old: bool,
+    revoke_old_after: str | None,
     force: bool,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Issue a successor with the same names and profile; the old one is marked superseded."""
+    """Issue a successor with the same names and profile; the old one is marked superseded
+    (and revoked now with --revoke-old, or after a grace period with --revoke-old-after)."""
     from privca._time import isoformat
     from privca.cli.options import open_authority
-    from privca.errors import AlreadyExists
+    from privca.cli.render import parse_duration
+    from privca.errors import AlreadyExists, InputError
     from privca.home import atomic_write_many
     from privca.keys.types import KeyType
     from privca.x509.encoding import pem_private_key_unencrypted
 
+    if revoke_old and revoke_old_after is not None:
+        raise InputError("--revoke-old and --revoke-old-after contradict each other", "choose one")
+    grace = parse_duration(revoke_old_after) if revoke_old_after is not None else None
     with open_authority(app, passphrase_file) as ca:
         old = ca.lookup(serial_or_name, unique=True)
         stem = _stem(old.names)
@@ -191,6 +203,7 @@ def renew_command(
             days=days,
             new_key=new_key,
             key_type=KeyType.parse(key_type) if key_type else None,
+            revoke_old_after=grace,
         )
         if revoke_old:
             ca.revoke(format(old.serial, "x"), "superseded")

@@ -16,6 +16,7 @@ cache hit stays on the event loop. OCSP failures are OCSP responses (HTTP 200), 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import hashlib
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("privca.server")
 
 OCSP_REQUEST = "application/ocsp-request"
+SCHEDULE_INTERVAL_SECONDS = 60
 OCSP_RESPONSE = "application/ocsp-response"
 PEM = "application/x-pem-file"
 
@@ -79,12 +81,25 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
     responder = OcspResponder(ca, settings, watch)
     crls = CrlPublisher(ca, watch)
 
+    async def apply_scheduled_revocations() -> None:
+        # A renewal's grace period ends on its own: some process has to write the
+        # revocation, and every replica doing it is harmless (same record each time).
+        while True:
+            await asyncio.sleep(SCHEDULE_INTERVAL_SECONDS)
+            try:
+                await run_in_threadpool(ca.store.apply_due_revocations, utcnow())
+            except PrivcaError as exc:
+                log.warning("scheduled revocations not applied: %s", exc)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(responder.prepare, utcnow())
+        await run_in_threadpool(ca.store.apply_due_revocations, utcnow())
+        scheduler = asyncio.create_task(apply_scheduled_revocations())
         try:
             yield
         finally:
+            scheduler.cancel()
             watch.close()
 
     async def ocsp_post(request: Request) -> Response:

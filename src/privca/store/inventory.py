@@ -540,6 +540,58 @@ class Store:
             for r in rows
         ]
 
+    def schedule_revocation(self, serial: int, at: dt.datetime, now: dt.datetime) -> None:
+        """Revoke `serial` (reason superseded) once `at` has passed."""
+        with self._begin() as connection:
+            connection.execute(
+                certificates.update()
+                .where(certificates.c.serial == serial_hex(serial))
+                .values(revoke_after=at)
+            )
+            connection.execute(
+                events.insert().values(
+                    at=now,
+                    action="revocation-scheduled",
+                    serial=serial_hex(serial),
+                    detail=at.isoformat(),
+                )
+            )
+
+    def apply_due_revocations(self, now: dt.datetime) -> list[int]:
+        """Carry out scheduled revocations whose time has come; returns their serials.
+
+        The revocation date is the scheduled time, not the moment this runs, so every
+        process that applies it writes the same record."""
+        with self._connect() as connection:
+            due = connection.execute(
+                sa.select(certificates.c.serial).where(
+                    certificates.c.revoke_after <= now, certificates.c.status == "issued"
+                )
+            ).all()
+        if not due:
+            return []
+        done: list[int] = []
+        with self._begin() as connection:
+            for (serial,) in due:
+                updated = connection.execute(
+                    certificates.update()
+                    .where(certificates.c.serial == serial, certificates.c.status == "issued")
+                    .values(
+                        status="revoked",
+                        revoked_at=certificates.c.revoke_after,
+                        revocation_reason="superseded",
+                        revoke_after=None,
+                    )
+                )
+                if updated.rowcount:
+                    done.append(int(serial, 16))
+                    connection.execute(
+                        events.insert().values(
+                            at=now, action="revoked", serial=serial, detail="superseded (scheduled)"
+                        )
+                    )
+        return done
+
     def mark_superseded(self, old: int, new: int, now: dt.datetime) -> None:
         with self._begin() as connection:
             connection.execute(

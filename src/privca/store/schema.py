@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 
 class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -67,9 +67,12 @@ certificates = sa.Table(
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
     sa.Column("revocation_reason", sa.String(32), nullable=True),
     sa.Column("superseded_by", sa.String(40), nullable=True),
+    # When set, the certificate is revoked (superseded) at that time: renew's grace period.
+    sa.Column("revoke_after", UtcDateTime(), nullable=True),
     sa.Index("ix_certificates_not_after", "not_after"),
     sa.Index("ix_certificates_public_key", "public_key_sha256"),
     sa.Index("ix_certificates_issuer_status", "issuer_id", "status"),
+    sa.Index("ix_certificates_revoke_after", "revoke_after"),
 )
 
 # One row per CA that publishes CRLs: the last CRLNumber used, so numbers only grow,
