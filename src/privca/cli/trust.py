@@ -391,7 +391,7 @@ def bundle_command(
     )
     produced = build_bundle(anchor, output_format, options)
     if out is None:
-        stdout = click.get_binary_stream("stdout")
+        stdout = sys.stdout.buffer
         if produced.binary and sys.stdout.isatty():
             raise InputError(
                 f"--format {output_format} is binary and stdout is a terminal",
