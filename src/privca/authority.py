@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from cryptography import x509
 
 from privca._time import utcnow
 from privca.errors import AlreadyExists, InputError, KeyUnavailable, NotFound, PolicyError
-from privca.home import CAHome, atomic_write, make_private_directory
+from privca.home import CAHome, HomeConstruction, atomic_write
 from privca.keys.files import read_ca_key, write_ca_key
 from privca.keys.types import DEFAULT_ISSUING_KEY, DEFAULT_LEAF_KEY, DEFAULT_ROOT_KEY, KeyType
 from privca.policy import IssuancePolicy
@@ -249,36 +248,28 @@ class CertificateAuthority:
                 Issuer.from_certificate(root_cert, root_key),
             )
 
-        created: list[Path] = []
-        root_existed = ca_home.root.exists()
+        construction = HomeConstruction(ca_home)
         try:
-            ca_home.root.mkdir(parents=True, exist_ok=True)
-            for directory in (ca_home.certs, ca_home.crl):
-                if not directory.exists():
-                    directory.mkdir(mode=0o755)
-                    created.append(directory)
-            if not ca_home.private.exists():
-                created.append(ca_home.private)
-            make_private_directory(ca_home.private)
+            construction.make_directories()
             if hsm is None:
                 write_ca_key(ca_home.key_path("root"), root_key, passphrase)
-                created.append(ca_home.key_path("root"))
+                construction.track(ca_home.key_path("root"))
             atomic_write(ca_home.root_cert, pem_certificate(root_cert))
-            created.append(ca_home.root_cert)
+            construction.track(ca_home.root_cert)
             chain = [root_cert]
             if issuing_cert is not None:
                 if hsm is None:
                     write_ca_key(ca_home.key_path("issuing"), issuing_key, passphrase)
-                    created.append(ca_home.key_path("issuing"))
+                    construction.track(ca_home.key_path("issuing"))
                 atomic_write(ca_home.issuing_cert, pem_certificate(issuing_cert))
-                created.append(ca_home.issuing_cert)
+                construction.track(ca_home.issuing_cert)
                 chain = [issuing_cert, root_cert]
             atomic_write(ca_home.chain, pem_certificates(chain))
-            created.append(ca_home.chain)
+            construction.track(ca_home.chain)
 
             store = Store(store_url or sqlite_url(ca_home.database))
             if not store_url:
-                created.append(ca_home.database)
+                construction.track(ca_home.database)
             store.migrate()
             if store_url and store.authorities():
                 raise AlreadyExists(
@@ -308,7 +299,7 @@ class CertificateAuthority:
                 )
             settings.write(ca_home.settings)
         except BaseException:
-            _remove_created(created, ca_home, root_existed)
+            construction.undo()
             if hsm is not None:
                 hsm.close()
             raise
@@ -978,22 +969,6 @@ def key_type_of_certificate(certificate: x509.Certificate) -> KeyType:
     from privca.keys.types import key_type_of
 
     return key_type_of(certificate.public_key())
-
-
-def _remove_created(created: list[Path], home: CAHome, root_existed: bool) -> None:
-    """Undo a failed init so a retry starts clean; never touches files we did not create."""
-    for path in reversed(created):
-        with contextlib.suppress(OSError):
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-    for suffix in ("-wal", "-shm", "-journal"):
-        with contextlib.suppress(OSError):
-            (home.database.parent / (home.database.name + suffix)).unlink()
-    if not root_existed:
-        with contextlib.suppress(OSError):
-            home.root.rmdir()
 
 
 __all__ = ["CertificateAuthority", "IssuedCertificate", "load_certificate"]

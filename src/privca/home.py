@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterable
@@ -137,6 +138,43 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes, int]], *, overwrite: bo
             f"cannot write '{exc.filename or files[0][0]}': {exc.strerror}",
             "check that the directory exists and is writable",
         ) from exc
+
+
+class HomeConstruction:
+    """What a CA-establishing command (init, import) has created so far, so that a failure
+    removes exactly that and a retry starts clean; it never touches anything else."""
+
+    def __init__(self, home: CAHome) -> None:
+        self.home = home
+        self.created: list[Path] = []
+        self.root_existed = home.root.exists()
+
+    def make_directories(self) -> None:
+        self.home.root.mkdir(parents=True, exist_ok=True)
+        for directory in (self.home.certs, self.home.crl):
+            if not directory.exists():
+                directory.mkdir(mode=0o755)
+                self.created.append(directory)
+        if not self.home.private.exists():
+            self.created.append(self.home.private)
+        make_private_directory(self.home.private)
+
+    def track(self, path: Path) -> None:
+        self.created.append(path)
+
+    def undo(self) -> None:
+        for path in reversed(self.created):
+            with contextlib.suppress(OSError):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        for suffix in ("-wal", "-shm", "-journal"):
+            with contextlib.suppress(OSError):
+                (self.home.database.parent / (self.home.database.name + suffix)).unlink()
+        if not self.root_existed:
+            with contextlib.suppress(OSError):
+                self.home.root.rmdir()
 
 
 def make_private_directory(path: Path) -> None:

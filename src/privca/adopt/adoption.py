@@ -8,16 +8,14 @@ under the same root, without touching a client trust store.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import shutil
 from pathlib import Path
 
 from privca._time import utcnow
 from privca.adopt.plan import AdoptionPlan
 from privca.authority import CertificateAuthority
 from privca.errors import AlreadyExists, InputError
-from privca.home import CAHome, atomic_write, make_private_directory
+from privca.home import CAHome, HomeConstruction, atomic_write
 from privca.keys.files import write_ca_key
 from privca.policy import IssuancePolicy
 from privca.settings import Settings
@@ -123,27 +121,19 @@ def establish(
         store_url=store_url,
     )
     rows = rows_of(plan)
-    created: list[Path] = []
-    root_existed = ca_home.root.exists()
+    construction = HomeConstruction(ca_home)
     store: Store | None = None
     try:
-        ca_home.root.mkdir(parents=True, exist_ok=True)
-        for directory in (ca_home.certs, ca_home.crl):
-            if not directory.exists():
-                directory.mkdir(mode=0o755)
-                created.append(directory)
-        if not ca_home.private.exists():
-            created.append(ca_home.private)
-        make_private_directory(ca_home.private)
+        construction.make_directories()
         write_ca_key(ca_home.root / ROOT_KEY_REF, plan.ca_key, passphrase)
-        created.append(ca_home.root / ROOT_KEY_REF)
+        construction.track(ca_home.root / ROOT_KEY_REF)
         atomic_write(ca_home.root_cert, plan.ca_pem)
-        created.append(ca_home.root_cert)
+        construction.track(ca_home.root_cert)
         atomic_write(ca_home.chain, pem_certificate(root))
-        created.append(ca_home.chain)
+        construction.track(ca_home.chain)
         store = Store(store_url or sqlite_url(ca_home.database))
         if not store_url:
-            created.append(ca_home.database)
+            construction.track(ca_home.database)
         store.migrate()
         if store.authorities():
             raise AlreadyExists(
@@ -173,24 +163,7 @@ def establish(
     except BaseException:
         if store is not None:
             store.close()
-        _remove_created(created, ca_home, root_existed)
+        construction.undo()
         raise
     assert store is not None
     return CertificateAuthority(ca_home, settings, store, passphrase)
-
-
-def _remove_created(created: list[Path], home: CAHome, root_existed: bool) -> None:
-    """Undo a failed adoption so a retry starts clean; never touches files we did not create."""
-    for path in reversed(created):
-        with contextlib.suppress(OSError):
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.chmod(0o600)
-                path.unlink()
-    for suffix in ("-wal", "-shm", "-journal"):
-        with contextlib.suppress(OSError):
-            (home.database.parent / (home.database.name + suffix)).unlink()
-    if not root_existed:
-        with contextlib.suppress(OSError):
-            home.root.rmdir()
