@@ -182,3 +182,49 @@ def test_link_local_and_metadata_addresses_are_never_contacted() -> None:
     with pytest.raises(AcmeProblem) as refused:
         Validator(Network()).validate("http-01", "dns", "meta.test", "tok.thumb")
     assert refused.value.kind == "connection"
+
+
+def test_ari_replaces_marks_the_old_certificate_superseded(acme_server: AcmeServer) -> None:
+    """A renewal that names the certificate it replaces (RFC 9773 §5) supersedes it."""
+    from privca._time import utcnow
+    from privca.acme.messages import NewOrder
+    from privca.acme.service import ari_cert_id
+
+    acme = new_client(acme_server)
+    acme.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
+    first, _key = obtain_http01(acme, acme_server, ["renewed.test"])
+    old = x509.load_pem_x509_certificate(first.fullchain_pem.encode())
+
+    csr_pem, _new_key = make_csr(["renewed.test"])
+    payload = NewOrder(
+        identifiers=[messages.Identifier(typ=messages.IDENTIFIER_FQDN, value="renewed.test")],
+        replaces=ari_cert_id(old),
+    )
+    response = acme._post(acme.directory["newOrder"], payload)
+    body = messages.Order.from_json(response.json())
+    authorizations = [
+        acme._authzr_from_response(acme._post_as_get(url), uri=url) for url in body.authorizations
+    ]
+    order = messages.OrderResource(
+        body=body,
+        uri=response.headers.get("Location"),
+        authorizations=authorizations,
+        csr_pem=csr_pem,
+    )
+    with Http01Server(acme_server.http_port) as http:
+        for authz in order.authorizations:
+            if authz.body.status == messages.STATUS_VALID:
+                continue
+            chall = next(c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01))
+            answer, validation = chall.response_and_validation(acme.net.key)
+            http.resources.add(
+                standalone.HTTP01RequestHandler.HTTP01Resource(
+                    chall=chall.chall, response=answer, validation=validation
+                )
+            )
+            acme.answer_challenge(chall, answer)
+        order = acme.poll_and_finalize(order)
+    new = x509.load_pem_x509_certificate(order.fullchain_pem.encode())
+    record = acme_server.ca.store.get(old.serial_number)
+    assert record.superseded_by == new.serial_number
+    assert record.status_at(utcnow()) == "superseded"

@@ -73,6 +73,9 @@ class CertificateIssuer(Protocol):
 
     def chain_pem(self, serial: int) -> bytes: ...
 
+    def supersede(self, old_serial: int, new_serial: int) -> None:
+        """Mark `old_serial` replaced by `new_serial` (ARI `replaces`, like privca renew)."""
+
 
 def name_of(identifier_type: str, value: str) -> SubjectName:
     """An ACME identifier as a privca name (raises InputError if it is not one)."""
@@ -183,6 +186,12 @@ class CertificateAuthorityIssuer:
             if issuer.subject != issuer.issuer:
                 chain.append(issuer)
         return pem_certificates(chain)
+
+    def supersede(self, old_serial: int, new_serial: int) -> None:
+        from privca._time import utcnow
+
+        with self._lock:
+            self.authority.store.mark_superseded(old_serial, new_serial, utcnow())
 
 
 __all__ = [

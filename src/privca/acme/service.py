@@ -598,6 +598,10 @@ class AcmeService:
         self.store.set_order_status(
             order.id, "valid", certificate_serial=format(issued.serial, "x")
         )
+        if order.replaces:
+            # ARI renewal: the replaced certificate is superseded, as with privca renew.
+            replaced = self._certificate_by_ari_id(order.replaces)
+            self.issuer.supersede(replaced.serial, issued.serial)
         return self.order(auth, order.id)
 
     def _days(self, order: OrderRow) -> int:
