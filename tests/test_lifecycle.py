@@ -278,6 +278,18 @@ def test_needs_renewal_fraction(make_ca, run_cli: Cli, tmp_path: Path, age_days,
     )
 
 
+def test_needs_renewal_json(ca, run_cli: Cli, tmp_path: Path) -> None:
+    import json
+
+    cert = write(tmp_path / "c.pem", ca.issue(["a.corp.internal"], days=10).certificate_pem())
+    result = run_cli(
+        "needs-renewal", str(cert), "--within", "30d", "--json", home=tmp_path / "no-ca"
+    )
+    assert result.exit_code == 0
+    doc = json.loads(result.output)
+    assert doc["due"] is True and 9 < doc["days_left"] <= 10
+
+
 def test_needs_renewal_bad_input(run_cli: Cli, tmp_path: Path) -> None:
     garbage = write(tmp_path / "g.pem", "nope")
     assert run_cli("needs-renewal", str(garbage)).exit_code == 2

@@ -346,9 +346,10 @@ def rotate_root_command(
     default=None,
     help="Due when less than this part of its lifetime is left (default 1/3).",
 )
+@json_option
 @click.pass_obj
 def needs_renewal_command(
-    app: AppContext, cert: Path, within: str | None, fraction: str | None
+    app: AppContext, cert: Path, within: str | None, fraction: str | None, as_json: bool
 ) -> None:
     """Exit 0 if CERT should be renewed now, 1 if not yet, 2 on error.
 
@@ -381,7 +382,20 @@ def needs_renewal_command(
         threshold = (not_after - not_before) * float(part)
         rule = f"less than {part} of its lifetime left"
     due = left <= threshold
-    if app.verbosity >= 0:
+    if as_json:
+        from privca._time import isoformat
+
+        print_json(
+            {
+                "file": str(cert),
+                "due": due,
+                "serial": format(certificate.serial_number, "x"),
+                "not_after": isoformat(not_after),
+                "days_left": round(left.total_seconds() / 86400, 1),
+                "rule": rule,
+            }
+        )
+    elif app.verbosity >= 0:
         state = "renew now" if due else "not yet"
         click.echo(f"{cert}: {state} ({left.days} days left; rule: {rule})")
     sys.exit(0 if due else 1)
