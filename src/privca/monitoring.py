@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from privca._time import isoformat
 from privca.store.inventory import serial_hex
+from privca.x509.profiles import SELF_RENEWING_PROFILES
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
 SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
 # An expired certificate nobody renewed is still news for this long; older ones are history.
 EXPIRED_RECENTLY = dt.timedelta(days=30)
-# Certificates privca issues to itself and renews by itself: not the operator's to watch.
-INFRASTRUCTURE_PROFILES = frozenset({"ocsp-responder", "privca-server"})
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def collect(
     issuers = {a.id: a for a in ca.authorities()}
     items: list[ExpiryItem] = []
     for record in ca.store.find(now=now - EXPIRED_RECENTLY):
-        if record.profile in INFRASTRUCTURE_PROFILES:
+        if record.profile in SELF_RENEWING_PROFILES:
             continue
         status = record.status_at(now)
         if status == "expired" and record.superseded_by is None:
@@ -204,7 +203,7 @@ def render_prometheus(ca: CertificateAuthority, now: dt.datetime) -> str:
         "Expiry of each live certificate in the inventory (Unix time).",
     )
     for record in ca.store.find(status="valid", now=now):
-        if record.profile in INFRASTRUCTURE_PROFILES:
+        if record.profile in SELF_RENEWING_PROFILES:
             continue
         issuer = issuers.get(record.issuer_id)
         name = record.names[0] if record.names else record.subject

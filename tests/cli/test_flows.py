@@ -361,3 +361,17 @@ def test_every_command_loads_and_has_help(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0, result.output + result.stderr
     assert "Usage:" in result.output
+
+
+def test_list_hides_what_privca_renews_by_itself(home_cli: Cli) -> None:
+    from privca.authority import CertificateAuthority
+
+    ca = CertificateAuthority.open(home_cli.home, PASSPHRASE)
+    ca.issue(["ca.corp.internal"], profile="privca-server", days=30)
+    ca.issue_ocsp_responder(ca.issuing_record())
+    ca.issue(["db.corp.internal"])
+    ca.close()
+    assert [d["names"] for d in json.loads(home_cli("list", "--json").output)] == [
+        ["db.corp.internal"]
+    ]
+    assert len(json.loads(home_cli("list", "--all", "--json").output)) == 3

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 @click.option("--expiring", metavar="DURATION", help="Only those expiring within, e.g. 30d.")
 @click.option("--status", type=click.Choice(["valid", "superseded", "revoked", "expired"]))
 @click.option("--name", "name_pattern", metavar="PATTERN", help="Names containing PATTERN (* ok).")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also the certificates privca renews by itself (its server and OCSP responders).",
+)
 @json_option
 @click.pass_obj
 def list_command(
@@ -24,12 +30,14 @@ def list_command(
     expiring: str | None,
     status: str | None,
     name_pattern: str | None,
+    show_all: bool,
     as_json: bool,
 ) -> None:
     """List issued certificates, soonest expiry first."""
     from privca._time import utcnow
     from privca.cli.options import open_authority, record_document
     from privca.cli.render import parse_duration
+    from privca.x509.profiles import SELF_RENEWING_PROFILES
 
     window = parse_duration(expiring) if expiring else None
     now = utcnow()
@@ -37,7 +45,11 @@ def list_command(
         records = ca.certificates(
             expiring_within=window, status=status, name_pattern=name_pattern, now=now
         )
-        documents = [record_document(ca, record, now) for record in records]
+        documents = [
+            record_document(ca, record, now)
+            for record in records
+            if show_all or record.profile not in SELF_RENEWING_PROFILES
+        ]
     if as_json:
         print_json(documents)
         return

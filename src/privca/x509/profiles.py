@@ -53,6 +53,9 @@ PRIVCA_SERVER = Profile(
 )
 
 LEAF_PROFILES: dict[str, Profile] = {p.name: p for p in (SERVER, CLIENT, SERVER_CLIENT)}
+# Certificates privca issues to itself and renews by itself: not the operator's to watch,
+# so expiry checks, metrics and the default listing leave them out.
+SELF_RENEWING_PROFILES = frozenset({OCSP_RESPONDER.name, "privca-server"})
 INTERNAL_PROFILES: dict[str, Profile] = {p.name: p for p in (PRIVCA_SERVER,)}
 ALL_PROFILES: dict[str, Profile] = {
     p.name: p for p in (ROOT, ISSUING, SERVER, CLIENT, SERVER_CLIENT, OCSP_RESPONDER, PRIVCA_SERVER)
