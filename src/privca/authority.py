@@ -708,21 +708,48 @@ class CertificateAuthority:
         self,
         authority: AuthorityRecord | None = None,
         now: dt.datetime | None = None,
+        *,
+        days: int | None = None,
     ) -> x509.CertificateRevocationList:
-        """A full CRL for one CA, with the next CRLNumber (never reused, never lower)."""
+        """A full CRL for one CA, with the next CRLNumber (never reused, never lower).
+
+        `days` overrides the nextUpdate interval, e.g. for the long-lived CRL of a root
+        whose key is kept offline."""
         from privca.x509.crl import Revocation, build_crl
 
         now = now or utcnow()
         self.store.apply_due_revocations(now)
         authority = authority or self.issuing_record()
         signer = self.signer(authority)
-        next_update = now + dt.timedelta(days=self.settings.crl_days)
+        next_update = now + dt.timedelta(days=days or self.settings.crl_days)
         entries = [
             Revocation(e.serial, e.revoked_at, e.reason)
             for e in self.store.revoked_entries(authority.id, now)
         ]
         number = self.store.next_crl_number(authority.id, now, next_update)
         return build_crl(signer, entries, number, now, next_update)
+
+    @property
+    def root_crl_file(self) -> Path:
+        """Where `privca crl --root` leaves the root's CRL, for when its key goes offline."""
+        return self.home.crl / "root.crl"
+
+    def published_root_crl(self, now: dt.datetime) -> x509.CertificateRevocationList:
+        """The root CRL made earlier with `privca crl --root`, if it is still current."""
+        path = self.root_crl_file
+        try:
+            crl = x509.load_der_x509_crl(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise KeyUnavailable(
+                "the root key is offline and no root CRL was published",
+                "with the root key at hand, run `privca crl --root`",
+            ) from exc
+        if crl.next_update_utc is not None and crl.next_update_utc <= now:
+            raise KeyUnavailable(
+                f"the published root CRL expired on {crl.next_update_utc:%Y-%m-%d}",
+                "bring the root key back and run `privca crl --root`",
+            )
+        return crl
 
     def certificate_status(
         self, authority: AuthorityRecord, serial: int

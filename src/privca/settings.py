@@ -22,6 +22,8 @@ class Settings:
     base_url: str = ""
     encrypted_keys: bool = True
     crl_days: int = 7
+    # The root signs CRLs rarely (its key may be offline): publish for this long.
+    root_crl_days: int = 180
     hsm_module: str = ""
     # The [acme] section as written (ports, resolver, eab, profiles); `privca serve` reads it.
     acme: dict[str, Any] = field(default_factory=dict)
@@ -34,6 +36,7 @@ class Settings:
                 "encrypted_keys": self.encrypted_keys,
                 "base_url": self.base_url,
                 "crl_days": self.crl_days,
+                "root_crl_days": self.root_crl_days,
                 "hsm_module": self.hsm_module,
             },
             "policy": self.policy.to_settings(),
@@ -63,6 +66,7 @@ class Settings:
             encrypted_keys=bool(ca.get("encrypted_keys", True)),
             base_url=str(ca.get("base_url", "")),
             crl_days=int(ca.get("crl_days", 7)),
+            root_crl_days=int(ca.get("root_crl_days", 180)),
             hsm_module=str(ca.get("hsm_module", "")),
             policy=IssuancePolicy.from_settings(data.get("policy", {})),
             store_url=str(data.get("store", {}).get("url", "")),

@@ -68,11 +68,22 @@ def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: b
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the (current issuing CA's) CRL here; .pem for PEM, else DER.",
 )
+@click.option(
+    "--root",
+    "root_only",
+    is_flag=True,
+    help="Instead, the root's CRL (nextUpdate: root_crl_days, default 180) into "
+    "<home>/crl/root.crl, served while the root key is offline.",
+)
 @passphrase_file_option()
 @json_option
 @click.pass_obj
 def crl_command(
-    app: AppContext, out: Path | None, passphrase_file: Path | None, as_json: bool
+    app: AppContext,
+    out: Path | None,
+    root_only: bool,
+    passphrase_file: Path | None,
+    as_json: bool,
 ) -> None:
     """Make a full CRL for each CA that signs certificates, into <home>/crl/ (DER and PEM)."""
     from cryptography import x509
@@ -88,17 +99,27 @@ def crl_command(
     files = []
     with open_authority(app, passphrase_file) as ca:
         current = ca.issuing_record()
-        for authority in ca.publishing_authorities():
+        root = next(a for a in reversed(ca.authorities()) if a.role == "root" and a.active)
+        targets = [root] if root_only else ca.publishing_authorities()
+        for authority in targets:
             if authority.not_after <= now:
                 continue  # an expired CA needs no CRL: nothing it signed is valid
-            crl = ca.crl(authority, now)
+            days = ca.settings.root_crl_days if root_only else None
+            crl = ca.crl(authority, now, days=days)
             stem = ca.home.crl / serial_hex(authority.serial)
             der, pem = crl.public_bytes(Encoding.DER), crl.public_bytes(Encoding.PEM)
             files += [
                 (stem.with_suffix(".crl"), der, 0o644),
                 (stem.with_suffix(".pem"), pem, 0o644),
             ]
-            if authority.id == current.id:
+            if root_only:
+                files += [
+                    (ca.root_crl_file, der, 0o644),
+                    (ca.root_crl_file.with_suffix(".pem"), pem, 0o644),
+                ]
+                if out is not None:
+                    files.append((out, pem if out.suffix == ".pem" else der, 0o644))
+            elif authority.id == current.id:
                 files += [
                     (ca.home.crl / "current.crl", der, 0o644),
                     (ca.home.crl / "current.pem", pem, 0o644),

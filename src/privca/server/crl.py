@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.serialization import Encoding
 from starlette.concurrency import run_in_threadpool
 
+from privca.errors import KeyUnavailable
 from privca.server.watch import Snapshot, StoreWatch
 
 if TYPE_CHECKING:
@@ -43,15 +44,25 @@ class CrlPublisher:
     def _build(
         self, authority: AuthorityRecord, snapshot: Snapshot, now: dt.datetime
     ) -> PublishedCrl:
-        crl = self._ca.crl(authority, now)
+        try:
+            crl = self._ca.crl(authority, now)
+            fresh = None
+        except KeyUnavailable:
+            if authority.role != "root":
+                raise
+            # An offline root: serve what `privca crl --root` published, and look at the
+            # file again within the hour in case a newer one was dropped in.
+            crl = self._ca.published_root_crl(now)
+            fresh = now + dt.timedelta(hours=1)
         this_update = crl.last_update_utc
         next_update = crl.next_update_utc or now
+        half = this_update + (next_update - this_update) / 2
         return PublishedCrl(
             der=crl.public_bytes(Encoding.DER),
             pem=crl.public_bytes(Encoding.PEM),
             this_update=this_update,
             next_update=next_update,
-            fresh_until=this_update + (next_update - this_update) / 2,
+            fresh_until=min(half, fresh) if fresh is not None else half,
             # From the snapshot taken before the build: a revocation racing the build
             # makes the fingerprints differ next time and forces another build.
             fingerprint=snapshot.fingerprints.get(authority.id),

@@ -1,0 +1,44 @@
+"""A root whose key went offline: issuance goes on, and its published CRL is still served."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+from cryptography import x509
+
+from privca.authority import CertificateAuthority
+from tests.conftest import PASSPHRASE, Cli, openssl, write
+
+
+def test_offline_root(make_ca, run_cli: Cli, live_server, tmp_path: Path) -> None:
+    ca = make_ca(base_url="http://ca.corp.internal")
+    home = ca.home.root
+    result = run_cli(
+        "crl", "--root", "--json", "--passphrase-file", str(run_cli.passphrase_file), home=home
+    )
+    assert result.exit_code == 0, result.stderr
+    published = ca.root_crl_file.read_bytes()
+    crl = x509.load_der_x509_crl(published)
+    assert crl.issuer == ca.root.subject
+    assert crl.next_update_utc - crl.last_update_utc == dt.timedelta(days=180)
+    pem = write(tmp_path / "root-crl.pem", ca.root_crl_file.with_suffix(".pem").read_bytes())
+    checked = openssl("crl", "-in", str(pem), "-noout", "-CAfile", str(ca.home.root_cert))
+    assert checked.returncode == 0 and "verify OK" in checked.stdout + checked.stderr
+
+    # The root key leaves the machine (kept on offline media).
+    shutil.move(home / "private" / "root.key", tmp_path / "offline-root.key")
+    offline = CertificateAuthority.open(home, PASSPHRASE)
+    issued = offline.issue(["db.corp.internal"])  # the issuing CA needs no root key
+    assert offline.verify(issued.certificate)[0].ok
+    server = live_server(offline)
+    answer = server.get("/crl/root.crl")
+    assert answer.status == 200 and answer.body == published
+    assert server.get("/crl/issuing.crl").status == 200  # built live, as always
+
+    ca.root_crl_file.unlink()
+    fresh = live_server(CertificateAuthority.open(home, PASSPHRASE))
+    missing = fresh.get("/crl/root.crl")
+    assert missing.status == 503
+    assert b"no root CRL was published" in missing.body
