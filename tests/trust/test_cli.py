@@ -54,9 +54,11 @@ def test_install_status_uninstall_across_all_stores(
         "nss": "absent",
         "java": "absent",
     }
+    assert invoke(tmp_path, "status", root, *sandbox, "--check").exit_code == 1
     result = invoke(tmp_path, "install", root, *sandbox)
     assert result.exit_code == 0, result.output
     assert result.stdout.count(" installed ") == 3
+    assert invoke(tmp_path, "status", root, *sandbox, "--check").exit_code == 0
     assert states(tmp_path, root_ca.path, sandbox) == dict.fromkeys(
         ("system", "nss", "java"), "present"
     )

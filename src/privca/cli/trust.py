@@ -234,6 +234,11 @@ def _render_reports(app: AppContext, anchor: TrustAnchor, reports: Sequence[Stor
 @root_argument
 @_store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 1 unless ROOT is present in every store found on this machine.",
+)
 @click.pass_obj
 def status_command(
     app: AppContext,
@@ -244,6 +249,7 @@ def status_command(
     java_truststores: tuple[Path, ...],
     scope: str,
     as_json: bool,
+    check: bool,
 ) -> None:
     """Probe each store for ROOT: present, absent or not-installed-here, and how we know."""
     from privca.trust import build_stores, parse_store_names
@@ -258,6 +264,10 @@ def status_command(
         click.echo(json.dumps(payload, indent=2))
     else:
         _render_reports(app, anchor, reports)
+    from privca.trust.base import Presence
+
+    if check and any(r.presence is Presence.ABSENT for r in reports):
+        sys.exit(1)
 
 
 @trust_group.command("env")
