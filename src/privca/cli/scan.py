@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from privca.cli.options import json_option
-from privca.cli.render import print_json
+from privca.cli.render import print_json, progress
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
@@ -36,9 +36,11 @@ def scan_command(
     ca = open_authority(app) if CAHome(app.home_path).exists() else None
     results = []
     try:
-        for target in targets:
-            served = fetch_chain(target, name, timeout)
-            results.append(judge(served, ca, now))
+        with progress(len(targets), "scanning") as tick:
+            for index, target in enumerate(targets, start=1):
+                served = fetch_chain(target, name, timeout)
+                results.append(judge(served, ca, now))
+                tick(index)
     finally:
         if ca is not None:
             ca.close()
