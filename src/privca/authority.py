@@ -27,7 +27,7 @@ from privca.policy import IssuancePolicy
 from privca.settings import Settings
 from privca.store import AuthorityRecord, CertificateRecord, Intent, Store
 from privca.store.database import sqlite_url
-from privca.store.inventory import random_serial, serial_hex
+from privca.store.inventory import random_serial
 from privca.x509 import profiles
 from privca.x509.build import (
     CertificateSpec,
@@ -41,10 +41,10 @@ from privca.x509.build import (
 from privca.x509.csr import CertificateRequest
 from privca.x509.encoding import (
     der_certificate,
-    load_certificate,
     pem_certificate,
     pem_certificates,
     public_key_der,
+    serial_hex,
 )
 from privca.x509.names import SubjectName, parse_names
 from privca.x509.profiles import Profile
@@ -998,4 +998,4 @@ def key_type_of_certificate(certificate: x509.Certificate) -> KeyType:
     return key_type_of(certificate.public_key())
 
 
-__all__ = ["CertificateAuthority", "IssuedCertificate", "load_certificate"]
+__all__ = ["CertificateAuthority", "IssuedCertificate"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from privca._time import isoformat
-from privca.store.inventory import serial_hex
+from privca.x509.encoding import serial_hex
 from privca.x509.profiles import SELF_RENEWING_PROFILES
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from privca.errors import InputError, PolicyError
@@ -34,7 +34,6 @@ class IssuancePolicy:
     allow_wildcards: bool = True
     max_days: int = 825
     key_types: tuple[KeyType, ...] = DEFAULT_LEAF_KEY_TYPES
-    forbidden_keys: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def build(
@@ -48,10 +47,6 @@ class IssuancePolicy:
             excluded=tuple(dict.fromkeys(parse_subtree(t) for t in excluded)),
             **kwargs,
         )
-
-    @property
-    def is_constrained(self) -> bool:
-        return bool(self.permitted or self.excluded)
 
     def _permits_kind(self, kind: str) -> tuple[NameSubtree, ...]:
         return tuple(s for s in self.permitted if s.kind == kind)

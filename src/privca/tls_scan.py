@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.errors import InputError
-from privca.store.inventory import serial_hex
+from privca.x509.encoding import serial_hex
 from privca.x509.names import names_from_general_names
 from privca.x509.verify import verify_chain
 

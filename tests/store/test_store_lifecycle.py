@@ -82,10 +82,10 @@ def test_revoked_entries_and_fingerprint(
         make_intent("expired.corp.internal", days=-1, not_before=now - 10 * DAY),
         make_intent("kept.corp.internal"),
     )
-    before = store.revocation_fingerprint(issuer_id)
+    before = store.revocation_fingerprints()[issuer_id]
     store.revoke(live, "keyCompromise", now, None)
     store.revoke(expired, None, now - DAY, None)
-    after = store.revocation_fingerprint(issuer_id)
+    after = store.revocation_fingerprints()[issuer_id]
     assert before != after and after[0] == 2
 
     entries = store.revoked_entries(issuer_id, now)

@@ -19,7 +19,7 @@ from cryptography import x509
 from privca.errors import InputError, NotFound, PolicyError
 from privca.settings import Settings
 from privca.x509.csr import inspect_csr
-from privca.x509.encoding import der_certificate, pem_certificates
+from privca.x509.encoding import der_certificate, pem_certificates, serial_hex
 from privca.x509.names import SubjectName, parse_name
 
 if TYPE_CHECKING:
@@ -55,8 +55,6 @@ class CertificateInfo:
 
 class CertificateIssuer(Protocol):
     """The CA as acme/ sees it."""
-
-    def leaf_profiles(self) -> Sequence[str]: ...
 
     def check_names(self, names: Sequence[str]) -> None:
         """Raise IssuanceRefused('rejectedIdentifier', ...) if the current policy refuses one."""
@@ -107,11 +105,6 @@ class CertificateAuthorityIssuer:
             self.authority.settings = Settings.read(self.authority.home.settings)
             self._settings_mtime = mtime
 
-    def leaf_profiles(self) -> Sequence[str]:
-        from privca.x509.profiles import LEAF_PROFILES
-
-        return tuple(LEAF_PROFILES)
-
     def check_names(self, names: Sequence[str]) -> None:
         self._current_policy()
         try:
@@ -155,7 +148,7 @@ class CertificateAuthorityIssuer:
         )
 
     def revoke(self, serial: int, reason: str) -> bool:
-        _record, changed = self.authority.revoke(format(serial, "x"), reason)
+        _record, changed = self.authority.revoke(serial_hex(serial), reason)
         return changed
 
     def lookup(self, serial: int) -> CertificateInfo | None:

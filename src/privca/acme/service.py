@@ -34,6 +34,7 @@ from privca.store.acme import (
     ChallengeRow,
     OrderRow,
 )
+from privca.x509.encoding import serial_hex
 
 ACME_DEFAULT_DAYS = 90
 ORDER_LIFETIME = dt.timedelta(days=7)
@@ -484,7 +485,7 @@ class AcmeService:
 
     def _check_replaces(self, replaces: str, account: AccountRow) -> None:
         info = self._certificate_by_ari_id(replaces)
-        order = self.store.order_by_serial(format(info.serial, "x"))
+        order = self.store.order_by_serial(serial_hex(info.serial))
         if order is None or order.account_id != account.id:
             raise AcmeProblem("malformed", "'replaces' names a certificate of another account")
 
@@ -595,9 +596,7 @@ class AcmeService:
         except BaseException:
             self.store.set_order_status(order.id, "ready", expected="processing")
             raise
-        self.store.set_order_status(
-            order.id, "valid", certificate_serial=format(issued.serial, "x")
-        )
+        self.store.set_order_status(order.id, "valid", certificate_serial=serial_hex(issued.serial))
         if order.replaces:
             # ARI renewal: the replaced certificate is superseded, as with privca renew.
             replaced = self._certificate_by_ari_id(order.replaces)
@@ -628,7 +627,7 @@ class AcmeService:
         if info is None or info.der != der:
             raise AcmeProblem("notFound", "this CA did not issue that certificate")
         if auth.account is not None:
-            order = self.store.order_by_serial(format(info.serial, "x"))
+            order = self.store.order_by_serial(serial_hex(info.serial))
             if order is None or order.account_id != auth.account.id:
                 raise AcmeProblem("unauthorized", "the certificate was not issued to this account")
         else:

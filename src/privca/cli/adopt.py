@@ -12,6 +12,7 @@ import click
 
 from privca.cli.options import json_option
 from privca.cli.render import note, print_json, warn
+from privca.x509.encoding import serial_hex
 
 if TYPE_CHECKING:
     from privca.adopt.doctor import Finding
@@ -199,7 +200,7 @@ def _adopt(
         "certificates": counts,
         "revocations_without_certificate": len(plan.revoked_without_certificate),
         "not_imported": [
-            {"line": e.line, "serial": format(e.serial, "x"), "subject": e.subject}
+            {"line": e.line, "serial": serial_hex(e.serial), "subject": e.subject}
             for e in plan.missing
         ],
         "crl_number": plan.crl_number,

@@ -11,6 +11,7 @@ import click
 from privca.cli.options import json_option, key_type_option
 from privca.cli.render import note, print_json, warn
 from privca.cli.secrets import new_passphrase, passphrase_file_option
+from privca.x509.encoding import serial_hex
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
@@ -200,7 +201,7 @@ def quickstart_command(app: AppContext, directory: Path) -> None:
     )
     click.echo(
         f"2. Issued {cert_path} for localhost, 127.0.0.1, ::1 "
-        f"(serial {issued.serial:x}, recorded in the inventory)"
+        f"(serial {serial_hex(issued.serial)}, recorded in the inventory)"
     )
     report, status = ca.verify(issued.certificate, name="localhost", private_key=issued.private_key)
     if not report.ok:

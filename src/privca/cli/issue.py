@@ -10,6 +10,7 @@ import click
 from privca.cli.options import days_option, json_option, key_type_option, profile_option
 from privca.cli.render import note, print_json, progress
 from privca.cli.secrets import passphrase_file_option
+from privca.x509.encoding import serial_hex
 
 if TYPE_CHECKING:
     from privca.authority import IssuedCertificate
@@ -31,7 +32,7 @@ def _issued_document(issued: IssuedCertificate, files: dict[str, str]) -> dict[s
 
     cert = issued.certificate
     return {
-        "serial": format(issued.serial, "x"),
+        "serial": serial_hex(issued.serial),
         "names": [str(n) for n in issued.names],
         "profile": issued.profile,
         "issuer": cert.issuer.rfc4514_string(),
@@ -127,7 +128,7 @@ def issue_command(
     if not app.quiet:
         click.echo(
             f"Issued {', '.join(str(n) for n in issued.names)} "
-            f"(serial {issued.serial:x}, {issued.profile}, "
+            f"(serial {serial_hex(issued.serial)}, {issued.profile}, "
             f"until {issued.certificate.not_valid_after_utc:%Y-%m-%d})"
         )
         for label, path in paths.items():
@@ -292,7 +293,7 @@ def sign_command(
     if len(issued) == 1:
         item = issued[0]
         click.echo(
-            f"Signed {', '.join(str(n) for n in item.names)} (serial {item.serial:x}, "
+            f"Signed {', '.join(str(n) for n in item.names)} (serial {serial_hex(item.serial)}, "
             f"until {item.certificate.not_valid_after_utc:%Y-%m-%d})"
         )
         click.echo(f"  certificate: {planned[0][0]}\n  chain:       {planned[0][1]}")

@@ -11,19 +11,13 @@ import click
 from privca.cli.options import days_option, json_option, key_type_option
 from privca.cli.render import note, print_json
 from privca.cli.secrets import passphrase_file_option
+from privca.x509.crl import REASONS as crl_reasons
+from privca.x509.encoding import serial_hex
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
 
-REASONS = [
-    "unspecified",
-    "keyCompromise",
-    "superseded",
-    "cessationOfOperation",
-    "affiliationChanged",
-    "caCompromise",
-    "privilegeWithdrawn",
-]
+REASONS = list(crl_reasons)
 
 
 @click.command("revoke")
@@ -41,7 +35,7 @@ def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: b
         record, newly = ca.revoke(serial_or_name, reason)
     assert record.revoked_at is not None
     document = {
-        "serial": format(record.serial, "x"),
+        "serial": serial_hex(record.serial),
         "names": list(record.names),
         "revoked_at": isoformat(record.revoked_at),
         "reason": record.revocation_reason,
@@ -92,7 +86,6 @@ def crl_command(
     from privca._time import isoformat, utcnow
     from privca.cli.options import open_authority
     from privca.home import atomic_write_many
-    from privca.store.inventory import serial_hex
 
     now = utcnow()
     documents = []
@@ -220,14 +213,14 @@ def renew_command(
                         f"'{path}' already exists", "use --force to replace it, or another --out"
                     )
         renewed = ca.renew(
-            format(old.serial, "x"),
+            serial_hex(old.serial),
             days=days,
             new_key=new_key,
             key_type=KeyType.parse(key_type) if key_type else None,
             revoke_old_after=grace,
         )
         if revoke_old:
-            ca.revoke(format(old.serial, "x"), "superseded")
+            ca.revoke(serial_hex(old.serial), "superseded")
     files = [
         (paths["certificate"], renewed.certificate_pem(), 0o644),
         (paths["chain"], renewed.chain_pem(), 0o644),
@@ -239,8 +232,8 @@ def renew_command(
     if as_json:
         print_json(
             {
-                "serial": format(renewed.serial, "x"),
-                "replaces": format(old.serial, "x"),
+                "serial": serial_hex(renewed.serial),
+                "replaces": serial_hex(old.serial),
                 "names": [str(n) for n in renewed.names],
                 "profile": renewed.profile,
                 "not_after": isoformat(renewed.certificate.not_valid_after_utc),
@@ -250,7 +243,7 @@ def renew_command(
     elif not app.quiet:
         click.echo(
             f"Renewed {', '.join(str(n) for n in renewed.names)}: serial "
-            f"{renewed.serial:x} replaces {old.serial:x}, until "
+            f"{serial_hex(renewed.serial)} replaces {serial_hex(old.serial)}, until "
             f"{renewed.certificate.not_valid_after_utc:%Y-%m-%d}"
         )
         for label, path in paths.items():
@@ -289,7 +282,7 @@ def rotate_issuing_command(
         cert = ca.rotate_issuing(key_type=KeyType.parse(key_type) if key_type else None, days=days)
     document = {
         "subject": cert.subject.rfc4514_string(),
-        "serial": format(cert.serial_number, "x"),
+        "serial": serial_hex(cert.serial_number),
         "not_after": isoformat(cert.not_valid_after_utc),
     }
     if as_json:
@@ -338,7 +331,7 @@ def rotate_root_command(
         path = ca.home.root_cert
     document = {
         "subject": cert.subject.rfc4514_string(),
-        "serial": format(cert.serial_number, "x"),
+        "serial": serial_hex(cert.serial_number),
         "not_after": isoformat(cert.not_valid_after_utc),
         "file": str(path),
     }
@@ -410,7 +403,7 @@ def needs_renewal_command(
             {
                 "file": str(cert),
                 "due": due,
-                "serial": format(certificate.serial_number, "x"),
+                "serial": serial_hex(certificate.serial_number),
                 "not_after": isoformat(not_after),
                 "days_left": round(left.total_seconds() / 86400, 1),
                 "rule": rule,

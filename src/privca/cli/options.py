@@ -8,14 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from privca.keys.types import KeyType
+from privca.x509.profiles import LEAF_PROFILES
+
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
     from privca.cli.main import AppContext
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
-KEY_TYPES = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"]
-LEAF_PROFILES = ["server", "client", "server-client"]
+# Choices come from the one definition of each (command modules load cryptography anyway;
+# `privca --help` never imports this module).
+KEY_TYPES = [key_type.value for key_type in KeyType]
+LEAF_PROFILE_NAMES = list(LEAF_PROFILES)
 
 
 def key_type_option(default: str | None, help_text: str) -> Callable[[Any], Any]:
@@ -30,7 +35,7 @@ def key_type_option(default: str | None, help_text: str) -> Callable[[Any], Any]
 
 profile_option = click.option(
     "--profile",
-    type=click.Choice(LEAF_PROFILES),
+    type=click.Choice(LEAF_PROFILE_NAMES),
     default="server-client",
     show_default=True,
     help="Certificate profile: server, client, or both (internal mTLS).",
@@ -54,7 +59,7 @@ def open_authority(app: AppContext, passphrase_file: Path | None = None) -> Cert
 def record_document(ca: CertificateAuthority, record: Any, now: Any) -> dict[str, Any]:
     """The JSON shape of one inventory entry (list and show)."""
     from privca._time import isoformat
-    from privca.store.inventory import serial_hex
+    from privca.x509.encoding import serial_hex
 
     issuer = ca.issuer_of(record)
     return {

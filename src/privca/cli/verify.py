@@ -9,6 +9,7 @@ import click
 
 from privca.cli.options import json_option
 from privca.cli.render import print_json
+from privca.x509.encoding import serial_hex
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
@@ -98,7 +99,7 @@ def verify_command(
             {
                 "file": str(cert),
                 "ok": ok,
-                "serial": format(leaf.serial_number, "x"),
+                "serial": serial_hex(leaf.serial_number),
                 "name": name,
                 "chain": report.chain.ok,
                 "key_matches": report.key_matches,
@@ -112,7 +113,7 @@ def verify_command(
         click.echo(f"{cert}: OK")
         if app.verbosity >= 0:
             click.echo(
-                f"  serial {leaf.serial_number:x}, {report.days_left:.0f} days left "
+                f"  serial {serial_hex(leaf.serial_number)}, {report.days_left:.0f} days left "
                 f"(until {report.not_after:%Y-%m-%d}), inventory status {status}"
             )
     else:

@@ -89,9 +89,3 @@ def key_type_of(public_key: Any) -> KeyType:
         f"{type(public_key).__name__.removeprefix('_')} keys are not accepted",
         "use an EC P-256/P-384, RSA or Ed25519 key",
     )
-
-
-def public_keys_equal(a: Any, b: Any) -> bool:
-    from privca.x509.encoding import public_key_der
-
-    return public_key_der(a) == public_key_der(b)

@@ -2,7 +2,7 @@
 
 Caches in the server are keyed on store state only, so several replicas over one store
 never need to agree with each other. The state that matters is each CA's revocation
-fingerprint (`Store.revocation_fingerprint`): it changes with every revocation.
+fingerprint (`Store.revocation_fingerprints`): it changes with every revocation.
 
 Reading the fingerprints costs a query per CA (milliseconds on SQLite). On SQLite,
 `PRAGMA data_version` on one long-lived connection answers "did any other connection

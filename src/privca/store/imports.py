@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from privca.errors import InputError
-from privca.store.inventory import Store, serial_hex
+from privca.store.inventory import Store
 from privca.store.schema import blocked_keys, certificates, crl_state, events
+from privca.x509.encoding import serial_hex
 
 
 @dataclass(frozen=True)

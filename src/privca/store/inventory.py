@@ -20,6 +20,7 @@ from privca._time import as_utc
 from privca.errors import InputError, StoreUnavailable
 from privca.store.database import WRITE_OPTIONS, create_engine, migrate
 from privca.store.schema import authorities, blocked_keys, certificates, crl_state, events
+from privca.x509.encoding import serial_hex
 
 SERIAL_RETRIES = 5
 
@@ -28,10 +29,6 @@ def random_serial() -> int:
     """126 CSPRNG bits under a fixed leading bit: positive, always 16 DER bytes and 32 hex
     digits, so a serial never looks like the sequential 01, 02 of `-CAcreateserial`."""
     return secrets.randbits(126) | (1 << 126)
-
-
-def serial_hex(serial: int) -> str:
-    return format(serial, "x")
 
 
 @dataclass(frozen=True)
@@ -460,16 +457,6 @@ class Store:
             RevokedEntry(int(r.serial, 16), as_utc(r.revoked_at), r.revocation_reason) for r in rows
         ]
 
-    def revocation_fingerprint(self, issuer_id: int) -> tuple[int, str]:
-        """Changes whenever a certificate of this CA is revoked: a cheap cache key."""
-        with self._connect() as connection:
-            row = connection.execute(
-                sa.select(sa.func.count(), sa.func.max(certificates.c.revoked_at)).where(
-                    certificates.c.issuer_id == issuer_id, certificates.c.status == "revoked"
-                )
-            ).one()
-        return int(row[0]), str(row[1])
-
     def issuer_ids_with_certificates(self) -> set[int]:
         """The CAs that have signed at least one end-entity certificate."""
         with self._connect() as connection:
@@ -477,7 +464,8 @@ class Store:
         return {int(row[0]) for row in rows}
 
     def revocation_fingerprints(self) -> dict[int, tuple[int, str]]:
-        """`revocation_fingerprint` of every CA in one query (one round trip on PostgreSQL)."""
+        """Per CA, a value that changes whenever one of its certificates is revoked (a cheap
+        cache key), for every CA in one query (one round trip on PostgreSQL)."""
         with self._connect() as connection:
             rows = connection.execute(
                 sa.select(

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from privca.errors import InputError
-from privca.x509.encoding import der_certificate, load_certificates, pem_certificate
+from privca.x509.encoding import der_certificate, load_certificates, pem_certificate, serial_hex
 
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 _SLUG_MAX = 40
@@ -40,7 +40,7 @@ def build_slug(cert: x509.Certificate) -> str:
     """
     words = _SLUG_UNSAFE.sub("-", _common_name(cert).lower()).strip("-")
     words = words.removeprefix("privca-").removeprefix("privca")[:_SLUG_MAX].strip("-")
-    serial = f"{cert.serial_number:x}"[:8]
+    serial = f"{serial_hex(cert.serial_number)}"[:8]
     return f"{SLUG_PREFIX}{words or 'root'}-{serial}"
 
 

@@ -31,6 +31,12 @@ def _describe(data: bytes) -> str:
     return "neither PEM nor DER"
 
 
+def serial_hex(serial: int) -> str:
+    """Serials are ints in code and lowercase hex, no leading zeros, everywhere shown or
+    stored (UI, JSON, database)."""
+    return format(serial, "x")
+
+
 def is_pem(data: bytes) -> bool:
     return b"-----BEGIN " in data
 
