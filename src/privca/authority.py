@@ -46,7 +46,7 @@ from privca.x509.encoding import (
     public_key_der,
     serial_hex,
 )
-from privca.x509.names import SubjectName, parse_names
+from privca.x509.names import SubjectName, files_stem, parse_names
 from privca.x509.profiles import Profile
 from privca.x509.verify import VerificationReport, check_certificate
 
@@ -74,8 +74,7 @@ class IssuedCertificate:
 
     @property
     def file_stem(self) -> str:
-        dns = [n for n in self.names if n.kind == "dns"]
-        return (dns or list(self.names))[0].file_stem
+        return files_stem(self.names)
 
     def certificate_pem(self) -> bytes:
         return pem_certificate(self.certificate)

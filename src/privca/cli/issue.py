@@ -7,10 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from privca.cli.options import days_option, json_option, key_type_option, profile_option
+from privca.cli.options import (
+    check_outputs_free,
+    days_option,
+    json_option,
+    key_type_option,
+    profile_option,
+)
 from privca.cli.render import note, print_json, progress
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.encoding import serial_hex
+from privca.x509.names import files_stem
 
 if TYPE_CHECKING:
     from privca.authority import IssuedCertificate
@@ -84,7 +91,6 @@ def issue_command(
     The first DNS name names the files. The key is written 0600 and never kept by the CA.
     """
     from privca.cli.options import open_authority
-    from privca.errors import AlreadyExists
     from privca.home import atomic_write_many
     from privca.keys.types import KeyType
     from privca.x509.encoding import pem_private_key_unencrypted, pkcs12_bundle
@@ -92,8 +98,7 @@ def issue_command(
 
     out = _out_directory(out)
     parsed = parse_names(names)
-    dns = [n for n in parsed if n.kind == "dns"]
-    stem = (dns or list(parsed))[0].file_stem
+    stem = files_stem(parsed)
     paths = {
         "key": out / f"{stem}.key",
         "certificate": out / f"{stem}.crt",
@@ -101,12 +106,7 @@ def issue_command(
     }
     if p12:
         paths["p12"] = out / f"{stem}.p12"
-    if not force:
-        for path in paths.values():
-            if path.exists():
-                raise AlreadyExists(
-                    f"'{path}' already exists", "use --force to replace it, or another --out"
-                )
+    check_outputs_free(paths.values(), force)
     p12_passphrase = _p12_passphrase(p12_passphrase_file) if p12 else None
     with open_authority(app, passphrase_file) as ca:
         issued = ca.issue(names, profile=profile, key_type=KeyType.parse(key_type), days=days)
@@ -165,7 +165,6 @@ def csr_command(
     app: AppContext, names: tuple[str, ...], key_type: str, out: Path, force: bool, as_json: bool
 ) -> None:
     """Make a key and a CSR on the service host; the key never leaves it. No CA needed."""
-    from privca.errors import AlreadyExists
     from privca.home import atomic_write_many
     from privca.keys.types import KeyType
     from privca.x509.build import build_csr
@@ -174,13 +173,9 @@ def csr_command(
 
     out = _out_directory(out)
     parsed = parse_names(names)
-    dns = [n for n in parsed if n.kind == "dns"]
-    stem = (dns or list(parsed))[0].file_stem
+    stem = files_stem(parsed)
     key_path, csr_path = out / f"{stem}.key", out / f"{stem}.csr"
-    if not force:
-        for path in (key_path, csr_path):
-            if path.exists():
-                raise AlreadyExists(f"'{path}' already exists", "use --force to replace it")
+    check_outputs_free((key_path, csr_path), force)
     key = KeyType.parse(key_type).generate()
     csr = build_csr(key, parsed)
     out.mkdir(parents=True, exist_ok=True)
@@ -226,7 +221,7 @@ def sign_command(
     every extension comes from the profile. All are checked before any is signed."""
     from privca.cli.options import open_authority
     from privca.cli.render import warn
-    from privca.errors import AlreadyExists, InputError
+    from privca.errors import InputError
     from privca.home import atomic_write_many, read_input_file
     from privca.x509.csr import inspect_csr
     from privca.x509.encoding import load_csr
@@ -245,8 +240,7 @@ def sign_command(
     directory = (out.parent if single_file else out) if out is not None else Path(".")
     planned: list[tuple[Path, Path]] = []
     for request in requests:
-        dns = [n for n in request.names if n.kind == "dns"]
-        stem = (dns or list(request.names))[0].file_stem
+        stem = files_stem(request.names)
         if single_file:
             assert out is not None
             cert_path = out
@@ -261,10 +255,7 @@ def sign_command(
             "two CSRs would write the same output file",
             "sign them separately or rename the CSRs' first names",
         )
-    if not force:
-        for path in targets:
-            if path.exists():
-                raise AlreadyExists(f"'{path}' already exists", "use --force to replace it")
+    check_outputs_free(targets, force)
     if directory.exists() and not directory.is_dir():
         raise InputError(f"--out '{directory}' is not a directory")
 

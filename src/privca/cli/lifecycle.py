@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from privca.cli.options import days_option, json_option, key_type_option
+from privca.cli.options import check_outputs_free, days_option, json_option, key_type_option
 from privca.cli.render import note, print_json
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.crl import REASONS as crl_reasons
@@ -192,7 +192,7 @@ def renew_command(
     from privca._time import isoformat
     from privca.cli.options import open_authority
     from privca.cli.render import parse_duration
-    from privca.errors import AlreadyExists, InputError
+    from privca.errors import InputError
     from privca.home import atomic_write_many
     from privca.keys.types import KeyType
     from privca.x509.encoding import pem_private_key_unencrypted
@@ -206,12 +206,7 @@ def renew_command(
         paths = {"certificate": out / f"{stem}.crt", "chain": out / f"{stem}.chain.pem"}
         if new_key:
             paths["key"] = out / f"{stem}.key"
-        if not force:
-            for path in paths.values():
-                if path.exists():
-                    raise AlreadyExists(
-                        f"'{path}' already exists", "use --force to replace it, or another --out"
-                    )
+        check_outputs_free(paths.values(), force)
         renewed = ca.renew(
             serial_hex(old.serial),
             days=days,
@@ -251,11 +246,9 @@ def renew_command(
 
 
 def _stem(names: tuple[str, ...]) -> str:
-    from privca.x509.names import parse_names
+    from privca.x509.names import files_stem, parse_names
 
-    parsed = parse_names(names)
-    dns = [n for n in parsed if n.kind == "dns"]
-    return (dns or list(parsed))[0].file_stem
+    return files_stem(parse_names(names))
 
 
 @click.group("rotate")

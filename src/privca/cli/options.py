@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,19 @@ days_option = click.option(
     default=None,
     help="Validity in days (default 730, capped by policy and the issuing CA's life).",
 )
+
+
+def check_outputs_free(paths: Iterable[Path], force: bool) -> None:
+    """Refuse, before any work is done, to replace files unless --force was given."""
+    if force:
+        return
+    from privca.errors import AlreadyExists
+
+    for path in paths:
+        if path.exists():
+            raise AlreadyExists(
+                f"'{path}' already exists", "use --force to replace it, or another --out"
+            )
 
 
 def open_authority(app: AppContext, passphrase_file: Path | None = None) -> CertificateAuthority:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -257,6 +257,12 @@ def parse_names(texts: Iterable[str], *, allow_wildcard: bool = True) -> tuple[S
     if not seen:
         raise InputError("no names were given", "give at least one DNS name or IP address")
     return tuple(seen)
+
+
+def files_stem(names: Sequence[SubjectName]) -> str:
+    """What a certificate's files are called: its first DNS name, else its first name."""
+    dns = [n for n in names if n.kind == "dns"]
+    return (dns or list(names))[0].file_stem
 
 
 def parse_subtree(text: str) -> NameSubtree:
