@@ -310,3 +310,9 @@ def test_usage_errors_exit_2(home_cli: Cli) -> None:
 
 def test_openssl_req_tool_present() -> None:
     assert subprocess.run(["openssl", "version"], capture_output=True).returncode == 0
+
+
+def test_export_openssl_index_to_a_file_is_a_user_error(home_cli: Cli, tmp_path: Path) -> None:
+    target = write(tmp_path / "a-file", "x")
+    assert_user_error(home_cli("export", "openssl-index", "--out", str(target)), "not a directory")
+    assert target.read_text() == "x"

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
 from privca.adopt.index import format_serial
 from privca.adopt.plan import AdoptionPlan
+from privca.x509.encoding import serial_hex
 
 SEVERITIES = ("info", "warning", "critical")
 LEAF_WARN = dt.timedelta(days=30)
@@ -63,7 +64,7 @@ class Leaf:
     @property
     def label(self) -> str:
         shown = ", ".join(self.names[:2]) or self.certificate.subject.rfc4514_string() or "-"
-        return f"{format_serial(self.certificate.serial_number)} ({shown})"
+        return f"{serial_hex(self.certificate.serial_number)} ({shown})"
 
 
 def has_problems(findings: Iterable[Finding]) -> bool:
@@ -239,7 +240,7 @@ def examine_leaves(leaves: Sequence[Leaf], now: dt.datetime) -> list[Finding]:
                     f"certificate {leaf.label} has basicConstraints CA:TRUE (copied from its "
                     "CSR by -copy_extensions copyall): its holder can issue certificates "
                     "your clients trust",
-                    f"privca renew {format_serial(leaf.certificate.serial_number)} "
+                    f"privca renew {serial_hex(leaf.certificate.serial_number)} "
                     "--revoke-old, then privca crl (privca copies names only)",
                 )
             )

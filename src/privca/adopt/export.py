@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from privca.adopt.index import IndexEntry, format_index, format_serial
+from privca.errors import EnvironmentRefused, InputError
 from privca.home import atomic_write_many
 from privca.store import CertificateRecord
 from privca.store.inventory import random_serial
@@ -73,7 +74,12 @@ def write_openssl_index(
 ) -> list[Path]:
     """index.txt, index.txt.attr and serial in `directory`, each written atomically."""
     entries = index_entries(records, now)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise InputError(f"--out '{directory}' is not a directory") from exc
+    except OSError as exc:
+        raise EnvironmentRefused(f"cannot create '{directory}': {exc.strerror}") from exc
     files = [
         (directory / "index.txt", format_index(entries).encode(), 0o644),
         # privca issues many certificates for one name (renewals): let `openssl ca` too.

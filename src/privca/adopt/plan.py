@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from privca.adopt.index import IndexEntry, format_serial, parse_index
 from privca.errors import InputError
 from privca.home import read_input_file
+from privca.x509.crl import REASONS
 from privca.x509.encoding import (
     der_certificate,
     is_encrypted_key,
@@ -42,14 +43,7 @@ UNRESTRICTED_PROFILE = "server-client"
 # `privca renew` refuses them with a clear error rather than change what they are for.
 OTHER_PROFILE = "imported"
 
-_CRL_REASONS: dict[x509.ReasonFlags, str] = {
-    x509.ReasonFlags.key_compromise: "keyCompromise",
-    x509.ReasonFlags.ca_compromise: "caCompromise",
-    x509.ReasonFlags.affiliation_changed: "affiliationChanged",
-    x509.ReasonFlags.superseded: "superseded",
-    x509.ReasonFlags.cessation_of_operation: "cessationOfOperation",
-    x509.ReasonFlags.privilege_withdrawn: "privilegeWithdrawn",
-}
+_CRL_REASONS: dict[x509.ReasonFlags, str] = {flag: name for name, flag in REASONS.items()}
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,27 +23,15 @@ IMPORT_PASSPHRASE_ENV = "PRIVCA_IMPORT_PASSPHRASE"
 
 def _old_passphrase(path: Path | None) -> Callable[[], bytes | None]:
     """The passphrase of the key being imported, asked only if that key is encrypted."""
+    from privca.cli.secrets import read_secret
 
-    def source() -> bytes | None:
-        from privca.cli.secrets import read_secret_file
-        from privca.errors import InputError
-
-        if path is not None:
-            return read_secret_file(path, "passphrase file")
-        env = os.environ.get(IMPORT_PASSPHRASE_ENV)
-        if env:
-            return env.encode()
-        if not sys.stdin.isatty():
-            raise InputError(
-                "the CA key to import is encrypted and there is no passphrase and no "
-                "terminal to ask on",
-                f"use --passphrase-file FILE or ${IMPORT_PASSPHRASE_ENV}",
-            )
-        return click.prompt(
-            "Passphrase of the CA key to import", hide_input=True, err=True
-        ).encode()
-
-    return source
+    return lambda: read_secret(
+        path,
+        IMPORT_PASSPHRASE_ENV,
+        missing="the CA key to import is encrypted and there is no passphrase",
+        hint=f"use --passphrase-file FILE or ${IMPORT_PASSPHRASE_ENV}",
+        prompt="Passphrase of the CA key to import",
+    )
 
 
 def _new_key_options(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -6,7 +6,6 @@ used, so the same commands work on the CA host and on a client that has only the
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -15,16 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from privca.cli.render import print_json
 from privca.errors import InputError, PrivcaError
+from privca.trust import java, linux, nss
+from privca.trust.stores import STORE_NAMES
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
     from privca.trust import Outcome, StoreOptions, StoreReport, TrustAnchor
 
-DEFAULT_STORES = "system,nss,java"
-NSS_DBS_ENV = "PRIVCA_TRUST_NSS_DBS"
-JAVA_KEYSTORES_ENV = "PRIVCA_TRUST_JAVA_KEYSTORES"
-SYSTEM_ROOT_ENV = "PRIVCA_TRUST_SYSTEM_ROOT"
+DEFAULT_STORES = ",".join(STORE_NAMES)
+NSS_DBS_ENV = nss.DATABASES_ENV
+JAVA_KEYSTORES_ENV = java.KEYSTORES_ENV
+SYSTEM_ROOT_ENV = linux.SYSTEM_ROOT_ENV
 
 root_argument = click.argument(
     "root", required=False, type=click.Path(dir_okay=True, path_type=Path)
@@ -156,7 +158,7 @@ def _change_stores(
             "dry_run": dry_run,
             "outcomes": [o.as_json() for o in outcomes],
         }
-        click.echo(json.dumps(payload, indent=2))
+        print_json(payload)
         return
     if dry_run:
         _say(app, f"dry run: nothing changed for {anchor.subject} ({anchor.slug})")
@@ -261,7 +263,7 @@ def status_command(
         reports += store.status(anchor)
     if as_json:
         payload = {"root": _describe_anchor(anchor), "stores": [r.as_json() for r in reports]}
-        click.echo(json.dumps(payload, indent=2))
+        print_json(payload)
     else:
         _render_reports(app, anchor, reports)
     from privca.trust.base import Presence

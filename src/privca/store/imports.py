@@ -78,7 +78,7 @@ def add_imported_certificates(
                 },
             )
     try:
-        with store.engine.begin() as connection:
+        with store._begin() as connection:
             connection.execute(certificates.insert(), values)
             connection.execute(events.insert(), audit)
             if blocked:
@@ -110,7 +110,7 @@ def set_crl_number(
 ) -> None:
     """Continue the old CA's CRLNumber sequence: the next CRL privca publishes is number+1,
     so clients that cached the old CA's CRL take privca's as newer."""
-    with store.engine.begin() as connection:
+    with store._begin() as connection:
         connection.execute(
             crl_state.insert().values(
                 issuer_id=issuer_id,
