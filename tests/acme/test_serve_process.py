@@ -112,3 +112,16 @@ def test_acme_settings_come_from_privca_toml_and_flags(
         acme_settings({}, dns_resolver="not-a-resolver")
     with pytest.raises(InputError):
         acme_settings({}, http_01_port=70000)
+    # Wrong types in privca.toml are one-line errors, not tracebacks.
+    for section in (
+        {"http_01_port": "abc"},
+        {"profiles": {"server": "ninety"}},
+        {"profiles": ["server"]},
+        {"profiles": {"privca-server": 30}},
+        {"orders_per_window": "many"},
+    ):
+        with pytest.raises(InputError):
+            acme_settings(section)
+    with pytest.raises(InputError):
+        acme_settings({}, dns_resolver="ns.corp.internal:53")  # must be an address
+    assert acme_settings({}, dns_resolver="::1").dns_resolver == "::1"

@@ -82,3 +82,17 @@ def test_a_huge_body_is_refused() -> None:
     network = Scripted(lambda n: HttpResponse(200, None, b"x" * 5000))
     problem = _validate(network)
     assert problem is not None and problem.kind == "incorrectResponse"
+
+
+def test_resolver_addresses_parse_one_way() -> None:
+    import pytest
+
+    from privca.acme.challenges import parse_resolver
+
+    assert parse_resolver("10.0.0.53") == ("10.0.0.53", 53)
+    assert parse_resolver("10.0.0.53:5353") == ("10.0.0.53", 5353)
+    assert parse_resolver("::1") == ("::1", 53)
+    assert parse_resolver("[::1]:5353") == ("::1", 5353)
+    for bad in ("ns.corp.internal", "10.0.0.53:0", "10.0.0.53:x", "[::1]:99999"):
+        with pytest.raises(ValueError):
+            parse_resolver(bad)

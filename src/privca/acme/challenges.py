@@ -275,6 +275,28 @@ def _hostport(host: str, port: int) -> str:
     return shown if port in (80, 443) else f"{shown}:{port}"
 
 
+def parse_resolver(text: str) -> tuple[str, int]:
+    """`10.0.0.53`, `10.0.0.53:5353`, `::1` or `[::1]:5353` -> (address, port).
+
+    The resolver must be an IP address: it is how names get resolved in the first place."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":") or "53"
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, "53"
+    try:
+        address = ipaddress.ip_address(host)
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"DNS resolver '{text}' is not IP[:PORT]") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"DNS resolver '{text}' has no valid port")
+    return str(address), port
+
+
 class NetworkIO:
     """The real ChallengeNetwork: dnspython (or the system resolver) and sockets."""
 
@@ -284,12 +306,10 @@ class NetworkIO:
         if resolver:
             import dns.resolver
 
-            host, _, port = resolver.rpartition(":")
-            if not host:
-                host, port = port, "53"
+            host, port = parse_resolver(resolver)
             r = dns.resolver.Resolver(configure=False)
-            r.nameservers = [host.strip("[]")]
-            r.port = int(port)
+            r.nameservers = [host]
+            r.port = port
             r.timeout = r.lifetime = timeout
             self._resolver = r
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
 
-from privca.errors import InputError, NotFound, PolicyError
+from privca.errors import InputError, PolicyError
 from privca.settings import Settings
 from privca.x509.csr import inspect_csr
 from privca.x509.encoding import der_certificate, pem_certificates, serial_hex
@@ -152,11 +152,8 @@ class CertificateAuthorityIssuer:
         return changed
 
     def lookup(self, serial: int) -> CertificateInfo | None:
-        try:
-            record = self.authority.lookup(format(serial, "032x"))
-        except NotFound:
-            return None
-        if record.der is None or record.serial != serial:
+        record = self.authority.store.get(serial)
+        if record is None or record.der is None:
             return None
         return CertificateInfo(
             serial=record.serial,
@@ -169,8 +166,8 @@ class CertificateAuthorityIssuer:
         )
 
     def chain_pem(self, serial: int) -> bytes:
-        record = self.authority.lookup(format(serial, "032x"))
-        assert record.der is not None
+        record = self.authority.store.get(serial)
+        assert record is not None and record.der is not None
         leaf = x509.load_der_x509_certificate(record.der)
         chain = [leaf]
         authority = self.authority.issuer_of(record)

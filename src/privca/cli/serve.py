@@ -43,27 +43,35 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def acme_settings(section: Mapping[str, Any], **flags: Any) -> Any:
     """AcmeSettings from privca.toml's [acme] section, command-line flags winning."""
+    from privca.acme.challenges import parse_resolver
     from privca.acme.service import AcmeSettings
+    from privca.x509.profiles import LEAF_PROFILES
 
     values = {k: v for k, v in section.items() if k in ACME_KEYS}
     values.update({k: v for k, v in flags.items() if v is not None})
-    if "profiles" in values:
-        values["profiles"] = {str(k): int(v) for k, v in dict(values["profiles"]).items()}
-    if values.get("dns_resolver"):
-        resolver_host, _, resolver_port = str(values["dns_resolver"]).rpartition(":")
-        if not resolver_host or not resolver_port.isdigit():
-            raise InputError(
-                f"DNS resolver '{values['dns_resolver']}' is not HOST:PORT", "e.g. 10.0.0.53:53"
-            )
-    for key in ("http_01_port", "tls_alpn_01_port"):
-        if key in values and not 0 < int(values[key]) < 65536:
-            raise InputError(f"{key.replace('_', '-')} {values[key]} is not a port number")
     try:
+        if "profiles" in values:
+            values["profiles"] = {str(k): int(v) for k, v in dict(values["profiles"]).items()}
+            unknown = sorted(set(values["profiles"]) - set(LEAF_PROFILES))
+            if unknown:
+                raise ValueError(f"unknown profile(s) {', '.join(unknown)}")
+        if values.get("dns_resolver"):
+            parse_resolver(str(values["dns_resolver"]))
+        for key in ("http_01_port", "tls_alpn_01_port", "orders_per_window"):
+            if key in values:
+                values[key] = int(values[key])
+        for key in ("http_01_port", "tls_alpn_01_port"):
+            if key in values and not 0 < values[key] < 65536:
+                raise ValueError(f"{key} {values[key]} is not a port number")
         return AcmeSettings(**values)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"the [acme] settings are invalid: {exc}") from exc
+        raise InputError(
+            f"the ACME settings are invalid: {exc}",
+            "check [acme] in privca.toml and the --http-01-port/--dns-resolver flags",
+        ) from exc
 
 
+# The [acme] keys of privca.toml that become AcmeSettings fields.
 ACME_KEYS = (
     "http_01_port",
     "tls_alpn_01_port",
@@ -158,15 +166,7 @@ def serve_command(
     tls: ServerCertificate | None = None
     with open_authority(app, passphrase_file) as ca:
         try:
-            if not no_tls:
-                names = certificate_names(host, server_names)
-                if not names:
-                    raise InputError(
-                        f"listening on {host} gives the TLS certificate no name",
-                        "add --server-name HOST (the name clients connect to)",
-                    )
-                tls = ServerCertificate(ca, names)
-                tls.issue()  # also proves the passphrase before anything listens
+            # Settings first: a typo must not cost an issued server certificate.
             acme = None
             if not no_acme:
                 acme = acme_settings(
@@ -176,6 +176,15 @@ def serve_command(
                     dns_resolver=dns_resolver,
                     eab=eab,
                 )
+            if not no_tls:
+                names = certificate_names(host, server_names)
+                if not names:
+                    raise InputError(
+                        f"listening on {host} gives the TLS certificate no name",
+                        "add --server-name HOST (the name clients connect to)",
+                    )
+                tls = ServerCertificate(ca, names)
+                tls.issue()  # also proves the passphrase before anything listens
             application = build_app(ca, ServerSettings(ocsp_signer=ocsp_signer, acme=acme))
             # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
             application.state.ocsp.prepare(utcnow())

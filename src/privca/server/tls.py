@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import ipaddress
 import logging
-import os
 import shutil
 import ssl
 import tempfile
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from privca._time import utcnow
+from privca.home import atomic_write
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
@@ -75,11 +75,7 @@ class ServerCertificate:
         log.info("TLS certificate %x for %s", cert.serial_number, ", ".join(self._names))
 
     def _write(self, path: Path, data: bytes) -> None:
-        temporary = path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
+        atomic_write(path, data, 0o600)
 
     async def keep_fresh(self, context: ssl.SSLContext) -> None:
         """Renew before 1/3 of the life is left and load it into the live context: new
