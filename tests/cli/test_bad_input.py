@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -306,10 +305,6 @@ def test_usage_errors_exit_2(home_cli: Cli) -> None:
     result = home_cli("issue", "--profile", "bogus", "x.corp.internal")
     assert result.exit_code == 2
     assert "Traceback" not in result.stderr
-
-
-def test_openssl_req_tool_present() -> None:
-    assert subprocess.run(["openssl", "version"], capture_output=True).returncode == 0
 
 
 def test_export_openssl_index_to_a_file_is_a_user_error(home_cli: Cli, tmp_path: Path) -> None:
