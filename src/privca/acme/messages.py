@@ -12,6 +12,8 @@ import josepy as jose
 from acme import challenges, fields, messages
 from acme.challenges import DNS01, HTTP01, KeyAuthorizationChallenge
 
+from privca.acme.problems import AcmeProblem
+
 Directory = messages.Directory
 Identifier = messages.Identifier
 Status = messages.Status
@@ -79,6 +81,103 @@ class KeyChange(jose.JSONObjectWithFields):
     old_key: jose.JWK = jose.field("oldKey", decoder=jose.JWK.from_json)
 
 
+# Be liberal in what is accepted: some clients serialize the whole resource, server-owned
+# fields included (Caddy 2.6's newOrder carries "status":"", "expires":"0001-01-01T00:00:00Z",
+# "authorizations":null, "finalize":"", "certificate":""). The server decides these, so a
+# request's copy is dropped whatever its value.
+SERVER_OWNED: dict[str, frozenset[str]] = {
+    "newAccount": frozenset({"status", "orders"}),
+    "newOrder": frozenset(
+        {"status", "expires", "authorizations", "finalize", "certificate", "error"}
+    ),
+    "finalize": frozenset(
+        {"status", "expires", "identifiers", "authorizations", "finalize", "certificate", "error"}
+    ),
+    "revokeCert": frozenset(),
+    "keyChange": frozenset(),
+}
+# Members a request cannot do without; every other member given as a zero value (null, "",
+# Go's zero time) counts as absent, as the client meant.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "newAccount": (),
+    "newOrder": ("identifiers",),
+    "finalize": ("csr",),
+    "revokeCert": ("certificate",),
+    "keyChange": ("account", "oldKey"),
+}
+# What a malformed member should have been, for the problem detail.
+_EXPECTED: dict[str, str] = {
+    "identifiers": 'a list of {"type": "dns"|"ip", "value": NAME} objects',
+    "notBefore": "an RFC 3339 date-time",
+    "notAfter": "an RFC 3339 date-time",
+    "replaces": "a certificate id (AKI.serial) string",
+    "profile": "a string",
+    "contact": "a list of mailto: URLs",
+    "termsOfServiceAgreed": "true or false",
+    "onlyReturnExisting": "true or false",
+    "csr": "the base64url DER of a PKCS#10 CSR",
+    "certificate": "the base64url DER of a certificate",
+    "reason": "a CRL reason code (integer)",
+    "account": "the account URL",
+    "oldKey": "a JWK object",
+}
+
+
+# JSON types of members that josepy passes through undecoded.
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "replaces": str,
+    "profile": str,
+    "contact": list,
+    "termsOfServiceAgreed": bool,
+    "onlyReturnExisting": bool,
+    "account": str,
+    "reason": int,
+}
+
+
+def _is_zero(value: Any) -> bool:
+    """JSON null, "" and Go's zero time: what a client sends for "not set"."""
+    if value is None or value == "":
+        return True
+    return isinstance(value, str) and value.startswith("0001-01-01T00:00:00")
+
+
+def decode(cls: type[jose.JSONObjectWithFields], payload: dict[str, Any], request: str) -> Any:
+    """The request's payload as `cls`, ignoring server-owned members and zero values of
+    optional ones; a malformed member is named in the problem detail (never its value)."""
+    owned = SERVER_OWNED.get(request, frozenset())
+    required = REQUIRED.get(request, ())
+    cleaned = {
+        key: value
+        for key, value in payload.items()
+        if key not in owned and (key in required or not _is_zero(value))
+    }
+    for name in required:
+        if name not in cleaned:
+            raise AcmeProblem("malformed", f"the {request} payload has no '{name}'")
+    for field in cls._fields.values():
+        if field.json_name not in cleaned:
+            continue
+        value = cleaned[field.json_name]
+        try:
+            expected_type = _TYPES.get(field.json_name)
+            if expected_type is not None and not isinstance(value, expected_type):
+                raise TypeError(field.json_name)
+            if isinstance(value, bool) and expected_type is int:
+                raise TypeError(field.json_name)
+            field.decode(value)
+        except Exception as exc:  # josepy raises DeserializationError, TypeError, ...
+            expected = _EXPECTED.get(field.json_name)
+            detail = f"the {request} member '{field.json_name}' is malformed"
+            raise AcmeProblem(
+                "malformed", detail + (f": expected {expected}" if expected else "")
+            ) from exc
+    try:
+        return cls.from_json(cleaned)
+    except Exception as exc:
+        raise AcmeProblem("malformed", f"the {request} payload is malformed") from exc
+
+
 def status(value: str) -> messages.Status:
     return messages.Status.from_json(value)
 
@@ -93,6 +192,8 @@ __all__ = [
     "CHALLENGE_CLASSES",
     "DNS01",
     "HTTP01",
+    "REQUIRED",
+    "SERVER_OWNED",
     "TLSALPN01",
     "Account",
     "Authorization",
@@ -108,6 +209,7 @@ __all__ = [
     "RenewalInfo",
     "Revocation",
     "Status",
+    "decode",
     "error",
     "status",
 ]

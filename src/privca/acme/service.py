@@ -166,10 +166,7 @@ class Authenticated:
 
 
 def _load(cls: Any, payload: dict[str, Any], what: str) -> Any:
-    try:
-        return cls.from_json(payload)
-    except Exception as exc:  # josepy raises DeserializationError, TypeError, ...
-        raise AcmeProblem("malformed", f"the {what} payload is malformed") from exc
+    return messages.decode(cls, payload, what)
 
 
 class AcmeService:
@@ -298,7 +295,7 @@ class AcmeService:
         if auth.request.is_post_as_get:
             return account
         payload = auth.request.json_payload()
-        status = payload.get("status")
+        status = payload.get("status") or None  # "" is a client's zero value: not set
         if status not in (None, account.status, "deactivated"):
             raise AcmeProblem("malformed", "an account can only be set to 'deactivated'")
         contact = self._check_contact(payload["contact"]) if "contact" in payload else None
