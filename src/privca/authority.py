@@ -766,8 +766,9 @@ class CertificateAuthority:
     ) -> tuple[x509.Certificate, Any]:
         """A delegated OCSP responder certificate (OCSPSigning, ocsp-nocheck) for one CA.
 
-        Its key lives only in the memory of the process that asked (the server); the
-        certificate is recorded like any other before it is returned.
+        The key goes to the caller only (privca serve keeps it 0600 in the home's
+        private/serve/ to reuse it); the certificate is recorded like any other before it
+        is returned.
         """
         now = now or utcnow()
         signer = self.signer(authority)

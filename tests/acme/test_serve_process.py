@@ -43,7 +43,7 @@ def test_lego_against_privca_serve(
     port, http_port = free_port(), free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "privca", "--home", str(home), "serve",
-         "--listen", f"127.0.0.1:{port}", "--server-name", "localhost",
+         "--listen", f"127.0.0.1:{port}", "--server-name", "127.0.0.1",
          "--http-01-port", str(http_port), "--dns-resolver", dns_server.address,
          "--passphrase-file", str(passphrase)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

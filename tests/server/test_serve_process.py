@@ -40,6 +40,7 @@ class ServeProcess:
                 f"127.0.0.1:{self.port}",
                 "--passphrase-file",
                 str(passphrase_file),
+                *([] if "--no-tls" in extra else ["--server-name", "127.0.0.1"]),
                 *extra,
             ],
             stdout=subprocess.PIPE,
@@ -113,10 +114,11 @@ def test_serve_tls_revocation_sigterm_restart(
 
     health = json.loads(server.curl("/health").stdout)
     assert health["status"] == "ok" and health["store"] == "reachable"
-    # The TLS key lives only in a private directory of the server's own, removed at exit.
-    (private,) = (tmp_path / "tmp1").iterdir()
-    assert stat.S_IMODE(private.stat().st_mode) == 0o700
-    assert stat.S_IMODE((private / "server.key").stat().st_mode) == 0o600
+    # The TLS key is kept for the next start: 0600 in the home's private directory.
+    kept = served_ca.ca.home.private / "serve"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o700
+    assert stat.S_IMODE((kept / "server.pem").stat().st_mode) == 0o600
+    assert not list((tmp_path / "tmp1").iterdir())  # nothing in the temp dir
 
     assert server.ocsp_status("good.crt") == "good"
     assert not server.crl_has(served_ca.good.serial)
@@ -133,7 +135,6 @@ def test_serve_tls_revocation_sigterm_restart(
     assert time.monotonic() - started < 6
     assert '"POST /ocsp HTTP/1.0" 200' in log  # one access-log line per request
     assert "Traceback" not in log
-    assert not private.exists()
 
     # After a restart (plain HTTP this time, the usual way for OCSP) it is still revoked.
     again = ServeProcess(served_ca, passphrase_file, tmp_path / "tmp2", "--no-tls")

@@ -448,9 +448,12 @@ def examine_home(ca: Any, now: dt.datetime) -> list[Finding]:
                 "trust store changes",
             )
         )
+    from privca.x509.profiles import SELF_RENEWING_PROFILES
+
     leaves = []
     for record in ca.store.find(now=now):
-        if record.der is None:
+        # privca serve's own certificates are renewed by it: never the operator's to fix.
+        if record.der is None or record.profile in SELF_RENEWING_PROFILES:
             continue
         leaves.append(
             Leaf(

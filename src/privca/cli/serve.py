@@ -1,6 +1,7 @@
 """privca serve: CRL, OCSP, CA certificates, health and metrics, in the foreground.
 
-TLS is on by default with a certificate the CA issues to the server itself at start. OCSP
+TLS is on by default with a certificate the CA issues to the server itself for the names
+given with --server-name, reused across restarts while it has life left. OCSP
 and CRLs are signed objects that clients fetch over plain HTTP by convention (a TLS
 handshake to check revocation would itself need a revocation check), so `--no-tls` is
 the way to publish them at the http:// URLs that go into certificates; the TLS listener
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from privca.cli.secrets import passphrase_file_option
-from privca.errors import InputError
+from privca.errors import EnvironmentRefused, InputError
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
@@ -97,7 +98,8 @@ ACME_KEYS = (
     "server_names",
     multiple=True,
     metavar="NAME",
-    help="Extra name for the server's TLS certificate (repeatable).",
+    help="Name clients connect to, put in the server's TLS certificate (repeatable; "
+    "required unless --no-tls).",
 )
 @click.option("--no-tls", is_flag=True, help="Plain HTTP (the usual way to serve OCSP and CRLs).")
 @click.option(
@@ -157,6 +159,8 @@ def serve_command(
     from privca._time import utcnow
     from privca.cli.options import open_authority
     from privca.server.app import build_app
+    from privca.server.credentials import prove_keys
+    from privca.server.listener import bind_listener
     from privca.server.settings import ServerSettings
     from privca.server.tls import ServerCertificate, certificate_names
 
@@ -165,36 +169,31 @@ def serve_command(
     logging.getLogger("privca").setLevel(logging.WARNING if app.quiet else logging.INFO)
     tls: ServerCertificate | None = None
     with open_authority(app, passphrase_file) as ca:
+        # Nothing is issued until every check has passed: settings, names, the port (bound
+        # now, and handed to uvicorn), the CA keys (a wrong passphrase fails here).
+        acme = None
+        if not no_acme:
+            acme = acme_settings(
+                ca.settings.acme,
+                http_01_port=http_01_port,
+                tls_alpn_01_port=tls_alpn_01_port,
+                dns_resolver=dns_resolver,
+                eab=eab,
+            )
+        names = () if no_tls else certificate_names(ca, server_names)
+        listener = bind_listener(host, port)
         try:
-            # Settings first: a typo must not cost an issued server certificate.
-            acme = None
-            if not no_acme:
-                acme = acme_settings(
-                    ca.settings.acme,
-                    http_01_port=http_01_port,
-                    tls_alpn_01_port=tls_alpn_01_port,
-                    dns_resolver=dns_resolver,
-                    eab=eab,
-                )
+            prove_keys(ca, utcnow())
             if not no_tls:
-                names = certificate_names(host, server_names)
-                if not names:
-                    raise InputError(
-                        f"listening on {host} gives the TLS certificate no name",
-                        "add --server-name HOST (the name clients connect to)",
-                    )
                 tls = ServerCertificate(ca, names)
-                tls.issue()  # also proves the passphrase before anything listens
+                tls.obtain()  # reused from an earlier start while it has life left
             application = build_app(ca, ServerSettings(ocsp_signer=ocsp_signer, acme=acme))
             # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
             application.state.ocsp.prepare(utcnow())
 
             config = uvicorn.Config(
                 application,
-                host=host,
-                port=port,
                 ssl_certfile=str(tls.certfile) if tls else None,
-                ssl_keyfile=str(tls.keyfile) if tls else None,
                 log_level="warning" if app.quiet else "info",
                 access_log=not app.quiet,
                 server_header=False,
@@ -209,7 +208,7 @@ def serve_command(
                 if tls is not None and config.ssl is not None:
                     renewal = asyncio.create_task(tls.keep_fresh(config.ssl))
                 try:
-                    await server.serve()
+                    await server.serve(sockets=[listener])
                 finally:
                     if renewal is not None:
                         renewal.cancel()
@@ -218,11 +217,12 @@ def serve_command(
             # these no-op handlers in place that ends the process normally, exit code 0.
             for stop in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(stop, lambda *_args: None)
+            scheme = "http" if tls is None else "https"
+            logging.getLogger("privca.server").info("privca serve on %s://%s", scheme, listen)
             asyncio.run(run())
             if not server.started:
-                raise InputError(
-                    f"could not listen on {listen}", "is the port in use? see the log above"
+                raise EnvironmentRefused(
+                    f"the server on {listen} did not start", "see the log lines above"
                 )
         finally:
-            if tls is not None:
-                tls.remove()
+            listener.close()

@@ -24,6 +24,7 @@ from cryptography import x509
 from starlette.concurrency import run_in_threadpool
 
 from privca.errors import InputError
+from privca.server.credentials import ServeCredentials
 from privca.server.settings import ServerSettings
 from privca.server.watch import Snapshot, StoreWatch
 from privca.x509.ocsp import (
@@ -105,6 +106,8 @@ class OcspResponder:
         self._signers: dict[int, _Signer] = {}
         self._answers: dict[CertId, _Answer] = {}
         self._signer_lock = threading.Lock()
+        # Responder certificates are kept in the home and reused across restarts.
+        self._credentials = ServeCredentials(ca)
         self.signatures = 0  # responses signed: the cache's effect is visible in tests
         self._next_rescan = dt.datetime.min.replace(tzinfo=dt.UTC)
 
@@ -139,11 +142,10 @@ class OcspResponder:
                 assert issuer.certificate is not None
                 cert, key, delegated = issuer.certificate, issuer.private_key, False
             else:
-                cert, key = self._ca.issue_ocsp_responder(
+                credential = self._credentials.responder(
                     authority, days=self._settings.responder_days, now=now
                 )
-                delegated = True
-                log.info("issued OCSP responder certificate %x", cert.serial_number)
+                cert, key, delegated = credential.certificate, credential.private_key, True
             life = cert.not_valid_after_utc - cert.not_valid_before_utc
             signer = _Signer(
                 Responder(cert, key, delegated),

@@ -1,32 +1,25 @@
-"""The server's own TLS certificate, issued by the CA it serves and renewed in place.
+"""The server's own TLS certificate: for the names given with --server-name, issued by the
+CA it serves, reused across restarts and renewed in place.
 
-uvicorn (like ssl) loads a certificate only from files, so the key is written 0600 into a
-0700 directory of our own under the temp dir, and the directory is removed on exit. The
-key is never written anywhere else and a new one is made at every start and renewal.
+The certificate is for the names clients connect to, never silently for the listen
+address: a CA constrained to `corp.internal` cannot certify 127.0.0.1, and a wildcard
+address names no host at all. Key and chain live in one 0600 file under
+`<home>/private/serve/` (see credentials.py), which uvicorn (like ssl) loads from disk.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import ipaddress
 import logging
-import shutil
 import ssl
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-)
-
 from privca._time import utcnow
-from privca.home import atomic_write
+from privca.errors import InputError
+from privca.server.credentials import ServeCredentials
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
@@ -37,48 +30,53 @@ SERVER_CERT_DAYS = 30
 CHECK_EVERY = dt.timedelta(hours=1)
 
 
-def certificate_names(host: str, server_names: Sequence[str]) -> list[str]:
-    """The listen host (unless it is a wildcard address) plus the given names, unique."""
-    names: list[str] = []
-    with contextlib.suppress(ValueError):
-        if ipaddress.ip_address(host).is_unspecified:
-            host = ""
-    for name in (host, *server_names):
-        if name and name not in names:
-            names.append(name)
-    return names
+def certificate_names(ca: CertificateAuthority, server_names: Sequence[str]) -> tuple[str, ...]:
+    """The --server-name values, parsed, de-duplicated and checked against the policy
+    before anything listens or is issued."""
+    from privca.x509.names import parse_names
+
+    if not server_names:
+        raise InputError(
+            "the server's TLS certificate needs the name clients connect to",
+            "add --server-name NAME (repeatable), e.g. --server-name ca.corp.internal; "
+            "or serve plain HTTP with --no-tls",
+        )
+    parsed = parse_names(server_names)
+    ca.policy.check_names(parsed)
+    return tuple(str(name) for name in parsed)
 
 
 class ServerCertificate:
+    """The TLS certificate of one `privca serve`: `obtain()` at start, `keep_fresh()` after."""
+
     def __init__(
-        self, ca: CertificateAuthority, names: Sequence[str], days: int = SERVER_CERT_DAYS
+        self,
+        ca: CertificateAuthority,
+        names: Sequence[str],
+        days: int = SERVER_CERT_DAYS,
+        credentials: ServeCredentials | None = None,
     ) -> None:
-        self._ca = ca
-        self._names = list(names)
+        self._credentials = credentials or ServeCredentials(ca)
+        self._names = tuple(names)
         self._days = days
-        self.directory = Path(tempfile.mkdtemp(prefix="privca-serve-"))  # mode 0700
-        self.certfile = self.directory / "server.crt"
-        self.keyfile = self.directory / "server.key"
         self.renew_after = utcnow()
+        self.serial: int | None = None
 
-    def issue(self, now: dt.datetime | None = None) -> None:
-        """A new key and certificate, written over the previous ones atomically."""
-        issued = self._ca.issue(self._names, profile="privca-server", days=self._days, now=now)
-        key_pem = issued.private_key.private_bytes(
-            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
-        )
-        self._write(self.keyfile, key_pem)
-        self._write(self.certfile, issued.chain_pem())
-        cert = issued.certificate
-        life = cert.not_valid_after_utc - cert.not_valid_before_utc
-        self.renew_after = cert.not_valid_after_utc - life / 3
-        log.info("TLS certificate %x for %s", cert.serial_number, ", ".join(self._names))
+    @property
+    def certfile(self) -> Path:
+        """Key and chain in one file: ssl.load_cert_chain(certfile) reads both."""
+        return self._credentials.server_path()
 
-    def _write(self, path: Path, data: bytes) -> None:
-        atomic_write(path, data, 0o600)
+    def obtain(self, now: dt.datetime | None = None) -> None:
+        """Reuse the kept certificate while it fits and has life left, else issue one."""
+        credential = self._credentials.server(self._names, days=self._days, now=now or utcnow())
+        self.renew_after = credential.renew_after
+        if credential.serial != self.serial:
+            log.info("TLS certificate %x for %s", credential.serial, ", ".join(self._names))
+        self.serial = credential.serial
 
     async def keep_fresh(self, context: ssl.SSLContext) -> None:
-        """Renew before 1/3 of the life is left and load it into the live context: new
+        """Renew when a third of the life is left and load it into the live context: new
         handshakes get the new certificate, open connections keep theirs."""
         from starlette.concurrency import run_in_threadpool
 
@@ -87,10 +85,7 @@ class ServerCertificate:
             if utcnow() < self.renew_after:
                 continue
             try:
-                await run_in_threadpool(self.issue)
-                context.load_cert_chain(self.certfile, self.keyfile)
+                await run_in_threadpool(self.obtain)
+                context.load_cert_chain(self.certfile)
             except Exception:  # keep serving the current certificate; retry next hour
                 log.exception("renewing the TLS certificate failed")
-
-    def remove(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
