@@ -467,9 +467,13 @@ class CertificateAuthority:
         profile: str = profiles.DEFAULT_LEAF_PROFILE.name,
         key_type: KeyType = DEFAULT_LEAF_KEY,
         days: int | None = None,
+        common_name: str | None = None,
         now: dt.datetime | None = None,
     ) -> IssuedCertificate:
-        """Generate a key and certify it for `names`. The key is returned, never stored."""
+        """Generate a key and certify it for `names`. The key is returned, never stored.
+
+        `common_name` sets the subject CN (see x509/subject.py for what each profile
+        allows); by default it is the first DNS name."""
         parsed = parse_names(names)
         if key_type not in self.policy.key_types:
             raise PolicyError(
@@ -478,7 +482,10 @@ class CertificateAuthority:
             )
         # Validate before spending time on key generation (RSA-4096 takes a while).
         self.policy.check_names(parsed)
-        self._validity(profiles.leaf_profile(profile), days, now or utcnow())
+        leaf = profiles.leaf_profile(profile)
+        if common_name is not None:
+            common_name = self._check_common_name(common_name, parsed, leaf)
+        self._validity(leaf, days, now or utcnow())
         private_key = key_type.generate()
         request = CertificateRequest(
             public_key=private_key.public_key(),
@@ -486,6 +493,7 @@ class CertificateAuthority:
             ignored=(),
             asks_for_ca=False,
             source="generated key",
+            common_name=common_name,
         )
         issued = self.sign_requests([request], profile=profile, days=days, now=now)[0]
         return IssuedCertificate(
@@ -495,6 +503,29 @@ class CertificateAuthority:
             profile=issued.profile,
             private_key=private_key,
         )
+
+    def _check_common_name(self, text: str, names: Sequence[SubjectName], profile: Profile) -> str:
+        """The CN as it goes into the certificate, once the profile and policy allow it."""
+        from privca._text import printable
+        from privca.x509.subject import names_to_check, parse_common_name
+
+        common_name = parse_common_name(text)
+        for name in names_to_check(common_name, names, profile):
+            try:
+                self.policy.check_name(name)
+            except PolicyError as exc:
+                value = common_name.value_for(names)
+                hint = "leave --cn out, or choose a CN inside the policy"
+                if name.kind == "dns" and name.value == value.lower():
+                    hint = (
+                        "OpenSSL checks a dotted CN against the CA's DNS name constraints "
+                        "when the certificate has no DNS name; add a DNS name or pick "
+                        "another CN"
+                    )
+                raise PolicyError(
+                    f"subject CN '{printable(value, 80)}' is refused: {exc.message}", hint
+                ) from exc
+        return common_name.value_for(names)
 
     def sign_requests(
         self,
@@ -506,17 +537,26 @@ class CertificateAuthority:
         now: dt.datetime | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> list[IssuedCertificate]:
-        """Sign many requests: all are validated before any is signed (all or nothing)."""
+        """Sign many requests: all are validated before any is signed (all or nothing).
+
+        Each request's `common_name` (set by the caller, never read from the CSR) becomes
+        the subject CN under the same rules as `issue(common_name=...)`."""
         if not requests:
             return []
         leaf = profiles.leaf_profile(profile)
         now = now or utcnow()
         not_before, not_after = self._validity(leaf, days, now)
         ca_keys = self._ca_public_keys()
+        common_names: list[str | None] = []
         for request in requests:
             if strict:
                 request.check_strict()
             self.policy.check_names(request.names)
+            common_names.append(
+                None
+                if request.common_name is None
+                else self._check_common_name(request.common_name, request.names, leaf)
+            )
             self.policy.check_public_key(request.public_key)
             self._check_not_ca_key(request.public_key, request.source, ca_keys)
         key_hashes = [_public_key_sha256(request.public_key) for request in requests]
@@ -530,7 +570,10 @@ class CertificateAuthority:
         issuer = self._load_issuer()
         issuer_record = self.issuing_record()
         base = self.settings.base_url
-        subjects = [leaf_subject(request.names) for request in requests]
+        subjects = [
+            leaf_subject(request.names, common_name)
+            for request, common_name in zip(requests, common_names, strict=True)
+        ]
         intents = [
             Intent(
                 issuer_id=issuer_record.id,
@@ -831,10 +874,16 @@ class CertificateAuthority:
         assert old.der is not None
         old_cert = x509.load_der_x509_certificate(old.der)
         names = parse_names(old.names)
+        common_name = self._kept_common_name(old_cert, names, old.profile)
         if new_key:
             chosen = key_type or key_type_of(old_cert.public_key())
             renewed = self.issue(
-                old.names, profile=old.profile, key_type=chosen, days=days, now=now
+                old.names,
+                profile=old.profile,
+                key_type=chosen,
+                days=days,
+                common_name=common_name,
+                now=now,
             )
         else:
             request = CertificateRequest(
@@ -843,6 +892,7 @@ class CertificateAuthority:
                 ignored=(),
                 asks_for_ca=False,
                 source=f"certificate {serial_hex(old.serial)}",
+                common_name=common_name,
             )
             renewed = self.sign_requests([request], profile=old.profile, days=days, now=now)[0]
         self.store.mark_superseded(old.serial, renewed.serial, utcnow())
@@ -851,6 +901,23 @@ class CertificateAuthority:
             if revoke_old_after <= dt.timedelta(0):
                 self.store.apply_due_revocations(now + revoke_old_after)
         return renewed
+
+    def _kept_common_name(
+        self, certificate: x509.Certificate, names: Sequence[SubjectName], profile: str
+    ) -> str | None:
+        """The CN a renewal keeps: the old one, when it differs from the default and the
+        rules still allow it (a hand-made certificate's odd CN is dropped, as before)."""
+        from cryptography.x509.oid import NameOID
+
+        attributes = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if not attributes or certificate.subject == leaf_subject(names):
+            return None
+        try:
+            return self._check_common_name(
+                str(attributes[0].value), names, profiles.leaf_profile(profile)
+            )
+        except InputError:
+            return None
 
     def rotate_issuing(
         self,

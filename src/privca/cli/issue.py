@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +24,18 @@ from privca.x509.names import files_stem
 if TYPE_CHECKING:
     from privca.authority import IssuedCertificate
     from privca.cli.main import AppContext
+    from privca.x509.csr import CertificateRequest
 
 CSR_LIMIT = 256 * 1024
+
+common_name_option = click.option(
+    "--cn",
+    "common_name",
+    metavar="TEXT",
+    default=None,
+    help="Subject CN (default: the first DNS name). Server profiles: one of the names; "
+    "--profile client also takes free text, e.g. a database user name.",
+)
 
 
 def _out_directory(out: Path) -> Path:
@@ -63,6 +75,7 @@ def _issued_document(issued: IssuedCertificate, files: dict[str, str]) -> dict[s
     show_default=True,
     help="Directory for NAME.key, NAME.crt and NAME.chain.pem.",
 )
+@common_name_option
 @click.option("--p12", is_flag=True, help="Also write NAME.p12 (key + chain).")
 @click.option(
     "--p12-passphrase-file",
@@ -80,6 +93,7 @@ def issue_command(
     key_type: str,
     days: int | None,
     out: Path,
+    common_name: str | None,
     p12: bool,
     p12_passphrase_file: Path | None,
     force: bool,
@@ -109,7 +123,13 @@ def issue_command(
     check_outputs_free(paths.values(), force)
     p12_passphrase = _p12_passphrase(p12_passphrase_file) if p12 else None
     with open_authority(app, passphrase_file) as ca:
-        issued = ca.issue(names, profile=profile, key_type=KeyType.parse(key_type), days=days)
+        issued = ca.issue(
+            names,
+            profile=profile,
+            key_type=KeyType.parse(key_type),
+            days=days,
+            common_name=common_name,
+        )
     files: list[tuple[Path, bytes, int]] = [
         (paths["key"], pem_private_key_unencrypted(issued.private_key), 0o600),
         (paths["certificate"], issued.certificate_pem(), 0o644),
@@ -158,11 +178,18 @@ def _p12_passphrase(path: Path | None) -> bytes:
     show_default=True,
     help="Directory for NAME.key and NAME.csr.",
 )
+@common_name_option
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @json_option
 @click.pass_obj
 def csr_command(
-    app: AppContext, names: tuple[str, ...], key_type: str, out: Path, force: bool, as_json: bool
+    app: AppContext,
+    names: tuple[str, ...],
+    key_type: str,
+    out: Path,
+    common_name: str | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Make a key and a CSR on the service host; the key never leaves it. No CA needed."""
     from privca.home import atomic_write_many
@@ -170,14 +197,17 @@ def csr_command(
     from privca.x509.build import build_csr
     from privca.x509.encoding import pem_csr, pem_private_key_unencrypted
     from privca.x509.names import parse_names
+    from privca.x509.subject import parse_common_name
 
     out = _out_directory(out)
     parsed = parse_names(names)
+    # Only its form here: the CA checks it against its profile and policy when signing.
+    cn = parse_common_name(common_name).value_for(parsed) if common_name is not None else None
     stem = files_stem(parsed)
     key_path, csr_path = out / f"{stem}.key", out / f"{stem}.csr"
     check_outputs_free((key_path, csr_path), force)
     key = KeyType.parse(key_type).generate()
-    csr = build_csr(key, parsed)
+    csr = build_csr(key, parsed, cn)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_many(
         [(key_path, pem_private_key_unencrypted(key), 0o600), (csr_path, pem_csr(csr), 0o644)]
@@ -186,7 +216,28 @@ def csr_command(
         print_json({"key": str(key_path), "csr": str(csr_path), "names": [str(n) for n in parsed]})
     elif not app.quiet:
         click.echo(f"Wrote {key_path} (0600) and {csr_path}")
-        click.echo(f"Next, on the CA host: privca sign {csr_path.name}")
+        cn_flag = f" --cn {shlex.quote(cn)}" if cn is not None else ""
+        click.echo(f"Next, on the CA host: privca sign {csr_path.name}{cn_flag}")
+
+
+def _warn_common_name_not_copied(
+    request: CertificateRequest, issued: IssuedCertificate, *, quiet: bool
+) -> None:
+    """A CSR's own CN is not copied (PostgreSQL would map it to a user): say so when the
+    certificate's CN differs from it, so the operator can give --cn."""
+    from cryptography.x509.oid import NameOID
+
+    from privca._text import printable
+    from privca.cli.render import warn
+
+    asked = request.requested_common_name
+    given = issued.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if quiet or asked is None or (given and given[0].value == asked):
+        return
+    warn(
+        f"{request.source} asks for subject CN '{printable(asked, 80)}'; not copied "
+        "(give --cn to set it)"
+    )
 
 
 @click.command("sign")
@@ -199,6 +250,7 @@ def csr_command(
     default=None,
     help="Output directory (default: current), or a FILE when signing one CSR.",
 )
+@common_name_option
 @click.option(
     "--strict", is_flag=True, help="Refuse CSRs that ask for extensions (CA rights, usages)."
 )
@@ -212,13 +264,15 @@ def sign_command(
     profile: str,
     days: int | None,
     out: Path | None,
+    common_name: str | None,
     strict: bool,
     force: bool,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
     """Sign CSRs made anywhere. Only the public key and the names are taken from each;
-    every extension comes from the profile. All are checked before any is signed."""
+    every extension comes from the profile, the subject CN from --cn (never the CSR).
+    All are checked before any is signed."""
     from privca.cli.options import open_authority
     from privca.cli.render import warn
     from privca.errors import InputError
@@ -226,10 +280,16 @@ def sign_command(
     from privca.x509.csr import inspect_csr
     from privca.x509.encoding import load_csr
 
+    if common_name is not None and len(csrs) > 1:
+        raise InputError(
+            f"--cn names one certificate but {len(csrs)} CSRs were given",
+            "sign a CSR that needs its own CN on its own",
+        )
     requests = []
     for path in csrs:
         data = read_input_file(path, "CSR file", limit=CSR_LIMIT)
-        requests.append(inspect_csr(load_csr(data, f"CSR '{path}'"), f"CSR '{path}'"))
+        request = inspect_csr(load_csr(data, f"CSR '{path}'"), f"CSR '{path}'")
+        requests.append(dataclasses.replace(request, common_name=common_name))
 
     single_file = out is not None and len(csrs) == 1 and not out.is_dir() and out.suffix != ""
     if out is not None and len(csrs) > 1 and out.exists() and not out.is_dir():
@@ -269,9 +329,10 @@ def sign_command(
         files.append((cert_path, item.certificate_pem(), 0o644))
         files.append((chain_path, item.chain_pem(), 0o644))
     atomic_write_many(files)
-    for request in requests:
+    for request, item in zip(requests, issued, strict=True):
         if request.ignored and not as_json:
             warn(f"{request.source} asked for {', '.join(request.ignored)}; not copied")
+        _warn_common_name_not_copied(request, item, quiet=as_json)
     if as_json:
         documents = [
             _issued_document(item, {"certificate": str(c), "chain": str(h)})

@@ -92,8 +92,11 @@ def ca_subject(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:_MAX_CN])])
 
 
-def leaf_subject(names: Sequence[SubjectName]) -> x509.Name:
-    """CN = the first DNS name when it fits; otherwise an empty subject (SAN then critical)."""
+def leaf_subject(names: Sequence[SubjectName], common_name: str | None = None) -> x509.Name:
+    """CN = `common_name` when given (checked by x509/subject.py), else the first DNS name
+    when it fits; otherwise an empty subject (the SAN is then critical)."""
+    if common_name is not None:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     for name in names:
         if name.kind == "dns" and len(name.value) <= _MAX_CN:
             return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name.value)])
@@ -221,9 +224,12 @@ def self_issuer(subject: x509.Name, private_key: Any) -> Issuer:
     )
 
 
-def build_csr(private_key: Any, names: Sequence[SubjectName]) -> x509.CertificateSigningRequest:
-    """A CSR carrying the names as a SAN (and the first DNS name as CN), nothing else."""
-    subject = leaf_subject(names)
+def build_csr(
+    private_key: Any, names: Sequence[SubjectName], common_name: str | None = None
+) -> x509.CertificateSigningRequest:
+    """A CSR carrying the names as a SAN (and `common_name`, else the first DNS name, as
+    CN), nothing else."""
+    subject = leaf_subject(names, common_name)
     builder = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(subject)

@@ -34,6 +34,10 @@ class CertificateRequest:
     ignored: tuple[str, ...]
     asks_for_ca: bool
     source: str
+    # The subject CN to issue: set by the operator (--cn), never taken from the CSR.
+    common_name: str | None = None
+    # The CN the CSR itself carries, only to tell the operator it was not copied.
+    requested_common_name: str | None = None
 
     def check_strict(self) -> None:
         if self.ignored:
@@ -96,9 +100,10 @@ def inspect_csr(csr: x509.CertificateSigningRequest, source: str = "CSR") -> Cer
     except Exception as exc:
         raise InputError(f"{source} has a public key privca cannot use: {exc}") from exc
 
+    common_names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    requested_common_name = str(common_names[0].value) if common_names else None
     names = _names_from_san(csr, source)
     if names is None:
-        common_names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         if not common_names:
             raise InputError(
                 f"{source} requests no names (no subjectAltName and no CN)",
@@ -126,4 +131,5 @@ def inspect_csr(csr: x509.CertificateSigningRequest, source: str = "CSR") -> Cer
         ignored=tuple(ignored),
         asks_for_ca=asks_for_ca,
         source=source,
+        requested_common_name=requested_common_name,
     )
