@@ -8,6 +8,7 @@ import click
 
 from privca.cli.options import json_option
 from privca.cli.render import print_json, progress
+from privca.tls_scan import STARTTLS_PROTOCOLS
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
@@ -16,11 +17,30 @@ if TYPE_CHECKING:
 @click.command("scan")
 @click.argument("targets", nargs=-1, required=True, metavar="HOST:PORT...")
 @click.option("--name", help="Server name to send (SNI) and check (default: the host).")
-@click.option("--timeout", type=float, default=5.0, show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=600),
+    default=5.0,
+    show_default=True,
+    help="Seconds allowed for each target, connection to handshake.",
+)
+@click.option(
+    "--starttls",
+    type=click.Choice([*STARTTLS_PROTOCOLS, "none"]),
+    default=None,
+    help="Speak this protocol before TLS, as openssl s_client -starttls does (default: "
+    "from the port: 5432 postgres, 25/587 smtp, 143 imap, 389 ldap, 3306 mysql; "
+    "none: TLS at once).",
+)
 @json_option
 @click.pass_obj
 def scan_command(
-    app: AppContext, targets: tuple[str, ...], name: str | None, timeout: float, as_json: bool
+    app: AppContext,
+    targets: tuple[str, ...],
+    name: str | None,
+    timeout: float,
+    starttls: str | None,
+    as_json: bool,
 ) -> None:
     """Connect, show the served chain, names and days left, whether the leaf is ours and
     current, superseded or revoked, and whether the chain is complete. Exit 1 if any
@@ -38,7 +58,7 @@ def scan_command(
     try:
         with progress(len(targets), "scanning") as tick:
             for index, target in enumerate(targets, start=1):
-                served = fetch_chain(target, name, timeout)
+                served = fetch_chain(target, name, timeout, starttls)
                 results.append(judge(served, ca, now))
                 tick(index)
     finally:
