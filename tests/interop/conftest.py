@@ -17,6 +17,7 @@ import pytest
 from privca.authority import CertificateAuthority, IssuedCertificate
 from privca.keys.types import KeyType
 from privca.x509.encoding import pem_private_key_unencrypted
+from tests.acme.conftest import dns_server  # noqa: F401  (fixture: names -> 127.0.0.1)
 from tests.conftest import PASSPHRASE, openssl, write
 
 CORP_PERMITTED = ("corp.internal", "10.0.0.0/8")
