@@ -11,6 +11,7 @@ the constraints on the served chain.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -69,7 +70,10 @@ def served(request: pytest.FixtureRequest, ca_pool: CAPool) -> tuple[PooledCA, L
 
 @pytest.fixture(scope="module")
 def nginx(served: tuple[PooledCA, Leaf], tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    binary = require_tool("nginx")
+    # /usr/sbin is not on every user's PATH.
+    binary = (
+        shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin") or require_tool("nginx")
+    )
     _pooled, leaf = served
     prefix = tmp_path_factory.mktemp("nginx")
     (prefix / "tmp").mkdir(parents=True)
