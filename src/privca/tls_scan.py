@@ -116,7 +116,7 @@ def fetch_chain(
             with _handshake(context, raw, None if _is_ip(name) else name, deadline) as tls:
                 # The public get_unverified_chain() arrives in Python 3.13; 3.11 has it
                 # privately.
-                raw_chain = tls._sslobj.get_unverified_chain() or []  # type: ignore[union-attr]
+                raw_chain = tls._sslobj.get_unverified_chain() or []  # type: ignore[attr-defined]
                 chain = tuple(
                     x509.load_der_x509_certificate(c.public_bytes(ssl._ssl.ENCODING_DER))  # type: ignore[attr-defined]
                     for c in raw_chain

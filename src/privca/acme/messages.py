@@ -142,7 +142,7 @@ def _is_zero(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("0001-01-01T00:00:00")
 
 
-def decode(cls: type[jose.JSONObjectWithFields], payload: dict[str, Any], request: str) -> Any:
+def decode(cls: Any, payload: dict[str, Any], request: str) -> Any:
     """The request's payload as `cls`, ignoring server-owned members and zero values of
     optional ones; a malformed member is named in the problem detail (never its value)."""
     owned = SERVER_OWNED.get(request, frozenset())
