@@ -9,6 +9,7 @@ One server for the module (initdb costs a second or two); the CA is the README's
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,7 +24,12 @@ from tests.conftest import PASSPHRASE, Cli, openssl, require_tool, write
 from tests.interop._postgres_tls import PORT, TlsPostgres, find_bindir
 
 SERVER_NAME = "db.corp.internal"
-PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "dave": "dave-password"}
+PASSWORDS = {
+    "alice": "alice-password",
+    "bob": "bob-password",
+    "dave": "dave-password",
+    "app": "app-password",
+}
 
 
 @dataclass
@@ -125,8 +131,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             f"ssl_key_file = '{server.tls / 'server.key'}'\n"
             f"ssl_ca_file = '{server.tls / 'root.crt'}'\n"
         )
-        # The docs' two pg_hba.conf lines, on loopback instead of 10.0.0.0/8.
+        # The docs' pg_hba.conf lines, on loopback instead of 10.0.0.0/8.
         server.write_hba(
+            "hostssl all app 127.0.0.0/8 scram-sha-256\n"
             "hostssl all alice,bob,dave 127.0.0.0/8 scram-sha-256 clientcert=verify-full\n"
             "hostssl all carol     127.0.0.0/8 cert\n"
         )
@@ -139,6 +146,17 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         yield Setup(cli, server, client_dir, root, bindir / "psql", home)
     finally:
         server.stop()
+
+
+def test_verify_full_checks_the_server_and_its_name(setup: Setup, make_ca) -> None:
+    result = setup.connect("app")
+    assert result.returncode == 0, result.stderr + setup.server.log_tail()
+    assert result.stdout.strip() == "app true"
+    # A client that trusts another root refuses the server.
+    other = make_ca(name="Other CA")
+    untrusting = dataclasses.replace(setup, root=other.home.root_cert).connect("app")
+    assert untrusting.returncode != 0
+    assert "certificate verify failed" in untrusting.stderr, untrusting.stderr
 
 
 def test_verify_full_with_a_client_certificate_and_password(setup: Setup) -> None:
