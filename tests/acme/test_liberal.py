@@ -4,11 +4,12 @@ clients echo are ignored; a malformed member is named (never echoed) in the prob
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.acme.conftest import AcmeServer
+from tests.acme.conftest import AcmeServer, DnsServer
 from tests.acme.jwsclient import RawClient, b64
 
 URN = "urn:ietf:params:acme:error:"
@@ -21,6 +22,50 @@ CADDY_ZERO_VALUES: dict[str, Any] = {
     "finalize": "",
     "certificate": "",
 }
+
+
+@pytest.fixture(scope="module")
+def acme_server(
+    tmp_path_factory: pytest.TempPathFactory, dns_server: DnsServer
+) -> Iterator[AcmeServer]:
+    """One server for the module (each test registers its own account): starting a CA and
+    a server per test would be most of this module's time."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from privca.acme.issuer import CertificateAuthorityIssuer
+    from privca.acme.routes import build_acme_app
+    from privca.acme.service import AcmeSettings
+    from privca.authority import CertificateAuthority
+    from privca.store.acme import AcmeStore
+    from tests.acme.conftest import free_port, mount, serve_https
+    from tests.conftest import PASSPHRASE
+
+    base = tmp_path_factory.mktemp("liberal")
+    ca = CertificateAuthority.init(base / "ca", "Liberal Test CA", passphrase=PASSPHRASE)
+    settings = AcmeSettings(
+        http_01_port=free_port(),
+        tls_alpn_01_port=free_port(),
+        dns_resolver=dns_server.address,
+        validation_timeout=5.0,
+    )
+    app = build_acme_app(CertificateAuthorityIssuer(ca), AcmeStore.of(ca.store), settings)
+    root_pem = base / "root.pem"
+    root_pem.write_bytes(ca.root.public_bytes(Encoding.PEM))
+    with serve_https(mount(app), ca, base) as port:
+        url = f"https://127.0.0.1:{port}/acme"
+        yield AcmeServer(
+            url=f"{url}/directory",
+            base=url,
+            root_pem=root_pem,
+            ca_bundle=root_pem,
+            ca=ca,
+            service=app.state.acme_service,
+            settings=settings,
+            http_port=settings.http_01_port,
+            tls_port=settings.tls_alpn_01_port,
+            dns=dns_server,
+        )
+    ca.close()
 
 
 @pytest.fixture
