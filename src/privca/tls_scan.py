@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from privca._time import days_left as whole_days_left
 from privca.errors import InputError
 from privca.x509.encoding import serial_hex
 from privca.x509.names import names_from_general_names
@@ -134,7 +135,7 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
         names = tuple(str(n) for n in names_from_general_names(san))
     except x509.ExtensionNotFound:
         names = ()
-    days_left = (leaf.not_valid_after_utc - now).total_seconds() / 86400
+    days_left = whole_days_left(leaf.not_valid_after_utc, now)
     findings: list[str] = []
     if days_left <= 0:
         findings.append("the served certificate has expired")

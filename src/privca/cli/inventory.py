@@ -59,7 +59,7 @@ def list_command(
             ", ".join(d["names"]),
             d["profile"],
             d["not_after"][:10],
-            f"{d['days_left']:.0f}",
+            str(d["days_left"]),
             d["status"],
         ]
         for d in documents

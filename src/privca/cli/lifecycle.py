@@ -364,7 +364,7 @@ def needs_renewal_command(
     """
     from fractions import Fraction
 
-    from privca._time import utcnow
+    from privca._time import days_left, utcnow
     from privca.cli.render import parse_duration
     from privca.errors import InputError
     from privca.home import read_input_file
@@ -398,13 +398,13 @@ def needs_renewal_command(
                 "due": due,
                 "serial": serial_hex(certificate.serial_number),
                 "not_after": isoformat(not_after),
-                "days_left": round(left.total_seconds() / 86400, 1),
+                "days_left": days_left(not_after, now),
                 "rule": rule,
             }
         )
     elif app.verbosity >= 0:
         state = "renew now" if due else "not yet"
-        click.echo(f"{cert}: {state} ({left.days} days left; rule: {rule})")
+        click.echo(f"{cert}: {state} ({days_left(not_after, now)} days left; rule: {rule})")
     sys.exit(0 if due else 1)
 
 

@@ -71,7 +71,7 @@ def open_authority(app: AppContext, passphrase_file: Path | None = None) -> Cert
 
 def record_document(ca: CertificateAuthority, record: Any, now: Any) -> dict[str, Any]:
     """The JSON shape of one inventory entry (list and show)."""
-    from privca._time import isoformat
+    from privca._time import days_left, isoformat
     from privca.x509.encoding import serial_hex
 
     issuer = ca.issuer_of(record)
@@ -83,7 +83,7 @@ def record_document(ca: CertificateAuthority, record: Any, now: Any) -> dict[str
         "issuer": issuer.common_name if issuer else None,
         "not_before": isoformat(record.not_before),
         "not_after": isoformat(record.not_after),
-        "days_left": round((record.not_after - now).total_seconds() / 86400, 1),
+        "days_left": days_left(record.not_after, now),
         "status": record.status_at(now),
         "revoked_at": isoformat(record.revoked_at) if record.revoked_at else None,
         "revocation_reason": record.revocation_reason,
