@@ -17,9 +17,7 @@ def test_own_server_and_responder_certificates_are_not_findings(run_cli: Cli) ->
     with ca:
         issuing = ca.issuing_record()
         own = [ca.issue_ocsp_responder(issuing)[0].serial_number for _ in range(12)]
-        own += [
-            ca.issue(["ca.corp.internal"], profile="privca-server").serial for _ in range(4)
-        ]
+        own += [ca.issue(["ca.corp.internal"], profile="privca-server").serial for _ in range(4)]
     result = run_cli("doctor", "--json")
     assert result.exit_code == 0, result.stdout + result.stderr
     findings = json.loads(result.stdout)

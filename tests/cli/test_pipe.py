@@ -1,9 +1,9 @@
 """A reader that stops early (`privca list --all | head -1`) ends privca quietly with
 status 0, like other Unix tools, instead of "internal error: BrokenPipeError".
 
-Whether the writer sees EPIPE depends on who runs first, so each pipeline runs many times
-through a real shell pipe, with several times more output than a pipe buffer holds, so the writer always meets
-the closed end."""
+Whether the writer sees EPIPE depends on who runs first, so each pipeline runs several
+times through a real shell pipe, with several times more output than a pipe buffer holds,
+so that the writer always meets the closed end."""
 
 from __future__ import annotations
 
@@ -58,9 +58,7 @@ def test_closed_pipe_ends_quietly(big_home: Path, pipeline: str) -> None:
         f"2>stderr.txt | {reader} >/dev/null"
     )
     for _ in range(RUNS):
-        done = subprocess.run(
-            ["bash", "-c", script], cwd=big_home.parent, env=env, timeout=120
-        )
+        done = subprocess.run(["bash", "-c", script], cwd=big_home.parent, env=env, timeout=120)
         stderr = (big_home.parent / "stderr.txt").read_text()
         assert done.returncode == 0, stderr
         assert stderr == "", stderr

@@ -24,7 +24,9 @@ INTERNALS = ("candidates exhausted", "<Certificate", "encountered processing", "
 Case = Callable[[CertificateAuthority, CertificateAuthority], tuple[x509.Certificate, dict]]
 
 
-def _forged_leaf(ca: CertificateAuthority, names: tuple[str, ...], **changes: object) -> x509.Certificate:
+def _forged_leaf(
+    ca: CertificateAuthority, names: tuple[str, ...], **changes: object
+) -> x509.Certificate:
     """A leaf built by hand under `ca`'s issuing CA (or another key posing as it)."""
     now = utcnow()
     spec = CertificateSpec(
@@ -47,12 +49,18 @@ def _forged_leaf(ca: CertificateAuthority, names: tuple[str, ...], **changes: ob
 CASES: list[tuple[str, Callable[..., tuple[x509.Certificate, dict]], list[str]]] = [
     (
         "name-not-in-certificate",
-        lambda ca, other: (ca.issue(["a.corp.internal", "10.0.0.5"]).certificate, {"name": "db.corp.internal"}),
+        lambda ca, other: (
+            ca.issue(["a.corp.internal", "10.0.0.5"]).certificate,
+            {"name": "db.corp.internal"},
+        ),
         ["name db.corp.internal is not in the certificate (it has: a.corp.internal, 10.0.0.5)"],
     ),
     (
         "ip-not-in-certificate",
-        lambda ca, other: (ca.issue(["a.corp.internal", "10.0.0.5"]).certificate, {"name": "10.0.0.6"}),
+        lambda ca, other: (
+            ca.issue(["a.corp.internal", "10.0.0.5"]).certificate,
+            {"name": "10.0.0.6"},
+        ),
         ["name 10.0.0.6 is not in the certificate (it has: a.corp.internal, 10.0.0.5)"],
     ),
     (
@@ -66,7 +74,10 @@ CASES: list[tuple[str, Callable[..., tuple[x509.Certificate, dict]], list[str]]]
             _forged_leaf(ca, ("a.corp.internal",), signer_key=KeyType.EC_P256.generate()),
             {},
         ),
-        ["the signature does not verify with this CA's key (issuer: CN=Test Internal CA Issuing CA)"],
+        [
+            "the signature does not verify with this CA's key "
+            "(issuer: CN=Test Internal CA Issuing CA)"
+        ],
     ),
     (
         "expired",
@@ -124,9 +135,7 @@ def test_failure_in_words(
     ca = make_ca(now=utcnow() - dt.timedelta(days=10))
     other = make_ca(name="Other CA")
     leaf, options = build(ca, other)
-    report = check_certificate(
-        leaf, [ca.root], [ca.issuing], utcnow(), options.get("name"), None
-    )
+    report = check_certificate(leaf, [ca.root], [ca.issuing], utcnow(), options.get("name"), None)
     assert not report.ok
     assert len(report.problems) == len(expected), report.problems
     for problem, start in zip(report.problems, expected, strict=True):

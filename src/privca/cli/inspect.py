@@ -97,8 +97,7 @@ def _rows(document: dict[str, Any]) -> list[tuple[str, Any]]:
             ("Serial", document["serial"]),
             (
                 "Validity",
-                f"{document['not_before']} to {document['not_after']} "
-                f"({_validity(document)})",
+                f"{document['not_before']} to {document['not_after']} ({_validity(document)})",
             ),
             ("Names", document["names"] or "(no subjectAltName)"),
             ("Key", f"{document['key']['type']} (SPKI SHA-256 {document['key']['spki_sha256']})"),
@@ -143,8 +142,7 @@ def _rows(document: dict[str, Any]) -> list[tuple[str, Any]]:
         ),
         ("Signature", document["signature_algorithm"]),
         ("Extensions", _extension_lines(document)),
-        ("Revoked", f"{len(entries)} certificate(s)"),
-        ("", shown),
+        ("Revoked", [f"{len(entries)} certificate(s)", *shown]),
     ]
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from privca._text import printable
 from privca.cli.options import json_option
 from privca.cli.render import print_json, print_table
 
@@ -115,4 +116,4 @@ def show_command(app: AppContext, serial_or_name: str, pem: bool, as_json: bool)
             continue
         if isinstance(value, list):
             value = ", ".join(value)
-        click.echo(f"{key.replace('_', ' '):18}{value}")
+        click.echo(f"{key.replace('_', ' '):18}{printable(str(value))}")

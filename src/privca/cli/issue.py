@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from privca._text import printable
 from privca.cli.options import (
     check_outputs_free,
     days_option,
@@ -127,7 +128,7 @@ def issue_command(
         return
     if not app.quiet:
         click.echo(
-            f"Issued {', '.join(str(n) for n in issued.names)} "
+            f"Issued {printable(', '.join(str(n) for n in issued.names))} "
             f"(serial {serial_hex(issued.serial)}, {issued.profile}, "
             f"until {issued.certificate.not_valid_after_utc:%Y-%m-%d})"
         )
@@ -271,7 +272,7 @@ def sign_command(
     atomic_write_many(files)
     for request in requests:
         if request.ignored and not as_json:
-            warn(f"{request.source} asked for {', '.join(request.ignored)}; not copied")
+            warn(printable(f"{request.source} asked for {', '.join(request.ignored)}; not copied"))
     if as_json:
         documents = [
             _issued_document(item, {"certificate": str(c), "chain": str(h)})
@@ -284,7 +285,8 @@ def sign_command(
     if len(issued) == 1:
         item = issued[0]
         click.echo(
-            f"Signed {', '.join(str(n) for n in item.names)} (serial {serial_hex(item.serial)}, "
+            f"Signed {printable(', '.join(str(n) for n in item.names))} "
+            f"(serial {serial_hex(item.serial)}, "
             f"until {item.certificate.not_valid_after_utc:%Y-%m-%d})"
         )
         click.echo(f"  certificate: {planned[0][0]}\n  chain:       {planned[0][1]}")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from privca._text import printable
 from privca.cli.options import check_outputs_free, days_option, json_option, key_type_option
 from privca.cli.render import note, print_json
 from privca.cli.secrets import passphrase_file_option
@@ -45,7 +46,7 @@ def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: b
         print_json(document)
     elif newly:
         click.echo(
-            f"Revoked {document['serial']} ({', '.join(record.names)}), "
+            f"Revoked {document['serial']} ({printable(', '.join(record.names))}), "
             f"reason {record.revocation_reason}"
         )
         note("Publish it: privca crl (or let `privca serve` answer CRL/OCSP)", app.quiet)
@@ -237,7 +238,7 @@ def renew_command(
         )
     elif not app.quiet:
         click.echo(
-            f"Renewed {', '.join(str(n) for n in renewed.names)}: serial "
+            f"Renewed {printable(', '.join(str(n) for n in renewed.names))}: serial "
             f"{serial_hex(renewed.serial)} replaces {serial_hex(old.serial)}, until "
             f"{renewed.certificate.not_valid_after_utc:%Y-%m-%d}"
         )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from privca._text import printable
 from privca.cli.render import print_json
 from privca.errors import InputError, PrivcaError
 from privca.trust import java, linux, nss
@@ -107,8 +108,9 @@ def _anchor(app: AppContext, root: Path | None) -> TrustAnchor:
 
 
 def _say(app: AppContext, text: str = "", *, err: bool = False) -> None:
+    # Subjects and labels come from the root file given, which may be anyone's.
     if not app.quiet:
-        click.echo(text, err=err)
+        click.echo("\n".join(printable(line) for line in text.split("\n")), err=err)
 
 
 def _describe_anchor(anchor: TrustAnchor) -> dict[str, str]:

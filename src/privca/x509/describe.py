@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-
 Document = dict[str, Any]
 Inspectable = x509.Certificate | x509.CertificateSigningRequest | x509.CertificateRevocationList
 

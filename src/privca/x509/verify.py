@@ -88,9 +88,12 @@ def name_matches(name: str, names: Sequence[SubjectName]) -> bool:
                 continue
             if candidate.value == host:
                 return True
-            if candidate.is_wildcard and "." in host:
-                if host.split(".", 1)[1] == candidate.value[2:]:
-                    return True
+            if (
+                candidate.is_wildcard
+                and "." in host
+                and host.split(".", 1)[1] == candidate.value[2:]
+            ):
+                return True
         return False
     return any(c.kind == "ip" and ipaddress.ip_address(c.value) == address for c in names)
 
@@ -269,9 +272,7 @@ def verify_chain(
             client = builder.build_client_verifier().verify(leaf, list(intermediates))
             chain = client.chain
     except (verification.VerificationError, ValueError) as exc:
-        kind, reason = _explain(
-            leaf, roots, intermediates, at, name, verify_as_server, str(exc)
-        )
+        kind, reason = _explain(leaf, roots, intermediates, at, name, verify_as_server, str(exc))
         return ChainResult(False, reason, kind=kind)
     return ChainResult(True, "OK", tuple(chain))
 
