@@ -81,11 +81,11 @@ def init_command(
         )
     if hsm_module and no_passphrase:
         raise InputError("an HSM needs its PIN; --no-passphrase does not apply", "drop it")
-    passphrase = (
-        None
-        if no_passphrase
-        else new_passphrase(passphrase_file, "HSM user PIN" if hsm_module else "CA key passphrase")
-    )
+    passphrase: bytes | None = None
+    if hsm_module:
+        passphrase = new_passphrase(passphrase_file, "HSM user PIN", minimum=0)
+    elif not no_passphrase:
+        passphrase = new_passphrase(passphrase_file)
     if no_passphrase:
         warn("CA keys will be stored unencrypted; anyone who copies private/ can issue.")
     ca = CertificateAuthority.init(
