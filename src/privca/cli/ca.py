@@ -24,9 +24,19 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Root signs services directly (the runbook's shape). Default: root + issuing CA.",
 )
-@key_type_option(None, "CA key type (default: ec-p384 root, ec-p256 issuing CA).")
-@click.option("--root-days", type=int, default=3650, show_default=True)
-@click.option("--issuing-days", type=int, default=1825, show_default=True)
+@key_type_option(
+    None, "CA key type (default: ec-p384 root, ec-p256 issuing CA).", for_services=False
+)
+@click.option(
+    "--root-days", type=int, default=3650, show_default=True, help="Validity of the root, in days."
+)
+@click.option(
+    "--issuing-days",
+    type=int,
+    default=1825,
+    show_default=True,
+    help="Validity of the issuing CA, in days (at most the root's).",
+)
 @click.option(
     "--permit",
     multiple=True,

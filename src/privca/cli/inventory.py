@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 @click.command("list")
 @click.option("--expiring", metavar="DURATION", help="Only those expiring within, e.g. 30d.")
-@click.option("--status", type=click.Choice(["valid", "superseded", "revoked", "expired"]))
+@click.option(
+    "--status",
+    type=click.Choice(["valid", "superseded", "revoked", "expired"]),
+    help="Only those in this state (superseded: renewed, the old one still unexpired).",
+)
 @click.option("--name", "name_pattern", metavar="PATTERN", help="Names containing PATTERN (* ok).")
 @click.option(
     "--all",

@@ -23,7 +23,13 @@ REASONS = list(crl_reasons)
 
 @click.command("revoke")
 @click.argument("serial_or_name")
-@click.option("--reason", type=click.Choice(REASONS), default="unspecified", show_default=True)
+@click.option(
+    "--reason",
+    type=click.Choice(REASONS),
+    default="unspecified",
+    show_default=True,
+    help="RFC 5280 reason in the CRL and OCSP; keyCompromise also bars the key for good.",
+)
 @json_option
 @click.pass_obj
 def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: bool) -> None:
@@ -258,8 +264,16 @@ def rotate_group() -> None:
 
 
 @rotate_group.command("issuing")
-@key_type_option(None, "Key type of the new issuing CA (default: same as the current one).")
-@click.option("--days", type=int, default=1825, show_default=True)
+@key_type_option(
+    None, "Key type of the new issuing CA (default: same as the current one).", for_services=False
+)
+@click.option(
+    "--days",
+    type=int,
+    default=1825,
+    show_default=True,
+    help="Validity of the new issuing CA, in days (cut to the root's remaining life).",
+)
 @passphrase_file_option()
 @json_option
 @click.pass_obj
@@ -352,7 +366,7 @@ def rotate_root_command(
     "--fraction",
     metavar="N/D",
     default=None,
-    help="Due when less than this part of its lifetime is left (default 1/3).",
+    help="Due when at most this part of its lifetime is left (default 1/3; 1 = always).",
 )
 @json_option
 @click.pass_obj
@@ -385,8 +399,11 @@ def needs_renewal_command(
             part = Fraction(fraction or "1/3")
         except (ValueError, ZeroDivisionError):
             raise InputError(f"--fraction '{fraction}' is not a fraction like 1/3") from None
-        if not 0 < part < 1:
-            raise InputError(f"--fraction '{fraction}' must be between 0 and 1")
+        if not 0 < part <= 1:
+            raise InputError(
+                f"--fraction '{fraction}' must be more than 0 and at most 1",
+                "e.g. --fraction 1/3: due when a third of the lifetime is left",
+            )
         threshold = (not_after - not_before) * float(part)
         rule = f"less than {part} of its lifetime left"
     due = left <= threshold
@@ -410,14 +427,29 @@ def needs_renewal_command(
 
 
 @click.command("check")
-@click.option("--warn", "warn_window", default="30d", show_default=True, metavar="DURATION")
-@click.option("--crit", "crit_window", default="7d", show_default=True, metavar="DURATION")
+@click.option(
+    "--warn",
+    "warn_window",
+    default="30d",
+    show_default=True,
+    metavar="DURATION",
+    help="Warn about what expires within DURATION (e.g. 30d, 2w, 12h).",
+)
+@click.option(
+    "--crit",
+    "crit_window",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="Critical when it expires within DURATION (no longer than --warn).",
+)
 @click.option(
     "--format",
     "output_format",
     default="text",
     show_default=True,
     type=click.Choice(["text", "json", "nagios", "prometheus"]),
+    help="text/json for people and scripts, nagios plugin output, or a Prometheus textfile.",
 )
 @click.option(
     "--out",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from privca.keys.types import KeyType
+from privca.policy import DEFAULT_LEAF_KEY_TYPES
 from privca.x509.profiles import LEAF_PROFILES
 
 if TYPE_CHECKING:
@@ -20,13 +21,19 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 # Choices come from the one definition of each (command modules load cryptography anyway;
 # `privca --help` never imports this module).
 KEY_TYPES = [key_type.value for key_type in KeyType]
+# Services get what the default policy certifies. Ed25519 is left out on purpose: browsers
+# and NSS do not accept Ed25519 TLS certificates, so a key privca offers would not work in
+# Firefox or Chrome. CA keys may still be Ed25519 (init, rotate issuing).
+SERVICE_KEY_TYPES = [key_type.value for key_type in DEFAULT_LEAF_KEY_TYPES]
 LEAF_PROFILE_NAMES = list(LEAF_PROFILES)
 
 
-def key_type_option(default: str | None, help_text: str) -> Callable[[Any], Any]:
+def key_type_option(
+    default: str | None, help_text: str, *, for_services: bool = True
+) -> Callable[[Any], Any]:
     return click.option(
         "--key-type",
-        type=click.Choice(KEY_TYPES, case_sensitive=False),
+        type=click.Choice(SERVICE_KEY_TYPES if for_services else KEY_TYPES, case_sensitive=False),
         default=default,
         show_default=default is not None,
         help=help_text,
@@ -45,7 +52,8 @@ days_option = click.option(
     "--days",
     type=int,
     default=None,
-    help="Validity in days (default 730, capped by policy and the issuing CA's life).",
+    help="Validity in days (default 730, shortened to the issuing CA's remaining life). "
+    "More than the policy's max_days (825 unless privca.toml says otherwise) is refused.",
 )
 
 

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 @click.command("scan")
 @click.argument("targets", nargs=-1, required=True, metavar="HOST:PORT...")
 @click.option("--name", help="Server name to send (SNI) and check (default: the host).")
-@click.option("--timeout", type=float, default=5.0, show_default=True)
+@click.option(
+    "--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for each target."
+)
 @json_option
 @click.pass_obj
 def scan_command(
