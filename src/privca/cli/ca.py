@@ -159,16 +159,19 @@ def export_command(app: AppContext, what: str, out: Path | None) -> None:
         from privca.cli.adopt import export_index_command
 
         return export_index_command(app, out)
-    from privca.cli.options import open_authority
+    from privca.cli.options import check_out_directory, make_out_directory, open_authority
     from privca.home import atomic_write
     from privca.x509.encoding import pem_certificate, pem_certificates
 
+    if out is not None:
+        check_out_directory(out.parent)
     with open_authority(app) as ca:
         data = pem_certificate(ca.root) if what == "root" else pem_certificates(list(ca.chain))
     if out is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
+        make_out_directory(out.parent, private=False)
         atomic_write(out, data, 0o644)
         note(f"wrote {out}", app.quiet)
 

@@ -9,10 +9,12 @@ import click
 
 from privca._text import printable
 from privca.cli.options import (
+    check_out_directory,
     check_outputs_free,
     days_option,
     json_option,
     key_type_option,
+    make_out_directory,
     profile_option,
 )
 from privca.cli.render import note, print_json, progress
@@ -25,14 +27,6 @@ if TYPE_CHECKING:
     from privca.cli.main import AppContext
 
 CSR_LIMIT = 256 * 1024
-
-
-def _out_directory(out: Path) -> Path:
-    from privca.errors import InputError
-
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out '{out}' exists and is not a directory")
-    return out
 
 
 def _issued_document(issued: IssuedCertificate, files: dict[str, str]) -> dict[str, Any]:
@@ -97,7 +91,7 @@ def issue_command(
     from privca.x509.encoding import pem_private_key_unencrypted, pkcs12_bundle
     from privca.x509.names import parse_names
 
-    out = _out_directory(out)
+    check_out_directory(out)
     parsed = parse_names(names)
     stem = files_stem(parsed)
     paths = {
@@ -121,7 +115,7 @@ def issue_command(
             stem, issued.private_key, issued.certificate, list(issued.chain), p12_passphrase
         )
         files.append((paths["p12"], bundle, 0o600))
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_directory(out, private=True)
     atomic_write_many(files)
     if as_json:
         print_json(_issued_document(issued, {k: str(v) for k, v in paths.items()}))
@@ -172,14 +166,14 @@ def csr_command(
     from privca.x509.encoding import pem_csr, pem_private_key_unencrypted
     from privca.x509.names import parse_names
 
-    out = _out_directory(out)
+    check_out_directory(out)
     parsed = parse_names(names)
     stem = files_stem(parsed)
     key_path, csr_path = out / f"{stem}.key", out / f"{stem}.csr"
     check_outputs_free((key_path, csr_path), force)
     key = KeyType.parse(key_type).generate()
     csr = build_csr(key, parsed)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_directory(out, private=True)
     atomic_write_many(
         [(key_path, pem_private_key_unencrypted(key), 0o600), (csr_path, pem_csr(csr), 0o644)]
     )
@@ -257,14 +251,13 @@ def sign_command(
             "sign them separately or rename the CSRs' first names",
         )
     check_outputs_free(targets, force)
-    if directory.exists() and not directory.is_dir():
-        raise InputError(f"--out '{directory}' is not a directory")
+    check_out_directory(directory)
 
     with open_authority(app, passphrase_file) as ca, progress(len(requests), "signing") as tick:
         issued = ca.sign_requests(
             requests, profile=profile, days=days, strict=strict, progress=tick
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    make_out_directory(directory, private=False)
     files = []
     for item, (cert_path, chain_path) in zip(issued, planned, strict=True):
         files.append((cert_path, item.certificate_pem(), 0o644))

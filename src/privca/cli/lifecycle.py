@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 import click
 
 from privca._text import printable
-from privca.cli.options import check_outputs_free, days_option, json_option, key_type_option
+from privca.cli.options import (
+    check_out_directory,
+    check_outputs_free,
+    days_option,
+    json_option,
+    key_type_option,
+    make_out_directory,
+)
 from privca.cli.render import note, print_json
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.crl import REASONS as crl_reasons
@@ -97,6 +104,8 @@ def crl_command(
     now = utcnow()
     documents = []
     files = []
+    if out is not None:
+        check_out_directory(out.parent)
     with open_authority(app, passphrase_file) as ca:
         current = ca.issuing_record()
         root = next(a for a in reversed(ca.authorities()) if a.role == "root" and a.active)
@@ -138,6 +147,8 @@ def crl_command(
                     "file": str(stem.with_suffix(".crl")),
                 }
             )
+        if out is not None:
+            make_out_directory(out.parent, private=False)
         atomic_write_many(files)
     if as_json:
         print_json(documents)
@@ -207,6 +218,7 @@ def renew_command(
     if revoke_old and revoke_old_after is not None:
         raise InputError("--revoke-old and --revoke-old-after contradict each other", "choose one")
     grace = parse_duration(revoke_old_after) if revoke_old_after is not None else None
+    check_out_directory(out)
     with open_authority(app, passphrase_file) as ca:
         old = ca.lookup(serial_or_name, unique=True)
         stem = _stem(old.names)
@@ -229,7 +241,7 @@ def renew_command(
     ]
     if renewed.private_key is not None:
         files.append((paths["key"], pem_private_key_unencrypted(renewed.private_key), 0o600))
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_directory(out, private=renewed.private_key is not None)
     atomic_write_many(files)
     if as_json:
         print_json(
@@ -471,6 +483,8 @@ def check_command(
     from privca.cli.render import parse_duration
     from privca.errors import InputError, PrivcaError
 
+    if out is not None:
+        check_out_directory(out.parent)
     warn_delta, crit_delta = parse_duration(warn_window), parse_duration(crit_window)
     if crit_delta > warn_delta:
         raise InputError("--crit is longer than --warn", "e.g. --warn 30d --crit 7d")
@@ -497,6 +511,7 @@ def check_command(
     if out is not None:
         from privca.home import atomic_write
 
+        make_out_directory(out.parent, private=False)
         atomic_write(out, text.encode() + (b"" if text.endswith("\n") else b"\n"), 0o644)
     else:
         click.echo(text)

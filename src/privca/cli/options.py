@@ -96,3 +96,52 @@ def record_document(ca: CertificateAuthority, record: Any, now: Any) -> dict[str
         "revoked_at": isoformat(record.revoked_at) if record.revoked_at else None,
         "revocation_reason": record.revocation_reason,
     }
+
+
+def check_out_directory(directory: Path) -> None:
+    """Before any work: `directory` is a directory, or can be made (its nearest existing
+    parent is a writable directory). Errors name the real path, never a temporary file."""
+    import os
+
+    from privca.errors import EnvironmentRefused, InputError
+
+    if directory.exists():
+        if not directory.is_dir():
+            raise InputError(f"--out '{directory}' exists and is not a directory")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise EnvironmentRefused(
+                f"cannot write into '{directory}': permission denied",
+                "choose another --out, or fix the directory's permissions",
+            )
+        return
+    parent = directory.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"--out '{directory}' cannot be created: '{parent}' is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EnvironmentRefused(
+            f"cannot create '{directory}': '{parent}' is not writable",
+            "choose another --out, or create the directory first",
+        )
+
+
+def make_out_directory(directory: Path, *, private: bool) -> None:
+    """Create a missing output directory, 0700 when it will hold private keys (its
+    missing parents get the usual 0755 less the umask). An existing one is left as it is."""
+    from privca.errors import EnvironmentRefused, InputError
+
+    if directory.is_dir():
+        return
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700 if private else 0o755, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise InputError(f"--out '{directory}' cannot be created: {exc.strerror}") from exc
+    except OSError as exc:
+        raise EnvironmentRefused(
+            f"cannot create '{directory}': {exc.strerror}",
+            "choose another --out, or create the directory first",
+        ) from exc
+    if private:
+        directory.chmod(0o700)  # mkdir's mode is masked by the umask; 0700 is meant

@@ -416,6 +416,10 @@ def bundle_command(
         for line in produced.instructions:
             _say(app, f"# {line}", err=True)
         return
+    from privca.cli.options import check_out_directory, make_out_directory
+
+    check_out_directory(out.parent)
+    make_out_directory(out.parent, private=False)
     atomic_write(out, produced.data, 0o644)
     _say(app, f"wrote {out} ({output_format}, {anchor.slug})")
     for line in produced.instructions:
