@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from privca._text import printable
+from privca.cli.deploy import Deployed, check_deploy_results, deploy_hook_option, run_deploy_hook
 from privca.cli.options import (
     check_out_directory,
     check_outputs_free,
@@ -65,6 +66,7 @@ def _issued_document(issued: IssuedCertificate, files: dict[str, str]) -> dict[s
     help="Passphrase for the PKCS#12 file (else $PRIVCA_P12_PASSPHRASE, else a prompt).",
 )
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@deploy_hook_option
 @passphrase_file_option()
 @json_option
 @click.pass_obj
@@ -78,6 +80,7 @@ def issue_command(
     p12: bool,
     p12_passphrase_file: Path | None,
     force: bool,
+    deploy_hook: str | None,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
@@ -117,10 +120,22 @@ def issue_command(
         files.append((paths["p12"], bundle, 0o600))
     make_out_directory(out, private=True)
     atomic_write_many(files)
+    hook_results = []
+    if deploy_hook is not None:
+        deployed = Deployed(
+            paths["certificate"],
+            paths["chain"],
+            paths["key"],
+            [str(n) for n in issued.names],
+            serial_hex(issued.serial),
+        )
+        hook_results.append((deployed, run_deploy_hook(deploy_hook, deployed)))
     if as_json:
-        print_json(_issued_document(issued, {k: str(v) for k, v in paths.items()}))
-        return
-    if not app.quiet:
+        document = _issued_document(issued, {k: str(v) for k, v in paths.items()})
+        if hook_results:
+            document["deploy_hook_status"] = hook_results[0][1]
+        print_json(document)
+    elif not app.quiet:
         click.echo(
             f"Issued {printable(', '.join(str(n) for n in issued.names))} "
             f"(serial {serial_hex(issued.serial)}, {issued.profile}, "
@@ -128,6 +143,8 @@ def issue_command(
         )
         for label, path in paths.items():
             click.echo(f"  {label + ':':13}{path}")
+    if deploy_hook is not None:
+        check_deploy_results(deploy_hook, hook_results)
 
 
 def _p12_passphrase(path: Path | None) -> bytes:
@@ -198,6 +215,7 @@ def csr_command(
     "--strict", is_flag=True, help="Refuse CSRs that ask for extensions (CA rights, usages)."
 )
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@deploy_hook_option
 @passphrase_file_option()
 @json_option
 @click.pass_obj
@@ -209,6 +227,7 @@ def sign_command(
     out: Path | None,
     strict: bool,
     force: bool,
+    deploy_hook: str | None,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
@@ -263,6 +282,17 @@ def sign_command(
         files.append((cert_path, item.certificate_pem(), 0o644))
         files.append((chain_path, item.chain_pem(), 0o644))
     atomic_write_many(files)
+    hook_results = []
+    if deploy_hook is not None:
+        for item, (cert_path, chain_path) in zip(issued, planned, strict=True):
+            deployed = Deployed(
+                cert_path,
+                chain_path,
+                cert_path.with_name(files_stem(item.names) + ".key"),
+                [str(n) for n in item.names],
+                serial_hex(item.serial),
+            )
+            hook_results.append((deployed, run_deploy_hook(deploy_hook, deployed)))
     for request in requests:
         if request.ignored and not as_json:
             warn(printable(f"{request.source} asked for {', '.join(request.ignored)}; not copied"))
@@ -271,11 +301,12 @@ def sign_command(
             _issued_document(item, {"certificate": str(c), "chain": str(h)})
             for item, (c, h) in zip(issued, planned, strict=True)
         ]
+        for document, (_, status) in zip(documents, hook_results, strict=False):
+            document["deploy_hook_status"] = status
         print_json(documents)
-        return
-    if app.quiet:
-        return
-    if len(issued) == 1:
+    elif app.quiet:
+        pass
+    elif len(issued) == 1:
         item = issued[0]
         click.echo(
             f"Signed {printable(', '.join(str(n) for n in item.names))} "
@@ -285,3 +316,5 @@ def sign_command(
         click.echo(f"  certificate: {planned[0][0]}\n  chain:       {planned[0][1]}")
     else:
         note(f"Signed {len(issued)} certificates into {directory}")
+    if deploy_hook is not None:
+        check_deploy_results(deploy_hook, hook_results)

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from privca._text import printable
+from privca.cli.deploy import Deployed, check_deploy_results, deploy_hook_option, run_deploy_hook
 from privca.cli.options import (
     check_out_directory,
-    check_outputs_free,
     days_option,
     json_option,
     key_type_option,
     make_out_directory,
 )
-from privca.cli.render import note, print_json
+from privca.cli.render import note, print_json, warn
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.crl import REASONS as crl_reasons
 from privca.x509.encoding import serial_hex
@@ -188,7 +192,12 @@ def crl_command(
     default=None,
     help="Revoke the old certificate (superseded) after this grace period, e.g. 7d.",
 )
-@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace files in --out even if they are not this certificate's.",
+)
+@deploy_hook_option
 @passphrase_file_option()
 @json_option
 @click.pass_obj
@@ -202,11 +211,15 @@ def renew_command(
     revoke_old: bool,
     revoke_old_after: str | None,
     force: bool,
+    deploy_hook: str | None,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
     """Issue a successor with the same names and profile; the old one is marked superseded
-    (and revoked now with --revoke-old, or after a grace period with --revoke-old-after)."""
+    (and revoked now with --revoke-old, or after a grace period with --revoke-old-after).
+
+    The files of the old certificate in --out are replaced atomically, keeping their
+    modes; the old ones stay as NAME.crt.previous etc. until the next renew."""
     from privca._time import isoformat
     from privca.cli.options import open_authority
     from privca.cli.render import parse_duration
@@ -225,7 +238,7 @@ def renew_command(
         paths = {"certificate": out / f"{stem}.crt", "chain": out / f"{stem}.chain.pem"}
         if new_key:
             paths["key"] = out / f"{stem}.key"
-        check_outputs_free(paths.values(), force)
+        existing = _files_to_replace(paths, old.names, force)
         renewed = ca.renew(
             serial_hex(old.serial),
             days=days,
@@ -235,25 +248,48 @@ def renew_command(
         )
         if revoke_old:
             ca.revoke(serial_hex(old.serial), "superseded")
-    files = [
-        (paths["certificate"], renewed.certificate_pem(), 0o644),
-        (paths["chain"], renewed.chain_pem(), 0o644),
+    new_files = [
+        ("certificate", renewed.certificate_pem(), 0o644),
+        ("chain", renewed.chain_pem(), 0o644),
     ]
     if renewed.private_key is not None:
-        files.append((paths["key"], pem_private_key_unencrypted(renewed.private_key), 0o600))
+        new_files.append(("key", pem_private_key_unencrypted(renewed.private_key), 0o600))
+    files: list[tuple[Path, bytes, int]] = []
+    for label, data, mode in new_files:
+        before = existing.get(label)
+        if before is not None:
+            # The old file stays as NAME.crt.previous (until the next renew replaces it),
+            # and the new one takes the old one's mode: a key made 0640 for a service's
+            # group stays readable by that service.
+            files.append((_previous(paths[label]), before.data, before.mode))
+            mode = before.mode
+        files.append((paths[label], data, mode))
     make_out_directory(out, private=renewed.private_key is not None)
-    atomic_write_many(files)
-    if as_json:
-        print_json(
-            {
-                "serial": serial_hex(renewed.serial),
-                "replaces": serial_hex(old.serial),
-                "names": [str(n) for n in renewed.names],
-                "profile": renewed.profile,
-                "not_after": isoformat(renewed.certificate.not_valid_after_utc),
-                "files": {k: str(v) for k, v in paths.items()},
-            }
+    atomic_write_many(files)  # the .previous files are renamed into place first
+    _keep_owners(paths, existing)
+    hook_results = []
+    if deploy_hook is not None:
+        deployed = Deployed(
+            certificate=paths["certificate"],
+            chain=paths["chain"],
+            key=out / f"{stem}.key",
+            names=[str(n) for n in renewed.names],
+            serial=serial_hex(renewed.serial),
         )
+        hook_results.append((deployed, run_deploy_hook(deploy_hook, deployed)))
+    if as_json:
+        document = {
+            "serial": serial_hex(renewed.serial),
+            "replaces": serial_hex(old.serial),
+            "names": [str(n) for n in renewed.names],
+            "profile": renewed.profile,
+            "not_after": isoformat(renewed.certificate.not_valid_after_utc),
+            "files": {k: str(v) for k, v in paths.items()},
+            "previous": {k: str(_previous(paths[k])) for k in existing},
+        }
+        if deploy_hook is not None:
+            document["deploy_hook_status"] = hook_results[0][1]
+        print_json(document)
     elif not app.quiet:
         click.echo(
             f"Renewed {printable(', '.join(str(n) for n in renewed.names))}: serial "
@@ -262,6 +298,87 @@ def renew_command(
         )
         for label, path in paths.items():
             click.echo(f"  {label + ':':13}{path}")
+        if existing:
+            kept = ", ".join(str(_previous(paths[k])) for k in existing)
+            click.echo(f"  {'previous:':13}{kept}")
+    if deploy_hook is not None:
+        check_deploy_results(deploy_hook, hook_results)
+
+
+@dataclass(frozen=True)
+class _OldFile:
+    data: bytes
+    mode: int
+    uid: int
+    gid: int
+
+
+def _previous(path: Path) -> Path:
+    return path.with_name(path.name + ".previous")
+
+
+def _files_to_replace(
+    paths: dict[str, Path], old_names: Sequence[str], force: bool
+) -> dict[str, _OldFile]:
+    """The files renew replaces, read before anything is issued. Without --force they must
+    be the renewed certificate's own: a certificate file for the same names (with its
+    chain and key); anything else in the way is refused, never overwritten."""
+    from privca.errors import AlreadyExists, InputError
+    from privca.home import read_input_file
+    from privca.x509.encoding import load_certificate
+    from privca.x509.verify import certificate_names
+
+    existing: dict[str, _OldFile] = {}
+    for label, path in paths.items():
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(info.st_mode) and not force:
+            raise AlreadyExists(
+                f"'{path}' is not a regular file (a link?); renew replaces files only",
+                "use --force to replace it, or another --out",
+            )
+        data = read_input_file(path, "file", limit=1 << 20)
+        existing[label] = _OldFile(data, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+    if force or not existing:
+        return existing
+    certificate = existing.get("certificate")
+    if certificate is None:
+        first = paths[next(iter(existing))]
+        raise AlreadyExists(
+            f"'{first}' already exists, but not the certificate '{paths['certificate']}' "
+            "it would belong to",
+            "use --force to replace it, or another --out",
+        )
+    try:
+        names = {str(n) for n in certificate_names(load_certificate(certificate.data))}
+    except InputError:
+        names = set()
+    if names != set(old_names):
+        shown = ", ".join(sorted(names)) or "none privca can read"
+        raise AlreadyExists(
+            f"'{paths['certificate']}' holds a certificate for other names ({shown})",
+            "use --force to replace it, or another --out",
+        )
+    return existing
+
+
+def _keep_owners(paths: dict[str, Path], existing: dict[str, _OldFile]) -> None:
+    """Give each replaced file (and its .previous) the owner and group the old one had,
+    when privca may: a key owned root:ssl-cert must stay readable by the ssl-cert group."""
+    for label, old in existing.items():
+        for path in (paths[label], _previous(paths[label])):
+            info = path.stat()
+            if (info.st_uid, info.st_gid) == (old.uid, old.gid):
+                continue
+            try:
+                os.chown(path, old.uid, old.gid)
+            except PermissionError:
+                try:
+                    os.chown(path, -1, old.gid)
+                except PermissionError:
+                    warn(f"'{path}' could not get its old group back (gid {old.gid})")
 
 
 def _stem(names: tuple[str, ...]) -> str:
