@@ -187,19 +187,31 @@ def export_command(app: AppContext, what: str, out: Path | None) -> None:
 )
 @click.pass_obj
 def quickstart_command(app: AppContext, directory: Path) -> None:
-    """Make a demo CA, issue a localhost certificate, prove it with a real TLS handshake."""
+    """Make a demo CA, issue a localhost certificate, prove it with a real TLS handshake.
+
+    Run it again and it reuses its CA and issues a fresh localhost certificate (the old
+    one is marked superseded)."""
     from privca.authority import CertificateAuthority
+    from privca.cli.options import make_out_directory
     from privca.cli.tls_probe import handshake_over_loopback
     from privca.errors import CheckFailed
-    from privca.home import atomic_write_many
+    from privca.home import CAHome, atomic_write_many
     from privca.x509.encoding import pem_private_key_unencrypted
 
     home = directory / "ca"
     out = directory / "certs"
-    ca = CertificateAuthority.init(home, "privca Quickstart CA", passphrase=None)
-    click.echo(f"1. Created a two-tier CA in {home} (demo: keys unencrypted)")
-    issued = ca.issue(["localhost", "127.0.0.1", "::1"])
-    out.mkdir(parents=True, exist_ok=True)
+    names = ["localhost", "127.0.0.1", "::1"]
+    if CAHome(home).exists():
+        ca = CertificateAuthority.open(home, passphrase=None)
+        click.echo(f"1. Reusing the demo CA in {home} (demo: keys unencrypted)")
+        previous = [r for r in ca.certificates(status="valid") if sorted(r.names) == sorted(names)]
+        # A fresh certificate each run; the last one is superseded, not left valid.
+        issued = ca.renew(serial_hex(previous[-1].serial)) if previous else ca.issue(names)
+    else:
+        ca = CertificateAuthority.init(home, "privca Quickstart CA", passphrase=None)
+        click.echo(f"1. Created a two-tier CA in {home} (demo: keys unencrypted)")
+        issued = ca.issue(names)
+    make_out_directory(out, private=True)
     key_path, cert_path, chain_path = (
         out / "localhost.key",
         out / "localhost.crt",
