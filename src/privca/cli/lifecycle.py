@@ -620,6 +620,9 @@ def check_command(
                     text = monitoring.render_json(items, now)
                 else:
                     text = monitoring.render_text(items)
+                if output_format != "json":
+                    # Labels are certificate names, possibly imported from anywhere.
+                    text = "\n".join(printable(line) for line in text.split("\n"))
     except PrivcaError as exc:
         if output_format != "nagios":
             raise
