@@ -179,3 +179,11 @@ def test_name_constraint_violation_says_so(make_ca: Callable[..., CertificateAut
 )
 def test_name_matches(name: str, sans: list[str], expected: bool) -> None:
     assert name_matches(name, parse_names(sans)) is expected
+
+
+def test_an_expired_issuing_ca_is_named(make_ca: Callable[..., CertificateAuthority]) -> None:
+    ca = make_ca(now=utcnow() - dt.timedelta(days=20), issuing_days=10)
+    leaf = _forged_leaf(ca, ("a.corp.internal",))
+    report = check_certificate(leaf, [ca.root], [ca.issuing], utcnow())
+    (problem,) = report.problems
+    assert problem.startswith("the CA CN=Test Internal CA Issuing CA expired on "), problem
