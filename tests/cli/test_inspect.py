@@ -26,8 +26,10 @@ def files(ca: CertificateAuthority, tmp_path: Path) -> dict[str, Path]:
     assert openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
                    "-out", str(csr_key)).returncode == 0  # fmt: skip
     csr = tmp_path / "r.csr"
-    made = openssl("req", "-new", "-key", str(csr_key), "-subj", "/CN=mail.corp.internal",
-                   "-addext", "subjectAltName=DNS:mail.corp.internal", "-out", str(csr))  # fmt: skip
+    made = openssl(
+        "req", "-new", "-key", str(csr_key), "-subj", "/CN=mail.corp.internal",
+        "-addext", "subjectAltName=DNS:mail.corp.internal", "-out", str(csr),
+    )  # fmt: skip
     assert made.returncode == 0, made.stderr
     return {
         "cert": write(tmp_path / "db.crt", issued.certificate_pem()),
@@ -67,8 +69,11 @@ def test_certificate(run_cli: Cli, files: dict[str, Path]) -> None:
     }  # fmt: skip
     assert extensions["extendedKeyUsage"]["value"] == ["serverAuth", "clientAuth"]
     text = run_cli("inspect", str(files["cert"])).stdout
-    for fragment in ("Subject:", "CN=db.corp.internal", "10.0.0.5", "730 days left",
-                     "EC P-256", "basicConstraints (critical): CA:FALSE", "SHA-256 fingerprint:"):  # fmt: skip
+    expected = (
+        "Subject:", "CN=db.corp.internal", "10.0.0.5", "730 days left", "EC P-256",
+        "basicConstraints (critical): CA:FALSE", "SHA-256 fingerprint:",
+    )  # fmt: skip
+    for fragment in expected:
         assert fragment in text, fragment
     assert _json(run_cli, files["der"]) == [document]  # DER says the same
 
