@@ -24,7 +24,6 @@ import os
 import re
 import select
 import shlex
-import shutil
 import socket
 import socketserver
 import subprocess
@@ -327,11 +326,3 @@ class Sandbox:
         # Processes a doc line left behind (e.g. a daemon) go with the session group.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._shell.pid, 9)
-
-
-def tools_missing() -> list[str]:
-    return [
-        t
-        for t in ("update-ca-certificates", "certutil", "keytool", "openssl", "curl")
-        if shutil.which(t) is None
-    ]
