@@ -254,18 +254,17 @@ def renew_command(
     ]
     if renewed.private_key is not None:
         new_files.append(("key", pem_private_key_unencrypted(renewed.private_key), 0o600))
-    files: list[tuple[Path, bytes, int]] = []
-    for label, data, mode in new_files:
-        before = existing.get(label)
-        if before is not None:
-            # The old file stays as NAME.crt.previous (until the next renew replaces it),
-            # and the new one takes the old one's mode: a key made 0640 for a service's
-            # group stays readable by that service.
-            files.append((_previous(paths[label]), before.data, before.mode))
-            mode = before.mode
-        files.append((paths[label], data, mode))
+    # The old files stay as NAME.crt.previous etc. (until the next renew replaces them),
+    # and each new file takes the old one's mode: a key made 0640 for a service's group
+    # stays readable by that service. All .previous files are in place before the first
+    # new file is renamed over an old one.
+    previous = [(_previous(paths[k]), old.data, old.mode) for k, old in existing.items()]
+    replacing = [
+        (paths[label], data, existing[label].mode if label in existing else mode)
+        for label, data, mode in new_files
+    ]
     make_out_directory(out, private=renewed.private_key is not None)
-    atomic_write_many(files)  # the .previous files are renamed into place first
+    atomic_write_many([*previous, *replacing])
     _keep_owners(paths, existing)
     hook_results = []
     if deploy_hook is not None:
