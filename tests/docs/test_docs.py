@@ -308,7 +308,8 @@ def run_document(sandbox: Sandbox, document: list[Command]) -> list[str]:
                         ran, f"works now: remove its entry from EXPECTED ({expect.reason})", sandbox
                     )
                 )
-            notes.append(f"{command.where}: known broken: {expect.reason}")
+            said = " | ".join((outcome.stdout + outcome.stderr).strip().splitlines()[-3:])
+            notes.append(f"{command.where}: known broken: {expect.reason} [{said}]")
             continue
         if not worked:
             pytest.fail(
