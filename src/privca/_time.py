@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 
 def utcnow() -> dt.datetime:
@@ -20,3 +21,11 @@ def as_utc(value: dt.datetime) -> dt.datetime:
 def isoformat(value: dt.datetime) -> str:
     """ISO 8601 with a Z, the form used in JSON output."""
     return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def days_left(not_after: dt.datetime, now: dt.datetime) -> int:
+    """Whole days until `not_after`, counting a started day as one: 730 for a certificate
+    issued for 730 days, 1 on its last day, 0 or less once it has expired. The one
+    definition every command, JSON document and metric label uses."""
+    seconds = (as_utc(not_after) - as_utc(now)).total_seconds()
+    return math.ceil(seconds / 86400)

@@ -55,6 +55,8 @@ PassphraseSource = bytes | Callable[[], bytes | None] | None
 # Leaves start a little in the past so a client whose clock lags does not reject them.
 BACKDATE = dt.timedelta(minutes=5)
 MAX_CA_DAYS = 36500
+# Shorter passphrases for CA keys are refused (an HSM PIN is the token's business).
+MIN_PASSPHRASE_LENGTH = 8
 
 
 @dataclass(frozen=True)
@@ -177,9 +179,9 @@ class CertificateAuthority:
             raise InputError(
                 "the HSM token's PIN is required", "use --passphrase-file with the PIN"
             )
-        if passphrase is not None and len(passphrase) < 8 and not hsm_module:
+        if passphrase is not None and len(passphrase) < MIN_PASSPHRASE_LENGTH and not hsm_module:
             raise InputError(
-                "the passphrase is shorter than 8 characters",
+                f"the passphrase is shorter than {MIN_PASSPHRASE_LENGTH} characters",
                 "use a long passphrase; it protects the CA keys at rest",
             )
         policy = IssuancePolicy.build(permitted, excluded)

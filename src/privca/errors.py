@@ -71,9 +71,16 @@ class CheckFailed(PrivcaError):
     exit_code = 1
 
 
+class DeployHookFailed(CheckFailed):
+    """The certificate was issued and written, but the --deploy-hook command failed.
+
+    Exit 1, not 2 or 3: those promise that nothing changed, and here the files did."""
+
+
 __all__ = [
     "AlreadyExists",
     "CheckFailed",
+    "DeployHookFailed",
     "EnvironmentRefused",
     "InputError",
     "InsecurePermissions",

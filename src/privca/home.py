@@ -105,11 +105,13 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes, int]], *, overwrite: bo
                 )
     written: list[tuple[Path, Path]] = []
     directories: set[Path] = set()
+    target = files[0][0] if files else Path(".")  # named in an error, never a temp file
     # Past a handful of files, one sync() of everything is far cheaper than an fsync per
     # file, and gives the same guarantee: every byte is on disk before any rename.
     batch = len(files) > BATCH_SYNC_THRESHOLD
     try:
         for path, data, mode in files:
+            target = path
             directory = path.parent
             fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
             tmp = Path(tmp_name)
@@ -127,6 +129,7 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes, int]], *, overwrite: bo
         if batch:
             os.sync()
         for tmp, path in written:
+            target = path
             os.replace(tmp, path)
         for directory in directories:
             _fsync_directory(directory)
@@ -135,7 +138,7 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes, int]], *, overwrite: bo
             with contextlib.suppress(OSError):
                 tmp.unlink()
         raise EnvironmentRefused(
-            f"cannot write '{exc.filename or files[0][0]}': {exc.strerror}",
+            f"cannot write '{target}': {exc.strerror}",
             "check that the directory exists and is writable",
         ) from exc
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from privca._time import isoformat
+from privca._time import days_left, isoformat
 from privca.x509.encoding import serial_hex
 from privca.x509.profiles import SELF_RENEWING_PROFILES
 
@@ -38,7 +38,7 @@ class ExpiryItem:
             "serial": self.serial,
             "issuer": self.issuer,
             "not_after": isoformat(self.not_after),
-            "days_left": round((self.not_after - now).total_seconds() / 86400, 1),
+            "days_left": days_left(self.not_after, now),
             "severity": self.severity,
             "detail": self.detail,
         }
@@ -56,10 +56,10 @@ def _severity(
 
 
 def _describe(not_after: dt.datetime, now: dt.datetime) -> str:
-    days = (not_after - now).total_seconds() / 86400
-    if days <= 0:
-        return f"expired {-days:.0f} days ago"
-    return f"expires in {days:.0f} days ({not_after:%Y-%m-%d})"
+    days = days_left(not_after, now)
+    if not_after <= now:
+        return f"expired {-days} days ago" if days < 0 else "expired today"
+    return f"expires in {days} days ({not_after:%Y-%m-%d})"
 
 
 def _cn(rfc4514: str) -> str:

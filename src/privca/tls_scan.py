@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from privca._text import printable
+from privca._time import days_left as whole_days_left
 from privca.errors import InputError
 
 if TYPE_CHECKING:
@@ -367,7 +368,7 @@ class ScanResult:
     served: ServedChain
     names: tuple[str, ...] = ()
     serial: str = ""
-    days_left: float = 0.0
+    days_left: int = 0
     ours: bool = False
     complete: bool = False
     name_ok: bool = False
@@ -387,7 +388,7 @@ class ScanResult:
             "chain": [c.subject.rfc4514_string() for c in self.served.chain],
             "names": list(self.names),
             "serial": self.serial,
-            "days_left": round(self.days_left, 1),
+            "days_left": self.days_left,
             "ours": self.ours,
             "chain_complete": self.complete,
             "name_matches": self.name_ok,
@@ -406,7 +407,7 @@ class ScanResult:
             return f"{target}: {label} ({printable(self.served.error, 300)})"
         head = (
             f"{target}: {'OK' if self.ok else 'ATTENTION'} serial {self.serial} "
-            f"[{self.status}] {', '.join(self.names)}; {self.days_left:.0f} days left; "
+            f"[{self.status}] {', '.join(self.names)}; {self.days_left} days left; "
             f"chain of {len(self.served.chain)} ({'complete' if self.complete else 'incomplete'})"
         )
         return "\n".join([head, *(f"  - {f}" for f in self.findings)])
@@ -428,7 +429,7 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
         names = tuple(str(n) for n in names_from_general_names(san))
     except x509.ExtensionNotFound:
         names = ()
-    days_left = (leaf.not_valid_after_utc - now).total_seconds() / 86400
+    days_left = whole_days_left(leaf.not_valid_after_utc, now)
     findings: list[str] = []
     if days_left <= 0:
         findings.append("the served certificate has expired")

@@ -202,8 +202,16 @@ ISSUE_CASES = [
     ("empty-label", ["a..corp.internal"], [], "empty label"),
     ("ip-as-dns", ["dns:10.0.0.1"], [], "IP address where a DNS name"),
     ("outside-network", ["192.168.1.1"], [], "outside the permitted networks"),
-    ("ed25519-not-allowed", ["db.corp.internal"], ["--key-type", "ed25519"], "not allowed"),
+    # Not offered for services (browsers and NSS refuse Ed25519 TLS certificates).
+    ("ed25519-not-offered", ["db.corp.internal"], ["--key-type", "ed25519"], "is not one of"),
     ("days-zero", ["db.corp.internal"], ["--days", "0"], "not positive"),
+    # The help says so: more than the policy's max_days is refused, not silently capped.
+    (
+        "days-over-policy",
+        ["db.corp.internal"],
+        ["--days", "100000"],
+        "exceeds the policy maximum of 825 days",
+    ),
     (
         "missing-passphrase-file",
         ["db.corp.internal"],

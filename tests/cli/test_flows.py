@@ -375,3 +375,21 @@ def test_list_hides_what_privca_renews_by_itself(home_cli: Cli) -> None:
         ["db.corp.internal"]
     ]
     assert len(json.loads(home_cli("list", "--all", "--json").output)) == 3
+
+
+def test_quickstart_runs_again_with_its_ca_and_a_fresh_certificate(
+    run_cli: Cli, tmp_path: Path
+) -> None:
+    directory = tmp_path / "qs"
+    first = run_cli("quickstart", "--dir", str(directory))
+    assert first.exit_code == 0, first.stdout + first.stderr
+    root = (directory / "ca" / "certs" / "root.crt").read_bytes()
+    cert = directory / "certs" / "localhost.crt"
+    serial = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
+    second = run_cli("quickstart", "--dir", str(directory))
+    assert second.exit_code == 0, second.stdout + second.stderr
+    assert "Reusing the demo CA" in second.stdout
+    assert (directory / "ca" / "certs" / "root.crt").read_bytes() == root
+    assert x509.load_pem_x509_certificate(cert.read_bytes()).serial_number != serial
+    listed = json.loads(run_cli("list", "--json", home=directory / "ca").stdout)
+    assert sorted(d["status"] for d in listed) == ["superseded", "valid"]

@@ -64,3 +64,35 @@ def test_init_asks_twice_and_never_echoes(tmp_path: Path) -> None:
     )
     assert code == 0, output.decode(errors="replace")
     assert secret not in output
+
+
+def test_too_short_is_refused_before_the_confirmation_and_asked_again(tmp_path: Path) -> None:
+    home = tmp_path / "ca"
+    good = b"long enough passphrase"
+    answers = [b"k9!x", good, b"typed differently", good, good]
+    code, output = _run_on_tty(["--home", str(home), "init", "--name", "Retry CA"], answers)
+    assert code == 0, output.decode(errors="replace")
+    first_prompt_end = output.index(b":") + 1
+    before_second_prompt = output[first_prompt_end : output.index(b"passphrase:", first_prompt_end)]
+    assert b"shorter than 8 characters" in before_second_prompt
+    assert b"Repeat" not in before_second_prompt  # refused before asking to confirm
+    assert b"the two entries differ" in output
+    assert output.count(b"Repeat for confirmation") == 2
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = (home / "private" / "issuing.key").read_bytes()
+    assert load_pem_private_key(key, good) is not None
+    for secret in (b"k9!x", good, b"typed differently"):
+        assert secret not in output
+
+
+def test_three_failed_attempts_end_with_one_error_and_nothing_written(tmp_path: Path) -> None:
+    home = tmp_path / "ca"
+    code, output = _run_on_tty(
+        ["--home", str(home), "init", "--name", "Retry CA"],
+        [b"short", b"tiny", b"long enough passphrase", b"but not repeated"],
+    )
+    assert code == 2, output.decode(errors="replace")
+    assert b"privca: error: no usable new CA key passphrase after 3 attempts" in output
+    assert b"Traceback" not in output
+    assert not home.exists()

@@ -48,9 +48,11 @@ def check_name(name: str) -> str:
 
 
 def check_new_passphrase(passphrase: bytes | None) -> None:
-    if passphrase is not None and len(passphrase) < 8:
+    from privca.authority import MIN_PASSPHRASE_LENGTH
+
+    if passphrase is not None and len(passphrase) < MIN_PASSPHRASE_LENGTH:
         raise InputError(
-            "the new passphrase is shorter than 8 characters",
+            f"the new passphrase is shorter than {MIN_PASSPHRASE_LENGTH} characters",
             "use a long passphrase; it protects the CA key at rest",
         )
 

@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
+from privca._time import days_left
 from privca.adopt.index import format_serial
 from privca.adopt.plan import AdoptionPlan
 from privca.x509.encoding import serial_hex
@@ -205,7 +206,8 @@ def examine_authority(cert: x509.Certificate, role: str, now: dt.datetime) -> li
             Finding(
                 "critical" if left <= CA_CRIT else "warning",
                 "ca-expiring",
-                f"{what} expires on {cert.not_valid_after_utc:%Y-%m-%d} ({left.days} days)",
+                f"{what} expires on {cert.not_valid_after_utc:%Y-%m-%d} "
+                f"({days_left(cert.not_valid_after_utc, now)} days)",
                 "make a new root now and distribute it before the old one expires"
                 if role == "root"
                 else "privca rotate issuing",
@@ -452,7 +454,8 @@ def examine_home(ca: Any, now: dt.datetime) -> list[Finding]:
 
     leaves = []
     for record in ca.store.find(now=now):
-        # privca serve's own certificates are renewed by it: never the operator's to fix.
+        # privca's own server and OCSP responder certificates: privca issues and replaces
+        # them itself (no SAN on a responder is by design), so there is nothing to fix.
         if record.der is None or record.profile in SELF_RENEWING_PROFILES:
             continue
         leaves.append(

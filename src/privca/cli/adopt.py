@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from privca._text import printable
 from privca.cli.options import json_option
 from privca.cli.render import note, print_json, warn
 from privca.x509.encoding import serial_hex
@@ -198,7 +199,7 @@ def _adopt(
         return
     if app.quiet:
         return
-    click.echo(f"Adopted CA '{plan.name}' from {plan.source} into {home.root}")
+    click.echo(f"Adopted CA '{printable(plan.name)}' from {plan.source} into {home.root}")
     click.echo(f"  root certificate:  {home.root_cert}  (the original, unchanged)")
     click.echo(
         f"  key:               {home.root / 'private' / 'root.key'} (0400"
@@ -221,8 +222,9 @@ def _adopt(
 
 def _echo_findings(findings: list[Finding]) -> None:
     for finding in findings:
-        click.echo(f"  [{finding.severity}] {finding.message}")
-        click.echo(f"      fix: {finding.fix}")
+        # Messages quote names and subjects read from the imported files.
+        click.echo(f"  [{finding.severity}] {printable(finding.message)}")
+        click.echo(f"      fix: {printable(finding.fix)}")
 
 
 @click.command("doctor")

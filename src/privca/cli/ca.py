@@ -24,9 +24,19 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Root signs services directly (the runbook's shape). Default: root + issuing CA.",
 )
-@key_type_option(None, "CA key type (default: ec-p384 root, ec-p256 issuing CA).")
-@click.option("--root-days", type=int, default=3650, show_default=True)
-@click.option("--issuing-days", type=int, default=1825, show_default=True)
+@key_type_option(
+    None, "CA key type (default: ec-p384 root, ec-p256 issuing CA).", for_services=False
+)
+@click.option(
+    "--root-days", type=int, default=3650, show_default=True, help="Validity of the root, in days."
+)
+@click.option(
+    "--issuing-days",
+    type=int,
+    default=1825,
+    show_default=True,
+    help="Validity of the issuing CA, in days (at most the root's).",
+)
 @click.option(
     "--permit",
     multiple=True,
@@ -81,11 +91,11 @@ def init_command(
         )
     if hsm_module and no_passphrase:
         raise InputError("an HSM needs its PIN; --no-passphrase does not apply", "drop it")
-    passphrase = (
-        None
-        if no_passphrase
-        else new_passphrase(passphrase_file, "HSM user PIN" if hsm_module else "CA key passphrase")
-    )
+    passphrase: bytes | None = None
+    if hsm_module:
+        passphrase = new_passphrase(passphrase_file, "HSM user PIN", minimum=0)
+    elif not no_passphrase:
+        passphrase = new_passphrase(passphrase_file)
     if no_passphrase:
         warn("CA keys will be stored unencrypted; anyone who copies private/ can issue.")
     ca = CertificateAuthority.init(
@@ -149,16 +159,19 @@ def export_command(app: AppContext, what: str, out: Path | None) -> None:
         from privca.cli.adopt import export_index_command
 
         return export_index_command(app, out)
-    from privca.cli.options import open_authority
+    from privca.cli.options import check_out_directory, make_out_directory, open_authority
     from privca.home import atomic_write
     from privca.x509.encoding import pem_certificate, pem_certificates
 
+    if out is not None:
+        check_out_directory(out.parent)
     with open_authority(app) as ca:
         data = pem_certificate(ca.root) if what == "root" else pem_certificates(list(ca.chain))
     if out is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
+        make_out_directory(out.parent, private=False)
         atomic_write(out, data, 0o644)
         note(f"wrote {out}", app.quiet)
 
@@ -174,19 +187,31 @@ def export_command(app: AppContext, what: str, out: Path | None) -> None:
 )
 @click.pass_obj
 def quickstart_command(app: AppContext, directory: Path) -> None:
-    """Make a demo CA, issue a localhost certificate, prove it with a real TLS handshake."""
+    """Make a demo CA, issue a localhost certificate, prove it with a real TLS handshake.
+
+    Run it again and it reuses its CA and issues a fresh localhost certificate (the old
+    one is marked superseded)."""
     from privca.authority import CertificateAuthority
+    from privca.cli.options import make_out_directory
     from privca.cli.tls_probe import handshake_over_loopback
     from privca.errors import CheckFailed
-    from privca.home import atomic_write_many
+    from privca.home import CAHome, atomic_write_many
     from privca.x509.encoding import pem_private_key_unencrypted
 
     home = directory / "ca"
     out = directory / "certs"
-    ca = CertificateAuthority.init(home, "privca Quickstart CA", passphrase=None)
-    click.echo(f"1. Created a two-tier CA in {home} (demo: keys unencrypted)")
-    issued = ca.issue(["localhost", "127.0.0.1", "::1"])
-    out.mkdir(parents=True, exist_ok=True)
+    names = ["localhost", "127.0.0.1", "::1"]
+    if CAHome(home).exists():
+        ca = CertificateAuthority.open(home, passphrase=None)
+        click.echo(f"1. Reusing the demo CA in {home} (demo: keys unencrypted)")
+        previous = [r for r in ca.certificates(status="valid") if sorted(r.names) == sorted(names)]
+        # A fresh certificate each run; the last one is superseded, not left valid.
+        issued = ca.renew(serial_hex(previous[-1].serial)) if previous else ca.issue(names)
+    else:
+        ca = CertificateAuthority.init(home, "privca Quickstart CA", passphrase=None)
+        click.echo(f"1. Created a two-tier CA in {home} (demo: keys unencrypted)")
+        issued = ca.issue(names)
+    make_out_directory(out, private=True)
     key_path, cert_path, chain_path = (
         out / "localhost.key",
         out / "localhost.crt",

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from privca._text import printable
 from privca.cli.options import json_option
 from privca.cli.render import print_json, print_table
 
@@ -15,7 +16,11 @@ if TYPE_CHECKING:
 
 @click.command("list")
 @click.option("--expiring", metavar="DURATION", help="Only those expiring within, e.g. 30d.")
-@click.option("--status", type=click.Choice(["valid", "superseded", "revoked", "expired"]))
+@click.option(
+    "--status",
+    type=click.Choice(["valid", "superseded", "revoked", "expired"]),
+    help="Only those in this state (superseded: renewed, the old one still unexpired).",
+)
 @click.option("--name", "name_pattern", metavar="PATTERN", help="Names containing PATTERN (* ok).")
 @click.option(
     "--all",
@@ -59,7 +64,7 @@ def list_command(
             ", ".join(d["names"]),
             d["profile"],
             d["not_after"][:10],
-            f"{d['days_left']:.0f}",
+            str(d["days_left"]),
             d["status"],
         ]
         for d in documents
@@ -115,4 +120,4 @@ def show_command(app: AppContext, serial_or_name: str, pem: bool, as_json: bool)
             continue
         if isinstance(value, list):
             value = ", ".join(value)
-        click.echo(f"{key.replace('_', ' '):18}{value}")
+        click.echo(f"{key.replace('_', ' '):18}{printable(str(value))}")

@@ -9,11 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from privca._text import printable
+from privca.cli.deploy import Deployed, check_deploy_results, deploy_hook_option, run_deploy_hook
 from privca.cli.options import (
+    check_out_directory,
     check_outputs_free,
     days_option,
     json_option,
     key_type_option,
+    make_out_directory,
     profile_option,
 )
 from privca.cli.render import note, print_json, progress
@@ -36,14 +40,6 @@ common_name_option = click.option(
     help="Subject CN (default: the first DNS name). Server profiles: one of the names; "
     "--profile client also takes free text, e.g. a database user name.",
 )
-
-
-def _out_directory(out: Path) -> Path:
-    from privca.errors import InputError
-
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out '{out}' exists and is not a directory")
-    return out
 
 
 def _issued_document(issued: IssuedCertificate, files: dict[str, str]) -> dict[str, Any]:
@@ -83,6 +79,7 @@ def _issued_document(issued: IssuedCertificate, files: dict[str, str]) -> dict[s
     help="Passphrase for the PKCS#12 file (else $PRIVCA_P12_PASSPHRASE, else a prompt).",
 )
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@deploy_hook_option
 @passphrase_file_option()
 @json_option
 @click.pass_obj
@@ -97,6 +94,7 @@ def issue_command(
     p12: bool,
     p12_passphrase_file: Path | None,
     force: bool,
+    deploy_hook: str | None,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
@@ -110,7 +108,7 @@ def issue_command(
     from privca.x509.encoding import pem_private_key_unencrypted, pkcs12_bundle
     from privca.x509.names import parse_names
 
-    out = _out_directory(out)
+    check_out_directory(out)
     parsed = parse_names(names)
     stem = files_stem(parsed)
     paths = {
@@ -140,19 +138,33 @@ def issue_command(
             stem, issued.private_key, issued.certificate, list(issued.chain), p12_passphrase
         )
         files.append((paths["p12"], bundle, 0o600))
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_directory(out, private=True)
     atomic_write_many(files)
+    hook_results = []
+    if deploy_hook is not None:
+        deployed = Deployed(
+            paths["certificate"],
+            paths["chain"],
+            paths["key"],
+            [str(n) for n in issued.names],
+            serial_hex(issued.serial),
+        )
+        hook_results.append((deployed, run_deploy_hook(deploy_hook, deployed)))
     if as_json:
-        print_json(_issued_document(issued, {k: str(v) for k, v in paths.items()}))
-        return
-    if not app.quiet:
+        document = _issued_document(issued, {k: str(v) for k, v in paths.items()})
+        if hook_results:
+            document["deploy_hook_status"] = hook_results[0][1]
+        print_json(document)
+    elif not app.quiet:
         click.echo(
-            f"Issued {', '.join(str(n) for n in issued.names)} "
+            f"Issued {printable(', '.join(str(n) for n in issued.names))} "
             f"(serial {serial_hex(issued.serial)}, {issued.profile}, "
             f"until {issued.certificate.not_valid_after_utc:%Y-%m-%d})"
         )
         for label, path in paths.items():
             click.echo(f"  {label + ':':13}{path}")
+    if deploy_hook is not None:
+        check_deploy_results(deploy_hook, hook_results)
 
 
 def _p12_passphrase(path: Path | None) -> bytes:
@@ -199,7 +211,7 @@ def csr_command(
     from privca.x509.names import parse_names
     from privca.x509.subject import parse_common_name
 
-    out = _out_directory(out)
+    check_out_directory(out)
     parsed = parse_names(names)
     # Only its form here: the CA checks it against its profile and policy when signing.
     cn = parse_common_name(common_name).value_for(parsed) if common_name is not None else None
@@ -208,7 +220,7 @@ def csr_command(
     check_outputs_free((key_path, csr_path), force)
     key = KeyType.parse(key_type).generate()
     csr = build_csr(key, parsed, cn)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_directory(out, private=True)
     atomic_write_many(
         [(key_path, pem_private_key_unencrypted(key), 0o600), (csr_path, pem_csr(csr), 0o644)]
     )
@@ -255,6 +267,7 @@ def _warn_common_name_not_copied(
     "--strict", is_flag=True, help="Refuse CSRs that ask for extensions (CA rights, usages)."
 )
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@deploy_hook_option
 @passphrase_file_option()
 @json_option
 @click.pass_obj
@@ -267,6 +280,7 @@ def sign_command(
     common_name: str | None,
     strict: bool,
     force: bool,
+    deploy_hook: str | None,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
@@ -316,38 +330,52 @@ def sign_command(
             "sign them separately or rename the CSRs' first names",
         )
     check_outputs_free(targets, force)
-    if directory.exists() and not directory.is_dir():
-        raise InputError(f"--out '{directory}' is not a directory")
+    check_out_directory(directory)
 
     with open_authority(app, passphrase_file) as ca, progress(len(requests), "signing") as tick:
         issued = ca.sign_requests(
             requests, profile=profile, days=days, strict=strict, progress=tick
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    make_out_directory(directory, private=False)
     files = []
     for item, (cert_path, chain_path) in zip(issued, planned, strict=True):
         files.append((cert_path, item.certificate_pem(), 0o644))
         files.append((chain_path, item.chain_pem(), 0o644))
     atomic_write_many(files)
+    hook_results = []
+    if deploy_hook is not None:
+        for item, (cert_path, chain_path) in zip(issued, planned, strict=True):
+            deployed = Deployed(
+                cert_path,
+                chain_path,
+                cert_path.with_name(files_stem(item.names) + ".key"),
+                [str(n) for n in item.names],
+                serial_hex(item.serial),
+            )
+            hook_results.append((deployed, run_deploy_hook(deploy_hook, deployed)))
     for request, item in zip(requests, issued, strict=True):
         if request.ignored and not as_json:
-            warn(f"{request.source} asked for {', '.join(request.ignored)}; not copied")
+            warn(printable(f"{request.source} asked for {', '.join(request.ignored)}; not copied"))
         _warn_common_name_not_copied(request, item, quiet=as_json)
     if as_json:
         documents = [
             _issued_document(item, {"certificate": str(c), "chain": str(h)})
             for item, (c, h) in zip(issued, planned, strict=True)
         ]
+        for document, (_, status) in zip(documents, hook_results, strict=False):
+            document["deploy_hook_status"] = status
         print_json(documents)
-        return
-    if app.quiet:
-        return
-    if len(issued) == 1:
+    elif app.quiet:
+        pass
+    elif len(issued) == 1:
         item = issued[0]
         click.echo(
-            f"Signed {', '.join(str(n) for n in item.names)} (serial {serial_hex(item.serial)}, "
+            f"Signed {printable(', '.join(str(n) for n in item.names))} "
+            f"(serial {serial_hex(item.serial)}, "
             f"until {item.certificate.not_valid_after_utc:%Y-%m-%d})"
         )
         click.echo(f"  certificate: {planned[0][0]}\n  chain:       {planned[0][1]}")
     else:
         note(f"Signed {len(issued)} certificates into {directory}")
+    if deploy_hook is not None:
+        check_deploy_results(deploy_hook, hook_results)

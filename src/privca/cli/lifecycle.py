@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from privca.cli.options import check_outputs_free, days_option, json_option, key_type_option
-from privca.cli.render import note, print_json
+from privca._text import printable
+from privca.cli.deploy import Deployed, check_deploy_results, deploy_hook_option, run_deploy_hook
+from privca.cli.options import (
+    check_out_directory,
+    days_option,
+    json_option,
+    key_type_option,
+    make_out_directory,
+)
+from privca.cli.render import note, print_json, warn
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.crl import REASONS as crl_reasons
 from privca.x509.encoding import serial_hex
@@ -22,7 +34,13 @@ REASONS = list(crl_reasons)
 
 @click.command("revoke")
 @click.argument("serial_or_name")
-@click.option("--reason", type=click.Choice(REASONS), default="unspecified", show_default=True)
+@click.option(
+    "--reason",
+    type=click.Choice(REASONS),
+    default="unspecified",
+    show_default=True,
+    help="RFC 5280 reason in the CRL and OCSP; keyCompromise also bars the key for good.",
+)
 @json_option
 @click.pass_obj
 def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: bool) -> None:
@@ -45,7 +63,7 @@ def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: b
         print_json(document)
     elif newly:
         click.echo(
-            f"Revoked {document['serial']} ({', '.join(record.names)}), "
+            f"Revoked {document['serial']} ({printable(', '.join(record.names))}), "
             f"reason {record.revocation_reason}"
         )
         note("Publish it: privca crl (or let `privca serve` answer CRL/OCSP)", app.quiet)
@@ -90,6 +108,8 @@ def crl_command(
     now = utcnow()
     documents = []
     files = []
+    if out is not None:
+        check_out_directory(out.parent)
     with open_authority(app, passphrase_file) as ca:
         current = ca.issuing_record()
         root = next(a for a in reversed(ca.authorities()) if a.role == "root" and a.active)
@@ -131,6 +151,8 @@ def crl_command(
                     "file": str(stem.with_suffix(".crl")),
                 }
             )
+        if out is not None:
+            make_out_directory(out.parent, private=False)
         atomic_write_many(files)
     if as_json:
         print_json(documents)
@@ -170,7 +192,12 @@ def crl_command(
     default=None,
     help="Revoke the old certificate (superseded) after this grace period, e.g. 7d.",
 )
-@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace files in --out even if they are not this certificate's.",
+)
+@deploy_hook_option
 @passphrase_file_option()
 @json_option
 @click.pass_obj
@@ -184,11 +211,15 @@ def renew_command(
     revoke_old: bool,
     revoke_old_after: str | None,
     force: bool,
+    deploy_hook: str | None,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
     """Issue a successor with the same names and profile; the old one is marked superseded
-    (and revoked now with --revoke-old, or after a grace period with --revoke-old-after)."""
+    (and revoked now with --revoke-old, or after a grace period with --revoke-old-after).
+
+    The files of the old certificate in --out are replaced atomically, keeping their
+    modes; the old ones stay as NAME.crt.previous etc. until the next renew."""
     from privca._time import isoformat
     from privca.cli.options import open_authority
     from privca.cli.render import parse_duration
@@ -200,13 +231,14 @@ def renew_command(
     if revoke_old and revoke_old_after is not None:
         raise InputError("--revoke-old and --revoke-old-after contradict each other", "choose one")
     grace = parse_duration(revoke_old_after) if revoke_old_after is not None else None
+    check_out_directory(out)
     with open_authority(app, passphrase_file) as ca:
         old = ca.lookup(serial_or_name, unique=True)
         stem = _stem(old.names)
         paths = {"certificate": out / f"{stem}.crt", "chain": out / f"{stem}.chain.pem"}
         if new_key:
             paths["key"] = out / f"{stem}.key"
-        check_outputs_free(paths.values(), force)
+        existing = _files_to_replace(paths, old.names, force)
         renewed = ca.renew(
             serial_hex(old.serial),
             days=days,
@@ -216,33 +248,136 @@ def renew_command(
         )
         if revoke_old:
             ca.revoke(serial_hex(old.serial), "superseded")
-    files = [
-        (paths["certificate"], renewed.certificate_pem(), 0o644),
-        (paths["chain"], renewed.chain_pem(), 0o644),
+    new_files = [
+        ("certificate", renewed.certificate_pem(), 0o644),
+        ("chain", renewed.chain_pem(), 0o644),
     ]
     if renewed.private_key is not None:
-        files.append((paths["key"], pem_private_key_unencrypted(renewed.private_key), 0o600))
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_many(files)
-    if as_json:
-        print_json(
-            {
-                "serial": serial_hex(renewed.serial),
-                "replaces": serial_hex(old.serial),
-                "names": [str(n) for n in renewed.names],
-                "profile": renewed.profile,
-                "not_after": isoformat(renewed.certificate.not_valid_after_utc),
-                "files": {k: str(v) for k, v in paths.items()},
-            }
+        new_files.append(("key", pem_private_key_unencrypted(renewed.private_key), 0o600))
+    # The old files stay as NAME.crt.previous etc. (until the next renew replaces them),
+    # and each new file takes the old one's mode: a key made 0640 for a service's group
+    # stays readable by that service. All .previous files are in place before the first
+    # new file is renamed over an old one.
+    previous = [(_previous(paths[k]), old.data, old.mode) for k, old in existing.items()]
+    replacing = [
+        (paths[label], data, existing[label].mode if label in existing else mode)
+        for label, data, mode in new_files
+    ]
+    make_out_directory(out, private=renewed.private_key is not None)
+    atomic_write_many([*previous, *replacing])
+    _keep_owners(paths, existing)
+    hook_results = []
+    if deploy_hook is not None:
+        deployed = Deployed(
+            certificate=paths["certificate"],
+            chain=paths["chain"],
+            key=out / f"{stem}.key",
+            names=[str(n) for n in renewed.names],
+            serial=serial_hex(renewed.serial),
         )
+        hook_results.append((deployed, run_deploy_hook(deploy_hook, deployed)))
+    if as_json:
+        document = {
+            "serial": serial_hex(renewed.serial),
+            "replaces": serial_hex(old.serial),
+            "names": [str(n) for n in renewed.names],
+            "profile": renewed.profile,
+            "not_after": isoformat(renewed.certificate.not_valid_after_utc),
+            "files": {k: str(v) for k, v in paths.items()},
+            "previous": {k: str(_previous(paths[k])) for k in existing},
+        }
+        if deploy_hook is not None:
+            document["deploy_hook_status"] = hook_results[0][1]
+        print_json(document)
     elif not app.quiet:
         click.echo(
-            f"Renewed {', '.join(str(n) for n in renewed.names)}: serial "
+            f"Renewed {printable(', '.join(str(n) for n in renewed.names))}: serial "
             f"{serial_hex(renewed.serial)} replaces {serial_hex(old.serial)}, until "
             f"{renewed.certificate.not_valid_after_utc:%Y-%m-%d}"
         )
         for label, path in paths.items():
             click.echo(f"  {label + ':':13}{path}")
+        if existing:
+            kept = ", ".join(str(_previous(paths[k])) for k in existing)
+            click.echo(f"  {'previous:':13}{kept}")
+    if deploy_hook is not None:
+        check_deploy_results(deploy_hook, hook_results)
+
+
+@dataclass(frozen=True)
+class _OldFile:
+    data: bytes
+    mode: int
+    uid: int
+    gid: int
+
+
+def _previous(path: Path) -> Path:
+    return path.with_name(path.name + ".previous")
+
+
+def _files_to_replace(
+    paths: dict[str, Path], old_names: Sequence[str], force: bool
+) -> dict[str, _OldFile]:
+    """The files renew replaces, read before anything is issued. Without --force they must
+    be the renewed certificate's own: a certificate file for the same names (with its
+    chain and key); anything else in the way is refused, never overwritten."""
+    from privca.errors import AlreadyExists, InputError
+    from privca.home import read_input_file
+    from privca.x509.encoding import load_certificate
+    from privca.x509.verify import certificate_names
+
+    existing: dict[str, _OldFile] = {}
+    for label, path in paths.items():
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(info.st_mode) and not force:
+            raise AlreadyExists(
+                f"'{path}' is not a regular file (a link?); renew replaces files only",
+                "use --force to replace it, or another --out",
+            )
+        data = read_input_file(path, "file", limit=1 << 20)
+        existing[label] = _OldFile(data, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+    if force or not existing:
+        return existing
+    certificate = existing.get("certificate")
+    if certificate is None:
+        first = paths[next(iter(existing))]
+        raise AlreadyExists(
+            f"'{first}' already exists, but not the certificate '{paths['certificate']}' "
+            "it would belong to",
+            "use --force to replace it, or another --out",
+        )
+    try:
+        names = {str(n) for n in certificate_names(load_certificate(certificate.data))}
+    except InputError:
+        names = set()
+    if names != set(old_names):
+        shown = ", ".join(sorted(names)) or "none privca can read"
+        raise AlreadyExists(
+            f"'{paths['certificate']}' holds a certificate for other names ({shown})",
+            "use --force to replace it, or another --out",
+        )
+    return existing
+
+
+def _keep_owners(paths: dict[str, Path], existing: dict[str, _OldFile]) -> None:
+    """Give each replaced file (and its .previous) the owner and group the old one had,
+    when privca may: a key owned root:ssl-cert must stay readable by the ssl-cert group."""
+    for label, old in existing.items():
+        for path in (paths[label], _previous(paths[label])):
+            info = path.stat()
+            if (info.st_uid, info.st_gid) == (old.uid, old.gid):
+                continue
+            try:
+                os.chown(path, old.uid, old.gid)
+            except PermissionError:
+                try:
+                    os.chown(path, -1, old.gid)
+                except PermissionError:
+                    warn(f"'{path}' could not get its old group back (gid {old.gid})")
 
 
 def _stem(names: tuple[str, ...]) -> str:
@@ -257,8 +392,16 @@ def rotate_group() -> None:
 
 
 @rotate_group.command("issuing")
-@key_type_option(None, "Key type of the new issuing CA (default: same as the current one).")
-@click.option("--days", type=int, default=1825, show_default=True)
+@key_type_option(
+    None, "Key type of the new issuing CA (default: same as the current one).", for_services=False
+)
+@click.option(
+    "--days",
+    type=int,
+    default=1825,
+    show_default=True,
+    help="Validity of the new issuing CA, in days (cut to the root's remaining life).",
+)
 @passphrase_file_option()
 @json_option
 @click.pass_obj
@@ -351,7 +494,7 @@ def rotate_root_command(
     "--fraction",
     metavar="N/D",
     default=None,
-    help="Due when less than this part of its lifetime is left (default 1/3).",
+    help="Due when at most this part of its lifetime is left (default 1/3; 1 = always).",
 )
 @json_option
 @click.pass_obj
@@ -364,7 +507,7 @@ def needs_renewal_command(
     """
     from fractions import Fraction
 
-    from privca._time import utcnow
+    from privca._time import days_left, utcnow
     from privca.cli.render import parse_duration
     from privca.errors import InputError
     from privca.home import read_input_file
@@ -384,8 +527,11 @@ def needs_renewal_command(
             part = Fraction(fraction or "1/3")
         except (ValueError, ZeroDivisionError):
             raise InputError(f"--fraction '{fraction}' is not a fraction like 1/3") from None
-        if not 0 < part < 1:
-            raise InputError(f"--fraction '{fraction}' must be between 0 and 1")
+        if not 0 < part <= 1:
+            raise InputError(
+                f"--fraction '{fraction}' must be more than 0 and at most 1",
+                "e.g. --fraction 1/3: due when a third of the lifetime is left",
+            )
         threshold = (not_after - not_before) * float(part)
         rule = f"less than {part} of its lifetime left"
     due = left <= threshold
@@ -398,25 +544,40 @@ def needs_renewal_command(
                 "due": due,
                 "serial": serial_hex(certificate.serial_number),
                 "not_after": isoformat(not_after),
-                "days_left": round(left.total_seconds() / 86400, 1),
+                "days_left": days_left(not_after, now),
                 "rule": rule,
             }
         )
     elif app.verbosity >= 0:
         state = "renew now" if due else "not yet"
-        click.echo(f"{cert}: {state} ({left.days} days left; rule: {rule})")
+        click.echo(f"{cert}: {state} ({days_left(not_after, now)} days left; rule: {rule})")
     sys.exit(0 if due else 1)
 
 
 @click.command("check")
-@click.option("--warn", "warn_window", default="30d", show_default=True, metavar="DURATION")
-@click.option("--crit", "crit_window", default="7d", show_default=True, metavar="DURATION")
+@click.option(
+    "--warn",
+    "warn_window",
+    default="30d",
+    show_default=True,
+    metavar="DURATION",
+    help="Warn about what expires within DURATION (e.g. 30d, 2w, 12h).",
+)
+@click.option(
+    "--crit",
+    "crit_window",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="Critical when it expires within DURATION (no longer than --warn).",
+)
 @click.option(
     "--format",
     "output_format",
     default="text",
     show_default=True,
     type=click.Choice(["text", "json", "nagios", "prometheus"]),
+    help="text/json for people and scripts, nagios plugin output, or a Prometheus textfile.",
 )
 @click.option(
     "--out",
@@ -438,6 +599,8 @@ def check_command(
     from privca.cli.render import parse_duration
     from privca.errors import InputError, PrivcaError
 
+    if out is not None:
+        check_out_directory(out.parent)
     warn_delta, crit_delta = parse_duration(warn_window), parse_duration(crit_window)
     if crit_delta > warn_delta:
         raise InputError("--crit is longer than --warn", "e.g. --warn 30d --crit 7d")
@@ -456,6 +619,9 @@ def check_command(
                     text = monitoring.render_json(items, now)
                 else:
                     text = monitoring.render_text(items)
+                if output_format != "json":
+                    # Labels are certificate names, possibly imported from anywhere.
+                    text = "\n".join(printable(line) for line in text.split("\n"))
     except PrivcaError as exc:
         if output_format != "nagios":
             raise
@@ -464,6 +630,7 @@ def check_command(
     if out is not None:
         from privca.home import atomic_write
 
+        make_out_directory(out.parent, private=False)
         atomic_write(out, text.encode() + (b"" if text.endswith("\n") else b"\n"), 0o644)
     else:
         click.echo(text)

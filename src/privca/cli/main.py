@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from privca import __version__
+from privca._text import printable
 from privca.errors import PrivcaError
 
 # command name -> ("module:attribute" under privca.cli, one-line help for `privca --help`)
@@ -26,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "csr": ("issue:csr_command", "Make a key and CSR on a service host (no CA needed)."),
     "sign": ("issue:sign_command", "Sign CSRs, taking only their public key and names."),
     "verify": ("verify:verify_command", "Verify a certificate: chain, name, key, expiry, status."),
+    "inspect": (
+        "inspect:inspect_command",
+        "Show what a certificate, chain, CSR or CRL file says (no CA needed).",
+    ),
     "list": ("inventory:list_command", "List the certificates in the inventory."),
     "show": ("inventory:show_command", "Show one certificate of the inventory."),
     "serve": ("serve:serve_command", "Serve CRL, OCSP, CA certificates and metrics over HTTPS."),
@@ -86,18 +91,21 @@ class LazyGroup(click.Group):
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)
+            sys.stdout.flush()  # a reader that went away is noticed here, not at exit
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx is not None else "privca"
             command = command.replace("cli", "privca", 1) if command.startswith("cli") else command
-            click.echo(f"privca: error: {exc.format_message()}", err=True)
-            click.echo(f"  hint: see '{command} --help'", err=True)
+            click.echo(f"privca: error: {printable(exc.format_message())}", err=True)
+            click.echo(f"  hint: see '{printable(command)} --help'", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            click.echo(f"privca: error: {exc.format_message()}", err=True)
+            click.echo(f"privca: error: {printable(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("privca: aborted", err=True)
             sys.exit(1)
+        except BrokenPipeError:
+            end_quietly_on_closed_pipe()
         sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> object:
@@ -108,6 +116,10 @@ class LazyGroup(click.Group):
             ctx.exit(exc.exit_code)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            # `privca list | head -1`: the reader has all it wanted. Like other Unix
+            # tools, stop writing and end quietly (status 0, not "internal error").
+            end_quietly_on_closed_pipe()
         except KeyboardInterrupt:
             click.echo("privca: interrupted", err=True)
             ctx.exit(130)
@@ -117,7 +129,10 @@ class LazyGroup(click.Group):
                 import traceback
 
                 traceback.print_exc()
-            click.echo(f"privca: internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo(
+                f"privca: internal error: {type(exc).__name__}: {printable(str(exc), 500)}",
+                err=True,
+            )
             click.echo(
                 "  hint: this is a bug in privca; please report it with the command you ran"
                 + ("" if verbose else " and the output of the same command with -v"),
@@ -128,9 +143,30 @@ class LazyGroup(click.Group):
 
 
 def report_error(exc: PrivcaError) -> None:
-    click.echo(f"privca: error: {exc.message}", err=True)
+    """The one place errors are printed. Messages quote names from CSRs, ACME requests and
+    imported files, so every character a terminal would act on is escaped here."""
+    click.echo(f"privca: error: {printable(exc.message)}", err=True)
     if exc.hint:
-        click.echo(f"  hint: {exc.hint}", err=True)
+        click.echo(f"  hint: {printable(exc.hint)}", err=True)
+
+
+def end_quietly_on_closed_pipe() -> None:
+    """Exit 0 once stdout's reader has gone."""
+    _detach_stdout()
+    sys.exit(0)
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of what is still
+    buffered cannot fail a second time ("Exception ignored ... BrokenPipeError")."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (e.g. an in-process runner)
+        pass
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
@@ -157,7 +193,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="privca", standalone_mode=True)
     except SystemExit as exc:
-        # click's usage errors exit 2 already; keep explicit exit codes.
+        # click's usage errors exit 2 already; keep explicit exit codes (needs-renewal's
+        # 1 means "not due" even when its reader stopped reading).
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _detach_stdout()
         raise SystemExit(exc.code) from None
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from privca.keys.types import KeyType
+from privca.policy import DEFAULT_LEAF_KEY_TYPES
 from privca.x509.profiles import LEAF_PROFILES
 
 if TYPE_CHECKING:
@@ -20,13 +21,19 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 # Choices come from the one definition of each (command modules load cryptography anyway;
 # `privca --help` never imports this module).
 KEY_TYPES = [key_type.value for key_type in KeyType]
+# Services get what the default policy certifies. Ed25519 is left out on purpose: browsers
+# and NSS do not accept Ed25519 TLS certificates, so a key privca offers would not work in
+# Firefox or Chrome. CA keys may still be Ed25519 (init, rotate issuing).
+SERVICE_KEY_TYPES = [key_type.value for key_type in DEFAULT_LEAF_KEY_TYPES]
 LEAF_PROFILE_NAMES = list(LEAF_PROFILES)
 
 
-def key_type_option(default: str | None, help_text: str) -> Callable[[Any], Any]:
+def key_type_option(
+    default: str | None, help_text: str, *, for_services: bool = True
+) -> Callable[[Any], Any]:
     return click.option(
         "--key-type",
-        type=click.Choice(KEY_TYPES, case_sensitive=False),
+        type=click.Choice(SERVICE_KEY_TYPES if for_services else KEY_TYPES, case_sensitive=False),
         default=default,
         show_default=default is not None,
         help=help_text,
@@ -45,7 +52,8 @@ days_option = click.option(
     "--days",
     type=int,
     default=None,
-    help="Validity in days (default 730, capped by policy and the issuing CA's life).",
+    help="Validity in days (default 730, shortened to the issuing CA's remaining life). "
+    "More than the policy's max_days (825 unless privca.toml says otherwise) is refused.",
 )
 
 
@@ -71,7 +79,7 @@ def open_authority(app: AppContext, passphrase_file: Path | None = None) -> Cert
 
 def record_document(ca: CertificateAuthority, record: Any, now: Any) -> dict[str, Any]:
     """The JSON shape of one inventory entry (list and show)."""
-    from privca._time import isoformat
+    from privca._time import days_left, isoformat
     from privca.x509.encoding import serial_hex
 
     issuer = ca.issuer_of(record)
@@ -83,8 +91,57 @@ def record_document(ca: CertificateAuthority, record: Any, now: Any) -> dict[str
         "issuer": issuer.common_name if issuer else None,
         "not_before": isoformat(record.not_before),
         "not_after": isoformat(record.not_after),
-        "days_left": round((record.not_after - now).total_seconds() / 86400, 1),
+        "days_left": days_left(record.not_after, now),
         "status": record.status_at(now),
         "revoked_at": isoformat(record.revoked_at) if record.revoked_at else None,
         "revocation_reason": record.revocation_reason,
     }
+
+
+def check_out_directory(directory: Path) -> None:
+    """Before any work: `directory` is a directory, or can be made (its nearest existing
+    parent is a writable directory). Errors name the real path, never a temporary file."""
+    import os
+
+    from privca.errors import EnvironmentRefused, InputError
+
+    if directory.exists():
+        if not directory.is_dir():
+            raise InputError(f"--out '{directory}' exists and is not a directory")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise EnvironmentRefused(
+                f"cannot write into '{directory}': permission denied",
+                "choose another --out, or fix the directory's permissions",
+            )
+        return
+    parent = directory.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"--out '{directory}' cannot be created: '{parent}' is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EnvironmentRefused(
+            f"cannot create '{directory}': '{parent}' is not writable",
+            "choose another --out, or create the directory first",
+        )
+
+
+def make_out_directory(directory: Path, *, private: bool) -> None:
+    """Create a missing output directory, 0700 when it will hold private keys (its
+    missing parents get the usual 0755 less the umask). An existing one is left as it is."""
+    from privca.errors import EnvironmentRefused, InputError
+
+    if directory.is_dir():
+        return
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700 if private else 0o755, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise InputError(f"--out '{directory}' cannot be created: {exc.strerror}") from exc
+    except OSError as exc:
+        raise EnvironmentRefused(
+            f"cannot create '{directory}': {exc.strerror}",
+            "choose another --out, or create the directory first",
+        ) from exc
+    if private:
+        directory.chmod(0o700)  # mkdir's mode is masked by the umask; 0700 is meant

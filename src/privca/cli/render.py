@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from privca._text import printable
 from privca.errors import InputError
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
@@ -37,20 +38,27 @@ def is_terminal() -> bool:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Aligned columns on a terminal; tab-separated lines when piped (stable for grep, awk
+    and cut: a header line, then one line per row, no colour, no escapes).
+
+    Cells may carry names from CSRs or ACME requests: control characters are escaped in
+    both forms (so a tab or newline in a name cannot break a TSV row either), and rich gets
+    them as plain Text, so `[link=...]` in a name is shown, never interpreted as markup."""
+    cells = [[printable(cell) for cell in row] for row in rows]
     if not is_terminal():
-        # Tab-separated when piped: stable for grep/awk, no terminal escapes.
         click.echo("\t".join(columns))
-        for row in rows:
+        for row in cells:
             click.echo("\t".join(row))
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, header_style="bold")
+    table = Table(title=title, header_style="bold", box=None, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
+    for row in cells:
+        table.add_row(*(Text(cell) for cell in row))
     Console().print(table)
 
 

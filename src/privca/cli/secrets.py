@@ -43,8 +43,12 @@ def read_secret(
     hint: str,
     prompt: str,
     confirm: bool = False,
+    minimum: int = 0,
 ) -> bytes:
-    """A secret from a file, else an environment variable, else a prompt on a terminal."""
+    """A secret from a file, else an environment variable, else a prompt on a terminal.
+
+    A new secret (`confirm`) is typed twice; one shorter than `minimum` is refused at
+    once, before the confirmation is asked for."""
     if path is not None:
         return read_secret_file(path, "passphrase file")
     env = os.environ.get(env_name)
@@ -52,11 +56,43 @@ def read_secret(
         return env.encode()
     if not sys.stdin.isatty():
         raise InputError(f"{missing} and no terminal to ask on", hint)
-    return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True).encode()
+    if confirm:
+        return _ask_new_secret(prompt, minimum)
+    return click.prompt(prompt, hide_input=True, err=True).encode()
 
 
-def new_passphrase(path: Path | None, what: str = "CA key passphrase") -> bytes:
-    """A passphrase for keys being created: file, env, or a prompt asked twice."""
+PROMPT_ATTEMPTS = 3
+
+
+def _ask_new_secret(prompt: str, minimum: int) -> bytes:
+    """Ask for a new secret until it is long enough and typed the same twice, at most
+    PROMPT_ATTEMPTS times: a typo costs a retry, not the whole command."""
+    for attempt in range(1, PROMPT_ATTEMPTS + 1):
+        left = PROMPT_ATTEMPTS - attempt
+        again = f"; try again ({left} attempt{'s' if left != 1 else ''} left)" if left else ""
+        secret = click.prompt(prompt, hide_input=True, err=True).encode()
+        if len(secret) < minimum:
+            click.echo(f"privca: it is shorter than {minimum} characters{again}.", err=True)
+            continue
+        repeated = click.prompt("Repeat for confirmation", hide_input=True, err=True).encode()
+        if repeated == secret:
+            return secret
+        click.echo(f"privca: the two entries differ{again}.", err=True)
+    raise InputError(
+        f"no usable {prompt[0].lower() + prompt[1:]} after {PROMPT_ATTEMPTS} attempts",
+        "nothing was changed; run the command again"
+        + (f" with at least {minimum} characters" if minimum else ""),
+    )
+
+
+def new_passphrase(
+    path: Path | None, what: str = "CA key passphrase", *, minimum: int | None = None
+) -> bytes:
+    """A passphrase for keys being created: file, env, or a prompt asked twice.
+
+    `minimum` defaults to the rule for CA key passphrases; an HSM PIN passes 0."""
+    from privca.authority import MIN_PASSPHRASE_LENGTH
+
     return read_secret(
         path,
         PASSPHRASE_ENV,
@@ -64,6 +100,7 @@ def new_passphrase(path: Path | None, what: str = "CA key passphrase") -> bytes:
         hint=f"use --passphrase-file FILE or ${PASSPHRASE_ENV}, or --no-passphrase",
         prompt=f"New {what}",
         confirm=True,
+        minimum=MIN_PASSPHRASE_LENGTH if minimum is None else minimum,
     )
 
 

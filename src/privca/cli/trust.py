@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from privca._text import printable
 from privca.cli.render import print_json
 from privca.errors import InputError, PrivcaError
 from privca.trust import java, linux, nss
@@ -107,8 +108,9 @@ def _anchor(app: AppContext, root: Path | None) -> TrustAnchor:
 
 
 def _say(app: AppContext, text: str = "", *, err: bool = False) -> None:
+    # Subjects and labels come from the root file given, which may be anyone's.
     if not app.quiet:
-        click.echo(text, err=err)
+        click.echo("\n".join(printable(line) for line in text.split("\n")), err=err)
 
 
 def _describe_anchor(anchor: TrustAnchor) -> dict[str, str]:
@@ -414,6 +416,10 @@ def bundle_command(
         for line in produced.instructions:
             _say(app, f"# {line}", err=True)
         return
+    from privca.cli.options import check_out_directory, make_out_directory
+
+    check_out_directory(out.parent)
+    make_out_directory(out.parent, private=False)
     atomic_write(out, produced.data, 0o644)
     _say(app, f"wrote {out} ({output_format}, {anchor.slug})")
     for line in produced.instructions:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from privca._text import printable
 from privca.cli.options import json_option
 from privca.cli.render import print_json
 from privca.x509.encoding import serial_hex
@@ -88,10 +89,11 @@ def verify_command(
         )
     problems = list(report.problems)
     if status == "revoked":
-        problems.append("status: revoked in the inventory")
+        problems.append("revoked: the inventory marks this certificate revoked")
     elif status == "unknown" and ca_file is None and report.chain.ok:
         problems.append(
-            "inventory: chains to this CA but is not in its inventory (lost record or misuse?)"
+            "not in the inventory, although it chains to this CA (a lost record, or a "
+            "certificate signed outside privca with the CA key?)"
         )
     ok = not problems
     if as_json:
@@ -104,21 +106,21 @@ def verify_command(
                 "chain": report.chain.ok,
                 "key_matches": report.key_matches,
                 "not_after": isoformat(report.not_after),
-                "days_left": round(report.days_left, 1),
+                "days_left": report.days_left,
                 "status": status,
                 "problems": problems,
             }
         )
     elif ok:
-        click.echo(f"{cert}: OK")
+        click.echo(f"{printable(str(cert))}: OK")
         if app.verbosity >= 0:
             click.echo(
-                f"  serial {serial_hex(leaf.serial_number)}, {report.days_left:.0f} days left "
+                f"  serial {serial_hex(leaf.serial_number)}, {report.days_left} days left "
                 f"(until {report.not_after:%Y-%m-%d}), inventory status {status}"
             )
     else:
-        click.echo(f"{cert}: FAILED")
+        click.echo(f"{printable(str(cert))}: FAILED")
         for problem in problems:
-            click.echo(f"  {problem}")
+            click.echo(f"  {printable(problem)}")
     if not ok:
         raise SystemExit(1)

@@ -92,6 +92,50 @@ def load_csr(data: bytes, source: str = "input") -> x509.CertificateSigningReque
         ) from exc
 
 
+def load_inspectable(
+    data: bytes, source: str = "input"
+) -> list[x509.Certificate | x509.CertificateSigningRequest | x509.CertificateRevocationList]:
+    """Every certificate, CSR and CRL of a PEM file, in order (other blocks, such as
+    private keys, are left out), or the one DER certificate, CSR or CRL."""
+    found: list[
+        x509.Certificate | x509.CertificateSigningRequest | x509.CertificateRevocationList
+    ] = []
+    if is_pem(data):
+        for match in _PEM_BLOCK.finditer(data):
+            label, block = match.group(1), match.group(0)
+            try:
+                if label in _PEM_LABELS_CERT:
+                    found.append(x509.load_pem_x509_certificate(block))
+                elif label in _PEM_LABELS_CSR:
+                    csr = x509.load_pem_x509_csr(block)
+                    _ = csr.extensions  # decoded lazily: fail here, at the boundary
+                    found.append(csr)
+                elif label == b"X509 CRL":
+                    found.append(x509.load_pem_x509_crl(block))
+            except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+                raise InputError(
+                    f"{source}: its {label.decode('ascii')} block cannot be read: {exc}"
+                ) from exc
+        if not found:
+            raise InputError(
+                f"{source} holds no certificate, CSR or CRL (found {_describe(data)})",
+                "inspect shows certificates, chains, CSRs and CRLs, never private keys",
+            )
+        return found
+    for loader in (x509.load_der_x509_certificate, x509.load_der_x509_csr, x509.load_der_x509_crl):
+        try:
+            item = loader(data)
+            if isinstance(item, x509.CertificateSigningRequest):
+                _ = item.extensions
+            return [item]
+        except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+            continue
+    raise InputError(
+        f"{source} is not a certificate, CSR or CRL (found {_describe(data)})",
+        "pass a PEM file, or a DER certificate, CSR or CRL",
+    )
+
+
 def is_encrypted_key(data: bytes) -> bool:
     return b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
 

@@ -1,17 +1,40 @@
-"""Path validation with cryptography.x509.verification (strict RFC 5280, name constraints)."""
+"""Path validation with cryptography.x509.verification (strict RFC 5280, name constraints),
+and the words that explain a failure: the validator's own messages name library internals
+("candidates exhausted", "<Certificate(...)>"), so the cause is found again here, in the
+order a reader would look: who signed it, when it is valid, which names it has, what it
+is for."""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from privca.x509.names import names_from_general_names
+from privca.x509.names import NameSubtree, SubjectName, names_from_general_names
+
+# Why a chain failed. "leaf-validity" is already said by the expiry check of a report.
+FailureKind = Literal[
+    "", "issuer", "leaf-validity", "ca-validity", "name", "usage", "constraints", "other"
+]
+
+_USAGE_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+}
+# "... (encountered processing <Certificate(subject=<Name(CN=x)>, ...)>)"
+_LIBRARY_DETAIL = re.compile(r"\s*\(encountered processing <Certificate\(.*\)>\)\s*$", re.S)
 
 
 @dataclass(frozen=True)
@@ -19,6 +42,7 @@ class ChainResult:
     ok: bool
     reason: str
     chain: tuple[x509.Certificate, ...] = ()
+    kind: FailureKind = ""
 
 
 def _subject_for(name: str) -> verification.Subject:
@@ -35,16 +59,192 @@ def _extended_key_usages(cert: x509.Certificate) -> set[x509.ObjectIdentifier]:
         return set()
 
 
-def default_subject_name(cert: x509.Certificate) -> str | None:
-    """The first DNS or IP SAN, used when the caller names no host."""
+def certificate_names(cert: x509.Certificate) -> list[SubjectName]:
+    """The subjectAltName entries of `cert` (empty when it has none)."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return None
-    for name in names_from_general_names(san):
+        return []
+    return names_from_general_names(san)
+
+
+def default_subject_name(cert: x509.Certificate) -> str | None:
+    """The first DNS or IP SAN, used when the caller names no host."""
+    for name in certificate_names(cert):
         if name.kind in ("dns", "ip") and not name.is_wildcard:
             return name.value
     return None
+
+
+def name_matches(name: str, names: Sequence[SubjectName]) -> bool:
+    """RFC 6125 as TLS clients apply it: an IP equals an IP SAN; a DNS name equals a DNS
+    SAN or matches a wildcard SAN in its left-most label only."""
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        host = name.lower().rstrip(".")
+        for candidate in names:
+            if candidate.kind != "dns":
+                continue
+            if candidate.value == host:
+                return True
+            if (
+                candidate.is_wildcard
+                and "." in host
+                and host.split(".", 1)[1] == candidate.value[2:]
+            ):
+                return True
+        return False
+    return any(c.kind == "ip" and ipaddress.ip_address(c.value) == address for c in names)
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _issuer_of(
+    cert: x509.Certificate, candidates: Sequence[x509.Certificate]
+) -> x509.Certificate | None:
+    for candidate in candidates:
+        if candidate != cert and _signed_by(cert, candidate):
+            return candidate
+    return None
+
+
+def _path_upwards(
+    leaf: x509.Certificate,
+    roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+) -> list[x509.Certificate] | None:
+    """The CA certificates above `leaf`, root last, by signature alone (no time, no
+    policy); None when no root is reached."""
+    path: list[x509.Certificate] = []
+    current = leaf
+    for _ in range(8):
+        root = _issuer_of(current, roots)
+        if root is not None:
+            return [*path, root]
+        parent = _issuer_of(current, [c for c in intermediates if c not in path])
+        if parent is None:
+            return None
+        path.append(parent)
+        current = parent
+    return None
+
+
+def _validity_problem(cert: x509.Certificate, at: dt.datetime) -> str | None:
+    if cert.not_valid_after_utc <= at:
+        return f"expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M}Z"
+    if cert.not_valid_before_utc > at:
+        return f"is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M}Z"
+    return None
+
+
+def _usage_text(usages: set[x509.ObjectIdentifier]) -> str:
+    return ", ".join(sorted(_USAGE_NAMES.get(u, u.dotted_string) for u in usages))
+
+
+def _names_text(names: Sequence[SubjectName]) -> str:
+    return ", ".join(str(n) for n in names) or "no subjectAltName at all"
+
+
+def _explain(
+    leaf: x509.Certificate,
+    roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    at: dt.datetime,
+    name: str | None,
+    as_server: bool,
+    library_message: str,
+) -> tuple[FailureKind, str]:
+    path = _path_upwards(leaf, roots, intermediates)
+    if path is None:
+        issuer = leaf.issuer.rfc4514_string() or "an empty name"
+        known = [*roots, *intermediates]
+        if any(c.subject == leaf.issuer for c in known):
+            return "issuer", (
+                f"the signature does not verify with this CA's key (issuer: {issuer}): "
+                "a forged or damaged certificate"
+            )
+        return "issuer", f"not issued by this CA (issuer: {issuer})"
+    names = certificate_names(leaf)
+    if name is not None and not name_matches(name, names):
+        return "name", name_problem(name, names)
+    usages = _extended_key_usages(leaf)
+    wanted = ExtendedKeyUsageOID.SERVER_AUTH if as_server else ExtendedKeyUsageOID.CLIENT_AUTH
+    if usages and wanted not in usages:
+        role = "TLS servers" if as_server else "TLS clients"
+        return "usage", (
+            f"the certificate is not for {role} (extendedKeyUsage: {_usage_text(usages)})"
+        )
+    for ca_cert in path:
+        ca_time = _validity_problem(ca_cert, at)
+        if ca_time is not None:
+            return "ca-validity", f"the CA {ca_cert.subject.rfc4514_string()} {ca_time}"
+    leaf_time = _validity_problem(leaf, at)
+    if leaf_time is not None:
+        return "leaf-validity", f"the certificate {leaf_time}"
+    outside = _outside_constraints(names, path)
+    if outside is not None:
+        return "constraints", outside
+    cleaned = _LIBRARY_DETAIL.sub("", library_message)
+    for prefix in ("validation failed: ", "candidates exhausted: "):
+        cleaned = cleaned.removeprefix(prefix)
+    if "constraint" in cleaned or "subtree" in cleaned:
+        return "constraints", f"a name is outside the CA's name constraints ({cleaned})"
+    return "other", f"the chain does not validate: {cleaned}"
+
+
+def name_problem(name: str, names: Sequence[SubjectName]) -> str:
+    return f"name {name} is not in the certificate (it has: {_names_text(names)})"
+
+
+def _outside_constraints(
+    names: Sequence[SubjectName], path: Sequence[x509.Certificate]
+) -> str | None:
+    """The first DNS or IP name a CA's nameConstraints exclude (RFC 5280 4.2.1.10)."""
+    for ca_cert in path:
+        try:
+            constraints = ca_cert.extensions.get_extension_for_class(x509.NameConstraints).value
+        except x509.ExtensionNotFound:
+            continue
+        permitted = _subtrees(constraints.permitted_subtrees)
+        excluded = _subtrees(constraints.excluded_subtrees)
+        ca_name = ca_cert.subject.rfc4514_string()
+        for name in names:
+            if name.kind not in ("dns", "ip"):
+                continue
+            contains = "contains_dns" if name.kind == "dns" else "contains_ip"
+            same_kind = [s for s in permitted if s.kind == name.kind]
+            if same_kind and not any(getattr(s, contains)(name.value) for s in same_kind):
+                allowed = ", ".join(str(s) for s in same_kind)
+                return (
+                    f"name {name} is outside the name constraints of {ca_name} "
+                    f"(permitted: {allowed})"
+                )
+            for subtree in excluded:
+                if subtree.kind == name.kind and getattr(subtree, contains)(name.value):
+                    return (
+                        f"name {name} is inside a subtree the name constraints of {ca_name} "
+                        f"exclude ({subtree})"
+                    )
+    return None
+
+
+def _subtrees(general_names: Sequence[x509.GeneralName] | None) -> list[NameSubtree]:
+    subtrees: list[NameSubtree] = []
+    for general_name in general_names or ():
+        if isinstance(general_name, x509.DNSName):
+            subtrees.append(NameSubtree("dns", general_name.value.lower().lstrip(".")))
+        elif isinstance(general_name, x509.IPAddress) and isinstance(
+            general_name.value, ipaddress.IPv4Network | ipaddress.IPv6Network
+        ):
+            subtrees.append(NameSubtree("ip", str(general_name.value)))
+    return subtrees
 
 
 def verify_chain(
@@ -63,6 +263,7 @@ def verify_chain(
     usages = _extended_key_usages(leaf)
     as_server = name is not None or ExtendedKeyUsageOID.SERVER_AUTH in usages or not usages
     subject_name = name or default_subject_name(leaf)
+    verify_as_server = as_server and subject_name is not None
     try:
         if as_server and subject_name is not None:
             verifier = builder.build_server_verifier(_subject_for(subject_name))
@@ -70,10 +271,9 @@ def verify_chain(
         else:
             client = builder.build_client_verifier().verify(leaf, list(intermediates))
             chain = client.chain
-    except verification.VerificationError as exc:
-        return ChainResult(False, str(exc))
-    except ValueError as exc:
-        return ChainResult(False, f"cannot validate: {exc}")
+    except (verification.VerificationError, ValueError) as exc:
+        kind, reason = _explain(leaf, roots, intermediates, at, name, verify_as_server, str(exc))
+        return ChainResult(False, reason, kind=kind)
     return ChainResult(True, "OK", tuple(chain))
 
 
@@ -84,7 +284,7 @@ class VerificationReport:
     chain: ChainResult
     name: str | None
     key_matches: bool | None
-    days_left: float
+    days_left: int
     not_after: dt.datetime
     problems: tuple[str, ...]
 
@@ -101,29 +301,36 @@ def check_certificate(
     name: str | None = None,
     public_key_der_of_private_key: bytes | None = None,
 ) -> VerificationReport:
-    """Chain, name, key pair and expiry, each reported rather than stopping at the first."""
+    """Chain, name, key pair and expiry, each reported rather than stopping at the first.
+
+    Problems are sentences a reader acts on, e.g. "name db.corp.internal is not in the
+    certificate (it has: a.corp.internal, 10.0.0.5)"."""
+    from privca._time import days_left
     from privca.x509.encoding import public_key_der
 
     chain = verify_chain(leaf, roots, intermediates, at, name)
     problems: list[str] = []
-    if not chain.ok:
-        problems.append(f"chain: {chain.reason}")
+    not_after = leaf.not_valid_after_utc
+    # The leaf's own validity and the name are checked here whatever the validator stopped
+    # at first, so an expired certificate for the wrong host shows both problems.
+    leaf_time = _validity_problem(leaf, at)
+    if leaf_time is not None:
+        problems.append(f"the certificate {leaf_time}")
+    if not chain.ok and chain.kind not in ("leaf-validity", "name"):
+        problems.append(chain.reason)
+    names = certificate_names(leaf)
+    if name is not None and not name_matches(name, names):
+        problems.append(name_problem(name, names))
     key_matches = None
     if public_key_der_of_private_key is not None:
         key_matches = public_key_der(leaf.public_key()) == public_key_der_of_private_key
         if not key_matches:
-            problems.append("key: the private key does not belong to this certificate")
-    not_after = leaf.not_valid_after_utc
-    days_left = (not_after - at).total_seconds() / 86400
-    if days_left <= 0:
-        problems.append(f"expiry: expired on {not_after:%Y-%m-%d %H:%M}Z")
-    elif leaf.not_valid_before_utc > at:
-        problems.append(f"validity: not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M}Z")
+            problems.append("the private key does not belong to this certificate")
     return VerificationReport(
         chain=chain,
         name=name,
         key_matches=key_matches,
-        days_left=days_left,
+        days_left=days_left(not_after, at),
         not_after=not_after,
         problems=tuple(problems),
     )
