@@ -205,6 +205,12 @@ def _key(command: Command) -> tuple[str, str]:
     return command.source, strip_comment(command.text)
 
 
+def _is_serve(line: str) -> bool:
+    """A `privca [global options] serve ...` line (not `--profile server`, say)."""
+    words = shlex.split(line)
+    return bool(words) and words[0] == "privca" and "serve" in words
+
+
 def _serve_probe(sandbox: Sandbox, line: str, pid: int) -> str:
     """The probe command for a `privca serve` line: /health over TLS for its first
     --server-name (trusting the CA's root), or plain HTTP with --no-tls."""
@@ -284,7 +290,7 @@ def run_document(sandbox: Sandbox, document: list[Command]) -> list[str]:
         else:
             rewritten = sandbox.reroot(text)
         line = strip_comment(text)
-        if command.language == "shell" and line.startswith("privca") and " serve" in line:
+        if command.language == "shell" and _is_serve(line):
             sandbox.stop_background()
             rewritten = sandbox.reroot(line)  # no trailing comment: `&` follows
             pid = sandbox.start(rewritten)
