@@ -11,7 +11,8 @@ from cryptography import x509
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from privca.x509.names import names_from_general_names
+from privca.x509.constraints import has_uri_names, verify_uri_constrained
+from privca.x509.names import names_from_general_names, parse_ip_address
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class ChainResult:
 
 
 def _subject_for(name: str) -> verification.Subject:
+    if "%" in name:
+        parse_ip_address(name)  # refuses the zone id of an address like fe80::1%eth0
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
@@ -71,7 +74,14 @@ def verify_chain(
             client = builder.build_client_verifier().verify(leaf, list(intermediates))
             chain = client.chain
     except verification.VerificationError as exc:
-        return ChainResult(False, str(exc))
+        if "unsupported name constraint" not in str(exc) or not has_uri_names(leaf):
+            return ChainResult(False, str(exc))
+        # cryptography cannot match URI names against URI constraints; privca does that part.
+        subject = _subject_for(subject_name) if as_server and subject_name else None
+        try:
+            chain = verify_uri_constrained(leaf, roots, intermediates, at, subject)
+        except verification.VerificationError as uri_exc:
+            return ChainResult(False, f"validation failed: {uri_exc}")
     except ValueError as exc:
         return ChainResult(False, f"cannot validate: {exc}")
     return ChainResult(True, "OK", tuple(chain))
