@@ -9,6 +9,7 @@ how a stolen name gets through, so the table is judged by the other parser, not 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 
@@ -97,10 +98,8 @@ def whatwg_hosts() -> dict[str, dict[str, str] | None]:
     node = require_tool("node")
     texts = [text for _id, text, _expected in CASES]
     for _id, text, _expected in CASES:
-        try:
+        with contextlib.suppress(InputError):
             texts.append(parse_uri(text).text)
-        except InputError:
-            pass
     result = subprocess.run(
         [node, "-e", NODE_SCRIPT],
         input=json.dumps(texts),
@@ -117,9 +116,7 @@ def _privca_host(text: str) -> str:
     return f"[{uri.host}]" if ":" in uri.host else uri.host
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"), [pytest.param(c[1], c[2], id=c[0]) for c in CASES]
-)
+@pytest.mark.parametrize(("text", "expected"), [pytest.param(c[1], c[2], id=c[0]) for c in CASES])
 def test_privca_and_whatwg_agree_on_the_host_or_privca_refuses(
     whatwg_hosts: dict[str, dict[str, str] | None], text: str, expected: str
 ) -> None:
@@ -171,7 +168,7 @@ ZONE_IDS = [
 
 @pytest.mark.parametrize("text", [pytest.param(t, id=i) for i, t in ZONE_IDS])
 def test_ipv6_zone_ids_are_refused_as_names(text: str) -> None:
-    with pytest.raises(InputError, match="zone id|not a valid"):
+    with pytest.raises(InputError, match="zone id"):
         parse_names([text])
 
 
