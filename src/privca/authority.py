@@ -25,7 +25,7 @@ from privca.keys.files import read_ca_key, write_ca_key
 from privca.keys.types import DEFAULT_ISSUING_KEY, DEFAULT_LEAF_KEY, DEFAULT_ROOT_KEY, KeyType
 from privca.policy import IssuancePolicy
 from privca.settings import Settings
-from privca.store import AuthorityRecord, CertificateRecord, Intent, Store
+from privca.store import AuthorityRecord, CertificateRecord, Intent, RevocationOutcome, Store
 from privca.store.database import sqlite_url
 from privca.store.inventory import random_serial
 from privca.x509 import profiles
@@ -671,8 +671,12 @@ class CertificateAuthority:
         serial_or_name: str,
         reason: str = "unspecified",
         now: dt.datetime | None = None,
-    ) -> tuple[CertificateRecord, bool]:
-        """Revoke; returns the record and False if it was already revoked (first date kept)."""
+    ) -> tuple[CertificateRecord, RevocationOutcome]:
+        """Revoke, or make an earlier revocation keyCompromise (the first date is kept).
+
+        Any other change of an existing revocation is refused (PolicyError): a reason only
+        ever gets worse, so whoever holds a stolen key cannot pre-empt keyCompromise with a
+        milder reason. keyCompromise bars the public key for good."""
         from privca.x509.crl import REASONS
 
         if reason not in REASONS:

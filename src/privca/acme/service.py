@@ -641,9 +641,13 @@ class AcmeService:
                 raise AcmeProblem(
                     "unauthorized", "the request is not signed by the certificate key"
                 )
-        if info.status == "revoked":
-            raise AcmeProblem("alreadyRevoked", "the certificate is already revoked")
-        if not self.issuer.revoke(info.serial, REVOCATION_REASONS[reason_code]):
+        # An already revoked certificate may still be made keyCompromise (reason 1), e.g.
+        # by whoever holds its key: a reason only gets worse, never better (issuer.revoke).
+        try:
+            changed = self.issuer.revoke(info.serial, REVOCATION_REASONS[reason_code])
+        except IssuanceRefused as exc:
+            raise AcmeProblem("alreadyRevoked", exc.message) from exc
+        if not changed:
             raise AcmeProblem("alreadyRevoked", "the certificate is already revoked")
 
     # renewal information (RFC 9773) -----------------------------------------------------
