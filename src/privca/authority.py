@@ -20,7 +20,7 @@ from cryptography import x509
 
 from privca._time import utcnow
 from privca.errors import AlreadyExists, InputError, KeyUnavailable, NotFound, PolicyError
-from privca.home import CAHome, HomeConstruction, atomic_write
+from privca.home import CAHome, HomeConstruction, atomic_write, check_home
 from privca.keys.files import read_ca_key, write_ca_key
 from privca.keys.types import DEFAULT_ISSUING_KEY, DEFAULT_LEAF_KEY, DEFAULT_ROOT_KEY, KeyType
 from privca.policy import IssuancePolicy
@@ -308,7 +308,9 @@ class CertificateAuthority:
 
     @classmethod
     def open(cls, home: Path, passphrase: PassphraseSource = None) -> CertificateAuthority:
+        """Open an established CA home, refusing one others could read or change."""
         ca_home = CAHome(Path(home))
+        check_home(ca_home)
         settings = Settings.read(ca_home.settings)
         store = Store(settings.store_url or sqlite_url(ca_home.database))
         store.migrate()

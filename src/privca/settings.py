@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from privca.errors import InputError, NotFound
-from privca.home import atomic_write
+from privca.home import atomic_write, check_private_file
 from privca.policy import IssuancePolicy
 
 
@@ -74,11 +74,14 @@ class Settings:
         )
 
     def write(self, path: Path) -> None:
-        atomic_write(path, self.to_toml().encode(), 0o644)
+        atomic_write(path, self.to_toml().encode(), 0o600)
 
     @classmethod
     def read(cls, path: Path) -> Settings:
+        """Read privca.toml, refusing one that others could read or change (it names the
+        HSM module privca loads and the store it trusts)."""
         try:
+            check_private_file(path, "settings file")
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise NotFound(

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from privca.errors import StoreUnavailable
+from privca.home import create_private_file
 from privca.store.schema import SCHEMA_REVISION
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -21,7 +22,24 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a sqlite:///PATH URL (None for in-memory or URI forms)."""
+    try:
+        database = sa.engine.make_url(url).database
+    except sa.exc.ArgumentError:
+        return None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def create_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        path = _sqlite_file(url)
+        if path is not None:
+            # SQLite creates the database with the umask (0644, or 0666 under umask 000)
+            # and gives its -wal, -shm and -journal files the database's mode.
+            create_private_file(path)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
