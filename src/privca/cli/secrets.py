@@ -25,8 +25,10 @@ def passphrase_file_option(
 
 
 def read_secret_file(path: Path, what: str) -> bytes:
-    from privca.home import read_input_file
+    """A secret from a file only its owner can read (group/others: refused, exit 3)."""
+    from privca.home import check_secret_file, read_input_file
 
+    check_secret_file(path, what)
     data = read_input_file(path, what, limit=4096)
     # Tolerate the newline editors and `echo` add; a passphrase never ends in one.
     secret = data.rstrip(b"\r\n")
