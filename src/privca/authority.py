@@ -26,7 +26,7 @@ from privca.keys.types import DEFAULT_ISSUING_KEY, DEFAULT_LEAF_KEY, DEFAULT_ROO
 from privca.policy import IssuancePolicy
 from privca.settings import Settings
 from privca.store import AuthorityRecord, CertificateRecord, Intent, RevocationOutcome, Store
-from privca.store.database import sqlite_url
+from privca.store.database import check_store_url, sqlite_url
 from privca.store.inventory import random_serial
 from privca.x509 import profiles
 from privca.x509.build import (
@@ -137,6 +137,7 @@ class CertificateAuthority:
         excluded: Sequence[str] = (),
         passphrase: bytes | None = None,
         store_url: str = "",
+        store_password_file: Path | None = None,
         base_url: str = "",
         hsm_module: str = "",
         hsm_token: str = "",
@@ -146,6 +147,10 @@ class CertificateAuthority:
 
         With `hsm_module` and `hsm_token` the CA keys are generated inside that PKCS#11
         token (non-extractable) and `passphrase` is the token's user PIN.
+
+        `store_url` (PostgreSQL) may not carry a password: it comes from
+        `store_password_file` (recorded in privca.toml as a path), $PRIVCA_STORE_PASSWORD,
+        or libpq's own $PGPASSFILE / ~/.pgpass.
 
         Everything is validated and built in memory first; files are written last, with
         privca.toml (the mark of an established CA) written at the very end.
@@ -183,6 +188,7 @@ class CertificateAuthority:
                 "use a long passphrase; it protects the CA keys at rest",
             )
         policy = IssuancePolicy.build(permitted, excluded)
+        store_url = check_store_url(store_url) if store_url else ""
         if base_url and not base_url.startswith(("http://", "https://")):
             raise InputError(f"URL '{base_url}' must start with http:// or https://")
         root_key_type = key_type or DEFAULT_ROOT_KEY
@@ -196,7 +202,11 @@ class CertificateAuthority:
             base_url=base_url.rstrip("/"),
             encrypted_keys=passphrase is not None,
             hsm_module=hsm_module,
+            store_password_file=str(Path(store_password_file).absolute())
+            if store_password_file
+            else "",
         )
+        store_password = settings.store_password() if store_url else None
 
         hsm = None
         key_refs = {"root": "private/root.key", "issuing": "private/issuing.key"}
@@ -266,7 +276,7 @@ class CertificateAuthority:
             atomic_write(ca_home.chain, pem_certificates(chain))
             construction.track(ca_home.chain)
 
-            store = Store(store_url or sqlite_url(ca_home.database))
+            store = Store(store_url or sqlite_url(ca_home.database), password=store_password)
             if not store_url:
                 construction.track(ca_home.database)
             store.migrate()
@@ -312,7 +322,10 @@ class CertificateAuthority:
         ca_home = CAHome(Path(home))
         check_home(ca_home)
         settings = Settings.read(ca_home.settings)
-        store = Store(settings.store_url or sqlite_url(ca_home.database))
+        if settings.store_url:
+            store = Store(settings.store_url, password=settings.store_password())
+        else:
+            store = Store(sqlite_url(ca_home.database))
         store.migrate()
         return cls(ca_home, settings, store, passphrase)
 

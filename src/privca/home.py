@@ -366,6 +366,19 @@ def check_secret_file(path: Path, what: str) -> None:
         )
 
 
+def read_secret_file(path: Path, what: str) -> bytes:
+    """A passphrase, PIN or password from a file only its owner can read (else exit 3).
+
+    The trailing newline editors and `echo` add is dropped: a secret never ends in one."""
+    from privca.errors import InputError
+
+    check_secret_file(path, what)
+    secret = read_input_file(path, what, limit=4096).rstrip(b"\r\n")
+    if not secret:
+        raise InputError(f"{what} '{path}' is empty")
+    return secret
+
+
 def _check_owner(path: Path, info: os.stat_result) -> None:
     if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
         raise InsecurePermissions(

@@ -24,19 +24,6 @@ def passphrase_file_option(
     )
 
 
-def read_secret_file(path: Path, what: str) -> bytes:
-    """A secret from a file only its owner can read (group/others: refused, exit 3)."""
-    from privca.home import check_secret_file, read_input_file
-
-    check_secret_file(path, what)
-    data = read_input_file(path, what, limit=4096)
-    # Tolerate the newline editors and `echo` add; a passphrase never ends in one.
-    secret = data.rstrip(b"\r\n")
-    if not secret:
-        raise InputError(f"{what} '{path}' is empty")
-    return secret
-
-
 def read_secret(
     path: Path | None,
     env_name: str,
@@ -48,6 +35,8 @@ def read_secret(
 ) -> bytes:
     """A secret from a file, else an environment variable, else a prompt on a terminal."""
     if path is not None:
+        from privca.home import read_secret_file
+
         return read_secret_file(path, "passphrase file")
     env = os.environ.get(env_name)
     if env:

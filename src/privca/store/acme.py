@@ -265,7 +265,7 @@ class AcmeStore:
     def _begin(self, write: bool = True) -> Iterator[sa.Connection]:
         """A transaction; writes take SQLite's write lock up front (BEGIN IMMEDIATE)."""
         # Imported here: database.py imports schema.py, which imports this module.
-        from privca.store.database import WRITE_OPTIONS
+        from privca.store.database import WRITE_OPTIONS, driver_message
 
         try:
             with self.engine.connect() as connection:
@@ -274,7 +274,9 @@ class AcmeStore:
                 with connection.begin():
                     yield connection
         except sa.exc.OperationalError as exc:
-            raise StoreUnavailable(f"the inventory database is unavailable: {exc.orig}") from exc
+            raise StoreUnavailable(
+                f"the inventory database is unavailable: {driver_message(exc)}"
+            ) from exc
 
     def _read(self) -> Any:
         return self._begin(write=False)

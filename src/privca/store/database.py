@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from privca.errors import StoreUnavailable
+from privca._text import printable
+from privca.errors import InputError, StoreUnavailable
 from privca.home import create_private_file
 from privca.store.schema import SCHEMA_REVISION
 
@@ -33,13 +35,56 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
-def create_engine(url: str) -> sa.Engine:
+STORE_DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
+_USERINFO = re.compile(r"//([^/@:]*):[^/@]*@")
+_PASSWORD_PARAMETER = re.compile(r"(password=)[^&]*", re.IGNORECASE)
+PASSWORD_HINT = (
+    "put the password in ~/.pgpass (or the file $PGPASSFILE names), in "
+    "$PRIVCA_STORE_PASSWORD, or in a file given with --store-password-file"
+)
+
+
+def check_store_url(text: str) -> str:
+    """A store URL as given, refused (InputError, exit 2) when malformed or when it carries
+    a password: a URL on a command line is visible in `ps`, and privca.toml keeps it."""
+    text = text.strip()
+    shown = printable(_PASSWORD_PARAMETER.sub(r"\1***", _USERINFO.sub(r"//\1:***@", text)), 200)
+    try:
+        url = sa.engine.make_url(text)
+        port = url.port
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        reason = "invalid port" if "int()" in str(exc) else "not a URL"
+        raise InputError(
+            f"store URL '{shown}' is malformed ({reason})",
+            "use postgresql://USER@HOST[:PORT]/DATABASE",
+        ) from None
+    if url.drivername not in STORE_DRIVERS:
+        raise InputError(
+            f"store URL '{shown}' is neither PostgreSQL nor SQLite",
+            "use postgresql://USER@HOST[:PORT]/DATABASE",
+        )
+    if url.password is not None or "password" in url.query:
+        raise InputError(f"store URL '{shown}' carries a password", PASSWORD_HINT)
+    if port is not None and not 0 < port < 65536:
+        raise InputError(f"store URL '{shown}' has port {port}, outside 1-65535")
+    if url.drivername != "sqlite" and not url.database:
+        raise InputError(
+            f"store URL '{shown}' names no database", "e.g. postgresql://privca@db/privca"
+        )
+    return text
+
+
+def create_engine(url: str, password: str | None = None) -> sa.Engine:
+    """An engine for a store URL; `password` (PostgreSQL) goes to the driver directly, so
+    it is never part of the URL SQLAlchemy shows in reprs, logs or errors."""
     if url.startswith("sqlite"):
         path = _sqlite_file(url)
         if path is not None:
             # SQLite creates the database with the umask (0644, or 0666 under umask 000)
             # and gives its -wal, -shm and -journal files the database's mode.
             create_private_file(path)
+    else:
+        check_store_url(url)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
@@ -49,7 +94,8 @@ def create_engine(url: str) -> sa.Engine:
             )
             _tune_sqlite(engine)
         else:
-            engine = sa.create_engine(url, pool_pre_ping=True)
+            connect_args = {"password": password} if password else {}
+            engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise StoreUnavailable(
             f"store URL '{_redact(url)}' is not usable: {exc}",
@@ -99,6 +145,11 @@ def _switch_to_wal(cursor: Any) -> None:
             time.sleep(0.05)
 
 
+def driver_message(exc: sa.exc.DBAPIError) -> str:
+    """The database driver's reason on one line (psycopg's span several)."""
+    return printable(" ".join(str(exc.orig).split()), 500)
+
+
 def _redact(url: str) -> str:
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
@@ -121,7 +172,7 @@ def migrate(engine: sa.Engine) -> None:
                 return
     except sa.exc.OperationalError as exc:
         raise StoreUnavailable(
-            f"cannot open the inventory database: {exc.orig}",
+            f"cannot open the inventory database: {driver_message(exc)}",
             "check the store URL and that the database is reachable",
         ) from exc
     from alembic import command

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from privca._time import as_utc
 from privca.errors import InputError, PolicyError, StoreUnavailable
-from privca.store.database import WRITE_OPTIONS, create_engine, migrate
+from privca.store.database import WRITE_OPTIONS, create_engine, driver_message, migrate
 from privca.store.schema import authorities, blocked_keys, certificates, crl_state, events
 from privca.x509.encoding import serial_hex
 
@@ -176,9 +176,10 @@ class ChangeCounter:
 class Store:
     """One inventory database. Safe to use from several processes at once."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, password: str | None = None) -> None:
+        """`password` is the PostgreSQL password, never part of `url` (check_store_url)."""
         self.url = url
-        self.engine = create_engine(url)
+        self.engine = create_engine(url, password)
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -196,7 +197,7 @@ class Store:
                     yield connection
         except sa.exc.OperationalError as exc:
             raise StoreUnavailable(
-                f"the inventory database is unavailable: {exc.orig}",
+                f"the inventory database is unavailable: {driver_message(exc)}",
                 "check the store URL, that the database is reachable and the disk not full",
             ) from exc
 
@@ -204,7 +205,9 @@ class Store:
         try:
             return self.engine.connect()
         except sa.exc.OperationalError as exc:
-            raise StoreUnavailable(f"the inventory database is unavailable: {exc.orig}") from exc
+            raise StoreUnavailable(
+                f"the inventory database is unavailable: {driver_message(exc)}"
+            ) from exc
 
     # authorities -----------------------------------------------------------------------
 
@@ -300,7 +303,7 @@ class Store:
                 if self._any_serial_taken(serials):
                     continue  # a collision: draw new serials
                 raise StoreUnavailable(
-                    f"the inventory refused the new records: {exc.orig}",
+                    f"the inventory refused the new records: {driver_message(exc)}",
                     "is the issuing CA recorded in this store? (privca doctor)",
                 ) from exc
             return serials
