@@ -22,12 +22,15 @@ from privca._time import utcnow
 from privca.errors import AlreadyExists, InputError, KeyUnavailable, NotFound, PolicyError
 from privca.home import CAHome, HomeConstruction, atomic_write, check_home
 from privca.keys.files import read_ca_key, write_ca_key
+from privca.keys.sealing import SealingKey
 from privca.keys.types import DEFAULT_ISSUING_KEY, DEFAULT_LEAF_KEY, DEFAULT_ROOT_KEY, KeyType
 from privca.policy import IssuancePolicy
 from privca.settings import Settings
 from privca.store import AuthorityRecord, CertificateRecord, Intent, RevocationOutcome, Store
+from privca.store.acme import AcmeStore
 from privca.store.database import check_store_url, sqlite_url
 from privca.store.inventory import random_serial
+from privca.store.schema import SCHEMA_REVISION
 from privca.x509 import profiles
 from privca.x509.build import (
     CertificateSpec,
@@ -260,6 +263,9 @@ class CertificateAuthority:
         construction = HomeConstruction(ca_home)
         try:
             construction.make_directories()
+            # Made now, so that copies of the home (replicas, backups) carry it from the start.
+            SealingKey(ca_home.eab_sealing_key).create()
+            construction.track(ca_home.eab_sealing_key)
             if hsm is None:
                 write_ca_key(ca_home.key_path("root"), root_key, passphrase)
                 construction.track(ca_home.key_path("root"))
@@ -276,7 +282,11 @@ class CertificateAuthority:
             atomic_write(ca_home.chain, pem_certificates(chain))
             construction.track(ca_home.chain)
 
-            store = Store(store_url or sqlite_url(ca_home.database), password=store_password)
+            store = Store(
+                store_url or sqlite_url(ca_home.database),
+                password=store_password,
+                sealer=SealingKey(ca_home.eab_sealing_key),
+            )
             if not store_url:
                 construction.track(ca_home.database)
             store.migrate()
@@ -322,11 +332,15 @@ class CertificateAuthority:
         ca_home = CAHome(Path(home))
         check_home(ca_home)
         settings = Settings.read(ca_home.settings)
+        sealer = SealingKey(ca_home.eab_sealing_key)
         if settings.store_url:
-            store = Store(settings.store_url, password=settings.store_password())
+            store = Store(settings.store_url, password=settings.store_password(), sealer=sealer)
         else:
-            store = Store(sqlite_url(ca_home.database))
-        store.migrate()
+            store = Store(sqlite_url(ca_home.database), sealer=sealer)
+        before = store.migrate()
+        if before is not None and before != SCHEMA_REVISION:
+            # Keys from before sealing existed: the migration could not reach private/.
+            AcmeStore.of(store).seal_plaintext_keys()
         return cls(ca_home, settings, store, passphrase)
 
     def refresh(self) -> None:

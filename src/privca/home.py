@@ -154,9 +154,19 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes, int]], *, overwrite: bo
         if batch:
             os.sync()
         for tmp, path in written:
-            os.replace(tmp, path)
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                # link() fails if the target appeared since the check above: never clobber.
+                os.link(tmp, path)
+                tmp.unlink()
         for directory in directories:
             _fsync_directory(directory)
+    except FileExistsError as exc:
+        for tmp, _ in written:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise AlreadyExists(f"'{exc.filename2 or exc.filename}' already exists") from exc
     except OSError as exc:
         for tmp, _ in written:
             with contextlib.suppress(OSError):

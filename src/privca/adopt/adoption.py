@@ -17,6 +17,7 @@ from privca.authority import CertificateAuthority
 from privca.errors import AlreadyExists, InputError
 from privca.home import CAHome, HomeConstruction, atomic_write
 from privca.keys.files import write_ca_key
+from privca.keys.sealing import SealingKey
 from privca.policy import IssuancePolicy
 from privca.settings import Settings
 from privca.store import Store
@@ -129,6 +130,8 @@ def establish(
     store: Store | None = None
     try:
         construction.make_directories()
+        SealingKey(ca_home.eab_sealing_key).create()
+        construction.track(ca_home.eab_sealing_key)
         write_ca_key(ca_home.root / ROOT_KEY_REF, plan.ca_key, passphrase)
         construction.track(ca_home.root / ROOT_KEY_REF)
         atomic_write(ca_home.root_cert, plan.ca_pem)
@@ -138,6 +141,7 @@ def establish(
         store = Store(
             store_url or sqlite_url(ca_home.database),
             password=settings.store_password() if store_url else None,
+            sealer=SealingKey(ca_home.eab_sealing_key),
         )
         if not store_url:
             construction.track(ca_home.database)

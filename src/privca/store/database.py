@@ -164,12 +164,15 @@ def current_revision(connection: sa.Connection) -> str | None:
     return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to SCHEMA_REVISION. Cheap when it already is (no Alembic import)."""
+def migrate(engine: sa.Engine) -> str | None:
+    """Bring the schema to SCHEMA_REVISION. Cheap when it already is (no Alembic import).
+
+    Returns the revision the database had before (None for a new one)."""
     try:
         with engine.connect() as connection:
-            if current_revision(connection) == SCHEMA_REVISION:
-                return
+            before = current_revision(connection)
+            if before == SCHEMA_REVISION:
+                return before
     except sa.exc.OperationalError as exc:
         raise StoreUnavailable(
             f"cannot open the inventory database: {driver_message(exc)}",
@@ -186,3 +189,4 @@ def migrate(engine: sa.Engine) -> None:
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(7279)"))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    return before

@@ -176,13 +176,16 @@ class ChangeCounter:
 class Store:
     """One inventory database. Safe to use from several processes at once."""
 
-    def __init__(self, url: str, *, password: str | None = None) -> None:
-        """`password` is the PostgreSQL password, never part of `url` (check_store_url)."""
+    def __init__(self, url: str, *, password: str | None = None, sealer: Any = None) -> None:
+        """`password` is the PostgreSQL password, never part of `url` (check_store_url);
+        `sealer` seals the secrets the store keeps (store.acme.Sealer), if any."""
         self.url = url
         self.engine = create_engine(url, password)
+        self.sealer = sealer
 
-    def migrate(self) -> None:
-        migrate(self.engine)
+    def migrate(self) -> str | None:
+        """Bring the schema up to date; returns the revision it had before."""
+        return migrate(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
