@@ -176,3 +176,38 @@ def test_ipv6_zone_ids_are_refused_as_names(text: str) -> None:
 def test_ipv6_zone_ids_are_refused_as_subtrees(text: str) -> None:
     with pytest.raises(InputError, match="zone id"):
         parse_subtree(text)
+
+
+def test_zone_ids_are_refused_as_acme_identifiers_and_verify_names() -> None:
+    import datetime as dt
+
+    from privca.acme.issuer import name_of
+    from privca.x509.verify import verify_chain
+
+    with pytest.raises(InputError, match="zone id"):
+        name_of("ip", "fe80::1%eth0")
+    leaf = _self_signed_leaf()
+    with pytest.raises(InputError, match="zone id"):
+        verify_chain(leaf, [leaf], [], dt.datetime.now(dt.UTC), "fe80::1%eth0")
+
+
+def _self_signed_leaf():  # any certificate: the name is refused before it is looked at
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([])
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
