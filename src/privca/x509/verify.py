@@ -82,6 +82,8 @@ def verify_chain(
             chain = verify_uri_constrained(leaf, roots, intermediates, at, subject)
         except verification.VerificationError as uri_exc:
             return ChainResult(False, f"validation failed: {uri_exc}")
+        except ValueError as uri_exc:
+            return ChainResult(False, f"cannot validate: {uri_exc}")
     except ValueError as exc:
         return ChainResult(False, f"cannot validate: {exc}")
     return ChainResult(True, "OK", tuple(chain))
