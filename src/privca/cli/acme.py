@@ -130,19 +130,19 @@ def eab_list(app: AppContext, as_json: bool) -> None:
         print_json(documents)
         return
     print_table(
-        f"{len(documents)} EAB key(s)",
+        f"{len(keys)} EAB key(s)",
         ["key id", "label", "profile", "created", "revoked", "accounts", "account ids"],
         [
             [
-                d["kid"],
-                d["label"],
-                d["profile"] or "any",
-                d["created_at"] or "",
-                d["revoked_at"] or "",
-                f"{d['accounts']}/{d['max_accounts']}",
-                ", ".join(f"{a['id']} ({a['status']})" for a in d["account_ids"]),
+                k.kid,
+                k.label,
+                k.profile or "any",
+                _time(k.created_at) or "",
+                _time(k.revoked_at) or "",
+                f"{k.accounts}/{k.max_accounts}",
+                ", ".join(f"{a.id} ({a.status})" for a in accounts.get(k.kid, [])),
             ]
-            for d in documents
+            for k in keys
         ],
     )
 

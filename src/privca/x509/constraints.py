@@ -205,7 +205,7 @@ def _stand_in_anchor(
         x509.CertificateBuilder()
         .subject_name(issuer.subject)
         .issuer_name(issuer.issuer)
-        .public_key(issuer.public_key())  # type: ignore[arg-type]
+        .public_key(issuer.public_key())
         .serial_number(issuer.serial_number)
         .not_valid_before(issuer.not_valid_before_utc)
         .not_valid_after(issuer.not_valid_after_utc)
@@ -267,7 +267,9 @@ def verify_uri_constrained(
         except verification.VerificationError as exc:
             reason = f"the issuing CA does not validate: {exc}"
             continue
-        constrained = [nc for nc in map(_name_constraints_of, path) if nc is not None]
+        constrained: list[x509.NameConstraints | None] = [
+            nc for nc in map(_name_constraints_of, path) if nc is not None
+        ]
         for nc in constrained or [None]:
             anchor = _stand_in_anchor(issuer, without_uri_subtrees(nc) if nc else None)
             builder = verification.PolicyBuilder().store(verification.Store([anchor])).time(at)
