@@ -181,3 +181,54 @@ def test_a_postgresql_dump_does_not_reveal_an_eab_key(
         for form in _forms(key["hmac_key"]):
             assert form not in dump.stdout
         ca.close()
+
+
+def test_a_plaintext_key_from_an_older_store_is_sealed_when_the_home_is_opened(
+    make_ca: Callable[..., CertificateAuthority], tmp_path: Path
+) -> None:
+    """The migration path: a store from before 0005_custody held HMAC keys in plaintext.
+    Opening the home with this version seals them and leaves no plaintext in the file."""
+    import datetime as dt
+    import secrets
+
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    import privca.store.database as database
+    from tests.conftest import PASSPHRASE
+
+    ca = make_ca()
+    home = ca.home.root
+    ca.close()
+    # Several keys, as a real store would have: freed record space is what keeps old bytes.
+    legacy = {
+        f"kid-legacy-{i}": base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+        for i in range(20)
+    }
+    engine = database.create_engine(database.sqlite_url(home / "privca.db"))
+    config = Config()
+    config.set_main_option("script_location", str(Path(database.__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+        for kid, key in legacy.items():
+            connection.execute(
+                sa.text(
+                    "INSERT INTO acme_eab_keys (kid, hmac_key, label, created_at, accounts) "
+                    "VALUES (:kid, :k, 'legacy', :t, 0)"
+                ),
+                {"kid": kid, "k": key, "t": dt.datetime.now(dt.UTC)},
+            )
+    engine.dispose()
+    assert all(key.encode() in (home / "privca.db").read_bytes() for key in legacy.values())
+
+    with CertificateAuthority.open(home, PASSPHRASE) as reopened:
+        store = AcmeStore.of(reopened.store)
+        for kid, key in legacy.items():
+            assert store.eab_secret(kid) == _forms(key)[1]
+    blob = b"".join(p.read_bytes() for p in reopened.home.database_files if p.exists())
+    assert b"kid-legacy-0" in blob
+    for key in legacy.values():
+        for form in _forms(key):
+            assert form not in blob

@@ -713,12 +713,10 @@ class AcmeStore:
 
     def seal_plaintext_keys(self) -> int:
         """Seal the EAB keys stored in plaintext before migration 0005 and erase the
-        plaintext; returns how many. On SQLite, secure_delete overwrites the freed bytes
-        and a checkpoint moves them out of the WAL, so the file no longer holds them."""
+        plaintext; returns how many. On SQLite the file is then rebuilt (VACUUM) and the
+        WAL emptied, so no freed page or old frame of the file still holds them."""
         sealer = self._require_sealer()
         with self._begin() as connection:
-            if connection.dialect.name == "sqlite":
-                connection.exec_driver_sql("PRAGMA secure_delete=ON")
             rows = connection.execute(
                 sa.select(acme_eab_keys.c.kid, acme_eab_keys.c.plaintext_hmac_key).where(
                     acme_eab_keys.c.plaintext_hmac_key.is_not(None)
@@ -734,8 +732,14 @@ class AcmeStore:
                     )
                 )
         if rows and self.engine.dialect.name == "sqlite":
-            with self.engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            raw = self.engine.raw_connection()  # autocommit: VACUUM refuses a transaction
+            try:
+                cursor = raw.cursor()
+                cursor.execute("VACUUM")
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                cursor.close()
+            finally:
+                raw.close()
         return len(rows)
 
     def eab_keys(self) -> list[EabKeyRow]:
