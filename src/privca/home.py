@@ -23,6 +23,7 @@ from pathlib import Path
 from privca.errors import (
     AlreadyExists,
     EnvironmentRefused,
+    InputError,
     InsecurePermissions,
     KeyUnavailable,
     NotFound,
@@ -298,13 +299,17 @@ def check_key_file(path: Path) -> None:
     _check_owner(path, info)
 
 
-def _check_not_shared(path: Path, info: os.stat_result, what: str, mode: int) -> None:
+def _check_mode(path: Path, info: os.stat_result, what: str, fix_mode: int) -> None:
     if info.st_mode & 0o077:
         raise InsecurePermissions(
             f"{what} '{path}' is readable or writable by group or others "
             f"(mode {stat.S_IMODE(info.st_mode):04o})",
-            f"run: chmod {mode:o} '{path}'",
+            f"run: chmod {fix_mode:o} '{path}'",
         )
+
+
+def _check_not_shared(path: Path, info: os.stat_result, what: str, fix_mode: int) -> None:
+    _check_mode(path, info, what, fix_mode)
     _check_owner(path, info)
 
 
@@ -368,20 +373,14 @@ def check_secret_file(path: Path, what: str) -> None:
         info = path.stat()
     except OSError:
         return  # read_input_file reports a missing or unreadable file
-    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
-        raise InsecurePermissions(
-            f"{what} '{path}' is readable or writable by group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):04o})",
-            f"run: chmod 600 '{path}'",
-        )
+    if stat.S_ISREG(info.st_mode):
+        _check_mode(path, info, what, 0o600)
 
 
 def read_secret_file(path: Path, what: str) -> bytes:
     """A passphrase, PIN or password from a file only its owner can read (else exit 3).
 
     The trailing newline editors and `echo` add is dropped: a secret never ends in one."""
-    from privca.errors import InputError
-
     check_secret_file(path, what)
     secret = read_input_file(path, what, limit=4096).rstrip(b"\r\n")
     if not secret:
@@ -400,8 +399,6 @@ def _check_owner(path: Path, info: os.stat_result) -> None:
 
 def read_input_file(path: Path, what: str, limit: int = 1 << 20) -> bytes:
     """Read a user-supplied file with a size cap, turning OS errors into input errors."""
-    from privca.errors import InputError
-
     try:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)
