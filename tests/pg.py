@@ -30,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,6 +217,51 @@ class PostgresCluster:
 
     def drop_database(self, name: str) -> None:
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def add_password_role(self, password: str, method: str = "scram-sha-256") -> tuple[str, str]:
+        """A login role that must authenticate with `password` over TCP (`method`:
+        scram-sha-256 or md5), owning a fresh database; returns (role, database).
+
+        The cluster trusts everyone else: a pg_hba.conf line for this role alone goes
+        first, and the configuration is reloaded."""
+        if method not in ("scram-sha-256", "md5"):
+            raise ValueError(method)
+        role = f"pw_{uuid.uuid4().hex[:12]}"
+        dbname = self.create_database("pw")
+        encryption = "scram-sha-256" if method == "scram-sha-256" else "md5"
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.dsn(), autocommit=True) as connection:
+            connection.execute(f"SET password_encryption = '{encryption}'")
+            connection.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+            connection.execute(f'ALTER DATABASE "{dbname}" OWNER TO "{role}"')
+        hba = self.data / "pg_hba.conf"
+        stat_before = hba.stat()
+        hba.write_text(f"host all {role} 127.0.0.1/32 {method}\n" + hba.read_text())
+        os.chown(hba, stat_before.st_uid, stat_before.st_gid)
+        self.execute("SELECT pg_reload_conf()")
+        # The reload is asynchronous: wait until the server asks this role for a password.
+        deadline = time.monotonic() + 10
+        dsn = f"host=127.0.0.1 port={self.port} user={role} dbname={dbname} passfile=/dev/null"
+        while True:
+            try:
+                psycopg.connect(dsn, connect_timeout=5).close()
+            except psycopg.OperationalError as exc:
+                if "password" in str(exc):
+                    return role, dbname
+                raise
+            if time.monotonic() > deadline:
+                raise RuntimeError("pg_hba.conf reload did not take effect")
+            time.sleep(0.05)
+
+    def url_for(self, role: str, dbname: str) -> str:
+        """A postgresql:// URL for `role` without any password in it."""
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{dbname}"
 
     @contextlib.contextmanager
     def database(self, prefix: str = "t") -> Iterator[str]:

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.errors import NotFound, PolicyError
+from privca.store import RevocationOutcome
 from privca.x509.build import build_csr
 from privca.x509.csr import inspect_csr
 from privca.x509.encoding import pem_private_key_unencrypted
@@ -27,15 +28,21 @@ def _crl_number(crl: x509.CertificateRevocationList) -> int:
     return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
 
 
-def test_revoke_twice_keeps_first_date(ca: CertificateAuthority) -> None:
+def test_revoke_twice_keeps_first_date_and_only_worsens_the_reason(
+    ca: CertificateAuthority,
+) -> None:
     issued = ca.issue(["db.corp.internal"])
-    first, newly = ca.revoke(format(issued.serial, "x"), "cessationOfOperation")
-    assert newly and first.status == "revoked"
+    first, outcome = ca.revoke(format(issued.serial, "x"), "cessationOfOperation")
+    assert outcome is RevocationOutcome.REVOKED and first.status == "revoked"
     later = utcnow() + dt.timedelta(hours=3)
-    second, newly = ca.revoke("db.corp.internal", "keyCompromise", now=later)
-    assert not newly
+    with pytest.raises(PolicyError, match="can only change to keyCompromise"):
+        ca.revoke("db.corp.internal", "superseded", now=later)
+    _, outcome = ca.revoke("db.corp.internal", "cessationOfOperation", now=later)
+    assert outcome is RevocationOutcome.UNCHANGED
+    second, outcome = ca.revoke("db.corp.internal", "keyCompromise", now=later)
+    assert outcome is RevocationOutcome.REASON_CHANGED
     assert second.revoked_at == first.revoked_at
-    assert second.revocation_reason == "cessationOfOperation"
+    assert second.revocation_reason == "keyCompromise"
 
 
 def test_revoke_unknown_serial_is_input_error(ca: CertificateAuthority) -> None:

@@ -72,3 +72,64 @@ def test_key_types_limited_by_policy() -> None:
 
 def test_settings_round_trip() -> None:
     assert IssuancePolicy.from_settings(CONSTRAINED.to_settings()) == CONSTRAINED
+
+
+def test_uri_with_an_ip_host_is_refused_under_constraints() -> None:
+    """RFC 5280 URI constraints name hosts by domain: nothing could bind such a URI."""
+    with pytest.raises(PolicyError, match="IP address as its host"):
+        CONSTRAINED.check_names(parse_names(["uri:https://10.0.0.5/"]))
+    with pytest.raises(PolicyError, match="IP address as its host"):
+        IssuancePolicy.build([], ["secret.corp.internal"]).check_names(
+            parse_names(["uri:https://[fd00::5]/"])
+        )
+    IssuancePolicy().check_names(parse_names(["uri:https://10.0.0.5/"]))
+
+
+@pytest.mark.parametrize(
+    ("names", "fragment"),
+    [
+        (["email:ops@mail.corp.internal"], None),
+        (["email:ops@corp.internal.evil.example"], "outside the permitted DNS"),
+        (["uri:spiffe://a.corp.internal/x"], None),
+        (["uri:spiffe://evilcorp.internal/x"], "outside the permitted DNS"),
+        (["email:ops@x.secret.corp.internal"], "excluded subtree"),
+        (["uri:https://secret.corp.internal/"], "excluded subtree"),
+    ],
+    ids=lambda v: ",".join(v) if isinstance(v, list) else str(v),
+)
+def test_email_and_uri_hosts_follow_the_dns_subtrees(
+    names: list[str], fragment: str | None
+) -> None:
+    if fragment is None:
+        CONSTRAINED.check_names(parse_names(names))
+        return
+    with pytest.raises(PolicyError) as caught:
+        CONSTRAINED.check_names(parse_names(names))
+    assert fragment in caught.value.message
+
+
+def test_ip_only_policy_refuses_every_dns_email_and_uri_name() -> None:
+    policy = IssuancePolicy.build(["10.0.0.0/8"])
+    for name in ("db.corp.internal", "email:ops@corp.internal", "uri:spiffe://corp.internal/x"):
+        with pytest.raises(PolicyError, match="only IP networks"):
+            policy.check_names(parse_names([name]))
+    policy.check_names(parse_names(["10.1.2.3"]))
+
+
+def test_max_names_caps_the_names_of_one_certificate() -> None:
+    names = parse_names([f"n{i}.corp.internal" for i in range(101)])
+    with pytest.raises(PolicyError) as caught:
+        CONSTRAINED.check_names(names)
+    assert "101 names in one certificate exceed the policy maximum of 100" in caught.value.message
+    assert "max_names" in (caught.value.hint or "")
+    CONSTRAINED.check_names(names[:100])
+    small = IssuancePolicy.from_settings({**CONSTRAINED.to_settings(), "max_names": 2})
+    assert small.max_names == 2
+    with pytest.raises(PolicyError, match="maximum of 2"):
+        small.check_names(names[:3])
+
+
+@pytest.mark.parametrize("value", [0, -1, "10", 1.5, True])
+def test_max_names_must_be_a_positive_whole_number(value: object) -> None:
+    with pytest.raises(InputError, match="max_names"):
+        IssuancePolicy.from_settings({"max_names": value})

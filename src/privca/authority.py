@@ -20,14 +20,17 @@ from cryptography import x509
 
 from privca._time import utcnow
 from privca.errors import AlreadyExists, InputError, KeyUnavailable, NotFound, PolicyError
-from privca.home import CAHome, HomeConstruction, atomic_write
+from privca.home import CAHome, HomeConstruction, atomic_write, check_home
 from privca.keys.files import read_ca_key, write_ca_key
+from privca.keys.sealing import SealingKey
 from privca.keys.types import DEFAULT_ISSUING_KEY, DEFAULT_LEAF_KEY, DEFAULT_ROOT_KEY, KeyType
 from privca.policy import IssuancePolicy
 from privca.settings import Settings
-from privca.store import AuthorityRecord, CertificateRecord, Intent, Store
-from privca.store.database import sqlite_url
+from privca.store import AuthorityRecord, CertificateRecord, Intent, RevocationOutcome, Store
+from privca.store.acme import AcmeStore
+from privca.store.database import check_store_url, sqlite_url
 from privca.store.inventory import random_serial
+from privca.store.schema import SCHEMA_REVISION
 from privca.x509 import profiles
 from privca.x509.build import (
     CertificateSpec,
@@ -139,6 +142,7 @@ class CertificateAuthority:
         excluded: Sequence[str] = (),
         passphrase: bytes | None = None,
         store_url: str = "",
+        store_password_file: Path | None = None,
         base_url: str = "",
         hsm_module: str = "",
         hsm_token: str = "",
@@ -148,6 +152,10 @@ class CertificateAuthority:
 
         With `hsm_module` and `hsm_token` the CA keys are generated inside that PKCS#11
         token (non-extractable) and `passphrase` is the token's user PIN.
+
+        `store_url` (PostgreSQL) may not carry a password: it comes from
+        `store_password_file` (recorded in privca.toml as a path), $PRIVCA_STORE_PASSWORD,
+        or libpq's own $PGPASSFILE / ~/.pgpass.
 
         Everything is validated and built in memory first; files are written last, with
         privca.toml (the mark of an established CA) written at the very end.
@@ -185,6 +193,7 @@ class CertificateAuthority:
                 "use a long passphrase; it protects the CA keys at rest",
             )
         policy = IssuancePolicy.build(permitted, excluded)
+        store_url = check_store_url(store_url) if store_url else ""
         if base_url and not base_url.startswith(("http://", "https://")):
             raise InputError(f"URL '{base_url}' must start with http:// or https://")
         root_key_type = key_type or DEFAULT_ROOT_KEY
@@ -198,7 +207,11 @@ class CertificateAuthority:
             base_url=base_url.rstrip("/"),
             encrypted_keys=passphrase is not None,
             hsm_module=hsm_module,
+            store_password_file=str(Path(store_password_file).absolute())
+            if store_password_file
+            else "",
         )
+        store_password = settings.store_password() if store_url else None
 
         hsm = None
         key_refs = {"root": "private/root.key", "issuing": "private/issuing.key"}
@@ -252,6 +265,9 @@ class CertificateAuthority:
         construction = HomeConstruction(ca_home)
         try:
             construction.make_directories()
+            # Made now, so that copies of the home (replicas, backups) carry it from the start.
+            SealingKey(ca_home.eab_sealing_key).create()
+            construction.track(ca_home.eab_sealing_key)
             if hsm is None:
                 write_ca_key(ca_home.key_path("root"), root_key, passphrase)
                 construction.track(ca_home.key_path("root"))
@@ -268,7 +284,11 @@ class CertificateAuthority:
             atomic_write(ca_home.chain, pem_certificates(chain))
             construction.track(ca_home.chain)
 
-            store = Store(store_url or sqlite_url(ca_home.database))
+            store = Store(
+                store_url or sqlite_url(ca_home.database),
+                password=store_password,
+                sealer=SealingKey(ca_home.eab_sealing_key),
+            )
             if not store_url:
                 construction.track(ca_home.database)
             store.migrate()
@@ -310,10 +330,19 @@ class CertificateAuthority:
 
     @classmethod
     def open(cls, home: Path, passphrase: PassphraseSource = None) -> CertificateAuthority:
+        """Open an established CA home, refusing one others could read or change."""
         ca_home = CAHome(Path(home))
+        check_home(ca_home)
         settings = Settings.read(ca_home.settings)
-        store = Store(settings.store_url or sqlite_url(ca_home.database))
-        store.migrate()
+        sealer = SealingKey(ca_home.eab_sealing_key)
+        if settings.store_url:
+            store = Store(settings.store_url, password=settings.store_password(), sealer=sealer)
+        else:
+            store = Store(sqlite_url(ca_home.database), sealer=sealer)
+        before = store.migrate()
+        if before is not None and before != SCHEMA_REVISION:
+            # Keys from before sealing existed: the migration could not reach private/.
+            AcmeStore.of(store).seal_plaintext_keys()
         return cls(ca_home, settings, store, passphrase)
 
     def refresh(self) -> None:
@@ -716,8 +745,12 @@ class CertificateAuthority:
         serial_or_name: str,
         reason: str = "unspecified",
         now: dt.datetime | None = None,
-    ) -> tuple[CertificateRecord, bool]:
-        """Revoke; returns the record and False if it was already revoked (first date kept)."""
+    ) -> tuple[CertificateRecord, RevocationOutcome]:
+        """Revoke, or make an earlier revocation keyCompromise (the first date is kept).
+
+        Any other change of an existing revocation is refused (PolicyError): a reason only
+        ever gets worse, so whoever holds a stolen key cannot pre-empt keyCompromise with a
+        milder reason. keyCompromise bars the public key for good."""
         from privca.x509.crl import REASONS
 
         if reason not in REASONS:

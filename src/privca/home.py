@@ -1,4 +1,13 @@
-"""The CA home: where each file lives, atomic writes, and permission checks on secrets."""
+"""The CA home: where each file lives, atomic writes, and permission checks on secrets.
+
+The home is guarded like ~/.ssh: whoever can write it can swap privca.toml (and with it
+the HSM module privca loads, or the store it trusts) or the inventory, and whoever can read
+it can read the inventory and the EAB secrets. So the home is made 0700, privca.toml and
+the SQLite files 0600 from their first byte, and every command refuses (exit 3, with the
+chmod/chown fix) a home, settings file or database that group or others can read or
+write, that another user owns, or whose private/ is a symlink. Mode bits and owners are
+checked, not whether an open fails: root can open anything.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +20,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from privca.errors import AlreadyExists, EnvironmentRefused, InsecurePermissions, KeyUnavailable
+from privca.errors import (
+    AlreadyExists,
+    EnvironmentRefused,
+    InputError,
+    InsecurePermissions,
+    KeyUnavailable,
+    NotFound,
+)
 
 HOME_ENV = "PRIVCA_HOME"
 SETTINGS_FILE = "privca.toml"
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 BATCH_SYNC_THRESHOLD = 8
 
 
@@ -52,6 +69,17 @@ class CAHome:
     @property
     def database(self) -> Path:
         return self.root / "privca.db"
+
+    @property
+    def database_files(self) -> tuple[Path, ...]:
+        """The SQLite database and the files SQLite keeps beside it."""
+        db = self.database
+        return (db, *(db.with_name(db.name + suffix) for suffix in SQLITE_SIDE_FILES))
+
+    @property
+    def eab_sealing_key(self) -> Path:
+        """The key that encrypts EAB HMAC keys at rest in the inventory."""
+        return self.private / "eab.key"
 
     @property
     def root_cert(self) -> Path:
@@ -130,9 +158,19 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes, int]], *, overwrite: bo
             os.sync()
         for tmp, path in written:
             target = path
-            os.replace(tmp, path)
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                # link() fails if the target appeared since the check above: never clobber.
+                os.link(tmp, path)
+                tmp.unlink()
         for directory in directories:
             _fsync_directory(directory)
+    except FileExistsError as exc:
+        for tmp, _ in written:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise AlreadyExists(f"'{exc.filename2 or exc.filename}' already exists") from exc
     except OSError as exc:
         for tmp, _ in written:
             with contextlib.suppress(OSError):
@@ -153,12 +191,19 @@ class HomeConstruction:
         self.root_existed = home.root.exists()
 
     def make_directories(self) -> None:
-        self.home.root.mkdir(parents=True, exist_ok=True)
+        """The home (0700, or an existing one that passes `check_home_directory`),
+        certs/ and crl/, and private/ (0700, never through a symlink)."""
+        if self.root_existed:
+            check_home_directory(self.home.root)
+        else:
+            self.home.root.parent.mkdir(parents=True, exist_ok=True)
+            self.home.root.mkdir(mode=0o700)
+            os.chmod(self.home.root, 0o700)  # exactly 0700 whatever the umask
         for directory in (self.home.certs, self.home.crl):
             if not directory.exists():
                 directory.mkdir(mode=0o755)
                 self.created.append(directory)
-        if not self.home.private.exists():
+        if not self.home.private.exists() and not self.home.private.is_symlink():
             self.created.append(self.home.private)
         make_private_directory(self.home.private)
 
@@ -172,17 +217,38 @@ class HomeConstruction:
                     shutil.rmtree(path)
                 else:
                     path.unlink()
-        for suffix in ("-wal", "-shm", "-journal"):
+        for side_file in self.home.database_files[1:]:
             with contextlib.suppress(OSError):
-                (self.home.database.parent / (self.home.database.name + suffix)).unlink()
+                side_file.unlink()
         if not self.root_existed:
             with contextlib.suppress(OSError):
                 self.home.root.rmdir()
 
 
 def make_private_directory(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    """Create private/ 0700, or tighten an existing real directory of ours to 0700.
+
+    Opened with O_NOFOLLOW, so a `private -> elsewhere` symlink planted beforehand is
+    refused instead of followed (and its target chmodded and filled with CA keys)."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if path.is_symlink():
+            raise InsecurePermissions(
+                f"private key directory '{path}' is a symlink",
+                f"remove it and let privca create the directory: rm '{path}'",
+            ) from exc
+        raise EnvironmentRefused(
+            f"cannot use '{path}' as the private key directory: {exc.strerror}"
+        ) from exc
+    try:
+        info = os.fstat(fd)
+        _check_owner(path, info)
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
 
 
 def check_private_directory(path: Path) -> None:
@@ -236,6 +302,95 @@ def check_key_file(path: Path) -> None:
     _check_owner(path, info)
 
 
+def _check_mode(path: Path, info: os.stat_result, what: str, fix_mode: int) -> None:
+    if info.st_mode & 0o077:
+        raise InsecurePermissions(
+            f"{what} '{path}' is readable or writable by group or others "
+            f"(mode {stat.S_IMODE(info.st_mode):04o})",
+            f"run: chmod {fix_mode:o} '{path}'",
+        )
+
+
+def _check_not_shared(path: Path, info: os.stat_result, what: str, fix_mode: int) -> None:
+    _check_mode(path, info, what, fix_mode)
+    _check_owner(path, info)
+
+
+def check_home_directory(path: Path) -> None:
+    """Refuse a home directory that group or others can enter, or another user owns.
+
+    The home itself may be a symlink to the real directory (the target is checked)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise NotFound(
+            f"no CA found at '{path}'",
+            "run `privca init --name NAME`, or pass --home / set $PRIVCA_HOME",
+        ) from exc
+    if not stat.S_ISDIR(info.st_mode):
+        raise EnvironmentRefused(f"CA home '{path}' is not a directory")
+    _check_not_shared(path, info, "CA home", 0o700)
+
+
+def check_private_file(path: Path, what: str) -> None:
+    """Refuse a home file (settings, database) that is a symlink, not a regular file,
+    readable or writable by group or others, or owned by another user."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        raise InsecurePermissions(
+            f"{what} '{path}' is a symlink", "replace the symlink with the file itself"
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise InsecurePermissions(f"{what} '{path}' is not a regular file")
+    _check_not_shared(path, info, what, 0o600)
+
+
+def check_home(home: CAHome) -> None:
+    """Everything an opening command checks before it trusts a home (see the docstring
+    of this module): the directory, privca.toml, private/ and the SQLite files."""
+    check_home_directory(home.root)
+    if home.settings.exists() or home.settings.is_symlink():
+        check_private_file(home.settings, "settings file")
+    if home.private.exists() or home.private.is_symlink():
+        check_private_directory(home.private)
+    for path in home.database_files:
+        if path.exists() or path.is_symlink():
+            check_private_file(path, "inventory database file")
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty file 0600 unless it exists, so that whatever writes it later (SQLite
+    creates its database with the umask) finds it private from the first byte."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except (FileExistsError, FileNotFoundError, NotADirectoryError):
+        return  # exists (checked by check_home), or a directory the caller reports
+    os.close(fd)
+
+
+def check_secret_file(path: Path, what: str) -> None:
+    """Refuse a passphrase or PIN file group or others can read (OpenSSH's rule for its
+    private keys); a symlink is followed, as systemd's credential files may be one."""
+    try:
+        info = path.stat()
+    except OSError:
+        return  # read_input_file reports a missing or unreadable file
+    if stat.S_ISREG(info.st_mode):
+        _check_mode(path, info, what, 0o600)
+
+
+def read_secret_file(path: Path, what: str) -> bytes:
+    """A passphrase, PIN or password from a file only its owner can read (else exit 3).
+
+    The trailing newline editors and `echo` add is dropped: a secret never ends in one."""
+    check_secret_file(path, what)
+    secret = read_input_file(path, what, limit=4096).rstrip(b"\r\n")
+    if not secret:
+        raise InputError(f"{what} '{path}' is empty")
+    return secret
+
+
 def _check_owner(path: Path, info: os.stat_result) -> None:
     if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
         raise InsecurePermissions(
@@ -247,8 +402,6 @@ def _check_owner(path: Path, info: os.stat_result) -> None:
 
 def read_input_file(path: Path, what: str, limit: int = 1 << 20) -> bytes:
     """Read a user-supplied file with a size cap, turning OS errors into input errors."""
-    from privca.errors import InputError
-
     try:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from privca._text import printable
 from privca.errors import InputError, PolicyError
 from privca.keys.types import KeyType, key_type_of
 from privca.x509.names import NameSubtree, SubjectName, host_of, parse_subtree
@@ -20,13 +21,18 @@ DEFAULT_LEAF_KEY_TYPES = (
 )
 
 
+DEFAULT_MAX_NAMES = 100
+
+
 @dataclass(frozen=True)
 class IssuancePolicy:
     """The rules every request is checked against before the CA key is touched.
 
-    `permitted`/`excluded` are the same subtrees written into the CA certificates' name
-    constraints; the policy applies them also to email and URI hosts, which is stricter than
-    what clients enforce, so nothing is issued that a constraint-checking client would reject.
+    `permitted`/`excluded` are the subtrees the CA certificates' name constraints are built
+    from (privca.x509.constraints): DNS domains bind DNS names and the hosts of email and
+    URI names alike, IP networks bind addresses. A name type the permitted subtrees do not
+    cover is refused here and made unverifiable in the certificates, so nothing is issued
+    that a constraint-checking client would reject, and nothing a thief signs gets through.
     """
 
     permitted: tuple[NameSubtree, ...] = ()
@@ -34,6 +40,8 @@ class IssuancePolicy:
     allow_wildcards: bool = True
     max_days: int = 825
     key_types: tuple[KeyType, ...] = DEFAULT_LEAF_KEY_TYPES
+    # A certificate with thousands of names is a denial of service on every handshake.
+    max_names: int = DEFAULT_MAX_NAMES
 
     @classmethod
     def build(
@@ -48,6 +56,10 @@ class IssuancePolicy:
             **kwargs,
         )
 
+    @property
+    def constrained(self) -> bool:
+        return bool(self.permitted or self.excluded)
+
     def _permits_kind(self, kind: str) -> tuple[NameSubtree, ...]:
         return tuple(s for s in self.permitted if s.kind == kind)
 
@@ -58,15 +70,25 @@ class IssuancePolicy:
                 "list each host name, or set allow_wildcards = true in privca.toml",
             )
         if name.kind == "ip":
-            self._check_ip(name)
+            self._check_ip(name.value, shown=str(name))
             return
-        host = host_of(name) if name.kind in ("email", "uri") else name.value
+        if name.kind == "dns":
+            self._check_dns(name.value, shown=str(name), wildcard=name.is_wildcard)
+            return
+        host = host_of(name)
         if host is None:
             return
         if name.kind == "uri" and _is_ip(host):
-            self._check_ip(SubjectName("ip", host.strip("[]")), shown=str(name))
+            if self.constrained:
+                # RFC 5280 4.2.1.10: URI constraints name hosts by domain only, so no
+                # constraint can hold such a URI to the permitted networks.
+                raise PolicyError(
+                    f"name '{printable(str(name))}' has an IP address as its host, which "
+                    "name constraints cannot bind",
+                    "use a DNS name as the URI's host",
+                )
             return
-        self._check_dns(host, shown=str(name), wildcard=name.is_wildcard)
+        self._check_dns(host, shown=printable(str(name)), wildcard=False)
 
     def _check_dns(self, host: str, *, shown: str, wildcard: bool) -> None:
         dns_permits = self._permits_kind("dns")
@@ -86,21 +108,28 @@ class IssuancePolicy:
                     "list the host names instead of a wildcard",
                 )
 
-    def _check_ip(self, name: SubjectName, shown: str | None = None) -> None:
-        shown = shown or str(name)
+    def _check_ip(self, address: str, *, shown: str) -> None:
         ip_permits = self._permits_kind("ip")
-        if self.permitted and not any(s.contains_ip(name.value) for s in ip_permits):
+        if self.permitted and not any(s.contains_ip(address) for s in ip_permits):
             allowed = ", ".join(str(s) for s in ip_permits) or "none (only DNS domains)"
             raise PolicyError(
                 f"address '{shown}' is outside the permitted networks: {allowed}",
                 "request an address inside a permitted network",
             )
         for subtree in self.excluded:
-            if subtree.contains_ip(name.value):
+            if subtree.contains_ip(address):
                 raise PolicyError(f"address '{shown}' is inside the excluded network '{subtree}'")
 
     def check_names(self, names: Iterable[SubjectName]) -> None:
-        """One bad name refuses the whole request."""
+        """One bad name refuses the whole request; so do more names than `max_names`."""
+        names = list(names)
+        if len(names) > self.max_names:
+            raise PolicyError(
+                f"{len(names)} names in one certificate exceed the policy maximum of "
+                f"{self.max_names}",
+                "split them over several certificates, or raise max_names under [policy] "
+                "in privca.toml",
+            )
         for name in names:
             self.check_name(name)
 
@@ -139,6 +168,7 @@ class IssuancePolicy:
             "allow_wildcards": self.allow_wildcards,
             "max_days": self.max_days,
             "key_types": [k.value for k in self.key_types],
+            "max_names": self.max_names,
         }
 
     @classmethod
@@ -153,16 +183,23 @@ class IssuancePolicy:
                     KeyType.parse(k)
                     for k in data.get("key_types", [k.value for k in DEFAULT_LEAF_KEY_TYPES])
                 ),
+                max_names=_positive(data.get("max_names", DEFAULT_MAX_NAMES), "max_names"),
             )
         except (TypeError, ValueError) as exc:
             raise InputError(f"the [policy] section of privca.toml is invalid: {exc}") from exc
+
+
+def _positive(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key} must be a whole number of at least 1, not {value!r}")
+    return value
 
 
 def _is_ip(text: str) -> bool:
     import ipaddress
 
     try:
-        ipaddress.ip_address(text.strip("[]"))
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True

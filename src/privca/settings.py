@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from privca.errors import InputError, NotFound
-from privca.home import atomic_write
+from privca.home import atomic_write, check_private_file, read_secret_file
 from privca.policy import IssuancePolicy
+from privca.store.database import check_store_url
+
+STORE_PASSWORD_ENV = "PRIVCA_STORE_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,8 @@ class Settings:
     # The root signs CRLs rarely (its key may be offline): publish for this long.
     root_crl_days: int = 180
     hsm_module: str = ""
+    # A file holding the PostgreSQL password (never the password itself; see store_password).
+    store_password_file: str = ""
     # The [acme] section as written (ports, resolver, eab, profiles); `privca serve` reads it.
     acme: dict[str, Any] = field(default_factory=dict)
 
@@ -40,7 +46,7 @@ class Settings:
                 "hsm_module": self.hsm_module,
             },
             "policy": self.policy.to_settings(),
-            "store": {"url": self.store_url},
+            "store": {"url": self.store_url, "password_file": self.store_password_file},
         }
         if self.acme:
             sections["acme"] = dict(self.acme)
@@ -69,16 +75,31 @@ class Settings:
             root_crl_days=int(ca.get("root_crl_days", 180)),
             hsm_module=str(ca.get("hsm_module", "")),
             policy=IssuancePolicy.from_settings(data.get("policy", {})),
-            store_url=str(data.get("store", {}).get("url", "")),
+            store_url=_store_url(data.get("store", {}), source),
+            store_password_file=str(data.get("store", {}).get("password_file", "")),
             acme=dict(data.get("acme", {})),
         )
 
+    def store_password(self) -> str | None:
+        """The PostgreSQL password: $PRIVCA_STORE_PASSWORD, else the [store] password_file;
+        None leaves it to libpq, which reads $PGPASSFILE or ~/.pgpass itself."""
+        from_env = os.environ.get(STORE_PASSWORD_ENV)
+        if from_env:
+            return from_env
+        if self.store_password_file:
+            path = Path(self.store_password_file)
+            return read_secret_file(path, "store password file").decode("utf-8", "replace")
+        return None
+
     def write(self, path: Path) -> None:
-        atomic_write(path, self.to_toml().encode(), 0o644)
+        atomic_write(path, self.to_toml().encode(), 0o600)
 
     @classmethod
     def read(cls, path: Path) -> Settings:
+        """Read privca.toml, refusing one that others could read or change (it names the
+        HSM module privca loads and the store it trusts)."""
         try:
+            check_private_file(path, "settings file")
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise NotFound(
@@ -88,6 +109,16 @@ class Settings:
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read '{path}': {exc}") from exc
         return cls.from_toml(text, str(path))
+
+
+def _store_url(section: Any, source: str) -> str:
+    url = str(section.get("url", "")) if isinstance(section, dict) else ""
+    if not url:
+        return ""
+    try:
+        return check_store_url(url)
+    except InputError as exc:
+        raise InputError(f"{source} [store] url: {exc.message}", exc.hint) from None
 
 
 def _toml_value(value: Any) -> str:

@@ -95,13 +95,13 @@ def test_certbot_with_eab_required(start_acme, tmp_path: Path) -> None:
     server.store.add_eab_key(
         EabKeyRow(
             kid="kid-1",
-            hmac_key="c2VjcmV0LWhtYWMta2V5LWZvci10ZXN0aW5nLTMyYnl0ZXM",
             label="test",
             profile=None,
             created_at=utcnow(),
             revoked_at=None,
             accounts=0,
-        )
+        ),
+        b"secret-hmac-key-for-testing-32bytes",
     )
     result = certonly(
         server,

@@ -3,6 +3,7 @@ wildcard (TXT records served by pebble-challtestsrv), renew and revoke."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -120,7 +121,8 @@ def test_lego_with_eab_required(start_acme, tmp_path: Path) -> None:
     assert refused.returncode != 0
     assert "External Account Binding" in refused.stdout + refused.stderr  # from meta
     hmac_key = "bGVnby1lYWItaG1hYy1rZXktZm9yLXRlc3RpbmctMzJieQ"
-    server.store.add_eab_key(EabKeyRow("kid-lego", hmac_key, "lego", None, utcnow(), None, 0))
+    secret = base64.urlsafe_b64decode(hmac_key + "=" * (-len(hmac_key) % 4))
+    server.store.add_eab_key(EabKeyRow("kid-lego", "lego", None, utcnow(), None, 0), secret)
     eab = ["--eab", "--kid", "kid-lego", "--hmac", hmac_key]
     result = lego(server, tmp_path / "eab", [*eab, "--domains", "eab.test", *http, "run"])
     assert result.returncode == 0, result.stdout + result.stderr

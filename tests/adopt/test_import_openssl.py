@@ -168,6 +168,7 @@ def test_encrypted_runbook_key_with_passphrase_file(
 ) -> None:
     old = tmp_path / "old-passphrase"
     old.write_text(OLD_PASSPHRASE + "\n")
+    old.chmod(0o600)
     adopt(run_cli, encrypted_runbook, "--passphrase-file", str(old), "--name", "Corp CA")
     assert 'name = "Corp CA"' in (run_cli.home / "privca.toml").read_text()
     crt = issue(run_cli, "enc.corp.internal", tmp_path)

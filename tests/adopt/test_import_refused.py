@@ -117,7 +117,7 @@ def test_broken_source_writes_nothing(
 
 
 def test_wrong_passphrase(run_cli: Cli, encrypted_runbook: Runbook, tmp_path: Path) -> None:
-    wrong = write(tmp_path / "wrong", "not the passphrase\n")
+    wrong = write(tmp_path / "wrong", "not the passphrase\n", 0o600)
     result = run_cli(
         *encrypted_runbook.import_args(
             "--passphrase-file", str(wrong), "--new-passphrase-file", str(run_cli.passphrase_file)
@@ -170,7 +170,7 @@ def test_failure_while_writing_removes_what_was_created(
 def test_short_new_passphrase_is_refused_before_writing(
     run_cli: Cli, runbook: Runbook, tmp_path: Path
 ) -> None:
-    short = write(tmp_path / "short", "abc\n")
+    short = write(tmp_path / "short", "abc\n", 0o600)
     result = run_cli(*runbook.import_args("--new-passphrase-file", str(short)))
     assert_user_error(result, "shorter than 8")
     assert not run_cli.home.exists()

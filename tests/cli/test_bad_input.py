@@ -188,7 +188,7 @@ def test_sign_bad_input(home_cli: Cli, tmp_path: Path, build, flags, fragment, c
 
 
 def test_wrong_passphrase(home_cli: Cli, tmp_path: Path) -> None:
-    wrong = write(tmp_path / "wrong.txt", "not the passphrase\n")
+    wrong = write(tmp_path / "wrong.txt", "not the passphrase\n", 0o600)
     before = _home_state(home_cli)
     result = home_cli(
         "issue", "db.corp.internal", "--out", str(tmp_path / "out"), "--passphrase-file", str(wrong)

@@ -110,6 +110,7 @@ def test_issue_refuses_name_outside_policy_and_writes_nothing(home_cli: Cli, out
 def test_issue_p12(home_cli: Cli, out_dir: Path, tmp_path: Path) -> None:
     p12_pass = tmp_path / "p12.txt"
     p12_pass.write_text("bundle pass\n")
+    p12_pass.chmod(0o600)
     result = home_cli(
         "issue",
         "app.corp.internal",

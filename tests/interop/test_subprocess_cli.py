@@ -86,8 +86,12 @@ def test_init_issue_verify_as_processes(tmp_path: Path, tier: list[str]) -> None
     private = home / "private"
     assert _mode(private) == 0o700
     keys = sorted(p.name for p in private.iterdir())
-    assert keys == (["root.key"] if tier else ["issuing.key", "root.key"])
-    for ca_key in private.iterdir():
+    # eab.key seals the EAB secrets in the inventory (raw AES key, same 0400 rule).
+    assert keys == (["eab.key", "root.key"] if tier else ["eab.key", "issuing.key", "root.key"])
+    assert _mode(private / "eab.key") == 0o400
+    for ca_key in private.glob("*.key"):
+        if ca_key.name == "eab.key":
+            continue
         assert _mode(ca_key) == 0o400, ca_key
         assert b"ENCRYPTED PRIVATE KEY" in ca_key.read_bytes()
     # openssl reads the encrypted CA key with the passphrase (the format is standard).

@@ -59,7 +59,8 @@ def test_hsm_ca_issues_certificates_openssl_accepts(
     ca = CertificateAuthority.init(
         home, "HSM CA", key_type=key_type, passphrase=PIN, hsm_module=MODULE, hsm_token=softhsm
     )
-    assert list((home / "private").iterdir()) == []  # no key file: the keys stay on the token
+    # No CA key file: the CA keys stay on the token. (eab.key seals EAB secrets at rest.)
+    assert [p.name for p in (home / "private").iterdir()] == ["eab.key"]
     ca.close()
     ca = CertificateAuthority.open(home, PIN)
     issued = ca.issue(["db.corp.internal"])

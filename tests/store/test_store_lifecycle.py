@@ -8,31 +8,88 @@ from collections.abc import Callable
 
 import pytest
 
-from privca.errors import InputError
-from privca.store import Intent, Store
+from privca.errors import InputError, PolicyError
+from privca.store import Intent, RevocationOutcome, Store
+from privca.store.inventory import reason_change
 
 DAY = dt.timedelta(days=1)
 
 
-def test_revoke_records_date_and_reason_once(
+def test_revoke_records_date_and_reason_and_only_worsens_the_reason(
     store: Store,
     make_intent: Callable[..., Intent],
     issue_records: Callable[..., list[int]],
     now: dt.datetime,
 ) -> None:
     [serial] = issue_records(make_intent("a.corp.internal"))
-    record, changed = store.revoke(serial, "superseded", now, None)
-    assert changed
+    record, outcome = store.revoke(serial, "superseded", now, None)
+    assert outcome is RevocationOutcome.REVOKED
     assert (record.status, record.revoked_at, record.revocation_reason) == (
         "revoked",
         now,
         "superseded",
     )
-    again, changed = store.revoke(serial, "keyCompromise", now + DAY, None)
-    assert not changed
-    assert (again.revoked_at, again.revocation_reason) == (now, "superseded")
+    _, outcome = store.revoke(serial, "superseded", now + DAY, None)
+    assert outcome is RevocationOutcome.UNCHANGED and not outcome.changed
+    with pytest.raises(PolicyError, match="can only change to keyCompromise"):
+        store.revoke(serial, "cessationOfOperation", now + DAY, None)
+    worse, outcome = store.revoke(serial, "keyCompromise", now + DAY, "ab" * 32)
+    assert outcome is RevocationOutcome.REASON_CHANGED and outcome.changed
+    assert (worse.revoked_at, worse.revocation_reason) == (now, "keyCompromise")
+    assert store.blocked(["ab" * 32]) == {"ab" * 32}
+    for better in ("superseded", "unspecified", None, "affiliationChanged"):
+        with pytest.raises(PolicyError, match="already revoked \\(keyCompromise\\)"):
+            store.revoke(serial, better, now + 2 * DAY, None)
     stored = store.get(serial)
     assert stored is not None and stored.status_at(now) == "revoked"
+    assert (stored.revoked_at, stored.revocation_reason) == (now, "keyCompromise")
+
+
+@pytest.mark.parametrize(
+    ("current", "requested", "expected"),
+    [
+        (None, None, RevocationOutcome.UNCHANGED),
+        (None, "unspecified", RevocationOutcome.UNCHANGED),
+        ("superseded", "superseded", RevocationOutcome.UNCHANGED),
+        ("keyCompromise", "keyCompromise", RevocationOutcome.UNCHANGED),
+        (None, "keyCompromise", RevocationOutcome.REASON_CHANGED),
+        ("superseded", "keyCompromise", RevocationOutcome.REASON_CHANGED),
+        ("cessationOfOperation", "keyCompromise", RevocationOutcome.REASON_CHANGED),
+        ("privilegeWithdrawn", "keyCompromise", RevocationOutcome.REASON_CHANGED),
+        ("keyCompromise", "superseded", None),
+        ("keyCompromise", None, None),
+        ("superseded", "cessationOfOperation", None),
+        ("superseded", "unspecified", None),
+        (None, "superseded", None),
+        ("superseded", "removeFromCRL", None),
+    ],
+    ids=lambda v: str(v),
+)
+def test_reason_change_table(
+    current: str | None, requested: str | None, expected: RevocationOutcome | None
+) -> None:
+    if expected is None:
+        with pytest.raises(PolicyError):
+            reason_change("ab", current, requested)
+    else:
+        assert reason_change("ab", current, requested) is expected
+
+
+def test_a_scheduled_revocation_never_downgrades_key_compromise(
+    store: Store,
+    make_intent: Callable[..., Intent],
+    issue_records: Callable[..., list[int]],
+    now: dt.datetime,
+) -> None:
+    """renew --revoke-old-after schedules 'superseded'; a keyCompromise that comes first
+    wins, and the schedule neither overwrites it nor fires later."""
+    [serial] = issue_records(make_intent("sched.corp.internal"))
+    store.schedule_revocation(serial, now + DAY, now)
+    store.revoke(serial, "keyCompromise", now, None)
+    assert store.apply_due_revocations(now + 2 * DAY) == []
+    record = store.get(serial)
+    assert record is not None
+    assert (record.revoked_at, record.revocation_reason) == (now, "keyCompromise")
 
 
 @pytest.mark.parametrize("what", ["unknown", "pending"])
@@ -66,8 +123,8 @@ def test_key_compromise_blocks_the_public_key(
     assert store.blocked([]) == set()
     # a second compromised certificate with the same key does not trip the primary key
     [twin] = issue_records(make_intent("a.corp.internal"))
-    _, changed = store.revoke(twin, "keyCompromise", now, compromised.public_key_sha256)
-    assert changed
+    _, outcome = store.revoke(twin, "keyCompromise", now, compromised.public_key_sha256)
+    assert outcome.changed
 
 
 def test_revoked_entries_and_fingerprint(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 import privca.store.database as database
-from privca.errors import StoreUnavailable
+from privca.errors import InputError, StoreUnavailable
+from privca.keys.sealing import SealingKey
 from privca.store import Intent, Store
 from privca.store.database import current_revision, sqlite_url
 from privca.store.schema import SCHEMA_REVISION, metadata
@@ -160,8 +162,8 @@ def test_an_unreachable_postgresql_server_is_store_unavailable() -> None:
     store.close()
 
 
-def test_a_bad_url_is_store_unavailable() -> None:
-    with pytest.raises(StoreUnavailable, match="is not usable"):
+def test_a_bad_url_is_input_error() -> None:
+    with pytest.raises(InputError, match="neither PostgreSQL nor SQLite"):
         Store("nosuchdb://x")
 
 
@@ -209,3 +211,112 @@ def test_opening_a_wal_database_waits_for_a_writer(tmp_path: Path) -> None:
 
 def test_opening_a_new_database_waits_for_a_writer(tmp_path: Path) -> None:
     _hold_write_lock_while_migrating(tmp_path / "privca.db", wal=False)
+
+
+# 0005_custody: sealed EAB keys, max_accounts -------------------------------------------
+
+
+def _upgrade_to(url: str, revision: str) -> sa.Engine:
+    from alembic import command
+
+    engine = database.create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    return engine
+
+
+def _downgrade_to(engine: sa.Engine, revision: str) -> None:
+    from alembic import command
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+@pytest.fixture
+def sealer(tmp_path: Path) -> SealingKey:
+    """The real sealing key of a CA home, in a private/ of this test's own."""
+    private = tmp_path / "home" / "private"
+    private.mkdir(parents=True, mode=0o700)
+    return SealingKey(private / "eab.key")
+
+
+LEGACY_SECRET = b"legacy-eab-hmac-key-0123456789ab"
+
+
+def test_0005_keeps_legacy_eab_keys_until_they_are_sealed(
+    store_url: str, sealer: SealingKey
+) -> None:
+    import base64
+
+    from privca.store.acme import AcmeStore
+
+    engine = _upgrade_to(store_url, "0004")
+    legacy = base64.urlsafe_b64encode(LEGACY_SECRET).rstrip(b"=").decode()
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO acme_eab_keys (kid, hmac_key, label, created_at, accounts) "
+                "VALUES ('kid-old', :k, 'old', :t, 3), ('kid-unused', :k, 'unused', :t, 0)"
+            ),
+            {"k": legacy, "t": dt.datetime.now(dt.UTC)},
+        )
+    engine.dispose()
+
+    store = Store(store_url, sealer=sealer)
+    assert store.migrate() == "0004"
+    acme = AcmeStore.of(store)
+    keys = {k.kid: k for k in acme.eab_keys()}
+    # What a key had bound stays; no key gains accounts it did not have.
+    assert (keys["kid-old"].accounts, keys["kid-old"].max_accounts) == (3, 3)
+    assert (keys["kid-unused"].accounts, keys["kid-unused"].max_accounts) == (0, 1)
+    assert acme.seal_plaintext_keys() == 2
+    assert acme.seal_plaintext_keys() == 0
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT plaintext_hmac_key, sealed_hmac_key FROM acme_eab_keys")
+        ).all()
+    assert all(plain is None and sealed.startswith("aesgcm1.") for plain, sealed in rows)
+    assert stat.S_IMODE(sealer.path.stat().st_mode) == 0o400
+    assert acme.eab_secret("kid-old") == LEGACY_SECRET
+
+    _downgrade_to(store.engine, "0004")
+    with store.engine.connect() as connection:
+        assert current_revision(connection) == "0004"
+        assert "hmac_key" in {
+            c["name"] for c in sa.inspect(connection).get_columns("acme_eab_keys")
+        }
+    store.close()
+
+
+def test_a_legacy_key_is_sealed_on_first_use(store_url: str, sealer: SealingKey) -> None:
+    import base64
+
+    from privca.store.acme import AcmeStore
+
+    engine = _upgrade_to(store_url, "0004")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO acme_eab_keys (kid, hmac_key, label, created_at, accounts) "
+                "VALUES ('kid-old', :k, 'old', :t, 0)"
+            ),
+            {
+                "k": base64.urlsafe_b64encode(LEGACY_SECRET).decode(),
+                "t": dt.datetime.now(dt.UTC),
+            },
+        )
+    engine.dispose()
+    store = Store(store_url, sealer=sealer)
+    store.migrate()
+    acme = AcmeStore.of(store)
+    assert acme.eab_secret("kid-old") == LEGACY_SECRET
+    with store.engine.connect() as connection:
+        plain = connection.execute(sa.text("SELECT plaintext_hmac_key FROM acme_eab_keys")).scalar()
+    assert plain is None
+    store.close()

@@ -65,7 +65,9 @@ class CertificateIssuer(Protocol):
         """Sign a CSR whose names must equal `names`; recorded before it returns."""
 
     def revoke(self, serial: int, reason: str) -> bool:
-        """Revoke; False if it already was."""
+        """Revoke, or change an earlier revocation to keyCompromise; False if nothing
+        changed (already revoked for that reason). IssuanceRefused('alreadyRevoked') for
+        any other change of an existing revocation."""
 
     def lookup(self, serial: int) -> CertificateInfo | None: ...
 
@@ -148,8 +150,11 @@ class CertificateAuthorityIssuer:
         )
 
     def revoke(self, serial: int, reason: str) -> bool:
-        _record, changed = self.authority.revoke(serial_hex(serial), reason)
-        return changed
+        try:
+            _record, outcome = self.authority.revoke(serial_hex(serial), reason)
+        except PolicyError as exc:
+            raise IssuanceRefused("alreadyRevoked", exc.message) from exc
+        return outcome.changed
 
     def lookup(self, serial: int) -> CertificateInfo | None:
         record = self.authority.store.get(serial)

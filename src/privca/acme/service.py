@@ -32,6 +32,7 @@ from privca.store.acme import (
     AcmeStore,
     AuthorizationRow,
     ChallengeRow,
+    EabBindingRefused,
     OrderRow,
 )
 from privca.x509.encoding import serial_hex
@@ -257,14 +258,34 @@ class AcmeService:
             eab_kid=eab_kid,
             created_at=utcnow(),
         )
-        stored = self.store.add_account(account)
+        try:
+            stored = self.store.add_account(account)
+        except EabBindingRefused as exc:
+            key = self.store.eab_key(exc.args[0])
+            limit = key.max_accounts if key is not None else 0
+            raise AcmeProblem(
+                "unauthorized",
+                f"the external account key has already created its {limit} account(s)",
+            ) from exc
         return stored, stored.id == account.id
 
     def _hmac_key(self, kid: str) -> bytes:
+        """The HMAC key of a live EAB key (how many accounts it may still create is checked
+        when the account is stored, atomically)."""
         key = self.store.eab_key(kid)
         if key is None or key.revoked_at is not None:
             raise AcmeProblem("unauthorized", "the external account key id is unknown or revoked")
-        return _b64decode(key.hmac_key)
+        secret = self.store.eab_secret(kid)
+        if secret is None:
+            raise AcmeProblem("unauthorized", "the external account key id is unknown or revoked")
+        return secret
+
+    def _eab_profile(self, account: AccountRow) -> str | None:
+        """The one profile the account's EAB key admits, if it was created with one."""
+        if account.eab_kid is None:
+            return None
+        key = self.store.eab_key(account.eab_kid)
+        return key.profile if key is not None else None
 
     @staticmethod
     def _check_contact(contact: Any) -> tuple[str, ...]:
@@ -361,7 +382,13 @@ class AcmeService:
             raise AcmeProblem("malformed", "'profile' must be a string")
         if profile and requested_profile and requested_profile != profile:
             raise AcmeProblem("invalidProfile", "'profile' differs from the directory's profile")
-        profile = requested_profile or profile or self.settings.default_profile
+        bound_profile = self._eab_profile(account)
+        profile = requested_profile or profile or bound_profile or self.settings.default_profile
+        if bound_profile is not None and profile != bound_profile:
+            raise AcmeProblem(
+                "unauthorized",
+                f"this account's external account key admits only profile '{bound_profile}'",
+            )
         if profile not in self.settings.profiles:
             raise AcmeProblem(
                 "invalidProfile",
@@ -638,9 +665,13 @@ class AcmeService:
                 raise AcmeProblem(
                     "unauthorized", "the request is not signed by the certificate key"
                 )
-        if info.status == "revoked":
-            raise AcmeProblem("alreadyRevoked", "the certificate is already revoked")
-        if not self.issuer.revoke(info.serial, REVOCATION_REASONS[reason_code]):
+        # An already revoked certificate may still be made keyCompromise (reason 1), e.g.
+        # by whoever holds its key: a reason only gets worse, never better (issuer.revoke).
+        try:
+            changed = self.issuer.revoke(info.serial, REVOCATION_REASONS[reason_code])
+        except IssuanceRefused as exc:
+            raise AcmeProblem("alreadyRevoked", exc.message) from exc
+        if not changed:
             raise AcmeProblem("alreadyRevoked", "the certificate is already revoked")
 
     # renewal information (RFC 9773) -----------------------------------------------------

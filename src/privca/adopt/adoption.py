@@ -17,10 +17,11 @@ from privca.authority import CertificateAuthority
 from privca.errors import AlreadyExists, InputError
 from privca.home import CAHome, HomeConstruction, atomic_write
 from privca.keys.files import write_ca_key
+from privca.keys.sealing import SealingKey
 from privca.policy import IssuancePolicy
 from privca.settings import Settings
 from privca.store import Store
-from privca.store.database import sqlite_url
+from privca.store.database import check_store_url, sqlite_url
 from privca.store.imports import ImportedRow, add_imported_certificates, set_crl_number
 from privca.x509.encoding import der_certificate, pem_certificate
 
@@ -104,10 +105,13 @@ def establish(
     now: dt.datetime | None = None,
     *,
     store_url: str = "",
+    store_password_file: Path | None = None,
 ) -> CertificateAuthority:
     """Create the home from the plan; on any failure remove what was created.
 
-    With `store_url` (PostgreSQL) the inventory goes there; it must hold no CA yet."""
+    With `store_url` (PostgreSQL, no password in it) the inventory goes there; it must hold
+    no CA yet. Its password comes from `store_password_file` (kept in privca.toml as a
+    path), $PRIVCA_STORE_PASSWORD or libpq's ~/.pgpass."""
     now = now or utcnow()
     ca_home = check_target(home)
     name = check_name(plan.name)
@@ -120,20 +124,27 @@ def establish(
         single_tier=True,
         policy=IssuancePolicy(),
         encrypted_keys=passphrase is not None,
-        store_url=store_url,
+        store_url=check_store_url(store_url) if store_url else "",
+        store_password_file=str(store_password_file.absolute()) if store_password_file else "",
     )
     rows = rows_of(plan)
     construction = HomeConstruction(ca_home)
     store: Store | None = None
     try:
         construction.make_directories()
+        SealingKey(ca_home.eab_sealing_key).create()
+        construction.track(ca_home.eab_sealing_key)
         write_ca_key(ca_home.root / ROOT_KEY_REF, plan.ca_key, passphrase)
         construction.track(ca_home.root / ROOT_KEY_REF)
         atomic_write(ca_home.root_cert, plan.ca_pem)
         construction.track(ca_home.root_cert)
         atomic_write(ca_home.chain, pem_certificate(root))
         construction.track(ca_home.chain)
-        store = Store(store_url or sqlite_url(ca_home.database))
+        store = Store(
+            store_url or sqlite_url(ca_home.database),
+            password=settings.store_password() if store_url else None,
+            sealer=SealingKey(ca_home.eab_sealing_key),
+        )
         if not store_url:
             construction.track(ca_home.database)
         store.migrate()

@@ -226,6 +226,39 @@ def examine_authority(cert: x509.Certificate, role: str, now: dt.datetime) -> li
     return findings
 
 
+def examine_constraints(chain: Sequence[x509.Certificate], what: str) -> list[Finding]:
+    """Name constraints that bind some name types and leave others open: a CA permitted
+    only `corp.internal` still lets its key sign any IP address, email address or URI."""
+    from privca.x509.constraints import coverage
+
+    constraints = [_extension(cert, x509.NameConstraints) for cert in chain]
+    found = coverage(constraints)
+    if not found.open_types:
+        return []
+    subtrees = sorted(
+        {
+            str(g.value)
+            for nc in constraints
+            if nc is not None
+            for g in nc.permitted_subtrees or ()
+            if isinstance(g, x509.DNSName | x509.IPAddress)
+        }
+    )
+    suggestion = ", ".join(f'"{s}"' for s in subtrees) or '"corp.internal", "10.0.0.0/8"'
+    return [
+        Finding(
+            "warning",
+            "ca-constraints-open",
+            f"the name constraints of {what} leave {', '.join(found.open_types)} names "
+            "unconstrained: a stolen CA key can sign any such name and clients accept it",
+            f"set [policy] permitted = [{suggestion}] in privca.toml (the domains and "
+            "networks this CA may certify), then run `privca rotate issuing`: the new "
+            "issuing CA's constraints cover DNS, IP, email and URI names, so everything "
+            "it signs is bound on every type",
+        )
+    ]
+
+
 # issued certificates ----------------------------------------------------------------------
 
 
@@ -331,6 +364,7 @@ def _examine_serials(leaves: Sequence[Leaf]) -> list[Finding]:
 
 def examine_plan(plan: AdoptionPlan, now: dt.datetime) -> list[Finding]:
     findings = examine_authority(plan.ca_certificate, "root", now)
+    findings += examine_constraints([plan.ca_certificate], "the CA certificate")
     findings += examine_leaves(
         [
             Leaf(
@@ -415,11 +449,13 @@ def examine_home(ca: Any, now: dt.datetime) -> list[Finding]:
     from privca.home import check_key_file, check_private_directory
 
     findings: list[Finding] = []
+    active_chain: list[x509.Certificate] = []
     for record in ca.authorities():
         if not record.active:
             continue
         cert = x509.load_der_x509_certificate(record.der)
         findings += examine_authority(cert, record.role, now)
+        active_chain.append(cert)
         if record.key_ref.startswith("pkcs11:"):
             continue
         path = ca.home.root / record.key_ref
@@ -430,6 +466,7 @@ def examine_home(ca: Any, now: dt.datetime) -> list[Finding]:
             findings.append(
                 Finding("critical", "ca-key-file", exc.message, exc.hint or "fix the key file")
             )
+    findings += examine_constraints(active_chain, "the active CA certificates")
     if not ca.settings.encrypted_keys:
         findings.append(
             Finding(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from privca.cli.options import json_option
+from privca.cli.options import LEAF_PROFILE_NAMES, json_option
 from privca.cli.render import print_json, print_table
 
 if TYPE_CHECKING:
@@ -38,11 +38,26 @@ def eab_group() -> None:
 
 @eab_group.command("create")
 @click.option("--label", default="", help="What the key is for (shown in listings).")
-@click.option("--profile", default=None, help="The ACME profile this key is meant for.")
+@click.option(
+    "--profile",
+    type=click.Choice(LEAF_PROFILE_NAMES),
+    default=None,
+    help="The only ACME profile the key's accounts may order (default: any offered).",
+)
+@click.option(
+    "--max-accounts",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many ACME accounts the key may create.",
+)
 @json_option
 @click.pass_obj
-def eab_create(app: AppContext, label: str, profile: str | None, as_json: bool) -> None:
-    """Create a key id and HMAC key. The HMAC key is printed now and never again."""
+def eab_create(
+    app: AppContext, label: str, profile: str | None, max_accounts: int, as_json: bool
+) -> None:
+    """Create a key id and HMAC key. The HMAC key is printed now and never again; the
+    inventory keeps it sealed under private/eab.key."""
     import base64
     import secrets
 
@@ -51,24 +66,38 @@ def eab_create(app: AppContext, label: str, profile: str | None, as_json: bool) 
     from privca.store.acme import EabKeyRow
 
     kid = "kid-" + secrets.token_urlsafe(12)
-    hmac_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    secret = secrets.token_bytes(32)
+    hmac_key = base64.urlsafe_b64encode(secret).rstrip(b"=").decode()
     with open_authority(app) as ca:
         _acme_store(ca).add_eab_key(
             EabKeyRow(
                 kid=kid,
-                hmac_key=hmac_key,
                 label=label,
                 profile=profile,
                 created_at=utcnow(),
                 revoked_at=None,
                 accounts=0,
-            )
+                max_accounts=max_accounts,
+            ),
+            secret,
         )
     if as_json:
-        print_json({"kid": kid, "hmac_key": hmac_key, "label": label, "profile": profile})
+        print_json(
+            {
+                "kid": kid,
+                "hmac_key": hmac_key,
+                "label": label,
+                "profile": profile,
+                "max_accounts": max_accounts,
+            }
+        )
         return
     click.echo(f"key id:   {kid}")
     click.echo(f"HMAC key: {hmac_key}")
+    click.echo(
+        f"It may create {max_accounts} account(s)"
+        + (f", which may order profile '{profile}' only." if profile else ".")
+    )
     click.echo("The HMAC key is shown only now; give both to the ACME client (e.g. certbot")
     click.echo("--eab-kid/--eab-hmac-key, lego --eab --kid/--hmac).")
 
@@ -77,11 +106,13 @@ def eab_create(app: AppContext, label: str, profile: str | None, as_json: bool) 
 @json_option
 @click.pass_obj
 def eab_list(app: AppContext, as_json: bool) -> None:
-    """List EAB keys (never their HMAC keys)."""
+    """List EAB keys and the accounts each created (never their HMAC keys)."""
     from privca.cli.options import open_authority
 
     with open_authority(app) as ca:
-        keys = _acme_store(ca).eab_keys()
+        store = _acme_store(ca)
+        keys = store.eab_keys()
+        accounts = store.accounts_of_eab_keys()
     documents = [
         {
             "kid": k.kid,
@@ -90,6 +121,8 @@ def eab_list(app: AppContext, as_json: bool) -> None:
             "created_at": _time(k.created_at),
             "revoked_at": _time(k.revoked_at),
             "accounts": k.accounts,
+            "max_accounts": k.max_accounts,
+            "account_ids": [{"id": a.id, "status": a.status} for a in accounts.get(k.kid, [])],
         }
         for k in keys
     ]
@@ -97,18 +130,19 @@ def eab_list(app: AppContext, as_json: bool) -> None:
         print_json(documents)
         return
     print_table(
-        f"{len(documents)} EAB key(s)",
-        ["key id", "label", "profile", "created", "revoked", "accounts"],
+        f"{len(keys)} EAB key(s)",
+        ["key id", "label", "profile", "created", "revoked", "accounts", "account ids"],
         [
             [
-                d["kid"],
-                d["label"],
-                d["profile"] or "",
-                d["created_at"] or "",
-                d["revoked_at"] or "",
-                str(d["accounts"]),
+                k.kid,
+                k.label,
+                k.profile or "any",
+                _time(k.created_at) or "",
+                _time(k.revoked_at) or "",
+                f"{k.accounts}/{k.max_accounts}",
+                ", ".join(f"{a.id} ({a.status})" for a in accounts.get(k.kid, [])),
             ]
-            for d in documents
+            for k in keys
         ],
     )
 
@@ -118,7 +152,8 @@ def eab_list(app: AppContext, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def eab_revoke(app: AppContext, kid: str, as_json: bool) -> None:
-    """Revoke an EAB key: no new account can bind with it."""
+    """Revoke an EAB key: no new account can bind with it, and the accounts it created
+    are revoked too (their requests are refused as unauthorized)."""
     from privca._time import utcnow
     from privca.cli.options import open_authority
     from privca.errors import NotFound
@@ -127,11 +162,15 @@ def eab_revoke(app: AppContext, kid: str, as_json: bool) -> None:
         store = _acme_store(ca)
         if store.eab_key(kid) is None:
             raise NotFound(f"no EAB key with id '{kid}'", "see `privca acme eab list`")
-        changed = store.revoke_eab_key(kid, utcnow())
+        changed, accounts = store.revoke_eab_key(kid, utcnow())
     if as_json:
-        print_json({"kid": kid, "revoked": True, "changed": changed})
+        print_json({"kid": kid, "revoked": True, "changed": changed, "accounts_revoked": accounts})
     else:
-        click.echo(f"EAB key {kid} " + ("revoked" if changed else "was already revoked"))
+        click.echo(
+            f"EAB key {kid} "
+            + ("revoked" if changed else "was already revoked")
+            + (f"; {accounts} account(s) it created revoked" if accounts else "")
+        )
 
 
 @acme_group.group("accounts")

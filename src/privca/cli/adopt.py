@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from privca._text import printable
-from privca.cli.options import json_option
+from privca.cli.options import json_option, store_options
 from privca.cli.render import note, print_json, warn
 from privca.x509.encoding import serial_hex
 
@@ -60,16 +60,11 @@ def _new_key_options(function: Callable[..., Any]) -> Callable[..., Any]:
             metavar="GLOB",
             help="More certificate files this CA signed (repeatable; quote the pattern).",
         ),
-        click.option(
-            "--store-url",
-            default="",
-            help="PostgreSQL URL for the inventory (default: SQLite in the home).",
-        ),
         json_option,
     ]
     for option in reversed(options):
         function = option(function)
-    return function
+    return store_options(function)
 
 
 @click.group("import")
@@ -101,6 +96,7 @@ def import_openssl_command(
     name: str | None,
     cert_globs: tuple[str, ...],
     store_url: str,
+    store_password_file: Path | None,
     as_json: bool,
 ) -> None:
     """A CA directory from the OpenSSL runbook or `openssl ca` (certs/ca.crt,
@@ -112,7 +108,8 @@ def import_openssl_command(
             directory, passphrase=source, key=key, cert=cert, cert_globs=cert_globs, name=name
         )
 
-    _adopt(app, read, passphrase_file, new_passphrase_file, no_passphrase, store_url, as_json)
+    store = (store_url, store_password_file)
+    _adopt(app, read, passphrase_file, new_passphrase_file, no_passphrase, store, as_json)
 
 
 @import_group.command("easyrsa")
@@ -128,6 +125,7 @@ def import_easyrsa_command(
     name: str | None,
     cert_globs: tuple[str, ...],
     store_url: str,
+    store_password_file: Path | None,
     as_json: bool,
 ) -> None:
     """An easy-rsa 3 PKI directory (ca.crt, private/ca.key, index.txt, issued/, revoked/)."""
@@ -136,7 +134,8 @@ def import_easyrsa_command(
     def read(source: Callable[[], bytes | None]) -> AdoptionPlan:
         return read_easyrsa_pki(pki_dir, passphrase=source, cert_globs=cert_globs, name=name)
 
-    _adopt(app, read, passphrase_file, new_passphrase_file, no_passphrase, store_url, as_json)
+    store = (store_url, store_password_file)
+    _adopt(app, read, passphrase_file, new_passphrase_file, no_passphrase, store, as_json)
 
 
 def _adopt(
@@ -145,7 +144,7 @@ def _adopt(
     passphrase_file: Path | None,
     new_passphrase_file: Path | None,
     no_passphrase: bool,
-    store_url: str,
+    store: tuple[str, Path | None],
     as_json: bool,
 ) -> None:
     from privca._time import isoformat, utcnow
@@ -164,7 +163,9 @@ def _adopt(
     check_new_passphrase(passphrase)
     now = utcnow()
     findings = examine_plan(plan, now)
-    ca = establish(plan, home.root, passphrase, now, store_url=store_url)
+    ca = establish(
+        plan, home.root, passphrase, now, store_url=store[0], store_password_file=store[1]
+    )
     ca.close()
     if no_passphrase:
         warn("privca's copy of the CA key is stored unencrypted.")

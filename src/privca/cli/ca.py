@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from privca.cli.options import json_option, key_type_option
+from privca.cli.options import json_option, key_type_option, store_options
 from privca.cli.render import note, print_json, warn
 from privca.cli.secrets import new_passphrase, passphrase_file_option
 from privca.x509.encoding import serial_hex
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 @passphrase_file_option("Read the passphrase for the new CA keys from this file.")
 @click.option("--no-passphrase", is_flag=True, help="Store CA keys unencrypted (not recommended).")
 @click.option("--url", "base_url", default="", help="Base URL of `privca serve` (CRL, OCSP, AIA).")
-@click.option("--store-url", default="", help="PostgreSQL URL (default: SQLite in the home).")
+@store_options
 @click.option("--hsm-module", default="", help="PKCS#11 module: generate the CA keys in an HSM.")
 @click.option("--hsm-token", default="", help="Label of the PKCS#11 token (PIN = passphrase).")
 @json_option
@@ -67,6 +67,7 @@ def init_command(
     no_passphrase: bool,
     base_url: str,
     store_url: str,
+    store_password_file: Path | None,
     hsm_module: str,
     hsm_token: str,
     as_json: bool,
@@ -109,6 +110,7 @@ def init_command(
         excluded=exclude,
         passphrase=passphrase,
         store_url=store_url,
+        store_password_file=store_password_file,
         base_url=base_url,
         hsm_module=hsm_module,
         hsm_token=hsm_token,

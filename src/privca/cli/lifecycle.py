@@ -44,27 +44,36 @@ REASONS = list(crl_reasons)
 @json_option
 @click.pass_obj
 def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: bool) -> None:
-    """Revoke a certificate. Revoking twice keeps the first date; keyCompromise also bars
-    the key from ever being certified again. The next CRL and OCSP answer show it."""
+    """Revoke a certificate. Revoking again keeps the first date and may only change the
+    reason to keyCompromise, which also bars the key from ever being certified again. The
+    next CRL and OCSP answer show it."""
     from privca._time import isoformat
     from privca.cli.options import open_authority
+    from privca.store import RevocationOutcome
 
     with open_authority(app) as ca:
-        record, newly = ca.revoke(serial_or_name, reason)
+        record, outcome = ca.revoke(serial_or_name, reason)
     assert record.revoked_at is not None
     document = {
         "serial": serial_hex(record.serial),
         "names": list(record.names),
         "revoked_at": isoformat(record.revoked_at),
         "reason": record.revocation_reason,
-        "already_revoked": not newly,
+        "already_revoked": outcome is not RevocationOutcome.REVOKED,
+        "outcome": str(outcome),
     }
     if as_json:
         print_json(document)
-    elif newly:
+    elif outcome is RevocationOutcome.REVOKED:
         click.echo(
             f"Revoked {document['serial']} ({printable(', '.join(record.names))}), "
             f"reason {record.revocation_reason}"
+        )
+        note("Publish it: privca crl (or let `privca serve` answer CRL/OCSP)", app.quiet)
+    elif outcome is RevocationOutcome.REASON_CHANGED:
+        click.echo(
+            f"{document['serial']} (revoked on {document['revoked_at']}) is now revoked for "
+            f"{record.revocation_reason}; its key is barred"
         )
         note("Publish it: privca crl (or let `privca serve` answer CRL/OCSP)", app.quiet)
     else:
@@ -246,7 +255,7 @@ def renew_command(
             key_type=KeyType.parse(key_type) if key_type else None,
             revoke_old_after=grace,
         )
-        if revoke_old:
+        if revoke_old and old.status != "revoked":
             ca.revoke(serial_hex(old.serial), "superseded")
     new_files = [
         ("certificate", renewed.certificate_pem(), 0o644),

@@ -57,6 +57,31 @@ days_option = click.option(
 )
 
 
+def store_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--store-url and --store-password-file, for the commands that establish a CA."""
+    function = click.option(
+        "--store-password-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="File with the PostgreSQL password (recorded in privca.toml as a path; "
+        "else $PRIVCA_STORE_PASSWORD, else ~/.pgpass or $PGPASSFILE).",
+    )(function)
+    return click.option(
+        "--store-url",
+        default="",
+        callback=_checked_store_url,
+        help="PostgreSQL URL without a password, postgresql://USER@HOST[:PORT]/DB "
+        "(default: SQLite in the home).",
+    )(function)
+
+
+def _checked_store_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """Refused before anything else happens (a passphrase prompt, key generation)."""
+    from privca.store.database import check_store_url
+
+    return check_store_url(value) if value else ""
+
+
 def check_outputs_free(paths: Iterable[Path], force: bool) -> None:
     """Refuse, before any work is done, to replace files unless --force was given."""
     if force:

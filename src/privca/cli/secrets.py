@@ -24,17 +24,6 @@ def passphrase_file_option(
     )
 
 
-def read_secret_file(path: Path, what: str) -> bytes:
-    from privca.home import read_input_file
-
-    data = read_input_file(path, what, limit=4096)
-    # Tolerate the newline editors and `echo` add; a passphrase never ends in one.
-    secret = data.rstrip(b"\r\n")
-    if not secret:
-        raise InputError(f"{what} '{path}' is empty")
-    return secret
-
-
 def read_secret(
     path: Path | None,
     env_name: str,
@@ -50,6 +39,8 @@ def read_secret(
     A new secret (`confirm`) is typed twice; one shorter than `minimum` is refused at
     once, before the confirmation is asked for."""
     if path is not None:
+        from privca.home import read_secret_file
+
         return read_secret_file(path, "passphrase file")
     env = os.environ.get(env_name)
     if env:

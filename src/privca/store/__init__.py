@@ -8,6 +8,7 @@ from privca.store.inventory import (
     CertificateRecord,
     CrlState,
     Intent,
+    RevocationOutcome,
     RevokedEntry,
     Store,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "CertificateRecord",
     "CrlState",
     "Intent",
+    "RevocationOutcome",
     "RevokedEntry",
     "Store",
 ]

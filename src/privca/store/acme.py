@@ -12,12 +12,12 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from privca._time import as_utc
-from privca.errors import StoreUnavailable
+from privca.errors import KeyUnavailable, StoreUnavailable
 from privca.store.schema import UtcDateTime, metadata
 
 acme_accounts = sa.Table(
@@ -32,6 +32,7 @@ acme_accounts = sa.Table(
     sa.Column("eab_kid", sa.String(64), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Index("ux_acme_accounts_thumbprint", "thumbprint", unique=True),
+    sa.Index("ix_acme_accounts_eab_kid", "eab_kid"),
 )
 
 acme_orders = sa.Table(
@@ -96,14 +97,32 @@ acme_eab_keys = sa.Table(
     "acme_eab_keys",
     metadata,
     sa.Column("kid", sa.String(64), primary_key=True),
-    # The HMAC key must be kept to verify bindings; it is shown to the operator only once.
-    sa.Column("hmac_key", sa.String(128), nullable=False),
+    # The HMAC key must be kept to verify bindings, so it is kept sealed (keys/sealing.py):
+    # a copy of the database or a dump does not reveal it. Shown to the operator once.
+    sa.Column("sealed_hmac_key", sa.Text, nullable=True),
+    # Only keys made before migration 0005, until privca seals them: see seal_plaintext_keys.
+    sa.Column("plaintext_hmac_key", sa.String(128), nullable=True),
     sa.Column("label", sa.String(255), nullable=False),
     sa.Column("profile", sa.String(32), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
     sa.Column("accounts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_accounts", sa.Integer, nullable=False, server_default="1"),
 )
+
+
+class Sealer(Protocol):
+    """What seals secrets at rest (privca.keys.sealing.SealingKey); the store never holds
+    the key, only sealed values."""
+
+    def seal(self, secret: bytes, context: str) -> str: ...
+
+    def unseal(self, sealed: str, context: str) -> bytes: ...
+
+
+class EabBindingRefused(Exception):
+    """The EAB key cannot bind another account: it is revoked or all its accounts are used."""
+
 
 ACME_TABLES = (
     acme_accounts,
@@ -167,13 +186,15 @@ class ChallengeRow:
 
 @dataclass(frozen=True)
 class EabKeyRow:
+    """An EAB key without its secret (see AcmeStore.eab_secret)."""
+
     kid: str
-    hmac_key: str
     label: str
-    profile: str | None
+    profile: str | None  # the only ACME profile its accounts may order, when set
     created_at: dt.datetime
     revoked_at: dt.datetime | None
-    accounts: int
+    accounts: int  # accounts it has created
+    max_accounts: int = 1
 
 
 def _opt_time(value: dt.datetime | None) -> dt.datetime | None:
@@ -241,31 +262,40 @@ def _challenge(row: sa.Row) -> ChallengeRow:
 def _eab(row: sa.Row) -> EabKeyRow:
     return EabKeyRow(
         kid=row.kid,
-        hmac_key=row.hmac_key,
         label=row.label,
         profile=row.profile,
         created_at=as_utc(row.created_at),
         revoked_at=_opt_time(row.revoked_at),
         accounts=row.accounts,
+        max_accounts=row.max_accounts,
     )
 
 
 class AcmeStore:
     """Queries over the ACME tables of one inventory database (shares the Store's engine)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, sealer: Sealer | None = None) -> None:
         self.engine = engine
+        self.sealer = sealer
 
     @classmethod
     def of(cls, store: Any) -> AcmeStore:
-        """The ACME view of a `privca.store.Store`."""
-        return cls(store.engine)
+        """The ACME view of a `privca.store.Store` (with the sealer of its CA home)."""
+        return cls(store.engine, getattr(store, "sealer", None))
+
+    def _require_sealer(self) -> Sealer:
+        if self.sealer is None:
+            raise KeyUnavailable(
+                "EAB keys need the CA home's sealing key, and this store was opened without it",
+                "open the store through CertificateAuthority.open",
+            )
+        return self.sealer
 
     @contextmanager
     def _begin(self, write: bool = True) -> Iterator[sa.Connection]:
         """A transaction; writes take SQLite's write lock up front (BEGIN IMMEDIATE)."""
         # Imported here: database.py imports schema.py, which imports this module.
-        from privca.store.database import WRITE_OPTIONS
+        from privca.store.database import WRITE_OPTIONS, driver_message
 
         try:
             with self.engine.connect() as connection:
@@ -274,7 +304,9 @@ class AcmeStore:
                 with connection.begin():
                     yield connection
         except sa.exc.OperationalError as exc:
-            raise StoreUnavailable(f"the inventory database is unavailable: {exc.orig}") from exc
+            raise StoreUnavailable(
+                f"the inventory database is unavailable: {driver_message(exc)}"
+            ) from exc
 
     def _read(self) -> Any:
         return self._begin(write=False)
@@ -304,9 +336,24 @@ class AcmeStore:
     # accounts -------------------------------------------------------------------------
 
     def add_account(self, account: AccountRow) -> AccountRow:
-        """Insert, or return the account that already holds this key (a race lost)."""
+        """Insert, or return the account that already holds this key (a race lost).
+
+        An account bound to an EAB key takes one of the key's accounts in the same
+        transaction; EabBindingRefused when the key is revoked or has none left."""
         try:
             with self._begin() as connection:
+                if account.eab_kid is not None:
+                    taken = connection.execute(
+                        acme_eab_keys.update()
+                        .where(
+                            acme_eab_keys.c.kid == account.eab_kid,
+                            acme_eab_keys.c.revoked_at.is_(None),
+                            acme_eab_keys.c.accounts < acme_eab_keys.c.max_accounts,
+                        )
+                        .values(accounts=acme_eab_keys.c.accounts + 1)
+                    ).rowcount
+                    if taken != 1:
+                        raise EabBindingRefused(account.eab_kid)
                 connection.execute(
                     acme_accounts.insert().values(
                         id=account.id,
@@ -318,12 +365,6 @@ class AcmeStore:
                         created_at=account.created_at,
                     )
                 )
-                if account.eab_kid is not None:
-                    connection.execute(
-                        acme_eab_keys.update()
-                        .where(acme_eab_keys.c.kid == account.eab_kid)
-                        .values(accounts=acme_eab_keys.c.accounts + 1)
-                    )
         except sa.exc.IntegrityError:
             existing = self.account_by_thumbprint(account.thumbprint)
             if existing is None:
@@ -624,17 +665,21 @@ class AcmeStore:
 
     # external account binding keys -----------------------------------------------------
 
-    def add_eab_key(self, key: EabKeyRow) -> None:
+    def add_eab_key(self, key: EabKeyRow, secret: bytes) -> None:
+        """Record a new EAB key; `secret` (the HMAC key) is stored sealed, never as is."""
+        sealed = self._require_sealer().seal(secret, key.kid)
         with self._begin() as connection:
             connection.execute(
                 acme_eab_keys.insert().values(
                     kid=key.kid,
-                    hmac_key=key.hmac_key,
+                    sealed_hmac_key=sealed,
+                    plaintext_hmac_key=None,
                     label=key.label,
                     profile=key.profile,
                     created_at=key.created_at,
                     revoked_at=None,
                     accounts=0,
+                    max_accounts=key.max_accounts,
                 )
             )
 
@@ -645,6 +690,58 @@ class AcmeStore:
             ).first()
         return _eab(row) if row is not None else None
 
+    def eab_secret(self, kid: str) -> bytes | None:
+        """The HMAC key of `kid`, unsealed; None if there is no such key.
+
+        A key from before sealing existed is sealed now, on its first use."""
+        with self._read() as connection:
+            row = connection.execute(
+                sa.select(
+                    acme_eab_keys.c.sealed_hmac_key, acme_eab_keys.c.plaintext_hmac_key
+                ).where(acme_eab_keys.c.kid == kid)
+            ).first()
+        if row is None:
+            return None
+        if row.sealed_hmac_key is not None:
+            return self._require_sealer().unseal(row.sealed_hmac_key, kid)
+        if row.plaintext_hmac_key is None:
+            return None
+        secret = _b64url_decode(row.plaintext_hmac_key)
+        if self.sealer is not None:
+            self.seal_plaintext_keys()
+        return secret
+
+    def seal_plaintext_keys(self) -> int:
+        """Seal the EAB keys stored in plaintext before migration 0005 and erase the
+        plaintext; returns how many. On SQLite the file is then rebuilt (VACUUM) and the
+        WAL emptied, so no freed page or old frame of the file still holds them."""
+        sealer = self._require_sealer()
+        with self._begin() as connection:
+            rows = connection.execute(
+                sa.select(acme_eab_keys.c.kid, acme_eab_keys.c.plaintext_hmac_key).where(
+                    acme_eab_keys.c.plaintext_hmac_key.is_not(None)
+                )
+            ).all()
+            for kid, plaintext in rows:
+                connection.execute(
+                    acme_eab_keys.update()
+                    .where(acme_eab_keys.c.kid == kid)
+                    .values(
+                        sealed_hmac_key=sealer.seal(_b64url_decode(plaintext), kid),
+                        plaintext_hmac_key=None,
+                    )
+                )
+        if rows and self.engine.dialect.name == "sqlite":
+            raw = self.engine.raw_connection()  # autocommit: VACUUM refuses a transaction
+            try:
+                cursor = raw.cursor()
+                cursor.execute("VACUUM")
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                cursor.close()
+            finally:
+                raw.close()
+        return len(rows)
+
     def eab_keys(self) -> list[EabKeyRow]:
         with self._read() as connection:
             rows = connection.execute(
@@ -652,9 +749,25 @@ class AcmeStore:
             ).all()
         return [_eab(r) for r in rows]
 
-    def revoke_eab_key(self, kid: str, now: dt.datetime) -> bool:
+    def accounts_of_eab_keys(self) -> dict[str, list[AccountRow]]:
+        """The accounts each EAB key created, by key id."""
+        with self._read() as connection:
+            rows = connection.execute(
+                acme_accounts.select()
+                .where(acme_accounts.c.eab_kid.is_not(None))
+                .order_by(acme_accounts.c.created_at)
+            ).all()
+        found: dict[str, list[AccountRow]] = {}
+        for row in rows:
+            found.setdefault(row.eab_kid, []).append(_account(row))
+        return found
+
+    def revoke_eab_key(self, kid: str, now: dt.datetime) -> tuple[bool, int]:
+        """Revoke the key and, in the same transaction, every valid account it created
+        (status 'revoked': RFC 8555 7.1.6 for server-initiated deactivation). Returns
+        whether the key was revoked now and how many accounts were."""
         with self._begin() as connection:
-            return (
+            changed = (
                 connection.execute(
                     acme_eab_keys.update()
                     .where(acme_eab_keys.c.kid == kid, acme_eab_keys.c.revoked_at.is_(None))
@@ -662,6 +775,18 @@ class AcmeStore:
                 ).rowcount
                 == 1
             )
+            accounts = connection.execute(
+                acme_accounts.update()
+                .where(acme_accounts.c.eab_kid == kid, acme_accounts.c.status == "valid")
+                .values(status="revoked")
+            ).rowcount
+        return changed, accounts
+
+
+def _b64url_decode(text: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 __all__ = [
@@ -670,6 +795,8 @@ __all__ = [
     "AcmeStore",
     "AuthorizationRow",
     "ChallengeRow",
+    "EabBindingRefused",
     "EabKeyRow",
     "OrderRow",
+    "Sealer",
 ]

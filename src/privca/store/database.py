@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from privca.errors import StoreUnavailable
+from privca._text import printable
+from privca.errors import InputError, StoreUnavailable
+from privca.home import create_private_file
 from privca.store.schema import SCHEMA_REVISION
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -21,7 +24,67 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def create_engine(url: str) -> sa.Engine:
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a sqlite:///PATH URL (None for in-memory or URI forms)."""
+    try:
+        database = sa.engine.make_url(url).database
+    except sa.exc.ArgumentError:
+        return None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+STORE_DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
+_USERINFO = re.compile(r"//([^/@:]*):[^/@]*@")
+_PASSWORD_PARAMETER = re.compile(r"(password=)[^&]*", re.IGNORECASE)
+PASSWORD_HINT = (
+    "put the password in ~/.pgpass (or the file $PGPASSFILE names), in "
+    "$PRIVCA_STORE_PASSWORD, or in a file given with --store-password-file"
+)
+
+
+def check_store_url(text: str) -> str:
+    """A store URL as given, refused (InputError, exit 2) when malformed or when it carries
+    a password: a URL on a command line is visible in `ps`, and privca.toml keeps it."""
+    text = text.strip()
+    shown = printable(_PASSWORD_PARAMETER.sub(r"\1***", _USERINFO.sub(r"//\1:***@", text)), 200)
+    try:
+        url = sa.engine.make_url(text)
+        port = url.port
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        reason = "invalid port" if "int()" in str(exc) else "not a URL"
+        raise InputError(
+            f"store URL '{shown}' is malformed ({reason})",
+            "use postgresql://USER@HOST[:PORT]/DATABASE",
+        ) from None
+    if url.drivername not in STORE_DRIVERS:
+        raise InputError(
+            f"store URL '{shown}' is neither PostgreSQL nor SQLite",
+            "use postgresql://USER@HOST[:PORT]/DATABASE",
+        )
+    if url.password is not None or "password" in url.query:
+        raise InputError(f"store URL '{shown}' carries a password", PASSWORD_HINT)
+    if port is not None and not 0 < port < 65536:
+        raise InputError(f"store URL '{shown}' has port {port}, outside 1-65535")
+    if url.drivername != "sqlite" and not url.database:
+        raise InputError(
+            f"store URL '{shown}' names no database", "e.g. postgresql://privca@db/privca"
+        )
+    return text
+
+
+def create_engine(url: str, password: str | None = None) -> sa.Engine:
+    """An engine for a store URL; `password` (PostgreSQL) goes to the driver directly, so
+    it is never part of the URL SQLAlchemy shows in reprs, logs or errors."""
+    if url.startswith("sqlite"):
+        path = _sqlite_file(url)
+        if path is not None:
+            # SQLite creates the database with the umask (0644, or 0666 under umask 000)
+            # and gives its -wal, -shm and -journal files the database's mode.
+            create_private_file(path)
+    else:
+        check_store_url(url)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
@@ -31,7 +94,8 @@ def create_engine(url: str) -> sa.Engine:
             )
             _tune_sqlite(engine)
         else:
-            engine = sa.create_engine(url, pool_pre_ping=True)
+            connect_args = {"password": password} if password else {}
+            engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise StoreUnavailable(
             f"store URL '{_redact(url)}' is not usable: {exc}",
@@ -81,6 +145,11 @@ def _switch_to_wal(cursor: Any) -> None:
             time.sleep(0.05)
 
 
+def driver_message(exc: sa.exc.DBAPIError) -> str:
+    """The database driver's reason on one line (psycopg's span several)."""
+    return printable(" ".join(str(exc.orig).split()), 500)
+
+
 def _redact(url: str) -> str:
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
@@ -95,15 +164,18 @@ def current_revision(connection: sa.Connection) -> str | None:
     return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to SCHEMA_REVISION. Cheap when it already is (no Alembic import)."""
+def migrate(engine: sa.Engine) -> str | None:
+    """Bring the schema to SCHEMA_REVISION. Cheap when it already is (no Alembic import).
+
+    Returns the revision the database had before (None for a new one)."""
     try:
         with engine.connect() as connection:
-            if current_revision(connection) == SCHEMA_REVISION:
-                return
+            before = current_revision(connection)
+            if before == SCHEMA_REVISION:
+                return before
     except sa.exc.OperationalError as exc:
         raise StoreUnavailable(
-            f"cannot open the inventory database: {exc.orig}",
+            f"cannot open the inventory database: {driver_message(exc)}",
             "check the store URL and that the database is reachable",
         ) from exc
     from alembic import command
@@ -117,3 +189,4 @@ def migrate(engine: sa.Engine) -> None:
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(7279)"))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    return before

@@ -12,17 +12,52 @@ import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 
 from privca._time import as_utc
-from privca.errors import InputError, StoreUnavailable
-from privca.store.database import WRITE_OPTIONS, create_engine, migrate
+from privca.errors import InputError, PolicyError, StoreUnavailable
+from privca.store.database import WRITE_OPTIONS, create_engine, driver_message, migrate
 from privca.store.schema import authorities, blocked_keys, certificates, crl_state, events
 from privca.x509.encoding import serial_hex
 
 SERIAL_RETRIES = 5
+
+
+KEY_COMPROMISE = "keyCompromise"
+
+
+class RevocationOutcome(StrEnum):
+    """What one revoke call did."""
+
+    REVOKED = "revoked"  # it was valid; now it is revoked
+    REASON_CHANGED = "reason-changed"  # it was revoked; now for keyCompromise
+    UNCHANGED = "unchanged"  # it was already revoked for this very reason
+
+    @property
+    def changed(self) -> bool:
+        return self is not RevocationOutcome.UNCHANGED
+
+
+def reason_change(serial: str, current: str | None, requested: str | None) -> RevocationOutcome:
+    """The one rule for revoking what is already revoked: a reason may only get worse.
+
+    keyCompromise replaces any other reason (the key must be barred and relying parties
+    told, whatever was said first); the same reason again changes nothing; anything else,
+    including the "better" reasons a stolen key's holder would like to pre-empt
+    keyCompromise with, is refused. There is no un-revocation."""
+    current, requested = current or "unspecified", requested or "unspecified"
+    if requested == current:
+        return RevocationOutcome.UNCHANGED
+    if requested == KEY_COMPROMISE:
+        return RevocationOutcome.REASON_CHANGED
+    raise PolicyError(
+        f"certificate {serial} is already revoked ({current}); a revocation reason can only "
+        f"change to {KEY_COMPROMISE}, not to {requested}",
+        "revocation is final; give --reason keyCompromise if its key is compromised",
+    )
 
 
 def random_serial() -> int:
@@ -141,12 +176,16 @@ class ChangeCounter:
 class Store:
     """One inventory database. Safe to use from several processes at once."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, password: str | None = None, sealer: Any = None) -> None:
+        """`password` is the PostgreSQL password, never part of `url` (check_store_url);
+        `sealer` seals the secrets the store keeps (store.acme.Sealer), if any."""
         self.url = url
-        self.engine = create_engine(url)
+        self.engine = create_engine(url, password)
+        self.sealer = sealer
 
-    def migrate(self) -> None:
-        migrate(self.engine)
+    def migrate(self) -> str | None:
+        """Bring the schema up to date; returns the revision it had before."""
+        return migrate(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -161,7 +200,7 @@ class Store:
                     yield connection
         except sa.exc.OperationalError as exc:
             raise StoreUnavailable(
-                f"the inventory database is unavailable: {exc.orig}",
+                f"the inventory database is unavailable: {driver_message(exc)}",
                 "check the store URL, that the database is reachable and the disk not full",
             ) from exc
 
@@ -169,7 +208,9 @@ class Store:
         try:
             return self.engine.connect()
         except sa.exc.OperationalError as exc:
-            raise StoreUnavailable(f"the inventory database is unavailable: {exc.orig}") from exc
+            raise StoreUnavailable(
+                f"the inventory database is unavailable: {driver_message(exc)}"
+            ) from exc
 
     # authorities -----------------------------------------------------------------------
 
@@ -265,7 +306,7 @@ class Store:
                 if self._any_serial_taken(serials):
                     continue  # a collision: draw new serials
                 raise StoreUnavailable(
-                    f"the inventory refused the new records: {exc.orig}",
+                    f"the inventory refused the new records: {driver_message(exc)}",
                     "is the issuing CA recorded in this store? (privca doctor)",
                 ) from exc
             return serials
@@ -381,11 +422,12 @@ class Store:
 
     def revoke(
         self, serial: int, reason: str | None, now: dt.datetime, public_key_sha256: str | None
-    ) -> tuple[CertificateRecord, bool]:
-        """Mark revoked; a second revocation keeps the first date and reason.
+    ) -> tuple[CertificateRecord, RevocationOutcome]:
+        """Mark revoked, or make an existing revocation worse: see `reason_change`.
 
-        Returns the record and whether this call revoked it. keyCompromise also blocks the
-        public key from being certified again.
+        The first revocation date is kept whatever happens later (RFC 5280 5.3.2 lets the
+        reason change; the date is when the certificate stopped being trustworthy as far as
+        the CA knew). keyCompromise also blocks the public key from being certified again.
         """
         key = serial_hex(serial)
         with self._begin() as connection:
@@ -399,16 +441,36 @@ class Store:
                     "see `privca list`",
                 )
             if row.status == "revoked":
-                return _row_to_certificate(row), False
-            connection.execute(
-                certificates.update()
-                .where(certificates.c.serial == key)
-                .values(status="revoked", revoked_at=now, revocation_reason=reason)
-            )
-            connection.execute(
-                events.insert().values(at=now, action="revoked", serial=key, detail=reason)
-            )
-            if reason == "keyCompromise" and public_key_sha256:
+                outcome = reason_change(key, row.revocation_reason, reason)
+                if outcome is RevocationOutcome.UNCHANGED:
+                    return _row_to_certificate(row), outcome
+                connection.execute(
+                    certificates.update()
+                    .where(certificates.c.serial == key)
+                    .values(revocation_reason=reason, revoke_after=None)
+                )
+                detail = f"{row.revocation_reason or 'unspecified'} -> {reason}"
+                connection.execute(
+                    events.insert().values(
+                        at=now, action="revocation-reason-changed", serial=key, detail=detail
+                    )
+                )
+            else:
+                outcome = RevocationOutcome.REVOKED
+                connection.execute(
+                    certificates.update()
+                    .where(certificates.c.serial == key)
+                    .values(
+                        status="revoked",
+                        revoked_at=now,
+                        revocation_reason=reason,
+                        revoke_after=None,
+                    )
+                )
+                connection.execute(
+                    events.insert().values(at=now, action="revoked", serial=key, detail=reason)
+                )
+            if reason == KEY_COMPROMISE and public_key_sha256:
                 exists = connection.execute(
                     sa.select(blocked_keys.c.public_key_sha256).where(
                         blocked_keys.c.public_key_sha256 == public_key_sha256
@@ -423,7 +485,7 @@ class Store:
             row = connection.execute(
                 certificates.select().where(certificates.c.serial == key)
             ).one()
-        return _row_to_certificate(row), True
+        return _row_to_certificate(row), outcome
 
     def blocked(self, public_key_hashes: Iterable[str]) -> set[str]:
         hashes = list(public_key_hashes)
@@ -464,20 +526,25 @@ class Store:
         return {int(row[0]) for row in rows}
 
     def revocation_fingerprints(self) -> dict[int, tuple[int, str]]:
-        """Per CA, a value that changes whenever one of its certificates is revoked (a cheap
-        cache key), for every CA in one query (one round trip on PostgreSQL)."""
+        """Per CA, a value that changes whenever one of its certificates is revoked or its
+        revocation reason changes to keyCompromise (a cheap cache key), for every CA in one
+        query (one round trip on PostgreSQL)."""
+        compromised = sa.func.sum(
+            sa.case((certificates.c.revocation_reason == KEY_COMPROMISE, 1), else_=0)
+        )
         with self._connect() as connection:
             rows = connection.execute(
                 sa.select(
                     certificates.c.issuer_id,
                     sa.func.count(),
                     sa.func.max(certificates.c.revoked_at),
+                    compromised,
                 )
                 .where(certificates.c.status == "revoked")
                 .group_by(certificates.c.issuer_id)
             ).all()
             ids = connection.execute(sa.select(authorities.c.id)).scalars().all()
-        found = {int(r[0]): (int(r[1]), str(r[2])) for r in rows}
+        found = {int(r[0]): (int(r[1]), f"{r[2]}|{int(r[3] or 0)}") for r in rows}
         return {i: found.get(i, (0, "None")) for i in ids}
 
     def change_counter(self) -> ChangeCounter | None:

@@ -7,7 +7,6 @@ be any cryptography private key, including a subclass whose sign() calls an HSM.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
+from privca.x509.constraints import build_name_constraints
 from privca.x509.names import NameSubtree, SubjectName
 from privca.x509.profiles import Profile
 
@@ -119,24 +119,6 @@ def _key_usage(profile: Profile, public_key: Any) -> x509.KeyUsage:
     )
 
 
-def _name_constraints(spec: CertificateSpec) -> x509.NameConstraints | None:
-    if not (spec.permitted or spec.excluded):
-        return None
-    permitted = [s.general_name() for s in spec.permitted]
-    excluded = [s.general_name() for s in spec.excluded]
-    has_dns = any(s.kind == "dns" for s in spec.permitted)
-    has_ip = any(s.kind == "ip" for s in spec.permitted)
-    if has_dns and not has_ip:
-        # Without this, a DNS-only constraint leaves IP SANs unconstrained at every client.
-        excluded += [
-            x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")),
-            x509.IPAddress(ipaddress.ip_network("::/0")),
-        ]
-    return x509.NameConstraints(
-        permitted_subtrees=permitted or None, excluded_subtrees=excluded or None
-    )
-
-
 def build_certificate(spec: CertificateSpec, issuer: Issuer | None) -> x509.Certificate:
     """Build and sign. `issuer=None` is not allowed for leaves; roots pass their own Issuer."""
     if issuer is None:
@@ -174,7 +156,7 @@ def build_certificate(spec: CertificateSpec, issuer: Issuer | None) -> x509.Cert
             x509.SubjectAlternativeName([n.general_name() for n in spec.names]),
             critical=len(spec.subject) == 0,
         )
-    constraints = _name_constraints(spec)
+    constraints = build_name_constraints(spec.permitted, spec.excluded)
     if constraints is not None:
         builder = builder.add_extension(constraints, critical=True)
     if profile.ocsp_no_check:

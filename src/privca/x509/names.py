@@ -3,6 +3,14 @@ email and URI. Pure: strings in, frozen values out, InputError on anything doubt
 
 x509.DNSName accepts `a..b`, `-bad`, trailing dots, spaces and IP literals, and Python's
 own `idna` codec is IDNA 2003, so every check is made here before cryptography sees a name.
+
+URIs follow RFC 3986 strictly, and anything a WHATWG URL parser (browsers, Node, most HTTP
+libraries) would read with another host is refused rather than guessed at: userinfo,
+backslashes, whitespace and control characters, percent-encoding in the host, a host that
+ends in something WHATWG takes for a number, ports outside 1-65535. Python's `urlsplit`
+and WHATWG disagree on exactly those inputs, which is how a name passes a policy check for
+one host and is used by clients for another. IPv6 zone ids (`fe80::1%eth0`) mean nothing
+outside one machine and are refused everywhere.
 """
 
 from __future__ import annotations
@@ -12,10 +20,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 from cryptography import x509
 
+from privca._text import printable
 from privca.errors import InputError
 
 NameKind = Literal["dns", "ip", "email", "uri"]
@@ -27,6 +35,16 @@ _EMAIL_LOCAL = re.compile(
 _PREFIXES: dict[str, NameKind] = {"dns": "dns", "ip": "ip", "email": "email", "uri": "uri"}
 _MAX_NAME = 253
 _MAX_LABEL = 63
+_URI_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+# RFC 3986 path, query and fragment characters besides '%' escapes: unreserved, sub-delims,
+# ':', '@', '/', '?' (and one '#' that starts the fragment).
+_URI_TAIL_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/?"
+)
+_HEX = frozenset("0123456789abcdefABCDEF")
+# WHATWG's "ends in a number": a last label that is a decimal, octal or 0x-hex number makes
+# the whole host an IPv4 address to a browser ("0x7f.1" is 127.0.0.1).
+_NUMERIC_LABEL = re.compile(r"^(?:[0-9]+|0x[0-9a-f]*)$")
 
 
 @dataclass(frozen=True, order=True)
@@ -95,7 +113,7 @@ class NameSubtree:
 
 
 def _reject(value: str, rule: str, hint: str | None = None) -> InputError:
-    return InputError(f"name '{value}' {rule}", hint)
+    return InputError(f"name '{printable(value, 300)}' {rule}", hint)
 
 
 def _looks_like_ip(text: str) -> bool:
@@ -169,6 +187,10 @@ def parse_dns_name(text: str, *, allow_wildcard: bool = True, original: str | No
         out.append(label)
     if out[-1].isdigit():
         raise _reject(shown, "ends in an all-numeric label, which no DNS name does")
+    if _NUMERIC_LABEL.match(out[-1]):
+        raise _reject(
+            shown, f"ends in '{out[-1]}', which URL parsers read as a number (an IPv4 address)"
+        )
     name = ".".join(out)
     if wildcard:
         name = "*." + name
@@ -177,11 +199,19 @@ def parse_dns_name(text: str, *, allow_wildcard: bool = True, original: str | No
     return name
 
 
-def _parse_ip(text: str, original: str) -> str:
+def parse_ip_address(text: str, original: str | None = None) -> str:
+    """An IPv4 or IPv6 address in its canonical text form; zone ids are refused."""
+    shown = original if original is not None else text
+    if "%" in text:
+        raise _reject(
+            shown,
+            "carries an IPv6 zone id (%...), which only means something on one host",
+            "give the address without the zone id",
+        )
     try:
         return str(ipaddress.ip_address(text))
     except ValueError as exc:
-        raise _reject(original, "is not a valid IPv4 or IPv6 address") from exc
+        raise _reject(shown, "is not a valid IPv4 or IPv6 address") from exc
 
 
 def _parse_email(text: str, original: str) -> str:
@@ -195,26 +225,124 @@ def _parse_email(text: str, original: str) -> str:
     return f"{local}@{parse_dns_name(domain, allow_wildcard=False, original=original)}"
 
 
+@dataclass(frozen=True)
+class Uri:
+    """A URI name split as RFC 3986 and WHATWG both read it. `host` is a lowercase A-label
+    DNS name or an IP address (IPv6 without brackets); `text` is the normalised URI."""
+
+    scheme: str
+    host: str
+    host_is_ip: bool
+    port: int | None
+    text: str
+
+
+def parse_uri(text: str, original: str | None = None) -> Uri:
+    """An absolute URI with a host (RFC 5280 4.2.1.6), refused wherever another parser could
+    read another host. Scheme and host are lowercased, IPv6 hosts written canonically."""
+    shown = original if original is not None else text
+    if "\\" in text:
+        raise _reject(
+            shown, "contains a backslash, which WHATWG URL parsers read as '/'", "remove it"
+        )
+    if not text.isascii():
+        raise _reject(
+            shown,
+            "is not an ASCII URI",
+            "write an internationalised host as its A-label (xn--...)",
+        )
+    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in text):
+        raise _reject(shown, "is not an ASCII URI without spaces or control characters")
+    scheme, colon, rest = text.partition(":")
+    scheme = scheme.lower()
+    if not colon or not _URI_SCHEME.match(scheme):
+        raise _reject(shown, "is not an absolute URI (scheme://host/...)")
+    if not rest.startswith("//"):
+        raise _reject(shown, "has no host part", "RFC 5280 requires an authority in URI names")
+    rest = rest[2:]
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    if "@" in authority:
+        raise _reject(
+            shown,
+            "has a user part (user@host), which parsers disagree on",
+            "give scheme://host/... only",
+        )
+    host, port = _split_host_port(authority, shown)
+    _check_uri_tail(tail, shown)
+    host_is_ip = _looks_like_ip(host)
+    shown_host = f"[{host}]" if ":" in host else host
+    port_text = f":{port}" if port is not None else ""
+    return Uri(scheme, host, host_is_ip, port, f"{scheme}://{shown_host}{port_text}{tail}")
+
+
+def _split_host_port(authority: str, shown: str) -> tuple[str, int | None]:
+    if authority.startswith("["):
+        literal, bracket, after = authority[1:].partition("]")
+        if not bracket:
+            raise _reject(shown, "has an unterminated IPv6 literal ('[' without ']')")
+        if "%" in literal:
+            raise _reject(shown, "carries an IPv6 zone id, which only means something on one host")
+        try:
+            host = str(ipaddress.IPv6Address(literal))
+        except ValueError as exc:
+            raise _reject(shown, "has an invalid IPv6 literal in its host") from exc
+        if after and not after.startswith(":"):
+            raise _reject(shown, "has characters after its IPv6 literal")
+        port_text: str | None = after[1:] if after else None
+    else:
+        if authority.count(":") > 1 or "[" in authority or "]" in authority:
+            raise _reject(shown, "has a host that is neither a DNS name nor an IP address")
+        host, colon, port_part = authority.partition(":")
+        port_text = port_part if colon else None
+        if not host:
+            raise _reject(shown, "has no host part", "RFC 5280 requires a host in URI names")
+        if "%" in host:
+            raise _reject(
+                shown,
+                "has a percent-encoded host, which parsers decode differently",
+                "write the host plainly",
+            )
+        try:
+            host = str(ipaddress.IPv4Address(host))
+        except ValueError:
+            host = parse_dns_name(host.lower(), allow_wildcard=False, original=shown)
+    if port_text is None:
+        return host, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise _reject(shown, "has a port outside 1-65535")
+    return host, int(port_text)
+
+
+def _check_uri_tail(tail: str, shown: str) -> None:
+    """Path, query and fragment: RFC 3986 characters and well-formed %XX escapes only."""
+    before, _, fragment = tail.partition("#")
+    if "#" in fragment:
+        raise _reject(shown, "has more than one '#'")
+    for part in (before, fragment):
+        index = 0
+        while index < len(part):
+            ch = part[index]
+            if ch == "%":
+                if len(part) < index + 3 or not set(part[index + 1 : index + 3]) <= _HEX:
+                    raise _reject(shown, "has a '%' that is not followed by two hex digits")
+                index += 3
+                continue
+            if ch not in _URI_TAIL_CHARS:
+                raise _reject(shown, f"has a character RFC 3986 does not allow: {ch!r}")
+            index += 1
+
+
 def _parse_uri(text: str, original: str) -> str:
-    if not text.isascii() or any(ch.isspace() for ch in text):
-        raise _reject(original, "is not an ASCII URI without spaces")
-    parts = urlsplit(text)
-    if not parts.scheme or not re.match(r"^[a-z][a-z0-9+.-]*$", parts.scheme):
-        raise _reject(original, "is not an absolute URI (scheme://host/...)")
-    if not parts.hostname:
-        raise _reject(original, "has no host part", "RFC 5280 requires an authority in URI names")
-    host = parts.hostname
-    if not _looks_like_ip(host):
-        parse_dns_name(host, allow_wildcard=False, original=original)
-    return text
+    return parse_uri(text, original).text
 
 
 def host_of(name: SubjectName) -> str | None:
-    """The DNS name an email or URI names belongs to, for policy checks."""
+    """The host an email or URI name belongs to (DNS name or IP address), for policy checks."""
     if name.kind == "email":
         return name.value.rpartition("@")[2]
     if name.kind == "uri":
-        return urlsplit(name.value).hostname
+        return parse_uri(name.value).host
     return None
 
 
@@ -233,13 +361,13 @@ def parse_name(text: str, *, allow_wildcard: bool = True) -> SubjectName:
             "dns", parse_dns_name(text, allow_wildcard=allow_wildcard, original=original)
         )
     if kind == "ip":
-        return SubjectName("ip", _parse_ip(text, original))
+        return SubjectName("ip", parse_ip_address(text, original))
     if kind == "email":
         return SubjectName("email", _parse_email(text, original))
     if kind == "uri":
         return SubjectName("uri", _parse_uri(text, original))
     if _looks_like_ip(text):
-        return SubjectName("ip", str(ipaddress.ip_address(text)))
+        return SubjectName("ip", parse_ip_address(text, original))
     if "://" in text:
         return SubjectName("uri", _parse_uri(text, original))
     if "@" in text:
@@ -268,6 +396,11 @@ def files_stem(names: Sequence[SubjectName]) -> str:
 def parse_subtree(text: str) -> NameSubtree:
     """A --permit/--exclude value: a DNS domain, a CIDR network, or a single IP address."""
     candidate = text.strip()
+    if "%" in candidate:
+        raise InputError(
+            f"subtree '{text}' carries an IPv6 zone id or a '%'",
+            "give a network such as fd00::/8, without a zone id",
+        )
     if "/" in candidate or _looks_like_ip(candidate):
         try:
             network = ipaddress.ip_network(candidate, strict=True)

@@ -18,7 +18,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from privca.x509.names import NameSubtree, SubjectName, names_from_general_names
+from privca.x509.constraints import has_uri_names, verify_uri_constrained
+from privca.x509.names import (
+    NameSubtree,
+    SubjectName,
+    names_from_general_names,
+    parse_ip_address,
+)
 
 # Why a chain failed. "leaf-validity" is already said by the expiry check of a report.
 FailureKind = Literal[
@@ -46,6 +52,8 @@ class ChainResult:
 
 
 def _subject_for(name: str) -> verification.Subject:
+    if "%" in name:
+        parse_ip_address(name)  # refuses the zone id of an address like fe80::1%eth0
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
@@ -272,8 +280,25 @@ def verify_chain(
             client = builder.build_client_verifier().verify(leaf, list(intermediates))
             chain = client.chain
     except (verification.VerificationError, ValueError) as exc:
-        kind, reason = _explain(leaf, roots, intermediates, at, name, verify_as_server, str(exc))
-        return ChainResult(False, reason, kind=kind)
+        uri_fallback = (
+            isinstance(exc, verification.VerificationError)
+            and "unsupported name constraint" in str(exc)
+            and has_uri_names(leaf)
+        )
+        if not uri_fallback:
+            kind, reason = _explain(
+                leaf, roots, intermediates, at, name, verify_as_server, str(exc)
+            )
+            return ChainResult(False, reason, kind=kind)
+        # cryptography cannot match URI names against URI constraints; privca does that part.
+        subject = _subject_for(subject_name) if verify_as_server and subject_name else None
+        try:
+            chain = verify_uri_constrained(leaf, roots, intermediates, at, subject)
+        except (verification.VerificationError, ValueError) as uri_exc:
+            kind, reason = _explain(
+                leaf, roots, intermediates, at, name, verify_as_server, str(uri_exc)
+            )
+            return ChainResult(False, reason, kind=kind)
     return ChainResult(True, "OK", tuple(chain))
 
 

@@ -1,0 +1,298 @@
+"""Name constraints that bind every name type, and the URI part clients cannot check.
+
+RFC 5280 4.2.1.10 applies permitted subtrees per name type: a CA that permits only
+`corp.internal` says nothing about IP addresses, email addresses or URIs, and a leaf that
+carries only those passes every client. So from the operator's DNS domains and IP networks
+privca writes a constraint for each of the four types a TLS client may match:
+
+    DNS      the permitted domains (dNSName `corp.internal` = it and everything below)
+    IP       the permitted networks; none permitted: exclude 0.0.0.0/0 and ::/0
+    email    mailboxes at each domain and below (rfc822Name `corp.internal`, `.corp.internal`)
+    URI      hosts at each domain and below (URI `corp.internal`, `.corp.internal`)
+
+A type with no permitted subtree at all is closed by permitting only the reserved
+`invalid` domain (RFC 6761: never resolves, never registered). Checked by experiment with
+OpenSSL 3.0 and cryptography 50: an *empty* dNSName is "match everything" to OpenSSL but
+a malformed constraint to cryptography, and an empty rfc822Name or URI subtree matches
+nothing in OpenSSL (and everything in Go and NSS), so neither can express "none".
+Excluded domains and networks are written for every type the same way.
+
+cryptography's verifier refuses any URI name under a URI constraint ("unsupported name
+constraint"); `uri_violation` is the check privca makes itself (x509/verify.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import verification
+
+from privca._text import printable
+from privca.errors import InputError
+from privca.x509.names import NameSubtree, parse_uri
+
+NAME_TYPES = ("DNS", "IP", "email", "URI")
+# RFC 6761 6.4: a domain that is guaranteed never to exist, so permitting only it permits
+# no real name of that type.
+NOWHERE = "invalid"
+_ALL_IPV4 = ipaddress.ip_network("0.0.0.0/0")
+_ALL_IPV6 = ipaddress.ip_network("::/0")
+
+
+def _host_subtrees(domain: str) -> list[str]:
+    """rfc822Name and URI constraints name one host exactly, or hosts below '.domain'."""
+    return [domain, "." + domain]
+
+
+def _for_domains(domains: Sequence[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in domains]
+    for domain in domains:
+        names += [x509.RFC822Name(h) for h in _host_subtrees(domain)]
+        names += [x509.UniformResourceIdentifier(h) for h in _host_subtrees(domain)]
+    return names
+
+
+def build_name_constraints(
+    permitted: Sequence[NameSubtree], excluded: Sequence[NameSubtree]
+) -> x509.NameConstraints | None:
+    """The nameConstraints of a CA certificate for this policy, or None when unconstrained."""
+    if not (permitted or excluded):
+        return None
+    permitted_names: list[x509.GeneralName] = []
+    excluded_names: list[x509.GeneralName] = []
+    if permitted:
+        domains = [s.value for s in permitted if s.kind == "dns"]
+        networks = [s.network for s in permitted if s.kind == "ip"]
+        permitted_names += _for_domains(domains or [NOWHERE])
+        permitted_names += [x509.IPAddress(n) for n in networks]
+        if not networks:
+            excluded_names += [x509.IPAddress(_ALL_IPV4), x509.IPAddress(_ALL_IPV6)]
+    excluded_names += _for_domains([s.value for s in excluded if s.kind == "dns"])
+    excluded_names += [x509.IPAddress(s.network) for s in excluded if s.kind == "ip"]
+    return x509.NameConstraints(
+        permitted_subtrees=permitted_names or None, excluded_subtrees=excluded_names or None
+    )
+
+
+def _type_of(general_name: x509.GeneralName) -> str | None:
+    if isinstance(general_name, x509.DNSName):
+        return "DNS"
+    if isinstance(general_name, x509.IPAddress):
+        return "IP"
+    if isinstance(general_name, x509.RFC822Name):
+        return "email"
+    if isinstance(general_name, x509.UniformResourceIdentifier):
+        return "URI"
+    return None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which name types a chain of CA certificates binds."""
+
+    constrained: bool  # some CA in the chain permits something, so the operator meant limits
+    open_types: tuple[str, ...]  # types any name of which a thief could still sign
+
+
+def coverage(constraints: Iterable[x509.NameConstraints | None]) -> Coverage:
+    """A type is bound when some CA in the chain permits subtrees of that type (or, for IP,
+    excludes both whole address families); constraints intersect down a chain."""
+    bound: set[str] = set()
+    constrained = False
+    for nc in constraints:
+        if nc is None:
+            continue
+        for general_name in nc.permitted_subtrees or ():
+            kind = _type_of(general_name)
+            if kind is not None:
+                bound.add(kind)
+                constrained = True
+        excluded = {g.value for g in nc.excluded_subtrees or () if isinstance(g, x509.IPAddress)}
+        if {_ALL_IPV4, _ALL_IPV6} <= excluded:
+            bound.add("IP")
+    if not constrained:
+        return Coverage(False, ())
+    return Coverage(True, tuple(t for t in NAME_TYPES if t not in bound))
+
+
+def _host_matches(host: str, subtree: str) -> bool:
+    """RFC 5280 URI/rfc822Name host match: '.domain' means strictly below, else exactly."""
+    host, subtree = host.lower(), subtree.lower()
+    if subtree.startswith("."):
+        return host.endswith(subtree) and len(host) > len(subtree)
+    return host == subtree
+
+
+def uri_violation(uri: str, nc: x509.NameConstraints) -> str | None:
+    """Why `uri` breaks the URI subtrees of `nc` (RFC 5280 4.2.1.10), or None if it does not.
+
+    The host is read with privca's strict parser: a URI it refuses cannot be shown to be
+    inside any subtree, so it is a violation wherever URI subtrees exist."""
+    uri_type = x509.UniformResourceIdentifier
+    permitted = [g.value for g in nc.permitted_subtrees or () if isinstance(g, uri_type)]
+    excluded = [g.value for g in nc.excluded_subtrees or () if isinstance(g, uri_type)]
+    if not (permitted or excluded):
+        return None
+    shown = printable(uri, 200)
+    try:
+        parsed = parse_uri(uri)
+    except InputError:
+        return f"URI name '{shown}' cannot be matched against the URI name constraints"
+    if parsed.host_is_ip:
+        return f"URI name '{shown}' has an IP address host, which no URI name constraint permits"
+    for subtree in excluded:
+        if _host_matches(parsed.host, subtree):
+            return f"URI name '{shown}' is in an excluded name constraint subtree ({subtree})"
+    if permitted and not any(_host_matches(parsed.host, s) for s in permitted):
+        return f"URI name '{shown}' matches no permitted URI name constraint"
+    return None
+
+
+def without_uri_subtrees(nc: x509.NameConstraints) -> x509.NameConstraints | None:
+    """`nc` with its URI subtrees removed (None if nothing else is left)."""
+
+    def keep(names: Iterable[x509.GeneralName] | None) -> list[x509.GeneralName] | None:
+        kept = [g for g in names or () if not isinstance(g, x509.UniformResourceIdentifier)]
+        return kept or None
+
+    permitted, excluded = keep(nc.permitted_subtrees), keep(nc.excluded_subtrees)
+    if permitted is None and excluded is None:
+        return None
+    return x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=excluded)
+
+
+def _name_constraints_of(certificate: x509.Certificate) -> x509.NameConstraints | None:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _uri_names(certificate: x509.Certificate) -> list[str]:
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return list(san.get_values_for_type(x509.UniformResourceIdentifier))
+
+
+def has_uri_names(certificate: x509.Certificate) -> bool:
+    return bool(_uri_names(certificate))
+
+
+@functools.lru_cache(maxsize=1)
+def _throwaway_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _stand_in_anchor(
+    issuer: x509.Certificate, constraints: x509.NameConstraints | None
+) -> x509.Certificate:
+    """The leaf's issuer with `constraints` in place of its own nameConstraints.
+
+    It keeps the issuer's name, public key, validity and every other extension, so the leaf's
+    own signature is checked against the real issuer key; as a trust anchor its own
+    signature is never checked, so a throwaway key may sign it."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(issuer.subject)
+        .issuer_name(issuer.issuer)
+        .public_key(issuer.public_key())
+        .serial_number(issuer.serial_number)
+        .not_valid_before(issuer.not_valid_before_utc)
+        .not_valid_after(issuer.not_valid_after_utc)
+    )
+    for extension in issuer.extensions:
+        if not isinstance(extension.value, x509.NameConstraints):
+            builder = builder.add_extension(extension.value, extension.critical)
+    if constraints is not None:
+        builder = builder.add_extension(constraints, critical=True)
+    return builder.sign(_throwaway_key(), hashes.SHA256())
+
+
+def _ca_path(
+    issuer: x509.Certificate,
+    roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    at: dt.datetime,
+) -> tuple[x509.Certificate, ...]:
+    """The validated path from `issuer` up to a root: cryptography validates the issuer
+    as the end of the path, under the CA profile."""
+    if issuer in roots:
+        return (issuer,)
+    ca_policy = verification.ExtensionPolicy.webpki_defaults_ca()
+    builder = (
+        verification.PolicyBuilder()
+        .store(verification.Store(list(roots)))
+        .time(at)
+        .extension_policies(ca_policy=ca_policy, ee_policy=ca_policy)
+    )
+    return tuple(builder.build_client_verifier().verify(issuer, list(intermediates)).chain)
+
+
+def verify_uri_constrained(
+    leaf: x509.Certificate,
+    roots: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    at: dt.datetime,
+    subject: verification.Subject | None,
+) -> tuple[x509.Certificate, ...]:
+    """Validate a leaf with URI names under URI name constraints, which cryptography's
+    verifier refuses as unsupported. Returns the path (leaf first); raises
+    verification.VerificationError with the reason.
+
+    1. cryptography builds and validates the path from the leaf's issuer to a root;
+    2. for each CA on that path with name constraints (and at least once), cryptography
+       validates the leaf itself (signature, validity, usages, host name, DNS/IP/email
+       constraints) under a stand-in of its issuer that carries that CA's constraints
+       minus the URI subtrees;
+    3. privca checks every URI name against each CA's URI subtrees.
+    """
+    reason = "no CA certificate among the roots and intermediates issued it"
+    for issuer in [c for c in (*intermediates, *roots) if c.subject == leaf.issuer]:
+        try:
+            leaf.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        try:
+            path = _ca_path(issuer, roots, intermediates, at)
+        except verification.VerificationError as exc:
+            reason = f"the issuing CA does not validate: {exc}"
+            continue
+        constrained: list[x509.NameConstraints | None] = [
+            nc for nc in map(_name_constraints_of, path) if nc is not None
+        ]
+        for nc in constrained or [None]:
+            anchor = _stand_in_anchor(issuer, without_uri_subtrees(nc) if nc else None)
+            builder = verification.PolicyBuilder().store(verification.Store([anchor])).time(at)
+            if subject is not None:
+                builder.build_server_verifier(subject).verify(leaf, [])
+            else:
+                builder.build_client_verifier().verify(leaf, [])
+            for uri in _uri_names(leaf):
+                violation = uri_violation(uri, nc) if nc is not None else None
+                if violation is not None:
+                    raise verification.VerificationError(violation)
+        return (leaf, *path)
+    raise verification.VerificationError(reason)
+
+
+__all__ = [
+    "NAME_TYPES",
+    "NOWHERE",
+    "Coverage",
+    "build_name_constraints",
+    "coverage",
+    "has_uri_names",
+    "uri_violation",
+    "verify_uri_constrained",
+    "without_uri_subtrees",
+]
