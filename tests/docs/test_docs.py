@@ -108,6 +108,10 @@ EXPECTED: dict[tuple[str, str], Expect] = {
         "-d web.corp.internal",
     ): Expect("certbot's standalone http-01 server listens on port 80", needs_root=True),
     (
+        "docs/postgresql.md",
+        'psql "host=db.corp.internal dbname=app user=app sslmode=verify-full sslrootcert=root.crt"',
+    ): Expect("needs the database host the page configures", given=("postgres-recipe",)),
+    (
         "docs/acme.md",
         "LEGO_CA_CERTIFICATES=/etc/privca/root.pem lego --server "
         "https://ca.corp.internal/acme/directory --accept-tos --email ops@corp.internal "
@@ -172,10 +176,47 @@ def _postgres_serving_db(sandbox: Sandbox) -> None:
     sandbox.map_port(5432, cluster.port)
 
 
+def _postgres_recipe(sandbox: Sandbox) -> None:
+    """The database host of docs/postgresql.md: a real PostgreSQL 15 configured as the page
+    says, with the TLS files its earlier lines wrote, a role `app` (password) and a role
+    `alice` (certificate), on a loopback address. psql resolves no names through the
+    sandbox, so PGHOSTADDR/PGPORT carry the address while the page's `host=` stays the name
+    that verify-full checks; the client's copy of root.crt is in the current directory."""
+    from tests.interop._postgres_tls import TlsPostgres
+    from tests.pg import find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        _missing("PostgreSQL server binaries")
+    server = TlsPostgres(bindir)
+    sandbox.cleanups.append(server.stop)
+    server.initdb()
+    tls = sandbox.path("/etc/postgresql/15/main/tls")
+    chain = server.install_tls_file(tls / "db.corp.internal.chain.pem", "server.crt")
+    key = server.install_tls_file(tls / "db.corp.internal.key", "server.key", 0o600)
+    root = server.install_tls_file(tls / "root.crt", "root.crt")
+    server.configure(
+        f"ssl = on\nssl_cert_file = '{chain}'\nssl_key_file = '{key}'\nssl_ca_file = '{root}'\n"
+    )
+    server.write_hba(
+        "hostssl all app 127.0.0.0/8 scram-sha-256\nhostssl all all 127.0.0.0/8 cert\n"
+    )
+    server.start()
+    server.sql("CREATE ROLE app LOGIN PASSWORD 'doc-test-password'")
+    server.sql("CREATE ROLE alice LOGIN")
+    server.sql("CREATE DATABASE app")
+    shutil.copyfile(tls / "root.crt", sandbox.work / "root.crt")
+    sandbox.run(
+        f"export PGHOSTADDR={server.address} PGPORT=5432 PGPASSWORD=doc-test-password "
+        "PGCONNECT_TIMEOUT=10"
+    )
+
+
 GIVENS: dict[str, Callable[[Sandbox], None]] = {
     "runbook-ca": _runbook_ca,
     "easyrsa-pki": _easyrsa_pki,
     "postgres-serving-db": _postgres_serving_db,
+    "postgres-recipe": _postgres_recipe,
 }
 
 
