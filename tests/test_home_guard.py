@@ -65,6 +65,11 @@ def assert_guarded(home: Path) -> None:
     for name, mode in found.items():
         if name.startswith("privca.db"):
             assert mode == 0o600, (name, found)
+        elif name == "private/serve":
+            # serve's own TLS and OCSP responder credentials (unencrypted, rewritten).
+            assert mode == 0o700, (name, found)
+        elif name.startswith("private/serve/"):
+            assert mode == 0o600, (name, found)
         elif name.startswith("private/"):
             assert mode == 0o400, (name, found)
         elif name in ("certs", "crl"):
