@@ -27,6 +27,8 @@ class Settings:
     hsm_module: str = ""
     # The [acme] section as written (ports, resolver, eab, profiles); `privca serve` reads it.
     acme: dict[str, Any] = field(default_factory=dict)
+    # The [serve] section as written (HTTP limits, metrics); `privca serve` reads it.
+    serve: dict[str, Any] = field(default_factory=dict)
 
     def to_toml(self) -> str:
         sections: dict[str, dict[str, Any]] = {
@@ -44,6 +46,8 @@ class Settings:
         }
         if self.acme:
             sections["acme"] = dict(self.acme)
+        if self.serve:
+            sections["serve"] = dict(self.serve)
         lines = ["# privca CA settings. Edit with care; `privca doctor` checks them.", ""]
         for section, values in sections.items():
             lines.append(f"[{section}]")
@@ -71,6 +75,7 @@ class Settings:
             policy=IssuancePolicy.from_settings(data.get("policy", {})),
             store_url=str(data.get("store", {}).get("url", "")),
             acme=dict(data.get("acme", {})),
+            serve=dict(data.get("serve", {})),
         )
 
     def write(self, path: Path) -> None:
@@ -96,6 +101,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)  # e.g. 10.0 or 2.5: valid TOML floats
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, list | tuple):

@@ -35,7 +35,16 @@ class ServedCA:
         return str(self.files / name)
 
 
+def publish_root_crl(ca: CertificateAuthority) -> bytes:
+    """What `privca crl --root` does: the server serves this file, never signs one."""
+    root = next(a for a in ca.authorities() if a.role == "root")
+    der = ca.crl(root, days=180).public_bytes(Encoding.DER)
+    write(ca.root_crl_file, der)
+    return der
+
+
 def _served(ca: CertificateAuthority, files: Path) -> ServedCA:
+    publish_root_crl(ca)
     good = ca.issue(["good.example"])
     revoked = ca.issue(["revoked.example"])
     ca.revoke(format(revoked.serial, "x"), "keyCompromise")

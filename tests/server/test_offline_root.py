@@ -41,4 +41,4 @@ def test_offline_root(make_ca, run_cli: Cli, live_server, tmp_path: Path) -> Non
     fresh = live_server(CertificateAuthority.open(home, PASSPHRASE))
     missing = fresh.get("/crl/root.crl")
     assert missing.status == 503
-    assert b"no root CRL was published" in missing.body
+    assert b"privca crl --root" in missing.body

@@ -364,7 +364,9 @@ class Validator:
                     raise deadline.expired() from exc
                 failure = exc
         reason = _failure(failure) if failure is not None else "no address left"
-        raise AcmeProblem("connection", f"fetching {self._where(scheme, host, port, hop)}: {reason}")
+        raise AcmeProblem(
+            "connection", f"fetching {self._where(scheme, host, port, hop)}: {reason}"
+        )
 
     # dns-01 -----------------------------------------------------------------------------
 
