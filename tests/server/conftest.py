@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.authority import CertificateAuthority, IssuedCertificate
 from privca.server.app import build_app
+from privca.server.limits import uvicorn_options
 from privca.server.settings import ServerSettings
 from tests.conftest import PASSPHRASE, write
 
@@ -118,11 +119,18 @@ def free_port() -> int:
 def _start(
     ca: CertificateAuthority, settings: ServerSettings | None
 ) -> tuple[LiveServer, threading.Thread]:
-    app = build_app(ca, settings or ServerSettings())
+    settings = settings or ServerSettings()
+    app = build_app(ca, settings)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", loop="asyncio")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        loop="asyncio",
+        **uvicorn_options(settings.http),  # the limits `privca serve` applies
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
