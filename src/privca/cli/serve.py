@@ -145,14 +145,16 @@ def metrics_window_setting(section: Mapping[str, Any], flag: str | None) -> dt.t
 
 
 def _bind(host: str, port: int, option: str) -> Any:
+    import os
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, reuse_port=False)
+        return socket.create_server((host, port), family=family)
     except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
         raise InputError(
-            f"could not listen on {host}:{port} ({exc.strerror or exc})",
+            f"could not listen on {host}:{port} ({reason})",
             f"is the port in use? choose another {option}",
         ) from exc
 
@@ -307,6 +309,8 @@ def serve_command(
 
     host, port = parse_listen(listen)
     metrics_address = parse_listen(metrics_listen, "--metrics-listen") if metrics_listen else None
+    # Bound first, so a taken port is a one-line error before anything is issued.
+    metrics_socket = _bind(*metrics_address, "--metrics-listen") if metrics_address else None
     logging.getLogger("privca").addHandler(privca_handler())
     logging.getLogger("privca").setLevel(logging.WARNING if app.quiet else logging.INFO)
     tls: ServerCertificate | None = None
@@ -374,8 +378,6 @@ def serve_command(
                     build_metrics_app(ca, settings), lifespan="off", **common
                 )
                 companion = _companion_class()(metrics_config)
-                # Bound now, so a taken port is a one-line error before anything serves.
-                metrics_socket = _bind(*metrics_address, "--metrics-listen")
 
             async def run() -> None:
                 config.load()  # creates the SSLContext that renewal reloads in place
@@ -383,7 +385,7 @@ def serve_command(
                 if tls is not None and config.ssl is not None:
                     renewal = asyncio.create_task(tls.keep_fresh(config.ssl))
                 metrics = None
-                if companion is not None:
+                if companion is not None and metrics_socket is not None:
                     metrics = asyncio.create_task(companion.serve(sockets=[metrics_socket]))
                 try:
                     await server.serve()
@@ -406,3 +408,5 @@ def serve_command(
         finally:
             if tls is not None:
                 tls.remove()
+            if metrics_socket is not None:
+                metrics_socket.close()
