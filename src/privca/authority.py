@@ -278,7 +278,7 @@ class CertificateAuthority:
                     "the store at --store-url already holds a CA",
                     "give each CA its own database, or point privca.toml of this home at it",
                 )
-            store.add_authority(
+            root_id = store.add_authority(
                 "root",
                 root_subject.rfc4514_string(),
                 root_cert.serial_number,
@@ -289,6 +289,11 @@ class CertificateAuthority:
                 active=True,
             )
             if issuing_cert is not None:
+                # `privca serve` never signs the root's CRL, and it is the CDP of the
+                # issuing CA: publish the first one now, while the root key is at hand.
+                _publish_root_crl(
+                    ca_home, construction, store, root_id, root_cert, root_key, settings, now
+                )
                 store.add_authority(
                     "issuing",
                     issuing_cert.subject.rfc4514_string(),
@@ -1012,6 +1017,30 @@ class CertificateAuthority:
             if authority.id == record.issuer_id:
                 return authority
         return None
+
+
+def _publish_root_crl(
+    home: CAHome,
+    construction: HomeConstruction,
+    store: Store,
+    root_id: int,
+    root_cert: x509.Certificate,
+    root_key: Any,
+    settings: Settings,
+    now: dt.datetime,
+) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from privca.x509.crl import build_crl
+
+    next_update = now + dt.timedelta(days=settings.root_crl_days)
+    number = store.next_crl_number(root_id, now, next_update)
+    crl = build_crl(Issuer.from_certificate(root_cert, root_key), [], number, now, next_update)
+    path = home.crl / "root.crl"
+    for target, data in ((path, crl.public_bytes(Encoding.DER)),
+                         (path.with_suffix(".pem"), crl.public_bytes(Encoding.PEM))):  # fmt: skip
+        atomic_write(target, data, 0o644)
+        construction.track(target)
 
 
 def select_authority(records: Sequence[AuthorityRecord], name: str) -> AuthorityRecord | None:

@@ -343,3 +343,34 @@ def test_responder_certificate_is_renewed_with_a_third_of_its_life_left(
         assert renewed != first
     finally:
         watch.close()
+
+
+def test_the_index_lists_urls_that_answer(make_ca, live_server) -> None:
+    ca = make_ca(name='Lab <script>alert("x")</script> CA')
+    publish_root_crl(ca)
+    server = live_server(ca)
+    reply = server.request("GET", "/", headers={"Accept": "application/json"})
+    assert reply.status == 200 and reply.headers["content-type"] == "application/json"
+    document = json.loads(reply.body)
+    urls = [
+        document["crl"]["root"],
+        document["crl"]["issuing"],
+        *document["crl"]["by_ca"],
+        document["certificates"]["root"],
+        document["certificates"]["issuing"],
+        document["certificates"]["chain"],
+        *(entry["url"] for entry in document["certificates"]["by_ca"]),
+        document["health"],
+        document["metrics"],
+    ]
+    assert len(document["certificates"]["by_ca"]) == 2
+    for url in urls:
+        assert url.startswith(server.base), url
+        assert server.get(url.removeprefix(server.base)).status == 200, url
+    assert document["ocsp"] == server.base + "/ocsp"
+    assert document["acme"] is None  # not mounted in this server
+
+    page = server.request("GET", "/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert b"<script>" not in page.body and b"&lt;script&gt;" in page.body
+    assert f'href="{server.base}/crl/issuing.crl"'.encode() in page.body
