@@ -101,15 +101,21 @@ LIMIT_KEYS = ("max_header_bytes", "read_timeout", "keep_alive_timeout", "max_con
 
 
 def _integer(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"{key} must be a whole number")
-    return int(value)
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{key} must be a whole number") from None
 
 
 def _number(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"{key} must be a number of seconds")
-    return float(value)
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{key} must be a number of seconds") from None
 
 
 def http_limits(section: Mapping[str, Any], **flags: Any) -> HttpLimits:
