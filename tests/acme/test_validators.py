@@ -363,3 +363,24 @@ def test_metadata_in_numeric_spellings_is_checked_after_resolving(name: str) -> 
             "http-01", "dns", name, KEY_AUTHORIZATION
         )
     assert "link-local" in refused.value.detail
+
+
+@pytest.mark.parametrize(
+    ("permitted", "excluded", "address", "allowed"),
+    [
+        (["corp.internal", "10.0.0.0/8"], [], "10.1.2.3", True),
+        (["corp.internal", "10.0.0.0/8"], [], "192.168.1.1", False),
+        (["corp.internal", "10.0.0.0/8"], [], "2001:db8::1", False),
+        (["corp.internal"], [], "192.168.1.1", True),  # no IP networks: no address rule
+        ([], ["10.9.0.0/16"], "10.9.1.1", False),
+        ([], ["10.9.0.0/16"], "10.8.1.1", True),
+    ],
+    ids=["inside", "outside", "v6-outside", "dns-only-policy", "excluded", "not-excluded"],
+)
+def test_the_ca_policy_decides_which_networks_are_reachable(
+    make_ca, permitted, excluded, address, allowed
+) -> None:
+    from privca.acme.issuer import CertificateAuthorityIssuer
+
+    issuer = CertificateAuthorityIssuer(make_ca(permitted=permitted, excluded=excluded))
+    assert issuer.address_allowed(ipaddress.ip_address(address)) is allowed
