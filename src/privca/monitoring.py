@@ -255,12 +255,12 @@ def render_prometheus(
         "privca_crl_next_update_timestamp_seconds", "gauge", "nextUpdate of each CA's latest CRL."
     )
     for state in ca.store.crl_states():
-        authority = issuers.get(state.issuer_id)
-        if authority is not None:
+        crl_issuer = issuers.get(state.issuer_id)
+        if crl_issuer is not None:
             out.append(
                 "privca_crl_next_update_timestamp_seconds{"
-                f'issuer="{_label(_cn(authority.common_name))}",'
-                f'serial="{serial_hex(authority.serial)}"}} {int(state.next_update.timestamp())}'
+                f'issuer="{_label(_cn(crl_issuer.common_name))}",'
+                f'serial="{serial_hex(crl_issuer.serial)}"}} {int(state.next_update.timestamp())}'
             )
     family(
         "privca_certificate_not_after_timestamp_seconds",

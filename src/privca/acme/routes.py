@@ -111,13 +111,14 @@ class AcmeApp:
         except PrivcaError as exc:
             # The store went away: say so, but never with its URL, host or error text.
             log.warning("ACME request failed: %s", type(exc).__name__)
-            problem = AcmeProblem("serverInternal", "the CA is unavailable; try again later")
+            unavailable = AcmeProblem("serverInternal", "the CA is unavailable; try again later")
             status = 503 if exc.exit_code == 3 else 500
-            reply = _Reply(problem.to_json(), status, {"Retry-After": "10"}, PROBLEM_CONTENT_TYPE)
+            headers = {"Retry-After": "10"}
+            reply = _Reply(unavailable.to_json(), status, headers, PROBLEM_CONTENT_TYPE)
         except Exception:
             log.exception("ACME request failed")
-            problem = AcmeProblem("serverInternal", "the server failed; please report this")
-            reply = _Reply(problem.to_json(), 500, {}, PROBLEM_CONTENT_TYPE)
+            failed = AcmeProblem("serverInternal", "the server failed; please report this")
+            reply = _Reply(failed.to_json(), 500, {}, PROBLEM_CONTENT_TYPE)
         nonce = None
         if handler == self.new_nonce or getattr(request.state, "jws", False):
             try:
