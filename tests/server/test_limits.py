@@ -59,17 +59,19 @@ def test_a_head_over_the_limit_in_one_piece_gets_431(limited) -> None:
         assert status_of(read_all(sock)) == 200
 
 
-def test_many_small_headers_over_the_limit_get_431(limited) -> None:
+def test_many_small_headers_over_the_limit_are_refused(limited) -> None:
     server = limited(max_header_bytes=4096)
     with connect(server.port) as sock:
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-        for index in range(400):
-            sock.sendall(b"X-H%d: v\r\n" % index)
-        with pytest.raises(OSError):  # closed under us, or
+        try:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            for index in range(400):  # ~4 KB past the limit, in small pieces
+                sock.sendall(b"X-H%d: v\r\n" % index)
             sock.sendall(b"\r\n")
-            reply = read_all(sock)
-            assert status_of(reply) == 431
-            raise OSError("answered 431")
+        except OSError:
+            pass  # closed under us while sending: refused too
+        reply = read_all(sock)
+    assert status_of(reply) in (431, None), reply[:100]  # 431, or closed first
+    assert server.get("/health").status == 200
 
 
 @pytest.mark.parametrize(
@@ -122,13 +124,18 @@ def test_dribbling_clients_are_all_disconnected_within_the_read_timeout(limited)
 
 def test_idle_kept_alive_connections_are_closed(limited) -> None:
     server = limited(keep_alive_timeout=1.0)
-    with connect(server.port) as sock:
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        sock.settimeout(5)
-        assert status_of(sock.recv(65536)) == 200
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        assert response.status == 200
+        response.read()  # the whole answer: the connection is now idle
         started = time.monotonic()
-        assert read_all(sock) == b""  # closed by the server, not by our timeout
+        assert connection.sock is not None
+        assert read_all(connection.sock) == b""  # closed by the server, not by our timeout
         assert 0.8 < time.monotonic() - started < 3
+    finally:
+        connection.close()
 
 
 def test_a_slow_but_steady_keep_alive_client_is_served(limited) -> None:
