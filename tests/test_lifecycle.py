@@ -189,6 +189,8 @@ def aging_ca(make_ca) -> CertificateAuthority:
     """Certificates expired (5 days ago), expiring in 5 days, in 20 days and in a year."""
     now = utcnow()
     ca = make_ca(now=now - dt.timedelta(days=200))
+    # The root CRL init published 200 days ago has expired; renew it as `privca crl` would.
+    ca.crl(next(a for a in ca.authorities() if a.role == "root"), now, days=180)
     ca.issue(["expired.corp.internal"], days=95, now=now - dt.timedelta(days=100))
     ca.issue(["five.corp.internal"], days=5)
     ca.issue(["twenty.corp.internal"], days=20)

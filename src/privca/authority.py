@@ -31,6 +31,7 @@ from privca.store.acme import AcmeStore
 from privca.store.database import check_store_url, sqlite_url
 from privca.store.inventory import random_serial
 from privca.store.schema import SCHEMA_REVISION
+from privca.urls import OCSP_PATH, ROOT_CRL_PATH, absolute, ca_certificate_path, crl_path
 from privca.x509 import profiles
 from privca.x509.build import (
     CertificateSpec,
@@ -256,8 +257,10 @@ class CertificateAuthority:
                     ),
                     permitted=policy.permitted,
                     excluded=policy.excluded,
-                    ca_issuers_url=f"{settings.base_url}/ca/root.der" if base_url else None,
-                    crl_url=f"{settings.base_url}/crl/root.crl" if base_url else None,
+                    ca_issuers_url=absolute(
+                        settings.base_url, ca_certificate_path(root_cert.serial_number)
+                    ),
+                    crl_url=absolute(settings.base_url, ROOT_CRL_PATH),
                 ),
                 Issuer.from_certificate(root_cert, root_key),
             )
@@ -297,7 +300,7 @@ class CertificateAuthority:
                     "the store at --store-url already holds a CA",
                     "give each CA its own database, or point privca.toml of this home at it",
                 )
-            store.add_authority(
+            root_id = store.add_authority(
                 "root",
                 root_subject.rfc4514_string(),
                 root_cert.serial_number,
@@ -308,6 +311,11 @@ class CertificateAuthority:
                 active=True,
             )
             if issuing_cert is not None:
+                # `privca serve` never signs the root's CRL, and it is the CDP of the
+                # issuing CA: publish the first one now, while the root key is at hand.
+                _publish_root_crl(
+                    ca_home, construction, store, root_id, root_cert, root_key, settings, now
+                )
                 store.add_authority(
                     "issuing",
                     issuing_cert.subject.rfc4514_string(),
@@ -631,9 +639,10 @@ class CertificateAuthority:
                     not_before=not_before,
                     not_after=not_after,
                     names=request.names,
-                    crl_url=f"{base}/crl/{serial_hex(issuer_record.serial)}.crl" if base else None,
-                    ocsp_url=f"{base}/ocsp" if base else None,
-                    ca_issuers_url=f"{base}/ca/issuing.der" if base else None,
+                    crl_url=absolute(base, crl_path(issuer_record.serial)),
+                    ocsp_url=absolute(base, OCSP_PATH),
+                    # The leaf's own issuer by serial: still served after later rotations.
+                    ca_issuers_url=absolute(base, ca_certificate_path(issuer_record.serial)),
                 )
                 signed.append(build_certificate(spec, issuer))
                 if progress is not None:
@@ -775,11 +784,11 @@ class CertificateAuthority:
         return roots + issuing
 
     def authority_by_serial(self, serial: str) -> AuthorityRecord:
-        text = serial.lower().removesuffix(".crl")
-        for record in self.authorities():
-            if serial_hex(record.serial) == text or record.role == text:
-                return record
-        raise NotFound(f"no CA with serial or role '{serial}'", "see `privca check`")
+        """A CA by hex serial, or the active one by role (root, issuing or current)."""
+        record = select_authority(self.authorities(), serial)
+        if record is None:
+            raise NotFound(f"no CA with serial or role '{serial}'", "see `privca check`")
+        return record
 
     def crl(
         self,
@@ -818,7 +827,7 @@ class CertificateAuthority:
             crl = x509.load_der_x509_crl(path.read_bytes())
         except (OSError, ValueError) as exc:
             raise KeyUnavailable(
-                "the root key is offline and no root CRL was published",
+                "no root CRL was published",
                 "with the root key at hand, run `privca crl --root`",
             ) from exc
         if crl.next_update_utc is not None and crl.next_update_utc <= now:
@@ -827,6 +836,25 @@ class CertificateAuthority:
                 "bring the root key back and run `privca crl --root`",
             )
         return crl
+
+    def root_key_present(self) -> bool:
+        """True if the active root's key is at hand (a file in private/, or an HSM)."""
+        record = self._active("root")
+        if record is None:
+            return False
+        return record.key_ref.startswith("pkcs11:") or (self.home.root / record.key_ref).exists()
+
+    def root_crl_due(self, now: dt.datetime) -> bool:
+        """True when the published root CRL is missing or past half its life: time for
+        `privca crl` to publish a new one while the root key is at hand."""
+        try:
+            crl = x509.load_der_x509_crl(self.root_crl_file.read_bytes())
+        except (OSError, ValueError):
+            return True
+        if crl.next_update_utc is None:
+            return False
+        this_update = crl.last_update_utc
+        return now >= this_update + (crl.next_update_utc - this_update) / 2
 
     def certificate_status(
         self, authority: AuthorityRecord, serial: int
@@ -998,8 +1026,8 @@ class CertificateAuthority:
                 not_after=not_after,
                 permitted=self.policy.permitted,
                 excluded=self.policy.excluded,
-                ca_issuers_url=f"{base}/ca/root.der" if base else None,
-                crl_url=f"{base}/crl/root.crl" if base else None,
+                ca_issuers_url=absolute(base, ca_certificate_path(root_record.serial)),
+                crl_url=absolute(base, ROOT_CRL_PATH),
             ),
             root,
         )
@@ -1094,10 +1122,52 @@ class CertificateAuthority:
         return None
 
 
+def _publish_root_crl(
+    home: CAHome,
+    construction: HomeConstruction,
+    store: Store,
+    root_id: int,
+    root_cert: x509.Certificate,
+    root_key: Any,
+    settings: Settings,
+    now: dt.datetime,
+) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from privca.x509.crl import build_crl
+
+    next_update = now + dt.timedelta(days=settings.root_crl_days)
+    number = store.next_crl_number(root_id, now, next_update)
+    crl = build_crl(Issuer.from_certificate(root_cert, root_key), [], number, now, next_update)
+    path = home.crl / "root.crl"
+    for target, data in ((path, crl.public_bytes(Encoding.DER)),
+                         (path.with_suffix(".pem"), crl.public_bytes(Encoding.PEM))):  # fmt: skip
+        atomic_write(target, data, 0o644)
+        construction.track(target)
+
+
+def select_authority(records: Sequence[AuthorityRecord], name: str) -> AuthorityRecord | None:
+    """A CA among `records` by hex serial, or by alias: `root` is the active root,
+    `issuing` and `current` the active issuing CA (the root of a single-tier CA); the
+    latest active one wins, as it is the one that signs now."""
+    text = name.lower().removesuffix(".crl")
+    if text in ("issuing", "current"):
+        roles = ("issuing", "root")
+    elif text == "root":
+        roles = ("root",)
+    else:
+        return next((r for r in records if serial_hex(r.serial) == text), None)
+    for role in roles:
+        for record in reversed(records):
+            if record.role == role and record.active:
+                return record
+    return None
+
+
 def key_type_of_certificate(certificate: x509.Certificate) -> KeyType:
     from privca.keys.types import key_type_of
 
     return key_type_of(certificate.public_key())
 
 
-__all__ = ["CertificateAuthority", "IssuedCertificate"]
+__all__ = ["CertificateAuthority", "IssuedCertificate", "select_authority"]

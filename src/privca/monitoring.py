@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from privca._text import printable
 from privca._time import days_left, isoformat
 from privca.x509.encoding import serial_hex
 from privca.x509.profiles import SELF_RENEWING_PROFILES
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
+    from privca.store import AuthorityRecord
 
 SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
 # An expired certificate nobody renewed is still news for this long; older ones are history.
@@ -187,34 +189,62 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_prometheus(ca: CertificateAuthority, now: dt.datetime) -> str:
-    """Prometheus text exposition: expiry as timestamps, as x509-certificate-exporter and
-    cert-manager do, plus issuance and revocation counters from the store."""
-    issuers = {a.id: a for a in ca.authorities()}
+def render_prometheus(
+    ca: CertificateAuthority,
+    now: dt.datetime,
+    window: dt.timedelta | None = None,
+    authorities: Sequence[AuthorityRecord] | None = None,
+) -> str:
+    """Prometheus text exposition: aggregates for every CA (counts by profile and status,
+    soonest expiry, CA and CRL expiry) and a series per certificate only for those that
+    expire within `window`, so a scrape neither lists the whole inventory to whoever can
+    reach it nor reads the whole table (every query is served by an index). `window`
+    None lists every live certificate: for `privca check --format prometheus`, whose
+    file only the operator's node exporter reads.
+
+    Expiry is a timestamp, as x509-certificate-exporter and cert-manager export it."""
+    from privca.store.metrics import certificate_counts, soonest_expiry
+
+    records = list(authorities) if authorities is not None else ca.authorities()
+    issuers = {a.id: a for a in records}
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
         out.append(f"# HELP {name} {help_text}")
         out.append(f"# TYPE {name} {kind}")
 
+    def ca_labels(authority: AuthorityRecord) -> str:
+        return (
+            f'issuer="{_label(_cn(authority.common_name))}",'
+            f'issuer_serial="{serial_hex(authority.serial)}"'
+        )
+
+    counts = certificate_counts(ca.store, now)
     family(
-        "privca_certificate_not_after_timestamp_seconds",
+        "privca_certificates",
         "gauge",
-        "Expiry of each live certificate in the inventory (Unix time).",
+        "Certificates in the inventory by issuing CA, profile and status.",
     )
-    for record in ca.store.find(status="valid", now=now):
-        if record.profile in SELF_RENEWING_PROFILES:
-            continue
-        issuer = issuers.get(record.issuer_id)
-        name = record.names[0] if record.names else record.subject
+    for count in counts:
+        issuer = issuers.get(count.issuer_id)
+        if issuer is not None:
+            out.append(
+                f'privca_certificates{{{ca_labels(issuer)},profile="{_label(count.profile)}",'
+                f'status="{count.status}"}} {count.count}'
+            )
+    family(
+        "privca_issuer_soonest_expiry_timestamp_seconds",
+        "gauge",
+        "Per CA, the expiry of its first live certificate to expire (Unix time).",
+    )
+    soonest = soonest_expiry(ca.store, list(issuers), now, SELF_RENEWING_PROFILES)
+    for issuer_id, not_after in sorted(soonest.items()):
         out.append(
-            "privca_certificate_not_after_timestamp_seconds{"
-            f'serial="{serial_hex(record.serial)}",name="{_label(name)}",'
-            f'issuer="{_label(_cn(issuer.common_name) if issuer else "")}"'
-            f"}} {int(record.not_after.timestamp())}"
+            f"privca_issuer_soonest_expiry_timestamp_seconds{{{ca_labels(issuers[issuer_id])}}} "
+            f"{int(not_after.timestamp())}"
         )
     family("privca_ca_not_after_timestamp_seconds", "gauge", "Expiry of each CA certificate.")
-    for authority in ca.authorities():
+    for authority in records:
         out.append(
             "privca_ca_not_after_timestamp_seconds{"
             f'serial="{serial_hex(authority.serial)}",role="{authority.role}",'
@@ -225,24 +255,49 @@ def render_prometheus(ca: CertificateAuthority, now: dt.datetime) -> str:
         "privca_crl_next_update_timestamp_seconds", "gauge", "nextUpdate of each CA's latest CRL."
     )
     for state in ca.store.crl_states():
-        authority = issuers.get(state.issuer_id)
-        if authority is not None:
+        crl_issuer = issuers.get(state.issuer_id)
+        if crl_issuer is not None:
             out.append(
                 "privca_crl_next_update_timestamp_seconds{"
-                f'issuer="{_label(_cn(authority.common_name))}",'
-                f'serial="{serial_hex(authority.serial)}"}} {int(state.next_update.timestamp())}'
+                f'issuer="{_label(_cn(crl_issuer.common_name))}",'
+                f'serial="{serial_hex(crl_issuer.serial)}"}} {int(state.next_update.timestamp())}'
             )
-    counts = ca.store.counts_by_status()
-    family("privca_certificates_issued_total", "counter", "Certificates signed, per CA.")
-    family_lines_revoked: list[str] = []
-    for authority in ca.authorities():
-        cn = _label(_cn(authority.common_name))
-        issued = counts.get((authority.id, "issued"), 0) + counts.get((authority.id, "revoked"), 0)
-        out.append(f'privca_certificates_issued_total{{issuer="{cn}"}} {issued}')
-        family_lines_revoked.append(
-            f'privca_certificates_revoked_total{{issuer="{cn}"}} '
-            f"{counts.get((authority.id, 'revoked'), 0)}"
+    family(
+        "privca_certificate_not_after_timestamp_seconds",
+        "gauge",
+        "Expiry of each live certificate"
+        + (f" expiring within {window.days} days" if window is not None else "")
+        + " (Unix time).",
+    )
+    until = now + window if window is not None else None
+    for record in ca.store.find(status="valid", expiring_before=until, now=now):
+        if record.profile in SELF_RENEWING_PROFILES:
+            continue
+        issuer = issuers.get(record.issuer_id)
+        name = record.names[0] if record.names else record.subject
+        out.append(
+            "privca_certificate_not_after_timestamp_seconds{"
+            f'serial="{serial_hex(record.serial)}",name="{_label(printable(name, 255))}",'
+            f'issuer="{_label(_cn(issuer.common_name) if issuer else "")}"'
+            f"}} {int(record.not_after.timestamp())}"
         )
-    family("privca_certificates_revoked_total", "counter", "Certificates revoked, per CA.")
-    out.extend(family_lines_revoked)
+    by_issuer: dict[int, dict[str, int]] = {}
+    for count in counts:
+        if count.status in ("pending", "failed"):
+            continue
+        totals = by_issuer.setdefault(count.issuer_id, {"issued": 0, "revoked": 0})
+        totals["issued"] += count.count
+        if count.status == "revoked":
+            totals["revoked"] += count.count
+    for kind, help_text in (
+        ("issued", "Certificates signed, per CA."),
+        ("revoked", "Certificates revoked, per CA."),
+    ):
+        family(f"privca_certificates_{kind}_total", "counter", help_text)
+        for authority in records:
+            total = by_issuer.get(authority.id, {}).get(kind, 0)
+            out.append(
+                f'privca_certificates_{kind}_total{{issuer="{_label(_cn(authority.common_name))}"}}'
+                f" {total}"
+            )
     return "\n".join(out) + "\n"

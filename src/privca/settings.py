@@ -33,6 +33,8 @@ class Settings:
     store_password_file: str = ""
     # The [acme] section as written (ports, resolver, eab, profiles); `privca serve` reads it.
     acme: dict[str, Any] = field(default_factory=dict)
+    # The [serve] section as written (HTTP limits, metrics); `privca serve` reads it.
+    serve: dict[str, Any] = field(default_factory=dict)
 
     def to_toml(self) -> str:
         sections: dict[str, dict[str, Any]] = {
@@ -50,6 +52,8 @@ class Settings:
         }
         if self.acme:
             sections["acme"] = dict(self.acme)
+        if self.serve:
+            sections["serve"] = dict(self.serve)
         lines = ["# privca CA settings. Edit with care; `privca doctor` checks them.", ""]
         for section, values in sections.items():
             lines.append(f"[{section}]")
@@ -78,6 +82,7 @@ class Settings:
             store_url=_store_url(data.get("store", {}), source),
             store_password_file=str(data.get("store", {}).get("password_file", "")),
             acme=dict(data.get("acme", {})),
+            serve=dict(data.get("serve", {})),
         )
 
     def store_password(self) -> str | None:
@@ -127,6 +132,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)  # e.g. 10.0 or 2.5: valid TOML floats
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, list | tuple):

@@ -174,6 +174,8 @@ def start_acme(
                 tls_alpn_01_port=tls_port,
                 dns_resolver=dns_server.address,
                 validation_timeout=5.0,
+                # The applicants here are on 127.0.0.1: a single-host lab, so opt in.
+                allow_loopback=True,
             ),
             **overrides,
         )

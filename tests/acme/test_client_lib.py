@@ -162,28 +162,6 @@ def test_ip_identifier_over_http01_and_renewal_info(acme_server: AcmeServer) -> 
     assert window.end <= datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)
 
 
-def test_link_local_and_metadata_addresses_are_never_contacted() -> None:
-    import ipaddress
-
-    from privca.acme.challenges import Validator, is_forbidden_address
-    from privca.acme.problems import AcmeProblem
-
-    for text in ("169.254.169.254", "fe80::1", "fd00:ec2::254", "::ffff:169.254.1.1"):
-        assert is_forbidden_address(ipaddress.ip_address(text))
-    assert not is_forbidden_address(ipaddress.ip_address("127.0.0.1"))
-
-    class Network:
-        def resolve(self, name):
-            return [ipaddress.ip_address("169.254.169.254")]
-
-        def http_get(self, *args):  # pragma: no cover - must not be reached
-            raise AssertionError("connected to a forbidden address")
-
-    with pytest.raises(AcmeProblem) as refused:
-        Validator(Network()).validate("http-01", "dns", "meta.test", "tok.thumb")
-    assert refused.value.kind == "connection"
-
-
 def test_ari_replaces_marks_the_old_certificate_superseded(acme_server: AcmeServer) -> None:
     """A renewal that names the certificate it replaces (RFC 9773 §5) supersedes it."""
     from privca._time import utcnow

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from privca.acme.jws import parse_jws
 from privca.acme.problems import STATUS, AcmeProblem
 from tests.acme.conftest import AcmeServer
-from tests.acme.jwsclient import RawClient, b64
+from tests.acme.jwsclient import JOSE, RawClient, b64
 
 URN = "urn:ietf:params:acme:error:"
 
@@ -31,18 +31,37 @@ def assert_problem(response, kind: str, status: int) -> None:
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert response.json()["type"] == URN + kind, response.text
-    assert response.headers.get("Replay-Nonce")
+    # RFC 8555 §6.5: an answer to a JWS POST carries a nonce, errors too (badNonce needs
+    # one to retry with); a request without a well-formed JWS gets none: it writes nothing.
+    assert bool(response.headers.get("Replay-Nonce")) == _is_jws_post(response.request)
     assert 'rel="index"' in response.headers["Link"]
 
 
-def test_every_response_has_a_nonce_and_the_index_link(acme_server: AcmeServer) -> None:
+def _is_jws_post(request) -> bool:
+    if request.method != "POST" or request.headers.get("Content-Type") != JOSE:
+        return False
+    try:
+        parse_jws(request.body)
+    except AcmeProblem:
+        return False
+    return len(request.body) <= 64 * 1024
+
+
+def test_nonces_only_from_new_nonce_and_jws_posts(acme_server: AcmeServer) -> None:
     c = RawClient(acme_server.url, str(acme_server.root_pem))
-    for response in (
+    with_nonce = [c.session.head(c.directory["newNonce"]), c.session.get(c.directory["newNonce"])]
+    without = [
         c.session.get(acme_server.url),
-        c.session.head(c.directory["newNonce"]),
         c.session.get(acme_server.base + "/nowhere"),
-    ):
+        c.session.post(acme_server.base + "/nowhere", data=b"x"),
+        c.session.post(c.directory["newOrder"], data=b"{nope", headers={"Content-Type": JOSE}),
+        c.session.get(c.directory["newOrder"]),
+    ]
+    for response in with_nonce:
         assert response.headers["Replay-Nonce"]
+    for response in without:
+        assert "Replay-Nonce" not in response.headers, response.request.url
+    for response in with_nonce + without:
         assert response.headers["Link"] == f'<{acme_server.url}>;rel="index"'
         assert response.headers["Cache-Control"] == "no-store"
 

@@ -19,7 +19,9 @@ from tests.acme.test_client_lib import new_client, obtain_http01
 def test_issue_through_the_serve_app(
     ca: CertificateAuthority, dns_server: DnsServer, tmp_path: Path
 ) -> None:
-    settings = AcmeSettings(http_01_port=free_port(), dns_resolver=dns_server.address)
+    settings = AcmeSettings(
+        http_01_port=free_port(), dns_resolver=dns_server.address, allow_loopback=True
+    )
     app = build_app(ca, ServerSettings(acme=settings))
     with serve_https(app, ca, tmp_path) as port:
         root = tmp_path / "root.pem"

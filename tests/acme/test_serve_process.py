@@ -45,7 +45,7 @@ def test_lego_against_privca_serve(
         [sys.executable, "-m", "privca", "--home", str(home), "serve",
          "--listen", f"127.0.0.1:{port}", "--server-name", "127.0.0.1",
          "--http-01-port", str(http_port), "--dns-resolver", dns_server.address,
-         "--passphrase-file", str(passphrase)],
+         "--allow-loopback-validation", "--passphrase-file", str(passphrase)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:

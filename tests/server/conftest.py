@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.authority import CertificateAuthority, IssuedCertificate
 from privca.server.app import build_app
+from privca.server.limits import uvicorn_options
 from privca.server.settings import ServerSettings
 from tests.conftest import PASSPHRASE, write
 
@@ -35,7 +36,16 @@ class ServedCA:
         return str(self.files / name)
 
 
+def publish_root_crl(ca: CertificateAuthority) -> bytes:
+    """What `privca crl --root` does: the server serves this file, never signs one."""
+    root = next(a for a in ca.authorities() if a.role == "root")
+    der = ca.crl(root, days=180).public_bytes(Encoding.DER)
+    write(ca.root_crl_file, der)
+    return der
+
+
 def _served(ca: CertificateAuthority, files: Path) -> ServedCA:
+    publish_root_crl(ca)
     good = ca.issue(["good.example"])
     revoked = ca.issue(["revoked.example"])
     ca.revoke(format(revoked.serial, "x"), "keyCompromise")
@@ -109,11 +119,18 @@ def free_port() -> int:
 def _start(
     ca: CertificateAuthority, settings: ServerSettings | None
 ) -> tuple[LiveServer, threading.Thread]:
-    app = build_app(ca, settings or ServerSettings())
+    settings = settings or ServerSettings()
+    app = build_app(ca, settings)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", loop="asyncio")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        loop="asyncio",
+        **uvicorn_options(settings.http),  # the limits `privca serve` applies
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

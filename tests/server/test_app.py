@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from urllib.parse import quote
 
 import pytest
@@ -13,10 +14,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from privca.authority import CertificateAuthority
 from privca.server.settings import ServerSettings
-from tests.conftest import PASSPHRASE
-from tests.server.conftest import ServedCA
+from tests.server.conftest import ServedCA, publish_root_crl
 
 OCSP_RESPONSE = "application/ocsp-response"
 
@@ -248,11 +247,36 @@ def test_crl_by_serial_role_and_pem(shared_ca: ServedCA, shared_server) -> None:
     assert crl.get_revoked_certificate_by_serial_number(shared_ca.revoked.serial) is not None
     pem = shared_server.get("/crl/issuing.pem")
     assert pem.body.startswith(b"-----BEGIN X509 CRL-----")
-    root_crl = x509.load_der_x509_crl(shared_server.get("/crl/root.crl").body)
-    assert root_crl.is_signature_valid(ca.root.public_key())
+    assert shared_server.get("/crl/current.crl").body == shared_server.get("/crl/issuing.crl").body
+    root_crl = shared_server.get("/crl/root.crl").body
+    assert root_crl == ca.root_crl_file.read_bytes()  # the published file, as published
+    assert x509.load_der_x509_crl(root_crl).is_signature_valid(ca.root.public_key())
 
 
-@pytest.mark.parametrize("path", ["/crl/nothing.crl", "/crl/issuing.txt", "/crl/.crl", "/ca/x"])
+def test_the_root_key_is_never_used_for_a_request(served_ca: ServedCA, server) -> None:
+    ca = served_ca.ca
+    root = next(a for a in ca.authorities() if a.role == "root")
+    ca.root_crl_file.unlink()
+    ca._signers.pop(root.id, None)
+    missing = server.get("/crl/root.crl")
+    assert missing.status == 503
+    assert b"privca crl --root" in missing.body
+    for path in ("/crl/root.crl", "/crl/root.pem", f"/crl/{root.serial:x}.crl"):
+        assert server.get(path).status == 503
+    health = json.loads(server.get("/health").body)
+    assert health["status"] == "degraded"
+    assert any("privca crl --root" in problem for problem in health["problems"])
+    assert root.id not in ca._signers  # the root key was never decrypted
+    published = publish_root_crl(ca)
+    ca._signers.pop(root.id, None)
+    served = server.get("/crl/root.crl")
+    assert served.status == 200 and served.body == published
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/crl/nothing.crl", "/crl/issuing.txt", "/crl/.crl", "/ca/x", "/ca/abc.der", "/ca/.der"],
+)
 def test_unknown_paths_are_404(shared_server, path: str) -> None:
     assert shared_server.get(path).status == 404
 
@@ -264,6 +288,11 @@ def test_ca_certificates(shared_ca: ServedCA, shared_server) -> None:
     assert x509.load_der_x509_certificate(shared_server.get("/ca/issuing.der").body) == ca.issuing
     chain = x509.load_pem_x509_certificates(shared_server.get("/ca/chain.pem").body)
     assert chain == [ca.issuing, ca.root]
+    by_serial = shared_server.get(f"/ca/{ca.issuing.serial_number:x}.der")
+    assert by_serial.headers["content-type"] == "application/pkix-cert"
+    assert x509.load_der_x509_certificate(by_serial.body) == ca.issuing
+    root_pem = shared_server.get(f"/ca/{ca.root.serial_number:x}.pem").body
+    assert x509.load_pem_x509_certificate(root_pem) == ca.root
 
 
 def test_health(shared_server) -> None:
@@ -271,7 +300,7 @@ def test_health(shared_server) -> None:
 
     reply = shared_server.get("/health")
     assert reply.status == 200
-    assert json.loads(reply.body) == {"status": "ok", "store": "reachable", "authorities": 2}
+    assert json.loads(reply.body) == {"status": "ok", "problems": []}
 
 
 def test_metrics(shared_ca: ServedCA, shared_server) -> None:
@@ -316,16 +345,32 @@ def test_responder_certificate_is_renewed_with_a_third_of_its_life_left(
         watch.close()
 
 
-def test_issuing_ca_rotated_by_another_process_is_answered(served_ca: ServedCA, server) -> None:
-    """The server's CA object is stale after another process rotates the issuing CA; the
-    first question about the new CA makes it look again instead of answering unauthorized."""
-    old_issuing = served_ca.ca.issuing
-    other = CertificateAuthority.open(served_ca.ca.home.root, PASSPHRASE)
-    new_issuing = other.rotate_issuing()
-    leaf = other.issue(["after-rotation.example"])
-    other.close()
-    response = load(server.post_ocsp(ocsp_request(leaf.certificate, new_issuing)).body)
-    assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
-    assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
-    old = load(server.post_ocsp(ocsp_request(served_ca.good.certificate, old_issuing)).body)
-    assert old.certificate_status == ocsp.OCSPCertStatus.GOOD
+def test_the_index_lists_urls_that_answer(make_ca, live_server) -> None:
+    ca = make_ca(name='Lab <script>alert("x")</script> CA')
+    publish_root_crl(ca)
+    server = live_server(ca)
+    reply = server.request("GET", "/", headers={"Accept": "application/json"})
+    assert reply.status == 200 and reply.headers["content-type"] == "application/json"
+    document = json.loads(reply.body)
+    urls = [
+        document["crl"]["root"],
+        document["crl"]["issuing"],
+        *document["crl"]["by_ca"],
+        document["certificates"]["root"],
+        document["certificates"]["issuing"],
+        document["certificates"]["chain"],
+        *(entry["url"] for entry in document["certificates"]["by_ca"]),
+        document["health"],
+        document["metrics"],
+    ]
+    assert len(document["certificates"]["by_ca"]) == 2
+    for url in urls:
+        assert url.startswith(server.base), url
+        assert server.get(url.removeprefix(server.base)).status == 200, url
+    assert document["ocsp"] == server.base + "/ocsp"
+    assert document["acme"] is None  # not mounted in this server
+
+    page = server.request("GET", "/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert b"<script>" not in page.body and b"&lt;script&gt;" in page.body
+    assert f'href="{server.base}/crl/issuing.crl"'.encode() in page.body

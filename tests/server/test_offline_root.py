@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.authority import CertificateAuthority
 from tests.conftest import PASSPHRASE, Cli, openssl, write
@@ -41,4 +42,40 @@ def test_offline_root(make_ca, run_cli: Cli, live_server, tmp_path: Path) -> Non
     fresh = live_server(CertificateAuthority.open(home, PASSPHRASE))
     missing = fresh.get("/crl/root.crl")
     assert missing.status == 503
-    assert b"no root CRL was published" in missing.body
+    assert b"privca crl --root" in missing.body
+
+
+def test_privca_crl_refreshes_the_root_crl_while_the_root_key_is_at_hand(
+    make_ca, run_cli: Cli, tmp_path: Path
+) -> None:
+    """serve never signs the root's CRL, so `privca crl` keeps the published one fresh:
+    it publishes it when missing or past half its life, if the root key is present."""
+    from privca._time import utcnow
+
+    ca = make_ca(now=utcnow() - dt.timedelta(days=120))
+    home = ca.home.root
+    args = ("crl", "--passphrase-file", str(run_cli.passphrase_file))
+    assert ca.root_crl_file.exists()  # init published the first one
+    ca.root_crl_file.unlink()
+    assert run_cli(*args, home=home).exit_code == 0
+    first = x509.load_der_x509_crl(ca.root_crl_file.read_bytes())
+    assert first.issuer == ca.root.subject
+    assert first.next_update_utc - first.last_update_utc == dt.timedelta(days=180)
+
+    assert run_cli(*args, home=home).exit_code == 0  # fresh: left as it is
+    assert x509.load_der_x509_crl(ca.root_crl_file.read_bytes()) == first
+
+    root = next(a for a in ca.authorities() if a.role == "root")
+    old = ca.crl(root, utcnow() - dt.timedelta(days=100), days=180)  # past half its life
+    write(ca.root_crl_file, old.public_bytes(Encoding.DER))
+    assert run_cli(*args, home=home).exit_code == 0
+    renewed = x509.load_der_x509_crl(ca.root_crl_file.read_bytes())
+    assert renewed.last_update_utc > old.last_update_utc
+
+    # Without the root key, `privca crl` still publishes the issuing CA's and leaves the
+    # root's alone.
+    write(ca.root_crl_file, old.public_bytes(Encoding.DER))
+    shutil.move(home / "private" / "root.key", tmp_path / "offline-root.key")
+    result = run_cli(*args, home=home)
+    assert result.exit_code == 0, result.stderr
+    assert ca.root_crl_file.read_bytes() == old.public_bytes(Encoding.DER)

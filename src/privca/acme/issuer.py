@@ -9,6 +9,7 @@ certificate durably before it returns. Names are checked against the policy as i
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,6 +59,10 @@ class CertificateIssuer(Protocol):
 
     def check_names(self, names: Sequence[str]) -> None:
         """Raise IssuanceRefused('rejectedIdentifier', ...) if the current policy refuses one."""
+
+    def address_allowed(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        """False if the policy has permitted IP networks and `address` is outside them, or
+        it lies in an excluded one: the validator never connects there."""
 
     def issue(
         self, csr_der: bytes, *, names: Sequence[str], profile: str, days: int | None
@@ -113,6 +118,15 @@ class CertificateAuthorityIssuer:
             self.authority.policy.check_names([parse_name(n) for n in names])
         except InputError as exc:
             raise IssuanceRefused("rejectedIdentifier", exc.message) from exc
+
+    def address_allowed(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        self._current_policy()
+        policy = self.authority.policy
+        networks = [s.network for s in policy.permitted if s.kind == "ip"]
+        if networks and not any(address in n for n in networks if n.version == address.version):
+            return False
+        excluded = [s.network for s in policy.excluded if s.kind == "ip"]
+        return not any(address in n for n in excluded if n.version == address.version)
 
     def issue(
         self, csr_der: bytes, *, names: Sequence[str], profile: str, days: int | None

@@ -2,12 +2,21 @@
 
 `build_acme_app(issuer, store, settings)` returns an ASGI app that `privca serve` mounts
 under /acme; `acme_app_for(authority, settings)` builds it over a CertificateAuthority.
-Every response carries a fresh Replay-Nonce and `Link: <directory>;rel="index"`; every
-error is an RFC 7807 problem document from problems.py, never a bare 500 for bad input.
+Every response carries `Link: <directory>;rel="index"`; every error is an RFC 7807
+problem document from problems.py, never a bare 500 for bad input.
+
+Nonces (RFC 8555 §6.5) are rows in the store, so making one is a write: only newNonce and
+responses to POSTs that carry a JWS get one (a badNonce answer needs one to retry with).
+GETs of the directory, unknown paths and other unauthenticated requests write nothing.
+
+Challenge validations run in the service's own ValidationPool; the POST waits for the
+result until the validation's deadline and then answers with the challenge as it is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,11 +28,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from privca._http import BodyTooLarge, media_type, read_body
 from privca.acme import jws, messages
 from privca.acme.challenges import ChallengeNetwork
 from privca.acme.issuer import CertificateAuthorityIssuer, CertificateIssuer
 from privca.acme.problems import PROBLEM_CONTENT_TYPE, AcmeProblem
 from privca.acme.service import AcmeService, AcmeSettings, Authenticated, Urls
+from privca.errors import PrivcaError
 from privca.store.acme import AcmeStore, AuthorizationRow, ChallengeRow, OrderRow
 
 if TYPE_CHECKING:
@@ -32,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("privca.acme")
 JOSE = "application/jose+json"
 PEM_CHAIN = "application/pem-certificate-chain"
+# How long a challenge POST waits past the validation deadline for the result to be
+# recorded before answering with the challenge as it stands ("processing").
+RECORD_GRACE_SECONDS = 2.0
 # Every method reaches the handler, which answers a wrong one with a problem document.
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 PROFILE_DESCRIPTIONS = {
@@ -94,15 +108,23 @@ class AcmeApp:
             reply = await handler(request, urls)
         except AcmeProblem as problem:
             reply = _Reply(problem.to_json(), problem.status, problem.headers, PROBLEM_CONTENT_TYPE)
+        except PrivcaError as exc:
+            # The store went away: say so, but never with its URL, host or error text.
+            log.warning("ACME request failed: %s", type(exc).__name__)
+            unavailable = AcmeProblem("serverInternal", "the CA is unavailable; try again later")
+            status = 503 if exc.exit_code == 3 else 500
+            headers = {"Retry-After": "10"}
+            reply = _Reply(unavailable.to_json(), status, headers, PROBLEM_CONTENT_TYPE)
         except Exception:
             log.exception("ACME request failed")
-            problem = AcmeProblem("serverInternal", "the server failed; please report this")
-            reply = _Reply(problem.to_json(), 500, {}, PROBLEM_CONTENT_TYPE)
-        try:
-            nonce = await run_in_threadpool(self.service.nonces.new)
-        except Exception:
-            log.exception("issuing a nonce failed")
-            nonce = None
+            failed = AcmeProblem("serverInternal", "the server failed; please report this")
+            reply = _Reply(failed.to_json(), 500, {}, PROBLEM_CONTENT_TYPE)
+        nonce = None
+        if handler == self.new_nonce or getattr(request.state, "jws", False):
+            try:
+                nonce = await run_in_threadpool(self.service.nonces.new)
+            except Exception as exc:
+                log.warning("issuing a nonce failed: %s", type(exc).__name__)
         headers = {
             "Cache-Control": "no-store",
             "Link": f'<{urls.directory()}>;rel="index"',
@@ -124,19 +146,14 @@ class AcmeApp:
     async def signed(self, request: Request, urls: Urls, key_from: str = "kid") -> Authenticated:
         if request.method != "POST":
             raise AcmeProblem("methodNotAllowed", "use POST (or POST-as-GET) for this resource")
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != JOSE:
+        if media_type(request.headers) != JOSE:
             raise AcmeProblem("unsupportedMediaType", f"the Content-Type must be {JOSE}")
-        limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise AcmeProblem("payloadTooLarge", f"the body exceeds {limit} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > limit:
-                raise AcmeProblem("payloadTooLarge", f"the body exceeds {limit} bytes")
-        parsed = jws.parse_jws(bytes(body))
+        try:
+            body = await read_body(request, self.settings.max_body_bytes)
+        except BodyTooLarge as exc:
+            raise AcmeProblem("payloadTooLarge", str(exc)) from exc
+        parsed = jws.parse_jws(body)
+        request.state.jws = True  # a JWS POST: its answer carries a nonce, even an error
         return await run_in_threadpool(
             self.service.authenticate, parsed, self.request_url(request, urls), urls, key_from
         )
@@ -293,9 +310,19 @@ class AcmeApp:
 
     async def challenge(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
-        challenge, authz = await run_in_threadpool(
-            self.service.challenge, auth, request.path_params["id"]
+        challenge_id = request.path_params["id"]
+        challenge, authz, pending = await run_in_threadpool(
+            self.service.challenge, auth, challenge_id
         )
+        if pending is not None:
+            # Awaited on the event loop: no thread of the shared pool waits for a peer.
+            done = asyncio.wrap_future(self.service.validations.submit(pending.run))
+            with contextlib.suppress(TimeoutError):
+                wait = max(0.0, pending.deadline.left()) + RECORD_GRACE_SECONDS
+                await asyncio.wait_for(asyncio.shield(done), wait)
+            challenge, authz = await run_in_threadpool(
+                self.service.challenge_state, auth, challenge_id
+            )
         return _Reply(
             self.encode_challenge(challenge, urls),
             headers={"Link": f'<{urls.authorization(authz.id)}>;rel="up"'},

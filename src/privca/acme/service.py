@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 import math
 import secrets
 from collections.abc import Mapping
@@ -22,7 +23,15 @@ from cryptography.hazmat.primitives import serialization
 
 from privca._time import utcnow
 from privca.acme import jws, messages
-from privca.acme.challenges import ChallengeNetwork, NetworkIO, Validator
+from privca.acme.challenges import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_WORKERS,
+    ChallengeNetwork,
+    Deadline,
+    NetworkIO,
+    ValidationPool,
+    Validator,
+)
 from privca.acme.issuer import CertificateIssuer, IssuanceRefused, name_of
 from privca.acme.nonces import NonceSource
 from privca.acme.problems import AcmeProblem
@@ -37,6 +46,7 @@ from privca.store.acme import (
 )
 from privca.x509.encoding import serial_hex
 
+log = logging.getLogger("privca.acme")
 ACME_DEFAULT_DAYS = 90
 ORDER_LIFETIME = dt.timedelta(days=7)
 MAX_IDENTIFIERS = 100
@@ -67,7 +77,12 @@ class AcmeSettings:
     orders_per_window: int = 300
     rate_window: dt.timedelta = dt.timedelta(hours=1)
     max_body_bytes: int = 64 * 1024
-    validation_timeout: float = 10.0
+    # One total deadline per validation (DNS, connect, TLS, every read and redirect).
+    validation_timeout: float = DEFAULT_TIMEOUT
+    # Threads of the validators' own pool; more validations wait their turn.
+    validation_workers: int = DEFAULT_WORKERS
+    # Let the validator connect to loopback addresses: for a single-host lab only.
+    allow_loopback: bool = False
     base_url: str = ""  # the public URL of the ACME root, e.g. https://ca.corp/acme
 
     def __post_init__(self) -> None:
@@ -75,6 +90,10 @@ class AcmeSettings:
             raise ValueError("eab must be 'optional' or 'required'")
         if self.default_profile not in self.profiles:
             raise ValueError("default_profile must be one of the ACME profiles")
+        if not 0 < self.validation_timeout <= 300:
+            raise ValueError("validation_timeout must be more than 0 and at most 300 seconds")
+        if not 0 < self.validation_workers <= 1000:
+            raise ValueError("validation_workers must be 1 to 1000")
 
 
 @dataclass(frozen=True)
@@ -182,14 +201,17 @@ class AcmeService:
         self.store = store
         self.settings = settings or AcmeSettings()
         self.nonces = NonceSource(store)
-        network = network or NetworkIO(self.settings.dns_resolver, self.settings.validation_timeout)
+        network = network or NetworkIO(self.settings.dns_resolver)
         self.validator = Validator(
             network,
             http_port=self.settings.http_01_port,
             tls_alpn_port=self.settings.tls_alpn_01_port,
             name_allowed=self._name_allowed,
+            address_allowed=issuer.address_allowed,
+            allow_loopback=self.settings.allow_loopback,
             timeout=self.settings.validation_timeout,
         )
+        self.validations = ValidationPool(self.settings.validation_workers)
 
     # authentication (RFC 8555 §6.2, §6.3, §6.5) -----------------------------------------
 
@@ -553,32 +575,55 @@ class AcmeService:
 
     def challenge(
         self, auth: Authenticated, challenge_id: str
-    ) -> tuple[ChallengeRow, AuthorizationRow]:
+    ) -> tuple[ChallengeRow, AuthorizationRow, PendingValidation | None]:
+        """The challenge; a POST with a payload asks for validation, which the caller runs
+        in `self.validations` (the returned PendingValidation) and then reads the result."""
         challenge = self.store.challenge(challenge_id)
         if challenge is None:
             raise AcmeProblem("notFound", "no such challenge")
         authz = self._own_authorization(auth, challenge.authorization_id)
         if auth.request.is_post_as_get:
-            return challenge, authz
+            return challenge, authz, None
         auth.request.json_payload()  # {} asks for validation; anything else is ignored
         if authz.status != "pending" or challenge.status != "pending":
-            return challenge, authz
+            return challenge, authz, None
+        # The deadline starts now: time spent waiting for a free validator counts.
+        deadline = Deadline(self.settings.validation_timeout)
         if not self.store.start_challenge(challenge.id):
-            return self.store.challenge(challenge.id) or challenge, authz
+            return self.store.challenge(challenge.id) or challenge, authz, None
         key_authorization = f"{challenge.token}.{jws.thumbprint(auth.key)}"
+        pending = PendingValidation(self, challenge, authz, key_authorization, deadline)
+        return challenge, authz, pending
+
+    def challenge_state(
+        self, auth: Authenticated, challenge_id: str
+    ) -> tuple[ChallengeRow, AuthorizationRow]:
+        challenge = self.store.challenge(challenge_id)
+        if challenge is None:
+            raise AcmeProblem("notFound", "no such challenge")
+        return challenge, self._own_authorization(auth, challenge.authorization_id)
+
+    def _validate(
+        self,
+        challenge: ChallengeRow,
+        authz: AuthorizationRow,
+        key_authorization: str,
+        deadline: Deadline,
+    ) -> None:
+        """Validate and record the result: runs in the validation pool."""
         value = ("*." if authz.wildcard else "") + authz.identifier_value
         error = None
         try:
-            self.validator.validate(challenge.type, authz.identifier_type, value, key_authorization)
+            self.validator.validate(
+                challenge.type, authz.identifier_type, value, key_authorization, deadline
+            )
         except AcmeProblem as problem:
             error = problem.to_json()
         except Exception as exc:  # a validator bug must still settle the challenge
+            log.exception("validating challenge %s failed", challenge.id)
             error = AcmeProblem("serverInternal", f"validation failed: {type(exc).__name__}")
             error = error.to_json()
         self.store.finish_challenge(challenge, valid=error is None, now=utcnow(), error=error)
-        refreshed = self.store.challenge(challenge.id)
-        assert refreshed is not None
-        return refreshed, self._own_authorization(auth, authz.id)
 
     def _name_allowed(self, host: str) -> bool:
         try:
@@ -709,10 +754,34 @@ class AcmeService:
         return messages.RenewalInfo(suggested_window=window), ARI_RETRY_AFTER
 
 
+@dataclass(frozen=True)
+class PendingValidation:
+    """A started validation: `run` (in the validation pool) validates and records."""
+
+    service: AcmeService
+    challenge: ChallengeRow
+    authorization: AuthorizationRow
+    key_authorization: str
+    deadline: Deadline
+
+    def run(self) -> None:
+        self.service._validate(
+            self.challenge, self.authorization, self.key_authorization, self.deadline
+        )
+
+
 def _expired_order(order: OrderRow) -> OrderRow:
     if order.status in ("pending", "ready") and order.expires <= utcnow():
         return OrderRow(**{**order.__dict__, "status": "invalid"})
     return order
 
 
-__all__ = ["AcmeService", "AcmeSettings", "Authenticated", "Urls", "ari_cert_id", "new_id"]
+__all__ = [
+    "AcmeService",
+    "AcmeSettings",
+    "Authenticated",
+    "PendingValidation",
+    "Urls",
+    "ari_cert_id",
+    "new_id",
+]

@@ -123,10 +123,18 @@ def crl_command(
         current = ca.issuing_record()
         root = next(a for a in reversed(ca.authorities()) if a.role == "root" and a.active)
         targets = [root] if root_only else ca.publishing_authorities()
+        # `privca serve` never signs the root's CRL: refresh the published one whenever the
+        # root key is at hand and half of its life has passed.
+        refresh_root = (
+            not root_only and root not in targets and ca.root_key_present() and ca.root_crl_due(now)
+        )
+        if refresh_root:
+            targets = [*targets, root]
         for authority in targets:
             if authority.not_after <= now:
                 continue  # an expired CA needs no CRL: nothing it signed is valid
-            days = ca.settings.root_crl_days if root_only else None
+            is_root = root_only or (refresh_root and authority.id == root.id)
+            days = ca.settings.root_crl_days if is_root else None
             crl = ca.crl(authority, now, days=days)
             stem = ca.home.crl / serial_hex(authority.serial)
             der, pem = crl.public_bytes(Encoding.DER), crl.public_bytes(Encoding.PEM)
@@ -134,12 +142,12 @@ def crl_command(
                 (stem.with_suffix(".crl"), der, 0o644),
                 (stem.with_suffix(".pem"), pem, 0o644),
             ]
-            if root_only:
+            if is_root:
                 files += [
                     (ca.root_crl_file, der, 0o644),
                     (ca.root_crl_file.with_suffix(".pem"), pem, 0o644),
                 ]
-                if out is not None:
+                if out is not None and root_only:
                     files.append((out, pem if out.suffix == ".pem" else der, 0o644))
             elif authority.id == current.id:
                 files += [

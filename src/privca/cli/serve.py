@@ -6,10 +6,13 @@ and CRLs are signed objects that clients fetch over plain HTTP by convention (a 
 handshake to check revocation would itself need a revocation check), so `--no-tls` is
 the way to publish them at the http:// URLs that go into certificates; the TLS listener
 serves the very same routes for clients that want them over HTTPS.
+
+Settings come from privca.toml ([acme] and [serve] sections), flags winning.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,28 +24,30 @@ from privca.cli.secrets import passphrase_file_option
 from privca.errors import EnvironmentRefused, InputError
 
 if TYPE_CHECKING:
+    from privca.acme.service import AcmeSettings
     from privca.cli.main import AppContext
+    from privca.server.settings import HttpLimits
 
 DEFAULT_LISTEN = "127.0.0.1:8443"
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
     """HOST:PORT, with IPv6 hosts in brackets ([::1]:8443)."""
     host, sep, port_text = text.strip().rpartition(":")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise InputError(
-            f"listen address '{text}' is not HOST:PORT", "e.g. --listen 127.0.0.1:8443"
+            f"listen address '{text}' is not HOST:PORT", f"e.g. {option} 127.0.0.1:8443"
         )
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise InputError(f"'{host}' in --listen is not an IPv6 address") from None
+            raise InputError(f"'{host}' in {option} is not an IPv6 address") from None
     return host, int(port_text)
 
 
-def acme_settings(section: Mapping[str, Any], **flags: Any) -> Any:
+def acme_settings(section: Mapping[str, Any], **flags: Any) -> AcmeSettings:
     """AcmeSettings from privca.toml's [acme] section, command-line flags winning."""
     from privca.acme.challenges import parse_resolver
     from privca.acme.service import AcmeSettings
@@ -58,12 +63,18 @@ def acme_settings(section: Mapping[str, Any], **flags: Any) -> Any:
                 raise ValueError(f"unknown profile(s) {', '.join(unknown)}")
         if values.get("dns_resolver"):
             parse_resolver(str(values["dns_resolver"]))
-        for key in ("http_01_port", "tls_alpn_01_port", "orders_per_window"):
+        for key in ("http_01_port", "tls_alpn_01_port", "orders_per_window", "validation_workers"):
             if key in values:
-                values[key] = int(values[key])
+                values[key] = _integer(values[key], key)
         for key in ("http_01_port", "tls_alpn_01_port"):
             if key in values and not 0 < values[key] < 65536:
                 raise ValueError(f"{key} {values[key]} is not a port number")
+        if "validation_timeout" in values:
+            values["validation_timeout"] = _number(
+                values["validation_timeout"], "validation_timeout"
+            )
+        if "allow_loopback" in values and not isinstance(values["allow_loopback"], bool):
+            raise ValueError("allow_loopback must be true or false")
         return AcmeSettings(**values)
     except (TypeError, ValueError) as exc:
         raise InputError(
@@ -82,7 +93,77 @@ ACME_KEYS = (
     "profiles",
     "orders_per_window",
     "base_url",
+    "validation_timeout",
+    "validation_workers",
+    "allow_loopback",
 )
+# The [serve] keys of privca.toml that become HttpLimits fields.
+LIMIT_KEYS = ("max_header_bytes", "read_timeout", "keep_alive_timeout", "max_connections")
+
+
+def _integer(value: Any, key: str) -> int:
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{key} must be a whole number") from None
+
+
+def _number(value: Any, key: str) -> float:
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{key} must be a number of seconds") from None
+
+
+def http_limits(section: Mapping[str, Any], **flags: Any) -> HttpLimits:
+    """HttpLimits from privca.toml's [serve] section, command-line flags winning."""
+    from privca.server.settings import HttpLimits
+
+    values = {k: v for k, v in section.items() if k in LIMIT_KEYS}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        for key in ("max_header_bytes", "max_connections"):
+            if key in values:
+                values[key] = _integer(values[key], key)
+        for key in ("read_timeout", "keep_alive_timeout"):
+            if key in values:
+                values[key] = _number(values[key], key)
+        return HttpLimits(**values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"the HTTP limits are invalid: {exc}",
+            "check [serve] in privca.toml and the --max-header-bytes/--read-timeout/"
+            "--keep-alive-timeout/--max-connections flags",
+        ) from exc
+
+
+def metrics_window_setting(section: Mapping[str, Any], flag: str | None) -> dt.timedelta:
+    from privca.cli.render import parse_duration
+
+    text = flag if flag is not None else str(section.get("metrics_window", "30d"))
+    window = parse_duration(text)
+    if window <= dt.timedelta(0):
+        raise InputError(f"metrics window '{text}' must be positive", "e.g. --metrics-window 30d")
+    return window
+
+
+def _companion_class() -> Any:
+    import contextlib
+
+    import uvicorn
+
+    class Companion(uvicorn.Server):
+        """A second listener in the same process: the main one handles the signals and
+        stops this one when it stops."""
+
+        def capture_signals(self) -> Any:
+            return contextlib.nullcontext()
+
+    return Companion
 
 
 @click.command("serve")
@@ -134,6 +215,54 @@ ACME_KEYS = (
     default=None,
     help="External Account Binding policy (default: [acme] eab, else optional).",
 )
+@click.option(
+    "--allow-loopback-validation",
+    is_flag=True,
+    default=None,
+    help="Let ACME validation connect to loopback addresses (a single-host lab only; "
+    "default: [acme] allow_loopback, else no).",
+)
+@click.option(
+    "--max-header-bytes",
+    type=int,
+    default=None,
+    help="Largest request line + headers; more gets 431 (default: [serve], else 16384).",
+)
+@click.option(
+    "--read-timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Time to send a whole request, headers and body; slower clients are "
+    "disconnected (default: [serve], else 10).",
+)
+@click.option(
+    "--keep-alive-timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Idle time before a kept-alive connection is closed (default: [serve], else 5).",
+)
+@click.option(
+    "--max-connections",
+    type=int,
+    default=None,
+    help="Open connections per listener; more are refused with 503 (default: [serve], else 1000).",
+)
+@click.option(
+    "--metrics-listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve /metrics on this separate plain-HTTP listener (e.g. 127.0.0.1:9464) and "
+    "not on the main one.",
+)
+@click.option(
+    "--metrics-window",
+    default=None,
+    metavar="DURATION",
+    help="/metrics has a series per certificate only for those expiring within this "
+    "(default: [serve] metrics_window, else 30d).",
+)
 @passphrase_file_option()
 @click.pass_obj
 def serve_command(
@@ -147,6 +276,13 @@ def serve_command(
     tls_alpn_01_port: int | None,
     dns_resolver: str | None,
     eab: str | None,
+    allow_loopback_validation: bool | None,
+    max_header_bytes: int | None,
+    read_timeout: float | None,
+    keep_alive_timeout: float | None,
+    max_connections: int | None,
+    metrics_listen: str | None,
+    metrics_window: str | None,
     passphrase_file: Path | None,
 ) -> None:
     """Serve ACME, CRL, OCSP, CA certificates and metrics; stops cleanly on SIGTERM."""
@@ -158,18 +294,21 @@ def serve_command(
 
     from privca._time import utcnow
     from privca.cli.options import open_authority
-    from privca.server.app import build_app
+    from privca.server.app import build_app, build_metrics_app
     from privca.server.credentials import prove_keys
+    from privca.server.limits import uvicorn_options
     from privca.server.listener import bind_listener
+    from privca.server.logs import privca_handler, uvicorn_log_config
     from privca.server.settings import ServerSettings
     from privca.server.tls import ServerCertificate, certificate_names
 
     host, port = parse_listen(listen)
-    logging.getLogger("privca").addHandler(logging.StreamHandler())
+    metrics_address = parse_listen(metrics_listen, "--metrics-listen") if metrics_listen else None
+    logging.getLogger("privca").addHandler(privca_handler())
     logging.getLogger("privca").setLevel(logging.WARNING if app.quiet else logging.INFO)
     tls: ServerCertificate | None = None
     with open_authority(app, passphrase_file) as ca:
-        # Nothing is issued until every check has passed: settings, names, the port (bound
+        # Nothing is issued until every check has passed: settings, names, the ports (bound
         # now, and handed to uvicorn), the CA keys (a wrong passphrase fails here).
         acme = None
         if not no_acme:
@@ -179,39 +318,72 @@ def serve_command(
                 tls_alpn_01_port=tls_alpn_01_port,
                 dns_resolver=dns_resolver,
                 eab=eab,
+                allow_loopback=allow_loopback_validation,
             )
+        limits = http_limits(
+            ca.settings.serve,
+            max_header_bytes=max_header_bytes,
+            read_timeout=read_timeout,
+            keep_alive_timeout=keep_alive_timeout,
+            max_connections=max_connections,
+        )
+        settings = ServerSettings(
+            ocsp_signer=ocsp_signer,
+            acme=acme,
+            http=limits,
+            metrics_on_main=metrics_address is None,
+            metrics_window=metrics_window_setting(ca.settings.serve, metrics_window),
+        )
         names = () if no_tls else certificate_names(ca, server_names)
         listener = bind_listener(host, port)
+        metrics_socket = None
         try:
+            if metrics_address is not None:
+                metrics_socket = bind_listener(*metrics_address)
             prove_keys(ca, utcnow())
             if not no_tls:
                 tls = ServerCertificate(ca, names)
                 tls.obtain()  # reused from an earlier start while it has life left
-            application = build_app(ca, ServerSettings(ocsp_signer=ocsp_signer, acme=acme))
+            application = build_app(ca, settings)
             # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
             application.state.ocsp.prepare(utcnow())
 
+            common: dict[str, Any] = {
+                "log_level": "warning" if app.quiet else "info",
+                "access_log": not app.quiet,
+                "log_config": uvicorn_log_config(),
+                "server_header": False,
+                "loop": "asyncio",
+                "timeout_graceful_shutdown": 5,
+                **uvicorn_options(limits),
+            }
             config = uvicorn.Config(
-                application,
-                ssl_certfile=str(tls.certfile) if tls else None,
-                log_level="warning" if app.quiet else "info",
-                access_log=not app.quiet,
-                server_header=False,
-                loop="asyncio",
-                timeout_graceful_shutdown=5,
+                application, ssl_certfile=str(tls.certfile) if tls else None, **common
             )
             server = uvicorn.Server(config)
+            companion = None
+            if metrics_address is not None:
+                metrics_config = uvicorn.Config(
+                    build_metrics_app(ca, settings), lifespan="off", **common
+                )
+                companion = _companion_class()(metrics_config)
 
             async def run() -> None:
                 config.load()  # creates the SSLContext that renewal reloads in place
                 renewal = None
                 if tls is not None and config.ssl is not None:
                     renewal = asyncio.create_task(tls.keep_fresh(config.ssl))
+                metrics = None
+                if companion is not None and metrics_socket is not None:
+                    metrics = asyncio.create_task(companion.serve(sockets=[metrics_socket]))
                 try:
                     await server.serve(sockets=[listener])
                 finally:
                     if renewal is not None:
                         renewal.cancel()
+                    if metrics is not None and companion is not None:
+                        companion.should_exit = True
+                        await asyncio.gather(metrics, return_exceptions=True)
 
             # uvicorn re-raises the signal that stopped it once it has shut down; with
             # these no-op handlers in place that ends the process normally, exit code 0.
@@ -226,3 +398,5 @@ def serve_command(
                 )
         finally:
             listener.close()
+            if metrics_socket is not None:
+                metrics_socket.close()

@@ -1,46 +1,59 @@
 """The Starlette application: routes decode HTTP, call the responder/publisher, encode.
 
+    GET  /                               an index of these URLs: HTML, or JSON when the
+                                         client asks for application/json
     GET  /crl/<ca>.crl | /crl/<ca>.pem   CRL, DER (application/pkix-crl) or PEM;
-                                         <ca> = a CA's hex serial, or root / issuing
+                                         <ca> = a CA's hex serial, or root / issuing /
+                                         current (the active ones)
     POST /ocsp                           OCSP, body application/ocsp-request
     GET  /ocsp/<base64 of DER, URL-encoded>
-    GET  /ca/root.crt | issuing.crt      PEM; root.der | issuing.der: DER (for AIA fetchers)
-    GET  /ca/chain.pem                   issuing + root
-    GET  /health                         200 JSON when the store answers, else 503
-    GET  /metrics                        Prometheus text (privca.monitoring)
-    *    /acme/...                           RFC 8555 ACME (privca.acme), unless disabled
+    GET  /ca/<ca>.der | .crt | .pem      a CA certificate, DER (for AIA fetchers) or PEM;
+                                         <ca> as for /crl; /ca/chain.pem: issuing + root
+    GET  /health                         200 JSON: status ok or degraded, and why in words
+    GET  /metrics                        Prometheus text (privca.monitoring), unless it
+                                         has a listener of its own (--metrics-listen)
+    *    /acme/...                       RFC 8555 ACME (privca.acme), unless disabled
 
-Blocking work (SQLAlchemy, signing, key loading) runs in the threadpool; only the OCSP
-cache hit stays on the event loop. OCSP failures are OCSP responses (HTTP 200), never 500.
+Blocking work (SQLAlchemy, signing, key loading) runs in the threadpool; the OCSP cache
+hit, CA certificates and the CA list stay on the event loop. OCSP failures are OCSP
+responses (HTTP 200), never 500. Error bodies say what failed in plain words and never
+carry store URLs, hosts, ports or exception text (those go to the log).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import email.utils
 import hashlib
+import html
 import logging
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+from cryptography import x509
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
+from privca._http import BodyTooLarge, media_type, read_body
 from privca._time import utcnow
-from privca.errors import NotFound, PrivcaError
+from privca.authority import select_authority
+from privca.errors import KeyUnavailable, NotFound, PrivcaError
 from privca.server.crl import CrlPublisher
 from privca.server.responder import OcspResponder, Reply
 from privca.server.settings import ServerSettings
 from privca.server.watch import StoreWatch
-from privca.x509.encoding import der_certificate, pem_certificate, pem_certificates
+from privca.urls import OCSP_PATH, ca_certificate_path, crl_path
+from privca.x509.encoding import serial_hex
 from privca.x509.ocsp import MALFORMED_REQUEST, MAX_REQUEST_BYTES, decode_get_path
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
+    from privca.store import AuthorityRecord
 
 log = logging.getLogger("privca.server")
 
@@ -48,6 +61,8 @@ OCSP_REQUEST = "application/ocsp-request"
 SCHEDULE_INTERVAL_SECONDS = 60
 OCSP_RESPONSE = "application/ocsp-response"
 PEM = "application/x-pem-file"
+DER_CERTIFICATE = "application/pkix-cert"
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _ocsp_response(reply: Reply, cacheable: bool) -> Response:
@@ -62,52 +77,110 @@ def _ocsp_response(reply: Reply, cacheable: bool) -> Response:
     return Response(reply.der, media_type=OCSP_RESPONSE, headers=headers)
 
 
-async def _limited_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is larger than `limit` (read no further than that)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _not_found() -> Response:
+    return PlainTextResponse("not found\n", status_code=404)
+
+
+async def _privca_error(_request: Request, exc: Exception) -> Response:
+    """The last word on a PrivcaError: a status and a plain sentence, the detail in the log."""
+    if isinstance(exc, NotFound):
+        return _not_found()
+    code = exc.exit_code if isinstance(exc, PrivcaError) else 70
+    log.warning("request failed: %s: %s", type(exc).__name__, exc)
+    if code == 3:
+        return PlainTextResponse(
+            "the CA cannot answer this now; try again later\n",
+            status_code=503,
+            headers={"Retry-After": "10"},
+        )
+    return PlainTextResponse("the request failed\n", status_code=500)
+
+
+def _metrics_endpoint(
+    ca: CertificateAuthority, window: dt.timedelta, watch: StoreWatch | None
+) -> Callable[[Request], Awaitable[Response]]:
+    async def metrics(_request: Request) -> Response:
+        from privca.monitoring import render_prometheus  # lazily: only scrapers pay for it
+
+        authorities = watch.authorities.all if watch is not None else None
+        text = await run_in_threadpool(render_prometheus, ca, utcnow(), window, authorities)
+        return PlainTextResponse(text, media_type=PROMETHEUS)
+
+    return metrics
+
+
+def build_metrics_app(authority: CertificateAuthority, settings: ServerSettings) -> Starlette:
+    """/metrics alone, for a listener of its own (`privca serve --metrics-listen`)."""
+    routes = [
+        Route(
+            "/metrics", _metrics_endpoint(authority, settings.metrics_window, None), methods=["GET"]
+        )
+    ]
+    return Starlette(routes=routes, exception_handlers={PrivcaError: _privca_error})
 
 
 def build_app(authority: CertificateAuthority, settings: ServerSettings | None = None) -> Starlette:
     ca = authority
     settings = settings or ServerSettings()
-    watch = StoreWatch(ca)
+    watch = StoreWatch(ca, settings.watch_interval)
     responder = OcspResponder(ca, settings, watch)
     crls = CrlPublisher(ca, watch)
+    acme_app: Any = None
+    if settings.acme is not None:
+        from privca.acme.routes import acme_app_for
+
+        acme_app = acme_app_for(ca, settings.acme)
+
+    async def authorities_changed() -> None:
+        # Another process rotated or re-issued a CA: index it and get its OCSP signer.
+        try:
+            await run_in_threadpool(responder.prepare, utcnow())
+        except PrivcaError as exc:
+            log.warning("a new CA is not answered for yet: %s", exc)
+
+    async def revocations_changed() -> None:
+        await crls.refresh(utcnow())
+
+    watch.on_authorities_changed(authorities_changed)
+    watch.on_revocations_changed(revocations_changed)
 
     async def apply_scheduled_revocations() -> None:
         # A renewal's grace period ends on its own: some process has to write the
         # revocation, and every replica doing it is harmless (same record each time).
         while True:
             await asyncio.sleep(SCHEDULE_INTERVAL_SECONDS)
+            if not watch.reachable:
+                continue
             try:
                 await run_in_threadpool(ca.store.apply_due_revocations, utcnow())
             except PrivcaError as exc:
-                log.warning("scheduled revocations not applied: %s", exc)
+                log.warning("scheduled revocations not applied: %s", type(exc).__name__)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(responder.prepare, utcnow())
         await run_in_threadpool(ca.store.apply_due_revocations, utcnow())
-        scheduler = asyncio.create_task(apply_scheduled_revocations())
+        tasks = [
+            asyncio.create_task(apply_scheduled_revocations()),
+            asyncio.create_task(watch.follow()),
+        ]
         try:
             yield
         finally:
-            scheduler.cancel()
+            for task in tasks:
+                task.cancel()
+            if acme_app is not None:
+                acme_app.state.acme_service.validations.close()
             watch.close()
 
+    # OCSP ---------------------------------------------------------------------------------
+
     async def ocsp_post(request: Request) -> Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != OCSP_REQUEST:
+        if media_type(request.headers) != OCSP_REQUEST:
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
-        body = await _limited_body(request, MAX_REQUEST_BYTES)
-        if body is None:
+        try:
+            body = await read_body(request, MAX_REQUEST_BYTES)
+        except BodyTooLarge:
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
         return _ocsp_response(await responder.answer(body, utcnow()), cacheable=False)
 
@@ -124,17 +197,27 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
     async def ocsp_get_empty(_request: Request) -> Response:
         return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
 
+    # CRLs and CA certificates -------------------------------------------------------------
+
+    def find(stem: str) -> AuthorityRecord | None:
+        return select_authority(watch.authorities.all, stem) if stem else None
+
     async def crl(request: Request) -> Response:
         name: str = request.path_params["name"]
         stem, _, suffix = name.rpartition(".")
-        if suffix not in ("crl", "pem") or not stem:
-            return PlainTextResponse("not found\n", status_code=404)
-        try:
-            record = ca.authority_by_serial(stem)
-        except NotFound:
-            return PlainTextResponse(f"no CA '{stem}'\n", status_code=404)
+        record = find(stem)
+        if suffix not in ("crl", "pem") or record is None:
+            return _not_found()
         now = utcnow()
-        published = await crls.get(record, now)
+        try:
+            published = await crls.get(record, now)
+        except KeyUnavailable as exc:  # the root CRL was never published, or has expired
+            log.warning("CRL of %x not served: %s", record.serial, exc)
+            return PlainTextResponse(
+                "no current CRL is published for this CA; the operator must run "
+                "`privca crl --root`\n",
+                status_code=503,
+            )
         max_age = max(0, int((published.fresh_until - now).total_seconds()))
         headers = {
             "Cache-Control": f"max-age={max_age}",
@@ -144,41 +227,95 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
             return Response(published.pem, media_type=PEM, headers=headers)
         return Response(published.der, media_type="application/pkix-crl", headers=headers)
 
-    def _ca_file(name: str) -> Response | None:
-        if name == "chain.pem":
-            return Response(pem_certificates(ca.chain), media_type=PEM)
-        stem, _, suffix = name.partition(".")
-        if stem not in ("root", "issuing") or suffix not in ("crt", "der", "pem"):
-            return None
-        certificate = ca.root if stem == "root" else ca.issuing
-        if suffix == "der":
-            return Response(der_certificate(certificate), media_type="application/pkix-cert")
-        return Response(pem_certificate(certificate), media_type=PEM)
-
     async def ca_file(request: Request) -> Response:
-        response = _ca_file(request.path_params["name"])
-        return response or PlainTextResponse("not found\n", status_code=404)
+        name: str = request.path_params["name"]
+        if name == "chain.pem":
+            chain = [find("issuing"), find("root")]
+            ders = [r.der for r in dict.fromkeys(r for r in chain if r is not None)]
+            pems = b"".join(_pem(der) for der in ders)
+            return Response(pems, media_type=PEM)
+        stem, _, suffix = name.rpartition(".")
+        record = find(stem)
+        if record is None or suffix not in ("crt", "der", "pem"):
+            return _not_found()
+        if suffix == "der":
+            return Response(record.der, media_type=DER_CERTIFICATE)
+        return Response(_pem(record.der), media_type=PEM)
+
+    # health and the index ---------------------------------------------------------------
+
+    def problems(now: dt.datetime) -> list[str]:
+        found: list[str] = []
+        if not watch.reachable:
+            found.append(
+                "the certificate store does not answer: OCSP is answered from the cache "
+                "(tryLater when there is none), CRLs from the last published files, and "
+                "nothing can be issued or revoked"
+            )
+        issuing = find("issuing")
+        if issuing is not None and issuing.not_after <= now:
+            found.append("the issuing CA has expired: run `privca rotate issuing`")
+        root = find("root")
+        if root is not None and not watch.authorities.publishes(root.id):
+            try:
+                ca.published_root_crl(now)
+            except KeyUnavailable:
+                found.append(
+                    "no current root CRL is published: run `privca crl --root` "
+                    "where the root key is"
+                )
+        return found
 
     async def health(_request: Request) -> Response:
-        try:
-            count = len(await run_in_threadpool(ca.store.authorities))
-        except PrivcaError as exc:
-            return JSONResponse({"status": "error", "store": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ok", "store": "reachable", "authorities": count})
+        # Always 200: a replica that cannot reach the store still serves cached OCSP
+        # answers and CRLs, so a load balancer should keep it; monitors read `status`.
+        found = await run_in_threadpool(problems, utcnow())
+        return JSONResponse({"status": "degraded" if found else "ok", "problems": found})
 
-    async def metrics(_request: Request) -> Response:
-        from privca.monitoring import render_prometheus  # lazily: only scrapers pay for it
+    def index_document(request: Request) -> dict[str, Any]:
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        authorities = watch.authorities
+        return {
+            "ca": ca.settings.name,
+            "ocsp": base + OCSP_PATH,
+            "crl": {
+                "root": base + "/crl/root.crl",
+                "issuing": base + "/crl/issuing.crl",
+                "by_ca": [
+                    base + crl_path(a.serial)
+                    for a in authorities.all
+                    if authorities.publishes(a.id) or a.role == "root"
+                ],
+            },
+            "certificates": {
+                "root": base + "/ca/root.crt",
+                "issuing": base + "/ca/issuing.crt",
+                "chain": base + "/ca/chain.pem",
+                "by_ca": [
+                    {
+                        "role": a.role,
+                        "serial": serial_hex(a.serial),
+                        "name": a.common_name,
+                        "active": a.active,
+                        "url": base + ca_certificate_path(a.serial),
+                    }
+                    for a in authorities.all
+                ],
+            },
+            "acme": base + "/acme/directory" if acme_app is not None else None,
+            "health": base + "/health",
+            "metrics": base + "/metrics" if settings.metrics_on_main else None,
+        }
 
-        text = await run_in_threadpool(render_prometheus, ca, utcnow())
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+    async def index(request: Request) -> Response:
+        document = index_document(request)
+        accept = request.headers.get("accept", "").lower()
+        if "application/json" in accept and "text/html" not in accept:
+            return JSONResponse(document)
+        return HTMLResponse(_index_html(document))
 
-    async def store_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, PrivcaError)
-        status = 404 if isinstance(exc, NotFound) else 503 if exc.exit_code == 3 else 500
-        log.warning("request failed: %s", exc)
-        return PlainTextResponse(f"{exc.message}\n", status_code=status)
-
-    routes = [
+    routes: list[Route | Mount] = [
+        Route("/", index, methods=["GET"]),
         Route("/ocsp", ocsp_post, methods=["POST"]),
         Route("/ocsp/", ocsp_post, methods=["POST"]),
         Route("/ocsp", ocsp_get_empty, methods=["GET"]),
@@ -186,13 +323,55 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
         Route("/crl/{name}", crl, methods=["GET"]),
         Route("/ca/{name}", ca_file, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
     ]
-    if settings.acme is not None:
-        from privca.acme.routes import acme_app_for
-
-        routes.append(Mount("/acme", app=acme_app_for(ca, settings.acme)))
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={PrivcaError: store_error})
+    if settings.metrics_on_main:
+        metrics = _metrics_endpoint(ca, settings.metrics_window, watch)
+        routes.append(Route("/metrics", metrics, methods=["GET"]))
+    if acme_app is not None:
+        routes.append(Mount("/acme", app=acme_app))
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={PrivcaError: _privca_error}
+    )
     app.state.ocsp = responder
     app.state.crls = crls
+    app.state.watch = watch
     return app
+
+
+def _pem(der: bytes) -> bytes:
+    from privca.x509.encoding import pem_certificate
+
+    return pem_certificate(x509.load_der_x509_certificate(der))
+
+
+def _index_html(document: dict[str, Any]) -> str:
+    def link(url: str) -> str:
+        shown = html.escape(url)
+        return f'<a href="{shown}">{shown}</a>'
+
+    items = [f"<li>OCSP: {html.escape(document['ocsp'])} (POST or GET)</li>"]
+    items.append(f"<li>CRL of the issuing CA: {link(document['crl']['issuing'])}</li>")
+    items.append(f"<li>CRL of the root: {link(document['crl']['root'])}</li>")
+    items.extend(f"<li>CRL: {link(url)}</li>" for url in document["crl"]["by_ca"])
+    certificates = document["certificates"]
+    items.append(f"<li>Root certificate: {link(certificates['root'])}</li>")
+    items.append(f"<li>Issuing CA certificate: {link(certificates['issuing'])}</li>")
+    items.append(f"<li>Chain: {link(certificates['chain'])}</li>")
+    for entry in certificates["by_ca"]:
+        state = "active" if entry["active"] else "retired"
+        items.append(
+            f"<li>{html.escape(entry['role'])} CA {html.escape(entry['name'])} ({state}): "
+            f"{link(entry['url'])}</li>"
+        )
+    if document["acme"]:
+        items.append(f"<li>ACME directory: {link(document['acme'])}</li>")
+    items.append(f"<li>Health: {link(document['health'])}</li>")
+    if document["metrics"]:
+        items.append(f"<li>Metrics: {link(document['metrics'])}</li>")
+    title = html.escape(document["ca"])
+    return (
+        '<!doctype html>\n<html><head><meta charset="utf-8">'
+        f"<title>{title}</title></head>\n<body><h1>{title}</h1>\n<ul>\n"
+        + "\n".join(items)
+        + "\n</ul>\n</body></html>\n"
+    )

@@ -10,6 +10,11 @@ echoes one cannot be cached. So cached responses carry no nonce and a request's 
 echoed only when this request had to be answered freshly anyway (the cache missed); then
 a second, nonce-free response is signed for the cache. A nonce can thus never force a
 signature per request.
+
+Store outage: while the store does not answer (see watch.py), a request is answered with
+the cached response if that is still within its own validity (nextUpdate), else with
+`tryLater` (RFC 6960 2.3): always a well-formed OCSP response, never an HTTP error. CAs
+rotated in by another process are picked up by the watcher, which calls `prepare` again.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from starlette.concurrency import run_in_threadpool
 
-from privca.errors import InputError
+from privca.errors import InputError, PrivcaError, StoreUnavailable
 from privca.server.credentials import ServeCredentials
 from privca.server.settings import ServerSettings
 from privca.server.watch import Snapshot, StoreWatch
 from privca.x509.ocsp import (
     INTERNAL_ERROR,
     MALFORMED_REQUEST,
+    TRY_LATER,
     UNAUTHORIZED,
     CertId,
     CertStatus,
@@ -45,9 +51,6 @@ if TYPE_CHECKING:
     from privca.store import AuthorityRecord, CertificateRecord
 
 log = logging.getLogger("privca.server.ocsp")
-
-
-RESCAN_INTERVAL = dt.timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class _Answer:
     status: CertStatus
     der: bytes
     fresh_until: dt.datetime
+    next_update: dt.datetime
     fingerprint: tuple[int, str] | None
     generation: int | None
 
@@ -109,7 +113,6 @@ class OcspResponder:
         # Responder certificates are kept in the home and reused across restarts.
         self._credentials = ServeCredentials(ca)
         self.signatures = 0  # responses signed: the cache's effect is visible in tests
-        self._next_rescan = dt.datetime.min.replace(tzinfo=dt.UTC)
 
     # setup --------------------------------------------------------------------------------
 
@@ -124,10 +127,6 @@ class OcspResponder:
         for authority in {a.id: a for a in issuers.values()}.values():
             if authority.not_after > now:
                 self._signer(authority, now)
-
-    def _rescan(self, now: dt.datetime) -> None:
-        self._ca.refresh()
-        self.prepare(now)
 
     def _signer(self, authority: AuthorityRecord, now: dt.datetime) -> _Signer:
         current = self._signers.get(authority.id)
@@ -163,27 +162,40 @@ class OcspResponder:
         except InputError:
             return Reply(MALFORMED_REQUEST)
         authority = self._issuers.get(query.cert_id.issuer_key)
-        if authority is None and now >= self._next_rescan:
-            # Perhaps another process rotated the issuing CA: look again, at most every 30 s.
-            self._next_rescan = now + RESCAN_INTERVAL
-            await run_in_threadpool(self._rescan, now)
-            authority = self._issuers.get(query.cert_id.issuer_key)
         if authority is None:
             # RFC 6960 2.3: a responder that is not authoritative for the issuer.
             return Reply(UNAUTHORIZED)
         entry = self._answers.get(query.cert_id)
-        if entry is not None:
-            snapshot = self._watch.current()
-            if snapshot is None:
-                snapshot = await self._watch.snapshot()
-            if entry.valid(snapshot, now):
-                return Reply(entry.der, _seconds(entry.fresh_until - now))
-        snapshot = await self._watch.snapshot()
+        if not self._watch.reachable:
+            return self._without_store(entry, now)
         try:
+            if entry is not None:
+                snapshot = self._watch.current()
+                if snapshot is None:
+                    snapshot = await self._watch.snapshot()
+                if entry.valid(snapshot, now):
+                    return Reply(entry.der, _seconds(entry.fresh_until - now))
+            snapshot = await self._watch.snapshot()
             return await run_in_threadpool(self._refresh, authority, query, snapshot, now)
+        except PrivcaError as exc:
+            if exc.exit_code != 3:  # only "the environment refuses" is worth retrying
+                raise
+            if isinstance(exc, StoreUnavailable):
+                self._watch.failed(exc)
+            else:
+                log.warning("OCSP answer unavailable: %s", type(exc).__name__)
+            return self._without_store(entry, now)
         except Exception:
             log.exception("OCSP answer for serial %x failed", query.cert_id.serial)
             return Reply(INTERNAL_ERROR)
+
+    @staticmethod
+    def _without_store(entry: _Answer | None, now: dt.datetime) -> Reply:
+        """The cached answer while it is still valid (it was true when signed and cannot
+        be checked now), else tryLater; never cached by HTTP caches."""
+        if entry is not None and now < entry.next_update:
+            return Reply(entry.der)
+        return Reply(TRY_LATER)
 
     def _refresh(
         self, authority: AuthorityRecord, query: OcspQuery, snapshot: Snapshot, now: dt.datetime
@@ -196,9 +208,11 @@ class OcspResponder:
         next_update = min(now + self._settings.ocsp_validity, signer.not_after)
         fresh_until = min(now + (next_update - now) / 2, signer.renew_after)
         previous = self._answers.get(cert_id)
+        signed_until = next_update
         if previous is not None and previous.status == status and now < previous.fresh_until:
             # Same (issuer, serial, status): the signed bytes stay; only re-confirmed.
             der, fresh_until = previous.der, previous.fresh_until
+            signed_until = previous.next_update
         else:
             der = self._sign(cert_id, status, signer, now, next_update, None)
         self._remember(
@@ -208,6 +222,7 @@ class OcspResponder:
                 status=status,
                 der=der,
                 fresh_until=fresh_until,
+                next_update=signed_until,
                 fingerprint=snapshot.fingerprints.get(authority.id),
                 generation=snapshot.generation,
             ),

@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from privca.acme.service import AcmeSettings
 
 OCSP_SIGNERS = ("delegated", "ca")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Resource limits of every listener (see limits.py for how they are enforced)."""
+
+    # Request line plus headers; a request over it gets 431 and the connection is closed.
+    max_header_bytes: int = 16 * 1024
+    # From a request's first byte (or the connection's start) to its last body byte; a
+    # client that dribbles slower is answered 408 and disconnected.
+    read_timeout: float = 10.0
+    # How long an idle kept-alive connection stays open between requests.
+    keep_alive_timeout: float = 5.0
+    # Open connections per listener; more are answered 503 and closed at once.
+    max_connections: int = 1000
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.max_header_bytes <= 1024 * 1024:
+            raise ValueError("max_header_bytes must be 1024 to 1048576")
+        if not 0 < self.read_timeout <= 600:
+            raise ValueError("read_timeout must be more than 0 and at most 600 seconds")
+        if not 0 < self.keep_alive_timeout <= 600:
+            raise ValueError("keep_alive_timeout must be more than 0 and at most 600 seconds")
+        if not 1 <= self.max_connections <= 1_000_000:
+            raise ValueError("max_connections must be 1 to 1000000")
 
 
 @dataclass(frozen=True)
@@ -25,7 +50,16 @@ class ServerSettings:
     ocsp_cache_entries: int = 100_000
     # The ACME server under /acme; None serves no ACME.
     acme: AcmeSettings | None = None
+    http: HttpLimits = field(default_factory=HttpLimits)
+    # /metrics on the main listener; False when it has a listener of its own.
+    metrics_on_main: bool = True
+    # Per-certificate metric series only for certificates expiring within this window.
+    metrics_window: dt.timedelta = dt.timedelta(days=30)
+    # How often the store is polled for rotations, revocations and reachability.
+    watch_interval: float = 1.0
 
     def __post_init__(self) -> None:
         if self.ocsp_signer not in OCSP_SIGNERS:
             raise ValueError(f"ocsp_signer must be one of {OCSP_SIGNERS}")
+        if self.metrics_window <= dt.timedelta(0):
+            raise ValueError("metrics_window must be positive")

@@ -1,27 +1,41 @@
-"""Knowing cheaply whether the store changed, so caches can be trusted without a query.
+"""Following the store: what changed, whether it answers, and which CAs exist.
 
 Caches in the server are keyed on store state only, so several replicas over one store
 never need to agree with each other. The state that matters is each CA's revocation
-fingerprint (`Store.revocation_fingerprints`): it changes with every revocation.
+fingerprint (`Store.revocation_fingerprints`): it changes with every revocation, and its
+keys are the CAs, so a new one (`privca rotate issuing`) shows there too.
 
-Reading the fingerprints costs a query per CA (milliseconds on SQLite). On SQLite,
+Reading the fingerprints costs a query (milliseconds on SQLite). On SQLite,
 `PRAGMA data_version` on one long-lived connection answers "did any other connection
 commit since I last asked?" in microseconds without taking a lock, so the fingerprints
 are re-read only after some commit. On other stores (PostgreSQL) there is no such
-counter, so every snapshot reads the fingerprints (in the threadpool): strictly correct
-across replicas, at the price of one round trip.
+counter, so every request-time snapshot reads the fingerprints (in the threadpool):
+strictly correct across replicas, at the price of one round trip.
+
+`follow()` runs for the server's life: every `interval` it polls the store (on SQLite only
+when the counter moved), so a rotation or revocation made by another process is picked up
+within about a second without waiting for a request, and it tracks whether the store
+answers at all. While it does not, requests do not try it: they answer from what is
+already known (cached OCSP answers, published CRLs) until a poll succeeds again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 
+from privca.errors import PrivcaError, StoreUnavailable
+
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
+    from privca.store import AuthorityRecord
+
+log = logging.getLogger("privca.server")
 
 
 @dataclass(frozen=True)
@@ -33,17 +47,61 @@ class Snapshot:
     fingerprints: dict[int, tuple[int, str]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Authorities:
+    """The CA certificates as last read: all of them (old ones stay served) and the ones
+    that publish CRLs and answer OCSP."""
+
+    all: tuple[AuthorityRecord, ...]
+    publishing_ids: frozenset[int]
+
+    def publishes(self, authority_id: int) -> bool:
+        return authority_id in self.publishing_ids
+
+
+Listener = Callable[[], Awaitable[None]]
+
+
 class StoreWatch:
-    def __init__(self, ca: CertificateAuthority) -> None:
+    def __init__(self, ca: CertificateAuthority, interval: float = 1.0) -> None:
         self._ca = ca
+        self.interval = interval
         self._lock = asyncio.Lock()
         self._snapshot: Snapshot | None = None
         self._probe = ca.store.change_counter()
+        self.reachable = True
+        # The state at start: whatever changes after it is noticed by the first poll.
+        self._polled = self._data_version()
+        self._last_fingerprints: dict[int, tuple[int, str]] | None = self._read_fingerprints()
+        self.authorities = self._read_authorities()
+        self._on_authorities: list[Listener] = []
+        self._on_revocations: list[Listener] = []
 
     def close(self) -> None:
         if self._probe is not None:
             self._probe.close()
             self._probe = None
+
+    def on_authorities_changed(self, listener: Listener) -> None:
+        self._on_authorities.append(listener)
+
+    def on_revocations_changed(self, listener: Listener) -> None:
+        self._on_revocations.append(listener)
+
+    # reachability -------------------------------------------------------------------------
+
+    def failed(self, exc: BaseException) -> None:
+        """A request found the store unreachable: stop trying until a poll succeeds."""
+        if self.reachable:
+            log.warning("the store does not answer (%s); serving what is known", type(exc).__name__)
+        self.reachable = False
+
+    def _recovered(self) -> None:
+        if not self.reachable:
+            log.warning("the store answers again")
+        self.reachable = True
+
+    # snapshots ----------------------------------------------------------------------------
 
     def _data_version(self) -> int | None:
         # None is treated as "changed": the slow path asks the store itself.
@@ -61,18 +119,72 @@ class StoreWatch:
         return snapshot if self._data_version() == snapshot.generation else None
 
     async def snapshot(self) -> Snapshot:
+        """The store's state now; raises StoreUnavailable (and remembers it) if it does
+        not answer."""
         cached = self.current()
         if cached is not None:
             return cached
-        if self._probe is None:
-            return Snapshot(None, await run_in_threadpool(self._read_fingerprints))
-        async with self._lock:  # one re-read for all requests that noticed the change
-            cached = self.current()
-            if cached is not None:
-                return cached
-            # Read the counter before the fingerprints: a commit in between makes the
-            # next check see a new counter and read again, never miss a revocation.
-            version = self._data_version()
+        if not self.reachable:
+            raise StoreUnavailable("the store does not answer")
+        try:
+            if self._probe is None:
+                return Snapshot(None, await run_in_threadpool(self._read_fingerprints))
+            async with self._lock:  # one re-read for all requests that noticed the change
+                cached = self.current()
+                if cached is not None:
+                    return cached
+                # Read the counter before the fingerprints: a commit in between makes the
+                # next check see a new counter and read again, never miss a revocation.
+                version = self._data_version()
+                fingerprints = await run_in_threadpool(self._read_fingerprints)
+                self._snapshot = Snapshot(version, fingerprints)
+                return self._snapshot
+        except StoreUnavailable as exc:
+            self.failed(exc)
+            raise
+
+    # following ----------------------------------------------------------------------------
+
+    def _read_authorities(self) -> Authorities:
+        self._ca.refresh()
+        records = tuple(self._ca.authorities())
+        publishing = frozenset(a.id for a in self._ca.publishing_authorities())
+        return Authorities(records, publishing)
+
+    async def follow(self) -> None:
+        """Poll until cancelled (the server's lifespan runs this as a task)."""
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.poll()
+            except Exception:  # never let the watcher die: log and poll again
+                log.exception("following the store failed")
+
+    async def poll(self) -> None:
+        version = self._data_version()
+        if version is not None and version == self._polled and self.reachable:
+            return  # SQLite: nobody committed since the last poll
+        try:
             fingerprints = await run_in_threadpool(self._read_fingerprints)
+        except PrivcaError as exc:
+            self.failed(exc)
+            return
+        self._recovered()
+        if set(fingerprints) != {a.id for a in self.authorities.all}:
+            try:
+                self.authorities = await run_in_threadpool(self._read_authorities)
+            except PrivcaError as exc:
+                self.failed(exc)
+                return
+            for listener in self._on_authorities:
+                await listener()
+        self._polled = version
+        if version is not None:
             self._snapshot = Snapshot(version, fingerprints)
-            return self._snapshot
+        previous, self._last_fingerprints = self._last_fingerprints, fingerprints
+        if previous is not None and previous != fingerprints:
+            for listener in self._on_revocations:
+                await listener()
+
+
+__all__ = ["Authorities", "Snapshot", "StoreWatch"]

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0005_custody"
+SCHEMA_REVISION = "0006_serve_indexes"
 
 
 class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -73,6 +73,11 @@ certificates = sa.Table(
     sa.Index("ix_certificates_public_key", "public_key_sha256"),
     sa.Index("ix_certificates_issuer_status", "issuer_id", "status"),
     sa.Index("ix_certificates_revoke_after", "revoke_after"),
+    # /metrics (migration 0006_serve_indexes)
+    sa.Index(
+        "ix_certificates_metrics", "issuer_id", "profile", "status", "not_after", "superseded_by"
+    ),
+    sa.Index("ix_certificates_issuer_status_not_after", "issuer_id", "status", "not_after"),
 )
 
 # One row per CA that publishes CRLs: the last CRLNumber used, so numbers only grow,
