@@ -355,6 +355,33 @@ def test_loopback_is_refused_unless_the_operator_opts_in(peer) -> None:
     assert server.connections == 1
 
 
+def test_the_lab_opt_in_reaches_loopback_whatever_networks_the_ca_permits(peer) -> None:
+    """A CA that certifies 10.0.0.0/8 in a single-host lab: loopback is this machine, so
+    the opt-in admits it; any other address still has to lie in the permitted networks."""
+    served = KEY_AUTHORIZATION.encode()
+
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(served) + served)
+
+    server = peer(answer)
+    ten_only = ipaddress.ip_network("10.0.0.0/8")
+
+    def in_ten(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return address in ten_only
+
+    lab = Validator(NetworkIO(), http_port=server.port, allow_loopback=True, address_allowed=in_ten)
+    lab.validate("http-01", "ip", "127.0.0.1", KEY_AUTHORIZATION)
+    assert server.connections == 1
+    with pytest.raises(AcmeProblem) as refused:
+        lab.validate("http-01", "ip", "192.0.2.7", KEY_AUTHORIZATION)
+    assert "outside the CA's permitted networks" in refused.value.detail
+    closed = Validator(NetworkIO(), http_port=server.port, address_allowed=in_ten)
+    with pytest.raises(AcmeProblem) as refused:
+        closed.validate("http-01", "ip", "127.0.0.1", KEY_AUTHORIZATION)
+    assert "loopback" in refused.value.detail
+    assert server.connections == 1
+
+
 @pytest.mark.parametrize("name", ["2852039166", "0xa9fea9fe", "0251.0376.0251.0376"])
 def test_metadata_in_numeric_spellings_is_checked_after_resolving(name: str) -> None:
     """inet_aton reads these as 169.254.169.254: the check sees the resolved address."""
