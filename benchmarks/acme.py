@@ -6,7 +6,7 @@ once, in an order rotated each round) so that the noise of a shared machine fall
 of them alike; then N lego processes at once against each server (wall time). It prints
 medians, spreads, the servers' own CPU seconds per issuance and the ratios.
 
-    python benchmarks/acme.py                    # 7 rounds, 8-way parallel x 3 (~1 min)
+    python benchmarks/acme.py                    # 7 rounds, 8-way parallel x 3 (~2 min)
     python benchmarks/acme.py --rounds 15 --parallel-rounds 5
     python benchmarks/acme.py --servers privca,step-ca --privca-arg=--no-tls ...
 
