@@ -1,178 +1,484 @@
-"""ACME benchmark (by hand, not CI): median time of one full lego http-01 issuance against
-privca and against Debian's pebble (PEBBLE_VA_ALWAYS_VALID=1 PEBBLE_VA_NOSLEEP=1) in the
-same run, and concurrent newOrder requests per second against privca.
+"""ACME benchmark (by hand, not CI): step-ca, privca and pebble side by side in one run.
 
-    python benchmarks/acme.py [--rounds 7] [--threads 8] [--orders 25]
+For each server, the same client (lego 4.9, http-01) does a full issuance: new account,
+new order, validation, finalize, download. Runs are interleaved (round r: every server
+once, in an order rotated each round) so that the noise of a shared machine falls on all
+of them alike; then N lego processes at once against each server (wall time). It prints
+medians, spreads, the servers' own CPU seconds per issuance and the ratios.
 
-Target: privca's median <= 0.5 x pebble's.
+    python benchmarks/acme.py                    # 7 rounds, 8-way parallel x 3 (~2 min)
+    python benchmarks/acme.py --rounds 15 --parallel-rounds 5
+    python benchmarks/acme.py --servers privca,step-ca --privca-arg=--no-tls ...
+
+Every server really validates: each resolves names with one pebble-challtestsrv (any name
+-> 127.0.0.1) and fetches http://NAME:80/.well-known/acme-challenge/TOKEN, because step-ca
+0.19 validates on port 80 only. Port 80 is answered by one small responder in this process
+serving the directory that every lego writes its tokens to (`--http.webroot`), so 8
+parallel lego processes do not fight over the port. Binding port 80 needs root (or
+CAP_NET_BIND_SERVICE).
+
+- step-ca: built once from Debian's Go sources with /work/shared/peers/step-ca/build.sh
+  into ~/.cache/privca-bench/step-ca (override: --step-ca-bin or $PRIVCA_STEP_CA_PEER for
+  the peer directory); a fresh CA from make-ca.sh every run (badger store).
+- privca: `python -m privca serve` (the privca this interpreter imports) over a fresh
+  home made with `privca init` (SQLite, encrypted keys), TLS on, its default logging to a
+  file. If `privca serve --help` offers `--allow-loopback-validation`, it is passed.
+- pebble: Debian's pebble 2.4 with PEBBLE_VA_NOSLEEP=1 (no random sleep before
+  validating) and PEBBLE_WFE_NONCEREJECT=0 (no deliberately rejected nonces).
+
+Targets (issue 13): privca's median and parallel wall time <= step-ca's in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-# This file is named acme.py: keep its directory off sys.path so `import acme` finds certbot's.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
-
-from cryptography.hazmat.primitives.serialization import (  # noqa: E402
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
+from _bench import (
+    BenchError,
+    challenge_responder,
+    cpu_seconds,
+    dns_server,
+    free_port,
+    loadavg,
+    machine,
+    package_version,
 )
 
-from privca.acme.routes import acme_app_for  # noqa: E402
-from privca.acme.service import AcmeSettings  # noqa: E402
-from privca.authority import CertificateAuthority  # noqa: E402
-from tests.acme.conftest import free_port, mount, serve_https  # noqa: E402
+PEER = Path(os.environ.get("PRIVCA_STEP_CA_PEER", "/work/shared/peers/step-ca"))
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "privca-bench"
+PASSPHRASE = b"benchmark passphrase\n"
+HTTP_01_PORT = 80
 
 
-def lego_once(directory: str, root: Path, http_port: int, work: Path, name: str) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(
-        [
-            "lego", "--server", directory, "--accept-tos", "--email", "b@example.test",
-            "--path", str(work), "--domains", name,
-            "--http", "--http.port", f"127.0.0.1:{http_port}", "run",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "LEGO_CA_CERTIFICATES": str(root)},
-    )  # fmt: skip
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-2000:])
-    return elapsed
+def wait_for_directory(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url, context=context, timeout=2) as response:
+                json.loads(response.read())
+                return
+        except (OSError, ValueError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise BenchError(f"{url} never answered:\n{tail}") from None
+            time.sleep(0.1)
 
 
-def start_pebble(
-    ca: CertificateAuthority, tmp: Path, http_port: int
-) -> tuple[subprocess.Popen, str]:
-    issued = ca.issue(["localhost", "127.0.0.1"], profile="server")
-    (tmp / "pebble.pem").write_bytes(issued.chain_pem())
-    (tmp / "pebble.key").write_bytes(
-        issued.private_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    )
-    port = free_port()
-    config = {
-        "pebble": {
-            "listenAddress": f"127.0.0.1:{port}",
-            "managementListenAddress": f"127.0.0.1:{free_port()}",
-            "certificate": str(tmp / "pebble.pem"),
-            "privateKey": str(tmp / "pebble.key"),
-            "httpPort": http_port,
-            "tlsPort": free_port(),
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
-        }
-    }
-    (tmp / "pebble.json").write_text(json.dumps(config))
-    env = {
-        **os.environ,
-        "PEBBLE_VA_ALWAYS_VALID": "1",
-        "PEBBLE_VA_NOSLEEP": "1",
-        "PEBBLE_WFE_NONCEREJECT": "0",
-    }
-    process = subprocess.Popen(
-        ["pebble", "-config", str(tmp / "pebble.json")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
-    return process, f"https://127.0.0.1:{port}/dir"
+# the shared parts: DNS and the port-80 responder ------------------------------------------
 
 
-def concurrent_orders(directory: str, root: Path, threads: int, orders: int) -> float:
-    import josepy as jose
-    from acme import client, messages
-    from cryptography.hazmat.primitives.asymmetric import ec
+# the servers -------------------------------------------------------------------------------
 
-    clients = []
-    for _ in range(threads):
-        key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-        net = client.ClientNetwork(key, alg=jose.ES256, verify_ssl=str(root))
-        acme = client.ClientV2(client.ClientV2.get_directory(directory, net), net)
-        acme.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
-        clients.append(acme)
 
-    def work(acme: client.ClientV2, index: int) -> None:
-        for n in range(orders):
-            acme._post(  # the raw newOrder POST: no CSR needed
-                acme.directory["newOrder"],
-                messages.NewOrder(
-                    identifiers=(
-                        messages.Identifier(
-                            typ=messages.IDENTIFIER_FQDN, value=f"o{index}-{n}.test"
-                        ),
-                    )
-                ),
+@dataclass
+class Server:
+    """One ACME server process under test."""
+
+    name: str
+    directory: str = ""
+    roots: list[Path] = field(default_factory=list)  # PEM files lego must trust
+    process: subprocess.Popen[bytes] | None = None
+    log: Path = Path("/dev/null")
+    trace: Path | None = None  # strace's output when run with --strace
+
+    def start(self, work: Path, dns: str) -> None:
+        raise NotImplementedError
+
+    def launch(self, args: list[str], work: Path, env: dict[str, str] | None = None) -> None:
+        """Start the server process, under strace (fsync calls only) with --strace."""
+        prefix: list[str] = []
+        if self.trace is not None:
+            self.trace = work / f"{self.name}.strace"
+            prefix = ["strace", "-f", "-y", "--seccomp-bpf", "-e", "trace=fsync,fdatasync",
+                      "-o", str(self.trace)]  # fmt: skip
+        self.log = work / f"{self.name}.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*prefix, *args], stdout=log, stderr=subprocess.STDOUT, env=env
             )
 
-    started = time.perf_counter()
-    workers = [threading.Thread(target=work, args=(c, i)) for i, c in enumerate(clients)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return threads * orders / (time.perf_counter() - started)
+    @property
+    def pid(self) -> int:
+        """The server's own process id (strace's child under --strace)."""
+        if self.process is None:
+            raise BenchError(f"{self.name} is not running")
+        if self.trace is None:
+            return self.process.pid
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return int(children.read_text().split()[0])
+
+    def fsyncs(self) -> int:
+        """fsync + fdatasync calls so far (strace writes one line per call)."""
+        if self.trace is None or not self.trace.exists():
+            return 0
+        text = self.trace.read_text(errors="replace")
+        return text.count("fsync(") + text.count("fdatasync(")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(OSError, BenchError):
+            os.kill(self.pid, signal.SIGTERM)  # strace then exits with its tracee
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid) if self.process is not None else 0.0
+
+    def version(self) -> str:
+        return ""
+
+
+class StepCa(Server):
+    def __init__(self, binary: Path | None) -> None:
+        super().__init__("step-ca")
+        self.binary = binary
+
+    def build(self) -> Path:
+        """The step-ca binary: given, cached, or built once into the cache (~30 s to 4 min)."""
+        if self.binary is not None:
+            return self.binary
+        cached = CACHE / "step-ca" / "step-ca"
+        if cached.is_file():
+            return cached
+        script = PEER / "build.sh"
+        if not script.is_file():
+            raise BenchError(f"no {script}: give --step-ca-bin or set $PRIVCA_STEP_CA_PEER")
+        print(f"building step-ca once into {cached.parent} (Debian Go sources, offline) ...")
+        subprocess.run([str(script), str(cached.parent)], check=True, stdout=subprocess.DEVNULL)
+        return cached
+
+    def start(self, work: Path, dns: str) -> None:
+        binary = self.build()
+        port = free_port()
+        ca = work / "step-ca"
+        subprocess.run(
+            [str(PEER / "make-ca.sh"), str(ca), str(port)], check=True, stdout=subprocess.DEVNULL
+        )
+        self.launch([str(binary), "-resolver", dns, str(ca / "ca.json")], work)
+        self.roots = [ca / "root.crt"]
+        self.directory = f"https://127.0.0.1:{port}/acme/acme/directory"
+        wait_for_directory(self.directory, self.process, self.log)
+
+    def version(self) -> str:
+        return "0.19.0 (golang-github-smallstep-certificates-dev, built from Debian sources)"
+
+
+class Privca(Server):
+    def __init__(self, extra_args: Sequence[str]) -> None:
+        super().__init__("privca")
+        self.extra_args = list(extra_args)
+
+    def command(self, home: Path) -> list[str]:
+        return [sys.executable, "-m", "privca", "--home", str(home)]
+
+    def start(self, work: Path, dns: str) -> None:
+        home = work / "privca-home"
+        passphrase = work / "privca.pass"
+        passphrase.write_bytes(PASSPHRASE)
+        passphrase.chmod(0o600)
+        subprocess.run(
+            [*self.command(home), "init", "--name", "Bench CA",
+             "--passphrase-file", str(passphrase)],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        port = free_port()
+        flags = ["--http-01-port", str(HTTP_01_PORT), "--dns-resolver", dns]
+        help_text = subprocess.run(
+            [*self.command(home), "serve", "--help"], capture_output=True, text=True, check=True
+        ).stdout
+        if "--allow-loopback-validation" in help_text:
+            flags.append("--allow-loopback-validation")  # every name here is 127.0.0.1
+        self.launch(
+            [*self.command(home), "serve", "--listen", f"127.0.0.1:{port}",
+             "--server-name", "localhost", *flags, "--passphrase-file", str(passphrase),
+             *self.extra_args],
+            work,
+        )  # fmt: skip
+        self.roots = [home / "certs" / "root.crt"]
+        scheme = "http" if "--no-tls" in self.extra_args else "https"
+        self.directory = f"{scheme}://127.0.0.1:{port}/acme/directory"
+        wait_for_directory(self.directory, self.process, self.log)
+
+    def version(self) -> str:
+        import importlib.metadata
+
+        return importlib.metadata.version("privca") + f" (Python {sys.version.split()[0]})"
+
+
+class Pebble(Server):
+    def __init__(self) -> None:
+        super().__init__("pebble")
+
+    def start(self, work: Path, dns: str) -> None:
+        cert, key = work / "pebble.crt", work / "pebble.key"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "7",
+             "-subj", "/CN=pebble bench", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        port = free_port()
+        config = {
+            "pebble": {
+                "listenAddress": f"127.0.0.1:{port}",
+                "managementListenAddress": f"127.0.0.1:{free_port()}",
+                "certificate": str(cert),
+                "privateKey": str(key),
+                "httpPort": HTTP_01_PORT,
+                "tlsPort": free_port(),
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": False,
+            }
+        }
+        (work / "pebble.json").write_text(json.dumps(config))
+        env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
+        self.launch(["pebble", "-config", str(work / "pebble.json"), "-dnsserver", dns], work, env)
+        self.roots = [cert]  # lego trusts pebble's self-signed listener certificate
+        self.directory = f"https://127.0.0.1:{port}/dir"
+        wait_for_directory(self.directory, self.process, self.log)
+
+    def version(self) -> str:
+        return "2.4.0 (Debian; real http-01 validation, no sleep)"
+
+
+# the client --------------------------------------------------------------------------------
+
+
+@dataclass
+class Lego:
+    bundle: Path  # every server's root, concatenated
+    webroot: Path
+    work: Path
+    runs: int = 0
+
+    def command(self, server: Server, name: str) -> tuple[list[str], Path]:
+        self.runs += 1
+        path = self.work / f"lego-{self.runs}"
+        return [
+            "lego", "--server", server.directory, "--accept-tos", "--email", "bench@example.test",
+            "--path", str(path), "--domains", name,
+            "--http", "--http.webroot", str(self.webroot), "run",
+        ], path  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "LEGO_CA_CERTIFICATES": str(self.bundle)}
+
+    def once(self, server: Server, name: str) -> float:
+        args, _path = self.command(server, name)
+        started = time.perf_counter()
+        result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=self.env())
+        elapsed = time.perf_counter() - started
+        if result.returncode != 0:
+            raise BenchError(f"lego against {server.name} failed:\n{result.stderr[-3000:]}")
+        return elapsed
+
+    def parallel(self, server: Server, names: Sequence[str]) -> float:
+        """Wall time of len(names) lego processes started together."""
+        commands = [self.command(server, name)[0] for name in names]
+        started = time.perf_counter()
+        processes = [
+            subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env()
+            )
+            for args in commands
+        ]
+        failures = []
+        for process in processes:
+            _out, err = process.communicate(timeout=300)
+            if process.returncode != 0:
+                failures.append(err.decode(errors="replace")[-1500:])
+        elapsed = time.perf_counter() - started
+        if failures:
+            raise BenchError(f"{len(failures)} parallel lego runs against {server.name} failed:\n"
+                             + failures[0])  # fmt: skip
+        return elapsed
+
+
+# the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    sequential: list[float] = field(default_factory=list)
+    parallel: list[float] = field(default_factory=list)
+    cpu_sequential: float = 0.0  # the server's CPU seconds over the sequential runs
+    cpu_parallel: float = 0.0
+    fsyncs_sequential: int = 0
+
+
+def rotated(items: Sequence[Server], by: int) -> list[Server]:
+    by %= len(items)
+    return [*items[by:], *items[:by]]
+
+
+def spread(values: Sequence[float]) -> str:
+    """min [q1 q3] max: how noisy the runs were."""
+    if len(values) < 4:
+        return f"{min(values):.3f} .. {max(values):.3f}"
+    q = statistics.quantiles(values, n=4)
+    return f"{min(values):.3f} [{q[0]:.3f} {q[2]:.3f}] {max(values):.3f}"
+
+
+SERVERS = ("step-ca", "privca", "pebble")
+
+
+def make_servers(args: argparse.Namespace) -> list[Server]:
+    wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if not wanted or any(w not in SERVERS for w in wanted):
+        raise BenchError(f"--servers takes a comma-separated list of: {', '.join(SERVERS)}")
+    servers: list[Server] = []
+    for name in wanted:
+        if name == "step-ca":
+            servers.append(StepCa(args.step_ca_bin))
+        elif name == "privca":
+            servers.append(Privca(args.privca_arg))
+        else:
+            servers.append(Pebble())
+        if args.strace:
+            servers[-1].trace = Path("strace")  # the real path is set at launch
+    return servers
+
+
+def run(args: argparse.Namespace) -> None:
+    tools = ["lego", "pebble", "pebble-challtestsrv", "openssl"] + ["strace"] * args.strace
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise BenchError(f"{tool} is not installed (Debian packages lego, pebble, openssl)")
+    servers = make_servers(args)
+    with contextlib.ExitStack() as stack:
+        work = Path(tempfile.mkdtemp(prefix="privca-acme-bench-"))
+        if args.keep:
+            print(f"keeping {work}")
+        else:
+            stack.callback(shutil.rmtree, work, ignore_errors=True)
+        webroot = work / "webroot"
+        stack.enter_context(challenge_responder(webroot, HTTP_01_PORT))
+        dns = stack.enter_context(dns_server())
+        for server in servers:
+            stack.callback(server.stop)
+            server.start(work, dns)
+        bundle = work / "roots.pem"
+        bundle.write_bytes(b"".join(r.read_bytes() for s in servers for r in s.roots))
+        lego = Lego(bundle, webroot, work)
+        figures = {s.name: Figures() for s in servers}
+
+        print(machine())
+        for server in servers:
+            print(f"  {server.name:8} {server.version()}")
+        print(f"  lego     {package_version('lego')} (Debian), http-01 via --http.webroot")
+        print(f"load average before: {loadavg()}")
+        for server in servers:  # warm-up: lazy imports, first connections, caches
+            lego.once(server, f"warm-{server.name}.bench.test")
+
+        for r in range(args.rounds):
+            for server in rotated(servers, r):
+                f = figures[server.name]
+                cpu, fsyncs = server.cpu(), server.fsyncs()
+                f.sequential.append(lego.once(server, f"s{r}-{server.name}.bench.test"))
+                f.cpu_sequential += server.cpu() - cpu
+                f.fsyncs_sequential += server.fsyncs() - fsyncs
+        for r in range(args.parallel_rounds):
+            for server in rotated(servers, r):
+                f = figures[server.name]
+                cpu = server.cpu()
+                names = [f"p{r}-{i}-{server.name}.bench.test" for i in range(args.parallel)]
+                f.parallel.append(lego.parallel(server, names))
+                f.cpu_parallel += server.cpu() - cpu
+        print(f"load average after:  {loadavg()}")
+        report(args, servers, figures)
+
+
+def report(
+    args: argparse.Namespace, servers: Sequence[Server], figures: dict[str, Figures]
+) -> None:
+    per_seq, per_par = args.rounds, args.parallel_rounds * args.parallel
+    print()
+    print(
+        "lego http-01 issuance (new account + order + validation + finalize + download), "
+        f"{args.rounds} interleaved rounds; {args.parallel} lego at once x "
+        f"{args.parallel_rounds}; server CPU = the server process's user+sys per issuance"
+    )
+    header = f"{'':9}{'median s':>9}  {'min [q1 q3] max':<31}{'CPU ms':>7}"
+    header += f"   {args.parallel}-way wall s  {'min .. max':<15}{'CPU ms':>7}"
+    if args.strace:
+        header += "   fsync/issue"
+    print(header)
+    for server in servers:
+        f = figures[server.name]
+        line = (
+            f"{server.name:9}{statistics.median(f.sequential):9.3f}  {spread(f.sequential):<31}"
+            f"{f.cpu_sequential / per_seq * 1000:7.1f}   {statistics.median(f.parallel):12.3f}  "
+            f"{min(f.parallel):.3f} .. {max(f.parallel):.3f}  "
+            f"{f.cpu_parallel / per_par * 1000:7.1f}"
+        )
+        if args.strace:
+            line += f"   {f.fsyncs_sequential / per_seq:11.1f}"
+        print(line)
+    if "privca" not in figures:
+        return
+    p = figures["privca"]
+    for other, o in figures.items():
+        if other == "privca":
+            continue
+        median = statistics.median(p.sequential) / statistics.median(o.sequential)
+        wall = statistics.median(p.parallel) / statistics.median(o.parallel)
+        cpu = p.cpu_sequential / max(o.cpu_sequential, 1e-9)
+        target = "   (target: <= 1.00 on both)" if other == "step-ca" else ""
+        print(
+            f"privca / {other}: median {median:.2f}x, {args.parallel}-way wall {wall:.2f}x, "
+            f"server CPU {cpu:.2f}x{target}"
+        )
+    if args.strace:
+        print("(--strace: timings include strace's stops; compare them only with each other)")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--orders", type=int, default=25)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7, help="sequential rounds (default 7)")
+    parser.add_argument("--parallel", type=int, default=8, help="lego processes at once (8)")
+    parser.add_argument("--parallel-rounds", type=int, default=3, help="(default 3)")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="(default: all three)")
+    parser.add_argument("--step-ca-bin", type=Path, default=None, help="a step-ca binary")
+    parser.add_argument(
+        "--privca-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `privca serve` (repeatable), e.g. --privca-arg=--no-tls",
+    )
+    parser.add_argument(
+        "--strace", action="store_true", help="count each server's fsync/fdatasync calls"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args()
-    for tool in ("lego", "pebble"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is not installed")
-    with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
-        ca = CertificateAuthority.init(tmp / "ca", "Bench CA", passphrase=b"bench passphrase")
-        root = tmp / "root.pem"
-        root.write_bytes(ca.root.public_bytes(Encoding.PEM))
-        http_port = free_port()
-        app = acme_app_for(ca, AcmeSettings(http_01_port=http_port, orders_per_window=10**6))
-        (tmp / "srv").mkdir()
-        pebble, pebble_dir = start_pebble(ca, tmp, http_port)
-        try:
-            with serve_https(mount(app), ca, tmp / "srv") as port:
-                privca_dir = f"https://127.0.0.1:{port}/acme/directory"
-                privca_times, pebble_times = [], []
-                for i in range(args.rounds):
-                    privca_times.append(
-                        lego_once(privca_dir, root, http_port, tmp / f"lp{i}", "localhost")
-                    )
-                    pebble_times.append(
-                        lego_once(pebble_dir, root, http_port, tmp / f"lq{i}", f"b{i}.test")
-                    )
-                rate = concurrent_orders(privca_dir, root, args.threads, args.orders)
-        finally:
-            pebble.terminate()
-            pebble.wait(10)
-        p, q = statistics.median(privca_times), statistics.median(pebble_times)
-        print(f"lego http-01 issuance, median of {args.rounds}:")
-        print(f"  privca  {p * 1000:8.1f} ms")
-        print(f"  pebble  {q * 1000:8.1f} ms   (VA always valid, no sleep)")
-        print(f"  ratio   {p / q:8.2f} x   (target <= 0.50)")
-        print(
-            f"concurrent newOrder against privca: {rate:.1f} orders/s "
-            f"({args.threads} threads x {args.orders})"
-        )
-        ca.close()
+    if args.rounds < 1 or args.parallel < 1 or args.parallel_rounds < 1:
+        parser.error("--rounds, --parallel and --parallel-rounds must be at least 1")
+    try:
+        run(args)
+    except BenchError as exc:
+        sys.exit(f"acme.py: {exc}")
 
 
 if __name__ == "__main__":

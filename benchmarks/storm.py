@@ -1,0 +1,574 @@
+"""Renewal storm (by hand, not CI): N hosts renew their certificates through ACME at once.
+
+Each host has its own ACME account and a certificate issued in an untimed setup phase.
+Then all N renew at the same moment (a new order with ARI's `replaces`, http-01, finalize
+with a new key, download), while a few probes keep asking OCSP about the old certificates.
+The client is asynchronous (asyncio + h11 over TLS, keep-alive) and builds its requests
+with certbot's `acme` messages and JWS; the benchmark answers http-01 itself.
+
+Targets, one after the other:
+    sqlite      one `privca serve` over the SQLite store in its home
+    postgresql  two `privca serve` replicas over one PostgreSQL 15 (started here, durable
+                defaults), every request sent to the next replica in turn (round robin:
+                a nonce from one replica is spent at the other, as behind a load balancer)
+
+It prints, per target: orders/s over the storm, order latency p50/p99/max (newNonce to
+certificate downloaded), errors (must be 0), badNonce retries, and OCSP latency p50/p99
+measured during the storm.
+
+    python benchmarks/storm.py                    # N=500, both targets
+    python benchmarks/storm.py --n 100 --targets sqlite
+
+Needs pebble-challtestsrv (every name resolves to 127.0.0.1) and, for postgresql, the
+PostgreSQL 15 server binaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import random
+import resource
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+# This directory holds acme.py: keep it off sys.path so `import acme` finds certbot's.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.append(str(_HERE))  # last: _bench only
+
+import h11  # noqa: E402
+import josepy as jose  # noqa: E402
+from _bench import BenchError, Postgres, dns_server, free_port, loadavg, machine  # noqa: E402
+from acme import jws as acme_jws  # noqa: E402
+from acme import messages  # noqa: E402
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509 import ocsp  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
+PASSPHRASE = b"benchmark passphrase"
+JOSE = "application/jose+json"
+
+
+# HTTP: one keep-alive connection, h11 over asyncio streams --------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Connection:
+    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+        self.port = port
+        self.context = context
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    async def _open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(
+            "127.0.0.1", self.port, ssl=self.context, server_hostname="localhost"
+        )
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await self.writer.wait_closed()
+            self.writer = self.reader = None
+
+    async def request(
+        self, method: str, path: str, body: bytes = b"", content_type: str = ""
+    ) -> Reply:
+        """One exchange. A kept-alive connection the server closed meanwhile (uvicorn drops
+        idle ones after 5 s) is reopened and the request sent again, as HTTP clients do
+        when nothing of the response has arrived."""
+        reused = self.writer is not None and self.h11.our_state is h11.IDLE
+        if reused and self.reader is not None and self.reader.at_eof():
+            reused = False
+            await self.close()
+        try:
+            return await self._exchange(method, path, body, content_type)
+        except (ConnectionError, OSError, h11.RemoteProtocolError) as exc:
+            await self.close()
+            if not reused or getattr(exc, "response_started", False):
+                raise
+        return await self._exchange(method, path, body, content_type)
+
+    async def _exchange(self, method: str, path: str, body: bytes, content_type: str) -> Reply:
+        if self.writer is None or self.h11.our_state is not h11.IDLE:
+            await self.close()
+            await self._open()
+        assert self.reader is not None and self.writer is not None
+        headers = [("Host", f"127.0.0.1:{self.port}"), ("Content-Length", str(len(body)))]
+        if content_type:
+            headers.append(("Content-Type", content_type))
+        data = self.h11.send(h11.Request(method=method, target=path, headers=headers))
+        data += self.h11.send(h11.Data(data=body)) if body else b""
+        data += self.h11.send(h11.EndOfMessage())
+        self.writer.write(data)
+        await self.writer.drain()
+        status, reply_headers, chunks = 0, {}, []
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                received = await self.reader.read(65536)
+                if not received:
+                    error = ConnectionError("the server closed the connection")
+                    error.response_started = status != 0  # type: ignore[attr-defined]
+                    raise error
+                self.h11.receive_data(received)
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+                reply_headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+            elif isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("the server closed the connection")
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            self.h11.start_next_cycle()
+        else:
+            await self.close()
+        return Reply(status, reply_headers, b"".join(chunks))
+
+
+# the ACME client ---------------------------------------------------------------------------
+
+
+class AcmeError(Exception):
+    pass
+
+
+@dataclass
+class Stats:
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    bad_nonces: int = 0
+
+
+class Host:
+    """One host: its account key, its connections (one per replica), its certificate."""
+
+    def __init__(self, index: int, ports: list[int], context: ssl.SSLContext) -> None:
+        self.name = f"host{index:05d}.storm.test"
+        self.key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+        self.connections = {port: Connection(port, context) for port in ports}
+        self.ports = ports
+        self.turn = itertools.count(index)
+        self.kid: str | None = None  # the account URL's path
+        self.nonce: str | None = None
+        self.certificate: x509.Certificate | None = None
+        self.issuer: x509.Certificate | None = None
+
+    def _port(self) -> int:
+        return self.ports[next(self.turn) % len(self.ports)]
+
+    async def close(self) -> None:
+        for connection in self.connections.values():
+            await connection.close()
+
+    async def _new_nonce(self, port: int) -> str:
+        reply = await self.connections[port].request("HEAD", "/acme/new-nonce")
+        return reply.headers["replay-nonce"]
+
+    async def post(self, path: str, payload: Any, stats: Stats, *, jwk: bool = False) -> Reply:
+        """A signed POST to the next replica; retries badNonce as RFC 8555 §6.5 says."""
+        body = b"" if payload is None else json.dumps(payload).encode()
+        for _attempt in range(5):
+            port = self._port()
+            nonce = self.nonce or await self._new_nonce(port)
+            self.nonce = None
+            url = f"https://127.0.0.1:{port}{path}"
+            kid = None if jwk else f"https://127.0.0.1:{port}{self.kid}"
+            signed = acme_jws.JWS.sign(
+                body, key=self.key, alg=jose.ES256, nonce=jose.b64decode(nonce), url=url, kid=kid
+            )
+            reply = await self.connections[port].request(
+                "POST", path, signed.json_dumps().encode(), JOSE
+            )
+            self.nonce = reply.headers.get("replay-nonce")
+            if reply.status == 400 and b"badNonce" in reply.body:
+                stats.bad_nonces += 1
+                continue
+            if reply.status >= 400:
+                raise AcmeError(f"POST {path.split('/')[2]}: {reply.status} {reply.body[:300]!r}")
+            return reply
+        raise AcmeError(f"POST {path}: badNonce five times")
+
+    async def register(self, stats: Stats) -> None:
+        payload = messages.NewRegistration.from_data(terms_of_service_agreed=True)
+        reply = await self.post(
+            "/acme/new-account", json.loads(payload.json_dumps()), stats, jwk=True
+        )
+        self.kid = urlsplit(reply.headers["location"]).path
+
+    async def obtain(self, stats: Stats, responder: dict[str, str], replaces: str | None) -> None:
+        order = messages.NewOrder(
+            identifiers=(messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=self.name),)
+        )
+        order_payload = json.loads(order.json_dumps())
+        if replaces:
+            order_payload["replaces"] = replaces
+        reply = await self.post("/acme/new-order", order_payload, stats)
+        order_path = urlsplit(reply.headers["location"]).path
+        order = reply.json()
+        for authz_url in order["authorizations"]:
+            authz_path = urlsplit(authz_url).path
+            authz = (await self.post(authz_path, None, stats)).json()
+            if authz["status"] != "valid":
+                challenge = next(c for c in authz["challenges"] if c["type"] == "http-01")
+                thumbprint = jose.b64encode(self.key.thumbprint()).decode()
+                responder[challenge["token"]] = f"{challenge['token']}.{thumbprint}"
+                await self.post(urlsplit(challenge["url"]).path, {}, stats)
+                authz = await self._poll(authz_path, ("pending",), stats)
+                responder.pop(challenge["token"], None)
+                if authz["status"] != "valid":
+                    raise AcmeError(f"authorization {authz['status']}: {authz}")
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.name)]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(self.name)]), False)
+            .sign(key, hashes.SHA256())
+        )
+        der = csr.public_bytes(serialization.Encoding.DER)
+        finalize = urlsplit(order["finalize"]).path
+        order = (await self.post(finalize, {"csr": jose.b64encode(der).decode()}, stats)).json()
+        if order["status"] != "valid":
+            order = await self._poll(order_path, ("pending", "ready", "processing"), stats)
+        if order["status"] != "valid":
+            raise AcmeError(f"order {order['status']}")
+        pem = (await self.post(urlsplit(order["certificate"]).path, None, stats)).body
+        chain = x509.load_pem_x509_certificates(pem)
+        self.certificate, self.issuer = chain[0], chain[1]
+
+    async def _poll(self, path: str, waiting: tuple[str, ...], stats: Stats) -> Any:
+        deadline = time.monotonic() + 120
+        while True:
+            document = (await self.post(path, None, stats)).json()
+            if document["status"] not in waiting or time.monotonic() > deadline:
+                return document
+            await asyncio.sleep(0.2)
+
+
+def ari_id(certificate: x509.Certificate) -> str:
+    """RFC 9773: base64url(AKI keyIdentifier) "." base64url(serial number DER content)."""
+    aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    serial = certificate.serial_number
+    raw = serial.to_bytes(serial.bit_length() // 8 + 1, "big")
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return f"{b64(aki.key_identifier or b'')}.{b64(raw)}"
+
+
+# the benchmark's own http-01 responder ------------------------------------------------------
+
+
+async def start_responder(tokens: dict[str, str], port: int) -> asyncio.AbstractServer:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            path = head.split(b" ", 2)[1].decode("ascii", "replace")
+            token = path.rsplit("/", 1)[-1]
+            body = tokens.get(token, "").encode()
+            status = b"200 OK" if body else b"404 Not Found"
+            writer.write(
+                b"HTTP/1.1 " + status + b"\r\nContent-Length: " + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n" + body
+            )  # fmt: skip
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+
+
+# OCSP probes --------------------------------------------------------------------------------
+
+
+async def ocsp_probe(
+    hosts: list[Host], ports: list[int], context: ssl.SSLContext, stop: asyncio.Event
+) -> tuple[list[float], int]:
+    """Ask OCSP about random old certificates, one request at a time, until `stop`;
+    returns the latencies of the answered requests and the number of failed ones."""
+    connections = {port: Connection(port, context) for port in ports}
+    latencies: list[float] = []
+    failures = 0
+    rng = random.Random(7)
+    try:
+        for turn in itertools.count():
+            if stop.is_set():
+                break
+            host = rng.choice(hosts)
+            assert host.certificate is not None and host.issuer is not None
+            request = (
+                ocsp.OCSPRequestBuilder()
+                .add_certificate(host.certificate, host.issuer, hashes.SHA1())
+                .build()
+                .public_bytes(serialization.Encoding.DER)
+            )
+            started = time.perf_counter()
+            try:
+                reply = await connections[ports[turn % len(ports)]].request(
+                    "POST", "/ocsp", request, "application/ocsp-request"
+                )
+            except (ConnectionError, OSError, h11.RemoteProtocolError):
+                failures += 1
+                continue
+            if reply.status != 200:
+                failures += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(0.02)
+    finally:
+        for connection in connections.values():
+            await connection.close()
+    return latencies, failures
+
+
+# servers --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    ports: list[int]
+    root: Path
+
+
+@contextlib.contextmanager
+def serving(
+    kind: str, work: Path, dns: str, http_port: int, stack: contextlib.ExitStack
+) -> Iterator[Target]:
+    from privca.authority import CertificateAuthority
+
+    store_url = ""
+    replicas = 1
+    if kind == "postgresql":
+        postgres = stack.enter_context(Postgres())
+        store_url = postgres.create_database("privca_storm")
+        replicas = 2
+    home = work / f"home-{kind}"
+    CertificateAuthority.init(home, "Storm CA", passphrase=PASSPHRASE, store_url=store_url).close()
+    # Every host is its own account; still, lift the per-account order limit out of the way.
+    with (home / "privca.toml").open("a") as settings:
+        settings.write("\n[acme]\norders_per_window = 1000000\n")
+    passphrase = work / "passphrase"
+    passphrase.write_bytes(PASSPHRASE + b"\n")
+    passphrase.chmod(0o600)
+    command = [sys.executable, "-m", "privca", "-q", "--home", str(home), "serve"]
+    flags = ["--http-01-port", str(http_port), "--dns-resolver", dns]
+    help_text = subprocess.run([*command, "--help"], capture_output=True, text=True).stdout
+    if "--allow-loopback-validation" in help_text:
+        flags.append("--allow-loopback-validation")  # every name here is 127.0.0.1
+    ports, processes = [], []
+    try:
+        for replica in range(replicas):
+            port = free_port()
+            log = (work / f"{kind}-{replica}.log").open("wb")
+            stack.callback(log.close)
+            processes.append(
+                subprocess.Popen(
+                    [
+                        *command,
+                        "--listen",
+                        f"127.0.0.1:{port}",
+                        "--server-name",
+                        "localhost",
+                        *flags,
+                        "--passphrase-file",
+                        str(passphrase),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            ports.append(port)
+        for port, process in zip(ports, processes, strict=True):
+            wait_healthy(port, process, home / "certs" / "root.crt")
+        yield Target(kind, ports, home / "certs" / "root.crt")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+
+
+def wait_healthy(port: int, process: subprocess.Popen[bytes], root: Path) -> None:
+    context = ssl.create_default_context(cafile=str(root))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(
+                f"https://127.0.0.1:{port}/health", context=context, timeout=2
+            ) as response:
+                response.read()
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"privca serve on port {port} did not start") from None
+            time.sleep(0.2)
+
+
+# the run ------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def storm(target: Target, n: int, http_port: int, probes: int) -> dict[str, Any]:
+    context = ssl.create_default_context(cafile=str(target.root))
+    tokens: dict[str, str] = {}
+    responder = await start_responder(tokens, http_port)
+    hosts = [Host(i, target.ports, context) for i in range(n)]
+    setup = Stats()
+    limit = asyncio.Semaphore(32)
+
+    async def first_certificate(host: Host) -> None:
+        async with limit:
+            await host.register(setup)
+            await host.obtain(setup, tokens, None)
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(first_certificate(h) for h in hosts))
+        setup_seconds = time.perf_counter() - started
+        for host in hosts:  # fresh connections and nonces for the storm, as after a night
+            await host.close()
+            host.nonce = None
+        stats = Stats()
+
+        async def renew(host: Host) -> None:
+            assert host.certificate is not None
+            replaces = ari_id(host.certificate)
+            began = time.perf_counter()
+            try:
+                await host.obtain(stats, tokens, replaces)
+            except (AcmeError, OSError, ssl.SSLError, KeyError, h11.ProtocolError) as exc:
+                stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                return
+            stats.latencies.append(time.perf_counter() - began)
+
+        stop = asyncio.Event()
+        probe_tasks = [
+            asyncio.create_task(ocsp_probe(hosts, target.ports, context, stop))
+            for _ in range(probes)
+        ]
+        started = time.perf_counter()
+        await asyncio.gather(*(renew(h) for h in hosts))
+        seconds = time.perf_counter() - started
+        stop.set()
+        probed = await asyncio.gather(*probe_tasks)
+        ocsp_latencies = [x for latencies, _failed in probed for x in latencies]
+        ocsp_failures = sum(failed for _latencies, failed in probed)
+    finally:
+        for host in hosts:
+            await host.close()
+        responder.close()
+        await responder.wait_closed()
+    result: dict[str, Any] = {
+        "target": f"{target.name} ({len(target.ports)} serve)",
+        "n": n,
+        "setup_s": round(setup_seconds, 1),
+        "storm_s": round(seconds, 2),
+        "orders_per_s": round(len(stats.latencies) / seconds, 1),
+        "errors": len(stats.errors),
+        "bad_nonce_retries": stats.bad_nonces,
+        "ocsp_requests": len(ocsp_latencies),
+        "ocsp_errors": ocsp_failures,
+    }
+    if stats.latencies:
+        result["p50_s"] = round(statistics.median(stats.latencies), 2)
+        result["p99_s"] = round(percentile(stats.latencies, 99), 2)
+        result["max_s"] = round(max(stats.latencies), 2)
+    if ocsp_latencies:
+        result["ocsp_p50_ms"] = round(statistics.median(ocsp_latencies) * 1000, 1)
+        result["ocsp_p99_ms"] = round(percentile(ocsp_latencies, 99) * 1000, 1)
+    if stats.errors:
+        result["first_error"] = stats.errors[0]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=500, help="hosts renewing at once (500)")
+    parser.add_argument("--targets", default="sqlite,postgresql", help="sqlite,postgresql")
+    parser.add_argument("--ocsp-probes", type=int, default=4, help="concurrent OCSP askers (4)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = parser.parse_args()
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if not targets or any(t not in ("sqlite", "postgresql") for t in targets):
+        parser.error("--targets takes sqlite, postgresql or both")
+    if args.n < 1:
+        parser.error("--n must be at least 1")
+    # N hosts x replicas keep-alive connections, in this process and in the server.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if shutil.which("pebble-challtestsrv") is None:
+        sys.exit("storm.py: pebble-challtestsrv is not installed (Debian package pebble)")
+    print(machine(), f"load average {loadavg()}")
+    results = []
+    work = Path(tempfile.mkdtemp(prefix="privca-storm-"))
+    try:
+        with dns_server() as dns:
+            for kind in targets:
+                http_port = free_port()
+                with contextlib.ExitStack() as stack:
+                    target = stack.enter_context(serving(kind, work, dns, http_port, stack))
+                    result = asyncio.run(storm(target, args.n, http_port, args.ocsp_probes))
+                results.append(result)
+                print(json.dumps(result), flush=True)
+    except BenchError as exc:
+        sys.exit(f"storm.py: {exc}")
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print("| target | N | orders/s | p50 s | p99 s | max s | errors | badNonce retries | "
+          "OCSP p50 ms | OCSP p99 ms | OCSP answered | OCSP failed |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['target']} | {r['n']} | {r['orders_per_s']} | {r.get('p50_s', '-')} | "
+            f"{r.get('p99_s', '-')} | {r.get('max_s', '-')} | {r['errors']} | "
+            f"{r['bad_nonce_retries']} | {r.get('ocsp_p50_ms', '-')} | "
+            f"{r.get('ocsp_p99_ms', '-')} | {r['ocsp_requests']} | {r['ocsp_errors']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
