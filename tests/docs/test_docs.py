@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shlex
 import shutil
 import tempfile
@@ -238,6 +239,8 @@ def _check_program(line: str) -> None:
     fails in CI, which installs everything."""
     words = [w for w in shlex.split(line) if "=" not in w.split("/")[0]]
     program = words[0] if words else ""
+    if program and re.fullmatch(r"[\w./+-]+", program) is None:
+        pytest.fail(f"{line!r} is not a command: fence it with its language (```toml)")
     if program and program not in ("eval", "export", "cd") and shutil.which(program) is None:
         _missing(program)
 
