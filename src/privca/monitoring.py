@@ -203,8 +203,6 @@ def render_prometheus(
     file only the operator's node exporter reads.
 
     Expiry is a timestamp, as x509-certificate-exporter and cert-manager export it."""
-    from privca.store.metrics import certificate_counts, soonest_expiry
-
     records = list(authorities) if authorities is not None else ca.authorities()
     issuers = {a.id: a for a in records}
     out: list[str] = []
@@ -219,7 +217,7 @@ def render_prometheus(
             f'issuer_serial="{serial_hex(authority.serial)}"'
         )
 
-    counts = certificate_counts(ca.store, now)
+    counts = ca.store.certificate_counts(now)
     family(
         "privca_certificates",
         "gauge",
@@ -237,7 +235,7 @@ def render_prometheus(
         "gauge",
         "Per CA, the expiry of its first live certificate to expire (Unix time).",
     )
-    soonest = soonest_expiry(ca.store, list(issuers), now, SELF_RENEWING_PROFILES)
+    soonest = ca.store.soonest_expiry(list(issuers), now, SELF_RENEWING_PROFILES)
     for issuer_id, not_after in sorted(soonest.items()):
         out.append(
             f"privca_issuer_soonest_expiry_timestamp_seconds{{{ca_labels(issuers[issuer_id])}}} "

@@ -22,7 +22,7 @@ from privca.policy import IssuancePolicy
 from privca.settings import Settings
 from privca.store import Store
 from privca.store.database import check_store_url, sqlite_url
-from privca.store.imports import ImportedRow, add_imported_certificates, set_crl_number
+from privca.store.imports import ImportedRow, add_imported_certificates
 from privca.x509.encoding import der_certificate, pem_certificate
 
 ROOT_KEY_REF = "private/root.key"
@@ -163,10 +163,9 @@ def establish(
             now,
             active=True,
         )
-        add_imported_certificates(store, authority_id, rows, now)
+        add_imported_certificates(store.database, authority_id, rows, now)
         if plan.crl_number:
-            set_crl_number(
-                store,
+            store.continue_crl_numbers(
                 authority_id,
                 plan.crl_number,
                 plan.crl_this_update or now,
