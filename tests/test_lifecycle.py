@@ -399,7 +399,7 @@ def test_renew_revokes_the_old_certificate_after_the_grace_period(
         home=ca.home.root,
     )
     assert result.exit_code == 0, result.stderr
-    assert ca.store.get(again.serial).status == "revoked"
+    assert ca.inventory.get(again.serial).status == "revoked"
     both = run_cli(
         "renew", "web.corp.internal", "--revoke-old", "--revoke-old-after", "1d", home=ca.home.root
     )

@@ -16,7 +16,7 @@ from privca.x509.profiles import SELF_RENEWING_PROFILES
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
-    from privca.store import AuthorityRecord
+    from privca.registry import CaCertificate
 
 SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
 # An expired certificate nobody renewed is still news for this long; older ones are history.
@@ -72,10 +72,9 @@ def collect(
     ca: CertificateAuthority, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
 ) -> list[ExpiryItem]:
     """Every live certificate, the CA certificates and each CA's CRL, with a severity."""
-    ca.store.apply_due_revocations(now)  # a renewal's grace period may have ended
     issuers = {a.id: a for a in ca.authorities()}
     items: list[ExpiryItem] = []
-    for record in ca.store.find(now=now - EXPIRED_RECENTLY):
+    for record in ca.inventory.find(now=now - EXPIRED_RECENTLY):
         if record.profile in SELF_RENEWING_PROFILES:
             continue
         status = record.status_at(now)
@@ -113,7 +112,7 @@ def collect(
                 f"{authority.role} CA " + _describe(authority.not_after, now),
             )
         )
-    for state in ca.store.crl_states():
+    for state in ca.inventory.crl_states():
         authority = issuers.get(state.issuer_id)
         if authority is None:
             continue
@@ -193,7 +192,7 @@ def render_prometheus(
     ca: CertificateAuthority,
     now: dt.datetime,
     window: dt.timedelta | None = None,
-    authorities: Sequence[AuthorityRecord] | None = None,
+    authorities: Sequence[CaCertificate] | None = None,
 ) -> str:
     """Prometheus text exposition: aggregates for every CA (counts by profile and status,
     soonest expiry, CA and CRL expiry) and a series per certificate only for those that
@@ -211,13 +210,13 @@ def render_prometheus(
         out.append(f"# HELP {name} {help_text}")
         out.append(f"# TYPE {name} {kind}")
 
-    def ca_labels(authority: AuthorityRecord) -> str:
+    def ca_labels(authority: CaCertificate) -> str:
         return (
             f'issuer="{_label(_cn(authority.common_name))}",'
             f'issuer_serial="{serial_hex(authority.serial)}"'
         )
 
-    counts = ca.store.certificate_counts(now)
+    counts = ca.inventory.certificate_counts(now)
     family(
         "privca_certificates",
         "gauge",
@@ -235,7 +234,7 @@ def render_prometheus(
         "gauge",
         "Per CA, the expiry of its first live certificate to expire (Unix time).",
     )
-    soonest = ca.store.soonest_expiry(list(issuers), now, SELF_RENEWING_PROFILES)
+    soonest = ca.inventory.soonest_expiry(list(issuers), now, SELF_RENEWING_PROFILES)
     for issuer_id, not_after in sorted(soonest.items()):
         out.append(
             f"privca_issuer_soonest_expiry_timestamp_seconds{{{ca_labels(issuers[issuer_id])}}} "
@@ -252,7 +251,7 @@ def render_prometheus(
     family(
         "privca_crl_next_update_timestamp_seconds", "gauge", "nextUpdate of each CA's latest CRL."
     )
-    for state in ca.store.crl_states():
+    for state in ca.inventory.crl_states():
         crl_issuer = issuers.get(state.issuer_id)
         if crl_issuer is not None:
             out.append(
@@ -268,7 +267,7 @@ def render_prometheus(
         + " (Unix time).",
     )
     until = now + window if window is not None else None
-    for record in ca.store.find(status="valid", expiring_before=until, now=now):
+    for record in ca.inventory.find(status="valid", expiring_before=until, now=now):
         if record.profile in SELF_RENEWING_PROFILES:
             continue
         issuer = issuers.get(record.issuer_id)

@@ -92,7 +92,7 @@ def test_intent_only_serial_is_unknown(served_ca: ServedCA, server) -> None:
     from privca.store.schema import certificates
 
     ca = served_ca.ca
-    with ca.store.engine.begin() as connection:
+    with ca.inventory.database.engine.begin() as connection:
         row = connection.execute(certificates.select().limit(1)).first()
         values = dict(row._mapping)
         values.update(serial="abcdef0123", status="pending", der=None)

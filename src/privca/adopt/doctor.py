@@ -490,7 +490,7 @@ def examine_home(ca: Any, now: dt.datetime) -> list[Finding]:
     from privca.x509.profiles import SELF_RENEWING_PROFILES
 
     leaves = []
-    for record in ca.store.find(now=now):
+    for record in ca.inventory.find(now=now):
         # privca's own server and OCSP responder certificates: privca issues and replaces
         # them itself (no SAN on a responder is by design), so there is nothing to fix.
         if record.der is None or record.profile in SELF_RENEWING_PROFILES:

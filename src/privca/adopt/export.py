@@ -16,8 +16,8 @@ from cryptography.x509.oid import NameOID
 from privca.adopt.index import IndexEntry, format_index, format_serial
 from privca.errors import EnvironmentRefused, InputError
 from privca.home import atomic_write_many
-from privca.store import CertificateRecord
-from privca.store.inventory import random_serial
+from privca.store.records import CertificateRecord
+from privca.store.serials import random_serial
 
 # OpenSSL's short names in its one-line DN form (X509_NAME_oneline); others as dotted OIDs.
 _SHORT_NAMES = {

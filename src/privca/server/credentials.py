@@ -26,12 +26,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
 from privca.home import atomic_write, check_private_directory, make_private_directory
-from privca.x509.encoding import pem_certificates, pem_private_key_unencrypted, public_key_der
+from privca.x509.encoding import (
+    pem_certificates,
+    pem_private_key_unencrypted,
+    public_key_der,
+    serial_hex,
+)
 from privca.x509.profiles import OCSP_RESPONDER, PRIVCA_SERVER
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
-    from privca.store import AuthorityRecord
+    from privca.registry import CaCertificate
 
 log = logging.getLogger("privca.server")
 
@@ -112,7 +117,7 @@ class ServeCredentials:
     def server_path(self) -> Path:
         return self.directory / "server.pem"
 
-    def responder_path(self, authority: AuthorityRecord) -> Path:
+    def responder_path(self, authority: CaCertificate) -> Path:
         return self.directory / f"ocsp-{authority.serial:x}.pem"
 
     # the two kinds ------------------------------------------------------------------------
@@ -146,7 +151,7 @@ class ServeCredentials:
 
         return self._obtain(self.server_path(), PRIVCA_SERVER.name, fits, issue, now)
 
-    def responder(self, authority: AuthorityRecord, *, days: int, now: dt.datetime) -> Credential:
+    def responder(self, authority: CaCertificate, *, days: int, now: dt.datetime) -> Credential:
         """A delegated OCSP responder certificate (OCSPSigning, ocsp-nocheck) for `authority`."""
 
         def issue() -> Credential:
@@ -171,7 +176,7 @@ class ServeCredentials:
         with self._locked():
             current = read_credential(path)
             previous = kept_serial(path)
-            record = self._ca.store.get(previous) if previous is not None else None
+            record = self._ca.inventory.get(previous) if previous is not None else None
             if record is not None and record.profile != profile:
                 record = None  # not one of ours: leave it alone
             if (
@@ -190,10 +195,10 @@ class ServeCredentials:
             except BaseException:
                 # Nobody will ever use it: do not leave it valid in the inventory.
                 with contextlib.suppress(Exception):
-                    self._ca.store.revoke(fresh.serial, "superseded", now, None)
+                    self._ca.revoke(serial_hex(fresh.serial), "superseded", now)
                 raise
             if record is not None and record.status_at(now) == "valid":
-                self._ca.store.mark_superseded(record.serial, fresh.serial, now)
+                self._ca.supersede(record.serial, fresh.serial, now)
             log.info("issued %s certificate %x", profile, fresh.serial)
             return fresh
 
@@ -214,10 +219,9 @@ class ServeCredentials:
             os.close(fd)  # closing releases the lock
 
 
-def _issued_by(certificate: x509.Certificate, authority: AuthorityRecord) -> bool:
-    issuer = x509.load_der_x509_certificate(authority.der)
+def _issued_by(certificate: x509.Certificate, authority: CaCertificate) -> bool:
     try:
-        certificate.verify_directly_issued_by(issuer)
+        certificate.verify_directly_issued_by(authority.certificate)
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True

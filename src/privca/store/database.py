@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from privca._text import printable
-from privca.errors import InputError, StoreUnavailable
+from privca.errors import StoreUnavailable
 from privca.home import create_private_file
+from privca.store.address import check_store_url, redact
 from privca.store.schema import SCHEMA_REVISION, events
 from privca.x509.encoding import serial_hex
 
@@ -43,45 +43,6 @@ def _sqlite_file(url: str) -> Path | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(database)
-
-
-STORE_DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
-_USERINFO = re.compile(r"//([^/@:]*):[^/@]*@")
-_PASSWORD_PARAMETER = re.compile(r"(password=)[^&]*", re.IGNORECASE)
-PASSWORD_HINT = (
-    "put the password in ~/.pgpass (or the file $PGPASSFILE names), in "
-    "$PRIVCA_STORE_PASSWORD, or in a file given with --store-password-file"
-)
-
-
-def check_store_url(text: str) -> str:
-    """A store URL as given, refused (InputError, exit 2) when malformed or when it carries
-    a password: a URL on a command line is visible in `ps`, and privca.toml keeps it."""
-    text = text.strip()
-    shown = printable(_PASSWORD_PARAMETER.sub(r"\1***", _USERINFO.sub(r"//\1:***@", text)), 200)
-    try:
-        url = sa.engine.make_url(text)
-        port = url.port
-    except (sa.exc.ArgumentError, ValueError) as exc:
-        reason = "invalid port" if "int()" in str(exc) else "not a URL"
-        raise InputError(
-            f"store URL '{shown}' is malformed ({reason})",
-            "use postgresql://USER@HOST[:PORT]/DATABASE",
-        ) from None
-    if url.drivername not in STORE_DRIVERS:
-        raise InputError(
-            f"store URL '{shown}' is neither PostgreSQL nor SQLite",
-            "use postgresql://USER@HOST[:PORT]/DATABASE",
-        )
-    if url.password is not None or "password" in url.query:
-        raise InputError(f"store URL '{shown}' carries a password", PASSWORD_HINT)
-    if port is not None and not 0 < port < 65536:
-        raise InputError(f"store URL '{shown}' has port {port}, outside 1-65535")
-    if url.drivername != "sqlite" and not url.database:
-        raise InputError(
-            f"store URL '{shown}' names no database", "e.g. postgresql://privca@db/privca"
-        )
-    return text
 
 
 def create_engine(url: str, password: str | None = None) -> sa.Engine:
@@ -108,7 +69,7 @@ def create_engine(url: str, password: str | None = None) -> sa.Engine:
             engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise StoreUnavailable(
-            f"store URL '{_redact(url)}' is not usable: {exc}",
+            f"store URL '{redact(url)}' is not usable: {exc}",
             "use sqlite:///PATH or postgresql://USER@HOST/DB in privca.toml",
         ) from exc
     return engine
@@ -158,13 +119,6 @@ def _switch_to_wal(cursor: Any) -> None:
 def driver_message(exc: sa.exc.DBAPIError) -> str:
     """The database driver's reason on one line (psycopg's span several)."""
     return printable(" ".join(str(exc.orig).split()), 500)
-
-
-def _redact(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<invalid>"
 
 
 def current_revision(connection: sa.Connection) -> str | None:
@@ -237,7 +191,9 @@ class Change:
     def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.CursorResult[Any]:
         return self.connection.execute(statement, parameters)
 
-    def record(self, action: str, serial: int | str | None = None, detail: str | None = None) -> None:
+    def record(
+        self, action: str, serial: int | str | None = None, detail: str | None = None
+    ) -> None:
         """Append one event (what happened, to which serial) to the audit trail."""
         self.record_all([(action, serial, detail)])
 

@@ -31,7 +31,9 @@ from privca.x509.encoding import serial_hex
 class Store(InventoryView, IssuanceWrites, RevocationWrites, AuthorityWrites):
     """One inventory database, read and written. Safe to use from several processes."""
 
-    def __init__(self, url: str, *, password: str | None = None, sealer: object | None = None) -> None:
+    def __init__(
+        self, url: str, *, password: str | None = None, sealer: object | None = None
+    ) -> None:
         """`password` is the PostgreSQL password, never part of `url` (check_store_url);
         `sealer` seals the secrets the store keeps (store.acme.Sealer), if any."""
         super().__init__(Database(url, password))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 
 import sqlalchemy as sa
@@ -18,17 +17,12 @@ from privca.errors import StoreUnavailable
 from privca.store.database import Database, driver_message
 from privca.store.records import Intent
 from privca.store.schema import certificates
+from privca.store.serials import random_serial
 from privca.store.status import StoredStatus
 from privca.store.view import InventoryView
 from privca.x509.encoding import serial_hex
 
 SERIAL_RETRIES = 5
-
-
-def random_serial() -> int:
-    """126 CSPRNG bits under a fixed leading bit: positive, always 16 DER bytes and 32 hex
-    digits, so a serial never looks like the sequential 01, 02 of `-CAcreateserial`."""
-    return secrets.randbits(126) | (1 << 126)
 
 
 def _pending_row(serial: int, intent: Intent, now: dt.datetime) -> dict[str, object]:

@@ -123,9 +123,7 @@ class RevocationWrites:
         time, not the moment this runs, so every process that applies it writes the same
         record."""
         with self.database.read() as connection:
-            due = connection.execute(
-                sa.select(certificates.c.serial).where(due_clause(now))
-            ).all()
+            due = connection.execute(sa.select(certificates.c.serial).where(due_clause(now))).all()
         if not due:
             return []
         done: list[int] = []

@@ -223,9 +223,7 @@ class InventoryView:
         with self.database.read() as connection:
             rows = connection.execute(crl_state.select()).all()
         return [
-            CrlState(
-                int(r.issuer_id), int(r.number), as_utc(r.this_update), as_utc(r.next_update)
-            )
+            CrlState(int(r.issuer_id), int(r.number), as_utc(r.this_update), as_utc(r.next_update))
             for r in rows
         ]
 
