@@ -71,9 +71,9 @@ def test_sign_requests_records_every_certificate(
         assert record is not None and record.status == "issued"
         assert record.der == der_certificate(item.certificate)
     assert ca.inventory.count() == 20
-    assert ca.inventory.find(now=dt.datetime.now(dt.UTC), include_unsigned=True) == ca.inventory.find(
-        now=dt.datetime.now(dt.UTC)
-    )
+    assert ca.inventory.find(
+        now=dt.datetime.now(dt.UTC), include_unsigned=True
+    ) == ca.inventory.find(now=dt.datetime.now(dt.UTC))
 
 
 @pytest.mark.postgres
