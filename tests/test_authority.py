@@ -18,8 +18,8 @@ from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.errors import AlreadyExists, InputError, PolicyError, WrongPassphrase
 from privca.keys.types import KeyType
-from privca.store import Store
 from privca.store.database import sqlite_url
+from privca.store.inventory import Store
 from privca.x509.build import build_csr
 from privca.x509.csr import inspect_csr
 from privca.x509.names import parse_names

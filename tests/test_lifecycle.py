@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.errors import NotFound, PolicyError
-from privca.store import RevocationOutcome
+from privca.store.records import RevocationOutcome
 from privca.x509.build import build_csr
 from privca.x509.csr import inspect_csr
 from privca.x509.encoding import pem_private_key_unencrypted

@@ -21,7 +21,7 @@ import pytest
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.errors import PolicyError
-from privca.store import RevocationOutcome
+from privca.store.records import RevocationOutcome
 from privca.x509.build import build_csr
 from privca.x509.csr import inspect_csr
 from privca.x509.encoding import pem_certificate

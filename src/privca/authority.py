@@ -1,26 +1,29 @@
 """CertificateAuthority: the use cases of one CA home (init/open, issue, sign, verify,
 revoke, renew, crl, ocsp, rotate), and the only code that orders "record, then return".
 
-It delegates: the CA certificates to the registry (registry.py), keys to custody
-(keys/custody.py), setting up a home to establishment.py, signing leaves to issuance.py,
-new CA certificates to rotation.py, CRLs to publication.py, and the inventory to the store,
-which nothing outside this layer writes: others read it through `inventory`.
+It is assembled in three parts, one concern each: AuthorityCore (authority_core.py: the
+opened home, its registry of CA certificates and the unlocked signers), AuthorityRecords
+(authority_records.py: verification, lookup, revocation, CRLs) and this module: setting
+up and opening a home, issuance, renewal and rotation. The work itself is delegated: the
+CA certificates to registry.py, keys to keys/custody.py, a new home to establishment.py,
+signing leaves to issuance.py, new CA certificates to rotation.py, CRLs to
+publication.py, and the inventory to the store, which nothing outside this layer writes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from privca._time import utcnow
-from privca.errors import InputError, NotFound, PolicyError
+from privca.authority_core import Authority
+from privca.authority_records import AuthorityRecords
+from privca.errors import NotFound, PolicyError
 from privca.establishment import MIN_PASSPHRASE_LENGTH, NewCa, establish_new_ca
 from privca.home import CAHome, atomic_write_many, check_home
 from privca.issuance import (
@@ -35,58 +38,22 @@ from privca.issuance import (
 )
 from privca.keys.custody import HomeCustody, SecretSource
 from privca.keys.types import DEFAULT_LEAF_KEY, KeyType, key_type_of
-from privca.policy import IssuancePolicy
-from privca.publication import read_published_root_crl, root_crl_due, root_crl_file, sign_crl
 from privca.registry import CaCertificate, Registry
 from privca.rotation import ca_certificate_files, check_ca_days, reissue_root, rotate_issuing
 from privca.settings import Settings
-from privca.store import Store
 from privca.store.database import sqlite_url
-from privca.store.records import AuthorityRecord, CertificateRecord, RevocationOutcome
+from privca.store.inventory import Store
 from privca.store.schema import SCHEMA_REVISION
-from privca.store.view import InventoryView
 from privca.x509 import profiles
-from privca.x509.build import Issuer
 from privca.x509.csr import CertificateRequest
-from privca.x509.encoding import der_certificate, public_key_der, serial_hex
+from privca.x509.encoding import serial_hex
 from privca.x509.names import parse_names
-from privca.x509.verify import VerificationReport, check_certificate
-
-if TYPE_CHECKING:
-    from privca.store.acme import AcmeStore
 
 PassphraseSource = SecretSource
-Authority = CaCertificate | AuthorityRecord
 
 
-class CertificateAuthority:
+class CertificateAuthority(AuthorityRecords):
     """A CA home opened for work. Keys are unlocked only when something must be signed."""
-
-    def __init__(
-        self,
-        home: CAHome,
-        settings: Settings,
-        store: Store,
-        passphrase: SecretSource = None,
-        *,
-        pin: SecretSource = None,
-        custody: HomeCustody | None = None,
-    ) -> None:
-        self.home = home
-        self.settings = settings
-        self._store = store
-        self.inventory: InventoryView = store.view()
-        self._custody = custody or HomeCustody(
-            home,
-            passphrase=passphrase,
-            pin=pin,
-            encrypted=settings.encrypted_keys,
-            hsm_module=settings.hsm_module,
-        )
-        self._registry: Registry | None = None
-        self._signers: dict[int, Issuer] = {}
-
-    # establishing and opening -------------------------------------------------------------
 
     @classmethod
     def init(
@@ -187,127 +154,6 @@ class CertificateAuthority:
             AcmeStore.of(store).seal_plaintext_keys()
         return cls(ca_home, settings, store, custody=custody)
 
-    def refresh(self) -> None:
-        """Forget the snapshot of CA certificates (keeping unlocked keys), so a
-        long-running process sees an issuing CA rotated by another process."""
-        self._registry = None
-
-    def reload_settings(self) -> None:
-        """Read privca.toml again (an operator changed the policy while serving)."""
-        self.settings = Settings.read(self.home.settings)
-
-    def close(self) -> None:
-        self._store.close()
-        self._custody.close()
-
-    def __enter__(self) -> CertificateAuthority:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def store(self) -> Store:
-        """Deprecated: the store is the authority's own; read through `inventory`, change
-        through the named operations (revoke, supersede, ...)."""
-        warnings.warn(
-            "CertificateAuthority.store is private; use .inventory or a named operation",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self._store
-
-    def acme_store(self) -> AcmeStore:
-        """The ACME tables of this CA's inventory, with the home's EAB sealing key."""
-        from privca.store.acme import AcmeStore
-
-        return AcmeStore.of(self._store)
-
-    # the CA certificates ------------------------------------------------------------------
-
-    @property
-    def policy(self) -> IssuancePolicy:
-        return self.settings.policy
-
-    @property
-    def registry(self) -> Registry:
-        """The CA certificates as last read (see `refresh`)."""
-        if self._registry is None:
-            self._registry = Registry.from_records(self.inventory.authorities())
-        return self._registry
-
-    def authorities(self) -> list[CaCertificate]:
-        """Every CA certificate of the home, oldest first."""
-        return list(self.registry.authorities)
-
-    @property
-    def root(self) -> x509.Certificate:
-        """The active root (NotFound if the inventory has none)."""
-        return self.registry.root.certificate
-
-    def issuing_record(self) -> CaCertificate:
-        """The CA that signs services: the issuing CA, or the root if single-tier."""
-        return self.registry.issuing
-
-    @property
-    def issuing(self) -> x509.Certificate:
-        """The certificate that signs services: the issuing CA, or the root if single-tier."""
-        return self.registry.issuing.certificate
-
-    @property
-    def chain(self) -> tuple[x509.Certificate, ...]:
-        """The CA certificates above a new leaf, root last."""
-        return self.registry.chain
-
-    def publishing_authorities(self) -> list[CaCertificate]:
-        """CAs that sign leaves, so publish CRLs and answer OCSP (registry.publishing)."""
-        signed = {r.id for r in self.registry.roots if self.inventory.has_certificates(r.id)}
-        return self.registry.publishing(frozenset(signed))
-
-    def authority_by_serial(self, serial: str) -> CaCertificate:
-        """A CA by hex serial, or the active one by role (root, issuing or current)."""
-        record = self.registry.select(serial)
-        if record is None:
-            raise NotFound(f"no CA with serial or role '{serial}'", "see `privca check`")
-        return record
-
-    def issuer_of(self, record: CertificateRecord) -> CaCertificate | None:
-        """The CA certificate that signed `record`."""
-        return self.registry.by_id(record.issuer_id)
-
-    def chain_of(self, record: CertificateRecord) -> tuple[x509.Certificate, ...]:
-        """The CA certificates above `record`, root last (empty if its CA is unknown)."""
-        issuer = self.issuer_of(record)
-        return self.registry.chain_of(issuer) if issuer is not None else ()
-
-    def _entry(self, authority: Authority) -> CaCertificate:
-        entry = self.registry.by_id(authority.id)
-        if entry is None:
-            self.refresh()
-            entry = self.registry.by_id(authority.id)
-        if entry is None:
-            raise NotFound(f"no CA with id {authority.id} in the inventory")
-        return entry
-
-    def signer(self, authority: Authority) -> Issuer:
-        """The Issuer (certificate + unlocked private key) of one CA.
-
-        Raises:
-            KeyUnavailable: the key is missing or does not match the certificate.
-            WrongPassphrase: the passphrase (or PIN) does not unlock it.
-            InsecurePermissions: the key file or private/ is open to others.
-        """
-        cached = self._signers.get(authority.id)
-        if cached is not None:
-            return cached
-        entry = self._entry(authority)
-        key = self._custody.load_for(entry.certificate, entry.key_ref, entry.role)
-        signer = Issuer.from_certificate(entry.certificate, key)
-        self._signers[entry.id] = signer
-        return signer
-
-    # issuance -----------------------------------------------------------------------------
-
     def issue(
         self,
         names: Sequence[str],
@@ -397,191 +243,6 @@ class CertificateAuthority:
         entry = self._entry(authority)
         signer = self.signer(entry)
         return issue_ocsp_responder(self._store, entry, signer, days, now or utcnow())
-
-    # verification and inventory -----------------------------------------------------------
-
-    def verify(
-        self,
-        certificate: x509.Certificate,
-        *,
-        intermediates: Sequence[x509.Certificate] = (),
-        name: str | None = None,
-        private_key: PrivateKeyTypes | None = None,
-        roots: Sequence[x509.Certificate] | None = None,
-        now: dt.datetime | None = None,
-    ) -> tuple[VerificationReport, str]:
-        """Validate against our root (or `roots`), and look the serial up in the inventory:
-        its status there, or "unknown"."""
-        now = now or utcnow()
-        report = check_certificate(
-            certificate,
-            roots if roots is not None else [self.root],
-            [*intermediates, *self.registry.intermediates()],
-            now,
-            name,
-            public_key_der(private_key.public_key()) if private_key is not None else None,
-        )
-        record = self.inventory.get(certificate.serial_number)
-        if record is None or record.der != der_certificate(certificate):
-            return report, "unknown"
-        return report, record.status_at(now)
-
-    def certificates(
-        self,
-        *,
-        expiring_within: dt.timedelta | None = None,
-        status: str | None = None,
-        name_pattern: str | None = None,
-        now: dt.datetime | None = None,
-    ) -> list[CertificateRecord]:
-        """Signed certificates, soonest expiry first (InputError for an unknown status)."""
-        now = now or utcnow()
-        return self.inventory.find(
-            name_pattern=name_pattern,
-            status=status,
-            expiring_before=now + expiring_within if expiring_within is not None else None,
-            now=now,
-        )
-
-    def lookup(
-        self, serial_or_name: str, now: dt.datetime | None = None, *, unique: bool = False
-    ) -> CertificateRecord:
-        """A certificate by hex serial (colons allowed) or by one of its names.
-
-        By name, the valid certificate is preferred; with `unique`, a name that matches
-        several valid certificates is refused rather than guessed.
-
-        Raises:
-            NotFound: nothing matches. InputError: `unique` and several valid ones match.
-        """
-        now = now or utcnow()
-        text = serial_or_name.strip().lower().replace(":", "")
-        if text and all(ch in "0123456789abcdef" for ch in text):
-            record = self.inventory.get(int(text, 16))
-            if record is not None and record.der is not None:
-                return record
-        try:
-            name = str(parse_names([serial_or_name])[0])
-        except InputError:
-            name = serial_or_name
-        matches = self.inventory.find_by_name(name, now)
-        if not matches:
-            raise NotFound(
-                f"no certificate with serial or name '{serial_or_name}' in the inventory",
-                "see `privca list`",
-            )
-        valid = [m for m in matches if m.status_at(now) == "valid"]
-        if unique and len(valid) > 1:
-            serials = ", ".join(serial_hex(r.serial) for r in valid)
-            raise InputError(
-                f"name '{serial_or_name}' matches {len(valid)} valid certificates: {serials}",
-                "give the serial of the one you mean",
-            )
-        return (valid or matches)[0]
-
-    def certificate_status(self, authority: Authority, serial: int) -> CertificateRecord | None:
-        """The inventory record of `serial` under `authority`, if it was ever signed
-        (read only: an OCSP request never writes)."""
-        record = self.inventory.get(serial)
-        if record is None or record.der is None or record.issuer_id != authority.id:
-            return None
-        return record
-
-    # revocation ---------------------------------------------------------------------------
-
-    def revoke(
-        self,
-        serial_or_name: str,
-        reason: str = "unspecified",
-        now: dt.datetime | None = None,
-    ) -> tuple[CertificateRecord, RevocationOutcome]:
-        """Revoke, or make an earlier revocation keyCompromise (the first date is kept).
-
-        Any other change of an existing revocation is refused (PolicyError): a reason only
-        ever gets worse, so whoever holds a stolen key cannot pre-empt keyCompromise with a
-        milder reason. keyCompromise bars the public key for good.
-
-        Raises:
-            InputError: unknown reason. NotFound: no such certificate. PolicyError: the
-            change of reason is refused. StoreUnavailable.
-        """
-        from privca.x509.crl import REASONS
-
-        if reason not in REASONS:
-            raise InputError(
-                f"revocation reason '{reason}' is not one privca knows",
-                "use one of: " + ", ".join(REASONS),
-            )
-        now = now or utcnow()
-        record = self.lookup(serial_or_name, now, unique=True)
-        return self._store.revoke(record.serial, reason, now, record.public_key_sha256)
-
-    def supersede(self, old: int, new: int, now: dt.datetime | None = None) -> None:
-        """Record that certificate `new` replaces `old` (renew, ACME `replaces`)."""
-        self._store.mark_superseded(old, new, now or utcnow())
-
-    def apply_scheduled_revocations(self, now: dt.datetime | None = None) -> list[int]:
-        """Write the scheduled revocations that are due (reads already count them); for
-        `privca crl` and the server's scheduler. Returns their serials."""
-        return self._store.apply_due_revocations(now or utcnow())
-
-    def crl(
-        self,
-        authority: Authority | None = None,
-        now: dt.datetime | None = None,
-        *,
-        days: int | None = None,
-    ) -> x509.CertificateRevocationList:
-        """`privca crl`: write the scheduled revocations that are due, then a full CRL for
-        one CA (default: the issuing CA) with the next CRLNumber.
-
-        `days` overrides the nextUpdate interval, e.g. for the long-lived CRL of a root
-        whose key is kept offline."""
-        now = now or utcnow()
-        self.apply_scheduled_revocations(now)
-        return self.sign_crl(authority, now, days=days)
-
-    def sign_crl(
-        self,
-        authority: Authority | None = None,
-        now: dt.datetime | None = None,
-        *,
-        days: int | None = None,
-    ) -> x509.CertificateRevocationList:
-        """A full CRL for one CA with the next CRLNumber (never reused, never lower),
-        writing nothing else (the server's path): a scheduled revocation that is due is
-        listed whether or not it has been written."""
-        now = now or utcnow()
-        entry = self._entry(authority) if authority is not None else self.registry.issuing
-        signer = self.signer(entry)
-        next_update = now + dt.timedelta(days=days or self.settings.crl_days)
-        return sign_crl(self._store, entry.id, signer, now, next_update)
-
-    @property
-    def root_crl_file(self) -> Path:
-        """Where `privca crl --root` leaves the root's CRL, for when its key goes offline."""
-        return root_crl_file(self.home)
-
-    def published_root_crl(self, now: dt.datetime) -> x509.CertificateRevocationList:
-        """The root CRL made earlier with `privca crl --root`, if it is still current
-        (KeyUnavailable otherwise)."""
-        return read_published_root_crl(self.home, now)
-
-    def root_key_present(self) -> bool:
-        """True if the active root's key is at hand (a file in private/, or an HSM)."""
-        root = self.registry.active("root")
-        return root is not None and self._custody.is_present(root.key_ref)
-
-    def root_crl_due(self, now: dt.datetime) -> bool:
-        """True when the published root CRL is missing or past half its life: time for
-        `privca crl` to publish a new one while the root key is at hand."""
-        return root_crl_due(self.home, now)
-
-    def key_file(self, authority: Authority) -> Path | None:
-        """The file holding a CA's key, or None when it is on a token."""
-        return self._custody.key_file(self._entry(authority).key_ref)
-
-    # renewal and rotation -----------------------------------------------------------------
 
     def renew(
         self,

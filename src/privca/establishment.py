@@ -31,10 +31,10 @@ from privca.rotation import (
     record_authority,
 )
 from privca.settings import Settings
-from privca.store import Store
 from privca.store.address import check_store_url
 from privca.store.database import sqlite_url
 from privca.store.imports import add_imported_certificates
+from privca.store.inventory import Store
 from privca.store.records import CrlState, ImportedRow
 from privca.store.serials import random_serial
 from privca.x509 import profiles

@@ -24,7 +24,7 @@ from privca.errors import InputError, PolicyError
 from privca.keys.types import DEFAULT_LEAF_KEY, KeyType
 from privca.policy import IssuancePolicy
 from privca.registry import CaCertificate, Registry
-from privca.store import Intent, Store
+from privca.store.inventory import Intent, Store
 from privca.urls import leaf_urls
 from privca.x509 import profiles
 from privca.x509.build import (

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.errors import KeyUnavailable
 from privca.home import CAHome
-from privca.store import Store
+from privca.store.inventory import Store
 from privca.x509.build import Issuer
 from privca.x509.crl import Revocation, build_crl
 

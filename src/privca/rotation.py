@@ -20,7 +20,7 @@ from privca.keys.custody import GeneratedKey, HomeCustody
 from privca.keys.types import DEFAULT_ISSUING_KEY, KeyType, key_type_of
 from privca.policy import IssuancePolicy
 from privca.registry import CaCertificate, CaRole, Registry
-from privca.store import Store
+from privca.store.inventory import Store
 from privca.store.serials import random_serial
 from privca.urls import issuing_ca_urls
 from privca.x509 import profiles

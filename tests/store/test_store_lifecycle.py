@@ -9,8 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from privca.errors import InputError, PolicyError
-from privca.store import Intent, RevocationOutcome, Store
-from privca.store.inventory import reason_change
+from privca.store.inventory import Intent, RevocationOutcome, Store, reason_change
 
 DAY = dt.timedelta(days=1)
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def _acme_store(ca: Any) -> AcmeStore:
-    store: AcmeStore = ca.acme_store()
+    store: AcmeStore = ca.acme_repository()
     return store
 
 
