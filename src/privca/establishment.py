@@ -18,13 +18,13 @@ from cryptography import x509
 
 from privca.errors import AlreadyExists, InputError
 from privca.home import CAHome, HomeConstruction, atomic_write
+from privca.issuance import BACKDATE
 from privca.keys.custody import GeneratedKey, HomeCustody
 from privca.keys.types import DEFAULT_ISSUING_KEY, DEFAULT_ROOT_KEY, KeyType
 from privca.policy import IssuancePolicy
 from privca.publication import crl_files, root_crl_file, sign_crl
 from privca.registry import CaRole
 from privca.rotation import (
-    BACKDATE,
     build_issuing_ca,
     ca_certificate_files,
     check_ca_days,

@@ -36,7 +36,7 @@ _SHORT_NAMES = {
 
 def oneline_subject(name: x509.Name) -> str:
     return "".join(
-        f"/{_SHORT_NAMES.get(attribute.oid, attribute.oid.dotted_string)}={attribute.value}"
+        f"/{_SHORT_NAMES.get(attribute.oid, attribute.oid.dotted_string)}={attribute.value!s}"
         for attribute in name
     )
 

@@ -113,10 +113,7 @@ class FileCustody:
         return path
 
     def load(self, key_ref: str) -> PrivateKey:
-        key = read_ca_key(self._home.root / key_ref, self._secret())
-        if not isinstance(key, CertificateIssuerPrivateKeyTypes):
-            raise KeyUnavailable(f"the CA key '{key_ref}' is not a key that can sign")
-        return key
+        return read_ca_key(self._home.root / key_ref, self._secret())
 
     def key_file(self, key_ref: str) -> Path:
         return self._home.root / key_ref

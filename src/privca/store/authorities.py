@@ -7,6 +7,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from privca.errors import StoreUnavailable
 from privca.store.database import Change, Database
 from privca.store.schema import authorities, crl_state
 from privca.x509.encoding import serial_hex
@@ -63,7 +64,10 @@ class AuthorityWrites:
                 )
             )
             change.record(f"{role}-ca-created", serial)
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            if key is None:
+                raise StoreUnavailable("the inventory did not return the new CA's id")
+            return int(key[0])
 
     def next_crl_number(
         self, issuer_id: int, this_update: dt.datetime, next_update: dt.datetime
@@ -78,6 +82,8 @@ class AuthorityWrites:
                 if _first_crl_number(change, issuer_id, next_update):
                     return 1
                 current = change.execute(query).scalar()
+            if current is None:
+                raise StoreUnavailable("the CRL number of a CA vanished while it was read")
             number = int(current) + 1
             change.execute(
                 crl_state.update()

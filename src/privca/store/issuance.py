@@ -79,9 +79,10 @@ class IssuanceWrites:
 
     def complete(self, signed: Iterable[tuple[int, bytes]], now: dt.datetime) -> None:
         """Record the signed certificates; only then may they be returned or written."""
-        params = [{"s": serial_hex(serial), "d": der, "now": now} for serial, der in signed]
-        if not params:
+        rows = [(serial_hex(serial), der) for serial, der in signed]
+        if not rows:
             return
+        params = [{"s": hex_serial, "d": der, "now": now} for hex_serial, der in rows]
         statement = (
             certificates.update()
             .where(certificates.c.serial == sa.bindparam("s"))
@@ -93,7 +94,7 @@ class IssuanceWrites:
         )
         with self.database.change(now) as change:
             change.execute(statement, params)
-            change.record_all(("issued", p["s"], None) for p in params)
+            change.record_all(("issued", hex_serial, None) for hex_serial, _der in rows)
 
     def abandon(self, serials: Iterable[int], now: dt.datetime, reason: str) -> None:
         """Mark intents whose signing failed; their serials are never reused."""
