@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from privca._time import utcnow
 from privca.authority_core import Authority
@@ -37,7 +36,7 @@ from privca.issuance import (
     validity,
 )
 from privca.keys.custody import HomeCustody, SecretSource
-from privca.keys.types import DEFAULT_LEAF_KEY, KeyType, key_type_of
+from privca.keys.types import DEFAULT_LEAF_KEY, GeneratedPrivateKey, KeyType, key_type_of
 from privca.registry import CaCertificate, Registry
 from privca.rotation import ca_certificate_files, check_ca_days, reissue_root, rotate_issuing
 from privca.settings import Settings
@@ -234,7 +233,7 @@ class CertificateAuthority(AuthorityRecords):
 
     def issue_ocsp_responder(
         self, authority: Authority, *, days: int = 30, now: dt.datetime | None = None
-    ) -> tuple[x509.Certificate, PrivateKeyTypes]:
+    ) -> tuple[x509.Certificate, GeneratedPrivateKey]:
         """A delegated OCSP responder certificate (OCSPSigning, ocsp-nocheck) for one CA.
 
         The key goes to the caller only (privca serve keeps it 0600 in the home's

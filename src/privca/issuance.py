@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPublicKeyTypes,
-    PrivateKeyTypes,
 )
 
 from privca._time import utcnow
 from privca.errors import InputError, PolicyError
-from privca.keys.types import DEFAULT_LEAF_KEY, KeyType
+from privca.keys.types import DEFAULT_LEAF_KEY, GeneratedPrivateKey, KeyType
 from privca.policy import IssuancePolicy
 from privca.registry import CaCertificate, Registry
 from privca.store.inventory import Intent, Store
@@ -51,7 +50,7 @@ class IssuedCertificate:
     chain: tuple[x509.Certificate, ...]  # the CA certificates above it, root last
     names: tuple[SubjectName, ...]
     profile: str
-    private_key: PrivateKeyTypes | None = None
+    private_key: GeneratedPrivateKey | None = None
     ignored_extensions: tuple[str, ...] = field(default=())
 
     @property
@@ -268,7 +267,7 @@ class LeafIssuance:
 
 def issue_ocsp_responder(
     store: Store, authority: CaCertificate, signer: Issuer, days: int, now: dt.datetime
-) -> tuple[x509.Certificate, PrivateKeyTypes]:
+) -> tuple[x509.Certificate, GeneratedPrivateKey]:
     """A delegated OCSP responder certificate (OCSPSigning, ocsp-nocheck) for one CA and
     its new key, recorded like any other certificate before it is returned."""
     key = DEFAULT_LEAF_KEY.generate()

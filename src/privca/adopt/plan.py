@@ -14,15 +14,15 @@ import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from privca.adopt.index import IndexEntry, format_serial, parse_index
 from privca.errors import InputError
 from privca.home import read_input_file
-from privca.keys.types import ISSUER_PUBLIC_KEY_CLASSES
+from privca.keys.types import ISSUER_PUBLIC_KEY_CLASSES, SIGNING_KEY_CLASSES
 from privca.x509.crl import REASONS
 from privca.x509.encoding import (
     der_certificate,
@@ -92,7 +92,7 @@ class AdoptionPlan:
     name: str
     ca_certificate: x509.Certificate
     ca_pem: bytes  # certs/root.crt: the original file, byte for byte, when it is plain PEM
-    ca_key: Any
+    ca_key: CertificateIssuerPrivateKeyTypes
     key_file: Path
     key_mode: int
     key_was_encrypted: bool
@@ -136,12 +136,14 @@ def read_ca_certificate(path: Path) -> tuple[x509.Certificate, bytes]:
 
 def read_ca_key(
     path: Path, certificate: x509.Certificate, passphrase: PassphraseSource
-) -> tuple[Any, bool, int]:
+) -> tuple[CertificateIssuerPrivateKeyTypes, bool, int]:
     """The CA private key (validated once, here), whether it was encrypted, and its mode."""
     data = read_input_file(path, "CA key file")
     encrypted = is_encrypted_key(data)
     secret = passphrase() if encrypted else None
     key = load_private_key(data, secret, source=f"CA key '{path}'", validate=True)
+    if not isinstance(key, SIGNING_KEY_CLASSES):
+        raise InputError(f"the key '{path}' cannot sign certificates")
     if public_key_der(key.public_key()) != public_key_der(certificate.public_key()):
         raise InputError(
             f"the key '{path}' does not match the CA certificate "

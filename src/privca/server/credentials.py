@@ -19,13 +19,16 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
+from privca.errors import KeyUnavailable
 from privca.home import atomic_write, check_private_directory, make_private_directory
+from privca.keys.types import SIGNING_KEY_CLASSES
 from privca.x509.encoding import (
     pem_certificates,
     pem_private_key_unencrypted,
@@ -52,7 +55,7 @@ class Credential:
 
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]  # the certificate, then its intermediates
-    private_key: Any
+    private_key: CertificateIssuerPrivateKeyTypes
     path: Path
 
     @property
@@ -90,7 +93,9 @@ def read_credential(path: Path) -> Credential | None:
     except (OSError, ValueError, TypeError) as exc:
         log.warning("not reusing %s: %s", path, exc)
         return None
-    if public_key_der(key.public_key()) != public_key_der(chain[0].public_key()):
+    if not isinstance(key, SIGNING_KEY_CLASSES) or public_key_der(
+        key.public_key()
+    ) != public_key_der(chain[0].public_key()):
         log.warning("not reusing %s: the key does not match the certificate", path)
         return None
     return Credential(chain[0], chain, key, path)
@@ -142,6 +147,8 @@ class ServeCredentials:
 
         def issue() -> Credential:
             issued = self._ca.issue(list(names), profile=PRIVCA_SERVER.name, days=days, now=now)
+            if issued.private_key is None:  # issue() always generates one
+                raise KeyUnavailable("the server certificate came without its key")
             return Credential(
                 issued.certificate,
                 (issued.certificate, *[c for c in issued.chain if c.subject != c.issuer]),
