@@ -190,18 +190,67 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
                 acme_app.state.acme_service.validations.close()
             watch.close()
 
+    site = _Site(ca, settings, watch, responder, crls, acme=acme_app is not None)
+    routes = site.routes()
+    if settings.metrics_on_main:
+        metrics = _metrics_endpoint(ca, settings.metrics_window, watch)
+        routes.append(Route(METRICS_PATH, metrics, methods=["GET"]))
+    if acme_app is not None:
+        routes.append(Mount(ACME_PREFIX, app=acme_app))
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={PrivcaError: _privca_error}
+    )
+    app.state.ocsp = responder
+    app.state.crls = crls
+    app.state.watch = watch
+    return app
+
+
+class _Site:
+    """The main listener's own endpoints (OCSP, CRLs, CA certificates, health, the index)
+    over the parts build_app wires; each decodes HTTP, asks one part, encodes."""
+
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        settings: ServerSettings,
+        watch: StoreWatch,
+        responder: OcspResponder,
+        crls: CrlPublisher,
+        *,
+        acme: bool,
+    ) -> None:
+        self._ca = ca
+        self._settings = settings
+        self._watch = watch
+        self._responder = responder
+        self._crls = crls
+        self._acme = acme
+
+    def routes(self) -> list[Route | Mount]:
+        return [
+            Route("/", self.index, methods=["GET"]),
+            Route(OCSP_PATH, self.ocsp_post, methods=["POST"]),
+            Route(OCSP_PATH + "/", self.ocsp_post, methods=["POST"]),
+            Route(OCSP_PATH, self.ocsp_get_empty, methods=["GET"]),
+            Route(OCSP_GET_ROUTE, self.ocsp_get, methods=["GET"]),
+            Route(CRL_ROUTE, self.crl, methods=["GET"]),
+            Route(CA_ROUTE, self.ca_file, methods=["GET"]),
+            Route(HEALTH_PATH, self.health, methods=["GET"]),
+        ]
+
     # OCSP ---------------------------------------------------------------------------------
 
-    async def ocsp_post(request: Request) -> Response:
+    async def ocsp_post(self, request: Request) -> Response:
         if media_type(request.headers) != OCSP_REQUEST:
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
         try:
             body = await read_body(request, MAX_REQUEST_BYTES)
         except BodyTooLarge:
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
-        return _ocsp_response(await responder.answer(body, utcnow()), cacheable=False)
+        return _ocsp_response(await self._responder.answer(body, utcnow()), cacheable=False)
 
-    async def ocsp_get(request: Request) -> Response:
+    async def ocsp_get(self, request: Request) -> Response:
         # The raw path: base64 '+' and '/' must reach decode_get_path as sent.
         raw = request.scope.get("raw_path") or request.url.path.encode()
         encoded = raw.decode("latin-1").split("?", 1)[0].partition(OCSP_PATH + "/")[2]
@@ -209,25 +258,26 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
             der = decode_get_path(encoded)
         except PrivcaError:
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
-        return _ocsp_response(await responder.answer(der, utcnow()), cacheable=True)
+        return _ocsp_response(await self._responder.answer(der, utcnow()), cacheable=True)
 
+    @staticmethod
     async def ocsp_get_empty(_request: Request) -> Response:
         return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
 
     # CRLs and CA certificates -------------------------------------------------------------
 
-    def find(stem: str) -> CaCertificate | None:
-        return watch.authorities.registry.select(stem) if stem else None
+    def _find(self, stem: str) -> CaCertificate | None:
+        return self._watch.authorities.registry.select(stem) if stem else None
 
-    async def crl(request: Request) -> Response:
+    async def crl(self, request: Request) -> Response:
         name: str = request.path_params["name"]
         stem, _, suffix = name.rpartition(".")
-        record = find(stem)
+        record = self._find(stem)
         if suffix not in ("crl", "pem") or record is None:
             return _not_found()
         now = utcnow()
         try:
-            published = await crls.get(record, now)
+            published = await self._crls.get(record, now)
         except KeyUnavailable as exc:  # the root CRL was never published, or has expired
             log.warning("CRL of %x not served: %s", record.serial, exc)
             return PlainTextResponse(
@@ -244,14 +294,14 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
             return Response(published.pem, media_type=PEM, headers=headers)
         return Response(published.der, media_type="application/pkix-crl", headers=headers)
 
-    async def ca_file(request: Request) -> Response:
+    async def ca_file(self, request: Request) -> Response:
         name: str = request.path_params["name"]
         if name == CHAIN_FILE:
-            chain = [find("issuing"), find("root")]
+            chain = [self._find("issuing"), self._find("root")]
             found = dict.fromkeys(r for r in chain if r is not None)
             return Response(pem_certificates([r.certificate for r in found]), media_type=PEM)
         stem, _, suffix = name.rpartition(".")
-        record = find(stem)
+        record = self._find(stem)
         if record is None or suffix not in ("crt", "der", "pem"):
             return _not_found()
         if suffix == "der":
@@ -260,21 +310,21 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
 
     # health and the index ---------------------------------------------------------------
 
-    def problems(now: dt.datetime) -> list[str]:
+    def problems(self, now: dt.datetime) -> list[str]:
         found: list[str] = []
-        if not watch.reachable:
+        if not self._watch.reachable:
             found.append(
                 "the certificate store does not answer: OCSP is answered from the cache "
                 "(tryLater when there is none), CRLs from the last published files, and "
                 "nothing can be issued or revoked"
             )
-        issuing = find("issuing")
+        issuing = self._find("issuing")
         if issuing is not None and issuing.not_after <= now:
             found.append("the issuing CA has expired: run `privca rotate issuing`")
-        root = find("root")
-        if root is not None and not watch.authorities.publishes(root.id):
+        root = self._find("root")
+        if root is not None and not self._watch.authorities.publishes(root.id):
             try:
-                ca.published_root_crl(now)
+                self._ca.published_root_crl(now)
             except KeyUnavailable:
                 found.append(
                     "no current root CRL is published: run `privca crl --root` "
@@ -282,17 +332,17 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
                 )
         return found
 
-    async def health(_request: Request) -> Response:
+    async def health(self, _request: Request) -> Response:
         # Always 200: a replica that cannot reach the store still serves cached OCSP
         # answers and CRLs, so a load balancer should keep it; monitors read `status`.
-        found = await run_in_threadpool(problems, utcnow())
+        found = await run_in_threadpool(self.problems, utcnow())
         return JSONResponse({"status": "degraded" if found else "ok", "problems": found})
 
-    def index_document(request: Request) -> dict[str, Any]:
+    def index_document(self, request: Request) -> dict[str, Any]:
         base = f"{request.url.scheme}://{request.url.netloc}"
-        authorities = watch.authorities
+        authorities = self._watch.authorities
         return {
-            "ca": ca.settings.name,
+            "ca": self._ca.settings.name,
             "ocsp": base + OCSP_PATH,
             "crl": {
                 "root": base + ROOT_CRL_PATH,
@@ -318,40 +368,17 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
                     for a in authorities.all
                 ],
             },
-            "acme": base + ACME_DIRECTORY_PATH if acme_app is not None else None,
+            "acme": base + ACME_DIRECTORY_PATH if self._acme else None,
             "health": base + HEALTH_PATH,
-            "metrics": base + METRICS_PATH if settings.metrics_on_main else None,
+            "metrics": base + METRICS_PATH if self._settings.metrics_on_main else None,
         }
 
-    async def index(request: Request) -> Response:
-        document = index_document(request)
+    async def index(self, request: Request) -> Response:
+        document = self.index_document(request)
         accept = request.headers.get("accept", "").lower()
         if "application/json" in accept and "text/html" not in accept:
             return JSONResponse(document)
         return HTMLResponse(_index_html(document))
-
-    routes: list[Route | Mount] = [
-        Route("/", index, methods=["GET"]),
-        Route(OCSP_PATH, ocsp_post, methods=["POST"]),
-        Route(OCSP_PATH + "/", ocsp_post, methods=["POST"]),
-        Route(OCSP_PATH, ocsp_get_empty, methods=["GET"]),
-        Route(OCSP_GET_ROUTE, ocsp_get, methods=["GET"]),
-        Route(CRL_ROUTE, crl, methods=["GET"]),
-        Route(CA_ROUTE, ca_file, methods=["GET"]),
-        Route(HEALTH_PATH, health, methods=["GET"]),
-    ]
-    if settings.metrics_on_main:
-        metrics = _metrics_endpoint(ca, settings.metrics_window, watch)
-        routes.append(Route(METRICS_PATH, metrics, methods=["GET"]))
-    if acme_app is not None:
-        routes.append(Mount(ACME_PREFIX, app=acme_app))
-    app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={PrivcaError: _privca_error}
-    )
-    app.state.ocsp = responder
-    app.state.crls = crls
-    app.state.watch = watch
-    return app
 
 
 def _index_html(document: dict[str, Any]) -> str:
