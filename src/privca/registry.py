@@ -9,9 +9,8 @@ place to go.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 from cryptography import x509
@@ -32,17 +31,10 @@ ISSUING_ALIASES = ("issuing", "current")
 
 
 @dataclass(frozen=True)
-class CaCertificate:
-    """One CA certificate of the home: its inventory record and the parsed certificate."""
+class CaCertificate(AuthorityRecord):
+    """One CA certificate of the home: its inventory record (the fields it inherits) and
+    what the registry parsed from it once."""
 
-    id: int
-    role: str
-    common_name: str
-    serial: int
-    der: bytes
-    key_ref: str
-    active: bool
-    not_after: dt.datetime
     certificate: x509.Certificate = field(compare=False, repr=False)
     key_identifier: bytes = field(compare=False, repr=False)
     public_key: bytes = field(compare=False, repr=False)  # SubjectPublicKeyInfo DER
@@ -50,15 +42,9 @@ class CaCertificate:
     @classmethod
     def from_record(cls, record: AuthorityRecord) -> CaCertificate:
         certificate = x509.load_der_x509_certificate(record.der)
+        kept = {f.name: getattr(record, f.name) for f in fields(AuthorityRecord)}
         return cls(
-            id=record.id,
-            role=record.role,
-            common_name=record.common_name,
-            serial=record.serial,
-            der=record.der,
-            key_ref=record.key_ref,
-            active=record.active,
-            not_after=record.not_after,
+            **kept,
             certificate=certificate,
             key_identifier=subject_key_identifier(certificate),
             public_key=public_key_der(certificate.public_key()),
