@@ -21,7 +21,7 @@ import pytest
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.errors import PolicyError
-from privca.store.records import RevocationOutcome
+from privca.store.records import Revocation, RevocationOutcome
 from privca.x509.build import build_csr
 from privca.x509.csr import inspect_csr
 from privca.x509.encoding import pem_certificate
@@ -157,3 +157,19 @@ def test_scheduled_revocation_does_not_downgrade(ca: CertificateAuthority) -> No
     crl = ca.crl(now=utcnow() + dt.timedelta(days=2))
     entry = crl.get_revoked_certificate_by_serial_number(old.serial)
     assert entry is not None
+
+
+def test_a_due_scheduled_revocation_bars_the_key_and_keeps_its_date(
+    ca: CertificateAuthority,
+) -> None:
+    """After the grace of renew --revoke-old-after the old certificate is revoked (OCSP and
+    CRLs say so): renewing it again may not reuse its key nor move its revocation."""
+    old = ca.issue(["due.corp.internal"])
+    ca.renew(f"{old.serial:x}", revoke_old_after=dt.timedelta(hours=1))
+    due = ca.inventory.get(old.serial).revoke_after  # type: ignore[union-attr]
+    later = utcnow() + dt.timedelta(hours=2)
+    with pytest.raises(PolicyError, match="is revoked; its key may not be reused"):
+        ca.renew(f"{old.serial:x}", new_key=False, now=later)
+    ca.renew(f"{old.serial:x}", revoke_old_after=dt.timedelta(days=30), now=later)
+    record = ca.inventory.get(old.serial)
+    assert record is not None and record.revocation_at(later) == Revocation(due, "superseded")

@@ -262,7 +262,9 @@ class CertificateAuthority(AuthorityRecords):
         """
         now = now or utcnow()
         old = self.lookup(serial_or_name, now, unique=True)
-        if old.status == "revoked" and not new_key:
+        # Revoked as readers see it: written, or scheduled and due.
+        revoked = old.revocation_at(now) is not None
+        if revoked and not new_key:
             raise PolicyError(
                 f"certificate {serial_hex(old.serial)} is revoked; its key may not be reused",
                 "renew with --new-key",
@@ -292,7 +294,7 @@ class CertificateAuthority(AuthorityRecords):
             )
             renewed = self.sign_requests([request], profile=old.profile, days=days, now=now)[0]
         self._store.mark_superseded(old.serial, renewed.serial, utcnow())
-        if revoke_old_after is not None and old.status != "revoked":
+        if revoke_old_after is not None and not revoked:
             at = now + revoke_old_after
             if revoke_old_after <= dt.timedelta(0):
                 self._store.revoke(old.serial, "superseded", at, None)

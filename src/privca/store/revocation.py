@@ -77,15 +77,23 @@ class RevocationWrites:
                     f"no issued certificate with serial {key} in the inventory",
                     "see `privca list`",
                 )
-            if row.status == StoredStatus.REVOKED:
-                outcome = reason_change(key, row.revocation_reason, reason)
+            # A scheduled revocation that is due is one already (every read says so, a CRL
+            # may list it): the reason rule and its date apply as to a written one.
+            current = row_to_certificate(row).revocation_at(now)
+            if current is not None:
+                outcome = reason_change(key, current.reason, reason)
                 if outcome is RevocationOutcome.UNCHANGED:
                     return row_to_certificate(row), outcome
-                values: dict[str, object] = {"revocation_reason": reason, "revoke_after": None}
+                values: dict[str, object] = {
+                    "status": StoredStatus.REVOKED.value,
+                    "revoked_at": current.revoked_at,
+                    "revocation_reason": reason,
+                    "revoke_after": None,
+                }
                 change.record(
                     "revocation-reason-changed",
                     key,
-                    f"{row.revocation_reason or 'unspecified'} -> {reason}",
+                    f"{current.reason or 'unspecified'} -> {reason}",
                 )
             else:
                 outcome = RevocationOutcome.REVOKED
@@ -106,14 +114,25 @@ class RevocationWrites:
 
     def schedule_revocation(self, serial: int, at: dt.datetime, now: dt.datetime) -> None:
         """Revoke `serial` (reason superseded) once `at` has passed: reads count it as
-        revoked from then on; `apply_due_revocations` writes it."""
+        revoked from then on; `apply_due_revocations` writes it.
+
+        A schedule only ever moves earlier: a revoked certificate, or one whose earlier
+        schedule is due (already revoked to every reader), is never made good again."""
+        c = certificates.c
         with self.database.change(now) as change:
-            change.execute(
+            updated = change.execute(
                 certificates.update()
-                .where(certificates.c.serial == serial_hex(serial))
+                .where(
+                    c.serial == serial_hex(serial),
+                    c.status == StoredStatus.ISSUED.value,
+                    sa.or_(
+                        c.revoke_after.is_(None), sa.and_(c.revoke_after > now, c.revoke_after > at)
+                    ),
+                )
                 .values(revoke_after=at)
             )
-            change.record("revocation-scheduled", serial, at.isoformat())
+            if updated.rowcount:
+                change.record("revocation-scheduled", serial, at.isoformat())
 
     def apply_due_revocations(self, now: dt.datetime) -> list[int]:
         """Carry out scheduled revocations whose time has come; returns their serials.
