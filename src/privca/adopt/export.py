@@ -54,13 +54,16 @@ def index_entries(records: Iterable[CertificateRecord], now: dt.datetime) -> lis
     for record in sorted(records, key=lambda r: r.serial):
         if record.status not in ("issued", "revoked"):
             continue  # pending or failed: never signed, nothing for a client to ask about
-        status = "R" if record.status == "revoked" else ("E" if record.not_after <= now else "V")
+        # Revoked as CRLs and OCSP say it: written, or scheduled and due.
+        revocation = record.revocation_at(now)
+        expired = "E" if record.not_after <= now else "V"
+        status = "R" if revocation is not None else expired
         entries.append(
             IndexEntry(
                 status=status,
                 expires=record.not_after,
-                revoked_at=record.revoked_at if status == "R" else None,
-                reason=record.revocation_reason if status == "R" else None,
+                revoked_at=revocation.revoked_at if revocation is not None else None,
+                reason=revocation.reason if revocation is not None else None,
                 serial=record.serial,
                 filename="unknown",
                 subject=_subject_of(record),
