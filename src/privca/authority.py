@@ -42,6 +42,7 @@ from privca.rotation import ca_certificate_files, check_ca_days, reissue_root, r
 from privca.settings import Settings
 from privca.store.database import sqlite_url
 from privca.store.inventory import Store
+from privca.store.records import CertificateRecord
 from privca.store.schema import SCHEMA_REVISION
 from privca.x509 import profiles
 from privca.x509.csr import CertificateRequest
@@ -269,30 +270,7 @@ class CertificateAuthority(AuthorityRecords):
                 f"certificate {serial_hex(old.serial)} is revoked; its key may not be reused",
                 "renew with --new-key",
             )
-        if old.der is None:
-            raise NotFound(f"certificate {serial_hex(old.serial)} was never signed")
-        old_cert = x509.load_der_x509_certificate(old.der)
-        names = tuple(parse_names(old.names))
-        common_name = kept_common_name(self.policy, old_cert, names, old.profile)
-        if new_key:
-            renewed = self.issue(
-                old.names,
-                profile=old.profile,
-                key_type=key_type or key_type_of(old_cert.public_key()),
-                days=days,
-                common_name=common_name,
-                now=now,
-            )
-        else:
-            request = CertificateRequest(
-                public_key=old_cert.public_key(),
-                names=names,
-                ignored=(),
-                asks_for_ca=False,
-                source=f"certificate {serial_hex(old.serial)}",
-                common_name=common_name,
-            )
-            renewed = self.sign_requests([request], profile=old.profile, days=days, now=now)[0]
+        renewed = self._successor(old, new_key, key_type, days, now)
         self._store.mark_superseded(old.serial, renewed.serial, utcnow())
         if revoke_old_after is not None and not revoked:
             at = now + revoke_old_after
@@ -301,6 +279,40 @@ class CertificateAuthority(AuthorityRecords):
             else:
                 self._store.schedule_revocation(old.serial, at, utcnow())
         return renewed
+
+    def _successor(
+        self,
+        old: CertificateRecord,
+        new_key: bool,
+        key_type: KeyType | None,
+        days: int | None,
+        now: dt.datetime,
+    ) -> IssuedCertificate:
+        """The renewal of `old`: its names, profile and common name, on a new key or on
+        its own public key."""
+        if old.der is None:
+            raise NotFound(f"certificate {serial_hex(old.serial)} was never signed")
+        old_cert = x509.load_der_x509_certificate(old.der)
+        names = tuple(parse_names(old.names))
+        common_name = kept_common_name(self.policy, old_cert, names, old.profile)
+        if new_key:
+            return self.issue(
+                old.names,
+                profile=old.profile,
+                key_type=key_type or key_type_of(old_cert.public_key()),
+                days=days,
+                common_name=common_name,
+                now=now,
+            )
+        request = CertificateRequest(
+            public_key=old_cert.public_key(),
+            names=names,
+            ignored=(),
+            asks_for_ca=False,
+            source=f"certificate {serial_hex(old.serial)}",
+            common_name=common_name,
+        )
+        return self.sign_requests([request], profile=old.profile, days=days, now=now)[0]
 
     def rotate_issuing(
         self,
