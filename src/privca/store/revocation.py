@@ -80,32 +80,25 @@ class RevocationWrites:
             # A scheduled revocation that is due is one already (every read says so, a CRL
             # may list it): the reason rule and its date apply as to a written one.
             current = row_to_certificate(row).revocation_at(now)
-            if current is not None:
+            if current is None:
+                outcome, revoked_at = RevocationOutcome.REVOKED, now
+                change.record("revoked", key, reason)
+            else:
                 outcome = reason_change(key, current.reason, reason)
                 if outcome is RevocationOutcome.UNCHANGED:
                     return row_to_certificate(row), outcome
-                values: dict[str, object] = {
-                    "status": StoredStatus.REVOKED.value,
-                    "revoked_at": current.revoked_at,
-                    "revocation_reason": reason,
-                    "revoke_after": None,
-                }
-                change.record(
-                    "revocation-reason-changed",
-                    key,
-                    f"{current.reason or 'unspecified'} -> {reason}",
-                )
-            else:
-                outcome = RevocationOutcome.REVOKED
-                values = {
-                    "status": StoredStatus.REVOKED.value,
-                    "revoked_at": now,
-                    "revocation_reason": reason,
-                    "revoke_after": None,
-                }
-                change.record("revoked", key, reason)
+                revoked_at = current.revoked_at
+                detail = f"{current.reason or 'unspecified'} -> {reason}"
+                change.record("revocation-reason-changed", key, detail)
             change.execute(
-                certificates.update().where(certificates.c.serial == key).values(**values)
+                certificates.update()
+                .where(certificates.c.serial == key)
+                .values(
+                    status=StoredStatus.REVOKED.value,
+                    revoked_at=revoked_at,
+                    revocation_reason=reason,
+                    revoke_after=None,
+                )
             )
             if reason == KEY_COMPROMISE and public_key_sha256:
                 _block_key(change, public_key_sha256, key)
