@@ -239,7 +239,14 @@ class CertificateAuthority(AuthorityRecords):
 
         The key goes to the caller only (privca serve keeps it 0600 in the home's
         private/serve/ to reuse it); the certificate is recorded like any other before it
-        is returned."""
+        is returned.
+
+        Raises:
+            NotFound: `authority` is not a CA of this home.
+            KeyUnavailable, WrongPassphrase, InsecurePermissions: the CA key cannot be
+                unlocked (as `signer`).
+            StoreUnavailable: the record could not be written (nothing is returned).
+        """
         entry = self._entry(authority)
         signer = self.signer(entry)
         return issue_ocsp_responder(self._store, entry, signer, days, now or utcnow())

@@ -65,10 +65,15 @@ class AuthorityCore:
         self._registry = None
 
     def reload_settings(self) -> None:
-        """Read privca.toml again (an operator changed the policy while serving)."""
+        """Read privca.toml again (an operator changed the policy while serving).
+
+        Raises:
+            InputError: privca.toml is malformed (the settings in use are kept).
+        """
         self.settings = Settings.read(self.home.settings)
 
     def close(self) -> None:
+        """Close the store's connections and log out of an HSM."""
         self._store.close()
         self._custody.close()
 
@@ -98,11 +103,16 @@ class AuthorityCore:
 
     @property
     def policy(self) -> IssuancePolicy:
+        """What this CA may sign (privca.toml's [policy])."""
         return self.settings.policy
 
     @property
     def registry(self) -> Registry:
-        """The CA certificates as last read (see `refresh`)."""
+        """The CA certificates as last read (see `refresh`).
+
+        Raises:
+            StoreUnavailable: the first read after `refresh` cannot reach the store.
+        """
         if self._registry is None:
             self._registry = Registry.from_records(self.inventory.authorities())
         return self._registry
@@ -136,7 +146,11 @@ class AuthorityCore:
         return self.registry.publishing(frozenset(signed))
 
     def authority_by_serial(self, serial: str) -> CaCertificate:
-        """A CA by hex serial, or the active one by role (root, issuing or current)."""
+        """A CA by hex serial, or the active one by role (root, issuing or current).
+
+        Raises:
+            NotFound: no CA of this home has that serial or role.
+        """
         record = self.registry.select(serial)
         if record is None:
             raise NotFound(f"no CA with serial or role '{serial}'", "see `privca check`")
@@ -178,7 +192,11 @@ class AuthorityCore:
         return signer
 
     def key_file(self, authority: Authority) -> Path | None:
-        """The file holding a CA's key, or None when it is on a token."""
+        """The file holding a CA's key, or None when it is on a token.
+
+        Raises:
+            NotFound: `authority` is not a CA of this home.
+        """
         return self._custody.key_file(self._entry(authority).key_ref)
 
     def root_key_present(self) -> bool:

@@ -36,7 +36,13 @@ class AuthorityRecords(AuthorityCore):
         now: dt.datetime | None = None,
     ) -> tuple[VerificationReport, str]:
         """Validate against our root (or `roots`), and look the serial up in the inventory:
-        its status there, or "unknown"."""
+        its status there, or "unknown".
+
+        Problems with the certificate are listed in the report, never raised.
+
+        Raises:
+            StoreUnavailable: the inventory cannot be read.
+        """
         now = now or utcnow()
         report = check_certificate(
             certificate,
@@ -59,7 +65,12 @@ class AuthorityRecords(AuthorityCore):
         name_pattern: str | None = None,
         now: dt.datetime | None = None,
     ) -> list[CertificateRecord]:
-        """Signed certificates, soonest expiry first (InputError for an unknown status)."""
+        """Signed certificates, soonest expiry first.
+
+        Raises:
+            InputError: `status` is not a certificate status. StoreUnavailable: the
+                inventory cannot be read.
+        """
         now = now or utcnow()
         return self.inventory.find(
             name_pattern=name_pattern,
@@ -144,12 +155,20 @@ class AuthorityRecords(AuthorityCore):
         return self._store.revoke(record.serial, reason, now, record.public_key_sha256)
 
     def supersede(self, old: int, new: int, now: dt.datetime | None = None) -> None:
-        """Record that certificate `new` replaces `old` (renew, ACME `replaces`)."""
+        """Record that certificate `new` replaces `old` (renew, ACME `replaces`).
+
+        Raises:
+            StoreUnavailable: the record could not be written.
+        """
         self._store.mark_superseded(old, new, now or utcnow())
 
     def apply_scheduled_revocations(self, now: dt.datetime | None = None) -> list[int]:
         """Write the scheduled revocations that are due (reads already count them); for
-        `privca crl` and the server's scheduler. Returns their serials."""
+        `privca crl` and the server's scheduler. Returns their serials.
+
+        Raises:
+            StoreUnavailable: the store cannot be reached (nothing is half-written).
+        """
         return self._store.apply_due_revocations(now or utcnow())
 
     def crl(
@@ -163,7 +182,14 @@ class AuthorityRecords(AuthorityCore):
         one CA (default: the issuing CA) with the next CRLNumber.
 
         `days` overrides the nextUpdate interval, e.g. for the long-lived CRL of a root
-        whose key is kept offline."""
+        whose key is kept offline.
+
+        Raises:
+            NotFound: `authority` is not a CA of this home.
+            KeyUnavailable, WrongPassphrase, InsecurePermissions: the CA key cannot be
+                unlocked (as `signer`).
+            StoreUnavailable: the inventory cannot be read or the CRL number written.
+        """
         now = now or utcnow()
         self.apply_scheduled_revocations(now)
         return self.sign_crl(authority, now, days=days)
@@ -177,7 +203,11 @@ class AuthorityRecords(AuthorityCore):
     ) -> x509.CertificateRevocationList:
         """A full CRL for one CA with the next CRLNumber (never reused, never lower),
         writing nothing else (the server's path): a scheduled revocation that is due is
-        listed whether or not it has been written."""
+        listed whether or not it has been written.
+
+        Raises:
+            As `crl`.
+        """
         now = now or utcnow()
         entry = self._entry(authority) if authority is not None else self.registry.issuing
         signer = self.signer(entry)
@@ -190,8 +220,11 @@ class AuthorityRecords(AuthorityCore):
         return root_crl_file(self.home)
 
     def published_root_crl(self, now: dt.datetime) -> x509.CertificateRevocationList:
-        """The root CRL made earlier with `privca crl --root`, if it is still current
-        (KeyUnavailable otherwise)."""
+        """The root CRL made earlier with `privca crl --root`, if it is still current.
+
+        Raises:
+            KeyUnavailable: none was published, or it has expired.
+        """
         return read_published_root_crl(self.home, now)
 
     def root_crl_due(self, now: dt.datetime) -> bool:
