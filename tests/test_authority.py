@@ -18,8 +18,8 @@ from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.errors import AlreadyExists, InputError, PolicyError, WrongPassphrase
 from privca.keys.types import KeyType
-from privca.store import Store
 from privca.store.database import sqlite_url
+from privca.store.inventory import Store
 from privca.x509.build import build_csr
 from privca.x509.csr import inspect_csr
 from privca.x509.names import parse_names
@@ -131,8 +131,9 @@ class WatchingKey(ec.EllipticCurvePrivateKey):
 
 
 def _watch_issuer(ca: CertificateAuthority, before_sign) -> None:
-    issuer = ca._load_issuer()
-    ca._issuer = dataclasses.replace(
+    issuing = ca.issuing_record()
+    issuer = ca.signer(issuing)
+    ca._signers[issuing.id] = dataclasses.replace(
         issuer, private_key=WatchingKey(issuer.private_key, before_sign)
     )
 
@@ -159,7 +160,7 @@ def test_failed_signing_leaves_a_failed_record_and_no_reuse(ca: CertificateAutho
     _watch_issuer(ca, explode)
     with pytest.raises(RuntimeError):
         ca.issue(["db.corp.internal"])
-    rows = ca.store.find(now=utcnow(), include_unsigned=True)
+    rows = ca.inventory.find(now=utcnow(), include_unsigned=True)
     assert [r.status for r in rows] == ["failed"]
     assert ca.certificates() == []
 
@@ -168,15 +169,15 @@ def test_name_outside_constraints_refuses_whole_request_and_adds_no_row(make_ca)
     ca = make_ca(permitted=["corp.internal", "10.0.0.0/8"])
     with pytest.raises(PolicyError, match=r"db\.corp\.example"):
         ca.issue(["ok.corp.internal", "db.corp.example"])
-    assert ca.store.count() == 0
+    assert ca.inventory.count() == 0
 
 
 def test_csr_with_the_ca_public_key_is_refused(ca: CertificateAuthority) -> None:
-    issuing_key = ca._load_issuer().private_key
+    issuing_key = ca.signer(ca.issuing_record()).private_key
     request = inspect_csr(build_csr(issuing_key, parse_names(["db.corp.internal"])))
     with pytest.raises(PolicyError, match="public key of the issuing CA"):
         ca.sign_requests([request])
-    assert ca.store.count() == 0
+    assert ca.inventory.count() == 0
 
 
 def test_validity_beyond_the_issuing_ca_is_refused(make_ca) -> None:
@@ -191,7 +192,7 @@ def test_wrong_passphrase_writes_no_record(ca: CertificateAuthority) -> None:
     reopened = CertificateAuthority.open(ca.home.root, b"not the passphrase")
     with pytest.raises(WrongPassphrase):
         reopened.issue(["db.corp.internal"])
-    assert reopened.store.count() == 0
+    assert reopened.inventory.count() == 0
     reopened.close()
 
 

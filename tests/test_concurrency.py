@@ -98,7 +98,7 @@ def check_inventory(home: Path, out_root: Path, runs: list[Run], expected: int) 
     assert len(set(reported)) == expected, "a serial was handed out twice"
 
     with CertificateAuthority.open(home, PASSPHRASE) as ca:
-        records = ca.store.find(now=utcnow(), include_unsigned=True)
+        records = ca.inventory.find(now=utcnow(), include_unsigned=True)
         by_serial = {record.serial: record for record in records}
         assert len(records) == expected, "lost or extra records"
         assert len(by_serial) == expected, "duplicate serials in the inventory"

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from privca.home import CAHome, atomic_write
-from privca.store import Store
 from privca.store.database import sqlite_url
+from privca.store.inventory import Store
 from tests.adopt.conftest import Runbook, runbook, runbook_template  # noqa: F401  (fixtures)
 from tests.conftest import PASSPHRASE, Cli, assert_user_error, tree_snapshot, write
 from tests.server.conftest import free_port

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.errors import NotFound, PolicyError
-from privca.store import RevocationOutcome
+from privca.store.records import RevocationOutcome
 from privca.x509.build import build_csr
 from privca.x509.csr import inspect_csr
 from privca.x509.encoding import pem_private_key_unencrypted
@@ -399,7 +399,7 @@ def test_renew_revokes_the_old_certificate_after_the_grace_period(
         home=ca.home.root,
     )
     assert result.exit_code == 0, result.stderr
-    assert ca.store.get(again.serial).status == "revoked"
+    assert ca.inventory.get(again.serial).status == "revoked"
     both = run_cli(
         "renew", "web.corp.internal", "--revoke-old", "--revoke-old-after", "1d", home=ca.home.root
     )

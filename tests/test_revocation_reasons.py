@@ -21,7 +21,7 @@ import pytest
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.errors import PolicyError
-from privca.store import RevocationOutcome
+from privca.store.records import Revocation, RevocationOutcome
 from privca.x509.build import build_csr
 from privca.x509.csr import inspect_csr
 from privca.x509.encoding import pem_certificate
@@ -121,7 +121,7 @@ def test_cli_has_no_unrevocation(run_cli: Cli) -> None:
 def test_library_transitions_and_renew_revoke_old(ca: CertificateAuthority) -> None:
     old = ca.issue(["svc.corp.internal"])
     renewed = ca.renew(f"{old.serial:x}", revoke_old_after=dt.timedelta(0))
-    record = ca.store.get(old.serial)
+    record = ca.inventory.get(old.serial)
     assert record is not None and record.revocation_reason == "superseded"
     first_date = record.revoked_at
 
@@ -143,17 +143,33 @@ def test_library_transitions_and_renew_revoke_old(ca: CertificateAuthority) -> N
     request = inspect_csr(build_csr(old.private_key, parse_names(["svc.corp.internal"])))
     with pytest.raises(PolicyError, match="revoked for keyCompromise"):
         ca.sign_requests([request])
-    assert ca.store.get(renewed.serial).status == "issued"  # the renewal is not touched
+    assert ca.inventory.get(renewed.serial).status == "issued"  # the renewal is not touched
 
 
 def test_scheduled_revocation_does_not_downgrade(ca: CertificateAuthority) -> None:
     old = ca.issue(["sched.corp.internal"])
     ca.renew(f"{old.serial:x}", revoke_old_after=dt.timedelta(hours=1))
     ca.revoke(f"{old.serial:x}", "keyCompromise")
-    applied = ca.store.apply_due_revocations(utcnow() + dt.timedelta(days=2))
+    applied = ca.apply_scheduled_revocations(utcnow() + dt.timedelta(days=2))
     assert applied == []
-    record = ca.store.get(old.serial)
+    record = ca.inventory.get(old.serial)
     assert record is not None and record.revocation_reason == "keyCompromise"
     crl = ca.crl(now=utcnow() + dt.timedelta(days=2))
     entry = crl.get_revoked_certificate_by_serial_number(old.serial)
     assert entry is not None
+
+
+def test_a_due_scheduled_revocation_bars_the_key_and_keeps_its_date(
+    ca: CertificateAuthority,
+) -> None:
+    """After the grace of renew --revoke-old-after the old certificate is revoked (OCSP and
+    CRLs say so): renewing it again may not reuse its key nor move its revocation."""
+    old = ca.issue(["due.corp.internal"])
+    ca.renew(f"{old.serial:x}", revoke_old_after=dt.timedelta(hours=1))
+    due = ca.inventory.get(old.serial).revoke_after  # type: ignore[union-attr]
+    later = utcnow() + dt.timedelta(hours=2)
+    with pytest.raises(PolicyError, match="is revoked; its key may not be reused"):
+        ca.renew(f"{old.serial:x}", new_key=False, now=later)
+    ca.renew(f"{old.serial:x}", revoke_old_after=dt.timedelta(days=30), now=later)
+    record = ca.inventory.get(old.serial)
+    assert record is not None and record.revocation_at(later) == Revocation(due, "superseded")

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from privca._text import printable
 from privca._time import days_left, isoformat
+from privca.store.records import CertificateCount, CertificateRecord, CrlState
+from privca.store.status import CertificateStatus
 from privca.x509.encoding import serial_hex
 from privca.x509.profiles import SELF_RENEWING_PROFILES
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
-    from privca.store import AuthorityRecord
+    from privca.registry import CaCertificate
 
 SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
 # An expired certificate nobody renewed is still news for this long; older ones are history.
@@ -64,77 +67,80 @@ def _describe(not_after: dt.datetime, now: dt.datetime) -> str:
     return f"expires in {days} days ({not_after:%Y-%m-%d})"
 
 
-def _cn(rfc4514: str) -> str:
-    return rfc4514.removeprefix("CN=")
+def _certificate_item(
+    record: CertificateRecord,
+    issuer: CaCertificate | None,
+    now: dt.datetime,
+    warn: dt.timedelta,
+    crit: dt.timedelta,
+) -> ExpiryItem | None:
+    """A live certificate with its severity, or one that expired without a successor;
+    None for what needs nothing (revoked, superseded, expired and replaced)."""
+    status = record.status_at(now)
+    if status == CertificateStatus.EXPIRED and record.superseded_by is None:
+        severity, detail = "critical", _describe(record.not_after, now) + ", not renewed"
+    elif status == CertificateStatus.VALID:
+        severity = _severity(record.not_after, now, warn, crit)
+        detail = _describe(record.not_after, now)
+    else:
+        return None
+    return ExpiryItem(
+        "certificate",
+        record.names[0] if record.names else record.subject,
+        serial_hex(record.serial),
+        issuer.label if issuer else "",
+        record.not_after,
+        severity,
+        detail,
+    )
+
+
+def _ca_item(
+    authority: CaCertificate, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
+) -> ExpiryItem:
+    return ExpiryItem(
+        "ca",
+        authority.label,
+        serial_hex(authority.serial),
+        authority.role,
+        authority.not_after,
+        # A CA must be replaced long before its leaves run out: twice the windows.
+        _severity(authority.not_after, now, warn * 2, crit * 2),
+        f"{authority.role} CA " + _describe(authority.not_after, now),
+    )
+
+
+def _crl_item(state: CrlState, issuer: CaCertificate, now: dt.datetime) -> ExpiryItem:
+    severity = _severity(state.next_update, now, dt.timedelta(days=1), dt.timedelta(0))
+    return ExpiryItem(
+        "crl",
+        f"CRL of {issuer.label}",
+        serial_hex(issuer.serial),
+        issuer.label,
+        state.next_update,
+        severity,
+        f"CRL #{state.number} next update "
+        + ("overdue" if severity == "critical" else f"{state.next_update:%Y-%m-%d %H:%M}Z"),
+    )
 
 
 def collect(
     ca: CertificateAuthority, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
 ) -> list[ExpiryItem]:
-    """Every live certificate, the CA certificates and each CA's CRL, with a severity."""
-    ca.store.apply_due_revocations(now)  # a renewal's grace period may have ended
+    """Every live certificate, the CA certificates and each CA's CRL, with a severity
+    (read only: a scheduled revocation that is due counts as done)."""
     issuers = {a.id: a for a in ca.authorities()}
     items: list[ExpiryItem] = []
-    for record in ca.store.find(now=now - EXPIRED_RECENTLY):
-        if record.profile in SELF_RENEWING_PROFILES:
-            continue
-        status = record.status_at(now)
-        if status == "expired" and record.superseded_by is None:
-            severity, detail = "critical", _describe(record.not_after, now) + ", not renewed"
-        elif status == "valid":
-            severity = _severity(record.not_after, now, warn, crit)
-            detail = _describe(record.not_after, now)
-        else:
-            continue  # revoked, superseded or expired-and-replaced: nothing to do
-        issuer = issuers.get(record.issuer_id)
-        items.append(
-            ExpiryItem(
-                "certificate",
-                record.names[0] if record.names else record.subject,
-                serial_hex(record.serial),
-                _cn(issuer.common_name) if issuer else "",
-                record.not_after,
-                severity,
-                detail,
-            )
-        )
-    for authority in ca.authorities():
-        if not authority.active:
-            continue
-        items.append(
-            ExpiryItem(
-                "ca",
-                _cn(authority.common_name),
-                serial_hex(authority.serial),
-                authority.role,
-                authority.not_after,
-                # A CA must be replaced long before its leaves run out: twice the windows.
-                _severity(authority.not_after, now, warn * 2, crit * 2),
-                f"{authority.role} CA " + _describe(authority.not_after, now),
-            )
-        )
-    for state in ca.store.crl_states():
-        authority = issuers.get(state.issuer_id)
-        if authority is None:
-            continue
-        left = state.next_update - now
-        severity = (
-            "critical"
-            if left <= dt.timedelta(0)
-            else ("warning" if left <= dt.timedelta(days=1) else "ok")
-        )
-        items.append(
-            ExpiryItem(
-                "crl",
-                f"CRL of {_cn(authority.common_name)}",
-                serial_hex(authority.serial),
-                _cn(authority.common_name),
-                state.next_update,
-                severity,
-                f"CRL #{state.number} next update "
-                + ("overdue" if severity == "critical" else f"{state.next_update:%Y-%m-%d %H:%M}Z"),
-            )
-        )
+    for record in ca.inventory.find(now=now - EXPIRED_RECENTLY):
+        if record.profile not in SELF_RENEWING_PROFILES:
+            item = _certificate_item(record, issuers.get(record.issuer_id), now, warn, crit)
+            if item is not None:
+                items.append(item)
+    items += [_ca_item(a, now, warn, crit) for a in issuers.values() if a.active]
+    for state in ca.inventory.crl_states():
+        issuer = issuers.get(state.issuer_id)
+        if issuer is not None:
+            items.append(_crl_item(state, issuer, now))
     return items
 
 
@@ -189,11 +195,118 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+class _Exposition:
+    """The lines of one Prometheus text exposition, family by family."""
+
+    def __init__(self, authorities: Sequence[CaCertificate]) -> None:
+        self.authorities = list(authorities)
+        self.issuers = {a.id: a for a in self.authorities}
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str, samples: Iterable[str]) -> None:
+        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        self.lines += [f"{name}{sample}" for sample in samples]
+
+    def issuer_label(self, issuer_id: int) -> str:
+        issuer = self.issuers.get(issuer_id)
+        return _label(issuer.label) if issuer else ""
+
+    def ca_labels(self, authority: CaCertificate) -> str:
+        return f'issuer="{_label(authority.label)}",issuer_serial="{serial_hex(authority.serial)}"'
+
+    def counts(self, counts: Sequence[CertificateCount]) -> None:
+        self.family(
+            "privca_certificates",
+            "gauge",
+            "Certificates in the inventory by issuing CA, profile and status.",
+            (
+                f'{{{self.ca_labels(self.issuers[c.issuer_id])},profile="{_label(c.profile)}",'
+                f'status="{c.status}"}} {c.count}'
+                for c in counts
+                if c.issuer_id in self.issuers
+            ),
+        )
+
+    def soonest(self, soonest: dict[int, dt.datetime]) -> None:
+        self.family(
+            "privca_issuer_soonest_expiry_timestamp_seconds",
+            "gauge",
+            "Per CA, the expiry of its first live certificate to expire (Unix time).",
+            (
+                f"{{{self.ca_labels(self.issuers[issuer_id])}}} {int(not_after.timestamp())}"
+                for issuer_id, not_after in sorted(soonest.items())
+            ),
+        )
+
+    def ca_expiry(self) -> None:
+        self.family(
+            "privca_ca_not_after_timestamp_seconds",
+            "gauge",
+            "Expiry of each CA certificate.",
+            (
+                f'{{serial="{serial_hex(a.serial)}",role="{a.role}",name="{_label(a.label)}",'
+                f'active="{str(a.active).lower()}"}} {int(a.not_after.timestamp())}'
+                for a in self.authorities
+            ),
+        )
+
+    def crl_next_update(self, states: Sequence[CrlState]) -> None:
+        self.family(
+            "privca_crl_next_update_timestamp_seconds",
+            "gauge",
+            "nextUpdate of each CA's latest CRL.",
+            (
+                f'{{issuer="{_label(self.issuers[s.issuer_id].label)}",'
+                f'serial="{serial_hex(self.issuers[s.issuer_id].serial)}"}} '
+                f"{int(s.next_update.timestamp())}"
+                for s in states
+                if s.issuer_id in self.issuers
+            ),
+        )
+
+    def certificates(
+        self, records: Iterable[CertificateRecord], window: dt.timedelta | None
+    ) -> None:
+        within = f" expiring within {window.days} days" if window is not None else ""
+        self.family(
+            "privca_certificate_not_after_timestamp_seconds",
+            "gauge",
+            f"Expiry of each live certificate{within} (Unix time).",
+            (
+                f'{{serial="{serial_hex(r.serial)}",'
+                f'name="{_label(printable(r.names[0] if r.names else r.subject, 255))}",'
+                f'issuer="{self.issuer_label(r.issuer_id)}"}} {int(r.not_after.timestamp())}'
+                for r in records
+                if r.profile not in SELF_RENEWING_PROFILES
+            ),
+        )
+
+    def totals(self, counts: Sequence[CertificateCount]) -> None:
+        signed = {CertificateStatus.PENDING, CertificateStatus.FAILED}
+        issued: Counter[int] = Counter()
+        revoked: Counter[int] = Counter()
+        for count in counts:
+            if count.status not in signed:
+                issued[count.issuer_id] += count.count
+            if count.status == CertificateStatus.REVOKED:
+                revoked[count.issuer_id] += count.count
+        for kind, totals, help_text in (
+            ("issued", issued, "Certificates signed, per CA."),
+            ("revoked", revoked, "Certificates revoked, per CA."),
+        ):
+            self.family(
+                f"privca_certificates_{kind}_total",
+                "counter",
+                help_text,
+                (f'{{issuer="{_label(a.label)}"}} {totals[a.id]}' for a in self.authorities),
+            )
+
+
 def render_prometheus(
     ca: CertificateAuthority,
     now: dt.datetime,
     window: dt.timedelta | None = None,
-    authorities: Sequence[AuthorityRecord] | None = None,
+    authorities: Sequence[CaCertificate] | None = None,
 ) -> str:
     """Prometheus text exposition: aggregates for every CA (counts by profile and status,
     soonest expiry, CA and CRL expiry) and a series per certificate only for those that
@@ -203,101 +316,17 @@ def render_prometheus(
     file only the operator's node exporter reads.
 
     Expiry is a timestamp, as x509-certificate-exporter and cert-manager export it."""
-    from privca.store.metrics import certificate_counts, soonest_expiry
-
-    records = list(authorities) if authorities is not None else ca.authorities()
-    issuers = {a.id: a for a in records}
-    out: list[str] = []
-
-    def family(name: str, kind: str, help_text: str) -> None:
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} {kind}")
-
-    def ca_labels(authority: AuthorityRecord) -> str:
-        return (
-            f'issuer="{_label(_cn(authority.common_name))}",'
-            f'issuer_serial="{serial_hex(authority.serial)}"'
-        )
-
-    counts = certificate_counts(ca.store, now)
-    family(
-        "privca_certificates",
-        "gauge",
-        "Certificates in the inventory by issuing CA, profile and status.",
+    exposition = _Exposition(authorities if authorities is not None else ca.authorities())
+    counts = ca.inventory.certificate_counts(now)
+    exposition.counts(counts)
+    exposition.soonest(
+        ca.inventory.soonest_expiry(list(exposition.issuers), now, SELF_RENEWING_PROFILES)
     )
-    for count in counts:
-        issuer = issuers.get(count.issuer_id)
-        if issuer is not None:
-            out.append(
-                f'privca_certificates{{{ca_labels(issuer)},profile="{_label(count.profile)}",'
-                f'status="{count.status}"}} {count.count}'
-            )
-    family(
-        "privca_issuer_soonest_expiry_timestamp_seconds",
-        "gauge",
-        "Per CA, the expiry of its first live certificate to expire (Unix time).",
-    )
-    soonest = soonest_expiry(ca.store, list(issuers), now, SELF_RENEWING_PROFILES)
-    for issuer_id, not_after in sorted(soonest.items()):
-        out.append(
-            f"privca_issuer_soonest_expiry_timestamp_seconds{{{ca_labels(issuers[issuer_id])}}} "
-            f"{int(not_after.timestamp())}"
-        )
-    family("privca_ca_not_after_timestamp_seconds", "gauge", "Expiry of each CA certificate.")
-    for authority in records:
-        out.append(
-            "privca_ca_not_after_timestamp_seconds{"
-            f'serial="{serial_hex(authority.serial)}",role="{authority.role}",'
-            f'name="{_label(_cn(authority.common_name))}",active="{str(authority.active).lower()}"'
-            f"}} {int(authority.not_after.timestamp())}"
-        )
-    family(
-        "privca_crl_next_update_timestamp_seconds", "gauge", "nextUpdate of each CA's latest CRL."
-    )
-    for state in ca.store.crl_states():
-        crl_issuer = issuers.get(state.issuer_id)
-        if crl_issuer is not None:
-            out.append(
-                "privca_crl_next_update_timestamp_seconds{"
-                f'issuer="{_label(_cn(crl_issuer.common_name))}",'
-                f'serial="{serial_hex(crl_issuer.serial)}"}} {int(state.next_update.timestamp())}'
-            )
-    family(
-        "privca_certificate_not_after_timestamp_seconds",
-        "gauge",
-        "Expiry of each live certificate"
-        + (f" expiring within {window.days} days" if window is not None else "")
-        + " (Unix time).",
-    )
+    exposition.ca_expiry()
+    exposition.crl_next_update(ca.inventory.crl_states())
     until = now + window if window is not None else None
-    for record in ca.store.find(status="valid", expiring_before=until, now=now):
-        if record.profile in SELF_RENEWING_PROFILES:
-            continue
-        issuer = issuers.get(record.issuer_id)
-        name = record.names[0] if record.names else record.subject
-        out.append(
-            "privca_certificate_not_after_timestamp_seconds{"
-            f'serial="{serial_hex(record.serial)}",name="{_label(printable(name, 255))}",'
-            f'issuer="{_label(_cn(issuer.common_name) if issuer else "")}"'
-            f"}} {int(record.not_after.timestamp())}"
-        )
-    by_issuer: dict[int, dict[str, int]] = {}
-    for count in counts:
-        if count.status in ("pending", "failed"):
-            continue
-        totals = by_issuer.setdefault(count.issuer_id, {"issued": 0, "revoked": 0})
-        totals["issued"] += count.count
-        if count.status == "revoked":
-            totals["revoked"] += count.count
-    for kind, help_text in (
-        ("issued", "Certificates signed, per CA."),
-        ("revoked", "Certificates revoked, per CA."),
-    ):
-        family(f"privca_certificates_{kind}_total", "counter", help_text)
-        for authority in records:
-            total = by_issuer.get(authority.id, {}).get(kind, 0)
-            out.append(
-                f'privca_certificates_{kind}_total{{issuer="{_label(_cn(authority.common_name))}"}}'
-                f" {total}"
-            )
-    return "\n".join(out) + "\n"
+    exposition.certificates(
+        ca.inventory.find(status=CertificateStatus.VALID, expiring_before=until, now=now), window
+    )
+    exposition.totals(counts)
+    return "\n".join(exposition.lines) + "\n"

@@ -12,7 +12,7 @@ from typing import Any
 from privca.errors import InputError, NotFound
 from privca.home import atomic_write, check_private_file, read_secret_file
 from privca.policy import IssuancePolicy
-from privca.store.database import check_store_url
+from privca.store.address import check_store_url
 
 STORE_PASSWORD_ENV = "PRIVCA_STORE_PASSWORD"
 

@@ -443,7 +443,7 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
             findings=(*findings, "no CA home to compare with"),
         )
     roots = [ca.root]
-    known = [x509.load_der_x509_certificate(a.der) for a in ca.authorities() if a.role != "root"]
+    known = [a.certificate for a in ca.authorities() if a.role != "root"]
     as_served = verify_chain(leaf, roots, intermediates, now, name)
     with_known = (
         as_served
@@ -458,7 +458,7 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
     ours = without_name.ok
     complete = as_served.ok or (ours and verify_chain(leaf, roots, intermediates, now).ok)
     name_ok = with_known.ok
-    record = ca.store.get(leaf.serial_number) if ours else None
+    record = ca.inventory.get(leaf.serial_number) if ours else None
     same = record is not None and record.der == leaf.public_bytes(Encoding.DER)
     status = record.status_at(now) if same and record is not None else "unknown"
     if not ours:

@@ -8,21 +8,38 @@ are aliases for the active CAs, for people and scripts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from privca.x509.encoding import serial_hex
 
 OCSP_PATH = "/ocsp"
+CRL_PREFIX = "/crl"
+CA_PREFIX = "/ca"
+ACME_PREFIX = "/acme"
+ACME_DIRECTORY_PATH = ACME_PREFIX + "/directory"
+HEALTH_PATH = "/health"
+METRICS_PATH = "/metrics"
 # Where `privca crl --root` publishes the root's CRL: the CDP of every issuing CA.
-ROOT_CRL_PATH = "/crl/root.crl"
+ROOT_CRL_PATH = CRL_PREFIX + "/root.crl"
+ISSUING_CRL_PATH = CRL_PREFIX + "/issuing.crl"
+ROOT_CERTIFICATE_PATH = CA_PREFIX + "/root.crt"
+ISSUING_CERTIFICATE_PATH = CA_PREFIX + "/issuing.crt"
+CHAIN_FILE = "chain.pem"
+CHAIN_PATH = CA_PREFIX + "/" + CHAIN_FILE
 CA_ALIASES = ("root", "issuing", "current")
+# Starlette route patterns for the files above (one path segment each).
+CRL_ROUTE = CRL_PREFIX + "/{name}"
+CA_ROUTE = CA_PREFIX + "/{name}"
+OCSP_GET_ROUTE = OCSP_PATH + "/{encoded:path}"
 
 
 def crl_path(issuer_serial: int) -> str:
-    return f"/crl/{serial_hex(issuer_serial)}.crl"
+    return f"{CRL_PREFIX}/{serial_hex(issuer_serial)}.crl"
 
 
 def ca_certificate_path(serial: int) -> str:
     """DER, as AIA caIssuers fetchers expect (RFC 5280 4.2.2.1)."""
-    return f"/ca/{serial_hex(serial)}.der"
+    return f"{CA_PREFIX}/{serial_hex(serial)}.der"
 
 
 def absolute(base_url: str, path: str) -> str | None:
@@ -30,11 +47,53 @@ def absolute(base_url: str, path: str) -> str | None:
     return base_url.rstrip("/") + path if base_url else None
 
 
+@dataclass(frozen=True)
+class CertificateUrls:
+    """The URLs one certificate names: CRL distribution point, OCSP, caIssuers."""
+
+    crl: str | None = None
+    ocsp: str | None = None
+    ca_issuers: str | None = None
+
+
+def leaf_urls(base_url: str, issuer_serial: int) -> CertificateUrls:
+    """A leaf names its own issuer's CRL and certificate (by serial: still served after
+    later rotations) and the OCSP responder."""
+    return CertificateUrls(
+        crl=absolute(base_url, crl_path(issuer_serial)),
+        ocsp=absolute(base_url, OCSP_PATH),
+        ca_issuers=absolute(base_url, ca_certificate_path(issuer_serial)),
+    )
+
+
+def issuing_ca_urls(base_url: str, root_serial: int) -> CertificateUrls:
+    """An issuing CA names its root's certificate and the root CRL `privca crl --root`
+    publishes (the server never signs with the root key)."""
+    return CertificateUrls(
+        crl=absolute(base_url, ROOT_CRL_PATH),
+        ca_issuers=absolute(base_url, ca_certificate_path(root_serial)),
+    )
+
+
 __all__ = [
+    "ACME_DIRECTORY_PATH",
+    "ACME_PREFIX",
     "CA_ALIASES",
+    "CA_ROUTE",
+    "CHAIN_PATH",
+    "CRL_ROUTE",
+    "HEALTH_PATH",
+    "ISSUING_CERTIFICATE_PATH",
+    "ISSUING_CRL_PATH",
+    "METRICS_PATH",
+    "OCSP_GET_ROUTE",
     "OCSP_PATH",
+    "ROOT_CERTIFICATE_PATH",
     "ROOT_CRL_PATH",
+    "CertificateUrls",
     "absolute",
     "ca_certificate_path",
     "crl_path",
+    "issuing_ca_urls",
+    "leaf_urls",
 ]

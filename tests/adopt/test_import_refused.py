@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from privca import establishment
 from privca.adopt import adoption
 from privca.adopt.openssl import read_openssl_ca
 from privca.errors import InputError
@@ -160,7 +161,7 @@ def test_failure_while_writing_removes_what_was_created(
     def explode(*_args: object, **_kwargs: object) -> int:
         raise InputError("simulated failure half-way through")
 
-    monkeypatch.setattr(adoption, "add_imported_certificates", explode)
+    monkeypatch.setattr(establishment, "add_imported_certificates", explode)
     home = tmp_path / "half"
     with pytest.raises(InputError, match="half-way"):
         adoption.establish(plan, home, b"long enough passphrase")

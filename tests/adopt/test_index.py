@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from privca.adopt.export import index_entries
 from privca.adopt.index import (
     IndexEntry,
     format_index,
@@ -17,6 +18,7 @@ from privca.adopt.index import (
     parse_time,
 )
 from privca.errors import InputError
+from privca.store.records import CertificateRecord
 from tests.adopt.conftest import Runbook
 from tests.conftest import Cli, openssl, write
 
@@ -150,3 +152,53 @@ def test_export_is_what_openssl_ca_and_ocsp_read(
     # Without --out the index goes to stdout.
     printed = run_cli("export", "openssl-index")
     assert printed.stdout == (out / "index.txt").read_text()
+
+
+NOW = dt.datetime(2030, 6, 1, tzinfo=UTC)
+DAY = dt.timedelta(days=1)
+
+# (id, stored status, days to notAfter, revoked days ago, days to a scheduled revocation,
+#  the index.txt entry: status, revocation date, reason) -- None: not listed
+EXPORTED = [
+    ("valid", "issued", 30, None, None, ("V", None, None)),
+    ("expired", "issued", -1, None, None, ("E", None, None)),
+    ("revoked", "revoked", 30, 2, None, ("R", NOW - 2 * DAY, "keyCompromise")),
+    ("scheduled-not-due", "issued", 30, None, 1, ("V", None, None)),
+    ("scheduled-due", "issued", 30, None, -1, ("R", NOW - DAY, "superseded")),
+    ("pending", "pending", 30, None, None, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("stored", "days", "revoked_ago", "revoke_in", "expected"),
+    [row[1:] for row in EXPORTED],
+    ids=[row[0] for row in EXPORTED],
+)
+def test_the_exported_status_is_the_one_crls_and_ocsp_give(
+    stored: str,
+    days: int,
+    revoked_ago: int | None,
+    revoke_in: int | None,
+    expected: tuple[str, dt.datetime | None, str | None] | None,
+) -> None:
+    """A renewal's grace that is over counts as a revocation in index.txt too (as in the
+    CRL and OCSP), dated when it fell due."""
+    record = CertificateRecord(
+        serial=0xABC,
+        issuer_id=1,
+        status=stored,
+        profile="server",
+        names=("a.corp.internal",),
+        subject="CN=a.corp.internal",
+        not_before=NOW - 10 * DAY,
+        not_after=NOW + days * DAY,
+        public_key_sha256="00",
+        der=None,  # the subject then comes from the record alone
+        created_at=NOW - 10 * DAY,
+        revoked_at=NOW - revoked_ago * DAY if revoked_ago is not None else None,
+        revocation_reason="keyCompromise" if revoked_ago is not None else None,
+        revoke_after=NOW + revoke_in * DAY if revoke_in is not None else None,
+    )
+    entries = index_entries([record], NOW)
+    found = [(e.status, e.revoked_at, e.reason) for e in entries]
+    assert found == ([] if expected is None else [expected])

@@ -151,7 +151,7 @@ def test_caddy_obtains_and_renews_from_privca_serve(
         first.stop()
         caddy_processes.remove(first)
 
-        record = ca.store.get(leaf.serial_number)
+        record = ca.inventory.get(leaf.serial_number)
         assert record is not None and record.status == "issued" and record.profile == "server"
         assert record.names == (SITE,)
         chain = write(tmp_path / "served.pem", pem_certificate(leaf))
@@ -182,7 +182,7 @@ def test_caddy_obtains_and_renews_from_privca_serve(
         renewed = wait_for_leaf(https_port, ca.home.root_cert, second, leaf.serial_number)
         log = (tmp_path / "caddy.log").read_text()
         assert "certificate renewed successfully" in log
-        assert ca.store.get(renewed.serial_number).names == (SITE,)
+        assert ca.inventory.get(renewed.serial_number).names == (SITE,)
         accounts = {o.account_id for o in AcmeOrders(ca).for_serials(leaf, renewed)}
         assert len(accounts) == 1  # the same ACME account renewed
     finally:

@@ -94,7 +94,7 @@ def test_wrong_pin_is_a_user_error(softhsm: str, tmp_path: Path) -> None:
     ca = CertificateAuthority.open(home, b"00000000")
     with pytest.raises(WrongPassphrase):
         ca.issue(["db.corp.internal"])
-    assert ca.store.count() == 0
+    assert ca.inventory.count() == 0
     ca.close()
 
 

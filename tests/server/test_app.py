@@ -92,7 +92,7 @@ def test_intent_only_serial_is_unknown(served_ca: ServedCA, server) -> None:
     from privca.store.schema import certificates
 
     ca = served_ca.ca
-    with ca.store.engine.begin() as connection:
+    with ca.inventory.database.engine.begin() as connection:
         row = connection.execute(certificates.select().limit(1)).first()
         values = dict(row._mapping)
         values.update(serial="abcdef0123", status="pending", der=None)
@@ -374,3 +374,43 @@ def test_the_index_lists_urls_that_answer(make_ca, live_server) -> None:
     assert page.headers["content-type"].startswith("text/html")
     assert b"<script>" not in page.body and b"&lt;script&gt;" in page.body
     assert f'href="{server.base}/crl/issuing.crl"'.encode() in page.body
+
+
+def test_a_due_scheduled_revocation_is_answered_without_writing(
+    served_ca: ServedCA, server
+) -> None:
+    """renew --revoke-old-after: once the grace period is over, OCSP says revoked (at the
+    scheduled time) and the CRL lists it, and neither request writes the revocation: that
+    is the scheduler's job (and `privca crl`'s)."""
+    import time
+
+    import sqlalchemy as sa
+
+    from privca._time import utcnow
+    from privca.store.schema import certificates, events
+
+    ca = served_ca.ca
+    old = served_ca.good
+    ca.renew(format(old.serial, "x"), revoke_old_after=dt.timedelta(seconds=1), now=utcnow())
+    due = ca.inventory.get(old.serial).revoke_after
+    time.sleep(max(0.0, (due - utcnow()).total_seconds()) + 1.1)
+
+    def table() -> list[tuple[object, ...]]:
+        engine = ca.inventory.database.engine
+        with engine.connect() as connection:
+            rows = connection.execute(sa.select(certificates).order_by(certificates.c.serial))
+            written = connection.execute(sa.select(sa.func.count()).select_from(events))
+            return [tuple(r) for r in rows] + [(written.scalar(),)]
+
+    before = table()
+    der = ocsp_request(old.certificate, ca.issuing)
+    for reply in (server.post_ocsp(der), server.get(get_path(der))):
+        response = load(reply.body)
+        assert response.certificate_status == ocsp.OCSPCertStatus.REVOKED
+        assert response.revocation_reason == x509.ReasonFlags.superseded
+        assert response.revocation_time_utc == due
+    crl = x509.load_der_x509_crl(server.get("/crl/issuing.crl").body)
+    entry = crl.get_revoked_certificate_by_serial_number(old.serial)
+    assert entry is not None and entry.revocation_date_utc == due
+    assert table() == before  # nothing in the inventory changed
+    assert ca.inventory.get(old.serial).status == "issued"  # still only scheduled

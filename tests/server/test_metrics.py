@@ -84,14 +84,14 @@ def test_every_metrics_query_uses_an_index(inventory: CertificateAuthority) -> N
     def capture(_conn, _cursor, statement, parameters, _context, _executemany) -> None:
         statements.append((statement, parameters))
 
-    event.listen(inventory.store.engine, "before_cursor_execute", capture)
+    event.listen(inventory.inventory.database.engine, "before_cursor_execute", capture)
     try:
         render_prometheus(inventory, utcnow(), dt.timedelta(days=30))
     finally:
-        event.remove(inventory.store.engine, "before_cursor_execute", capture)
+        event.remove(inventory.inventory.database.engine, "before_cursor_execute", capture)
     on_certificates = [(s, p) for s, p in statements if "FROM certificates" in s]
     assert len(on_certificates) >= 3
-    with inventory.store.engine.connect() as connection:
+    with inventory.inventory.database.engine.connect() as connection:
         raw = connection.connection.dbapi_connection
         for statement, parameters in on_certificates:
             plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)]

@@ -16,7 +16,7 @@ from tests.server.test_app import ocsp_request
 
 
 def nonce_rows(served: ServedCA) -> int:
-    with served.ca.store.engine.connect() as connection:
+    with served.ca.inventory.database.engine.connect() as connection:
         return int(connection.execute(sa.select(sa.func.count()).select_from(acme_nonces)).scalar())
 
 

@@ -107,11 +107,11 @@ def running() -> Iterator[list[Served]]:
 
 
 def valid_by_profile(ca: CertificateAuthority) -> Counter[str]:
-    return Counter(r.profile for r in ca.store.find(status="valid", now=utcnow()))
+    return Counter(r.profile for r in ca.inventory.find(status="valid", now=utcnow()))
 
 
 def all_by_profile(ca: CertificateAuthority) -> Counter[str]:
-    return Counter(r.profile for r in ca.store.find(now=utcnow()))
+    return Counter(r.profile for r in ca.inventory.find(now=utcnow()))
 
 
 def san_values(cert: x509.Certificate) -> list[str]:
@@ -175,7 +175,7 @@ def test_a_new_server_name_supersedes_the_old_certificate(
     new = second.certificate("pki.corp.internal").serial_number
     second.stop()
     assert new != old
-    assert corp_ca.store.get(old).superseded_by == new
+    assert corp_ca.inventory.get(old).superseded_by == new
     assert valid_by_profile(corp_ca)["privca-server"] == 1
 
 
@@ -312,9 +312,9 @@ def test_reused_while_more_than_a_third_of_life_remains(corp_ca: CertificateAuth
     assert server.serial == first
     server.obtain(start + 21 * DAY)  # 9 days left: replaced
     assert server.serial != first
-    assert corp_ca.store.get(first).superseded_by == server.serial
+    assert corp_ca.inventory.get(first).superseded_by == server.serial
     later = start + 21 * DAY
-    assert Counter(r.profile for r in corp_ca.store.find(status="valid", now=later)) == {
+    assert Counter(r.profile for r in corp_ca.inventory.find(status="valid", now=later)) == {
         "privca-server": 1
     }
 
@@ -329,7 +329,7 @@ def test_responder_certificates_are_reused_then_superseded(
     assert credentials.responder(authority, days=30, now=start + 19 * DAY).serial == first.serial
     second = credentials.responder(authority, days=30, now=start + 21 * DAY)
     assert second.serial != first.serial
-    assert corp_ca.store.get(first.serial).superseded_by == second.serial
+    assert corp_ca.inventory.get(first.serial).superseded_by == second.serial
 
 
 def test_a_rotated_issuing_ca_gets_a_new_server_certificate(
@@ -344,7 +344,7 @@ def test_a_rotated_issuing_ca_gets_a_new_server_certificate(
     kept = read_credential(server.certfile)
     assert kept is not None
     kept.certificate.verify_directly_issued_by(corp_ca.issuing)
-    assert corp_ca.store.get(first).superseded_by == server.serial
+    assert corp_ca.inventory.get(first).superseded_by == server.serial
 
 
 # What makes a kept certificate unusable -> it is replaced (and superseded if still valid).
@@ -401,4 +401,4 @@ def test_an_unusable_kept_certificate_is_replaced(
     assert (server.certfile.stat().st_mode & 0o777) == 0o600
     # The old record is superseded whenever its certificate can still be read from the
     # file; a destroyed or replaced file cannot be traced (the record expires by itself).
-    assert corp_ca.store.get(first).status_at(utcnow()) == old_status
+    assert corp_ca.inventory.get(first).status_at(utcnow()) == old_status

@@ -211,10 +211,10 @@ def test_bad_limits_and_validation_settings_are_one_line_errors(
     if toml is not None:
         settings = home / "privca.toml"
         settings.write_text(settings.read_text() + "\n" + toml)
-    issued = served_ca.ca.store.count()
+    issued = served_ca.ca.inventory.count()
     result = run_cli(
         "serve", "--listen", f"127.0.0.1:{free_port()}", "--server-name", "localhost",
         "--passphrase-file", str(run_cli.passphrase_file), *flags, home=home,
     )  # fmt: skip
     assert_user_error(result, fragment)
-    assert served_ca.ca.store.count() == issued  # checked before anything is issued
+    assert served_ca.ca.inventory.count() == issued  # checked before anything is issued

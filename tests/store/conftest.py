@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from privca._time import utcnow
-from privca.store import Intent, Store
 from privca.store.database import sqlite_url
+from privca.store.inventory import Intent, Store
 from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures, shared cluster)
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

@@ -11,8 +11,8 @@ import pytest
 
 from privca.errors import KeyUnavailable
 from privca.keys.sealing import SealingKey
-from privca.store import Store
 from privca.store.acme import AccountRow, AcmeStore, EabBindingRefused, EabKeyRow
+from privca.store.inventory import Store
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 

@@ -31,10 +31,10 @@ def test_init_issue_and_reopen(
     home = ca.home.root
     assert ca.home.database.exists() == (backend == "sqlite")
     assert ca.settings.store_url == ca_store_url
-    assert [a.role for a in ca.store.authorities()] == ["root", "issuing"]
+    assert [a.role for a in ca.inventory.authorities()] == ["root", "issuing"]
 
     issued = ca.issue(["web.corp.internal", "10.0.0.8"])
-    record = ca.store.get(issued.serial)
+    record = ca.inventory.get(issued.serial)
     assert record is not None
     assert record.status == "issued"
     assert record.der == der_certificate(issued.certificate)
@@ -67,13 +67,13 @@ def test_sign_requests_records_every_certificate(
     issued = ca.sign_requests(requests)
     assert len({c.serial for c in issued}) == 20
     for item in issued:
-        record = ca.store.get(item.serial)
+        record = ca.inventory.get(item.serial)
         assert record is not None and record.status == "issued"
         assert record.der == der_certificate(item.certificate)
-    assert ca.store.count() == 20
-    assert ca.store.find(now=dt.datetime.now(dt.UTC), include_unsigned=True) == ca.store.find(
-        now=dt.datetime.now(dt.UTC)
-    )
+    assert ca.inventory.count() == 20
+    assert ca.inventory.find(
+        now=dt.datetime.now(dt.UTC), include_unsigned=True
+    ) == ca.inventory.find(now=dt.datetime.now(dt.UTC))
 
 
 @pytest.mark.postgres
@@ -94,8 +94,8 @@ def test_a_postgresql_ca_home_has_no_database_file_and_names_its_store(
         assert not list(home.glob("privca.db*"))
         assert short in (home / "privca.toml").read_text()
         with CertificateAuthority.open(home, PASSPHRASE) as reopened:
-            assert reopened.store.get(issued.serial) is not None
-            assert reopened.store.url == short
+            assert reopened.inventory.get(issued.serial) is not None
+            assert reopened.inventory.database.url == short
 
 
 def test_two_cas_on_separate_stores_do_not_see_each_other(
@@ -104,5 +104,5 @@ def test_two_cas_on_separate_stores_do_not_see_each_other(
     first = make_ca(store_url=ca_store_url)
     second = make_ca(store_url=sqlite_url(tmp_path / "elsewhere.db"))
     issued = first.issue(["only-first.corp.internal"])
-    assert second.store.get(issued.serial) is None
-    assert second.store.count() == 0
+    assert second.inventory.get(issued.serial) is None
+    assert second.inventory.count() == 0

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from privca.errors import InputError, PrivcaError
-from privca.store import Intent, Store
+from privca.store.inventory import Intent, Store
 
 DAY = dt.timedelta(days=1)
 

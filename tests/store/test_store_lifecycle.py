@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from privca.errors import InputError, PolicyError
-from privca.store import Intent, RevocationOutcome, Store
-from privca.store.inventory import reason_change
+from privca.store.inventory import Intent, RevocationOutcome, Store, reason_change
+from privca.store.records import Revocation
 
 DAY = dt.timedelta(days=1)
 
@@ -222,3 +222,65 @@ def test_counts_by_status(
         (issuer_id, "revoked"): 1,
         (issuer_id, "pending"): 1,
     }
+
+
+def test_a_due_scheduled_revocation_is_never_pushed_back_or_redated(
+    store: Store,
+    make_intent: Callable[..., Intent],
+    issue_records: Callable[..., list[int]],
+    now: dt.datetime,
+) -> None:
+    """Once a renewal's grace is over the old certificate is revoked to every reader (OCSP
+    and CRLs may already say so), written or not: a second renew --revoke-old-after may
+    neither make it good again nor change its date. Before that, a schedule only moves
+    earlier (a superseded certificate is never trusted for longer)."""
+    [due, pending] = issue_records(make_intent("due.corp.internal"), make_intent("p.corp.internal"))
+    store.schedule_revocation(due, now - DAY, now - 2 * DAY)
+    store.schedule_revocation(pending, now + 2 * DAY, now)
+    for at in (now + 30 * DAY, now - 3 * DAY, now):
+        store.schedule_revocation(due, at, now)
+    record = store.get(due)
+    assert record is not None and record.revocation_at(now) == Revocation(now - DAY, "superseded")
+    store.schedule_revocation(pending, now + 30 * DAY, now)  # later: kept as it was
+    assert store.get(pending).revoke_after == now + 2 * DAY  # type: ignore[union-attr]
+    store.schedule_revocation(pending, now + DAY, now)  # earlier: taken
+    assert store.get(pending).revoke_after == now + DAY  # type: ignore[union-attr]
+    assert store.apply_due_revocations(now) == [due]
+    record = store.get(due)
+    assert record is not None
+    assert (record.status, record.revoked_at, record.revocation_reason) == (
+        "revoked",
+        now - DAY,
+        "superseded",
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "outcome"),
+    [
+        ("superseded", RevocationOutcome.UNCHANGED),
+        ("keyCompromise", RevocationOutcome.REASON_CHANGED),
+        ("unspecified", None),
+    ],
+    ids=["same-reason", "key-compromise", "better-reason"],
+)
+def test_revoking_a_due_scheduled_revocation_follows_the_reason_rule(
+    store: Store,
+    make_intent: Callable[..., Intent],
+    issue_records: Callable[..., list[int]],
+    now: dt.datetime,
+    reason: str,
+    outcome: RevocationOutcome | None,
+) -> None:
+    """It is a revocation already (superseded, since it fell due): only keyCompromise may
+    replace the reason, and the date stays the one readers were told."""
+    [serial] = issue_records(make_intent("due.corp.internal"))
+    store.schedule_revocation(serial, now - DAY, now - 2 * DAY)
+    if outcome is None:
+        with pytest.raises(PolicyError, match="already revoked"):
+            store.revoke(serial, reason, now, None)
+        return
+    _record, got = store.revoke(serial, reason, now, None)
+    assert got is outcome
+    record = store.get(serial)
+    assert record is not None and record.revocation_at(now) == Revocation(now - DAY, reason)

@@ -18,8 +18,8 @@ from alembic.script import ScriptDirectory
 import privca.store.database as database
 from privca.errors import InputError, StoreUnavailable
 from privca.keys.sealing import SealingKey
-from privca.store import Intent, Store
 from privca.store.database import current_revision, sqlite_url
+from privca.store.inventory import Intent, Store
 from privca.store.schema import SCHEMA_REVISION, metadata
 
 MIGRATIONS = Path(database.__file__).parent / "migrations"

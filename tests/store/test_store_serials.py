@@ -13,8 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from privca.errors import StoreUnavailable
-from privca.store import Intent, Store
-from privca.store.inventory import SERIAL_RETRIES, random_serial, serial_hex
+from privca.store.inventory import SERIAL_RETRIES, Intent, Store, random_serial, serial_hex
 from privca.store.schema import certificates
 
 

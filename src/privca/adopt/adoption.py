@@ -14,48 +14,28 @@ from pathlib import Path
 from privca._time import utcnow
 from privca.adopt.plan import AdoptionPlan
 from privca.authority import CertificateAuthority
-from privca.errors import AlreadyExists, InputError
-from privca.home import CAHome, HomeConstruction, atomic_write
-from privca.keys.files import write_ca_key
-from privca.keys.sealing import SealingKey
+from privca.establishment import (
+    Founding,
+    NewAuthority,
+    check_ca_name,
+    check_new_home,
+    check_new_passphrase,
+)
+from privca.establishment import establish as establish_home
+from privca.home import CAHome
+from privca.keys.custody import FileCustody, GeneratedKey, HomeCustody
 from privca.policy import IssuancePolicy
+from privca.registry import CaRole
 from privca.settings import Settings
-from privca.store import Store
-from privca.store.database import check_store_url, sqlite_url
-from privca.store.imports import ImportedRow, add_imported_certificates, set_crl_number
-from privca.x509.encoding import der_certificate, pem_certificate
+from privca.store.address import check_store_url
+from privca.store.records import CrlState, ImportedRow
 
-ROOT_KEY_REF = "private/root.key"
+ROOT_KEY_REF = FileCustody.reference("root")
 
 
 def check_target(home: Path) -> CAHome:
-    ca_home = CAHome(Path(home))
-    if ca_home.exists() or ca_home.key_path("root").exists() or ca_home.database.exists():
-        raise AlreadyExists(
-            f"a CA already exists at '{ca_home.root}'",
-            "choose another --home; privca never overwrites a CA",
-        )
-    return ca_home
-
-
-def check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > 64 or any(ord(ch) < 32 for ch in name):
-        raise InputError(
-            f"CA name '{name}' must be 1 to 64 printable characters",
-            "give one with --name 'Example Internal CA'",
-        )
-    return name
-
-
-def check_new_passphrase(passphrase: bytes | None) -> None:
-    from privca.authority import MIN_PASSPHRASE_LENGTH
-
-    if passphrase is not None and len(passphrase) < MIN_PASSPHRASE_LENGTH:
-        raise InputError(
-            f"the new passphrase is shorter than {MIN_PASSPHRASE_LENGTH} characters",
-            "use a long passphrase; it protects the CA key at rest",
-        )
+    """The new home, refused when a CA (or the remains of one) is there."""
+    return check_new_home(home)
 
 
 def rows_of(plan: AdoptionPlan) -> list[ImportedRow]:
@@ -114,9 +94,8 @@ def establish(
     path), $PRIVCA_STORE_PASSWORD or libpq's ~/.pgpass."""
     now = now or utcnow()
     ca_home = check_target(home)
-    name = check_name(plan.name)
+    name = check_ca_name(plan.name)
     check_new_passphrase(passphrase)
-    root = plan.ca_certificate
     # Permissive: the original root has no name constraints, so a policy narrower than
     # what it already signed would only refuse renewals of certificates it issued.
     settings = Settings(
@@ -127,56 +106,30 @@ def establish(
         store_url=check_store_url(store_url) if store_url else "",
         store_password_file=str(store_password_file.absolute()) if store_password_file else "",
     )
-    rows = rows_of(plan)
-    construction = HomeConstruction(ca_home)
-    store: Store | None = None
-    try:
-        construction.make_directories()
-        SealingKey(ca_home.eab_sealing_key).create()
-        construction.track(ca_home.eab_sealing_key)
-        write_ca_key(ca_home.root / ROOT_KEY_REF, plan.ca_key, passphrase)
-        construction.track(ca_home.root / ROOT_KEY_REF)
-        atomic_write(ca_home.root_cert, plan.ca_pem)
-        construction.track(ca_home.root_cert)
-        atomic_write(ca_home.chain, pem_certificate(root))
-        construction.track(ca_home.chain)
-        store = Store(
-            store_url or sqlite_url(ca_home.database),
-            password=settings.store_password() if store_url else None,
-            sealer=SealingKey(ca_home.eab_sealing_key),
+    crl_numbers = None
+    if plan.crl_number:
+        crl_numbers = CrlState(
+            0, plan.crl_number, plan.crl_this_update or now, plan.crl_next_update or now
         )
-        if not store_url:
-            construction.track(ca_home.database)
-        store.migrate()
-        if store.authorities():
-            raise AlreadyExists(
-                "the store at --store-url already holds a CA",
-                "give each CA its own database",
-            )
-        authority_id = store.add_authority(
-            "root",
-            root.subject.rfc4514_string(),
-            root.serial_number,
-            der_certificate(root),
-            ROOT_KEY_REF,
-            root.not_valid_after_utc,
-            now,
-            active=True,
-        )
-        add_imported_certificates(store, authority_id, rows, now)
-        if plan.crl_number:
-            set_crl_number(
-                store,
-                authority_id,
-                plan.crl_number,
-                plan.crl_this_update or now,
-                plan.crl_next_update or now,
-            )
-        settings.write(ca_home.settings)
-    except BaseException:
-        if store is not None:
-            store.close()
-        construction.undo()
-        raise
-    assert store is not None
-    return CertificateAuthority(ca_home, settings, store, passphrase)
+    founding = Founding(
+        home=ca_home,
+        settings=settings,
+        authorities=(
+            NewAuthority(
+                CaRole.ROOT,
+                plan.ca_certificate,
+                GeneratedKey(ROOT_KEY_REF, plan.ca_key),
+                pem=plan.ca_pem,
+            ),
+        ),
+        store_password=settings.store_password() if store_url else None,
+        imported=tuple(rows_of(plan)),
+        crl_numbers=crl_numbers,
+        now=now,
+    )
+    custody = HomeCustody(ca_home, passphrase=passphrase, encrypted=passphrase is not None)
+    store = establish_home(founding, custody)
+    return CertificateAuthority(ca_home, settings, store, custody=custody)
+
+
+__all__ = ["check_ca_name", "check_new_passphrase", "check_target", "establish", "rows_of"]

@@ -11,9 +11,10 @@ and new certificates keep verifying) or a new root.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -22,7 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from privca._time import days_left
 from privca.adopt.index import format_serial
 from privca.adopt.plan import AdoptionPlan
+from privca.store.status import CertificateStatus
 from privca.x509.encoding import serial_hex
+
+if TYPE_CHECKING:
+    from privca.authority import CertificateAuthority
 
 SEVERITIES = ("info", "warning", "critical")
 LEAF_WARN = dt.timedelta(days=30)
@@ -95,12 +100,13 @@ def _is_critical(cert: x509.Certificate, kind: type) -> bool:
         return False
 
 
-def _is_weak_hash(cert: x509.Certificate) -> bool:
+def _weak_hash(cert: x509.Certificate) -> str | None:
+    """The name of a broken signature hash (SHA-1, MD5), else None."""
     try:
         algorithm = cert.signature_hash_algorithm
     except Exception:  # an algorithm cryptography does not know is no better
-        return False
-    return isinstance(algorithm, hashes.SHA1 | hashes.MD5)
+        return None
+    return algorithm.name if isinstance(algorithm, hashes.SHA1 | hashes.MD5) else None
 
 
 def _weak_key(cert: x509.Certificate) -> str | None:
@@ -115,21 +121,19 @@ def _weak_key(cert: x509.Certificate) -> str | None:
 # CA certificates --------------------------------------------------------------------------
 
 
-def examine_authority(cert: x509.Certificate, role: str, now: dt.datetime) -> list[Finding]:
-    what = f"{role} CA '{cert.subject.rfc4514_string()}'"
-    findings: list[Finding] = []
+def _basic_constraints(cert: x509.Certificate, what: str, role: str) -> list[Finding]:
     constraints = _extension(cert, x509.BasicConstraints)
     if constraints is None or not constraints.ca:
-        findings.append(
+        return [
             Finding(
                 "critical",
                 "ca-not-ca",
                 f"{what} has no basicConstraints CA:TRUE; clients may refuse to chain to it",
                 "issue a new root (privca init) and move services to it",
             )
-        )
-    elif not _is_critical(cert, x509.BasicConstraints):
-        findings.append(
+        ]
+    if not _is_critical(cert, x509.BasicConstraints):
+        return [
             Finding(
                 "warning",
                 "ca-basic-constraints-not-critical",
@@ -138,10 +142,14 @@ def examine_authority(cert: x509.Certificate, role: str, now: dt.datetime) -> li
                 "is on by default) reject every chain under it",
                 _STRICT_FIX if role == "root" else "privca rotate issuing",
             )
-        )
+        ]
+    return []
+
+
+def _key_usage(cert: x509.Certificate, what: str, role: str) -> list[Finding]:
     usage = _extension(cert, x509.KeyUsage)
     if usage is None:
-        findings.append(
+        return [
             Finding(
                 "warning",
                 "ca-no-key-usage",
@@ -150,31 +158,37 @@ def examine_authority(cert: x509.Certificate, role: str, now: dt.datetime) -> li
                 "chain under it",
                 _STRICT_FIX if role == "root" else "privca rotate issuing",
             )
-        )
-    elif not usage.key_cert_sign:
-        findings.append(
+        ]
+    if not usage.key_cert_sign:
+        return [
             Finding(
                 "critical",
                 "ca-key-usage-no-certsign",
                 f"{what} has keyUsage without keyCertSign: certificates it signs are invalid",
                 "issue a new root (privca init) and re-issue the certificates under it",
             )
-        )
-    elif not usage.crl_sign:
-        findings.append(
+        ]
+    if not usage.crl_sign:
+        return [
             Finding(
                 "warning",
                 "ca-key-usage-no-crlsign",
                 f"{what} has keyUsage without cRLSign: clients reject the CRLs it signs",
                 "move revocation to an issuing CA: privca rotate issuing",
             )
-        )
-    if _is_weak_hash(cert):
+        ]
+    return []
+
+
+def _algorithms(cert: x509.Certificate, what: str, role: str) -> list[Finding]:
+    findings: list[Finding] = []
+    algorithm = _weak_hash(cert)
+    if algorithm is not None:
         findings.append(
             Finding(
                 "warning" if role == "root" else "critical",
                 "ca-weak-signature",
-                f"{what} is signed with {cert.signature_hash_algorithm.name}",  # type: ignore[union-attr]
+                f"{what} is signed with {algorithm}",
                 "re-issue it with SHA-256 and the same key (privca rotate root --same-key for "
                 "a root) and redistribute it",
             )
@@ -189,30 +203,45 @@ def examine_authority(cert: x509.Certificate, role: str, now: dt.datetime) -> li
                 "make a new CA (privca init) and re-issue everything under it",
             )
         )
-    left = cert.not_valid_after_utc - now
+    return findings
+
+
+def _expiry(cert: x509.Certificate, what: str, role: str, now: dt.datetime) -> list[Finding]:
+    not_after = cert.not_valid_after_utc
+    left = not_after - now
     if left <= dt.timedelta(0):
-        findings.append(
+        return [
             Finding(
                 "critical",
                 "ca-expired",
-                f"{what} expired on {cert.not_valid_after_utc:%Y-%m-%d}",
+                f"{what} expired on {not_after:%Y-%m-%d}",
                 "make a new CA and distribute its root"
                 if role == "root"
                 else "privca rotate issuing",
             )
-        )
-    elif left <= CA_WARN:
-        findings.append(
+        ]
+    if left <= CA_WARN:
+        return [
             Finding(
                 "critical" if left <= CA_CRIT else "warning",
                 "ca-expiring",
-                f"{what} expires on {cert.not_valid_after_utc:%Y-%m-%d} "
-                f"({days_left(cert.not_valid_after_utc, now)} days)",
+                f"{what} expires on {not_after:%Y-%m-%d} ({days_left(not_after, now)} days)",
                 "make a new root now and distribute it before the old one expires"
                 if role == "root"
                 else "privca rotate issuing",
             )
-        )
+        ]
+    return []
+
+
+def examine_authority(cert: x509.Certificate, role: str, now: dt.datetime) -> list[Finding]:
+    what = f"{role} CA '{cert.subject.rfc4514_string()}'"
+    findings = [
+        *_basic_constraints(cert, what, role),
+        *_key_usage(cert, what, role),
+        *_algorithms(cert, what, role),
+        *_expiry(cert, what, role, now),
+    ]
     if role == "root" and _extension(cert, x509.NameConstraints) is None:
         findings.append(
             Finding(
@@ -262,9 +291,8 @@ def examine_constraints(chain: Sequence[x509.Certificate], what: str) -> list[Fi
 # issued certificates ----------------------------------------------------------------------
 
 
-def examine_leaves(leaves: Sequence[Leaf], now: dt.datetime) -> list[Finding]:
+def _leaves_that_are_cas(live: Sequence[Leaf]) -> list[Finding]:
     findings: list[Finding] = []
-    live = [leaf for leaf in leaves if leaf.live]
     for leaf in live:
         constraints = _extension(leaf.certificate, x509.BasicConstraints)
         if constraints is not None and constraints.ca:
@@ -279,53 +307,59 @@ def examine_leaves(leaves: Sequence[Leaf], now: dt.datetime) -> list[Finding]:
                     "--revoke-old, then privca crl (privca copies names only)",
                 )
             )
-    groups = [
-        (
-            "critical",
-            "leaf-weak-key",
-            [leaf for leaf in live if _weak_key(leaf.certificate)],
-            "valid certificate(s) have keys below 2048 bits",
-            "privca renew SERIAL (a new key is generated)",
-        ),
-        (
-            "critical",
-            "leaf-weak-signature",
-            [leaf for leaf in live if _is_weak_hash(leaf.certificate)],
-            "valid certificate(s) are signed with SHA-1 or MD5, which clients reject",
-            "privca renew SERIAL (privca signs with SHA-256 or better)",
-        ),
-        (
-            "warning",
-            "leaf-no-san",
-            [
-                leaf
-                for leaf in live
-                if _extension(leaf.certificate, x509.SubjectAlternativeName) is None
-            ],
-            "valid certificate(s) have no subjectAltName; browsers, Go and Python's ssl "
-            "ignore the CN and reject them for host names",
-            "privca renew SERIAL (privca puts the names in the SAN)",
-        ),
-        (
-            "critical",
-            "leaf-expiring",
-            [leaf for leaf in live if leaf.certificate.not_valid_after_utc - now <= LEAF_CRIT],
-            f"valid certificate(s) expire within {LEAF_CRIT.days} days",
-            "privca renew SERIAL now, and deploy the new files",
-        ),
-        (
-            "warning",
-            "leaf-expiring",
-            [
-                leaf
-                for leaf in live
-                if LEAF_CRIT < leaf.certificate.not_valid_after_utc - now <= LEAF_WARN
-            ],
-            f"valid certificate(s) expire within {LEAF_WARN.days} days",
-            "privca renew SERIAL; privca check alerts before expiry from now on",
-        ),
-    ]
-    for severity, code, matched, text, fix in groups:
+    return findings
+
+
+def _left(leaf: Leaf, now: dt.datetime) -> dt.timedelta:
+    return leaf.certificate.not_valid_after_utc - now
+
+
+# (severity, code, which live leaves, what they have, the fix)
+_LEAF_RULES: tuple[tuple[str, str, Callable[[Leaf, dt.datetime], bool], str, str], ...] = (
+    (
+        "critical",
+        "leaf-weak-key",
+        lambda leaf, _now: _weak_key(leaf.certificate) is not None,
+        "valid certificate(s) have keys below 2048 bits",
+        "privca renew SERIAL (a new key is generated)",
+    ),
+    (
+        "critical",
+        "leaf-weak-signature",
+        lambda leaf, _now: _weak_hash(leaf.certificate) is not None,
+        "valid certificate(s) are signed with SHA-1 or MD5, which clients reject",
+        "privca renew SERIAL (privca signs with SHA-256 or better)",
+    ),
+    (
+        "warning",
+        "leaf-no-san",
+        lambda leaf, _now: _extension(leaf.certificate, x509.SubjectAlternativeName) is None,
+        "valid certificate(s) have no subjectAltName; browsers, Go and Python's ssl "
+        "ignore the CN and reject them for host names",
+        "privca renew SERIAL (privca puts the names in the SAN)",
+    ),
+    (
+        "critical",
+        "leaf-expiring",
+        lambda leaf, now: _left(leaf, now) <= LEAF_CRIT,
+        f"valid certificate(s) expire within {LEAF_CRIT.days} days",
+        "privca renew SERIAL now, and deploy the new files",
+    ),
+    (
+        "warning",
+        "leaf-expiring",
+        lambda leaf, now: LEAF_CRIT < _left(leaf, now) <= LEAF_WARN,
+        f"valid certificate(s) expire within {LEAF_WARN.days} days",
+        "privca renew SERIAL; privca check alerts before expiry from now on",
+    ),
+)
+
+
+def examine_leaves(leaves: Sequence[Leaf], now: dt.datetime) -> list[Finding]:
+    live = [leaf for leaf in leaves if leaf.live]
+    findings = _leaves_that_are_cas(live)
+    for severity, code, applies, text, fix in _LEAF_RULES:
+        matched = [leaf for leaf in live if applies(leaf, now)]
         if matched:
             findings.append(
                 Finding(severity, code, f"{len(matched)} {text}: {_examples(matched)}", fix)
@@ -443,30 +477,23 @@ def _examine_source(plan: AdoptionPlan) -> list[Finding]:
     return findings
 
 
-def examine_home(ca: Any, now: dt.datetime) -> list[Finding]:
-    """Findings for an open CertificateAuthority (any privca home)."""
+def _key_file_findings(path: Path | None) -> list[Finding]:
+    """A CA key file others can reach (keys on a token have no file)."""
     from privca.errors import EnvironmentRefused
     from privca.home import check_key_file, check_private_directory
 
+    if path is None:
+        return []
+    try:
+        check_private_directory(path.parent)
+        check_key_file(path)
+    except EnvironmentRefused as exc:
+        return [Finding("critical", "ca-key-file", exc.message, exc.hint or "fix the key file")]
+    return []
+
+
+def _settings_findings(ca: CertificateAuthority) -> list[Finding]:
     findings: list[Finding] = []
-    active_chain: list[x509.Certificate] = []
-    for record in ca.authorities():
-        if not record.active:
-            continue
-        cert = x509.load_der_x509_certificate(record.der)
-        findings += examine_authority(cert, record.role, now)
-        active_chain.append(cert)
-        if record.key_ref.startswith("pkcs11:"):
-            continue
-        path = ca.home.root / record.key_ref
-        try:
-            check_private_directory(path.parent)
-            check_key_file(path)
-        except EnvironmentRefused as exc:
-            findings.append(
-                Finding("critical", "ca-key-file", exc.message, exc.hint or "fix the key file")
-            )
-    findings += examine_constraints(active_chain, "the active CA certificates")
     if not ca.settings.encrypted_keys:
         findings.append(
             Finding(
@@ -487,10 +514,14 @@ def examine_home(ca: Any, now: dt.datetime) -> list[Finding]:
                 "trust store changes",
             )
         )
+    return findings
+
+
+def _home_leaves(ca: CertificateAuthority, now: dt.datetime) -> list[Leaf]:
     from privca.x509.profiles import SELF_RENEWING_PROFILES
 
     leaves = []
-    for record in ca.store.find(now=now):
+    for record in ca.inventory.find(now=now):
         # privca's own server and OCSP responder certificates: privca issues and replaces
         # them itself (no SAN on a responder is by design), so there is nothing to fix.
         if record.der is None or record.profile in SELF_RENEWING_PROFILES:
@@ -499,8 +530,22 @@ def examine_home(ca: Any, now: dt.datetime) -> list[Finding]:
             Leaf(
                 x509.load_der_x509_certificate(record.der),
                 record.names,
-                record.status_at(now) in ("valid", "superseded"),
+                record.status_at(now) in (CertificateStatus.VALID, CertificateStatus.SUPERSEDED),
             )
         )
-    findings += examine_leaves(leaves, now)
+    return leaves
+
+
+def examine_home(ca: CertificateAuthority, now: dt.datetime) -> list[Finding]:
+    """Findings for an open CertificateAuthority (any privca home)."""
+    findings: list[Finding] = []
+    active = [authority for authority in ca.authorities() if authority.active]
+    for authority in active:
+        findings += examine_authority(authority.certificate, authority.role, now)
+        findings += _key_file_findings(ca.key_file(authority))
+    findings += examine_constraints(
+        [authority.certificate for authority in active], "the active CA certificates"
+    )
+    findings += _settings_findings(ca)
+    findings += examine_leaves(_home_leaves(ca, now), now)
     return ordered(findings)

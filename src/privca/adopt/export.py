@@ -16,8 +16,8 @@ from cryptography.x509.oid import NameOID
 from privca.adopt.index import IndexEntry, format_index, format_serial
 from privca.errors import EnvironmentRefused, InputError
 from privca.home import atomic_write_many
-from privca.store import CertificateRecord
-from privca.store.inventory import random_serial
+from privca.store.records import CertificateRecord
+from privca.store.serials import random_serial
 
 # OpenSSL's short names in its one-line DN form (X509_NAME_oneline); others as dotted OIDs.
 _SHORT_NAMES = {
@@ -36,7 +36,7 @@ _SHORT_NAMES = {
 
 def oneline_subject(name: x509.Name) -> str:
     return "".join(
-        f"/{_SHORT_NAMES.get(attribute.oid, attribute.oid.dotted_string)}={attribute.value}"
+        f"/{_SHORT_NAMES.get(attribute.oid, attribute.oid.dotted_string)}={attribute.value!s}"
         for attribute in name
     )
 
@@ -54,13 +54,16 @@ def index_entries(records: Iterable[CertificateRecord], now: dt.datetime) -> lis
     for record in sorted(records, key=lambda r: r.serial):
         if record.status not in ("issued", "revoked"):
             continue  # pending or failed: never signed, nothing for a client to ask about
-        status = "R" if record.status == "revoked" else ("E" if record.not_after <= now else "V")
+        # Revoked as CRLs and OCSP say it: written, or scheduled and due.
+        revocation = record.revocation_at(now)
+        expired = "E" if record.not_after <= now else "V"
+        status = "R" if revocation is not None else expired
         entries.append(
             IndexEntry(
                 status=status,
                 expires=record.not_after,
-                revoked_at=record.revoked_at if status == "R" else None,
-                reason=record.revocation_reason if status == "R" else None,
+                revoked_at=revocation.revoked_at if revocation is not None else None,
+                reason=revocation.reason if revocation is not None else None,
                 serial=record.serial,
                 filename="unknown",
                 subject=_subject_of(record),

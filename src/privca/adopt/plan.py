@@ -14,14 +14,15 @@ import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from privca.adopt.index import IndexEntry, format_serial, parse_index
 from privca.errors import InputError
 from privca.home import read_input_file
+from privca.keys.types import ISSUER_PUBLIC_KEY_CLASSES, SIGNING_KEY_CLASSES
 from privca.x509.crl import REASONS
 from privca.x509.encoding import (
     der_certificate,
@@ -91,7 +92,7 @@ class AdoptionPlan:
     name: str
     ca_certificate: x509.Certificate
     ca_pem: bytes  # certs/root.crt: the original file, byte for byte, when it is plain PEM
-    ca_key: Any
+    ca_key: CertificateIssuerPrivateKeyTypes
     key_file: Path
     key_mode: int
     key_was_encrypted: bool
@@ -135,12 +136,14 @@ def read_ca_certificate(path: Path) -> tuple[x509.Certificate, bytes]:
 
 def read_ca_key(
     path: Path, certificate: x509.Certificate, passphrase: PassphraseSource
-) -> tuple[Any, bool, int]:
+) -> tuple[CertificateIssuerPrivateKeyTypes, bool, int]:
     """The CA private key (validated once, here), whether it was encrypted, and its mode."""
     data = read_input_file(path, "CA key file")
     encrypted = is_encrypted_key(data)
     secret = passphrase() if encrypted else None
     key = load_private_key(data, secret, source=f"CA key '{path}'", validate=True)
+    if not isinstance(key, SIGNING_KEY_CLASSES):
+        raise InputError(f"the key '{path}' cannot sign certificates")
     if public_key_der(key.public_key()) != public_key_der(certificate.public_key()):
         raise InputError(
             f"the key '{path}' does not match the CA certificate "
@@ -209,7 +212,9 @@ def read_crl(path: Path, ca: x509.Certificate) -> x509.CertificateRevocationList
         crl = x509.load_pem_x509_crl(data) if is_pem(data) else x509.load_der_x509_crl(data)
     except ValueError as exc:
         raise InputError(f"CRL '{path}' is not a valid CRL: {exc}") from exc
-    if crl.issuer != ca.subject or not crl.is_signature_valid(ca.public_key()):
+    key = ca.public_key()
+    signed = isinstance(key, ISSUER_PUBLIC_KEY_CLASSES) and crl.is_signature_valid(key)
+    if crl.issuer != ca.subject or not signed:
         raise InputError(
             f"CRL '{path}' was not signed by the CA ({ca.subject.rfc4514_string()})",
             "remove the stale CRL, or give the CA it belongs to",
@@ -295,19 +300,15 @@ class Records:
     crl_number: int | None = None
 
 
-def merge(
-    ca: x509.Certificate,
-    found: Sequence[tuple[x509.Certificate, str]],
-    records: Records,
-) -> tuple[
-    tuple[ImportedCertificate, ...],
-    tuple[RevokedSerial, ...],
-    tuple[IndexEntry, ...],
-    tuple[int, ...],
-]:
-    """Certificates with their status; refuses foreign certificates and contradictions."""
+Found = dict[int, tuple[x509.Certificate, str]]  # serial -> certificate, where it was read
+Revoked = dict[int, tuple[dt.datetime, str]]  # serial -> revocation date, reason
+
+
+def _certificates_of(ca: x509.Certificate, found: Sequence[tuple[x509.Certificate, str]]) -> Found:
+    """The certificates this CA signed, one per serial; refuses foreign ones and two
+    different certificates with one serial."""
     ca_der = der_certificate(ca)
-    by_serial: dict[int, tuple[x509.Certificate, str]] = {}
+    by_serial: Found = {}
     for cert, source in found:
         der = der_certificate(cert)
         if der == ca_der:
@@ -329,77 +330,123 @@ def merge(
                 "import only certificates this CA signed; leave the others out of --certs",
             )
         by_serial[serial] = (cert, source)
+    return by_serial
 
-    revoked: dict[int, tuple[dt.datetime, str]] = {}
-    orphans: dict[int, RevokedSerial] = {}
-    missing: list[IndexEntry] = []
-    holds: list[int] = []
-    for entry in records.entries:
-        where = f"index line {entry.line}"
-        if entry.serial in by_serial:
-            cert, source = by_serial[entry.serial]
-            if cert.not_valid_after_utc != entry.expires:
-                raise InputError(
-                    f"{where} says serial {format_serial(entry.serial)} expires "
-                    f"{entry.expires:%Y-%m-%d %H:%M:%S}, but '{source}' with that serial "
-                    f"expires {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}",
-                    "the index and the certificate files belong to different CAs",
-                )
+
+@dataclass
+class _Merged:
+    """What the records say about the certificates found (built by `merge`)."""
+
+    revoked: Revoked = field(default_factory=dict)
+    orphans: dict[int, RevokedSerial] = field(default_factory=dict)
+    missing: list[IndexEntry] = field(default_factory=list)
+    holds: list[int] = field(default_factory=list)
+
+
+def _check_index_entry(entry: IndexEntry, by_serial: Found) -> None:
+    if entry.serial not in by_serial:
+        return
+    cert, source = by_serial[entry.serial]
+    if cert.not_valid_after_utc != entry.expires:
+        raise InputError(
+            f"index line {entry.line} says serial {format_serial(entry.serial)} expires "
+            f"{entry.expires:%Y-%m-%d %H:%M:%S}, but '{source}' with that serial "
+            f"expires {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S}",
+            "the index and the certificate files belong to different CAs",
+        )
+
+
+def _merge_index(entries: Sequence[IndexEntry], by_serial: Found, merged: _Merged) -> None:
+    for entry in entries:
+        _check_index_entry(entry, by_serial)
         if entry.hold:
-            holds.append(entry.serial)
-        if entry.status == "R":
-            assert entry.revoked_at is not None and entry.reason is not None
-            revoked[entry.serial] = (entry.revoked_at, entry.reason)
+            merged.holds.append(entry.serial)
+        if entry.status == "R" and entry.revoked_at is not None:
+            reason = entry.reason or "unspecified"
+            merged.revoked[entry.serial] = (entry.revoked_at, reason)
             if entry.serial not in by_serial:
-                orphans[entry.serial] = RevokedSerial(
+                merged.orphans[entry.serial] = RevokedSerial(
                     entry.serial,
                     entry.revoked_at,
-                    entry.reason,
+                    reason,
                     entry.expires,
                     entry.subject,
-                    where,
+                    f"index line {entry.line}",
                 )
         elif entry.serial not in by_serial:
-            missing.append(entry)
-    if records.crl is not None:
-        # What clients already refuse stays refused, even if index.txt forgot it.
-        for item in records.crl:
-            if item.serial_number in revoked:
-                continue
-            reason = "unspecified"
-            try:
-                flag = item.extensions.get_extension_for_class(x509.CRLReason).value.reason
-                reason = _CRL_REASONS.get(flag, "unspecified")
-            except x509.ExtensionNotFound:
-                pass
-            revoked[item.serial_number] = (item.revocation_date_utc, reason)
-            if item.serial_number not in by_serial:
-                missing = [m for m in missing if m.serial != item.serial_number]
-                orphans[item.serial_number] = RevokedSerial(
-                    item.serial_number,
-                    item.revocation_date_utc,
-                    reason,
-                    ca.not_valid_after_utc,  # unknown; keeps it on the CRL while the CA lives
-                    "",
-                    records.crl_source,
-                )
+            merged.missing.append(entry)
 
+
+def _crl_reason(item: x509.RevokedCertificate) -> str:
+    try:
+        flag = item.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    except x509.ExtensionNotFound:
+        return "unspecified"
+    return _CRL_REASONS.get(flag, "unspecified")
+
+
+def _merge_crl(records: Records, ca: x509.Certificate, by_serial: Found, merged: _Merged) -> None:
+    """What clients already refuse stays refused, even if index.txt forgot it."""
+    if records.crl is None:
+        return
+    for item in records.crl:
+        serial = item.serial_number
+        if serial in merged.revoked:
+            continue
+        reason = _crl_reason(item)
+        merged.revoked[serial] = (item.revocation_date_utc, reason)
+        if serial not in by_serial:
+            merged.missing = [m for m in merged.missing if m.serial != serial]
+            merged.orphans[serial] = RevokedSerial(
+                serial,
+                item.revocation_date_utc,
+                reason,
+                ca.not_valid_after_utc,  # unknown; keeps it on the CRL while the CA lives
+                "",
+                records.crl_source,
+            )
+
+
+def _imported(by_serial: Found, revoked: Revoked) -> list[ImportedCertificate]:
     imported = []
     for serial, (cert, source) in sorted(by_serial.items()):
         names, profile = _describe(cert, source)
-        revoked_at, reason = revoked.get(serial, (None, None))
+        revocation = revoked.get(serial)
         imported.append(
             ImportedCertificate(
                 certificate=cert,
                 source=source,
-                status="revoked" if revoked_at is not None else "issued",
-                revoked_at=revoked_at,
-                reason=reason,
+                status="revoked" if revocation is not None else "issued",
+                revoked_at=revocation[0] if revocation is not None else None,
+                reason=revocation[1] if revocation is not None else None,
                 names=names,
                 profile=profile,
             )
         )
-    return tuple(imported), tuple(orphans.values()), tuple(missing), tuple(holds)
+    return imported
+
+
+def merge(
+    ca: x509.Certificate,
+    found: Sequence[tuple[x509.Certificate, str]],
+    records: Records,
+) -> tuple[
+    tuple[ImportedCertificate, ...],
+    tuple[RevokedSerial, ...],
+    tuple[IndexEntry, ...],
+    tuple[int, ...],
+]:
+    """Certificates with their status; refuses foreign certificates and contradictions."""
+    by_serial = _certificates_of(ca, found)
+    merged = _Merged()
+    _merge_index(records.entries, by_serial, merged)
+    _merge_crl(records, ca, by_serial, merged)
+    return (
+        tuple(_imported(by_serial, merged.revoked)),
+        tuple(merged.orphans.values()),
+        tuple(merged.missing),
+        tuple(merged.holds),
+    )
 
 
 def build_plan(

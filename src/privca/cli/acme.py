@@ -15,9 +15,8 @@ if TYPE_CHECKING:
 
 
 def _acme_store(ca: Any) -> AcmeStore:
-    from privca.store.acme import AcmeStore
-
-    return AcmeStore.of(ca.store)
+    store: AcmeStore = ca.acme_repository()
+    return store
 
 
 def _time(value: Any) -> str | None:

@@ -261,7 +261,7 @@ def export_index_command(app: AppContext, out: Path | None) -> None:
 
     now = utcnow()
     with open_authority(app) as ca:
-        records = ca.store.find(now=now)
+        records = ca.inventory.find(now=now)
     if out is None:
         click.echo(format_index(index_entries(records, now)), nl=False)
         return

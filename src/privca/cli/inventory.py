@@ -9,6 +9,7 @@ import click
 from privca._text import printable
 from privca.cli.options import json_option
 from privca.cli.render import print_json, print_table
+from privca.store.status import LISTED_STATUSES
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 @click.option("--expiring", metavar="DURATION", help="Only those expiring within, e.g. 30d.")
 @click.option(
     "--status",
-    type=click.Choice(["valid", "superseded", "revoked", "expired"]),
+    type=click.Choice([str(status) for status in LISTED_STATUSES]),
     help="Only those in this state (superseded: renewed, the old one still unexpired).",
 )
 @click.option("--name", "name_pattern", metavar="PATTERN", help="Names containing PATTERN (* ok).")

@@ -49,7 +49,7 @@ def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: b
     next CRL and OCSP answer show it."""
     from privca._time import isoformat
     from privca.cli.options import open_authority
-    from privca.store import RevocationOutcome
+    from privca.store.records import RevocationOutcome
 
     with open_authority(app) as ca:
         record, outcome = ca.revoke(serial_or_name, reason)

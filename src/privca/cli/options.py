@@ -77,7 +77,7 @@ def store_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _checked_store_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     """Refused before anything else happens (a passphrase prompt, key generation)."""
-    from privca.store.database import check_store_url
+    from privca.store.address import check_store_url
 
     return check_store_url(value) if value else ""
 

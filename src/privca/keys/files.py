@@ -10,13 +10,18 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    PrivateKeyTypes,
+)
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from privca.errors import KeyUnavailable
 from privca.home import atomic_write, check_key_file, check_private_directory, read_input_file
+from privca.keys.types import SIGNING_KEY_CLASSES
 from privca.x509.encoding import load_private_key, pem_private_key_unencrypted
 
 PBKDF2_ROUNDS = 600_000
@@ -59,7 +64,7 @@ def _oid(dotted: str) -> bytes:
     return _der(0x06, bytes(body))
 
 
-def encrypt_pkcs8(key: Any, passphrase: bytes, rounds: int = PBKDF2_ROUNDS) -> bytes:
+def encrypt_pkcs8(key: PrivateKeyTypes, passphrase: bytes, rounds: int = PBKDF2_ROUNDS) -> bytes:
     """PEM `ENCRYPTED PRIVATE KEY` for `key`, PBES2 with a strong PBKDF2."""
     from cryptography.hazmat.primitives import serialization
 
@@ -99,15 +104,21 @@ def encrypt_pkcs8(key: Any, passphrase: bytes, rounds: int = PBKDF2_ROUNDS) -> b
     )
 
 
-def write_ca_key(path: Path, key: Any, passphrase: bytes | None) -> None:
+def write_ca_key(path: Path, key: PrivateKeyTypes, passphrase: bytes | None) -> None:
     """Write a CA key 0400; encrypted unless the operator chose --no-passphrase."""
     data = encrypt_pkcs8(key, passphrase) if passphrase else pem_private_key_unencrypted(key)
     atomic_write(path, data, 0o400, overwrite=False)
 
 
-def read_ca_key(path: Path, passphrase: bytes | None, *, validate: bool = False) -> Any:
-    """Load a CA key after refusing insecure permissions, as ssh does for its keys."""
+def read_ca_key(
+    path: Path, passphrase: bytes | None, *, validate: bool = False
+) -> CertificateIssuerPrivateKeyTypes:
+    """Load a CA key after refusing insecure permissions, as ssh does for its keys
+    (KeyUnavailable for a key that cannot sign certificates)."""
     check_private_directory(path.parent)
     check_key_file(path)
     data = read_input_file(path, "CA key file")
-    return load_private_key(data, passphrase, source=f"CA key '{path}'", validate=validate)
+    key = load_private_key(data, passphrase, source=f"CA key '{path}'", validate=validate)
+    if not isinstance(key, SIGNING_KEY_CLASSES):
+        raise KeyUnavailable(f"CA key '{path}' is not a key that can sign certificates")
+    return key

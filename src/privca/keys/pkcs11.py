@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.utils import Buffer
 
 from privca.errors import InputError, KeyUnavailable, WrongPassphrase
 from privca.keys.types import KeyType
@@ -85,7 +86,7 @@ class Pkcs11Session:
         with contextlib.suppress(Exception):
             self.session.close()
 
-    def generate(self, key_type: KeyType, purpose: str) -> tuple[Pkcs11Uri, Any]:
+    def generate(self, key_type: KeyType, purpose: str) -> tuple[Pkcs11Uri, TokenKey]:
         """A new non-extractable key pair on the token; returns its URI and a signing key."""
         import pkcs11
         from pkcs11.util.ec import encode_named_curve_parameters
@@ -121,7 +122,7 @@ class Pkcs11Session:
         uri = Pkcs11Uri(self.token_label, label)
         return uri, self.key(uri)
 
-    def key(self, uri: Pkcs11Uri) -> Any:
+    def key(self, uri: Pkcs11Uri) -> TokenKey:
         """A cryptography private key object whose signatures are made by the token."""
         import pkcs11
 
@@ -141,12 +142,16 @@ class Pkcs11Session:
             from pkcs11.util.ec import encode_ec_public_key
 
             loaded = serialization.load_der_public_key(encode_ec_public_key(public))
-            return Pkcs11EcKey(private, loaded)
-        from pkcs11.util.rsa import encode_rsa_public_key
+            if isinstance(loaded, ec.EllipticCurvePublicKey):
+                return Pkcs11EcKey(private, loaded)
+        else:
+            from pkcs11.util.rsa import encode_rsa_public_key
 
-        der = encode_rsa_public_key(public)
-        loaded = serialization.load_der_public_key(_rsa_spki(der))
-        return Pkcs11RsaKey(private, loaded)
+            der = encode_rsa_public_key(public)
+            loaded = serialization.load_der_public_key(_rsa_spki(der))
+            if isinstance(loaded, rsa.RSAPublicKey):
+                return Pkcs11RsaKey(private, loaded)
+        raise KeyUnavailable(f"key '{uri}' on the token is neither an EC nor an RSA key")
 
 
 def _rsa_spki(pkcs1: bytes) -> bytes:
@@ -176,9 +181,12 @@ def _bitstring(data: bytes) -> bytes:
     return b"\x03" + _length(len(data) + 1) + b"\x00" + data
 
 
-def _digest(data: bytes, algorithm: Any) -> tuple[bytes, hashes.HashAlgorithm]:
+def _digest(data: bytes, algorithm: object) -> tuple[bytes, hashes.HashAlgorithm]:
+    """The digest the token signs, and its hash (data already hashed when Prehashed)."""
     if isinstance(algorithm, utils.Prehashed):
         return data, algorithm._algorithm
+    if not isinstance(algorithm, hashes.HashAlgorithm):
+        raise KeyUnavailable("privca's HSM keys sign a hash (SHA-256, SHA-384 or SHA-512)")
     hasher = hashes.Hash(algorithm)
     hasher.update(data)
     return hasher.finalize(), algorithm
@@ -191,13 +199,13 @@ class Pkcs11EcKey(ec.EllipticCurvePrivateKey):
         self._token_key = token_key
         self._public = public
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         import pkcs11
         from pkcs11.util.ec import encode_ecdsa_signature
 
-        digest, _ = _digest(data, signature_algorithm.algorithm)
+        digest, _ = _digest(bytes(data), signature_algorithm.algorithm)
         raw = self._token_key.sign(digest, mechanism=pkcs11.Mechanism.ECDSA)
-        return encode_ecdsa_signature(raw)
+        return bytes(encode_ecdsa_signature(raw))
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
         return self._public
@@ -239,14 +247,19 @@ class Pkcs11RsaKey(rsa.RSAPrivateKey):
         self._token_key = token_key
         self._public = public
 
-    def sign(self, data: bytes, padding_: padding.AsymmetricPadding, algorithm: Any) -> bytes:
+    def sign(
+        self,
+        data: bytes,
+        padding_: padding.AsymmetricPadding,
+        algorithm: utils.Prehashed | hashes.HashAlgorithm | utils.NoDigestInfo,
+    ) -> bytes:
         import pkcs11
 
         if not isinstance(padding_, padding.PKCS1v15):
             raise KeyUnavailable("privca's HSM RSA keys sign with PKCS#1 v1.5 only")
         digest, hash_algorithm = _digest(data, algorithm)
         prefix = self._DIGEST_INFO[hash_algorithm.name]
-        return self._token_key.sign(prefix + digest, mechanism=pkcs11.Mechanism.RSA_PKCS)
+        return bytes(self._token_key.sign(prefix + digest, mechanism=pkcs11.Mechanism.RSA_PKCS))
 
     def public_key(self) -> rsa.RSAPublicKey:
         return self._public
@@ -269,3 +282,7 @@ class Pkcs11RsaKey(rsa.RSAPrivateKey):
 
     def __deepcopy__(self, memo: Any) -> Pkcs11RsaKey:
         return self
+
+
+# A private key whose signatures the token makes.
+TokenKey = Pkcs11EcKey | Pkcs11RsaKey

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from privca.errors import InputError, PolicyError
+
+# What KeyType.generate makes.
+GeneratedPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 
 class KeyType(enum.StrEnum):
@@ -28,7 +31,7 @@ class KeyType(enum.StrEnum):
                 "use one of: " + ", ".join(member.value for member in cls),
             ) from None
 
-    def generate(self) -> Any:
+    def generate(self) -> GeneratedPrivateKey:
         if self is KeyType.EC_P256:
             return ec.generate_private_key(ec.SECP256R1())
         if self is KeyType.EC_P384:
@@ -46,6 +49,24 @@ class KeyType(enum.StrEnum):
         return self.value.startswith("rsa-")
 
 
+# The private keys that can sign certificates (CertificateIssuerPrivateKeyTypes, as classes).
+SIGNING_KEY_CLASSES = (
+    ec.EllipticCurvePrivateKey,
+    rsa.RSAPrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+    dsa.DSAPrivateKey,
+)
+
+# The public keys of those: what can have signed a certificate or a CRL.
+ISSUER_PUBLIC_KEY_CLASSES = (
+    ec.EllipticCurvePublicKey,
+    rsa.RSAPublicKey,
+    ed25519.Ed25519PublicKey,
+    ed448.Ed448PublicKey,
+    dsa.DSAPublicKey,
+)
+
 DEFAULT_ROOT_KEY = KeyType.EC_P384
 DEFAULT_ISSUING_KEY = KeyType.EC_P256
 DEFAULT_LEAF_KEY = KeyType.EC_P256
@@ -53,7 +74,7 @@ DEFAULT_LEAF_KEY = KeyType.EC_P256
 _CURVES = {"secp256r1": KeyType.EC_P256, "secp384r1": KeyType.EC_P384}
 
 
-def key_type_of(public_key: Any) -> KeyType:
+def key_type_of(public_key: PublicKeyTypes) -> KeyType:
     """Classify a public key, refusing what no profile of ours accepts (weak or odd keys)."""
     if isinstance(public_key, rsa.RSAPublicKey):
         numbers = public_key.public_numbers()

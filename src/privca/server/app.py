@@ -32,7 +32,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -41,19 +40,35 @@ from starlette.routing import Mount, Route
 
 from privca._http import BodyTooLarge, media_type, read_body
 from privca._time import utcnow
-from privca.authority import select_authority
 from privca.errors import KeyUnavailable, NotFound, PrivcaError
 from privca.server.crl import CrlPublisher
 from privca.server.responder import OcspResponder, Reply
 from privca.server.settings import ServerSettings
 from privca.server.watch import StoreWatch
-from privca.urls import OCSP_PATH, ca_certificate_path, crl_path
-from privca.x509.encoding import serial_hex
+from privca.urls import (
+    ACME_DIRECTORY_PATH,
+    ACME_PREFIX,
+    CA_ROUTE,
+    CHAIN_FILE,
+    CHAIN_PATH,
+    CRL_ROUTE,
+    HEALTH_PATH,
+    ISSUING_CERTIFICATE_PATH,
+    ISSUING_CRL_PATH,
+    METRICS_PATH,
+    OCSP_GET_ROUTE,
+    OCSP_PATH,
+    ROOT_CERTIFICATE_PATH,
+    ROOT_CRL_PATH,
+    ca_certificate_path,
+    crl_path,
+)
+from privca.x509.encoding import pem_certificate, pem_certificates, serial_hex
 from privca.x509.ocsp import MALFORMED_REQUEST, MAX_REQUEST_BYTES, decode_get_path
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
-    from privca.store import AuthorityRecord
+    from privca.registry import CaCertificate
 
 log = logging.getLogger("privca.server")
 
@@ -113,7 +128,9 @@ def build_metrics_app(authority: CertificateAuthority, settings: ServerSettings)
     """/metrics alone, for a listener of its own (`privca serve --metrics-listen`)."""
     routes = [
         Route(
-            "/metrics", _metrics_endpoint(authority, settings.metrics_window, None), methods=["GET"]
+            METRICS_PATH,
+            _metrics_endpoint(authority, settings.metrics_window, None),
+            methods=["GET"],
         )
     ]
     return Starlette(routes=routes, exception_handlers={PrivcaError: _privca_error})
@@ -152,14 +169,14 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
             if not watch.reachable:
                 continue
             try:
-                await run_in_threadpool(ca.store.apply_due_revocations, utcnow())
+                await run_in_threadpool(ca.apply_scheduled_revocations, utcnow())
             except PrivcaError as exc:
                 log.warning("scheduled revocations not applied: %s", type(exc).__name__)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(responder.prepare, utcnow())
-        await run_in_threadpool(ca.store.apply_due_revocations, utcnow())
+        await run_in_threadpool(ca.apply_scheduled_revocations, utcnow())
         tasks = [
             asyncio.create_task(apply_scheduled_revocations()),
             asyncio.create_task(watch.follow()),
@@ -173,44 +190,94 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
                 acme_app.state.acme_service.validations.close()
             watch.close()
 
+    site = _Site(ca, settings, watch, responder, crls, acme=acme_app is not None)
+    routes = site.routes()
+    if settings.metrics_on_main:
+        metrics = _metrics_endpoint(ca, settings.metrics_window, watch)
+        routes.append(Route(METRICS_PATH, metrics, methods=["GET"]))
+    if acme_app is not None:
+        routes.append(Mount(ACME_PREFIX, app=acme_app))
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={PrivcaError: _privca_error}
+    )
+    app.state.ocsp = responder
+    app.state.crls = crls
+    app.state.watch = watch
+    return app
+
+
+class _Site:
+    """The main listener's own endpoints (OCSP, CRLs, CA certificates, health, the index)
+    over the parts build_app wires; each decodes HTTP, asks one part, encodes."""
+
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        settings: ServerSettings,
+        watch: StoreWatch,
+        responder: OcspResponder,
+        crls: CrlPublisher,
+        *,
+        acme: bool,
+    ) -> None:
+        self._ca = ca
+        self._settings = settings
+        self._watch = watch
+        self._responder = responder
+        self._crls = crls
+        self._acme = acme
+
+    def routes(self) -> list[Route | Mount]:
+        return [
+            Route("/", self.index, methods=["GET"]),
+            Route(OCSP_PATH, self.ocsp_post, methods=["POST"]),
+            Route(OCSP_PATH + "/", self.ocsp_post, methods=["POST"]),
+            Route(OCSP_PATH, self.ocsp_get_empty, methods=["GET"]),
+            Route(OCSP_GET_ROUTE, self.ocsp_get, methods=["GET"]),
+            Route(CRL_ROUTE, self.crl, methods=["GET"]),
+            Route(CA_ROUTE, self.ca_file, methods=["GET"]),
+            Route(HEALTH_PATH, self.health, methods=["GET"]),
+        ]
+
     # OCSP ---------------------------------------------------------------------------------
 
-    async def ocsp_post(request: Request) -> Response:
+    async def ocsp_post(self, request: Request) -> Response:
         if media_type(request.headers) != OCSP_REQUEST:
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
         try:
             body = await read_body(request, MAX_REQUEST_BYTES)
         except BodyTooLarge:
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
-        return _ocsp_response(await responder.answer(body, utcnow()), cacheable=False)
+        return _ocsp_response(await self._responder.answer(body, utcnow()), cacheable=False)
 
-    async def ocsp_get(request: Request) -> Response:
+    async def ocsp_get(self, request: Request) -> Response:
         # The raw path: base64 '+' and '/' must reach decode_get_path as sent.
         raw = request.scope.get("raw_path") or request.url.path.encode()
-        encoded = raw.decode("latin-1").split("?", 1)[0].partition("/ocsp/")[2]
+        encoded = raw.decode("latin-1").split("?", 1)[0].partition(OCSP_PATH + "/")[2]
         try:
             der = decode_get_path(encoded)
         except PrivcaError:
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
-        return _ocsp_response(await responder.answer(der, utcnow()), cacheable=True)
+        return _ocsp_response(await self._responder.answer(der, utcnow()), cacheable=True)
 
+    @staticmethod
     async def ocsp_get_empty(_request: Request) -> Response:
         return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
 
     # CRLs and CA certificates -------------------------------------------------------------
 
-    def find(stem: str) -> AuthorityRecord | None:
-        return select_authority(watch.authorities.all, stem) if stem else None
+    def _find(self, stem: str) -> CaCertificate | None:
+        return self._watch.authorities.registry.select(stem) if stem else None
 
-    async def crl(request: Request) -> Response:
+    async def crl(self, request: Request) -> Response:
         name: str = request.path_params["name"]
         stem, _, suffix = name.rpartition(".")
-        record = find(stem)
+        record = self._find(stem)
         if suffix not in ("crl", "pem") or record is None:
             return _not_found()
         now = utcnow()
         try:
-            published = await crls.get(record, now)
+            published = await self._crls.get(record, now)
         except KeyUnavailable as exc:  # the root CRL was never published, or has expired
             log.warning("CRL of %x not served: %s", record.serial, exc)
             return PlainTextResponse(
@@ -227,38 +294,37 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
             return Response(published.pem, media_type=PEM, headers=headers)
         return Response(published.der, media_type="application/pkix-crl", headers=headers)
 
-    async def ca_file(request: Request) -> Response:
+    async def ca_file(self, request: Request) -> Response:
         name: str = request.path_params["name"]
-        if name == "chain.pem":
-            chain = [find("issuing"), find("root")]
-            ders = [r.der for r in dict.fromkeys(r for r in chain if r is not None)]
-            pems = b"".join(_pem(der) for der in ders)
-            return Response(pems, media_type=PEM)
+        if name == CHAIN_FILE:
+            chain = [self._find("issuing"), self._find("root")]
+            found = dict.fromkeys(r for r in chain if r is not None)
+            return Response(pem_certificates([r.certificate for r in found]), media_type=PEM)
         stem, _, suffix = name.rpartition(".")
-        record = find(stem)
+        record = self._find(stem)
         if record is None or suffix not in ("crt", "der", "pem"):
             return _not_found()
         if suffix == "der":
             return Response(record.der, media_type=DER_CERTIFICATE)
-        return Response(_pem(record.der), media_type=PEM)
+        return Response(pem_certificate(record.certificate), media_type=PEM)
 
     # health and the index ---------------------------------------------------------------
 
-    def problems(now: dt.datetime) -> list[str]:
+    def problems(self, now: dt.datetime) -> list[str]:
         found: list[str] = []
-        if not watch.reachable:
+        if not self._watch.reachable:
             found.append(
                 "the certificate store does not answer: OCSP is answered from the cache "
                 "(tryLater when there is none), CRLs from the last published files, and "
                 "nothing can be issued or revoked"
             )
-        issuing = find("issuing")
+        issuing = self._find("issuing")
         if issuing is not None and issuing.not_after <= now:
             found.append("the issuing CA has expired: run `privca rotate issuing`")
-        root = find("root")
-        if root is not None and not watch.authorities.publishes(root.id):
+        root = self._find("root")
+        if root is not None and not self._watch.authorities.publishes(root.id):
             try:
-                ca.published_root_crl(now)
+                self._ca.published_root_crl(now)
             except KeyUnavailable:
                 found.append(
                     "no current root CRL is published: run `privca crl --root` "
@@ -266,21 +332,21 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
                 )
         return found
 
-    async def health(_request: Request) -> Response:
+    async def health(self, _request: Request) -> Response:
         # Always 200: a replica that cannot reach the store still serves cached OCSP
         # answers and CRLs, so a load balancer should keep it; monitors read `status`.
-        found = await run_in_threadpool(problems, utcnow())
+        found = await run_in_threadpool(self.problems, utcnow())
         return JSONResponse({"status": "degraded" if found else "ok", "problems": found})
 
-    def index_document(request: Request) -> dict[str, Any]:
+    def index_document(self, request: Request) -> dict[str, Any]:
         base = f"{request.url.scheme}://{request.url.netloc}"
-        authorities = watch.authorities
+        authorities = self._watch.authorities
         return {
-            "ca": ca.settings.name,
+            "ca": self._ca.settings.name,
             "ocsp": base + OCSP_PATH,
             "crl": {
-                "root": base + "/crl/root.crl",
-                "issuing": base + "/crl/issuing.crl",
+                "root": base + ROOT_CRL_PATH,
+                "issuing": base + ISSUING_CRL_PATH,
                 "by_ca": [
                     base + crl_path(a.serial)
                     for a in authorities.all
@@ -288,9 +354,9 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
                 ],
             },
             "certificates": {
-                "root": base + "/ca/root.crt",
-                "issuing": base + "/ca/issuing.crt",
-                "chain": base + "/ca/chain.pem",
+                "root": base + ROOT_CERTIFICATE_PATH,
+                "issuing": base + ISSUING_CERTIFICATE_PATH,
+                "chain": base + CHAIN_PATH,
                 "by_ca": [
                     {
                         "role": a.role,
@@ -302,46 +368,17 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
                     for a in authorities.all
                 ],
             },
-            "acme": base + "/acme/directory" if acme_app is not None else None,
-            "health": base + "/health",
-            "metrics": base + "/metrics" if settings.metrics_on_main else None,
+            "acme": base + ACME_DIRECTORY_PATH if self._acme else None,
+            "health": base + HEALTH_PATH,
+            "metrics": base + METRICS_PATH if self._settings.metrics_on_main else None,
         }
 
-    async def index(request: Request) -> Response:
-        document = index_document(request)
+    async def index(self, request: Request) -> Response:
+        document = self.index_document(request)
         accept = request.headers.get("accept", "").lower()
         if "application/json" in accept and "text/html" not in accept:
             return JSONResponse(document)
         return HTMLResponse(_index_html(document))
-
-    routes: list[Route | Mount] = [
-        Route("/", index, methods=["GET"]),
-        Route("/ocsp", ocsp_post, methods=["POST"]),
-        Route("/ocsp/", ocsp_post, methods=["POST"]),
-        Route("/ocsp", ocsp_get_empty, methods=["GET"]),
-        Route("/ocsp/{encoded:path}", ocsp_get, methods=["GET"]),
-        Route("/crl/{name}", crl, methods=["GET"]),
-        Route("/ca/{name}", ca_file, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-    ]
-    if settings.metrics_on_main:
-        metrics = _metrics_endpoint(ca, settings.metrics_window, watch)
-        routes.append(Route("/metrics", metrics, methods=["GET"]))
-    if acme_app is not None:
-        routes.append(Mount("/acme", app=acme_app))
-    app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={PrivcaError: _privca_error}
-    )
-    app.state.ocsp = responder
-    app.state.crls = crls
-    app.state.watch = watch
-    return app
-
-
-def _pem(der: bytes) -> bytes:
-    from privca.x509.encoding import pem_certificate
-
-    return pem_certificate(x509.load_der_x509_certificate(der))
 
 
 def _index_html(document: dict[str, Any]) -> str:

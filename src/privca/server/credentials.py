@@ -19,19 +19,27 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
+from privca.errors import KeyUnavailable
 from privca.home import atomic_write, check_private_directory, make_private_directory
-from privca.x509.encoding import pem_certificates, pem_private_key_unencrypted, public_key_der
+from privca.keys.types import SIGNING_KEY_CLASSES
+from privca.x509.encoding import (
+    pem_certificates,
+    pem_private_key_unencrypted,
+    public_key_der,
+    serial_hex,
+)
 from privca.x509.profiles import OCSP_RESPONDER, PRIVCA_SERVER
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
-    from privca.store import AuthorityRecord
+    from privca.registry import CaCertificate
 
 log = logging.getLogger("privca.server")
 
@@ -47,7 +55,7 @@ class Credential:
 
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]  # the certificate, then its intermediates
-    private_key: Any
+    private_key: CertificateIssuerPrivateKeyTypes
     path: Path
 
     @property
@@ -85,7 +93,9 @@ def read_credential(path: Path) -> Credential | None:
     except (OSError, ValueError, TypeError) as exc:
         log.warning("not reusing %s: %s", path, exc)
         return None
-    if public_key_der(key.public_key()) != public_key_der(chain[0].public_key()):
+    if not isinstance(key, SIGNING_KEY_CLASSES) or public_key_der(
+        key.public_key()
+    ) != public_key_der(chain[0].public_key()):
         log.warning("not reusing %s: the key does not match the certificate", path)
         return None
     return Credential(chain[0], chain, key, path)
@@ -112,7 +122,7 @@ class ServeCredentials:
     def server_path(self) -> Path:
         return self.directory / "server.pem"
 
-    def responder_path(self, authority: AuthorityRecord) -> Path:
+    def responder_path(self, authority: CaCertificate) -> Path:
         return self.directory / f"ocsp-{authority.serial:x}.pem"
 
     # the two kinds ------------------------------------------------------------------------
@@ -137,6 +147,8 @@ class ServeCredentials:
 
         def issue() -> Credential:
             issued = self._ca.issue(list(names), profile=PRIVCA_SERVER.name, days=days, now=now)
+            if issued.private_key is None:  # issue() always generates one
+                raise KeyUnavailable("the server certificate came without its key")
             return Credential(
                 issued.certificate,
                 (issued.certificate, *[c for c in issued.chain if c.subject != c.issuer]),
@@ -146,7 +158,7 @@ class ServeCredentials:
 
         return self._obtain(self.server_path(), PRIVCA_SERVER.name, fits, issue, now)
 
-    def responder(self, authority: AuthorityRecord, *, days: int, now: dt.datetime) -> Credential:
+    def responder(self, authority: CaCertificate, *, days: int, now: dt.datetime) -> Credential:
         """A delegated OCSP responder certificate (OCSPSigning, ocsp-nocheck) for `authority`."""
 
         def issue() -> Credential:
@@ -171,7 +183,7 @@ class ServeCredentials:
         with self._locked():
             current = read_credential(path)
             previous = kept_serial(path)
-            record = self._ca.store.get(previous) if previous is not None else None
+            record = self._ca.inventory.get(previous) if previous is not None else None
             if record is not None and record.profile != profile:
                 record = None  # not one of ours: leave it alone
             if (
@@ -190,10 +202,10 @@ class ServeCredentials:
             except BaseException:
                 # Nobody will ever use it: do not leave it valid in the inventory.
                 with contextlib.suppress(Exception):
-                    self._ca.store.revoke(fresh.serial, "superseded", now, None)
+                    self._ca.revoke(serial_hex(fresh.serial), "superseded", now)
                 raise
             if record is not None and record.status_at(now) == "valid":
-                self._ca.store.mark_superseded(record.serial, fresh.serial, now)
+                self._ca.supersede(record.serial, fresh.serial, now)
             log.info("issued %s certificate %x", profile, fresh.serial)
             return fresh
 
@@ -214,10 +226,9 @@ class ServeCredentials:
             os.close(fd)  # closing releases the lock
 
 
-def _issued_by(certificate: x509.Certificate, authority: AuthorityRecord) -> bool:
-    issuer = x509.load_der_x509_certificate(authority.der)
+def _issued_by(certificate: x509.Certificate, authority: CaCertificate) -> bool:
     try:
-        certificate.verify_directly_issued_by(issuer)
+        certificate.verify_directly_issued_by(authority.certificate)
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True

@@ -23,13 +23,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from starlette.concurrency import run_in_threadpool
 
 from privca.errors import KeyUnavailable, PrivcaError, StoreUnavailable
-from privca.home import atomic_write
+from privca.home import atomic_write_many
+from privca.publication import crl_files
 from privca.server.watch import Snapshot, StoreWatch
 from privca.x509.encoding import serial_hex
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
-    from privca.store import AuthorityRecord
+    from privca.registry import CaCertificate
 
 log = logging.getLogger("privca.server")
 
@@ -79,32 +80,31 @@ class CrlPublisher:
         self._crls: dict[int, PublishedCrl] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
-    def _is_published_root(self, authority: AuthorityRecord) -> bool:
+    def _is_published_root(self, authority: CaCertificate) -> bool:
         """A root that signs only CAs: its CRL comes from `privca crl --root`."""
         return authority.role == "root" and not self._watch.authorities.publishes(authority.id)
 
     def _build(
-        self, authority: AuthorityRecord, snapshot: Snapshot, now: dt.datetime
+        self, authority: CaCertificate, snapshot: Snapshot, now: dt.datetime
     ) -> PublishedCrl:
         if self._is_published_root(authority):
             crl = self._ca.published_root_crl(now)
             return _published(crl, now, snapshot.fingerprints.get(authority.id), now + REREAD_FILE)
-        crl = self._ca.crl(authority, now)
+        crl = self._ca.sign_crl(authority, now)
         # From the snapshot taken before the build: a revocation racing the build makes
         # the fingerprints differ next time and forces another build.
         published = _published(crl, now, snapshot.fingerprints.get(authority.id))
-        self._write(authority, published)
+        self._write(authority, crl)
         return published
 
-    def _write(self, authority: AuthorityRecord, published: PublishedCrl) -> None:
+    def _write(self, authority: CaCertificate, crl: x509.CertificateRevocationList) -> None:
         stem = self._directory / serial_hex(authority.serial)
         try:
-            atomic_write(stem.with_suffix(".crl"), published.der, 0o644)
-            atomic_write(stem.with_suffix(".pem"), published.pem, 0o644)
+            atomic_write_many(crl_files(stem, crl))
         except (OSError, PrivcaError) as exc:  # serving matters more than the copy on disk
             log.warning("could not write %s: %s", stem.with_suffix(".crl"), type(exc).__name__)
 
-    def _from_file(self, authority: AuthorityRecord, now: dt.datetime) -> PublishedCrl:
+    def _from_file(self, authority: CaCertificate, now: dt.datetime) -> PublishedCrl:
         if self._is_published_root(authority):
             return _published(self._ca.published_root_crl(now), now, None, now + REREAD_FILE)
         path = (self._directory / serial_hex(authority.serial)).with_suffix(".crl")
@@ -114,14 +114,14 @@ class CrlPublisher:
             raise StoreUnavailable("the store does not answer and no CRL was published") from exc
         return _published(crl, now, None, now)
 
-    def _last_known(self, authority: AuthorityRecord, now: dt.datetime) -> PublishedCrl:
+    def _last_known(self, authority: CaCertificate, now: dt.datetime) -> PublishedCrl:
         """Without the store: the CRL built last, else the one on disk."""
         cached = self._crls.get(authority.id)
         if cached is not None:
             return cached
         return self._from_file(authority, now)
 
-    async def get(self, authority: AuthorityRecord, now: dt.datetime) -> PublishedCrl:
+    async def get(self, authority: CaCertificate, now: dt.datetime) -> PublishedCrl:
         if not self._watch.reachable:
             return await run_in_threadpool(self._last_known, authority, now)
         try:
@@ -130,7 +130,7 @@ class CrlPublisher:
             self._watch.failed(exc)
             return await run_in_threadpool(self._last_known, authority, now)
 
-    async def _get(self, authority: AuthorityRecord, now: dt.datetime) -> PublishedCrl:
+    async def _get(self, authority: CaCertificate, now: dt.datetime) -> PublishedCrl:
         snapshot = await self._watch.snapshot()
         cached = self._crls.get(authority.id)
         if cached is not None and cached.valid(authority.id, snapshot, now):

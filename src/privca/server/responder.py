@@ -25,7 +25,6 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cryptography import x509
 from starlette.concurrency import run_in_threadpool
 
 from privca.errors import InputError, PrivcaError, StoreUnavailable
@@ -48,7 +47,8 @@ from privca.x509.ocsp import (
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
-    from privca.store import AuthorityRecord, CertificateRecord
+    from privca.registry import CaCertificate
+    from privca.store.records import CertificateRecord
 
 log = logging.getLogger("privca.server.ocsp")
 
@@ -89,13 +89,15 @@ class _Answer:
         return snapshot.fingerprints.get(self.authority_id) == self.fingerprint
 
 
-def _status_of(record: CertificateRecord | None) -> CertStatus:
-    """unknown: never signed (or only an intent); revoked; else good, which includes
-    superseded and expired certificates: OCSP reports revocation, not validity."""
+def _status_of(record: CertificateRecord | None, now: dt.datetime) -> CertStatus:
+    """unknown: never signed (or only an intent); revoked (a scheduled revocation that
+    is due included, unwritten or not); else good, which includes superseded and expired
+    certificates: OCSP reports revocation, not validity."""
     if record is None:
         return CertStatus("unknown")
-    if record.status == "revoked":
-        return CertStatus("revoked", record.revoked_at, record.revocation_reason)
+    revocation = record.revocation_at(now)
+    if revocation is not None:
+        return CertStatus("revoked", revocation.revoked_at, revocation.reason)
     return CertStatus("good")
 
 
@@ -106,7 +108,7 @@ class OcspResponder:
         self._ca = ca
         self._settings = settings
         self._watch = watch
-        self._issuers: dict[tuple[str, bytes, bytes], AuthorityRecord] = {}
+        self._issuers: dict[tuple[str, bytes, bytes], CaCertificate] = {}
         self._signers: dict[int, _Signer] = {}
         self._answers: dict[CertId, _Answer] = {}
         self._signer_lock = threading.Lock()
@@ -119,16 +121,16 @@ class OcspResponder:
     def prepare(self, now: dt.datetime) -> None:
         """Index the CAs we answer for and get their signers now, so a wrong passphrase
         or an unusable key stops the server at start, not at the first request."""
-        issuers: dict[tuple[str, bytes, bytes], AuthorityRecord] = {}
+        issuers: dict[tuple[str, bytes, bytes], CaCertificate] = {}
         for authority in self._ca.publishing_authorities():
-            for key in issuer_keys(x509.load_der_x509_certificate(authority.der)):
+            for key in issuer_keys(authority.certificate):
                 issuers[key] = authority
         self._issuers = issuers
         for authority in {a.id: a for a in issuers.values()}.values():
             if authority.not_after > now:
                 self._signer(authority, now)
 
-    def _signer(self, authority: AuthorityRecord, now: dt.datetime) -> _Signer:
+    def _signer(self, authority: CaCertificate, now: dt.datetime) -> _Signer:
         current = self._signers.get(authority.id)
         if current is not None and now < current.renew_after:
             return current
@@ -138,8 +140,7 @@ class OcspResponder:
                 return current
             if self._settings.ocsp_signer == "ca":
                 issuer = self._ca.signer(authority)
-                assert issuer.certificate is not None
-                cert, key, delegated = issuer.certificate, issuer.private_key, False
+                cert, key, delegated = authority.certificate, issuer.private_key, False
             else:
                 credential = self._credentials.responder(
                     authority, days=self._settings.responder_days, now=now
@@ -198,12 +199,12 @@ class OcspResponder:
         return Reply(TRY_LATER)
 
     def _refresh(
-        self, authority: AuthorityRecord, query: OcspQuery, snapshot: Snapshot, now: dt.datetime
+        self, authority: CaCertificate, query: OcspQuery, snapshot: Snapshot, now: dt.datetime
     ) -> Reply:
         if authority.not_after <= now:
             return Reply(UNAUTHORIZED)  # an expired CA's word is worth nothing
         cert_id = query.cert_id
-        status = _status_of(self._ca.certificate_status(authority, cert_id.serial))
+        status = _status_of(self._ca.certificate_status(authority, cert_id.serial), now)
         signer = self._signer(authority, now)
         next_update = min(now + self._settings.ocsp_validity, signer.not_after)
         fresh_until = min(now + (next_update - now) / 2, signer.renew_after)

@@ -2,7 +2,7 @@
 
 Caches in the server are keyed on store state only, so several replicas over one store
 never need to agree with each other. The state that matters is each CA's revocation
-fingerprint (`Store.revocation_fingerprints`): it changes with every revocation, and its
+fingerprint (`InventoryView.revocation_fingerprints`): it changes with every revocation, and its
 keys are the CAs, so a new one (`privca rotate issuing`) shows there too.
 
 Reading the fingerprints costs a query (milliseconds on SQLite). On SQLite,
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING
 from starlette.concurrency import run_in_threadpool
 
 from privca.errors import PrivcaError, StoreUnavailable
+from privca.registry import CaCertificate, Registry
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
-    from privca.store import AuthorityRecord
 
 log = logging.getLogger("privca.server")
 
@@ -49,11 +49,15 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Authorities:
-    """The CA certificates as last read: all of them (old ones stay served) and the ones
-    that publish CRLs and answer OCSP."""
+    """The CA certificates as last read (old ones stay served), and the ones that
+    publish CRLs and answer OCSP."""
 
-    all: tuple[AuthorityRecord, ...]
+    registry: Registry
     publishing_ids: frozenset[int]
+
+    @property
+    def all(self) -> tuple[CaCertificate, ...]:
+        return self.registry.authorities
 
     def publishes(self, authority_id: int) -> bool:
         return authority_id in self.publishing_ids
@@ -68,7 +72,7 @@ class StoreWatch:
         self.interval = interval
         self._lock = asyncio.Lock()
         self._snapshot: Snapshot | None = None
-        self._probe = ca.store.change_counter()
+        self._probe = ca.inventory.change_counter()
         self.reachable = True
         # The state at start: whatever changes after it is noticed by the first poll.
         self._polled = self._data_version()
@@ -108,7 +112,7 @@ class StoreWatch:
         return self._probe.value() if self._probe is not None else None
 
     def _read_fingerprints(self) -> dict[int, tuple[int, str]]:
-        return self._ca.store.revocation_fingerprints()
+        return self._ca.inventory.revocation_fingerprints()
 
     def current(self) -> Snapshot | None:
         """The snapshot if the store certainly has not changed since, without any I/O
@@ -147,9 +151,8 @@ class StoreWatch:
 
     def _read_authorities(self) -> Authorities:
         self._ca.refresh()
-        records = tuple(self._ca.authorities())
         publishing = frozenset(a.id for a in self._ca.publishing_authorities())
-        return Authorities(records, publishing)
+        return Authorities(self._ca.registry, publishing)
 
     async def follow(self) -> None:
         """Poll until cancelled (the server's lifespan runs this as a task)."""

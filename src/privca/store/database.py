@@ -1,8 +1,16 @@
-"""Engines and migrations: SQLite tuned for durability and concurrent writers, or PostgreSQL."""
+"""Engines, migrations and transactions: SQLite tuned for durability and concurrent
+writers, or PostgreSQL.
+
+Every change to the inventory goes through `Database.change`: one write transaction that
+also records what it did in the events table (the audit trail), so whatever a change must
+append later is appended in one place, in the same transaction as the change itself.
+"""
 
 from __future__ import annotations
 
-import re
+import contextlib
+import datetime as dt
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from privca._text import printable
-from privca.errors import InputError, StoreUnavailable
+from privca.errors import StoreUnavailable
 from privca.home import create_private_file
-from privca.store.schema import SCHEMA_REVISION
+from privca.store.address import check_store_url, redact
+from privca.store.schema import SCHEMA_REVISION, events
+from privca.x509.encoding import serial_hex
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 # Execution option marking a connection that will write: SQLite then takes the write lock
@@ -33,45 +43,6 @@ def _sqlite_file(url: str) -> Path | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(database)
-
-
-STORE_DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
-_USERINFO = re.compile(r"//([^/@:]*):[^/@]*@")
-_PASSWORD_PARAMETER = re.compile(r"(password=)[^&]*", re.IGNORECASE)
-PASSWORD_HINT = (
-    "put the password in ~/.pgpass (or the file $PGPASSFILE names), in "
-    "$PRIVCA_STORE_PASSWORD, or in a file given with --store-password-file"
-)
-
-
-def check_store_url(text: str) -> str:
-    """A store URL as given, refused (InputError, exit 2) when malformed or when it carries
-    a password: a URL on a command line is visible in `ps`, and privca.toml keeps it."""
-    text = text.strip()
-    shown = printable(_PASSWORD_PARAMETER.sub(r"\1***", _USERINFO.sub(r"//\1:***@", text)), 200)
-    try:
-        url = sa.engine.make_url(text)
-        port = url.port
-    except (sa.exc.ArgumentError, ValueError) as exc:
-        reason = "invalid port" if "int()" in str(exc) else "not a URL"
-        raise InputError(
-            f"store URL '{shown}' is malformed ({reason})",
-            "use postgresql://USER@HOST[:PORT]/DATABASE",
-        ) from None
-    if url.drivername not in STORE_DRIVERS:
-        raise InputError(
-            f"store URL '{shown}' is neither PostgreSQL nor SQLite",
-            "use postgresql://USER@HOST[:PORT]/DATABASE",
-        )
-    if url.password is not None or "password" in url.query:
-        raise InputError(f"store URL '{shown}' carries a password", PASSWORD_HINT)
-    if port is not None and not 0 < port < 65536:
-        raise InputError(f"store URL '{shown}' has port {port}, outside 1-65535")
-    if url.drivername != "sqlite" and not url.database:
-        raise InputError(
-            f"store URL '{shown}' names no database", "e.g. postgresql://privca@db/privca"
-        )
-    return text
 
 
 def create_engine(url: str, password: str | None = None) -> sa.Engine:
@@ -98,7 +69,7 @@ def create_engine(url: str, password: str | None = None) -> sa.Engine:
             engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise StoreUnavailable(
-            f"store URL '{_redact(url)}' is not usable: {exc}",
+            f"store URL '{redact(url)}' is not usable: {exc}",
             "use sqlite:///PATH or postgresql://USER@HOST/DB in privca.toml",
         ) from exc
     return engine
@@ -150,13 +121,6 @@ def driver_message(exc: sa.exc.DBAPIError) -> str:
     return printable(" ".join(str(exc.orig).split()), 500)
 
 
-def _redact(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<invalid>"
-
-
 def current_revision(connection: sa.Connection) -> str | None:
     inspector = sa.inspect(connection)
     if not inspector.has_table("alembic_version"):
@@ -190,3 +154,109 @@ def migrate(engine: sa.Engine) -> str | None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     return before
+
+
+class ChangeCounter:
+    """SQLite's `PRAGMA data_version` on one read-only connection: it changes when any
+    other connection commits, and reading it takes no lock and no query plan."""
+
+    def __init__(self, path: str) -> None:
+        import sqlite3
+
+        self._sqlite3 = sqlite3
+        self._connection = sqlite3.connect(path, timeout=1.0, check_same_thread=False)
+
+    def value(self) -> int | None:
+        """The counter, or None if it cannot be read (callers then re-read the store)."""
+        try:
+            return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+        except self._sqlite3.Error:
+            return None
+
+    def close(self) -> None:
+        with contextlib.suppress(self._sqlite3.Error):
+            self._connection.close()
+
+
+Event = tuple[str, int | str | None, str | None]  # action, serial, detail
+
+
+class Change:
+    """One write transaction: the statements of a change and the events it records."""
+
+    def __init__(self, connection: sa.Connection, now: dt.datetime) -> None:
+        self.connection = connection
+        self.now = now
+
+    def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.CursorResult[Any]:
+        return self.connection.execute(statement, parameters)
+
+    def record(
+        self, action: str, serial: int | str | None = None, detail: str | None = None
+    ) -> None:
+        """Append one event (what happened, to which serial) to the audit trail."""
+        self.record_all([(action, serial, detail)])
+
+    def record_all(self, happened: Iterable[Event]) -> None:
+        rows = [
+            {
+                "at": self.now,
+                "action": action,
+                "serial": serial_hex(serial) if isinstance(serial, int) else serial,
+                "detail": detail,
+            }
+            for action, serial, detail in happened
+        ]
+        if rows:
+            self.connection.execute(events.insert(), rows)
+
+
+UNAVAILABLE_HINT = "check the store URL, that the database is reachable and the disk not full"
+
+
+class Database:
+    """One inventory database, safe to share between threads and processes: reads on
+    plain connections, every change in one write transaction (`change`)."""
+
+    def __init__(self, url: str, password: str | None = None) -> None:
+        """`password` is the PostgreSQL password, never part of `url` (check_store_url)."""
+        self.url = url
+        self.engine = create_engine(url, password)
+
+    def migrate(self) -> str | None:
+        """Bring the schema up to date; returns the revision it had before."""
+        return migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A connection for queries; connection failures become StoreUnavailable (exit 3)."""
+        try:
+            with self.engine.connect() as connection:
+                yield connection
+        except sa.exc.OperationalError as exc:
+            raise StoreUnavailable(
+                f"the inventory database is unavailable: {driver_message(exc)}"
+            ) from exc
+
+    @contextlib.contextmanager
+    def change(self, now: dt.datetime) -> Iterator[Change]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite), committed when the block ends
+        and rolled back if it raises; connection failures become StoreUnavailable."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execution_options(**WRITE_OPTIONS)
+                with connection.begin():
+                    yield Change(connection, now)
+        except sa.exc.OperationalError as exc:
+            raise StoreUnavailable(
+                f"the inventory database is unavailable: {driver_message(exc)}", UNAVAILABLE_HINT
+            ) from exc
+
+    def change_counter(self) -> ChangeCounter | None:
+        """A cheap "has anyone committed since?" probe, or None where the database has none."""
+        if not self.url.startswith("sqlite:///"):
+            return None
+        return ChangeCounter(self.url.removeprefix("sqlite:///"))

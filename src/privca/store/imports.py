@@ -10,89 +10,75 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from privca.errors import InputError
-from privca.store.inventory import Store
-from privca.store.schema import blocked_keys, certificates, crl_state, events
+from privca.store.database import Change, Database
+from privca.store.records import ImportedRow
+from privca.store.schema import blocked_keys, certificates
+from privca.store.view import KEY_COMPROMISE
 from privca.x509.encoding import serial_hex
 
 
-@dataclass(frozen=True)
-class ImportedRow:
-    serial: int
-    status: str  # issued | revoked
-    profile: str
-    names: tuple[str, ...]
-    subject: str
-    not_before: dt.datetime
-    not_after: dt.datetime
-    public_key_sha256: str  # "" when only the revocation of a lost certificate is known
-    der: bytes | None
-    revoked_at: dt.datetime | None = None
-    reason: str | None = None
-    source: str | None = None
+def _values(row: ImportedRow, issuer_id: int, now: dt.datetime) -> dict[str, object]:
+    return {
+        "serial": serial_hex(row.serial),
+        "issuer_id": issuer_id,
+        "status": row.status,
+        "profile": row.profile,
+        "names": json.dumps(list(row.names)),
+        "subject": row.subject[:1024],
+        "not_before": row.not_before,
+        "not_after": row.not_after,
+        "public_key_sha256": row.public_key_sha256,
+        "der": row.der,
+        "created_at": now,
+        "issued_at": row.not_before,
+        "revoked_at": row.revoked_at,
+        "revocation_reason": row.reason,
+    }
 
 
-def add_imported_certificates(
-    store: Store, issuer_id: int, rows: Sequence[ImportedRow], now: dt.datetime
-) -> int:
-    """Insert all rows or none. keyCompromise revocations also block their keys, as
-    privca's own revoke does. Returns how many were recorded."""
-    if not rows:
-        return 0
-    values = [
-        {
-            "serial": serial_hex(row.serial),
-            "issuer_id": issuer_id,
-            "status": row.status,
-            "profile": row.profile,
-            "names": json.dumps(list(row.names)),
-            "subject": row.subject[:1024],
-            "not_before": row.not_before,
-            "not_after": row.not_after,
-            "public_key_sha256": row.public_key_sha256,
-            "der": row.der,
-            "created_at": now,
-            "issued_at": row.not_before,
-            "revoked_at": row.revoked_at,
-            "revocation_reason": row.reason,
-        }
-        for row in rows
-    ]
-    audit = [
-        {"at": now, "action": "imported", "serial": serial_hex(row.serial), "detail": row.source}
-        for row in rows
-    ]
+def _block_compromised_keys(change: Change, rows: Sequence[ImportedRow]) -> None:
+    """keyCompromise revocations bar their keys, as privca's own revoke does."""
     blocked: dict[str, dict[str, object]] = {}
     for row in rows:
-        if row.reason == "keyCompromise" and row.public_key_sha256:
+        if row.reason == KEY_COMPROMISE and row.public_key_sha256:
             blocked.setdefault(
                 row.public_key_sha256,
                 {
                     "public_key_sha256": row.public_key_sha256,
                     "serial": serial_hex(row.serial),
-                    "at": row.revoked_at or now,
+                    "at": row.revoked_at or change.now,
                 },
             )
+    if not blocked:
+        return
+    existing = {
+        r[0]
+        for r in change.execute(
+            sa.select(blocked_keys.c.public_key_sha256).where(
+                blocked_keys.c.public_key_sha256.in_(list(blocked))
+            )
+        )
+    }
+    fresh = [v for k, v in blocked.items() if k not in existing]
+    if fresh:
+        change.execute(blocked_keys.insert(), fresh)
+
+
+def add_imported_certificates(
+    database: Database, issuer_id: int, rows: Sequence[ImportedRow], now: dt.datetime
+) -> int:
+    """Insert all rows or none; returns how many were recorded."""
+    if not rows:
+        return 0
     try:
-        with store._begin() as connection:
-            connection.execute(certificates.insert(), values)
-            connection.execute(events.insert(), audit)
-            if blocked:
-                existing = {
-                    r[0]
-                    for r in connection.execute(
-                        sa.select(blocked_keys.c.public_key_sha256).where(
-                            blocked_keys.c.public_key_sha256.in_(list(blocked))
-                        )
-                    )
-                }
-                fresh = [v for k, v in blocked.items() if k not in existing]
-                if fresh:
-                    connection.execute(blocked_keys.insert(), fresh)
+        with database.change(now) as change:
+            change.execute(certificates.insert(), [_values(r, issuer_id, now) for r in rows])
+            change.record_all(("imported", row.serial, row.source) for row in rows)
+            _block_compromised_keys(change, rows)
     except sa.exc.IntegrityError as exc:
         raise InputError(
             "a certificate to import has a serial already in the inventory",
@@ -101,21 +87,4 @@ def add_imported_certificates(
     return len(rows)
 
 
-def set_crl_number(
-    store: Store,
-    issuer_id: int,
-    number: int,
-    this_update: dt.datetime,
-    next_update: dt.datetime,
-) -> None:
-    """Continue the old CA's CRLNumber sequence: the next CRL privca publishes is number+1,
-    so clients that cached the old CA's CRL take privca's as newer."""
-    with store._begin() as connection:
-        connection.execute(
-            crl_state.insert().values(
-                issuer_id=issuer_id,
-                number=number,
-                this_update=this_update,
-                next_update=next_update,
-            )
-        )
+__all__ = ["ImportedRow", "add_imported_certificates"]

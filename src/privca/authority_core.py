@@ -1,0 +1,208 @@
+"""AuthorityCore: a CA home opened for work, as the use cases build on it.
+
+It holds what every use case needs: the settings, the store (private: others read through
+`inventory`), key custody with the unlocked signers, and the registry of CA certificates.
+`CertificateAuthority` (authority.py) is built on it, by way of AuthorityRecords
+(authority_records.py).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
+
+from cryptography import x509
+
+from privca.errors import NotFound
+from privca.home import CAHome
+from privca.keys.custody import HomeCustody, SecretSource
+from privca.policy import IssuancePolicy
+from privca.registry import CaCertificate, Registry
+from privca.settings import Settings
+from privca.store.inventory import Store
+from privca.store.records import AuthorityRecord, CertificateRecord
+from privca.store.view import InventoryView
+from privca.x509.build import Issuer
+
+if TYPE_CHECKING:
+    from privca.store.acme import AcmeStore
+
+# A CA as callers hold it: a registry entry, or (older code) its inventory record.
+Authority = CaCertificate | AuthorityRecord
+
+
+class AuthorityCore:
+    """A CA home opened for work. Keys are unlocked only when something must be signed."""
+
+    def __init__(
+        self,
+        home: CAHome,
+        settings: Settings,
+        store: Store,
+        passphrase: SecretSource = None,
+        *,
+        pin: SecretSource = None,
+        custody: HomeCustody | None = None,
+    ) -> None:
+        self.home = home
+        self.settings = settings
+        self._store = store
+        self.inventory: InventoryView = store.view()
+        self._custody = custody or HomeCustody(
+            home,
+            passphrase=passphrase,
+            pin=pin,
+            encrypted=settings.encrypted_keys,
+            hsm_module=settings.hsm_module,
+        )
+        self._registry: Registry | None = None
+        self._signers: dict[int, Issuer] = {}
+
+    def refresh(self) -> None:
+        """Forget the snapshot of CA certificates (keeping unlocked keys), so a
+        long-running process sees an issuing CA rotated by another process."""
+        self._registry = None
+
+    def reload_settings(self) -> None:
+        """Read privca.toml again (an operator changed the policy while serving).
+
+        Raises:
+            InputError: privca.toml is malformed (the settings in use are kept).
+        """
+        self.settings = Settings.read(self.home.settings)
+
+    def close(self) -> None:
+        """Close the store's connections and log out of an HSM."""
+        self._store.close()
+        self._custody.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def store(self) -> Store:
+        """Deprecated: the store is the authority's own; read through `inventory`, change
+        through the named operations (revoke, supersede, ...)."""
+        warnings.warn(
+            "CertificateAuthority.store is private; use .inventory or a named operation",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._store
+
+    def acme_repository(self) -> AcmeStore:
+        """ACME's storage (privca.acme's repository) in this CA's database, with the home's
+        EAB sealing key: the one way to the ACME tables from outside the store."""
+        from privca.store.acme import AcmeStore
+
+        return AcmeStore.of(self._store)
+
+    @property
+    def policy(self) -> IssuancePolicy:
+        """What this CA may sign (privca.toml's [policy])."""
+        return self.settings.policy
+
+    @property
+    def registry(self) -> Registry:
+        """The CA certificates as last read (see `refresh`).
+
+        Raises:
+            StoreUnavailable: the first read after `refresh` cannot reach the store.
+        """
+        if self._registry is None:
+            self._registry = Registry.from_records(self.inventory.authorities())
+        return self._registry
+
+    def authorities(self) -> list[CaCertificate]:
+        """Every CA certificate of the home, oldest first."""
+        return list(self.registry.authorities)
+
+    @property
+    def root(self) -> x509.Certificate:
+        """The active root (NotFound if the inventory has none)."""
+        return self.registry.root.certificate
+
+    def issuing_record(self) -> CaCertificate:
+        """The CA that signs services: the issuing CA, or the root if single-tier."""
+        return self.registry.issuing
+
+    @property
+    def issuing(self) -> x509.Certificate:
+        """The certificate that signs services: the issuing CA, or the root if single-tier."""
+        return self.registry.issuing.certificate
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        """The CA certificates above a new leaf, root last."""
+        return self.registry.chain
+
+    def publishing_authorities(self) -> list[CaCertificate]:
+        """CAs that sign leaves, so publish CRLs and answer OCSP (registry.publishing)."""
+        signed = {r.id for r in self.registry.roots if self.inventory.has_certificates(r.id)}
+        return self.registry.publishing(frozenset(signed))
+
+    def authority_by_serial(self, serial: str) -> CaCertificate:
+        """A CA by hex serial, or the active one by role (root, issuing or current).
+
+        Raises:
+            NotFound: no CA of this home has that serial or role.
+        """
+        record = self.registry.select(serial)
+        if record is None:
+            raise NotFound(f"no CA with serial or role '{serial}'", "see `privca check`")
+        return record
+
+    def issuer_of(self, record: CertificateRecord) -> CaCertificate | None:
+        """The CA certificate that signed `record`."""
+        return self.registry.by_id(record.issuer_id)
+
+    def chain_of(self, record: CertificateRecord) -> tuple[x509.Certificate, ...]:
+        """The CA certificates above `record`, root last (empty if its CA is unknown)."""
+        issuer = self.issuer_of(record)
+        return self.registry.chain_of(issuer) if issuer is not None else ()
+
+    def _entry(self, authority: Authority) -> CaCertificate:
+        entry = self.registry.by_id(authority.id)
+        if entry is None:
+            self.refresh()
+            entry = self.registry.by_id(authority.id)
+        if entry is None:
+            raise NotFound(f"no CA with id {authority.id} in the inventory")
+        return entry
+
+    def signer(self, authority: Authority) -> Issuer:
+        """The Issuer (certificate + unlocked private key) of one CA.
+
+        Raises:
+            KeyUnavailable: the key is missing or does not match the certificate.
+            WrongPassphrase: the passphrase (or PIN) does not unlock it.
+            InsecurePermissions: the key file or private/ is open to others.
+        """
+        cached = self._signers.get(authority.id)
+        if cached is not None:
+            return cached
+        entry = self._entry(authority)
+        key = self._custody.load_for(entry.certificate, entry.key_ref, entry.role)
+        signer = Issuer.from_certificate(entry.certificate, key)
+        self._signers[entry.id] = signer
+        return signer
+
+    def key_file(self, authority: Authority) -> Path | None:
+        """The file holding a CA's key, or None when it is on a token.
+
+        Raises:
+            NotFound: `authority` is not a CA of this home.
+        """
+        return self._custody.key_file(self._entry(authority).key_ref)
+
+    def root_key_present(self) -> bool:
+        """True if the active root's key is at hand (a file in private/, or an HSM)."""
+        root = self.registry.active("root")
+        return root is not None and self._custody.is_present(root.key_ref)
+
+
+__all__ = ["Authority", "AuthorityCore"]

@@ -1,0 +1,236 @@
+"""AuthorityRecords: the inventory side of a CA's use cases: verify, list and look up
+certificates, revoke, and publish CRLs. Reads never write; `crl` (privca crl) and the
+server's scheduler are the only ones to write the scheduled revocations that are due.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from privca._time import utcnow
+from privca.authority_core import Authority, AuthorityCore
+from privca.errors import InputError, NotFound
+from privca.publication import read_published_root_crl, root_crl_due, root_crl_file, sign_crl
+from privca.store.records import CertificateRecord, RevocationOutcome
+from privca.x509.encoding import der_certificate, public_key_der, serial_hex
+from privca.x509.names import parse_names
+from privca.x509.verify import VerificationReport, check_certificate
+
+
+class AuthorityRecords(AuthorityCore):
+    """Verification, the inventory, revocation and CRLs of an opened CA."""
+
+    def verify(
+        self,
+        certificate: x509.Certificate,
+        *,
+        intermediates: Sequence[x509.Certificate] = (),
+        name: str | None = None,
+        private_key: PrivateKeyTypes | None = None,
+        roots: Sequence[x509.Certificate] | None = None,
+        now: dt.datetime | None = None,
+    ) -> tuple[VerificationReport, str]:
+        """Validate against our root (or `roots`), and look the serial up in the inventory:
+        its status there, or "unknown".
+
+        Problems with the certificate are listed in the report, never raised.
+
+        Raises:
+            StoreUnavailable: the inventory cannot be read.
+        """
+        now = now or utcnow()
+        report = check_certificate(
+            certificate,
+            roots if roots is not None else [self.root],
+            [*intermediates, *self.registry.intermediates()],
+            now,
+            name,
+            public_key_der(private_key.public_key()) if private_key is not None else None,
+        )
+        record = self.inventory.get(certificate.serial_number)
+        if record is None or record.der != der_certificate(certificate):
+            return report, "unknown"
+        return report, record.status_at(now)
+
+    def certificates(
+        self,
+        *,
+        expiring_within: dt.timedelta | None = None,
+        status: str | None = None,
+        name_pattern: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> list[CertificateRecord]:
+        """Signed certificates, soonest expiry first.
+
+        Raises:
+            InputError: `status` is not a certificate status. StoreUnavailable: the
+                inventory cannot be read.
+        """
+        now = now or utcnow()
+        return self.inventory.find(
+            name_pattern=name_pattern,
+            status=status,
+            expiring_before=now + expiring_within if expiring_within is not None else None,
+            now=now,
+        )
+
+    def lookup(
+        self, serial_or_name: str, now: dt.datetime | None = None, *, unique: bool = False
+    ) -> CertificateRecord:
+        """A certificate by hex serial (colons allowed) or by one of its names.
+
+        By name, the valid certificate is preferred; with `unique`, a name that matches
+        several valid certificates is refused rather than guessed.
+
+        Raises:
+            NotFound: nothing matches. InputError: `unique` and several valid ones match.
+        """
+        now = now or utcnow()
+        text = serial_or_name.strip().lower().replace(":", "")
+        if text and all(ch in "0123456789abcdef" for ch in text):
+            record = self.inventory.get(int(text, 16))
+            if record is not None and record.der is not None:
+                return record
+        try:
+            name = str(parse_names([serial_or_name])[0])
+        except InputError:
+            name = serial_or_name
+        matches = self.inventory.find_by_name(name, now)
+        if not matches:
+            raise NotFound(
+                f"no certificate with serial or name '{serial_or_name}' in the inventory",
+                "see `privca list`",
+            )
+        valid = [m for m in matches if m.status_at(now) == "valid"]
+        if unique and len(valid) > 1:
+            serials = ", ".join(serial_hex(r.serial) for r in valid)
+            raise InputError(
+                f"name '{serial_or_name}' matches {len(valid)} valid certificates: {serials}",
+                "give the serial of the one you mean",
+            )
+        return (valid or matches)[0]
+
+    def certificate_by_serial(self, serial: int) -> CertificateRecord | None:
+        """The inventory record with this serial (pending and failed ones too), or None."""
+        return self.inventory.get(serial)
+
+    def certificate_status(self, authority: Authority, serial: int) -> CertificateRecord | None:
+        """The inventory record of `serial` under `authority`, if it was ever signed
+        (read only: an OCSP request never writes)."""
+        record = self.inventory.get(serial)
+        if record is None or record.der is None or record.issuer_id != authority.id:
+            return None
+        return record
+
+    def revoke(
+        self,
+        serial_or_name: str,
+        reason: str = "unspecified",
+        now: dt.datetime | None = None,
+    ) -> tuple[CertificateRecord, RevocationOutcome]:
+        """Revoke, or make an earlier revocation keyCompromise (the first date is kept).
+
+        Any other change of an existing revocation is refused (PolicyError): a reason only
+        ever gets worse, so whoever holds a stolen key cannot pre-empt keyCompromise with a
+        milder reason. keyCompromise bars the public key for good.
+
+        Raises:
+            InputError: unknown reason. NotFound: no such certificate. PolicyError: the
+            change of reason is refused. StoreUnavailable.
+        """
+        from privca.x509.crl import REASONS
+
+        if reason not in REASONS:
+            raise InputError(
+                f"revocation reason '{reason}' is not one privca knows",
+                "use one of: " + ", ".join(REASONS),
+            )
+        now = now or utcnow()
+        record = self.lookup(serial_or_name, now, unique=True)
+        return self._store.revoke(record.serial, reason, now, record.public_key_sha256)
+
+    def supersede(self, old: int, new: int, now: dt.datetime | None = None) -> None:
+        """Record that certificate `new` replaces `old` (renew, ACME `replaces`).
+
+        Raises:
+            StoreUnavailable: the record could not be written.
+        """
+        self._store.mark_superseded(old, new, now or utcnow())
+
+    def apply_scheduled_revocations(self, now: dt.datetime | None = None) -> list[int]:
+        """Write the scheduled revocations that are due (reads already count them); for
+        `privca crl` and the server's scheduler. Returns their serials.
+
+        Raises:
+            StoreUnavailable: the store cannot be reached (nothing is half-written).
+        """
+        return self._store.apply_due_revocations(now or utcnow())
+
+    def crl(
+        self,
+        authority: Authority | None = None,
+        now: dt.datetime | None = None,
+        *,
+        days: int | None = None,
+    ) -> x509.CertificateRevocationList:
+        """`privca crl`: write the scheduled revocations that are due, then a full CRL for
+        one CA (default: the issuing CA) with the next CRLNumber.
+
+        `days` overrides the nextUpdate interval, e.g. for the long-lived CRL of a root
+        whose key is kept offline.
+
+        Raises:
+            NotFound: `authority` is not a CA of this home.
+            KeyUnavailable, WrongPassphrase, InsecurePermissions: the CA key cannot be
+                unlocked (as `signer`).
+            StoreUnavailable: the inventory cannot be read or the CRL number written.
+        """
+        now = now or utcnow()
+        self.apply_scheduled_revocations(now)
+        return self.sign_crl(authority, now, days=days)
+
+    def sign_crl(
+        self,
+        authority: Authority | None = None,
+        now: dt.datetime | None = None,
+        *,
+        days: int | None = None,
+    ) -> x509.CertificateRevocationList:
+        """A full CRL for one CA with the next CRLNumber (never reused, never lower),
+        writing nothing else (the server's path): a scheduled revocation that is due is
+        listed whether or not it has been written.
+
+        Raises:
+            As `crl`.
+        """
+        now = now or utcnow()
+        entry = self._entry(authority) if authority is not None else self.registry.issuing
+        signer = self.signer(entry)
+        next_update = now + dt.timedelta(days=days or self.settings.crl_days)
+        return sign_crl(self._store, entry.id, signer, now, next_update)
+
+    @property
+    def root_crl_file(self) -> Path:
+        """Where `privca crl --root` leaves the root's CRL, for when its key goes offline."""
+        return root_crl_file(self.home)
+
+    def published_root_crl(self, now: dt.datetime) -> x509.CertificateRevocationList:
+        """The root CRL made earlier with `privca crl --root`, if it is still current.
+
+        Raises:
+            KeyUnavailable: none was published, or it has expired.
+        """
+        return read_published_root_crl(self.home, now)
+
+    def root_crl_due(self, now: dt.datetime) -> bool:
+        """True when the published root CRL is missing or past half its life: time for
+        `privca crl` to publish a new one while the root key is at hand."""
+        return root_crl_due(self.home, now)
+
+
+__all__ = ["AuthorityRecords"]

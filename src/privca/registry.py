@@ -1,0 +1,181 @@
+"""The registry: an immutable snapshot of the CA certificates of one CA home.
+
+Each CA certificate is parsed once, when the snapshot is made, and found by id, serial,
+subject key identifier, public key or role. Which CA is active, which chain a leaf needs
+and which CAs publish CRLs and answer OCSP are decided here and nowhere else, so that a
+second root during a rollover, cross-certificates and several named issuing CAs have one
+place to go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+
+from cryptography import x509
+
+from privca.errors import NotFound
+from privca.store.records import AuthorityRecord
+from privca.x509.build import subject_key_identifier
+from privca.x509.encoding import public_key_der, serial_hex
+
+
+class CaRole(StrEnum):
+    ROOT = "root"  # self-signed: the trust anchor
+    ISSUING = "issuing"  # signed by a root; signs services
+
+
+# `privca crl issuing`, /crl/current.crl, ...: the aliases operators use for active CAs.
+ISSUING_ALIASES = ("issuing", "current")
+
+
+@dataclass(frozen=True)
+class CaCertificate(AuthorityRecord):
+    """One CA certificate of the home: its inventory record (the fields it inherits) and
+    what the registry parsed from it once."""
+
+    certificate: x509.Certificate = field(compare=False, repr=False)
+    key_identifier: bytes = field(compare=False, repr=False)
+    public_key: bytes = field(compare=False, repr=False)  # SubjectPublicKeyInfo DER
+
+    @classmethod
+    def from_record(cls, record: AuthorityRecord) -> CaCertificate:
+        certificate = x509.load_der_x509_certificate(record.der)
+        kept = {f.name: getattr(record, f.name) for f in fields(AuthorityRecord)}
+        return cls(
+            **kept,
+            certificate=certificate,
+            key_identifier=subject_key_identifier(certificate),
+            public_key=public_key_der(certificate.public_key()),
+        )
+
+    @property
+    def is_self_signed(self) -> bool:
+        return self.certificate.subject == self.certificate.issuer
+
+    @property
+    def label(self) -> str:
+        """The common name without its `CN=` prefix, for people."""
+        return self.common_name.removeprefix("CN=")
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Every CA certificate ever recorded, oldest first (records are never deleted, so
+    certificates signed by a retired CA keep their chain, CRL and OCSP)."""
+
+    authorities: tuple[CaCertificate, ...] = ()
+
+    @classmethod
+    def from_records(cls, records: Iterable[AuthorityRecord]) -> Registry:
+        return cls(tuple(CaCertificate.from_record(r) for r in records))
+
+    # lookups ------------------------------------------------------------------------------
+
+    def active(self, role: CaRole | str) -> CaCertificate | None:
+        """The newest active CA of `role` (the one that signs now)."""
+        for entry in reversed(self.authorities):
+            if entry.role == role and entry.active:
+                return entry
+        return None
+
+    def by_id(self, authority_id: int) -> CaCertificate | None:
+        return next((a for a in self.authorities if a.id == authority_id), None)
+
+    def by_serial(self, serial: int) -> CaCertificate | None:
+        return next((a for a in self.authorities if a.serial == serial), None)
+
+    def by_key_identifier(self, key_identifier: bytes) -> list[CaCertificate]:
+        """Every certificate of one CA key (a re-issued root shares its key identifier)."""
+        return [a for a in self.authorities if a.key_identifier == key_identifier]
+
+    def by_public_key(self, public_key: bytes) -> CaCertificate | None:
+        """The CA whose key this SubjectPublicKeyInfo DER is, if any."""
+        return next((a for a in self.authorities if a.public_key == public_key), None)
+
+    def select(self, name: str) -> CaCertificate | None:
+        """A CA by hex serial, or by alias: `root` is the active root, `issuing` and
+        `current` the active issuing CA (the root of a single-tier CA)."""
+        text = name.lower().removesuffix(".crl")
+        if text == CaRole.ROOT:
+            return self.active(CaRole.ROOT)
+        if text in ISSUING_ALIASES:
+            return self.active(CaRole.ISSUING) or self.active(CaRole.ROOT)
+        return next((a for a in self.authorities if serial_hex(a.serial) == text), None)
+
+    # the hierarchy ------------------------------------------------------------------------
+
+    @property
+    def root(self) -> CaCertificate:
+        """The active root; NotFound when the inventory has none."""
+        entry = self.active(CaRole.ROOT)
+        if entry is None:
+            raise NotFound("the inventory has no root CA", "is this a privca home?")
+        return entry
+
+    @property
+    def issuing(self) -> CaCertificate:
+        """The CA that signs services now: the active issuing CA, or the root of a
+        single-tier CA."""
+        return self.active(CaRole.ISSUING) or self.root
+
+    def issuer_of(self, entry: CaCertificate) -> CaCertificate | None:
+        """The CA certificate that signed `entry` (None for a root): by subject and key
+        identifier, preferring the active one."""
+        if entry.is_self_signed:
+            return None
+        named = [a for a in self.authorities if a.certificate.subject == entry.certificate.issuer]
+        aki = _authority_key_identifier(entry.certificate)
+        candidates = [a for a in named if a.key_identifier == aki] or named
+        active = [a for a in candidates if a.active]
+        found = active or candidates
+        return found[-1] if found else None
+
+    def chain_of(self, entry: CaCertificate) -> tuple[x509.Certificate, ...]:
+        """`entry` and the CA certificates above it, root last."""
+        chain = [entry.certificate]
+        parent = self.issuer_of(entry)
+        while parent is not None and len(chain) < len(self.authorities) + 1:
+            chain.append(parent.certificate)
+            parent = self.issuer_of(parent)
+        return tuple(chain)
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        """The CA certificates above a new leaf, root last."""
+        return self.chain_of(self.issuing)
+
+    def certificates(self) -> list[x509.Certificate]:
+        return [a.certificate for a in self.authorities]
+
+    def intermediates(self) -> list[x509.Certificate]:
+        """Every CA certificate that is not self-signed, for path building."""
+        return [a.certificate for a in self.authorities if not a.is_self_signed]
+
+    def publishing(self, signed_leaves: Sequence[int] | frozenset[int]) -> list[CaCertificate]:
+        """CAs that sign leaves, so publish CRLs and answer OCSP: all issuing CAs, or the
+        root of a single-tier CA. A root that signed leaves itself (single-tier, then
+        rotated; or imported) keeps publishing for them: `signed_leaves` are the ids of
+        the roots that did."""
+        issuing = [a for a in self.authorities if a.role == CaRole.ISSUING]
+        roots = [a for a in self.authorities if a.role == CaRole.ROOT]
+        if not issuing:
+            return roots
+        return [r for r in roots if r.id in signed_leaves] + issuing
+
+    @property
+    def roots(self) -> list[CaCertificate]:
+        return [a for a in self.authorities if a.role == CaRole.ROOT]
+
+
+def _authority_key_identifier(certificate: x509.Certificate) -> bytes | None:
+    try:
+        return certificate.extensions.get_extension_for_class(
+            x509.AuthorityKeyIdentifier
+        ).value.key_identifier
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
+__all__ = ["CaCertificate", "CaRole", "Registry"]

@@ -1,0 +1,111 @@
+"""CA certificates and their CRL numbers in the inventory (records are never deleted:
+old CAs keep answering for what they signed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from privca.errors import StoreUnavailable
+from privca.store.database import Change, Database
+from privca.store.schema import authorities, crl_state
+from privca.x509.encoding import serial_hex
+
+
+def _first_crl_number(change: Change, issuer_id: int, next_update: dt.datetime) -> bool:
+    """Insert CRLNumber 1 for a CA's first CRL; False if another process just did."""
+    try:
+        with change.connection.begin_nested():
+            change.execute(
+                crl_state.insert().values(
+                    issuer_id=issuer_id, number=1, this_update=change.now, next_update=next_update
+                )
+            )
+    except sa.exc.IntegrityError:
+        return False  # another replica published its first CRL at the same moment
+    return True
+
+
+class AuthorityWrites:
+    """The writes about CA certificates, over the Store's database."""
+
+    database: Database
+
+    def add_authority(
+        self,
+        role: str,
+        common_name: str,
+        serial: int,
+        der: bytes,
+        key_ref: str,
+        not_after: dt.datetime,
+        now: dt.datetime,
+        *,
+        active: bool = True,
+    ) -> int:
+        """Record a CA certificate (the active one of its role, unless `active` is False)
+        and return its id."""
+        with self.database.change(now) as change:
+            if active:
+                change.execute(
+                    authorities.update().where(authorities.c.role == role).values(active=False)
+                )
+            result = change.execute(
+                authorities.insert().values(
+                    role=role,
+                    common_name=common_name,
+                    serial=serial_hex(serial),
+                    der=der,
+                    key_ref=key_ref,
+                    active=active,
+                    not_after=not_after,
+                    created_at=now,
+                )
+            )
+            change.record(f"{role}-ca-created", serial)
+            key = result.inserted_primary_key
+            if key is None:
+                raise StoreUnavailable("the inventory did not return the new CA's id")
+            return int(key[0])
+
+    def next_crl_number(
+        self, issuer_id: int, this_update: dt.datetime, next_update: dt.datetime
+    ) -> int:
+        """Reserve the next CRLNumber for a CA: strictly increasing across processes."""
+        with self.database.change(this_update) as change:
+            query = sa.select(crl_state.c.number).where(crl_state.c.issuer_id == issuer_id)
+            if change.connection.dialect.name == "postgresql":
+                query = query.with_for_update()
+            current = change.execute(query).scalar()
+            if current is None:
+                if _first_crl_number(change, issuer_id, next_update):
+                    return 1
+                current = change.execute(query).scalar()
+            if current is None:
+                raise StoreUnavailable("the CRL number of a CA vanished while it was read")
+            number = int(current) + 1
+            change.execute(
+                crl_state.update()
+                .where(crl_state.c.issuer_id == issuer_id)
+                .values(number=number, this_update=this_update, next_update=next_update)
+            )
+        return number
+
+    def continue_crl_numbers(
+        self, issuer_id: int, number: int, this_update: dt.datetime, next_update: dt.datetime
+    ) -> None:
+        """Continue another CA's CRLNumber sequence: the next CRL privca publishes is
+        number+1, so clients that cached the old CA's CRL take privca's as newer."""
+        with self.database.change(this_update) as change:
+            change.execute(
+                crl_state.insert().values(
+                    issuer_id=issuer_id,
+                    number=number,
+                    this_update=this_update,
+                    next_update=next_update,
+                )
+            )
+
+
+__all__ = ["AuthorityWrites"]

@@ -1,0 +1,153 @@
+"""The values the inventory hands out and takes in: plain frozen records, no database.
+
+Code outside the authority layer reads these (through `CertificateAuthority.inventory`)
+and never writes the store itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from privca.store.status import SCHEDULED_REASON, CertificateStatus, is_due, status_at
+
+
+class RevocationOutcome(StrEnum):
+    """What one revoke call did."""
+
+    REVOKED = "revoked"  # it was valid; now it is revoked
+    REASON_CHANGED = "reason-changed"  # it was revoked; now for keyCompromise
+    UNCHANGED = "unchanged"  # it was already revoked for this very reason
+
+    @property
+    def changed(self) -> bool:
+        return self is not RevocationOutcome.UNCHANGED
+
+
+@dataclass(frozen=True)
+class AuthorityRecord:
+    """One CA certificate as the inventory keeps it (the registry parses it once)."""
+
+    id: int
+    role: str
+    common_name: str
+    serial: int
+    der: bytes
+    key_ref: str
+    active: bool
+    not_after: dt.datetime
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What is about to be signed, recorded before the CA key is used."""
+
+    issuer_id: int
+    profile: str
+    names: tuple[str, ...]
+    subject: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    public_key_sha256: str
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """When and why a certificate stopped being trustworthy."""
+
+    revoked_at: dt.datetime
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    serial: int
+    issuer_id: int
+    status: str  # the stored status (store.status.StoredStatus); see status_at
+    profile: str
+    names: tuple[str, ...]
+    subject: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    public_key_sha256: str
+    der: bytes | None
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+    superseded_by: int | None = None
+    # renew --revoke-old-after: revoked (superseded) from this time on
+    revoke_after: dt.datetime | None = None
+
+    def status_at(self, now: dt.datetime) -> CertificateStatus:
+        """valid | superseded | expired | revoked | pending | failed, as shown to operators
+        (a scheduled revocation counts from the moment it is due)."""
+        return status_at(
+            stored=self.status,
+            not_after=self.not_after,
+            superseded_by=self.superseded_by,
+            revoke_after=self.revoke_after,
+            now=now,
+        )
+
+    def revocation_at(self, now: dt.datetime) -> Revocation | None:
+        """The revocation in force at `now`, written or scheduled and due; else None."""
+        if self.status == "revoked" and self.revoked_at is not None:
+            return Revocation(self.revoked_at, self.revocation_reason)
+        if is_due(self.status, self.revoke_after, now) and self.revoke_after is not None:
+            return Revocation(self.revoke_after, SCHEDULED_REASON)
+        return None
+
+
+@dataclass(frozen=True)
+class RevokedEntry:
+    serial: int
+    revoked_at: dt.datetime
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class CrlState:
+    issuer_id: int
+    number: int
+    this_update: dt.datetime
+    next_update: dt.datetime
+
+
+@dataclass(frozen=True)
+class ImportedRow:
+    """A certificate another CA signed, recorded as it is when privca takes that CA over."""
+
+    serial: int
+    status: str  # issued | revoked
+    profile: str
+    names: tuple[str, ...]
+    subject: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    public_key_sha256: str  # "" when only the revocation of a lost certificate is known
+    der: bytes | None
+    revoked_at: dt.datetime | None = None
+    reason: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class CertificateCount:
+    issuer_id: int
+    profile: str
+    status: CertificateStatus
+    count: int
+
+
+__all__ = [
+    "AuthorityRecord",
+    "CertificateCount",
+    "CertificateRecord",
+    "CrlState",
+    "ImportedRow",
+    "Intent",
+    "Revocation",
+    "RevocationOutcome",
+    "RevokedEntry",
+]

@@ -1,0 +1,163 @@
+"""Revocation in the inventory: revoke, schedule, carry out what is due, bar keys.
+
+The reason rule lives here (`reason_change`); what a revocation means for a certificate's
+status lives in store/status.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from privca.errors import InputError, PolicyError
+from privca.store.database import Change, Database
+from privca.store.records import CertificateRecord, RevocationOutcome
+from privca.store.schema import blocked_keys, certificates
+from privca.store.status import SCHEDULED_REASON, StoredStatus, due_clause
+from privca.store.view import KEY_COMPROMISE, row_to_certificate
+from privca.x509.encoding import serial_hex
+
+
+def reason_change(serial: str, current: str | None, requested: str | None) -> RevocationOutcome:
+    """The one rule for revoking what is already revoked: a reason may only get worse.
+
+    keyCompromise replaces any other reason (the key must be barred and relying parties
+    told, whatever was said first); the same reason again changes nothing; anything else,
+    including the "better" reasons a stolen key's holder would like to pre-empt
+    keyCompromise with, is refused. There is no un-revocation."""
+    current, requested = current or "unspecified", requested or "unspecified"
+    if requested == current:
+        return RevocationOutcome.UNCHANGED
+    if requested == KEY_COMPROMISE:
+        return RevocationOutcome.REASON_CHANGED
+    raise PolicyError(
+        f"certificate {serial} is already revoked ({current}); a revocation reason can only "
+        f"change to {KEY_COMPROMISE}, not to {requested}",
+        "revocation is final; give --reason keyCompromise if its key is compromised",
+    )
+
+
+def _block_key(change: Change, public_key_sha256: str, serial: str) -> None:
+    exists = change.execute(
+        sa.select(blocked_keys.c.public_key_sha256).where(
+            blocked_keys.c.public_key_sha256 == public_key_sha256
+        )
+    ).first()
+    if exists is None:
+        change.execute(
+            blocked_keys.insert().values(
+                public_key_sha256=public_key_sha256, serial=serial, at=change.now
+            )
+        )
+
+
+class RevocationWrites:
+    """The writes of revocation, over the Store's database."""
+
+    database: Database
+
+    def revoke(
+        self, serial: int, reason: str | None, now: dt.datetime, public_key_sha256: str | None
+    ) -> tuple[CertificateRecord, RevocationOutcome]:
+        """Mark revoked, or make an existing revocation worse: see `reason_change`.
+
+        The first revocation date is kept whatever happens later (RFC 5280 5.3.2 lets the
+        reason change; the date is when the certificate stopped being trustworthy as far as
+        the CA knew). keyCompromise also blocks the public key from being certified again.
+        """
+        key = serial_hex(serial)
+        with self.database.change(now) as change:
+            query = certificates.select().where(certificates.c.serial == key)
+            if change.connection.dialect.name == "postgresql":
+                query = query.with_for_update()
+            row = change.execute(query).first()
+            if row is None or row.der is None:
+                raise InputError(
+                    f"no issued certificate with serial {key} in the inventory",
+                    "see `privca list`",
+                )
+            # A scheduled revocation that is due is one already (every read says so, a CRL
+            # may list it): the reason rule and its date apply as to a written one.
+            current = row_to_certificate(row).revocation_at(now)
+            if current is None:
+                outcome, revoked_at = RevocationOutcome.REVOKED, now
+                change.record("revoked", key, reason)
+            else:
+                outcome = reason_change(key, current.reason, reason)
+                if outcome is RevocationOutcome.UNCHANGED:
+                    return row_to_certificate(row), outcome
+                revoked_at = current.revoked_at
+                detail = f"{current.reason or 'unspecified'} -> {reason}"
+                change.record("revocation-reason-changed", key, detail)
+            change.execute(
+                certificates.update()
+                .where(certificates.c.serial == key)
+                .values(
+                    status=StoredStatus.REVOKED.value,
+                    revoked_at=revoked_at,
+                    revocation_reason=reason,
+                    revoke_after=None,
+                )
+            )
+            if reason == KEY_COMPROMISE and public_key_sha256:
+                _block_key(change, public_key_sha256, key)
+            row = change.execute(query).one()
+        return row_to_certificate(row), outcome
+
+    def schedule_revocation(self, serial: int, at: dt.datetime, now: dt.datetime) -> None:
+        """Revoke `serial` (reason superseded) once `at` has passed: reads count it as
+        revoked from then on; `apply_due_revocations` writes it.
+
+        A schedule only ever moves earlier: a revoked certificate, or one whose earlier
+        schedule is due (already revoked to every reader), is never made good again."""
+        c = certificates.c
+        with self.database.change(now) as change:
+            updated = change.execute(
+                certificates.update()
+                .where(
+                    c.serial == serial_hex(serial),
+                    c.status == StoredStatus.ISSUED.value,
+                    sa.or_(
+                        c.revoke_after.is_(None), sa.and_(c.revoke_after > now, c.revoke_after > at)
+                    ),
+                )
+                .values(revoke_after=at)
+            )
+            if updated.rowcount:
+                change.record("revocation-scheduled", serial, at.isoformat())
+
+    def apply_due_revocations(self, now: dt.datetime) -> list[int]:
+        """Carry out scheduled revocations whose time has come; returns their serials.
+
+        Only `privca crl` and the server's scheduler call this: every read already treats
+        a due revocation as done (store/status.py). The revocation date is the scheduled
+        time, not the moment this runs, so every process that applies it writes the same
+        record."""
+        with self.database.read() as connection:
+            due = connection.execute(sa.select(certificates.c.serial).where(due_clause(now))).all()
+        if not due:
+            return []
+        done: list[int] = []
+        with self.database.change(now) as change:
+            for (serial,) in due:
+                updated = change.execute(
+                    certificates.update()
+                    .where(
+                        certificates.c.serial == serial,
+                        certificates.c.status == StoredStatus.ISSUED.value,
+                    )
+                    .values(
+                        status=StoredStatus.REVOKED.value,
+                        revoked_at=certificates.c.revoke_after,
+                        revocation_reason=SCHEDULED_REASON,
+                        revoke_after=None,
+                    )
+                )
+                if updated.rowcount:
+                    done.append(int(serial, 16))
+                    change.record("revoked", serial, f"{SCHEDULED_REASON} (scheduled)")
+        return done
+
+
+__all__ = ["KEY_COMPROMISE", "RevocationWrites", "reason_change"]

@@ -1,0 +1,244 @@
+"""InventoryView: everything that reads the inventory, and nothing that writes it.
+
+`CertificateAuthority.inventory` is one of these; code outside the authority layer
+(server, monitoring, the CLI, adopt, tls_scan) reads the store through it only. Statuses
+come from store/status.py, so a revocation scheduled by `renew --revoke-old-after` reads
+as revoked from the moment it is due, although nothing has written it yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+
+import sqlalchemy as sa
+
+from privca._time import as_utc
+from privca.store.database import ChangeCounter, Database
+from privca.store.metrics import certificate_counts, soonest_expiry
+from privca.store.records import (
+    AuthorityRecord,
+    CertificateCount,
+    CertificateRecord,
+    CrlState,
+    RevokedEntry,
+)
+from privca.store.schema import authorities, blocked_keys, certificates, crl_state
+from privca.store.status import (
+    SCHEDULED_REASON,
+    CertificateStatus,
+    StoredStatus,
+    live_clause,
+    parse_listed,
+    status_clause,
+)
+from privca.x509.encoding import serial_hex
+
+KEY_COMPROMISE = "keyCompromise"
+
+
+def row_to_certificate(row: sa.Row[tuple[object, ...]]) -> CertificateRecord:
+    m = row._mapping
+    return CertificateRecord(
+        serial=int(m["serial"], 16),
+        issuer_id=int(m["issuer_id"]),
+        status=str(m["status"]),
+        profile=str(m["profile"]),
+        names=tuple(json.loads(m["names"])),
+        subject=str(m["subject"]),
+        not_before=as_utc(m["not_before"]),
+        not_after=as_utc(m["not_after"]),
+        public_key_sha256=str(m["public_key_sha256"]),
+        der=m["der"],
+        created_at=as_utc(m["created_at"]),
+        revoked_at=as_utc(m["revoked_at"]) if m["revoked_at"] else None,
+        revocation_reason=m["revocation_reason"],
+        superseded_by=int(m["superseded_by"], 16) if m["superseded_by"] else None,
+        revoke_after=as_utc(m["revoke_after"]) if m["revoke_after"] else None,
+    )
+
+
+def row_to_authority(row: sa.Row[tuple[object, ...]]) -> AuthorityRecord:
+    m = row._mapping
+    return AuthorityRecord(
+        id=int(m["id"]),
+        role=str(m["role"]),
+        common_name=str(m["common_name"]),
+        serial=int(m["serial"], 16),
+        der=bytes(m["der"]),
+        key_ref=str(m["key_ref"]),
+        active=bool(m["active"]),
+        not_after=as_utc(m["not_after"]),
+    )
+
+
+class InventoryView:
+    """Read-only queries over one inventory database."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    # CA certificates ----------------------------------------------------------------------
+
+    def authorities(self) -> list[AuthorityRecord]:
+        """Every CA certificate ever recorded, oldest first (none is ever deleted)."""
+        with self.database.read() as connection:
+            rows = connection.execute(authorities.select().order_by(authorities.c.id)).all()
+        return [row_to_authority(row) for row in rows]
+
+    def has_certificates(self, issuer_id: int) -> bool:
+        """Whether the CA has signed at least one end-entity certificate (an index seek)."""
+        with self.database.read() as connection:
+            row = connection.execute(
+                sa.select(certificates.c.serial).where(certificates.c.issuer_id == issuer_id)
+            ).first()
+        return row is not None
+
+    def issuer_ids_with_certificates(self) -> set[int]:
+        """The CAs that have signed at least one end-entity certificate."""
+        with self.database.read() as connection:
+            rows = connection.execute(sa.select(certificates.c.issuer_id).distinct()).all()
+        return {int(row[0]) for row in rows}
+
+    # certificates -------------------------------------------------------------------------
+
+    def get(self, serial: int) -> CertificateRecord | None:
+        """The record of `serial`, signed or not (an intent has no `der` yet)."""
+        with self.database.read() as connection:
+            row = connection.execute(
+                certificates.select().where(certificates.c.serial == serial_hex(serial))
+            ).first()
+        return row_to_certificate(row) if row else None
+
+    def find(
+        self,
+        *,
+        name_pattern: str | None = None,
+        status: str | None = None,
+        expiring_before: dt.datetime | None = None,
+        now: dt.datetime,
+        include_unsigned: bool = False,
+    ) -> list[CertificateRecord]:
+        """Signed certificates, soonest expiry first; `status` is one of LISTED_STATUSES
+        (InputError otherwise), `name_pattern` a substring with * and ? wildcards."""
+        c = certificates.c
+        query = certificates.select().order_by(c.not_after, c.serial)
+        if not include_unsigned:
+            query = query.where(c.status.in_((StoredStatus.ISSUED, StoredStatus.REVOKED)))
+        if status is not None:
+            query = query.where(status_clause(parse_listed(status), now))
+        if expiring_before is not None:
+            query = query.where(c.not_after <= expiring_before, live_clause(now))
+        if name_pattern:
+            like = "%" + name_pattern.lower().replace("*", "%").replace("?", "_") + "%"
+            query = query.where(sa.func.lower(c.names).like(like))
+        with self.database.read() as connection:
+            rows = connection.execute(query).all()
+        return [row_to_certificate(row) for row in rows]
+
+    def find_by_name(self, name: str, now: dt.datetime) -> list[CertificateRecord]:
+        """Certificates whose SAN list contains exactly `name`, newest first."""
+        candidates = self.find(name_pattern=name, now=now)
+        exact = [record for record in candidates if name in record.names]
+        return sorted(exact, key=lambda r: r.not_before, reverse=True)
+
+    def count(self) -> int:
+        """Every record, signed or not."""
+        with self.database.read() as connection:
+            value = connection.execute(sa.select(sa.func.count()).select_from(certificates))
+            return int(value.scalar() or 0)
+
+    def counts_by_status(self) -> dict[tuple[int, str], int]:
+        """(issuer id, stored status) -> number of certificates."""
+        c = certificates.c
+        with self.database.read() as connection:
+            rows = connection.execute(
+                sa.select(c.issuer_id, c.status, sa.func.count()).group_by(c.issuer_id, c.status)
+            ).all()
+        return {(int(r[0]), str(r[1])): int(r[2]) for r in rows}
+
+    def certificate_counts(self, now: dt.datetime) -> list[CertificateCount]:
+        """Certificates by issuer, profile and status as operators see it."""
+        return certificate_counts(self.database, now)
+
+    def soonest_expiry(
+        self, issuer_ids: Iterable[int], now: dt.datetime, skip_profiles: Iterable[str] = ()
+    ) -> dict[int, dt.datetime]:
+        """Per CA, when its first valid certificate expires."""
+        return soonest_expiry(self.database, issuer_ids, now, skip_profiles)
+
+    # revocation ---------------------------------------------------------------------------
+
+    def blocked(self, public_key_hashes: Iterable[str]) -> set[str]:
+        """Those of `public_key_hashes` barred by a keyCompromise revocation."""
+        hashes = list(public_key_hashes)
+        if not hashes:
+            return set()
+        with self.database.read() as connection:
+            rows = connection.execute(
+                sa.select(blocked_keys.c.public_key_sha256).where(
+                    blocked_keys.c.public_key_sha256.in_(hashes)
+                )
+            ).all()
+        return {str(row[0]) for row in rows}
+
+    def revoked_entries(self, issuer_id: int, now: dt.datetime) -> list[RevokedEntry]:
+        """Revoked certificates of one CA that have not expired (RFC 5280 lets expired ones
+        go), scheduled revocations that are due included, dated at their scheduled time."""
+        c = certificates.c
+        scheduled = c.status == StoredStatus.ISSUED.value
+        revoked_at = sa.case((scheduled, c.revoke_after), else_=c.revoked_at)
+        reason = sa.case((scheduled, sa.literal(SCHEDULED_REASON)), else_=c.revocation_reason)
+        with self.database.read() as connection:
+            rows = connection.execute(
+                sa.select(c.serial, revoked_at, reason)
+                .where(
+                    c.issuer_id == issuer_id,
+                    status_clause(CertificateStatus.REVOKED, now),
+                    c.not_after > now,
+                )
+                .order_by(revoked_at, c.serial)
+            ).all()
+        return [RevokedEntry(int(r[0], 16), as_utc(r[1]), r[2]) for r in rows]
+
+    def revocation_fingerprints(self) -> dict[int, tuple[int, str]]:
+        """Per CA, a value that changes whenever one of its certificates is revoked or its
+        revocation reason changes to keyCompromise (a cheap cache key), for every CA in one
+        query (one round trip on PostgreSQL)."""
+        c = certificates.c
+        compromised = sa.func.sum(sa.case((c.revocation_reason == KEY_COMPROMISE, 1), else_=0))
+        with self.database.read() as connection:
+            rows = connection.execute(
+                sa.select(c.issuer_id, sa.func.count(), sa.func.max(c.revoked_at), compromised)
+                .where(c.status == StoredStatus.REVOKED.value)
+                .group_by(c.issuer_id)
+            ).all()
+            ids = connection.execute(sa.select(authorities.c.id)).scalars().all()
+        found = {int(r[0]): (int(r[1]), f"{r[2]}|{int(r[3] or 0)}") for r in rows}
+        return {int(i): found.get(int(i), (0, "None")) for i in ids}
+
+    def crl_states(self) -> list[CrlState]:
+        """The last CRLNumber and dates of every CA that has published a CRL."""
+        with self.database.read() as connection:
+            rows = connection.execute(crl_state.select()).all()
+        return [
+            CrlState(int(r.issuer_id), int(r.number), as_utc(r.this_update), as_utc(r.next_update))
+            for r in rows
+        ]
+
+    def change_counter(self) -> ChangeCounter | None:
+        """A cheap "has anyone committed since?" probe, or None where the database has none."""
+        return self.database.change_counter()
+
+    def any_serial_taken(self, serials: Sequence[int]) -> bool:
+        with self.database.read() as connection:
+            row = connection.execute(
+                sa.select(certificates.c.serial).where(
+                    certificates.c.serial.in_([serial_hex(s) for s in serials])
+                )
+            ).first()
+        return row is not None
+
+
+__all__ = ["InventoryView", "row_to_authority", "row_to_certificate"]
