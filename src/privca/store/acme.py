@@ -18,96 +18,14 @@ import sqlalchemy as sa
 
 from privca._time import as_utc
 from privca.errors import KeyUnavailable, StoreUnavailable
-from privca.store.schema import UtcDateTime, metadata
-
-acme_accounts = sa.Table(
-    "acme_accounts",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    # RFC 7638 thumbprint (base64url SHA-256) of the account key: one account per key.
-    sa.Column("thumbprint", sa.String(64), nullable=False),
-    sa.Column("jwk", sa.Text, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # valid | deactivated | revoked
-    sa.Column("contact", sa.Text, nullable=False),  # JSON list
-    sa.Column("eab_kid", sa.String(64), nullable=True),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Index("ux_acme_accounts_thumbprint", "thumbprint", unique=True),
-    sa.Index("ix_acme_accounts_eab_kid", "eab_kid"),
-)
-
-acme_orders = sa.Table(
-    "acme_orders",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("account_id", sa.String(64), sa.ForeignKey("acme_accounts.id"), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("profile", sa.String(32), nullable=False),
-    sa.Column("identifiers", sa.Text, nullable=False),  # JSON [{"type", "value"}]
-    sa.Column("not_before", UtcDateTime(), nullable=True),
-    sa.Column("not_after", UtcDateTime(), nullable=True),
-    sa.Column("expires", UtcDateTime(), nullable=False),
-    sa.Column("error", sa.Text, nullable=True),  # JSON problem document
-    sa.Column("certificate_serial", sa.String(40), nullable=True),
-    sa.Column("replaces", sa.String(255), nullable=True),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Index("ix_acme_orders_account_created", "account_id", "created_at"),
-)
-
-acme_authorizations = sa.Table(
-    "acme_authorizations",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("order_id", sa.String(64), sa.ForeignKey("acme_orders.id"), nullable=False),
-    sa.Column("account_id", sa.String(64), nullable=False),
-    sa.Column("identifier_type", sa.String(8), nullable=False),  # dns | ip
-    sa.Column("identifier_value", sa.String(255), nullable=False),
-    sa.Column("wildcard", sa.Boolean, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("expires", UtcDateTime(), nullable=False),
-    sa.Index("ix_acme_authorizations_order", "order_id"),
-)
-
-acme_challenges = sa.Table(
-    "acme_challenges",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column(
-        "authorization_id",
-        sa.String(64),
-        sa.ForeignKey("acme_authorizations.id"),
-        nullable=False,
-    ),
-    sa.Column("type", sa.String(16), nullable=False),
-    sa.Column("token", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("validated", UtcDateTime(), nullable=True),
-    sa.Column("error", sa.Text, nullable=True),
-    sa.Index("ix_acme_challenges_authorization", "authorization_id"),
-)
-
-acme_nonces = sa.Table(
-    "acme_nonces",
-    metadata,
-    sa.Column("value", sa.String(64), primary_key=True),
-    sa.Column("expires", UtcDateTime(), nullable=False),
-    sa.Index("ix_acme_nonces_expires", "expires"),
-)
-
-acme_eab_keys = sa.Table(
-    "acme_eab_keys",
-    metadata,
-    sa.Column("kid", sa.String(64), primary_key=True),
-    # The HMAC key must be kept to verify bindings, so it is kept sealed (keys/sealing.py):
-    # a copy of the database or a dump does not reveal it. Shown to the operator once.
-    sa.Column("sealed_hmac_key", sa.Text, nullable=True),
-    # Only keys made before migration 0005, until privca seals them: see seal_plaintext_keys.
-    sa.Column("plaintext_hmac_key", sa.String(128), nullable=True),
-    sa.Column("label", sa.String(255), nullable=False),
-    sa.Column("profile", sa.String(32), nullable=True),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Column("revoked_at", UtcDateTime(), nullable=True),
-    sa.Column("accounts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("max_accounts", sa.Integer, nullable=False, server_default="1"),
+from privca.store.database import WRITE_OPTIONS, driver_message
+from privca.store.schema import (
+    acme_accounts,
+    acme_authorizations,
+    acme_challenges,
+    acme_eab_keys,
+    acme_nonces,
+    acme_orders,
 )
 
 
@@ -122,16 +40,6 @@ class Sealer(Protocol):
 
 class EabBindingRefused(Exception):
     """The EAB key cannot bind another account: it is revoked or all its accounts are used."""
-
-
-ACME_TABLES = (
-    acme_accounts,
-    acme_orders,
-    acme_authorizations,
-    acme_challenges,
-    acme_nonces,
-    acme_eab_keys,
-)
 
 
 @dataclass(frozen=True)
@@ -294,9 +202,6 @@ class AcmeStore:
     @contextmanager
     def _begin(self, write: bool = True) -> Iterator[sa.Connection]:
         """A transaction; writes take SQLite's write lock up front (BEGIN IMMEDIATE)."""
-        # Imported here: database.py imports schema.py, which imports this module.
-        from privca.store.database import WRITE_OPTIONS, driver_message
-
         try:
             with self.engine.connect() as connection:
                 if write:
@@ -790,7 +695,6 @@ def _b64url_decode(text: str) -> bytes:
 
 
 __all__ = [
-    "ACME_TABLES",
     "AccountRow",
     "AcmeStore",
     "AuthorizationRow",
