@@ -1121,6 +1121,24 @@ class CertificateAuthority:
                 return authority
         return None
 
+    # what the ACME server needs (server/acme.py) -------------------------------------------
+
+    def certificate_by_serial(self, serial: int) -> CertificateRecord | None:
+        """The inventory record with this serial (pending and failed ones too), or None."""
+        return self.store.get(serial)
+
+    def supersede(self, old_serial: int, new_serial: int, now: dt.datetime | None = None) -> None:
+        """Mark `old_serial` replaced by `new_serial`, as renew does (ACME: ARI `replaces`)."""
+        self.store.mark_superseded(old_serial, new_serial, now or utcnow())
+
+    def reload_settings(self) -> None:
+        """Re-read privca.toml: an operator changed the policy under a running server."""
+        self.settings = Settings.read(self.home.settings)
+
+    def acme_repository(self) -> AcmeStore:
+        """ACME's storage (privca.acme.repository.AcmeRepository) in this CA's database."""
+        return AcmeStore.of(self.store)
+
 
 def _publish_root_crl(
     home: CAHome,
