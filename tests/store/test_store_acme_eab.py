@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from privca.acme.repository import AccountRow, EabBindingRefused, EabKeyRow
 from privca.errors import KeyUnavailable
 from privca.keys.sealing import SealingKey
 from privca.store import Store
-from privca.store.acme import AccountRow, AcmeStore, EabBindingRefused, EabKeyRow
+from privca.store.acme import AcmeStore
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 

@@ -62,8 +62,8 @@ def eab_create(
     import secrets
 
     from privca._time import utcnow
+    from privca.acme.repository import EabKeyRow
     from privca.cli.options import open_authority
-    from privca.store.acme import EabKeyRow
 
     kid = "kid-" + secrets.token_urlsafe(12)
     secret = secrets.token_bytes(32)
