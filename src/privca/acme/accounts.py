@@ -40,6 +40,10 @@ class Authenticated:
     account: AccountRow | None
     replay_nonce: str
 
+    def owns(self, account_id: str) -> bool:
+        """Whether the signing account is `account_id` (a resource of another is notFound)."""
+        return self.account is not None and self.account.id == account_id
+
     def signer(self) -> AccountRow:
         """The account that signed: requests authenticated by KeySource.KID have one."""
         if self.account is None:
@@ -47,13 +51,11 @@ class Authenticated:
         return self.account
 
 
+@dataclass(frozen=True)
 class Accounts:
-    def __init__(
-        self, repository: AcmeRepository, settings: AcmeSettings, nonces: NonceSource
-    ) -> None:
-        self.repository = repository
-        self.settings = settings
-        self.nonces = nonces
+    repository: AcmeRepository
+    settings: AcmeSettings
+    nonces: NonceSource
 
     # authentication ---------------------------------------------------------------------
 

@@ -22,13 +22,11 @@ from privca.acme.state import (
 log = logging.getLogger("privca.acme")
 
 
+@dataclass(frozen=True)
 class Authorizations:
-    def __init__(
-        self, repository: AcmeRepository, validator: Validator, settings: AcmeSettings
-    ) -> None:
-        self.repository = repository
-        self.validator = validator
-        self.settings = settings
+    repository: AcmeRepository
+    validator: Validator
+    settings: AcmeSettings
 
     def authorization(
         self, auth: Authenticated, authz_id: str
@@ -46,7 +44,7 @@ class Authorizations:
 
     def _own_authorization(self, auth: Authenticated, authz_id: str) -> AuthorizationRow:
         authz = self.repository.authorization(authz_id)
-        if authz is None or auth.account is None or authz.account_id != auth.account.id:
+        if authz is None or not auth.owns(authz.account_id):
             raise AcmeProblem("notFound", "no such authorization")
         return replace(authz, status=authorization_as_seen(authz.status, authz.expires, utcnow()))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -35,18 +36,12 @@ REVOCATION_REASONS = {
 }
 
 
+@dataclass(frozen=True)
 class Certificates:
-    def __init__(
-        self,
-        repository: AcmeRepository,
-        issuer: CertificateIssuer,
-        settings: AcmeSettings,
-        orders: Orders,
-    ) -> None:
-        self.repository = repository
-        self.issuer = issuer
-        self.settings = settings
-        self.orders = orders
+    repository: AcmeRepository
+    issuer: CertificateIssuer
+    settings: AcmeSettings
+    orders: Orders
 
     def finalize(
         self, auth: Authenticated, order_id: str

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import secrets
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from privca._time import utcnow
@@ -50,18 +50,12 @@ def challenge_types(kind: str, wildcard: bool) -> tuple[str, ...]:
     return ("http-01", "dns-01", "tls-alpn-01")
 
 
+@dataclass(frozen=True)
 class Orders:
-    def __init__(
-        self,
-        repository: AcmeRepository,
-        issuer: CertificateIssuer,
-        settings: AcmeSettings,
-        accounts: Accounts,
-    ) -> None:
-        self.repository = repository
-        self.issuer = issuer
-        self.settings = settings
-        self.accounts = accounts
+    repository: AcmeRepository
+    issuer: CertificateIssuer
+    settings: AcmeSettings
+    accounts: Accounts
 
     def new_order(
         self, auth: Authenticated, profile: str | None
@@ -166,12 +160,12 @@ class Orders:
     def own_order(self, auth: Authenticated, order_id: str) -> OrderRow:
         """The signer's order as it stands now (notFound for anyone else's)."""
         order = self.repository.order(order_id)
-        if order is None or auth.account is None or order.account_id != auth.account.id:
+        if order is None or not auth.owns(order.account_id):
             raise AcmeProblem("notFound", "no such order")
         return replace(order, status=order_as_seen(order.status, order.expires, utcnow()))
 
     def orders(self, auth: Authenticated, account_id: str) -> list[OrderRow]:
-        if auth.account is None or auth.account.id != account_id:
+        if not auth.owns(account_id):
             raise AcmeProblem("notFound", "no such account")
         return [o for o in self.repository.orders(account_id) if order_is_open(o.status)]
 

@@ -247,6 +247,20 @@ class AcmeApp:
             orders=urls.orders(account.id),
         )
 
+    def order_reply(
+        self,
+        order: OrderRow,
+        authorizations: list[AuthorizationRow],
+        urls: Urls,
+        status: int = 200,
+    ) -> _Reply:
+        body = self.encode_order(order, authorizations, urls)
+        return _Reply(body, status, {"Location": urls.order(order.id)})
+
+    def account_reply(self, account: AccountRow, urls: Urls, status: int = 200) -> _Reply:
+        body = self.encode_account(account, urls)
+        return _Reply(body, status, {"Location": urls.account(account.id)})
+
     # endpoints ----------------------------------------------------------------------------
 
     async def directory(self, request: Request, urls: Urls) -> _Reply:
@@ -285,19 +299,13 @@ class AcmeApp:
     async def new_account(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls, KeySource.JWK)
         account, created = await run_in_threadpool(self.service.accounts.new_account, auth, urls)
-        return _Reply(
-            self.encode_account(account, urls),
-            201 if created else 200,
-            {"Location": urls.account(account.id)},
-        )
+        return self.account_reply(account, urls, 201 if created else 200)
 
     async def account(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
         account_id = request.path_params["id"]
         account = await run_in_threadpool(self.service.accounts.update_account, auth, account_id)
-        return _Reply(
-            self.encode_account(account, urls), headers={"Location": urls.account(account.id)}
-        )
+        return self.account_reply(account, urls)
 
     async def account_orders(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
@@ -309,9 +317,7 @@ class AcmeApp:
     async def key_change(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
         account = await run_in_threadpool(self.service.accounts.key_change, auth, urls)
-        return _Reply(
-            self.encode_account(account, urls), headers={"Location": urls.account(account.id)}
-        )
+        return self.account_reply(account, urls)
 
     async def new_order(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
@@ -319,27 +325,21 @@ class AcmeApp:
         if profile is not None and profile not in self.settings.profiles:
             raise AcmeProblem("notFound", "no such ACME profile")
         order, authzs = await run_in_threadpool(self.service.orders.new_order, auth, profile)
-        return _Reply(
-            self.encode_order(order, authzs, urls), 201, {"Location": urls.order(order.id)}
-        )
+        return self.order_reply(order, authzs, urls, 201)
 
     async def order(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
         order, authzs = await run_in_threadpool(
             self.service.orders.order, auth, request.path_params["id"]
         )
-        return _Reply(
-            self.encode_order(order, authzs, urls), headers={"Location": urls.order(order.id)}
-        )
+        return self.order_reply(order, authzs, urls)
 
     async def finalize(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
         order, authzs = await run_in_threadpool(
             self.service.certificates.finalize, auth, request.path_params["id"]
         )
-        return _Reply(
-            self.encode_order(order, authzs, urls), headers={"Location": urls.order(order.id)}
-        )
+        return self.order_reply(order, authzs, urls)
 
     async def authorization(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
