@@ -217,6 +217,7 @@ def accounts_list(app: AppContext, as_json: bool) -> None:
 @click.pass_obj
 def accounts_deactivate(app: AppContext, account_id: str, as_json: bool) -> None:
     """Deactivate an account: it can no longer order, finalize or revoke."""
+    from privca.acme.state import account_deactivated
     from privca.cli.options import open_authority
     from privca.errors import NotFound
 
@@ -224,7 +225,7 @@ def accounts_deactivate(app: AppContext, account_id: str, as_json: bool) -> None
         store = _acme_store(ca)
         if store.account(account_id) is None:
             raise NotFound(f"no ACME account '{account_id}'", "see `privca acme accounts list`")
-        account = store.update_account(account_id, status="deactivated")
+        account = store.update_account(account_id, transition=account_deactivated())
     if as_json:
         print_json(_account_document(account))
     else:
