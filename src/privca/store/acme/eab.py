@@ -49,12 +49,11 @@ class EabKeyQueries(Queries):
         """The HMAC key of `kid`, unsealed; None if there is no such key.
 
         A key from before sealing existed is sealed now, on its first use."""
-        with self.transaction(write=False) as connection:
-            row = connection.execute(
-                sa.select(
-                    acme_eab_keys.c.sealed_hmac_key, acme_eab_keys.c.plaintext_hmac_key
-                ).where(acme_eab_keys.c.kid == kid)
-            ).first()
+        row = self.first_record(
+            sa.select(acme_eab_keys.c.sealed_hmac_key, acme_eab_keys.c.plaintext_hmac_key).where(
+                acme_eab_keys.c.kid == kid
+            )
+        )
         if row is None:
             return None
         if row.sealed_hmac_key is not None:

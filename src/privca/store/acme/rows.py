@@ -153,9 +153,15 @@ class Queries:
         connection: sa.Connection | None = None,
     ) -> RowT | None:
         """The one row matching `where`, or None; inside `connection`'s transaction if given."""
-        with self._reading(connection) as reader:
-            record = reader.execute(codec.table.select().where(where)).first()
+        record = self.first_record(codec.table.select().where(where), connection)
         return codec.row(record) if record is not None else None
+
+    def first_record(
+        self, query: sa.Select[Any], connection: sa.Connection | None = None
+    ) -> sa.Row[Any] | None:
+        """The first record `query` selects, or None (for columns no row value carries)."""
+        with self._reading(connection) as reader:
+            return reader.execute(query).first()
 
     def all(self, codec: Codec[RowT], query: sa.Select[Any]) -> list[RowT]:
         with self.transaction(write=False) as connection:
