@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from privca.acme.issuer import CertificateAuthorityIssuer
+from privca.acme.repository import AcmeRepository
 from privca.acme.routes import build_acme_app
 from privca.acme.service import AcmeService, AcmeSettings
 from privca.authority import CertificateAuthority
-from privca.store.acme import AcmeStore
+from privca.server.acme import CertificateAuthorityIssuer
 from tests.conftest import require_tool
 
 
@@ -111,8 +111,8 @@ class AcmeServer:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def store(self) -> AcmeStore:
-        return self.service.store
+    def store(self) -> AcmeRepository:
+        return self.service.repository
 
 
 class _Server(uvicorn.Server):
@@ -179,7 +179,7 @@ def start_acme(
             ),
             **overrides,
         )
-        acme_app = build_acme_app(CertificateAuthorityIssuer(ca), AcmeStore.of(ca.store), settings)
+        acme_app = build_acme_app(CertificateAuthorityIssuer(ca), ca.acme_repository(), settings)
         directory = tmp_path / f"srv{len(list(tmp_path.glob('srv*')))}"
         directory.mkdir()
         port = stack.enter_context(serve_https(mount(acme_app), ca, directory))

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from privca.store.acme import EabKeyRow
+from privca.acme.repository import EabKeyRow
 from tests.acme.conftest import AcmeServer, openssl_verify
 from tests.conftest import require_tool
 

@@ -32,3 +32,27 @@ def test_accounts_and_orders_listing(ca: CertificateAuthority, passphrase_file) 
     assert json.loads(cli("acme", "accounts", "list", "--json").output) == []
     assert json.loads(cli("acme", "orders", "list", "--json").output) == []
     assert cli("acme", "accounts", "deactivate", "missing").exit_code == 2
+
+
+def test_an_operator_deactivates_a_valid_account_and_never_revives_a_revoked_one(
+    ca: CertificateAuthority, passphrase_file
+) -> None:
+    import dataclasses
+
+    from privca._time import utcnow
+    from privca.acme.repository import AccountRow
+
+    repository = ca.acme_repository()
+    valid = AccountRow("acct-v", "thumb-v", "{}", "valid", (), None, utcnow())
+    repository.add_account(valid)
+    repository.add_account(dataclasses.replace(valid, id="acct-r", thumbprint="t-r"))
+    with repository.transaction() as connection:  # as `privca acme eab revoke` leaves it
+        connection.exec_driver_sql("UPDATE acme_accounts SET status='revoked' WHERE id='acct-r'")
+    cli = Cli(ca.home.root, passphrase_file)
+    for account_id, expected in [("acct-v", "deactivated"), ("acct-v", "deactivated"),
+                                 ("acct-r", "revoked")]:  # fmt: skip
+        result = cli("acme", "accounts", "deactivate", account_id, "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["status"] == expected
+        stored = repository.account(account_id)
+        assert stored is not None and stored.status == expected

@@ -138,7 +138,7 @@ def test_ip_identifier_over_http01_and_renewal_info(acme_server: AcmeServer) -> 
 
     import requests
 
-    from privca.acme.service import ari_cert_id
+    from privca.acme.renewal import ari_cert_id
 
     session = requests.Session()
     session.trust_env = False
@@ -166,7 +166,7 @@ def test_ari_replaces_marks_the_old_certificate_superseded(acme_server: AcmeServ
     """A renewal that names the certificate it replaces (RFC 9773 §5) supersedes it."""
     from privca._time import utcnow
     from privca.acme.messages import NewOrder
-    from privca.acme.service import ari_cert_id
+    from privca.acme.renewal import ari_cert_id
 
     acme = new_client(acme_server)
     acme.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))

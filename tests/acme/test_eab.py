@@ -22,7 +22,6 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from privca.authority import CertificateAuthority
-from privca.store.acme import AcmeStore
 from tests.acme.conftest import AcmeServer
 from tests.acme.test_lego import lego
 from tests.conftest import Cli, require_tool
@@ -83,7 +82,7 @@ def test_a_profile_bound_key_admits_only_its_profile(
     # No profile asked for: the key's profile, not the server's default ("server").
     default = run_lego(eab_server, tmp_path / "a", key, "p3.test")
     assert default.returncode == 0, default.stdout + default.stderr
-    orders = AcmeStore.of(eab_server.ca.store).orders()
+    orders = eab_server.ca.acme_repository().orders()
     assert {o.profile for o in orders if o.status == "valid"} == {"server-client"}
 
 
@@ -153,7 +152,7 @@ def test_a_copy_of_privca_db_does_not_reveal_an_eab_key(
     for form in _forms(key["hmac_key"]):
         assert form not in blob
     # ...while the CA itself still verifies bindings with it.
-    store = AcmeStore.of(ca.store)
+    store = ca.acme_repository()
     assert store.eab_secret(key["kid"]) == _forms(key["hmac_key"])[1]
     assert oct(ca.home.eab_sealing_key.stat().st_mode & 0o777) == "0o400"
 
@@ -224,7 +223,7 @@ def test_a_plaintext_key_from_an_older_store_is_sealed_when_the_home_is_opened(
     assert all(key.encode() in (home / "privca.db").read_bytes() for key in legacy.values())
 
     with CertificateAuthority.open(home, PASSPHRASE) as reopened:
-        store = AcmeStore.of(reopened.store)
+        store = reopened.acme_repository()
         for kid, key in legacy.items():
             assert store.eab_secret(kid) == _forms(key)[1]
     blob = b"".join(p.read_bytes() for p in reopened.home.database_files if p.exists())

@@ -113,7 +113,7 @@ def test_lego_dns01_with_a_wildcard(acme_server: AcmeServer, tmp_path: Path) -> 
 
 def test_lego_with_eab_required(start_acme, tmp_path: Path) -> None:
     from privca._time import utcnow
-    from privca.store.acme import EabKeyRow
+    from privca.acme.repository import EabKeyRow
 
     server = start_acme(eab="required")
     http = ["--http", "--http.port", f"127.0.0.1:{server.http_port}"]

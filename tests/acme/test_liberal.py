@@ -32,11 +32,10 @@ def acme_server(
     a server per test would be most of this module's time."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from privca.acme.issuer import CertificateAuthorityIssuer
     from privca.acme.routes import build_acme_app
     from privca.acme.service import AcmeSettings
     from privca.authority import CertificateAuthority
-    from privca.store.acme import AcmeStore
+    from privca.server.acme import CertificateAuthorityIssuer
     from tests.acme.conftest import free_port, mount, serve_https
     from tests.conftest import PASSPHRASE
 
@@ -48,7 +47,7 @@ def acme_server(
         dns_resolver=dns_server.address,
         validation_timeout=5.0,
     )
-    app = build_acme_app(CertificateAuthorityIssuer(ca), AcmeStore.of(ca.store), settings)
+    app = build_acme_app(CertificateAuthorityIssuer(ca), ca.acme_repository(), settings)
     root_pem = base / "root.pem"
     root_pem.write_bytes(ca.root.public_bytes(Encoding.PEM))
     with serve_https(mount(app), ca, base) as port:

@@ -12,11 +12,10 @@ import pytest
 import requests
 from acme import client, messages
 
-from privca.acme.issuer import CertificateAuthorityIssuer
 from privca.acme.routes import build_acme_app
 from privca.acme.service import AcmeSettings
 from privca.authority import CertificateAuthority
-from privca.store.acme import AcmeStore
+from privca.server.acme import CertificateAuthorityIssuer
 from tests.acme.conftest import DnsServer, free_port, mount, serve_https
 from tests.acme.jwsclient import RawClient
 from tests.acme.test_client_lib import obtain_http01
@@ -52,7 +51,7 @@ def replicas(make_ca, postgres_url: str, dns_server: DnsServer, tmp_path: Path):
     with contextlib.ExitStack() as stack:
         for index, authority in enumerate((ca, second)):
             app = build_acme_app(
-                CertificateAuthorityIssuer(authority), AcmeStore.of(authority.store), settings
+                CertificateAuthorityIssuer(authority), authority.acme_repository(), settings
             )
             directory = tmp_path / f"replica{index}"
             directory.mkdir()

@@ -407,7 +407,7 @@ def test_metadata_in_numeric_spellings_is_checked_after_resolving(name: str) -> 
 def test_the_ca_policy_decides_which_networks_are_reachable(
     make_ca, permitted, excluded, address, allowed
 ) -> None:
-    from privca.acme.issuer import CertificateAuthorityIssuer
+    from privca.server.acme import CertificateAuthorityIssuer
 
     issuer = CertificateAuthorityIssuer(make_ca(permitted=permitted, excluded=excluded))
     assert issuer.address_allowed(ipaddress.ip_address(address)) is allowed

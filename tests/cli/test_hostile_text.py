@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from privca._time import utcnow
+from privca.acme.repository import AccountRow, OrderRow
 from privca.authority import CertificateAuthority
-from privca.store.acme import AccountRow, AcmeStore, OrderRow
 from tests.conftest import Cli, write
 
 OSC52 = "\x1b]52;c;cm0gLXJmIH4=\x07"
@@ -159,7 +159,7 @@ def test_imported_names_in_import_list_show_doctor(
 def test_acme_listings(home_cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     now = utcnow()
     with CertificateAuthority.open(home_cli.home) as ca:
-        store = AcmeStore.of(ca.store)
+        store = ca.acme_repository()
         store.add_account(
             AccountRow(
                 "acct1", "thumb", "{}", "valid", (f"mailto:{OSC8}a@corp.internal",), None, now

@@ -193,9 +193,7 @@ class AcmeOrders:
     """The ACME orders behind certificates, from privca's store."""
 
     def __init__(self, ca: CertificateAuthority) -> None:
-        from privca.store.acme import AcmeStore
-
-        self.store = AcmeStore.of(ca.store)
+        self.store = ca.acme_repository()
 
     def for_serials(self, *certificates: x509.Certificate) -> list:
         from privca.x509.encoding import serial_hex

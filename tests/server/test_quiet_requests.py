@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from privca.acme.service import AcmeSettings
 from privca.server.settings import ServerSettings
-from privca.store.acme import acme_nonces
+from privca.store.schema import acme_nonces
 from tests.server.conftest import ServedCA
 from tests.server.test_app import ocsp_request
 

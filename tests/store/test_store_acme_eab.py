@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from privca.acme.repository import AccountRow, EabBindingRefused, EabKeyRow
 from privca.errors import KeyUnavailable
 from privca.keys.sealing import SealingKey
-from privca.store.acme import AccountRow, AcmeStore, EabBindingRefused, EabKeyRow
+from privca.store.acme import AcmeStore
 from privca.store.inventory import Store
 
 SECRET = b"0123456789abcdef0123456789abcdef"

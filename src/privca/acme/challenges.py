@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from cryptography import x509
@@ -47,6 +47,8 @@ from privca._text import printable
 from privca.acme.problems import AcmeProblem
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+P = ParamSpec("P")
+T = TypeVar("T")
 BODY_LIMIT = 4096
 # Everything read from one peer in one exchange (status line, headers, body): the rest
 # is refused, so a peer cannot make the validator buffer megabytes of headers.
@@ -152,6 +154,20 @@ class Deadline:
             "connection", f"the validation did not finish within {self.seconds:g} seconds"
         )
 
+    def attempt(
+        self, step: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> tuple[T, None] | tuple[None, Exception]:
+        """One network step: (its result, None), or (None, why it failed). A problem it
+        raises goes on up, and so does the timeout once no time is left."""
+        try:
+            return step(*args, **kwargs), None
+        except AcmeProblem:
+            raise
+        except Exception as exc:  # connection refused, timeout, TLS, bad HTTP or DNS
+            if self.left() <= 0:
+                raise self.expired() from exc
+            return None, exc
+
 
 @dataclass(frozen=True)
 class HttpResponse:
@@ -250,17 +266,13 @@ class Validator:
 
     def _addresses(self, identifier_type: str, value: str, deadline: Deadline) -> list[IPAddress]:
         """Resolve once and keep the addresses the rules allow, IPv4 first."""
+        found: Sequence[IPAddress] | None
         if identifier_type == "ip":
-            found: Sequence[IPAddress] = [ipaddress.ip_address(value)]
+            found = [ipaddress.ip_address(value)]
         else:
-            try:
-                found = self.network.resolve(value, deadline)
-            except AcmeProblem:
-                raise
-            except Exception as exc:
-                if deadline.left() <= 0:
-                    raise deadline.expired() from exc
-                raise AcmeProblem("dns", f"resolving {value} failed") from exc
+            found, failure = deadline.attempt(self.network.resolve, value, deadline)
+            if failure is not None:
+                raise AcmeProblem("dns", f"resolving {value} failed") from failure
         if not found:
             raise AcmeProblem("dns", f"no A or AAAA record found for {value}")
         usable: list[IPAddress] = []
@@ -354,17 +366,13 @@ class Validator:
         deadline: Deadline,
         hop: int,
     ) -> HttpResponse:
-        failure: BaseException | None = None
+        failure: Exception | None = None
         for address in addresses:
             deadline.remaining()
-            try:
-                return self.network.http_get(scheme, address, port, host, path, deadline)
-            except AcmeProblem:
-                raise
-            except Exception as exc:  # connection refused, timeout, TLS, bad HTTP
-                if deadline.left() <= 0:
-                    raise deadline.expired() from exc
-                failure = exc
+            get = self.network.http_get
+            response, failure = deadline.attempt(get, scheme, address, port, host, path, deadline)
+            if response is not None:
+                return response
         reason = _failure(failure) if failure is not None else "no address left"
         raise AcmeProblem(
             "connection", f"fetching {self._where(scheme, host, port, hop)}: {reason}"
@@ -377,14 +385,9 @@ class Validator:
         name = f"_acme-challenge.{base}"
         expected = base64.urlsafe_b64encode(key_authorization_digest(key_authorization))
         expected = expected.rstrip(b"=")
-        try:
-            records = self.network.txt(name, deadline)
-        except AcmeProblem:
-            raise
-        except Exception as exc:
-            if deadline.left() <= 0:
-                raise deadline.expired() from exc
-            raise AcmeProblem("dns", f"looking up TXT {name} failed") from exc
+        records, failure = deadline.attempt(self.network.txt, name, deadline)
+        if failure is not None:
+            raise AcmeProblem("dns", f"looking up TXT {name} failed") from failure
         if not records:
             raise AcmeProblem("dns", f"no TXT record found at {name}")
         if expected not in records:
@@ -399,22 +402,16 @@ class Validator:
         server_name = (
             ipaddress.ip_address(value).reverse_pointer if identifier_type == "ip" else value
         )
-        failure: BaseException | None = None
-        result = None
+        failure: Exception | None = None
         for address in addresses:
             deadline.remaining()
-            try:
-                result = self.network.tls_alpn_certificate(
-                    address, self.tls_alpn_port, server_name, deadline
-                )
+            handshake = self.network.tls_alpn_certificate
+            result, failure = deadline.attempt(
+                handshake, address, self.tls_alpn_port, server_name, deadline
+            )
+            if result is not None:
                 break
-            except AcmeProblem:
-                raise
-            except Exception as exc:
-                if deadline.left() <= 0:
-                    raise deadline.expired() from exc
-                failure = exc
-        if result is None:
+        else:
             reason = _failure(failure) if failure is not None else "no address left"
             raise AcmeProblem(
                 "tls", f"TLS connection to {_hostport(value, self.tls_alpn_port)}: {reason}"
@@ -422,29 +419,37 @@ class Validator:
         protocol, der = result
         if protocol != ACME_TLS_ALPN:
             raise AcmeProblem("tls", f"the server did not negotiate ALPN {ACME_TLS_ALPN}")
-        try:
-            certificate = x509.load_der_x509_certificate(der)
-            san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-            extension = certificate.extensions.get_extension_for_oid(ACME_IDENTIFIER_OID)
-        except (ValueError, x509.ExtensionNotFound) as exc:
-            raise AcmeProblem(
-                "incorrectResponse", "the certificate lacks the SAN or acmeIdentifier"
-            ) from exc
-        names = list(san.value)
-        if identifier_type == "ip":
-            wanted: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(value))
-        else:
-            wanted = x509.DNSName(value)
-        if len(names) != 1 or names[0] != wanted:
-            raise AcmeProblem(
-                "incorrectResponse", "the certificate's SAN is not exactly the identifier"
-            )
-        digest = key_authorization_digest(key_authorization)
-        raw = getattr(extension.value, "value", b"")
-        if not extension.critical or raw != b"\x04\x20" + digest:
-            raise AcmeProblem(
-                "incorrectResponse", "the acmeIdentifier does not match the key authorization"
-            )
+        _check_tls_alpn_certificate(der, identifier_type, value, key_authorization)
+
+
+def _check_tls_alpn_certificate(
+    der: bytes, identifier_type: str, value: str, key_authorization: str
+) -> None:
+    """RFC 8737 §3: exactly the identifier as SAN, and a critical acmeIdentifier holding
+    the SHA-256 of the key authorization."""
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        extension = certificate.extensions.get_extension_for_oid(ACME_IDENTIFIER_OID)
+    except (ValueError, x509.ExtensionNotFound) as exc:
+        raise AcmeProblem(
+            "incorrectResponse", "the certificate lacks the SAN or acmeIdentifier"
+        ) from exc
+    names = list(san.value)
+    if identifier_type == "ip":
+        wanted: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(value))
+    else:
+        wanted = x509.DNSName(value)
+    if len(names) != 1 or names[0] != wanted:
+        raise AcmeProblem(
+            "incorrectResponse", "the certificate's SAN is not exactly the identifier"
+        )
+    digest = key_authorization_digest(key_authorization)
+    raw = getattr(extension.value, "value", b"")
+    if not extension.critical or raw != b"\x04\x20" + digest:
+        raise AcmeProblem(
+            "incorrectResponse", "the acmeIdentifier does not match the key authorization"
+        )
 
 
 def parse_resolver(text: str) -> tuple[str, int]:

@@ -11,22 +11,25 @@ from __future__ import annotations
 import binascii
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import josepy as jose
 from acme import jws as acme_jws
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from josepy.b64 import b64decode, b64encode
+from josepy.jwa import ES256, ES384, HS256, HS384, HS512, RS256, JWASignature
+from josepy.jwk import JWK, JWKEC, JWKRSA, JWKOct
 
 from privca.acme.problems import AcmeProblem
 
 # alg -> (josepy algorithm, JWK class, EC curve name or None). josepy 2 has no EdDSA.
-ALGORITHMS: dict[str, tuple[jose.JWASignature, type[jose.JWK], str | None]] = {
-    "RS256": (jose.RS256, jose.JWKRSA, None),
-    "ES256": (jose.ES256, jose.JWKEC, "secp256r1"),
-    "ES384": (jose.ES384, jose.JWKEC, "secp384r1"),
+ALGORITHMS: dict[str, tuple[JWASignature, type[JWK], str | None]] = {
+    "RS256": (RS256, JWKRSA, None),
+    "ES256": (ES256, JWKEC, "secp256r1"),
+    "ES384": (ES384, JWKEC, "secp384r1"),
 }
-EAB_ALGORITHMS = {"HS256": jose.HS256, "HS384": jose.HS384, "HS512": jose.HS512}
+EAB_ALGORITHMS = {"HS256": HS256, "HS384": HS384, "HS512": HS512}
 MIN_RSA_BITS = 2048
 FLATTENED_MEMBERS = {"protected", "payload", "signature"}
 
@@ -38,7 +41,7 @@ class SignedRequest:
     alg: str
     url: str
     nonce: str | None
-    jwk: jose.JWK | None
+    jwk: JWK | None
     kid: str | None
     payload: bytes
     jws: acme_jws.JWS
@@ -64,13 +67,40 @@ def _b64(value: Any, what: str) -> bytes:
     if "=" in value or any(c in value for c in "+/ \n\t"):
         raise AcmeProblem("malformed", f"JWS member '{what}' is not unpadded base64url")
     try:
-        return jose.b64decode(value)
+        return b64decode(value)
     except (ValueError, binascii.Error) as exc:
         raise AcmeProblem("malformed", f"JWS member '{what}' is not base64url") from exc
 
 
 def parse_jws(body: bytes, *, what: str = "request") -> SignedRequest:
     """Structure and header checks; the signature is checked by `verify`."""
+    document = _flattened(body, what)
+    protected_bytes = _b64(document["protected"], "protected")
+    payload = _b64(document["payload"], "payload")
+    _b64(document["signature"], "signature")
+    header = _protected_header(protected_bytes)
+    alg = _algorithm(header, what)
+    url = header.get("url")
+    if not isinstance(url, str):
+        raise AcmeProblem("malformed", "the protected header has no 'url'")
+    nonce = header.get("nonce")
+    if nonce is not None and not isinstance(nonce, str):
+        raise AcmeProblem("malformed", "the protected header's 'nonce' is not a string")
+    if "crit" in header:
+        raise AcmeProblem("malformed", "the protected header has 'crit' members privca lacks")
+    kid = _kid(header)
+    try:
+        signed = acme_jws.JWS.from_json(document)
+    except Exception as exc:  # josepy raises several types for odd input
+        raise AcmeProblem("malformed", "the JWS could not be decoded") from exc
+    jwk = _header_jwk(header, signed, alg)
+    return SignedRequest(
+        alg=alg, url=url, nonce=nonce, jwk=jwk, kid=kid, payload=payload, jws=signed
+    )
+
+
+def _flattened(body: bytes, what: str) -> dict[str, Any]:
+    """The flattened JSON serialization with one signature and only a protected header."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -85,15 +115,21 @@ def parse_jws(body: bytes, *, what: str = "request") -> SignedRequest:
         raise AcmeProblem("malformed", "unprotected JWS headers are not accepted")
     if set(document) != FLATTENED_MEMBERS:
         raise AcmeProblem("malformed", "a flattened JWS has exactly: protected, payload, signature")
-    protected_bytes = _b64(document["protected"], "protected")
-    payload = _b64(document["payload"], "payload")
-    _b64(document["signature"], "signature")
+    return document
+
+
+def _protected_header(protected: bytes) -> dict[str, Any]:
     try:
-        header = json.loads(protected_bytes)
+        header = json.loads(protected)
     except (ValueError, RecursionError) as exc:
         raise AcmeProblem("malformed", "the protected header is not JSON") from exc
     if not isinstance(header, dict):
         raise AcmeProblem("malformed", "the protected header is not a JSON object")
+    return header
+
+
+def _algorithm(header: dict[str, Any], what: str) -> str:
+    """An account key algorithm (ALGORITHMS), or an HMAC one for an EAB binding."""
     alg = header.get("alg")
     if not isinstance(alg, str):
         raise AcmeProblem("malformed", "the protected header has no 'alg'")
@@ -102,40 +138,34 @@ def parse_jws(body: bytes, *, what: str = "request") -> SignedRequest:
             "badSignatureAlgorithm",
             f"algorithm '{alg[:20]}' is not accepted; use one of: " + ", ".join(ALGORITHMS),
         )
-    url = header.get("url")
-    if not isinstance(url, str):
-        raise AcmeProblem("malformed", "the protected header has no 'url'")
-    nonce = header.get("nonce")
-    if nonce is not None and not isinstance(nonce, str):
-        raise AcmeProblem("malformed", "the protected header's 'nonce' is not a string")
-    if "crit" in header:
-        raise AcmeProblem("malformed", "the protected header has 'crit' members privca lacks")
-    has_jwk, has_kid = "jwk" in header, "kid" in header
-    if has_jwk and has_kid:
+    return alg
+
+
+def _kid(header: dict[str, Any]) -> str | None:
+    if "jwk" in header and "kid" in header:
         raise AcmeProblem("malformed", "the protected header has both 'jwk' and 'kid'")
     kid = header.get("kid")
-    if has_kid and not isinstance(kid, str):
+    if "kid" in header and not isinstance(kid, str):
         raise AcmeProblem("malformed", "the protected header's 'kid' is not a string")
-    try:
-        signed = acme_jws.JWS.from_json(document)
-    except Exception as exc:  # josepy raises several types for odd input
-        raise AcmeProblem("malformed", "the JWS could not be decoded") from exc
-    jwk = None
-    if has_jwk:
-        if not isinstance(header["jwk"], dict):
-            raise AcmeProblem("malformed", "the protected header's 'jwk' is not an object")
-        jwk = signed.signature.combined.jwk
-        if jwk is None:
-            raise AcmeProblem("malformed", "the protected header's 'jwk' could not be read")
-        check_key(jwk, alg)
-    return SignedRequest(
-        alg=alg, url=url, nonce=nonce, jwk=jwk, kid=kid, payload=payload, jws=signed
-    )
+    return kid
 
 
-def check_key(jwk: jose.JWK, alg: str) -> None:
+def _header_jwk(header: dict[str, Any], signed: acme_jws.JWS, alg: str) -> JWK | None:
+    """The key the header carries (newAccount, revokeCert by certificate key), checked."""
+    if "jwk" not in header:
+        return None
+    if not isinstance(header["jwk"], dict):
+        raise AcmeProblem("malformed", "the protected header's 'jwk' is not an object")
+    jwk = signed.signature.combined.jwk
+    if not isinstance(jwk, JWK):
+        raise AcmeProblem("malformed", "the protected header's 'jwk' could not be read")
+    check_key(jwk, alg)
+    return jwk
+
+
+def check_key(jwk: JWK, alg: str) -> None:
     """The key must be an account key type (no HMAC) and fit `alg`."""
-    if isinstance(jwk, jose.JWKOct):
+    if isinstance(jwk, JWKOct):
         raise AcmeProblem("badPublicKey", "a symmetric (HMAC) key cannot be an account key")
     _algorithm, key_class, curve = ALGORITHMS[alg]
     if not isinstance(jwk, key_class):
@@ -149,7 +179,7 @@ def check_key(jwk: jose.JWK, alg: str) -> None:
         raise AcmeProblem("badSignatureAlgorithm", f"algorithm {alg} does not fit the key curve")
 
 
-def verify(request: SignedRequest, key: jose.JWK) -> None:
+def verify(request: SignedRequest, key: JWK) -> None:
     """Check the signature with the account key (the jwk header, or the kid's stored key)."""
     check_key(key, request.alg)
     try:
@@ -160,20 +190,29 @@ def verify(request: SignedRequest, key: jose.JWK) -> None:
         raise AcmeProblem("malformed", "the JWS signature does not verify")
 
 
-def thumbprint(jwk: jose.JWK) -> str:
+def thumbprint(jwk: JWK) -> str:
     """RFC 7638 SHA-256 thumbprint, base64url."""
-    return jose.b64encode(jwk.thumbprint()).decode()
+    return b64encode(jwk.thumbprint()).decode()
 
 
-def jwk_json(jwk: jose.JWK) -> str:
+def jwk_json(jwk: JWK) -> str:
     return json.dumps(jwk.public_key().to_partial_json(), sort_keys=True)
 
 
-def load_jwk(text: str) -> jose.JWK:
-    return jose.JWK.from_json(json.loads(text))
+def load_jwk(text: str) -> JWK:
+    """A key as jwk_json wrote it (an account's, from the repository)."""
+    return _as_jwk(JWK.from_json(json.loads(text)))
 
 
-def verify_binding(binding: Any, account_jwk: jose.JWK, url: str, hmac_key_for: Any) -> str:
+def _as_jwk(value: object) -> JWK:
+    if not isinstance(value, JWK):
+        raise AcmeProblem("malformed", "not a JSON Web Key")
+    return value
+
+
+def verify_binding(
+    binding: Any, account_jwk: JWK, url: str, hmac_key_for: Callable[[str], bytes]
+) -> str:
     """Verify an externalAccountBinding (RFC 8555 §7.3.4); returns its key id.
 
     `hmac_key_for(kid)` returns the decoded HMAC key, or raises AcmeProblem.
@@ -193,14 +232,14 @@ def verify_binding(binding: Any, account_jwk: jose.JWK, url: str, hmac_key_for: 
         raise AcmeProblem("malformed", "externalAccountBinding 'url' is not the newAccount URL")
     key = hmac_key_for(inner.kid)
     try:
-        ok = inner.jws.signature.verify(inner.payload, jose.JWKOct(key=key))
+        ok = inner.jws.signature.verify(inner.payload, JWKOct(key=key))
     except Exception:
         ok = False
     if not ok:
         raise AcmeProblem("unauthorized", "externalAccountBinding signature does not verify")
     try:
-        bound = jose.JWK.from_json(json.loads(inner.payload))
-    except Exception as exc:
+        bound = _as_jwk(JWK.from_json(json.loads(inner.payload)))
+    except Exception as exc:  # AcmeProblem too: one detail for every way it is not a key
         raise AcmeProblem("malformed", "externalAccountBinding payload is not a JWK") from exc
     if not hmac.compare_digest(thumbprint(bound), thumbprint(account_jwk)):
         raise AcmeProblem("unauthorized", "externalAccountBinding binds a different key")

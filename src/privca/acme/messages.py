@@ -8,14 +8,16 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import josepy as jose
 from acme import challenges, fields, messages
 from acme.challenges import DNS01, HTTP01, KeyAuthorizationChallenge
+from josepy.json_util import JSONObjectWithFields, field
+from josepy.jwk import JWK
 
 from privca.acme.problems import AcmeProblem
 
 Directory = messages.Directory
 Identifier = messages.Identifier
+IdentifierType = messages.IdentifierType
 Status = messages.Status
 Authorization = messages.Authorization
 ChallengeBody = messages.ChallengeBody
@@ -37,7 +39,7 @@ class TLSALPN01(KeyAuthorizationChallenge):
     typ = "tls-alpn-01"
     response_cls = TLSALPN01Response
 
-    def validation(self, account_key: jose.JWK, **kwargs: Any) -> bytes:
+    def validation(self, account_key: JWK, **kwargs: Any) -> bytes:
         return hashlib.sha256(self.key_authorization(account_key).encode()).digest()
 
 
@@ -55,7 +57,7 @@ class NewAccount(messages.NewRegistration):
 class Account(messages.Registration):
     """An account resource as the server sends it: with the orders URL (RFC 8555 §7.1.2)."""
 
-    orders: str | None = jose.field("orders", omitempty=True)
+    orders: str | None = field("orders", omitempty=True)
 
 
 class NewOrder(messages.NewOrder):
@@ -63,7 +65,7 @@ class NewOrder(messages.NewOrder):
 
     not_before: Any = fields.rfc3339("notBefore", omitempty=True)
     not_after: Any = fields.rfc3339("notAfter", omitempty=True)
-    replaces: str | None = jose.field("replaces", omitempty=True)
+    replaces: str | None = field("replaces", omitempty=True)
 
 
 class Order(messages.Order):
@@ -71,14 +73,14 @@ class Order(messages.Order):
 
     not_before: Any = fields.rfc3339("notBefore", omitempty=True)
     not_after: Any = fields.rfc3339("notAfter", omitempty=True)
-    replaces: str | None = jose.field("replaces", omitempty=True)
+    replaces: str | None = field("replaces", omitempty=True)
 
 
-class KeyChange(jose.JSONObjectWithFields):
+class KeyChange(JSONObjectWithFields):
     """The payload of keyChange's inner JWS (RFC 8555 §7.3.5)."""
 
-    account: str = jose.field("account")
-    old_key: jose.JWK = jose.field("oldKey", decoder=jose.JWK.from_json)
+    account: str = field("account")
+    old_key: JWK = field("oldKey", decoder=JWK.from_json)
 
 
 # Be liberal in what is accepted: some clients serialize the whole resource, server-owned
@@ -145,6 +147,18 @@ def _is_zero(value: Any) -> bool:
 def decode(cls: Any, payload: dict[str, Any], request: str) -> Any:
     """The request's payload as `cls`, ignoring server-owned members and zero values of
     optional ones; a malformed member is named in the problem detail (never its value)."""
+    cleaned = _cleaned(payload, request)
+    for member in cls._fields.values():
+        if member.json_name in cleaned:
+            _check_member(member, cleaned[member.json_name], request)
+    try:
+        return cls.from_json(cleaned)
+    except Exception as exc:
+        raise AcmeProblem("malformed", f"the {request} payload is malformed") from exc
+
+
+def _cleaned(payload: dict[str, Any], request: str) -> dict[str, Any]:
+    """The payload without server-owned members and optional ones given as zero values."""
     owned = SERVER_OWNED.get(request, frozenset())
     required = REQUIRED.get(request, ())
     cleaned = {
@@ -155,27 +169,25 @@ def decode(cls: Any, payload: dict[str, Any], request: str) -> Any:
     for name in required:
         if name not in cleaned:
             raise AcmeProblem("malformed", f"the {request} payload has no '{name}'")
-    for field in cls._fields.values():
-        if field.json_name not in cleaned:
-            continue
-        value = cleaned[field.json_name]
-        try:
-            expected_type = _TYPES.get(field.json_name)
-            if expected_type is not None and not isinstance(value, expected_type):
-                raise TypeError(field.json_name)
-            if isinstance(value, bool) and expected_type is int:
-                raise TypeError(field.json_name)
-            field.decode(value)
-        except Exception as exc:  # josepy raises DeserializationError, TypeError, ...
-            expected = _EXPECTED.get(field.json_name)
-            detail = f"the {request} member '{field.json_name}' is malformed"
-            raise AcmeProblem(
-                "malformed", detail + (f": expected {expected}" if expected else "")
-            ) from exc
+    return cleaned
+
+
+def _check_member(member: Any, value: Any, request: str) -> None:
+    """One member's JSON type and josepy decoding (a josepy field of `cls`)."""
+    name = member.json_name
+    expected_type = _TYPES.get(name)
     try:
-        return cls.from_json(cleaned)
-    except Exception as exc:
-        raise AcmeProblem("malformed", f"the {request} payload is malformed") from exc
+        if expected_type is not None and not isinstance(value, expected_type):
+            raise TypeError(name)
+        if isinstance(value, bool) and expected_type is int:
+            raise TypeError(name)
+        member.decode(value)
+    except Exception as exc:  # josepy raises DeserializationError, TypeError, ...
+        expected = _EXPECTED.get(name)
+        detail = f"the {request} member '{name}' is malformed"
+        raise AcmeProblem(
+            "malformed", detail + (f": expected {expected}" if expected else "")
+        ) from exc
 
 
 def status(value: str) -> messages.Status:
@@ -185,7 +197,8 @@ def status(value: str) -> messages.Status:
 def error(problem_json: dict[str, Any] | None) -> messages.Error | None:
     if not problem_json:
         return None
-    return messages.Error.from_json(problem_json)
+    decoded: messages.Error = messages.Error.from_json(problem_json)
+    return decoded
 
 
 __all__ = [
@@ -202,6 +215,7 @@ __all__ = [
     "Directory",
     "Error",
     "Identifier",
+    "IdentifierType",
     "KeyChange",
     "NewAccount",
     "NewOrder",

@@ -1,12 +1,13 @@
 """Starlette routes for ACME: decode (jws.py) -> service.py -> encode (messages.py).
 
-`build_acme_app(issuer, store, settings)` returns an ASGI app that `privca serve` mounts
-under /acme; `acme_app_for(authority, settings)` builds it over a CertificateAuthority.
+`build_acme_app(issuer, repository, settings)` returns an ASGI app that `privca serve`
+mounts under /acme (server/acme.py builds it over a CertificateAuthority).
 Every response carries `Link: <directory>;rel="index"`; every error is an RFC 7807
 problem document from problems.py, never a bare 500 for bad input.
 
 Nonces (RFC 8555 §6.5) are rows in the store, so making one is a write: only newNonce and
-responses to POSTs that carry a JWS get one (a badNonce answer needs one to retry with).
+responses to POSTs that carry a JWS get one (a badNonce answer needs one to retry with);
+a request's nonce is spent and the next one recorded in one transaction (nonces.py).
 GETs of the directory, unknown paths and other unauthenticated requests write nothing.
 
 Challenge validations run in the service's own ValidationPool; the POST waits for the
@@ -20,8 +21,9 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from josepy.b64 import b64decode
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -30,15 +32,21 @@ from starlette.routing import Route
 
 from privca._http import BodyTooLarge, media_type, read_body
 from privca.acme import jws, messages
+from privca.acme.accounts import Authenticated, KeySource
 from privca.acme.challenges import ChallengeNetwork
-from privca.acme.issuer import CertificateAuthorityIssuer, CertificateIssuer
+from privca.acme.issuer import CertificateIssuer
 from privca.acme.problems import PROBLEM_CONTENT_TYPE, AcmeProblem
-from privca.acme.service import AcmeService, AcmeSettings, Authenticated, Urls
+from privca.acme.repository import (
+    AccountRow,
+    AcmeRepository,
+    AuthorizationRow,
+    ChallengeRow,
+    OrderRow,
+)
+from privca.acme.resources import Urls
+from privca.acme.service import AcmeService
+from privca.acme.settings import AcmeSettings
 from privca.errors import PrivcaError
-from privca.store.acme import AcmeStore, AuthorizationRow, ChallengeRow, OrderRow
-
-if TYPE_CHECKING:
-    from privca.authority import CertificateAuthority
 
 log = logging.getLogger("privca.acme")
 JOSE = "application/jose+json"
@@ -94,8 +102,8 @@ class AcmeApp:
         return Urls(f"{request.url.scheme}://{request.url.netloc}{root}")
 
     def request_url(self, request: Request, urls: Urls) -> str:
-        path = request.scope["path"]
-        root = request.scope.get("root_path", "")
+        path: str = request.scope["path"]
+        root: str = request.scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
         return urls.base + path
@@ -104,34 +112,16 @@ class AcmeApp:
         self, request: Request, handler: Callable[[Request, Urls], Awaitable[_Reply]]
     ) -> Response:
         urls = self.urls(request)
-        try:
-            reply = await handler(request, urls)
-        except AcmeProblem as problem:
-            reply = _Reply(problem.to_json(), problem.status, problem.headers, PROBLEM_CONTENT_TYPE)
-        except PrivcaError as exc:
-            # The store went away: say so, but never with its URL, host or error text.
-            log.warning("ACME request failed: %s", type(exc).__name__)
-            unavailable = AcmeProblem("serverInternal", "the CA is unavailable; try again later")
-            status = 503 if exc.exit_code == 3 else 500
-            headers = {"Retry-After": "10"}
-            reply = _Reply(unavailable.to_json(), status, headers, PROBLEM_CONTENT_TYPE)
-        except Exception:
-            log.exception("ACME request failed")
-            failed = AcmeProblem("serverInternal", "the server failed; please report this")
-            reply = _Reply(failed.to_json(), 500, {}, PROBLEM_CONTENT_TYPE)
-        nonce = None
-        if handler == self.new_nonce or getattr(request.state, "jws", False):
-            try:
-                nonce = await run_in_threadpool(self.service.nonces.new)
-            except Exception as exc:
-                log.warning("issuing a nonce failed: %s", type(exc).__name__)
+        reply = await self._reply(request, handler, urls)
         headers = {
             "Cache-Control": "no-store",
             "Link": f'<{urls.directory()}>;rel="index"',
             **reply.headers,
         }
-        if nonce is not None:
-            headers["Replay-Nonce"] = nonce
+        if "Replay-Nonce" not in headers:
+            nonce = await self._replay_nonce(request, handler)
+            if nonce is not None:
+                headers["Replay-Nonce"] = nonce
         if "Link" in reply.headers:
             headers["Link"] = f'<{urls.directory()}>;rel="index", ' + reply.headers["Link"]
         body = reply.body
@@ -143,7 +133,47 @@ class AcmeApp:
             content = _json(body)
         return Response(content, reply.status, headers, media_type=reply.content_type)
 
-    async def signed(self, request: Request, urls: Urls, key_from: str = "kid") -> Authenticated:
+    async def _reply(
+        self,
+        request: Request,
+        handler: Callable[[Request, Urls], Awaitable[_Reply]],
+        urls: Urls,
+    ) -> _Reply:
+        try:
+            return await handler(request, urls)
+        except AcmeProblem as problem:
+            return _Reply(problem.to_json(), problem.status, problem.headers, PROBLEM_CONTENT_TYPE)
+        except PrivcaError as exc:
+            # The store went away: say so, but never with its URL, host or error text.
+            log.warning("ACME request failed: %s", type(exc).__name__)
+            unavailable = AcmeProblem("serverInternal", "the CA is unavailable; try again later")
+            status = 503 if exc.exit_code == 3 else 500
+            headers = {"Retry-After": "10"}
+            return _Reply(unavailable.to_json(), status, headers, PROBLEM_CONTENT_TYPE)
+        except Exception:
+            log.exception("ACME request failed")
+            failed = AcmeProblem("serverInternal", "the server failed; please report this")
+            return _Reply(failed.to_json(), 500, {}, PROBLEM_CONTENT_TYPE)
+
+    async def _replay_nonce(
+        self, request: Request, handler: Callable[[Request, Urls], Awaitable[_Reply]]
+    ) -> str | None:
+        """The nonce the answer carries: the one the request's nonce was exchanged for, or
+        a new one for newNonce and for a JWS POST refused before its nonce was spent."""
+        exchanged: str | None = getattr(request.state, "replay_nonce", None)
+        if exchanged is not None:
+            return exchanged
+        if handler != self.new_nonce and not getattr(request.state, "jws", False):
+            return None
+        try:
+            return await run_in_threadpool(self.service.nonces.new)
+        except Exception as exc:
+            log.warning("issuing a nonce failed: %s", type(exc).__name__)
+            return None
+
+    async def signed(
+        self, request: Request, urls: Urls, key_from: KeySource = KeySource.KID
+    ) -> Authenticated:
         if request.method != "POST":
             raise AcmeProblem("methodNotAllowed", "use POST (or POST-as-GET) for this resource")
         if media_type(request.headers) != JOSE:
@@ -154,9 +184,15 @@ class AcmeApp:
             raise AcmeProblem("payloadTooLarge", str(exc)) from exc
         parsed = jws.parse_jws(body)
         request.state.jws = True  # a JWS POST: its answer carries a nonce, even an error
-        return await run_in_threadpool(
-            self.service.authenticate, parsed, self.request_url(request, urls), urls, key_from
+        auth = await run_in_threadpool(
+            self.service.accounts.authenticate,
+            parsed,
+            self.request_url(request, urls),
+            urls,
+            key_from,
         )
+        request.state.replay_nonce = auth.replay_nonce
+        return auth
 
     # encoders -----------------------------------------------------------------------------
 
@@ -165,7 +201,7 @@ class AcmeApp:
     ) -> messages.Order:
         return messages.Order(
             identifiers=[
-                messages.Identifier(typ=messages.messages.IdentifierType(t), value=v)
+                messages.Identifier(typ=messages.IdentifierType(t), value=v)
                 for t, v in order.identifiers
             ],
             status=messages.status(order.status),
@@ -183,7 +219,7 @@ class AcmeApp:
     def encode_challenge(self, challenge: ChallengeRow, urls: Urls) -> messages.ChallengeBody:
         cls = messages.CHALLENGE_CLASSES[challenge.type]
         return messages.ChallengeBody(
-            chall=cls(token=jws.jose.b64decode(challenge.token)),
+            chall=cls(token=b64decode(challenge.token)),
             uri=urls.challenge(challenge.id),
             status=messages.status(challenge.status),
             validated=challenge.validated,
@@ -195,7 +231,7 @@ class AcmeApp:
     ) -> messages.Authorization:
         return messages.Authorization(
             identifier=messages.Identifier(
-                typ=messages.messages.IdentifierType(authz.identifier_type),
+                typ=messages.IdentifierType(authz.identifier_type),
                 value=authz.identifier_value,
             ),
             status=messages.status(authz.status),
@@ -204,12 +240,26 @@ class AcmeApp:
             wildcard=True if authz.wildcard else None,
         )
 
-    def encode_account(self, account: Any, urls: Urls) -> messages.Account:
+    def encode_account(self, account: AccountRow, urls: Urls) -> messages.Account:
         return messages.Account(
             status=messages.status(account.status),
             contact=account.contact,
             orders=urls.orders(account.id),
         )
+
+    def order_reply(
+        self,
+        order: OrderRow,
+        authorizations: list[AuthorizationRow],
+        urls: Urls,
+        status: int = 200,
+    ) -> _Reply:
+        body = self.encode_order(order, authorizations, urls)
+        return _Reply(body, status, {"Location": urls.order(order.id)})
+
+    def account_reply(self, account: AccountRow, urls: Urls, status: int = 200) -> _Reply:
+        body = self.encode_account(account, urls)
+        return _Reply(body, status, {"Location": urls.account(account.id)})
 
     # endpoints ----------------------------------------------------------------------------
 
@@ -247,64 +297,54 @@ class AcmeApp:
         raise AcmeProblem("methodNotAllowed", "use HEAD or GET for newNonce")
 
     async def new_account(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls, "jwk")
-        account, created = await run_in_threadpool(self.service.new_account, auth, urls)
-        return _Reply(
-            self.encode_account(account, urls),
-            201 if created else 200,
-            {"Location": urls.account(account.id)},
-        )
+        auth = await self.signed(request, urls, KeySource.JWK)
+        account, created = await run_in_threadpool(self.service.accounts.new_account, auth, urls)
+        return self.account_reply(account, urls, 201 if created else 200)
 
     async def account(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
         account_id = request.path_params["id"]
-        account = await run_in_threadpool(self.service.update_account, auth, account_id)
-        return _Reply(
-            self.encode_account(account, urls), headers={"Location": urls.account(account.id)}
-        )
+        account = await run_in_threadpool(self.service.accounts.update_account, auth, account_id)
+        return self.account_reply(account, urls)
 
     async def account_orders(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
-        orders = await run_in_threadpool(self.service.orders, auth, request.path_params["id"])
+        orders = await run_in_threadpool(
+            self.service.orders.orders, auth, request.path_params["id"]
+        )
         return _Reply({"orders": [urls.order(o.id) for o in orders]})
 
     async def key_change(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
-        account = await run_in_threadpool(self.service.key_change, auth, urls)
-        return _Reply(
-            self.encode_account(account, urls), headers={"Location": urls.account(account.id)}
-        )
+        account = await run_in_threadpool(self.service.accounts.key_change, auth, urls)
+        return self.account_reply(account, urls)
 
     async def new_order(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
         profile = request.path_params.get("profile")
         if profile is not None and profile not in self.settings.profiles:
             raise AcmeProblem("notFound", "no such ACME profile")
-        order, authzs = await run_in_threadpool(self.service.new_order, auth, profile)
-        return _Reply(
-            self.encode_order(order, authzs, urls), 201, {"Location": urls.order(order.id)}
-        )
+        order, authzs = await run_in_threadpool(self.service.orders.new_order, auth, profile)
+        return self.order_reply(order, authzs, urls, 201)
 
     async def order(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
-        order, authzs = await run_in_threadpool(self.service.order, auth, request.path_params["id"])
-        return _Reply(
-            self.encode_order(order, authzs, urls), headers={"Location": urls.order(order.id)}
+        order, authzs = await run_in_threadpool(
+            self.service.orders.order, auth, request.path_params["id"]
         )
+        return self.order_reply(order, authzs, urls)
 
     async def finalize(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
         order, authzs = await run_in_threadpool(
-            self.service.finalize, auth, request.path_params["id"]
+            self.service.certificates.finalize, auth, request.path_params["id"]
         )
-        return _Reply(
-            self.encode_order(order, authzs, urls), headers={"Location": urls.order(order.id)}
-        )
+        return self.order_reply(order, authzs, urls)
 
     async def authorization(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
         authz, challenges = await run_in_threadpool(
-            self.service.authorization, auth, request.path_params["id"]
+            self.service.authorizations.authorization, auth, request.path_params["id"]
         )
         return _Reply(self.encode_authorization(authz, challenges, urls))
 
@@ -312,7 +352,7 @@ class AcmeApp:
         auth = await self.signed(request, urls)
         challenge_id = request.path_params["id"]
         challenge, authz, pending = await run_in_threadpool(
-            self.service.challenge, auth, challenge_id
+            self.service.authorizations.challenge, auth, challenge_id
         )
         if pending is not None:
             # Awaited on the event loop: no thread of the shared pool waits for a peer.
@@ -321,7 +361,7 @@ class AcmeApp:
                 wait = max(0.0, pending.deadline.left()) + RECORD_GRACE_SECONDS
                 await asyncio.wait_for(asyncio.shield(done), wait)
             challenge, authz = await run_in_threadpool(
-                self.service.challenge_state, auth, challenge_id
+                self.service.authorizations.challenge_state, auth, challenge_id
             )
         return _Reply(
             self.encode_challenge(challenge, urls),
@@ -330,19 +370,21 @@ class AcmeApp:
 
     async def certificate(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
-        pem = await run_in_threadpool(self.service.certificate, auth, request.path_params["id"])
+        pem = await run_in_threadpool(
+            self.service.certificates.certificate, auth, request.path_params["id"]
+        )
         return _Reply(pem, content_type=PEM_CHAIN)
 
     async def revoke_cert(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls, "either")
-        await run_in_threadpool(self.service.revoke, auth)
+        auth = await self.signed(request, urls, KeySource.EITHER)
+        await run_in_threadpool(self.service.certificates.revoke, auth)
         return _Reply(status=200)
 
     async def renewal_info(self, request: Request, urls: Urls) -> _Reply:
         if request.method not in ("GET", "HEAD"):
             raise AcmeProblem("methodNotAllowed", "use GET for renewalInfo")
         info, retry = await run_in_threadpool(
-            self.service.renewal_info, request.path_params["cert_id"]
+            self.service.certificates.renewal_info, request.path_params["cert_id"]
         )
         return _Reply(info, headers={"Retry-After": str(retry)})
 
@@ -382,26 +424,15 @@ class AcmeApp:
 
 def build_acme_app(
     issuer: CertificateIssuer,
-    store: AcmeStore,
+    repository: AcmeRepository,
     settings: AcmeSettings | None = None,
     network: ChallengeNetwork | None = None,
 ) -> Starlette:
     """The ACME ASGI app, to be mounted under /acme."""
-    service = AcmeService(issuer, store, settings, network)
+    service = AcmeService(issuer, repository, settings, network)
     app = Starlette(routes=AcmeApp(service).routes())
     app.state.acme_service = service
     return app
 
 
-def acme_app_for(
-    authority: CertificateAuthority,
-    settings: AcmeSettings | None = None,
-    network: ChallengeNetwork | None = None,
-) -> Starlette:
-    """The ACME app over an opened CertificateAuthority (what `privca serve` mounts)."""
-    return build_acme_app(
-        CertificateAuthorityIssuer(authority), AcmeStore.of(authority.store), settings, network
-    )
-
-
-__all__ = ["AcmeApp", "acme_app_for", "build_acme_app"]
+__all__ = ["AcmeApp", "build_acme_app"]

@@ -61,8 +61,8 @@ def eab_create(
     import secrets
 
     from privca._time import utcnow
+    from privca.acme.repository import EabKeyRow
     from privca.cli.options import open_authority
-    from privca.store.acme import EabKeyRow
 
     kid = "kid-" + secrets.token_urlsafe(12)
     secret = secrets.token_bytes(32)
@@ -216,6 +216,7 @@ def accounts_list(app: AppContext, as_json: bool) -> None:
 @click.pass_obj
 def accounts_deactivate(app: AppContext, account_id: str, as_json: bool) -> None:
     """Deactivate an account: it can no longer order, finalize or revoke."""
+    from privca.acme.state import account_deactivated
     from privca.cli.options import open_authority
     from privca.errors import NotFound
 
@@ -223,7 +224,7 @@ def accounts_deactivate(app: AppContext, account_id: str, as_json: bool) -> None
         store = _acme_store(ca)
         if store.account(account_id) is None:
             raise NotFound(f"no ACME account '{account_id}'", "see `privca acme accounts list`")
-        account = store.update_account(account_id, status="deactivated")
+        account = store.update_account(account_id, transition=account_deactivated())
     if as_json:
         print_json(_account_document(account))
     else:

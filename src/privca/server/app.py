@@ -144,7 +144,7 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
     crls = CrlPublisher(ca, watch)
     acme_app: Any = None
     if settings.acme is not None:
-        from privca.acme.routes import acme_app_for
+        from privca.server.acme import acme_app_for
 
         acme_app = acme_app_for(ca, settings.acme)
 
@@ -177,6 +177,8 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(responder.prepare, utcnow())
         await run_in_threadpool(ca.apply_scheduled_revocations, utcnow())
+        if acme_app is not None:
+            await run_in_threadpool(acme_app.state.acme_service.nonces.start)
         tasks = [
             asyncio.create_task(apply_scheduled_revocations()),
             asyncio.create_task(watch.follow()),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,47 @@ def _switch_to_wal(cursor: Any) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def transaction(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iterator[sa.Connection]:
+    """One transaction; a store that cannot be reached is StoreUnavailable (exit 3).
+
+    `write` takes SQLite's write lock at BEGIN (see WRITE_OPTIONS). `durable=False` lets
+    the commit return before it reaches the disk (SQLite synchronous=NORMAL, PostgreSQL
+    synchronous_commit=off): for rows whose loss in a power cut is harmless, never for a
+    certificate. A later durable commit still flushes everything committed before it."""
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        with engine.connect() as connection:
+            if write:
+                connection.execution_options(**WRITE_OPTIONS)
+            level = "FULL" if durable or not sqlite else "NORMAL"
+            with _sqlite_synchronous(connection, level), connection.begin():
+                if not durable and not sqlite:
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                yield connection
+    except sa.exc.OperationalError as exc:
+        raise StoreUnavailable(
+            f"the inventory database is unavailable: {driver_message(exc)}",
+            "check the store URL, that the database is reachable and the disk not full",
+        ) from exc
+
+
+@contextlib.contextmanager
+def _sqlite_synchronous(connection: sa.Connection, level: str) -> Iterator[None]:
+    """SQLite's synchronous level for the transactions inside (it cannot change within
+    one), FULL again after: the connection may go back to a pool."""
+    if level == "FULL":
+        yield
+        return
+    # On the driver's connection: SQLAlchemy's would begin a transaction first.
+    driver: Any = connection.connection.driver_connection
+    driver.execute(f"PRAGMA synchronous={level}")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA synchronous=FULL")
 
 
 def driver_message(exc: sa.exc.DBAPIError) -> str:

@@ -110,5 +110,94 @@ events = sa.Table(
     sa.Column("detail", sa.Text, nullable=True),
 )
 
-# The ACME tables live in store/acme.py, on this same metadata.
-from privca.store import acme as _acme  # noqa: E402, F401
+# ACME (store/acme.py holds their queries) ------------------------------------------------
+
+acme_accounts = sa.Table(
+    "acme_accounts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    # RFC 7638 thumbprint (base64url SHA-256) of the account key: one account per key.
+    sa.Column("thumbprint", sa.String(64), nullable=False),
+    sa.Column("jwk", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # valid | deactivated | revoked
+    sa.Column("contact", sa.Text, nullable=False),  # JSON list
+    sa.Column("eab_kid", sa.String(64), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ux_acme_accounts_thumbprint", "thumbprint", unique=True),
+    sa.Index("ix_acme_accounts_eab_kid", "eab_kid"),
+)
+
+acme_orders = sa.Table(
+    "acme_orders",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(64), sa.ForeignKey("acme_accounts.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("profile", sa.String(32), nullable=False),
+    sa.Column("identifiers", sa.Text, nullable=False),  # JSON [{"type", "value"}]
+    sa.Column("not_before", UtcDateTime(), nullable=True),
+    sa.Column("not_after", UtcDateTime(), nullable=True),
+    sa.Column("expires", UtcDateTime(), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),  # JSON problem document
+    sa.Column("certificate_serial", sa.String(40), nullable=True),
+    sa.Column("replaces", sa.String(255), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_acme_orders_account_created", "account_id", "created_at"),
+)
+
+acme_authorizations = sa.Table(
+    "acme_authorizations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("order_id", sa.String(64), sa.ForeignKey("acme_orders.id"), nullable=False),
+    sa.Column("account_id", sa.String(64), nullable=False),
+    sa.Column("identifier_type", sa.String(8), nullable=False),  # dns | ip
+    sa.Column("identifier_value", sa.String(255), nullable=False),
+    sa.Column("wildcard", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("expires", UtcDateTime(), nullable=False),
+    sa.Index("ix_acme_authorizations_order", "order_id"),
+)
+
+acme_challenges = sa.Table(
+    "acme_challenges",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "authorization_id",
+        sa.String(64),
+        sa.ForeignKey("acme_authorizations.id"),
+        nullable=False,
+    ),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("validated", UtcDateTime(), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_acme_challenges_authorization", "authorization_id"),
+)
+
+acme_nonces = sa.Table(
+    "acme_nonces",
+    metadata,
+    sa.Column("value", sa.String(64), primary_key=True),
+    sa.Column("expires", UtcDateTime(), nullable=False),
+    sa.Index("ix_acme_nonces_expires", "expires"),
+)
+
+acme_eab_keys = sa.Table(
+    "acme_eab_keys",
+    metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    # The HMAC key must be kept to verify bindings, so it is kept sealed (keys/sealing.py):
+    # a copy of the database or a dump does not reveal it. Shown to the operator once.
+    sa.Column("sealed_hmac_key", sa.Text, nullable=True),
+    # Only keys made before migration 0005, until privca seals them: see seal_plaintext_keys.
+    sa.Column("plaintext_hmac_key", sa.String(128), nullable=True),
+    sa.Column("label", sa.String(255), nullable=False),
+    sa.Column("profile", sa.String(32), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    sa.Column("accounts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_accounts", sa.Integer, nullable=False, server_default="1"),
+)

@@ -1,0 +1,138 @@
+"""Certificates over ACME: finalize and download (RFC 8555 §7.4), revocation (§7.6)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from privca._time import utcnow
+from privca.acme import messages
+from privca.acme.accounts import Authenticated
+from privca.acme.issuer import CertificateInfo, CertificateIssuer, IssuanceRefused
+from privca.acme.orders import Orders
+from privca.acme.problems import AcmeProblem
+from privca.acme.renewal import certificate_by_ari_id, renewal_info
+from privca.acme.repository import AcmeRepository, AuthorizationRow, OrderRow
+from privca.acme.settings import ACME_DEFAULT_DAYS, AcmeSettings
+from privca.acme.state import (
+    OrderStatus,
+    order_finalizing,
+    order_issued,
+    order_refused,
+)
+from privca.x509.encoding import serial_hex
+
+SECONDS_PER_DAY = 86400
+# RFC 5280 reason codes a subscriber may give (RFC 8555 §7.6), with privca's names.
+REVOCATION_REASONS = {
+    0: "unspecified",
+    1: "keyCompromise",
+    3: "affiliationChanged",
+    4: "superseded",
+    5: "cessationOfOperation",
+}
+
+
+@dataclass(frozen=True)
+class Certificates:
+    repository: AcmeRepository
+    issuer: CertificateIssuer
+    settings: AcmeSettings
+    orders: Orders
+
+    def finalize(
+        self, auth: Authenticated, order_id: str
+    ) -> tuple[OrderRow, list[AuthorizationRow]]:
+        """Sign the CSR of a ready order, synchronously: one request wins the order."""
+        order = self.orders.own_order(auth, order_id)
+        payload = auth.request.json_payload()
+        if not order_finalizing().applies_to(order.status):
+            raise AcmeProblem("orderNotReady", f"the order is {order.status}, not ready")
+        body = messages.decode(messages.CertificateRequest, payload, "finalize")
+        csr_der = body.csr.public_bytes(Encoding.DER)
+        if not self.repository.move_order(order.id, order_finalizing()):
+            raise AcmeProblem("orderNotReady", "the order is already being finalized")
+        serial = self._issue(order, csr_der)
+        self.repository.move_order(order.id, order_issued(), certificate_serial=serial_hex(serial))
+        if order.replaces:
+            # ARI renewal: the replaced certificate is superseded, as with privca renew.
+            replaced = certificate_by_ari_id(self.issuer, order.replaces)
+            self.issuer.supersede(replaced.serial, serial)
+        return self.orders.order(auth, order.id)
+
+    def _issue(self, order: OrderRow, csr_der: bytes) -> int:
+        """Issue for a processing order; on any failure the order leaves processing."""
+        try:
+            issued = self.issuer.issue(
+                csr_der,
+                names=[value for _kind, value in order.identifiers],
+                profile=order.profile,
+                days=self._days(order),
+            )
+        except IssuanceRefused as exc:
+            problem = AcmeProblem(exc.kind, exc.message)
+            for_good = exc.kind == "rejectedIdentifier"
+            error = problem.to_json() if for_good else None
+            self.repository.move_order(order.id, order_refused(for_good=for_good), error=error)
+            raise problem from exc
+        except BaseException:
+            self.repository.move_order(order.id, order_refused(for_good=False))
+            raise
+        return issued.serial
+
+    def _days(self, order: OrderRow) -> int:
+        if order.not_after is not None:
+            seconds = (order.not_after - utcnow()).total_seconds()
+            return max(1, math.ceil(seconds / SECONDS_PER_DAY))
+        return self.settings.profiles.get(order.profile, ACME_DEFAULT_DAYS)
+
+    def certificate(self, auth: Authenticated, order_id: str) -> bytes:
+        order = self.orders.own_order(auth, order_id)
+        if order.status != OrderStatus.VALID or order.certificate_serial is None:
+            raise AcmeProblem("notFound", "the order has no certificate")
+        return self.issuer.chain_pem(int(order.certificate_serial, 16))
+
+    def revoke(self, auth: Authenticated) -> None:
+        body = messages.decode(messages.Revocation, auth.request.json_payload(), "revokeCert")
+        reason_code = body.reason if body.reason is not None else 0
+        if reason_code not in REVOCATION_REASONS:
+            raise AcmeProblem("badRevocationReason", f"reason code {reason_code} is not allowed")
+        certificate: x509.Certificate = body.certificate
+        info = self.issuer.lookup(certificate.serial_number)
+        if info is None or info.der != certificate.public_bytes(Encoding.DER):
+            raise AcmeProblem("notFound", "this CA did not issue that certificate")
+        self._check_revoker(auth, info, certificate)
+        # An already revoked certificate may still be made keyCompromise (reason 1), e.g.
+        # by whoever holds its key: a reason only gets worse, never better (issuer.revoke).
+        try:
+            changed = self.issuer.revoke(info.serial, REVOCATION_REASONS[reason_code])
+        except IssuanceRefused as exc:
+            raise AcmeProblem("alreadyRevoked", exc.message) from exc
+        if not changed:
+            raise AcmeProblem("alreadyRevoked", "the certificate is already revoked")
+
+    def renewal_info(self, cert_id: str) -> tuple[messages.RenewalInfo, int]:
+        """RFC 9773's suggested window for one certificate, and the Retry-After seconds."""
+        return renewal_info(self.issuer, cert_id, utcnow())
+
+    def _check_revoker(
+        self, auth: Authenticated, info: CertificateInfo, certificate: x509.Certificate
+    ) -> None:
+        """The account that ordered the certificate, or whoever holds its key (§7.6)."""
+        if auth.account is not None:
+            order = self.repository.order_by_serial(serial_hex(info.serial))
+            if order is None or order.account_id != auth.account.id:
+                raise AcmeProblem("unauthorized", "the certificate was not issued to this account")
+            return
+        public = certificate.public_key().public_bytes(
+            Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+        )
+        signer = auth.key.key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        if public != signer:
+            raise AcmeProblem("unauthorized", "the request is not signed by the certificate key")
+
+
+__all__ = ["REVOCATION_REASONS", "Certificates"]

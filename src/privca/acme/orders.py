@@ -1,0 +1,242 @@
+"""Orders (RFC 8555 §7.4): what a client asks for, checked against the settings, the
+policy and the rate limit, stored with one authorization per identifier."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import secrets
+from dataclasses import dataclass, replace
+from typing import Any
+
+from privca._time import utcnow
+from privca.acme import messages
+from privca.acme.accounts import Accounts, Authenticated
+from privca.acme.issuer import IDENTIFIER_TYPES, CertificateIssuer, IssuanceRefused, name_of
+from privca.acme.problems import AcmeProblem
+from privca.acme.renewal import certificate_by_ari_id
+from privca.acme.repository import (
+    AccountRow,
+    AcmeRepository,
+    AuthorizationRow,
+    ChallengeRow,
+    OrderRow,
+)
+from privca.acme.resources import new_id
+from privca.acme.settings import AcmeSettings
+from privca.acme.state import (
+    AuthorizationStatus,
+    ChallengeStatus,
+    OrderStatus,
+    order_as_seen,
+    order_is_open,
+)
+from privca.errors import InputError
+from privca.x509.encoding import serial_hex
+
+ORDER_LIFETIME = dt.timedelta(days=7)
+MAX_IDENTIFIERS = 100
+# A client's clock may run a little ahead; a notBefore further ahead is refused.
+NOT_BEFORE_SLACK = dt.timedelta(minutes=5)
+MIN_NOT_AFTER = dt.timedelta(hours=1)
+
+
+def challenge_types(kind: str, wildcard: bool) -> tuple[str, ...]:
+    """The challenges offered for one identifier (a wildcard proves the zone: dns-01)."""
+    if wildcard:
+        return ("dns-01",)
+    if kind == "ip":
+        return ("http-01", "tls-alpn-01")
+    return ("http-01", "dns-01", "tls-alpn-01")
+
+
+@dataclass(frozen=True)
+class Orders:
+    repository: AcmeRepository
+    issuer: CertificateIssuer
+    settings: AcmeSettings
+    accounts: Accounts
+
+    def new_order(
+        self, auth: Authenticated, profile: str | None
+    ) -> tuple[OrderRow, list[AuthorizationRow]]:
+        """`profile` is the one of the directory the client used (None: the main one)."""
+        account = auth.signer()
+        payload = auth.request.json_payload()
+        _check_identifier_types(payload.get("identifiers"))
+        body = messages.decode(messages.NewOrder, payload, "newOrder")
+        profile = self._profile(account, payload.get("profile"), profile)
+        identifiers = self._check_identifiers(body.identifiers)
+        now = utcnow()
+        _check_validity(body.not_before, body.not_after, now)
+        if body.replaces is not None:
+            self._check_replaces(body.replaces, account)
+        self._check_rate(account, now)
+        order = OrderRow(
+            id=new_id(),
+            account_id=account.id,
+            status=OrderStatus.PENDING,
+            profile=profile,
+            identifiers=tuple(identifiers),
+            not_before=body.not_before,
+            not_after=body.not_after,
+            expires=now + ORDER_LIFETIME,
+            error=None,
+            certificate_serial=None,
+            replaces=body.replaces,
+            created_at=now,
+        )
+        authorizations, challenges = _authorizations(order)
+        self.repository.add_order(order, authorizations, challenges)
+        return order, authorizations
+
+    def _profile(self, account: AccountRow, requested: Any, directory: str | None) -> str:
+        """The order's profile: as asked, else the directory's, else the one the EAB key
+        admits, else the default; it must be offered and admitted by the EAB key."""
+        if requested is not None and not isinstance(requested, str):
+            raise AcmeProblem("malformed", "'profile' must be a string")
+        if directory and requested and requested != directory:
+            raise AcmeProblem("invalidProfile", "'profile' differs from the directory's profile")
+        bound = self.accounts.eab_profile(account)
+        profile = requested or directory or bound or self.settings.default_profile
+        if bound is not None and profile != bound:
+            raise AcmeProblem(
+                "unauthorized",
+                f"this account's external account key admits only profile '{bound}'",
+            )
+        if profile not in self.settings.profiles:
+            raise AcmeProblem(
+                "invalidProfile",
+                f"profile '{profile[:40]}' is not offered; offered: "
+                + ", ".join(self.settings.profiles),
+            )
+        return profile
+
+    def _check_identifiers(self, identifiers: Any) -> list[tuple[str, str]]:
+        if not identifiers:
+            raise AcmeProblem("malformed", "an order needs at least one identifier")
+        if len(identifiers) > MAX_IDENTIFIERS:
+            raise AcmeProblem("rejectedIdentifier", f"at most {MAX_IDENTIFIERS} identifiers")
+        result: list[tuple[str, str]] = []
+        problems: list[AcmeProblem] = []
+        for identifier in identifiers:
+            try:
+                result.append(_identifier(identifier))
+            except AcmeProblem as problem:
+                problems.append(problem)
+        result = list(dict.fromkeys(result))
+        if not problems:
+            try:
+                self.issuer.check_names([v for _k, v in result])
+            except IssuanceRefused as exc:
+                problems.append(AcmeProblem("rejectedIdentifier", exc.message))
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise AcmeProblem("compound", "several identifiers are refused", subproblems=problems)
+        return result
+
+    def _check_rate(self, account: AccountRow, now: dt.datetime) -> None:
+        limit, window = self.settings.orders_per_window, self.settings.rate_window
+        count, oldest = self.repository.count_orders_since(account.id, now - window)
+        if count >= limit:
+            retry = max(1, math.ceil((oldest + window - now).total_seconds()))
+            raise AcmeProblem(
+                "rateLimited",
+                f"at most {limit} new orders per account per {int(window.total_seconds())} s",
+                headers={"Retry-After": str(retry)},
+            )
+
+    def _check_replaces(self, replaces: str, account: AccountRow) -> None:
+        info = certificate_by_ari_id(self.issuer, replaces)
+        order = self.repository.order_by_serial(serial_hex(info.serial))
+        if order is None or order.account_id != account.id:
+            raise AcmeProblem("malformed", "'replaces' names a certificate of another account")
+
+    def order(self, auth: Authenticated, order_id: str) -> tuple[OrderRow, list[AuthorizationRow]]:
+        order = self.own_order(auth, order_id)
+        return order, self.repository.authorizations(order.id)
+
+    def own_order(self, auth: Authenticated, order_id: str) -> OrderRow:
+        """The signer's order as it stands now (notFound for anyone else's)."""
+        order = self.repository.order(order_id)
+        if order is None or not auth.owns(order.account_id):
+            raise AcmeProblem("notFound", "no such order")
+        return replace(order, status=order_as_seen(order.status, order.expires, utcnow()))
+
+    def orders(self, auth: Authenticated, account_id: str) -> list[OrderRow]:
+        if not auth.owns(account_id):
+            raise AcmeProblem("notFound", "no such account")
+        return [o for o in self.repository.orders(account_id) if order_is_open(o.status)]
+
+
+def _check_identifier_types(identifiers: Any) -> None:
+    """An unknown identifier type is unsupportedIdentifier (§7.4), before anything else."""
+    if not isinstance(identifiers, list):
+        return
+    for item in identifiers:
+        if isinstance(item, dict) and item.get("type") not in IDENTIFIER_TYPES:
+            raise AcmeProblem(
+                "unsupportedIdentifier",
+                "only dns and ip identifiers are supported",
+                identifier={"type": str(item.get("type"))[:20], "value": ""},
+            )
+
+
+def _identifier(identifier: Any) -> tuple[str, str]:
+    """One identifier as (type, canonical value), or the problem with it."""
+    kind, value = identifier.typ.name, identifier.value
+    shown = {"type": str(kind)[:10], "value": str(value)[:255]}
+    if kind not in IDENTIFIER_TYPES or not isinstance(value, str):
+        raise AcmeProblem("unsupportedIdentifier", "only dns and ip identifiers", identifier=shown)
+    try:
+        name = name_of(kind, value)
+    except InputError as exc:
+        raise AcmeProblem("rejectedIdentifier", exc.message, identifier=shown) from exc
+    if name.kind != kind:
+        raise AcmeProblem("rejectedIdentifier", "identifier type mismatch", identifier=shown)
+    return kind, name.value
+
+
+def _check_validity(
+    not_before: dt.datetime | None, not_after: dt.datetime | None, now: dt.datetime
+) -> None:
+    if not_before is not None and not_before > now + NOT_BEFORE_SLACK:
+        raise AcmeProblem("malformed", "notBefore in the future is not supported")
+    if not_after is not None and not_after <= now + MIN_NOT_AFTER:
+        raise AcmeProblem("malformed", "notAfter must be more than an hour from now")
+
+
+def _authorizations(order: OrderRow) -> tuple[list[AuthorizationRow], list[ChallengeRow]]:
+    """One pending authorization per identifier, with its pending challenges."""
+    authorizations: list[AuthorizationRow] = []
+    challenges: list[ChallengeRow] = []
+    for kind, value in order.identifiers:
+        wildcard = value.startswith("*.")
+        authorization = AuthorizationRow(
+            id=new_id(),
+            order_id=order.id,
+            account_id=order.account_id,
+            identifier_type=kind,
+            identifier_value=value.removeprefix("*."),
+            wildcard=wildcard,
+            status=AuthorizationStatus.PENDING,
+            expires=order.expires,
+        )
+        authorizations.append(authorization)
+        challenges.extend(
+            ChallengeRow(
+                id=new_id(),
+                authorization_id=authorization.id,
+                type=challenge_type,
+                token=secrets.token_urlsafe(32),
+                status=ChallengeStatus.PENDING,
+                validated=None,
+                error=None,
+            )
+            for challenge_type in challenge_types(kind, wildcard)
+        )
+    return authorizations, challenges
+
+
+__all__ = ["MAX_IDENTIFIERS", "ORDER_LIFETIME", "Orders", "challenge_types"]

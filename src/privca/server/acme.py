@@ -1,0 +1,165 @@
+"""The ACME server wired to the CA: the CertificateIssuer acme/ asks for, over a
+CertificateAuthority, and the ACME app `privca serve` mounts under /acme.
+
+Issuance takes the same path as `privca sign`: `inspect_csr`, then
+`CertificateAuthority.sign_requests([request], profile=..., days=...)`, which records the
+certificate durably before it returns. Names are checked against the policy as it is now
+(privca.toml is re-read when it changed), not as it was when the order was authorized.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from starlette.applications import Starlette
+
+from privca._time import utcnow
+from privca.acme.challenges import ChallengeNetwork
+from privca.acme.issuer import CertificateInfo, IssuanceRefused, IssuedChain
+from privca.acme.routes import build_acme_app
+from privca.acme.settings import AcmeSettings
+from privca.errors import InputError, PolicyError, PrivcaError
+from privca.x509.csr import CertificateRequest, inspect_csr
+from privca.x509.encoding import der_certificate, pem_certificates, serial_hex
+from privca.x509.names import parse_name
+
+if TYPE_CHECKING:
+    from privca.authority import CertificateAuthority
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class CertificateAuthorityIssuer:
+    """privca.acme.issuer.CertificateIssuer over a CertificateAuthority opened by the server."""
+
+    def __init__(self, authority: CertificateAuthority) -> None:
+        self.authority = authority
+        self._lock = threading.Lock()
+        self._settings_mtime = self._mtime()
+
+    def _mtime(self) -> float | None:
+        try:
+            return self.authority.home.settings.stat().st_mtime
+        except OSError:
+            return None
+
+    def _current_policy(self) -> None:
+        """Re-read privca.toml if an operator changed it since we last looked."""
+        mtime = self._mtime()
+        if mtime is None or mtime == self._settings_mtime:
+            return
+        with self._lock:
+            self.authority.reload_settings()
+            self._settings_mtime = mtime
+
+    def check_names(self, names: Sequence[str]) -> None:
+        self._current_policy()
+        try:
+            self.authority.policy.check_names([parse_name(n) for n in names])
+        except InputError as exc:
+            raise IssuanceRefused("rejectedIdentifier", exc.message) from exc
+
+    def address_allowed(self, address: IPAddress) -> bool:
+        self._current_policy()
+        policy = self.authority.policy
+        permitted = [s.network for s in policy.permitted if s.kind == "ip"]
+        if permitted and not _within(address, permitted):
+            return False
+        return not _within(address, [s.network for s in policy.excluded if s.kind == "ip"])
+
+    def issue(
+        self, csr_der: bytes, *, names: Sequence[str], profile: str, days: int | None
+    ) -> IssuedChain:
+        request = _request_for(csr_der, names)
+        self.check_names(sorted(str(n) for n in request.names))
+        try:
+            issued = self.authority.sign_requests([request], profile=profile, days=days)[0]
+        except InputError as exc:  # PolicyError too: both are the CSR's or the names' fault
+            raise IssuanceRefused("badCSR", exc.message) from exc
+        return IssuedChain(
+            serial=issued.serial,
+            certificate_der=der_certificate(issued.certificate),
+            chain_pem=issued.chain_pem(),
+        )
+
+    def revoke(self, serial: int, reason: str) -> bool:
+        try:
+            _record, outcome = self.authority.revoke(serial_hex(serial), reason)
+        except PolicyError as exc:
+            raise IssuanceRefused("alreadyRevoked", exc.message) from exc
+        return outcome.changed
+
+    def lookup(self, serial: int) -> CertificateInfo | None:
+        record = self.authority.certificate_by_serial(serial)
+        if record is None or record.der is None:
+            return None
+        return CertificateInfo(
+            serial=record.serial,
+            der=record.der,
+            status=record.status_at(utcnow()),
+            public_key_sha256=record.public_key_sha256,
+            names=record.names,
+            not_before=record.not_before,
+            not_after=record.not_after,
+        )
+
+    def chain_pem(self, serial: int) -> bytes:
+        record = self.authority.certificate_by_serial(serial)
+        if record is None or record.der is None:
+            # Only a valid order's certificate is asked for: its record must be there.
+            raise PrivcaError(f"certificate {serial_hex(serial)} of a valid order is missing")
+        chain = [x509.load_der_x509_certificate(record.der)]
+        authority = self.authority.issuer_of(record)
+        if authority is not None:
+            issuer = x509.load_der_x509_certificate(authority.der)
+            if issuer.subject != issuer.issuer:
+                chain.append(issuer)
+        return pem_certificates(chain)
+
+    def supersede(self, old_serial: int, new_serial: int) -> None:
+        with self._lock:
+            self.authority.supersede(old_serial, new_serial)
+
+
+def _within(address: IPAddress, networks: Sequence[IPNetwork]) -> bool:
+    return any(address in n for n in networks if n.version == address.version)
+
+
+def _request_for(csr_der: bytes, names: Sequence[str]) -> CertificateRequest:
+    """The CSR as privca's request, refused (badCSR) unless its names are the order's."""
+    try:
+        csr = x509.load_der_x509_csr(csr_der)
+    except ValueError as exc:
+        raise IssuanceRefused("badCSR", "the CSR is not valid DER") from exc
+    try:
+        request = inspect_csr(csr, "the CSR")
+    except InputError as exc:
+        raise IssuanceRefused("badCSR", exc.message) from exc
+    wanted = {str(parse_name(n)) for n in names}
+    got = {str(n) for n in request.names}
+    if got != wanted:
+        raise IssuanceRefused(
+            "badCSR",
+            f"the CSR's names ({', '.join(sorted(got))}) differ from the order's "
+            f"({', '.join(sorted(wanted))})",
+        )
+    return request
+
+
+def acme_app_for(
+    authority: CertificateAuthority,
+    settings: AcmeSettings | None = None,
+    network: ChallengeNetwork | None = None,
+) -> Starlette:
+    """The ACME app over an opened CertificateAuthority (what `privca serve` mounts)."""
+    return build_acme_app(
+        CertificateAuthorityIssuer(authority), authority.acme_repository(), settings, network
+    )
+
+
+__all__ = ["CertificateAuthorityIssuer", "acme_app_for"]

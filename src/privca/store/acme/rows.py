@@ -1,0 +1,190 @@
+"""How ACME rows are read and written: one codec per row type, one row lookup, one
+transaction helper, and state transitions as compare-and-set updates."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import sqlalchemy as sa
+
+from privca.acme.repository import (
+    AccountRow,
+    AuthorizationRow,
+    ChallengeRow,
+    EabKeyRow,
+    OrderRow,
+    ProblemDocument,
+)
+from privca.acme.state import (
+    AccountStatus,
+    AuthorizationStatus,
+    ChallengeStatus,
+    OrderStatus,
+    Transition,
+)
+from privca.store.database import transaction
+from privca.store.schema import (
+    acme_accounts,
+    acme_authorizations,
+    acme_challenges,
+    acme_eab_keys,
+    acme_orders,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    RowT = TypeVar("RowT", bound=DataclassInstance)
+else:
+    RowT = TypeVar("RowT")
+
+Convert = Callable[[Any], Any]
+
+
+class Sealer(Protocol):
+    """What seals secrets at rest (privca.keys.sealing.SealingKey); the store never holds
+    the key, only sealed values."""
+
+    def seal(self, secret: bytes, context: str) -> str: ...
+
+    def unseal(self, sealed: str, context: str) -> bytes: ...
+
+
+def dump_problem(problem: ProblemDocument | None) -> str | None:
+    return json.dumps(problem) if problem else None
+
+
+def _load_problem(text: str | None) -> ProblemDocument | None:
+    return json.loads(text) if text else None
+
+
+def _load_identifiers(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((i["type"], i["value"]) for i in json.loads(text))
+
+
+def _dump_identifiers(identifiers: Iterable[tuple[str, str]]) -> str:
+    return json.dumps([{"type": kind, "value": value} for kind, value in identifiers])
+
+
+@dataclass(frozen=True)
+class Codec(Generic[RowT]):
+    """Between a row value of privca.acme.repository and its table's columns: a field's
+    column has the field's name; `load`/`dump` convert the fields that need it."""
+
+    row_type: type[RowT]
+    table: sa.Table
+    load: Mapping[str, Convert]
+    dump_fields: Mapping[str, Convert]
+
+    def row(self, record: sa.Row[Any]) -> RowT:
+        values = record._mapping
+        return self.row_type(
+            **{f.name: self.load.get(f.name, _same)(values[f.name]) for f in fields(self.row_type)}
+        )
+
+    def dump(self, value: RowT) -> dict[str, Any]:
+        return {
+            f.name: self.dump_fields.get(f.name, _same)(getattr(value, f.name))
+            for f in fields(self.row_type)
+        }
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+ACCOUNTS = Codec(
+    AccountRow,
+    acme_accounts,
+    load={"status": AccountStatus, "contact": lambda text: tuple(json.loads(text))},
+    dump_fields={"status": str, "contact": lambda contact: json.dumps(list(contact))},
+)
+ORDERS = Codec(
+    OrderRow,
+    acme_orders,
+    load={"status": OrderStatus, "identifiers": _load_identifiers, "error": _load_problem},
+    dump_fields={"status": str, "identifiers": _dump_identifiers, "error": dump_problem},
+)
+AUTHORIZATIONS = Codec(
+    AuthorizationRow,
+    acme_authorizations,
+    load={"status": AuthorizationStatus, "wildcard": bool},
+    dump_fields={"status": str},
+)
+CHALLENGES = Codec(
+    ChallengeRow,
+    acme_challenges,
+    load={"status": ChallengeStatus, "error": _load_problem},
+    dump_fields={"status": str, "error": dump_problem},
+)
+EAB_KEYS = Codec(EabKeyRow, acme_eab_keys, load={}, dump_fields={})
+
+
+def moved(table: sa.Table, transition: Transition[Any]) -> sa.Update:
+    """The UPDATE that applies `transition`: only rows still in one of its sources move."""
+    return (
+        table.update()
+        .where(table.c.status.in_(sorted(str(s) for s in transition.sources)))
+        .values(status=str(transition.target))
+    )
+
+
+class Queries:
+    """What every part of the ACME store shares: the engine, the sealer, transactions and
+    the row lookups."""
+
+    def __init__(self, engine: sa.Engine, sealer: Sealer | None = None) -> None:
+        self.engine = engine
+        self.sealer = sealer
+
+    def transaction(
+        self, *, write: bool = True, durable: bool = True
+    ) -> contextlib.AbstractContextManager[sa.Connection]:
+        return transaction(self.engine, write=write, durable=durable)
+
+    def first(
+        self,
+        codec: Codec[RowT],
+        where: sa.ColumnElement[bool],
+        connection: sa.Connection | None = None,
+    ) -> RowT | None:
+        """The one row matching `where`, or None; inside `connection`'s transaction if given."""
+        record = self.first_record(codec.table.select().where(where), connection)
+        return codec.row(record) if record is not None else None
+
+    def first_record(
+        self, query: sa.Select[Any], connection: sa.Connection | None = None
+    ) -> sa.Row[Any] | None:
+        """The first record `query` selects, or None (for columns no row value carries)."""
+        with self._reading(connection) as reader:
+            return reader.execute(query).first()
+
+    def all(self, codec: Codec[RowT], query: sa.Select[Any]) -> list[RowT]:
+        with self.transaction(write=False) as connection:
+            return [codec.row(record) for record in connection.execute(query)]
+
+    @contextlib.contextmanager
+    def _reading(self, connection: sa.Connection | None) -> Iterator[sa.Connection]:
+        if connection is not None:
+            yield connection
+        else:
+            with self.transaction(write=False) as reader:
+                yield reader
+
+
+__all__ = [
+    "ACCOUNTS",
+    "AUTHORIZATIONS",
+    "CHALLENGES",
+    "EAB_KEYS",
+    "ORDERS",
+    "Codec",
+    "Queries",
+    "Sealer",
+    "dump_problem",
+    "moved",
+]

@@ -1,0 +1,274 @@
+"""AcmeStore: accounts, orders, authorizations and challenges (nonces.py and eab.py are
+mixed in), over the CA's one database, so several `privca serve` replicas over PostgreSQL
+share them. Status changes are the transitions of privca.acme.state applied as
+compare-and-set (`WHERE status IN sources`): of two replicas racing for a row, one moves it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from privca.acme.repository import (
+    AccountRow,
+    AuthorizationRow,
+    ChallengeRow,
+    OrderRow,
+    ProblemDocument,
+)
+from privca.acme.state import (
+    AccountStatus,
+    AuthorizationStatus,
+    OrderStatus,
+    Transition,
+    authorization_after_challenge,
+    authorization_deactivated,
+    challenge_finished,
+    challenge_started,
+    order_after_authorizations,
+    order_after_deactivation,
+)
+from privca.store.acme.eab import EabKeyQueries
+from privca.store.acme.nonces import NonceQueries
+from privca.store.acme.rows import (
+    ACCOUNTS,
+    AUTHORIZATIONS,
+    CHALLENGES,
+    ORDERS,
+    Queries,
+    dump_problem,
+    moved,
+)
+from privca.store.schema import (
+    acme_accounts,
+    acme_authorizations,
+    acme_challenges,
+    acme_orders,
+)
+
+if TYPE_CHECKING:
+    from privca.store import Store
+
+
+class AcmeStore(NonceQueries, EabKeyQueries, Queries):
+    """The ACME tables of one inventory database (sharing the Store's engine)."""
+
+    @classmethod
+    def of(cls, store: Store) -> AcmeStore:
+        """The ACME view of a `privca.store.Store` (with the sealer of its CA home)."""
+        return cls(store.engine, store.sealer)
+
+    # accounts -------------------------------------------------------------------------
+
+    def add_account(self, account: AccountRow) -> AccountRow:
+        """Insert, or return the account that already holds this key (a race lost).
+
+        An account bound to an EAB key takes one of the key's accounts in the same
+        transaction; EabBindingRefused when the key is revoked or has none left."""
+        try:
+            with self.transaction() as connection:
+                if account.eab_kid is not None:
+                    self._take_eab_account(connection, account.eab_kid)
+                connection.execute(acme_accounts.insert().values(ACCOUNTS.dump(account)))
+        except sa.exc.IntegrityError:
+            existing = self.account_by_thumbprint(account.thumbprint)
+            if existing is None:
+                raise
+            return existing
+        return account
+
+    def account(self, account_id: str) -> AccountRow | None:
+        return self.first(ACCOUNTS, acme_accounts.c.id == account_id)
+
+    def account_by_thumbprint(self, thumbprint: str) -> AccountRow | None:
+        return self.first(ACCOUNTS, acme_accounts.c.thumbprint == thumbprint)
+
+    def accounts(self) -> list[AccountRow]:
+        return self.all(ACCOUNTS, acme_accounts.select().order_by(acme_accounts.c.created_at))
+
+    def update_account(
+        self,
+        account_id: str,
+        *,
+        contact: Sequence[str] | None = None,
+        transition: Transition[AccountStatus] | None = None,
+    ) -> AccountRow | None:
+        """Set the contact and/or apply a state transition; the account as it is now."""
+        with self.transaction() as connection:
+            if contact is not None:
+                connection.execute(
+                    acme_accounts.update()
+                    .where(acme_accounts.c.id == account_id)
+                    .values(contact=json.dumps(list(contact)))
+                )
+            if transition is not None:
+                connection.execute(
+                    moved(acme_accounts, transition).where(acme_accounts.c.id == account_id)
+                )
+            return self.first(ACCOUNTS, acme_accounts.c.id == account_id, connection)
+
+    def change_key(self, account_id: str, thumbprint: str, jwk: str) -> AccountRow | None:
+        """Replace the account key; None if another account already holds the new key."""
+        try:
+            with self.transaction() as connection:
+                connection.execute(
+                    acme_accounts.update()
+                    .where(acme_accounts.c.id == account_id)
+                    .values(thumbprint=thumbprint, jwk=jwk)
+                )
+        except sa.exc.IntegrityError:
+            return None
+        return self.account(account_id)
+
+    # orders ---------------------------------------------------------------------------
+
+    def add_order(
+        self,
+        order: OrderRow,
+        authorizations: Sequence[AuthorizationRow],
+        challenges: Sequence[ChallengeRow],
+    ) -> None:
+        """The order with all its authorizations and challenges, in one transaction."""
+        with self.transaction() as connection:
+            connection.execute(acme_orders.insert().values(ORDERS.dump(order)))
+            if authorizations:
+                connection.execute(
+                    acme_authorizations.insert(), [AUTHORIZATIONS.dump(a) for a in authorizations]
+                )
+            if challenges:
+                connection.execute(
+                    acme_challenges.insert(), [CHALLENGES.dump(c) for c in challenges]
+                )
+
+    def order(self, order_id: str) -> OrderRow | None:
+        return self.first(ORDERS, acme_orders.c.id == order_id)
+
+    def order_by_serial(self, serial: str) -> OrderRow | None:
+        return self.first(ORDERS, acme_orders.c.certificate_serial == serial)
+
+    def orders(self, account_id: str | None = None, limit: int = 1000) -> list[OrderRow]:
+        query = acme_orders.select().order_by(acme_orders.c.created_at.desc()).limit(limit)
+        if account_id is not None:
+            query = query.where(acme_orders.c.account_id == account_id)
+        return self.all(ORDERS, query)
+
+    def count_orders_since(self, account_id: str, since: dt.datetime) -> tuple[int, dt.datetime]:
+        """How many orders the account created since `since`, and the oldest one's time."""
+        with self.transaction(write=False) as connection:
+            count, oldest = connection.execute(
+                sa.select(sa.func.count(), sa.func.min(acme_orders.c.created_at)).where(
+                    acme_orders.c.account_id == account_id,
+                    acme_orders.c.created_at > since,
+                )
+            ).one()
+        return int(count), oldest if oldest is not None else since
+
+    def move_order(
+        self,
+        order_id: str,
+        transition: Transition[OrderStatus],
+        *,
+        error: ProblemDocument | None = None,
+        certificate_serial: str | None = None,
+    ) -> bool:
+        """Apply a state transition; False if the order was not in one of its sources."""
+        query = moved(acme_orders, transition).where(acme_orders.c.id == order_id)
+        if error is not None:
+            query = query.values(error=dump_problem(error))
+        if certificate_serial is not None:
+            query = query.values(certificate_serial=certificate_serial)
+        with self.transaction() as connection:
+            return connection.execute(query).rowcount == 1
+
+    # authorizations and challenges ----------------------------------------------------
+
+    def authorization(self, authorization_id: str) -> AuthorizationRow | None:
+        return self.first(AUTHORIZATIONS, acme_authorizations.c.id == authorization_id)
+
+    def authorizations(self, order_id: str) -> list[AuthorizationRow]:
+        return self.all(
+            AUTHORIZATIONS,
+            acme_authorizations.select().where(acme_authorizations.c.order_id == order_id),
+        )
+
+    def deactivate_authorization(self, authorization_id: str) -> None:
+        with self.transaction() as connection:
+            authorization = self.first(
+                AUTHORIZATIONS, acme_authorizations.c.id == authorization_id, connection
+            )
+            if authorization is None:
+                return
+            connection.execute(
+                moved(acme_authorizations, authorization_deactivated()).where(
+                    acme_authorizations.c.id == authorization_id
+                )
+            )
+            connection.execute(
+                moved(acme_orders, order_after_deactivation()).where(
+                    acme_orders.c.id == authorization.order_id
+                )
+            )
+
+    def challenge(self, challenge_id: str) -> ChallengeRow | None:
+        return self.first(CHALLENGES, acme_challenges.c.id == challenge_id)
+
+    def challenges(self, authorization_id: str) -> list[ChallengeRow]:
+        return self.all(
+            CHALLENGES,
+            acme_challenges.select()
+            .where(acme_challenges.c.authorization_id == authorization_id)
+            .order_by(acme_challenges.c.type),
+        )
+
+    def start_challenge(self, challenge_id: str) -> bool:
+        """pending -> processing, once: True for the one caller that should validate."""
+        query = moved(acme_challenges, challenge_started()).where(
+            acme_challenges.c.id == challenge_id
+        )
+        with self.transaction() as connection:
+            return connection.execute(query).rowcount == 1
+
+    def finish_challenge(
+        self,
+        challenge: ChallengeRow,
+        *,
+        valid: bool,
+        now: dt.datetime,
+        error: ProblemDocument | None,
+    ) -> None:
+        """Record a validation result on the challenge, its authorization and its order."""
+        with self.transaction() as connection:
+            connection.execute(
+                moved(acme_challenges, challenge_finished(valid=valid))
+                .where(acme_challenges.c.id == challenge.id)
+                .values(validated=now if valid else None, error=dump_problem(error))
+            )
+            authorization = self.first(
+                AUTHORIZATIONS, acme_authorizations.c.id == challenge.authorization_id, connection
+            )
+            if authorization is None:
+                return
+            connection.execute(
+                moved(acme_authorizations, authorization_after_challenge(valid=valid)).where(
+                    acme_authorizations.c.id == authorization.id
+                )
+            )
+            statuses = connection.execute(
+                sa.select(acme_authorizations.c.status).where(
+                    acme_authorizations.c.order_id == authorization.order_id
+                )
+            ).scalars()
+            transition = order_after_authorizations(AuthorizationStatus(s) for s in statuses)
+            if transition is None:
+                return
+            query = moved(acme_orders, transition).where(acme_orders.c.id == authorization.order_id)
+            if transition.target == OrderStatus.INVALID:
+                query = query.values(error=dump_problem(error))
+            connection.execute(query)
+
+
+__all__ = ["AcmeStore"]
