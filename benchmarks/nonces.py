@@ -34,8 +34,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from privca.store import Store, database
+from privca.store import database
 from privca.store.acme import AcmeStore
+from privca.store.inventory import Store
 from privca.store.schema import acme_nonces
 
 Variant = Callable[[AcmeStore, str], str]

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 import pytest
 import sqlalchemy as sa
 
-from privca.store import Store
 from privca.store.acme import AcmeStore
 from privca.store.database import transaction
+from privca.store.inventory import Store
 from privca.store.schema import acme_nonces
 
 LIFETIME = dt.timedelta(minutes=30)

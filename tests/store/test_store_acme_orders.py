@@ -20,8 +20,8 @@ from privca.acme.state import (
     order_finalizing,
     order_issued,
 )
-from privca.store import Store
 from privca.store.acme import AcmeStore
+from privca.store.inventory import Store
 
 PROBLEM = {"type": "urn:ietf:params:acme:error:connection", "detail": "refused", "status": 400}
 

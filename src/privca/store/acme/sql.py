@@ -51,7 +51,7 @@ from privca.store.schema import (
 )
 
 if TYPE_CHECKING:
-    from privca.store import Store
+    from privca.store.inventory import Store
 
 
 class AcmeStore(NonceQueries, EabKeyQueries, Queries):
