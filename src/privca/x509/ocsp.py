@@ -12,11 +12,14 @@ import binascii
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+)
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp
 
@@ -82,7 +85,7 @@ class Responder:
     clients can check its OCSPSigning EKU) or the CA certificate itself (not embedded)."""
 
     certificate: x509.Certificate
-    private_key: Any
+    private_key: CertificateIssuerPrivateKeyTypes
     delegated: bool
 
 
@@ -158,7 +161,7 @@ def _der_header(data: bytes, offset: int) -> tuple[int, int, int]:
     return tag, offset, offset + length
 
 
-def subject_public_key_bits(public_key: Any) -> bytes:
+def subject_public_key_bits(public_key: CertificatePublicKeyTypes) -> bytes:
     """The subjectPublicKey BIT STRING's bits: what RFC 6960 issuerKeyHash hashes."""
     spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     _tag, start, _end = _der_header(spki, 0)  # SubjectPublicKeyInfo SEQUENCE

@@ -6,6 +6,22 @@ from dataclasses import dataclass
 
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
+# RFC 5280 4.2.1.12 names, as OpenSSL prints them.
+_USAGE_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+    ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE: "anyExtendedKeyUsage",
+}
+
+
+def usage_name(oid: ObjectIdentifier) -> str:
+    """An extended key usage by its RFC 5280 name ("serverAuth"), else its dotted OID."""
+    return _USAGE_NAMES.get(oid, oid.dotted_string)
+
 
 @dataclass(frozen=True)
 class Profile:
