@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from privca.errors import InputError, PolicyError
+from privca.x509.describe import oid_name
 from privca.x509.names import SubjectName, parse_name
 
 _WEAK_HASHES = (hashes.MD5, hashes.SHA1, hashes.SHA224)
@@ -137,9 +138,7 @@ def _ignored(extensions: Sequence[x509.Extension[x509.ExtensionType]]) -> list[s
         if isinstance(extension.value, x509.BasicConstraints) and extension.value.ca:
             ignored.append(_ASKS_FOR_CA)
             continue
-        ignored.append(
-            _EXTENSION_LABELS.get(extension.oid, extension.oid._name or extension.oid.dotted_string)
-        )
+        ignored.append(_EXTENSION_LABELS.get(extension.oid) or oid_name(extension.oid))
     return ignored
 
 

@@ -188,10 +188,15 @@ def _fingerprints(certificate: x509.Certificate) -> Document:
     }
 
 
-def _signature_algorithm(item: Inspectable) -> str:
-    oid = item.signature_algorithm_oid
+def oid_name(oid: x509.ObjectIdentifier) -> str:
+    """cryptography's name for an OID ("subjectAltName"), or the dotted form when it has
+    none (it says "Unknown OID" then)."""
     name: str = oid._name
     return name if name != "Unknown OID" else oid.dotted_string
+
+
+def _signature_algorithm(item: Inspectable) -> str:
+    return oid_name(item.signature_algorithm_oid)
 
 
 def describe_certificate(certificate: x509.Certificate, now: dt.datetime) -> Document:

@@ -7,6 +7,7 @@ import binascii
 import re
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -179,6 +180,37 @@ def is_encrypted_key(data: bytes) -> bool:
     return b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
+def _no_passphrase(source: str) -> InputError:
+    return InputError(
+        f"{source} is encrypted and no passphrase was given",
+        "use --passphrase-file or $PRIVCA_PASSPHRASE",
+    )
+
+
+def _wrong_passphrase(source: str) -> WrongPassphrase:
+    return WrongPassphrase(
+        f"the passphrase does not decrypt {source}",
+        "check the passphrase file or $PRIVCA_PASSPHRASE",
+    )
+
+
+def _load_encrypted_der(
+    data: bytes, passphrase: bytes | None, source: str, validate: bool
+) -> PrivateKeyTypes:
+    """DER keys cannot be sniffed for encryption: this is the second try, with the
+    passphrase, once the first said the key is encrypted."""
+    if passphrase is None:
+        raise _no_passphrase(source)
+    try:
+        return serialization.load_der_private_key(
+            data, passphrase, unsafe_skip_rsa_key_validation=not validate
+        )
+    except ValueError as exc:
+        raise _wrong_passphrase(source) from exc
+    except TypeError as exc:
+        raise InputError(f"{source} is not a usable private key: {exc}") from exc
+
+
 def load_private_key(
     data: bytes,
     passphrase: bytes | None = None,
@@ -193,40 +225,30 @@ def load_private_key(
 
     Raises:
         InputError: not a private key, no passphrase for an encrypted one, or a key type
-            cryptography does not support.
+            cryptography does not support (SM2, unnamed curves).
         WrongPassphrase: the passphrase does not decrypt it.
     """
     encrypted = is_encrypted_key(data)
     if encrypted and passphrase is None:
-        raise InputError(
-            f"{source} is encrypted and no passphrase was given",
-            "use --passphrase-file or $PRIVCA_PASSPHRASE",
-        )
-    password = passphrase if encrypted else None
-    loader = (
-        serialization.load_pem_private_key if is_pem(data) else serialization.load_der_private_key
-    )
+        raise _no_passphrase(source)
+    pem = is_pem(data)
+    loader = serialization.load_pem_private_key if pem else serialization.load_der_private_key
     try:
-        return loader(data, password, unsafe_skip_rsa_key_validation=not validate)
+        return loader(
+            data, passphrase if encrypted else None, unsafe_skip_rsa_key_validation=not validate
+        )
     except TypeError as exc:
-        # DER keys cannot be sniffed for encryption: retry the other way.
-        if is_pem(data):
+        if pem:
             raise InputError(f"{source} could not be loaded: {exc}") from exc
-        try:
-            return loader(data, passphrase, unsafe_skip_rsa_key_validation=not validate)
-        except (TypeError, ValueError) as exc2:
-            raise InputError(f"{source} is not a usable private key: {exc2}") from exc2
+        return _load_encrypted_der(data, passphrase, source, validate)
     except ValueError as exc:
         if encrypted:
-            raise WrongPassphrase(
-                f"the passphrase does not decrypt {source}",
-                "check the passphrase file or $PRIVCA_PASSPHRASE",
-            ) from exc
+            raise _wrong_passphrase(source) from exc
         raise InputError(
             f"{source} is not a private key (found {_describe(data)})",
             "pass a PEM or DER private key",
         ) from exc
-    except Exception as exc:  # unsupported algorithms surface as UnsupportedAlgorithm
+    except UnsupportedAlgorithm as exc:
         raise InputError(f"{source} uses an unsupported key type: {exc}") from exc
 
 

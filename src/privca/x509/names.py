@@ -113,7 +113,10 @@ class NameSubtree:
 
 
 def _reject(value: str, rule: str, hint: str | None = None) -> InputError:
-    return InputError(f"name '{printable(value, 300)}' {rule}", hint)
+    # The rule and hint may quote a label or a parser's complaint about it: all of it is
+    # the requester's text, so all of it is escaped.
+    shown_hint = printable(hint, 300) if hint is not None else None
+    return InputError(f"name '{printable(value, 300)}' {printable(rule, 300)}", shown_hint)
 
 
 def _looks_like_ip(text: str) -> bool:
@@ -434,7 +437,7 @@ def parse_subtree(text: str) -> NameSubtree:
     candidate = text.strip()
     if "%" in candidate:
         raise InputError(
-            f"subtree '{text}' carries an IPv6 zone id or a '%'",
+            f"subtree '{printable(text, 300)}' carries an IPv6 zone id or a '%'",
             "give a network such as fd00::/8, without a zone id",
         )
     if "/" in candidate or _looks_like_ip(candidate):
@@ -442,7 +445,7 @@ def parse_subtree(text: str) -> NameSubtree:
             network = ipaddress.ip_network(candidate, strict=True)
         except ValueError as exc:
             raise InputError(
-                f"subtree '{text}' is not a valid network",
+                f"subtree '{printable(text, 300)}' is not a valid network",
                 "give a network address such as 10.0.0.0/8 (host bits zero)",
             ) from exc
         return NameSubtree("ip", str(network))

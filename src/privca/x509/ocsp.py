@@ -145,7 +145,9 @@ def load_request(der: bytes) -> OcspQuery:
     if cert_id.hash_name not in HASHES:
         raise InputError(f"the OCSP request uses the unsupported hash {cert_id.hash_name}")
     if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE_BYTES:
-        raise InputError(f"the OCSP nonce is {len(nonce)} bytes; 1 to 32 are allowed")
+        raise InputError(
+            f"the OCSP nonce is {len(nonce)} bytes; 1 to {MAX_NONCE_BYTES} are allowed"
+        )
     return OcspQuery(cert_id, nonce)
 
 
