@@ -102,7 +102,7 @@ def _key_usage(value: x509.KeyUsage) -> list[str]:
         if value.decipher_only:
             used.append("decipherOnly")
     # RFC 5280 spells two of them differently from cryptography's attribute names.
-    renamed = {"contentCommitment": "nonRepudiation", "keyCertSign": "keyCertSign"}
+    renamed = {"contentCommitment": "nonRepudiation", "crlSign": "cRLSign"}
     return [renamed.get(u, u) for u in used]
 
 
