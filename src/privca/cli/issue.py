@@ -21,7 +21,7 @@ from privca.cli.options import (
     make_out_directory,
     profile_option,
 )
-from privca.cli.render import note, print_json, progress
+from privca.cli.render import echo_files, note, print_json, progress
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.encoding import serial_hex
 from privca.x509.names import files_stem
@@ -174,12 +174,6 @@ def _issued_files(
         )
         files.append((paths["p12"], bundle, 0o600))
     return files
-
-
-def echo_files(paths: dict[str, Path]) -> None:
-    """The files a command wrote, one per line: `  certificate: ./db.crt`."""
-    for label, path in paths.items():
-        click.echo(f"  {label + ':':13}{path}")
 
 
 def _p12_passphrase(path: Path | None) -> bytes:
