@@ -15,7 +15,7 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -418,17 +418,11 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from privca.x509.encoding import serial_hex
-    from privca.x509.names import names_from_general_names
-    from privca.x509.verify import verify_chain
 
     if served.error or not served.chain:
         return ScanResult(served, findings=(served.error or "no certificate was served",))
     leaf, intermediates = served.chain[0], served.chain[1:]
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = tuple(str(n) for n in names_from_general_names(san))
-    except x509.ExtensionNotFound:
-        names = ()
+    names = _served_names(leaf)
     days_left = whole_days_left(leaf.not_valid_after_utc, now)
     findings: list[str] = []
     if days_left <= 0:
@@ -444,6 +438,54 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
         )
     roots = [ca.root]
     known = [x509.load_der_x509_certificate(a.der) for a in ca.authorities() if a.role != "root"]
+    verdict = _chain_verdict(leaf, roots, intermediates, known, now, name)
+    record = ca.store.get(leaf.serial_number) if verdict.ours else None
+    same = record is not None and record.der == leaf.public_bytes(Encoding.DER)
+    status = record.status_at(now) if same and record is not None else "unknown"
+    superseded_by = record.superseded_by if record is not None else None
+    findings.extend(_chain_findings(verdict, name, status, superseded_by))
+    return ScanResult(
+        served,
+        names,
+        serial_hex(leaf.serial_number),
+        days_left,
+        verdict.ours,
+        verdict.complete,
+        verdict.name_ok,
+        status,
+        tuple(findings),
+    )
+
+
+@dataclass(frozen=True)
+class _ChainVerdict:
+    ours: bool  # chains to the CA's root, with the chain served or the CA's own issuers
+    complete: bool  # chains to the root with only what the server sent
+    name_ok: bool  # ...and is valid for the name the client asked for
+
+
+def _served_names(leaf: x509.Certificate) -> tuple[str, ...]:
+    from cryptography import x509
+
+    from privca.x509.names import names_from_general_names
+
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(str(n) for n in names_from_general_names(san))
+
+
+def _chain_verdict(
+    leaf: x509.Certificate,
+    roots: list[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    known: list[x509.Certificate],
+    now: dt.datetime,
+    name: str | None,
+) -> _ChainVerdict:
+    from privca.x509.verify import verify_chain
+
     as_served = verify_chain(leaf, roots, intermediates, now, name)
     with_known = (
         as_served
@@ -457,34 +499,28 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
     )
     ours = without_name.ok
     complete = as_served.ok or (ours and verify_chain(leaf, roots, intermediates, now).ok)
-    name_ok = with_known.ok
-    record = ca.store.get(leaf.serial_number) if ours else None
-    same = record is not None and record.der == leaf.public_bytes(Encoding.DER)
-    status = record.status_at(now) if same and record is not None else "unknown"
-    if not ours:
-        findings.append("not issued by this CA (does not chain to its root)")
-    else:
-        if not complete:
-            findings.append("incomplete chain: the server does not send the issuing CA")
-        if not name_ok:
-            findings.append(f"the certificate is not valid for '{name}'")
-        if status == "revoked":
-            findings.append("the served certificate is REVOKED")
-        elif status == "superseded" and record is not None and record.superseded_by:
-            findings.append(
-                f"superseded by {serial_hex(record.superseded_by)}: the service has not picked "
-                "up its renewed certificate"
-            )
-        elif status == "unknown":
-            findings.append("chains to this CA but is not in its inventory")
-    return ScanResult(
-        served,
-        names,
-        serial_hex(leaf.serial_number),
-        days_left,
-        ours,
-        complete,
-        name_ok,
-        status,
-        tuple(findings),
-    )
+    return _ChainVerdict(ours=ours, complete=complete, name_ok=with_known.ok)
+
+
+def _chain_findings(
+    verdict: _ChainVerdict, name: str | None, status: str, superseded_by: int | None
+) -> list[str]:
+    from privca.x509.encoding import serial_hex
+
+    if not verdict.ours:
+        return ["not issued by this CA (does not chain to its root)"]
+    findings: list[str] = []
+    if not verdict.complete:
+        findings.append("incomplete chain: the server does not send the issuing CA")
+    if not verdict.name_ok:
+        findings.append(f"the certificate is not valid for '{name}'")
+    if status == "revoked":
+        findings.append("the served certificate is REVOKED")
+    elif status == "superseded" and superseded_by:
+        findings.append(
+            f"superseded by {serial_hex(superseded_by)}: the service has not picked "
+            "up its renewed certificate"
+        )
+    elif status == "unknown":
+        findings.append("chains to this CA but is not in its inventory")
+    return findings
