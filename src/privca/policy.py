@@ -50,6 +50,12 @@ class IssuancePolicy:
         excluded: Iterable[str] = (),
         **kwargs: Any,
     ) -> IssuancePolicy:
+        """A policy from subtree texts as `privca init --permit/--exclude` takes them.
+
+        Raises:
+            InputError: a subtree is neither a DNS domain nor a network (or carries a
+                zone id); also TypeError for a keyword IssuancePolicy does not have.
+        """
         return cls(
             permitted=tuple(dict.fromkeys(parse_subtree(t) for t in permitted)),
             excluded=tuple(dict.fromkeys(parse_subtree(t) for t in excluded)),
@@ -58,12 +64,20 @@ class IssuancePolicy:
 
     @property
     def constrained(self) -> bool:
+        """Whether any permitted or excluded subtree is set. Raises nothing."""
         return bool(self.permitted or self.excluded)
 
     def _permits_kind(self, kind: str) -> tuple[NameSubtree, ...]:
         return tuple(s for s in self.permitted if s.kind == kind)
 
     def check_name(self, name: SubjectName) -> None:
+        """Refuse a name the policy does not allow.
+
+        Raises:
+            PolicyError: a wildcard when wildcards are off; a DNS name, address, or the
+                host of an email or URI name outside the permitted or inside an excluded
+                subtree; a URI whose host is an IP address while constraints are set.
+        """
         if name.is_wildcard and not self.allow_wildcards:
             raise PolicyError(
                 f"name '{name}' is a wildcard and the policy does not allow wildcards",
@@ -121,7 +135,11 @@ class IssuancePolicy:
                 raise PolicyError(f"address '{shown}' is inside the excluded network '{subtree}'")
 
     def check_names(self, names: Iterable[SubjectName]) -> None:
-        """One bad name refuses the whole request; so do more names than `max_names`."""
+        """One bad name refuses the whole request; so do more names than `max_names`.
+
+        Raises:
+            PolicyError: more than `max_names` names, or any name `check_name` refuses.
+        """
         names = list(names)
         if len(names) > self.max_names:
             raise PolicyError(
@@ -134,6 +152,12 @@ class IssuancePolicy:
             self.check_name(name)
 
     def check_public_key(self, public_key: Any) -> KeyType:
+        """The key's type, if the policy allows it.
+
+        Raises:
+            PolicyError: a key of a type, size, curve or RSA exponent privca never
+                certifies (see `key_type_of`), or a type not in `key_types`.
+        """
         key_type = key_type_of(public_key)
         if key_type not in self.key_types:
             raise PolicyError(
@@ -143,6 +167,12 @@ class IssuancePolicy:
         return key_type
 
     def check_days(self, days: int) -> None:
+        """Refuse a validity period the policy does not allow.
+
+        Raises:
+            InputError: `days` is zero or negative.
+            PolicyError: `days` exceeds `max_days`.
+        """
         if days <= 0:
             raise InputError(f"validity of {days} days is not positive", "give --days 1 or more")
         if days > self.max_days:
@@ -154,6 +184,11 @@ class IssuancePolicy:
     def check_not_after(
         self, not_after: dt.datetime, issuer_not_after: dt.datetime, days: int
     ) -> None:
+        """Refuse a certificate that would outlive its issuer (`days` is for the message).
+
+        Raises:
+            PolicyError: `not_after` is later than `issuer_not_after`.
+        """
         if not_after > issuer_not_after:
             raise PolicyError(
                 f"validity of {days} days would outlive the issuing CA, which expires "
@@ -162,6 +197,7 @@ class IssuancePolicy:
             )
 
     def to_settings(self) -> dict[str, Any]:
+        """The [policy] section of privca.toml, as `from_settings` reads it. Raises nothing."""
         return {
             "permitted": [str(s) for s in self.permitted],
             "excluded": [str(s) for s in self.excluded],
@@ -173,6 +209,12 @@ class IssuancePolicy:
 
     @classmethod
     def from_settings(cls, data: dict[str, Any]) -> IssuancePolicy:
+        """The policy a [policy] section of privca.toml describes.
+
+        Raises:
+            InputError: a subtree, key type or value in the section is invalid (wrong
+                type, unknown key type, max_names not a whole number of at least 1).
+        """
         try:
             return cls.build(
                 permitted=data.get("permitted", ()),

@@ -29,6 +29,9 @@ class Profile:
 
     Key usage for leaves depends on the key type (RSA may encipher, EC/Ed25519 only sign),
     so the profile names the intent and build.py derives the exact bits.
+
+    A frozen value: constructing one and reading its properties raise nothing. Look a leaf
+    profile up by name with `leaf_profile`, which raises InputError for an unknown name.
     """
 
     name: str
@@ -80,6 +83,11 @@ DEFAULT_LEAF_PROFILE = SERVER_CLIENT
 
 
 def leaf_profile(name: str) -> Profile:
+    """The leaf profile called `name` (server, client, server-client or privca-server).
+
+    Raises:
+        InputError: no leaf profile has that name.
+    """
     from privca.errors import InputError
 
     try:
