@@ -326,7 +326,11 @@ def verify_chain(
 
 @dataclass(frozen=True)
 class VerificationReport:
-    """Everything `privca verify` checks; `problems` is empty when all passed."""
+    """Everything `privca verify` checks; `problems` is empty when all passed.
+
+    Returned by CertificateAuthority.verify: a failed check is a problem listed here,
+    never an exception. Reading it raises nothing.
+    """
 
     chain: ChainResult
     name: str | None
