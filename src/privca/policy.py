@@ -10,7 +10,7 @@ from typing import Any
 from privca._text import printable
 from privca.errors import InputError, PolicyError
 from privca.keys.types import KeyType, key_type_of
-from privca.x509.names import NameSubtree, SubjectName, host_of, parse_subtree
+from privca.x509.names import NameSubtree, SubjectName, host_of, is_ip_address, parse_subtree
 
 DEFAULT_LEAF_KEY_TYPES = (
     KeyType.EC_P256,
@@ -92,7 +92,7 @@ class IssuancePolicy:
         host = host_of(name)
         if host is None:
             return
-        if name.kind == "uri" and _is_ip(host):
+        if name.kind == "uri" and is_ip_address(host):
             if self.constrained:
                 # RFC 5280 4.2.1.10: URI constraints name hosts by domain only, so no
                 # constraint can hold such a URI to the permitted networks.
@@ -235,13 +235,3 @@ def _positive(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{key} must be a whole number of at least 1, not {value!r}")
     return value
-
-
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import ipaddress
 import select
 import socket
 import ssl
@@ -62,14 +61,6 @@ def parse_target(target: str) -> tuple[str, int]:
     return host, port
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def starttls_for(port: int, forced: str | None) -> str | None:
     """The protocol to speak before TLS: `forced` ("none" for direct TLS), else the one the
     well-known port implies, else None (TLS from the first byte)."""
@@ -91,6 +82,8 @@ def fetch_chain(
     `starttls` forces a protocol ("none": direct TLS); by default the port decides, as
     `openssl s_client -starttls` would be told. `timeout` bounds the whole exchange."""
     from cryptography import x509
+
+    from privca.x509.names import is_ip_address
 
     host, port = parse_target(target)
     protocol = starttls_for(port, starttls)
@@ -114,7 +107,7 @@ def fetch_chain(
                 error = f"{protocol} STARTTLS failed: {type(exc).__name__}: {exc}"
                 return replace(base, error=error, failure="no-tls")
         try:
-            with _handshake(context, raw, None if _is_ip(name) else name, deadline) as tls:
+            with _handshake(context, raw, None if is_ip_address(name) else name, deadline) as tls:
                 # The public get_unverified_chain() arrives in Python 3.13; 3.11 has it
                 # privately.
                 raw_chain = tls._sslobj.get_unverified_chain() or []  # type: ignore[attr-defined]

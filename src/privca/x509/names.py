@@ -119,7 +119,8 @@ def _reject(value: str, rule: str, hint: str | None = None) -> InputError:
     return InputError(f"name '{printable(value, 300)}' {printable(rule, 300)}", shown_hint)
 
 
-def _looks_like_ip(text: str) -> bool:
+def is_ip_address(text: str) -> bool:
+    """Whether `text` is an IPv4 or IPv6 address literal (no brackets, no zone id)."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -179,7 +180,7 @@ def _check_dns_text(text: str, shown: str) -> None:
         raise _reject(shown, "is empty")
     if text != text.strip() or any(ch.isspace() for ch in text):
         raise _reject(shown, "contains whitespace")
-    if _looks_like_ip(text):
+    if is_ip_address(text):
         raise _reject(shown, "is an IP address where a DNS name is expected", f"use ip:{text}")
     if text.endswith("."):
         raise _reject(shown, "ends with a dot", f"use '{text.rstrip('.')}'")
@@ -299,7 +300,7 @@ def parse_uri(text: str, original: str | None = None) -> Uri:
         )
     host, port = _split_host_port(authority, shown)
     _check_uri_tail(tail, shown)
-    host_is_ip = _looks_like_ip(host)
+    host_is_ip = is_ip_address(host)
     shown_host = f"[{host}]" if ":" in host else host
     port_text = f":{port}" if port is not None else ""
     return Uri(scheme, host, host_is_ip, port, f"{scheme}://{shown_host}{port_text}{tail}")
@@ -405,7 +406,7 @@ def parse_name(text: str, *, allow_wildcard: bool = True) -> SubjectName:
         return SubjectName("email", _parse_email(text, original))
     if kind == "uri":
         return SubjectName("uri", _parse_uri(text, original))
-    if _looks_like_ip(text):
+    if is_ip_address(text):
         return SubjectName("ip", parse_ip_address(text, original))
     if "://" in text:
         return SubjectName("uri", _parse_uri(text, original))
@@ -440,7 +441,7 @@ def parse_subtree(text: str) -> NameSubtree:
             f"subtree '{printable(text, 300)}' carries an IPv6 zone id or a '%'",
             "give a network such as fd00::/8, without a zone id",
         )
-    if "/" in candidate or _looks_like_ip(candidate):
+    if "/" in candidate or is_ip_address(candidate):
         try:
             network = ipaddress.ip_network(candidate, strict=True)
         except ValueError as exc:
