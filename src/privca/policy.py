@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from privca._text import printable
 from privca.errors import InputError, PolicyError
 from privca.keys.types import KeyType, key_type_of
 from privca.x509.names import NameSubtree, SubjectName, host_of, is_ip_address, parse_subtree
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 DEFAULT_LEAF_KEY_TYPES = (
     KeyType.EC_P256,
@@ -151,7 +154,7 @@ class IssuancePolicy:
         for name in names:
             self.check_name(name)
 
-    def check_public_key(self, public_key: Any) -> KeyType:
+    def check_public_key(self, public_key: PublicKeyTypes) -> KeyType:
         """The key's type, if the policy allows it.
 
         Raises:
