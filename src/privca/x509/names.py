@@ -120,7 +120,9 @@ def _reject(value: str, rule: str, hint: str | None = None) -> InputError:
 
 
 def is_ip_address(text: str) -> bool:
-    """Whether `text` is an IPv4 or IPv6 address literal (no brackets, no zone id)."""
+    """Whether `text` is exactly an IPv4 or IPv6 address literal, as `ipaddress` reads it:
+    no brackets, prefix or whitespace; an IPv6 zone id (fe80::1%eth0) counts, so callers
+    that refuse zone ids look for '%' first."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
