@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     import uvicorn
 
     from privca.acme.service import AcmeSettings
+    from privca.authority import CertificateAuthority
     from privca.cli.main import AppContext
-    from privca.server.settings import HttpLimits
+    from privca.server.settings import HttpLimits, ServerSettings
     from privca.server.tls import ServerCertificate
 
 DEFAULT_LISTEN = "127.0.0.1:8443"
@@ -297,22 +298,16 @@ def serve_command(
     """Serve ACME, CRL, OCSP, CA certificates and metrics; stops cleanly on SIGTERM."""
     import logging
 
-    import uvicorn
-
-    from privca._time import utcnow
     from privca.cli.options import open_authority
-    from privca.server.app import build_app, build_metrics_app
-    from privca.server.credentials import prove_keys
     from privca.server.listener import bind_listener
     from privca.server.logs import privca_handler
     from privca.server.settings import ServerSettings
-    from privca.server.tls import ServerCertificate, certificate_names
+    from privca.server.tls import certificate_names
 
     host, port = parse_listen(listen)
     metrics_address = parse_listen(metrics_listen, "--metrics-listen") if metrics_listen else None
     logging.getLogger("privca").addHandler(privca_handler())
     logging.getLogger("privca").setLevel(logging.WARNING if app.quiet else logging.INFO)
-    tls: ServerCertificate | None = None
     with open_authority(app, passphrase_file) as ca:
         # Nothing is issued until every check has passed: settings, names, the ports (bound
         # now, and handed to uvicorn), the CA keys (a wrong passphrase fails here).
@@ -346,28 +341,51 @@ def serve_command(
         try:
             if metrics_address is not None:
                 metrics_socket = bind_listener(*metrics_address)
-            prove_keys(ca, utcnow())
-            if not no_tls:
-                tls = ServerCertificate(ca, names)
-                tls.obtain()  # reused from an earlier start while it has life left
-            application = build_app(ca, settings)
-            # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
-            application.state.ocsp.prepare(utcnow())
-            common = _uvicorn_common(quiet=app.quiet, limits=limits)
-            config = uvicorn.Config(
-                application, ssl_certfile=str(tls.certfile) if tls else None, **common
-            )
-            companion = None
-            if metrics_socket is not None:
-                metrics_config = uvicorn.Config(
-                    build_metrics_app(ca, settings), lifespan="off", **common
-                )
-                companion = (_companion_class()(metrics_config), metrics_socket)
-            _run_until_stopped(listen, config, listener, tls, companion)
+            _serve_on(app, ca, settings, names, listen, listener, metrics_socket, tls=not no_tls)
         finally:
             listener.close()
             if metrics_socket is not None:
                 metrics_socket.close()
+
+
+def _serve_on(
+    app: AppContext,
+    ca: CertificateAuthority,
+    settings: ServerSettings,
+    names: tuple[str, ...],
+    listen: str,
+    listener: socket.socket,
+    metrics_socket: socket.socket | None,
+    *,
+    tls: bool,
+) -> None:
+    """Prove the keys, obtain the server's certificate, build the apps, run until stopped.
+
+    The sockets are already bound; the caller closes them."""
+    import uvicorn
+
+    from privca._time import utcnow
+    from privca.server.app import build_app, build_metrics_app
+    from privca.server.credentials import prove_keys
+    from privca.server.tls import ServerCertificate
+
+    prove_keys(ca, utcnow())
+    certificate: ServerCertificate | None = None
+    if tls:
+        certificate = ServerCertificate(ca, names)
+        certificate.obtain()  # reused from an earlier start while it has life left
+    application = build_app(ca, settings)
+    # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
+    application.state.ocsp.prepare(utcnow())
+    common = _uvicorn_common(quiet=app.quiet, limits=settings.http)
+    config = uvicorn.Config(
+        application, ssl_certfile=str(certificate.certfile) if certificate else None, **common
+    )
+    companion = None
+    if metrics_socket is not None:
+        metrics_config = uvicorn.Config(build_metrics_app(ca, settings), lifespan="off", **common)
+        companion = (_companion_class()(metrics_config), metrics_socket)
+    _run_until_stopped(listen, config, listener, certificate, companion)
 
 
 def _uvicorn_common(*, quiet: bool, limits: HttpLimits) -> dict[str, Any]:
