@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import privca
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,3 +69,22 @@ def test_exit_codes_follow_the_convention() -> None:
     assert errors.InsecurePermissions.exit_code == 3
     assert errors.CheckFailed.exit_code == 1
     assert errors.PrivcaError.exit_code == 70
+
+
+# For the lead: this fails until the core, acme and quality branches of issue 12 are all
+# merged (each makes its own part of the tree clean). Once `mypy --strict src/privca`
+# reports no errors on main, drop the xfail mark so CI holds the line.
+@pytest.mark.xfail(
+    strict=False, reason="issue 12: mypy --strict is clean only once all branches merge"
+)
+def test_mypy_strict_is_clean() -> None:
+    """The package ships py.typed: what its users' type checkers see must hold."""
+    pytest.importorskip("mypy", reason="mypy is not installed (it is in the test extras)")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "src/privca"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -61,3 +61,38 @@ def test_batch_write_of_many_files(tmp_path: Path) -> None:
         assert path.read_bytes() == data
         assert path.stat().st_mode & 0o777 == mode
     assert len(list(tmp_path.iterdir())) == 40
+
+
+def test_disk_full_mid_write_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
+    """The second file's write fails (ENOSPC) after its temporary file exists."""
+    import errno
+
+    real_write = os.write
+    calls: list[int] = []
+
+    def filling_write(fd: int, data) -> int:
+        calls.append(fd)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", filling_write)
+    with pytest.raises(EnvironmentRefused, match="No space left"):
+        atomic_write_many([(tmp_path / "a", b"1", 0o644), (tmp_path / "b", b"2", 0o600)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_target_appearing_after_the_check_is_never_clobbered(tmp_path: Path, monkeypatch) -> None:
+    """Another process creates the file between the existence check and the link."""
+    target = tmp_path / "cert.pem"
+    real_link = os.link
+
+    def racing_link(src, dst, *args, **kwargs) -> None:
+        Path(dst).write_bytes(b"theirs")
+        real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", racing_link)
+    with pytest.raises(AlreadyExists, match="already exists"):
+        atomic_write(target, b"ours", 0o644, overwrite=False)
+    assert target.read_bytes() == b"theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["cert.pem"]

@@ -125,14 +125,8 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes, int]], *, overwrite: bo
     """
     files = list(files)
     if not overwrite:
-        for path, _, _ in files:
-            if path.exists() or path.is_symlink():
-                raise AlreadyExists(
-                    f"'{path}' already exists",
-                    "remove it or choose another --out directory",
-                )
+        _refuse_existing([path for path, _, _ in files])
     written: list[tuple[Path, Path]] = []
-    directories: set[Path] = set()
     target = files[0][0] if files else Path(".")  # named in an error, never a temp file
     # Past a handful of files, one sync() of everything is far cheaper than an fsync per
     # file, and gives the same guarantee: every byte is on disk before any rename.
@@ -140,45 +134,67 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes, int]], *, overwrite: bo
     try:
         for path, data, mode in files:
             target = path
-            directory = path.parent
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-            tmp = Path(tmp_name)
-            written.append((tmp, path))
-            try:
-                os.fchmod(fd, mode)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if not batch:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            directories.add(directory)
+            written.append((_write_temporary(path, data, mode, sync=not batch), path))
         if batch:
             os.sync()
         for tmp, path in written:
             target = path
-            if overwrite:
-                os.replace(tmp, path)
-            else:
-                # link() fails if the target appeared since the check above: never clobber.
-                os.link(tmp, path)
-                tmp.unlink()
-        for directory in directories:
+            _publish(tmp, path, overwrite=overwrite)
+        for directory in {path.parent for path, _, _ in files}:
             _fsync_directory(directory)
     except FileExistsError as exc:
-        for tmp, _ in written:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        _discard(tmp for tmp, _ in written)
         raise AlreadyExists(f"'{exc.filename2 or exc.filename}' already exists") from exc
     except OSError as exc:
-        for tmp, _ in written:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        _discard(tmp for tmp, _ in written)
         raise EnvironmentRefused(
             f"cannot write '{target}': {exc.strerror}",
             "check that the directory exists and is writable",
         ) from exc
+
+
+def _refuse_existing(paths: list[Path]) -> None:
+    for path in paths:
+        if path.exists() or path.is_symlink():
+            raise AlreadyExists(
+                f"'{path}' already exists",
+                "remove it or choose another --out directory",
+            )
+
+
+def _write_temporary(path: Path, data: bytes, mode: int, *, sync: bool) -> Path:
+    """`data` in a new temporary file beside `path`, with `mode` from the first byte."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        _discard([tmp])
+        raise
+    return tmp
+
+
+def _publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, path)
+    else:
+        # link() fails if the target appeared since the check above: never clobber.
+        os.link(tmp, path)
+        tmp.unlink()
+
+
+def _discard(temporaries: Iterable[Path]) -> None:
+    for tmp in temporaries:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 class HomeConstruction:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from privca._text import printable
 from privca.errors import InputError, PolicyError
 from privca.keys.types import KeyType, key_type_of
-from privca.x509.names import NameSubtree, SubjectName, host_of, parse_subtree
+from privca.x509.names import NameSubtree, SubjectName, host_of, is_ip_address, parse_subtree
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 DEFAULT_LEAF_KEY_TYPES = (
     KeyType.EC_P256,
@@ -50,6 +53,12 @@ class IssuancePolicy:
         excluded: Iterable[str] = (),
         **kwargs: Any,
     ) -> IssuancePolicy:
+        """A policy from subtree texts as `privca init --permit/--exclude` takes them.
+
+        Raises:
+            InputError: a subtree is neither a DNS domain nor a network (or carries a
+                zone id); also TypeError for a keyword IssuancePolicy does not have.
+        """
         return cls(
             permitted=tuple(dict.fromkeys(parse_subtree(t) for t in permitted)),
             excluded=tuple(dict.fromkeys(parse_subtree(t) for t in excluded)),
@@ -58,12 +67,20 @@ class IssuancePolicy:
 
     @property
     def constrained(self) -> bool:
+        """Whether any permitted or excluded subtree is set. Raises nothing."""
         return bool(self.permitted or self.excluded)
 
     def _permits_kind(self, kind: str) -> tuple[NameSubtree, ...]:
         return tuple(s for s in self.permitted if s.kind == kind)
 
     def check_name(self, name: SubjectName) -> None:
+        """Refuse a name the policy does not allow.
+
+        Raises:
+            PolicyError: a wildcard when wildcards are off; a DNS name, address, or the
+                host of an email or URI name outside the permitted or inside an excluded
+                subtree; a URI whose host is an IP address while constraints are set.
+        """
         if name.is_wildcard and not self.allow_wildcards:
             raise PolicyError(
                 f"name '{name}' is a wildcard and the policy does not allow wildcards",
@@ -78,7 +95,7 @@ class IssuancePolicy:
         host = host_of(name)
         if host is None:
             return
-        if name.kind == "uri" and _is_ip(host):
+        if name.kind == "uri" and is_ip_address(host):
             if self.constrained:
                 # RFC 5280 4.2.1.10: URI constraints name hosts by domain only, so no
                 # constraint can hold such a URI to the permitted networks.
@@ -121,7 +138,11 @@ class IssuancePolicy:
                 raise PolicyError(f"address '{shown}' is inside the excluded network '{subtree}'")
 
     def check_names(self, names: Iterable[SubjectName]) -> None:
-        """One bad name refuses the whole request; so do more names than `max_names`."""
+        """One bad name refuses the whole request; so do more names than `max_names`.
+
+        Raises:
+            PolicyError: more than `max_names` names, or any name `check_name` refuses.
+        """
         names = list(names)
         if len(names) > self.max_names:
             raise PolicyError(
@@ -133,7 +154,13 @@ class IssuancePolicy:
         for name in names:
             self.check_name(name)
 
-    def check_public_key(self, public_key: Any) -> KeyType:
+    def check_public_key(self, public_key: PublicKeyTypes) -> KeyType:
+        """The key's type, if the policy allows it.
+
+        Raises:
+            PolicyError: a key of a type, size, curve or RSA exponent privca never
+                certifies (see `key_type_of`), or a type not in `key_types`.
+        """
         key_type = key_type_of(public_key)
         if key_type not in self.key_types:
             raise PolicyError(
@@ -143,6 +170,12 @@ class IssuancePolicy:
         return key_type
 
     def check_days(self, days: int) -> None:
+        """Refuse a validity period the policy does not allow.
+
+        Raises:
+            InputError: `days` is zero or negative.
+            PolicyError: `days` exceeds `max_days`.
+        """
         if days <= 0:
             raise InputError(f"validity of {days} days is not positive", "give --days 1 or more")
         if days > self.max_days:
@@ -154,6 +187,11 @@ class IssuancePolicy:
     def check_not_after(
         self, not_after: dt.datetime, issuer_not_after: dt.datetime, days: int
     ) -> None:
+        """Refuse a certificate that would outlive its issuer (`days` is for the message).
+
+        Raises:
+            PolicyError: `not_after` is later than `issuer_not_after`.
+        """
         if not_after > issuer_not_after:
             raise PolicyError(
                 f"validity of {days} days would outlive the issuing CA, which expires "
@@ -162,6 +200,7 @@ class IssuancePolicy:
             )
 
     def to_settings(self) -> dict[str, Any]:
+        """The [policy] section of privca.toml, as `from_settings` reads it. Raises nothing."""
         return {
             "permitted": [str(s) for s in self.permitted],
             "excluded": [str(s) for s in self.excluded],
@@ -173,6 +212,12 @@ class IssuancePolicy:
 
     @classmethod
     def from_settings(cls, data: dict[str, Any]) -> IssuancePolicy:
+        """The policy a [policy] section of privca.toml describes.
+
+        Raises:
+            InputError: a subtree, key type or value in the section is invalid (wrong
+                type, unknown key type, max_names not a whole number of at least 1).
+        """
         try:
             return cls.build(
                 permitted=data.get("permitted", ()),
@@ -193,13 +238,3 @@ def _positive(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{key} must be a whole number of at least 1, not {value!r}")
     return value
-
-
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

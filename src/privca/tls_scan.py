@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import ipaddress
 import select
 import socket
 import ssl
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -62,14 +61,6 @@ def parse_target(target: str) -> tuple[str, int]:
     return host, port
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def starttls_for(port: int, forced: str | None) -> str | None:
     """The protocol to speak before TLS: `forced` ("none" for direct TLS), else the one the
     well-known port implies, else None (TLS from the first byte)."""
@@ -91,6 +82,8 @@ def fetch_chain(
     `starttls` forces a protocol ("none": direct TLS); by default the port decides, as
     `openssl s_client -starttls` would be told. `timeout` bounds the whole exchange."""
     from cryptography import x509
+
+    from privca.x509.names import is_ip_address
 
     host, port = parse_target(target)
     protocol = starttls_for(port, starttls)
@@ -114,7 +107,7 @@ def fetch_chain(
                 error = f"{protocol} STARTTLS failed: {type(exc).__name__}: {exc}"
                 return replace(base, error=error, failure="no-tls")
         try:
-            with _handshake(context, raw, None if _is_ip(name) else name, deadline) as tls:
+            with _handshake(context, raw, None if is_ip_address(name) else name, deadline) as tls:
                 # The public get_unverified_chain() arrives in Python 3.13; 3.11 has it
                 # privately.
                 raw_chain = tls._sslobj.get_unverified_chain() or []  # type: ignore[attr-defined]
@@ -414,21 +407,14 @@ class ScanResult:
 
 
 def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime) -> ScanResult:
-    from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from privca.x509.encoding import serial_hex
-    from privca.x509.names import names_from_general_names
-    from privca.x509.verify import verify_chain
 
     if served.error or not served.chain:
         return ScanResult(served, findings=(served.error or "no certificate was served",))
     leaf, intermediates = served.chain[0], served.chain[1:]
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = tuple(str(n) for n in names_from_general_names(san))
-    except x509.ExtensionNotFound:
-        names = ()
+    names = _served_names(leaf)
     days_left = whole_days_left(leaf.not_valid_after_utc, now)
     findings: list[str] = []
     if days_left <= 0:
@@ -444,6 +430,54 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
         )
     roots = [ca.root]
     known = [a.certificate for a in ca.authorities() if a.role != "root"]
+    verdict = _chain_verdict(leaf, roots, intermediates, known, now, name)
+    record = ca.inventory.get(leaf.serial_number) if verdict.ours else None
+    same = record is not None and record.der == leaf.public_bytes(Encoding.DER)
+    status = record.status_at(now) if same and record is not None else "unknown"
+    superseded_by = record.superseded_by if record is not None else None
+    findings.extend(_chain_findings(verdict, name, status, superseded_by))
+    return ScanResult(
+        served,
+        names,
+        serial_hex(leaf.serial_number),
+        days_left,
+        verdict.ours,
+        verdict.complete,
+        verdict.name_ok,
+        status,
+        tuple(findings),
+    )
+
+
+@dataclass(frozen=True)
+class _ChainVerdict:
+    ours: bool  # chains to the CA's root, with the chain served or the CA's own issuers
+    complete: bool  # chains to the root with only what the server sent
+    name_ok: bool  # ...and is valid for the name the client asked for
+
+
+def _served_names(leaf: x509.Certificate) -> tuple[str, ...]:
+    from cryptography import x509
+
+    from privca.x509.names import names_from_general_names
+
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(str(n) for n in names_from_general_names(san))
+
+
+def _chain_verdict(
+    leaf: x509.Certificate,
+    roots: list[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    known: list[x509.Certificate],
+    now: dt.datetime,
+    name: str | None,
+) -> _ChainVerdict:
+    from privca.x509.verify import verify_chain
+
     as_served = verify_chain(leaf, roots, intermediates, now, name)
     with_known = (
         as_served
@@ -457,34 +491,28 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
     )
     ours = without_name.ok
     complete = as_served.ok or (ours and verify_chain(leaf, roots, intermediates, now).ok)
-    name_ok = with_known.ok
-    record = ca.inventory.get(leaf.serial_number) if ours else None
-    same = record is not None and record.der == leaf.public_bytes(Encoding.DER)
-    status = record.status_at(now) if same and record is not None else "unknown"
-    if not ours:
-        findings.append("not issued by this CA (does not chain to its root)")
-    else:
-        if not complete:
-            findings.append("incomplete chain: the server does not send the issuing CA")
-        if not name_ok:
-            findings.append(f"the certificate is not valid for '{name}'")
-        if status == "revoked":
-            findings.append("the served certificate is REVOKED")
-        elif status == "superseded" and record is not None and record.superseded_by:
-            findings.append(
-                f"superseded by {serial_hex(record.superseded_by)}: the service has not picked "
-                "up its renewed certificate"
-            )
-        elif status == "unknown":
-            findings.append("chains to this CA but is not in its inventory")
-    return ScanResult(
-        served,
-        names,
-        serial_hex(leaf.serial_number),
-        days_left,
-        ours,
-        complete,
-        name_ok,
-        status,
-        tuple(findings),
-    )
+    return _ChainVerdict(ours=ours, complete=complete, name_ok=with_known.ok)
+
+
+def _chain_findings(
+    verdict: _ChainVerdict, name: str | None, status: str, superseded_by: int | None
+) -> list[str]:
+    from privca.x509.encoding import serial_hex
+
+    if not verdict.ours:
+        return ["not issued by this CA (does not chain to its root)"]
+    findings: list[str] = []
+    if not verdict.complete:
+        findings.append("incomplete chain: the server does not send the issuing CA")
+    if not verdict.name_ok:
+        findings.append(f"the certificate is not valid for '{name}'")
+    if status == "revoked":
+        findings.append("the served certificate is REVOKED")
+    elif status == "superseded" and superseded_by:
+        findings.append(
+            f"superseded by {serial_hex(superseded_by)}: the service has not picked "
+            "up its renewed certificate"
+        )
+    elif status == "unknown":
+        findings.append("chains to this CA but is not in its inventory")
+    return findings

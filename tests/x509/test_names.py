@@ -2,7 +2,13 @@ import pytest
 from cryptography import x509
 
 from privca.errors import InputError
-from privca.x509.names import SubjectName, parse_name, parse_names, parse_subtree
+from privca.x509.names import (
+    SubjectName,
+    is_ip_address,
+    parse_name,
+    parse_names,
+    parse_subtree,
+)
 
 ACCEPTED = [
     ("db.corp.internal", "dns", "db.corp.internal"),
@@ -118,3 +124,26 @@ def test_subtree_matching_is_rfc5280() -> None:
 
 def test_file_stem_of_wildcard() -> None:
     assert SubjectName("dns", "*.corp.internal").file_stem == "wildcard.corp.internal"
+
+
+IP_LITERALS = [
+    ("10.0.0.1", True),
+    ("::1", True),
+    ("::ffff:10.0.0.1", True),
+    ("fe80::1%eth0", True),  # a zone id is part of the literal; '%' is refused elsewhere
+    ("[::1]", False),  # the URI form, not the literal
+    ("010.0.0.1", False),  # leading zeros: octal to some parsers, decimal to others
+    ("10.0.0.1/32", False),
+    ("10.0.0", False),
+    (" 10.0.0.1", False),
+    ("db.corp.internal", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), IP_LITERALS, ids=[t or "empty" for t, _ in IP_LITERALS]
+)
+def test_ip_address_literal(text: str, expected: bool) -> None:
+    """One rule decides what is an address (names, the policy, scan's SNI): the same table."""
+    assert is_ip_address(text) is expected

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -13,11 +14,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
+from privca.errors import InputError
 from privca.keys.types import KeyType
 from privca.x509.build import CertificateSpec, Issuer, build_certificate, ca_subject
+from privca.x509.encoding import public_key_der
 from privca.x509.names import parse_names
 from privca.x509.profiles import CLIENT, SERVER
-from privca.x509.verify import check_certificate, name_matches
+from privca.x509.verify import (
+    check_certificate,
+    default_subject_name,
+    name_matches,
+    verify_chain,
+)
+from tests.conftest import require_tool
+from tests.x509 import pki
 
 INTERNALS = ("candidates exhausted", "<Certificate", "encountered processing", "validation failed")
 
@@ -187,3 +197,88 @@ def test_an_expired_issuing_ca_is_named(make_ca: Callable[..., CertificateAuthor
     report = check_certificate(leaf, [ca.root], [ca.issuing], utcnow())
     (problem,) = report.problems
     assert problem.startswith("the CA CN=Test Internal CA Issuing CA expired on "), problem
+
+
+# privca's verdict and OpenSSL's agree, chain by chain (pure chains from tests/x509/pki.py).
+
+PKI_CHAINS = {
+    "good": (dict(), dict(), "svc.corp.internal", True, ""),
+    "good-ip": (dict(), dict(), "10.1.2.3", True, ""),
+    "expired-leaf": (dict(), dict(at=pki.NOW - dt.timedelta(days=200)), None, False,
+                     "leaf-validity"),
+    "outside-constraints": (dict(permitted=["lab.example"]), dict(), None, False, "constraints"),
+    "excluded-subtree": (dict(permitted=["corp.internal", "10.0.0.0/8"],
+                              excluded=["svc.corp.internal"]), dict(), None, False, "constraints"),
+    "wrong-host": (dict(), dict(), "other.corp.internal", False, "name"),
+    "client-only-as-server": (dict(), dict(profile=CLIENT), "svc.corp.internal", False, "usage"),
+    "impostor-issuer": (dict(label="impostor"), dict(), None, False, "issuer"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("pki_options", "leaf_options", "host", "valid", "kind"),
+    PKI_CHAINS.values(),
+    ids=list(PKI_CHAINS),
+)
+def test_verdicts_agree_with_openssl(
+    tmp_path: Path, pki_options: dict, leaf_options: dict, host: str | None, valid: bool,
+    kind: str,
+) -> None:  # fmt: skip
+    require_tool("openssl")
+    trusted = pki.make_pki(permitted=["corp.internal", "10.0.0.0/8"])
+    signer = pki.make_pki(**pki_options) if pki_options else trusted
+    leaf = build_certificate(
+        pki.leaf_spec(["svc.corp.internal", "10.1.2.3"], **leaf_options), signer.issuing_issuer
+    )
+    chain = pki.Pki(trusted.root, trusted.root_issuer, signer.issuing, signer.issuing_issuer)
+    result = verify_chain(leaf, [trusted.root], [signer.issuing], pki.NOW, host)
+    assert (result.ok, result.kind) == (valid, kind), result.reason
+    assert not any(word in result.reason for word in INTERNALS), result.reason
+    host_args = []
+    if host is not None:
+        host_args = ["-verify_ip" if host[0].isdigit() else "-verify_hostname", host]
+    purpose = "sslclient" if leaf_options.get("profile") is CLIENT and host is None else "sslserver"
+    judged = pki.judge_chain(tmp_path, leaf, chain, "-purpose", purpose, *host_args)
+    assert (judged.returncode == 0) is valid, judged.stdout + judged.stderr
+    if valid:
+        assert [c.subject for c in result.chain] == [leaf.subject, signer.issuing.subject,
+                                                     trusted.root.subject]  # fmt: skip
+
+
+def test_a_key_that_does_not_belong_is_reported() -> None:
+    trusted = pki.make_pki()
+    leaf = build_certificate(pki.leaf_spec(["svc.corp.internal"]), trusted.issuing_issuer)
+    other_key = pki.key(KeyType.EC_P256, "not-the-leaf").public_key()
+    report = check_certificate(
+        leaf, [trusted.root], [trusted.issuing], pki.NOW, "svc.corp.internal",
+        public_key_der(other_key),
+    )  # fmt: skip
+    assert report.key_matches is False
+    assert report.problems == ("the private key does not belong to this certificate",)
+    matching = check_certificate(
+        leaf, [trusted.root], [trusted.issuing], pki.NOW, None,
+        public_key_der(leaf.public_key()),
+    )  # fmt: skip
+    assert matching.ok and matching.key_matches is True and matching.days_left == 90
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["*.corp.internal", "svc.corp.internal"], "svc.corp.internal"),
+        (["email:ops@corp.internal", "10.0.0.5"], "10.0.0.5"),
+        (["email:ops@corp.internal"], None),
+    ],
+    ids=["skips-wildcards", "ip", "none"],
+)
+def test_default_subject_name(names: list[str], expected: str | None) -> None:
+    trusted = pki.make_pki()
+    leaf = build_certificate(pki.leaf_spec(names, profile=CLIENT), trusted.issuing_issuer)
+    assert default_subject_name(leaf) == expected
+
+
+def test_a_zone_id_is_refused_before_the_validator_sees_it() -> None:
+    trusted = pki.make_pki()
+    leaf = build_certificate(pki.leaf_spec(["fe80::1"]), trusted.issuing_issuer)
+    with pytest.raises(InputError, match="zone id"):
+        verify_chain(leaf, [trusted.root], [trusted.issuing], pki.NOW, "fe80::1%eth0")

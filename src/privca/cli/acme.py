@@ -266,14 +266,14 @@ def orders_list(app: AppContext, account_id: str | None, as_json: bool) -> None:
         ["id", "account", "status", "profile", "identifiers", "serial", "created"],
         [
             [
-                d["id"],
-                d["account"],
-                d["status"],
-                d["profile"],
-                ", ".join(d["identifiers"]),
-                d["serial"] or "",
-                d["created_at"],
+                o.id,
+                o.account_id,
+                o.status,
+                o.profile,
+                ", ".join(v for _t, v in o.identifiers),
+                o.certificate_serial or "",
+                _time(o.created_at) or "",
             ]
-            for d in documents
+            for o in orders
         ],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from privca.adopt.doctor import Finding
     from privca.adopt.plan import AdoptionPlan
     from privca.cli.main import AppContext
+    from privca.home import CAHome
 
 IMPORT_PASSPHRASE_ENV = "PRIVCA_IMPORT_PASSPHRASE"
 
@@ -147,7 +149,7 @@ def _adopt(
     store: tuple[str, Path | None],
     as_json: bool,
 ) -> None:
-    from privca._time import isoformat, utcnow
+    from privca._time import utcnow
     from privca.adopt.adoption import check_new_passphrase, check_target, establish
     from privca.adopt.doctor import examine_plan
     from privca.cli.secrets import new_passphrase
@@ -169,6 +171,16 @@ def _adopt(
     ca.close()
     if no_passphrase:
         warn("privca's copy of the CA key is stored unencrypted.")
+    counts = _certificate_counts(plan, now)
+    if as_json:
+        print_json(
+            _adoption_document(plan, home, counts, findings, encrypted=passphrase is not None)
+        )
+    elif not app.quiet:
+        _print_adopted(plan, home, counts, findings, encrypted=passphrase is not None)
+
+
+def _certificate_counts(plan: AdoptionPlan, now: dt.datetime) -> dict[str, int]:
     counts = {"valid": 0, "expired": 0, "revoked": 0}
     for item in plan.certificates:
         if item.status == "revoked":
@@ -177,7 +189,20 @@ def _adopt(
             counts["expired"] += 1
         else:
             counts["valid"] += 1
-    document = {
+    return counts
+
+
+def _adoption_document(
+    plan: AdoptionPlan,
+    home: CAHome,
+    counts: dict[str, int],
+    findings: list[Finding],
+    *,
+    encrypted: bool,
+) -> dict[str, object]:
+    from privca._time import isoformat
+
+    return {
         "home": str(home.root),
         "source": str(plan.source),
         "kind": plan.kind,
@@ -185,7 +210,7 @@ def _adopt(
         "root": str(home.root_cert),
         "root_subject": plan.ca_certificate.subject.rfc4514_string(),
         "root_not_after": isoformat(plan.ca_certificate.not_valid_after_utc),
-        "encrypted_keys": passphrase is not None,
+        "encrypted_keys": encrypted,
         "certificates": counts,
         "revocations_without_certificate": len(plan.revoked_without_certificate),
         "not_imported": [
@@ -195,25 +220,27 @@ def _adopt(
         "crl_number": plan.crl_number,
         "findings": [f.document() for f in findings],
     }
-    if as_json:
-        print_json(document)
-        return
-    if app.quiet:
-        return
+
+
+def _print_adopted(
+    plan: AdoptionPlan,
+    home: CAHome,
+    counts: dict[str, int],
+    findings: list[Finding],
+    *,
+    encrypted: bool,
+) -> None:
     click.echo(f"Adopted CA '{printable(plan.name)}' from {plan.source} into {home.root}")
     click.echo(f"  root certificate:  {home.root_cert}  (the original, unchanged)")
     click.echo(
         f"  key:               {home.root / 'private' / 'root.key'} (0400"
-        f"{', encrypted' if passphrase else ', UNENCRYPTED'})"
+        f"{', encrypted' if encrypted else ', UNENCRYPTED'})"
     )
+    without = len(plan.revoked_without_certificate)
     click.echo(
         f"  certificates:      {counts['valid']} valid, {counts['expired']} expired, "
         f"{counts['revoked']} revoked"
-        + (
-            f"; {len(plan.revoked_without_certificate)} revocation(s) without a certificate file"
-            if plan.revoked_without_certificate
-            else ""
-        )
+        + (f"; {without} revocation(s) without a certificate file" if without else "")
     )
     if findings:
         click.echo("Findings (privca doctor shows them again):")

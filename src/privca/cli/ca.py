@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from privca.x509.encoding import serial_hex
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
+    from privca.home import CAHome
 
 
 @click.command("init")
@@ -74,31 +76,21 @@ def init_command(
 ) -> None:
     """Establish a new CA: an offline-able root and an issuing CA, keys encrypted 0400."""
     from privca.authority import CertificateAuthority
-    from privca.errors import InputError
+    from privca.errors import AlreadyExists, InputError
     from privca.home import CAHome
     from privca.keys.types import KeyType
 
+    home = CAHome(app.home_path)
     if no_passphrase and passphrase_file is not None:
         raise InputError(
             "--no-passphrase and --passphrase-file contradict each other", "choose one"
         )
-    home = CAHome(app.home_path)
     if home.exists():
-        from privca.errors import AlreadyExists
-
         raise AlreadyExists(
             f"a CA already exists at '{home.root}'",
             "choose another --home; privca never overwrites a CA",
         )
-    if hsm_module and no_passphrase:
-        raise InputError("an HSM needs its PIN; --no-passphrase does not apply", "drop it")
-    passphrase: bytes | None = None
-    if hsm_module:
-        passphrase = new_passphrase(passphrase_file, "HSM user PIN", minimum=0)
-    elif not no_passphrase:
-        passphrase = new_passphrase(passphrase_file)
-    if no_passphrase:
-        warn("CA keys will be stored unencrypted; anyone who copies private/ can issue.")
+    passphrase = _new_ca_secret(passphrase_file, no_passphrase=no_passphrase, hsm=bool(hsm_module))
     ca = CertificateAuthority.init(
         home.root,
         name,
@@ -129,16 +121,41 @@ def init_command(
     ca.close()
     if as_json:
         print_json(summary)
-        return
-    if app.quiet:
-        return
+    elif not app.quiet:
+        _print_created(name, home, single_tier, encrypted=passphrase is not None,
+                       permit=permit, exclude=exclude)  # fmt: skip
+
+
+def _new_ca_secret(passphrase_file: Path | None, *, no_passphrase: bool, hsm: bool) -> bytes | None:
+    """The HSM PIN, or the passphrase for the new CA keys (None: unencrypted, warned)."""
+    from privca.errors import InputError
+
+    if hsm and no_passphrase:
+        raise InputError("an HSM needs its PIN; --no-passphrase does not apply", "drop it")
+    if hsm:
+        return new_passphrase(passphrase_file, "HSM user PIN", minimum=0)
+    if not no_passphrase:
+        return new_passphrase(passphrase_file)
+    warn("CA keys will be stored unencrypted; anyone who copies private/ can issue.")
+    return None
+
+
+def _print_created(
+    name: str,
+    home: CAHome,
+    single_tier: bool,
+    *,
+    encrypted: bool,
+    permit: Sequence[str],
+    exclude: Sequence[str],
+) -> None:
     click.echo(f"Created CA '{name}' in {home.root}")
     click.echo(f"  root certificate:  {home.root_cert}  (install this on clients)")
     if not single_tier:
         click.echo(f"  issuing CA:        {home.issuing_cert}")
     click.echo(
         f"  keys:              {home.private}/ (0700, keys 0400"
-        f"{', encrypted' if passphrase else ', UNENCRYPTED'})"
+        f"{', encrypted' if encrypted else ', UNENCRYPTED'})"
     )
     if permit or exclude:
         click.echo(
@@ -239,6 +256,10 @@ def quickstart_command(app: AppContext, directory: Path) -> None:
     handshake_over_loopback(chain_path, key_path, home / "certs" / "root.crt", "localhost")
     click.echo("4. A TLS 1.3 handshake on 127.0.0.1 trusting only the new root succeeded")
     ca.close()
+    _print_next_steps(home)
+
+
+def _print_next_steps(home: Path) -> None:
     click.echo("")
     click.echo("Next steps:")
     click.echo(f"  export PRIVCA_HOME={home.resolve()}")

@@ -86,6 +86,13 @@ def run_deploy_hook(command: str, deployed: Deployed) -> int:
     return done.returncode
 
 
+def deploy_each(command: str | None, deployments: Sequence[Deployed]) -> list[tuple[Deployed, int]]:
+    """Run the hook (when one was given) for each certificate, in order; every exit status."""
+    if command is None:
+        return []
+    return [(deployed, run_deploy_hook(command, deployed)) for deployed in deployments]
+
+
 def describe_status(status: int) -> str:
     if status < 0:
         try:
@@ -100,8 +107,10 @@ def describe_status(status: int) -> str:
     return text
 
 
-def check_deploy_results(command: str, results: Sequence[tuple[Deployed, int]]) -> None:
+def check_deploy_results(command: str | None, results: Sequence[tuple[Deployed, int]]) -> None:
     """Raise DeployHookFailed naming the first failure, once every hook has run."""
+    if command is None:
+        return
     failed = [(deployed, status) for deployed, status in results if status != 0]
     if not failed:
         return

@@ -3,6 +3,7 @@ inspect` or `openssl x509 -text` would show it, in fewer lines. No CA home neede
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,43 +89,50 @@ def _extension_lines(document: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _rows(document: dict[str, Any]) -> list[tuple[str, Any]]:
-    kind = document["kind"]
-    if kind == "certificate":
-        rows: list[tuple[str, Any]] = [
-            ("Subject", document["subject"] or "(empty)"),
-            ("Issuer", document["issuer"] + ("  (self-signed)" if document["self_signed"] else "")),
-            ("Serial", document["serial"]),
-            (
-                "Validity",
-                f"{document['not_before']} to {document['not_after']} ({_validity(document)})",
-            ),
-            ("Names", document["names"] or "(no subjectAltName)"),
-            ("Key", f"{document['key']['type']} (SPKI SHA-256 {document['key']['spki_sha256']})"),
-            ("Signature", document["signature_algorithm"]),
-            ("Extensions", _extension_lines(document)),
-            ("SHA-256 fingerprint", document["fingerprints"]["sha256"]),
-            ("SHA-1 fingerprint", document["fingerprints"]["sha1"]),
-        ]
-        if "signed_by_next" in document:
-            rows.append(
-                (
-                    "Chain",
-                    "signed by the next certificate"
-                    if document["signed_by_next"]
-                    else "NOT signed by the next certificate (wrong order or a broken chain)",
-                )
-            )
-        return rows
-    if kind == "csr":
-        return [
-            ("Subject", document["subject"] or "(empty)"),
-            ("Names", document["names"] or "(no subjectAltName)"),
-            ("Key", f"{document['key']['type']} (SPKI SHA-256 {document['key']['spki_sha256']})"),
-            ("Signature", document["signature_algorithm"]
-             + ("" if document["signature_valid"] else "  (INVALID signature)")),
-            ("Extensions", _extension_lines(document) or "(none requested)"),
-        ]  # fmt: skip
+Rows = list[tuple[str, Any]]
+
+
+def _key(document: dict[str, Any]) -> str:
+    return f"{document['key']['type']} (SPKI SHA-256 {document['key']['spki_sha256']})"
+
+
+def _certificate_rows(document: dict[str, Any]) -> Rows:
+    self_signed = "  (self-signed)" if document["self_signed"] else ""
+    validity = f"{document['not_before']} to {document['not_after']} ({_validity(document)})"
+    rows: Rows = [
+        ("Subject", document["subject"] or "(empty)"),
+        ("Issuer", document["issuer"] + self_signed),
+        ("Serial", document["serial"]),
+        ("Validity", validity),
+        ("Names", document["names"] or "(no subjectAltName)"),
+        ("Key", _key(document)),
+        ("Signature", document["signature_algorithm"]),
+        ("Extensions", _extension_lines(document)),
+        ("SHA-256 fingerprint", document["fingerprints"]["sha256"]),
+        ("SHA-1 fingerprint", document["fingerprints"]["sha1"]),
+    ]
+    if "signed_by_next" in document:
+        chain = (
+            "signed by the next certificate"
+            if document["signed_by_next"]
+            else "NOT signed by the next certificate (wrong order or a broken chain)"
+        )
+        rows.append(("Chain", chain))
+    return rows
+
+
+def _csr_rows(document: dict[str, Any]) -> Rows:
+    invalid = "" if document["signature_valid"] else "  (INVALID signature)"
+    return [
+        ("Subject", document["subject"] or "(empty)"),
+        ("Names", document["names"] or "(no subjectAltName)"),
+        ("Key", _key(document)),
+        ("Signature", document["signature_algorithm"] + invalid),
+        ("Extensions", _extension_lines(document) or "(none requested)"),
+    ]
+
+
+def _crl_rows(document: dict[str, Any]) -> Rows:
     entries = document["entries"]
     shown = [
         f"{e['serial']}  {e['revoked_at']}" + (f"  {e['reason']}" if e["reason"] else "")
@@ -132,18 +140,26 @@ def _rows(document: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
     if len(entries) > CRL_ENTRIES_SHOWN:
         shown.append(f"... and {len(entries) - CRL_ENTRIES_SHOWN} more (--json lists all)")
+    out_of_date = "" if document["current"] else "  (OUT OF DATE)"
     return [
         ("Issuer", document["issuer"]),
         ("This update", document["this_update"]),
-        (
-            "Next update",
-            (document["next_update"] or "(none)")
-            + ("" if document["current"] else "  (OUT OF DATE)"),
-        ),
+        ("Next update", (document["next_update"] or "(none)") + out_of_date),
         ("Signature", document["signature_algorithm"]),
         ("Extensions", _extension_lines(document)),
         ("Revoked", [f"{len(entries)} certificate(s)", *shown]),
     ]
+
+
+_ROWS: dict[str, Callable[[dict[str, Any]], Rows]] = {
+    "certificate": _certificate_rows,
+    "csr": _csr_rows,
+    "crl": _crl_rows,
+}
+
+
+def _rows(document: dict[str, Any]) -> Rows:
+    return _ROWS[document["kind"]](document)
 
 
 def _validity(document: dict[str, Any]) -> str:

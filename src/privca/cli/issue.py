@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from privca._text import printable
-from privca.cli.deploy import Deployed, check_deploy_results, deploy_hook_option, run_deploy_hook
+from privca.cli.deploy import Deployed, check_deploy_results, deploy_each, deploy_hook_option
 from privca.cli.options import (
     check_out_directory,
     check_outputs_free,
@@ -20,7 +21,7 @@ from privca.cli.options import (
     make_out_directory,
     profile_option,
 )
-from privca.cli.render import note, print_json, progress
+from privca.cli.render import echo_files, note, print_json, progress
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.encoding import serial_hex
 from privca.x509.names import files_stem
@@ -105,19 +106,11 @@ def issue_command(
     from privca.cli.options import open_authority
     from privca.home import atomic_write_many
     from privca.keys.types import KeyType
-    from privca.x509.encoding import pem_private_key_unencrypted, pkcs12_bundle
     from privca.x509.names import parse_names
 
     check_out_directory(out)
-    parsed = parse_names(names)
-    stem = files_stem(parsed)
-    paths = {
-        "key": out / f"{stem}.key",
-        "certificate": out / f"{stem}.crt",
-        "chain": out / f"{stem}.chain.pem",
-    }
-    if p12:
-        paths["p12"] = out / f"{stem}.p12"
+    stem = files_stem(parse_names(names))
+    paths = _issue_paths(out, stem, p12=p12)
     check_outputs_free(paths.values(), force)
     p12_passphrase = _p12_passphrase(p12_passphrase_file) if p12 else None
     with open_authority(app, passphrase_file) as ca:
@@ -128,28 +121,16 @@ def issue_command(
             days=days,
             common_name=common_name,
         )
-    files: list[tuple[Path, bytes, int]] = [
-        (paths["key"], pem_private_key_unencrypted(issued.private_key), 0o600),
-        (paths["certificate"], issued.certificate_pem(), 0o644),
-        (paths["chain"], issued.chain_pem(), 0o644),
-    ]
-    if p12_passphrase is not None:
-        bundle = pkcs12_bundle(
-            stem, issued.private_key, issued.certificate, list(issued.chain), p12_passphrase
-        )
-        files.append((paths["p12"], bundle, 0o600))
     make_out_directory(out, private=True)
-    atomic_write_many(files)
-    hook_results = []
-    if deploy_hook is not None:
-        deployed = Deployed(
-            paths["certificate"],
-            paths["chain"],
-            paths["key"],
-            [str(n) for n in issued.names],
-            serial_hex(issued.serial),
-        )
-        hook_results.append((deployed, run_deploy_hook(deploy_hook, deployed)))
+    atomic_write_many(_issued_files(issued, paths, stem, p12_passphrase))
+    deployed = Deployed(
+        paths["certificate"],
+        paths["chain"],
+        paths["key"],
+        [str(n) for n in issued.names],
+        serial_hex(issued.serial),
+    )
+    hook_results = deploy_each(deploy_hook, [deployed])
     if as_json:
         document = _issued_document(issued, {k: str(v) for k, v in paths.items()})
         if hook_results:
@@ -161,10 +142,38 @@ def issue_command(
             f"(serial {serial_hex(issued.serial)}, {issued.profile}, "
             f"until {issued.certificate.not_valid_after_utc:%Y-%m-%d})"
         )
-        for label, path in paths.items():
-            click.echo(f"  {label + ':':13}{path}")
-    if deploy_hook is not None:
-        check_deploy_results(deploy_hook, hook_results)
+        echo_files(paths)
+    check_deploy_results(deploy_hook, hook_results)
+
+
+def _issue_paths(out: Path, stem: str, *, p12: bool) -> dict[str, Path]:
+    paths = {
+        "key": out / f"{stem}.key",
+        "certificate": out / f"{stem}.crt",
+        "chain": out / f"{stem}.chain.pem",
+    }
+    if p12:
+        paths["p12"] = out / f"{stem}.p12"
+    return paths
+
+
+def _issued_files(
+    issued: IssuedCertificate, paths: dict[str, Path], stem: str, p12_passphrase: bytes | None
+) -> list[tuple[Path, bytes, int]]:
+    """What `issue` writes, each file with its final mode (keys 0600)."""
+    from privca.x509.encoding import pem_private_key_unencrypted, pkcs12_bundle
+
+    files = [
+        (paths["key"], pem_private_key_unencrypted(issued.private_key), 0o600),
+        (paths["certificate"], issued.certificate_pem(), 0o644),
+        (paths["chain"], issued.chain_pem(), 0o644),
+    ]
+    if p12_passphrase is not None:
+        bundle = pkcs12_bundle(
+            stem, issued.private_key, issued.certificate, list(issued.chain), p12_passphrase
+        )
+        files.append((paths["p12"], bundle, 0o600))
+    return files
 
 
 def _p12_passphrase(path: Path | None) -> bytes:
@@ -288,9 +297,51 @@ def sign_command(
     every extension comes from the profile, the subject CN from --cn (never the CSR).
     All are checked before any is signed."""
     from privca.cli.options import open_authority
-    from privca.cli.render import warn
+    from privca.home import atomic_write_many
+
+    requests = _read_requests(csrs, common_name)
+    directory, planned = _plan_signed_files(requests, out)
+    check_outputs_free([p for pair in planned for p in pair], force)
+    check_out_directory(directory)
+    with open_authority(app, passphrase_file) as ca, progress(len(requests), "signing") as tick:
+        issued = ca.sign_requests(
+            requests, profile=profile, days=days, strict=strict, progress=tick
+        )
+    make_out_directory(directory, private=False)
+    files = []
+    for item, (cert_path, chain_path) in zip(issued, planned, strict=True):
+        files.append((cert_path, item.certificate_pem(), 0o644))
+        files.append((chain_path, item.chain_pem(), 0o644))
+    atomic_write_many(files)
+    deployments = [
+        Deployed(
+            cert_path,
+            chain_path,
+            cert_path.with_name(files_stem(item.names) + ".key"),
+            [str(n) for n in item.names],
+            serial_hex(item.serial),
+        )
+        for item, (cert_path, chain_path) in zip(issued, planned, strict=True)
+    ]
+    hook_results = deploy_each(deploy_hook, deployments)
+    _warn_not_copied(requests, issued, quiet=as_json)
+    if as_json:
+        documents = [
+            _issued_document(item, {"certificate": str(c), "chain": str(h)})
+            for item, (c, h) in zip(issued, planned, strict=True)
+        ]
+        for document, (_, status) in zip(documents, hook_results, strict=False):
+            document["deploy_hook_status"] = status
+        print_json(documents)
+    elif not app.quiet:
+        _report_signed(issued, planned, directory)
+    check_deploy_results(deploy_hook, hook_results)
+
+
+def _read_requests(csrs: Sequence[Path], common_name: str | None) -> list[CertificateRequest]:
+    """Every CSR read and checked before any is signed."""
     from privca.errors import InputError
-    from privca.home import atomic_write_many, read_input_file
+    from privca.home import read_input_file
     from privca.x509.csr import inspect_csr
     from privca.x509.encoding import load_csr
 
@@ -304,78 +355,58 @@ def sign_command(
         data = read_input_file(path, "CSR file", limit=CSR_LIMIT)
         request = inspect_csr(load_csr(data, f"CSR '{path}'"), f"CSR '{path}'")
         requests.append(dataclasses.replace(request, common_name=common_name))
+    return requests
 
-    single_file = out is not None and len(csrs) == 1 and not out.is_dir() and out.suffix != ""
-    if out is not None and len(csrs) > 1 and out.exists() and not out.is_dir():
+
+def _plan_signed_files(
+    requests: Sequence[CertificateRequest], out: Path | None
+) -> tuple[Path, list[tuple[Path, Path]]]:
+    """The output directory and (certificate, chain) paths of each request. --out names a
+    file only when one CSR is signed and the name has a suffix."""
+    from privca.errors import InputError
+
+    if out is not None and len(requests) > 1 and out.exists() and not out.is_dir():
         raise InputError(
-            f"--out '{out}' is a file but {len(csrs)} CSRs were given",
+            f"--out '{out}' is a file but {len(requests)} CSRs were given",
             "give a directory for several CSRs",
         )
-    directory = (out.parent if single_file else out) if out is not None else Path(".")
-    planned: list[tuple[Path, Path]] = []
+    if out is not None and len(requests) == 1 and not out.is_dir() and out.suffix != "":
+        return out.parent, [(out, out.with_name(out.stem + ".chain.pem"))]
+    directory = out if out is not None else Path(".")
+    planned = []
     for request in requests:
         stem = files_stem(request.names)
-        if single_file:
-            assert out is not None
-            cert_path = out
-            chain_path = out.with_name(out.stem + ".chain.pem")
-        else:
-            cert_path = directory / f"{stem}.crt"
-            chain_path = directory / f"{stem}.chain.pem"
-        planned.append((cert_path, chain_path))
+        planned.append((directory / f"{stem}.crt", directory / f"{stem}.chain.pem"))
     targets = [p for pair in planned for p in pair]
     if len(set(targets)) != len(targets):
         raise InputError(
             "two CSRs would write the same output file",
             "sign them separately or rename the CSRs' first names",
         )
-    check_outputs_free(targets, force)
-    check_out_directory(directory)
+    return directory, planned
 
-    with open_authority(app, passphrase_file) as ca, progress(len(requests), "signing") as tick:
-        issued = ca.sign_requests(
-            requests, profile=profile, days=days, strict=strict, progress=tick
-        )
-    make_out_directory(directory, private=False)
-    files = []
-    for item, (cert_path, chain_path) in zip(issued, planned, strict=True):
-        files.append((cert_path, item.certificate_pem(), 0o644))
-        files.append((chain_path, item.chain_pem(), 0o644))
-    atomic_write_many(files)
-    hook_results = []
-    if deploy_hook is not None:
-        for item, (cert_path, chain_path) in zip(issued, planned, strict=True):
-            deployed = Deployed(
-                cert_path,
-                chain_path,
-                cert_path.with_name(files_stem(item.names) + ".key"),
-                [str(n) for n in item.names],
-                serial_hex(item.serial),
-            )
-            hook_results.append((deployed, run_deploy_hook(deploy_hook, deployed)))
+
+def _warn_not_copied(
+    requests: Sequence[CertificateRequest], issued: Sequence[IssuedCertificate], *, quiet: bool
+) -> None:
+    from privca.cli.render import warn
+
     for request, item in zip(requests, issued, strict=True):
-        if request.ignored and not as_json:
+        if request.ignored and not quiet:
             warn(printable(f"{request.source} asked for {', '.join(request.ignored)}; not copied"))
-        _warn_common_name_not_copied(request, item, quiet=as_json)
-    if as_json:
-        documents = [
-            _issued_document(item, {"certificate": str(c), "chain": str(h)})
-            for item, (c, h) in zip(issued, planned, strict=True)
-        ]
-        for document, (_, status) in zip(documents, hook_results, strict=False):
-            document["deploy_hook_status"] = status
-        print_json(documents)
-    elif app.quiet:
-        pass
-    elif len(issued) == 1:
-        item = issued[0]
-        click.echo(
-            f"Signed {printable(', '.join(str(n) for n in item.names))} "
-            f"(serial {serial_hex(item.serial)}, "
-            f"until {item.certificate.not_valid_after_utc:%Y-%m-%d})"
-        )
-        click.echo(f"  certificate: {planned[0][0]}\n  chain:       {planned[0][1]}")
-    else:
+        _warn_common_name_not_copied(request, item, quiet=quiet)
+
+
+def _report_signed(
+    issued: Sequence[IssuedCertificate], planned: Sequence[tuple[Path, Path]], directory: Path
+) -> None:
+    if len(issued) != 1:
         note(f"Signed {len(issued)} certificates into {directory}")
-    if deploy_hook is not None:
-        check_deploy_results(deploy_hook, hook_results)
+        return
+    item = issued[0]
+    click.echo(
+        f"Signed {printable(', '.join(str(n) for n in item.names))} "
+        f"(serial {serial_hex(item.serial)}, "
+        f"until {item.certificate.not_valid_after_utc:%Y-%m-%d})"
+    )
+    click.echo(f"  certificate: {planned[0][0]}\n  chain:       {planned[0][1]}")

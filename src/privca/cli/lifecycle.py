@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import stat
 import sys
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from privca._text import printable
-from privca.cli.deploy import Deployed, check_deploy_results, deploy_hook_option, run_deploy_hook
+from privca.cli.deploy import Deployed, check_deploy_results, deploy_each, deploy_hook_option
 from privca.cli.options import (
     check_out_directory,
     days_option,
@@ -21,13 +22,17 @@ from privca.cli.options import (
     key_type_option,
     make_out_directory,
 )
-from privca.cli.render import note, print_json, warn
+from privca.cli.render import echo_files, note, print_json, warn
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.crl import REASONS as crl_reasons
 from privca.x509.encoding import serial_hex
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
+    from privca.authority import CertificateAuthority, IssuedCertificate
     from privca.cli.main import AppContext
+    from privca.store.inventory import AuthorityRecord
 
 REASONS = list(crl_reasons)
 
@@ -53,11 +58,11 @@ def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: b
 
     with open_authority(app) as ca:
         record, outcome = ca.revoke(serial_or_name, reason)
-    assert record.revoked_at is not None
+    revoked_at = record.revoked_at  # set by every outcome of revoke
     document = {
         "serial": serial_hex(record.serial),
         "names": list(record.names),
-        "revoked_at": isoformat(record.revoked_at),
+        "revoked_at": isoformat(revoked_at) if revoked_at is not None else None,
         "reason": record.revocation_reason,
         "already_revoked": outcome is not RevocationOutcome.REVOKED,
         "outcome": str(outcome),
@@ -107,67 +112,29 @@ def crl_command(
     as_json: bool,
 ) -> None:
     """Make a full CRL for each CA that signs certificates, into <home>/crl/ (DER and PEM)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from privca._time import isoformat, utcnow
+    from privca._time import utcnow
     from privca.cli.options import open_authority
     from privca.home import atomic_write_many
 
     now = utcnow()
     documents = []
-    files = []
+    files: list[tuple[Path, bytes, int]] = []
     if out is not None:
         check_out_directory(out.parent)
     with open_authority(app, passphrase_file) as ca:
         current = ca.issuing_record()
-        root = next(a for a in reversed(ca.authorities()) if a.role == "root" and a.active)
-        targets = [root] if root_only else ca.publishing_authorities()
-        # `privca serve` never signs the root's CRL: refresh the published one whenever the
-        # root key is at hand and half of its life has passed.
-        refresh_root = (
-            not root_only and root not in targets and ca.root_key_present() and ca.root_crl_due(now)
-        )
-        if refresh_root:
-            targets = [*targets, root]
+        targets, root = _crl_targets(ca, now, root_only=root_only)
         for authority in targets:
             if authority.not_after <= now:
                 continue  # an expired CA needs no CRL: nothing it signed is valid
-            is_root = root_only or (refresh_root and authority.id == root.id)
-            days = ca.settings.root_crl_days if is_root else None
-            crl = ca.crl(authority, now, days=days)
+            is_root = root is not None and authority.id == root.id
+            crl = ca.crl(authority, now, days=ca.settings.root_crl_days if is_root else None)
             stem = ca.home.crl / serial_hex(authority.serial)
-            der, pem = crl.public_bytes(Encoding.DER), crl.public_bytes(Encoding.PEM)
-            files += [
-                (stem.with_suffix(".crl"), der, 0o644),
-                (stem.with_suffix(".pem"), pem, 0o644),
-            ]
-            if is_root:
-                files += [
-                    (ca.root_crl_file, der, 0o644),
-                    (ca.root_crl_file.with_suffix(".pem"), pem, 0o644),
-                ]
-                if out is not None and root_only:
-                    files.append((out, pem if out.suffix == ".pem" else der, 0o644))
-            elif authority.id == current.id:
-                files += [
-                    (ca.home.crl / "current.crl", der, 0o644),
-                    (ca.home.crl / "current.pem", pem, 0o644),
-                ]
-                if out is not None:
-                    files.append((out, pem if out.suffix == ".pem" else der, 0o644))
-            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-            documents.append(
-                {
-                    "issuer": authority.common_name,
-                    "issuer_serial": serial_hex(authority.serial),
-                    "number": number,
-                    "entries": len(crl),
-                    "this_update": isoformat(crl.last_update_utc),
-                    "next_update": isoformat(crl.next_update_utc) if crl.next_update_utc else None,
-                    "file": str(stem.with_suffix(".crl")),
-                }
-            )
+            is_current = authority.id == current.id
+            # --out is the root's CRL under --root, else the current issuing CA's.
+            to_out = out if (is_root if root_only else is_current and not is_root) else None
+            files += _crl_files(ca, crl, stem, is_root=is_root, is_current=is_current, out=to_out)
+            documents.append(_crl_document(authority, crl, stem.with_suffix(".crl")))
         if out is not None:
             make_out_directory(out.parent, private=False)
         atomic_write_many(files)
@@ -179,6 +146,72 @@ def crl_command(
             f"CRL #{doc['number']} of {doc['issuer']}: {doc['entries']} revoked, "
             f"next update {doc['next_update']} -> {doc['file']}"
         )
+
+
+def _crl_files(
+    ca: CertificateAuthority,
+    crl: x509.CertificateRevocationList,
+    stem: Path,
+    *,
+    is_root: bool,
+    is_current: bool,
+    out: Path | None,
+) -> list[tuple[Path, bytes, int]]:
+    """The files one CRL is written to: by serial always, and as the root's published
+    CRL or the current issuing CA's, and --out (.pem for PEM, else DER)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der, pem = crl.public_bytes(Encoding.DER), crl.public_bytes(Encoding.PEM)
+    files = [(stem.with_suffix(".crl"), der, 0o644), (stem.with_suffix(".pem"), pem, 0o644)]
+    if is_root:
+        files += [
+            (ca.root_crl_file, der, 0o644),
+            (ca.root_crl_file.with_suffix(".pem"), pem, 0o644),
+        ]
+    elif is_current:
+        files += [
+            (ca.home.crl / "current.crl", der, 0o644),
+            (ca.home.crl / "current.pem", pem, 0o644),
+        ]
+    if out is not None:
+        files.append((out, pem if out.suffix == ".pem" else der, 0o644))
+    return files
+
+
+def _crl_targets(
+    ca: CertificateAuthority, now: dt.datetime, *, root_only: bool
+) -> tuple[list[AuthorityRecord], AuthorityRecord | None]:
+    """The CAs to sign a CRL for, and among them the root (whose CRL lives longer), if any.
+
+    `privca serve` never signs the root's CRL: refresh the published one whenever the root
+    key is at hand and half of its life has passed."""
+    root = next(a for a in reversed(ca.authorities()) if a.role == "root" and a.active)
+    if root_only:
+        return [root], root
+    targets = ca.publishing_authorities()
+    if root not in targets and ca.root_key_present() and ca.root_crl_due(now):
+        return [*targets, root], root
+    return targets, None
+
+
+def _crl_document(
+    authority: AuthorityRecord, crl: x509.CertificateRevocationList, path: Path
+) -> dict[str, object]:
+    from cryptography import x509
+
+    from privca._time import isoformat
+
+    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    next_update = crl.next_update_utc
+    return {
+        "issuer": authority.common_name,
+        "issuer_serial": serial_hex(authority.serial),
+        "number": number,
+        "entries": len(crl),
+        "this_update": isoformat(crl.last_update_utc),
+        "next_update": isoformat(next_update) if next_update else None,
+        "file": str(path),
+    }
 
 
 @click.command("renew")
@@ -237,24 +270,17 @@ def renew_command(
 
     The files of the old certificate in --out are replaced atomically, keeping their
     modes; the old ones stay as NAME.crt.previous etc. until the next renew."""
-    from privca._time import isoformat
     from privca.cli.options import open_authority
-    from privca.cli.render import parse_duration
-    from privca.errors import InputError
     from privca.home import atomic_write_many
     from privca.keys.types import KeyType
-    from privca.x509.encoding import pem_private_key_unencrypted
 
-    if revoke_old and revoke_old_after is not None:
-        raise InputError("--revoke-old and --revoke-old-after contradict each other", "choose one")
-    grace = parse_duration(revoke_old_after) if revoke_old_after is not None else None
+    grace = _grace(revoke_old, revoke_old_after)
     check_out_directory(out)
     with open_authority(app, passphrase_file) as ca:
         old = ca.lookup(serial_or_name, unique=True)
         stem = _stem(old.names)
         paths = {"certificate": out / f"{stem}.crt", "chain": out / f"{stem}.chain.pem"}
-        if new_key:
-            paths["key"] = out / f"{stem}.key"
+        paths.update({"key": out / f"{stem}.key"} if new_key else {})
         existing = _files_to_replace(paths, old.names, force)
         renewed = ca.renew(
             serial_hex(old.serial),
@@ -265,45 +291,21 @@ def renew_command(
         )
         if revoke_old and old.status != "revoked":
             ca.revoke(serial_hex(old.serial), "superseded")
-    new_files = [
-        ("certificate", renewed.certificate_pem(), 0o644),
-        ("chain", renewed.chain_pem(), 0o644),
-    ]
-    if renewed.private_key is not None:
-        new_files.append(("key", pem_private_key_unencrypted(renewed.private_key), 0o600))
-    # The old files stay as NAME.crt.previous etc. (until the next renew replaces them),
-    # and each new file takes the old one's mode: a key made 0640 for a service's group
-    # stays readable by that service. All .previous files are in place before the first
-    # new file is renamed over an old one.
-    previous = [(_previous(paths[k]), old.data, old.mode) for k, old in existing.items()]
-    replacing = [
-        (paths[label], data, existing[label].mode if label in existing else mode)
-        for label, data, mode in new_files
-    ]
     make_out_directory(out, private=renewed.private_key is not None)
-    atomic_write_many([*previous, *replacing])
+    atomic_write_many(_renewed_files(renewed, paths, existing))
     _keep_owners(paths, existing)
-    hook_results = []
-    if deploy_hook is not None:
-        deployed = Deployed(
-            certificate=paths["certificate"],
-            chain=paths["chain"],
-            key=out / f"{stem}.key",
-            names=[str(n) for n in renewed.names],
-            serial=serial_hex(renewed.serial),
-        )
-        hook_results.append((deployed, run_deploy_hook(deploy_hook, deployed)))
+    deployed = Deployed(
+        certificate=paths["certificate"],
+        chain=paths["chain"],
+        key=out / f"{stem}.key",
+        names=[str(n) for n in renewed.names],
+        serial=serial_hex(renewed.serial),
+    )
+    hook_results = deploy_each(deploy_hook, [deployed])
+    previous = {k: _previous(paths[k]) for k in existing}
     if as_json:
-        document = {
-            "serial": serial_hex(renewed.serial),
-            "replaces": serial_hex(old.serial),
-            "names": [str(n) for n in renewed.names],
-            "profile": renewed.profile,
-            "not_after": isoformat(renewed.certificate.not_valid_after_utc),
-            "files": {k: str(v) for k, v in paths.items()},
-            "previous": {k: str(_previous(paths[k])) for k in existing},
-        }
-        if deploy_hook is not None:
+        document = _renewed_document(renewed, old.serial, paths, previous)
+        if hook_results:
             document["deploy_hook_status"] = hook_results[0][1]
         print_json(document)
     elif not app.quiet:
@@ -312,13 +314,62 @@ def renew_command(
             f"{serial_hex(renewed.serial)} replaces {serial_hex(old.serial)}, until "
             f"{renewed.certificate.not_valid_after_utc:%Y-%m-%d}"
         )
-        for label, path in paths.items():
-            click.echo(f"  {label + ':':13}{path}")
-        if existing:
-            kept = ", ".join(str(_previous(paths[k])) for k in existing)
-            click.echo(f"  {'previous:':13}{kept}")
-    if deploy_hook is not None:
-        check_deploy_results(deploy_hook, hook_results)
+        echo_files(paths)
+        if previous:
+            click.echo(f"  {'previous:':13}{', '.join(str(p) for p in previous.values())}")
+    check_deploy_results(deploy_hook, hook_results)
+
+
+def _grace(revoke_old: bool, revoke_old_after: str | None) -> dt.timedelta | None:
+    """How long the old certificate stays valid (None: until it runs out, or --revoke-old)."""
+    from privca.cli.render import parse_duration
+    from privca.errors import InputError
+
+    if revoke_old and revoke_old_after is not None:
+        raise InputError("--revoke-old and --revoke-old-after contradict each other", "choose one")
+    return parse_duration(revoke_old_after) if revoke_old_after is not None else None
+
+
+def _renewed_files(
+    renewed: IssuedCertificate, paths: dict[str, Path], existing: dict[str, _OldFile]
+) -> list[tuple[Path, bytes, int]]:
+    """The old files kept as NAME.crt.previous etc. (until the next renew replaces them),
+    then the new ones, each taking the old one's mode: a key made 0640 for a service's
+    group stays readable by that service. All .previous files come first, so they are in
+    place before the first new file is renamed over an old one."""
+    from privca.x509.encoding import pem_private_key_unencrypted
+
+    new_files = [
+        ("certificate", renewed.certificate_pem(), 0o644),
+        ("chain", renewed.chain_pem(), 0o644),
+    ]
+    if renewed.private_key is not None:
+        new_files.append(("key", pem_private_key_unencrypted(renewed.private_key), 0o600))
+    previous = [(_previous(paths[k]), old.data, old.mode) for k, old in existing.items()]
+    replacing = [
+        (paths[label], data, existing[label].mode if label in existing else mode)
+        for label, data, mode in new_files
+    ]
+    return [*previous, *replacing]
+
+
+def _renewed_document(
+    renewed: IssuedCertificate,
+    old_serial: int,
+    paths: dict[str, Path],
+    previous: dict[str, Path],
+) -> dict[str, object]:
+    from privca._time import isoformat
+
+    return {
+        "serial": serial_hex(renewed.serial),
+        "replaces": serial_hex(old_serial),
+        "names": [str(n) for n in renewed.names],
+        "profile": renewed.profile,
+        "not_after": isoformat(renewed.certificate.not_valid_after_utc),
+        "files": {k: str(v) for k, v in paths.items()},
+        "previous": {k: str(v) for k, v in previous.items()},
+    }
 
 
 @dataclass(frozen=True)
@@ -522,10 +573,7 @@ def needs_renewal_command(
 
     Made for systemd: ExecCondition=privca needs-renewal /etc/ssl/x.crt
     """
-    from fractions import Fraction
-
     from privca._time import days_left, utcnow
-    from privca.cli.render import parse_duration
     from privca.errors import InputError
     from privca.home import read_input_file
     from privca.x509.encoding import load_certificate
@@ -536,21 +584,7 @@ def needs_renewal_command(
     not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     now = utcnow()
     left = not_after - now
-    if within is not None:
-        threshold = parse_duration(within)
-        rule = f"within {within}"
-    else:
-        try:
-            part = Fraction(fraction or "1/3")
-        except (ValueError, ZeroDivisionError):
-            raise InputError(f"--fraction '{fraction}' is not a fraction like 1/3") from None
-        if not 0 < part <= 1:
-            raise InputError(
-                f"--fraction '{fraction}' must be more than 0 and at most 1",
-                "e.g. --fraction 1/3: due when a third of the lifetime is left",
-            )
-        threshold = (not_after - not_before) * float(part)
-        rule = f"less than {part} of its lifetime left"
+    threshold, rule = _renewal_threshold(within, fraction, not_after - not_before)
     due = left <= threshold
     if as_json:
         from privca._time import isoformat
@@ -569,6 +603,29 @@ def needs_renewal_command(
         state = "renew now" if due else "not yet"
         click.echo(f"{cert}: {state} ({days_left(not_after, now)} days left; rule: {rule})")
     sys.exit(0 if due else 1)
+
+
+def _renewal_threshold(
+    within: str | None, fraction: str | None, lifetime: dt.timedelta
+) -> tuple[dt.timedelta, str]:
+    """How much time left makes a certificate due, and the rule in words."""
+    from fractions import Fraction
+
+    from privca.cli.render import parse_duration
+    from privca.errors import InputError
+
+    if within is not None:
+        return parse_duration(within), f"within {within}"
+    try:
+        part = Fraction(fraction or "1/3")
+    except (ValueError, ZeroDivisionError):
+        raise InputError(f"--fraction '{fraction}' is not a fraction like 1/3") from None
+    if not 0 < part <= 1:
+        raise InputError(
+            f"--fraction '{fraction}' must be more than 0 and at most 1",
+            "e.g. --fraction 1/3: due when a third of the lifetime is left",
+        )
+    return lifetime * float(part), f"less than {part} of its lifetime left"
 
 
 @click.command("check")

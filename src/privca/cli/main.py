@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,15 +83,23 @@ class LazyGroup(click.Group):
         if cmd_name in self.lazy:
             module_name, attribute = self.lazy[cmd_name][0].split(":")
             module = importlib.import_module(f"privca.cli.{module_name}")
-            return getattr(module, attribute)
+            command: click.Command = getattr(module, attribute)
+            return command
         return super().get_command(ctx, cmd_name)
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         """Report usage errors in privca's one-line form instead of click's usage block."""
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             sys.stdout.flush()  # a reader that went away is noticed here, not at exit
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx is not None else "privca"

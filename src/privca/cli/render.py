@@ -8,6 +8,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -60,6 +61,12 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     for row in cells:
         table.add_row(*(Text(cell) for cell in row))
     Console().print(table)
+
+
+def echo_files(paths: dict[str, Path]) -> None:
+    """The files a command wrote, one per line: `  certificate: ./db.crt`."""
+    for label, path in paths.items():
+        click.echo(f"  {label + ':':13}{path}")
 
 
 def note(message: str, quiet: bool = False) -> None:

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -13,10 +14,12 @@ from privca.errors import InputError
 
 PASSPHRASE_ENV = "PRIVCA_PASSPHRASE"
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
 
 def passphrase_file_option(
     help_text: str = "Read the CA key passphrase from this file.",
-) -> Callable:
+) -> Callable[[_Command], _Command]:
     return click.option(
         "--passphrase-file",
         type=click.Path(dir_okay=False, path_type=Path),

@@ -24,9 +24,15 @@ from privca.cli.secrets import passphrase_file_option
 from privca.errors import EnvironmentRefused, InputError
 
 if TYPE_CHECKING:
+    import socket
+
+    import uvicorn
+
     from privca.acme.service import AcmeSettings
+    from privca.authority import CertificateAuthority
     from privca.cli.main import AppContext
-    from privca.server.settings import HttpLimits
+    from privca.server.settings import HttpLimits, ServerSettings
+    from privca.server.tls import ServerCertificate
 
 DEFAULT_LISTEN = "127.0.0.1:8443"
 
@@ -49,38 +55,42 @@ def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
 
 def acme_settings(section: Mapping[str, Any], **flags: Any) -> AcmeSettings:
     """AcmeSettings from privca.toml's [acme] section, command-line flags winning."""
-    from privca.acme.challenges import parse_resolver
     from privca.acme.service import AcmeSettings
-    from privca.x509.profiles import LEAF_PROFILES
 
     values = {k: v for k, v in section.items() if k in ACME_KEYS}
     values.update({k: v for k, v in flags.items() if v is not None})
     try:
-        if "profiles" in values:
-            values["profiles"] = {str(k): int(v) for k, v in dict(values["profiles"]).items()}
-            unknown = sorted(set(values["profiles"]) - set(LEAF_PROFILES))
-            if unknown:
-                raise ValueError(f"unknown profile(s) {', '.join(unknown)}")
-        if values.get("dns_resolver"):
-            parse_resolver(str(values["dns_resolver"]))
-        for key in ("http_01_port", "tls_alpn_01_port", "orders_per_window", "validation_workers"):
-            if key in values:
-                values[key] = _integer(values[key], key)
-        for key in ("http_01_port", "tls_alpn_01_port"):
-            if key in values and not 0 < values[key] < 65536:
-                raise ValueError(f"{key} {values[key]} is not a port number")
-        if "validation_timeout" in values:
-            values["validation_timeout"] = _number(
-                values["validation_timeout"], "validation_timeout"
-            )
-        if "allow_loopback" in values and not isinstance(values["allow_loopback"], bool):
-            raise ValueError("allow_loopback must be true or false")
+        _check_acme_values(values)
         return AcmeSettings(**values)
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"the ACME settings are invalid: {exc}",
             "check [acme] in privca.toml and the --http-01-port/--dns-resolver flags",
         ) from exc
+
+
+def _check_acme_values(values: dict[str, Any]) -> None:
+    """Normalise the [acme] values in place; ValueError names the one that is wrong."""
+    from privca.acme.challenges import parse_resolver
+    from privca.x509.profiles import LEAF_PROFILES
+
+    if "profiles" in values:
+        values["profiles"] = {str(k): int(v) for k, v in dict(values["profiles"]).items()}
+        unknown = sorted(set(values["profiles"]) - set(LEAF_PROFILES))
+        if unknown:
+            raise ValueError(f"unknown profile(s) {', '.join(unknown)}")
+    if values.get("dns_resolver"):
+        parse_resolver(str(values["dns_resolver"]))
+    for key in ("http_01_port", "tls_alpn_01_port", "orders_per_window", "validation_workers"):
+        if key in values:
+            values[key] = _integer(values[key], key)
+    for key in ("http_01_port", "tls_alpn_01_port"):
+        if key in values and not 0 < values[key] < 65536:
+            raise ValueError(f"{key} {values[key]} is not a port number")
+    if "validation_timeout" in values:
+        values["validation_timeout"] = _number(values["validation_timeout"], "validation_timeout")
+    if "allow_loopback" in values and not isinstance(values["allow_loopback"], bool):
+        raise ValueError("allow_loopback must be true or false")
 
 
 # The [acme] keys of privca.toml that become AcmeSettings fields.
@@ -286,27 +296,18 @@ def serve_command(
     passphrase_file: Path | None,
 ) -> None:
     """Serve ACME, CRL, OCSP, CA certificates and metrics; stops cleanly on SIGTERM."""
-    import asyncio
     import logging
-    import signal
 
-    import uvicorn
-
-    from privca._time import utcnow
     from privca.cli.options import open_authority
-    from privca.server.app import build_app, build_metrics_app
-    from privca.server.credentials import prove_keys
-    from privca.server.limits import uvicorn_options
     from privca.server.listener import bind_listener
-    from privca.server.logs import privca_handler, uvicorn_log_config
+    from privca.server.logs import privca_handler
     from privca.server.settings import ServerSettings
-    from privca.server.tls import ServerCertificate, certificate_names
+    from privca.server.tls import certificate_names
 
     host, port = parse_listen(listen)
     metrics_address = parse_listen(metrics_listen, "--metrics-listen") if metrics_listen else None
     logging.getLogger("privca").addHandler(privca_handler())
     logging.getLogger("privca").setLevel(logging.WARNING if app.quiet else logging.INFO)
-    tls: ServerCertificate | None = None
     with open_authority(app, passphrase_file) as ca:
         # Nothing is issued until every check has passed: settings, names, the ports (bound
         # now, and handed to uvicorn), the CA keys (a wrong passphrase fails here).
@@ -340,63 +341,109 @@ def serve_command(
         try:
             if metrics_address is not None:
                 metrics_socket = bind_listener(*metrics_address)
-            prove_keys(ca, utcnow())
-            if not no_tls:
-                tls = ServerCertificate(ca, names)
-                tls.obtain()  # reused from an earlier start while it has life left
-            application = build_app(ca, settings)
-            # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
-            application.state.ocsp.prepare(utcnow())
-
-            common: dict[str, Any] = {
-                "log_level": "warning" if app.quiet else "info",
-                "access_log": not app.quiet,
-                "log_config": uvicorn_log_config(),
-                "server_header": False,
-                "loop": "asyncio",
-                "timeout_graceful_shutdown": 5,
-                **uvicorn_options(limits),
-            }
-            config = uvicorn.Config(
-                application, ssl_certfile=str(tls.certfile) if tls else None, **common
-            )
-            server = uvicorn.Server(config)
-            companion = None
-            if metrics_address is not None:
-                metrics_config = uvicorn.Config(
-                    build_metrics_app(ca, settings), lifespan="off", **common
-                )
-                companion = _companion_class()(metrics_config)
-
-            async def run() -> None:
-                config.load()  # creates the SSLContext that renewal reloads in place
-                renewal = None
-                if tls is not None and config.ssl is not None:
-                    renewal = asyncio.create_task(tls.keep_fresh(config.ssl))
-                metrics = None
-                if companion is not None and metrics_socket is not None:
-                    metrics = asyncio.create_task(companion.serve(sockets=[metrics_socket]))
-                try:
-                    await server.serve(sockets=[listener])
-                finally:
-                    if renewal is not None:
-                        renewal.cancel()
-                    if metrics is not None and companion is not None:
-                        companion.should_exit = True
-                        await asyncio.gather(metrics, return_exceptions=True)
-
-            # uvicorn re-raises the signal that stopped it once it has shut down; with
-            # these no-op handlers in place that ends the process normally, exit code 0.
-            for stop in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(stop, lambda *_args: None)
-            scheme = "http" if tls is None else "https"
-            logging.getLogger("privca.server").info("privca serve on %s://%s", scheme, listen)
-            asyncio.run(run())
-            if not server.started:
-                raise EnvironmentRefused(
-                    f"the server on {listen} did not start", "see the log lines above"
-                )
+            _serve_on(app, ca, settings, names, listen, listener, metrics_socket, tls=not no_tls)
         finally:
             listener.close()
             if metrics_socket is not None:
                 metrics_socket.close()
+
+
+def _serve_on(
+    app: AppContext,
+    ca: CertificateAuthority,
+    settings: ServerSettings,
+    names: tuple[str, ...],
+    listen: str,
+    listener: socket.socket,
+    metrics_socket: socket.socket | None,
+    *,
+    tls: bool,
+) -> None:
+    """Prove the keys, obtain the server's certificate, build the apps, run until stopped.
+
+    The sockets are already bound; the caller closes them."""
+    import uvicorn
+
+    from privca._time import utcnow
+    from privca.server.app import build_app, build_metrics_app
+    from privca.server.credentials import prove_keys
+    from privca.server.tls import ServerCertificate
+
+    prove_keys(ca, utcnow())
+    certificate: ServerCertificate | None = None
+    if tls:
+        certificate = ServerCertificate(ca, names)
+        certificate.obtain()  # reused from an earlier start while it has life left
+    application = build_app(ca, settings)
+    # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
+    application.state.ocsp.prepare(utcnow())
+    common = _uvicorn_common(quiet=app.quiet, limits=settings.http)
+    config = uvicorn.Config(
+        application, ssl_certfile=str(certificate.certfile) if certificate else None, **common
+    )
+    companion = None
+    if metrics_socket is not None:
+        metrics_config = uvicorn.Config(build_metrics_app(ca, settings), lifespan="off", **common)
+        companion = (_companion_class()(metrics_config), metrics_socket)
+    _run_until_stopped(listen, config, listener, certificate, companion)
+
+
+def _uvicorn_common(*, quiet: bool, limits: HttpLimits) -> dict[str, Any]:
+    """uvicorn options both listeners share: privca's logs, no Server header, the limits."""
+    from privca.server.limits import uvicorn_options
+    from privca.server.logs import uvicorn_log_config
+
+    return {
+        "log_level": "warning" if quiet else "info",
+        "access_log": not quiet,
+        "log_config": uvicorn_log_config(),
+        "server_header": False,
+        "loop": "asyncio",
+        "timeout_graceful_shutdown": 5,
+        **uvicorn_options(limits),
+    }
+
+
+def _run_until_stopped(
+    listen: str,
+    config: uvicorn.Config,
+    listener: socket.socket,
+    tls: ServerCertificate | None,
+    companion: tuple[uvicorn.Server, socket.socket] | None,
+) -> None:
+    """Serve on the bound listener (and the metrics companion) until SIGTERM or SIGINT;
+    renew the server's own TLS certificate in place meanwhile."""
+    import asyncio
+    import logging
+    import signal
+
+    import uvicorn
+
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        config.load()  # creates the SSLContext that renewal reloads in place
+        renewal = None
+        if tls is not None and config.ssl is not None:
+            renewal = asyncio.create_task(tls.keep_fresh(config.ssl))
+        metrics = None
+        if companion is not None:
+            metrics = asyncio.create_task(companion[0].serve(sockets=[companion[1]]))
+        try:
+            await server.serve(sockets=[listener])
+        finally:
+            if renewal is not None:
+                renewal.cancel()
+            if metrics is not None and companion is not None:
+                companion[0].should_exit = True
+                await asyncio.gather(metrics, return_exceptions=True)
+
+    # uvicorn re-raises the signal that stopped it once it has shut down; with these no-op
+    # handlers in place that ends the process normally, exit code 0.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda *_args: None)
+    scheme = "http" if tls is None else "https"
+    logging.getLogger("privca.server").info("privca serve on %s://%s", scheme, listen)
+    asyncio.run(run())
+    if not server.started:
+        raise EnvironmentRefused(f"the server on {listen} did not start", "see the log lines above")

@@ -107,6 +107,16 @@ def _anchor(app: AppContext, root: Path | None) -> TrustAnchor:
     return read_anchor(root) if root is not None else read_home_anchor(app.home_path)
 
 
+def _anchor_file(anchor: TrustAnchor) -> Path:
+    # The environment points runtimes at a file; an anchor read by _anchor always has one.
+    if anchor.source is None:
+        raise InputError(
+            "the root certificate was not read from a file",
+            "pass the root certificate file: privca trust env ROOT.crt",
+        )
+    return anchor.source
+
+
 def _say(app: AppContext, text: str = "", *, err: bool = False) -> None:
     # Subjects and labels come from the root file given, which may be anyone's.
     if not app.quiet:
@@ -326,13 +336,13 @@ def env_command(
     from privca.x509.encoding import is_pem
 
     anchor = _anchor(app, root)
-    assert anchor.source is not None
-    if not is_pem(read_input_file(anchor.source, "root certificate")):
+    source = _anchor_file(anchor)
+    if not is_pem(read_input_file(source, "root certificate")):
         raise InputError(
-            f"root certificate '{anchor.source}' is DER; Node.js and lego read only PEM",
-            f"write a PEM copy: privca trust bundle {anchor.source} --format pem --out root.pem",
+            f"root certificate '{source}' is DER; Node.js and lego read only PEM",
+            f"write a PEM copy: privca trust bundle {source} --format pem --out root.pem",
         )
-    bundle = (bundle_path or anchor.source.parent / f"{anchor.slug}-bundle.pem").absolute()
+    bundle = (bundle_path or source.parent / f"{anchor.slug}-bundle.pem").absolute()
     system = system_bundle or find_system_bundle()
     if write_bundle:
         if system is None:
@@ -346,7 +356,7 @@ def env_command(
     comments = [f"privca trust env: {anchor.subject} (sha256 {anchor.sha256.hex()})"]
     if replacing is None:
         comments += missing_bundle_comment(bundle)
-    click.echo(render(build_env_vars(anchor.source, replacing), comments, output_format), nl=False)
+    click.echo(render(build_env_vars(source, replacing), comments, output_format), nl=False)
 
 
 @trust_group.command("bundle")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +15,11 @@ from privca.cli.render import print_json
 from privca.x509.encoding import serial_hex
 
 if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
     from privca.cli.main import AppContext
+    from privca.x509.verify import VerificationReport
 
 
 @click.command("verify")
@@ -38,27 +44,15 @@ def verify_command(
     as_json: bool,
 ) -> None:
     """Exit 0 and print OK if CERT is good; exit 1 with the reasons if not."""
-    from privca._time import isoformat, utcnow
+    from privca._time import utcnow
     from privca.cli.options import open_authority
     from privca.home import CAHome, read_input_file
-    from privca.x509.encoding import load_certificates, load_private_key
-    from privca.x509.names import parse_name
-    from privca.x509.verify import check_certificate
+    from privca.x509.encoding import load_certificates
 
     certificates = load_certificates(read_input_file(cert, "certificate file"), f"'{cert}'")
     leaf, extra = certificates[0], certificates[1:]
-    if name is not None:
-        parsed = parse_name(name, allow_wildcard=False)
-        if parsed.kind not in ("dns", "ip"):
-            from privca.errors import InputError
-
-            raise InputError(f"--name '{name}' must be a host name or an IP address")
-        name = parsed.value
-    private_key = None
-    if key is not None:
-        private_key = load_private_key(
-            read_input_file(key, "key file"), None, source=f"key '{key}'"
-        )
+    host = _host_name(name) if name is not None else None
+    private_key = _private_key(key) if key is not None else None
     roots = None
     if ca_file is not None:
         roots = load_certificates(read_input_file(ca_file, "CA file"), f"CA file '{ca_file}'")
@@ -67,60 +61,111 @@ def verify_command(
     if CAHome(app.home_path).exists():
         with open_authority(app) as ca:
             report, status = ca.verify(
-                leaf, intermediates=extra, name=name, private_key=private_key, roots=roots, now=now
+                leaf, intermediates=extra, name=host, private_key=private_key, roots=roots, now=now
             )
     else:
-        if roots is None:
-            from privca.errors import NotFound
+        report = _check_without_home(app, leaf, extra, roots, host, private_key, now)
+    problems = [*report.problems, *_inventory_problems(status, report, ca_file)]
+    if as_json:
+        print_json(_document(cert, leaf, host, report, status, problems))
+    else:
+        _print_verdict(app, cert, leaf, report, status, problems)
+    if problems:
+        raise SystemExit(1)
 
-            raise NotFound(
-                f"no CA at '{app.home_path}' and no --ca-file to verify against",
-                "pass --ca-file ROOT.crt, or --home of the CA",
-            )
-        from privca.x509.encoding import public_key_der
 
-        report = check_certificate(
-            leaf,
-            roots,
-            extra,
-            now,
-            name,
-            public_key_der(private_key.public_key()) if private_key is not None else None,
+def _host_name(name: str) -> str:
+    """--name as the canonical host name or address it denotes."""
+    from privca.errors import InputError
+    from privca.x509.names import parse_name
+
+    parsed = parse_name(name, allow_wildcard=False)
+    if parsed.kind not in ("dns", "ip"):
+        raise InputError(f"--name '{name}' must be a host name or an IP address")
+    return parsed.value
+
+
+def _private_key(path: Path) -> PrivateKeyTypes:
+    from privca.home import read_input_file
+    from privca.x509.encoding import load_private_key
+
+    return load_private_key(read_input_file(path, "key file"), None, source=f"key '{path}'")
+
+
+def _check_without_home(
+    app: AppContext,
+    leaf: x509.Certificate,
+    extra: Sequence[x509.Certificate],
+    roots: Sequence[x509.Certificate] | None,
+    name: str | None,
+    private_key: PrivateKeyTypes | None,
+    now: dt.datetime,
+) -> VerificationReport:
+    """On a machine with no CA home: against --ca-file alone (no inventory status)."""
+    from privca.errors import NotFound
+    from privca.x509.encoding import public_key_der
+    from privca.x509.verify import check_certificate
+
+    if roots is None:
+        raise NotFound(
+            f"no CA at '{app.home_path}' and no --ca-file to verify against",
+            "pass --ca-file ROOT.crt, or --home of the CA",
         )
-    problems = list(report.problems)
+    key_der = public_key_der(private_key.public_key()) if private_key is not None else None
+    return check_certificate(leaf, roots, extra, now, name, key_der)
+
+
+def _inventory_problems(status: str, report: VerificationReport, ca_file: Path | None) -> list[str]:
     if status == "revoked":
-        problems.append("revoked: the inventory marks this certificate revoked")
-    elif status == "unknown" and ca_file is None and report.chain.ok:
-        problems.append(
+        return ["revoked: the inventory marks this certificate revoked"]
+    if status == "unknown" and ca_file is None and report.chain.ok:
+        return [
             "not in the inventory, although it chains to this CA (a lost record, or a "
             "certificate signed outside privca with the CA key?)"
-        )
-    ok = not problems
-    if as_json:
-        print_json(
-            {
-                "file": str(cert),
-                "ok": ok,
-                "serial": serial_hex(leaf.serial_number),
-                "name": name,
-                "chain": report.chain.ok,
-                "key_matches": report.key_matches,
-                "not_after": isoformat(report.not_after),
-                "days_left": report.days_left,
-                "status": status,
-                "problems": problems,
-            }
-        )
-    elif ok:
-        click.echo(f"{printable(str(cert))}: OK")
-        if app.verbosity >= 0:
-            click.echo(
-                f"  serial {serial_hex(leaf.serial_number)}, {report.days_left} days left "
-                f"(until {report.not_after:%Y-%m-%d}), inventory status {status}"
-            )
-    else:
+        ]
+    return []
+
+
+def _document(
+    cert: Path,
+    leaf: x509.Certificate,
+    name: str | None,
+    report: VerificationReport,
+    status: str,
+    problems: Sequence[str],
+) -> dict[str, object]:
+    from privca._time import isoformat
+
+    return {
+        "file": str(cert),
+        "ok": not problems,
+        "serial": serial_hex(leaf.serial_number),
+        "name": name,
+        "chain": report.chain.ok,
+        "key_matches": report.key_matches,
+        "not_after": isoformat(report.not_after),
+        "days_left": report.days_left,
+        "status": status,
+        "problems": list(problems),
+    }
+
+
+def _print_verdict(
+    app: AppContext,
+    cert: Path,
+    leaf: x509.Certificate,
+    report: VerificationReport,
+    status: str,
+    problems: Sequence[str],
+) -> None:
+    if problems:
         click.echo(f"{printable(str(cert))}: FAILED")
         for problem in problems:
             click.echo(f"  {printable(problem)}")
-    if not ok:
-        raise SystemExit(1)
+        return
+    click.echo(f"{printable(str(cert))}: OK")
+    if app.verbosity >= 0:
+        click.echo(
+            f"  serial {serial_hex(leaf.serial_number)}, {report.days_left} days left "
+            f"(until {report.not_after:%Y-%m-%d}), inventory status {status}"
+        )

@@ -14,6 +14,12 @@ GeneratedPrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.E
 
 
 class KeyType(enum.StrEnum):
+    """A key algorithm and size privca generates and certifies, named as on the CLI.
+
+    Constructing one from a value raises ValueError like any enum; `parse` turns that
+    into InputError. The other members raise nothing.
+    """
+
     EC_P256 = "ec-p256"
     EC_P384 = "ec-p384"
     RSA_2048 = "rsa-2048"
@@ -23,6 +29,11 @@ class KeyType(enum.StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> KeyType:
+        """The key type named `text` (any case), e.g. 'ec-p256'.
+
+        Raises:
+            InputError: `text` names no key type privca supports.
+        """
         try:
             return cls(text.lower())
         except ValueError:

@@ -195,14 +195,33 @@ def carry_out(
 class TrustStore(Protocol):
     """The verbs every store offers. Locations are probed at call time, never cached."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The store's name on the command line (--stores system,nss,java)."""
+        ...
 
     def available(self) -> bool:
         """Whether this kind of store exists on this machine at all."""
         ...
 
-    def status(self, anchor: TrustAnchor) -> list[StoreReport]: ...
+    def status(self, anchor: TrustAnchor) -> list[StoreReport]:
+        """Where the store is looked for, and whether `anchor` is there (probed)."""
+        ...
 
-    def install(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]: ...
+    def install(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]:
+        """Make the store trust `anchor` (or list the steps under dry_run).
 
-    def uninstall(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]: ...
+        Raises:
+            ToolMissing: the store's tool (certutil, keytool, update-ca-...) is absent.
+            EnvironmentRefused: the tool failed or the store did not change as expected.
+        """
+        ...
+
+    def uninstall(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]:
+        """Remove exactly `anchor` from the store; other CAs stay.
+
+        Raises:
+            ToolMissing: as install.
+            EnvironmentRefused: as install.
+        """
+        ...

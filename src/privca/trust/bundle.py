@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from privca.errors import InputError
 from privca.trust.base import TrustAnchor
+from privca.trust.java import DEFAULT_STOREPASS
 from privca.trust.windows import build_gpo_instructions
 
 PASSWORD_ENV = "PRIVCA_TRUSTSTORE_PASSWORD"
-DEFAULT_PASSWORD = "changeit"
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _PROFILE_NAMESPACE = uuid.UUID("6f1c1a4e-9b52-4f3e-9d4b-6a0b2f1f7c3d")
 
@@ -30,7 +30,7 @@ class BundleOptions:
     namespace: str | None = None
     client_path: str | None = None  # where Firefox finds the certificate on the client
     file_name: str | None = None  # the name the instructions should use (default: suggested)
-    password: str = field(default_factory=lambda: os.environ.get(PASSWORD_ENV, DEFAULT_PASSWORD))
+    password: str = field(default_factory=lambda: os.environ.get(PASSWORD_ENV, DEFAULT_STOREPASS))
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,12 @@ def _keytool_truststore(anchor: TrustAnchor, password: str) -> bytes:
     from pathlib import Path
 
     from privca.trust.commands import run
-    from privca.trust.java import build_import_argv, find_keytool
+    from privca.trust.java import build_import_argv, find_keytool, storepass_env
 
     with tempfile.TemporaryDirectory(prefix="privca-truststore-") as scratch:
         path = Path(scratch) / "truststore.p12"
         argv = build_import_argv(find_keytool(), path, anchor.slug, new=True)
-        run(argv, input_bytes=anchor.pem, env={"PRIVCA_KEYTOOL_STOREPASS": password})
+        run(argv, input_bytes=anchor.pem, env=storepass_env(password))
         return path.read_bytes()
 
 
@@ -90,7 +90,7 @@ def _p12_truststore(anchor: TrustAnchor, options: BundleOptions) -> BundleFile:
         instructions=(
             f"java -Djavax.net.ssl.trustStore={name} -Djavax.net.ssl.trustStoreType=PKCS12 "
             "-Djavax.net.ssl.trustStorePassword=<the password: "
-            f"${PASSWORD_ENV} when written, default {DEFAULT_PASSWORD}> ...",
+            f"${PASSWORD_ENV} when written, default {DEFAULT_STOREPASS}> ...",
             "this truststore holds only the root: JSSE then trusts no public CA",
         ),
     )

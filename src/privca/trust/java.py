@@ -10,7 +10,6 @@ it still travels through the environment (`-storepass:env`), never argv.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
@@ -29,9 +28,12 @@ from privca.trust.base import (
     carry_out,
 )
 from privca.trust.commands import KEYTOOL, command_step, find_tool, needs_sudo, run, with_sudo
+from privca.x509.encoding import pem_certificate_ders
 
 STORE = "java"
 STOREPASS_ENV = "PRIVCA_JAVA_STOREPASS"
+# The JDK's own default for cacerts, and so what a truststore privca writes uses too: the
+# password guards a truststore's integrity, not a secret.
 DEFAULT_STOREPASS = "changeit"
 KEYSTORES_ENV = "PRIVCA_TRUST_JAVA_KEYSTORES"
 JVM_DIRS = (Path("/usr/lib/jvm"), Path("/usr/lib64/jvm"))
@@ -43,11 +45,7 @@ SYSTEM_FOLLOWERS = {
 _PASS_VAR = "PRIVCA_KEYTOOL_STOREPASS"
 # keytool localises its labels; asking for English keeps them parseable.
 _ENGLISH = ("-J-Duser.language=en", "-J-Duser.country=US")
-_ENTRY = re.compile(
-    r"^Alias name: (?P<alias>.*?)\r?$.*?"
-    r"-----BEGIN CERTIFICATE-----(?P<body>.*?)-----END CERTIFICATE-----",
-    re.DOTALL | re.MULTILINE,
-)
+_ALIAS = re.compile(rb"^Alias name: (.*?)\r?$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -95,8 +93,12 @@ def discover_keystores(
     return [Keystore(path, tuple(names)) for path, names in users.items()]
 
 
-def storepass_env() -> dict[str, str]:
-    return {_PASS_VAR: os.environ.get(STOREPASS_ENV, DEFAULT_STOREPASS)}
+def storepass_env(password: str | None = None) -> dict[str, str]:
+    """The environment that hands keytool the store password (`-storepass:env`): the one
+    given, else $PRIVCA_JAVA_STOREPASS, else the JDK default."""
+    if password is None:
+        password = os.environ.get(STOREPASS_ENV, DEFAULT_STOREPASS)
+    return {_PASS_VAR: password}
 
 
 def build_list_argv(keytool: str, keystore: Path) -> list[str]:
@@ -154,12 +156,23 @@ def list_entries(keystore: Path, keytool: str | None = None) -> dict[str, bytes]
     completed = run(
         build_list_argv(keytool or find_keytool(), keystore),
         env=storepass_env(),
-        hint=f"is ${STOREPASS_ENV} the password of {keystore}? (JDK default: changeit)",
+        hint=f"is ${STOREPASS_ENV} the password of {keystore}? (JDK default: {DEFAULT_STOREPASS})",
     )
+    return _entries(completed.stdout)
+
+
+def _entries(listing: bytes) -> dict[str, bytes]:
+    """alias -> SHA-256 of the certificate in each entry of `keytool -list -rfc` output."""
+    heads = list(_ALIAS.finditer(listing))
+    # Each entry runs from its "Alias name:" line to the next one (or the end).
+    bounds = [head.start() for head in heads] + [len(listing)]
     entries: dict[str, bytes] = {}
-    for match in _ENTRY.finditer(completed.stdout.decode("utf-8", "replace")):
-        der = base64.b64decode("".join(match.group("body").split()))
-        entries[match.group("alias").strip()] = hashlib.sha256(der).digest()
+    for head, end in zip(heads, bounds[1:], strict=True):
+        body = listing[head.end() : end]
+        certificates = pem_certificate_ders(body)
+        if certificates:  # a key entry without a certificate chain is not ours
+            alias = head.group(1).decode("utf-8", "replace").strip()
+            entries[alias] = hashlib.sha256(certificates[0]).digest()
     return entries
 
 
@@ -244,53 +257,54 @@ class JavaStore:
             )
         return reports
 
+    def _skipped(self) -> list[Outcome]:
+        return [Outcome(STORE, "-", Result.SKIPPED, note=self._not_here().probe)]
+
     def install(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]:
         keystores = self.keystores()
         if not keystores:
-            return [Outcome(STORE, "-", Result.SKIPPED, note=self._not_here().probe)]
+            return self._skipped()
         keytool = find_keytool()
-        outcomes = []
-        for keystore in keystores:
-            location = keystore.describe()
-            if matching_aliases(keystore.path, anchor, keytool):
-                outcomes.append(Outcome(STORE, location, Result.ALREADY_INSTALLED))
-                continue
-            new = not keystore.path.exists()
-            argv = build_import_argv(keytool, keystore.path, anchor.slug, new=new)
-            step = command_step(
-                with_sudo(argv, needs_sudo(keystore.path)),
-                input_bytes=anchor.pem,
-                env=storepass_env(),
-                summary=f"{' '.join(argv)} < root certificate (PEM)",
+        return [self._install_into(keytool, k, anchor, dry_run=dry_run) for k in keystores]
+
+    def _install_into(
+        self, keytool: str, keystore: Keystore, anchor: TrustAnchor, *, dry_run: bool
+    ) -> Outcome:
+        location = keystore.describe()
+        if matching_aliases(keystore.path, anchor, keytool):
+            return Outcome(STORE, location, Result.ALREADY_INSTALLED)
+        new = not keystore.path.exists()
+        argv = build_import_argv(keytool, keystore.path, anchor.slug, new=new)
+        step = command_step(
+            with_sudo(argv, needs_sudo(keystore.path)),
+            input_bytes=anchor.pem,
+            env=storepass_env(),
+            summary=f"{' '.join(argv)} < root certificate (PEM)",
+        )
+        note = self._note(keystore)
+        if new:
+            note = (
+                "new PKCS#12 truststore holding only this root; to keep trusting the "
+                "public CAs, copy a JDK's cacerts there first"
             )
-            note = self._note(keystore)
-            if new:
-                note = (
-                    "new PKCS#12 truststore holding only this root; to keep trusting the "
-                    "public CAs, copy a JDK's cacerts there first"
-                )
-            outcomes.append(
-                carry_out(STORE, location, [step], Result.INSTALLED, dry_run=dry_run, note=note)
-            )
-        return outcomes
+        return carry_out(STORE, location, [step], Result.INSTALLED, dry_run=dry_run, note=note)
 
     def uninstall(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]:
         keystores = self.keystores()
         if not keystores:
-            return [Outcome(STORE, "-", Result.SKIPPED, note=self._not_here().probe)]
+            return self._skipped()
         keytool = find_keytool()
-        outcomes = []
-        for keystore in keystores:
-            location = keystore.describe()
-            aliases = matching_aliases(keystore.path, anchor, keytool)
-            if not aliases:
-                outcomes.append(Outcome(STORE, location, Result.NOT_INSTALLED))
-                continue
-            steps = _delete_steps(keytool, keystore.path, aliases)
-            note = None
-            if keystore.follows_system:
-                note = "the system store puts it back on its next update unless removed there"
-            outcomes.append(
-                carry_out(STORE, location, steps, Result.REMOVED, dry_run=dry_run, note=note)
-            )
-        return outcomes
+        return [self._remove_from(keytool, k, anchor, dry_run=dry_run) for k in keystores]
+
+    def _remove_from(
+        self, keytool: str, keystore: Keystore, anchor: TrustAnchor, *, dry_run: bool
+    ) -> Outcome:
+        location = keystore.describe()
+        aliases = matching_aliases(keystore.path, anchor, keytool)
+        if not aliases:
+            return Outcome(STORE, location, Result.NOT_INSTALLED)
+        steps = _delete_steps(keytool, keystore.path, aliases)
+        note = None
+        if keystore.follows_system:
+            note = "the system store puts it back on its next update unless removed there"
+        return carry_out(STORE, location, steps, Result.REMOVED, dry_run=dry_run, note=note)

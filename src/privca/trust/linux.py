@@ -12,8 +12,6 @@ families work on the real / only.
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -41,10 +39,10 @@ from privca.trust.commands import (
     with_sudo,
     write_file_step,
 )
+from privca.x509.encoding import pem_certificate_ders
 
 STORE = "system"
 SYSTEM_ROOT_ENV = "PRIVCA_TRUST_SYSTEM_ROOT"
-_PEM_BODY = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
 _DEBIAN_JAVA_KEYSTORE = PurePosixPath("etc/ssl/certs/java/cacerts")
 _DEBIAN_JAVA_HOOK = PurePosixPath("etc/ca-certificates/update.d/jks-keystore")
 
@@ -160,13 +158,7 @@ def bundle_holds(bundle: Path, der: bytes) -> bool:
         data = bundle.read_bytes()
     except OSError:
         return False
-    for match in _PEM_BODY.finditer(data):
-        try:
-            if base64.b64decode(b"".join(match.group(1).split())) == der:
-                return True
-        except ValueError:
-            continue
-    return False
+    return der in pem_certificate_ders(data)
 
 
 @dataclass(frozen=True)
@@ -294,11 +286,11 @@ class LinuxSystemStore:
             self._refresh_step(family, removing=True),
             self._check_step(bundle, anchor, expect=False),
         ]
-        note = None
+        java_note: str | None = None
         if family.key == "debian" and self._java_note():
             steps.append(self._forget_in_debian_java_step(anchor))
-            note = "ca-certificates-java never removes a local anchor: privca deletes it"
-        return [carry_out(STORE, location, steps, Result.REMOVED, dry_run=dry_run, note=note)]
+            java_note = "ca-certificates-java never removes a local anchor: privca deletes it"
+        return [carry_out(STORE, location, steps, Result.REMOVED, dry_run=dry_run, note=java_note)]
 
     def _copies(self, anchor: TrustAnchor) -> list[Path]:
         """Files in any family's anchors directory that hold this root."""

@@ -7,10 +7,8 @@ certificate with the root's SHA-256 fingerprint.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 from privca.errors import EnvironmentRefused, ToolMissing
 from privca.trust.base import Outcome, Presence, Result, StoreReport, TrustAnchor, carry_out
 from privca.trust.commands import NSS_CERTUTIL, command_step, find_tool, run
+from privca.x509.encoding import pem_certificate_ders
 
 STORE = "nss"
 DATABASES_ENV = "PRIVCA_TRUST_NSS_DBS"
@@ -30,7 +29,6 @@ PROFILE_GLOBS = (
     ".thunderbird/*",
     ".pki/nssdb",
 )
-_PEM_BODY = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
 
 
 def discover_databases(home: Path) -> list[Path]:
@@ -65,11 +63,7 @@ def nickname_digests(certutil: str, database: Path, nickname: str) -> list[bytes
     completed = run(build_list_argv(certutil, database, nickname), check=False)
     if completed.returncode != 0:
         return []
-    text = completed.stdout.decode("ascii", "replace")
-    return [
-        hashlib.sha256(base64.b64decode("".join(m.group(1).split()))).digest()
-        for m in _PEM_BODY.finditer(text)
-    ]
+    return [hashlib.sha256(der).digest() for der in pem_certificate_ders(completed.stdout)]
 
 
 @dataclass(frozen=True)
@@ -114,49 +108,48 @@ class NssStore:
             reports.append(StoreReport(STORE, str(database), presence, probe, note))
         return reports
 
+    def _skipped(self) -> list[Outcome]:
+        return [Outcome(STORE, "-", Result.SKIPPED, note=self._not_here())]
+
     def install(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]:
         databases = self.locations()
         if not databases:
-            return [Outcome(STORE, "-", Result.SKIPPED, note=self._not_here())]
+            return self._skipped()
         certutil = find_tool(NSS_CERTUTIL)
-        outcomes = []
-        for database in databases:
-            digests = nickname_digests(certutil, database, anchor.slug)
-            if anchor.sha256 in digests:
-                outcomes.append(Outcome(STORE, str(database), Result.ALREADY_INSTALLED))
-                continue
-            if digests:
-                raise EnvironmentRefused(
-                    f"nickname '{anchor.slug}' in {database} already holds another certificate",
-                    f"inspect it with: certutil -L -n {anchor.slug} -d sql:{database}",
-                )
-            argv = build_add_argv(certutil, database, anchor.slug)
-            step = command_step(
-                argv,
-                input_bytes=anchor.pem,
-                summary=f"{' '.join(argv)} < root certificate (PEM)",
-                hint="is the database writable? Firefox must not hold it open in legacy mode",
+        return [self._add_to(certutil, db, anchor, dry_run=dry_run) for db in databases]
+
+    def _add_to(
+        self, certutil: str, database: Path, anchor: TrustAnchor, *, dry_run: bool
+    ) -> Outcome:
+        digests = nickname_digests(certutil, database, anchor.slug)
+        if anchor.sha256 in digests:
+            return Outcome(STORE, str(database), Result.ALREADY_INSTALLED)
+        if digests:
+            raise EnvironmentRefused(
+                f"nickname '{anchor.slug}' in {database} already holds another certificate",
+                f"inspect it with: certutil -L -n {anchor.slug} -d sql:{database}",
             )
-            note = "applications read it at start: restart Firefox/Chromium"
-            outcomes.append(
-                carry_out(
-                    STORE, str(database), [step], Result.INSTALLED, dry_run=dry_run, note=note
-                )
-            )
-        return outcomes
+        argv = build_add_argv(certutil, database, anchor.slug)
+        step = command_step(
+            argv,
+            input_bytes=anchor.pem,
+            summary=f"{' '.join(argv)} < root certificate (PEM)",
+            hint="is the database writable? Firefox must not hold it open in legacy mode",
+        )
+        note = "applications read it at start: restart Firefox/Chromium"
+        return carry_out(STORE, str(database), [step], Result.INSTALLED, dry_run=dry_run, note=note)
 
     def uninstall(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]:
         databases = self.locations()
         if not databases:
-            return [Outcome(STORE, "-", Result.SKIPPED, note=self._not_here())]
+            return self._skipped()
         certutil = find_tool(NSS_CERTUTIL)
-        outcomes = []
-        for database in databases:
-            if anchor.sha256 not in nickname_digests(certutil, database, anchor.slug):
-                outcomes.append(Outcome(STORE, str(database), Result.NOT_INSTALLED))
-                continue
-            step = command_step(build_delete_argv(certutil, database, anchor.slug))
-            outcomes.append(
-                carry_out(STORE, str(database), [step], Result.REMOVED, dry_run=dry_run)
-            )
-        return outcomes
+        return [self._remove_from(certutil, db, anchor, dry_run=dry_run) for db in databases]
+
+    def _remove_from(
+        self, certutil: str, database: Path, anchor: TrustAnchor, *, dry_run: bool
+    ) -> Outcome:
+        if anchor.sha256 not in nickname_digests(certutil, database, anchor.slug):
+            return Outcome(STORE, str(database), Result.NOT_INSTALLED)
+        step = command_step(build_delete_argv(certutil, database, anchor.slug))
+        return carry_out(STORE, str(database), [step], Result.REMOVED, dry_run=dry_run)

@@ -9,12 +9,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import overload
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+)
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from privca.x509.constraints import build_name_constraints
 from privca.x509.names import NameSubtree, SubjectName
@@ -29,14 +34,16 @@ class Issuer:
 
     name: x509.Name
     key_identifier: bytes
-    private_key: Any
+    private_key: CertificateIssuerPrivateKeyTypes
     not_after: dt.datetime | None = None
 
     not_before: dt.datetime | None = None
     certificate: x509.Certificate | None = None
 
     @classmethod
-    def from_certificate(cls, certificate: x509.Certificate, private_key: Any) -> Issuer:
+    def from_certificate(
+        cls, certificate: x509.Certificate, private_key: CertificateIssuerPrivateKeyTypes
+    ) -> Issuer:
         return cls(
             name=certificate.subject,
             key_identifier=subject_key_identifier(certificate),
@@ -55,7 +62,7 @@ class CertificateSpec:
     """Everything about one certificate except who signs it."""
 
     subject: x509.Name
-    public_key: Any
+    public_key: CertificatePublicKeyTypes
     profile: Profile
     serial: int
     not_before: dt.datetime
@@ -70,9 +77,13 @@ class CertificateSpec:
     subject_key_identifier: bytes | None = None
 
 
-def signature_hash_for(private_key: Any) -> hashes.HashAlgorithm | None:
-    """The hash to sign with, matched to the key's strength; None for Ed25519 (pure EdDSA)."""
-    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+SignatureHash = hashes.SHA256 | hashes.SHA384
+
+
+def signature_hash_for(private_key: CertificateIssuerPrivateKeyTypes) -> SignatureHash | None:
+    """The hash to sign with, matched to the key's strength; None for EdDSA (pure EdDSA
+    hashes internally)."""
+    if isinstance(private_key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
         return None
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         return hashes.SHA384() if private_key.curve.key_size >= 384 else hashes.SHA256()
@@ -80,6 +91,8 @@ def signature_hash_for(private_key: Any) -> hashes.HashAlgorithm | None:
 
 
 def subject_key_identifier(certificate: x509.Certificate) -> bytes:
+    """The certificate's own key identifier, or the RFC 5280 method 1 hash of its key when
+    it carries none (older CAs made by hand)."""
     try:
         return certificate.extensions.get_extension_for_class(
             x509.SubjectKeyIdentifier
@@ -89,6 +102,7 @@ def subject_key_identifier(certificate: x509.Certificate) -> bytes:
 
 
 def ca_subject(common_name: str) -> x509.Name:
+    """A CA's subject: CN only, cut to the 64 characters X.509 allows."""
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:_MAX_CN])])
 
 
@@ -103,7 +117,7 @@ def leaf_subject(names: Sequence[SubjectName], common_name: str | None = None) -
     return x509.Name([])
 
 
-def _key_usage(profile: Profile, public_key: Any) -> x509.KeyUsage:
+def _key_usage(profile: Profile, public_key: CertificatePublicKeyTypes) -> x509.KeyUsage:
     ca = profile.is_ca
     encipher = not ca and isinstance(public_key, rsa.RSAPublicKey) and not profile.ocsp_no_check
     return x509.KeyUsage(
@@ -119,10 +133,67 @@ def _key_usage(profile: Profile, public_key: Any) -> x509.KeyUsage:
     )
 
 
-def build_certificate(spec: CertificateSpec, issuer: Issuer | None) -> x509.Certificate:
-    """Build and sign. `issuer=None` is not allowed for leaves; roots pass their own Issuer."""
-    if issuer is None:
-        raise ValueError("an issuer is required")
+def _distribution_points(spec: CertificateSpec) -> x509.CRLDistributionPoints | None:
+    # An OCSP responder's certificate is never checked for revocation (OCSPNoCheck).
+    if not spec.crl_url or spec.profile.ocsp_no_check:
+        return None
+    point = x509.DistributionPoint([x509.UniformResourceIdentifier(spec.crl_url)], None, None, None)
+    return x509.CRLDistributionPoints([point])
+
+
+def _authority_access(spec: CertificateSpec) -> x509.AuthorityInformationAccess | None:
+    access = []
+    if spec.ocsp_url and not spec.profile.ocsp_no_check:
+        access.append(
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(spec.ocsp_url)
+            )
+        )
+    if spec.ca_issuers_url:
+        access.append(
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.CA_ISSUERS,
+                x509.UniformResourceIdentifier(spec.ca_issuers_url),
+            )
+        )
+    return x509.AuthorityInformationAccess(access) if access else None
+
+
+def _optional_extensions(spec: CertificateSpec) -> list[x509.Extension[x509.ExtensionType]]:
+    """The extensions a certificate carries only when its profile or spec asks for them,
+    each with its criticality (RFC 5280 4.2)."""
+    profile = spec.profile
+    found: list[tuple[x509.ExtensionType | None, bool]] = [
+        (
+            x509.ExtendedKeyUsage(list(profile.extended_key_usages))
+            if profile.extended_key_usages
+            else None,
+            False,
+        ),
+        (
+            x509.SubjectAlternativeName([n.general_name() for n in spec.names])
+            if spec.names
+            else None,
+            # An empty subject leaves the SAN as the only identity: then it is critical.
+            len(spec.subject) == 0,
+        ),
+        (build_name_constraints(spec.permitted, spec.excluded), True),
+        (x509.OCSPNoCheck() if profile.ocsp_no_check else None, False),
+        (_distribution_points(spec), False),
+        (_authority_access(spec), False),
+    ]
+    return [
+        x509.Extension(value.oid, critical, value) for value, critical in found if value is not None
+    ]
+
+
+def build_certificate(spec: CertificateSpec, issuer: Issuer) -> x509.Certificate:
+    """Build and sign one certificate; a root passes its own Issuer (`self_issuer`).
+
+    Raises:
+        ValueError: cryptography's, when the spec is inconsistent (a serial or validity
+            it refuses): privca's callers build specs that never are.
+    """
     profile = spec.profile
     builder = (
         x509.CertificateBuilder()
@@ -147,57 +218,33 @@ def build_certificate(spec: CertificateSpec, issuer: Issuer | None) -> x509.Cert
             x509.AuthorityKeyIdentifier(issuer.key_identifier, None, None), critical=False
         )
     )
-    if profile.extended_key_usages:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage(list(profile.extended_key_usages)), critical=False
-        )
-    if spec.names:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([n.general_name() for n in spec.names]),
-            critical=len(spec.subject) == 0,
-        )
-    constraints = build_name_constraints(spec.permitted, spec.excluded)
-    if constraints is not None:
-        builder = builder.add_extension(constraints, critical=True)
-    if profile.ocsp_no_check:
-        builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
-    if spec.crl_url and not profile.ocsp_no_check:
-        builder = builder.add_extension(
-            x509.CRLDistributionPoints(
-                [
-                    x509.DistributionPoint(
-                        [x509.UniformResourceIdentifier(spec.crl_url)], None, None, None
-                    )
-                ]
-            ),
-            critical=False,
-        )
-    access = []
-    if spec.ocsp_url and not profile.ocsp_no_check:
-        access.append(
-            x509.AccessDescription(
-                x509.AuthorityInformationAccessOID.OCSP,
-                x509.UniformResourceIdentifier(spec.ocsp_url),
-            )
-        )
-    if spec.ca_issuers_url:
-        access.append(
-            x509.AccessDescription(
-                x509.AuthorityInformationAccessOID.CA_ISSUERS,
-                x509.UniformResourceIdentifier(spec.ca_issuers_url),
-            )
-        )
-    if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+    for extension in _optional_extensions(spec):
+        builder = builder.add_extension(extension.value, extension.critical)
     return builder.sign(issuer.private_key, signature_hash_for(issuer.private_key))
 
 
-def sign_builder(builder: Any, private_key: Any) -> Any:
+@overload
+def sign_builder(
+    builder: x509.CertificateRevocationListBuilder,
+    private_key: CertificateIssuerPrivateKeyTypes,
+) -> x509.CertificateRevocationList: ...
+
+
+@overload
+def sign_builder(
+    builder: ocsp.OCSPResponseBuilder, private_key: CertificateIssuerPrivateKeyTypes
+) -> ocsp.OCSPResponse: ...
+
+
+def sign_builder(
+    builder: x509.CertificateRevocationListBuilder | ocsp.OCSPResponseBuilder,
+    private_key: CertificateIssuerPrivateKeyTypes,
+) -> x509.CertificateRevocationList | ocsp.OCSPResponse:
     """Sign a CRL or OCSP response builder with the hash matched to the key."""
     return builder.sign(private_key, signature_hash_for(private_key))
 
 
-def self_issuer(subject: x509.Name, private_key: Any) -> Issuer:
+def self_issuer(subject: x509.Name, private_key: CertificateIssuerPrivateKeyTypes) -> Issuer:
     """The Issuer of a self-signed root: its own name and key identifier."""
     return Issuer(
         name=subject,
@@ -207,7 +254,9 @@ def self_issuer(subject: x509.Name, private_key: Any) -> Issuer:
 
 
 def build_csr(
-    private_key: Any, names: Sequence[SubjectName], common_name: str | None = None
+    private_key: CertificateIssuerPrivateKeyTypes,
+    names: Sequence[SubjectName],
+    common_name: str | None = None,
 ) -> x509.CertificateSigningRequest:
     """A CSR carrying the names as a SAN (and `common_name`, else the first DNS name, as
     CN), nothing else."""

@@ -60,6 +60,24 @@ def _for_domains(domains: Sequence[str]) -> list[x509.GeneralName]:
     return names
 
 
+def _domains(subtrees: Sequence[NameSubtree]) -> list[str]:
+    return [s.value for s in subtrees if s.kind == "dns"]
+
+
+def _networks(
+    subtrees: Sequence[NameSubtree],
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [s.network for s in subtrees if s.kind == "ip"]
+
+
+def _closing(permitted: Sequence[NameSubtree]) -> tuple[list[x509.GeneralName], list[str]]:
+    """Permitted subtrees for every name type, and the address families to exclude whole
+    (a type with nothing permitted is closed, not left open)."""
+    domains, networks = _domains(permitted), _networks(permitted)
+    names = _for_domains(domains or [NOWHERE]) + [x509.IPAddress(n) for n in networks]
+    return names, [] if networks else ["0.0.0.0/0", "::/0"]
+
+
 def build_name_constraints(
     permitted: Sequence[NameSubtree], excluded: Sequence[NameSubtree]
 ) -> x509.NameConstraints | None:
@@ -69,14 +87,10 @@ def build_name_constraints(
     permitted_names: list[x509.GeneralName] = []
     excluded_names: list[x509.GeneralName] = []
     if permitted:
-        domains = [s.value for s in permitted if s.kind == "dns"]
-        networks = [s.network for s in permitted if s.kind == "ip"]
-        permitted_names += _for_domains(domains or [NOWHERE])
-        permitted_names += [x509.IPAddress(n) for n in networks]
-        if not networks:
-            excluded_names += [x509.IPAddress(_ALL_IPV4), x509.IPAddress(_ALL_IPV6)]
-    excluded_names += _for_domains([s.value for s in excluded if s.kind == "dns"])
-    excluded_names += [x509.IPAddress(s.network) for s in excluded if s.kind == "ip"]
+        permitted_names, closed_families = _closing(permitted)
+        excluded_names += [x509.IPAddress(ipaddress.ip_network(f)) for f in closed_families]
+    excluded_names += _for_domains(_domains(excluded))
+    excluded_names += [x509.IPAddress(n) for n in _networks(excluded)]
     return x509.NameConstraints(
         permitted_subtrees=permitted_names or None, excluded_subtrees=excluded_names or None
     )
@@ -131,14 +145,17 @@ def _host_matches(host: str, subtree: str) -> bool:
     return host == subtree
 
 
+def _uri_subtrees(names: Iterable[x509.GeneralName] | None) -> list[str]:
+    return [g.value for g in names or () if isinstance(g, x509.UniformResourceIdentifier)]
+
+
 def uri_violation(uri: str, nc: x509.NameConstraints) -> str | None:
     """Why `uri` breaks the URI subtrees of `nc` (RFC 5280 4.2.1.10), or None if it does not.
 
     The host is read with privca's strict parser: a URI it refuses cannot be shown to be
     inside any subtree, so it is a violation wherever URI subtrees exist."""
-    uri_type = x509.UniformResourceIdentifier
-    permitted = [g.value for g in nc.permitted_subtrees or () if isinstance(g, uri_type)]
-    excluded = [g.value for g in nc.excluded_subtrees or () if isinstance(g, uri_type)]
+    permitted = _uri_subtrees(nc.permitted_subtrees)
+    excluded = _uri_subtrees(nc.excluded_subtrees)
     if not (permitted or excluded):
         return None
     shown = printable(uri, 200)
@@ -148,9 +165,9 @@ def uri_violation(uri: str, nc: x509.NameConstraints) -> str | None:
         return f"URI name '{shown}' cannot be matched against the URI name constraints"
     if parsed.host_is_ip:
         return f"URI name '{shown}' has an IP address host, which no URI name constraint permits"
-    for subtree in excluded:
-        if _host_matches(parsed.host, subtree):
-            return f"URI name '{shown}' is in an excluded name constraint subtree ({subtree})"
+    inside = [s for s in excluded if _host_matches(parsed.host, s)]
+    if inside:
+        return f"URI name '{shown}' is in an excluded name constraint subtree ({inside[0]})"
     if permitted and not any(_host_matches(parsed.host, s) for s in permitted):
         return f"URI name '{shown}' matches no permitted URI name constraint"
     return None

@@ -8,28 +8,21 @@ that shows them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+from privca.x509.profiles import usage_name
+from privca.x509.verify import is_signed_by
 
 Document = dict[str, Any]
 Inspectable = x509.Certificate | x509.CertificateSigningRequest | x509.CertificateRevocationList
 
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
-_USAGES = {
-    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
-    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
-    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
-    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
-    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
-    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
-    ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE: "anyExtendedKeyUsage",
-}
 _KEY_USAGE_BITS = (
     "digital_signature",
     "content_commitment",
@@ -49,7 +42,7 @@ def _colon_hex(data: bytes) -> str:
     return ":".join(f"{byte:02X}" for byte in data)
 
 
-def describe_public_key(public_key: Any) -> str:
+def describe_public_key(public_key: PublicKeyTypes) -> str:
     """'EC P-256', 'RSA 2048 bits', 'Ed25519'..."""
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return f"EC {_CURVE_NAMES.get(public_key.curve.name, public_key.curve.name)}"
@@ -66,7 +59,7 @@ def describe_public_key(public_key: Any) -> str:
     return type(public_key).__name__
 
 
-def _key_document(public_key: Any) -> Document:
+def _key_document(public_key: PublicKeyTypes) -> Document:
     spki = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -109,48 +102,63 @@ def _key_usage(value: x509.KeyUsage) -> list[str]:
         if value.decipher_only:
             used.append("decipherOnly")
     # RFC 5280 spells two of them differently from cryptography's attribute names.
-    renamed = {"contentCommitment": "nonRepudiation", "keyCertSign": "keyCertSign"}
+    renamed = {"contentCommitment": "nonRepudiation", "crlSign": "cRLSign"}
     return [renamed.get(u, u) for u in used]
 
 
-def _extension_value(value: x509.ExtensionType) -> Any:
-    """A short, readable form of the extensions a CA and a TLS client care about."""
-    if isinstance(value, x509.BasicConstraints):
-        text = "CA:TRUE" if value.ca else "CA:FALSE"
-        return text + (f", pathlen:{value.path_length}" if value.path_length is not None else "")
-    if isinstance(value, x509.KeyUsage):
-        return _key_usage(value)
-    if isinstance(value, x509.ExtendedKeyUsage):
-        return [_USAGES.get(u, u.dotted_string) for u in value]
-    if isinstance(value, x509.SubjectAlternativeName | x509.IssuerAlternativeName):
-        return _general_names(value)
-    if isinstance(value, x509.SubjectKeyIdentifier):
-        return _colon_hex(value.digest)
-    if isinstance(value, x509.AuthorityKeyIdentifier):
-        return _colon_hex(value.key_identifier) if value.key_identifier else "(no key id)"
-    if isinstance(value, x509.NameConstraints):
-        return {
-            "permitted": _general_names(value.permitted_subtrees),
-            "excluded": _general_names(value.excluded_subtrees),
-        }
-    if isinstance(value, x509.CRLDistributionPoints | x509.FreshestCRL):
-        return [name for point in value for name in _general_names(point.full_name)]
-    if isinstance(value, x509.AuthorityInformationAccess):
-        return [
-            f"{access.access_method._name}: {_general_name(access.access_location)}"
-            for access in value
-        ]
-    if isinstance(value, x509.CertificatePolicies):
-        return [policy.policy_identifier.dotted_string for policy in value]
-    if isinstance(value, x509.CRLNumber | x509.DeltaCRLIndicator):
-        return getattr(value, "crl_number", None)
-    if isinstance(value, x509.OCSPNoCheck):
-        return "present"
-    if isinstance(value, x509.TLSFeature):
-        return [feature.name for feature in value]
-    if isinstance(value, x509.UnrecognizedExtension):
-        return f"{len(value.value)} bytes, not decoded"
-    return type(value).__name__
+def _basic_constraints(value: x509.BasicConstraints) -> str:
+    text = "CA:TRUE" if value.ca else "CA:FALSE"
+    return text + (f", pathlen:{value.path_length}" if value.path_length is not None else "")
+
+
+def _authority_key_id(value: x509.AuthorityKeyIdentifier) -> str:
+    return _colon_hex(value.key_identifier) if value.key_identifier else "(no key id)"
+
+
+def _name_constraints(value: x509.NameConstraints) -> dict[str, list[str]]:
+    return {
+        "permitted": _general_names(value.permitted_subtrees),
+        "excluded": _general_names(value.excluded_subtrees),
+    }
+
+
+def _distribution_points(value: x509.CRLDistributionPoints | x509.FreshestCRL) -> list[str]:
+    return [name for point in value for name in _general_names(point.full_name)]
+
+
+def _access(value: x509.AuthorityInformationAccess) -> list[str]:
+    return [
+        f"{access.access_method._name}: {_general_name(access.access_location)}" for access in value
+    ]
+
+
+ExtensionValue = str | int | list[str] | dict[str, list[str]]
+# A short, readable form of the extensions a CA and a TLS client care about; any other
+# extension is shown by its class name.
+_EXTENSION_VALUES: dict[type[x509.ExtensionType], Callable[[Any], ExtensionValue]] = {
+    x509.BasicConstraints: _basic_constraints,
+    x509.KeyUsage: _key_usage,
+    x509.ExtendedKeyUsage: lambda value: [usage_name(u) for u in value],
+    x509.SubjectAlternativeName: _general_names,
+    x509.IssuerAlternativeName: _general_names,
+    x509.SubjectKeyIdentifier: lambda value: _colon_hex(value.digest),
+    x509.AuthorityKeyIdentifier: _authority_key_id,
+    x509.NameConstraints: _name_constraints,
+    x509.CRLDistributionPoints: _distribution_points,
+    x509.FreshestCRL: _distribution_points,
+    x509.AuthorityInformationAccess: _access,
+    x509.CertificatePolicies: lambda value: [p.policy_identifier.dotted_string for p in value],
+    x509.CRLNumber: lambda value: value.crl_number,
+    x509.DeltaCRLIndicator: lambda value: value.crl_number,
+    x509.OCSPNoCheck: lambda value: "present",
+    x509.TLSFeature: lambda value: [feature.name for feature in value],
+    x509.UnrecognizedExtension: lambda value: f"{len(value.value)} bytes, not decoded",
+}
+
+
+def _extension_value(value: x509.ExtensionType) -> ExtensionValue:
+    show = _EXTENSION_VALUES.get(type(value))
+    return show(value) if show is not None else type(value).__name__
 
 
 def _extensions(extensions: x509.Extensions) -> list[Document]:
@@ -180,9 +188,15 @@ def _fingerprints(certificate: x509.Certificate) -> Document:
     }
 
 
-def _signature_algorithm(item: Any) -> str:
-    oid = item.signature_algorithm_oid
-    return oid._name if oid._name != "Unknown OID" else oid.dotted_string
+def oid_name(oid: x509.ObjectIdentifier) -> str:
+    """cryptography's name for an OID ("subjectAltName"), or the dotted form when it has
+    none (it says "Unknown OID" then)."""
+    name: str = oid._name
+    return name if name != "Unknown OID" else oid.dotted_string
+
+
+def _signature_algorithm(item: Inspectable) -> str:
+    return oid_name(item.signature_algorithm_oid)
 
 
 def describe_certificate(certificate: x509.Certificate, now: dt.datetime) -> Document:
@@ -254,14 +268,6 @@ def describe_crl(crl: x509.CertificateRevocationList, now: dt.datetime) -> Docum
     }
 
 
-def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def describe_objects(objects: Sequence[Inspectable], now: dt.datetime) -> list[Document]:
     """Documents for what a file holds, in order. Consecutive certificates are a chain as
     servers send it (leaf first): each says whether the next one signed it."""
@@ -271,7 +277,7 @@ def describe_objects(objects: Sequence[Inspectable], now: dt.datetime) -> list[D
             document = describe_certificate(item, now)
             following = objects[index + 1] if index + 1 < len(objects) else None
             if isinstance(following, x509.Certificate):
-                document["signed_by_next"] = _signed_by(item, following)
+                document["signed_by_next"] = is_signed_by(item, following)
             documents.append(document)
         elif isinstance(item, x509.CertificateSigningRequest):
             documents.append(describe_csr(item))

@@ -113,10 +113,16 @@ class NameSubtree:
 
 
 def _reject(value: str, rule: str, hint: str | None = None) -> InputError:
-    return InputError(f"name '{printable(value, 300)}' {rule}", hint)
+    # The rule and hint may quote a label or a parser's complaint about it: all of it is
+    # the requester's text, so all of it is escaped.
+    shown_hint = printable(hint, 300) if hint is not None else None
+    return InputError(f"name '{printable(value, 300)}' {printable(rule, 300)}", shown_hint)
 
 
-def _looks_like_ip(text: str) -> bool:
+def is_ip_address(text: str) -> bool:
+    """Whether `text` is exactly an IPv4 or IPv6 address literal, as `ipaddress` reads it:
+    no brackets, prefix or whitespace; an IPv6 zone id (fe80::1%eth0) counts, so callers
+    that refuse zone ids look for '%' first."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -136,17 +142,70 @@ def _to_a_label(label: str, original: str) -> str:
     return encoded
 
 
-def parse_dns_name(text: str, *, allow_wildcard: bool = True, original: str | None = None) -> str:
-    """A DNS name as a lowercase A-label string; raises InputError naming the broken rule."""
-    shown = original if original is not None else text
+def _check_punycode(label: str, shown: str) -> None:
+    import idna
+
+    try:
+        idna.ulabel(label)
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise _reject(shown, f"has an invalid punycode label '{label}'") from exc
+
+
+def _a_label(label: str, shown: str) -> str:
+    """One label of a DNS name as a checked lowercase A-label."""
+    if label == "":
+        raise _reject(shown, "has an empty label")
+    if "*" in label:
+        raise _reject(shown, "has a '*' that is not a whole left-most label", "use '*.domain' only")
+    if not label.isascii():
+        label = _to_a_label(label.lower(), shown)
+    else:
+        label = label.lower()
+        if label.startswith("xn--"):
+            _check_punycode(label, shown)
+        elif len(label) >= 4 and label[2:4] == "--":
+            raise _reject(shown, f"has a label '{label}' with '--' in positions 3-4")
+    if "_" in label:
+        raise _reject(shown, "contains an underscore, which hostnames may not")
+    if len(label) > _MAX_LABEL:
+        raise _reject(shown, f"has a label longer than {_MAX_LABEL} characters")
+    if not _LDH_LABEL.match(label):
+        if label.startswith("-") or label.endswith("-"):
+            raise _reject(shown, f"has a label '{label}' that starts or ends with a hyphen")
+        raise _reject(shown, f"has a label '{label}' with characters other than a-z, 0-9, '-'")
+    return label
+
+
+def _check_dns_text(text: str, shown: str) -> None:
+    """What is wrong with the name as a whole, before its labels are looked at."""
     if not text:
         raise _reject(shown, "is empty")
     if text != text.strip() or any(ch.isspace() for ch in text):
         raise _reject(shown, "contains whitespace")
-    if _looks_like_ip(text):
+    if is_ip_address(text):
         raise _reject(shown, "is an IP address where a DNS name is expected", f"use ip:{text}")
     if text.endswith("."):
         raise _reject(shown, "ends with a dot", f"use '{text.rstrip('.')}'")
+
+
+def _check_last_label(label: str, shown: str) -> None:
+    if label.isdigit():
+        raise _reject(shown, "ends in an all-numeric label, which no DNS name does")
+    if _NUMERIC_LABEL.match(label):
+        raise _reject(
+            shown, f"ends in '{label}', which URL parsers read as a number (an IPv4 address)"
+        )
+
+
+def parse_dns_name(text: str, *, allow_wildcard: bool = True, original: str | None = None) -> str:
+    """A DNS name as a lowercase A-label string.
+
+    Raises:
+        InputError: naming the broken rule (empty label, '_', a label IDNA 2008 refuses,
+            an all-numeric last label, over 253 characters, ...).
+    """
+    shown = original if original is not None else text
+    _check_dns_text(text, shown)
     labels = text.split(".")
     wildcard = labels[0] == "*"
     if wildcard:
@@ -155,45 +214,9 @@ def parse_dns_name(text: str, *, allow_wildcard: bool = True, original: str | No
         labels = labels[1:]
         if len(labels) < 2:
             raise _reject(shown, "is a wildcard directly under a top-level label")
-    out: list[str] = []
-    for label in labels:
-        if label == "":
-            raise _reject(shown, "has an empty label")
-        if "*" in label:
-            raise _reject(
-                shown, "has a '*' that is not a whole left-most label", "use '*.domain' only"
-            )
-        if label.isascii():
-            label = label.lower()
-            if label.startswith("xn--"):
-                import idna
-
-                try:
-                    idna.ulabel(label)
-                except (idna.IDNAError, UnicodeError) as exc:
-                    raise _reject(shown, f"has an invalid punycode label '{label}'") from exc
-            elif len(label) >= 4 and label[2:4] == "--":
-                raise _reject(shown, f"has a label '{label}' with '--' in positions 3-4")
-        else:
-            label = _to_a_label(label.lower(), shown)
-        if "_" in label:
-            raise _reject(shown, "contains an underscore, which hostnames may not")
-        if len(label) > _MAX_LABEL:
-            raise _reject(shown, f"has a label longer than {_MAX_LABEL} characters")
-        if not _LDH_LABEL.match(label):
-            if label.startswith("-") or label.endswith("-"):
-                raise _reject(shown, f"has a label '{label}' that starts or ends with a hyphen")
-            raise _reject(shown, f"has a label '{label}' with characters other than a-z, 0-9, '-'")
-        out.append(label)
-    if out[-1].isdigit():
-        raise _reject(shown, "ends in an all-numeric label, which no DNS name does")
-    if _NUMERIC_LABEL.match(out[-1]):
-        raise _reject(
-            shown, f"ends in '{out[-1]}', which URL parsers read as a number (an IPv4 address)"
-        )
-    name = ".".join(out)
-    if wildcard:
-        name = "*." + name
+    out = [_a_label(label, shown) for label in labels]
+    _check_last_label(out[-1], shown)
+    name = ("*." if wildcard else "") + ".".join(out)
     if len(name) > _MAX_NAME:
         raise _reject(shown, f"is longer than {_MAX_NAME} characters")
     return name
@@ -237,10 +260,7 @@ class Uri:
     text: str
 
 
-def parse_uri(text: str, original: str | None = None) -> Uri:
-    """An absolute URI with a host (RFC 5280 4.2.1.6), refused wherever another parser could
-    read another host. Scheme and host are lowercased, IPv6 hosts written canonically."""
-    shown = original if original is not None else text
+def _check_uri_characters(text: str, shown: str) -> None:
     if "\\" in text:
         raise _reject(
             shown, "contains a backslash, which WHATWG URL parsers read as '/'", "remove it"
@@ -253,6 +273,18 @@ def parse_uri(text: str, original: str | None = None) -> Uri:
         )
     if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in text):
         raise _reject(shown, "is not an ASCII URI without spaces or control characters")
+
+
+def parse_uri(text: str, original: str | None = None) -> Uri:
+    """An absolute URI with a host (RFC 5280 4.2.1.6), refused wherever another parser could
+    read another host. Scheme and host are lowercased, IPv6 hosts written canonically.
+
+    Raises:
+        InputError: naming what another parser could read differently (userinfo, a
+            backslash, a percent-encoded host, a port outside 1-65535, ...).
+    """
+    shown = original if original is not None else text
+    _check_uri_characters(text, shown)
     scheme, colon, rest = text.partition(":")
     scheme = scheme.lower()
     if not colon or not _URI_SCHEME.match(scheme):
@@ -270,43 +302,53 @@ def parse_uri(text: str, original: str | None = None) -> Uri:
         )
     host, port = _split_host_port(authority, shown)
     _check_uri_tail(tail, shown)
-    host_is_ip = _looks_like_ip(host)
+    host_is_ip = is_ip_address(host)
     shown_host = f"[{host}]" if ":" in host else host
     port_text = f":{port}" if port is not None else ""
     return Uri(scheme, host, host_is_ip, port, f"{scheme}://{shown_host}{port_text}{tail}")
 
 
+def _ipv6_literal(authority: str, shown: str) -> tuple[str, str | None]:
+    """`[addr]` or `[addr]:port`: the canonical address and the port text, if any."""
+    literal, bracket, after = authority[1:].partition("]")
+    if not bracket:
+        raise _reject(shown, "has an unterminated IPv6 literal ('[' without ']')")
+    if "%" in literal:
+        raise _reject(shown, "carries an IPv6 zone id, which only means something on one host")
+    try:
+        host = str(ipaddress.IPv6Address(literal))
+    except ValueError as exc:
+        raise _reject(shown, "has an invalid IPv6 literal in its host") from exc
+    if after and not after.startswith(":"):
+        raise _reject(shown, "has characters after its IPv6 literal")
+    return host, after[1:] if after else None
+
+
+def _plain_host(authority: str, shown: str) -> tuple[str, str | None]:
+    """`host` or `host:port` (a DNS name or a dotted IPv4 address) and the port text."""
+    if authority.count(":") > 1 or "[" in authority or "]" in authority:
+        raise _reject(shown, "has a host that is neither a DNS name nor an IP address")
+    host, colon, port_part = authority.partition(":")
+    if not host:
+        raise _reject(shown, "has no host part", "RFC 5280 requires a host in URI names")
+    if "%" in host:
+        raise _reject(
+            shown,
+            "has a percent-encoded host, which parsers decode differently",
+            "write the host plainly",
+        )
+    try:
+        host = str(ipaddress.IPv4Address(host))
+    except ValueError:
+        host = parse_dns_name(host.lower(), allow_wildcard=False, original=shown)
+    return host, port_part if colon else None
+
+
 def _split_host_port(authority: str, shown: str) -> tuple[str, int | None]:
     if authority.startswith("["):
-        literal, bracket, after = authority[1:].partition("]")
-        if not bracket:
-            raise _reject(shown, "has an unterminated IPv6 literal ('[' without ']')")
-        if "%" in literal:
-            raise _reject(shown, "carries an IPv6 zone id, which only means something on one host")
-        try:
-            host = str(ipaddress.IPv6Address(literal))
-        except ValueError as exc:
-            raise _reject(shown, "has an invalid IPv6 literal in its host") from exc
-        if after and not after.startswith(":"):
-            raise _reject(shown, "has characters after its IPv6 literal")
-        port_text: str | None = after[1:] if after else None
+        host, port_text = _ipv6_literal(authority, shown)
     else:
-        if authority.count(":") > 1 or "[" in authority or "]" in authority:
-            raise _reject(shown, "has a host that is neither a DNS name nor an IP address")
-        host, colon, port_part = authority.partition(":")
-        port_text = port_part if colon else None
-        if not host:
-            raise _reject(shown, "has no host part", "RFC 5280 requires a host in URI names")
-        if "%" in host:
-            raise _reject(
-                shown,
-                "has a percent-encoded host, which parsers decode differently",
-                "write the host plainly",
-            )
-        try:
-            host = str(ipaddress.IPv4Address(host))
-        except ValueError:
-            host = parse_dns_name(host.lower(), allow_wildcard=False, original=shown)
+        host, port_text = _plain_host(authority, shown)
     if port_text is None:
         return host, None
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -366,7 +408,7 @@ def parse_name(text: str, *, allow_wildcard: bool = True) -> SubjectName:
         return SubjectName("email", _parse_email(text, original))
     if kind == "uri":
         return SubjectName("uri", _parse_uri(text, original))
-    if _looks_like_ip(text):
+    if is_ip_address(text):
         return SubjectName("ip", parse_ip_address(text, original))
     if "://" in text:
         return SubjectName("uri", _parse_uri(text, original))
@@ -398,15 +440,15 @@ def parse_subtree(text: str) -> NameSubtree:
     candidate = text.strip()
     if "%" in candidate:
         raise InputError(
-            f"subtree '{text}' carries an IPv6 zone id or a '%'",
+            f"subtree '{printable(text, 300)}' carries an IPv6 zone id or a '%'",
             "give a network such as fd00::/8, without a zone id",
         )
-    if "/" in candidate or _looks_like_ip(candidate):
+    if "/" in candidate or is_ip_address(candidate):
         try:
             network = ipaddress.ip_network(candidate, strict=True)
         except ValueError as exc:
             raise InputError(
-                f"subtree '{text}' is not a valid network",
+                f"subtree '{printable(text, 300)}' is not a valid network",
                 "give a network address such as 10.0.0.0/8 (host bits zero)",
             ) from exc
         return NameSubtree("ip", str(network))

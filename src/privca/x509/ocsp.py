@@ -12,11 +12,14 @@ import binascii
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+)
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp
 
@@ -82,7 +85,7 @@ class Responder:
     clients can check its OCSPSigning EKU) or the CA certificate itself (not embedded)."""
 
     certificate: x509.Certificate
-    private_key: Any
+    private_key: CertificateIssuerPrivateKeyTypes
     delegated: bool
 
 
@@ -142,7 +145,9 @@ def load_request(der: bytes) -> OcspQuery:
     if cert_id.hash_name not in HASHES:
         raise InputError(f"the OCSP request uses the unsupported hash {cert_id.hash_name}")
     if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE_BYTES:
-        raise InputError(f"the OCSP nonce is {len(nonce)} bytes; 1 to 32 are allowed")
+        raise InputError(
+            f"the OCSP nonce is {len(nonce)} bytes; 1 to {MAX_NONCE_BYTES} are allowed"
+        )
     return OcspQuery(cert_id, nonce)
 
 
@@ -158,7 +163,7 @@ def _der_header(data: bytes, offset: int) -> tuple[int, int, int]:
     return tag, offset, offset + length
 
 
-def subject_public_key_bits(public_key: Any) -> bytes:
+def subject_public_key_bits(public_key: CertificatePublicKeyTypes) -> bytes:
     """The subjectPublicKey BIT STRING's bits: what RFC 6960 issuerKeyHash hashes."""
     spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     _tag, start, _end = _der_header(spki, 0)  # SubjectPublicKeyInfo SEQUENCE

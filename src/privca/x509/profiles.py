@@ -6,6 +6,22 @@ from dataclasses import dataclass
 
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
+# RFC 5280 4.2.1.12 names, as OpenSSL prints them.
+_USAGE_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+    ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE: "anyExtendedKeyUsage",
+}
+
+
+def usage_name(oid: ObjectIdentifier) -> str:
+    """An extended key usage by its RFC 5280 name ("serverAuth"), else its dotted OID."""
+    return _USAGE_NAMES.get(oid, oid.dotted_string)
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -13,6 +29,9 @@ class Profile:
 
     Key usage for leaves depends on the key type (RSA may encipher, EC/Ed25519 only sign),
     so the profile names the intent and build.py derives the exact bits.
+
+    A frozen value: constructing one and reading its properties raise nothing. Look a leaf
+    profile up by name with `leaf_profile`, which raises InputError for an unknown name.
     """
 
     name: str
@@ -64,6 +83,11 @@ DEFAULT_LEAF_PROFILE = SERVER_CLIENT
 
 
 def leaf_profile(name: str) -> Profile:
+    """The leaf profile called `name` (server, client, server-client or privca-server).
+
+    Raises:
+        InputError: no leaf profile has that name.
+    """
     from privca.errors import InputError
 
     try:

@@ -25,20 +25,13 @@ from privca.x509.names import (
     names_from_general_names,
     parse_ip_address,
 )
+from privca.x509.profiles import usage_name
 
 # Why a chain failed. "leaf-validity" is already said by the expiry check of a report.
 FailureKind = Literal[
     "", "issuer", "leaf-validity", "ca-validity", "name", "usage", "constraints", "other"
 ]
 
-_USAGE_NAMES = {
-    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
-    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
-    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
-    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
-    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
-    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
-}
 # "... (encountered processing <Certificate(subject=<Name(CN=x)>, ...)>)"
 _LIBRARY_DETAIL = re.compile(r"\s*\(encountered processing <Certificate\(.*\)>\)\s*$", re.S)
 
@@ -106,7 +99,8 @@ def name_matches(name: str, names: Sequence[SubjectName]) -> bool:
     return any(c.kind == "ip" and ipaddress.ip_address(c.value) == address for c in names)
 
 
-def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def is_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether `issuer`'s key made `cert`'s signature (and the names link up)."""
     try:
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):
@@ -118,7 +112,7 @@ def _issuer_of(
     cert: x509.Certificate, candidates: Sequence[x509.Certificate]
 ) -> x509.Certificate | None:
     for candidate in candidates:
-        if candidate != cert and _signed_by(cert, candidate):
+        if candidate != cert and is_signed_by(cert, candidate):
             return candidate
     return None
 
@@ -153,11 +147,55 @@ def _validity_problem(cert: x509.Certificate, at: dt.datetime) -> str | None:
 
 
 def _usage_text(usages: set[x509.ObjectIdentifier]) -> str:
-    return ", ".join(sorted(_USAGE_NAMES.get(u, u.dotted_string) for u in usages))
+    return ", ".join(sorted(usage_name(u) for u in usages))
 
 
 def _names_text(names: Sequence[SubjectName]) -> str:
     return ", ".join(str(n) for n in names) or "no subjectAltName at all"
+
+
+def _issuer_problem(
+    leaf: x509.Certificate, known: Sequence[x509.Certificate]
+) -> tuple[FailureKind, str]:
+    issuer = leaf.issuer.rfc4514_string() or "an empty name"
+    if any(c.subject == leaf.issuer for c in known):
+        return "issuer", (
+            f"the signature does not verify with this CA's key (issuer: {issuer}): "
+            "a forged or damaged certificate"
+        )
+    return "issuer", f"not issued by this CA (issuer: {issuer})"
+
+
+def _usage_problem(leaf: x509.Certificate, as_server: bool) -> str | None:
+    usages = _extended_key_usages(leaf)
+    wanted = ExtendedKeyUsageOID.SERVER_AUTH if as_server else ExtendedKeyUsageOID.CLIENT_AUTH
+    if not usages or wanted in usages:
+        return None
+    role = "TLS servers" if as_server else "TLS clients"
+    return f"the certificate is not for {role} (extendedKeyUsage: {_usage_text(usages)})"
+
+
+def _time_problem(
+    leaf: x509.Certificate, path: Sequence[x509.Certificate], at: dt.datetime
+) -> tuple[FailureKind, str] | None:
+    for ca_cert in path:
+        ca_time = _validity_problem(ca_cert, at)
+        if ca_time is not None:
+            return "ca-validity", f"the CA {ca_cert.subject.rfc4514_string()} {ca_time}"
+    leaf_time = _validity_problem(leaf, at)
+    if leaf_time is not None:
+        return "leaf-validity", f"the certificate {leaf_time}"
+    return None
+
+
+def _library_problem(library_message: str) -> tuple[FailureKind, str]:
+    """The validator's own words, without the internals it adds."""
+    cleaned = _LIBRARY_DETAIL.sub("", library_message)
+    for prefix in ("validation failed: ", "candidates exhausted: "):
+        cleaned = cleaned.removeprefix(prefix)
+    if "constraint" in cleaned or "subtree" in cleaned:
+        return "constraints", f"a name is outside the CA's name constraints ({cleaned})"
+    return "other", f"the chain does not validate: {cleaned}"
 
 
 def _explain(
@@ -169,45 +207,28 @@ def _explain(
     as_server: bool,
     library_message: str,
 ) -> tuple[FailureKind, str]:
+    """The first cause a reader would look for: who signed it, which names it has, what it
+    is for, when it is valid, the name constraints; else the validator's own words."""
     path = _path_upwards(leaf, roots, intermediates)
     if path is None:
-        issuer = leaf.issuer.rfc4514_string() or "an empty name"
-        known = [*roots, *intermediates]
-        if any(c.subject == leaf.issuer for c in known):
-            return "issuer", (
-                f"the signature does not verify with this CA's key (issuer: {issuer}): "
-                "a forged or damaged certificate"
-            )
-        return "issuer", f"not issued by this CA (issuer: {issuer})"
+        return _issuer_problem(leaf, [*roots, *intermediates])
     names = certificate_names(leaf)
     if name is not None and not name_matches(name, names):
         return "name", name_problem(name, names)
-    usages = _extended_key_usages(leaf)
-    wanted = ExtendedKeyUsageOID.SERVER_AUTH if as_server else ExtendedKeyUsageOID.CLIENT_AUTH
-    if usages and wanted not in usages:
-        role = "TLS servers" if as_server else "TLS clients"
-        return "usage", (
-            f"the certificate is not for {role} (extendedKeyUsage: {_usage_text(usages)})"
-        )
-    for ca_cert in path:
-        ca_time = _validity_problem(ca_cert, at)
-        if ca_time is not None:
-            return "ca-validity", f"the CA {ca_cert.subject.rfc4514_string()} {ca_time}"
-    leaf_time = _validity_problem(leaf, at)
-    if leaf_time is not None:
-        return "leaf-validity", f"the certificate {leaf_time}"
+    usage = _usage_problem(leaf, as_server)
+    if usage is not None:
+        return "usage", usage
+    time_problem = _time_problem(leaf, path, at)
+    if time_problem is not None:
+        return time_problem
     outside = _outside_constraints(names, path)
     if outside is not None:
         return "constraints", outside
-    cleaned = _LIBRARY_DETAIL.sub("", library_message)
-    for prefix in ("validation failed: ", "candidates exhausted: "):
-        cleaned = cleaned.removeprefix(prefix)
-    if "constraint" in cleaned or "subtree" in cleaned:
-        return "constraints", f"a name is outside the CA's name constraints ({cleaned})"
-    return "other", f"the chain does not validate: {cleaned}"
+    return _library_problem(library_message)
 
 
 def name_problem(name: str, names: Sequence[SubjectName]) -> str:
+    """The sentence for a host name the certificate does not carry."""
     return f"name {name} is not in the certificate (it has: {_names_text(names)})"
 
 
@@ -272,6 +293,7 @@ def verify_chain(
     as_server = name is not None or ExtendedKeyUsageOID.SERVER_AUTH in usages or not usages
     subject_name = name or default_subject_name(leaf)
     verify_as_server = as_server and subject_name is not None
+    chain: Sequence[x509.Certificate]
     try:
         if as_server and subject_name is not None:
             verifier = builder.build_server_verifier(_subject_for(subject_name))
@@ -304,7 +326,11 @@ def verify_chain(
 
 @dataclass(frozen=True)
 class VerificationReport:
-    """Everything `privca verify` checks; `problems` is empty when all passed."""
+    """Everything `privca verify` checks; `problems` is empty when all passed.
+
+    Returned by CertificateAuthority.verify: a failed check is a problem listed here,
+    never an exception. Reading it raises nothing.
+    """
 
     chain: ChainResult
     name: str | None
