@@ -71,12 +71,6 @@ def test_exit_codes_follow_the_convention() -> None:
     assert errors.PrivcaError.exit_code == 70
 
 
-# For the lead: this fails until the core, acme and quality branches of issue 12 are all
-# merged (each makes its own part of the tree clean). Once `mypy --strict src/privca`
-# reports no errors on main, drop the xfail mark so CI holds the line.
-@pytest.mark.xfail(
-    strict=False, reason="issue 12: mypy --strict is clean only once all branches merge"
-)
 def test_mypy_strict_is_clean() -> None:
     """The package ships py.typed: what its users' type checkers see must hold."""
     pytest.importorskip("mypy", reason="mypy is not installed (it is in the test extras)")

@@ -14,9 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPublicKeyTypes,
-)
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from privca._time import utcnow
 from privca.errors import InputError, PolicyError
@@ -61,6 +59,20 @@ class IssuedCertificate:
     def file_stem(self) -> str:
         return files_stem(self.names)
 
+    def generated_key(self) -> GeneratedPrivateKey:
+        """The key privca generated for this certificate.
+
+        Raises:
+            InputError: the certificate was signed from a CSR, whose key stays with the
+                applicant.
+        """
+        if self.private_key is None:
+            raise InputError(
+                "this certificate was signed from a CSR: its key is not privca's to write",
+                hint="write only the certificate and chain for a CSR's certificate",
+            )
+        return self.private_key
+
     def certificate_pem(self) -> bytes:
         return pem_certificate(self.certificate)
 
@@ -75,7 +87,7 @@ def _intermediates_pem(chain: tuple[x509.Certificate, ...]) -> bytes:
     return pem_certificates([c for c in chain if c.subject != c.issuer])
 
 
-def public_key_sha256(public_key: CertificateIssuerPublicKeyTypes) -> str:
+def public_key_sha256(public_key: PublicKeyTypes) -> str:
     """The key hash the inventory keeps (blocked keys, key reuse)."""
     return hashlib.sha256(public_key_der(public_key)).hexdigest()
 

@@ -238,7 +238,7 @@ def quickstart_command(app: AppContext, directory: Path) -> None:
     )
     atomic_write_many(
         [
-            (key_path, pem_private_key_unencrypted(issued.private_key), 0o600),
+            (key_path, pem_private_key_unencrypted(issued.generated_key()), 0o600),
             (cert_path, issued.certificate_pem(), 0o644),
             (chain_path, issued.chain_pem(), 0o644),
         ]

@@ -164,13 +164,13 @@ def _issued_files(
     from privca.x509.encoding import pem_private_key_unencrypted, pkcs12_bundle
 
     files = [
-        (paths["key"], pem_private_key_unencrypted(issued.private_key), 0o600),
+        (paths["key"], pem_private_key_unencrypted(issued.generated_key()), 0o600),
         (paths["certificate"], issued.certificate_pem(), 0o644),
         (paths["chain"], issued.chain_pem(), 0o644),
     ]
     if p12_passphrase is not None:
         bundle = pkcs12_bundle(
-            stem, issued.private_key, issued.certificate, list(issued.chain), p12_passphrase
+            stem, issued.generated_key(), issued.certificate, list(issued.chain), p12_passphrase
         )
         files.append((paths["p12"], bundle, 0o600))
     return files

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from privca.authority import CertificateAuthority, IssuedCertificate
     from privca.cli.main import AppContext
-    from privca.store.inventory import AuthorityRecord
+    from privca.registry import CaCertificate
 
 REASONS = list(crl_reasons)
 
@@ -180,7 +180,7 @@ def _crl_files(
 
 def _crl_targets(
     ca: CertificateAuthority, now: dt.datetime, *, root_only: bool
-) -> tuple[list[AuthorityRecord], AuthorityRecord | None]:
+) -> tuple[list[CaCertificate], CaCertificate | None]:
     """The CAs to sign a CRL for, and among them the root (whose CRL lives longer), if any.
 
     `privca serve` never signs the root's CRL: refresh the published one whenever the root
@@ -195,7 +195,7 @@ def _crl_targets(
 
 
 def _crl_document(
-    authority: AuthorityRecord, crl: x509.CertificateRevocationList, path: Path
+    authority: CaCertificate, crl: x509.CertificateRevocationList, path: Path
 ) -> dict[str, object]:
     from cryptography import x509
 

@@ -10,6 +10,8 @@ CA key signs, `complete` records the signed certificate before anything is retur
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sqlalchemy as sa
 
 from privca.store.authorities import AuthorityWrites
@@ -27,12 +29,15 @@ from privca.store.revocation import KEY_COMPROMISE, RevocationWrites, reason_cha
 from privca.store.view import InventoryView
 from privca.x509.encoding import serial_hex
 
+if TYPE_CHECKING:
+    from privca.store.acme.rows import Sealer
+
 
 class Store(InventoryView, IssuanceWrites, RevocationWrites, AuthorityWrites):
     """One inventory database, read and written. Safe to use from several processes."""
 
     def __init__(
-        self, url: str, *, password: str | None = None, sealer: object | None = None
+        self, url: str, *, password: str | None = None, sealer: Sealer | None = None
     ) -> None:
         """`password` is the PostgreSQL password, never part of `url` (check_store_url);
         `sealer` seals the secrets the store keeps (store.acme.Sealer), if any."""
