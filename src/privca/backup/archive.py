@@ -28,6 +28,7 @@ import io
 import json
 import os
 import re
+import struct
 import tarfile
 import zlib
 from dataclasses import dataclass, field
@@ -43,6 +44,14 @@ SETTINGS = "home/privca.toml"
 DATABASE = "store/privca.db"
 MANIFEST_LIMIT = 1 << 20
 COPY_CHUNK = 1 << 20
+# The gzip header build_archive writes: magic, deflate, FCOMMENT, mtime 0, best
+# compression, unknown OS, then the comment "privca-backup sha256=<hex>" NUL. The hash
+# covers every byte after the comment (deflate data, CRC-32, length), and the header is
+# checked byte for byte, so no byte of the file can change unnoticed: deflate has bits a
+# decoder ignores, which gzip's own CRC (of the decompressed data) cannot see.
+GZIP_HEADER = bytes.fromhex("1f8b08100000000002ff")
+SEAL_PREFIX = b"privca-backup sha256="
+SEAL_LENGTH = len(GZIP_HEADER) + len(SEAL_PREFIX) + 64 + 1
 _MEMBER = re.compile(
     r"(?:home/privca\.toml|store/privca\.db|home/(?:certs|crl|private)/[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
 )
@@ -140,14 +149,11 @@ def sha256_hex(data: bytes) -> str:
 
 
 def build_archive(manifest: Manifest, files: dict[str, bytes]) -> bytes:
-    """The archive bytes: manifest.json first, then the members in the manifest's order."""
+    """The archive bytes: manifest.json first, then the members in the manifest's order,
+    gzip'd with the seal described at GZIP_HEADER (any gzip and tar still read it)."""
     buffer = io.BytesIO()
     mtime = int(manifest.created_at.timestamp())
-    # mtime=0 in the gzip header: the archive's bytes depend only on what it holds.
-    with (
-        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
-        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         manifest_bytes = json.dumps(manifest.document(), indent=2, sort_keys=True).encode()
         for name, data in [(MANIFEST, manifest_bytes), *files.items()]:
             info = tarfile.TarInfo(name)
@@ -155,10 +161,19 @@ def build_archive(manifest: Manifest, files: dict[str, bytes]) -> bytes:
             info.mtime = mtime
             info.mode = PRIVATE_FILE if name == MANIFEST else member_mode(name)
             tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    plain = buffer.getvalue()
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = (
+        deflate.compress(plain)
+        + deflate.flush()
+        + struct.pack("<II", zlib.crc32(plain), len(plain) & 0xFFFFFFFF)
+    )
+    seal = SEAL_PREFIX + hashlib.sha256(body).hexdigest().encode() + b"\0"
+    return GZIP_HEADER + seal + body
 
 
 def _open_archive(path: Path) -> IO[bytes]:
+    """The archive file, positioned at its start, once its header and seal are intact."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 (closed by read_archive)
     except FileNotFoundError as exc:
@@ -167,14 +182,42 @@ def _open_archive(path: Path) -> IO[bytes]:
         raise InputError(f"backup '{path}' is a directory", "name the archive file") from exc
     except OSError as exc:
         raise InputError(f"cannot read backup '{path}': {exc.strerror}") from exc
-    if handle.read(2) != b"\x1f\x8b":
+    try:
+        _check_seal(handle, path)
+    except BaseException:
         handle.close()
-        raise InputError(
-            f"'{path}' is not a privca backup (not a gzip'd archive)",
-            "name a file written by `privca backup --out FILE`",
-        )
+        raise
     handle.seek(0)
     return handle
+
+
+def _check_seal(handle: IO[bytes], path: Path) -> None:
+    head = handle.read(SEAL_LENGTH)
+    # Any single changed byte leaves one of these two marks: still recognised, so a damaged
+    # archive is reported as damaged (exit 1), not as something else (exit 2).
+    magic_found = head[:2] == GZIP_HEADER[:2]
+    prefix_found = head[len(GZIP_HEADER) : len(GZIP_HEADER) + len(SEAL_PREFIX)] == SEAL_PREFIX
+    if not magic_found and not prefix_found:
+        raise InputError(
+            f"'{path}' is not a privca backup",
+            "name a file written by `privca backup --out FILE`",
+        )
+    expected = head[len(GZIP_HEADER) + len(SEAL_PREFIX) : -1]
+    digest = hashlib.sha256()
+    while chunk := handle.read(COPY_CHUNK):
+        digest.update(chunk)
+    intact = (
+        len(head) == SEAL_LENGTH
+        and head[: len(GZIP_HEADER)] == GZIP_HEADER
+        and prefix_found
+        and head[-1:] == b"\0"
+        and expected == digest.hexdigest().encode()
+    )
+    if not intact:
+        raise CheckFailed(
+            f"the backup '{path}' is corrupt: its bytes do not match its SHA-256 seal",
+            "the archive was damaged or changed; use another copy",
+        )
 
 
 def _write_member(source: IO[bytes], target: Path, mode: int, expected: Member) -> str:
@@ -194,7 +237,6 @@ def _write_member(source: IO[bytes], target: Path, mode: int, expected: Member) 
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view) :]
-        os.fsync(fd)
         os.fchmod(fd, mode)
     finally:
         os.close(fd)
@@ -227,19 +269,25 @@ def read_archive(path: Path, into: Path) -> Manifest:
     is not a privca backup or is hostile, CheckFailed (exit 1) for a corrupt one."""
     handle = _open_archive(path)
     try:
-        return _read(handle, into)
-    except OSError as exc:  # a read error inside gzip (CRC, truncation) lands here too
-        if isinstance(exc, gzip.BadGzipFile | EOFError) or exc.errno is None:
-            raise CheckFailed(f"the backup is corrupt: {printable(str(exc), 200)}") from exc
-        raise
+        with gzip.GzipFile(fileobj=handle, mode="rb") as stream:
+            manifest = _read(stream, into)
+            # To the end of the gzip stream: its CRC-32 and length are checked only there,
+            # and tar stops reading at its end-of-archive marker.
+            while stream.read(COPY_CHUNK):
+                pass
+            if handle.read(1):
+                raise CheckFailed("the backup is corrupt: data after the end of its archive")
+        return manifest
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise CheckFailed(f"the backup is corrupt: {printable(str(exc), 200)}") from exc
     finally:
         handle.close()
 
 
-def _read(handle: IO[bytes], into: Path) -> Manifest:
+def _read(stream: IO[bytes], into: Path) -> Manifest:
     try:
-        tar = tarfile.open(fileobj=handle, mode="r:gz")  # noqa: SIM115 (the with below)
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        tar = tarfile.open(fileobj=stream, mode="r:")  # noqa: SIM115 (the with below)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise CheckFailed(f"the backup is corrupt: {printable(str(exc), 200)}") from exc
     with tar:
         first = _next_member(tar)

@@ -27,7 +27,13 @@ from privca.backup.snapshot import (
     upgrade_snapshot,
 )
 from privca.errors import AlreadyExists, CheckFailed, InputError
-from privca.home import CAHome, atomic_write, check_home, make_private_directory
+from privca.home import (
+    CAHome,
+    _fsync_directory,
+    atomic_write,
+    check_home,
+    make_private_directory,
+)
 from privca.settings import Settings
 from privca.store.address import check_store_url
 from privca.store.database import Database, sqlite_url
@@ -139,7 +145,9 @@ def restore(
             _record_restore(sqlite_url(home / "privca.db"), None, manifest, now)
         _settings_for(home / "privca.toml", store_url, store_password_file)
         check_home(CAHome(home))
+        os.sync()  # every restored byte on disk before the home appears under its name
         os.rename(home, target)  # onto an empty directory, or a new name
+        _fsync_directory(target.absolute().parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return RestoreResult(target, manifest, summary, now - manifest.created_at, store_url)
