@@ -195,9 +195,9 @@ def _check_seal(handle: IO[bytes], path: Path) -> None:
     head = handle.read(SEAL_LENGTH)
     # Any single changed byte leaves one of these two marks: still recognised, so a damaged
     # archive is reported as damaged (exit 1), not as something else (exit 2).
-    magic_found = head[:2] == GZIP_HEADER[:2]
+    header_found = head[: len(GZIP_HEADER)] == GZIP_HEADER
     prefix_found = head[len(GZIP_HEADER) : len(GZIP_HEADER) + len(SEAL_PREFIX)] == SEAL_PREFIX
-    if not magic_found and not prefix_found:
+    if not header_found and not prefix_found:
         raise InputError(
             f"'{path}' is not a privca backup",
             "name a file written by `privca backup --out FILE`",
@@ -208,7 +208,7 @@ def _check_seal(handle: IO[bytes], path: Path) -> None:
         digest.update(chunk)
     intact = (
         len(head) == SEAL_LENGTH
-        and head[: len(GZIP_HEADER)] == GZIP_HEADER
+        and header_found
         and prefix_found
         and head[-1:] == b"\0"
         and expected == digest.hexdigest().encode()

@@ -1,14 +1,16 @@
 """CA certificates and their CRL numbers in the inventory (records are never deleted:
 old CAs keep answering for what they signed).
 
-The CRLNumber rule lives here (`crl_number_floor`, `next_crl_number`): a new number is
-one more than the last one stored, and never less than the milliseconds since 1970 at the
-CRL's thisUpdate. The stored counter keeps numbers growing when the clock goes back; the
-time floor keeps them growing when the store goes back (a restore from a backup, a VM
-snapshot rolled back): whatever the lost store published after its copy was made, it
-published before the loss, so a later clock gives a larger number. Milliseconds, because
-the counter only outruns the floor at more than 1000 CRLs a second, which one store
-(every number is reserved in a write transaction that reaches the disk) cannot sustain.
+The CRLNumber rule lives here (`crl_number_floor`, `following_crl_number`): a new number
+is one more than the last one stored, and never less than thisUpdate's seconds since 1970
+times 1000. The stored counter keeps numbers growing when the clock goes back; the time
+floor keeps them growing when the store goes back (a restore from a backup, a VM snapshot
+rolled back): whatever the lost store published after its copy was made, it published in
+an earlier second than the restored CA's first CRL, so that CRL's number is larger. The
+factor 1000 leaves room for 1000 CRLs of one CA in one second before the counter would
+run ahead of the clock; every number is reserved in a write transaction that reaches the
+disk, so one store cannot go that fast. (Same-second publication by the lost CA and the
+restored one is the one case the rule does not cover: a restore takes longer.)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def crl_number_floor(this_update: dt.datetime) -> int:
     """The smallest CRLNumber a CRL made at `this_update` may carry (see the module)."""
-    return max(1, (this_update - EPOCH) // dt.timedelta(milliseconds=1))
+    return max(1, (this_update - EPOCH) // dt.timedelta(seconds=1) * 1000)
 
 
 def following_crl_number(last: int | None, this_update: dt.datetime) -> int:
