@@ -177,3 +177,30 @@ def test_backup_of_no_ca(run_cli: Cli, tmp_path: Path) -> None:
     result = run_cli("backup", "--out", str(tmp_path / "b.tar.gz"))
     assert_user_error(result, "no CA found")
     assert not (tmp_path / "b.tar.gz").exists()
+
+
+def test_a_store_from_a_newer_privca_is_refused(
+    run_cli: Cli, backup: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Its schema revision is unknown here: a clear error, not a migration failure."""
+    import dataclasses
+    import sqlite3
+
+    from privca.backup.archive import Manifest, Member, build_archive
+
+    files = members(backup())
+    manifest = Manifest.parse(files.pop("manifest.json"))
+    database = tmp_path / "future.db"
+    database.write_bytes(files["store/privca.db"])
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    connection.close()
+    files["store/privca.db"] = database.read_bytes()
+    hashed = {n: Member(hashlib.sha256(d).hexdigest(), len(d)) for n, d in files.items()}
+    archive = tmp_path / "future.tar.gz"
+    archive.write_bytes(build_archive(dataclasses.replace(manifest, members=hashed), files))
+    target = tmp_path / "target"
+    assert_user_error(
+        run_cli("restore", str(archive), "--home", str(target)), "unknown to this privca"
+    )
+    assert not target.exists()

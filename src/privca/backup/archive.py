@@ -284,7 +284,7 @@ def read_archive(path: Path, into: Path) -> Manifest:
         handle.close()
 
 
-def _read(stream: IO[bytes], into: Path) -> Manifest:
+def _read(stream: gzip.GzipFile, into: Path) -> Manifest:
     try:
         tar = tarfile.open(fileobj=stream, mode="r:")  # noqa: SIM115 (the with below)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:

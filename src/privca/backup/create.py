@@ -28,7 +28,7 @@ from privca.backup.snapshot import (
     snapshot_sqlite,
     summarize_file,
 )
-from privca.errors import AlreadyExists, EnvironmentRefused, InputError, InsecurePermissions
+from privca.errors import AlreadyExists, EnvironmentRefused, InputError, StoreUnavailable
 from privca.home import CAHome, atomic_write, check_home, check_key_file
 from privca.keys.custody import is_token_reference
 from privca.settings import Settings
@@ -150,7 +150,10 @@ def write_backup(
             snapshot_postgresql(settings.store_url, settings.store_password(), snapshot)
         else:
             if not home.database.exists():
-                raise InsecurePermissions(f"the inventory '{home.database}' is missing")
+                raise StoreUnavailable(
+                    f"the inventory '{home.database}' is missing",
+                    "is --home pointing at the right CA?",
+                )
             snapshot_sqlite(home.database, snapshot)
         summary = summarize_file(snapshot)
         keys, where = _key_files(home, summary, exclude_keys)

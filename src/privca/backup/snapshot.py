@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from privca._text import printable
 from privca._time import as_utc, isoformat
 from privca.errors import InputError, StoreUnavailable
 from privca.home import create_private_file
@@ -196,10 +197,21 @@ def snapshot_postgresql(url: str, password: str | None, destination: Path) -> No
 
 
 def upgrade_snapshot(path: Path) -> None:
-    """Bring a restored snapshot to this privca's schema revision."""
+    """Bring a restored snapshot to this privca's schema revision (InputError for a store
+    from a newer privca: its revision is unknown here, and privca never downgrades)."""
+    from alembic.util.exc import CommandError
+
     engine = create_engine(sqlite_url(path))
     try:
         migrate(engine)
+    except CommandError as exc:
+        with engine.connect() as connection:
+            revision = current_revision(connection)
+        raise InputError(
+            f"the backup's store is at schema revision {printable(str(revision), 60)!r}, "
+            f"unknown to this privca (at {SCHEMA_REVISION!r})",
+            "restore it with the privca version that wrote it, or a newer one",
+        ) from exc
     finally:
         engine.dispose()
 
