@@ -204,3 +204,21 @@ def test_a_store_from_a_newer_privca_is_refused(
         run_cli("restore", str(archive), "--home", str(target)), "unknown to this privca"
     )
     assert not target.exists()
+
+
+def test_two_restores_into_one_home_at_once(backup: Callable[..., Path], tmp_path: Path) -> None:
+    """One wins; the other says the home changed (exit 2) and leaves nothing behind."""
+    import subprocess
+    import sys
+
+    archive = backup()
+    target = tmp_path / "contested"
+    command = [sys.executable, "-m", "privca", "restore", str(archive), "--home", str(target)]
+    runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outcomes = [(run.wait(timeout=120), run.stderr.read() if run.stderr else "") for run in runs]
+    assert sorted(code for code, _ in outcomes)[0] == 0
+    assert sum(code == 0 for code, _ in outcomes) == 1, outcomes
+    for code, stderr in outcomes:
+        assert code in (0, 2) and "Traceback" not in stderr, stderr
+    assert (target / "privca.toml").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".contested")] == []

@@ -146,7 +146,13 @@ def restore(
         _settings_for(home / "privca.toml", store_url, store_password_file)
         check_home(CAHome(home))
         os.sync()  # every restored byte on disk before the home appears under its name
-        os.rename(home, target)  # onto an empty directory, or a new name
+        try:
+            os.rename(home, target)  # onto an empty directory, or a new name
+        except OSError as exc:  # filled (or made a file) since check_target_free
+            raise AlreadyExists(
+                f"'{target}' changed while the backup was restored: {exc.strerror}",
+                "restore into a new directory",
+            ) from exc
         _fsync_directory(target.absolute().parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
