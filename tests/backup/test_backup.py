@@ -221,3 +221,12 @@ def test_restored_store_matches_the_manifest(backup: Callable[..., Path], tmp_pa
             "SELECT count(*) FROM certificates WHERE der IS NOT NULL"
         ).fetchone()[0]
     assert count == manifest.summary["certificates"] == 2
+
+
+def test_backup_json_is_the_manifest(run_cli: Cli, home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "j.tar.gz"
+    result = run_cli("backup", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["path"] == str(out) and document["size"] == out.stat().st_size
+    assert document["members"] == manifest_of(out)["members"]
