@@ -230,3 +230,43 @@ def test_backup_json_is_the_manifest(run_cli: Cli, home: Path, tmp_path: Path) -
     document = json.loads(result.stdout)
     assert document["path"] == str(out) and document["size"] == out.stat().st_size
     assert document["members"] == manifest_of(out)["members"]
+
+
+def test_eab_secrets_stay_sealed_in_the_archive(run_cli: Cli, home: Path, tmp_path: Path) -> None:
+    """The store's EAB HMAC keys are copied sealed, as they are on disk: the secret a
+    client was given appears in no member, in any encoding."""
+    import base64
+    import gzip
+
+    created = run_cli("acme", "eab", "create", "--label", "web", "--json")
+    assert created.exit_code == 0, created.stderr
+    secret = json.loads(created.stdout)["hmac_key"]
+    raw = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+    out = tmp_path / "eab.tar.gz"
+    assert run_cli("backup", "--out", str(out)).exit_code == 0
+    assert json.loads(created.stdout)["kid"].encode() in members(out)["store/privca.db"]
+    plain = gzip.decompress(out.read_bytes())
+    for form in (secret.encode(), raw, raw.hex().encode(), base64.b64encode(raw)):
+        assert form not in plain
+
+
+def test_modes_hold_under_umask_000(backup: Callable[..., Path], tmp_path: Path) -> None:
+    """Neither the archive nor the restored home depends on the umask for its modes."""
+    import subprocess
+    import sys
+
+    archive = backup()
+    out = tmp_path / "umask.tar.gz"
+    target = tmp_path / "umask-home"
+    home = archive.parent / "home"
+    script = (
+        f"umask 000 && {sys.executable} -m privca --home '{home}' backup --out '{out}' && "
+        f"{sys.executable} -m privca restore '{out}' --home '{target}'"
+    )
+    result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert _mode(out) == 0o600
+    for path in [target, *target.rglob("*")]:
+        assert not _mode(path) & 0o022, path  # nothing group- or world-writable
+    assert _mode(target) == 0o700 and _mode(target / "private") == 0o700
+    assert _mode(target / "privca.db") == 0o600 and _mode(target / "privca.toml") == 0o600

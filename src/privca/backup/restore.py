@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import os
 import shutil
 import sqlite3
@@ -26,7 +27,7 @@ from privca.backup.snapshot import (
     summarize_file,
     upgrade_snapshot,
 )
-from privca.errors import AlreadyExists, CheckFailed, InputError
+from privca.errors import AlreadyExists, CheckFailed, EnvironmentRefused, InputError
 from privca.home import (
     CAHome,
     _fsync_directory,
@@ -148,10 +149,15 @@ def restore(
         os.sync()  # every restored byte on disk before the home appears under its name
         try:
             os.rename(home, target)  # onto an empty directory, or a new name
-        except OSError as exc:  # filled (or made a file) since check_target_free
-            raise AlreadyExists(
-                f"'{target}' changed while the backup was restored: {exc.strerror}",
-                "restore into a new directory",
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise AlreadyExists(
+                    f"'{target}' was filled while the backup was restored",
+                    "restore into a new directory",
+                ) from exc
+            raise EnvironmentRefused(  # e.g. a mount point: EBUSY
+                f"cannot put the restored home at '{target}': {exc.strerror}",
+                "restore into a new directory (not a mount point), then move its contents",
             ) from exc
         _fsync_directory(target.absolute().parent)
     finally:
