@@ -7,11 +7,13 @@
 The store is filled with real certificates signed by the CA (issued once, then copied
 under new serials with SQL: the rows are what the backup copies, not how they were made).
 `backup verify` checks every certificate's signature, so it is timed only on the real ones.
+max RSS is the largest of any privca process so far (backup and restore stream the store).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -70,7 +72,7 @@ def main() -> None:
         verify = _privca("--home", str(home), "backup", "--out", str(archive))
         verify = _privca("backup", "verify", str(archive))
         print(f"backup verify, {options.real} real certificates: {verify:.2f} s")
-        print("rows     db MB  archive MB  backup s (median)  tar czf s  ratio  restore s")
+        print("rows     db MB  archive MB  backup s (median)  tar czf s  ratio  restore s  RSS MB")
         for rows in [int(r) for r in options.rows.split(",")]:
             _fill(home, rows)
             size = (home / "privca.db").stat().st_size / 1e6
@@ -90,7 +92,8 @@ def main() -> None:
             mine, base = statistics.median(ours), statistics.median(theirs)
             print(
                 f"{rows:<8} {size:6.1f} {archive_mb:10.1f} {mine:18.2f} {base:10.2f} "
-                f"{mine / base:6.2f} {statistics.median(restores):10.2f}"
+                f"{mine / base:6.2f} {statistics.median(restores):10.2f} "
+                f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:7.0f}"
             )
 
 

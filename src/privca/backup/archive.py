@@ -33,7 +33,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from privca._text import printable
 from privca.errors import CheckFailed, InputError, NotFound
@@ -151,28 +151,78 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def build_archive(manifest: Manifest, files: dict[str, bytes]) -> bytes:
-    """The archive bytes: manifest.json first, then the members in the manifest's order,
-    gzip'd with the seal described at GZIP_HEADER (any gzip and tar still read it)."""
-    buffer = io.BytesIO()
+class _SealedBody:
+    """What tarfile writes to: deflates it into `handle`, keeping the CRC-32 and length
+    gzip's trailer needs and the SHA-256 of every byte written (the seal)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._deflate = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self._crc = 0
+        self._length = 0
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._crc = zlib.crc32(data, self._crc)
+        self._length += len(data)
+        self._emit(self._deflate.compress(data))
+        return len(data)
+
+    def tell(self) -> int:
+        return self._length
+
+    def finish(self) -> None:
+        self._emit(self._deflate.flush())
+        self._emit(struct.pack("<II", self._crc, self._length & 0xFFFFFFFF))
+
+    def _emit(self, chunk: bytes) -> None:
+        if chunk:
+            self.digest.update(chunk)
+            self._handle.write(chunk)
+
+
+Source = bytes | Path  # a member's bytes, or a file privca alone holds (the snapshot)
+
+
+def write_archive(handle: BinaryIO, manifest: Manifest, files: dict[str, Source]) -> None:
+    """Write the archive into `handle` (seekable, at its start): manifest.json first, then
+    the members in order, gzip'd with the seal described at GZIP_HEADER (any gzip and tar
+    still read it). Streams, so a store of any size needs little memory."""
+    handle.write(bytes(SEAL_LENGTH))  # the header, written once the seal is known
+    body = _SealedBody(handle)
     mtime = int(manifest.created_at.timestamp())
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        manifest_bytes = json.dumps(manifest.document(), indent=2, sort_keys=True).encode()
-        for name, data in [(MANIFEST, manifest_bytes), *files.items()]:
+    manifest_bytes = json.dumps(manifest.document(), indent=2, sort_keys=True).encode()
+    with tarfile.open(fileobj=body, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        for name, source in [(MANIFEST, manifest_bytes), *files.items()]:
             info = tarfile.TarInfo(name)
-            info.size = len(data)
             info.mtime = mtime
             info.mode = PRIVATE_FILE if name == MANIFEST else member_mode(name)
-            tar.addfile(info, io.BytesIO(data))
-    plain = buffer.getvalue()
-    deflate = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-    body = (
-        deflate.compress(plain)
-        + deflate.flush()
-        + struct.pack("<II", zlib.crc32(plain), len(plain) & 0xFFFFFFFF)
-    )
-    seal = SEAL_PREFIX + hashlib.sha256(body).hexdigest().encode() + b"\0"
-    return GZIP_HEADER + seal + body
+            if isinstance(source, Path):
+                info.size = source.stat().st_size
+                with open(source, "rb") as content:
+                    tar.addfile(info, content)
+            else:
+                info.size = len(source)
+                tar.addfile(info, io.BytesIO(source))
+    body.finish()
+    handle.seek(0)
+    handle.write(GZIP_HEADER + SEAL_PREFIX + body.digest.hexdigest().encode() + b"\0")
+    handle.seek(0, os.SEEK_END)
+
+
+def build_archive(manifest: Manifest, files: dict[str, Source]) -> bytes:
+    """The archive as bytes (for small archives and tests; `write_archive` streams)."""
+    buffer = io.BytesIO()
+    write_archive(buffer, manifest, files)
+    return buffer.getvalue()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(COPY_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _open_archive(path: Path) -> IO[bytes]:
@@ -342,5 +392,7 @@ __all__ = [
     "is_member_name",
     "member_mode",
     "read_archive",
+    "sha256_file",
     "sha256_hex",
+    "write_archive",
 ]

@@ -18,9 +18,11 @@ from privca.backup.archive import (
     SETTINGS,
     Manifest,
     Member,
-    build_archive,
+    Source,
     is_member_name,
+    sha256_file,
     sha256_hex,
+    write_archive,
 )
 from privca.backup.snapshot import (
     StoreSummary,
@@ -29,7 +31,7 @@ from privca.backup.snapshot import (
     summarize_file,
 )
 from privca.errors import AlreadyExists, EnvironmentRefused, InputError, StoreUnavailable
-from privca.home import CAHome, atomic_write, check_home, check_key_file
+from privca.home import CAHome, atomic_write_stream, check_home, check_key_file
 from privca.keys.custody import is_token_reference
 from privca.settings import Settings
 
@@ -157,29 +159,37 @@ def write_backup(
             snapshot_sqlite(home.database, snapshot)
         summary = summarize_file(snapshot)
         keys, where = _key_files(home, summary, exclude_keys)
+        # The small files are read once, here: what is hashed is what is archived.
         files: dict[str, bytes] = {SETTINGS: home.settings.read_bytes()}
         files |= _public_files(home.certs, "home/certs")
         files |= _public_files(home.crl, "home/crl")
         files |= keys
-        files[DATABASE] = snapshot.read_bytes()
-    clear = [name for name, data in files.items() if holds_clear_private_key(data)]
-    if clear:
-        raise InputError(
-            f"'{clear[0]}' holds an unencrypted private key: a backup never holds one",
-            "remove it from the home, or back up with --exclude-keys",
+        clear = [name for name, data in files.items() if holds_clear_private_key(data)]
+        if clear:
+            raise InputError(
+                f"'{clear[0]}' holds an unencrypted private key: a backup never holds one",
+                "remove it from the home, or back up with --exclude-keys",
+            )
+        hashes = {name: Member(sha256_hex(data), len(data)) for name, data in files.items()}
+        # The snapshot is privca's own copy, unchanging: streamed, never held in memory.
+        hashes[DATABASE] = Member(sha256_file(snapshot), snapshot.stat().st_size)
+        sources: dict[str, Source] = {**files, DATABASE: snapshot}
+        manifest = Manifest(
+            created_at=now,
+            privca_version=__version__,
+            schema_revision=summary.schema_revision,
+            source_store="postgresql" if settings.store_url else "sqlite",
+            members=hashes,
+            summary=summary.document(),
+            keys={k: v for k, v in where.items() if v},
         )
-    manifest = Manifest(
-        created_at=now,
-        privca_version=__version__,
-        schema_revision=summary.schema_revision,
-        source_store="postgresql" if settings.store_url else "sqlite",
-        members={name: Member(sha256_hex(data), len(data)) for name, data in files.items()},
-        summary=summary.document(),
-        keys={k: v for k, v in where.items() if v},
-    )
-    data = build_archive(manifest, files)
-    atomic_write(out, data, 0o600, overwrite=force)
-    return BackupResult(out, manifest, len(data))
+        atomic_write_stream(
+            out,
+            lambda handle: write_archive(handle, manifest, sources),
+            0o600,
+            overwrite=force,
+        )
+    return BackupResult(out, manifest, out.stat().st_size)
 
 
 __all__ = ["BackupResult", "check_out_file", "holds_clear_private_key", "write_backup"]
