@@ -270,3 +270,37 @@ def test_modes_hold_under_umask_000(backup: Callable[..., Path], tmp_path: Path)
         assert not _mode(path) & 0o022, path  # nothing group- or world-writable
     assert _mode(target) == 0o700 and _mode(target / "private") == 0o700
     assert _mode(target / "privca.db") == 0o600 and _mode(target / "privca.toml") == 0o600
+
+
+def test_check_keys_proves_the_passphrase_opens_the_backup(
+    run_cli: Cli, backup: Callable[..., Path], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from privca.backup.archive import Manifest, Member, build_archive
+
+    archive = backup()
+    secret = str(run_cli.passphrase_file)
+    result = run_cli("backup", "verify", str(archive), "--check-keys", "--passphrase-file", secret)
+    assert result.exit_code == 0, result.stderr
+    assert "keys open and match their CAs: private/root.key, private/issuing.key" in result.stdout
+
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("not the passphrase\n")
+    wrong.chmod(0o600)
+    result = run_cli(
+        "backup", "verify", str(archive), "--check-keys", "--passphrase-file", str(wrong)
+    )
+    assert_user_error(result, "passphrase")
+
+    # A key file swapped for another (still encrypted, same passphrase): it opens, but it
+    # is not the key of the certificate: exit 1.
+    files = members(archive)
+    manifest = Manifest.parse(files.pop("manifest.json"))
+    files["home/private/issuing.key"] = files["home/private/root.key"]
+    hashed = {n: Member(hashlib.sha256(d).hexdigest(), len(d)) for n, d in files.items()}
+    swapped = tmp_path / "swapped.tar.gz"
+    swapped.write_bytes(build_archive(dataclasses.replace(manifest, members=hashed), files))
+    assert run_cli("backup", "verify", str(swapped)).exit_code == 0  # hashes alone agree
+    result = run_cli("backup", "verify", str(swapped), "--check-keys", "--passphrase-file", secret)
+    assert_user_error(result, "does not match", code=1)

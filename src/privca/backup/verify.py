@@ -21,7 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from privca.adopt.doctor import Finding, examine_home
 from privca.authority import CertificateAuthority
 from privca.backup.restore import RestoreResult, restore
-from privca.errors import CheckFailed
+from privca.errors import CheckFailed, KeyUnavailable
+from privca.keys.custody import SecretSource
 from privca.store.schema import authorities, certificates
 from privca.x509.encoding import serial_hex
 
@@ -33,6 +34,24 @@ class VerifyResult:
     restored: RestoreResult
     findings: tuple[Finding, ...]
     certificates_checked: int
+    keys_checked: tuple[str, ...] = ()  # key files that decrypted and matched (check_keys)
+
+
+def check_key_files(ca: CertificateAuthority) -> tuple[str, ...]:
+    """Unlock every CA key file in the restored home and check it is the key its
+    certificate certifies (KeyUnavailable from a mismatch becomes CheckFailed; a wrong
+    passphrase stays WrongPassphrase). Keys on a token or not in the archive are skipped."""
+    checked: list[str] = []
+    for authority in ca.authorities():
+        path = ca.key_file(authority)
+        if path is None or not path.exists():
+            continue
+        try:
+            ca.signer(authority)
+        except KeyUnavailable as exc:
+            raise CheckFailed(f"in the backup, {exc.message}", exc.hint) from exc
+        checked.append(f"{path.parent.name}/{path.name}")
+    return tuple(checked)
 
 
 def _signed_rows(home: Path) -> Iterator[tuple[str, int, bytes]]:
@@ -78,7 +97,11 @@ def check_certificates(home: Path) -> int:
     return checked
 
 
-def verify_backup(archive: Path, now: dt.datetime) -> VerifyResult:
+def verify_backup(
+    archive: Path, now: dt.datetime, *, passphrase: SecretSource | None = None
+) -> VerifyResult:
+    """Restore `archive` into a temporary home and check it (module docstring); with a
+    `passphrase`, also unlock every CA key file and match it to its certificate."""
     with tempfile.TemporaryDirectory(prefix="privca-verify-") as scratch:
         restored = restore(archive, Path(scratch) / "home", now)
         expected = restored.manifest.summary.get("certificates")
@@ -88,9 +111,10 @@ def verify_backup(archive: Path, now: dt.datetime) -> VerifyResult:
                 f"its manifest says {expected}"
             )
         checked = check_certificates(restored.home)
-        ca = CertificateAuthority.open(restored.home)
+        ca = CertificateAuthority.open(restored.home, passphrase)
         try:
             findings = examine_home(ca, now)
+            keys = check_key_files(ca) if passphrase is not None else ()
         finally:
             ca.close()
     if not restored.manifest.keys_complete:
@@ -99,7 +123,7 @@ def verify_backup(archive: Path, now: dt.datetime) -> VerifyResult:
     critical = [f for f in findings if f.severity == "critical"]
     if critical:
         raise CheckFailed(f"doctor, in the restored home: {critical[0].message}", critical[0].fix)
-    return VerifyResult(restored, tuple(findings), checked)
+    return VerifyResult(restored, tuple(findings), checked, keys)
 
 
-__all__ = ["VerifyResult", "check_certificates", "verify_backup"]
+__all__ = ["VerifyResult", "check_certificates", "check_key_files", "verify_backup"]

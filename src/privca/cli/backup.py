@@ -12,6 +12,7 @@ import click
 from privca.cli.main import AppContext
 from privca.cli.options import json_option, store_options
 from privca.cli.render import note, print_json, warn
+from privca.cli.secrets import passphrase_file_option
 
 if TYPE_CHECKING:
     from privca.backup.restore import RestoreResult
@@ -112,20 +113,38 @@ def backup_group(
 
 @backup_group.command("verify")
 @click.argument("archive", type=click.Path(path_type=Path))
+@click.option(
+    "--check-keys",
+    is_flag=True,
+    help="Also decrypt every CA key file in the archive (in memory) and match it to its "
+    "certificate: proves the passphrase you hold opens this backup.",
+)
+@passphrase_file_option("With --check-keys: read the CA key passphrase from this file.")
 @json_option
 @click.pass_obj
-def verify_command(app: AppContext, archive: Path, as_json: bool) -> None:
+def verify_command(
+    app: AppContext,
+    archive: Path,
+    check_keys: bool,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
     """Check an archive's hashes, restore it into a temporary home, migrate it, run doctor
     there and check every certificate against its CA. Exit 1 with the first problem."""
     from privca._time import utcnow
     from privca.backup.verify import verify_backup
+    from privca.cli.secrets import existing_passphrase
 
-    result = verify_backup(archive, utcnow())
+    if passphrase_file is not None and not check_keys:
+        raise click.UsageError("--passphrase-file goes with --check-keys")
+    passphrase = existing_passphrase(passphrase_file) if check_keys else None
+    result = verify_backup(archive, utcnow(), passphrase=passphrase)
     restored = result.restored
     if as_json:
         document = _restore_document(restored)
         document.pop("home")
         document["certificates_verified"] = result.certificates_checked
+        document["keys_verified"] = list(result.keys_checked)
         document["findings"] = [f.document() for f in result.findings]
         print_json(document)
         return
@@ -136,6 +155,8 @@ def verify_command(app: AppContext, archive: Path, as_json: bool) -> None:
     for line in _summary_lines(restored.summary):
         click.echo(line)
     click.echo(f"  every certificate verifies against its CA ({result.certificates_checked})")
+    if result.keys_checked:
+        click.echo(f"  keys open and match their CAs: {', '.join(result.keys_checked)}")
     for finding in result.findings:
         click.echo(f"  doctor [{finding.severity}] {finding.message}")
     if not restored.manifest.keys_complete:
