@@ -222,3 +222,23 @@ def test_two_restores_into_one_home_at_once(backup: Callable[..., Path], tmp_pat
         assert code in (0, 2) and "Traceback" not in stderr, stderr
     assert (target / "privca.toml").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".contested")] == []
+
+
+def test_a_store_that_is_down_fails_the_backup_cleanly(
+    run_cli: Cli, home: Path, tmp_path: Path
+) -> None:
+    """PostgreSQL unreachable: exit 3 with the reason, and no archive (not even a part)."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = home / "privca.toml"
+    text = settings.read_text().replace(
+        'url = ""', f'url = "postgresql://privca@127.0.0.1:{port}/privca"'
+    )
+    settings.write_text(text)
+    out = tmp_path / "down.tar.gz"
+    before = tree_snapshot(tmp_path)
+    assert_user_error(run_cli("backup", "--out", str(out)), "cannot read the inventory", code=3)
+    assert tree_snapshot(tmp_path) == before
