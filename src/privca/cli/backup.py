@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,25 +190,18 @@ def restore_command(
     its store into an empty PostgreSQL database instead of SQLite in the home."""
     from privca._time import utcnow
     from privca.backup.restore import restore
+    from privca.settings import Settings
 
-    password = None
-    if store_url:
-        import os
-
-        from privca.home import read_secret_file
-        from privca.settings import STORE_PASSWORD_ENV
-
-        if store_password_file is not None:
-            password = read_secret_file(store_password_file, "store password file").decode()
-        else:
-            password = os.environ.get(STORE_PASSWORD_ENV) or None
+    password_file = str(store_password_file.absolute()) if store_password_file else ""
+    # The password rule of privca.toml ($PRIVCA_STORE_PASSWORD, else the file, else libpq's).
+    store = Settings(name="", store_url=store_url, store_password_file=password_file)
     result = restore(
         archive,
         target or app.home_path,
         utcnow(),
         store_url=store_url,
-        store_password=password,
-        store_password_file=str(store_password_file.absolute()) if store_password_file else "",
+        store_password=store.store_password() if store_url else None,
+        store_password_file=password_file,
     )
     if as_json:
         print_json(_restore_document(result))
@@ -234,7 +226,6 @@ def restore_command(
         "CA published).",
         app.quiet,
     )
-    sys.stdout.flush()
 
 
 __all__ = ["backup_group", "restore_command", "verify_command"]
