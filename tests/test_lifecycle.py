@@ -123,7 +123,8 @@ def test_crl_number_only_grows(ca: CertificateAuthority, run_cli: Cli) -> None:
     assert all(p.returncode == 0 for p in procs), outputs
     concurrent = sorted(int(re.search(rb'"number": (\d+)', out).group(1)) for out, _ in outputs)
     numbers += concurrent
-    assert numbers == list(range(1, len(numbers) + 1))
+    # Strictly increasing, none shared (the values follow the time floor: authorities.py).
+    assert numbers == sorted(set(numbers)), numbers
 
 
 def test_renew_keeps_names_and_profile(ca: CertificateAuthority) -> None:

@@ -16,9 +16,10 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from privca.errors import (
     AlreadyExists,
@@ -433,3 +434,35 @@ def read_input_file(path: Path, what: str, limit: int = 1 << 20) -> bytes:
             "is this really a certificate, key or CSR?",
         )
     return data
+
+
+def atomic_write_stream(
+    path: Path, write: Callable[[BinaryIO], None], mode: int, *, overwrite: bool = False
+) -> None:
+    """`atomic_write` for a file too large to hold in memory: `write` fills a temporary
+    file (created with `mode`, seekable) beside `path`, which is then fsynced and renamed
+    (or, without `overwrite`, linked: never over a file that appeared meanwhile)."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w+b") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            tmp.unlink()
+        _fsync_directory(path.parent)
+    except FileExistsError as exc:
+        raise AlreadyExists(f"'{path}' already exists") from exc
+    except OSError as exc:
+        raise EnvironmentRefused(
+            f"cannot write '{path}': {exc.strerror}",
+            "check that the directory exists and is writable, and the disk not full",
+        ) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from privca._time import utcnow
+from privca.store.authorities import crl_number_floor
 from tests.adopt.conftest import OLD_PASSPHRASE, Runbook, build_runbook_ca
 from tests.conftest import PASSPHRASE, Cli, openssl
 
@@ -259,10 +261,12 @@ def test_real_process(tmp_path: Path, runbook: Runbook, passphrase_file: Path) -
 
 
 def test_crl_numbers_continue_the_old_sequence(run_cli: Cli, runbook: Runbook) -> None:
-    """`openssl ca` keeps the next CRLNumber in crlnumber: privca's first CRL takes it, so
-    clients holding the old CA's last CRL see privca's as newer."""
-    (runbook.ca_dir / "crlnumber").write_text("05\n")
+    """`openssl ca` keeps the next CRLNumber in crlnumber: privca's first CRL continues
+    above it (at its next number, or privca's time floor when that is higher), so clients
+    holding the old CA's last CRL see privca's as newer."""
+    ahead = crl_number_floor(utcnow()) + 10**9  # an old CA far ahead of the floor
+    (runbook.ca_dir / "crlnumber").write_text(f"{ahead:x}\n")
     adopt(run_cli, runbook)
     result = run_cli("crl", "--passphrase-file", str(run_cli.passphrase_file), "--json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)[0]["number"] == 5
+    assert json.loads(result.stdout)[0]["number"] == ahead

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from privca.errors import InputError, PolicyError
+from privca.store.authorities import crl_number_floor
 from privca.store.inventory import Intent, RevocationOutcome, Store, reason_change
 from privca.store.records import Revocation
 
@@ -157,10 +158,13 @@ def test_crl_numbers_only_grow(store: Store, issuer_id: int, now: dt.datetime) -
     numbers = [
         store.next_crl_number(issuer_id, now + i * DAY, now + (i + 7) * DAY) for i in range(3)
     ]
-    assert numbers == [1, 2, 3]
+    # Never below the time floor (milliseconds since 1970 at thisUpdate): see authorities.py.
+    assert numbers == [crl_number_floor(now + i * DAY) for i in range(3)]
+    # A clock set back: the stored counter keeps the numbers growing.
+    assert store.next_crl_number(issuer_id, now, now + DAY) == numbers[-1] + 1
     [state] = store.crl_states()
-    assert (state.issuer_id, state.number) == (issuer_id, 3)
-    assert (state.this_update, state.next_update) == (now + 2 * DAY, now + 9 * DAY)
+    assert (state.issuer_id, state.number) == (issuer_id, numbers[-1] + 1)
+    assert (state.this_update, state.next_update) == (now, now + DAY)
 
 
 def test_crl_numbers_are_unique_across_concurrent_stores(
@@ -189,7 +193,8 @@ def test_crl_numbers_are_unique_across_concurrent_stores(
     for thread in threads:
         thread.join(60)
     assert errors == []
-    assert sorted(numbers) == list(range(1, 21))
+    # One time floor for all (same thisUpdate), then the counter: 20 consecutive numbers.
+    assert sorted(numbers) == list(range(crl_number_floor(now), crl_number_floor(now) + 20))
 
 
 def test_superseded_certificates(

@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "acme": ("acme:acme_group", "Manage ACME accounts, orders and EAB keys."),
     "import": ("adopt:import_group", "Adopt a CA built with OpenSSL or easy-rsa."),
     "doctor": ("adopt:doctor_command", "Find weaknesses in the CA and its certificates."),
+    "backup": ("backup:backup_group", "Write one archive of the CA while it works; verify one."),
+    "restore": ("backup:restore_command", "Bring a CA back from a backup archive into a new home."),
 }
 
 

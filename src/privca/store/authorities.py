@@ -1,5 +1,17 @@
 """CA certificates and their CRL numbers in the inventory (records are never deleted:
-old CAs keep answering for what they signed)."""
+old CAs keep answering for what they signed).
+
+The CRLNumber rule lives here (`crl_number_floor`, `following_crl_number`): a new number
+is one more than the last one stored, and never less than thisUpdate's seconds since 1970
+times 1000. The stored counter keeps numbers growing when the clock goes back; the time
+floor keeps them growing when the store goes back (a restore from a backup, a VM snapshot
+rolled back): whatever the lost store published after its copy was made, it published in
+an earlier second than the restored CA's first CRL, so that CRL's number is larger. The
+factor 1000 leaves room for 1000 CRLs of one CA in one second before the counter would
+run ahead of the clock; every number is reserved in a write transaction that reaches the
+disk, so one store cannot go that fast. (Same-second publication by the lost CA and the
+restored one is the one case the rule does not cover: a restore takes longer.)
+"""
 
 from __future__ import annotations
 
@@ -12,19 +24,35 @@ from privca.store.database import Change, Database
 from privca.store.schema import authorities, crl_state
 from privca.x509.encoding import serial_hex
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
-def _first_crl_number(change: Change, issuer_id: int, next_update: dt.datetime) -> bool:
-    """Insert CRLNumber 1 for a CA's first CRL; False if another process just did."""
+
+def crl_number_floor(this_update: dt.datetime) -> int:
+    """The smallest CRLNumber a CRL made at `this_update` may carry (see the module)."""
+    return max(1, (this_update - EPOCH) // dt.timedelta(seconds=1) * 1000)
+
+
+def following_crl_number(last: int | None, this_update: dt.datetime) -> int:
+    """The CRLNumber after `last` (None: the CA's first CRL) for a CRL made at `this_update`."""
+    return max((last or 0) + 1, crl_number_floor(this_update))
+
+
+def _first_crl_number(change: Change, issuer_id: int, next_update: dt.datetime) -> int | None:
+    """Insert the number of a CA's first CRL; None if another process just did."""
+    number = following_crl_number(None, change.now)
     try:
         with change.connection.begin_nested():
             change.execute(
                 crl_state.insert().values(
-                    issuer_id=issuer_id, number=1, this_update=change.now, next_update=next_update
+                    issuer_id=issuer_id,
+                    number=number,
+                    this_update=change.now,
+                    next_update=next_update,
                 )
             )
     except sa.exc.IntegrityError:
-        return False  # another replica published its first CRL at the same moment
-    return True
+        return None  # another replica published its first CRL at the same moment
+    return number
 
 
 class AuthorityWrites:
@@ -72,19 +100,21 @@ class AuthorityWrites:
     def next_crl_number(
         self, issuer_id: int, this_update: dt.datetime, next_update: dt.datetime
     ) -> int:
-        """Reserve the next CRLNumber for a CA: strictly increasing across processes."""
+        """Reserve the next CRLNumber for a CA: strictly increasing across processes, and
+        above every number a store restored from an older copy could have published."""
         with self.database.change(this_update) as change:
             query = sa.select(crl_state.c.number).where(crl_state.c.issuer_id == issuer_id)
             if change.connection.dialect.name == "postgresql":
                 query = query.with_for_update()
             current = change.execute(query).scalar()
             if current is None:
-                if _first_crl_number(change, issuer_id, next_update):
-                    return 1
+                first = _first_crl_number(change, issuer_id, next_update)
+                if first is not None:
+                    return first
                 current = change.execute(query).scalar()
             if current is None:
                 raise StoreUnavailable("the CRL number of a CA vanished while it was read")
-            number = int(current) + 1
+            number = following_crl_number(int(current), this_update)
             change.execute(
                 crl_state.update()
                 .where(crl_state.c.issuer_id == issuer_id)
@@ -108,4 +138,4 @@ class AuthorityWrites:
             )
 
 
-__all__ = ["AuthorityWrites"]
+__all__ = ["AuthorityWrites", "crl_number_floor", "following_crl_number"]

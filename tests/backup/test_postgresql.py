@@ -1,0 +1,74 @@
+"""Backup of a CA whose store is PostgreSQL (one REPEATABLE READ snapshot), restored into
+SQLite in a home and into an empty PostgreSQL database with --store-url."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from privca._time import utcnow
+from privca.authority import CertificateAuthority
+from privca.x509.encoding import serial_hex
+from tests.backup.conftest import manifest_of
+from tests.conftest import PASSPHRASE, Cli, assert_user_error
+from tests.pg import PostgresCluster, postgres_cluster, postgres_url  # noqa: F401  (fixtures)
+
+
+def test_postgresql_store_backs_up_and_restores_into_either_store(
+    make_ca: Callable[..., CertificateAuthority],
+    postgres_url: str,  # noqa: F811
+    postgres_cluster: PostgresCluster,  # noqa: F811
+    run_cli: Cli,
+    tmp_path: Path,
+) -> None:
+    ca = make_ca(store_url=postgres_url)
+    for n in range(3):
+        ca.issue([f"pg{n}.corp.internal"])
+    ca.revoke(serial_hex(ca.issue(["gone.corp.internal"]).serial))
+    ca.crl()
+    home = ca.home.root
+    archive = tmp_path / "pg.tar.gz"
+    result = run_cli("backup", "--out", str(archive), home=home)
+    assert result.exit_code == 0, result.stderr
+    manifest = manifest_of(archive)
+    assert manifest["source_store"] == "postgresql"
+    assert manifest["summary"]["certificates"] == 4  # type: ignore[index]
+
+    # Into SQLite in a new home: privca.toml now names no store.
+    sqlite_home = tmp_path / "as-sqlite"
+    result = run_cli("restore", str(archive), "--home", str(sqlite_home))
+    assert result.exit_code == 0, result.stderr
+    assert 'url = ""' in (sqlite_home / "privca.toml").read_text()
+    restored = CertificateAuthority.open(sqlite_home, PASSPHRASE)
+    try:
+        assert len(restored.inventory.find(now=utcnow())) == 4
+    finally:
+        restored.close()
+
+    # Into an empty PostgreSQL database; the one in use is refused.
+    assert_user_error(
+        run_cli(
+            "restore", str(archive), "--home", str(tmp_path / "x"), "--store-url", postgres_url
+        ),
+        "already holds privca tables",
+    )
+    assert not (tmp_path / "x").exists()
+    with postgres_cluster.database() as empty_url:
+        pg_home = tmp_path / "as-postgresql"
+        result = run_cli(
+            "restore", str(archive), "--home", str(pg_home), "--store-url", empty_url, "--json"
+        )
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["summary"]["certificates"] == 4
+        assert empty_url.split("@")[1] in (pg_home / "privca.toml").read_text()
+        again = CertificateAuthority.open(pg_home, PASSPHRASE)
+        try:
+            assert len(again.inventory.find(now=utcnow())) == 4
+            # Sequences continue past the copied rows: new records get new ids.
+            again.issue(["after-restore.corp.internal"])
+            assert len(again.inventory.find(now=utcnow())) == 5
+        finally:
+            again.close()
+        verify = run_cli("backup", "verify", str(archive))
+        assert verify.exit_code == 0, verify.stderr
