@@ -81,7 +81,7 @@ def test_certbot_registers_obtains_renews_and_revokes(
     from cryptography import x509
 
     serial = x509.load_pem_x509_certificate((live / "cert.pem").read_bytes()).serial_number
-    assert acme_server.ca.store.get(serial).status == "revoked"
+    assert acme_server.ca.inventory.get(serial).status == "revoked"
 
 
 def test_certbot_with_eab_required(start_acme, tmp_path: Path) -> None:

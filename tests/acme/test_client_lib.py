@@ -114,11 +114,11 @@ def test_a_policy_tightened_after_authorization_bites_at_finalize(
     import os
 
     os.utime(ca.home.settings, (1, 1))  # a different mtime than the one the issuer saw
-    before = ca.store.count()
+    before = ca.inventory.count()
     with pytest.raises(messages.Error) as refused:
         acme.finalize_order(order, _deadline())
     assert refused.value.typ == "urn:ietf:params:acme:error:rejectedIdentifier"
-    assert ca.store.count() == before  # nothing was signed
+    assert ca.inventory.count() == before  # nothing was signed
 
 
 def _deadline():
@@ -154,7 +154,7 @@ def test_ip_identifier_over_http01_and_renewal_info(acme_server: AcmeServer) -> 
     # revocation by the certificate key (jwk), not the account
     key_client = new_client(acme_server, key=jose.JWKEC(key=_key))
     key_client.revoke(cert, 1)
-    assert acme_server.ca.store.get(cert.serial_number).status == "revoked"
+    assert acme_server.ca.inventory.get(cert.serial_number).status == "revoked"
     after = session.get(url, verify=str(acme_server.root_pem), timeout=10).json()
     window = messages.RenewalInfo.from_json(after).suggested_window
     import datetime
@@ -203,6 +203,6 @@ def test_ari_replaces_marks_the_old_certificate_superseded(acme_server: AcmeServ
             acme.answer_challenge(chall, answer)
         order = acme.poll_and_finalize(order)
     new = x509.load_pem_x509_certificate(order.fullchain_pem.encode())
-    record = acme_server.ca.store.get(old.serial_number)
+    record = acme_server.ca.inventory.get(old.serial_number)
     assert record.superseded_by == new.serial_number
     assert record.status_at(utcnow()) == "superseded"

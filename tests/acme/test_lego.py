@@ -70,7 +70,7 @@ def test_lego_http01_renew_revoke(acme_server: AcmeServer, tmp_path: Path) -> No
 
     result = lego(acme_server, tmp_path, ["--domains", "web.test", "revoke"])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert acme_server.ca.store.get(second).status == "revoked"
+    assert acme_server.ca.inventory.get(second).status == "revoked"
 
 
 def test_lego_tls_alpn01(acme_server: AcmeServer, tmp_path: Path) -> None:

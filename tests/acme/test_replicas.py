@@ -112,4 +112,4 @@ def test_orders_finish_across_replicas_without_duplicate_serials(replicas) -> No
     serials = [one(i) for i in range(3)]
     assert len(set(serials)) == 3
     for serial in serials:
-        assert ca.store.get(serial).status == "issued"
+        assert ca.inventory.get(serial).status == "issued"

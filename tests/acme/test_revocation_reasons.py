@@ -33,7 +33,7 @@ def test_revoke_cert_reason_only_gets_worse(acme_server: AcmeServer, tmp_path: P
     account.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
     order, key = obtain_http01(account, acme_server, ["stolen.test"])
     cert = x509.load_pem_x509_certificate(order.fullchain_pem.encode())
-    store = acme_server.ca.store
+    store = acme_server.ca.inventory
 
     account.revoke(cert, 4)  # superseded, as a renewal would
     first = store.get(cert.serial_number)
@@ -104,4 +104,4 @@ def test_unrevocation_reasons_are_refused(acme_server: AcmeServer) -> None:
     for code in (6, 8):  # certificateHold, removeFromCRL
         problem = _problem(lambda code=code: account.revoke(cert, code))
         assert problem.typ == "urn:ietf:params:acme:error:badRevocationReason"
-    assert acme_server.ca.store.get(cert.serial_number).status == "issued"
+    assert acme_server.ca.inventory.get(cert.serial_number).status == "issued"
