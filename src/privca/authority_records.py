@@ -152,6 +152,18 @@ class AuthorityRecords(AuthorityCore):
         `privca crl` and the server's scheduler. Returns their serials."""
         return self._store.apply_due_revocations(now or utcnow())
 
+    def tidy(
+        self, expired_for: dt.timedelta, now: dt.datetime | None = None, *, dry_run: bool = False
+    ) -> int:
+        """Turn the certificates that expired more than `expired_for` ago into tombstones
+        (store/retention.py says what is kept); returns how many (would be, with dry_run)."""
+        now = now or utcnow()
+        if expired_for < dt.timedelta(0):
+            raise InputError("a negative retention time", "e.g. --expired-for 90d")
+        if dry_run:
+            return self._store.count_tidy(now - expired_for)
+        return self._store.tidy(now - expired_for, now)
+
     def crl(
         self,
         authority: Authority | None = None,

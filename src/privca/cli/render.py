@@ -7,7 +7,8 @@ import datetime as dt
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import textwrap
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import click
@@ -33,18 +34,34 @@ def print_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=False))
 
 
+def print_json_array(documents: Iterable[Any]) -> None:
+    """The same text as print_json(list(documents)), written one element at a time."""
+    first = True
+    for document in documents:
+        element = textwrap.indent(json.dumps(document, indent=2), "  ")
+        click.echo(("[\n" if first else ",\n") + element, nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
+
+
+def print_json_lines(documents: Iterable[Any]) -> None:
+    """One compact JSON object per line (JSON Lines)."""
+    for document in documents:
+        click.echo(json.dumps(document, separators=(",", ":")))
+
+
 def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     """Aligned columns on a terminal; tab-separated lines when piped (stable for grep, awk
     and cut: a header line, then one line per row, no colour, no escapes).
 
     Cells may carry names from CSRs or ACME requests: control characters are escaped in
     both forms (so a tab or newline in a name cannot break a TSV row either), and rich gets
     them as plain Text, so `[link=...]` in a name is shown, never interpreted as markup."""
-    cells = [[printable(cell) for cell in row] for row in rows]
+    cells = ([printable(cell) for cell in row] for row in rows)  # piped: streamed
     if not is_terminal():
         click.echo("\t".join(columns))
         for row in cells:
