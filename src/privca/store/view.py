@@ -126,16 +126,19 @@ class InventoryView:
         name_pattern: str | None = None,
         status: str | None = None,
         expiring_before: dt.datetime | None = None,
+        expiring_between: tuple[dt.datetime, dt.datetime] | None = None,
         now: dt.datetime,
         include_unsigned: bool = False,
     ) -> list[CertificateRecord]:
         """Signed certificates, soonest expiry first; `status` is one of LISTED_STATUSES
-        (InputError otherwise), `name_pattern` a substring with * and ? wildcards."""
+        (InputError otherwise), `name_pattern` a substring with * and ? wildcards,
+        `expiring_before` only live ones, `expiring_between` any with notAfter in [a, b]."""
         return list(
             self.stream(
                 name_pattern=name_pattern,
                 status=status,
                 expiring_before=expiring_before,
+                expiring_between=expiring_between,
                 now=now,
                 include_unsigned=include_unsigned,
             )
@@ -147,6 +150,7 @@ class InventoryView:
         name_pattern: str | None = None,
         status: str | None = None,
         expiring_before: dt.datetime | None = None,
+        expiring_between: tuple[dt.datetime, dt.datetime] | None = None,
         now: dt.datetime,
         include_unsigned: bool = False,
         after: int | None = None,
@@ -165,6 +169,8 @@ class InventoryView:
             query = query.where(status_clause(parse_listed(status), now))
         if expiring_before is not None:
             query = query.where(c.not_after <= expiring_before, live_clause(now))
+        if expiring_between is not None:
+            query = query.where(c.not_after.between(*expiring_between))
         if name_pattern:
             like = "%" + name_pattern.lower().replace("*", "%").replace("?", "_") + "%"
             query = query.where(sa.func.lower(c.names).like(like))
