@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import tomllib
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from privca._time import parse_duration
 from privca.errors import InputError, NotFound
 from privca.home import atomic_write, check_private_file, read_secret_file
 from privca.policy import IssuancePolicy
@@ -35,6 +37,13 @@ class Settings:
     acme: dict[str, Any] = field(default_factory=dict)
     # The [serve] section as written (HTTP limits, metrics); `privca serve` reads it.
     serve: dict[str, Any] = field(default_factory=dict)
+    # [store] keep_expired, e.g. "90d": `privca serve` tidies (store/retention.py) the
+    # certificates that expired longer ago than this; "" keeps them all.
+    keep_expired: str = ""
+
+    @property
+    def keep_expired_for(self) -> dt.timedelta | None:
+        return parse_duration(self.keep_expired) if self.keep_expired else None
 
     def to_toml(self) -> str:
         sections: dict[str, dict[str, Any]] = {
@@ -50,6 +59,8 @@ class Settings:
             "policy": self.policy.to_settings(),
             "store": {"url": self.store_url, "password_file": self.store_password_file},
         }
+        if self.keep_expired:
+            sections["store"]["keep_expired"] = self.keep_expired
         if self.acme:
             sections["acme"] = dict(self.acme)
         if self.serve:
@@ -81,6 +92,7 @@ class Settings:
             policy=IssuancePolicy.from_settings(data.get("policy", {})),
             store_url=_store_url(data.get("store", {}), source),
             store_password_file=str(data.get("store", {}).get("password_file", "")),
+            keep_expired=_keep_expired(data.get("store", {}), source),
             acme=dict(data.get("acme", {})),
             serve=dict(data.get("serve", {})),
         )
@@ -124,6 +136,17 @@ def _store_url(section: Any, source: str) -> str:
         return check_store_url(url)
     except InputError as exc:
         raise InputError(f"{source} [store] url: {exc.message}", exc.hint) from None
+
+
+def _keep_expired(section: Any, source: str) -> str:
+    value = section.get("keep_expired", "") if isinstance(section, dict) else ""
+    if value in ("", None):
+        return ""
+    try:
+        parse_duration(str(value))
+    except InputError as exc:
+        raise InputError(f"{source} [store] keep_expired: {exc.message}", exc.hint) from None
+    return str(value)
 
 
 def _toml_value(value: Any) -> str:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
-import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -14,20 +12,7 @@ from typing import Any
 import click
 
 from privca._text import printable
-from privca.errors import InputError
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """`30d`, `12h`, `2w`, or a bare number of days."""
-    match = _DURATION.match(text)
-    if not match:
-        raise InputError(
-            f"duration '{text}' is not understood", "use a number with s, m, h, d or w, e.g. 30d"
-        )
-    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+from privca._time import parse_duration as parse_duration  # where the CLI finds it
 
 
 def print_json(document: Any) -> None:

@@ -192,7 +192,7 @@ class InventoryView:
                 f"no certificate with serial {hex_serial} in the inventory",
                 "--after takes a serial from the previous page of `privca list`",
             )
-        # The first term lets the database seek (not_after, serial) instead of scanning.
+        # The first term lets the database seek the expiry index instead of scanning.
         return sa.and_(
             c.not_after >= not_after,
             sa.or_(c.not_after > not_after, c.serial > hex_serial),

@@ -1,12 +1,12 @@
-"""Names in their own indexed table, tombstones for tidied certificates, paging by expiry.
+"""Names in their own indexed table, tombstones for tidied certificates.
 
 - certificate_names (name, serial): one row per name of each certificate, filled from the
   JSON `certificates.names` of every existing row, so that looking a certificate up by
   name is an index seek instead of a LIKE over every row.
+  The table is its primary key (WITHOUT ROWID on SQLite), with no other index: tidy
+  deletes by (name, serial), so bytes per certificate stay low.
 - certificates.tidied_at: `privca tidy` keeps a tombstone of a long-expired certificate
   (serial, issuer, status, dates, revocation) and drops the rest.
-- ix_certificates_not_after becomes (not_after, serial): `privca list --after` pages by
-  that order with an index walk.
 
 Revision ID: 0007_names_and_tidy
 Revises: 0006_serve_indexes
@@ -45,19 +45,14 @@ def upgrade() -> None:
             sa.ForeignKey("certificates.serial", ondelete="CASCADE"),
             primary_key=True,
         ),
+        sqlite_with_rowid=False,
     )
-    op.create_index("ix_certificate_names_serial", "certificate_names", ["serial"])
     op.execute(BACKFILL[op.get_bind().dialect.name])
     with op.batch_alter_table("certificates") as batch:
         batch.add_column(sa.Column("tidied_at", sa.DateTime(timezone=True), nullable=True))
-        batch.drop_index("ix_certificates_not_after")
-        batch.create_index("ix_certificates_not_after_serial", ["not_after", "serial"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("certificates") as batch:
-        batch.drop_index("ix_certificates_not_after_serial")
-        batch.create_index("ix_certificates_not_after", ["not_after"])
         batch.drop_column("tidied_at")
-    op.drop_index("ix_certificate_names_serial", table_name="certificate_names")
     op.drop_table("certificate_names")
