@@ -45,4 +45,9 @@ def parse_duration(text: str) -> dt.timedelta:
         raise InputError(
             f"duration '{text}' is not understood", "use a number with s, m, h, d or w, e.g. 30d"
         )
-    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        raise InputError(
+            f"duration '{text[:40]}' is too long", "give at most a few thousand years"
+        ) from None

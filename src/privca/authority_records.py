@@ -160,9 +160,13 @@ class AuthorityRecords(AuthorityCore):
         now = now or utcnow()
         if expired_for < dt.timedelta(0):
             raise InputError("a negative retention time", "e.g. --expired-for 90d")
+        try:
+            cutoff = now - expired_for
+        except OverflowError:
+            cutoff = dt.datetime.min.replace(tzinfo=dt.UTC)  # before anything: tidies nothing
         if dry_run:
-            return self._store.count_tidy(now - expired_for)
-        return self._store.tidy(now - expired_for, now)
+            return self._store.count_tidy(cutoff)
+        return self._store.tidy(cutoff, now)
 
     def crl(
         self,

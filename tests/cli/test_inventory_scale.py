@@ -99,6 +99,7 @@ def test_piped_table_is_unchanged(inventory: Cli) -> None:
         pytest.param(["list", "--json", "--jsonl"], "exclusive", id="json-and-jsonl"),
         pytest.param(["tidy", "--expired-for", "soon"], "not understood", id="tidy-bad-duration"),
         pytest.param(["tidy", "--expired-for", "-5d"], "not understood", id="tidy-negative"),
+        pytest.param(["tidy", "--expired-for", "9" * 30 + "w"], "too long", id="tidy-overflow"),
     ],
 )
 def test_bad_input_is_exit_2(inventory: Cli, args: list[str], fragment: str) -> None:
@@ -117,6 +118,9 @@ def test_tidy_dry_run_then_tidy(inventory: Cli) -> None:
     assert dry == {"tidied": 0, "would_tidy": 1}
     assert tree_snapshot(inventory.home) == before
     assert json.loads(inventory("tidy", "--expired-for", "300d", "--json").output)["tidied"] == 0
+    # Longer than the calendar reaches back: nothing is that old.
+    huge = json.loads(inventory("tidy", "--expired-for", "99999999d", "--json").output)
+    assert huge == {"tidied": 0, "would_tidy": 0}
     result = inventory("tidy")
     assert result.exit_code == 0 and "tidied 1 certificate(s)" in result.output
     after = [d["names"][0] for d in json.loads(inventory("list", "--json").output)]
