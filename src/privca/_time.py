@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
-
-from privca.errors import InputError
 
 
 def utcnow() -> dt.datetime:
@@ -32,22 +29,3 @@ def days_left(not_after: dt.datetime, now: dt.datetime) -> int:
     definition every command, JSON document and metric label uses."""
     seconds = (as_utc(not_after) - as_utc(now)).total_seconds()
     return math.ceil(seconds / 86400)
-
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """`30d`, `12h`, `2w`, or a bare number of days."""
-    match = _DURATION.match(text)
-    if not match:
-        raise InputError(
-            f"duration '{text}' is not understood", "use a number with s, m, h, d or w, e.g. 30d"
-        )
-    try:
-        return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-    except OverflowError:
-        raise InputError(
-            f"duration '{text[:40]}' is too long", "give at most a few thousand years"
-        ) from None

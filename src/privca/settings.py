@@ -5,18 +5,37 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from privca._time import parse_duration
 from privca.errors import InputError, NotFound
 from privca.home import atomic_write, check_private_file, read_secret_file
 from privca.policy import IssuancePolicy
 from privca.store.address import check_store_url
 
 STORE_PASSWORD_ENV = "PRIVCA_STORE_PASSWORD"
+
+# Durations, as privca.toml and the command line write them (30d, 12h, 2w, or days).
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """`30d`, `12h`, `2w`, or a bare number of days."""
+    match = _DURATION.match(text)
+    if not match:
+        raise InputError(
+            f"duration '{text}' is not understood", "use a number with s, m, h, d or w, e.g. 30d"
+        )
+    try:
+        return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        raise InputError(
+            f"duration '{text[:40]}' is too long", "give at most a few thousand years"
+        ) from None
 
 
 @dataclass(frozen=True)

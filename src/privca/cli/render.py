@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from privca._text import printable
-from privca._time import parse_duration as parse_duration  # where the CLI finds it
+from privca.settings import parse_duration as parse_duration  # where the CLI finds it
 
 
 def print_json(document: Any) -> None:
