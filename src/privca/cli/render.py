@@ -19,20 +19,39 @@ def print_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=False))
 
 
+# Lines written per write(): one write per row would cost a system call each.
+ECHO_BATCH = 256
+
+
+def _echo_batched(pieces: Iterable[str]) -> None:
+    batch: list[str] = []
+    for piece in pieces:
+        batch.append(piece)
+        if len(batch) >= ECHO_BATCH:
+            click.echo("".join(batch), nl=False)
+            batch.clear()
+    if batch:
+        click.echo("".join(batch), nl=False)
+
+
 def print_json_array(documents: Iterable[Any]) -> None:
-    """The same text as print_json(list(documents)), written one element at a time."""
-    first = True
-    for document in documents:
-        element = textwrap.indent(json.dumps(document, indent=2), "  ")
-        click.echo(("[\n" if first else ",\n") + element, nl=False)
-        first = False
-    click.echo("[]" if first else "\n]")
+    """The same text as print_json(list(documents)), written a batch of elements at a
+    time (memory does not grow with the list)."""
+
+    def pieces() -> Iterator[str]:
+        first = True
+        for document in documents:
+            element = textwrap.indent(json.dumps(document, indent=2), "  ")
+            yield ("[\n" if first else ",\n") + element
+            first = False
+        yield "[]\n" if first else "\n]\n"
+
+    _echo_batched(pieces())
 
 
 def print_json_lines(documents: Iterable[Any]) -> None:
     """One compact JSON object per line (JSON Lines)."""
-    for document in documents:
-        click.echo(json.dumps(document, separators=(",", ":")))
+    _echo_batched(json.dumps(d, separators=(",", ":")) + "\n" for d in documents)
 
 
 def is_terminal() -> bool:
@@ -48,9 +67,8 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     them as plain Text, so `[link=...]` in a name is shown, never interpreted as markup."""
     cells = ([printable(cell) for cell in row] for row in rows)  # piped: streamed
     if not is_terminal():
-        click.echo("\t".join(columns))
-        for row in cells:
-            click.echo("\t".join(row))
+        _echo_batched(["\t".join(columns) + "\n"])
+        _echo_batched("\t".join(row) + "\n" for row in cells)
         return
     from rich.console import Console
     from rich.table import Table
