@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import textwrap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -38,10 +37,13 @@ def print_json_array(documents: Iterable[Any]) -> None:
     """The same text as print_json(list(documents)), written a batch of elements at a
     time (memory does not grow with the list)."""
 
+    encoder = json.JSONEncoder(indent=2)  # one for all: json.dumps makes one per call
+
     def pieces() -> Iterator[str]:
         first = True
         for document in documents:
-            element = textwrap.indent(json.dumps(document, indent=2), "  ")
+            # As an element of an indented array: between "[\n" and "\n]", indented.
+            element = encoder.encode([document])[2:-2]
             yield ("[\n" if first else ",\n") + element
             first = False
         yield "[]\n" if first else "\n]\n"
