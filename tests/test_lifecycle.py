@@ -217,21 +217,23 @@ def test_check_formats_and_exit_codes(aging_ca: CertificateAuthority, run_cli: C
 
         doc = json.loads(result.output)
         severity = {i["label"]: i["severity"] for i in doc["items"] if i["kind"] == "certificate"}
-        assert severity == {
+        assert severity == {  # only what is inside the window is listed ...
             "expired.corp.internal": "critical",
             "five.corp.internal": "critical",
             "twenty.corp.internal": "warning",
-            "year.corp.internal": "ok",
         }
+        # ... the rest is counted (year.corp.internal)
+        assert doc["certificates"] == {"total": 4, "ok": 1, "warning": 1, "critical": 2}
     if fmt == "prometheus":
         lines = [line for line in result.output.splitlines() if line and not line.startswith("#")]
         for line in lines:
             assert re.fullmatch(r"[a-z_]+(\{[^}]*\})? \d+", line), line
-        assert any(
-            line.startswith("privca_certificate_not_after_timestamp_seconds{")
-            and 'name="year.corp.internal"' in line
+        listed = {
+            re.search(r'name="([^"]+)"', line)[1]
             for line in lines
-        )
+            if line.startswith("privca_certificate_not_after_timestamp_seconds{")
+        }
+        assert listed == {"five.corp.internal", "twenty.corp.internal"}  # within --warn 30d
         assert any(line.startswith("privca_certificates_issued_total") for line in lines)
 
 

@@ -171,6 +171,22 @@ class AuthorityRecords(AuthorityCore):
         """
         return self._store.apply_due_revocations(now or utcnow())
 
+    def tidy(
+        self, expired_for: dt.timedelta, now: dt.datetime | None = None, *, dry_run: bool = False
+    ) -> int:
+        """Turn the certificates that expired more than `expired_for` ago into tombstones
+        (store/retention.py says what is kept); returns how many (would be, with dry_run)."""
+        now = now or utcnow()
+        if expired_for < dt.timedelta(0):
+            raise InputError("a negative retention time", "e.g. --expired-for 90d")
+        try:
+            cutoff = now - expired_for
+        except OverflowError:
+            cutoff = dt.datetime.min.replace(tzinfo=dt.UTC)  # before anything: tidies nothing
+        if dry_run:
+            return self._store.count_tidy(cutoff)
+        return self._store.tidy(cutoff, now)
+
     def crl(
         self,
         authority: Authority | None = None,

@@ -124,33 +124,59 @@ def _crl_item(state: CrlState, issuer: CaCertificate, now: dt.datetime) -> Expir
     )
 
 
+@dataclass(frozen=True)
+class CheckReport:
+    """What `privca check` found: every item that may need attention (certificates in the
+    warning window or expired unrenewed, every active CA, every CRL) and how many live
+    certificates are fine, counted in SQL rather than listed one by one."""
+
+    items: list[ExpiryItem]
+    certificates_ok: int
+
+    @property
+    def certificates(self) -> int:
+        listed = sum(1 for i in self.items if i.kind == "certificate")
+        return listed + self.certificates_ok
+
+
 def collect(
     ca: CertificateAuthority, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
-) -> list[ExpiryItem]:
-    """Every live certificate, the CA certificates and each CA's CRL, with a severity
-    (read only: a scheduled revocation that is due counts as done)."""
+) -> CheckReport:
+    """Certificates in the warning window or expired unrenewed (read by the expiry index),
+    the live ones beyond the window as a count (the /metrics aggregates of store/metrics),
+    the CA certificates and each CA's CRL, with a severity (read only: a scheduled
+    revocation that is due counts as done)."""
     issuers = {a.id: a for a in ca.authorities()}
     items: list[ExpiryItem] = []
-    for record in ca.inventory.find(now=now - EXPIRED_RECENTLY):
+    window = (now - EXPIRED_RECENTLY, now + warn)
+    for record in ca.inventory.find(expiring_between=window, now=now):
         if record.profile not in SELF_RENEWING_PROFILES:
             item = _certificate_item(record, issuers.get(record.issuer_id), now, warn, crit)
             if item is not None:
                 items.append(item)
+    live = sum(
+        count.count
+        for count in ca.inventory.certificate_counts(now)
+        if count.status == CertificateStatus.VALID and count.profile not in SELF_RENEWING_PROFILES
+    )
+    in_window = sum(1 for i in items if i.kind == "certificate" and i.not_after > now)
     items += [_ca_item(a, now, warn, crit) for a in issuers.values() if a.active]
     for state in ca.inventory.crl_states():
         issuer = issuers.get(state.issuer_id)
         if issuer is not None:
             items.append(_crl_item(state, issuer, now))
-    return items
+    return CheckReport(items, max(live - in_window, 0))
 
 
 def worst(items: Sequence[ExpiryItem]) -> str:
     return max((i.severity for i in items), key=SEVERITY_ORDER.__getitem__, default="ok")
 
 
-def render_text(items: Sequence[ExpiryItem]) -> str:
+def render_text(report: CheckReport) -> str:
+    items = report.items
     flagged = [i for i in items if i.severity != "ok"]
-    lines = [f"{len(items)} item(s) checked, {len(flagged)} need attention"]
+    checked = len(items) + report.certificates_ok
+    lines = [f"{checked} item(s) checked, {len(flagged)} need attention"]
     for item in sorted(flagged, key=lambda i: (-SEVERITY_ORDER[i.severity], i.not_after)):
         lines.append(
             f"{item.severity.upper():9}{item.kind:12}{item.label} ({item.serial}): {item.detail}"
@@ -158,32 +184,43 @@ def render_text(items: Sequence[ExpiryItem]) -> str:
     return "\n".join(lines)
 
 
-def render_json(items: Sequence[ExpiryItem], now: dt.datetime) -> str:
-    return json.dumps({"status": worst(items), "items": [i.document(now) for i in items]}, indent=2)
+def render_json(report: CheckReport, now: dt.datetime) -> str:
+    """The items that may need attention one by one; the certificates beyond the warning
+    window only as a count (`certificates.ok`)."""
+    listed = [i for i in report.items if i.kind == "certificate"]
+    document = {
+        "status": worst(report.items),
+        "certificates": {
+            "total": report.certificates,
+            "ok": report.certificates_ok,
+            "warning": sum(1 for i in listed if i.severity == "warning"),
+            "critical": sum(1 for i in listed if i.severity == "critical"),
+        },
+        "items": [i.document(now) for i in report.items],
+    }
+    return json.dumps(document, indent=2)
 
 
 NAGIOS_CODES = {"ok": 0, "warning": 1, "critical": 2}
 
 
-def render_nagios(
-    items: Sequence[ExpiryItem], warn: dt.timedelta, crit: dt.timedelta
-) -> tuple[str, int]:
+def render_nagios(report: CheckReport, warn: dt.timedelta, crit: dt.timedelta) -> tuple[str, int]:
     """One status line with perfdata after '|', and the Nagios plugin exit code."""
+    items = report.items
     state = worst(items)
     counts = {s: sum(1 for i in items if i.severity == s) for s in SEVERITY_ORDER}
-    certificates = [i for i in items if i.kind == "certificate"]
     flagged = sorted(
         (i for i in items if i.severity != "ok"),
         key=lambda i: (-SEVERITY_ORDER[i.severity], i.not_after),
     )
     summary = (
-        f"{len(certificates)} certificates, {counts['critical']} critical, "
+        f"{report.certificates} certificates, {counts['critical']} critical, "
         f"{counts['warning']} warning"
     )
     if flagged:
         summary += f"; first: {flagged[0].label} {flagged[0].detail}"
     perfdata = (
-        f"certificates={len(certificates)};;;0 "
+        f"certificates={report.certificates};;;0 "
         f"warning={counts['warning']};;;0 "
         f"critical={counts['critical']};;;0 "
         f"warn_days={warn.days};;; crit_days={crit.days};;;"
@@ -311,9 +348,8 @@ def render_prometheus(
     """Prometheus text exposition: aggregates for every CA (counts by profile and status,
     soonest expiry, CA and CRL expiry) and a series per certificate only for those that
     expire within `window`, so a scrape neither lists the whole inventory to whoever can
-    reach it nor reads the whole table (every query is served by an index). `window`
-    None lists every live certificate: for `privca check --format prometheus`, whose
-    file only the operator's node exporter reads.
+    reach it nor reads the whole table (every query is served by an index); `privca check
+    --format prometheus` passes its --warn. `window` None lists every live certificate.
 
     Expiry is a timestamp, as x509-certificate-exporter and cert-manager export it."""
     exposition = _Exposition(authorities if authorities is not None else ca.authorities())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,25 @@ from privca.policy import IssuancePolicy
 from privca.store.address import check_store_url
 
 STORE_PASSWORD_ENV = "PRIVCA_STORE_PASSWORD"
+
+# Durations, as privca.toml and the command line write them (30d, 12h, 2w, or days).
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """`30d`, `12h`, `2w`, or a bare number of days."""
+    match = _DURATION.match(text)
+    if not match:
+        raise InputError(
+            f"duration '{text}' is not understood", "use a number with s, m, h, d or w, e.g. 30d"
+        )
+    try:
+        return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        raise InputError(
+            f"duration '{text[:40]}' is too long", "give at most a few thousand years"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -35,6 +56,13 @@ class Settings:
     acme: dict[str, Any] = field(default_factory=dict)
     # The [serve] section as written (HTTP limits, metrics); `privca serve` reads it.
     serve: dict[str, Any] = field(default_factory=dict)
+    # [store] keep_expired, e.g. "90d": `privca serve` tidies (store/retention.py) the
+    # certificates that expired longer ago than this; "" keeps them all.
+    keep_expired: str = ""
+
+    @property
+    def keep_expired_for(self) -> dt.timedelta | None:
+        return parse_duration(self.keep_expired) if self.keep_expired else None
 
     def to_toml(self) -> str:
         sections: dict[str, dict[str, Any]] = {
@@ -50,6 +78,8 @@ class Settings:
             "policy": self.policy.to_settings(),
             "store": {"url": self.store_url, "password_file": self.store_password_file},
         }
+        if self.keep_expired:
+            sections["store"]["keep_expired"] = self.keep_expired
         if self.acme:
             sections["acme"] = dict(self.acme)
         if self.serve:
@@ -81,6 +111,7 @@ class Settings:
             policy=IssuancePolicy.from_settings(data.get("policy", {})),
             store_url=_store_url(data.get("store", {}), source),
             store_password_file=str(data.get("store", {}).get("password_file", "")),
+            keep_expired=_keep_expired(data.get("store", {}), source),
             acme=dict(data.get("acme", {})),
             serve=dict(data.get("serve", {})),
         )
@@ -124,6 +155,17 @@ def _store_url(section: Any, source: str) -> str:
         return check_store_url(url)
     except InputError as exc:
         raise InputError(f"{source} [store] url: {exc.message}", exc.hint) from None
+
+
+def _keep_expired(section: Any, source: str) -> str:
+    value = section.get("keep_expired", "") if isinstance(section, dict) else ""
+    if value in ("", None):
+        return ""
+    try:
+        parse_duration(str(value))
+    except InputError as exc:
+        raise InputError(f"{source} [store] keep_expired: {exc.message}", exc.hint) from None
+    return str(value)
 
 
 def _toml_value(value: Any) -> str:

@@ -662,7 +662,9 @@ def _renewal_threshold(
 def check_command(
     app: AppContext, warn_window: str, crit_window: str, output_format: str, out: Path | None
 ) -> None:
-    """Every live certificate, the CA certificates and each CRL's nextUpdate.
+    """Certificates expiring within --warn (or expired and not renewed), the CA
+    certificates and each CRL's nextUpdate; the other live certificates are counted, not
+    listed, so the cost follows the window, not the inventory.
 
     text/json: exit 0 ok, 1 something in a window. nagios: 0 OK, 1 WARNING, 2 CRITICAL,
     3 UNKNOWN with perfdata. prometheus: a node_exporter textfile.
@@ -682,17 +684,17 @@ def check_command(
     try:
         with open_authority(app) as ca:
             if output_format == "prometheus":
-                text, code = monitoring.render_prometheus(ca, now), 0
+                text, code = monitoring.render_prometheus(ca, now, warn_delta), 0
             else:
-                items = monitoring.collect(ca, now, warn_delta, crit_delta)
-                state = monitoring.worst(items)
+                report = monitoring.collect(ca, now, warn_delta, crit_delta)
+                state = monitoring.worst(report.items)
                 code = 0 if state == "ok" else 1
                 if output_format == "nagios":
-                    text, code = monitoring.render_nagios(items, warn_delta, crit_delta)
+                    text, code = monitoring.render_nagios(report, warn_delta, crit_delta)
                 elif output_format == "json":
-                    text = monitoring.render_json(items, now)
+                    text = monitoring.render_json(report, now)
                 else:
-                    text = monitoring.render_text(items)
+                    text = monitoring.render_text(report)
                 if output_format != "json":
                     # Labels are certificate names, possibly imported from anywhere.
                     text = "\n".join(printable(line) for line in text.split("\n"))

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "list": ("inventory:list_command", "List the certificates in the inventory."),
     "show": ("inventory:show_command", "Show one certificate of the inventory."),
+    "tidy": ("inventory:tidy_command", "Drop long-expired certificates, keeping tombstones."),
     "serve": ("serve:serve_command", "Serve CRL, OCSP, CA certificates and metrics over HTTPS."),
     "trust": ("trust:trust_group", "Install, check and remove the CA in client trust stores."),
     "revoke": ("lifecycle:revoke_command", "Revoke a certificate by serial or name."),

@@ -3,53 +3,75 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
-import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from privca._text import printable
-from privca.errors import InputError
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """`30d`, `12h`, `2w`, or a bare number of days."""
-    match = _DURATION.match(text)
-    if not match:
-        raise InputError(
-            f"duration '{text}' is not understood", "use a number with s, m, h, d or w, e.g. 30d"
-        )
-    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+from privca.settings import parse_duration as parse_duration  # where the CLI finds it
 
 
 def print_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=False))
 
 
+# Lines written per write(): one write per row would cost a system call each.
+ECHO_BATCH = 256
+
+
+def _echo_batched(pieces: Iterable[str]) -> None:
+    batch: list[str] = []
+    for piece in pieces:
+        batch.append(piece)
+        if len(batch) >= ECHO_BATCH:
+            click.echo("".join(batch), nl=False)
+            batch.clear()
+    if batch:
+        click.echo("".join(batch), nl=False)
+
+
+def print_json_array(documents: Iterable[Any]) -> None:
+    """The same text as print_json(list(documents)), written a batch of elements at a
+    time (memory does not grow with the list)."""
+
+    encoder = json.JSONEncoder(indent=2)  # one for all: json.dumps makes one per call
+
+    def pieces() -> Iterator[str]:
+        first = True
+        for document in documents:
+            # As an element of an indented array: between "[\n" and "\n]", indented.
+            element = encoder.encode([document])[2:-2]
+            yield ("[\n" if first else ",\n") + element
+            first = False
+        yield "[]\n" if first else "\n]\n"
+
+    _echo_batched(pieces())
+
+
+def print_json_lines(documents: Iterable[Any]) -> None:
+    """One compact JSON object per line (JSON Lines)."""
+    _echo_batched(json.dumps(d, separators=(",", ":")) + "\n" for d in documents)
+
+
 def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     """Aligned columns on a terminal; tab-separated lines when piped (stable for grep, awk
     and cut: a header line, then one line per row, no colour, no escapes).
 
     Cells may carry names from CSRs or ACME requests: control characters are escaped in
     both forms (so a tab or newline in a name cannot break a TSV row either), and rich gets
     them as plain Text, so `[link=...]` in a name is shown, never interpreted as markup."""
-    cells = [[printable(cell) for cell in row] for row in rows]
+    cells = ([printable(cell) for cell in row] for row in rows)  # piped: streamed
     if not is_terminal():
-        click.echo("\t".join(columns))
-        for row in cells:
-            click.echo("\t".join(row))
+        _echo_batched(["\t".join(columns) + "\n"])
+        _echo_batched("\t".join(row) + "\n" for row in cells)
         return
     from rich.console import Console
     from rich.table import Table

@@ -29,6 +29,7 @@ import email.utils
 import hashlib
 import html
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,7 @@ log = logging.getLogger("privca.server")
 
 OCSP_REQUEST = "application/ocsp-request"
 SCHEDULE_INTERVAL_SECONDS = 60
+TIDY_INTERVAL_SECONDS = 3600
 OCSP_RESPONSE = "application/ocsp-response"
 PEM = "application/x-pem-file"
 DER_CERTIFICATE = "application/pkix-cert"
@@ -172,6 +174,25 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
                 await run_in_threadpool(ca.apply_scheduled_revocations, utcnow())
             except PrivcaError as exc:
                 log.warning("scheduled revocations not applied: %s", type(exc).__name__)
+            await tidy_when_due()
+
+    keep_expired = ca.settings.keep_expired_for
+    next_tidy = 0.0
+
+    async def tidy_when_due() -> None:
+        # [store] keep_expired: at most once per TIDY_INTERVAL_SECONDS; every replica doing
+        # it is harmless (tombstoning is idempotent, in short batches).
+        nonlocal next_tidy
+        if keep_expired is None or time.monotonic() < next_tidy:
+            return
+        next_tidy = time.monotonic() + TIDY_INTERVAL_SECONDS
+        try:
+            tidied = await run_in_threadpool(ca.tidy, keep_expired, utcnow())
+        except PrivcaError as exc:
+            log.warning("expired certificates not tidied: %s", type(exc).__name__)
+            return
+        if tidied:
+            log.info("tidied %d certificate(s) expired more than %s ago", tidied, keep_expired)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 
 from privca.errors import InputError
 from privca.store.database import Change, Database
+from privca.store.names import insert_certificates
 from privca.store.records import ImportedRow
-from privca.store.schema import blocked_keys, certificates
+from privca.store.schema import blocked_keys
 from privca.store.view import KEY_COMPROMISE
 from privca.x509.encoding import serial_hex
 
@@ -76,7 +77,7 @@ def add_imported_certificates(
         return 0
     try:
         with database.change(now) as change:
-            change.execute(certificates.insert(), [_values(r, issuer_id, now) for r in rows])
+            insert_certificates(change, [_values(r, issuer_id, now) for r in rows])
             change.record_all(("imported", row.serial, row.source) for row in rows)
             _block_compromised_keys(change, rows)
     except sa.exc.IntegrityError as exc:

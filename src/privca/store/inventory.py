@@ -1,8 +1,9 @@
 """Store: the inventory database with its write operations (the authority layer's only).
 
 Split by concern: reads in view.py (InventoryView, what everyone else gets), and the
-writes of issuance (issuance.py), revocation (revocation.py) and CA certificates
-(authorities.py), each over one `Database` whose `change` is the one write transaction.
+writes of issuance (issuance.py), revocation (revocation.py), retention (retention.py)
+and CA certificates (authorities.py), each over one `Database` whose `change` is the one
+write transaction.
 
 Issuance is two commits: `reserve` records the intent (serial, names, profile) before the
 CA key signs, `complete` records the signed certificate before anything is returned.
@@ -25,6 +26,7 @@ from privca.store.records import (
     RevocationOutcome,
     RevokedEntry,
 )
+from privca.store.retention import RetentionWrites
 from privca.store.revocation import KEY_COMPROMISE, RevocationWrites, reason_change
 from privca.store.view import InventoryView
 from privca.x509.encoding import serial_hex
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from privca.store.acme.rows import Sealer
 
 
-class Store(InventoryView, IssuanceWrites, RevocationWrites, AuthorityWrites):
+class Store(InventoryView, IssuanceWrites, RevocationWrites, RetentionWrites, AuthorityWrites):
     """One inventory database, read and written. Safe to use from several processes."""
 
     def __init__(

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from privca.errors import StoreUnavailable
 from privca.store.database import Database, driver_message
+from privca.store.names import insert_certificates
 from privca.store.records import Intent
 from privca.store.schema import certificates
 from privca.store.serials import random_serial
@@ -63,7 +64,7 @@ class IssuanceWrites:
             rows = [_pending_row(s, i, now) for s, i in zip(serials, intents, strict=True)]
             try:
                 with self.database.change(now) as change:
-                    change.execute(certificates.insert(), rows)
+                    insert_certificates(change, rows)
             except sa.exc.IntegrityError as exc:
                 if InventoryView(self.database).any_serial_taken(serials):
                     continue  # a collision: draw new serials

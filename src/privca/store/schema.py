@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0006_serve_indexes"
+SCHEMA_REVISION = "0007_names_and_tidy"
 
 
 class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -69,6 +69,9 @@ certificates = sa.Table(
     sa.Column("superseded_by", sa.String(40), nullable=True),
     # When set, the certificate is revoked (superseded) at that time: renew's grace period.
     sa.Column("revoke_after", UtcDateTime(), nullable=True),
+    # Set by `privca tidy`: the certificate expired long ago and only its tombstone is left
+    # (serial, issuer, status, dates, revocation); names, subject, key hash and DER are gone.
+    sa.Column("tidied_at", UtcDateTime(), nullable=True),
     sa.Index("ix_certificates_not_after", "not_after"),
     sa.Index("ix_certificates_public_key", "public_key_sha256"),
     sa.Index("ix_certificates_issuer_status", "issuer_id", "status"),
@@ -78,6 +81,22 @@ certificates = sa.Table(
         "ix_certificates_metrics", "issuer_id", "profile", "status", "not_after", "superseded_by"
     ),
     sa.Index("ix_certificates_issuer_status_not_after", "issuer_id", "status", "not_after"),
+)
+
+# Each name of each certificate, so a lookup by name is an index seek (migration 0007).
+# The JSON `certificates.names` keeps the order the certificate lists them in.
+certificate_names = sa.Table(
+    "certificate_names",
+    metadata,
+    sa.Column("name", sa.String(1024), primary_key=True),
+    sa.Column(
+        "serial",
+        sa.String(40),
+        sa.ForeignKey("certificates.serial", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # The rows are their primary key: no rowid table beside it on SQLite (a third less).
+    sqlite_with_rowid=False,
 )
 
 # One row per CA that publishes CRLs: the last CRLNumber used, so numbers only grow,

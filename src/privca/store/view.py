@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 
 import sqlalchemy as sa
 
 from privca._time import as_utc
+from privca.errors import NotFound
 from privca.store.database import ChangeCounter, Database
 from privca.store.metrics import certificate_counts, soonest_expiry
 from privca.store.records import (
@@ -24,7 +25,13 @@ from privca.store.records import (
     CrlState,
     RevokedEntry,
 )
-from privca.store.schema import authorities, blocked_keys, certificates, crl_state
+from privca.store.schema import (
+    authorities,
+    blocked_keys,
+    certificate_names,
+    certificates,
+    crl_state,
+)
 from privca.store.status import (
     SCHEDULED_REASON,
     CertificateStatus,
@@ -36,6 +43,8 @@ from privca.store.status import (
 from privca.x509.encoding import serial_hex
 
 KEY_COMPROMISE = "keyCompromise"
+# Rows fetched per round trip when streaming (a server-side cursor on PostgreSQL).
+STREAM_CHUNK = 500
 
 
 def row_to_certificate(row: sa.Row[tuple[object, ...]]) -> CertificateRecord:
@@ -117,31 +126,105 @@ class InventoryView:
         name_pattern: str | None = None,
         status: str | None = None,
         expiring_before: dt.datetime | None = None,
+        expiring_between: tuple[dt.datetime, dt.datetime] | None = None,
         now: dt.datetime,
         include_unsigned: bool = False,
     ) -> list[CertificateRecord]:
         """Signed certificates, soonest expiry first; `status` is one of LISTED_STATUSES
-        (InputError otherwise), `name_pattern` a substring with * and ? wildcards."""
+        (InputError otherwise), `name_pattern` a substring with * and ? wildcards,
+        `expiring_before` only live ones, `expiring_between` any with notAfter in [a, b]."""
+        return list(
+            self.stream(
+                name_pattern=name_pattern,
+                status=status,
+                expiring_before=expiring_before,
+                expiring_between=expiring_between,
+                now=now,
+                include_unsigned=include_unsigned,
+            )
+        )
+
+    def stream(
+        self,
+        *,
+        name_pattern: str | None = None,
+        status: str | None = None,
+        expiring_before: dt.datetime | None = None,
+        expiring_between: tuple[dt.datetime, dt.datetime] | None = None,
+        now: dt.datetime,
+        include_unsigned: bool = False,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> Generator[CertificateRecord, None, None]:
+        """As `find`, read STREAM_CHUNK rows at a time (memory does not grow with the
+        inventory): in (not_after, serial) order, from just after certificate `after`
+        (NotFound if it is not in the inventory), at most `limit` of them.
+
+        The statement is checked (status, `after`) before the first row is asked for."""
         c = certificates.c
-        query = certificates.select().order_by(c.not_after, c.serial)
+        query = certificates.select().where(c.tidied_at.is_(None)).order_by(c.not_after, c.serial)
         if not include_unsigned:
             query = query.where(c.status.in_((StoredStatus.ISSUED, StoredStatus.REVOKED)))
         if status is not None:
             query = query.where(status_clause(parse_listed(status), now))
         if expiring_before is not None:
             query = query.where(c.not_after <= expiring_before, live_clause(now))
+        if expiring_between is not None:
+            query = query.where(c.not_after.between(*expiring_between))
         if name_pattern:
             like = "%" + name_pattern.lower().replace("*", "%").replace("?", "_") + "%"
             query = query.where(sa.func.lower(c.names).like(like))
+        if after is not None:
+            query = query.where(self._after_clause(after))
+        if limit is not None:
+            query = query.limit(limit)
+        return self._rows(query)
+
+    def _after_clause(self, serial: int) -> sa.ColumnElement[bool]:
+        c = certificates.c
+        hex_serial = serial_hex(serial)
+        with self.database.read() as connection:
+            not_after = connection.execute(
+                sa.select(c.not_after).where(c.serial == hex_serial)
+            ).scalar()
+        if not_after is None:
+            raise NotFound(
+                f"no certificate with serial {hex_serial} in the inventory",
+                "--after takes a serial from the previous page of `privca list`",
+            )
+        # The first term lets the database seek the expiry index instead of scanning.
+        return sa.and_(
+            c.not_after >= not_after,
+            sa.or_(c.not_after > not_after, c.serial > hex_serial),
+        )
+
+    def _rows(
+        self, query: sa.Select[tuple[object, ...]]
+    ) -> Generator[CertificateRecord, None, None]:
+        with self.database.read() as connection:
+            result = connection.execution_options(
+                stream_results=True, yield_per=STREAM_CHUNK
+            ).execute(query)
+            for row in result:
+                yield row_to_certificate(row)
+
+    def find_by_name(self, name: str, now: dt.datetime) -> list[CertificateRecord]:
+        """Signed certificates whose SAN list contains exactly `name`, newest first
+        (an index seek in certificate_names, whatever the size of the inventory)."""
+        c = certificates.c
+        query = (
+            certificates.select()
+            .join(certificate_names, certificate_names.c.serial == c.serial)
+            .where(
+                certificate_names.c.name == name,
+                c.status.in_((StoredStatus.ISSUED, StoredStatus.REVOKED)),
+                c.tidied_at.is_(None),
+            )
+            .order_by(c.not_before.desc(), c.serial)
+        )
         with self.database.read() as connection:
             rows = connection.execute(query).all()
         return [row_to_certificate(row) for row in rows]
-
-    def find_by_name(self, name: str, now: dt.datetime) -> list[CertificateRecord]:
-        """Certificates whose SAN list contains exactly `name`, newest first."""
-        candidates = self.find(name_pattern=name, now=now)
-        exact = [record for record in candidates if name in record.names]
-        return sorted(exact, key=lambda r: r.not_before, reverse=True)
 
     def count(self) -> int:
         """Every record, signed or not."""

@@ -1,0 +1,74 @@
+"""[store] keep_expired: serve's scheduler tidies what expired longer ago than that."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from collections.abc import Callable
+
+import pytest
+
+import privca.server.app as app_module
+from privca._time import utcnow
+from privca.authority import CertificateAuthority
+from privca.errors import InputError
+from privca.settings import Settings
+from privca.store.schema import certificates
+from privca.x509.encoding import serial_hex
+from tests.server.conftest import LiveServer
+
+
+def _age(ca: CertificateAuthority, serial: int, days: int) -> None:
+    """The CA is minutes old and cannot sign a long-expired certificate: age the record."""
+    with ca.inventory.database.engine.begin() as connection:
+        connection.execute(
+            certificates.update()
+            .where(certificates.c.serial == serial_hex(serial))
+            .values(not_after=utcnow() - dt.timedelta(days=days))
+        )
+
+
+def test_serve_tidies_what_expired_before_keep_expired(
+    make_ca: Callable[..., CertificateAuthority],
+    live_server: Callable[..., LiveServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(app_module, "SCHEDULE_INTERVAL_SECONDS", 0.05)
+    ca = make_ca()
+    ca.settings = dataclasses.replace(ca.settings, keep_expired="90d")
+    old, recent, live = (ca.issue([f"{n}.corp.internal"]).serial for n in ("old", "recent", "live"))
+    _age(ca, old, 200)
+    _age(ca, recent, 10)
+    live_server(ca)
+    deadline = time.monotonic() + 20
+    while (record := ca.inventory.get(old)) is not None and record.der is not None:
+        assert time.monotonic() < deadline, "serve never tidied the old certificate"
+        time.sleep(0.05)
+    for kept in (recent, live):
+        record = ca.inventory.get(kept)
+        assert record is not None and record.der is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param('"90d"', dt.timedelta(days=90), id="days"),
+        pytest.param('"26w"', dt.timedelta(weeks=26), id="weeks"),
+        pytest.param("90", dt.timedelta(days=90), id="bare-number-of-days"),
+        pytest.param('""', None, id="empty-keeps-all"),
+    ],
+)
+def test_keep_expired_is_read(value: str, expected: dt.timedelta | None) -> None:
+    settings = Settings.from_toml(f'[ca]\nname = "X"\n[store]\nkeep_expired = {value}\n', "t")
+    assert settings.keep_expired_for == expected
+    again = Settings.from_toml(settings.to_toml(), "t")
+    assert again.keep_expired_for == expected
+
+
+@pytest.mark.parametrize(
+    "value", ['"soon"', '"-5d"', "true", '"90 days"', '"1e9d"', '"9999999999999999w"']
+)
+def test_a_bad_keep_expired_is_refused(value: str) -> None:
+    with pytest.raises(InputError, match=r"\[store\] keep_expired"):
+        Settings.from_toml(f'[ca]\nname = "X"\n[store]\nkeep_expired = {value}\n', "privca.toml")
