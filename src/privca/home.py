@@ -86,6 +86,16 @@ class CAHome:
         return self.certs / "root.crt"
 
     @property
+    def roots(self) -> Path:
+        """Every root to trust now (two during a root rollover); written by rollovers."""
+        return self.certs / "roots.pem"
+
+    @property
+    def cross(self) -> Path:
+        """The cross-certificate of a root rollover under way (empty after it ends)."""
+        return self.certs / "cross.pem"
+
+    @property
     def issuing_cert(self) -> Path:
         return self.certs / "issuing.crt"
 

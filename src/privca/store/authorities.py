@@ -69,6 +69,18 @@ class AuthorityWrites:
                 raise StoreUnavailable("the inventory did not return the new CA's id")
             return int(key[0])
 
+    def end_role(self, role: str, now: dt.datetime) -> int:
+        """No CA of `role` is active any more (a root rollover ends: its cross-certificate
+        stops being served); returns how many records changed. Records stay."""
+        with self.database.change(now) as change:
+            result = change.execute(
+                authorities.update()
+                .where(authorities.c.role == role, authorities.c.active.is_(True))
+                .values(active=False)
+            )
+            change.record(f"{role}-ca-ended")
+            return int(result.rowcount or 0)
+
     def next_crl_number(
         self, issuer_id: int, this_update: dt.datetime, next_update: dt.datetime
     ) -> int:
