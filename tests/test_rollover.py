@@ -104,7 +104,7 @@ def test_new_leaf_chain_carries_the_cross_certificate(rolled: Rolled) -> None:
     leaf.verify_directly_issued_by(issuing)
     assert rolled.pem("new.example.chain-new.pem") == [leaf, issuing]
     # Leaves from before the rollover keep their two-certificate chain, under the old root.
-    old_leaf, old_issuing = rolled.pem("old.example.chain.pem")
+    _old_leaf, old_issuing = rolled.pem("old.example.chain.pem")
     old_issuing.verify_directly_issued_by(rolled.old_root)
     assert not (rolled.out / "old.example.chain-new.pem").exists()
 
@@ -185,7 +185,7 @@ def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
     assert json.loads(result.stdout)["issuing"] is None
     out = tmp_path / "out"
     issue(run_cli, out, "flat.example")
-    leaf, cross = x509.load_pem_x509_certificates((out / "flat.example.chain.pem").read_bytes())
+    _leaf, cross = x509.load_pem_x509_certificates((out / "flat.example.chain.pem").read_bytes())
     assert cross.issuer != cross.subject
     assert (
         len(x509.load_pem_x509_certificates((out / "flat.example.chain-new.pem").read_bytes())) == 1
