@@ -466,19 +466,25 @@ class CertificateAuthority(AuthorityRecords):
         self._store.end_role(CaRole.CROSS, now)
         self.refresh()
         atomic_write_many(self._transition_files())
+        self.home.previous_root_cert.unlink(missing_ok=True)
 
     def _transition_files(self) -> list[tuple[Path, bytes, int]]:
-        """certs/roots.pem (every root to trust now) and certs/cross.pem (the active
-        cross-certificate; empty once the rollover has ended)."""
+        """certs/roots.pem (every root to trust now), certs/cross.pem (the active
+        cross-certificate; empty once the rollover has ended) and, while it lasts,
+        certs/previous-root.crt (the old root, for trust install)."""
         from privca.x509.encoding import pem_certificates
 
         registry = self.registry
         cross = [registry.cross.certificate] if registry.cross is not None else []
         roots = [r.certificate for r in registry.trusted_roots]
-        return [
+        files = [
             (self.home.roots, pem_certificates(roots), 0o644),
             (self.home.cross, pem_certificates(cross), 0o644),
         ]
+        previous = registry.previous_root
+        if previous is not None:
+            files.append((self.home.previous_root_cert, pem_certificates(roots[:1]), 0o644))
+        return files
 
 
 def select_authority(records: Sequence[CaCertificate], name: str) -> CaCertificate | None:

@@ -91,6 +91,12 @@ class CAHome:
         return self.certs / "roots.pem"
 
     @property
+    def previous_root_cert(self) -> Path:
+        """The old root while a root rollover lasts (trust install adds it; removed when
+        the rollover ends)."""
+        return self.certs / "previous-root.crt"
+
+    @property
     def cross(self) -> Path:
         """The cross-certificate of a root rollover under way (empty after it ends)."""
         return self.certs / "cross.pem"
