@@ -20,6 +20,7 @@ from privca.keys.custody import GeneratedKey, HomeCustody
 from privca.keys.types import DEFAULT_ISSUING_KEY, KeyType, key_type_of
 from privca.policy import IssuancePolicy
 from privca.registry import CaCertificate, CaRole, Registry
+from privca.store.authorities import NewAuthorityRow
 from privca.store.inventory import Store
 from privca.store.records import CertificateRecord
 from privca.store.serials import random_serial
@@ -81,15 +82,18 @@ def record_authority(
     store: Store, role: str, certificate: x509.Certificate, key_ref: str, now: dt.datetime
 ) -> int:
     """Record a new active CA certificate of `role`; returns its id."""
-    return store.add_authority(
+    return store.add_authorities([authority_row(role, certificate, key_ref)], now)[0]
+
+
+def authority_row(role: str, certificate: x509.Certificate, key_ref: str) -> NewAuthorityRow:
+    """The inventory row of a new active CA certificate."""
+    return NewAuthorityRow(
         role,
         certificate.subject.rfc4514_string(),
         certificate.serial_number,
         der_certificate(certificate),
         key_ref,
         certificate.not_valid_after_utc,
-        now,
-        active=True,
     )
 
 
@@ -312,10 +316,15 @@ def rollover_root(
     custody.keep(root_key)
     if issuing_key is not None:
         custody.keep(issuing_key)
-    record_authority(store, CaRole.ROOT, root_cert, root_key.key_ref, now)
-    record_authority(store, CaRole.CROSS, cross, root_key.key_ref, now)
+    # One transaction: a rollover half recorded (a root without its cross-certificate)
+    # would strand clients that trust only the old root.
+    rows = [
+        authority_row(CaRole.ROOT, root_cert, root_key.key_ref),
+        authority_row(CaRole.CROSS, cross, root_key.key_ref),
+    ]
     if issuing_cert is not None and issuing_key is not None:
-        record_authority(store, CaRole.ISSUING, issuing_cert, issuing_key.key_ref, now)
+        rows.append(authority_row(CaRole.ISSUING, issuing_cert, issuing_key.key_ref))
+    store.add_authorities(rows, now)
     return Rollover(root=root_cert, cross=cross, issuing=issuing_cert)
 
 

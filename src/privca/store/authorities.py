@@ -4,6 +4,8 @@ old CAs keep answering for what they signed)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -27,6 +29,19 @@ def _first_crl_number(change: Change, issuer_id: int, next_update: dt.datetime) 
     return True
 
 
+@dataclass(frozen=True)
+class NewAuthorityRow:
+    """A CA certificate about to be recorded."""
+
+    role: str
+    common_name: str
+    serial: int
+    der: bytes
+    key_ref: str
+    not_after: dt.datetime
+    active: bool = True
+
+
 class AuthorityWrites:
     """The writes about CA certificates, over the Store's database."""
 
@@ -46,28 +61,39 @@ class AuthorityWrites:
     ) -> int:
         """Record a CA certificate (the active one of its role, unless `active` is False)
         and return its id."""
+        row = NewAuthorityRow(role, common_name, serial, der, key_ref, not_after, active)
+        return self.add_authorities([row], now)[0]
+
+    def add_authorities(self, rows: Sequence[NewAuthorityRow], now: dt.datetime) -> list[int]:
+        """Record several CA certificates in one transaction (a root rollover's new root,
+        cross-certificate and issuing CA: all or none); ids in the order given."""
+        ids: list[int] = []
         with self.database.change(now) as change:
-            if active:
-                change.execute(
-                    authorities.update().where(authorities.c.role == role).values(active=False)
+            for row in rows:
+                if row.active:
+                    change.execute(
+                        authorities.update()
+                        .where(authorities.c.role == row.role)
+                        .values(active=False)
+                    )
+                result = change.execute(
+                    authorities.insert().values(
+                        role=row.role,
+                        common_name=row.common_name,
+                        serial=serial_hex(row.serial),
+                        der=row.der,
+                        key_ref=row.key_ref,
+                        active=row.active,
+                        not_after=row.not_after,
+                        created_at=now,
+                    )
                 )
-            result = change.execute(
-                authorities.insert().values(
-                    role=role,
-                    common_name=common_name,
-                    serial=serial_hex(serial),
-                    der=der,
-                    key_ref=key_ref,
-                    active=active,
-                    not_after=not_after,
-                    created_at=now,
-                )
-            )
-            change.record(f"{role}-ca-created", serial)
-            key = result.inserted_primary_key
-            if key is None:
-                raise StoreUnavailable("the inventory did not return the new CA's id")
-            return int(key[0])
+                change.record(f"{row.role}-ca-created", row.serial)
+                key = result.inserted_primary_key
+                if key is None:
+                    raise StoreUnavailable("the inventory did not return the new CA's id")
+                ids.append(int(key[0]))
+        return ids
 
     def end_role(self, role: str, now: dt.datetime) -> int:
         """No CA of `role` is active any more (a root rollover ends: its cross-certificate
@@ -120,4 +146,4 @@ class AuthorityWrites:
             )
 
 
-__all__ = ["AuthorityWrites"]
+__all__ = ["AuthorityWrites", "NewAuthorityRow"]
