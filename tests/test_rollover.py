@@ -8,13 +8,18 @@ tests/interop/test_rollover.py.
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from tests.conftest import Cli, assert_user_error, tree_snapshot
+from privca.authority import CertificateAuthority
+from privca.errors import AlreadyExists
+from tests.conftest import PASSPHRASE, Cli, assert_user_error, tree_snapshot
 
 
 @dataclass(frozen=True)
@@ -253,3 +258,38 @@ def test_wrong_passphrase_makes_no_new_root(run_cli: Cli, tmp_path: Path) -> Non
     assert result.stderr.startswith("privca: error: ")
     assert tree_snapshot(run_cli.home / "certs") == before
     assert sorted((run_cli.home / "private").iterdir()) == keys
+
+
+def test_two_rollovers_at_once_record_exactly_one(
+    make_ca: Callable[..., CertificateAuthority],
+) -> None:
+    """Two processes that both saw no rollover under way: one records its rollover, the
+    other is refused in the same transaction, so there is one cross-certificate and its
+    root is the active one."""
+    home = make_ca().home.root
+    first, second = (CertificateAuthority.open(home, PASSPHRASE) for _ in range(2))
+    try:
+        for ca in (first, second):
+            assert ca.registry.cross is None  # both decided before either recorded
+        barrier = threading.Barrier(2)
+
+        def roll(ca: CertificateAuthority) -> str:
+            barrier.wait()
+            try:
+                ca.rollover_root()
+            except AlreadyExists:
+                return "refused"
+            return "rolled"
+
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = sorted(pool.map(roll, (first, second)))
+        assert outcomes == ["refused", "rolled"]
+        with CertificateAuthority.open(home, PASSPHRASE) as fresh:
+            registry = fresh.registry
+        crosses = [a for a in registry.authorities if a.role == "cross"]
+        assert len(crosses) == 1 and registry.cross == crosses[0]
+        assert crosses[0].key_identifier == registry.root.key_identifier
+        assert len(registry.roots) == 2
+    finally:
+        first.close()
+        second.close()

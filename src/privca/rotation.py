@@ -324,7 +324,7 @@ def rollover_root(
     ]
     if issuing_cert is not None and issuing_key is not None:
         rows.append(authority_row(CaRole.ISSUING, issuing_cert, issuing_key.key_ref))
-    store.add_authorities(rows, now)
+    store.add_authorities(rows, now, unless_active=CaRole.CROSS)
     return Rollover(root=root_cert, cross=cross, issuing=issuing_cert)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from privca.errors import StoreUnavailable
+from privca.errors import AlreadyExists, StoreUnavailable
 from privca.store.database import Change, Database
 from privca.store.schema import authorities, crl_state
 from privca.x509.encoding import serial_hex
@@ -42,6 +42,23 @@ class NewAuthorityRow:
     active: bool = True
 
 
+def _refuse_if_active(change: Change, role: str) -> None:
+    if change.connection.dialect.name == "postgresql":
+        # Nothing to lock before the row exists: serialise the check-then-insert instead
+        # (SQLite's BEGIN IMMEDIATE already does).
+        change.execute(sa.text("SELECT pg_advisory_xact_lock(7280)"))
+    found = change.execute(
+        sa.select(authorities.c.serial).where(
+            authorities.c.role == role, authorities.c.active.is_(True)
+        )
+    ).first()
+    if found is not None:
+        raise AlreadyExists(
+            f"an active {role} CA certificate was recorded meanwhile (serial {found[0]})",
+            "see privca rotate status",
+        )
+
+
 class AuthorityWrites:
     """The writes about CA certificates, over the Store's database."""
 
@@ -64,11 +81,24 @@ class AuthorityWrites:
         row = NewAuthorityRow(role, common_name, serial, der, key_ref, not_after, active)
         return self.add_authorities([row], now)[0]
 
-    def add_authorities(self, rows: Sequence[NewAuthorityRow], now: dt.datetime) -> list[int]:
+    def add_authorities(
+        self,
+        rows: Sequence[NewAuthorityRow],
+        now: dt.datetime,
+        *,
+        unless_active: str | None = None,
+    ) -> list[int]:
         """Record several CA certificates in one transaction (a root rollover's new root,
-        cross-certificate and issuing CA: all or none); ids in the order given."""
+        cross-certificate and issuing CA: all or none); ids in the order given.
+
+        `unless_active`: a role that must have no active CA, checked in the same
+        transaction (AlreadyExists otherwise), so that of two processes starting a root
+        rollover at once exactly one records it.
+        """
         ids: list[int] = []
         with self.database.change(now) as change:
+            if unless_active is not None:
+                _refuse_if_active(change, unless_active)
             for row in rows:
                 if row.active:
                     change.execute(
