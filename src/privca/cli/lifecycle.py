@@ -25,6 +25,7 @@ from privca.cli.render import note, print_json, warn
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.crl import REASONS as crl_reasons
 from privca.x509.encoding import serial_hex
+from privca.x509.profiles import ROOT as ROOT_PROFILE
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
@@ -477,7 +478,8 @@ def rotate_issuing_command(
     "--days",
     type=int,
     default=None,
-    help="Validity in days (--same-key: default keeps notAfter; --new-key: default 3650).",
+    help="Validity in days (--same-key: default keeps notAfter; --new-key: default "
+    f"{ROOT_PROFILE.default_days}).",
 )
 @click.option("--name", default=None, help="CA name for the new root's subject (--new-key).")
 @click.option(
@@ -572,7 +574,7 @@ def _new_root(
     with open_authority(app, passphrase_file) as ca:
         rollover = ca.rollover_root(
             key_type=KeyType.parse(key_type) if key_type else None,
-            days=days if days is not None else 3650,
+            days=days if days is not None else ROOT_PROFILE.default_days,
             name=name,
         )
         files = {"root": ca.home.root_cert, "roots": ca.home.roots, "cross": ca.home.cross}
