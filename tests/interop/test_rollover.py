@@ -5,6 +5,7 @@ then only the new one, pkilint on the cross-certificate, and the old hierarchy's
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,3 +159,39 @@ def test_cross_certificate_key_identifiers(rolled: Files) -> None:
     aki = cross.certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
     assert aki.value.key_identifier == previous.key_identifier
     assert cross.key_identifier == registry.root.key_identifier
+
+
+def _nss_validates(
+    database: Path, trusted: Path, intermediates: list[x509.Certificate], leaf: bytes
+) -> bool:
+    """certutil -V in a fresh NSS database that trusts only `trusted` as a CA and holds
+    `intermediates` without trust: does NSS accept the leaf as a TLS server?"""
+    database.mkdir()
+    db = f"sql:{database}"
+
+    def certutil(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["certutil", *args, "-d", db], input=data, capture_output=True)
+
+    assert certutil("-N", "--empty-password").returncode == 0
+    assert (
+        certutil("-A", "-n", "anchor", "-t", "C,,", "-a", data=trusted.read_bytes()).returncode == 0
+    )
+    for index, certificate in enumerate(intermediates):
+        added = certutil(
+            "-A", "-n", f"ca{index}", "-t", ",,", "-a", data=pem_certificate(certificate)
+        )
+        assert added.returncode == 0
+    assert certutil("-A", "-n", "leaf", "-t", ",,", "-a", data=leaf).returncode == 0
+    result = certutil("-V", "-u", "V", "-n", "leaf")
+    return result.returncode == 0 and b"certificate is valid" in result.stdout
+
+
+def test_nss_validates_a_new_leaf_under_either_root(rolled: Files) -> None:
+    require_tool("certutil")
+    leaf = rolled.new.certificate_pem()
+    issuing, cross = rolled.new.chain[0], rolled.new.cross[0]
+    d = rolled.directory
+    assert _nss_validates(d / "nss-old", rolled.old_root, [issuing, cross], leaf)
+    assert _nss_validates(d / "nss-new", rolled.new_root, [issuing], leaf)
+    # Without the cross-certificate, a client that trusts only the old root has no path.
+    assert not _nss_validates(d / "nss-old-bare", rolled.old_root, [issuing], leaf)
