@@ -1,6 +1,7 @@
-"""A root rollover judged by third parties: `openssl verify -x509_strict`, real TLS
-handshakes on 127.0.0.1 (Python ssl, openssl s_client, curl) trusting only the old root,
-then only the new one, pkilint on the cross-certificate, and the old hierarchy's CRL.
+"""A root rollover judged by third parties: `openssl verify -x509_strict`, NSS `certutil
+-V`, real TLS handshakes on 127.0.0.1 (Python ssl, openssl s_client, curl, Java) trusting
+only the old root, then only the new one, pkilint on the cross-certificate, and the old
+hierarchy's CRL.
 """
 
 from __future__ import annotations
@@ -195,3 +196,35 @@ def test_nss_validates_a_new_leaf_under_either_root(rolled: Files) -> None:
     assert _nss_validates(d / "nss-new", rolled.new_root, [issuing], leaf)
     # Without the cross-certificate, a client that trusts only the old root has no path.
     assert not _nss_validates(d / "nss-old-bare", rolled.old_root, [issuing], leaf)
+
+
+def test_java_handshake_trusting_only_the_old_then_only_the_new_root(rolled: Files) -> None:
+    java = require_tool("java")
+    from privca.trust import read_anchor
+    from privca.trust.bundle import build_java_truststore
+
+    client = Path(__file__).parents[1] / "trust" / "TlsClient.java"
+    files = rolled.leaf(rolled.new, "new")
+    with serve(files["chain"], files["key"]) as server:
+        for root in (rolled.old_root, rolled.new_root):
+            truststore = write(
+                rolled.directory / f"{root.stem}.p12",
+                build_java_truststore(read_anchor(root), "changeit"),
+            )
+            result = subprocess.run(
+                [
+                    java,
+                    f"-Djavax.net.ssl.trustStore={truststore}",
+                    "-Djavax.net.ssl.trustStorePassword=changeit",
+                    str(client),
+                    "127.0.0.1",
+                    str(server.port),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert result.returncode == 0 and "handshake ok" in result.stdout, (
+                root.name,
+                result.stderr[-2000:],
+            )
