@@ -37,8 +37,18 @@ from privca.issuance import (
 )
 from privca.keys.custody import HomeCustody, SecretSource
 from privca.keys.types import DEFAULT_LEAF_KEY, GeneratedPrivateKey, KeyType, key_type_of
-from privca.registry import CaCertificate, Registry
-from privca.rotation import ca_certificate_files, check_ca_days, reissue_root, rotate_issuing
+from privca.registry import CaCertificate, CaRole, Registry
+from privca.rotation import (
+    Rollover,
+    RolloverStatus,
+    ca_certificate_files,
+    check_ca_days,
+    check_retirable,
+    reissue_root,
+    rollover_root,
+    rollover_status,
+    rotate_issuing,
+)
 from privca.settings import Settings
 from privca.store.database import sqlite_url
 from privca.store.inventory import Store
@@ -385,6 +395,96 @@ class CertificateAuthority(AuthorityRecords):
         self._signers.pop(root.id, None)
         atomic_write_many(ca_certificate_files(self.home, self.chain, root=cert))
         return cert
+
+    def rollover_root(
+        self,
+        *,
+        key_type: KeyType | None = None,
+        days: int = profiles.ROOT.default_days,
+        issuing_days: int = profiles.ISSUING.default_days,
+        name: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> Rollover:
+        """A root with a new key: the new root, its cross-certificate signed by the old
+        root, and a new issuing CA under it. New leaves come from the new hierarchy and
+        their chain carries the cross-certificate until `retire_old_root`; what the old
+        hierarchy signed keeps its chain, CRL and OCSP.
+
+        Raises:
+            InputError: `days` out of range or a bad `name`. PolicyError: the old root
+            has expired, or a rollover is already under way. Errors of `signer` (the
+            old root key), KeyUnavailable (HSM) and StoreUnavailable.
+        """
+        from privca.establishment import check_ca_name
+
+        now = now or utcnow()
+        old = self.registry.root
+        rollover = rollover_root(
+            store=self._store,
+            registry=self.registry,
+            custody=self._custody,
+            old_root=lambda: self.signer(old),
+            policy=self.policy,
+            name=check_ca_name(name) if name is not None else self.settings.name,
+            single_tier=self.settings.single_tier,
+            base_url=self.settings.base_url,
+            key_type=key_type,
+            days=days,
+            issuing_days=min(issuing_days, days),
+            now=now,
+        )
+        self.refresh()
+        atomic_write_many(
+            [
+                *ca_certificate_files(
+                    self.home, self.chain, root=rollover.root, issuing=rollover.issuing
+                ),
+                *self._transition_files(),
+            ]
+        )
+        return rollover
+
+    def rollover_status(self, now: dt.datetime | None = None) -> RolloverStatus:
+        """Where a root rollover stands: the roots, and what still depends on the old one.
+
+        Raises:
+            StoreUnavailable: the inventory cannot be read.
+        """
+        now = now or utcnow()
+        return rollover_status(self.registry, self.inventory.find(status="valid", now=now), now)
+
+    def retire_old_root(self, *, force: bool = False, now: dt.datetime | None = None) -> None:
+        """End a root rollover: chains drop the cross-certificate and only the new root is
+        trusted. The old hierarchy's records stay, so its CRLs and OCSP keep answering.
+
+        Raises:
+            PolicyError: no rollover is under way, or (without `force`) valid
+            certificates still chain only to the old root. StoreUnavailable.
+        """
+        now = now or utcnow()
+        check_retirable(self.rollover_status(now), force)
+        self._store.end_role(CaRole.CROSS, now)
+        self.refresh()
+        atomic_write_many(self._transition_files())
+        self.home.previous_root_cert.unlink(missing_ok=True)
+
+    def _transition_files(self) -> list[tuple[Path, bytes, int]]:
+        """certs/roots.pem (every root to trust now), certs/cross.pem (the active
+        cross-certificate; empty once the rollover has ended) and, while it lasts,
+        certs/previous-root.crt (the old root, for trust install)."""
+        from privca.x509.encoding import pem_certificates
+
+        registry = self.registry
+        cross = [registry.cross.certificate] if registry.cross is not None else []
+        roots = [r.certificate for r in registry.trusted_roots]
+        files = [
+            (self.home.roots, pem_certificates(roots), 0o644),
+            (self.home.cross, pem_certificates(cross), 0o644),
+        ]
+        previous = registry.previous_root
+        if previous is not None:
+            files.append((self.home.previous_root_cert, pem_certificates(roots[:1]), 0o644))
+        return files
 
 
 def select_authority(records: Sequence[CaCertificate], name: str) -> CaCertificate | None:

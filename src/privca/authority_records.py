@@ -35,7 +35,8 @@ class AuthorityRecords(AuthorityCore):
         roots: Sequence[x509.Certificate] | None = None,
         now: dt.datetime | None = None,
     ) -> tuple[VerificationReport, str]:
-        """Validate against our root (or `roots`), and look the serial up in the inventory:
+        """Validate against our roots (or `roots`): the active root, and during a root
+        rollover the old one too. Then look the serial up in the inventory:
         its status there, or "unknown".
 
         Problems with the certificate are listed in the report, never raised.
@@ -46,7 +47,7 @@ class AuthorityRecords(AuthorityCore):
         now = now or utcnow()
         report = check_certificate(
             certificate,
-            roots if roots is not None else [self.root],
+            roots if roots is not None else [r.certificate for r in self.registry.trusted_roots],
             [*intermediates, *self.registry.intermediates()],
             now,
             name,

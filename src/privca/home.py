@@ -87,6 +87,22 @@ class CAHome:
         return self.certs / "root.crt"
 
     @property
+    def roots(self) -> Path:
+        """Every root to trust now (two during a root rollover); written by rollovers."""
+        return self.certs / "roots.pem"
+
+    @property
+    def previous_root_cert(self) -> Path:
+        """The old root while a root rollover lasts (trust install adds it; removed when
+        the rollover ends)."""
+        return self.certs / "previous-root.crt"
+
+    @property
+    def cross(self) -> Path:
+        """The cross-certificate of a root rollover under way (empty after it ends)."""
+        return self.certs / "cross.pem"
+
+    @property
     def issuing_cert(self) -> Path:
         return self.certs / "issuing.crt"
 

@@ -50,6 +50,9 @@ class IssuedCertificate:
     profile: str
     private_key: GeneratedPrivateKey | None = None
     ignored_extensions: tuple[str, ...] = field(default=())
+    # During a root rollover: the cross-certificate that leads clients trusting only the
+    # old root to the new one (see Registry.cross_for).
+    cross: tuple[x509.Certificate, ...] = field(default=())
 
     @property
     def serial(self) -> int:
@@ -77,7 +80,12 @@ class IssuedCertificate:
         return pem_certificate(self.certificate)
 
     def chain_pem(self) -> bytes:
-        """Leaf + intermediates: what a server sends (the root is the client's anchor)."""
+        """Leaf + intermediates (+ the cross-certificate during a root rollover): what a
+        server sends (the root is the client's anchor)."""
+        return self.chain_new_pem() + pem_certificates(list(self.cross))
+
+    def chain_new_pem(self) -> bytes:
+        """Leaf + intermediates up to the newest root, for clients that already trust it."""
         return self.certificate_pem() + _intermediates_pem(self.chain)
 
 
@@ -265,10 +273,12 @@ class LeafIssuance:
 
         signed = record_and_sign(self.store, intents, build, now)
         chain = self.registry.chain_of(self.issuer)
+        cross = self.registry.cross_for(self.issuer)
         return [
             IssuedCertificate(
                 certificate=cert,
                 chain=chain,
+                cross=cross,
                 names=request.names,
                 profile=leaf.name,
                 ignored_extensions=request.ignored,

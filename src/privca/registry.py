@@ -24,6 +24,10 @@ from privca.x509.encoding import public_key_der, serial_hex
 class CaRole(StrEnum):
     ROOT = "root"  # self-signed: the trust anchor
     ISSUING = "issuing"  # signed by a root; signs services
+    # A root rollover's new root signed by the old root (same subject and key as the new
+    # root): active while the transition lasts, so clients that trust only the old root
+    # still build a path to new leaves.
+    CROSS = "cross"
 
 
 # `privca crl issuing`, /crl/current.crl, ...: the aliases operators use for active CAs.
@@ -125,7 +129,14 @@ class Registry:
         identifier, preferring the active one."""
         if entry.is_self_signed:
             return None
-        named = [a for a in self.authorities if a.certificate.subject == entry.certificate.issuer]
+        # A cross-certificate shares the new root's subject and key identifier, but paths
+        # built here end at a self-signed root; the cross-certificate is added by
+        # `cross_for` where a chain must also reach the old root.
+        named = [
+            a
+            for a in self.authorities
+            if a.certificate.subject == entry.certificate.issuer and a.role != CaRole.CROSS
+        ]
         aki = _authority_key_identifier(entry.certificate)
         candidates = [a for a in named if a.key_identifier == aki] or named
         active = [a for a in candidates if a.active]
@@ -167,6 +178,51 @@ class Registry:
     @property
     def roots(self) -> list[CaCertificate]:
         return [a for a in self.authorities if a.role == CaRole.ROOT]
+
+    # a root rollover ----------------------------------------------------------------------
+
+    @property
+    def cross(self) -> CaCertificate | None:
+        """The cross-certificate of a root rollover still under way (None otherwise)."""
+        return self.active(CaRole.CROSS)
+
+    @property
+    def previous_root(self) -> CaCertificate | None:
+        """The old root of a rollover under way: the one that signed the cross-certificate."""
+        cross = self.cross
+        return self.issuer_of(cross) if cross is not None else None
+
+    @property
+    def trusted_roots(self) -> list[CaCertificate]:
+        """Every root clients should trust now, oldest first: the active root, and during a
+        rollover the old root as well."""
+        previous = self.previous_root
+        root = self.root
+        if previous is None or previous.key_identifier == root.key_identifier:
+            return [root]
+        return [previous, root]
+
+    def cross_for(self, entry: CaCertificate) -> tuple[x509.Certificate, ...]:
+        """What a chain under `entry` adds during a rollover so that clients that trust
+        only the old root find a path: the cross-certificate, when `entry` is under the
+        new root; nothing otherwise."""
+        cross = self.cross
+        if cross is None:
+            return ()
+        top = self.chain_of(entry)[-1]
+        if subject_key_identifier(top) != cross.key_identifier:
+            return ()
+        return (cross.certificate,)
+
+    def chain_for_old_clients(self) -> tuple[x509.Certificate, ...]:
+        """The CA certificates above a new leaf for a client that trusts only the old root:
+        the issuing CA, the cross-certificate and the old root (root last). Without a
+        rollover under way, the same as `chain`."""
+        previous = self.previous_root
+        cross = self.cross_for(self.issuing)
+        if previous is None or not cross:
+            return self.chain
+        return (*self.chain[:-1], *cross, previous.certificate)
 
 
 def _authority_key_identifier(certificate: x509.Certificate) -> bytes | None:

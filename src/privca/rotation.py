@@ -20,7 +20,9 @@ from privca.keys.custody import GeneratedKey, HomeCustody
 from privca.keys.types import DEFAULT_ISSUING_KEY, KeyType, key_type_of
 from privca.policy import IssuancePolicy
 from privca.registry import CaCertificate, CaRole, Registry
+from privca.store.authorities import NewAuthorityRow
 from privca.store.inventory import Store
+from privca.store.records import CertificateRecord
 from privca.store.serials import random_serial
 from privca.urls import issuing_ca_urls
 from privca.x509 import profiles
@@ -29,6 +31,7 @@ from privca.x509.build import (
     Issuer,
     build_certificate,
     ca_subject,
+    self_issuer,
     subject_key_identifier,
 )
 from privca.x509.encoding import der_certificate, pem_certificate, pem_certificates, serial_hex
@@ -79,15 +82,18 @@ def record_authority(
     store: Store, role: str, certificate: x509.Certificate, key_ref: str, now: dt.datetime
 ) -> int:
     """Record a new active CA certificate of `role`; returns its id."""
-    return store.add_authority(
+    return store.add_authorities([authority_row(role, certificate, key_ref)], now)[0]
+
+
+def authority_row(role: str, certificate: x509.Certificate, key_ref: str) -> NewAuthorityRow:
+    """The inventory row of a new active CA certificate."""
+    return NewAuthorityRow(
         role,
         certificate.subject.rfc4514_string(),
         certificate.serial_number,
         der_certificate(certificate),
         key_ref,
         certificate.not_valid_after_utc,
-        now,
-        active=True,
     )
 
 
@@ -193,12 +199,215 @@ def reissue_root(
     return cert
 
 
+@dataclasses.dataclass(frozen=True)
+class Rollover:
+    """What `rotate root --new-key` made: the new root, the cross-certificate (the new
+    root signed by the old) and the new issuing CA under the new root."""
+
+    root: x509.Certificate
+    cross: x509.Certificate
+    issuing: x509.Certificate | None  # None for a single-tier CA
+
+
+def build_cross_certificate(
+    new_root: x509.Certificate, old_root: Issuer, policy: IssuancePolicy, now: dt.datetime
+) -> x509.Certificate:
+    """The new root's subject, key and key identifier, signed by the old root (AKI = the
+    old root's SKI), valid only while both roots are, with the root profile's CA
+    extensions: a client that trusts the old root reaches the new one through it."""
+    if old_root.certificate is None:
+        raise PolicyError("the old root certificate is not known")
+    not_before = max(now - BACKDATE, old_root.certificate.not_valid_before_utc)
+    not_after = min(new_root.not_valid_after_utc, old_root.certificate.not_valid_after_utc)
+    return build_certificate(
+        CertificateSpec(
+            subject=new_root.subject,
+            public_key=new_root.public_key(),
+            profile=profiles.ROOT,
+            serial=random_serial(),
+            not_before=not_before,
+            not_after=not_after,
+            permitted=policy.permitted,
+            excluded=policy.excluded,
+            subject_key_identifier=subject_key_identifier(new_root),
+        ),
+        old_root,
+    )
+
+
+def rollover_root(
+    *,
+    store: Store,
+    registry: Registry,
+    custody: HomeCustody,
+    old_root: Callable[[], Issuer],
+    policy: IssuancePolicy,
+    name: str,
+    single_tier: bool,
+    base_url: str,
+    key_type: KeyType | None,
+    days: int,
+    issuing_days: int,
+    now: dt.datetime,
+) -> Rollover:
+    """A new root key and self-signed certificate (kept where the old root key is: an
+    encrypted file or the token), its cross-certificate signed by the old root, and a new
+    issuing CA under it; recorded root, cross, issuing, in that order."""
+    check_ca_days(days, "root")
+    check_ca_days(issuing_days, "issuing CA")
+    current = registry.root
+    if current.not_after <= now:
+        raise PolicyError(
+            "the old root has expired; it can no longer cross-sign a new root",
+            "make a new CA with privca init and distribute its root",
+        )
+    if registry.cross is not None:
+        raise PolicyError(
+            "a root rollover is already under way",
+            "finish it first: privca rotate status, then privca rotate root --retire-old",
+        )
+    if key_type is None:
+        key_type = key_type_of(current.certificate.public_key())
+    signer = old_root()
+    serial = random_serial()
+    tag = serial_hex(serial)[:8]
+    root_key: GeneratedKey = custody.generate(
+        key_type, "root", f"root-{serial_hex(serial)[:12]}", beside=current.key_ref
+    )
+    subject = ca_subject(f"{name} Root {tag}")
+    root_cert = build_certificate(
+        CertificateSpec(
+            subject=subject,
+            public_key=root_key.private_key.public_key(),
+            profile=profiles.ROOT,
+            serial=serial,
+            not_before=now - BACKDATE,
+            not_after=now + dt.timedelta(days=days),
+            permitted=policy.permitted,
+            excluded=policy.excluded,
+        ),
+        self_issuer(subject, root_key.private_key),
+    )
+    cross = build_cross_certificate(root_cert, signer, policy, now)
+    new_root_signer = Issuer.from_certificate(root_cert, root_key.private_key)
+    issuing_cert: x509.Certificate | None = None
+    issuing_key: GeneratedKey | None = None
+    if not single_tier:
+        issuing_serial = random_serial()
+        issuing_key = custody.generate(
+            key_type_of(registry.issuing.certificate.public_key())
+            if registry.active(CaRole.ISSUING) is not None
+            else DEFAULT_ISSUING_KEY,
+            "issuing",
+            f"issuing-{serial_hex(issuing_serial)[:12]}",
+            beside=current.key_ref,
+        )
+        issuing_cert = build_issuing_ca(
+            subject=ca_subject(f"{name} Issuing CA {serial_hex(issuing_serial)[:8]}"),
+            public_key=issuing_key.private_key.public_key(),
+            root=new_root_signer,
+            policy=policy,
+            base_url=base_url,
+            serial=issuing_serial,
+            not_before=now - BACKDATE,
+            not_after=now + dt.timedelta(days=issuing_days),
+        )
+    # Keys first: a record never names a key that is not kept.
+    custody.keep(root_key)
+    if issuing_key is not None:
+        custody.keep(issuing_key)
+    # One transaction: a rollover half recorded (a root without its cross-certificate)
+    # would strand clients that trust only the old root.
+    rows = [
+        authority_row(CaRole.ROOT, root_cert, root_key.key_ref),
+        authority_row(CaRole.CROSS, cross, root_key.key_ref),
+    ]
+    if issuing_cert is not None and issuing_key is not None:
+        rows.append(authority_row(CaRole.ISSUING, issuing_cert, issuing_key.key_ref))
+    store.add_authorities(rows, now, unless_active=CaRole.CROSS)
+    return Rollover(root=root_cert, cross=cross, issuing=issuing_cert)
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloverStatus:
+    """Where a root rollover stands (`privca rotate status`)."""
+
+    roots: tuple[CaCertificate, ...]  # the roots clients should trust now, oldest first
+    cross: CaCertificate | None  # the cross-certificate while the transition lasts
+    old_leaves: int  # valid leaves whose only path is to the old root
+    last_old_leaf_expires: dt.datetime | None
+
+    @property
+    def in_transition(self) -> bool:
+        return self.cross is not None
+
+    @property
+    def old_root_retirable(self) -> bool:
+        """True when nothing valid depends on the old root any more."""
+        return self.in_transition and self.old_leaves == 0
+
+
+def old_hierarchy(registry: Registry) -> set[int]:
+    """The ids of the CAs whose chain ends at the old root of a rollover under way."""
+    previous = registry.previous_root
+    if previous is None:
+        return set()
+    return {
+        entry.id
+        for entry in registry.authorities
+        if entry.role != CaRole.CROSS
+        and subject_key_identifier(registry.chain_of(entry)[-1]) == previous.key_identifier
+    }
+
+
+def rollover_status(
+    registry: Registry, leaves: Sequence[CertificateRecord], now: dt.datetime
+) -> RolloverStatus:
+    """`leaves`: the valid certificates of the inventory."""
+    old_ids = old_hierarchy(registry)
+    old = [
+        leaf
+        for leaf in leaves
+        if leaf.issuer_id in old_ids
+        and leaf.profile != profiles.OCSP_RESPONDER.name
+        and leaf.not_after > now
+    ]
+    return RolloverStatus(
+        roots=tuple(registry.trusted_roots),
+        cross=registry.cross,
+        old_leaves=len(old),
+        last_old_leaf_expires=max((leaf.not_after for leaf in old), default=None),
+    )
+
+
+def check_retirable(status: RolloverStatus, force: bool) -> None:
+    """PolicyError unless the old root may be retired now."""
+    if not status.in_transition:
+        raise PolicyError(
+            "no root rollover is under way", "start one with privca rotate root --new-key"
+        )
+    if status.old_leaves and not force:
+        last = status.last_old_leaf_expires
+        raise PolicyError(
+            f"{status.old_leaves} valid certificate(s) still chain only to the old root"
+            + (f" (the last expires {last:%Y-%m-%d})" if last else ""),
+            "renew them (privca renew), wait, or retire anyway with --force",
+        )
+
+
 __all__ = [
     "MAX_CA_DAYS",
+    "Rollover",
+    "RolloverStatus",
+    "build_cross_certificate",
     "build_issuing_ca",
     "ca_certificate_files",
     "check_ca_days",
+    "check_retirable",
+    "old_hierarchy",
     "record_authority",
     "reissue_root",
+    "rollover_root",
+    "rollover_status",
     "rotate_issuing",
 ]

@@ -26,6 +26,8 @@ ROOT_CERTIFICATE_PATH = CA_PREFIX + "/root.crt"
 ISSUING_CERTIFICATE_PATH = CA_PREFIX + "/issuing.crt"
 CHAIN_FILE = "chain.pem"
 CHAIN_PATH = CA_PREFIX + "/" + CHAIN_FILE
+ROOTS_FILE = "roots.pem"  # every root to trust now (two during a root rollover)
+CROSS_FILE = "cross.pem"  # a root rollover's cross-certificate (empty when none)
 CA_ALIASES = ("root", "issuing", "current")
 # Starlette route patterns for the files above (one path segment each).
 CRL_ROUTE = CRL_PREFIX + "/{name}"
@@ -82,12 +84,14 @@ __all__ = [
     "CA_ROUTE",
     "CHAIN_PATH",
     "CRL_ROUTE",
+    "CROSS_FILE",
     "HEALTH_PATH",
     "ISSUING_CERTIFICATE_PATH",
     "ISSUING_CRL_PATH",
     "METRICS_PATH",
     "OCSP_GET_ROUTE",
     "OCSP_PATH",
+    "ROOTS_FILE",
     "ROOT_CERTIFICATE_PATH",
     "ROOT_CRL_PATH",
     "CertificateUrls",

@@ -166,14 +166,28 @@ def _print_created(
 
 
 @click.command("export")
-@click.argument("what", type=click.Choice(["chain", "root", "openssl-index"]))
+@click.argument("what", type=click.Choice(["chain", "root", "roots", "cross", "openssl-index"]))
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Write to FILE (a DIR for openssl-index)."
 )
+@click.option(
+    "--for",
+    "clients",
+    type=click.Choice(["new", "old"]),
+    default=None,
+    help="chain: for clients that trust the new root (default) or only the old one "
+    "(during a root rollover: with the cross-certificate and the old root).",
+)
 @click.pass_obj
-def export_command(app: AppContext, what: str, out: Path | None) -> None:
-    """Print (or write) the root certificate or the CA chain, PEM, for distribution; or the
-    inventory as OpenSSL's index.txt (openssl ca, openssl ocsp -index)."""
+def export_command(app: AppContext, what: str, out: Path | None, clients: str | None) -> None:
+    """Print (or write) PEM for distribution: the root, every root to trust now (roots:
+    two during a root rollover), the rollover's cross-certificate (cross: empty when none),
+    or the CA chain; or the inventory as OpenSSL's index.txt (openssl ca, openssl ocsp
+    -index)."""
+    from privca.errors import InputError
+
+    if clients is not None and what != "chain":
+        raise InputError("--for goes with `export chain`", "e.g. privca export chain --for old")
     if what == "openssl-index":
         from privca.cli.adopt import export_index_command
 
@@ -185,7 +199,18 @@ def export_command(app: AppContext, what: str, out: Path | None) -> None:
     if out is not None:
         check_out_directory(out.parent)
     with open_authority(app) as ca:
-        data = pem_certificate(ca.root) if what == "root" else pem_certificates(list(ca.chain))
+        registry = ca.registry
+        if what == "root":
+            data = pem_certificate(ca.root)
+        elif what == "roots":
+            data = pem_certificates([r.certificate for r in registry.trusted_roots])
+        elif what == "cross":
+            cross = registry.cross
+            data = pem_certificate(cross.certificate) if cross is not None else b""
+        elif clients == "old":
+            data = pem_certificates(list(registry.chain_for_old_clients()))
+        else:
+            data = pem_certificates(list(ca.chain))
     if out is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

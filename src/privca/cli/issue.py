@@ -60,6 +60,12 @@ def _issued_document(issued: IssuedCertificate, files: dict[str, str]) -> dict[s
     }
 
 
+def chain_new_path(chain_path: Path) -> Path:
+    """NAME.chain-new.pem beside NAME.chain.pem: during a root rollover, the chain for
+    clients that already trust the new root (no cross-certificate)."""
+    return chain_path.with_name(chain_path.name.removesuffix(".chain.pem") + ".chain-new.pem")
+
+
 @click.command("issue")
 @click.argument("names", nargs=-1, required=True)
 @profile_option
@@ -114,6 +120,9 @@ def issue_command(
     check_outputs_free(paths.values(), force)
     p12_passphrase = _p12_passphrase(p12_passphrase_file) if p12 else None
     with open_authority(app, passphrase_file) as ca:
+        if ca.registry.cross is not None:
+            paths["chain_new"] = chain_new_path(paths["chain"])
+            check_outputs_free([paths["chain_new"]], force)
         issued = ca.issue(
             names,
             profile=profile,
@@ -168,6 +177,8 @@ def _issued_files(
         (paths["certificate"], issued.certificate_pem(), 0o644),
         (paths["chain"], issued.chain_pem(), 0o644),
     ]
+    if "chain_new" in paths:
+        files.append((paths["chain_new"], issued.chain_new_pem(), 0o644))
     if p12_passphrase is not None:
         bundle = pkcs12_bundle(
             stem, issued.generated_key(), issued.certificate, list(issued.chain), p12_passphrase
@@ -304,6 +315,9 @@ def sign_command(
     check_outputs_free([p for pair in planned for p in pair], force)
     check_out_directory(directory)
     with open_authority(app, passphrase_file) as ca, progress(len(requests), "signing") as tick:
+        transition = ca.registry.cross is not None
+        if transition:
+            check_outputs_free([chain_new_path(h) for _, h in planned], force)
         issued = ca.sign_requests(
             requests, profile=profile, days=days, strict=strict, progress=tick
         )
@@ -312,6 +326,8 @@ def sign_command(
     for item, (cert_path, chain_path) in zip(issued, planned, strict=True):
         files.append((cert_path, item.certificate_pem(), 0o644))
         files.append((chain_path, item.chain_pem(), 0o644))
+        if transition:
+            files.append((chain_new_path(chain_path), item.chain_new_pem(), 0o644))
     atomic_write_many(files)
     deployments = [
         Deployed(

@@ -26,6 +26,7 @@ from privca.cli.render import echo_files, note, print_json, warn
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.crl import REASONS as crl_reasons
 from privca.x509.encoding import serial_hex
+from privca.x509.profiles import ROOT as ROOT_PROFILE
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -280,7 +281,12 @@ def renew_command(
         old = ca.lookup(serial_or_name, unique=True)
         stem = _stem(old.names)
         paths = {"certificate": out / f"{stem}.crt", "chain": out / f"{stem}.chain.pem"}
-        paths.update({"key": out / f"{stem}.key"} if new_key else {})
+        if new_key:
+            paths["key"] = out / f"{stem}.key"
+        if ca.registry.cross is not None:
+            from privca.cli.issue import chain_new_path
+
+            paths["chain_new"] = chain_new_path(paths["chain"])
         existing = _files_to_replace(paths, old.names, force)
         renewed = ca.renew(
             serial_hex(old.serial),
@@ -343,6 +349,8 @@ def _renewed_files(
         ("certificate", renewed.certificate_pem(), 0o644),
         ("chain", renewed.chain_pem(), 0o644),
     ]
+    if "chain_new" in paths:
+        new_files.append(("chain_new", renewed.chain_new_pem(), 0o644))
     if renewed.private_key is not None:
         new_files.append(("key", pem_private_key_unencrypted(renewed.private_key), 0o600))
     previous = [(_previous(paths[k]), old.data, old.mode) for k, old in existing.items()]
@@ -504,29 +512,79 @@ def rotate_issuing_command(
 
 
 @rotate_group.command("root")
+@click.option("--same-key", is_flag=True, help="Re-issue the root with its own key and subject.")
 @click.option(
-    "--same-key",
+    "--new-key",
     is_flag=True,
-    required=True,
-    help="Re-issue the root with its own key and subject (the only kind privca does).",
+    help="Roll over to a new root key: new root, cross-certificate, new issuing CA.",
 )
-@click.option("--days", type=int, default=None, help="New validity (default: keep notAfter).")
+@click.option(
+    "--retire-old",
+    is_flag=True,
+    help="End a rollover: chains drop the cross-certificate, only the new root is trusted.",
+)
+@key_type_option(
+    None, "Key type of the new root (--new-key; default: the old root's).", for_services=False
+)
+@click.option(
+    "--days",
+    type=int,
+    default=None,
+    help="Validity in days (--same-key: default keeps notAfter; --new-key: default "
+    f"{ROOT_PROFILE.default_days}).",
+)
+@click.option("--name", default=None, help="CA name for the new root's subject (--new-key).")
+@click.option(
+    "--force", is_flag=True, help="--retire-old even while old-hierarchy leaves are valid."
+)
 @passphrase_file_option()
 @json_option
 @click.pass_obj
 def rotate_root_command(
     app: AppContext,
     same_key: bool,
+    new_key: bool,
+    retire_old: bool,
+    key_type: str | None,
     days: int | None,
+    name: str | None,
+    force: bool,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Re-issue the root certificate with privca's profile, keeping key and subject.
+    """Re-issue the root (--same-key), roll over to a new root key (--new-key), or end a
+    rollover (--retire-old).
 
-    Fixes a hand-made root without keyUsage (rejected by `openssl verify -x509_strict` and
-    Python 3.13 clients) without re-issuing anything; distribute the new root.crt to
-    clients (privca trust install). A root with a new key needs cross-signing: not yet.
+    --same-key fixes a hand-made root without keyUsage without re-issuing anything.
+    --new-key makes a new root, a cross-certificate of it signed by the old root and a new
+    issuing CA; new chains carry the cross-certificate, so clients that trust either root
+    verify new certificates (see privca rotate status). --retire-old refuses while valid
+    certificates chain only to the old root, unless --force.
     """
+    from privca.errors import InputError
+
+    if same_key + new_key + retire_old != 1:
+        raise InputError(
+            "rotate root needs exactly one of --same-key, --new-key, --retire-old",
+            "e.g. privca rotate root --new-key",
+        )
+    if not new_key and (key_type is not None or name is not None):
+        raise InputError("--key-type and --name go with --new-key", "add --new-key")
+    if retire_old and days is not None:
+        raise InputError("--days does not go with --retire-old", "leave it out")
+    if force and not retire_old:
+        raise InputError("--force goes with --retire-old", "leave it out")
+    if same_key:
+        _reissue_root(app, days, passphrase_file, as_json)
+    elif new_key:
+        _new_root(app, key_type, days, name, passphrase_file, as_json)
+    else:
+        _retire_old_root(app, force, passphrase_file, as_json)
+
+
+def _reissue_root(
+    app: AppContext, days: int | None, passphrase_file: Path | None, as_json: bool
+) -> None:
     from privca._time import isoformat
     from privca.cli.options import open_authority
 
@@ -543,7 +601,7 @@ def rotate_root_command(
         print_json(document)
     else:
         click.echo(
-            f"Re-issued root {document['subject']} (serial {document['serial']}, "
+            f"Re-issued root {printable(document['subject'])} (serial {document['serial']}, "
             f"until {document['not_after'][:10]}) -> {path}"
         )
         note(
@@ -551,6 +609,134 @@ def rotate_root_command(
             "client trust stores with this file (privca trust install).",
             app.quiet,
         )
+
+
+def _new_root(
+    app: AppContext,
+    key_type: str | None,
+    days: int | None,
+    name: str | None,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    from privca._time import isoformat
+    from privca.cli.options import open_authority
+    from privca.keys.types import KeyType
+
+    with open_authority(app, passphrase_file) as ca:
+        rollover = ca.rollover_root(
+            key_type=KeyType.parse(key_type) if key_type else None,
+            days=days if days is not None else ROOT_PROFILE.default_days,
+            name=name,
+        )
+        files = {"root": ca.home.root_cert, "roots": ca.home.roots, "cross": ca.home.cross}
+    document: dict[str, object] = {
+        "root": {
+            "subject": rollover.root.subject.rfc4514_string(),
+            "serial": serial_hex(rollover.root.serial_number),
+            "not_after": isoformat(rollover.root.not_valid_after_utc),
+        },
+        "cross": {
+            "serial": serial_hex(rollover.cross.serial_number),
+            "not_after": isoformat(rollover.cross.not_valid_after_utc),
+        },
+        "issuing": None
+        if rollover.issuing is None
+        else {
+            "subject": rollover.issuing.subject.rfc4514_string(),
+            "serial": serial_hex(rollover.issuing.serial_number),
+        },
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    if as_json:
+        print_json(document)
+        return
+    click.echo(
+        f"New root {printable(rollover.root.subject.rfc4514_string())} "
+        f"(serial {serial_hex(rollover.root.serial_number)}) -> {files['root']}"
+    )
+    click.echo(
+        f"Cross-certificate signed by the old root (serial "
+        f"{serial_hex(rollover.cross.serial_number)}) -> {files['cross']}"
+    )
+    if rollover.issuing is not None:
+        click.echo(
+            f"New issuing CA {printable(rollover.issuing.subject.rfc4514_string())} "
+            f"(serial {serial_hex(rollover.issuing.serial_number)})"
+        )
+    note(
+        f"Both roots are trusted until --retire-old: install {files['roots']} on clients "
+        "(privca trust install); new chains carry the cross-certificate. "
+        "See privca rotate status.",
+        app.quiet,
+    )
+
+
+def _retire_old_root(
+    app: AppContext, force: bool, passphrase_file: Path | None, as_json: bool
+) -> None:
+    from privca.cli.options import open_authority
+
+    with open_authority(app, passphrase_file) as ca:
+        ca.retire_old_root(force=force)
+        root = ca.root
+    document = {"root": root.subject.rfc4514_string(), "serial": serial_hex(root.serial_number)}
+    if as_json:
+        print_json(document)
+    else:
+        click.echo(
+            f"Old root retired; only {printable(document['root'])} is trusted now. "
+            "New chains no longer carry the cross-certificate."
+        )
+
+
+@rotate_group.command("status")
+@json_option
+@click.pass_obj
+def rotate_status_command(app: AppContext, as_json: bool) -> None:
+    """Where a root rollover stands: the roots to trust, how many valid certificates still
+    chain only to the old root and when the last expires, and whether the old root can be
+    retired."""
+    from privca._time import isoformat
+    from privca.cli.options import open_authority
+
+    with open_authority(app) as ca:
+        status = ca.rollover_status()
+    last = status.last_old_leaf_expires
+    document = {
+        "in_transition": status.in_transition,
+        "roots": [
+            {
+                "subject": r.certificate.subject.rfc4514_string(),
+                "serial": serial_hex(r.serial),
+                "not_after": isoformat(r.not_after),
+            }
+            for r in status.roots
+        ],
+        "cross": serial_hex(status.cross.serial) if status.cross is not None else None,
+        "old_hierarchy_valid_certificates": status.old_leaves,
+        "last_old_certificate_expires": isoformat(last) if last is not None else None,
+        "old_root_retirable": status.old_root_retirable,
+    }
+    if as_json:
+        print_json(document)
+        return
+    for root in status.roots:
+        click.echo(
+            f"root   {printable(root.label)}  serial {serial_hex(root.serial)}  "
+            f"until {isoformat(root.not_after)[:10]}"
+        )
+    if not status.in_transition:
+        click.echo("No root rollover under way.")
+        return
+    click.echo(
+        f"Rollover under way: {status.old_leaves} valid certificate(s) chain only to the "
+        "old root" + (f"; the last expires {isoformat(last)[:10]}." if last else ".")
+    )
+    if status.old_root_retirable:
+        click.echo("The old root can be retired now: privca rotate root --retire-old")
+    else:
+        click.echo("Renew them (privca renew) or wait; then privca rotate root --retire-old.")
 
 
 @click.command("needs-renewal")

@@ -40,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "revoke": ("lifecycle:revoke_command", "Revoke a certificate by serial or name."),
     "crl": ("lifecycle:crl_command", "Publish a new CRL for each issuing CA."),
     "renew": ("lifecycle:renew_command", "Re-issue a certificate: same names, new serial."),
-    "rotate": ("lifecycle:rotate_group", "Replace the issuing CA under the same root."),
+    "rotate": ("lifecycle:rotate_group", "Replace the issuing CA, or roll over the root."),
     "needs-renewal": (
         "lifecycle:needs_renewal_command",
         "Exit 0 if a certificate file is due for renewal (for ExecCondition=).",

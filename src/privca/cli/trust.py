@@ -6,6 +6,7 @@ used, so the same commands work on the CA host and on a client that has only the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -117,6 +118,13 @@ def _anchor_file(anchor: TrustAnchor) -> Path:
     return anchor.source
 
 
+def _anchors(app: AppContext, root: Path | None) -> list[TrustAnchor]:
+    """ROOT, or every root of the CA in --home (two during a root rollover)."""
+    from privca.trust import read_anchor, read_home_anchors
+
+    return [read_anchor(root)] if root is not None else read_home_anchors(app.home_path)
+
+
 def _say(app: AppContext, text: str = "", *, err: bool = False) -> None:
     # Subjects and labels come from the root file given, which may be anyone's.
     if not app.quiet:
@@ -153,13 +161,15 @@ def _change_stores(
 ) -> None:
     from privca.trust import Result, build_stores, parse_store_names
 
-    anchor = _anchor(app, root)
+    anchors = _anchors(app, root)
+    anchor = anchors[-1]
     selected = build_stores(parse_store_names(stores), options)
     outcomes: list[Outcome] = []
     try:
-        for store in selected:
-            change = store.install if verb == "install" else store.uninstall
-            outcomes += change(anchor, dry_run=dry_run)
+        for each in anchors:
+            for store in selected:
+                change = store.install if verb == "install" else store.uninstall
+                outcomes += change(each, dry_run=dry_run)
     except PrivcaError:
         if not as_json:
             _render_outcomes(app, outcomes)
@@ -167,15 +177,17 @@ def _change_stores(
     if as_json:
         payload = {
             "root": _describe_anchor(anchor),
+            "roots": [_describe_anchor(each) for each in anchors],
             "dry_run": dry_run,
             "outcomes": [o.as_json() for o in outcomes],
         }
         print_json(payload)
         return
+    described = "; ".join(f"{each.subject} ({each.slug})" for each in anchors)
     if dry_run:
-        _say(app, f"dry run: nothing changed for {anchor.subject} ({anchor.slug})")
+        _say(app, f"dry run: nothing changed for {described}")
     else:
-        _say(app, f"{anchor.subject} ({anchor.slug})")
+        _say(app, described)
     _render_outcomes(app, outcomes)
     if verb == "uninstall" and all(
         o.result in (Result.NOT_INSTALLED, Result.SKIPPED) for o in outcomes
@@ -268,16 +280,28 @@ def status_command(
     """Probe each store for ROOT: present, absent or not-installed-here, and how we know."""
     from privca.trust import build_stores, parse_store_names
 
-    anchor = _anchor(app, root)
+    anchors = _anchors(app, root)
     options = _build_options(system_root, nss_dbs, java_truststores, scope)
-    reports: list[StoreReport] = []
-    for store in build_stores(parse_store_names(stores), options):
-        reports += store.status(anchor)
+    selected = build_stores(parse_store_names(stores), options)
+    every: list[tuple[TrustAnchor, list[StoreReport]]] = []
+    for each in anchors:
+        every.append((each, [r for store in selected for r in store.status(each)]))
+    reports = [r for _, found in every for r in found]
     if as_json:
-        payload = {"root": _describe_anchor(anchor), "stores": [r.as_json() for r in reports]}
+        anchor, last = every[-1]
+        payload: dict[str, Any] = {
+            "root": _describe_anchor(anchor),
+            "stores": [r.as_json() for r in last],
+        }
+        if len(every) > 1:  # a root rollover: the old root is reported too
+            payload["roots"] = [
+                {"root": _describe_anchor(a), "stores": [r.as_json() for r in found]}
+                for a, found in every
+            ]
         print_json(payload)
     else:
-        _render_reports(app, anchor, reports)
+        for each, found in every:
+            _render_reports(app, each, found)
     from privca.trust.base import Presence
 
     if check and any(r.presence is Presence.ABSENT for r in reports):
@@ -406,7 +430,15 @@ def bundle_command(
     from privca.home import atomic_write
     from privca.trust.bundle import BundleOptions, build_bundle
 
-    anchor = _anchor(app, root)
+    anchors = _anchors(app, root)
+    anchor = anchors[-1]
+    if len(anchors) > 1 and output_format != "pem":
+        raise InputError(
+            f"a root rollover is under way: --format {output_format} holds one root, and "
+            "clients must trust two",
+            "use --format pem (both roots), or bundle each root file: "
+            "certs/previous-root.crt and certs/root.crt",
+        )
     options = BundleOptions(
         name=name,
         namespace=namespace,
@@ -414,6 +446,10 @@ def bundle_command(
         file_name=str(out) if out else None,
     )
     produced = build_bundle(anchor, output_format, options)
+    if len(anchors) > 1:
+        produced = dataclasses.replace(
+            produced, data=b"".join(each.pem for each in anchors[:-1]) + produced.data
+        )
     if out is None:
         stdout = sys.stdout.buffer
         if produced.binary and sys.stdout.isatty():

@@ -8,7 +8,9 @@
     POST /ocsp                           OCSP, body application/ocsp-request
     GET  /ocsp/<base64 of DER, URL-encoded>
     GET  /ca/<ca>.der | .crt | .pem      a CA certificate, DER (for AIA fetchers) or PEM;
-                                         <ca> as for /crl; /ca/chain.pem: issuing + root
+                                         <ca> as for /crl; /ca/chain.pem: issuing + root;
+                                         /ca/roots.pem: the roots to trust (two during a
+                                         root rollover); /ca/cross.pem: its cross-cert
     GET  /health                         200 JSON: status ok or degraded, and why in words
     GET  /metrics                        Prometheus text (privca.monitoring), unless it
                                          has a listener of its own (--metrics-listen)
@@ -53,6 +55,7 @@ from privca.urls import (
     CHAIN_FILE,
     CHAIN_PATH,
     CRL_ROUTE,
+    CROSS_FILE,
     HEALTH_PATH,
     ISSUING_CERTIFICATE_PATH,
     ISSUING_CRL_PATH,
@@ -61,6 +64,7 @@ from privca.urls import (
     OCSP_PATH,
     ROOT_CERTIFICATE_PATH,
     ROOT_CRL_PATH,
+    ROOTS_FILE,
     ca_certificate_path,
     crl_path,
 )
@@ -323,6 +327,13 @@ class _Site:
             chain = [self._find("issuing"), self._find("root")]
             found = dict.fromkeys(r for r in chain if r is not None)
             return Response(pem_certificates([r.certificate for r in found]), media_type=PEM)
+        registry = self._watch.authorities.registry
+        if name == ROOTS_FILE:  # every root to trust now: two during a root rollover
+            roots = [r.certificate for r in registry.trusted_roots]
+            return Response(pem_certificates(roots), media_type=PEM)
+        if name == CROSS_FILE:  # a rollover's cross-certificate; empty when there is none
+            cross = [registry.cross.certificate] if registry.cross is not None else []
+            return Response(pem_certificates(cross), media_type=PEM)
         stem, _, suffix = name.rpartition(".")
         record = self._find(stem)
         if record is None or suffix not in ("crt", "der", "pem"):

@@ -173,7 +173,14 @@ class StoreWatch:
             self.failed(exc)
             return
         self._recovered()
-        if set(fingerprints) != {a.id for a in self.authorities.all}:
+        try:
+            active = await run_in_threadpool(self._ca.inventory.active_authorities)
+        except PrivcaError as exc:
+            self.failed(exc)
+            return
+        known_active = frozenset(a.id for a in self.authorities.all if a.active)
+        # A new CA shows as a new id; a root rollover ended (retire-old) only as a flag.
+        if set(fingerprints) != {a.id for a in self.authorities.all} or active != known_active:
             try:
                 self.authorities = await run_in_threadpool(self._read_authorities)
             except PrivcaError as exc:

@@ -16,10 +16,12 @@ restored one is the one case the rule does not cover: a restore takes longer.)
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from privca.errors import StoreUnavailable
+from privca.errors import AlreadyExists, StoreUnavailable
 from privca.store.database import Change, Database
 from privca.store.schema import authorities, crl_state
 from privca.x509.encoding import serial_hex
@@ -55,6 +57,36 @@ def _first_crl_number(change: Change, issuer_id: int, next_update: dt.datetime) 
     return number
 
 
+@dataclass(frozen=True)
+class NewAuthorityRow:
+    """A CA certificate about to be recorded."""
+
+    role: str
+    common_name: str
+    serial: int
+    der: bytes
+    key_ref: str
+    not_after: dt.datetime
+    active: bool = True
+
+
+def _refuse_if_active(change: Change, role: str) -> None:
+    if change.connection.dialect.name == "postgresql":
+        # Nothing to lock before the row exists: serialise the check-then-insert instead
+        # (SQLite's BEGIN IMMEDIATE already does).
+        change.execute(sa.text("SELECT pg_advisory_xact_lock(7280)"))
+    found = change.execute(
+        sa.select(authorities.c.serial).where(
+            authorities.c.role == role, authorities.c.active.is_(True)
+        )
+    ).first()
+    if found is not None:
+        raise AlreadyExists(
+            f"an active {role} CA certificate was recorded meanwhile (serial {found[0]})",
+            "see privca rotate status",
+        )
+
+
 class AuthorityWrites:
     """The writes about CA certificates, over the Store's database."""
 
@@ -74,28 +106,64 @@ class AuthorityWrites:
     ) -> int:
         """Record a CA certificate (the active one of its role, unless `active` is False)
         and return its id."""
+        row = NewAuthorityRow(role, common_name, serial, der, key_ref, not_after, active)
+        return self.add_authorities([row], now)[0]
+
+    def add_authorities(
+        self,
+        rows: Sequence[NewAuthorityRow],
+        now: dt.datetime,
+        *,
+        unless_active: str | None = None,
+    ) -> list[int]:
+        """Record several CA certificates in one transaction (a root rollover's new root,
+        cross-certificate and issuing CA: all or none); ids in the order given.
+
+        `unless_active`: a role that must have no active CA, checked in the same
+        transaction (AlreadyExists otherwise), so that of two processes starting a root
+        rollover at once exactly one records it.
+        """
+        ids: list[int] = []
         with self.database.change(now) as change:
-            if active:
-                change.execute(
-                    authorities.update().where(authorities.c.role == role).values(active=False)
+            if unless_active is not None:
+                _refuse_if_active(change, unless_active)
+            for row in rows:
+                if row.active:
+                    change.execute(
+                        authorities.update()
+                        .where(authorities.c.role == row.role)
+                        .values(active=False)
+                    )
+                result = change.execute(
+                    authorities.insert().values(
+                        role=row.role,
+                        common_name=row.common_name,
+                        serial=serial_hex(row.serial),
+                        der=row.der,
+                        key_ref=row.key_ref,
+                        active=row.active,
+                        not_after=row.not_after,
+                        created_at=now,
+                    )
                 )
+                change.record(f"{row.role}-ca-created", row.serial)
+                key = result.inserted_primary_key
+                if key is None:
+                    raise StoreUnavailable("the inventory did not return the new CA's id")
+                ids.append(int(key[0]))
+        return ids
+
+    def end_role(self, role: str, now: dt.datetime) -> int:
+        """No CA of `role` is active any more (a root rollover ends: its cross-certificate
+        stops being served); returns how many records changed. Records stay."""
+        with self.database.change(now) as change:
             result = change.execute(
-                authorities.insert().values(
-                    role=role,
-                    common_name=common_name,
-                    serial=serial_hex(serial),
-                    der=der,
-                    key_ref=key_ref,
-                    active=active,
-                    not_after=not_after,
-                    created_at=now,
-                )
+                authorities.update()
+                .where(authorities.c.role == role, authorities.c.active.is_(True))
+                .values(active=False)
             )
-            change.record(f"{role}-ca-created", serial)
-            key = result.inserted_primary_key
-            if key is None:
-                raise StoreUnavailable("the inventory did not return the new CA's id")
-            return int(key[0])
+            change.record(f"{role}-ca-ended")
+            return int(result.rowcount or 0)
 
     def next_crl_number(
         self, issuer_id: int, this_update: dt.datetime, next_update: dt.datetime
@@ -138,4 +206,4 @@ class AuthorityWrites:
             )
 
 
-__all__ = ["AuthorityWrites", "crl_number_floor", "following_crl_number"]
+__all__ = ["AuthorityWrites", "NewAuthorityRow", "crl_number_floor", "following_crl_number"]

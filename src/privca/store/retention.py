@@ -63,9 +63,10 @@ class RetentionWrites:
         done = 0
         while True:
             with self.database.change(now) as change:
-                rows = change.execute(_candidates(expired_before).limit(TIDY_BATCH)).all()
-                if not rows:
+                found = change.execute(_candidates(expired_before).limit(TIDY_BATCH)).all()
+                if not found:
                     return done
+                rows = [tuple(row) for row in found]
                 serials = [str(serial) for serial, _names in rows]
                 # By primary key: certificate_names has no index on serial alone.
                 pairs = [

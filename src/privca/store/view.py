@@ -96,6 +96,15 @@ class InventoryView:
             rows = connection.execute(authorities.select().order_by(authorities.c.id)).all()
         return [row_to_authority(row) for row in rows]
 
+    def active_authorities(self) -> frozenset[int]:
+        """The ids of the active CA certificates: a small read that tells a server when a
+        CA was added or ended (a root rollover retired) without parsing certificates."""
+        with self.database.read() as connection:
+            rows = connection.execute(
+                sa.select(authorities.c.id).where(authorities.c.active.is_(True))
+            ).all()
+        return frozenset(int(row[0]) for row in rows)
+
     def has_certificates(self, issuer_id: int) -> bool:
         """Whether the CA has signed at least one end-entity certificate (an index seek)."""
         with self.database.read() as connection:

@@ -43,6 +43,16 @@ def read_home_anchor(home: Path) -> TrustAnchor:
     return read_anchor(root_cert)
 
 
+def read_home_anchors(home: Path) -> list[TrustAnchor]:
+    """Every root of the CA in `home` that clients should trust now, oldest first: during a
+    root rollover the old root (certs/previous-root.crt) and the new one (certs/root.crt)."""
+    anchors = [read_home_anchor(home)]
+    previous = CAHome(home).previous_root_cert
+    if previous.exists():
+        anchors.insert(0, read_anchor(previous))
+    return anchors
+
+
 __all__ = [
     "STORE_NAMES",
     "Outcome",
@@ -59,4 +69,5 @@ __all__ = [
     "parse_store_names",
     "read_anchor",
     "read_home_anchor",
+    "read_home_anchors",
 ]

@@ -1,0 +1,295 @@
+"""Root rollover with a new key (`rotate root --new-key`, `rotate status`, `--retire-old`,
+`export roots|cross|chain --for`), driven through the CLI as an operator would.
+
+The third-party judges (openssl verify, TLS handshakes, pkilint) are in
+tests/interop/test_rollover.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from privca.authority import CertificateAuthority
+from privca.errors import AlreadyExists
+from tests.conftest import PASSPHRASE, Cli, assert_user_error, tree_snapshot
+
+
+@dataclass(frozen=True)
+class Rolled:
+    """A CA with one leaf issued before the rollover (`old`) and one after (`new`)."""
+
+    cli: Cli
+    out: Path
+    old_root: x509.Certificate
+    new_root: x509.Certificate
+
+    def run(self, *args: str, unlock: bool = True) -> dict[str, object] | list[object]:
+        extra = ("--passphrase-file", str(self.cli.passphrase_file)) if unlock else ()
+        result = self.cli(*args, *extra)
+        assert result.exit_code == 0, result.output + result.stderr
+        return json.loads(result.stdout) if "--json" in args else {}
+
+    def pem(self, name: str) -> list[x509.Certificate]:
+        return x509.load_pem_x509_certificates((self.out / name).read_bytes())
+
+
+def ski(certificate: x509.Certificate) -> bytes:
+    return certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+
+
+def aki(certificate: x509.Certificate) -> bytes | None:
+    ext = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+    return ext.value.key_identifier
+
+
+def issue(cli: Cli, out: Path, name: str) -> None:
+    result = cli("issue", name, "--out", str(out), "--passphrase-file", str(cli.passphrase_file))
+    assert result.exit_code == 0, result.output + result.stderr
+
+
+@pytest.fixture
+def rolled(run_cli: Cli, tmp_path: Path) -> Rolled:
+    out = tmp_path / "out"
+    init = run_cli(
+        "init", "--name", "Rollover CA", "--passphrase-file", str(run_cli.passphrase_file)
+    )
+    assert init.exit_code == 0, init.stderr
+    root_file = run_cli.home / "certs" / "root.crt"
+    old_root = x509.load_pem_x509_certificate(root_file.read_bytes())
+    issue(run_cli, out, "old.example")
+    rotated = run_cli(
+        "rotate", "root", "--new-key", "--passphrase-file", str(run_cli.passphrase_file)
+    )
+    assert rotated.exit_code == 0, rotated.stderr
+    new_root = x509.load_pem_x509_certificate(root_file.read_bytes())
+    issue(run_cli, out, "new.example")
+    return Rolled(run_cli, out, old_root, new_root)
+
+
+def test_cross_certificate_is_the_new_root_signed_by_the_old(rolled: Rolled) -> None:
+    certs = rolled.cli.home / "certs"
+    (cross,) = x509.load_pem_x509_certificates((certs / "cross.pem").read_bytes())
+    old, new = rolled.old_root, rolled.new_root
+    assert new.public_key() != old.public_key() and new.subject != old.subject
+    assert cross.subject == new.subject and cross.issuer == old.subject
+    assert cross.public_key() == new.public_key()
+    assert ski(cross) == ski(new) and aki(cross) == ski(old)
+    assert old.not_valid_before_utc <= cross.not_valid_before_utc
+    assert cross.not_valid_after_utc <= old.not_valid_after_utc
+    basic = cross.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert basic.critical and basic.value.ca
+    usage = cross.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage == new.extensions.get_extension_for_class(x509.KeyUsage)
+    cross.verify_directly_issued_by(old)
+    roots = x509.load_pem_x509_certificates((certs / "roots.pem").read_bytes())
+    assert roots == [old, new]
+    # The new root key is kept like the old: an encrypted file, 0400.
+    keys = sorted(p.name for p in (rolled.cli.home / "private").glob("root*.key"))
+    assert len(keys) == 2
+    for key in keys:
+        text = (rolled.cli.home / "private" / key).read_text()
+        assert "ENCRYPTED" in text
+
+
+def test_new_leaf_chain_carries_the_cross_certificate(rolled: Rolled) -> None:
+    (cross,) = x509.load_pem_x509_certificates(
+        (rolled.cli.home / "certs" / "cross.pem").read_bytes()
+    )
+    leaf, issuing, carried = rolled.pem("new.example.chain.pem")
+    assert carried == cross
+    issuing.verify_directly_issued_by(rolled.new_root)
+    leaf.verify_directly_issued_by(issuing)
+    assert rolled.pem("new.example.chain-new.pem") == [leaf, issuing]
+    # Leaves from before the rollover keep their two-certificate chain, under the old root.
+    _old_leaf, old_issuing = rolled.pem("old.example.chain.pem")
+    old_issuing.verify_directly_issued_by(rolled.old_root)
+    assert not (rolled.out / "old.example.chain-new.pem").exists()
+
+
+def test_exports_during_the_transition(rolled: Rolled) -> None:
+    def export(*args: str) -> list[x509.Certificate]:
+        result = rolled.cli("export", *args)
+        assert result.exit_code == 0, result.stderr
+        return x509.load_pem_x509_certificates(result.stdout_bytes) if result.stdout else []
+
+    (cross,) = export("cross")
+    assert export("roots") == [rolled.old_root, rolled.new_root]
+    assert export("root") == [rolled.new_root]
+    issuing = rolled.pem("new.example.chain-new.pem")[1]
+    assert export("chain") == export("chain", "--for", "new") == [issuing, rolled.new_root]
+    assert export("chain", "--for", "old") == [issuing, cross, rolled.old_root]
+
+
+def test_verify_accepts_leaves_under_either_root(rolled: Rolled) -> None:
+    for name in ("old.example", "new.example"):
+        result = rolled.cli("verify", str(rolled.out / f"{name}.chain.pem"))
+        assert result.exit_code == 0, (name, result.output, result.stderr)
+
+
+def test_renewing_an_old_leaf_gives_a_new_hierarchy_leaf(rolled: Rolled) -> None:
+    rolled.run("renew", "old.example", "--out", str(rolled.out))
+    leaf, issuing, cross = rolled.pem("old.example.chain.pem")
+    issuing.verify_directly_issued_by(rolled.new_root)
+    cross.verify_directly_issued_by(rolled.old_root)
+    assert rolled.pem("old.example.chain-new.pem") == [leaf, issuing]
+
+
+def test_status_then_retire_old(rolled: Rolled) -> None:
+    status = rolled.run("rotate", "status", "--json", unlock=False)
+    assert isinstance(status, dict)
+    assert status["in_transition"] is True and status["old_root_retirable"] is False
+    assert status["old_hierarchy_valid_certificates"] == 1
+    assert str(status["last_old_certificate_expires"]).startswith("20")
+    refused = rolled.cli("rotate", "root", "--retire-old")
+    assert_user_error(refused, "1 valid certificate(s) still chain only to the old root")
+    assert "--force" in refused.stderr
+
+    rolled.run("revoke", "old.example", "--reason", "superseded", unlock=False)
+    status = rolled.run("rotate", "status", "--json", unlock=False)
+    assert isinstance(status, dict)
+    assert status["old_hierarchy_valid_certificates"] == 0 and status["old_root_retirable"]
+    rolled.run("rotate", "root", "--retire-old")
+
+    status = rolled.run("rotate", "status", "--json", unlock=False)
+    assert isinstance(status, dict) and status["in_transition"] is False
+    assert len(status["roots"]) == 1  # type: ignore[arg-type]
+    certs = rolled.cli.home / "certs"
+    assert x509.load_pem_x509_certificates((certs / "roots.pem").read_bytes()) == [rolled.new_root]
+    assert (certs / "cross.pem").read_bytes() == b""
+    assert rolled.cli("export", "cross").stdout == ""
+    issue(rolled.cli, rolled.out, "after.example")
+    assert len(rolled.pem("after.example.chain.pem")) == 2
+    assert not (rolled.out / "after.example.chain-new.pem").exists()
+    # The transition is over: a second retirement has nothing to end.
+    assert_user_error(rolled.cli("rotate", "root", "--retire-old"), "no root rollover")
+
+
+def test_retire_old_with_force_while_old_leaves_are_valid(rolled: Rolled) -> None:
+    rolled.run("rotate", "root", "--retire-old", "--force")
+    result = rolled.cli("export", "roots")
+    assert x509.load_pem_x509_certificates(result.stdout_bytes) == [rolled.new_root]
+
+
+def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
+    init = run_cli(
+        "init", "--name", "Flat", "--single-tier", "--passphrase-file", str(run_cli.passphrase_file)
+    )
+    assert init.exit_code == 0, init.stderr
+    result = run_cli(
+        "rotate", "root", "--new-key", "--json", "--passphrase-file", str(run_cli.passphrase_file)
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["issuing"] is None
+    out = tmp_path / "out"
+    issue(run_cli, out, "flat.example")
+    _leaf, cross = x509.load_pem_x509_certificates((out / "flat.example.chain.pem").read_bytes())
+    assert cross.issuer != cross.subject
+    assert (
+        len(x509.load_pem_x509_certificates((out / "flat.example.chain-new.pem").read_bytes())) == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        pytest.param(("rotate", "root"), "exactly one of", id="no-mode"),
+        pytest.param(
+            ("rotate", "root", "--same-key", "--new-key"), "exactly one of", id="two-modes"
+        ),
+        pytest.param(("rotate", "root", "--new-key", "--days", "0"), "out of range", id="days-0"),
+        pytest.param(
+            ("rotate", "root", "--new-key", "--days", "99999999"), "out of range", id="days-huge"
+        ),
+        pytest.param(
+            ("rotate", "root", "--new-key", "--name", "evil\x1b[31mname"),
+            "printable",
+            id="name-control-chars",
+        ),
+        pytest.param(("rotate", "root", "--new-key", "--name", " "), "printable", id="name-blank"),
+        pytest.param(("rotate", "root", "--new-key", "--force"), "--force goes", id="force-alone"),
+        pytest.param(("rotate", "root", "--retire-old"), "no root rollover", id="retire-nothing"),
+        pytest.param(("rotate", "root", "--same-key", "--name", "x"), "--new-key", id="name-same"),
+        pytest.param(("export", "root", "--for", "old"), "--for goes", id="export-for-root"),
+    ],
+)
+def test_bad_rollover_input_exits_2_and_writes_nothing(
+    run_cli: Cli, args: tuple[str, ...], fragment: str
+) -> None:
+    init = run_cli("init", "--name", "Bad", "--passphrase-file", str(run_cli.passphrase_file))
+    assert init.exit_code == 0, init.stderr
+    before = tree_snapshot(run_cli.home)
+    result = (
+        run_cli(*args, "--passphrase-file", str(run_cli.passphrase_file))
+        if args[0] == "rotate"
+        else run_cli(*args)
+    )
+    assert_user_error(result, fragment)
+    assert "\x1b" not in result.stderr
+    assert tree_snapshot(run_cli.home) == before
+
+
+def test_a_second_rollover_waits_for_the_first_to_end(rolled: Rolled) -> None:
+    before = tree_snapshot(rolled.cli.home / "certs")
+    result = rolled.cli(
+        "rotate", "root", "--new-key", "--passphrase-file", str(rolled.cli.passphrase_file)
+    )
+    assert_user_error(result, "already under way")
+    assert tree_snapshot(rolled.cli.home / "certs") == before
+
+
+def test_wrong_passphrase_makes_no_new_root(run_cli: Cli, tmp_path: Path) -> None:
+    init = run_cli("init", "--name", "Locked", "--passphrase-file", str(run_cli.passphrase_file))
+    assert init.exit_code == 0, init.stderr
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("not the passphrase at all\n")
+    wrong.chmod(0o600)
+    before = tree_snapshot(run_cli.home / "certs")
+    keys = sorted((run_cli.home / "private").iterdir())
+    result = run_cli("rotate", "root", "--new-key", "--passphrase-file", str(wrong))
+    assert result.exit_code != 0 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("privca: error: ")
+    assert tree_snapshot(run_cli.home / "certs") == before
+    assert sorted((run_cli.home / "private").iterdir()) == keys
+
+
+def test_two_rollovers_at_once_record_exactly_one(
+    make_ca: Callable[..., CertificateAuthority],
+) -> None:
+    """Two processes that both saw no rollover under way: one records its rollover, the
+    other is refused in the same transaction, so there is one cross-certificate and its
+    root is the active one."""
+    home = make_ca().home.root
+    first, second = (CertificateAuthority.open(home, PASSPHRASE) for _ in range(2))
+    try:
+        for ca in (first, second):
+            assert ca.registry.cross is None  # both decided before either recorded
+        barrier = threading.Barrier(2)
+
+        def roll(ca: CertificateAuthority) -> str:
+            barrier.wait()
+            try:
+                ca.rollover_root()
+            except AlreadyExists:
+                return "refused"
+            return "rolled"
+
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = sorted(pool.map(roll, (first, second)))
+        assert outcomes == ["refused", "rolled"]
+        with CertificateAuthority.open(home, PASSPHRASE) as fresh:
+            registry = fresh.registry
+        crosses = [a for a in registry.authorities if a.role == "cross"]
+        assert len(crosses) == 1 and registry.cross == crosses[0]
+        assert crosses[0].key_identifier == registry.root.key_identifier
+        assert len(registry.roots) == 2
+    finally:
+        first.close()
+        second.close()

@@ -1,0 +1,71 @@
+"""`privca trust` during a root rollover: install, status and bundle hold both roots until
+`rotate root --retire-old`; then only the new one. Stores are sandboxed (a Debian-like
+system root, a throwaway NSS database)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from cryptography import x509
+
+from privca.authority import CertificateAuthority
+from privca.cli.main import cli
+from privca.x509.encoding import pem_certificate
+from tests.conftest import assert_user_error
+
+
+def trust(home: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--home", str(home), "trust", *args])
+
+
+@pytest.fixture
+def rolled(make_ca: Callable[..., CertificateAuthority]) -> tuple[CertificateAuthority, bytes]:
+    ca = make_ca()
+    old = pem_certificate(ca.root)
+    ca.rollover_root()
+    return ca, old
+
+
+def test_install_and_status_cover_both_roots(
+    rolled: tuple[CertificateAuthority, bytes], debian_root: Path, nss_db: Path
+) -> None:
+    ca, old = rolled
+    stores = ["--stores", "system,nss", "--system-root", str(debian_root), "--nss-db", str(nss_db)]
+    result = trust(ca.home.root, "install", *stores, "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert [r["subject"] for r in document["roots"]] == [
+        x509.load_pem_x509_certificate(old).subject.rfc4514_string(),
+        ca.root.subject.rfc4514_string(),
+    ]
+    assert [o["result"] for o in document["outcomes"]].count("installed") == 4
+    status = trust(ca.home.root, "status", *stores, "--json", "--check")
+    assert status.exit_code == 0, status.output
+    states = [s["state"] for r in json.loads(status.stdout)["roots"] for s in r["stores"]]
+    assert states == ["present"] * 4
+    # The system bundle, as OpenSSL reads it, now holds both roots.
+    bundle = (debian_root / "etc/ssl/certs/ca-certificates.crt").read_bytes()
+    held = x509.load_pem_x509_certificates(bundle)
+    assert x509.load_pem_x509_certificate(old) in held and ca.root in held
+
+
+def test_bundle_holds_both_roots_then_only_the_new(
+    rolled: tuple[CertificateAuthority, bytes],
+) -> None:
+    ca, old = rolled
+    result = trust(ca.home.root, "bundle", "--format", "pem")
+    assert result.exit_code == 0, result.output
+    assert x509.load_pem_x509_certificates(result.stdout_bytes) == [
+        x509.load_pem_x509_certificate(old),
+        ca.root,
+    ]
+    assert_user_error(trust(ca.home.root, "bundle", "--format", "der"), "rollover is under way")
+    ca.retire_old_root(force=True)
+    assert not ca.home.previous_root_cert.exists()
+    result = trust(ca.home.root, "bundle", "--format", "pem")
+    assert x509.load_pem_x509_certificates(result.stdout_bytes) == [ca.root]
+    assert trust(ca.home.root, "bundle", "--format", "der").exit_code == 0
