@@ -116,6 +116,36 @@ def ca_certificate_files(
     return files
 
 
+def _issuing_ca(
+    custody: HomeCustody,
+    key_type: KeyType,
+    beside: str,
+    signer: Issuer,
+    name: str,
+    policy: IssuancePolicy,
+    base_url: str,
+    days: int,
+    now: dt.datetime,
+) -> tuple[GeneratedKey, x509.Certificate]:
+    """A new issuing CA key (kept `beside` the signer's: file or token, not yet kept) and
+    its certificate signed by `signer`."""
+    serial = random_serial()
+    key: GeneratedKey = custody.generate(
+        key_type, "issuing", f"issuing-{serial_hex(serial)[:12]}", beside=beside
+    )
+    cert = build_issuing_ca(
+        subject=ca_subject(f"{name} Issuing CA {serial_hex(serial)[:8]}"),
+        public_key=key.private_key.public_key(),
+        root=signer,
+        policy=policy,
+        base_url=base_url,
+        serial=serial,
+        not_before=now - BACKDATE,
+        not_after=now + dt.timedelta(days=days),
+    )
+    return key, cert
+
+
 def rotate_issuing(
     *,
     store: Store,
@@ -138,20 +168,8 @@ def rotate_issuing(
     current = registry.active(CaRole.ISSUING)
     if key_type is None:
         key_type = key_type_of(current.certificate.public_key()) if current else DEFAULT_ISSUING_KEY
-    root_signer = root()
-    serial = random_serial()
-    key: GeneratedKey = custody.generate(
-        key_type, "issuing", f"issuing-{serial_hex(serial)[:12]}", beside=root_ca.key_ref
-    )
-    cert = build_issuing_ca(
-        subject=ca_subject(f"{name} Issuing CA {serial_hex(serial)[:8]}"),
-        public_key=key.private_key.public_key(),
-        root=root_signer,
-        policy=policy,
-        base_url=base_url,
-        serial=serial,
-        not_before=now - BACKDATE,
-        not_after=now + dt.timedelta(days=days),
+    key, cert = _issuing_ca(
+        custody, key_type, root_ca.key_ref, root(), name, policy, base_url, days, now
     )
     custody.keep(key)
     record_authority(store, CaRole.ISSUING, cert, key.key_ref, now)
@@ -293,24 +311,18 @@ def rollover_root(
     issuing_cert: x509.Certificate | None = None
     issuing_key: GeneratedKey | None = None
     if not single_tier:
-        issuing_serial = random_serial()
-        issuing_key = custody.generate(
+        issuing_key, issuing_cert = _issuing_ca(
+            custody,
             key_type_of(registry.issuing.certificate.public_key())
             if registry.active(CaRole.ISSUING) is not None
             else DEFAULT_ISSUING_KEY,
-            "issuing",
-            f"issuing-{serial_hex(issuing_serial)[:12]}",
-            beside=current.key_ref,
-        )
-        issuing_cert = build_issuing_ca(
-            subject=ca_subject(f"{name} Issuing CA {serial_hex(issuing_serial)[:8]}"),
-            public_key=issuing_key.private_key.public_key(),
-            root=new_root_signer,
-            policy=policy,
-            base_url=base_url,
-            serial=issuing_serial,
-            not_before=now - BACKDATE,
-            not_after=now + dt.timedelta(days=issuing_days),
+            current.key_ref,
+            new_root_signer,
+            name,
+            policy,
+            base_url,
+            issuing_days,
+            now,
         )
     # Keys first: a record never names a key that is not kept.
     custody.keep(root_key)
