@@ -405,6 +405,8 @@ def serving(
                         f"127.0.0.1:{port}",
                         "--server-name",
                         "localhost",
+                        "--server-name",
+                        "127.0.0.1",
                         *flags,
                         "--passphrase-file",
                         str(passphrase),
