@@ -1,6 +1,7 @@
-"""Nonces across a server start (SQLite): nonce commits skip the flush, so a power cut
-could undo a spend; `privca serve` therefore forgets every nonce when it starts, and a
-client holding one gets a badNonce that carries a fresh nonce to retry with."""
+"""Nonces across a server start (SQLite): a spent nonce's commit skips the flush, so a
+power cut could undo a spend; `privca serve` therefore takes a new nonce key when it
+starts (no nonce from before verifies), and a client holding one gets a badNonce that
+carries a fresh nonce to retry with."""
 
 from __future__ import annotations
 

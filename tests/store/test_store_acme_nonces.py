@@ -1,6 +1,6 @@
-"""Replay nonces in the store (store/acme/nonces.py), on SQLite and PostgreSQL: accepted
-once by any replica however many race for them, and cheaper commits only where losing one
-cannot make a nonce acceptable twice."""
+"""Replay nonces in the store (store/acme/nonces.py), on SQLite and PostgreSQL: a value is
+spent once by any replica however many race for it, replicas share one key, and cheaper
+commits only where losing one cannot make a nonce acceptable twice."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from privca.store.acme import AcmeStore
 from privca.store.database import transaction
 from privca.store.inventory import Store
-from privca.store.schema import acme_nonces
+from privca.store.schema import acme_spent_nonces
 
 LIFETIME = dt.timedelta(minutes=30)
 
@@ -25,70 +25,70 @@ def replicas(open_store: Callable[[], Store]) -> tuple[AcmeStore, AcmeStore]:
     return AcmeStore.of(open_store()), AcmeStore.of(open_store())
 
 
-def _count(acme: AcmeStore) -> int:
+def _spent_rows(acme: AcmeStore) -> int:
     with acme.engine.connect() as connection:
-        return int(connection.execute(sa.select(sa.func.count()).select_from(acme_nonces)).scalar())
+        query = sa.select(sa.func.count()).select_from(acme_spent_nonces)
+        return int(connection.execute(query).scalar())
 
 
-def test_racing_replicas_accept_each_nonce_once(
+def test_racing_replicas_spend_each_nonce_once(
     replicas: tuple[AcmeStore, AcmeStore], now: dt.datetime
 ) -> None:
-    first, _second = replicas
     nonces = [f"n{i}" for i in range(5)]
-    for nonce in nonces:
-        first.add_nonce(nonce, now + LIFETIME)
+    key = replicas[0].nonce_key(now)
     accepted: list[str] = []
     barrier = threading.Barrier(8)
 
-    def spend(store: AcmeStore, index: int) -> None:
+    def spend(store: AcmeStore) -> None:
         barrier.wait()
         for nonce in nonces:
-            if store.exchange_nonce(nonce, f"next-{index}-{nonce}", now + LIFETIME, now):
+            if store.spend_nonce(nonce, now + LIFETIME, key):
                 accepted.append(nonce)
 
-    threads = [threading.Thread(target=spend, args=(replicas[i % 2], i)) for i in range(8)]
+    threads = [threading.Thread(target=spend, args=(replicas[i % 2],)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert sorted(accepted) == nonces
-    # Every exchange recorded the nonce it handed out, accepted or not.
-    assert _count(first) == 8 * len(nonces)
+    assert _spent_rows(replicas[0]) == len(nonces)
 
 
-EXCHANGES: list[tuple[str, str | None, bool]] = [
-    ("handed out and fresh", "fresh", True),
-    ("expired", "stale", False),
-    ("never handed out", "invented", False),
-    ("none in the request", None, False),
-]
-
-
-@pytest.mark.parametrize(
-    ("spent", "accepted"), [row[1:] for row in EXCHANGES], ids=[row[0] for row in EXCHANGES]
-)
-def test_exchange_accepts_only_a_live_nonce_and_always_hands_out_the_next(
-    replicas: tuple[AcmeStore, AcmeStore], now: dt.datetime, spent: str | None, accepted: bool
-) -> None:
+def test_replicas_share_one_key(replicas: tuple[AcmeStore, AcmeStore], now: dt.datetime) -> None:
     first, second = replicas
-    first.add_nonce("fresh", now + LIFETIME)
-    first.add_nonce("stale", now - dt.timedelta(seconds=1))
-    assert second.exchange_nonce(spent, "next", now + LIFETIME, now) is accepted
-    assert second.exchange_nonce(spent, "after", now + LIFETIME, now) is False  # never twice
-    assert first.exchange_nonce("next", "third", now + LIFETIME, now) is True
+    key = first.nonce_key(now)
+    assert len(key) == 32
+    assert second.nonce_key(now) == key == first.nonce_key(now)
 
 
-def test_reset_at_start_forgets_what_a_crash_could_make_spendable_again(
+def test_a_start_renews_the_key_only_where_spends_can_be_lost(
     replicas: tuple[AcmeStore, AcmeStore], backend: str, now: dt.datetime
 ) -> None:
     """SQLite commits spends without a flush, so a power cut may undo one: a starting
-    server forgets every nonce. PostgreSQL spends durably: only expired ones go."""
-    first, _second = replicas
-    first.add_nonce("live", now + LIFETIME)
-    first.add_nonce("expired", now - dt.timedelta(seconds=1))
-    first.reset_nonces(now)
-    assert _count(first) == (0 if backend == "sqlite" else 1)
-    assert first.exchange_nonce("live", "n", now + LIFETIME, now) is (backend != "sqlite")
+    server takes a new key (no nonce from before verifies) and the old spends go.
+    PostgreSQL spends durably: the key stays, so the other replicas' nonces stay good."""
+    first, second = replicas
+    key = first.nonce_key(now)
+    assert first.spend_nonce("live", now + LIFETIME, key)
+    started = second.nonce_key(now, starting=True)
+    assert (started != key) is (backend == "sqlite")
+    assert first.nonce_key(now) == started  # whichever replica asks next
+    assert _spent_rows(first) == (0 if backend == "sqlite" else 1)
+    # A spend checked with the old key fails once the key changed: a server still holding
+    # it (two on one SQLite file) cannot accept what the starting one made unacceptable.
+    assert first.spend_nonce("other", now + LIFETIME, key) is (backend != "sqlite")
+    assert first.spend_nonce("third", now + LIFETIME, started)
+
+
+def test_purge_forgets_only_expired_spends(
+    replicas: tuple[AcmeStore, AcmeStore], now: dt.datetime
+) -> None:
+    first, second = replicas
+    key = first.nonce_key(now)
+    assert first.spend_nonce("expired", now - dt.timedelta(seconds=1), key)
+    assert first.spend_nonce("live", now + LIFETIME, key)
+    assert second.purge_nonces(now) == 1
+    assert not first.spend_nonce("live", now + LIFETIME, key)  # still spent
 
 
 @pytest.fixture
@@ -97,32 +97,29 @@ def statements(replicas: tuple[AcmeStore, AcmeStore]) -> Iterator[list[str]]:
     engine = replicas[0].engine
     seen: list[str] = []
 
-    def on_connect(dbapi_connection: object, _record: object) -> None:
-        if engine.dialect.name == "sqlite":
+    def on_checkout(dbapi_connection: object, _record: object, _proxy: object) -> None:
+        if engine.dialect.name == "sqlite":  # pooled: trace every connection handed out
             dbapi_connection.set_trace_callback(seen.append)  # type: ignore[attr-defined]
 
     def on_execute(_c: object, _cursor: object, statement: str, *_args: object) -> None:
         if engine.dialect.name != "sqlite":
             seen.append(statement)
 
-    sa.event.listen(engine, "connect", on_connect)
+    sa.event.listen(engine, "checkout", on_checkout)
     sa.event.listen(engine, "before_cursor_execute", on_execute)
     yield seen
-    sa.event.remove(engine, "connect", on_connect)
+    sa.event.remove(engine, "checkout", on_checkout)
     sa.event.remove(engine, "before_cursor_execute", on_execute)
 
 
 RELAXED = {"sqlite": "PRAGMA synchronous=NORMAL", "postgresql": "synchronous_commit = off"}
 # operation -> whether its commit waits for the disk, per backend
 OPERATIONS: list[tuple[str, Callable[[AcmeStore, dt.datetime], object], dict[str, bool]]] = [
-    ("hand out (newNonce)", lambda s, now: s.add_nonce("a", now + LIFETIME),
-     {"sqlite": False, "postgresql": False}),
-    ("spend and hand out", lambda s, now: s.exchange_nonce("a", "b", now + LIFETIME, now),
+    ("spend", lambda s, now: s.spend_nonce("a", now + LIFETIME, s.nonce_key(now)),
      {"sqlite": False, "postgresql": True}),
-    ("hand out, nothing to spend", lambda s, now: s.exchange_nonce(None, "c", now + LIFETIME, now),
-     {"sqlite": False, "postgresql": False}),
     ("purge expired", lambda s, now: s.purge_nonces(now), {"sqlite": False, "postgresql": False}),
-    ("reset at start", lambda s, now: s.reset_nonces(now), {"sqlite": True, "postgresql": False}),
+    ("key at start", lambda s, now: s.nonce_key(now, starting=True),
+     {"sqlite": True, "postgresql": True}),
     ("an account (not a nonce)", lambda s, now: s.account("x"),
      {"sqlite": True, "postgresql": True}),
 ]  # fmt: skip

@@ -95,23 +95,21 @@ class EabBindingRefused(Exception):
 
 
 class NonceRepository(Protocol):
-    """Replay nonces (RFC 8555 §6.5): each one issued is accepted once, by any replica."""
+    """Replay nonces (RFC 8555 §6.5): each one issued is accepted once, by any replica.
+    Nonces prove themselves (acme/nonces.py); the repository keeps their shared key and
+    the nonces spent."""
 
-    def add_nonce(self, value: str, expires: dt.datetime) -> None:
-        """Record a nonce handed out."""
+    def nonce_key(self, now: dt.datetime, *, starting: bool = False) -> bytes:
+        """The HMAC key every replica shares, made if there is none. `starting`: a server
+        starts; where spends are not durable the key is then replaced, so that no nonce a
+        crash may have left unspent is accepted a second time."""
 
-    def exchange_nonce(
-        self, spent: str | None, issued: str, expires: dt.datetime, now: dt.datetime
-    ) -> bool:
-        """Spend `spent` and record `issued`, in one transaction. True if `spent` was a
-        nonce handed out, unexpired and not spent before (then never again)."""
+    def spend_nonce(self, value: str, expires: dt.datetime, key: bytes) -> bool:
+        """Record `value` spent: True the first time on any replica, if `key` is still
+        the shared key (a server that renewed it started since); False otherwise."""
 
     def purge_nonces(self, now: dt.datetime) -> int:
-        """Forget expired nonces; returns how many."""
-
-    def reset_nonces(self, now: dt.datetime) -> int:
-        """Called when a server starts: forget the nonces a crash may have left spendable a
-        second time (where spending is not made durable), and the expired ones."""
+        """Forget spent nonces that have expired; returns how many."""
 
 
 class AcmeRepository(NonceRepository, Protocol):

@@ -5,10 +5,10 @@ mounts under /acme (server/acme.py builds it over a CertificateAuthority).
 Every response carries `Link: <directory>;rel="index"`; every error is an RFC 7807
 problem document from problems.py, never a bare 500 for bad input.
 
-Nonces (RFC 8555 §6.5) are rows in the store, so making one is a write: only newNonce and
-responses to POSTs that carry a JWS get one (a badNonce answer needs one to retry with);
-a request's nonce is spent and the next one recorded in one transaction (nonces.py).
-GETs of the directory, unknown paths and other unauthenticated requests write nothing.
+Nonces (RFC 8555 §6.5) prove themselves (nonces.py): making one is CPU only, spending one
+is one insert. Only newNonce and responses to POSTs that carry a JWS get one (a badNonce
+answer needs one to retry with). GETs of the directory, unknown paths and other
+unauthenticated requests write nothing.
 
 Challenge validations run in the service's own ValidationPool; the POST waits for the
 result until the validation's deadline and then answers with the challenge as it is.
@@ -166,6 +166,8 @@ class AcmeApp:
         if handler != self.new_nonce and not getattr(request.state, "jws", False):
             return None
         try:
+            if self.service.nonces.ready:  # no store access: no thread hop
+                return self.service.nonces.new()
             return await run_in_threadpool(self.service.nonces.new)
         except Exception as exc:
             log.warning("issuing a nonce failed: %s", type(exc).__name__)

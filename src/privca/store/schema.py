@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0007_names_and_tidy"
+SCHEMA_REVISION = "0008_stateless_nonces"
 
 
 class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -196,12 +196,24 @@ acme_challenges = sa.Table(
     sa.Index("ix_acme_challenges_authorization", "authorization_id"),
 )
 
-acme_nonces = sa.Table(
-    "acme_nonces",
+# A nonce proves itself (acme/nonces.py: expiry and HMAC under the shared key), so handing
+# one out writes nothing; spending one inserts it here, and the primary key makes a second
+# spend, on any replica, fail. Rows go once the nonce has expired anyway.
+acme_spent_nonces = sa.Table(
+    "acme_spent_nonces",
     metadata,
     sa.Column("value", sa.String(64), primary_key=True),
     sa.Column("expires", UtcDateTime(), nullable=False),
-    sa.Index("ix_acme_nonces_expires", "expires"),
+    sa.Index("ix_acme_spent_nonces_expires", "expires"),
+)
+
+# The HMAC key of the nonces, one row, shared by every replica through the store.
+acme_nonce_keys = sa.Table(
+    "acme_nonce_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("secret", sa.LargeBinary(64), nullable=False),
+    sa.Column("created", UtcDateTime(), nullable=False),
 )
 
 acme_eab_keys = sa.Table(

@@ -1,27 +1,29 @@
 """Replay nonces in the database (privca.acme.repository.NonceRepository).
 
-A row is a nonce handed out and not yet spent; spending deletes it, so of two requests
-carrying the same nonce, on any replica, one finds the row. Handing one out writes a row,
-and most ACME requests do both (spend the request's nonce, hand out the next), so nonces
-were most of the ACME server's writes. They are made cheaper in two ways:
+A nonce proves itself (acme/nonces.py), so handing one out writes nothing. What the store
+keeps is the HMAC key every replica signs and checks nonces with, and the nonces spent:
+spending inserts one row, and the primary key lets exactly one insert of a value succeed,
+on any replica, however many race.
 
-- One transaction spends the request's nonce and records the next (`exchange_nonce`).
-- Their commits do not wait for the disk (database.transaction durable=False). Losing a
-  nonce handed out costs a client one badNonce and a retry (RFC 8555 §6.5). Losing a
-  spend would make that nonce acceptable again, so spends are durable where the database
-  outlives the server (PostgreSQL: replicas keep running while it restarts); on SQLite the
-  only loss is a power cut or OS crash, which takes the server down with it, and
-  `reset_nonces` at every server start drops all nonces, so none is accepted twice.
+A spent nonce's commit does not wait for the disk where the database goes down only with
+the server (SQLite: a power cut or OS crash); a new key at every server start then makes
+every nonce from before unacceptable, so one spent and lost cannot be accepted twice.
+Where the database outlives a replica (PostgreSQL) a spend is durable and the key kept,
+so the other replicas' nonces stay good while one restarts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 import sqlalchemy as sa
 
 from privca.store.acme.rows import Queries
-from privca.store.schema import acme_nonces
+from privca.store.schema import acme_nonce_keys, acme_spent_nonces
+
+NONCE_KEY_BYTES = 32
+_KEY_ROW = 1
 
 
 class NonceQueries(Queries):
@@ -29,40 +31,68 @@ class NonceQueries(Queries):
         """Whether a spent nonce must reach the disk before the request goes on."""
         return self.engine.dialect.name != "sqlite"
 
-    def add_nonce(self, value: str, expires: dt.datetime) -> None:
-        with self.transaction(durable=False) as connection:
-            connection.execute(acme_nonces.insert().values(value=value, expires=expires))
-
-    def exchange_nonce(
-        self, spent: str | None, issued: str, expires: dt.datetime, now: dt.datetime
-    ) -> bool:
-        """Spend `spent` (True exactly once per nonce handed out and unexpired, on any
-        replica) and record `issued`, in one transaction."""
-        durable = spent is not None and self._spends_are_durable()
-        with self.transaction(durable=durable) as connection:
-            found = None
-            if spent is not None:
+    def nonce_key(self, now: dt.datetime, *, starting: bool = False) -> bytes:
+        """The shared HMAC key (made if there is none). `starting`: a server starts, and
+        where spends are not durable the key is replaced (see the module's docstring)."""
+        renew = starting and not self._spends_are_durable()
+        with self.transaction() as connection:
+            if renew:
+                connection.execute(acme_nonce_keys.delete())
+                # Spent rows of the old key can never match a nonce of the new one.
+                connection.execute(acme_spent_nonces.delete())
+            else:
                 found = connection.execute(
-                    acme_nonces.delete()
-                    .where(acme_nonces.c.value == spent)
-                    .returning(acme_nonces.c.expires)
+                    sa.select(acme_nonce_keys.c.secret).where(acme_nonce_keys.c.id == _KEY_ROW)
                 ).scalar()
-            connection.execute(acme_nonces.insert().values(value=issued, expires=expires))
-        return found is not None and found > now
+                if found is not None:
+                    return bytes(found)
+            secret = secrets.token_bytes(NONCE_KEY_BYTES)
+            # The write lock (SQLite) or the primary key (PostgreSQL) picks one key when
+            # replicas start together; the others read the winner's below.
+            connection.execute(
+                _insert_ignoring_duplicates(connection, acme_nonce_keys).values(
+                    id=_KEY_ROW, secret=secret, created=now
+                )
+            )
+            return bytes(
+                connection.execute(
+                    sa.select(acme_nonce_keys.c.secret).where(acme_nonce_keys.c.id == _KEY_ROW)
+                ).scalar_one()
+            )
+
+    def spend_nonce(self, value: str, expires: dt.datetime, key: bytes) -> bool:
+        """Record `value` as spent: True the first time, on any replica, if `key` (what
+        it was checked with) is still the shared key; False otherwise."""
+        with self.transaction(durable=self._spends_are_durable()) as connection:
+            current = connection.execute(
+                sa.select(acme_nonce_keys.c.secret).where(acme_nonce_keys.c.id == _KEY_ROW)
+            ).scalar()
+            if current is None or not secrets.compare_digest(bytes(current), key):
+                return False  # another server started and renewed it (SQLite)
+            inserted = connection.execute(
+                _insert_ignoring_duplicates(connection, acme_spent_nonces)
+                .values(value=value, expires=expires)
+                .returning(acme_spent_nonces.c.value)
+            ).first()
+            return inserted is not None
 
     def purge_nonces(self, now: dt.datetime) -> int:
+        """Forget spent nonces that have expired (no one can spend them again)."""
         with self.transaction(durable=False) as connection:
             return connection.execute(
-                acme_nonces.delete().where(acme_nonces.c.expires <= now)
+                acme_spent_nonces.delete().where(acme_spent_nonces.c.expires <= now)
             ).rowcount
 
-    def reset_nonces(self, now: dt.datetime) -> int:
-        """At server start: on SQLite every nonce goes (a spend may have been lost with
-        the machine); elsewhere only the expired ones."""
-        if self._spends_are_durable():
-            return self.purge_nonces(now)
-        with self.transaction() as connection:
-            return connection.execute(sa.delete(acme_nonces)).rowcount
+
+def _insert_ignoring_duplicates(connection: sa.Connection, table: sa.Table) -> sa.Insert:
+    """INSERT that does nothing when the primary key exists."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
-__all__ = ["NonceQueries"]
+__all__ = ["NONCE_KEY_BYTES", "NonceQueries"]
