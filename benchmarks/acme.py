@@ -212,7 +212,8 @@ class Privca(Server):
             flags.append("--allow-loopback-validation")  # every name here is 127.0.0.1
         self.launch(
             [*self.command(home), "serve", "--listen", f"127.0.0.1:{port}",
-             "--server-name", "localhost", "--server-name", "127.0.0.1", *flags, "--passphrase-file", str(passphrase),
+             "--server-name", "localhost", "--server-name", "127.0.0.1", *flags,
+             "--passphrase-file", str(passphrase),
              *self.extra_args],
             work,
         )  # fmt: skip
