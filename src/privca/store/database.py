@@ -114,9 +114,12 @@ def _tune_sqlite(engine: sa.Engine, path: Path | None) -> None:
     def _on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         # A pooled connection keeps the file it opened: if the database was replaced (an
         # operator's mv or cp) or unlinked, it would go on reading a ghost, and share the
-        # -wal beside the path with connections to the new file. InvalidatePoolError
-        # drops every connection opened before now, then the pool opens a fresh one.
+        # -wal beside the path with connections to the new file. So the idle ones close
+        # now, before any connection opens the new file (the last to close checkpoints
+        # the old file and removes its -wal), then the pool drops this one and opens a
+        # fresh connection.
         if path is not None and record.info.get("privca_file") != _file_identity(path):
+            engine.pool.dispose()
             raise sa.exc.InvalidatePoolError("the database file was replaced or removed")
 
     @event.listens_for(engine, "connect")

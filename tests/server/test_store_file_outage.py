@@ -1,0 +1,68 @@
+"""The SQLite file goes away under a running server (pooled connections keep the file
+they opened): serve answers 503 with a problem that names no path, creates no empty
+database in its place, and picks the file up again, every record intact, when it is back."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from cryptography.x509 import ocsp
+
+from privca.acme.service import AcmeSettings
+from privca.server.settings import ServerSettings
+from tests.acme.jwsclient import RawClient
+from tests.server.conftest import LiveServer, ServedCA
+from tests.server.test_app import load, ocsp_request
+
+ACCOUNT = {"termsOfServiceAgreed": True}
+
+
+def health(server: LiveServer) -> dict:
+    reply = server.get("/health")
+    assert reply.status == 200
+    return json.loads(reply.body)
+
+
+def wait_for(condition, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "not within time"
+        time.sleep(0.1)
+
+
+def test_serve_answers_503_while_the_database_file_is_gone_and_recovers(
+    served_ca: ServedCA, live_server
+) -> None:
+    ca = served_ca.ca
+    server = live_server(ca, ServerSettings(acme=AcmeSettings()))
+    client = RawClient(f"{server.base}/acme/directory", root_pem="")
+    database = ca.home.root / "privca.db"
+    away = ca.home.root / "elsewhere.db"
+    assert server.get("/metrics").status == 200
+    fresh = ca.issue(["fresh.example"])  # committed just before: still in the WAL
+
+    os.rename(database, away)
+    wait_for(lambda: health(server)["status"] == "degraded")
+    assert server.get("/metrics").status == 503
+    refused = client.post(client.directory["newAccount"], ACCOUNT, nonce=client.nonce())
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"] == "urn:ietf:params:acme:error:serverInternal"
+    assert refused.headers["Retry-After"]
+    for reply in (refused.text, server.get("/health").body.decode(), server.get("/").body.decode()):
+        assert "privca.db" not in reply and str(ca.home.root) not in reply
+    # Revocation status still answers (the cache, else tryLater), never a 5xx.
+    answer = server.post_ocsp(ocsp_request(served_ca.good.certificate, ca.issuing))
+    assert answer.status == 200
+    assert not database.exists(), "an empty database was made in place of the missing one"
+
+    os.rename(away, database)
+    wait_for(lambda: health(server)["status"] == "ok")
+    assert server.get("/metrics").status == 200
+    created = client.post(client.directory["newAccount"], ACCOUNT, nonce=client.nonce())
+    assert created.status_code == 201, created.text
+    status = load(server.post_ocsp(ocsp_request(fresh.certificate, ca.issuing)).body)
+    assert status.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert ca.inventory.get(fresh.serial).status == "issued"
+    assert oct(database.stat().st_mode & 0o777) == "0o600"
