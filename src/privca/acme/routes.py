@@ -12,6 +12,8 @@ unauthenticated requests write nothing.
 
 Challenge validations run in the service's own ValidationPool; the POST waits for the
 result until the validation's deadline and then answers with the challenge as it is.
+Every other blocking step goes through the app's Admission (admission.py): a bounded
+number at once, work on orders under way before new orders.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from typing import Any
 
 from josepy.b64 import b64decode
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -33,6 +34,7 @@ from starlette.routing import Route
 from privca._http import BodyTooLarge, media_type, read_body
 from privca.acme import jws, messages
 from privca.acme.accounts import Authenticated, KeySource
+from privca.acme.admission import CONTINUES, STARTS, Admission, set_priority
 from privca.acme.challenges import ChallengeNetwork
 from privca.acme.issuer import CertificateIssuer
 from privca.acme.problems import PROBLEM_CONTENT_TYPE, AcmeProblem
@@ -92,6 +94,7 @@ class AcmeApp:
     def __init__(self, service: AcmeService) -> None:
         self.service = service
         self.settings = service.settings
+        self.admission = Admission()
 
     # plumbing -----------------------------------------------------------------------------
 
@@ -112,6 +115,8 @@ class AcmeApp:
         self, request: Request, handler: Callable[[Request, Urls], Awaitable[_Reply]]
     ) -> Response:
         urls = self.urls(request)
+        starts = handler in (self.new_account, self.new_order)
+        set_priority(STARTS if starts else CONTINUES)
         reply = await self._reply(request, handler, urls)
         headers = {
             "Cache-Control": "no-store",
@@ -168,7 +173,7 @@ class AcmeApp:
         try:
             if self.service.nonces.ready:  # no store access: no thread hop
                 return self.service.nonces.new()
-            return await run_in_threadpool(self.service.nonces.new)
+            return await self.admission.run(self.service.nonces.new)
         except Exception as exc:
             log.warning("issuing a nonce failed: %s", type(exc).__name__)
             return None
@@ -186,7 +191,7 @@ class AcmeApp:
             raise AcmeProblem("payloadTooLarge", str(exc)) from exc
         parsed = jws.parse_jws(body)
         request.state.jws = True  # a JWS POST: its answer carries a nonce, even an error
-        auth = await run_in_threadpool(
+        auth = await self.admission.run(
             self.service.accounts.authenticate,
             parsed,
             self.request_url(request, urls),
@@ -300,25 +305,25 @@ class AcmeApp:
 
     async def new_account(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls, KeySource.JWK)
-        account, created = await run_in_threadpool(self.service.accounts.new_account, auth, urls)
+        account, created = await self.admission.run(self.service.accounts.new_account, auth, urls)
         return self.account_reply(account, urls, 201 if created else 200)
 
     async def account(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
         account_id = request.path_params["id"]
-        account = await run_in_threadpool(self.service.accounts.update_account, auth, account_id)
+        account = await self.admission.run(self.service.accounts.update_account, auth, account_id)
         return self.account_reply(account, urls)
 
     async def account_orders(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
-        orders = await run_in_threadpool(
+        orders = await self.admission.run(
             self.service.orders.orders, auth, request.path_params["id"]
         )
         return _Reply({"orders": [urls.order(o.id) for o in orders]})
 
     async def key_change(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
-        account = await run_in_threadpool(self.service.accounts.key_change, auth, urls)
+        account = await self.admission.run(self.service.accounts.key_change, auth, urls)
         return self.account_reply(account, urls)
 
     async def new_order(self, request: Request, urls: Urls) -> _Reply:
@@ -326,26 +331,26 @@ class AcmeApp:
         profile = request.path_params.get("profile")
         if profile is not None and profile not in self.settings.profiles:
             raise AcmeProblem("notFound", "no such ACME profile")
-        order, authzs = await run_in_threadpool(self.service.orders.new_order, auth, profile)
+        order, authzs = await self.admission.run(self.service.orders.new_order, auth, profile)
         return self.order_reply(order, authzs, urls, 201)
 
     async def order(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
-        order, authzs = await run_in_threadpool(
+        order, authzs = await self.admission.run(
             self.service.orders.order, auth, request.path_params["id"]
         )
         return self.order_reply(order, authzs, urls)
 
     async def finalize(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
-        order, authzs = await run_in_threadpool(
+        order, authzs = await self.admission.run(
             self.service.certificates.finalize, auth, request.path_params["id"]
         )
         return self.order_reply(order, authzs, urls)
 
     async def authorization(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
-        authz, challenges = await run_in_threadpool(
+        authz, challenges = await self.admission.run(
             self.service.authorizations.authorization, auth, request.path_params["id"]
         )
         return _Reply(self.encode_authorization(authz, challenges, urls))
@@ -353,7 +358,7 @@ class AcmeApp:
     async def challenge(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
         challenge_id = request.path_params["id"]
-        challenge, authz, pending = await run_in_threadpool(
+        challenge, authz, pending = await self.admission.run(
             self.service.authorizations.challenge, auth, challenge_id
         )
         if pending is not None:
@@ -362,7 +367,7 @@ class AcmeApp:
             with contextlib.suppress(TimeoutError):
                 wait = max(0.0, pending.deadline.left()) + RECORD_GRACE_SECONDS
                 await asyncio.wait_for(asyncio.shield(done), wait)
-            challenge, authz = await run_in_threadpool(
+            challenge, authz = await self.admission.run(
                 self.service.authorizations.challenge_state, auth, challenge_id
             )
         return _Reply(
@@ -372,20 +377,20 @@ class AcmeApp:
 
     async def certificate(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls)
-        pem = await run_in_threadpool(
+        pem = await self.admission.run(
             self.service.certificates.certificate, auth, request.path_params["id"]
         )
         return _Reply(pem, content_type=PEM_CHAIN)
 
     async def revoke_cert(self, request: Request, urls: Urls) -> _Reply:
         auth = await self.signed(request, urls, KeySource.EITHER)
-        await run_in_threadpool(self.service.certificates.revoke, auth)
+        await self.admission.run(self.service.certificates.revoke, auth)
         return _Reply(status=200)
 
     async def renewal_info(self, request: Request, urls: Urls) -> _Reply:
         if request.method not in ("GET", "HEAD"):
             raise AcmeProblem("methodNotAllowed", "use GET for renewalInfo")
-        info, retry = await run_in_threadpool(
+        info, retry = await self.admission.run(
             self.service.certificates.renewal_info, request.path_params["cert_id"]
         )
         return _Reply(info, headers={"Retry-After": str(retry)})

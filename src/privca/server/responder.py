@@ -3,7 +3,8 @@
 Fast path (no threadpool, no store query): the request's CertID has a cached answer that
 is still fresh and the store has not changed since it was confirmed (see watch.py). Else
 the serial is looked up and, only if its status changed or the cached response got old, a
-response is signed, in the threadpool.
+response is signed, in the revocation threads (StoreWatch.run: not the shared threadpool,
+where ACME work queues).
 
 Nonces (RFC 6960 4.4.1): RFC 5019 4 lets a responder ignore them, and a response that
 echoes one cannot be cached. So cached responses carry no nonce and a request's nonce is
@@ -24,8 +25,6 @@ import logging
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from starlette.concurrency import run_in_threadpool
 
 from privca.errors import InputError, PrivcaError, StoreUnavailable
 from privca.server.credentials import ServeCredentials
@@ -177,7 +176,7 @@ class OcspResponder:
                 if entry.valid(snapshot, now):
                     return Reply(entry.der, _seconds(entry.fresh_until - now))
             snapshot = await self._watch.snapshot()
-            return await run_in_threadpool(self._refresh, authority, query, snapshot, now)
+            return await self._watch.run(self._refresh, authority, query, snapshot, now)
         except PrivcaError as exc:
             if exc.exit_code != 3:  # only "the environment refuses" is worth retrying
                 raise

@@ -22,10 +22,12 @@ already known (cached OCSP answers, published CRLs) until a poll succeeds again.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
 
 log = logging.getLogger("privca.server")
+P = ParamSpec("P")
+T = TypeVar("T")
+REVOCATION_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,11 @@ class StoreWatch:
     def __init__(self, ca: CertificateAuthority, interval: float = 1.0) -> None:
         self._ca = ca
         self.interval = interval
+        # Revocation answers (OCSP, and the reads that confirm them) run in threads of
+        # their own: in the shared threadpool they waited behind every queued ACME job.
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=REVOCATION_THREADS, thread_name_prefix="privca-revocation"
+        )
         self._lock = asyncio.Lock()
         self._snapshot: Snapshot | None = None
         self._probe = ca.inventory.change_counter()
@@ -81,7 +91,13 @@ class StoreWatch:
         self._on_authorities: list[Listener] = []
         self._on_revocations: list[Listener] = []
 
+    async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`function(*args)` in the revocation threads (see __init__)."""
+        call = functools.partial(function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
     def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
         if self._probe is not None:
             self._probe.close()
             self._probe = None
@@ -132,7 +148,7 @@ class StoreWatch:
             raise StoreUnavailable("the store does not answer")
         try:
             if self._probe is None:
-                return Snapshot(None, await run_in_threadpool(self._read_fingerprints))
+                return Snapshot(None, await self.run(self._read_fingerprints))
             async with self._lock:  # one re-read for all requests that noticed the change
                 cached = self.current()
                 if cached is not None:
@@ -140,7 +156,7 @@ class StoreWatch:
                 # Read the counter before the fingerprints: a commit in between makes the
                 # next check see a new counter and read again, never miss a revocation.
                 version = self._data_version()
-                fingerprints = await run_in_threadpool(self._read_fingerprints)
+                fingerprints = await self.run(self._read_fingerprints)
                 self._snapshot = Snapshot(version, fingerprints)
                 return self._snapshot
         except StoreUnavailable as exc:
