@@ -181,7 +181,12 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
             query = query.values(error=dump_problem(error))
         if certificate_serial is not None:
             query = query.values(certificate_serial=certificate_serial)
-        with self.transaction() as connection:
+        # "processing" only marks a finalize under way: if a crash loses it, the order is
+        # "ready" again and the client finalizes again. What follows it (valid with the
+        # certificate, or invalid) is durable, and a durable commit flushes the ones
+        # before it, so the marker needs no flush of its own.
+        durable = transition.target != OrderStatus.PROCESSING
+        with self.transaction(durable=durable) as connection:
             return connection.execute(query).rowcount == 1
 
     # authorizations and challenges ----------------------------------------------------
@@ -229,7 +234,9 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         query = moved(acme_challenges, challenge_started()).where(
             acme_challenges.c.id == challenge_id
         )
-        with self.transaction() as connection:
+        # A marker like the order's "processing" (see move_order): lost in a crash, the
+        # challenge is pending again and the client asks again; its result is durable.
+        with self.transaction(durable=False) as connection:
             return connection.execute(query).rowcount == 1
 
     def finish_challenge(
