@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from josepy.b64 import b64decode
 from starlette.applications import Starlette
@@ -51,6 +51,7 @@ from privca.acme.settings import AcmeSettings
 from privca.errors import PrivcaError
 
 log = logging.getLogger("privca.acme")
+T = TypeVar("T")
 JOSE = "application/jose+json"
 PEM_CHAIN = "application/pem-certificate-chain"
 # How long a challenge POST waits past the validation deadline for the result to be
@@ -178,9 +179,16 @@ class AcmeApp:
             log.warning("issuing a nonce failed: %s", type(exc).__name__)
             return None
 
-    async def signed(
-        self, request: Request, urls: Urls, key_from: KeySource = KeySource.KID
-    ) -> Authenticated:
+    async def signed_call(
+        self,
+        request: Request,
+        urls: Urls,
+        call: Callable[..., T],
+        *args: Any,
+        key_from: KeySource = KeySource.KID,
+    ) -> T:
+        """`call(authenticated request, *args)`, run in the same threadpool job as the
+        authentication: one thread hop per request instead of two."""
         if request.method != "POST":
             raise AcmeProblem("methodNotAllowed", "use POST (or POST-as-GET) for this resource")
         if media_type(request.headers) != JOSE:
@@ -191,15 +199,15 @@ class AcmeApp:
             raise AcmeProblem("payloadTooLarge", str(exc)) from exc
         parsed = jws.parse_jws(body)
         request.state.jws = True  # a JWS POST: its answer carries a nonce, even an error
-        auth = await self.admission.run(
-            self.service.accounts.authenticate,
-            parsed,
-            self.request_url(request, urls),
-            urls,
-            key_from,
-        )
-        request.state.replay_nonce = auth.replay_nonce
-        return auth
+        url = self.request_url(request, urls)
+
+        def authenticated() -> T:
+            auth = self.service.accounts.authenticate(parsed, url, urls, key_from)
+            # Before `call`: a problem it raises still carries the next nonce.
+            request.state.replay_nonce = auth.replay_nonce
+            return call(auth, *args)
+
+        return await self.admission.run(authenticated)
 
     # encoders -----------------------------------------------------------------------------
 
@@ -304,62 +312,63 @@ class AcmeApp:
         raise AcmeProblem("methodNotAllowed", "use HEAD or GET for newNonce")
 
     async def new_account(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls, KeySource.JWK)
-        account, created = await self.admission.run(self.service.accounts.new_account, auth, urls)
+        account, created = await self.signed_call(
+            request, urls, self.service.accounts.new_account, urls, key_from=KeySource.JWK
+        )
         return self.account_reply(account, urls, 201 if created else 200)
 
     async def account(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls)
         account_id = request.path_params["id"]
-        account = await self.admission.run(self.service.accounts.update_account, auth, account_id)
+        account = await self.signed_call(
+            request, urls, self.service.accounts.update_account, account_id
+        )
         return self.account_reply(account, urls)
 
     async def account_orders(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls)
-        orders = await self.admission.run(
-            self.service.orders.orders, auth, request.path_params["id"]
+        orders = await self.signed_call(
+            request, urls, self.service.orders.orders, request.path_params["id"]
         )
         return _Reply({"orders": [urls.order(o.id) for o in orders]})
 
     async def key_change(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls)
-        account = await self.admission.run(self.service.accounts.key_change, auth, urls)
+        account = await self.signed_call(request, urls, self.service.accounts.key_change, urls)
         return self.account_reply(account, urls)
 
     async def new_order(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls)
         profile = request.path_params.get("profile")
-        if profile is not None and profile not in self.settings.profiles:
-            raise AcmeProblem("notFound", "no such ACME profile")
-        order, authzs = await self.admission.run(self.service.orders.new_order, auth, profile)
+
+        def new_order(auth: Authenticated) -> tuple[OrderRow, list[AuthorizationRow]]:
+            if profile is not None and profile not in self.settings.profiles:
+                raise AcmeProblem("notFound", "no such ACME profile")
+            return self.service.orders.new_order(auth, profile)
+
+        order, authzs = await self.signed_call(request, urls, new_order)
         return self.order_reply(order, authzs, urls, 201)
 
     async def order(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls)
-        order, authzs = await self.admission.run(
-            self.service.orders.order, auth, request.path_params["id"]
+        order, authzs = await self.signed_call(
+            request, urls, self.service.orders.order, request.path_params["id"]
         )
         return self.order_reply(order, authzs, urls)
 
     async def finalize(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls)
-        order, authzs = await self.admission.run(
-            self.service.certificates.finalize, auth, request.path_params["id"]
+        order, authzs = await self.signed_call(
+            request, urls, self.service.certificates.finalize, request.path_params["id"]
         )
         return self.order_reply(order, authzs, urls)
 
     async def authorization(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls)
-        authz, challenges = await self.admission.run(
-            self.service.authorizations.authorization, auth, request.path_params["id"]
+        authz, challenges = await self.signed_call(
+            request, urls, self.service.authorizations.authorization, request.path_params["id"]
         )
         return _Reply(self.encode_authorization(authz, challenges, urls))
 
     async def challenge(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls)
         challenge_id = request.path_params["id"]
-        challenge, authz, pending = await self.admission.run(
-            self.service.authorizations.challenge, auth, challenge_id
+        auth, (challenge, authz, pending) = await self.signed_call(
+            request,
+            urls,
+            lambda auth: (auth, self.service.authorizations.challenge(auth, challenge_id)),
         )
         if pending is not None:
             # Awaited on the event loop: no thread of the shared pool waits for a peer.
@@ -376,15 +385,15 @@ class AcmeApp:
         )
 
     async def certificate(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls)
-        pem = await self.admission.run(
-            self.service.certificates.certificate, auth, request.path_params["id"]
+        pem = await self.signed_call(
+            request, urls, self.service.certificates.certificate, request.path_params["id"]
         )
         return _Reply(pem, content_type=PEM_CHAIN)
 
     async def revoke_cert(self, request: Request, urls: Urls) -> _Reply:
-        auth = await self.signed(request, urls, KeySource.EITHER)
-        await self.admission.run(self.service.certificates.revoke, auth)
+        await self.signed_call(
+            request, urls, self.service.certificates.revoke, key_from=KeySource.EITHER
+        )
         return _Reply(status=200)
 
     async def renewal_info(self, request: Request, urls: Urls) -> _Reply:
