@@ -3,15 +3,18 @@
 Every ACME request that carries a JWS spends its nonce and hands out the next. Compared,
 interleaved over one SQLite file:
 
-- two-commits: spend in one durable transaction, hand out in another (privca before issue 12);
-- one-commit: both in one transaction, synchronous=FULL;
-- exchange: what privca does now (AcmeStore.exchange_nonce: one transaction, the commit
-  does not wait for the disk; see store/acme/nonces.py for why no nonce is accepted twice).
+- two-commits: a row per nonce handed out; spend (delete) in one durable transaction,
+  hand out (insert) in another (privca before issue 12);
+- one-commit: the same rows, both in one transaction, synchronous=FULL;
+- row-exchange: the same rows, one transaction whose commit does not wait for the disk
+  (privca until migration 0008);
+- self-proving: what privca does now (acme/nonces.py): handing out is an HMAC and writes
+  nothing; spending inserts the nonce into the spent table, commit without a flush.
 
-Each on the store's engine as privca builds it (NullPool: a connection per transaction, and
-SQLite checkpoints the WAL when the last connection closes) and on a pooled engine (what a
-pooled store engine would give). With --strace, each variant also runs under `strace -c`
-and the fdatasync/fsync calls per request are printed (machine-independent, unlike times).
+Each on a SQLite engine with NullPool (a connection per transaction, and SQLite
+checkpoints the WAL when the last connection closes: privca's store until the pooled
+engine) and on privca's store engine (pooled). With --strace, each variant also runs under
+`strace -c` and the fdatasync/fsync calls per request are printed (machine-independent).
 
     python benchmarks/nonces.py            # 5 rounds of 100 requests per variant
     python benchmarks/nonces.py --n 300 --strace
@@ -34,40 +37,54 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from privca.acme.nonces import NonceSource
 from privca.store import database
 from privca.store.acme import AcmeStore
 from privca.store.inventory import Store
-from privca.store.schema import acme_nonces
 
-Variant = Callable[[AcmeStore, str], str]
+Variant = Callable[[AcmeStore, NonceSource, str], str]
 LIFETIME = dt.timedelta(hours=1)
+# The row-per-nonce table privca had before migration 0008, in the benchmark's database.
+ROWS = sa.Table(
+    "bench_row_nonces",
+    sa.MetaData(),
+    sa.Column("value", sa.String(64), primary_key=True),
+    sa.Column("expires", sa.DateTime(timezone=True), nullable=False),
+)
 
 
 def _later() -> dt.datetime:
     return dt.datetime.now(dt.UTC) + LIFETIME
 
 
-def two_commits(store: AcmeStore, spent: str) -> str:
+def two_commits(store: AcmeStore, _source: NonceSource, spent: str) -> str:
     issued = secrets.token_urlsafe(24)
     with store.transaction() as connection:
-        connection.execute(acme_nonces.delete().where(acme_nonces.c.value == spent))
+        connection.execute(ROWS.delete().where(ROWS.c.value == spent))
     with store.transaction() as connection:
-        connection.execute(acme_nonces.insert().values(value=issued, expires=_later()))
+        connection.execute(ROWS.insert().values(value=issued, expires=_later()))
     return issued
 
 
-def one_commit(store: AcmeStore, spent: str) -> str:
+def one_commit(store: AcmeStore, _source: NonceSource, spent: str) -> str:
     issued = secrets.token_urlsafe(24)
     with store.transaction() as connection:
-        connection.execute(acme_nonces.delete().where(acme_nonces.c.value == spent))
-        connection.execute(acme_nonces.insert().values(value=issued, expires=_later()))
+        connection.execute(ROWS.delete().where(ROWS.c.value == spent))
+        connection.execute(ROWS.insert().values(value=issued, expires=_later()))
     return issued
 
 
-def exchange(store: AcmeStore, spent: str) -> str:
+def row_exchange(store: AcmeStore, _source: NonceSource, spent: str) -> str:
     issued = secrets.token_urlsafe(24)
-    now = dt.datetime.now(dt.UTC)
-    if not store.exchange_nonce(spent, issued, now + LIFETIME, now):
+    with store.transaction(durable=False) as connection:
+        connection.execute(ROWS.delete().where(ROWS.c.value == spent))
+        connection.execute(ROWS.insert().values(value=issued, expires=_later()))
+    return issued
+
+
+def self_proving(_store: AcmeStore, source: NonceSource, spent: str) -> str:
+    accepted, issued = source.exchange(spent)
+    if not accepted:
         raise RuntimeError("a nonce handed out was not accepted")
     return issued
 
@@ -75,7 +92,8 @@ def exchange(store: AcmeStore, spent: str) -> str:
 VARIANTS: dict[str, Variant] = {
     "two-commits": two_commits,
     "one-commit": one_commit,
-    "exchange": exchange,
+    "row-exchange": row_exchange,
+    "self-proving": self_proving,
 }
 
 
@@ -84,24 +102,27 @@ def open_store(directory: Path, pooled: bool) -> AcmeStore:
     path = directory / "inventory.db"
     store = Store(database.sqlite_url(path))
     store.migrate()
-    if not pooled:
+    ROWS.create(store.engine, checkfirst=True)
+    if pooled:
         return AcmeStore.of(store)
     engine = sa.create_engine(
         database.sqlite_url(path),
         connect_args={"timeout": database.SQLITE_BUSY_TIMEOUT_MS / 1000},
-        poolclass=sa.QueuePool,
+        poolclass=sa.NullPool,
     )
-    database._tune_sqlite(engine)
+    database._tune_sqlite(engine, path)
     return AcmeStore(engine)
 
 
 def run(store: AcmeStore, variant: Variant, n: int) -> float:
     """Seconds per request for n requests, each spending the previous one's nonce."""
-    spent = secrets.token_urlsafe(24)
-    store.add_nonce(spent, _later())
+    source = NonceSource(store)
+    spent = source.new()
+    with store.transaction() as connection:
+        connection.execute(ROWS.insert().values(value=spent, expires=_later()))
     started = time.perf_counter()
     for _ in range(n):
-        spent = variant(store, spent)
+        spent = variant(store, source, spent)
     return (time.perf_counter() - started) / max(n, 1)
 
 
@@ -142,7 +163,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, variant in VARIANTS.items():
                     times[name].append(run(store, variant, args.n))
-            engine = "pooled engine" if pooled else "privca's engine (NullPool)"
+            engine = "privca's store engine (pooled)" if pooled else "a NullPool engine"
             print(f"{engine}, {args.rounds} rounds of {args.n} requests:")
             baseline = statistics.median(times["two-commits"])
             for name, values in times.items():
