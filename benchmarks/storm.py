@@ -196,6 +196,8 @@ class Host:
 
     async def _new_nonce(self, port: int) -> str:
         reply = await self.connections[port].request("HEAD", "/acme/new-nonce")
+        if "replay-nonce" not in reply.headers:
+            raise AcmeError(f"HEAD new-nonce: {reply.status} without a nonce")
         return reply.headers["replay-nonce"]
 
     async def post(self, path: str, payload: Any, stats: Stats, *, jwk: bool = False) -> Reply:
