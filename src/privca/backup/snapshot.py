@@ -36,13 +36,13 @@ from privca.store.schema import (
     authorities,
     certificates,
     crl_state,
-    events,
+    audit_log,
     metadata,
 )
 
 ROWS_PER_BATCH = 1000
 # Tables whose integer id PostgreSQL draws from a sequence: set past the copied rows.
-SEQUENCED = (authorities, events)
+SEQUENCED = (authorities,)
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def summarize(connection: sa.Connection) -> StoreSummary:
         sa.select(sa.func.count()).where(certificates.c.der.is_not(None))
     ).scalar_one()
     newest = [
-        connection.execute(sa.select(sa.func.max(events.c.at))).scalar(),
+        connection.execute(sa.select(sa.func.max(audit_log.c.at))).scalar(),
         connection.execute(sa.select(sa.func.max(certificates.c.created_at))).scalar(),
     ]
     known = [as_utc(value) for value in newest if value is not None]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from privca.errors import AlreadyExists, StoreUnavailable
+from privca.store.auditlog import der_fingerprint
 from privca.store.database import Change, Database
 from privca.store.schema import authorities, crl_state
 from privca.x509.encoding import serial_hex
@@ -54,6 +55,7 @@ def _first_crl_number(change: Change, issuer_id: int, next_update: dt.datetime) 
             )
     except sa.exc.IntegrityError:
         return None  # another replica published its first CRL at the same moment
+    change.record("crl-issued", None, {"issuer": issuer_id, "number": number})
     return number
 
 
@@ -146,7 +148,13 @@ class AuthorityWrites:
                         created_at=now,
                     )
                 )
-                change.record(f"{row.role}-ca-created", row.serial)
+                detail = {
+                    "common_name": row.common_name,
+                    "key_ref": row.key_ref,
+                    "fingerprint": der_fingerprint(row.der),
+                    "active": row.active,
+                }
+                change.record(f"{row.role}-ca-created", row.serial, detail)
                 key = result.inserted_primary_key
                 if key is None:
                     raise StoreUnavailable("the inventory did not return the new CA's id")
@@ -188,6 +196,7 @@ class AuthorityWrites:
                 .where(crl_state.c.issuer_id == issuer_id)
                 .values(number=number, this_update=this_update, next_update=next_update)
             )
+            change.record("crl-issued", None, {"issuer": issuer_id, "number": number})
         return number
 
     def continue_crl_numbers(

@@ -2,8 +2,8 @@
 writers, or PostgreSQL.
 
 Every change to the inventory goes through `Database.change`: one write transaction that
-also records what it did in the events table (the audit trail), so whatever a change must
-append later is appended in one place, in the same transaction as the change itself.
+also appends what it did to the audit log (store/auditlog.py), in one place and in the same
+transaction as the change itself.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from privca._text import printable
 from privca.errors import StoreUnavailable
 from privca.home import create_private_file
 from privca.store.address import check_store_url, redact
-from privca.store.schema import SCHEMA_REVISION, events
+from privca.store import auditlog
+from privca.store.schema import SCHEMA_REVISION
 from privca.x509.encoding import serial_hex
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -219,11 +220,12 @@ class ChangeCounter:
             self._connection.close()
 
 
-Event = tuple[str, int | str | None, str | None]  # action, serial, detail
+# action, serial, detail (an object; a plain string is kept as {"note": ...})
+Event = tuple[str, int | str | None, auditlog.Detail | str | None]
 
 
 class Change:
-    """One write transaction: the statements of a change and the events it records."""
+    """One write transaction: the statements of a change and the audit entries it appends."""
 
     def __init__(self, connection: sa.Connection, now: dt.datetime) -> None:
         self.connection = connection
@@ -233,23 +235,23 @@ class Change:
         return self.connection.execute(statement, parameters)
 
     def record(
-        self, action: str, serial: int | str | None = None, detail: str | None = None
+        self,
+        action: str,
+        serial: int | str | None = None,
+        detail: auditlog.Detail | str | None = None,
     ) -> None:
-        """Append one event (what happened, to which serial) to the audit trail."""
+        """Append one entry (what happened, to which serial) to the audit log."""
         self.record_all([(action, serial, detail)])
 
     def record_all(self, happened: Iterable[Event]) -> None:
-        rows = [
-            {
-                "at": self.now,
-                "action": action,
-                "serial": serial_hex(serial) if isinstance(serial, int) else serial,
-                "detail": detail,
-            }
-            for action, serial, detail in happened
-        ]
-        if rows:
-            self.connection.execute(events.insert(), rows)
+        auditlog.append(
+            self.connection,
+            self.now,
+            (
+                (action, serial_hex(serial) if isinstance(serial, int) else serial, detail)
+                for action, serial, detail in happened
+            ),
+        )
 
 
 UNAVAILABLE_HINT = "check the store URL, that the database is reachable and the disk not full"
