@@ -33,10 +33,10 @@ from privca.store.database import (
 )
 from privca.store.schema import (
     SCHEMA_REVISION,
+    audit_log,
     authorities,
     certificates,
     crl_state,
-    audit_log,
     metadata,
 )
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from privca.store.schema import audit_head, audit_log
+from privca.store.schema import audit_checkpoints, audit_head, audit_log, certificates
 
 GENESIS = "0" * 64
 DOMAIN = b"privca-audit-v1\n"
@@ -275,7 +275,7 @@ def check_chain(entries: Iterable[AuditEntry]) -> tuple[int, str, ChainBreak | N
                     previous,
                     ChainBreak(
                         expected_seq,
-                        f"entry {expected_seq} is missing (deleted): the log goes on at {entry.seq}",
+                        f"entry {expected_seq} is missing (deleted): next is {entry.seq}",
                     ),
                 )
             return count, previous, ChainBreak(entry.seq, f"entry {entry.seq} is out of order")
@@ -320,11 +320,120 @@ def hashes_at(connection: sa.Connection, seqs: Sequence[int]) -> dict[int, str]:
     return {int(r.seq): str(r.hash) for r in rows}
 
 
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    seq: int  # entries covered
+    head_hash: str
+    at: dt.datetime
+    document: str  # the checkpoint file's JSON, as published
+
+
+def read_checkpoints(connection: sa.Connection) -> list[StoredCheckpoint]:
+    c = audit_checkpoints.c
+    return [
+        StoredCheckpoint(
+            int(r.seq),
+            r.head_hash,
+            (r.at if r.at.tzinfo else r.at.replace(tzinfo=dt.UTC)).astimezone(dt.UTC),
+            r.document,
+        )
+        for r in connection.execute(sa.select(audit_checkpoints).order_by(c.seq))
+    ]
+
+
+def last_checkpoint_seq(connection: sa.Connection) -> int:
+    found = connection.execute(sa.select(sa.func.max(audit_checkpoints.c.seq))).scalar()
+    return int(found) if found is not None else 0
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """What `audit verify` checks of one certificate row against the log."""
+
+    serial: str
+    status: str
+    der: bytes | None
+    tidied: bool
+
+
+def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFacts]:
+    c = certificates.c
+    query = sa.select(c.serial, c.status, c.der, c.tidied_at).order_by(c.serial)
+    for row in connection.execution_options(yield_per=2000).execute(query):
+        yield CertificateFacts(row.serial, row.status, row.der, row.tidied_at is not None)
+
+
+class AuditSnapshot:
+    """The log, its checkpoints and the certificate rows as of one moment (one read
+    transaction, REPEATABLE READ on PostgreSQL), so a concurrent change cannot look like
+    tampering to `audit verify`."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self._connection = connection
+
+    def entries(
+        self,
+        *,
+        since: dt.datetime | None = None,
+        actor: str | None = None,
+        serial: str | None = None,
+    ) -> Iterator[AuditEntry]:
+        return read_entries(self._connection, since=since, actor=actor, serial=serial)
+
+    def head(self) -> tuple[int, str]:
+        return head(self._connection)
+
+    def stored_head(self) -> tuple[int, str] | None:
+        return stored_head(self._connection)
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        return read_checkpoints(self._connection)
+
+    def certificate_facts(self) -> Iterator[CertificateFacts]:
+        return read_certificate_facts(self._connection)
+
+    def certificates(self, serials: Iterable[str]) -> dict[str, bytes]:
+        """The DER of the given serials that the inventory holds."""
+        wanted = sorted(set(serials))
+        found: dict[str, bytes] = {}
+        c = certificates.c
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            query = sa.select(c.serial, c.der).where(c.serial.in_(chunk), c.der.is_not(None))
+            found.update({r.serial: r.der for r in self._connection.execute(query)})
+        return found
+
+
+class AuditWrites:
+    """The checkpoints of the audit log (the entries are appended by every change)."""
+
+    database: Any  # store.database.Database (not imported: it imports this module)
+
+    def add_checkpoint(self, seq: int, head_hash: str, at: dt.datetime, document: str) -> bool:
+        """Keep a signed checkpoint; False if one for `seq` is already kept."""
+        with self.database.change(at) as change:
+            exists = change.execute(
+                sa.select(audit_checkpoints.c.seq).where(audit_checkpoints.c.seq == seq)
+            ).first()
+            if exists is not None:
+                return False
+            change.execute(
+                audit_checkpoints.insert().values(
+                    seq=seq, head_hash=head_hash, at=at, document=document
+                )
+            )
+        return True
+
+
 __all__ = [
     "DOMAIN",
     "GENESIS",
     "AuditEntry",
+    "AuditSnapshot",
+    "AuditWrites",
+    "CertificateFacts",
     "ChainBreak",
+    "StoredCheckpoint",
     "acting_as",
     "append",
     "as_detail",

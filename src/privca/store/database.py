@@ -20,8 +20,8 @@ from sqlalchemy import event
 from privca._text import printable
 from privca.errors import StoreUnavailable
 from privca.home import create_private_file
-from privca.store.address import check_store_url, redact
 from privca.store import auditlog
+from privca.store.address import check_store_url, redact
 from privca.store.schema import SCHEMA_REVISION
 from privca.x509.encoding import serial_hex
 

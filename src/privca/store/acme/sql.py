@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from privca._time import utcnow
 from privca.acme.repository import (
     AccountRow,
     AuthorizationRow,
@@ -32,7 +33,6 @@ from privca.acme.state import (
     order_after_authorizations,
     order_after_deactivation,
 )
-from privca._time import utcnow
 from privca.store import auditlog
 from privca.store.acme.eab import EabKeyQueries
 from privca.store.acme.nonces import NonceQueries
