@@ -233,14 +233,12 @@ class CertificateAuthority(AuthorityRecords):
             issuer=issuer,
             signer=lambda: self.signer(issuer),
         )
-        return issuance.sign(
-            requests,
-            profile=profile,
-            days=days,
-            strict=strict,
-            now=now or utcnow(),
-            progress=progress,
+        now = now or utcnow()
+        issued = issuance.sign(
+            requests, profile=profile, days=days, strict=strict, now=now, progress=progress
         )
+        self.checkpoint_if_due(now)
+        return issued
 
     def issue_ocsp_responder(
         self, authority: Authority, *, days: int = 30, now: dt.datetime | None = None

@@ -8,14 +8,25 @@ It holds what every use case needs: the settings, the store (private: others rea
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from cryptography import x509
 
-from privca.errors import NotFound
-from privca.home import CAHome
+from privca._time import utcnow
+from privca.auditing import (
+    RENEW_BEFORE,
+    AuditSigner,
+    Checkpoint,
+    build_export,
+    establish_audit_key,
+    load_audit_signer,
+    sign_checkpoint,
+)
+from privca.errors import NotFound, PrivcaError
+from privca.home import CAHome, atomic_write
 from privca.keys.custody import HomeCustody, SecretSource
 from privca.policy import IssuancePolicy
 from privca.registry import CaCertificate, Registry
@@ -58,6 +69,7 @@ class AuthorityCore:
         )
         self._registry: Registry | None = None
         self._signers: dict[int, Issuer] = {}
+        self._audit_signer: AuditSigner | None = None
 
     def refresh(self) -> None:
         """Forget the snapshot of CA certificates (keeping unlocked keys), so a
@@ -190,6 +202,80 @@ class AuthorityCore:
         signer = Issuer.from_certificate(entry.certificate, key)
         self._signers[entry.id] = signer
         return signer
+
+    # The audit log's signatures (auditing.py) ------------------------------------------
+
+    def audit_signer(self, now: dt.datetime | None = None) -> AuditSigner:
+        """The audit key, unlocked like the CA keys (same passphrase or token), with its
+        certificate; made on first need (and when its certificate nears its end),
+        certified by the issuing CA.
+
+        Raises:
+            As `signer` for the issuing CA; StoreUnavailable.
+        """
+        now = now or utcnow()
+        cached = self._audit_signer
+        if cached is not None and cached.certificate.not_valid_after_utc - RENEW_BEFORE > now:
+            return cached
+        issuing = self.registry.issuing
+        chain = self.chain
+        found = load_audit_signer(self.home, self._custody, chain, now)
+        if found is None:
+            found = establish_audit_key(
+                self.home, self._custody, self._store, issuing, self.signer(issuing), chain, now
+            )
+        self._audit_signer = found
+        return found
+
+    def audit_checkpoint(self, now: dt.datetime | None = None) -> Checkpoint:
+        """Sign a checkpoint of the audit log (entries, head hash, time), keep it in the
+        store and publish it as certs/audit-checkpoint.json.
+
+        Raises:
+            As `audit_signer`.
+        """
+        now = now or utcnow()
+        signer = self.audit_signer(now)
+        entries, head = self.inventory.audit_head()
+        checkpoint = sign_checkpoint(signer, entries, head, now, self.root)
+        text = checkpoint.text()
+        self._store.add_checkpoint(entries, head, now, text)
+        atomic_write(self.home.audit_checkpoint, text.encode(), 0o644)
+        return checkpoint
+
+    def checkpoint_if_due(self, now: dt.datetime) -> Checkpoint | None:
+        """A checkpoint when [audit] checkpoint_every entries have been appended since the
+        last one. Called where the CA key was just used, so the audit key is unlocked with
+        the same secret; if it cannot be (another operator's key, a token gone), the
+        checkpoint waits for the next chance, and the change stays done."""
+        every = self.settings.audit_checkpoint_every
+        if every <= 0:
+            return None
+        if self.inventory.audit_head()[0] - self.inventory.last_checkpoint_seq() < every:
+            return None
+        try:
+            return self.audit_checkpoint(now)
+        except PrivcaError:
+            return None
+
+    def audit_export(
+        self, since: dt.datetime, now: dt.datetime | None = None
+    ) -> tuple[bytes, bytes]:
+        """The entries since `since` and the certificates they name, as the export's bytes
+        and their detached CMS signature (DER).
+
+        Raises:
+            As `audit_signer`.
+        """
+        now = now or utcnow()
+        signer = self.audit_signer(now)
+        with self.inventory.audit_snapshot() as snapshot:
+            entries = list(snapshot.entries(since=since))
+            head = snapshot.head()
+            named = {e.serial for e in entries if e.serial and "fingerprint" in e.details}
+            certificates = snapshot.certificates(named)
+        data = build_export(entries, certificates, since=since, at=now, head=head, signer=signer)
+        return data, signer.sign(data)
 
     def key_file(self, authority: Authority) -> Path | None:
         """The file holding a CA's key, or None when it is on a token.

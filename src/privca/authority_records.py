@@ -229,7 +229,9 @@ class AuthorityRecords(AuthorityCore):
         entry = self._entry(authority) if authority is not None else self.registry.issuing
         signer = self.signer(entry)
         next_update = now + dt.timedelta(days=days or self.settings.crl_days)
-        return sign_crl(self._store, entry.id, signer, now, next_update)
+        crl = sign_crl(self._store, entry.id, signer, now, next_update)
+        self.checkpoint_if_due(now)
+        return crl
 
     @property
     def root_crl_file(self) -> Path:
