@@ -77,7 +77,8 @@ def read_audit_certificate(home: CAHome) -> x509.Certificate | None:
     return load_certificates(data, str(home.audit_certificate))[0]
 
 
-def _read_key_ref(home: CAHome) -> str | None:
+def read_audit_key_ref(home: CAHome) -> str | None:
+    """The audit key's key_ref, once one was made."""
     try:
         return home.audit_key_reference.read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
@@ -89,7 +90,7 @@ def load_audit_signer(
 ) -> AuditSigner | None:
     """The audit key, unlocked, with its certificate; None when there is none yet or its
     certificate is about to expire (a new one is then made)."""
-    key_ref = _read_key_ref(home)
+    key_ref = read_audit_key_ref(home)
     certificate = read_audit_certificate(home)
     if key_ref is None or certificate is None:
         return None
@@ -140,7 +141,7 @@ def establish_audit_key(
 
     [certificate] = record_and_sign(store, [intent], build, now)
     custody.keep(generated)
-    atomic_write(home.audit_key_reference, generated.key_ref.encode() + b"\n", 0o600)
+    atomic_write(home.audit_key_reference, generated.key_ref.encode() + b"\n", 0o644)
     atomic_write(home.audit_certificate, pem_certificate(certificate), 0o644)
     return AuditSigner(certificate, generated.private_key, chain)
 
@@ -413,6 +414,7 @@ __all__ = [
     "load_audit_signer",
     "load_checkpoint",
     "read_audit_certificate",
+    "read_audit_key_ref",
     "read_roots_file",
     "sign_checkpoint",
 ]

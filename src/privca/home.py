@@ -117,8 +117,9 @@ class CAHome:
 
     @property
     def audit_key_reference(self) -> Path:
-        """Where the audit signing key is: a key_ref (private/audit.key or pkcs11:...)."""
-        return self.private / "audit.ref"
+        """Where the audit signing key is: its key_ref (private/audit-*.key or a pkcs11:
+        URI), not a secret, kept beside its certificate so backups carry it."""
+        return self.certs / "audit-key.ref"
 
     @property
     def audit_checkpoint(self) -> Path:

@@ -106,7 +106,9 @@ def _record_restore(url: str, password: str | None, manifest: Manifest, now: dt.
                 "schema_revision": manifest.schema_revision,
                 "source_store": manifest.source_store,
                 "certificates": manifest.summary.get("certificates"),
-                "keys": {where: len(refs) for where, refs in sorted(manifest.keys.items())},
+                "keys": {
+                    where: sorted(refs) for where, refs in sorted(manifest.keys.items()) if refs
+                },
             }
             change.record("restored", None, detail)
     finally:
