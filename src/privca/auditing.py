@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.errors import CheckFailed, InputError
@@ -50,6 +49,7 @@ from privca.x509 import profiles
 from privca.x509.build import CertificateSpec, Issuer, build_certificate, ca_subject
 from privca.x509.cms import certificates_of, check_detached, sign_detached
 from privca.x509.encoding import load_certificates, pem_certificate, pem_certificates
+from privca.x509.verify import is_signed_by
 
 AUDIT_KEY_TYPE = KeyType.EC_P256
 CHECKPOINT_FORMAT = "privca-audit-checkpoint-v1"
@@ -261,7 +261,7 @@ def _check_chain_to_roots(
                 f"{format_time(at)}"
             )
         issuer = next(
-            (c for c in pool if c.subject == current.issuer and _signed_by(current, c)), None
+            (c for c in pool if c.subject == current.issuer and is_signed_by(current, c)), None
         )
         if issuer is None:
             break
@@ -272,14 +272,6 @@ def _check_chain_to_roots(
         "the audit certificate does not chain to this CA's root",
         "the signature was made by another CA's key, or the root given is not ours",
     )
-
-
-def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
 
 
 def _is_ca(certificate: x509.Certificate) -> bool:

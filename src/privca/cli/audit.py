@@ -158,7 +158,12 @@ def checkpoint_command(
 
 @audit_group.command("export")
 @click.option("--since", required=True, metavar="DATE|DURATION", help="Entries from then on.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The export to write; its signature goes to OUT.p7s.",
+)
 @passphrase_file_option("Read the passphrase of the CA keys (the audit key shares it).")
 @click.pass_obj
 def export_command(app: AppContext, since: str, out: Path, passphrase_file: Path | None) -> None:
