@@ -374,6 +374,11 @@ def _serve_on(
     if tls:
         certificate = ServerCertificate(ca, names)
         certificate.obtain()  # reused from an earlier start while it has life left
+    from privca._actor import set_actor
+
+    # Everything this process changes is by `serve`, unless an ACME request names its
+    # account (acme/ sets that around each change it makes).
+    set_actor("serve")
     application = build_app(ca, settings)
     # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
     application.state.ocsp.prepare(utcnow())

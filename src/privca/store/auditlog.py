@@ -19,10 +19,7 @@ one row of `audit_head`, read FOR UPDATE on PostgreSQL and under SQLite's write 
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import datetime as dt
-import getpass
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,6 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from privca._actor import current_actor
 from privca.store.schema import audit_checkpoints, audit_head, audit_log, certificates
 
 GENESIS = "0" * 64
@@ -92,40 +90,6 @@ class AuditEntry:
 
 def entry_hash(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(DOMAIN + canonical_json(document).encode("ascii")).hexdigest()
-
-
-# Who acts: the OS user for the CLI (the default), `serve` for its scheduler,
-# `acme:<account id>` (+ ` eab:<kid>`) for an ACME request. Set with `acting_as`.
-_ACTOR: contextvars.ContextVar[str | None] = contextvars.ContextVar("privca_actor", default=None)
-
-
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        import os
-
-        return f"uid:{os.getuid()}"
-
-
-def current_actor() -> str:
-    actor = _ACTOR.get()
-    return actor if actor is not None else os_user()
-
-
-@contextlib.contextmanager
-def acting_as(actor: str) -> Iterator[None]:
-    """Entries appended inside the block name `actor`."""
-    token = _ACTOR.set(actor)
-    try:
-        yield
-    finally:
-        _ACTOR.reset(token)
-
-
-def set_actor(actor: str) -> None:
-    """Name `actor` for the rest of this context (a server thread, a CLI process)."""
-    _ACTOR.set(actor)
 
 
 def as_detail(detail: Detail | str | None) -> str:
@@ -341,6 +305,12 @@ def read_checkpoints(connection: sa.Connection) -> list[StoredCheckpoint]:
     ]
 
 
+def latest_checkpoint(connection: sa.Connection) -> str | None:
+    c = audit_checkpoints.c
+    row = connection.execute(sa.select(c.document).order_by(c.seq.desc()).limit(1)).first()
+    return str(row.document) if row is not None else None
+
+
 def last_checkpoint_seq(connection: sa.Connection) -> int:
     found = connection.execute(sa.select(sa.func.max(audit_checkpoints.c.seq))).scalar()
     return int(found) if found is not None else 0
@@ -434,18 +404,14 @@ __all__ = [
     "CertificateFacts",
     "ChainBreak",
     "StoredCheckpoint",
-    "acting_as",
     "append",
     "as_detail",
     "canonical_json",
     "check_chain",
-    "current_actor",
     "der_fingerprint",
     "entry_hash",
     "format_time",
     "head",
-    "os_user",
     "parse_time",
     "read_entries",
-    "set_actor",
 ]

@@ -345,6 +345,11 @@ class InventoryView:
         with self.database.read() as connection:
             return auditlog.last_checkpoint_seq(connection)
 
+    def latest_checkpoint(self) -> str | None:
+        """The latest signed checkpoint of the audit log (its JSON), if any."""
+        with self.database.read() as connection:
+            return auditlog.latest_checkpoint(connection)
+
     def any_serial_taken(self, serials: Sequence[int]) -> bool:
         with self.database.read() as connection:
             row = connection.execute(
