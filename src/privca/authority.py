@@ -362,6 +362,7 @@ class CertificateAuthority(AuthorityRecords):
         if self.settings.single_tier:
             self.settings = dataclasses.replace(self.settings, single_tier=False)
             self.settings.write(self.home.settings)
+            self._note_settings()
         return cert
 
     def reissue_root(

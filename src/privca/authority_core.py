@@ -9,7 +9,9 @@ It holds what every use case needs: the settings, the store (private: others rea
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
@@ -70,6 +72,21 @@ class AuthorityCore:
         self._registry: Registry | None = None
         self._signers: dict[int, Issuer] = {}
         self._audit_signer: AuditSigner | None = None
+        self._note_settings()
+
+    def _note_settings(self) -> None:
+        """An entry when privca.toml changed since the log last saw it (one place for
+        every way it changes: privca's own writes and an operator's editor)."""
+        try:
+            data = self.home.settings.read_bytes()
+        except FileNotFoundError:
+            return
+        self._store.note_settings(hashlib.sha256(data).hexdigest(), utcnow())
+
+    def record_host_change(self, action: str, detail: Mapping[str, object]) -> None:
+        """Append an entry for what privca changed on this host outside the store (trust
+        install/uninstall), in this home's log."""
+        self._store.record(action, detail, utcnow())
 
     def refresh(self) -> None:
         """Forget the snapshot of CA certificates (keeping unlocked keys), so a

@@ -374,10 +374,43 @@ class AuditSnapshot:
         return found
 
 
+SETTINGS_ACTION = "settings-changed"
+
+
+def last_settings_sha256(connection: sa.Connection) -> str | None:
+    c = audit_log.c
+    row = connection.execute(
+        sa.select(c.detail).where(c.action == SETTINGS_ACTION).order_by(c.seq.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    value = json.loads(row.detail).get("sha256")
+    return str(value) if value is not None else None
+
+
 class AuditWrites:
-    """The checkpoints of the audit log (the entries are appended by every change)."""
+    """What the audit log records beyond the inventory's own changes (those append their
+    entries themselves): host changes, settings, checkpoints."""
 
     database: Any  # store.database.Database (not imported: it imports this module)
+
+    def record(self, action: str, detail: Detail, now: dt.datetime) -> None:
+        """Append one entry for a change outside the store (trust install on this host)."""
+        with self.database.change(now) as change:
+            change.record(action, None, detail)
+
+    def note_settings(self, sha256: str, now: dt.datetime) -> bool:
+        """Append `settings-changed` when privca.toml is not what the log last saw (by
+        privca or by hand: noticed when the home is next opened); True if appended."""
+        with self.database.read() as connection:
+            if last_settings_sha256(connection) == sha256:
+                return False
+        with self.database.change(now) as change:
+            previous = last_settings_sha256(change.connection)  # again, under the lock
+            if previous == sha256:
+                return False
+            change.record(SETTINGS_ACTION, None, {"sha256": sha256, "previous": previous})
+        return True
 
     def add_checkpoint(self, seq: int, head_hash: str, at: dt.datetime, document: str) -> bool:
         """Keep a signed checkpoint; False if one for `seq` is already kept."""

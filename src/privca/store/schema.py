@@ -140,6 +140,7 @@ audit_log = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Index("ix_audit_log_serial", "serial"),
     sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_action", "action", "seq"),
 )
 
 # The head of the chain, one row (id 1): locked by each append so writers stay linear.

@@ -48,6 +48,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_log_serial", "audit_log", ["serial"])
     op.create_index("ix_audit_log_at", "audit_log", ["at"])
+    op.create_index("ix_audit_log_action", "audit_log", ["action", "seq"])
     op.create_table(
         "audit_head",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
