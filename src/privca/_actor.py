@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import getpass
 import os
+import pwd
 from collections.abc import Iterator
 
 _ACTOR: contextvars.ContextVar[str | None] = contextvars.ContextVar("privca_actor", default=None)
 
 
 def os_user() -> str:
+    """The user the kernel runs this process as (not $USER, which anyone can set)."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid:{os.geteuid()}"
 
 
 def current_actor() -> str:

@@ -462,7 +462,7 @@ class CertificateAuthority(AuthorityRecords):
         """
         now = now or utcnow()
         check_retirable(self.rollover_status(now), force)
-        self._store.end_role(CaRole.CROSS, now)
+        self._store.end_role(CaRole.CROSS, now, "old root retired")
         self.refresh()
         atomic_write_many(self._transition_files())
         self.home.previous_root_cert.unlink(missing_ok=True)

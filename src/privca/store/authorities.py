@@ -117,13 +117,14 @@ class AuthorityWrites:
         now: dt.datetime,
         *,
         unless_active: str | None = None,
+        cause: str | None = None,
     ) -> list[int]:
         """Record several CA certificates in one transaction (a root rollover's new root,
         cross-certificate and issuing CA: all or none); ids in the order given.
 
         `unless_active`: a role that must have no active CA, checked in the same
         transaction (AlreadyExists otherwise), so that of two processes starting a root
-        rollover at once exactly one records it.
+        rollover at once exactly one records it. `cause` says why, in the audit log.
         """
         ids: list[int] = []
         with self.database.change(now) as change:
@@ -153,6 +154,7 @@ class AuthorityWrites:
                     "key_ref": row.key_ref,
                     "fingerprint": der_fingerprint(row.der),
                     "active": row.active,
+                    "cause": cause,
                 }
                 change.record(f"{row.role}-ca-created", row.serial, detail)
                 key = result.inserted_primary_key
@@ -161,7 +163,7 @@ class AuthorityWrites:
                 ids.append(int(key[0]))
         return ids
 
-    def end_role(self, role: str, now: dt.datetime) -> int:
+    def end_role(self, role: str, now: dt.datetime, cause: str | None = None) -> int:
         """No CA of `role` is active any more (a root rollover ends: its cross-certificate
         stops being served); returns how many records changed. Records stay."""
         with self.database.change(now) as change:
@@ -170,7 +172,7 @@ class AuthorityWrites:
                 .where(authorities.c.role == role, authorities.c.active.is_(True))
                 .values(active=False)
             )
-            change.record(f"{role}-ca-ended")
+            change.record(f"{role}-ca-ended", None, {"cause": cause})
             return int(result.rowcount or 0)
 
     def next_crl_number(
