@@ -268,7 +268,7 @@ class AuthorityCore:
         every = self.settings.audit_checkpoint_every
         if every <= 0:
             return None
-        if self.inventory.audit_head()[0] - self.inventory.last_checkpoint_seq() < every:
+        if self.inventory.entries_since_checkpoint() < every:
             return None
         try:
             return self.audit_checkpoint(now)

@@ -311,9 +311,11 @@ def latest_checkpoint(connection: sa.Connection) -> str | None:
     return str(row.document) if row is not None else None
 
 
-def last_checkpoint_seq(connection: sa.Connection) -> int:
-    found = connection.execute(sa.select(sa.func.max(audit_checkpoints.c.seq))).scalar()
-    return int(found) if found is not None else 0
+def entries_since_checkpoint(connection: sa.Connection) -> int:
+    """How many entries the latest checkpoint does not cover, in one round trip."""
+    appended = sa.select(sa.func.coalesce(sa.func.max(audit_log.c.seq), 0)).scalar_subquery()
+    covered = sa.select(sa.func.coalesce(sa.func.max(audit_checkpoints.c.seq), 0)).scalar_subquery()
+    return int(connection.execute(sa.select(appended - covered)).scalar_one())
 
 
 @dataclass(frozen=True)

@@ -340,10 +340,10 @@ class InventoryView:
         with self.database.read() as connection:
             return auditlog.head(connection)
 
-    def last_checkpoint_seq(self) -> int:
-        """How many entries the latest kept checkpoint covers (0: none yet)."""
+    def entries_since_checkpoint(self) -> int:
+        """How many audit entries the latest kept checkpoint does not cover."""
         with self.database.read() as connection:
-            return auditlog.last_checkpoint_seq(connection)
+            return auditlog.entries_since_checkpoint(connection)
 
     def latest_checkpoint(self) -> str | None:
         """The latest signed checkpoint of the audit log (its JSON), if any."""
