@@ -72,6 +72,7 @@ class AuthorityCore:
         self._registry: Registry | None = None
         self._signers: dict[int, Issuer] = {}
         self._audit_signer: AuditSigner | None = None
+        self._checkpoint_covers = 0  # as last read: entries the latest checkpoint covers
         self._note_settings()
 
     def _note_settings(self) -> None:
@@ -257,6 +258,7 @@ class AuthorityCore:
         checkpoint = sign_checkpoint(signer, entries, head, now, self.root)
         text = checkpoint.text()
         self._store.add_checkpoint(entries, head, now, text)
+        self._checkpoint_covers = max(self._checkpoint_covers, entries)
         atomic_write(self.home.audit_checkpoint, text.encode(), 0o644)
         return checkpoint
 
@@ -266,9 +268,11 @@ class AuthorityCore:
         the same secret; if it cannot be (another operator's key, a token gone), the
         checkpoint waits for the next chance, and the change stays done."""
         every = self.settings.audit_checkpoint_every
-        if every <= 0:
+        # Only read the store when this process's own entries could make one due.
+        if every <= 0 or self.inventory.appended_seq - self._checkpoint_covers < every:
             return None
-        if self.inventory.entries_since_checkpoint() < every:
+        entries, self._checkpoint_covers = self.inventory.checkpoint_state()
+        if entries - self._checkpoint_covers < every:
             return None
         try:
             return self.audit_checkpoint(now)

@@ -311,11 +311,12 @@ def latest_checkpoint(connection: sa.Connection) -> str | None:
     return str(row.document) if row is not None else None
 
 
-def entries_since_checkpoint(connection: sa.Connection) -> int:
-    """How many entries the latest checkpoint does not cover, in one round trip."""
+def checkpoint_state(connection: sa.Connection) -> tuple[int, int]:
+    """(entries in the log, entries the latest checkpoint covers), in one round trip."""
     appended = sa.select(sa.func.coalesce(sa.func.max(audit_log.c.seq), 0)).scalar_subquery()
     covered = sa.select(sa.func.coalesce(sa.func.max(audit_checkpoints.c.seq), 0)).scalar_subquery()
-    return int(connection.execute(sa.select(appended - covered)).scalar_one())
+    row = connection.execute(sa.select(appended, covered)).one()
+    return int(row[0]), int(row[1])
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,7 @@ class Change:
     def __init__(self, connection: sa.Connection, now: dt.datetime) -> None:
         self.connection = connection
         self.now = now
+        self.last_seq = 0  # the last audit entry this change appended
 
     def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.CursorResult[Any]:
         return self.connection.execute(statement, parameters)
@@ -244,7 +245,7 @@ class Change:
         self.record_all([(action, serial, detail)])
 
     def record_all(self, happened: Iterable[Event]) -> None:
-        auditlog.append(
+        appended = auditlog.append(
             self.connection,
             self.now,
             (
@@ -252,6 +253,8 @@ class Change:
                 for action, serial, detail in happened
             ),
         )
+        if appended:
+            self.last_seq = appended[-1].seq
 
 
 UNAVAILABLE_HINT = "check the store URL, that the database is reachable and the disk not full"
@@ -265,6 +268,9 @@ class Database:
         """`password` is the PostgreSQL password, never part of `url` (check_store_url)."""
         self.url = url
         self.engine = create_engine(url, password)
+        # The newest audit entry this process committed: lets the authority tell whether
+        # a checkpoint may be due without asking the database after every change.
+        self.appended_seq = 0
 
     def migrate(self) -> str | None:
         """Bring the schema up to date; returns the revision it had before."""
@@ -292,7 +298,9 @@ class Database:
             with self.engine.connect() as connection:
                 connection.execution_options(**WRITE_OPTIONS)
                 with connection.begin():
-                    yield Change(connection, now)
+                    change = Change(connection, now)
+                    yield change
+            self.appended_seq = max(self.appended_seq, change.last_seq)
         except sa.exc.OperationalError as exc:
             raise StoreUnavailable(
                 f"the inventory database is unavailable: {driver_message(exc)}", UNAVAILABLE_HINT

@@ -340,10 +340,15 @@ class InventoryView:
         with self.database.read() as connection:
             return auditlog.head(connection)
 
-    def entries_since_checkpoint(self) -> int:
-        """How many audit entries the latest kept checkpoint does not cover."""
+    def checkpoint_state(self) -> tuple[int, int]:
+        """(audit entries, entries the latest kept checkpoint covers)."""
         with self.database.read() as connection:
-            return auditlog.entries_since_checkpoint(connection)
+            return auditlog.checkpoint_state(connection)
+
+    @property
+    def appended_seq(self) -> int:
+        """The newest audit entry this process committed (0: none yet)."""
+        return self.database.appended_seq
 
     def latest_checkpoint(self) -> str | None:
         """The latest signed checkpoint of the audit log (its JSON), if any."""
