@@ -42,6 +42,7 @@ from privca.store.auditlog import (
     der_fingerprint,
     entry_hash,
     format_time,
+    parse_time,
 )
 from privca.store.inventory import Store
 from privca.store.records import Intent
@@ -209,7 +210,7 @@ def load_checkpoint(text: str | bytes, source: str) -> Checkpoint:
         return Checkpoint(
             int(fields["entries"]),
             str(fields["head"]),
-            dt.datetime.strptime(fields["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC),
+            parse_time(fields["at"]),
             str(fields["root_sha256"]),
             statement,
             signature,
@@ -338,9 +339,7 @@ def check_export(
         document = json.loads(data)
         if document.get("format") != EXPORT_FORMAT:
             raise ValueError(f"format is not {EXPORT_FORMAT}")
-        exported_at = dt.datetime.strptime(
-            document["exported_at"], "%Y-%m-%dT%H:%M:%S.%fZ"
-        ).replace(tzinfo=dt.UTC)
+        exported_at = parse_time(document["exported_at"])
         raw_entries = list(document["entries"])
         certificates = {
             str(k): base64.b64decode(v, validate=True)
@@ -402,6 +401,7 @@ __all__ = [
     "build_export",
     "check_export",
     "check_signed",
+    "entry_document",
     "establish_audit_key",
     "load_audit_signer",
     "load_checkpoint",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,7 +17,6 @@ from privca.errors import InputError
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
-    from privca.store.auditlog import AuditEntry
 
 
 def _since(value: str | None) -> dt.datetime | None:
@@ -51,10 +50,6 @@ def _serial(value: str | None) -> str | None:
         ) from None
 
 
-def _document(entry: AuditEntry) -> dict[str, Any]:
-    return {**entry.document(), "hash": entry.hash}
-
-
 @click.group("audit")
 def audit_group() -> None:
     """The audit log: every change of state, hash-chained, with signed checkpoints."""
@@ -76,7 +71,9 @@ def log_command(
     with CertificateAuthority.open(app.home_path) as ca, ca.inventory.audit_snapshot() as log:
         entries = log.entries(since=start, actor=actor, serial=hex_serial)
         if as_json:
-            print_json_array(_document(e) for e in entries)
+            from privca.auditing import entry_document
+
+            print_json_array(entry_document(e) for e in entries)
             return
         rows = (
             (
