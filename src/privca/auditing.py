@@ -236,11 +236,21 @@ def check_signed(
         CheckFailed: the signature or the chain does not hold.
     """
     carried = certificates_of(signature)
-    if not carried:
-        raise CheckFailed("the signature carries no certificate")
-    signer = carried[0]
-    check_detached(data, signature, signer)
-    _check_chain_to_roots(signer, carried[1:], roots, at)
+    # A SignedData keeps its certificates as a DER SET, sorted by their bytes: the signer
+    # is the end-entity certificate among them whose key made the signature.
+    signers = [c for c in carried if not _is_ca(c)]
+    if not signers:
+        raise CheckFailed("the signature carries no signer certificate")
+    failure: CheckFailed | None = None
+    for signer in signers:
+        try:
+            check_detached(data, signature, signer)
+            break
+        except CheckFailed as exc:
+            failure = exc
+    else:
+        raise failure or CheckFailed("the signature does not match the signed bytes")
+    _check_chain_to_roots(signer, [c for c in carried if c is not signer], roots, at)
     return signer
 
 

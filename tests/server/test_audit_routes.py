@@ -4,6 +4,7 @@ scheduler's changes are by `serve`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Callable
@@ -39,9 +40,9 @@ def test_the_scheduler_acts_as_serve(
 ) -> None:
     ca = served_ca.ca
     old = served_ca.good
-    import datetime as dt
-
     ca.renew(format(old.serial, "x"), revoke_old_after=dt.timedelta(seconds=1), now=utcnow())
+    due = ca.inventory.get(old.serial).revoke_after
+    time.sleep(max(0.0, (due - utcnow()).total_seconds()) + 1.1)  # due before serve starts
     live_server(ca)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -116,7 +116,8 @@ def signature_value(cms_der: bytes) -> bytes:
 
 
 def certificates_of(cms_der: bytes) -> list[x509.Certificate]:
-    """The certificates a SignedData carries (the signer's first, as sign_detached puts)."""
+    """The certificates a SignedData carries, in DER SET order (by their bytes, not the
+    order they were added in)."""
     try:
         return pkcs7.load_der_pkcs7_certificates(cms_der)
     except ValueError as exc:

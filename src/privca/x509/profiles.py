@@ -67,11 +67,17 @@ OCSP_RESPONDER = Profile(
     ocsp_no_check=True,
 )
 
-# The audit log's signing key (checkpoints, exports): digitalSignature + contentCommitment
-# and no extended key usage, the shape of a document signer. No EKU, so `openssl cms
-# -verify` accepts it with its default S/MIME purpose; no SAN and a CN with a space, so it
-# names no host and no mailbox: it can sign statements and nothing a TLS client accepts.
-AUDIT_SIGNER = Profile("audit-signer", default_days=825, content_commitment=True)
+# The audit log's signing key (checkpoints, exports): digitalSignature + contentCommitment,
+# the shape of a document signer, and emailProtection as its only extended key usage:
+# `openssl cms -verify` accepts it with its default S/MIME purpose, and no TLS server or
+# client does (no serverAuth, no clientAuth). No SAN and a CN with a space: it names no
+# host and no mailbox, so no mail client takes it for a sender either.
+AUDIT_SIGNER = Profile(
+    "audit-signer",
+    extended_key_usages=(ExtendedKeyUsageOID.EMAIL_PROTECTION,),
+    default_days=825,
+    content_commitment=True,
+)
 
 # privca serve's own TLS certificate: a server certificate that privca renews by itself,
 # so expiry checks and metrics leave it out.
