@@ -15,6 +15,9 @@ For each issuing key type, measured in the same run on the same N pre-made CSRs:
   (c) runbook  a shell loop of one `openssl x509 -req -copy_extensions copyall` per CSR
                with an unencrypted copy of the issuing key
   (d) sign     `privca sign` of the N CSRs in one command (a subprocess, files written)
+  (b0), (e), (e0)  the audit log's cost: (b) with the log's two store hooks stubbed out,
+               and N/2 (at least 50) `issue` calls one at a time with the log on and
+               off; interleaved three times, the best of each
 
 and the ratios (d)/(c) (target >= 75x with P-256, >= 8x with RSA-4096) and (d)/(a)
 (target >= 0.5). Then one service end to end: `privca --version`, one `privca issue`, and
@@ -24,6 +27,7 @@ the runbook's four commands (genpkey, req, x509 -req, verify).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -31,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,6 +218,68 @@ def library_sign(setup: Setup, csr_paths: Sequence[Path]) -> Measure:
     )
 
 
+# the audit log's cost ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def audit_log_off() -> Iterator[None]:
+    """Issuance as it was before the audit log: no entry built, none appended (the store's
+    only two audit hooks, stubbed out for the baseline rows of this same run)."""
+    from privca.store import auditlog, issuance
+
+    saved = (auditlog.append, issuance._issue_entries)
+    auditlog.append = lambda *args, **kwargs: []  # type: ignore[assignment]
+    issuance._issue_entries = lambda *args, **kwargs: []  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        auditlog.append, issuance._issue_entries = saved  # type: ignore[assignment]
+
+
+def library_issue_each(setup: Setup, count: int, *, audit: bool) -> Measure:
+    """`issue` one certificate at a time: two commits each, so the log's per-commit cost
+    (head lock, entry, head update) is not spread over a batch."""
+
+    with CertificateAuthority.open(setup.home, PASSPHRASE) as ca:
+        ca.issue(["warm-up.bench.internal"])  # the key is decrypted once, outside the timing
+
+        def once() -> None:
+            for index in range(count):
+                ca.issue([f"each{index}-{time.monotonic_ns()}.bench.internal"])
+
+        if audit:
+            seconds = timed(once)
+        else:
+            with audit_log_off():
+                seconds = timed(once)
+    label = "(e) issue one by one, audit log on" if audit else "(e0) issue one by one, log off"
+    return Measure(label, count, seconds, "key generation + 2 commits each")
+
+
+def audit_rows(setup: Setup, csr_paths: Sequence[Path], rounds: int = 3) -> list[Measure]:
+    """(b), (b0), (e), (e0), interleaved `rounds` times (the machine's load drifts), the
+    best round of each kept."""
+    each_count = max(50, len(csr_paths) // 2)
+    best: dict[str, Measure] = {}
+    for _round in range(rounds):
+        for measure in (
+            library_sign(setup, csr_paths),
+            library_sign_without_log(setup, csr_paths),
+            library_issue_each(setup, each_count, audit=True),
+            library_issue_each(setup, each_count, audit=False),
+        ):
+            kept = best.get(measure.label)
+            if kept is None or measure.seconds < kept.seconds:
+                best[measure.label] = measure
+    return [Measure(m.label, m.count, m.seconds, f"best of {rounds}") for m in best.values()]
+
+
+def library_sign_without_log(setup: Setup, csr_paths: Sequence[Path]) -> Measure:
+    with audit_log_off():
+        measure = library_sign(setup, csr_paths)
+    return Measure("(b0) library sign_requests, log off", measure.count, measure.seconds)
+
+
 # (c) runbook ------------------------------------------------------------------------------
 
 RUNBOOK_LOOP = """
@@ -365,10 +431,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.quick and key_type.is_rsa:
                 sample = max(10, n // 4)
             raw = raw_sign(setup, csr_paths)
-            library = library_sign(setup, csr_paths)
+            library, library_off, each_on, each_off = audit_rows(setup, csr_paths)
             runbook = runbook_loop(setup, csr_paths, work, sample)
             sign = privca_sign(setup, csr_paths, work)
-            table([raw, library, runbook, sign], f"issuing CA {key_type.value}, N={n}")
+            table(
+                [raw, library, library_off, each_on, each_off, runbook, sign],
+                f"issuing CA {key_type.value}, N={n}",
+            )
+            batch_cost = (library.seconds - library_off.seconds) / library.count * 1000
+            each_cost = (each_on.seconds - each_off.seconds) / each_on.count * 1000
+            print(
+                f"  audit log cost per certificate: {batch_cost:+.3f} ms in a batch of {n}"
+                f" ((b)-(b0)), {each_cost:+.3f} ms one by one ((e)-(e0))"
+            )
             vs_runbook = sign.rate / runbook.rate
             vs_raw = sign.rate / raw.rate
             target = TARGET_VS_RUNBOOK.get(key_type, 0.0)

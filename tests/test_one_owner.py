@@ -77,3 +77,21 @@ def test_statuses_are_not_spelled_out_as_lists_elsewhere() -> None:
                 if len(values & statuses) >= 3:
                     found.append(f"{relative}:{node.lineno}")
     assert found == []
+
+
+def test_the_audit_encoding_has_one_owner() -> None:
+    """store/auditlog.py alone encodes and hashes audit entries: no other module spells
+    the hash's domain string or the entry's field set out again."""
+    found = []
+    for relative, tree in _modules(outside={"store/auditlog.py"}):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
+                value = node.value
+                text = value.decode("latin-1") if isinstance(value, bytes) else value
+                if "privca-audit-v1" in text:
+                    found.append(f"{relative}:{node.lineno}")
+            if isinstance(node, ast.Dict):
+                keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+                if {"prev", "seq", "actor", "action"} <= keys:
+                    found.append(f"{relative}:{node.lineno}")
+    assert found == []

@@ -233,14 +233,12 @@ class CertificateAuthority(AuthorityRecords):
             issuer=issuer,
             signer=lambda: self.signer(issuer),
         )
-        return issuance.sign(
-            requests,
-            profile=profile,
-            days=days,
-            strict=strict,
-            now=now or utcnow(),
-            progress=progress,
+        now = now or utcnow()
+        issued = issuance.sign(
+            requests, profile=profile, days=days, strict=strict, now=now, progress=progress
         )
+        self.checkpoint_if_due(now)
+        return issued
 
     def issue_ocsp_responder(
         self, authority: Authority, *, days: int = 30, now: dt.datetime | None = None
@@ -364,6 +362,7 @@ class CertificateAuthority(AuthorityRecords):
         if self.settings.single_tier:
             self.settings = dataclasses.replace(self.settings, single_tier=False)
             self.settings.write(self.home.settings)
+            self._note_settings()
         return cert
 
     def reissue_root(
@@ -463,7 +462,7 @@ class CertificateAuthority(AuthorityRecords):
         """
         now = now or utcnow()
         check_retirable(self.rollover_status(now), force)
-        self._store.end_role(CaRole.CROSS, now)
+        self._store.end_role(CaRole.CROSS, now, "old root retired")
         self.refresh()
         atomic_write_many(self._transition_files())
         self.home.previous_root_cert.unlink(missing_ok=True)

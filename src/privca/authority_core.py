@@ -8,14 +8,27 @@ It holds what every use case needs: the settings, the store (private: others rea
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from cryptography import x509
 
-from privca.errors import NotFound
-from privca.home import CAHome
+from privca._time import utcnow
+from privca.auditing import (
+    RENEW_BEFORE,
+    AuditSigner,
+    Checkpoint,
+    build_export,
+    establish_audit_key,
+    load_audit_signer,
+    sign_checkpoint,
+)
+from privca.errors import NotFound, PrivcaError
+from privca.home import CAHome, atomic_write
 from privca.keys.custody import HomeCustody, SecretSource
 from privca.policy import IssuancePolicy
 from privca.registry import CaCertificate, Registry
@@ -58,6 +71,23 @@ class AuthorityCore:
         )
         self._registry: Registry | None = None
         self._signers: dict[int, Issuer] = {}
+        self._audit_signer: AuditSigner | None = None
+        self._checkpoint_covers = 0  # as last read: entries the latest checkpoint covers
+        self._note_settings()
+
+    def _note_settings(self) -> None:
+        """An entry when privca.toml changed since the log last saw it (one place for
+        every way it changes: privca's own writes and an operator's editor)."""
+        try:
+            data = self.home.settings.read_bytes()
+        except FileNotFoundError:
+            return
+        self._store.note_settings(hashlib.sha256(data).hexdigest(), utcnow())
+
+    def record_host_change(self, action: str, detail: Mapping[str, object]) -> None:
+        """Append an entry for what privca changed on this host outside the store (trust
+        install/uninstall), in this home's log."""
+        self._store.record(action, detail, utcnow())
 
     def refresh(self) -> None:
         """Forget the snapshot of CA certificates (keeping unlocked keys), so a
@@ -190,6 +220,83 @@ class AuthorityCore:
         signer = Issuer.from_certificate(entry.certificate, key)
         self._signers[entry.id] = signer
         return signer
+
+    # The audit log's signatures (auditing.py) ------------------------------------------
+
+    def audit_signer(self, now: dt.datetime | None = None) -> AuditSigner:
+        """The audit key, unlocked like the CA keys (same passphrase or token), with its
+        certificate; made on first need (and when its certificate nears its end),
+        certified by the issuing CA.
+
+        Raises:
+            As `signer` for the issuing CA; StoreUnavailable.
+        """
+        now = now or utcnow()
+        cached = self._audit_signer
+        if cached is not None and cached.certificate.not_valid_after_utc - RENEW_BEFORE > now:
+            return cached
+        issuing = self.registry.issuing
+        chain = self.chain
+        found = load_audit_signer(self.home, self._custody, chain, now)
+        if found is None:
+            found = establish_audit_key(
+                self.home, self._custody, self._store, issuing, self.signer(issuing), chain, now
+            )
+        self._audit_signer = found
+        return found
+
+    def audit_checkpoint(self, now: dt.datetime | None = None) -> Checkpoint:
+        """Sign a checkpoint of the audit log (entries, head hash, time), keep it in the
+        store and publish it as certs/audit-checkpoint.json.
+
+        Raises:
+            As `audit_signer`.
+        """
+        now = now or utcnow()
+        signer = self.audit_signer(now)
+        entries, head = self.inventory.audit_head()
+        checkpoint = sign_checkpoint(signer, entries, head, now, self.root)
+        text = checkpoint.text()
+        self._store.add_checkpoint(entries, head, now, text)
+        self._checkpoint_covers = max(self._checkpoint_covers, entries)
+        atomic_write(self.home.audit_checkpoint, text.encode(), 0o644)
+        return checkpoint
+
+    def checkpoint_if_due(self, now: dt.datetime) -> Checkpoint | None:
+        """A checkpoint when [audit] checkpoint_every entries have been appended since the
+        last one. Called where the CA key was just used, so the audit key is unlocked with
+        the same secret; if it cannot be (another operator's key, a token gone), the
+        checkpoint waits for the next chance, and the change stays done."""
+        every = self.settings.audit_checkpoint_every
+        # Only read the store when this process's own entries could make one due.
+        if every <= 0 or self.inventory.appended_seq - self._checkpoint_covers < every:
+            return None
+        entries, self._checkpoint_covers = self.inventory.checkpoint_state()
+        if entries - self._checkpoint_covers < every:
+            return None
+        try:
+            return self.audit_checkpoint(now)
+        except PrivcaError:
+            return None
+
+    def audit_export(
+        self, since: dt.datetime, now: dt.datetime | None = None
+    ) -> tuple[bytes, bytes]:
+        """The entries since `since` and the certificates they name, as the export's bytes
+        and their detached CMS signature (DER).
+
+        Raises:
+            As `audit_signer`.
+        """
+        now = now or utcnow()
+        signer = self.audit_signer(now)
+        with self.inventory.audit_snapshot() as snapshot:
+            entries = list(snapshot.entries(since=since))
+            head = snapshot.head()
+            named = {e.serial for e in entries if e.serial and "fingerprint" in e.details}
+            certificates = snapshot.certificates(named)
+        data = build_export(entries, certificates, since=since, at=now, head=head, signer=signer)
+        return data, signer.sign(data)
 
     def key_file(self, authority: Authority) -> Path | None:
         """The file holding a CA's key, or None when it is on a token.

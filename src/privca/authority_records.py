@@ -14,12 +14,18 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from privca._time import utcnow
 from privca.authority_core import Authority, AuthorityCore
-from privca.errors import InputError, NotFound
+from privca.errors import InputError, NotFound, PolicyError
 from privca.publication import read_published_root_crl, root_crl_due, root_crl_file, sign_crl
-from privca.store.records import CertificateRecord, RevocationOutcome
+from privca.store.imports import add_imported_certificates
+from privca.store.records import CertificateRecord, ImportedRow, RevocationOutcome
 from privca.x509.encoding import der_certificate, public_key_der, serial_hex
 from privca.x509.names import parse_names
-from privca.x509.verify import VerificationReport, check_certificate
+from privca.x509.verify import VerificationReport, check_certificate, is_signed_by
+
+# What `privca verify` and `privca scan` say of a certificate that chains to this CA but
+# that the inventory does not hold (no row, or a row with other bytes): signed with the
+# CA key behind privca's back, or lost in a restore (then `privca import` it).
+OUTSIDE_RECORDS = "CRITICAL: issued outside privca's records"
 
 
 class AuthorityRecords(AuthorityCore):
@@ -188,6 +194,58 @@ class AuthorityRecords(AuthorityCore):
             return self._store.count_tidy(cutoff)
         return self._store.tidy(cutoff, now)
 
+    def import_lost(
+        self, found: Sequence[tuple[x509.Certificate, ImportedRow]], now: dt.datetime | None = None
+    ) -> tuple[list[int], list[int]]:
+        """Put certificates our CAs signed back into the inventory (the period a restore
+        lost), each with its audit entry. All are checked before any is recorded; one the
+        inventory already holds with the same bytes is left as it is (idempotent).
+
+        Returns (serials recorded now, serials already there).
+
+        Raises:
+            PolicyError: a certificate is not signed by one of this home's CAs, or its
+                serial is in the inventory with other bytes.
+        """
+        now = now or utcnow()
+        by_issuer: dict[int, list[ImportedRow]] = {}
+        known: list[int] = []
+        for certificate, row in found:
+            where = row.source or f"serial {serial_hex(certificate.serial_number)}"
+            issuer = next(
+                (
+                    a
+                    for a in self.registry.authorities
+                    if a.certificate.subject == certificate.issuer
+                    and is_signed_by(certificate, a.certificate)
+                ),
+                None,
+            )
+            if issuer is None:
+                raise PolicyError(
+                    f"certificate '{where}' is not signed by this CA's keys; refusing to import it",
+                    "only certificates our CAs signed can be put back (adopt another CA with "
+                    "privca import openssl|easyrsa)",
+                )
+            existing = self.inventory.get(certificate.serial_number)
+            if existing is not None:
+                if existing.der == der_certificate(certificate):
+                    known.append(certificate.serial_number)
+                    continue
+                raise PolicyError(
+                    f"serial {serial_hex(certificate.serial_number)} of '{where}' is in the "
+                    "inventory with other bytes",
+                    "two certificates with one serial from one CA: investigate (privca audit "
+                    "verify) before importing",
+                )
+            by_issuer.setdefault(issuer.id, []).append(row)
+        added: list[int] = []
+        for issuer_id, rows in by_issuer.items():
+            unique = list({r.serial: r for r in rows}.values())
+            add_imported_certificates(self._store.database, issuer_id, unique, now)
+            added.extend(r.serial for r in unique)
+        return added, known
+
     def crl(
         self,
         authority: Authority | None = None,
@@ -229,7 +287,9 @@ class AuthorityRecords(AuthorityCore):
         entry = self._entry(authority) if authority is not None else self.registry.issuing
         signer = self.signer(entry)
         next_update = now + dt.timedelta(days=days or self.settings.crl_days)
-        return sign_crl(self._store, entry.id, signer, now, next_update)
+        crl = sign_crl(self._store, entry.id, signer, now, next_update)
+        self.checkpoint_if_due(now)
+        return crl
 
     @property
     def root_crl_file(self) -> Path:

@@ -164,7 +164,7 @@ def _publish_root_crl(
 def _populate(founding: Founding, store: Store, construction: HomeConstruction) -> None:
     """The CA records, then what the founding brings: imports, CRL numbers, root CRL."""
     ids = [
-        record_authority(store, a.role, a.certificate, a.key.key_ref, founding.now)
+        record_authority(store, a.role, a.certificate, a.key.key_ref, founding.now, "init")
         for a in founding.authorities
     ]
     root_id = ids[0]

@@ -110,6 +110,22 @@ class CAHome:
     def chain(self) -> Path:
         return self.certs / "chain.pem"
 
+    @property
+    def audit_certificate(self) -> Path:
+        """The audit key's certificate (checkpoints and exports verify against it)."""
+        return self.certs / "audit.crt"
+
+    @property
+    def audit_key_reference(self) -> Path:
+        """Where the audit signing key is: its key_ref (private/audit-*.key or a pkcs11:
+        URI), not a secret, kept beside its certificate so backups carry it."""
+        return self.certs / "audit-key.ref"
+
+    @property
+    def audit_checkpoint(self) -> Path:
+        """The latest signed checkpoint of the audit log, published for copies elsewhere."""
+        return self.certs / "audit-checkpoint.json"
+
     def key_path(self, role: str) -> Path:
         return self.private / f"{role}.key"
 

@@ -79,10 +79,16 @@ def build_issuing_ca(
 
 
 def record_authority(
-    store: Store, role: str, certificate: x509.Certificate, key_ref: str, now: dt.datetime
+    store: Store,
+    role: str,
+    certificate: x509.Certificate,
+    key_ref: str,
+    now: dt.datetime,
+    cause: str | None = None,
 ) -> int:
-    """Record a new active CA certificate of `role`; returns its id."""
-    return store.add_authorities([authority_row(role, certificate, key_ref)], now)[0]
+    """Record a new active CA certificate of `role` (`cause`: why, for the audit log);
+    returns its id."""
+    return store.add_authorities([authority_row(role, certificate, key_ref)], now, cause=cause)[0]
 
 
 def authority_row(role: str, certificate: x509.Certificate, key_ref: str) -> NewAuthorityRow:
@@ -172,7 +178,7 @@ def rotate_issuing(
         custody, key_type, root_ca.key_ref, root(), name, policy, base_url, days, now
     )
     custody.keep(key)
-    record_authority(store, CaRole.ISSUING, cert, key.key_ref, now)
+    record_authority(store, CaRole.ISSUING, cert, key.key_ref, now, "rotate issuing")
     return cert
 
 
@@ -213,7 +219,7 @@ def reissue_root(
         ),
         issuer,
     )
-    record_authority(store, CaRole.ROOT, cert, root_ca.key_ref, now)
+    record_authority(store, CaRole.ROOT, cert, root_ca.key_ref, now, "root re-issued, same key")
     return cert
 
 
@@ -336,7 +342,7 @@ def rollover_root(
     ]
     if issuing_cert is not None and issuing_key is not None:
         rows.append(authority_row(CaRole.ISSUING, issuing_cert, issuing_key.key_ref))
-    store.add_authorities(rows, now, unless_active=CaRole.CROSS)
+    store.add_authorities(rows, now, unless_active=CaRole.CROSS, cause="root rollover, new key")
     return Rollover(root=root_cert, cross=cross, issuing=issuing_cert)
 
 

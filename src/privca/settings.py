@@ -38,6 +38,9 @@ def parse_duration(text: str) -> dt.timedelta:
         ) from None
 
 
+DEFAULT_CHECKPOINT_EVERY = 1000
+
+
 @dataclass(frozen=True)
 class Settings:
     name: str
@@ -59,6 +62,19 @@ class Settings:
     # [store] keep_expired, e.g. "90d": `privca serve` tidies (store/retention.py) the
     # certificates that expired longer ago than this; "" keeps them all.
     keep_expired: str = ""
+    # The [audit] section as written: checkpoint_every (entries between automatic signed
+    # checkpoints; 0 turns them off, `privca audit checkpoint` still signs one).
+    audit: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def audit_checkpoint_every(self) -> int:
+        value = self.audit.get("checkpoint_every", DEFAULT_CHECKPOINT_EVERY)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InputError(
+                f"[audit] checkpoint_every must be a whole number >= 0, not {value!r}",
+                f"set it in privca.toml (default {DEFAULT_CHECKPOINT_EVERY})",
+            )
+        return value
 
     @property
     def keep_expired_for(self) -> dt.timedelta | None:
@@ -84,6 +100,8 @@ class Settings:
             sections["acme"] = dict(self.acme)
         if self.serve:
             sections["serve"] = dict(self.serve)
+        if self.audit:
+            sections["audit"] = dict(self.audit)
         lines = ["# privca CA settings. Edit with care; `privca doctor` checks them.", ""]
         for section, values in sections.items():
             lines.append(f"[{section}]")
@@ -114,6 +132,7 @@ class Settings:
             keep_expired=_keep_expired(data.get("store", {}), source),
             acme=dict(data.get("acme", {})),
             serve=dict(data.get("serve", {})),
+            audit=dict(data.get("audit", {})),
         )
 
     def store_password(self) -> str | None:

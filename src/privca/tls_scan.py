@@ -497,6 +497,7 @@ def _chain_verdict(
 def _chain_findings(
     verdict: _ChainVerdict, name: str | None, status: str, superseded_by: int | None
 ) -> list[str]:
+    from privca.authority_records import OUTSIDE_RECORDS
     from privca.x509.encoding import serial_hex
 
     if not verdict.ours:
@@ -514,5 +515,5 @@ def _chain_findings(
             "up its renewed certificate"
         )
     elif status == "unknown":
-        findings.append("chains to this CA but is not in its inventory")
+        findings.append(f"{OUTSIDE_RECORDS} (chains to this CA, not in its inventory)")
     return findings

@@ -27,6 +27,8 @@ ISSUING_CERTIFICATE_PATH = CA_PREFIX + "/issuing.crt"
 CHAIN_FILE = "chain.pem"
 CHAIN_PATH = CA_PREFIX + "/" + CHAIN_FILE
 ROOTS_FILE = "roots.pem"  # every root to trust now (two during a root rollover)
+AUDIT_CERTIFICATE_FILE = "audit.crt"  # the audit key's certificate (checkpoints, exports)
+AUDIT_CHECKPOINT_PATH = "/audit/checkpoint"  # the latest signed checkpoint of the audit log
 CROSS_FILE = "cross.pem"  # a root rollover's cross-certificate (empty when none)
 CA_ALIASES = ("root", "issuing", "current")
 # Starlette route patterns for the files above (one path segment each).
@@ -80,6 +82,8 @@ def issuing_ca_urls(base_url: str, root_serial: int) -> CertificateUrls:
 __all__ = [
     "ACME_DIRECTORY_PATH",
     "ACME_PREFIX",
+    "AUDIT_CERTIFICATE_FILE",
+    "AUDIT_CHECKPOINT_PATH",
     "CA_ALIASES",
     "CA_ROUTE",
     "CHAIN_PATH",

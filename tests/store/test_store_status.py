@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from privca.store.inventory import Intent, Store
-from privca.store.schema import certificates, events
+from privca.store.schema import audit_log, certificates
 from privca.store.status import (
     LISTED_STATUSES,
     CertificateStatus,
@@ -125,7 +125,7 @@ def test_reading_never_applies_a_scheduled_revocation(
     def table() -> list[tuple[object, ...]]:
         with store.engine.connect() as connection:
             rows = connection.execute(sa.select(certificates).order_by(certificates.c.serial))
-            written = connection.execute(sa.select(sa.func.count()).select_from(events))
+            written = connection.execute(sa.select(sa.func.count()).select_from(audit_log))
             return [tuple(r) for r in rows] + [(written.scalar(),)]
 
     before = table()

@@ -13,6 +13,7 @@ from privca.errors import InputError
 from privca.x509.build import build_certificate
 from privca.x509.profiles import (
     ALL_PROFILES,
+    AUDIT_SIGNER,
     CLIENT,
     DEFAULT_LEAF_PROFILE,
     INTERNAL_PROFILES,
@@ -40,6 +41,7 @@ SHAPES = {
     "server-client": (SERVER_CLIENT, False, None, True, True, 730),
     "ocsp-responder": (OCSP_RESPONDER, False, None, False, False, 30),
     "privca-server": (PRIVCA_SERVER, False, None, True, False, 30),
+    "audit-signer": (AUDIT_SIGNER, False, None, False, False, 825),
 }
 
 
@@ -68,7 +70,7 @@ def test_the_tables_agree() -> None:
     assert set(ALL_PROFILES) == {shape[0].name for shape in SHAPES.values()}
     assert set(LEAF_PROFILES) == {"server", "client", "server-client"}
     assert set(INTERNAL_PROFILES) == {"privca-server"}
-    assert {"ocsp-responder", "privca-server"} == SELF_RENEWING_PROFILES
+    assert {"ocsp-responder", "privca-server", "audit-signer"} == SELF_RENEWING_PROFILES
     assert DEFAULT_LEAF_PROFILE is SERVER_CLIENT
     assert not any(ALL_PROFILES[name].is_ca for name in LEAF_PROFILES)
 
@@ -101,6 +103,9 @@ PURPOSES = {
     "responder-as-server": (OCSP_RESPONDER, "sslserver", False),
     "responder-as-ocsp-helper": (OCSP_RESPONDER, "ocsphelper", True),
     "privca-server-as-server": (PRIVCA_SERVER, "sslserver", True),
+    "audit-signer-as-server": (AUDIT_SIGNER, "sslserver", False),
+    "audit-signer-as-client": (AUDIT_SIGNER, "sslclient", False),
+    "audit-signer-as-document-signer": (AUDIT_SIGNER, "smimesign", True),
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from josepy.jwk import JWK
 
+from privca._actor import acme_actor, acting_as
 from privca._time import utcnow
 from privca.acme import jws, messages
 from privca.acme.nonces import NonceSource
@@ -124,7 +125,8 @@ class Accounts:
             created_at=utcnow(),
         )
         try:
-            stored = self.repository.add_account(account)
+            with acting_as(acme_actor(account.id, account.eab_kid)):
+                stored = self.repository.add_account(account)
         except EabBindingRefused as exc:
             key = self.repository.eab_key(exc.args[0])
             limit = key.max_accounts if key is not None else 0
@@ -172,11 +174,12 @@ class Accounts:
             raise AcmeProblem("malformed", "an account can only be set to 'deactivated'")
         contact = check_contact(payload["contact"]) if "contact" in payload else None
         deactivate = status == AccountStatus.DEACTIVATED
-        updated = self.repository.update_account(
-            account.id,
-            contact=contact,
-            transition=account_deactivated() if deactivate else None,
-        )
+        with acting_as(acme_actor(account.id, account.eab_kid)):
+            updated = self.repository.update_account(
+                account.id,
+                contact=contact,
+                transition=account_deactivated() if deactivate else None,
+            )
         if updated is None:
             raise AcmeProblem("accountDoesNotExist", "the account is gone")
         return updated

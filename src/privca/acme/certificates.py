@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from privca._actor import acme_actor, acting_as
 from privca._time import utcnow
 from privca.acme import messages
 from privca.acme.accounts import Authenticated
@@ -36,6 +37,12 @@ REVOCATION_REASONS = {
 }
 
 
+def _actor(auth: Authenticated) -> str:
+    """The audit log's actor of a request: its account, or the certificate's key."""
+    account = auth.account
+    return acme_actor(account.id if account else None, account.eab_kid if account else None)
+
+
 @dataclass(frozen=True)
 class Certificates:
     repository: AcmeRepository
@@ -47,6 +54,12 @@ class Certificates:
         self, auth: Authenticated, order_id: str
     ) -> tuple[OrderRow, list[AuthorizationRow]]:
         """Sign the CSR of a ready order, synchronously: one request wins the order."""
+        with acting_as(_actor(auth)):
+            return self._finalize(auth, order_id)
+
+    def _finalize(
+        self, auth: Authenticated, order_id: str
+    ) -> tuple[OrderRow, list[AuthorizationRow]]:
         order = self.orders.own_order(auth, order_id)
         payload = auth.request.json_payload()
         if not order_finalizing().applies_to(order.status):
@@ -108,7 +121,8 @@ class Certificates:
         # An already revoked certificate may still be made keyCompromise (reason 1), e.g.
         # by whoever holds its key: a reason only gets worse, never better (issuer.revoke).
         try:
-            changed = self.issuer.revoke(info.serial, REVOCATION_REASONS[reason_code])
+            with acting_as(_actor(auth)):
+                changed = self.issuer.revoke(info.serial, REVOCATION_REASONS[reason_code])
         except IssuanceRefused as exc:
             raise AcmeProblem("alreadyRevoked", exc.message) from exc
         if not changed:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from privca import __version__
+from privca.auditing import read_audit_key_ref
 from privca.backup.archive import (
     DATABASE,
     SETTINGS,
@@ -79,8 +80,10 @@ def _key_files(
 ) -> tuple[dict[str, bytes], dict[str, list[str]]]:
     files: dict[str, bytes] = {}
     where: dict[str, list[str]] = {"included": [], "excluded": [], "offline": [], "hsm": []}
-    for authority in summary.authorities:
-        ref = authority.key_ref
+    # The CA keys, and the audit key that signs the log's checkpoints (kept like them).
+    refs = [authority.key_ref for authority in summary.authorities]
+    audit_ref = read_audit_key_ref(home)
+    for ref in [*refs, *([audit_ref] if audit_ref else [])]:
         if ref in {*where["included"], *where["excluded"], *where["offline"], *where["hsm"]}:
             continue
         if is_token_reference(ref):

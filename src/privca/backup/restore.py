@@ -97,7 +97,20 @@ def _record_restore(url: str, password: str | None, manifest: Manifest, now: dt.
     database = Database(url, password)
     try:
         with database.change(now) as change:
-            change.record("restored", None, f"backup of {manifest.created_at:%Y-%m-%dT%H:%M:%SZ}")
+            # What came back and how old it is: anything after the backup may be missing
+            # (`privca scan` + `privca import` bring lost certificates back).
+            detail = {
+                "backup_created_at": manifest.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "age_seconds": int((now - manifest.created_at).total_seconds()),
+                "privca_version": manifest.privca_version,
+                "schema_revision": manifest.schema_revision,
+                "source_store": manifest.source_store,
+                "certificates": manifest.summary.get("certificates"),
+                "keys": {
+                    where: sorted(refs) for where, refs in sorted(manifest.keys.items()) if refs
+                },
+            }
+            change.record("restored", None, detail)
     finally:
         database.close()
 

@@ -33,16 +33,16 @@ from privca.store.database import (
 )
 from privca.store.schema import (
     SCHEMA_REVISION,
+    audit_log,
     authorities,
     certificates,
     crl_state,
-    events,
     metadata,
 )
 
 ROWS_PER_BATCH = 1000
 # Tables whose integer id PostgreSQL draws from a sequence: set past the copied rows.
-SEQUENCED = (authorities, events)
+SEQUENCED = (authorities,)
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def summarize(connection: sa.Connection) -> StoreSummary:
         sa.select(sa.func.count()).where(certificates.c.der.is_not(None))
     ).scalar_one()
     newest = [
-        connection.execute(sa.select(sa.func.max(events.c.at))).scalar(),
+        connection.execute(sa.select(sa.func.max(audit_log.c.at))).scalar(),
         connection.execute(sa.select(sa.func.max(certificates.c.created_at))).scalar(),
     ]
     known = [as_utc(value) for value in newest if value is not None]
@@ -157,7 +157,11 @@ def _rows(connection: sa.Connection, table: sa.Table) -> Iterator[list[dict[str,
 
 
 def copy_rows(source: sa.Connection, destination: sa.Connection) -> None:
-    """Every row of privca's tables, parents first (foreign keys hold at every insert)."""
+    """Every row of privca's tables, parents first (foreign keys hold at every insert),
+    into a store just migrated: what the migrations seeded there (the audit log's first
+    entry and its head) gives way to the copy, children first."""
+    for table in reversed(metadata.sorted_tables):
+        destination.execute(table.delete())
     for table in metadata.sorted_tables:
         for batch in _rows(source, table):
             destination.execute(table.insert(), batch)

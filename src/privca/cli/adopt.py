@@ -69,14 +69,79 @@ def _new_key_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return store_options(function)
 
 
-@click.group("import")
-def import_group() -> None:
-    """Adopt a CA built with OpenSSL or easy-rsa, keeping its root and certificates.
+class _ImportGroup(click.Group):
+    """`privca import FILE...` and `privca import --from-scan TARGET` mean `privca import
+    certificates ...`; `privca import openssl|easyrsa` adopt a CA."""
 
-    The old CA certificate becomes the root of a new single-tier privca home, unchanged,
-    so no client trust store changes and nothing is re-issued. Everything is checked
-    before anything is written; a failure leaves the new home absent.
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["certificates", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("import", cls=_ImportGroup)
+def import_group() -> None:
+    """Put lost certificates back (FILE... or --from-scan), or adopt a CA built with
+    OpenSSL or easy-rsa, keeping its root and certificates.
+
+    `privca import FILE...` records certificates this CA signed that its inventory lacks
+    (after a restore from an older backup), each with an audit entry; a certificate not
+    signed by this CA's keys is refused, and importing twice changes nothing.
+
+    Adopting: the old CA certificate becomes the root of a new single-tier privca home,
+    unchanged, so no client trust store changes and nothing is re-issued. Everything is
+    checked before anything is written; a failure leaves the new home absent.
     """
+
+
+@import_group.command("certificates")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--from-scan",
+    "targets",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Import what this TLS service serves, if our CA signed it (repeatable).",
+)
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Per service.")
+@json_option
+@click.pass_obj
+def import_certificates_command(
+    app: AppContext, files: tuple[Path, ...], targets: tuple[str, ...], timeout: float,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Record certificates this CA signed that its inventory lacks (FILE... or --from-scan)."""
+    from privca.adopt.lost import from_scan, read_lost
+    from privca.authority import CertificateAuthority
+    from privca.errors import InputError
+
+    if not files and not targets:
+        raise InputError("nothing to import", "give certificate files, or --from-scan HOST:PORT")
+    found = read_lost(list(files))
+    if targets:
+        from privca.tls_scan import fetch_chain
+
+        chains = []
+        for target in targets:
+            served = fetch_chain(target, None, timeout)
+            if served.error:
+                raise InputError(
+                    f"cannot scan {printable(target, 80)}: {printable(served.error, 200)}"
+                )
+            chains.append((target, served.chain))
+        found += from_scan(chains)
+    with CertificateAuthority.open(app.home_path) as ca:
+        added, known = ca.import_lost(found)
+    if as_json:
+        print_json(
+            {"imported": [serial_hex(s) for s in added], "already": [serial_hex(s) for s in known]}
+        )
+        return
+    for serial in added:
+        note(f"imported {serial_hex(serial)}", app.quiet)
+    for serial in known:
+        note(f"already in the inventory: {serial_hex(serial)}", app.quiet)
+    note(f"{len(added)} imported, {len(known)} already there", app.quiet)
 
 
 @import_group.command("openssl")

@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("adopt:doctor_command", "Find weaknesses in the CA and its certificates."),
     "backup": ("backup:backup_group", "Write one archive of the CA while it works; verify one."),
     "restore": ("backup:restore_command", "Bring a CA back from a backup archive into a new home."),
+    "audit": ("audit:audit_group", "Show, verify, checkpoint and export the audit log."),
 }
 
 

@@ -362,14 +362,27 @@ def _serve_on(
     """Prove the keys, obtain the server's certificate, build the apps, run until stopped.
 
     The sockets are already bound; the caller closes them."""
+    import logging
+
     import uvicorn
 
+    from privca._actor import set_actor
     from privca._time import utcnow
+    from privca.errors import PrivcaError
     from privca.server.app import build_app, build_metrics_app
     from privca.server.credentials import prove_keys
     from privca.server.tls import ServerCertificate
 
+    # Everything this process changes is by `serve`, unless an ACME request names its
+    # account (acme/ sets that around each change it makes).
+    set_actor("serve")
     prove_keys(ca, utcnow())
+    try:
+        # Unlocked now with the CA keys and kept, like them: the automatic checkpoints of
+        # a server never need the passphrase again.
+        ca.audit_signer()
+    except PrivcaError as exc:
+        logging.getLogger("privca").warning("audit checkpoints wait: %s", exc.message)
     certificate: ServerCertificate | None = None
     if tls:
         certificate = ServerCertificate(ca, names)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from privca._text import printable
-from privca.cli.render import print_json
+from privca.cli.render import print_json, warn
 from privca.errors import InputError, PrivcaError
 from privca.trust import java, linux, nss
 from privca.trust.stores import STORE_NAMES
@@ -149,6 +149,28 @@ def _render_outcomes(app: AppContext, outcomes: Sequence[Outcome]) -> None:
             _say(app, f"        note: {outcome.note}")
 
 
+def _record_in_home(
+    app: AppContext, verb: str, anchors: Sequence[TrustAnchor], outcomes: Sequence[Outcome]
+) -> None:
+    """With a CA home here, its audit log records what privca changed in this host's
+    trust stores (on a client without a CA there is no log to write)."""
+    from privca.home import CAHome
+
+    if not CAHome(app.home_path).exists():
+        return
+    from privca.authority import CertificateAuthority
+
+    detail = {
+        "roots": [each.sha256.hex() for each in anchors],
+        "outcomes": [o.as_json() for o in outcomes],
+    }
+    try:
+        with CertificateAuthority.open(app.home_path) as ca:
+            ca.record_host_change(f"trust-{verb}ed", detail)
+    except PrivcaError as exc:
+        warn(f"the {verb} is done but not in the audit log: {exc.message}")
+
+
 def _change_stores(
     app: AppContext,
     verb: str,
@@ -174,6 +196,8 @@ def _change_stores(
         if not as_json:
             _render_outcomes(app, outcomes)
         raise
+    if not dry_run:
+        _record_in_home(app, verb, anchors, outcomes)
     if as_json:
         payload = {
             "root": _describe_anchor(anchor),

@@ -119,9 +119,11 @@ def _inventory_problems(status: str, report: VerificationReport, ca_file: Path |
     if status == "revoked":
         return ["revoked: the inventory marks this certificate revoked"]
     if status == "unknown" and ca_file is None and report.chain.ok:
+        from privca.authority_records import OUTSIDE_RECORDS
+
         return [
-            "not in the inventory, although it chains to this CA (a lost record, or a "
-            "certificate signed outside privca with the CA key?)"
+            f"{OUTSIDE_RECORDS}: it chains to this CA but the inventory does not hold it "
+            "(signed with the CA key behind privca's back, or lost in a restore: privca import)"
         ]
     return []
 

@@ -11,6 +11,8 @@
                                          <ca> as for /crl; /ca/chain.pem: issuing + root;
                                          /ca/roots.pem: the roots to trust (two during a
                                          root rollover); /ca/cross.pem: its cross-cert
+    GET  /audit/checkpoint               the latest signed checkpoint of the audit log
+                                         (JSON); its certificate is /ca/audit.crt
     GET  /health                         200 JSON: status ok or degraded, and why in words
     GET  /metrics                        Prometheus text (privca.monitoring), unless it
                                          has a listener of its own (--metrics-listen)
@@ -41,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
+from privca._actor import set_actor
 from privca._http import BodyTooLarge, media_type, read_body
 from privca._time import utcnow
 from privca.errors import KeyUnavailable, NotFound, PrivcaError
@@ -51,6 +54,8 @@ from privca.server.watch import StoreWatch
 from privca.urls import (
     ACME_DIRECTORY_PATH,
     ACME_PREFIX,
+    AUDIT_CERTIFICATE_FILE,
+    AUDIT_CHECKPOINT_PATH,
     CA_ROUTE,
     CHAIN_FILE,
     CHAIN_PATH,
@@ -200,6 +205,7 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        set_actor("serve")  # the scheduler's changes, in the tasks started below
         await run_in_threadpool(responder.prepare, utcnow())
         await run_in_threadpool(ca.apply_scheduled_revocations, utcnow())
         if acme_app is not None:
@@ -264,6 +270,7 @@ class _Site:
             Route(CRL_ROUTE, self.crl, methods=["GET"]),
             Route(CA_ROUTE, self.ca_file, methods=["GET"]),
             Route(HEALTH_PATH, self.health, methods=["GET"]),
+            Route(AUDIT_CHECKPOINT_PATH, self.audit_checkpoint, methods=["GET"]),
         ]
 
     # OCSP ---------------------------------------------------------------------------------
@@ -331,6 +338,11 @@ class _Site:
         if name == ROOTS_FILE:  # every root to trust now: two during a root rollover
             roots = [r.certificate for r in registry.trusted_roots]
             return Response(pem_certificates(roots), media_type=PEM)
+        if name == AUDIT_CERTIFICATE_FILE:  # checkpoints and exports verify against it
+            try:
+                return Response(self._ca.home.audit_certificate.read_bytes(), media_type=PEM)
+            except FileNotFoundError:
+                return _not_found()
         if name == CROSS_FILE:  # a rollover's cross-certificate; empty when there is none
             cross = [registry.cross.certificate] if registry.cross is not None else []
             return Response(pem_certificates(cross), media_type=PEM)
@@ -341,6 +353,14 @@ class _Site:
         if suffix == "der":
             return Response(record.der, media_type=DER_CERTIFICATE)
         return Response(pem_certificate(record.certificate), media_type=PEM)
+
+    async def audit_checkpoint(self, _request: Request) -> Response:
+        """The latest signed checkpoint of the audit log, from the store (every replica
+        serves the same one), as `privca audit checkpoint` wrote it."""
+        found = await run_in_threadpool(self._ca.inventory.latest_checkpoint)
+        if found is None:
+            return _not_found()
+        return Response(found, media_type="application/json")
 
     # health and the index ---------------------------------------------------------------
 

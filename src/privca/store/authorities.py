@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from privca.errors import AlreadyExists, StoreUnavailable
+from privca.store.auditlog import der_fingerprint
 from privca.store.database import Change, Database
 from privca.store.schema import authorities, crl_state
 from privca.x509.encoding import serial_hex
@@ -54,6 +55,7 @@ def _first_crl_number(change: Change, issuer_id: int, next_update: dt.datetime) 
             )
     except sa.exc.IntegrityError:
         return None  # another replica published its first CRL at the same moment
+    change.record("crl-issued", None, {"issuer": issuer_id, "number": number})
     return number
 
 
@@ -115,13 +117,14 @@ class AuthorityWrites:
         now: dt.datetime,
         *,
         unless_active: str | None = None,
+        cause: str | None = None,
     ) -> list[int]:
         """Record several CA certificates in one transaction (a root rollover's new root,
         cross-certificate and issuing CA: all or none); ids in the order given.
 
         `unless_active`: a role that must have no active CA, checked in the same
         transaction (AlreadyExists otherwise), so that of two processes starting a root
-        rollover at once exactly one records it.
+        rollover at once exactly one records it. `cause` says why, in the audit log.
         """
         ids: list[int] = []
         with self.database.change(now) as change:
@@ -146,14 +149,21 @@ class AuthorityWrites:
                         created_at=now,
                     )
                 )
-                change.record(f"{row.role}-ca-created", row.serial)
+                detail = {
+                    "common_name": row.common_name,
+                    "key_ref": row.key_ref,
+                    "fingerprint": der_fingerprint(row.der),
+                    "active": row.active,
+                    "cause": cause,
+                }
+                change.record(f"{row.role}-ca-created", row.serial, detail)
                 key = result.inserted_primary_key
                 if key is None:
                     raise StoreUnavailable("the inventory did not return the new CA's id")
                 ids.append(int(key[0]))
         return ids
 
-    def end_role(self, role: str, now: dt.datetime) -> int:
+    def end_role(self, role: str, now: dt.datetime, cause: str | None = None) -> int:
         """No CA of `role` is active any more (a root rollover ends: its cross-certificate
         stops being served); returns how many records changed. Records stay."""
         with self.database.change(now) as change:
@@ -162,7 +172,7 @@ class AuthorityWrites:
                 .where(authorities.c.role == role, authorities.c.active.is_(True))
                 .values(active=False)
             )
-            change.record(f"{role}-ca-ended")
+            change.record(f"{role}-ca-ended", None, {"cause": cause})
             return int(result.rowcount or 0)
 
     def next_crl_number(
@@ -188,6 +198,7 @@ class AuthorityWrites:
                 .where(crl_state.c.issuer_id == issuer_id)
                 .values(number=number, this_update=this_update, next_update=next_update)
             )
+            change.record("crl-issued", None, {"issuer": issuer_id, "number": number})
         return number
 
     def continue_crl_numbers(

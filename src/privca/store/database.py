@@ -2,8 +2,8 @@
 writers, or PostgreSQL.
 
 Every change to the inventory goes through `Database.change`: one write transaction that
-also records what it did in the events table (the audit trail), so whatever a change must
-append later is appended in one place, in the same transaction as the change itself.
+also appends what it did to the audit log (store/auditlog.py), in one place and in the same
+transaction as the change itself.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from sqlalchemy import event
 from privca._text import printable
 from privca.errors import StoreUnavailable
 from privca.home import create_private_file
+from privca.store import auditlog
 from privca.store.address import check_store_url, redact
-from privca.store.schema import SCHEMA_REVISION, events
+from privca.store.schema import SCHEMA_REVISION
 from privca.x509.encoding import serial_hex
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -266,37 +267,41 @@ class ChangeCounter:
             self._connection.close()
 
 
-Event = tuple[str, int | str | None, str | None]  # action, serial, detail
+# action, serial, detail (an object; a plain string is kept as {"note": ...})
+Event = tuple[str, int | str | None, auditlog.Detail | str | None]
 
 
 class Change:
-    """One write transaction: the statements of a change and the events it records."""
+    """One write transaction: the statements of a change and the audit entries it appends."""
 
     def __init__(self, connection: sa.Connection, now: dt.datetime) -> None:
         self.connection = connection
         self.now = now
+        self.last_seq = 0  # the last audit entry this change appended
 
     def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.CursorResult[Any]:
         return self.connection.execute(statement, parameters)
 
     def record(
-        self, action: str, serial: int | str | None = None, detail: str | None = None
+        self,
+        action: str,
+        serial: int | str | None = None,
+        detail: auditlog.Detail | str | None = None,
     ) -> None:
-        """Append one event (what happened, to which serial) to the audit trail."""
+        """Append one entry (what happened, to which serial) to the audit log."""
         self.record_all([(action, serial, detail)])
 
     def record_all(self, happened: Iterable[Event]) -> None:
-        rows = [
-            {
-                "at": self.now,
-                "action": action,
-                "serial": serial_hex(serial) if isinstance(serial, int) else serial,
-                "detail": detail,
-            }
-            for action, serial, detail in happened
-        ]
-        if rows:
-            self.connection.execute(events.insert(), rows)
+        appended = auditlog.append(
+            self.connection,
+            self.now,
+            (
+                (action, serial_hex(serial) if isinstance(serial, int) else serial, detail)
+                for action, serial, detail in happened
+            ),
+        )
+        if appended:
+            self.last_seq = appended[-1].seq
 
 
 UNAVAILABLE_HINT = "check the store URL, that the database is reachable and the disk not full"
@@ -310,6 +315,9 @@ class Database:
         """`password` is the PostgreSQL password, never part of `url` (check_store_url)."""
         self.url = url
         self.engine = create_engine(url, password)
+        # The newest audit entry this process committed: lets the authority tell whether
+        # a checkpoint may be due without asking the database after every change.
+        self.appended_seq = 0
 
     def migrate(self) -> str | None:
         """Bring the schema up to date; returns the revision it had before."""
@@ -337,7 +345,9 @@ class Database:
             with self.engine.connect() as connection:
                 connection.execution_options(**WRITE_OPTIONS)
                 with connection.begin():
-                    yield Change(connection, now)
+                    change = Change(connection, now)
+                    yield change
+            self.appended_seq = max(self.appended_seq, change.last_seq)
         except sa.exc.OperationalError as exc:
             raise StoreUnavailable(
                 f"the inventory database is unavailable: {driver_message(exc)}", UNAVAILABLE_HINT

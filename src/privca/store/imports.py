@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from privca.errors import InputError
-from privca.store.database import Change, Database
+from privca.store.auditlog import der_fingerprint
+from privca.store.database import Change, Database, Event
 from privca.store.names import insert_certificates
 from privca.store.records import ImportedRow
 from privca.store.schema import blocked_keys
@@ -69,6 +70,25 @@ def _block_compromised_keys(change: Change, rows: Sequence[ImportedRow]) -> None
         change.execute(blocked_keys.insert(), fresh)
 
 
+def _import_entries(rows: Sequence[ImportedRow], issuer_id: int) -> list[Event]:
+    entries: list[Event] = []
+    for row in rows:
+        detail: dict[str, object] = {
+            "issuer": issuer_id,
+            "status": row.status,
+            "profile": row.profile,
+            "names": list(row.names),
+            "key_sha256": row.public_key_sha256,
+            "source": row.source,
+        }
+        if row.der is not None:
+            detail["fingerprint"] = der_fingerprint(row.der)
+        if row.reason is not None:
+            detail["reason"] = row.reason
+        entries.append(("imported", row.serial, detail))
+    return entries
+
+
 def add_imported_certificates(
     database: Database, issuer_id: int, rows: Sequence[ImportedRow], now: dt.datetime
 ) -> int:
@@ -78,7 +98,7 @@ def add_imported_certificates(
     try:
         with database.change(now) as change:
             insert_certificates(change, [_values(r, issuer_id, now) for r in rows])
-            change.record_all(("imported", row.serial, row.source) for row in rows)
+            change.record_all(_import_entries(rows, issuer_id))
             _block_compromised_keys(change, rows)
     except sa.exc.IntegrityError as exc:
         raise InputError(

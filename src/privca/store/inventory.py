@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from privca.store.auditlog import AuditWrites
 from privca.store.authorities import AuthorityWrites
 from privca.store.database import ChangeCounter, Database
 from privca.store.issuance import SERIAL_RETRIES, IssuanceWrites, random_serial
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
     from privca.store.acme.rows import Sealer
 
 
-class Store(InventoryView, IssuanceWrites, RevocationWrites, RetentionWrites, AuthorityWrites):
+class Store(
+    InventoryView, IssuanceWrites, RevocationWrites, RetentionWrites, AuthorityWrites, AuditWrites
+):
     """One inventory database, read and written. Safe to use from several processes."""
 
     def __init__(

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 import sqlalchemy as sa
 
 from privca.errors import StoreUnavailable
-from privca.store.database import Database, driver_message
+from privca.store.auditlog import der_fingerprint
+from privca.store.database import Change, Database, Event, driver_message
 from privca.store.names import insert_certificates
 from privca.store.records import Intent
 from privca.store.schema import certificates
@@ -40,6 +41,33 @@ def _pending_row(serial: int, intent: Intent, now: dt.datetime) -> dict[str, obj
         "der": None,
         "created_at": now,
     }
+
+
+def _issue_entries(change: Change, rows: Sequence[tuple[str, bytes]]) -> list[Event]:
+    """The audit entries of signed certificates: what was asked for (names, profile, key)
+    as the intent recorded it, and the fingerprint of the DER that was handed out."""
+    c = certificates.c
+    intents = {
+        r.serial: r
+        for r in change.execute(
+            sa.select(c.serial, c.issuer_id, c.profile, c.names, c.public_key_sha256).where(
+                c.serial.in_([hex_serial for hex_serial, _der in rows])
+            )
+        )
+    }
+    entries: list[Event] = []
+    for hex_serial, der in rows:
+        intent = intents.get(hex_serial)
+        detail: dict[str, object] = {"fingerprint": der_fingerprint(der)}
+        if intent is not None:
+            detail |= {
+                "issuer": int(intent.issuer_id),
+                "profile": intent.profile,
+                "names": json.loads(intent.names),
+                "key_sha256": intent.public_key_sha256,
+            }
+        entries.append(("issued", hex_serial, detail))
+    return entries
 
 
 class IssuanceWrites:
@@ -95,7 +123,7 @@ class IssuanceWrites:
         )
         with self.database.change(now) as change:
             change.execute(statement, params)
-            change.record_all(("issued", hex_serial, None) for hex_serial, _der in rows)
+            change.record_all(_issue_entries(change, rows))
 
     def abandon(self, serials: Iterable[int], now: dt.datetime, reason: str) -> None:
         """Mark intents whose signing failed; their serials are never reused."""
@@ -111,7 +139,7 @@ class IssuanceWrites:
                 )
                 .values(status=StoredStatus.FAILED.value)
             )
-            change.record_all(("failed", h, reason) for h in hexes)
+            change.record_all(("failed", h, {"reason": reason}) for h in hexes)
 
     def mark_superseded(self, old: int, new: int, now: dt.datetime) -> None:
         """Record that `new` replaces `old` (renew, ACME `replaces`, serve's own)."""
@@ -121,7 +149,7 @@ class IssuanceWrites:
                 .where(certificates.c.serial == serial_hex(old))
                 .values(superseded_by=serial_hex(new))
             )
-            change.record("superseded", old, serial_hex(new))
+            change.record("superseded", old, {"by": serial_hex(new)})
 
 
 __all__ = ["SERIAL_RETRIES", "IssuanceWrites", "random_serial"]

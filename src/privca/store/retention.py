@@ -93,7 +93,9 @@ class RetentionWrites:
                         tidied_at=now,
                     )
                 )
-                change.record("tidied", None, f"{len(serials)} certificate(s)")
+                change.record(
+                    "tidied", None, {"serials": serials, "expired_before": str(expired_before)}
+                )
             done += len(serials)
 
 

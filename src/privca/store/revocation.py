@@ -82,13 +82,13 @@ class RevocationWrites:
             current = row_to_certificate(row).revocation_at(now)
             if current is None:
                 outcome, revoked_at = RevocationOutcome.REVOKED, now
-                change.record("revoked", key, reason)
+                change.record("revoked", key, {"reason": reason})
             else:
                 outcome = reason_change(key, current.reason, reason)
                 if outcome is RevocationOutcome.UNCHANGED:
                     return row_to_certificate(row), outcome
                 revoked_at = current.revoked_at
-                detail = f"{current.reason or 'unspecified'} -> {reason}"
+                detail = {"from": current.reason, "reason": reason}
                 change.record("revocation-reason-changed", key, detail)
             change.execute(
                 certificates.update()
@@ -125,7 +125,7 @@ class RevocationWrites:
                 .values(revoke_after=at)
             )
             if updated.rowcount:
-                change.record("revocation-scheduled", serial, at.isoformat())
+                change.record("revocation-scheduled", serial, {"at": at.isoformat()})
 
     def apply_due_revocations(self, now: dt.datetime) -> list[int]:
         """Carry out scheduled revocations whose time has come; returns their serials.
@@ -156,7 +156,9 @@ class RevocationWrites:
                 )
                 if updated.rowcount:
                     done.append(int(serial, 16))
-                    change.record("revoked", serial, f"{SCHEDULED_REASON} (scheduled)")
+                    change.record(
+                        "revoked", serial, {"reason": SCHEDULED_REASON, "scheduled": True}
+                    )
         return done
 
 

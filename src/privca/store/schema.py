@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0008_stateless_nonces"
+SCHEMA_REVISION = "0009_audit_log"
 
 
 class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -119,14 +119,52 @@ blocked_keys = sa.Table(
     sa.Column("at", UtcDateTime(), nullable=False),
 )
 
-events = sa.Table(
-    "events",
+# The audit log (store/auditlog.py owns its encoding and hashing): every change of state,
+# appended in the change's transaction, each entry chained to the one before by its hash.
+# It replaced the `events` table (migration 0009_audit_log): one record of what happened.
+audit_log = sa.Table(
+    "audit_log",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("at", UtcDateTime(), nullable=False),
-    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(48), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
     sa.Column("serial", sa.String(40), nullable=True),
-    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),  # canonical JSON object
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_log_serial", "serial"),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_action", "action", "seq"),
+)
+
+# The head of the chain, one row (id 1): locked by each append so writers stay linear.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# Signed checkpoints (privca/auditing.py): the statement as signed and its CMS signature.
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),  # the checkpoint file's JSON
 )
 
 # ACME (store/acme.py holds their queries) ------------------------------------------------

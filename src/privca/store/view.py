@@ -8,14 +8,17 @@ as revoked from the moment it is due, although nothing has written it yet.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 
 from privca._time import as_utc
 from privca.errors import NotFound
+from privca.store import auditlog
+from privca.store.auditlog import AuditSnapshot
 from privca.store.database import ChangeCounter, Database
 from privca.store.metrics import certificate_counts, soonest_expiry
 from privca.store.records import (
@@ -322,6 +325,35 @@ class InventoryView:
     def change_counter(self) -> ChangeCounter | None:
         """A cheap "has anyone committed since?" probe, or None where the database has none."""
         return self.database.change_counter()
+
+    @contextlib.contextmanager
+    def audit_snapshot(self) -> Iterator[AuditSnapshot]:
+        """The audit log and the certificate rows as of one moment (see AuditSnapshot)."""
+        with self.database.read() as connection:
+            if connection.dialect.name == "postgresql":
+                connection = connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                yield AuditSnapshot(connection)
+
+    def audit_head(self) -> tuple[int, str]:
+        """(entries, hash of the last entry) of the audit log."""
+        with self.database.read() as connection:
+            return auditlog.head(connection)
+
+    def checkpoint_state(self) -> tuple[int, int]:
+        """(audit entries, entries the latest kept checkpoint covers)."""
+        with self.database.read() as connection:
+            return auditlog.checkpoint_state(connection)
+
+    @property
+    def appended_seq(self) -> int:
+        """The newest audit entry this process committed (0: none yet)."""
+        return self.database.appended_seq
+
+    def latest_checkpoint(self) -> str | None:
+        """The latest signed checkpoint of the audit log (its JSON), if any."""
+        with self.database.read() as connection:
+            return auditlog.latest_checkpoint(connection)
 
     def any_serial_taken(self, serials: Sequence[int]) -> bool:
         with self.database.read() as connection:

@@ -122,8 +122,8 @@ def _key_usage(profile: Profile, public_key: CertificatePublicKeyTypes) -> x509.
     encipher = not ca and isinstance(public_key, rsa.RSAPublicKey) and not profile.ocsp_no_check
     return x509.KeyUsage(
         digital_signature=True,
-        content_commitment=False,
-        key_encipherment=encipher,
+        content_commitment=profile.content_commitment,
+        key_encipherment=encipher and not profile.content_commitment,
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=ca,

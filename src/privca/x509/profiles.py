@@ -40,6 +40,8 @@ class Profile:
     extended_key_usages: tuple[ObjectIdentifier, ...] = ()
     default_days: int = 730
     ocsp_no_check: bool = False
+    # nonRepudiation (contentCommitment): the key signs statements, not connections
+    content_commitment: bool = False
 
     @property
     def is_server(self) -> bool:
@@ -65,6 +67,18 @@ OCSP_RESPONDER = Profile(
     ocsp_no_check=True,
 )
 
+# The audit log's signing key (checkpoints, exports): digitalSignature + contentCommitment,
+# the shape of a document signer, and emailProtection as its only extended key usage:
+# `openssl cms -verify` accepts it with its default S/MIME purpose, and no TLS server or
+# client does (no serverAuth, no clientAuth). No SAN and a CN with a space: it names no
+# host and no mailbox, so no mail client takes it for a sender either.
+AUDIT_SIGNER = Profile(
+    "audit-signer",
+    extended_key_usages=(ExtendedKeyUsageOID.EMAIL_PROTECTION,),
+    default_days=825,
+    content_commitment=True,
+)
+
 # privca serve's own TLS certificate: a server certificate that privca renews by itself,
 # so expiry checks and metrics leave it out.
 PRIVCA_SERVER = Profile(
@@ -74,10 +88,20 @@ PRIVCA_SERVER = Profile(
 LEAF_PROFILES: dict[str, Profile] = {p.name: p for p in (SERVER, CLIENT, SERVER_CLIENT)}
 # Certificates privca issues to itself and renews by itself: not the operator's to watch,
 # so expiry checks, metrics and the default listing leave them out.
-SELF_RENEWING_PROFILES = frozenset({OCSP_RESPONDER.name, "privca-server"})
+SELF_RENEWING_PROFILES = frozenset({OCSP_RESPONDER.name, "privca-server", AUDIT_SIGNER.name})
 INTERNAL_PROFILES: dict[str, Profile] = {p.name: p for p in (PRIVCA_SERVER,)}
 ALL_PROFILES: dict[str, Profile] = {
-    p.name: p for p in (ROOT, ISSUING, SERVER, CLIENT, SERVER_CLIENT, OCSP_RESPONDER, PRIVCA_SERVER)
+    p.name: p
+    for p in (
+        ROOT,
+        ISSUING,
+        SERVER,
+        CLIENT,
+        SERVER_CLIENT,
+        OCSP_RESPONDER,
+        PRIVCA_SERVER,
+        AUDIT_SIGNER,
+    )
 }
 DEFAULT_LEAF_PROFILE = SERVER_CLIENT
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from privca.acme.repository import AccountRow, EabBindingRefused, EabKeyRow
 from privca.acme.state import account_revoked
 from privca.errors import KeyUnavailable
+from privca.store import auditlog
 from privca.store.acme.rows import ACCOUNTS, EAB_KEYS, Queries, Sealer, moved
 from privca.store.schema import acme_accounts, acme_eab_keys
 
@@ -38,6 +39,8 @@ class EabKeyQueries(Queries):
                     **values, sealed_hmac_key=sealed, plaintext_hmac_key=None
                 )
             )
+            detail = {"kid": key.kid, "label": key.label, "profile": key.profile}
+            auditlog.append(connection, key.created_at, [("eab-key-created", None, detail)])
 
     def eab_key(self, kid: str) -> EabKeyRow | None:
         return self.first(EAB_KEYS, acme_eab_keys.c.kid == kid)
@@ -141,6 +144,9 @@ class EabKeyQueries(Queries):
             accounts = connection.execute(
                 moved(acme_accounts, account_revoked()).where(acme_accounts.c.eab_kid == kid)
             ).rowcount
+            if changed == 1:
+                detail = {"kid": kid, "accounts_revoked": accounts}
+                auditlog.append(connection, now, [("eab-key-revoked", None, detail)])
         return changed == 1, accounts
 
 

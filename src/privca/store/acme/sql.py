@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from privca._time import utcnow
 from privca.acme.repository import (
     AccountRow,
     AuthorizationRow,
@@ -32,6 +33,7 @@ from privca.acme.state import (
     order_after_authorizations,
     order_after_deactivation,
 )
+from privca.store import auditlog
 from privca.store.acme.eab import EabKeyQueries
 from privca.store.acme.nonces import NonceQueries
 from privca.store.acme.rows import (
@@ -74,6 +76,10 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
                 if account.eab_kid is not None:
                     self._take_eab_account(connection, account.eab_kid)
                 connection.execute(acme_accounts.insert().values(ACCOUNTS.dump(account)))
+                detail = {"account": account.id, "eab_kid": account.eab_kid}
+                auditlog.append(
+                    connection, account.created_at, [("acme-account-created", None, detail)]
+                )
         except sa.exc.IntegrityError:
             existing = self.account_by_thumbprint(account.thumbprint)
             if existing is None:
@@ -106,9 +112,12 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
                     .values(contact=json.dumps(list(contact)))
                 )
             if transition is not None:
-                connection.execute(
+                moved_rows = connection.execute(
                     moved(acme_accounts, transition).where(acme_accounts.c.id == account_id)
-                )
+                ).rowcount
+                if moved_rows:
+                    detail = {"account": account_id, "status": str(transition.target)}
+                    auditlog.append(connection, utcnow(), [("acme-account-status", None, detail)])
             return self.first(ACCOUNTS, acme_accounts.c.id == account_id, connection)
 
     def change_key(self, account_id: str, thumbprint: str, jwk: str) -> AccountRow | None:

@@ -1,0 +1,193 @@
+"""`privca audit verify`: recompute the hash chain, check every checkpoint (kept in the
+store, or a copy given from elsewhere), and cross-check the inventory against the log.
+
+All of it reads one snapshot of the store, so a change committed meanwhile by another
+process is either wholly seen or not at all, and never looks like tampering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from privca.auditing import Checkpoint, check_signed, load_checkpoint
+from privca.authority import CertificateAuthority
+from privca.errors import CheckFailed, InputError
+from privca.store.auditlog import AuditEntry, check_chain, der_fingerprint
+
+ISSUE_ACTIONS = frozenset({"issued", "imported"})
+REVOKE_ACTIONS = frozenset({"revoked", "revocation-reason-changed"})
+
+
+@dataclass
+class _Index:
+    """What the log says about each certificate, gathered while the chain is walked."""
+
+    issued: dict[str, tuple[str, int]] = field(default_factory=dict)  # serial -> (sha, seq)
+    revoked: set[str] = field(default_factory=set)
+    tidied: set[str] = field(default_factory=set)
+    hashes: dict[int, str] = field(default_factory=dict)  # at the checkpoints' seqs
+
+    def walk(self, entries: Iterable[AuditEntry], wanted: set[int]) -> Iterator[AuditEntry]:
+        for entry in entries:
+            if entry.seq in wanted:
+                self.hashes[entry.seq] = entry.hash
+            self._note(entry)
+            yield entry
+
+    def _note(self, entry: AuditEntry) -> None:
+        detail = entry.details
+        if entry.action in ISSUE_ACTIONS and entry.serial:
+            fingerprint = detail.get("fingerprint")
+            if isinstance(fingerprint, str):
+                self.issued[entry.serial] = (fingerprint, entry.seq)
+            if detail.get("status") == "revoked":
+                self.revoked.add(entry.serial)
+        elif entry.action in REVOKE_ACTIONS and entry.serial:
+            self.revoked.add(entry.serial)
+        elif entry.action == "tidied":
+            self.tidied.update(str(s) for s in detail.get("serials", []))
+        elif entry.action == "audit-log-started":
+            self.tidied.update(str(s) for s in detail.get("tidied", []))
+
+
+@dataclass(frozen=True)
+class AuditVerdict:
+    entries: int
+    head: str
+    checkpoints: int
+    certificates: int
+    problem: str | None
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None
+
+    def document(self) -> dict[str, object]:
+        return {
+            "intact": self.intact,
+            "entries": self.entries,
+            "head": self.head,
+            "checkpoints": self.checkpoints,
+            "certificates": self.certificates,
+            "problem": self.problem,
+        }
+
+
+def _roots(ca: CertificateAuthority) -> list[x509.Certificate]:
+    return [r.certificate for r in ca.registry.roots]
+
+
+def _checkpoint_problem(
+    checkpoint: Checkpoint,
+    label: str,
+    roots: Sequence[x509.Certificate],
+    entries: int,
+    hashes: dict[int, str],
+) -> str | None:
+    try:
+        check_signed(checkpoint.statement, checkpoint.signature, roots, checkpoint.at)
+    except CheckFailed as exc:
+        return f"{label} is not validly signed: {exc.message}"
+    if checkpoint.entries > entries:
+        return (
+            f"{label} covers {checkpoint.entries} entries but the log has only {entries}: "
+            f"entries after {entries} were deleted"
+        )
+    if checkpoint.entries == 0:
+        return None
+    if hashes.get(checkpoint.entries) != checkpoint.head:
+        return (
+            f"{label} contradicts the log: entry {checkpoint.entries} is not the one it signed "
+            "(the chain up to it was rewritten)"
+        )
+    return None
+
+
+def verify_audit(
+    ca: CertificateAuthority, given: Sequence[tuple[str, str | bytes]] = ()
+) -> AuditVerdict:
+    """Check the log, its checkpoints (kept ones and `given` (label, text) copies) and the
+    inventory against it; the verdict names the first problem.
+
+    Raises:
+        InputError: a given checkpoint file is not one.
+    """
+    roots = _roots(ca)
+    outside = [(label, load_checkpoint(text, label)) for label, text in given]
+    index = _Index()
+    certificates = 0
+    with ca.inventory.audit_snapshot() as snapshot:
+        kept = snapshot.checkpoints()
+        stored: list[tuple[str, Checkpoint]] = []
+        for row in kept:
+            label = f"stored checkpoint at entry {row.seq}"
+            try:
+                stored.append((label, load_checkpoint(row.document, label)))
+            except InputError as exc:
+                return AuditVerdict(0, "", len(kept), 0, f"{label} is unreadable: {exc.message}")
+        wanted = {cp.entries for _label, cp in [*stored, *outside]}
+        count, head, chain_break = check_chain(index.walk(snapshot.entries(), wanted))
+        checked = len(stored) + len(outside)
+
+        def verdict(problem: str | None) -> AuditVerdict:
+            return AuditVerdict(count, head, checked, certificates, problem)
+
+        if chain_break is not None:
+            return verdict(chain_break.problem)
+        recorded = snapshot.stored_head()
+        if recorded is not None and recorded != (count, head):
+            if recorded[0] > count:
+                return verdict(
+                    f"entry {count + 1} is missing (deleted): the head records {recorded[0]} "
+                    f"entries, the log has {count}"
+                )
+            return verdict(f"the head of the log does not match entry {count}")
+        for label, checkpoint in [*stored, *outside]:
+            found = _checkpoint_problem(checkpoint, label, roots, count, index.hashes)
+            if found is not None:
+                return verdict(found)
+        problem: str | None = None
+        seen: set[str] = set()
+        for facts in snapshot.certificate_facts():
+            seen.add(facts.serial)
+            certificates += 1
+            if problem is not None:
+                continue
+            problem = _row_problem(facts.serial, facts.status, facts.der, facts.tidied, index)
+        if problem is None:
+            missing = sorted(s for s in index.issued if s not in seen)
+            if missing:
+                serial = missing[0]
+                problem = (
+                    f"certificate {serial} (entry {index.issued[serial][1]}) is gone from the "
+                    "inventory: its row was deleted"
+                )
+        return verdict(problem)
+
+
+def _row_problem(
+    serial: str, status: str, der: bytes | None, tidied: bool, index: _Index
+) -> str | None:
+    if der is not None:
+        recorded = index.issued.get(serial)
+        if recorded is None:
+            return f"certificate {serial} has no issue entry in the audit log"
+        fingerprint, seq = recorded
+        if der_fingerprint(der) != fingerprint:
+            return (
+                f"certificate {serial} does not match the fingerprint its issue entry "
+                f"{seq} recorded: the row was altered"
+            )
+    elif serial in index.issued and not tidied:
+        return f"certificate {serial} lost its DER: the row was altered"
+    if status == "revoked" and serial not in index.revoked:
+        return f"certificate {serial} is revoked but no entry of the log records it"
+    if tidied and serial not in index.tidied:
+        return f"certificate {serial} was tidied but no tidy entry names it"
+    return None
+
+
+__all__ = ["AuditVerdict", "verify_audit"]

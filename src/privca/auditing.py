@@ -1,0 +1,422 @@
+"""The audit key and what it signs: checkpoints of the audit log and exports of it.
+
+The audit key is a CA-held key like the CA keys (keys/custody.py: an encrypted file in
+private/ beside the issuing CA's key, or on the HSM that holds it), made on first need
+(a migration cannot make keys) and certified by the issuing CA with the `audit-signer`
+profile (x509/profiles.py says why that shape). The issuing CA signs it because its key
+is the one at hand whenever privca works (the root's may be offline); the root vouches
+for the issuing CA, so an outsider needs only the root.
+
+Checkpoint (a JSON file): {"format", "statement", "signature", "certificates"} where
+`statement` is the canonical JSON text {"at", "entries", "format", "head", "root_sha256"}
+exactly as signed, `signature` the base64 of a detached CMS signature over those bytes
+(x509/cms.py), and `certificates` the PEM of the audit certificate and the CA chain.
+
+Export: a canonical JSON file of the entries since a date and the certificates they
+name, with a detached CMS signature beside it (FILE.p7s); `openssl cms -verify -binary`
+checks it against the root.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from privca.errors import CheckFailed, InputError
+from privca.home import CAHome, atomic_write
+from privca.issuance import BACKDATE, public_key_sha256, record_and_sign
+from privca.keys.custody import HomeCustody, PrivateKey
+from privca.keys.types import KeyType
+from privca.registry import CaCertificate
+from privca.store.auditlog import (
+    AuditEntry,
+    canonical_json,
+    der_fingerprint,
+    entry_hash,
+    format_time,
+    parse_time,
+)
+from privca.store.inventory import Store
+from privca.store.records import Intent
+from privca.x509 import profiles
+from privca.x509.build import CertificateSpec, Issuer, build_certificate, ca_subject
+from privca.x509.cms import certificates_of, check_detached, sign_detached
+from privca.x509.encoding import load_certificates, pem_certificate, pem_certificates
+from privca.x509.verify import is_signed_by
+
+AUDIT_KEY_TYPE = KeyType.EC_P256
+CHECKPOINT_FORMAT = "privca-audit-checkpoint-v1"
+EXPORT_FORMAT = "privca-audit-export-v1"
+# A new audit certificate is made when the current one has less than this left.
+RENEW_BEFORE = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class AuditSigner:
+    certificate: x509.Certificate
+    key: PrivateKey
+    chain: tuple[x509.Certificate, ...]  # the issuing CA ... the root
+
+    def sign(self, data: bytes) -> bytes:
+        """A detached CMS signature (DER) over `data`, carrying the certificates."""
+        return sign_detached(data, self.certificate, self.key, self.chain)
+
+
+def read_audit_certificate(home: CAHome) -> x509.Certificate | None:
+    try:
+        data = home.audit_certificate.read_bytes()
+    except FileNotFoundError:
+        return None
+    return load_certificates(data, str(home.audit_certificate))[0]
+
+
+def read_audit_key_ref(home: CAHome) -> str | None:
+    """The audit key's key_ref, once one was made."""
+    try:
+        return home.audit_key_reference.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def load_audit_signer(
+    home: CAHome, custody: HomeCustody, chain: tuple[x509.Certificate, ...], now: dt.datetime
+) -> AuditSigner | None:
+    """The audit key, unlocked, with its certificate; None when there is none yet or its
+    certificate is about to expire (a new one is then made)."""
+    key_ref = read_audit_key_ref(home)
+    certificate = read_audit_certificate(home)
+    if key_ref is None or certificate is None:
+        return None
+    if certificate.not_valid_after_utc - RENEW_BEFORE < now:
+        return None
+    key = custody.load_for(certificate, key_ref, "audit")
+    return AuditSigner(certificate, key, chain)
+
+
+def establish_audit_key(
+    home: CAHome,
+    custody: HomeCustody,
+    store: Store,
+    authority: CaCertificate,
+    signer: Issuer,
+    chain: tuple[x509.Certificate, ...],
+    now: dt.datetime,
+) -> AuditSigner:
+    """A new audit key where the issuing CA's key is, certified by it and recorded in the
+    inventory (with its audit entry) before the key and certificate are written."""
+    name = f"audit-{now:%Y%m%d%H%M%S}"
+    generated = custody.generate(AUDIT_KEY_TYPE, "audit", name, beside=authority.key_ref)
+    subject = ca_subject(f"{authority.label[:40]} Audit Log")
+    not_before = max(now - BACKDATE, signer.not_before_or(now))
+    days = profiles.AUDIT_SIGNER.default_days
+    not_after = min(now + dt.timedelta(days=days), signer.not_after or now)
+    public_key = generated.private_key.public_key()
+    intent = Intent(
+        issuer_id=authority.id,
+        profile=profiles.AUDIT_SIGNER.name,
+        names=(),
+        subject=subject.rfc4514_string(),
+        not_before=not_before,
+        not_after=not_after,
+        public_key_sha256=public_key_sha256(public_key),
+    )
+
+    def build(_index: int, serial: int) -> x509.Certificate:
+        spec = CertificateSpec(
+            subject=subject,
+            public_key=public_key,
+            profile=profiles.AUDIT_SIGNER,
+            serial=serial,
+            not_before=not_before,
+            not_after=not_after,
+        )
+        return build_certificate(spec, signer)
+
+    [certificate] = record_and_sign(store, [intent], build, now)
+    custody.keep(generated)
+    atomic_write(home.audit_key_reference, generated.key_ref.encode() + b"\n", 0o644)
+    atomic_write(home.audit_certificate, pem_certificate(certificate), 0o644)
+    return AuditSigner(certificate, generated.private_key, chain)
+
+
+# Checkpoints ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    entries: int
+    head: str
+    at: dt.datetime
+    root_sha256: str
+    statement: bytes  # as signed
+    signature: bytes  # detached CMS, DER
+    certificates: tuple[x509.Certificate, ...]  # the audit certificate first
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "statement": self.statement.decode("ascii"),
+            "signature": base64.b64encode(self.signature).decode("ascii"),
+            "certificates": [pem_certificate(c).decode("ascii") for c in self.certificates],
+        }
+
+    def text(self) -> str:
+        return json.dumps(self.document(), indent=2, sort_keys=True) + "\n"
+
+
+def sign_checkpoint(
+    signer: AuditSigner, entries: int, head: str, at: dt.datetime, root: x509.Certificate
+) -> Checkpoint:
+    root_sha256 = der_fingerprint(root.public_bytes(Encoding.DER))
+    statement = canonical_json(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "entries": entries,
+            "head": head,
+            "at": format_time(at),
+            "root_sha256": root_sha256,
+        }
+    ).encode("ascii")
+    return Checkpoint(
+        entries,
+        head,
+        at,
+        root_sha256,
+        statement,
+        signer.sign(statement),
+        (signer.certificate, *signer.chain),
+    )
+
+
+def load_checkpoint(text: str | bytes, source: str) -> Checkpoint:
+    """Parse a checkpoint file (nothing checked yet but its shape; see check_signed)."""
+    try:
+        document = json.loads(text)
+        if document.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format is not {CHECKPOINT_FORMAT}")
+        statement = str(document["statement"]).encode("ascii")
+        fields = json.loads(statement)
+        signature = base64.b64decode(document["signature"], validate=True)
+        pems = "".join(document["certificates"]).encode("ascii")
+        certificates = tuple(load_certificates(pems, source))
+        return Checkpoint(
+            int(fields["entries"]),
+            str(fields["head"]),
+            parse_time(fields["at"]),
+            str(fields["root_sha256"]),
+            statement,
+            signature,
+            certificates,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(
+            f"{source} is not a privca audit checkpoint: {exc}",
+            "give a file written by `privca audit checkpoint`",
+        ) from exc
+
+
+def check_signed(
+    data: bytes,
+    signature: bytes,
+    roots: Sequence[x509.Certificate],
+    at: dt.datetime,
+) -> x509.Certificate:
+    """Check a detached CMS signature over `data` by an audit certificate that chains to
+    one of `roots` and was valid at `at`; returns the audit certificate.
+
+    Raises:
+        CheckFailed: the signature or the chain does not hold.
+    """
+    carried = certificates_of(signature)
+    # A SignedData keeps its certificates as a DER SET, sorted by their bytes: the signer
+    # is the end-entity certificate among them whose key made the signature.
+    signers = [c for c in carried if not _is_ca(c)]
+    if not signers:
+        raise CheckFailed("the signature carries no signer certificate")
+    failure: CheckFailed | None = None
+    for signer in signers:
+        try:
+            check_detached(data, signature, signer)
+            break
+        except CheckFailed as exc:
+            failure = exc
+    else:
+        raise failure or CheckFailed("the signature does not match the signed bytes")
+    _check_chain_to_roots(signer, [c for c in carried if c is not signer], roots, at)
+    return signer
+
+
+def _check_chain_to_roots(
+    leaf: x509.Certificate,
+    intermediates: Iterable[x509.Certificate],
+    roots: Sequence[x509.Certificate],
+    at: dt.datetime,
+) -> None:
+    pool = list(intermediates) + list(roots)
+    trusted = {r.public_bytes(Encoding.DER) for r in roots}
+    current = leaf
+    for _depth in range(4):
+        if current.public_bytes(Encoding.DER) in trusted:
+            return
+        if not current.not_valid_before_utc - BACKDATE <= at <= current.not_valid_after_utc:
+            raise CheckFailed(
+                f"certificate '{current.subject.rfc4514_string()}' was not valid at "
+                f"{format_time(at)}"
+            )
+        issuer = next(
+            (c for c in pool if c.subject == current.issuer and is_signed_by(current, c)), None
+        )
+        if issuer is None:
+            break
+        if leaf is not current and not _is_ca(current):
+            break
+        current = issuer
+    raise CheckFailed(
+        "the audit certificate does not chain to this CA's root",
+        "the signature was made by another CA's key, or the root given is not ours",
+    )
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+# Exports -------------------------------------------------------------------------------
+
+
+def entry_document(entry: AuditEntry) -> dict[str, Any]:
+    return {**entry.document(), "hash": entry.hash}
+
+
+def build_export(
+    entries: Sequence[AuditEntry],
+    certificates: Mapping[str, bytes],
+    *,
+    since: dt.datetime,
+    at: dt.datetime,
+    head: tuple[int, str],
+    signer: AuditSigner,
+) -> bytes:
+    """The export's bytes: canonical JSON, so the signature covers one exact encoding."""
+    document = {
+        "format": EXPORT_FORMAT,
+        "exported_at": format_time(at),
+        "since": format_time(since),
+        "head": {"entries": head[0], "hash": head[1]},
+        "entries": [entry_document(e) for e in entries],
+        "certificates": {
+            serial: base64.b64encode(der).decode("ascii")
+            for serial, der in sorted(certificates.items())
+        },
+        "audit_certificate": pem_certificate(signer.certificate).decode("ascii"),
+        "chain": pem_certificates(list(signer.chain)).decode("ascii"),
+    }
+    return canonical_json(document).encode("ascii") + b"\n"
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    entries: int
+    certificates: int
+    since: str
+    first_seq: int | None
+    last_seq: int | None
+    signer: str
+
+
+def check_export(
+    data: bytes, signature: bytes, roots: Sequence[x509.Certificate], source: str
+) -> ExportSummary:
+    """Check an export: its signature, each entry's hash and link to the one before, and
+    each certificate against the fingerprint its entry recorded.
+
+    Raises:
+        CheckFailed: naming the first thing that does not hold.
+        InputError: not an export.
+    """
+    try:
+        document = json.loads(data)
+        if document.get("format") != EXPORT_FORMAT:
+            raise ValueError(f"format is not {EXPORT_FORMAT}")
+        exported_at = parse_time(document["exported_at"])
+        raw_entries = list(document["entries"])
+        certificates = {
+            str(k): base64.b64decode(v, validate=True)
+            for k, v in dict(document["certificates"]).items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(
+            f"{source} is not a privca audit export: {exc}",
+            "give a file written by `privca audit export`",
+        ) from exc
+    signer = check_signed(data, signature, roots, exported_at)
+    previous: str | None = None
+    fingerprints: dict[str, str] = {}
+    first: int | None = None
+    last: int | None = None
+    for raw in raw_entries:
+        claimed = raw.get("hash")
+        body = {k: v for k, v in raw.items() if k != "hash"}
+        seq = body.get("seq")
+        if entry_hash(body) != claimed:
+            raise CheckFailed(f"entry {seq} of the export does not match its hash")
+        if previous is not None and body.get("prev") != previous:
+            raise CheckFailed(f"entry {seq} of the export does not follow the one before it")
+        previous = str(claimed)
+        first = seq if first is None else first
+        last = seq
+        fingerprint = (body.get("detail") or {}).get("fingerprint")
+        if body.get("serial") and fingerprint:
+            fingerprints[str(body["serial"])] = str(fingerprint)
+    for serial, der in sorted(certificates.items()):
+        if fingerprints.get(serial) != der_fingerprint(der):
+            raise CheckFailed(
+                f"certificate {serial} in the export does not match the fingerprint its entry "
+                "recorded"
+            )
+    return ExportSummary(
+        len(raw_entries),
+        len(certificates),
+        str(document.get("since")),
+        first,
+        last,
+        signer.subject.rfc4514_string(),
+    )
+
+
+def read_roots_file(path: Path) -> list[x509.Certificate]:
+    from privca.home import read_input_file
+
+    return load_certificates(read_input_file(path, "root certificate file"), str(path))
+
+
+__all__ = [
+    "AUDIT_KEY_TYPE",
+    "CHECKPOINT_FORMAT",
+    "EXPORT_FORMAT",
+    "AuditSigner",
+    "Checkpoint",
+    "ExportSummary",
+    "build_export",
+    "check_export",
+    "check_signed",
+    "entry_document",
+    "establish_audit_key",
+    "load_audit_signer",
+    "load_checkpoint",
+    "read_audit_certificate",
+    "read_audit_key_ref",
+    "read_roots_file",
+    "sign_checkpoint",
+]

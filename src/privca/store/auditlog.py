@@ -1,0 +1,453 @@
+"""The audit log: a hash chain of every change of state, appended in the change's own
+transaction. This module is the one owner of the entry encoding and the hashing.
+
+Encoding (version 1, documented in docs/audit.md): an entry is the JSON object
+
+    {"action": A, "actor": W, "at": T, "detail": D, "prev": P, "seq": N, "serial": S}
+
+written canonically: keys sorted, no whitespace (separators "," and ":"), ASCII only
+(everything else as \\uXXXX escapes), T as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC), S the
+lowercase hex serial or null, D an object, P the previous entry's hash (64 zeros before
+the first entry). Its hash is the lowercase hex SHA-256 of the bytes `privca-audit-v1\\n`
+followed by that encoding. `detail` is stored as its own canonical JSON text, so what is
+stored is what was hashed.
+
+Concurrent writers stay linear: the head (sequence number and hash of the last entry) is
+one row of `audit_head`, read FOR UPDATE on PostgreSQL and under SQLite's write lock
+(BEGIN IMMEDIATE), and updated with each append; `seq` is the primary key besides.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from privca._actor import current_actor
+from privca.store.schema import audit_checkpoints, audit_head, audit_log, certificates
+
+GENESIS = "0" * 64
+DOMAIN = b"privca-audit-v1\n"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+Detail = Mapping[str, Any]
+
+
+def canonical_json(value: Any) -> str:
+    """The one canonical JSON text privca hashes and signs."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def format_time(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.UTC)
+
+
+def der_fingerprint(der: bytes) -> str:
+    """The SHA-256 of a certificate's DER, as issue and import entries record it."""
+    return hashlib.sha256(der).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: dt.datetime
+    action: str
+    actor: str
+    serial: str | None
+    detail: str  # canonical JSON text of an object
+    prev_hash: str
+    hash: str
+
+    def document(self) -> dict[str, Any]:
+        """The entry as hashed (without its own hash)."""
+        return {
+            "action": self.action,
+            "actor": self.actor,
+            "at": format_time(self.at),
+            "detail": json.loads(self.detail),
+            "prev": self.prev_hash,
+            "seq": self.seq,
+            "serial": self.serial,
+        }
+
+    def computed_hash(self) -> str:
+        return entry_hash(self.document())
+
+    @property
+    def details(self) -> dict[str, Any]:
+        value = json.loads(self.detail)
+        return value if isinstance(value, dict) else {}
+
+
+def entry_hash(document: Mapping[str, Any]) -> str:
+    return hashlib.sha256(DOMAIN + canonical_json(document).encode("ascii")).hexdigest()
+
+
+def as_detail(detail: Detail | str | None) -> str:
+    """The canonical text of a detail: an object, a note ({"note": ...}) or nothing ({})."""
+    if detail is None:
+        return "{}"
+    if isinstance(detail, str):
+        return canonical_json({"note": detail})
+    return canonical_json(dict(detail))
+
+
+def _head(connection: sa.Connection) -> tuple[int, str]:
+    query = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = connection.execute(query).first()
+    if row is None:
+        # A store made before the head row existed: start it where the log is.
+        last = connection.execute(
+            sa.select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+        ).first()
+        seq, digest = (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)
+        connection.execute(audit_head.insert().values(id=1, seq=seq, hash=digest))
+        return seq, digest
+    return int(row.seq), str(row.hash)
+
+
+def append(
+    connection: sa.Connection,
+    now: dt.datetime,
+    happened: Iterable[tuple[str, str | None, Detail | str | None]],
+    actor: str | None = None,
+) -> list[AuditEntry]:
+    """Append entries (action, hex serial, detail) after the head, in the caller's
+    transaction (which must be a write transaction)."""
+    items = list(happened)
+    if not items:
+        return []
+    who = actor if actor is not None else current_actor()
+    seq, previous = _head(connection)
+    at = now.astimezone(dt.UTC)
+    entries: list[AuditEntry] = []
+    for action, serial, detail in items:
+        seq += 1
+        text = as_detail(detail)
+        document = {
+            "action": action,
+            "actor": who,
+            "at": format_time(at),
+            "detail": json.loads(text),
+            "prev": previous,
+            "seq": seq,
+            "serial": serial,
+        }
+        digest = entry_hash(document)
+        entries.append(AuditEntry(seq, at, action, who, serial, text, previous, digest))
+        previous = digest
+    connection.execute(
+        audit_log.insert(),
+        [
+            {
+                "seq": e.seq,
+                "at": e.at,
+                "action": e.action,
+                "actor": e.actor,
+                "serial": e.serial,
+                "detail": e.detail,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in entries
+        ],
+    )
+    connection.execute(
+        audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=previous)
+    )
+    return entries
+
+
+def row_to_entry(row: sa.Row[Any]) -> AuditEntry:
+    at = row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)
+    return AuditEntry(
+        int(row.seq),
+        at.astimezone(dt.UTC),
+        row.action,
+        row.actor,
+        row.serial,
+        row.detail,
+        row.prev_hash,
+        row.hash,
+    )
+
+
+def read_entries(
+    connection: sa.Connection,
+    *,
+    since: dt.datetime | None = None,
+    actor: str | None = None,
+    serial: str | None = None,
+    after_seq: int = 0,
+    limit: int | None = None,
+) -> Iterator[AuditEntry]:
+    """Entries in seq order, filtered; streamed."""
+    c = audit_log.c
+    query: sa.Select[Any] = sa.select(audit_log).where(c.seq > after_seq).order_by(c.seq)
+    if since is not None:
+        query = query.where(c.at >= since)
+    if actor is not None:
+        query = query.where(c.actor == actor)
+    if serial is not None:
+        query = query.where(c.serial == serial)
+    if limit is not None:
+        query = query.limit(limit)
+    for row in connection.execution_options(yield_per=2000).execute(query):
+        yield row_to_entry(row)
+
+
+def head(connection: sa.Connection) -> tuple[int, str]:
+    """(entry count, hash of the last entry) as the log itself says."""
+    last = connection.execute(
+        sa.select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+    ).first()
+    return (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first entry where the chain does not hold, and how."""
+
+    seq: int
+    problem: str
+
+
+def check_chain(entries: Iterable[AuditEntry]) -> tuple[int, str, ChainBreak | None]:
+    """Walk the chain: (entries seen, head hash, the first break or None).
+
+    Names the first entry that was altered (its hash), deleted (a gap in seq or a prev
+    that is not its predecessor's hash) or reordered (seq out of order)."""
+    expected_seq = 1
+    previous = GENESIS
+    count = 0
+    for entry in entries:
+        if entry.seq != expected_seq:
+            if entry.seq > expected_seq:
+                return (
+                    count,
+                    previous,
+                    ChainBreak(
+                        expected_seq,
+                        f"entry {expected_seq} is missing (deleted): next is {entry.seq}",
+                    ),
+                )
+            return count, previous, ChainBreak(entry.seq, f"entry {entry.seq} is out of order")
+        if entry.computed_hash() != entry.hash:
+            return (
+                count,
+                previous,
+                ChainBreak(
+                    entry.seq,
+                    f"entry {entry.seq} ({entry.action}) was altered: its hash does not match",
+                ),
+            )
+        if entry.prev_hash != previous:
+            return (
+                count,
+                previous,
+                ChainBreak(
+                    entry.seq,
+                    f"entry {entry.seq} ({entry.action}) does not follow entry {entry.seq - 1}: "
+                    "an entry was deleted, reordered or rewritten",
+                ),
+            )
+        previous = entry.hash
+        count += 1
+        expected_seq += 1
+    return count, previous, None
+
+
+def stored_head(connection: sa.Connection) -> tuple[int, str] | None:
+    row = connection.execute(
+        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+    ).first()
+    return (int(row.seq), str(row.hash)) if row is not None else None
+
+
+def hashes_at(connection: sa.Connection, seqs: Sequence[int]) -> dict[int, str]:
+    if not seqs:
+        return {}
+    rows = connection.execute(
+        sa.select(audit_log.c.seq, audit_log.c.hash).where(audit_log.c.seq.in_(list(seqs)))
+    )
+    return {int(r.seq): str(r.hash) for r in rows}
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    seq: int  # entries covered
+    head_hash: str
+    at: dt.datetime
+    document: str  # the checkpoint file's JSON, as published
+
+
+def read_checkpoints(connection: sa.Connection) -> list[StoredCheckpoint]:
+    c = audit_checkpoints.c
+    return [
+        StoredCheckpoint(
+            int(r.seq),
+            r.head_hash,
+            (r.at if r.at.tzinfo else r.at.replace(tzinfo=dt.UTC)).astimezone(dt.UTC),
+            r.document,
+        )
+        for r in connection.execute(sa.select(audit_checkpoints).order_by(c.seq))
+    ]
+
+
+def latest_checkpoint(connection: sa.Connection) -> str | None:
+    c = audit_checkpoints.c
+    row = connection.execute(sa.select(c.document).order_by(c.seq.desc()).limit(1)).first()
+    return str(row.document) if row is not None else None
+
+
+def checkpoint_state(connection: sa.Connection) -> tuple[int, int]:
+    """(entries in the log, entries the latest checkpoint covers), in one round trip."""
+    appended = sa.select(sa.func.coalesce(sa.func.max(audit_log.c.seq), 0)).scalar_subquery()
+    covered = sa.select(sa.func.coalesce(sa.func.max(audit_checkpoints.c.seq), 0)).scalar_subquery()
+    row = connection.execute(sa.select(appended, covered)).one()
+    return int(row[0]), int(row[1])
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """What `audit verify` checks of one certificate row against the log."""
+
+    serial: str
+    status: str
+    der: bytes | None
+    tidied: bool
+
+
+def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFacts]:
+    c = certificates.c
+    query = sa.select(c.serial, c.status, c.der, c.tidied_at).order_by(c.serial)
+    for row in connection.execution_options(yield_per=2000).execute(query):
+        yield CertificateFacts(row.serial, row.status, row.der, row.tidied_at is not None)
+
+
+class AuditSnapshot:
+    """The log, its checkpoints and the certificate rows as of one moment (one read
+    transaction, REPEATABLE READ on PostgreSQL), so a concurrent change cannot look like
+    tampering to `audit verify`."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self._connection = connection
+
+    def entries(
+        self,
+        *,
+        since: dt.datetime | None = None,
+        actor: str | None = None,
+        serial: str | None = None,
+    ) -> Iterator[AuditEntry]:
+        return read_entries(self._connection, since=since, actor=actor, serial=serial)
+
+    def head(self) -> tuple[int, str]:
+        return head(self._connection)
+
+    def stored_head(self) -> tuple[int, str] | None:
+        return stored_head(self._connection)
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        return read_checkpoints(self._connection)
+
+    def certificate_facts(self) -> Iterator[CertificateFacts]:
+        return read_certificate_facts(self._connection)
+
+    def certificates(self, serials: Iterable[str]) -> dict[str, bytes]:
+        """The DER of the given serials that the inventory holds."""
+        wanted = sorted(set(serials))
+        found: dict[str, bytes] = {}
+        c = certificates.c
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            query = sa.select(c.serial, c.der).where(c.serial.in_(chunk), c.der.is_not(None))
+            found.update({r.serial: r.der for r in self._connection.execute(query)})
+        return found
+
+
+SETTINGS_ACTION = "settings-changed"
+
+
+def last_settings_sha256(connection: sa.Connection) -> str | None:
+    c = audit_log.c
+    row = connection.execute(
+        sa.select(c.detail).where(c.action == SETTINGS_ACTION).order_by(c.seq.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    value = json.loads(row.detail).get("sha256")
+    return str(value) if value is not None else None
+
+
+class AuditWrites:
+    """What the audit log records beyond the inventory's own changes (those append their
+    entries themselves): host changes, settings, checkpoints."""
+
+    database: Any  # store.database.Database (not imported: it imports this module)
+
+    def record(self, action: str, detail: Detail, now: dt.datetime) -> None:
+        """Append one entry for a change outside the store (trust install on this host)."""
+        with self.database.change(now) as change:
+            change.record(action, None, detail)
+
+    def note_settings(self, sha256: str, now: dt.datetime) -> bool:
+        """Append `settings-changed` when privca.toml is not what the log last saw (by
+        privca or by hand: noticed when the home is next opened); True if appended."""
+        with self.database.read() as connection:
+            if last_settings_sha256(connection) == sha256:
+                return False
+        with self.database.change(now) as change:
+            previous = last_settings_sha256(change.connection)  # again, under the lock
+            if previous == sha256:
+                return False
+            change.record(SETTINGS_ACTION, None, {"sha256": sha256, "previous": previous})
+        return True
+
+    def add_checkpoint(self, seq: int, head_hash: str, at: dt.datetime, document: str) -> bool:
+        """Keep a signed checkpoint; False if one for `seq` is already kept."""
+        with self.database.change(at) as change:
+            exists = change.execute(
+                sa.select(audit_checkpoints.c.seq).where(audit_checkpoints.c.seq == seq)
+            ).first()
+            if exists is not None:
+                return False
+            change.execute(
+                audit_checkpoints.insert().values(
+                    seq=seq, head_hash=head_hash, at=at, document=document
+                )
+            )
+        return True
+
+
+__all__ = [
+    "DOMAIN",
+    "GENESIS",
+    "AuditEntry",
+    "AuditSnapshot",
+    "AuditWrites",
+    "CertificateFacts",
+    "ChainBreak",
+    "StoredCheckpoint",
+    "append",
+    "as_detail",
+    "canonical_json",
+    "check_chain",
+    "der_fingerprint",
+    "entry_hash",
+    "format_time",
+    "head",
+    "parse_time",
+    "read_entries",
+]

@@ -1,0 +1,49 @@
+"""Bad input to `privca audit` and `privca import`: one line, exit 2, nothing written, no
+traceback; hostile text is not echoed raw."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli, assert_user_error, tree_snapshot, write
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("audit", "log", "--since", "yesterday\x1b[31m"), "neither a date nor a duration"),
+        (("audit", "log", "--serial", "not-hex"), "is not a hex serial"),
+        (("audit", "verify", "--checkpoint", "{junk}"), "not a privca audit checkpoint"),
+        (("audit", "verify", "--checkpoint", "{missing}"), "missing"),
+        (("audit", "verify-export", "{junk}", "--signature", "{junk}"), "not a privca audit"),
+        (("import", "{junk}"), "junk"),
+    ],
+    ids=["since-garbage", "serial-not-hex", "checkpoint-not-json", "checkpoint-missing",
+         "export-not-json", "import-not-a-certificate"],
+)  # fmt: skip
+def test_refused_cleanly(
+    run_cli: Cli, audited_home: Path, tmp_path: Path, args: tuple[str, ...], fragment: str
+) -> None:
+    junk = write(tmp_path / "junk.json", b"\x00\xffnot json at all\x1b[2J")
+    paths = {"{junk}": str(junk), "{missing}": str(tmp_path / "missing.json")}
+    files, rows = _files(audited_home), _rows(audited_home)
+    result = run_cli(*(paths.get(a, a) for a in args))
+    assert_user_error(result, fragment)
+    assert "\x1b" not in result.stderr
+    assert _files(audited_home) == files
+    assert _rows(audited_home) == rows  # nothing appended, nothing recorded
+
+
+def _files(home: Path) -> set[str]:
+    """The home's files, but SQLite's own -wal and -shm (which any reader may create)."""
+    return {name for name in tree_snapshot(home) if not name.endswith(("-wal", "-shm"))}
+
+
+def _rows(home: Path) -> tuple[int, int]:
+    with sqlite3.connect(home / "privca.db") as connection:
+        entries = connection.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+        certificates = connection.execute("SELECT count(*) FROM certificates").fetchone()[0]
+    return int(entries), int(certificates)

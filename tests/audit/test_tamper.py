@@ -1,0 +1,192 @@
+"""Tampering with the store behind privca's back: `audit verify` names what was changed.
+
+Each case edits a copy of a real home's privca.db with the real `sqlite3` tool, then runs
+`privca audit verify`: exit 1 and the entry (or certificate) named; the untouched home
+passes. A chain rewritten with correct hashes passes on its own, and is caught by a
+checkpoint file kept from before.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from privca.store.auditlog import entry_hash
+from tests.audit.conftest import copy_home, query, sqlite3_cli
+from tests.conftest import Cli
+
+
+def seq_of(database: Path, action: str, nth: int = 0) -> int:
+    rows = query(database, f"SELECT seq FROM audit_log WHERE action = '{action}' ORDER BY seq")
+    return int(rows[nth][0])
+
+
+def serial_of(database: Path, action: str, nth: int = 0) -> str:
+    rows = query(database, f"SELECT serial FROM audit_log WHERE action = '{action}' ORDER BY seq")
+    return str(rows[nth][0])
+
+
+@dataclass(frozen=True)
+class Tampering:
+    id: str
+    statements: object  # (database) -> list of SQL statements
+    expected: object  # (database before) -> fragment of the message
+
+
+CASES = [
+    Tampering(
+        "update-entry-detail",
+        lambda db: [
+            "UPDATE audit_log SET detail = replace(detail, 'unspecified', 'superseded') "
+            f"WHERE seq = {seq_of(db, 'revoked')}"
+        ],
+        lambda db: f"entry {seq_of(db, 'revoked')} (revoked) was altered",
+    ),
+    Tampering(
+        "update-entry-actor",
+        lambda db: [f"UPDATE audit_log SET actor = 'nobody' WHERE seq = {seq_of(db, 'issued')}"],
+        lambda db: f"entry {seq_of(db, 'issued')} (issued) was altered",
+    ),
+    Tampering(
+        "delete-middle-entry",
+        lambda db: [f"DELETE FROM audit_log WHERE seq = {seq_of(db, 'issued', 1)}"],
+        lambda db: f"entry {seq_of(db, 'issued', 1)} is missing",
+    ),
+    Tampering(
+        "delete-last-entry",
+        lambda db: ["DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)"],
+        lambda db: f"entry {query(db, 'SELECT max(seq) FROM audit_log')[0][0]} is missing",
+    ),
+    Tampering(
+        "swap-two-entries",
+        lambda db: [
+            f"UPDATE audit_log SET seq = -1 WHERE seq = {seq_of(db, 'issued')}",
+            f"UPDATE audit_log SET seq = {seq_of(db, 'issued')} "
+            f"WHERE seq = {seq_of(db, 'issued') + 1}",
+            f"UPDATE audit_log SET seq = {seq_of(db, 'issued') + 1} WHERE seq = -1",
+        ],
+        lambda db: f"entry {seq_of(db, 'issued')} ",
+    ),
+    Tampering(
+        "replace-certificate-der",
+        lambda db: [
+            "UPDATE certificates SET der = (SELECT der FROM certificates "
+            f"WHERE serial = '{serial_of(db, 'issued', 1)}') "
+            f"WHERE serial = '{serial_of(db, 'issued', 0)}'"
+        ],
+        lambda db: f"certificate {serial_of(db, 'issued', 0)} does not match the fingerprint",
+    ),
+    Tampering(
+        "delete-certificate-row",
+        lambda db: [
+            f"DELETE FROM certificate_names WHERE serial = '{serial_of(db, 'issued', 2)}'",
+            f"DELETE FROM certificates WHERE serial = '{serial_of(db, 'issued', 2)}'",
+        ],
+        lambda db: (
+            f"certificate {serial_of(db, 'issued', 2)} (entry {seq_of(db, 'issued', 2)}) is gone"
+        ),
+    ),
+    Tampering(
+        "revocation-without-entry",
+        lambda db: [
+            "UPDATE certificates SET status = 'revoked', revoked_at = issued_at, "
+            f"revocation_reason = 'superseded' WHERE serial = '{serial_of(db, 'issued', 0)}'"
+        ],
+        lambda db: f"certificate {serial_of(db, 'issued', 0)} is revoked but no entry",
+    ),
+]
+
+
+def test_an_untouched_store_passes(run_cli: Cli, audited_home: Path) -> None:
+    result = run_cli("audit", "verify", "--json")
+    assert result.exit_code == 0, result.stderr
+    verdict = json.loads(result.stdout)
+    assert verdict["intact"] is True
+    assert verdict["checkpoints"] == 1
+    assert verdict["certificates"] >= 4  # three leaves and the audit certificate
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_tampering_is_named(
+    run_cli: Cli, audited_home: Path, tmp_path: Path, case: Tampering
+) -> None:
+    home = copy_home(audited_home, tmp_path / "tampered")
+    database = home / "privca.db"
+    expected = case.expected(database)  # type: ignore[operator]
+    sqlite3_cli(database, *case.statements(database))  # type: ignore[operator]
+    result = run_cli("audit", "verify", home=home)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert expected in result.stderr, result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def _rewrite_chain(database: Path, drop_serial: str) -> None:
+    """What an attacker who read docs/audit.md does: drop a certificate and its entry,
+    re-hash everything after it, move the head, delete the stored checkpoints."""
+    with sqlite3.connect(database) as connection:
+        connection.execute("DELETE FROM certificate_names WHERE serial = ?", (drop_serial,))
+        connection.execute("DELETE FROM certificates WHERE serial = ?", (drop_serial,))
+        connection.execute("DELETE FROM audit_log WHERE serial = ?", (drop_serial,))
+        connection.execute("DELETE FROM audit_checkpoints")
+        rows = list(
+            connection.execute(
+                "SELECT seq, at, action, actor, serial, detail FROM audit_log ORDER BY seq"
+            )
+        )
+        connection.execute("DELETE FROM audit_log")
+        previous = "0" * 64
+        for index, (_seq, at, action, actor, serial, detail) in enumerate(rows, start=1):
+            when = at.replace(" ", "T")
+            when = when + ".000000" if "." not in when else when
+            document = {
+                "action": action,
+                "actor": actor,
+                "at": when + "Z",
+                "detail": json.loads(detail),
+                "prev": previous,
+                "seq": index,
+                "serial": serial,
+            }
+            digest = entry_hash(document)
+            connection.execute(
+                "INSERT INTO audit_log (seq, at, action, actor, serial, detail, prev_hash, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (index, at, action, actor, serial, detail, previous, digest),
+            )
+            previous = digest
+        connection.execute("UPDATE audit_head SET seq = ?, hash = ?", (len(rows), previous))
+
+
+def test_a_kept_checkpoint_catches_a_rewritten_chain(
+    run_cli: Cli, audited_home: Path, tmp_path: Path
+) -> None:
+    kept = tmp_path / "checkpoint-kept-elsewhere.json"
+    kept.write_bytes((audited_home / "certs" / "audit-checkpoint.json").read_bytes())
+    home = copy_home(audited_home, tmp_path / "rewritten")
+    database = home / "privca.db"
+    _rewrite_chain(database, serial_of(database, "issued", 1))
+    (home / "certs" / "audit-checkpoint.json").unlink()
+
+    alone = run_cli("audit", "verify", home=home)
+    assert alone.exit_code == 0, alone.stderr  # a consistent forgery: only a copy can tell
+    checked = run_cli("audit", "verify", "--checkpoint", str(kept), home=home)
+    assert checked.exit_code == 1, checked.stdout
+    assert "contradicts the log" in checked.stderr or "deleted" in checked.stderr
+    assert str(kept) in checked.stderr
+
+
+def test_a_forged_checkpoint_is_refused(run_cli: Cli, audited_home: Path, tmp_path: Path) -> None:
+    """A checkpoint whose statement was edited no longer matches its signature."""
+    document = json.loads((audited_home / "certs" / "audit-checkpoint.json").read_text())
+    statement = json.loads(document["statement"])
+    statement["entries"] -= 1
+    document["statement"] = json.dumps(statement, sort_keys=True, separators=(",", ":"))
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(document))
+    result = run_cli("audit", "verify", "--checkpoint", str(forged))
+    assert result.exit_code == 1
+    assert "is not validly signed" in result.stderr
