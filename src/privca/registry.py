@@ -202,6 +202,13 @@ class Registry:
             return [root]
         return [previous, root]
 
+    @property
+    def root_crl_alias(self) -> CaCertificate:
+        """The root whose CRL /crl/root.crl serves. Only issuing CAs made before each root
+        had its own CRL URL name it, and those are under the oldest root still trusted: so
+        it is the old root's CRL while a rollover lasts, the active root's otherwise."""
+        return self.trusted_roots[0]
+
     def cross_for(self, entry: CaCertificate) -> tuple[x509.Certificate, ...]:
         """What a chain under `entry` adds during a rollover so that clients that trust
         only the old root find a path: the cross-certificate, when `entry` is under the

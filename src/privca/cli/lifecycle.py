@@ -124,17 +124,29 @@ def crl_command(
         check_out_directory(out.parent)
     with open_authority(app, passphrase_file) as ca:
         current = ca.issuing_record()
-        targets, root = _crl_targets(ca, now, root_only=root_only)
+        targets, roots = _crl_targets(ca, now, root_only=root_only)
+        root_ids = {r.id for r in roots}
+        active_root, alias = ca.registry.root, ca.registry.root_crl_alias
         for authority in targets:
             if authority.not_after <= now:
                 continue  # an expired CA needs no CRL: nothing it signed is valid
-            is_root = root is not None and authority.id == root.id
+            is_root = authority.id in root_ids
             crl = ca.crl(authority, now, days=ca.settings.root_crl_days if is_root else None)
             stem = ca.home.crl / serial_hex(authority.serial)
             is_current = authority.id == current.id
-            # --out is the root's CRL under --root, else the current issuing CA's.
-            to_out = out if (is_root if root_only else is_current and not is_root) else None
-            files += _crl_files(ca, crl, stem, is_root=is_root, is_current=is_current, out=to_out)
+            # --out is the active root's CRL under --root, else the current issuing CA's.
+            if root_only:
+                to_out = out if authority.id == active_root.id else None
+            else:
+                to_out = out if is_current and not is_root else None
+            files += _crl_files(
+                ca,
+                crl,
+                stem,
+                is_alias=is_root and authority.id == alias.id,
+                is_current=is_current,
+                out=to_out,
+            )
             documents.append(_crl_document(authority, crl, stem.with_suffix(".crl")))
         if out is not None:
             make_out_directory(out.parent, private=False)
@@ -154,17 +166,18 @@ def _crl_files(
     crl: x509.CertificateRevocationList,
     stem: Path,
     *,
-    is_root: bool,
+    is_alias: bool,
     is_current: bool,
     out: Path | None,
 ) -> list[tuple[Path, bytes, int]]:
-    """The files one CRL is written to: by serial always, and as the root's published
-    CRL or the current issuing CA's, and --out (.pem for PEM, else DER)."""
+    """The files one CRL is written to: by serial always, and as root.crl (`is_alias`:
+    Registry.root_crl_alias) or the current issuing CA's, and --out (.pem for PEM, else
+    DER)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
     der, pem = crl.public_bytes(Encoding.DER), crl.public_bytes(Encoding.PEM)
     files = [(stem.with_suffix(".crl"), der, 0o644), (stem.with_suffix(".pem"), pem, 0o644)]
-    if is_root:
+    if is_alias:
         files += [
             (ca.root_crl_file, der, 0o644),
             (ca.root_crl_file.with_suffix(".pem"), pem, 0o644),
@@ -181,18 +194,22 @@ def _crl_files(
 
 def _crl_targets(
     ca: CertificateAuthority, now: dt.datetime, *, root_only: bool
-) -> tuple[list[CaCertificate], CaCertificate | None]:
-    """The CAs to sign a CRL for, and among them the root (whose CRL lives longer), if any.
+) -> tuple[list[CaCertificate], list[CaCertificate]]:
+    """The CAs to sign a CRL for, and among them the roots (whose CRLs live longer): every
+    root clients trust now, so both during a root rollover.
 
-    `privca serve` never signs the root's CRL: refresh the published one whenever the root
+    `privca serve` never signs a root's CRL: refresh the published one whenever that root's
     key is at hand and half of its life has passed."""
-    root = next(a for a in reversed(ca.authorities()) if a.role == "root" and a.active)
+    roots = ca.registry.trusted_roots
     if root_only:
-        return [root], root
+        return list(roots), list(roots)
     targets = ca.publishing_authorities()
-    if root not in targets and ca.root_key_present() and ca.root_crl_due(now):
-        return [*targets, root], root
-    return targets, None
+    due = [
+        root
+        for root in roots
+        if root not in targets and ca.key_present(root) and ca.root_crl_due(root, now)
+    ]
+    return [*targets, *due], due
 
 
 def _crl_document(

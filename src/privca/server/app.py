@@ -299,7 +299,10 @@ class _Site:
     async def crl(self, request: Request) -> Response:
         name: str = request.path_params["name"]
         stem, _, suffix = name.rpartition(".")
-        record = self._find(stem)
+        if stem.lower() == "root":  # the old root's while a rollover lasts (the CDP it was)
+            record: CaCertificate | None = self._watch.authorities.registry.root_crl_alias
+        else:
+            record = self._find(stem)
         if suffix not in ("crl", "pem") or record is None:
             return _not_found()
         now = utcnow()
@@ -355,14 +358,16 @@ class _Site:
         issuing = self._find("issuing")
         if issuing is not None and issuing.not_after <= now:
             found.append("the issuing CA has expired: run `privca rotate issuing`")
-        root = self._find("root")
-        if root is not None and not self._watch.authorities.publishes(root.id):
+        authorities = self._watch.authorities
+        for root in authorities.registry.trusted_roots:
+            if authorities.publishes(root.id):
+                continue
             try:
-                self._ca.published_root_crl(now)
+                self._ca.published_root_crl(root, now)
             except KeyUnavailable:
                 found.append(
-                    "no current root CRL is published: run `privca crl --root` "
-                    "where the root key is"
+                    f"no current CRL of the root {serial_hex(root.serial)} is published: "
+                    "run `privca crl --root` where the root key is"
                 )
         return found
 
