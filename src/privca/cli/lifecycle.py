@@ -538,7 +538,14 @@ def rotate_issuing_command(
 @click.option(
     "--retire-old",
     is_flag=True,
-    help="End a rollover: chains drop the cross-certificate, only the new root is trusted.",
+    help="End a rollover: chains drop the cross-certificate, only the new root is trusted, "
+    "the old root's last CRL is published and the old root leaves this machine's stores.",
+)
+@click.option(
+    "--reverse-cross",
+    is_flag=True,
+    help="--new-key: also the old root signed by the new, so clients that trust only the "
+    "new root verify certificates of the old hierarchy.",
 )
 @key_type_option(
     None, "Key type of the new root (--new-key; default: the old root's).", for_services=False
@@ -562,6 +569,7 @@ def rotate_root_command(
     same_key: bool,
     new_key: bool,
     retire_old: bool,
+    reverse_cross: bool,
     key_type: str | None,
     days: int | None,
     name: str | None,
@@ -585,8 +593,10 @@ def rotate_root_command(
             "rotate root needs exactly one of --same-key, --new-key, --retire-old",
             "e.g. privca rotate root --new-key",
         )
-    if not new_key and (key_type is not None or name is not None):
-        raise InputError("--key-type and --name go with --new-key", "add --new-key")
+    if not new_key and (key_type is not None or name is not None or reverse_cross):
+        raise InputError(
+            "--key-type, --name and --reverse-cross go with --new-key", "add --new-key"
+        )
     if retire_old and days is not None:
         raise InputError("--days does not go with --retire-old", "leave it out")
     if force and not retire_old:
@@ -594,7 +604,7 @@ def rotate_root_command(
     if same_key:
         _reissue_root(app, days, passphrase_file, as_json)
     elif new_key:
-        _new_root(app, key_type, days, name, passphrase_file, as_json)
+        _new_root(app, key_type, days, name, reverse_cross, passphrase_file, as_json)
     else:
         _retire_old_root(app, force, passphrase_file, as_json)
 
@@ -633,6 +643,7 @@ def _new_root(
     key_type: str | None,
     days: int | None,
     name: str | None,
+    reverse_cross: bool,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
@@ -645,6 +656,7 @@ def _new_root(
             key_type=KeyType.parse(key_type) if key_type else None,
             days=days if days is not None else ROOT_PROFILE.default_days,
             name=name,
+            reverse_cross=reverse_cross,
         )
         files = {"root": ca.home.root_cert, "roots": ca.home.roots, "cross": ca.home.cross}
     document: dict[str, object] = {
@@ -656,6 +668,12 @@ def _new_root(
         "cross": {
             "serial": serial_hex(rollover.cross.serial_number),
             "not_after": isoformat(rollover.cross.not_valid_after_utc),
+        },
+        "reverse_cross": None
+        if rollover.reverse_cross is None
+        else {
+            "serial": serial_hex(rollover.reverse_cross.serial_number),
+            "not_after": isoformat(rollover.reverse_cross.not_valid_after_utc),
         },
         "issuing": None
         if rollover.issuing is None
@@ -676,6 +694,11 @@ def _new_root(
         f"Cross-certificate signed by the old root (serial "
         f"{serial_hex(rollover.cross.serial_number)}) -> {files['cross']}"
     )
+    if rollover.reverse_cross is not None:
+        click.echo(
+            f"Reverse cross-certificate: the old root signed by the new (serial "
+            f"{serial_hex(rollover.reverse_cross.serial_number)}) -> {files['cross']}"
+        )
     if rollover.issuing is not None:
         click.echo(
             f"New issuing CA {printable(rollover.issuing.subject.rfc4514_string())} "
@@ -693,18 +716,42 @@ def _retire_old_root(
     app: AppContext, force: bool, passphrase_file: Path | None, as_json: bool
 ) -> None:
     from privca.cli.options import open_authority
+    from privca.cli.trust import remove_from_host
+    from privca.errors import PrivcaError
+    from privca.publication import crl_file_of
+    from privca.trust.base import TrustAnchor
 
     with open_authority(app, passphrase_file) as ca:
-        ca.retire_old_root(force=force)
+        old = ca.retire_old_root(force=force)
         root = ca.root
-    document = {"root": root.subject.rfc4514_string(), "serial": serial_hex(root.serial_number)}
+    # The CA has moved on; a store that refuses (a tool missing, no sudo) is the
+    # operator's to finish, and does not undo the retirement.
+    anchor = TrustAnchor(old.certificate)
+    try:
+        removed, refused = remove_from_host(anchor), None
+    except PrivcaError as exc:
+        removed, refused = [], exc
+    document: dict[str, object] = {
+        "root": root.subject.rfc4514_string(),
+        "serial": serial_hex(root.serial_number),
+        "retired": {"subject": old.common_name, "serial": serial_hex(old.serial)},
+        "last_crl": str(crl_file_of(ca.home, old.serial)),
+        "trust_stores": [o.as_json() for o in removed],
+        "trust_error": refused.message if refused is not None else None,
+    }
     if as_json:
         print_json(document)
-    else:
-        click.echo(
-            f"Old root retired; only {printable(document['root'])} is trusted now. "
-            "New chains no longer carry the cross-certificate."
-        )
+        return
+    click.echo(
+        f"Old root retired; only {printable(root.subject.rfc4514_string())} is trusted "
+        "now. New chains no longer carry the cross-certificate."
+    )
+    click.echo(f"The old root's last CRL (until it expires) -> {document['last_crl']}")
+    for outcome in removed:
+        click.echo(f"Old root {outcome.result.value} from {outcome.store}: {outcome.location}")
+    if refused is not None:
+        warn(f"the old root could not be removed from this machine's stores: {refused.message}")
+        note("remove it by hand: privca trust uninstall OLD-ROOT.crt", app.quiet)
 
 
 @rotate_group.command("status")

@@ -44,6 +44,7 @@ from starlette.routing import Mount, Route
 from privca._http import BodyTooLarge, media_type, read_body
 from privca._time import utcnow
 from privca.errors import KeyUnavailable, NotFound, PrivcaError
+from privca.registry import CROSS_ROLES
 from privca.server.crl import CrlPublisher
 from privca.server.responder import OcspResponder, Reply
 from privca.server.settings import ServerSettings
@@ -303,7 +304,8 @@ class _Site:
             record: CaCertificate | None = self._watch.authorities.registry.root_crl_alias
         else:
             record = self._find(stem)
-        if suffix not in ("crl", "pem") or record is None:
+        # A cross-certificate signs nothing of its own: its key's CRL is its root's.
+        if suffix not in ("crl", "pem") or record is None or record.role in CROSS_ROLES:
             return _not_found()
         now = utcnow()
         try:
@@ -334,9 +336,9 @@ class _Site:
         if name == ROOTS_FILE:  # every root to trust now: two during a root rollover
             roots = [r.certificate for r in registry.trusted_roots]
             return Response(pem_certificates(roots), media_type=PEM)
-        if name == CROSS_FILE:  # a rollover's cross-certificate; empty when there is none
-            cross = [registry.cross.certificate] if registry.cross is not None else []
-            return Response(pem_certificates(cross), media_type=PEM)
+        if name == CROSS_FILE:  # a rollover's cross-certificates; empty when there is none
+            crosses = [c.certificate for c in registry.crosses]
+            return Response(pem_certificates(crosses), media_type=PEM)
         stem, _, suffix = name.rpartition(".")
         record = self._find(stem)
         if record is None or suffix not in ("crt", "der", "pem"):
