@@ -22,6 +22,17 @@ from privca.errors import AlreadyExists
 from tests.conftest import PASSPHRASE, Cli, assert_user_error, tree_snapshot
 
 
+@pytest.fixture(autouse=True)
+def _sandboxed_trust_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--retire-old removes the old root from this machine's stores: point them at empty
+    sandboxes (the removal itself is judged in tests/trust/test_rollover.py)."""
+    sandbox = tmp_path / "trust-sandbox"
+    monkeypatch.setenv("HOME", str(sandbox / "home"))
+    monkeypatch.setenv("PRIVCA_TRUST_SYSTEM_ROOT", str(sandbox / "sysroot"))
+    monkeypatch.setenv("PRIVCA_TRUST_NSS_DBS", str(sandbox / "nssdb"))
+    monkeypatch.setenv("PRIVCA_TRUST_JAVA_KEYSTORES", str(sandbox / "java.p12"))
+
+
 @dataclass(frozen=True)
 class Rolled:
     """A CA with one leaf issued before the rollover (`old`) and one after (`new`)."""
@@ -156,7 +167,10 @@ def test_status_then_retire_old(rolled: Rolled) -> None:
     status = rolled.run("rotate", "status", "--json", unlock=False)
     assert isinstance(status, dict)
     assert status["old_hierarchy_valid_certificates"] == 0 and status["old_root_retirable"]
-    rolled.run("rotate", "root", "--retire-old")
+    retired = rolled.run("rotate", "root", "--retire-old", "--json")
+    assert isinstance(retired, dict)
+    assert retired["retired"]["serial"] == f"{rolled.old_root.serial_number:x}"  # type: ignore[index]
+    assert retired["trust_stores"] == [] and retired["trust_error"] is None
 
     status = rolled.run("rotate", "status", "--json", unlock=False)
     assert isinstance(status, dict) and status["in_transition"] is False
@@ -176,6 +190,60 @@ def test_retire_old_with_force_while_old_leaves_are_valid(rolled: Rolled) -> Non
     rolled.run("rotate", "root", "--retire-old", "--force")
     result = rolled.cli("export", "roots")
     assert x509.load_pem_x509_certificates(result.stdout_bytes) == [rolled.new_root]
+
+
+def test_retiring_publishes_the_old_roots_last_crl_until_it_expires(rolled: Rolled) -> None:
+    crl_dir = rolled.cli.home / "crl"
+    old, new = rolled.old_root, rolled.new_root
+    # The rollover published the new root's first CRL, under its serial; root.crl stays
+    # the old root's (the CDP of the issuing CAs made before) while the rollover lasts.
+    first = x509.load_der_x509_crl((crl_dir / f"{new.serial_number:x}.crl").read_bytes())
+    assert first.issuer == new.subject and first.is_signature_valid(new.public_key())
+    assert x509.load_der_x509_crl((crl_dir / "root.crl").read_bytes()).issuer == old.subject
+    rolled.run("crl", "--root")  # a CRL for every trusted root during the transition
+    for root in (old, new):
+        crl = x509.load_der_x509_crl((crl_dir / f"{root.serial_number:x}.crl").read_bytes())
+        assert crl.is_signature_valid(root.public_key())
+
+    rolled.run("rotate", "root", "--retire-old", "--force")
+    last = x509.load_der_x509_crl((crl_dir / f"{old.serial_number:x}.crl").read_bytes())
+    assert last.is_signature_valid(old.public_key())  # type: ignore[arg-type]
+    assert last.next_update_utc == old.not_valid_after_utc
+    assert x509.load_pem_x509_crl((crl_dir / f"{old.serial_number:x}.pem").read_bytes()) == last
+    # /crl/root.crl means the new root now.
+    assert x509.load_der_x509_crl((crl_dir / "root.crl").read_bytes()).issuer == new.subject
+    rolled.run("crl", "--root")  # only the new root is trusted: only its CRL is renewed
+    again = x509.load_der_x509_crl((crl_dir / f"{old.serial_number:x}.crl").read_bytes())
+    assert again == last
+
+
+def test_reverse_cross_is_made_exported_and_dropped_on_retirement(
+    run_cli: Cli, tmp_path: Path
+) -> None:
+    init = run_cli("init", "--name", "Reverse", "--passphrase-file", str(run_cli.passphrase_file))
+    assert init.exit_code == 0, init.stderr
+    old_root = x509.load_pem_x509_certificate((run_cli.home / "certs/root.crt").read_bytes())
+    result = run_cli(
+        "rotate", "root", "--new-key", "--reverse-cross", "--json",
+        "--passphrase-file", str(run_cli.passphrase_file),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    made = json.loads(result.stdout)
+    cross, reverse = x509.load_pem_x509_certificates(run_cli("export", "cross").stdout_bytes)
+    assert made["reverse_cross"]["serial"] == f"{reverse.serial_number:x}"
+    assert reverse.subject == old_root.subject and reverse.public_key() == old_root.public_key()
+    assert cross.issuer == old_root.subject
+    held = x509.load_pem_x509_certificates((run_cli.home / "certs/cross.pem").read_bytes())
+    assert held == [cross, reverse]
+    # New chains carry the cross-certificate only: the reverse one is for old chains.
+    issue(run_cli, tmp_path / "out", "new.example")
+    chain = x509.load_pem_x509_certificates((tmp_path / "out/new.example.chain.pem").read_bytes())
+    assert chain[-1] == cross and reverse not in chain
+    retired = run_cli(
+        "rotate", "root", "--retire-old", "--passphrase-file", str(run_cli.passphrase_file)
+    )
+    assert retired.exit_code == 0, retired.stderr
+    assert run_cli("export", "cross").stdout == ""
 
 
 def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
@@ -217,6 +285,9 @@ def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
         pytest.param(("rotate", "root", "--new-key", "--force"), "--force goes", id="force-alone"),
         pytest.param(("rotate", "root", "--retire-old"), "no root rollover", id="retire-nothing"),
         pytest.param(("rotate", "root", "--same-key", "--name", "x"), "--new-key", id="name-same"),
+        pytest.param(
+            ("rotate", "root", "--retire-old", "--reverse-cross"), "--new-key", id="reverse-retire"
+        ),
         pytest.param(("export", "root", "--for", "old"), "--for goes", id="export-for-root"),
     ],
 )
