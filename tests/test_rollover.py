@@ -20,6 +20,7 @@ from cryptography import x509
 from privca.authority import CertificateAuthority
 from privca.errors import AlreadyExists
 from tests.conftest import PASSPHRASE, Cli, assert_user_error, tree_snapshot
+from tests.tls_server import serve_tls
 
 
 @pytest.fixture(autouse=True)
@@ -364,3 +365,38 @@ def test_two_rollovers_at_once_record_exactly_one(
     finally:
         first.close()
         second.close()
+
+
+def test_status_names_the_scanned_endpoints_that_serve_the_old_hierarchy(
+    rolled: Rolled, tmp_path: Path
+) -> None:
+    """`privca scan` records what each endpoint served; `rotate status` says which of them
+    still serve a leaf of the old hierarchy (judged again against today's registry)."""
+
+    def served(name: str) -> tuple[bytes, bytes]:
+        return (
+            (rolled.out / f"{name}.chain.pem").read_bytes(),
+            (rolled.out / f"{name}.key").read_bytes(),
+        )
+
+    with (
+        serve_tls(*served("old.example"), tmp_path / "old") as old_port,
+        serve_tls(*served("new.example"), tmp_path / "new") as new_port,
+    ):
+        for port, name in ((old_port, "old.example"), (new_port, "new.example")):
+            scanned = rolled.cli("scan", f"127.0.0.1:{port}", "--name", name, "--json")
+            assert scanned.exit_code == 0, scanned.stdout + scanned.stderr  # both are ours
+    status = rolled.run("rotate", "status", "--json", unlock=False)
+    assert isinstance(status, dict)
+    endpoints = status["old_hierarchy_endpoints"]
+    assert [e["target"] for e in endpoints] == [f"127.0.0.1:{old_port}"]  # type: ignore[union-attr,index]
+    assert (rolled.cli.home / "scans.json").stat().st_mode & 0o077 == 0
+    text = rolled.cli("rotate", "status")
+    assert f"endpoint 127.0.0.1:{old_port} serves" in text.stdout
+
+    # Once retired there is no old hierarchy to report; a damaged record is refused.
+    rolled.run("rotate", "root", "--retire-old", "--force")
+    status = rolled.run("rotate", "status", "--json", unlock=False)
+    assert isinstance(status, dict) and status["old_hierarchy_endpoints"] == []
+    (rolled.cli.home / "scans.json").write_text("{not json")
+    assert_user_error(rolled.cli("rotate", "status"), "is not a record of privca scan")

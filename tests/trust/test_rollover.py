@@ -15,7 +15,7 @@ from cryptography import x509
 from privca.authority import CertificateAuthority
 from privca.cli.main import cli
 from privca.x509.encoding import pem_certificate
-from tests.conftest import assert_user_error, write
+from tests.conftest import assert_user_error, require_tool, write
 
 
 def trust(home: Path, *args: str) -> Result:
@@ -84,9 +84,26 @@ def test_retire_old_removes_the_old_root_from_the_stores_privca_put_it_in(
     ca, old = rolled
     monkeypatch.setenv("PRIVCA_TRUST_SYSTEM_ROOT", str(debian_root))
     monkeypatch.setenv("PRIVCA_TRUST_NSS_DBS", str(nss_db))
-    monkeypatch.setenv("PRIVCA_TRUST_JAVA_KEYSTORES", str(debian_root / "absent.p12"))
-    stores = ("--stores", "system,nss")
+    monkeypatch.setenv("PRIVCA_TRUST_JAVA_KEYSTORES", str(debian_root / "java.p12"))
+    require_tool("keytool")
+    stores = ("--stores", "system,nss,java")
+
+    def status_here() -> dict[str, object]:
+        result = CliRunner().invoke(
+            cli, ["--home", str(ca.home.root), "rotate", "status", "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    before = status_here()
+    assert before["new_root_trusted_here"] is False
+    assert {r["store"]: r["state"] for r in before["trust_stores"]} == {  # type: ignore[union-attr]
+        "system": "absent",
+        "nss": "absent",
+        "java": "absent",
+    }
     assert trust(ca.home.root, "install", *stores).exit_code == 0
+    assert status_here()["new_root_trusted_here"] is True
     old_file = write(debian_root.parent / "old-root.pem", old)
 
     def states(root: Path | None) -> list[str]:
@@ -96,7 +113,7 @@ def test_retire_old_removes_the_old_root_from_the_stores_privca_put_it_in(
         assert result.exit_code == 0, result.output
         return [s["state"] for s in json.loads(result.stdout)["stores"]]
 
-    assert states(old_file) == ["present", "present"]
+    assert states(old_file) == ["present"] * 3
     result = CliRunner().invoke(
         cli,
         ["--home", str(ca.home.root), "rotate", "root", "--retire-old", "--force", "--json",
@@ -104,9 +121,9 @@ def test_retire_old_removes_the_old_root_from_the_stores_privca_put_it_in(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert sorted(o["store"] for o in document["trust_stores"]) == ["nss", "system"]
+    assert sorted(o["store"] for o in document["trust_stores"]) == ["java", "nss", "system"]
     assert {o["result"] for o in document["trust_stores"]} == {"removed"}
-    assert states(old_file) == ["absent", "absent"]
-    assert states(None) == ["present", "present"]  # the new root stays
+    assert states(old_file) == ["absent"] * 3
+    assert states(None) == ["present"] * 3  # the new root stays
     bundle = (debian_root / "etc/ssl/certs/ca-certificates.crt").read_bytes()
     assert x509.load_pem_x509_certificate(old) not in x509.load_pem_x509_certificates(bundle)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from privca.authority import CertificateAuthority, IssuedCertificate
     from privca.cli.main import AppContext
     from privca.registry import CaCertificate
+    from privca.trust import StoreReport
 
 REASONS = list(crl_reasons)
 
@@ -759,13 +760,18 @@ def _retire_old_root(
 @click.pass_obj
 def rotate_status_command(app: AppContext, as_json: bool) -> None:
     """Where a root rollover stands: the roots to trust, how many valid certificates still
-    chain only to the old root and when the last expires, and whether the old root can be
-    retired."""
+    chain only to the old root and when the last expires, whether this machine's trust
+    stores hold the new root, which endpoints `privca scan` last saw serving the old
+    hierarchy, and whether the old root can be retired."""
     from privca._time import isoformat
     from privca.cli.options import open_authority
+    from privca.tls_scan import old_hierarchy_endpoints, read_scans
 
     with open_authority(app) as ca:
         status = ca.rollover_status()
+        endpoints = old_hierarchy_endpoints(ca, read_scans(ca.home.scans))
+        new_root = ca.root
+    reports = _trust_here(new_root)
     last = status.last_old_leaf_expires
     document = {
         "in_transition": status.in_transition,
@@ -781,6 +787,9 @@ def rotate_status_command(app: AppContext, as_json: bool) -> None:
         "old_hierarchy_valid_certificates": status.old_leaves,
         "last_old_certificate_expires": isoformat(last) if last is not None else None,
         "old_root_retirable": status.old_root_retirable,
+        "new_root_trusted_here": _trusted_everywhere(reports),
+        "trust_stores": [r.as_json() for r in reports],
+        "old_hierarchy_endpoints": [e.document() for e in endpoints],
     }
     if as_json:
         print_json(document)
@@ -790,6 +799,8 @@ def rotate_status_command(app: AppContext, as_json: bool) -> None:
             f"root   {printable(root.label)}  serial {serial_hex(root.serial)}  "
             f"until {isoformat(root.not_after)[:10]}"
         )
+    for report in reports:
+        click.echo(f"trust  {report.store:<7} {report.presence.value:<19} {report.location}")
     if not status.in_transition:
         click.echo("No root rollover under way.")
         return
@@ -797,10 +808,33 @@ def rotate_status_command(app: AppContext, as_json: bool) -> None:
         f"Rollover under way: {status.old_leaves} valid certificate(s) chain only to the "
         "old root" + (f"; the last expires {isoformat(last)[:10]}." if last else ".")
     )
+    for endpoint in endpoints:
+        click.echo(
+            f"endpoint {printable(endpoint.target)} serves {endpoint.serial} of the old "
+            f"hierarchy (scanned {isoformat(endpoint.scanned_at)[:10]})"
+        )
+    if document["new_root_trusted_here"] is False:
+        click.echo("This machine's trust stores lack the new root: privca trust install")
     if status.old_root_retirable:
         click.echo("The old root can be retired now: privca rotate root --retire-old")
     else:
         click.echo("Renew them (privca renew) or wait; then privca rotate root --retire-old.")
+
+
+def _trust_here(root: x509.Certificate) -> list[StoreReport]:
+    """Where this machine's trust stores stand on `root` (read only)."""
+    from privca.cli.trust import host_stores
+    from privca.trust import TrustAnchor
+
+    return [report for store in host_stores() for report in store.status(TrustAnchor(root))]
+
+
+def _trusted_everywhere(reports: Sequence[StoreReport]) -> bool | None:
+    """True when every store found here holds the root; None when none is found."""
+    from privca.trust import Presence
+
+    found = [r for r in reports if r.presence is not Presence.NOT_HERE]
+    return all(r.presence is Presence.PRESENT for r in found) if found else None
 
 
 @click.command("needs-renewal")
