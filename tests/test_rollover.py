@@ -8,6 +8,9 @@ tests/interop/test_rollover.py.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +23,7 @@ from cryptography import x509
 from privca.authority import CertificateAuthority
 from privca.errors import AlreadyExists
 from tests.conftest import PASSPHRASE, Cli, assert_user_error, tree_snapshot
+from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
 from tests.tls_server import serve_tls
 
 
@@ -332,13 +336,15 @@ def test_wrong_passphrase_makes_no_new_root(run_cli: Cli, tmp_path: Path) -> Non
     assert sorted((run_cli.home / "private").iterdir()) == keys
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_two_rollovers_at_once_record_exactly_one(
-    make_ca: Callable[..., CertificateAuthority],
+    make_ca: Callable[..., CertificateAuthority], backend: str, request: pytest.FixtureRequest
 ) -> None:
     """Two processes that both saw no rollover under way: one records its rollover, the
     other is refused in the same transaction, so there is one cross-certificate and its
     root is the active one."""
-    home = make_ca().home.root
+    store_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else ""
+    home = make_ca(store_url=store_url).home.root
     first, second = (CertificateAuthority.open(home, PASSPHRASE) for _ in range(2))
     try:
         for ca in (first, second):
@@ -400,3 +406,45 @@ def test_status_names_the_scanned_endpoints_that_serve_the_old_hierarchy(
     assert isinstance(status, dict) and status["old_hierarchy_endpoints"] == []
     (rolled.cli.home / "scans.json").write_text("{not json")
     assert_user_error(rolled.cli("rotate", "status"), "is not a record of privca scan")
+
+
+def test_two_processes_roll_over_one_postgresql_store_at_once(
+    tmp_path: Path,
+    passphrase_file: Path,
+    postgres_url: str,  # noqa: F811
+) -> None:
+    """Two `privca rotate root --new-key` processes against one CA on PostgreSQL (two
+    hosts sharing the store): exactly one records its rollover, the other is refused with
+    one clear line (before or in the recording transaction), and the store holds one new
+    root and one cross-certificate."""
+    home = tmp_path / "ca"
+    CertificateAuthority.init(
+        home, "Shared Store CA", passphrase=PASSPHRASE, store_url=postgres_url
+    ).close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVCA_")}
+    command = [
+        sys.executable, "-m", "privca", "--home", str(home), "rotate", "root", "--new-key",
+        "--json", "--passphrase-file", str(passphrase_file),
+    ]  # fmt: skip
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        for _ in range(2)
+    ]
+    results = [(p.returncode, out, err) for p in processes for out, err in [p.communicate(120)]]
+    results.sort(key=lambda r: r[0])
+    (won, won_out, _), (lost, _, lost_err) = results
+    assert (won, lost) == (0, 2), results
+    refusal = lost_err.decode()
+    assert refusal.startswith("privca: error: ") and "Traceback" not in refusal, refusal
+    assert "already under way" in refusal or "recorded meanwhile" in refusal, refusal
+    new_root = json.loads(won_out)["root"]["serial"]
+
+    with CertificateAuthority.open(home, PASSPHRASE) as ca:
+        registry = ca.registry
+        assert len(registry.roots) == 2
+        assert [a.role for a in registry.authorities].count("cross") == 1
+        assert f"{registry.root.serial:x}" == new_root
+        assert registry.cross is not None
+        assert registry.cross.key_identifier == registry.root.key_identifier
+    on_disk = x509.load_pem_x509_certificate((home / "certs" / "root.crt").read_bytes())
+    assert f"{on_disk.serial_number:x}" == new_root
