@@ -134,3 +134,34 @@ def test_full_chain_crl_check_of_both_hierarchies_with_served_crls(
     assert served_issuer(f"/crl/{rollover.root.serial_number:x}.crl") == rollover.root.subject
     # A cross-certificate has no CRL of its own (and its root key never signs on request).
     assert server.get(f"/crl/{rollover.cross.serial_number:x}.crl").status == 404
+
+
+def test_reverse_cross_and_the_old_roots_last_crl_are_served(
+    make_ca: Callable[..., CertificateAuthority], live_server: Callable[..., LiveServer]
+) -> None:
+    ca = make_ca()
+    old_root = ca.root
+    rollover = ca.rollover_root(reverse_cross=True)
+    reverse = rollover.reverse_cross
+    assert reverse is not None
+    server = live_server(ca)
+    crosses = x509.load_pem_x509_certificates(server.get("/ca/cross.pem").body)
+    assert crosses == [rollover.cross, reverse]
+    assert server.get(f"/ca/{reverse.serial_number:x}.der").body == reverse.public_bytes(
+        Encoding.DER
+    )
+    assert server.get(f"/crl/{reverse.serial_number:x}.crl").status == 404
+
+    ca.retire_old_root(force=True)
+    for _ in range(50):  # the server follows the store
+        if server.get("/ca/cross.pem").body == b"":
+            break
+        time.sleep(0.1)
+    assert server.get("/ca/cross.pem").body == b""
+    last = x509.load_der_x509_crl(server.get(f"/crl/{old_root.serial_number:x}.crl").body)
+    assert last.issuer == old_root.subject
+    assert last.next_update_utc == old_root.not_valid_after_utc
+    current = x509.load_der_x509_crl(server.get("/crl/root.crl").body)
+    assert current.issuer == rollover.root.subject
+    health = server.get("/health")
+    assert b'"status":"ok"' in health.body, health.body
