@@ -438,19 +438,17 @@ class CertificateAuthority(AuthorityRecords):
             reverse_cross=reverse_cross,
         )
         self.refresh()
-        new_root = self.registry.root
-        first_crl = self._root_crl_files(
-            new_root, now + dt.timedelta(days=self.settings.root_crl_days), now
-        )
         atomic_write_many(
             [
                 *ca_certificate_files(
                     self.home, self.chain, root=rollover.root, issuing=rollover.issuing
                 ),
                 *self._transition_files(),
-                *first_crl,
             ]
         )
+        # Recorded and written first: should signing fail, `privca crl --root` makes it.
+        next_update = now + dt.timedelta(days=self.settings.root_crl_days)
+        atomic_write_many(self._root_crl_files(self.registry.root, next_update, now))
         return rollover
 
     def _root_crl_files(

@@ -266,6 +266,13 @@ def test_reverse_cross_lets_a_client_of_the_new_root_verify_an_old_leaf(
     code, output = _verify(new_root, with_reverse, leaf)
     assert code == 0, output
     assert _verify(new_root, without, leaf)[0] != 0  # the reverse cross is what does it
+    # The same with a real handshake: the old service sends the reverse cross as well.
+    assert old.private_key is not None
+    key = write(tmp_path / "old.key", pem_private_key_unencrypted(old.private_key), 0o600)
+    served = write(tmp_path / "served.pem", old.certificate_pem() + with_reverse.read_bytes())
+    with serve(served, key) as server:
+        result = python_client(server.port, new_root, NAME)
+        assert result.ok, result.detail
     # The new issuing CA's chain still ends at the new root, and the old root's at itself.
     assert ca.registry.chain[-1] == rollover.root
 
