@@ -448,3 +448,29 @@ def test_two_processes_roll_over_one_postgresql_store_at_once(
         assert registry.cross.key_identifier == registry.root.key_identifier
     on_disk = x509.load_pem_x509_certificate((home / "certs" / "root.crt").read_bytes())
     assert f"{on_disk.serial_number:x}" == new_root
+
+
+def test_a_hostile_scan_record_is_never_echoed_raw(rolled: Rolled) -> None:
+    """scans.json sits in the home, but its targets came from the command line and the
+    network: a control sequence in one is shown escaped by `rotate status`."""
+    chain = rolled.pem("old.example.chain.pem")
+    old_issuing_ski = ski(chain[1]).hex()
+    record = {
+        "version": 1,
+        "endpoints": [
+            {
+                "target": "evil\x1b[31m.example:443",
+                "scanned_at": "2026-01-01T00:00:00Z",
+                "serial": "01",
+                "authority_key_identifier": old_issuing_ski,
+            }
+        ],
+    }
+    (rolled.cli.home / "scans.json").write_text(json.dumps(record))
+    text = rolled.cli("rotate", "status")
+    assert text.exit_code == 0, text.stderr
+    assert "\x1b" not in text.stdout and "endpoint evil" in text.stdout
+    document = rolled.run("rotate", "status", "--json", unlock=False)
+    assert isinstance(document, dict)
+    (endpoint,) = document["old_hierarchy_endpoints"]  # type: ignore[misc]
+    assert endpoint["target"] == "evil\x1b[31m.example:443"  # JSON escapes it itself
