@@ -98,3 +98,30 @@ def test_lookups(ca: CertificateAuthority) -> None:
 def test_an_empty_registry_has_no_root() -> None:
     with pytest.raises(NotFound, match="no root CA"):
         _ = Registry().root
+
+
+def test_a_rollover_with_a_reverse_cross_keeps_each_hierarchy_on_its_own_root(
+    ca: CertificateAuthority,
+) -> None:
+    """The reverse cross-certificate shares the old root's subject and key identifier, as
+    the cross-certificate shares the new root's: neither becomes the parent of a chain,
+    and /crl/root.crl stays the old root's until the rollover ends."""
+    old_root, old_issuing = ca.registry.root, ca.registry.issuing
+    rollover = ca.rollover_root(reverse_cross=True)
+    registry = ca.registry
+    assert [a.role for a in registry.authorities] == [
+        "root", "issuing", "root", "cross", "reverse-cross", "issuing",
+    ]  # fmt: skip
+    assert [c.certificate for c in registry.crosses] == [rollover.cross, rollover.reverse_cross]
+    before = registry.by_id(old_issuing.id)
+    assert before is not None
+    assert registry.chain_of(before) == (old_issuing.certificate, old_root.certificate)
+    assert registry.chain[-1] == rollover.root
+    previous = registry.previous_root
+    assert previous is not None and previous.id == old_root.id
+    assert registry.root_crl_alias.id == old_root.id
+    assert registry.select("root") == registry.root  # /ca/root.crt: the new root
+    ca.retire_old_root(force=True)
+    registry = ca.registry
+    assert registry.crosses == [] and registry.reverse_cross is None
+    assert registry.root_crl_alias == registry.root

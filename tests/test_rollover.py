@@ -8,6 +8,9 @@ tests/interop/test_rollover.py.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +23,19 @@ from cryptography import x509
 from privca.authority import CertificateAuthority
 from privca.errors import AlreadyExists
 from tests.conftest import PASSPHRASE, Cli, assert_user_error, tree_snapshot
+from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
+from tests.tls_server import serve_tls
+
+
+@pytest.fixture(autouse=True)
+def _sandboxed_trust_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--retire-old removes the old root from this machine's stores: point them at empty
+    sandboxes (the removal itself is judged in tests/trust/test_rollover.py)."""
+    sandbox = tmp_path / "trust-sandbox"
+    monkeypatch.setenv("HOME", str(sandbox / "home"))
+    monkeypatch.setenv("PRIVCA_TRUST_SYSTEM_ROOT", str(sandbox / "sysroot"))
+    monkeypatch.setenv("PRIVCA_TRUST_NSS_DBS", str(sandbox / "nssdb"))
+    monkeypatch.setenv("PRIVCA_TRUST_JAVA_KEYSTORES", str(sandbox / "java.p12"))
 
 
 @dataclass(frozen=True)
@@ -156,7 +172,10 @@ def test_status_then_retire_old(rolled: Rolled) -> None:
     status = rolled.run("rotate", "status", "--json", unlock=False)
     assert isinstance(status, dict)
     assert status["old_hierarchy_valid_certificates"] == 0 and status["old_root_retirable"]
-    rolled.run("rotate", "root", "--retire-old")
+    retired = rolled.run("rotate", "root", "--retire-old", "--json")
+    assert isinstance(retired, dict)
+    assert retired["retired"]["serial"] == f"{rolled.old_root.serial_number:x}"  # type: ignore[index]
+    assert retired["trust_stores"] == [] and retired["trust_error"] is None
 
     status = rolled.run("rotate", "status", "--json", unlock=False)
     assert isinstance(status, dict) and status["in_transition"] is False
@@ -176,6 +195,60 @@ def test_retire_old_with_force_while_old_leaves_are_valid(rolled: Rolled) -> Non
     rolled.run("rotate", "root", "--retire-old", "--force")
     result = rolled.cli("export", "roots")
     assert x509.load_pem_x509_certificates(result.stdout_bytes) == [rolled.new_root]
+
+
+def test_retiring_publishes_the_old_roots_last_crl_until_it_expires(rolled: Rolled) -> None:
+    crl_dir = rolled.cli.home / "crl"
+    old, new = rolled.old_root, rolled.new_root
+    # The rollover published the new root's first CRL, under its serial; root.crl stays
+    # the old root's (the CDP of the issuing CAs made before) while the rollover lasts.
+    first = x509.load_der_x509_crl((crl_dir / f"{new.serial_number:x}.crl").read_bytes())
+    assert first.issuer == new.subject and first.is_signature_valid(new.public_key())
+    assert x509.load_der_x509_crl((crl_dir / "root.crl").read_bytes()).issuer == old.subject
+    rolled.run("crl", "--root")  # a CRL for every trusted root during the transition
+    for root in (old, new):
+        crl = x509.load_der_x509_crl((crl_dir / f"{root.serial_number:x}.crl").read_bytes())
+        assert crl.is_signature_valid(root.public_key())
+
+    rolled.run("rotate", "root", "--retire-old", "--force")
+    last = x509.load_der_x509_crl((crl_dir / f"{old.serial_number:x}.crl").read_bytes())
+    assert last.is_signature_valid(old.public_key())  # type: ignore[arg-type]
+    assert last.next_update_utc == old.not_valid_after_utc
+    assert x509.load_pem_x509_crl((crl_dir / f"{old.serial_number:x}.pem").read_bytes()) == last
+    # /crl/root.crl means the new root now.
+    assert x509.load_der_x509_crl((crl_dir / "root.crl").read_bytes()).issuer == new.subject
+    rolled.run("crl", "--root")  # only the new root is trusted: only its CRL is renewed
+    again = x509.load_der_x509_crl((crl_dir / f"{old.serial_number:x}.crl").read_bytes())
+    assert again == last
+
+
+def test_reverse_cross_is_made_exported_and_dropped_on_retirement(
+    run_cli: Cli, tmp_path: Path
+) -> None:
+    init = run_cli("init", "--name", "Reverse", "--passphrase-file", str(run_cli.passphrase_file))
+    assert init.exit_code == 0, init.stderr
+    old_root = x509.load_pem_x509_certificate((run_cli.home / "certs/root.crt").read_bytes())
+    result = run_cli(
+        "rotate", "root", "--new-key", "--reverse-cross", "--json",
+        "--passphrase-file", str(run_cli.passphrase_file),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    made = json.loads(result.stdout)
+    cross, reverse = x509.load_pem_x509_certificates(run_cli("export", "cross").stdout_bytes)
+    assert made["reverse_cross"]["serial"] == f"{reverse.serial_number:x}"
+    assert reverse.subject == old_root.subject and reverse.public_key() == old_root.public_key()
+    assert cross.issuer == old_root.subject
+    held = x509.load_pem_x509_certificates((run_cli.home / "certs/cross.pem").read_bytes())
+    assert held == [cross, reverse]
+    # New chains carry the cross-certificate only: the reverse one is for old chains.
+    issue(run_cli, tmp_path / "out", "new.example")
+    chain = x509.load_pem_x509_certificates((tmp_path / "out/new.example.chain.pem").read_bytes())
+    assert chain[-1] == cross and reverse not in chain
+    retired = run_cli(
+        "rotate", "root", "--retire-old", "--passphrase-file", str(run_cli.passphrase_file)
+    )
+    assert retired.exit_code == 0, retired.stderr
+    assert run_cli("export", "cross").stdout == ""
 
 
 def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
@@ -217,6 +290,9 @@ def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
         pytest.param(("rotate", "root", "--new-key", "--force"), "--force goes", id="force-alone"),
         pytest.param(("rotate", "root", "--retire-old"), "no root rollover", id="retire-nothing"),
         pytest.param(("rotate", "root", "--same-key", "--name", "x"), "--new-key", id="name-same"),
+        pytest.param(
+            ("rotate", "root", "--retire-old", "--reverse-cross"), "--new-key", id="reverse-retire"
+        ),
         pytest.param(("export", "root", "--for", "old"), "--for goes", id="export-for-root"),
     ],
 )
@@ -260,13 +336,15 @@ def test_wrong_passphrase_makes_no_new_root(run_cli: Cli, tmp_path: Path) -> Non
     assert sorted((run_cli.home / "private").iterdir()) == keys
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_two_rollovers_at_once_record_exactly_one(
-    make_ca: Callable[..., CertificateAuthority],
+    make_ca: Callable[..., CertificateAuthority], backend: str, request: pytest.FixtureRequest
 ) -> None:
     """Two processes that both saw no rollover under way: one records its rollover, the
     other is refused in the same transaction, so there is one cross-certificate and its
     root is the active one."""
-    home = make_ca().home.root
+    store_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else ""
+    home = make_ca(store_url=store_url).home.root
     first, second = (CertificateAuthority.open(home, PASSPHRASE) for _ in range(2))
     try:
         for ca in (first, second):
@@ -293,3 +371,106 @@ def test_two_rollovers_at_once_record_exactly_one(
     finally:
         first.close()
         second.close()
+
+
+def test_status_names_the_scanned_endpoints_that_serve_the_old_hierarchy(
+    rolled: Rolled, tmp_path: Path
+) -> None:
+    """`privca scan` records what each endpoint served; `rotate status` says which of them
+    still serve a leaf of the old hierarchy (judged again against today's registry)."""
+
+    def served(name: str) -> tuple[bytes, bytes]:
+        return (
+            (rolled.out / f"{name}.chain.pem").read_bytes(),
+            (rolled.out / f"{name}.key").read_bytes(),
+        )
+
+    with (
+        serve_tls(*served("old.example"), tmp_path / "old") as old_port,
+        serve_tls(*served("new.example"), tmp_path / "new") as new_port,
+    ):
+        for port, name in ((old_port, "old.example"), (new_port, "new.example")):
+            scanned = rolled.cli("scan", f"127.0.0.1:{port}", "--name", name, "--json")
+            assert scanned.exit_code == 0, scanned.stdout + scanned.stderr  # both are ours
+    status = rolled.run("rotate", "status", "--json", unlock=False)
+    assert isinstance(status, dict)
+    endpoints = status["old_hierarchy_endpoints"]
+    assert [e["target"] for e in endpoints] == [f"127.0.0.1:{old_port}"]  # type: ignore[union-attr,index]
+    assert (rolled.cli.home / "scans.json").stat().st_mode & 0o077 == 0
+    text = rolled.cli("rotate", "status")
+    assert f"endpoint 127.0.0.1:{old_port} serves" in text.stdout
+
+    # Once retired there is no old hierarchy to report; a damaged record is refused.
+    rolled.run("rotate", "root", "--retire-old", "--force")
+    status = rolled.run("rotate", "status", "--json", unlock=False)
+    assert isinstance(status, dict) and status["old_hierarchy_endpoints"] == []
+    (rolled.cli.home / "scans.json").write_text("{not json")
+    assert_user_error(rolled.cli("rotate", "status"), "is not a record of privca scan")
+
+
+def test_two_processes_roll_over_one_postgresql_store_at_once(
+    tmp_path: Path,
+    passphrase_file: Path,
+    postgres_url: str,  # noqa: F811
+) -> None:
+    """Two `privca rotate root --new-key` processes against one CA on PostgreSQL (two
+    hosts sharing the store): exactly one records its rollover, the other is refused with
+    one clear line (before or in the recording transaction), and the store holds one new
+    root and one cross-certificate."""
+    home = tmp_path / "ca"
+    CertificateAuthority.init(
+        home, "Shared Store CA", passphrase=PASSPHRASE, store_url=postgres_url
+    ).close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVCA_")}
+    command = [
+        sys.executable, "-m", "privca", "--home", str(home), "rotate", "root", "--new-key",
+        "--json", "--passphrase-file", str(passphrase_file),
+    ]  # fmt: skip
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        for _ in range(2)
+    ]
+    results = [(p.returncode, out, err) for p in processes for out, err in [p.communicate(120)]]
+    results.sort(key=lambda r: r[0])
+    (won, won_out, _), (lost, _, lost_err) = results
+    assert (won, lost) == (0, 2), results
+    refusal = lost_err.decode()
+    assert refusal.startswith("privca: error: ") and "Traceback" not in refusal, refusal
+    assert "already under way" in refusal or "recorded meanwhile" in refusal, refusal
+    new_root = json.loads(won_out)["root"]["serial"]
+
+    with CertificateAuthority.open(home, PASSPHRASE) as ca:
+        registry = ca.registry
+        assert len(registry.roots) == 2
+        assert [a.role for a in registry.authorities].count("cross") == 1
+        assert f"{registry.root.serial:x}" == new_root
+        assert registry.cross is not None
+        assert registry.cross.key_identifier == registry.root.key_identifier
+    on_disk = x509.load_pem_x509_certificate((home / "certs" / "root.crt").read_bytes())
+    assert f"{on_disk.serial_number:x}" == new_root
+
+
+def test_a_hostile_scan_record_is_never_echoed_raw(rolled: Rolled) -> None:
+    """scans.json sits in the home, but its targets came from the command line and the
+    network: a control sequence in one is shown escaped by `rotate status`."""
+    chain = rolled.pem("old.example.chain.pem")
+    old_issuing_ski = ski(chain[1]).hex()
+    record = {
+        "version": 1,
+        "endpoints": [
+            {
+                "target": "evil\x1b[31m.example:443",
+                "scanned_at": "2026-01-01T00:00:00Z",
+                "serial": "01",
+                "authority_key_identifier": old_issuing_ski,
+            }
+        ],
+    }
+    (rolled.cli.home / "scans.json").write_text(json.dumps(record))
+    text = rolled.cli("rotate", "status")
+    assert text.exit_code == 0, text.stderr
+    assert "\x1b" not in text.stdout and "endpoint evil" in text.stdout
+    document = rolled.run("rotate", "status", "--json", unlock=False)
+    assert isinstance(document, dict)
+    (endpoint,) = document["old_hierarchy_endpoints"]  # type: ignore[misc]
+    assert endpoint["target"] == "evil\x1b[31m.example:443"  # JSON escapes it itself

@@ -22,7 +22,7 @@ from cryptography import x509
 from privca._time import utcnow
 from privca.authority_core import Authority
 from privca.authority_records import AuthorityRecords
-from privca.errors import NotFound, PolicyError
+from privca.errors import KeyUnavailable, NotFound, PolicyError
 from privca.establishment import MIN_PASSPHRASE_LENGTH, NewCa, establish_new_ca
 from privca.home import CAHome, atomic_write_many, check_home
 from privca.issuance import (
@@ -37,6 +37,7 @@ from privca.issuance import (
 )
 from privca.keys.custody import HomeCustody, SecretSource
 from privca.keys.types import DEFAULT_LEAF_KEY, GeneratedPrivateKey, KeyType, key_type_of
+from privca.publication import CrlFile, crl_file_of, crl_files, sign_crl
 from privca.registry import CaCertificate, CaRole, Registry
 from privca.rotation import (
     Rollover,
@@ -402,12 +403,14 @@ class CertificateAuthority(AuthorityRecords):
         days: int = profiles.ROOT.default_days,
         issuing_days: int = profiles.ISSUING.default_days,
         name: str | None = None,
+        reverse_cross: bool = False,
         now: dt.datetime | None = None,
     ) -> Rollover:
         """A root with a new key: the new root, its cross-certificate signed by the old
-        root, and a new issuing CA under it. New leaves come from the new hierarchy and
-        their chain carries the cross-certificate until `retire_old_root`; what the old
-        hierarchy signed keeps its chain, CRL and OCSP.
+        root, with `reverse_cross` the old root signed by the new one, and a new issuing CA
+        under it. New leaves come from the new hierarchy and their chain carries the
+        cross-certificate until `retire_old_root`; what the old hierarchy signed keeps its
+        chain, CRL and OCSP. The new root's first CRL is published, as at init.
 
         Raises:
             InputError: `days` out of range or a bad `name`. PolicyError: the old root
@@ -431,6 +434,7 @@ class CertificateAuthority(AuthorityRecords):
             days=days,
             issuing_days=min(issuing_days, days),
             now=now,
+            reverse_cross=reverse_cross,
         )
         self.refresh()
         atomic_write_many(
@@ -441,7 +445,21 @@ class CertificateAuthority(AuthorityRecords):
                 *self._transition_files(),
             ]
         )
+        # Recorded and written first: should signing fail, `privca crl --root` makes it.
+        next_update = now + dt.timedelta(days=self.settings.root_crl_days)
+        atomic_write_many(self._root_crl_files(self.registry.root, next_update, now))
         return rollover
+
+    def _root_crl_files(
+        self, root: CaCertificate, next_update: dt.datetime, now: dt.datetime
+    ) -> list[CrlFile]:
+        """A CRL of `root` (the server never signs one), as the files it is published in:
+        under its serial, and as root.crl when that URL means this root."""
+        crl = sign_crl(self._store, root.id, self.signer(root), now, next_update)
+        files = crl_files(crl_file_of(self.home, root.serial), crl)
+        if self.registry.root_crl_alias.id == root.id:
+            files += crl_files(self.root_crl_file, crl)
+        return files
 
     def rollover_status(self, now: dt.datetime | None = None) -> RolloverStatus:
         """Where a root rollover stands: the roots, and what still depends on the old one.
@@ -452,29 +470,46 @@ class CertificateAuthority(AuthorityRecords):
         now = now or utcnow()
         return rollover_status(self.registry, self.inventory.find(status="valid", now=now), now)
 
-    def retire_old_root(self, *, force: bool = False, now: dt.datetime | None = None) -> None:
-        """End a root rollover: chains drop the cross-certificate and only the new root is
-        trusted. The old hierarchy's records stay, so its CRLs and OCSP keep answering.
+    def retire_old_root(
+        self, *, force: bool = False, now: dt.datetime | None = None
+    ) -> CaCertificate:
+        """End a root rollover: chains drop the cross-certificate(s) and only the new root
+        is trusted. The old root's last CRL is published first, valid until the old root
+        expires (its key is not needed again); the old hierarchy's records stay, so its
+        CRLs and OCSP keep answering. Returns the old root.
 
         Raises:
             PolicyError: no rollover is under way, or (without `force`) valid
-            certificates still chain only to the old root. StoreUnavailable.
+            certificates still chain only to the old root. Errors of `signer` (the old
+            root key, for its last CRL) and StoreUnavailable.
         """
         now = now or utcnow()
         check_retirable(self.rollover_status(now), force)
+        old = self.registry.previous_root
+        if old is None:  # in transition, so the cross-certificate names its signer
+            raise NotFound("the old root of the rollover is not in the inventory")
+        last_crl = self._root_crl_files(old, old.not_after, now) if old.not_after > now else []
         self._store.end_role(CaRole.CROSS, now, "old root retired")
+        self._store.end_role(CaRole.REVERSE_CROSS, now, "old root retired")
         self.refresh()
-        atomic_write_many(self._transition_files())
+        # /crl/root.crl now means the new root: its file follows, when one was published.
+        new_root = self.registry.root
+        try:
+            current = crl_files(self.root_crl_file, self.published_root_crl(new_root, now))
+        except KeyUnavailable:
+            current = []
+        atomic_write_many([*self._transition_files(), *last_crl, *current])
         self.home.previous_root_cert.unlink(missing_ok=True)
+        return old
 
     def _transition_files(self) -> list[tuple[Path, bytes, int]]:
         """certs/roots.pem (every root to trust now), certs/cross.pem (the active
-        cross-certificate; empty once the rollover has ended) and, while it lasts,
+        cross-certificates; empty once the rollover has ended) and, while it lasts,
         certs/previous-root.crt (the old root, for trust install)."""
         from privca.x509.encoding import pem_certificates
 
         registry = self.registry
-        cross = [registry.cross.certificate] if registry.cross is not None else []
+        cross = [c.certificate for c in registry.crosses]
         roots = [r.certificate for r in registry.trusted_roots]
         files = [
             (self.home.roots, pem_certificates(roots), 0o644),

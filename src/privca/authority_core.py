@@ -309,7 +309,12 @@ class AuthorityCore:
     def root_key_present(self) -> bool:
         """True if the active root's key is at hand (a file in private/, or an HSM)."""
         root = self.registry.active("root")
-        return root is not None and self._custody.is_present(root.key_ref)
+        return root is not None and self.key_present(root)
+
+    def key_present(self, authority: Authority) -> bool:
+        """True if this CA's key is at hand (a file in private/, or an HSM); NotFound
+        when `authority` is not a CA of this home."""
+        return self._custody.is_present(self._entry(authority).key_ref)
 
 
 __all__ = ["Authority", "AuthorityCore"]

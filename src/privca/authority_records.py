@@ -293,21 +293,25 @@ class AuthorityRecords(AuthorityCore):
 
     @property
     def root_crl_file(self) -> Path:
-        """Where `privca crl --root` leaves the root's CRL, for when its key goes offline."""
+        """Where `privca crl --root` leaves the CRL /crl/root.crl serves (the root's, or
+        the old root's while a rollover lasts: Registry.root_crl_alias)."""
         return root_crl_file(self.home)
 
-    def published_root_crl(self, now: dt.datetime) -> x509.CertificateRevocationList:
-        """The root CRL made earlier with `privca crl --root`, if it is still current.
+    def published_root_crl(
+        self, root: Authority, now: dt.datetime
+    ) -> x509.CertificateRevocationList:
+        """The CRL of `root` made earlier with `privca crl --root`, if it is still current.
 
         Raises:
+            NotFound: `root` is not a CA of this home.
             KeyUnavailable: none was published, or it has expired.
         """
-        return read_published_root_crl(self.home, now)
+        return read_published_root_crl(self.home, self._entry(root).certificate, now)
 
-    def root_crl_due(self, now: dt.datetime) -> bool:
-        """True when the published root CRL is missing or past half its life: time for
-        `privca crl` to publish a new one while the root key is at hand."""
-        return root_crl_due(self.home, now)
+    def root_crl_due(self, root: Authority, now: dt.datetime) -> bool:
+        """True when the published CRL of `root` is missing or past half its life: time
+        for `privca crl` to publish a new one while the root key is at hand."""
+        return root_crl_due(self.home, self._entry(root).certificate, now)
 
 
 __all__ = ["AuthorityRecords"]

@@ -22,7 +22,7 @@ from privca.issuance import BACKDATE
 from privca.keys.custody import GeneratedKey, HomeCustody
 from privca.keys.types import DEFAULT_ISSUING_KEY, DEFAULT_ROOT_KEY, KeyType
 from privca.policy import IssuancePolicy
-from privca.publication import crl_files, root_crl_file, sign_crl
+from privca.publication import crl_file_of, crl_files, root_crl_file, sign_crl
 from privca.registry import CaRole
 from privca.rotation import (
     build_issuing_ca,
@@ -156,7 +156,9 @@ def _publish_root_crl(
     next_update = now + dt.timedelta(days=founding.settings.root_crl_days)
     signer = Issuer.from_certificate(root.certificate, root.key.private_key)
     crl = sign_crl(store, root_id, signer, now, next_update)
-    for path, data, mode in crl_files(root_crl_file(founding.home), crl):
+    by_serial = crl_file_of(founding.home, root.certificate.serial_number)
+    files = crl_files(by_serial, crl) + crl_files(root_crl_file(founding.home), crl)
+    for path, data, mode in files:
         atomic_write(path, data, mode)
         construction.track(path)
 

@@ -107,6 +107,11 @@ class CAHome:
         return self.certs / "issuing.crt"
 
     @property
+    def scans(self) -> Path:
+        """What `privca scan` last saw at each endpoint (for `privca rotate status`)."""
+        return self.root / "scans.json"
+
+    @property
     def chain(self) -> Path:
         return self.certs / "chain.pem"
 

@@ -2,7 +2,9 @@
 
 A two-tier root signs only CAs, and its key may live offline: its CRL is published as a
 file (`privca crl --root`, and once at init) that `privca serve` serves as it is, for the
-root key is never used for a request.
+root key is never used for a request. Each root's CRL is kept under its serial
+(<home>/crl/<serial>.crl, the URL issuing CAs name); <home>/crl/root.crl is the copy
+/crl/root.crl serves, which issuing CAs made before roots had their own URL name.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.errors import KeyUnavailable
 from privca.home import CAHome
+from privca.keys.types import ISSUER_PUBLIC_KEY_CLASSES
 from privca.store.inventory import Store
 from privca.x509.build import Issuer
 from privca.x509.crl import Revocation, build_crl
+from privca.x509.encoding import serial_hex
 
 ROOT_CRL_FILE = "root.crl"
 PUBLIC = 0o644
@@ -26,8 +30,14 @@ CrlFile = tuple[Path, bytes, int]  # as atomic_write_many takes them
 
 
 def root_crl_file(home: CAHome) -> Path:
-    """Where the root's CRL is published, for when its key goes offline."""
+    """Where the CRL /crl/root.crl serves is published, for when the root key goes
+    offline."""
     return home.crl / ROOT_CRL_FILE
+
+
+def crl_file_of(home: CAHome, serial: int) -> Path:
+    """Where the CRL of the CA with this serial is published (DER; .pem beside it)."""
+    return (home.crl / serial_hex(serial)).with_suffix(".crl")
 
 
 def crl_files(path: Path, crl: x509.CertificateRevocationList) -> list[CrlFile]:
@@ -51,16 +61,48 @@ def sign_crl(
     return build_crl(signer, entries, number, now, next_update)
 
 
-def read_published_root_crl(home: CAHome, now: dt.datetime) -> x509.CertificateRevocationList:
-    """The root CRL made earlier with `privca crl --root`, if it is still current
-    (KeyUnavailable otherwise)."""
+def _published_root_crl(
+    home: CAHome, root: x509.Certificate
+) -> x509.CertificateRevocationList | None:
+    """The newest CRL on disk that `root` signed: the file under its serial, or root.crl
+    (homes made before roots had their own file, and tests that drop one in). A file
+    signed by another root (root.crl during a rollover) is not this root's CRL."""
+    found: list[x509.CertificateRevocationList] = []
+    for path in (crl_file_of(home, root.serial_number), root_crl_file(home)):
+        try:
+            crl = x509.load_der_x509_crl(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if crl.issuer == root.subject and _signed_by(crl, root):
+            found.append(crl)
+    return max(found, key=_crl_order, default=None)
+
+
+def _crl_order(crl: x509.CertificateRevocationList) -> tuple[dt.datetime, int]:
+    """Newer first by thisUpdate, then by CRLNumber (two made in the same second)."""
     try:
-        crl = x509.load_der_x509_crl(root_crl_file(home).read_bytes())
-    except (OSError, ValueError) as exc:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        number = -1
+    return crl.last_update_utc, number
+
+
+def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    key = issuer.public_key()
+    return isinstance(key, ISSUER_PUBLIC_KEY_CLASSES) and crl.is_signature_valid(key)
+
+
+def read_published_root_crl(
+    home: CAHome, root: x509.Certificate, now: dt.datetime
+) -> x509.CertificateRevocationList:
+    """The CRL of `root` made earlier with `privca crl --root`, if it is still current
+    (KeyUnavailable otherwise)."""
+    crl = _published_root_crl(home, root)
+    if crl is None:
         raise KeyUnavailable(
-            "no root CRL was published",
+            f"no CRL of the root {serial_hex(root.serial_number)} was published",
             "with the root key at hand, run `privca crl --root`",
-        ) from exc
+        )
     if crl.next_update_utc is not None and crl.next_update_utc <= now:
         raise KeyUnavailable(
             f"the published root CRL expired on {crl.next_update_utc:%Y-%m-%d}",
@@ -69,12 +111,11 @@ def read_published_root_crl(home: CAHome, now: dt.datetime) -> x509.CertificateR
     return crl
 
 
-def root_crl_due(home: CAHome, now: dt.datetime) -> bool:
-    """True when the published root CRL is missing or past half its life: time for
+def root_crl_due(home: CAHome, root: x509.Certificate, now: dt.datetime) -> bool:
+    """True when the published CRL of `root` is missing or past half its life: time for
     `privca crl` to publish a new one while the root key is at hand."""
-    try:
-        crl = x509.load_der_x509_crl(root_crl_file(home).read_bytes())
-    except (OSError, ValueError):
+    crl = _published_root_crl(home, root)
+    if crl is None:
         return True
     if crl.next_update_utc is None:
         return False
@@ -83,6 +124,7 @@ def root_crl_due(home: CAHome, now: dt.datetime) -> bool:
 
 
 __all__ = [
+    "crl_file_of",
     "crl_files",
     "read_published_root_crl",
     "root_crl_due",

@@ -28,6 +28,14 @@ class CaRole(StrEnum):
     # root): active while the transition lasts, so clients that trust only the old root
     # still build a path to new leaves.
     CROSS = "cross"
+    # Optionally, the old root signed by the new (same subject and key as the old root):
+    # a client that trusts only the new root reaches the old hierarchy through it.
+    REVERSE_CROSS = "reverse-cross"
+
+
+# Certificates of a root key signed by another root: never the parent in a chain built
+# here (chains end at a self-signed root); `cross_for` adds them where a chain needs them.
+CROSS_ROLES = frozenset({CaRole.CROSS, CaRole.REVERSE_CROSS})
 
 
 # `privca crl issuing`, /crl/current.crl, ...: the aliases operators use for active CAs.
@@ -135,7 +143,7 @@ class Registry:
         named = [
             a
             for a in self.authorities
-            if a.certificate.subject == entry.certificate.issuer and a.role != CaRole.CROSS
+            if a.certificate.subject == entry.certificate.issuer and a.role not in CROSS_ROLES
         ]
         aki = _authority_key_identifier(entry.certificate)
         candidates = [a for a in named if a.key_identifier == aki] or named
@@ -187,6 +195,18 @@ class Registry:
         return self.active(CaRole.CROSS)
 
     @property
+    def reverse_cross(self) -> CaCertificate | None:
+        """The old root signed by the new one, when the rollover made it (`--reverse-cross`)
+        and is still under way."""
+        return self.active(CaRole.REVERSE_CROSS) if self.cross is not None else None
+
+    @property
+    def crosses(self) -> list[CaCertificate]:
+        """The cross-certificates of a rollover under way (`export cross`, /ca/cross.pem):
+        the new root signed by the old, then the reverse one if it was made."""
+        return [c for c in (self.cross, self.reverse_cross) if c is not None]
+
+    @property
     def previous_root(self) -> CaCertificate | None:
         """The old root of a rollover under way: the one that signed the cross-certificate."""
         cross = self.cross
@@ -201,6 +221,13 @@ class Registry:
         if previous is None or previous.key_identifier == root.key_identifier:
             return [root]
         return [previous, root]
+
+    @property
+    def root_crl_alias(self) -> CaCertificate:
+        """The root whose CRL /crl/root.crl serves. Only issuing CAs made before each root
+        had its own CRL URL name it, and those are under the oldest root still trusted: so
+        it is the old root's CRL while a rollover lasts, the active root's otherwise."""
+        return self.trusted_roots[0]
 
     def cross_for(self, entry: CaCertificate) -> tuple[x509.Certificate, ...]:
         """What a chain under `entry` adds during a rollover so that clients that trust
@@ -234,4 +261,4 @@ def _authority_key_identifier(certificate: x509.Certificate) -> bytes | None:
         return None
 
 
-__all__ = ["CaCertificate", "CaRole", "Registry"]
+__all__ = ["CROSS_ROLES", "CaCertificate", "CaRole", "Registry"]

@@ -19,7 +19,7 @@ from privca.issuance import BACKDATE
 from privca.keys.custody import GeneratedKey, HomeCustody
 from privca.keys.types import DEFAULT_ISSUING_KEY, KeyType, key_type_of
 from privca.policy import IssuancePolicy
-from privca.registry import CaCertificate, CaRole, Registry
+from privca.registry import CROSS_ROLES, CaCertificate, CaRole, Registry
 from privca.store.authorities import NewAuthorityRow
 from privca.store.inventory import Store
 from privca.store.records import CertificateRecord
@@ -226,36 +226,49 @@ def reissue_root(
 @dataclasses.dataclass(frozen=True)
 class Rollover:
     """What `rotate root --new-key` made: the new root, the cross-certificate (the new
-    root signed by the old) and the new issuing CA under the new root."""
+    root signed by the old), the reverse one if asked (the old root signed by the new) and
+    the new issuing CA under the new root."""
 
     root: x509.Certificate
     cross: x509.Certificate
     issuing: x509.Certificate | None  # None for a single-tier CA
+    reverse_cross: x509.Certificate | None = None
 
 
 def build_cross_certificate(
-    new_root: x509.Certificate, old_root: Issuer, policy: IssuancePolicy, now: dt.datetime
+    subject: x509.Certificate,
+    signer: Issuer,
+    policy: IssuancePolicy,
+    base_url: str,
+    now: dt.datetime,
 ) -> x509.Certificate:
-    """The new root's subject, key and key identifier, signed by the old root (AKI = the
-    old root's SKI), valid only while both roots are, with the root profile's CA
-    extensions: a client that trusts the old root reaches the new one through it."""
-    if old_root.certificate is None:
-        raise PolicyError("the old root certificate is not known")
-    not_before = max(now - BACKDATE, old_root.certificate.not_valid_before_utc)
-    not_after = min(new_root.not_valid_after_utc, old_root.certificate.not_valid_after_utc)
+    """The root `subject`'s name, key and key identifier, signed by the other root
+    `signer` (AKI = the signer's SKI), valid only while both roots are, with the root
+    profile's CA extensions, and the signer's CRL and certificate URLs: a client that
+    trusts the signer reaches `subject`'s hierarchy through it. The new root signed by the
+    old is the cross-certificate; the old signed by the new, the reverse one."""
+    if signer.certificate is None:
+        raise PolicyError("the signing root certificate is not known")
+    not_before = max(
+        now - BACKDATE, subject.not_valid_before_utc, signer.certificate.not_valid_before_utc
+    )
+    not_after = min(subject.not_valid_after_utc, signer.certificate.not_valid_after_utc)
+    urls = issuing_ca_urls(base_url, signer.certificate.serial_number)
     return build_certificate(
         CertificateSpec(
-            subject=new_root.subject,
-            public_key=new_root.public_key(),
+            subject=subject.subject,
+            public_key=subject.public_key(),
             profile=profiles.ROOT,
             serial=random_serial(),
             not_before=not_before,
             not_after=not_after,
             permitted=policy.permitted,
             excluded=policy.excluded,
-            subject_key_identifier=subject_key_identifier(new_root),
+            crl_url=urls.crl,
+            ca_issuers_url=urls.ca_issuers,
+            subject_key_identifier=subject_key_identifier(subject),
         ),
-        old_root,
+        signer,
     )
 
 
@@ -273,10 +286,12 @@ def rollover_root(
     days: int,
     issuing_days: int,
     now: dt.datetime,
+    reverse_cross: bool = False,
 ) -> Rollover:
     """A new root key and self-signed certificate (kept where the old root key is: an
-    encrypted file or the token), its cross-certificate signed by the old root, and a new
-    issuing CA under it; recorded root, cross, issuing, in that order."""
+    encrypted file or the token), its cross-certificate signed by the old root, with
+    `reverse_cross` the old root signed by the new, and a new issuing CA under the new
+    root; recorded root, cross, reverse cross, issuing, in that order."""
     check_ca_days(days, "root")
     check_ca_days(issuing_days, "issuing CA")
     current = registry.root
@@ -312,8 +327,13 @@ def rollover_root(
         ),
         self_issuer(subject, root_key.private_key),
     )
-    cross = build_cross_certificate(root_cert, signer, policy, now)
     new_root_signer = Issuer.from_certificate(root_cert, root_key.private_key)
+    cross = build_cross_certificate(root_cert, signer, policy, base_url, now)
+    reverse = (
+        build_cross_certificate(current.certificate, new_root_signer, policy, base_url, now)
+        if reverse_cross
+        else None
+    )
     issuing_cert: x509.Certificate | None = None
     issuing_key: GeneratedKey | None = None
     if not single_tier:
@@ -340,10 +360,12 @@ def rollover_root(
         authority_row(CaRole.ROOT, root_cert, root_key.key_ref),
         authority_row(CaRole.CROSS, cross, root_key.key_ref),
     ]
+    if reverse is not None:
+        rows.append(authority_row(CaRole.REVERSE_CROSS, reverse, current.key_ref))
     if issuing_cert is not None and issuing_key is not None:
         rows.append(authority_row(CaRole.ISSUING, issuing_cert, issuing_key.key_ref))
     store.add_authorities(rows, now, unless_active=CaRole.CROSS, cause="root rollover, new key")
-    return Rollover(root=root_cert, cross=cross, issuing=issuing_cert)
+    return Rollover(root=root_cert, cross=cross, issuing=issuing_cert, reverse_cross=reverse)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -373,7 +395,7 @@ def old_hierarchy(registry: Registry) -> set[int]:
     return {
         entry.id
         for entry in registry.authorities
-        if entry.role != CaRole.CROSS
+        if entry.role not in CROSS_ROLES
         and subject_key_identifier(registry.chain_of(entry)[-1]) == previous.key_identifier
     }
 

@@ -16,6 +16,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from privca._text import printable
@@ -428,7 +429,8 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
             days_left,
             findings=(*findings, "no CA home to compare with"),
         )
-    roots = [ca.root]
+    # Both roots during a root rollover: a leaf of the old hierarchy is still ours.
+    roots = [r.certificate for r in ca.registry.trusted_roots]
     known = [a.certificate for a in ca.authorities() if a.role != "root"]
     verdict = _chain_verdict(leaf, roots, intermediates, known, now, name)
     record = ca.inventory.get(leaf.serial_number) if verdict.ours else None
@@ -517,3 +519,102 @@ def _chain_findings(
     elif status == "unknown":
         findings.append(f"{OUTSIDE_RECORDS} (chains to this CA, not in its inventory)")
     return findings
+
+
+# What `privca scan` saw, kept in the home so that `privca rotate status` can say which
+# endpoints still serve the old hierarchy after a root rollover. One entry per target,
+# the last scan wins; nothing secret (the served leaf's serial and issuer key id).
+SCANS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ScannedEndpoint:
+    target: str
+    scanned_at: dt.datetime
+    serial: str  # hex, of the leaf served
+    authority_key_identifier: str  # hex of the leaf's AKI; "" when it has none
+
+    def document(self) -> dict[str, str]:
+        from privca._time import isoformat
+
+        return {
+            "target": self.target,
+            "scanned_at": isoformat(self.scanned_at),
+            "serial": self.serial,
+            "authority_key_identifier": self.authority_key_identifier,
+        }
+
+
+def scanned_endpoint(result: ScanResult, now: dt.datetime) -> ScannedEndpoint | None:
+    """What to remember of one scan: nothing when no certificate was served."""
+    from cryptography import x509
+
+    if not result.served.chain:
+        return None
+    leaf = result.served.chain[0]
+    try:
+        aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+        key_id = (aki.value.key_identifier or b"").hex()
+    except (x509.ExtensionNotFound, ValueError):
+        key_id = ""
+    return ScannedEndpoint(result.served.target, now, result.serial, key_id)
+
+
+def read_scans(path: Path) -> list[ScannedEndpoint]:
+    """The endpoints recorded in `path`, oldest scan first; none when there is no file
+    (a file that is not ours is InputError: it is in the CA home)."""
+    import json
+
+    from privca._time import as_utc
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise InputError(f"cannot read '{path}': {exc.strerror}") from None
+    try:
+        document = json.loads(text)
+        entries = [
+            ScannedEndpoint(
+                str(e["target"]),
+                as_utc(dt.datetime.fromisoformat(str(e["scanned_at"]))),
+                str(e["serial"]),
+                str(e["authority_key_identifier"]),
+            )
+            for e in document["endpoints"]
+        ]
+    except (ValueError, KeyError, TypeError):
+        raise InputError(
+            f"'{path}' is not a record of privca scan", "remove it; the next scan rewrites it"
+        ) from None
+    return sorted(entries, key=lambda e: e.scanned_at)
+
+
+def record_scans(path: Path, scanned: Sequence[ScannedEndpoint]) -> None:
+    """Keep the last scan of each target (atomically; a scan racing another may lose the
+    other's entries, never half a file)."""
+    import json
+
+    from privca.home import atomic_write
+
+    by_target = {e.target: e for e in read_scans(path)}
+    by_target.update((e.target, e) for e in scanned)
+    document = {
+        "version": SCANS_VERSION,
+        "endpoints": [e.document() for e in sorted(by_target.values(), key=lambda e: e.target)],
+    }
+    atomic_write(path, (json.dumps(document, indent=2) + "\n").encode(), 0o600)
+
+
+def old_hierarchy_endpoints(
+    ca: CertificateAuthority, scanned: Sequence[ScannedEndpoint]
+) -> list[ScannedEndpoint]:
+    """The recorded endpoints whose served leaf was signed by a CA of the old hierarchy
+    of the rollover under way (found by the leaf's AKI; none when no rollover is)."""
+    from privca.rotation import old_hierarchy
+
+    registry = ca.registry
+    old_ids = old_hierarchy(registry)
+    old_keys = {a.key_identifier.hex() for a in registry.authorities if a.id in old_ids}
+    return [e for e in scanned if e.authority_key_identifier in old_keys]

@@ -19,7 +19,8 @@ ACME_PREFIX = "/acme"
 ACME_DIRECTORY_PATH = ACME_PREFIX + "/directory"
 HEALTH_PATH = "/health"
 METRICS_PATH = "/metrics"
-# Where `privca crl --root` publishes the root's CRL: the CDP of every issuing CA.
+# The root's CRL published by `privca crl --root`: the CDP of issuing CAs made before each
+# root had its own (crl_path of the root's serial); the old root's while a rollover lasts.
 ROOT_CRL_PATH = CRL_PREFIX + "/root.crl"
 ISSUING_CRL_PATH = CRL_PREFIX + "/issuing.crl"
 ROOT_CERTIFICATE_PATH = CA_PREFIX + "/root.crt"
@@ -71,10 +72,11 @@ def leaf_urls(base_url: str, issuer_serial: int) -> CertificateUrls:
 
 
 def issuing_ca_urls(base_url: str, root_serial: int) -> CertificateUrls:
-    """An issuing CA names its root's certificate and the root CRL `privca crl --root`
-    publishes (the server never signs with the root key)."""
+    """An issuing CA names its root's certificate and that root's CRL, which `privca crl
+    --root` publishes (the server never signs with the root key). By serial, so that
+    during a root rollover each hierarchy's issuing CAs reach their own root's CRL."""
     return CertificateUrls(
-        crl=absolute(base_url, ROOT_CRL_PATH),
+        crl=absolute(base_url, crl_path(root_serial)),
         ca_issuers=absolute(base_url, ca_certificate_path(root_serial)),
     )
 

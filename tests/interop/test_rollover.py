@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from privca.authority import CertificateAuthority
 from privca.issuance import IssuedCertificate
 from privca.keys.types import KeyType
-from privca.x509.encoding import pem_certificate, pem_private_key_unencrypted
+from privca.x509.encoding import pem_certificate, pem_certificates, pem_private_key_unencrypted
 from tests.conftest import openssl, require_tool, write
 from tests.interop._tls import ClientResult, curl, python_client, s_client, serve
 
@@ -228,3 +228,61 @@ def test_java_handshake_trusting_only_the_old_then_only_the_new_root(rolled: Fil
                 root.name,
                 result.stderr[-2000:],
             )
+
+
+@pytest.mark.parametrize("old_key", [KeyType.EC_P384, KeyType.RSA_2048], ids=lambda k: k.value)
+def test_reverse_cross_lets_a_client_of_the_new_root_verify_an_old_leaf(
+    make_ca: Callable[..., CertificateAuthority], tmp_path: Path, old_key: KeyType
+) -> None:
+    """`--reverse-cross`: the old root signed by the new. Same subject, key and key
+    identifier as the old root, AKI = the new root's SKI, valid inside both; openssl
+    -x509_strict and pkilint accept it, and it is what lets a client that trusts only the
+    new root build a path to a leaf of the old hierarchy."""
+    require_tool("openssl")
+    ca = make_ca(key_type=old_key)
+    old_root, old_issuing = ca.root, ca.issuing
+    old = ca.issue([NAME])
+    rollover = ca.rollover_root(key_type=KeyType.EC_P384, reverse_cross=True)
+    reverse = rollover.reverse_cross
+    assert reverse is not None
+
+    def ski(certificate: x509.Certificate) -> bytes:
+        return certificate.extensions.get_extension_for_class(
+            x509.SubjectKeyIdentifier
+        ).value.digest
+
+    aki = reverse.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    assert reverse.subject == old_root.subject and reverse.issuer == rollover.root.subject
+    assert reverse.public_key() == old_root.public_key()
+    assert ski(reverse) == ski(old_root) and aki.key_identifier == ski(rollover.root)
+    for root in (old_root, rollover.root):
+        assert root.not_valid_before_utc <= reverse.not_valid_before_utc
+        assert reverse.not_valid_after_utc <= root.not_valid_after_utc
+
+    new_root = write(tmp_path / "new-root.pem", pem_certificate(rollover.root))
+    leaf = write(tmp_path / "old.crt", old.certificate_pem())
+    with_reverse = write(tmp_path / "with.pem", pem_certificates([old_issuing, reverse]))
+    without = write(tmp_path / "without.pem", pem_certificate(old_issuing))
+    code, output = _verify(new_root, with_reverse, leaf)
+    assert code == 0, output
+    assert _verify(new_root, without, leaf)[0] != 0  # the reverse cross is what does it
+    # The same with a real handshake: the old service sends the reverse cross as well.
+    assert old.private_key is not None
+    key = write(tmp_path / "old.key", pem_private_key_unencrypted(old.private_key), 0o600)
+    served = write(tmp_path / "served.pem", old.certificate_pem() + with_reverse.read_bytes())
+    with serve(served, key) as server:
+        result = python_client(server.port, new_root, NAME)
+        assert result.ok, result.detail
+    # The new issuing CA's chain still ends at the new root, and the old root's at itself.
+    assert ca.registry.chain[-1] == rollover.root
+
+    pytest.importorskip("pkilint")
+    from tests.interop._pkilint import WARNING_OR_WORSE, lint_certificate, lint_chain
+
+    checks = {
+        "reverse": lint_certificate(reverse),
+        "new-root->reverse": lint_chain(rollover.root, reverse),
+        "reverse->old-issuing": lint_chain(reverse, old_issuing),
+    }
+    for case, findings in checks.items():
+        assert [str(f) for f in findings if f.severity in WARNING_OR_WORSE] == [], case

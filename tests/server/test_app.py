@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
+from privca.publication import crl_file_of
 from privca.server.settings import ServerSettings
 from tests.server.conftest import ServedCA, publish_root_crl
 
@@ -257,6 +258,7 @@ def test_the_root_key_is_never_used_for_a_request(served_ca: ServedCA, server) -
     ca = served_ca.ca
     root = next(a for a in ca.authorities() if a.role == "root")
     ca.root_crl_file.unlink()
+    crl_file_of(ca.home, root.serial).unlink()  # the copy under its serial, from init
     ca._signers.pop(root.id, None)
     missing = server.get("/crl/root.crl")
     assert missing.status == 503

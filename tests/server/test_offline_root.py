@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.authority import CertificateAuthority
+from privca.publication import crl_file_of
 from tests.conftest import PASSPHRASE, Cli, openssl, write
 
 
@@ -39,6 +40,7 @@ def test_offline_root(make_ca, run_cli: Cli, live_server, tmp_path: Path) -> Non
     assert server.get("/crl/issuing.crl").status == 200  # built live, as always
 
     ca.root_crl_file.unlink()
+    crl_file_of(ca.home, ca.root.serial_number).unlink()  # the copy under its serial
     fresh = live_server(CertificateAuthority.open(home, PASSPHRASE))
     missing = fresh.get("/crl/root.crl")
     assert missing.status == 503
@@ -67,14 +69,18 @@ def test_privca_crl_refreshes_the_root_crl_while_the_root_key_is_at_hand(
 
     root = next(a for a in ca.authorities() if a.role == "root")
     old = ca.crl(root, utcnow() - dt.timedelta(days=100), days=180)  # past half its life
-    write(ca.root_crl_file, old.public_bytes(Encoding.DER))
+    by_serial = crl_file_of(ca.home, root.serial)
+    for published in (ca.root_crl_file, by_serial):
+        write(published, old.public_bytes(Encoding.DER))
     assert run_cli(*args, home=home).exit_code == 0
     renewed = x509.load_der_x509_crl(ca.root_crl_file.read_bytes())
     assert renewed.last_update_utc > old.last_update_utc
+    assert by_serial.read_bytes() == ca.root_crl_file.read_bytes()
 
     # Without the root key, `privca crl` still publishes the issuing CA's and leaves the
     # root's alone.
-    write(ca.root_crl_file, old.public_bytes(Encoding.DER))
+    for published in (ca.root_crl_file, by_serial):
+        write(published, old.public_bytes(Encoding.DER))
     shutil.move(home / "private" / "root.key", tmp_path / "offline-root.key")
     result = run_cli(*args, home=home)
     assert result.exit_code == 0, result.stderr

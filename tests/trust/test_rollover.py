@@ -15,7 +15,7 @@ from cryptography import x509
 from privca.authority import CertificateAuthority
 from privca.cli.main import cli
 from privca.x509.encoding import pem_certificate
-from tests.conftest import assert_user_error
+from tests.conftest import assert_user_error, require_tool, write
 
 
 def trust(home: Path, *args: str) -> Result:
@@ -69,3 +69,61 @@ def test_bundle_holds_both_roots_then_only_the_new(
     result = trust(ca.home.root, "bundle", "--format", "pem")
     assert x509.load_pem_x509_certificates(result.stdout_bytes) == [ca.root]
     assert trust(ca.home.root, "bundle", "--format", "der").exit_code == 0
+
+
+def test_retire_old_removes_the_old_root_from_the_stores_privca_put_it_in(
+    rolled: tuple[CertificateAuthority, bytes],
+    debian_root: Path,
+    nss_db: Path,
+    passphrase_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`trust install` during the transition put both roots into this machine's stores
+    (sandboxed through $PRIVCA_TRUST_*); `--retire-old` takes the old one out of each and
+    leaves the new one, as the real update-ca-certificates and certutil then report."""
+    ca, old = rolled
+    monkeypatch.setenv("PRIVCA_TRUST_SYSTEM_ROOT", str(debian_root))
+    monkeypatch.setenv("PRIVCA_TRUST_NSS_DBS", str(nss_db))
+    monkeypatch.setenv("PRIVCA_TRUST_JAVA_KEYSTORES", str(debian_root / "java.p12"))
+    require_tool("keytool")
+    stores = ("--stores", "system,nss,java")
+
+    def status_here() -> dict[str, object]:
+        result = CliRunner().invoke(
+            cli, ["--home", str(ca.home.root), "rotate", "status", "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    before = status_here()
+    assert before["new_root_trusted_here"] is False
+    assert {r["store"]: r["state"] for r in before["trust_stores"]} == {  # type: ignore[union-attr]
+        "system": "absent",
+        "nss": "absent",
+        "java": "absent",
+    }
+    assert trust(ca.home.root, "install", *stores).exit_code == 0
+    assert status_here()["new_root_trusted_here"] is True
+    old_file = write(debian_root.parent / "old-root.pem", old)
+
+    def states(root: Path | None) -> list[str]:
+        named = [str(root)] if root is not None else []
+        args = ["status", *named, *stores, "--json"]
+        result = trust(ca.home.root, *args)
+        assert result.exit_code == 0, result.output
+        return [s["state"] for s in json.loads(result.stdout)["stores"]]
+
+    assert states(old_file) == ["present"] * 3
+    result = CliRunner().invoke(
+        cli,
+        ["--home", str(ca.home.root), "rotate", "root", "--retire-old", "--force", "--json",
+         "--passphrase-file", str(passphrase_file)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert sorted(o["store"] for o in document["trust_stores"]) == ["java", "nss", "system"]
+    assert {o["result"] for o in document["trust_stores"]} == {"removed"}
+    assert states(old_file) == ["absent"] * 3
+    assert states(None) == ["present"] * 3  # the new root stays
+    bundle = (debian_root / "etc/ssl/certs/ca-certificates.crt").read_bytes()
+    assert x509.load_pem_x509_certificate(old) not in x509.load_pem_x509_certificates(bundle)

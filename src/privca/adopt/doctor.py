@@ -34,6 +34,9 @@ LEAF_WARN = dt.timedelta(days=30)
 LEAF_CRIT = dt.timedelta(days=7)
 CA_WARN = dt.timedelta(days=180)
 CA_CRIT = dt.timedelta(days=30)
+# A root rollover should end well before its old root does: from then on, clients that
+# trust only the old root reject everything, cross-certificate or not.
+ROLLOVER_WARN = dt.timedelta(days=30)
 EXAMPLES = 5
 # Fewer bits than this cannot hold the 64 bits of entropy CA/B Forum rules ask for.
 MIN_SERIAL_BITS = 64
@@ -536,11 +539,49 @@ def _home_leaves(ca: CertificateAuthority, now: dt.datetime) -> list[Leaf]:
     return leaves
 
 
+def _rollover_findings(ca: CertificateAuthority, now: dt.datetime) -> list[Finding]:
+    """A root rollover left open past, or within ROLLOVER_WARN of, its old root's end."""
+    old = ca.registry.previous_root
+    if old is None:
+        return []
+    status = ca.rollover_status(now)
+    what = f"the old root '{old.label}' of the root rollover under way"
+    retire = "privca rotate root --retire-old"
+    if old.not_after <= now:
+        return [
+            Finding(
+                "critical",
+                "rollover-open-past-old-root",
+                f"{what} expired on {old.not_after:%Y-%m-%d}: clients that trust only it "
+                "reject every certificate, and its cross-certificate has ended with it",
+                f"end the transition: {retire}" + (" --force" if status.old_leaves else ""),
+            )
+        ]
+    if old.not_after - now <= ROLLOVER_WARN:
+        return [
+            Finding(
+                "warning",
+                "rollover-old-root-expiring",
+                f"{what} expires on {old.not_after:%Y-%m-%d} "
+                f"({days_left(old.not_after, now)} days); {status.old_leaves} valid "
+                "certificate(s) still chain only to it",
+                "renew them (privca renew), make sure clients trust the new root "
+                f"(privca trust install, privca rotate status), then {retire}",
+            )
+        ]
+    return []
+
+
 def examine_home(ca: CertificateAuthority, now: dt.datetime) -> list[Finding]:
     """Findings for an open CertificateAuthority (any privca home)."""
+    from privca.registry import CROSS_ROLES
+
     findings: list[Finding] = []
     active = [authority for authority in ca.authorities() if authority.active]
+    findings += _rollover_findings(ca, now)
     for authority in active:
+        if authority.role in CROSS_ROLES:
+            continue  # they end with the old root: _rollover_findings says when
         findings += examine_authority(authority.certificate, authority.role, now)
         findings += _key_file_findings(ca.key_file(authority))
     findings += examine_constraints(

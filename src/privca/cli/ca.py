@@ -181,7 +181,8 @@ def _print_created(
 @click.pass_obj
 def export_command(app: AppContext, what: str, out: Path | None, clients: str | None) -> None:
     """Print (or write) PEM for distribution: the root, every root to trust now (roots:
-    two during a root rollover), the rollover's cross-certificate (cross: empty when none),
+    two during a root rollover), the rollover's cross-certificates (cross: the new root
+    signed by the old, then the reverse one if made; empty when none),
     or the CA chain; or the inventory as OpenSSL's index.txt (openssl ca, openssl ocsp
     -index)."""
     from privca.errors import InputError
@@ -205,8 +206,7 @@ def export_command(app: AppContext, what: str, out: Path | None, clients: str | 
         elif what == "roots":
             data = pem_certificates([r.certificate for r in registry.trusted_roots])
         elif what == "cross":
-            cross = registry.cross
-            data = pem_certificate(cross.certificate) if cross is not None else b""
+            data = pem_certificates([c.certificate for c in registry.crosses])
         elif clients == "old":
             data = pem_certificates(list(registry.chain_for_old_clients()))
         else:

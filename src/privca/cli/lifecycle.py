@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from privca.authority import CertificateAuthority, IssuedCertificate
     from privca.cli.main import AppContext
     from privca.registry import CaCertificate
+    from privca.trust import StoreReport
 
 REASONS = list(crl_reasons)
 
@@ -124,17 +125,29 @@ def crl_command(
         check_out_directory(out.parent)
     with open_authority(app, passphrase_file) as ca:
         current = ca.issuing_record()
-        targets, root = _crl_targets(ca, now, root_only=root_only)
+        targets, roots = _crl_targets(ca, now, root_only=root_only)
+        root_ids = {r.id for r in roots}
+        active_root, alias = ca.registry.root, ca.registry.root_crl_alias
         for authority in targets:
             if authority.not_after <= now:
                 continue  # an expired CA needs no CRL: nothing it signed is valid
-            is_root = root is not None and authority.id == root.id
+            is_root = authority.id in root_ids
             crl = ca.crl(authority, now, days=ca.settings.root_crl_days if is_root else None)
             stem = ca.home.crl / serial_hex(authority.serial)
             is_current = authority.id == current.id
-            # --out is the root's CRL under --root, else the current issuing CA's.
-            to_out = out if (is_root if root_only else is_current and not is_root) else None
-            files += _crl_files(ca, crl, stem, is_root=is_root, is_current=is_current, out=to_out)
+            # --out is the active root's CRL under --root, else the current issuing CA's.
+            if root_only:
+                to_out = out if authority.id == active_root.id else None
+            else:
+                to_out = out if is_current and not is_root else None
+            files += _crl_files(
+                ca,
+                crl,
+                stem,
+                is_alias=is_root and authority.id == alias.id,
+                is_current=is_current,
+                out=to_out,
+            )
             documents.append(_crl_document(authority, crl, stem.with_suffix(".crl")))
         if out is not None:
             make_out_directory(out.parent, private=False)
@@ -154,17 +167,18 @@ def _crl_files(
     crl: x509.CertificateRevocationList,
     stem: Path,
     *,
-    is_root: bool,
+    is_alias: bool,
     is_current: bool,
     out: Path | None,
 ) -> list[tuple[Path, bytes, int]]:
-    """The files one CRL is written to: by serial always, and as the root's published
-    CRL or the current issuing CA's, and --out (.pem for PEM, else DER)."""
+    """The files one CRL is written to: by serial always, and as root.crl (`is_alias`:
+    Registry.root_crl_alias) or the current issuing CA's, and --out (.pem for PEM, else
+    DER)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
     der, pem = crl.public_bytes(Encoding.DER), crl.public_bytes(Encoding.PEM)
     files = [(stem.with_suffix(".crl"), der, 0o644), (stem.with_suffix(".pem"), pem, 0o644)]
-    if is_root:
+    if is_alias:
         files += [
             (ca.root_crl_file, der, 0o644),
             (ca.root_crl_file.with_suffix(".pem"), pem, 0o644),
@@ -181,18 +195,22 @@ def _crl_files(
 
 def _crl_targets(
     ca: CertificateAuthority, now: dt.datetime, *, root_only: bool
-) -> tuple[list[CaCertificate], CaCertificate | None]:
-    """The CAs to sign a CRL for, and among them the root (whose CRL lives longer), if any.
+) -> tuple[list[CaCertificate], list[CaCertificate]]:
+    """The CAs to sign a CRL for, and among them the roots (whose CRLs live longer): every
+    root clients trust now, so both during a root rollover.
 
-    `privca serve` never signs the root's CRL: refresh the published one whenever the root
+    `privca serve` never signs a root's CRL: refresh the published one whenever that root's
     key is at hand and half of its life has passed."""
-    root = next(a for a in reversed(ca.authorities()) if a.role == "root" and a.active)
+    roots = ca.registry.trusted_roots
     if root_only:
-        return [root], root
+        return list(roots), list(roots)
     targets = ca.publishing_authorities()
-    if root not in targets and ca.root_key_present() and ca.root_crl_due(now):
-        return [*targets, root], root
-    return targets, None
+    due = [
+        root
+        for root in roots
+        if root not in targets and ca.key_present(root) and ca.root_crl_due(root, now)
+    ]
+    return [*targets, *due], due
 
 
 def _crl_document(
@@ -521,7 +539,14 @@ def rotate_issuing_command(
 @click.option(
     "--retire-old",
     is_flag=True,
-    help="End a rollover: chains drop the cross-certificate, only the new root is trusted.",
+    help="End a rollover: chains drop the cross-certificate, only the new root is trusted, "
+    "the old root's last CRL is published and the old root leaves this machine's stores.",
+)
+@click.option(
+    "--reverse-cross",
+    is_flag=True,
+    help="--new-key: also the old root signed by the new, so clients that trust only the "
+    "new root verify certificates of the old hierarchy.",
 )
 @key_type_option(
     None, "Key type of the new root (--new-key; default: the old root's).", for_services=False
@@ -545,6 +570,7 @@ def rotate_root_command(
     same_key: bool,
     new_key: bool,
     retire_old: bool,
+    reverse_cross: bool,
     key_type: str | None,
     days: int | None,
     name: str | None,
@@ -568,8 +594,10 @@ def rotate_root_command(
             "rotate root needs exactly one of --same-key, --new-key, --retire-old",
             "e.g. privca rotate root --new-key",
         )
-    if not new_key and (key_type is not None or name is not None):
-        raise InputError("--key-type and --name go with --new-key", "add --new-key")
+    if not new_key and (key_type is not None or name is not None or reverse_cross):
+        raise InputError(
+            "--key-type, --name and --reverse-cross go with --new-key", "add --new-key"
+        )
     if retire_old and days is not None:
         raise InputError("--days does not go with --retire-old", "leave it out")
     if force and not retire_old:
@@ -577,7 +605,7 @@ def rotate_root_command(
     if same_key:
         _reissue_root(app, days, passphrase_file, as_json)
     elif new_key:
-        _new_root(app, key_type, days, name, passphrase_file, as_json)
+        _new_root(app, key_type, days, name, reverse_cross, passphrase_file, as_json)
     else:
         _retire_old_root(app, force, passphrase_file, as_json)
 
@@ -616,6 +644,7 @@ def _new_root(
     key_type: str | None,
     days: int | None,
     name: str | None,
+    reverse_cross: bool,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> None:
@@ -628,6 +657,7 @@ def _new_root(
             key_type=KeyType.parse(key_type) if key_type else None,
             days=days if days is not None else ROOT_PROFILE.default_days,
             name=name,
+            reverse_cross=reverse_cross,
         )
         files = {"root": ca.home.root_cert, "roots": ca.home.roots, "cross": ca.home.cross}
     document: dict[str, object] = {
@@ -639,6 +669,12 @@ def _new_root(
         "cross": {
             "serial": serial_hex(rollover.cross.serial_number),
             "not_after": isoformat(rollover.cross.not_valid_after_utc),
+        },
+        "reverse_cross": None
+        if rollover.reverse_cross is None
+        else {
+            "serial": serial_hex(rollover.reverse_cross.serial_number),
+            "not_after": isoformat(rollover.reverse_cross.not_valid_after_utc),
         },
         "issuing": None
         if rollover.issuing is None
@@ -659,6 +695,11 @@ def _new_root(
         f"Cross-certificate signed by the old root (serial "
         f"{serial_hex(rollover.cross.serial_number)}) -> {files['cross']}"
     )
+    if rollover.reverse_cross is not None:
+        click.echo(
+            f"Reverse cross-certificate: the old root signed by the new (serial "
+            f"{serial_hex(rollover.reverse_cross.serial_number)}) -> {files['cross']}"
+        )
     if rollover.issuing is not None:
         click.echo(
             f"New issuing CA {printable(rollover.issuing.subject.rfc4514_string())} "
@@ -676,18 +717,42 @@ def _retire_old_root(
     app: AppContext, force: bool, passphrase_file: Path | None, as_json: bool
 ) -> None:
     from privca.cli.options import open_authority
+    from privca.cli.trust import remove_from_host
+    from privca.errors import PrivcaError
+    from privca.publication import crl_file_of
+    from privca.trust.base import TrustAnchor
 
     with open_authority(app, passphrase_file) as ca:
-        ca.retire_old_root(force=force)
+        old = ca.retire_old_root(force=force)
         root = ca.root
-    document = {"root": root.subject.rfc4514_string(), "serial": serial_hex(root.serial_number)}
+    # The CA has moved on; a store that refuses (a tool missing, no sudo) is the
+    # operator's to finish, and does not undo the retirement.
+    anchor = TrustAnchor(old.certificate)
+    try:
+        removed, refused = remove_from_host(anchor), None
+    except PrivcaError as exc:
+        removed, refused = [], exc
+    document: dict[str, object] = {
+        "root": root.subject.rfc4514_string(),
+        "serial": serial_hex(root.serial_number),
+        "retired": {"subject": old.common_name, "serial": serial_hex(old.serial)},
+        "last_crl": str(crl_file_of(ca.home, old.serial)),
+        "trust_stores": [o.as_json() for o in removed],
+        "trust_error": refused.message if refused is not None else None,
+    }
     if as_json:
         print_json(document)
-    else:
-        click.echo(
-            f"Old root retired; only {printable(document['root'])} is trusted now. "
-            "New chains no longer carry the cross-certificate."
-        )
+        return
+    click.echo(
+        f"Old root retired; only {printable(root.subject.rfc4514_string())} is trusted "
+        "now. New chains no longer carry the cross-certificate."
+    )
+    click.echo(f"The old root's last CRL (until it expires) -> {document['last_crl']}")
+    for outcome in removed:
+        click.echo(f"Old root {outcome.result.value} from {outcome.store}: {outcome.location}")
+    if refused is not None:
+        warn(f"the old root could not be removed from this machine's stores: {refused.message}")
+        note("remove it by hand: privca trust uninstall OLD-ROOT.crt", app.quiet)
 
 
 @rotate_group.command("status")
@@ -695,13 +760,18 @@ def _retire_old_root(
 @click.pass_obj
 def rotate_status_command(app: AppContext, as_json: bool) -> None:
     """Where a root rollover stands: the roots to trust, how many valid certificates still
-    chain only to the old root and when the last expires, and whether the old root can be
-    retired."""
+    chain only to the old root and when the last expires, whether this machine's trust
+    stores hold the new root, which endpoints `privca scan` last saw serving the old
+    hierarchy, and whether the old root can be retired."""
     from privca._time import isoformat
     from privca.cli.options import open_authority
+    from privca.tls_scan import old_hierarchy_endpoints, read_scans
 
     with open_authority(app) as ca:
         status = ca.rollover_status()
+        endpoints = old_hierarchy_endpoints(ca, read_scans(ca.home.scans))
+        new_root = ca.root
+    reports = _trust_here(new_root)
     last = status.last_old_leaf_expires
     document = {
         "in_transition": status.in_transition,
@@ -717,6 +787,9 @@ def rotate_status_command(app: AppContext, as_json: bool) -> None:
         "old_hierarchy_valid_certificates": status.old_leaves,
         "last_old_certificate_expires": isoformat(last) if last is not None else None,
         "old_root_retirable": status.old_root_retirable,
+        "new_root_trusted_here": _trusted_everywhere(reports),
+        "trust_stores": [r.as_json() for r in reports],
+        "old_hierarchy_endpoints": [e.document() for e in endpoints],
     }
     if as_json:
         print_json(document)
@@ -726,6 +799,8 @@ def rotate_status_command(app: AppContext, as_json: bool) -> None:
             f"root   {printable(root.label)}  serial {serial_hex(root.serial)}  "
             f"until {isoformat(root.not_after)[:10]}"
         )
+    for report in reports:
+        click.echo(f"trust  {report.store:<7} {report.presence.value:<19} {report.location}")
     if not status.in_transition:
         click.echo("No root rollover under way.")
         return
@@ -733,10 +808,33 @@ def rotate_status_command(app: AppContext, as_json: bool) -> None:
         f"Rollover under way: {status.old_leaves} valid certificate(s) chain only to the "
         "old root" + (f"; the last expires {isoformat(last)[:10]}." if last else ".")
     )
+    for endpoint in endpoints:
+        click.echo(
+            f"endpoint {printable(endpoint.target)} serves {endpoint.serial} of the old "
+            f"hierarchy (scanned {isoformat(endpoint.scanned_at)[:10]})"
+        )
+    if document["new_root_trusted_here"] is False:
+        click.echo("This machine's trust stores lack the new root: privca trust install")
     if status.old_root_retirable:
         click.echo("The old root can be retired now: privca rotate root --retire-old")
     else:
         click.echo("Renew them (privca renew) or wait; then privca rotate root --retire-old.")
+
+
+def _trust_here(root: x509.Certificate) -> list[StoreReport]:
+    """Where this machine's trust stores stand on `root` (read only)."""
+    from privca.cli.trust import host_stores
+    from privca.trust import TrustAnchor
+
+    return [report for store in host_stores() for report in store.status(TrustAnchor(root))]
+
+
+def _trusted_everywhere(reports: Sequence[StoreReport]) -> bool | None:
+    """True when every store found here holds the root; None when none is found."""
+    from privca.trust import Presence
+
+    found = [r for r in reports if r.presence is not Presence.NOT_HERE]
+    return all(r.presence is Presence.PRESENT for r in found) if found else None
 
 
 @click.command("needs-renewal")

@@ -50,7 +50,7 @@ def scan_command(
     from privca._time import utcnow
     from privca.cli.options import open_authority
     from privca.home import CAHome
-    from privca.tls_scan import fetch_chain, judge
+    from privca.tls_scan import fetch_chain, judge, record_scans, scanned_endpoint
 
     now = utcnow()
     ca = open_authority(app) if CAHome(app.home_path).exists() else None
@@ -61,6 +61,9 @@ def scan_command(
                 served = fetch_chain(target, name, timeout, starttls)
                 results.append(judge(served, ca, now))
                 tick(index)
+        if ca is not None:  # for `privca rotate status`: who still serves the old root
+            seen = [scanned_endpoint(r, now) for r in results]
+            record_scans(ca.home.scans, [e for e in seen if e is not None])
     finally:
         if ca is not None:
             ca.close()

@@ -23,7 +23,7 @@ from privca.trust.stores import STORE_NAMES
 
 if TYPE_CHECKING:
     from privca.cli.main import AppContext
-    from privca.trust import Outcome, StoreOptions, StoreReport, TrustAnchor
+    from privca.trust import Outcome, StoreOptions, StoreReport, TrustAnchor, TrustStore
 
 DEFAULT_STORES = ",".join(STORE_NAMES)
 NSS_DBS_ENV = nss.DATABASES_ENV
@@ -123,6 +123,29 @@ def _anchors(app: AppContext, root: Path | None) -> list[TrustAnchor]:
     from privca.trust import read_anchor, read_home_anchors
 
     return [read_anchor(root)] if root is not None else read_home_anchors(app.home_path)
+
+
+def host_stores() -> list[TrustStore]:
+    """This machine's stores as `privca trust` finds them without options (the
+    $PRIVCA_TRUST_* variables point them elsewhere, as for the trust commands)."""
+    from privca.trust import build_stores, parse_store_names
+
+    system_root = os.environ.get(SYSTEM_ROOT_ENV)
+    options = _build_options(Path(system_root) if system_root else None, (), (), "machine")
+    stores = build_stores(parse_store_names(DEFAULT_STORES), options)
+    return [store for store in stores if store.available()]
+
+
+def remove_from_host(anchor: TrustAnchor) -> list[Outcome]:
+    """Remove `anchor` from this machine's stores where it is present; each store's
+    uninstall removes only what privca put there and says so for the rest."""
+    from privca.trust import Presence
+
+    outcomes: list[Outcome] = []
+    for store in host_stores():
+        if any(report.presence is Presence.PRESENT for report in store.status(anchor)):
+            outcomes += store.uninstall(anchor)
+    return outcomes
 
 
 def _say(app: AppContext, text: str = "", *, err: bool = False) -> None:

@@ -47,6 +47,7 @@ from privca._actor import set_actor
 from privca._http import BodyTooLarge, media_type, read_body
 from privca._time import utcnow
 from privca.errors import KeyUnavailable, NotFound, PrivcaError
+from privca.registry import CROSS_ROLES
 from privca.server.crl import CrlPublisher
 from privca.server.responder import OcspResponder, Reply
 from privca.server.settings import ServerSettings
@@ -306,8 +307,12 @@ class _Site:
     async def crl(self, request: Request) -> Response:
         name: str = request.path_params["name"]
         stem, _, suffix = name.rpartition(".")
-        record = self._find(stem)
-        if suffix not in ("crl", "pem") or record is None:
+        if stem.lower() == "root":  # the old root's while a rollover lasts (the CDP it was)
+            record: CaCertificate | None = self._watch.authorities.registry.root_crl_alias
+        else:
+            record = self._find(stem)
+        # A cross-certificate signs nothing of its own: its key's CRL is its root's.
+        if suffix not in ("crl", "pem") or record is None or record.role in CROSS_ROLES:
             return _not_found()
         now = utcnow()
         try:
@@ -343,9 +348,9 @@ class _Site:
                 return Response(self._ca.home.audit_certificate.read_bytes(), media_type=PEM)
             except FileNotFoundError:
                 return _not_found()
-        if name == CROSS_FILE:  # a rollover's cross-certificate; empty when there is none
-            cross = [registry.cross.certificate] if registry.cross is not None else []
-            return Response(pem_certificates(cross), media_type=PEM)
+        if name == CROSS_FILE:  # a rollover's cross-certificates; empty when there is none
+            crosses = [c.certificate for c in registry.crosses]
+            return Response(pem_certificates(crosses), media_type=PEM)
         stem, _, suffix = name.rpartition(".")
         record = self._find(stem)
         if record is None or suffix not in ("crt", "der", "pem"):
@@ -375,14 +380,16 @@ class _Site:
         issuing = self._find("issuing")
         if issuing is not None and issuing.not_after <= now:
             found.append("the issuing CA has expired: run `privca rotate issuing`")
-        root = self._find("root")
-        if root is not None and not self._watch.authorities.publishes(root.id):
+        authorities = self._watch.authorities
+        for root in authorities.registry.trusted_roots:
+            if authorities.publishes(root.id):
+                continue
             try:
-                self._ca.published_root_crl(now)
+                self._ca.published_root_crl(root, now)
             except KeyUnavailable:
                 found.append(
-                    "no current root CRL is published: run `privca crl --root` "
-                    "where the root key is"
+                    f"no current CRL of the root {serial_hex(root.serial)} is published: "
+                    "run `privca crl --root` where the root key is"
                 )
         return found
 

@@ -2,11 +2,12 @@
 half of the previous CRL's validity has passed, never per request.
 
 The root key is never used for a request: a root that only signs CAs (two tiers) is
-served from the CRL `privca crl --root` published (<home>/crl/root.crl), re-read at
-least hourly. Every CRL the server builds is also written to <home>/crl/<serial>.crl
-(and .pem), the same files `privca crl` writes; while the store does not answer, the
-last CRL built is served, else that file: a CRL is signed and dated, so an old one is
-still the truest answer there is.
+served from the CRL `privca crl --root` published for it (<home>/crl/<serial>.crl, or
+root.crl when that is newer and signed by this root), re-read at least hourly; during a
+root rollover each root has its own. Every CRL the server builds is also written to
+<home>/crl/<serial>.crl (and .pem), the same files `privca crl` writes; while the store
+does not answer, the last CRL built is served, else that file: a CRL is signed and dated,
+so an old one is still the truest answer there is.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class CrlPublisher:
         self, authority: CaCertificate, snapshot: Snapshot, now: dt.datetime
     ) -> PublishedCrl:
         if self._is_published_root(authority):
-            crl = self._ca.published_root_crl(now)
+            crl = self._ca.published_root_crl(authority, now)
             return _published(crl, now, snapshot.fingerprints.get(authority.id), now + REREAD_FILE)
         crl = self._ca.sign_crl(authority, now)
         # From the snapshot taken before the build: a revocation racing the build makes
@@ -106,7 +107,8 @@ class CrlPublisher:
 
     def _from_file(self, authority: CaCertificate, now: dt.datetime) -> PublishedCrl:
         if self._is_published_root(authority):
-            return _published(self._ca.published_root_crl(now), now, None, now + REREAD_FILE)
+            crl = self._ca.published_root_crl(authority, now)
+            return _published(crl, now, None, now + REREAD_FILE)
         path = (self._directory / serial_hex(authority.serial)).with_suffix(".crl")
         try:
             crl = x509.load_der_x509_crl(path.read_bytes())

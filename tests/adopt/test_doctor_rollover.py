@@ -1,0 +1,51 @@
+"""`privca doctor` reports a root rollover left open past, or within 30 days of, the end
+of its old root (after which clients that trust only the old root reject everything)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+
+import pytest
+
+from privca._time import utcnow
+from privca.authority import CertificateAuthority
+from tests.conftest import Cli
+
+CODES = {"rollover-old-root-expiring", "rollover-open-past-old-root"}
+
+
+@pytest.mark.parametrize(
+    ("old_root_days_left", "expected", "severity"),
+    [
+        pytest.param(90, None, None, id="far-from-the-old-roots-end"),
+        pytest.param(20, "rollover-old-root-expiring", "warning", id="within-30-days"),
+        pytest.param(-2, "rollover-open-past-old-root", "critical", id="past-the-end"),
+    ],
+)
+def test_doctor_reports_a_rollover_left_open(
+    make_ca: Callable[..., CertificateAuthority],
+    run_cli: Cli,
+    old_root_days_left: int,
+    expected: str | None,
+    severity: str | None,
+) -> None:
+    started = utcnow() - dt.timedelta(days=10)
+    ca = make_ca(now=started, root_days=10 + old_root_days_left, issuing_days=5)
+    ca.rollover_root(now=started + dt.timedelta(days=1))
+    result = run_cli("doctor", "--json", home=ca.home.root)
+    found = [f for f in json.loads(result.stdout) if f["code"] in CODES]
+    if expected is None:
+        assert found == []
+        return
+    assert result.exit_code == 1
+    (finding,) = found
+    assert (finding["code"], finding["severity"]) == (expected, severity)
+    assert "privca rotate root --retire-old" in finding["fix"]
+    # Cross-certificates end with the old root; they are not reported once more.
+    assert not any("cross CA" in f["message"] for f in json.loads(result.stdout))
+
+    ca.retire_old_root(force=True)
+    after = run_cli("doctor", "--json", home=ca.home.root)
+    assert not [f for f in json.loads(after.stdout) if f["code"] in CODES]
