@@ -18,6 +18,7 @@ from privca._time import as_utc
 from privca.errors import NotFound
 from privca.store.database import ChangeCounter, Database
 from privca.store.metrics import certificate_counts, soonest_expiry
+from privca.store.names import subject_of
 from privca.store.records import (
     AuthorityRecord,
     CertificateCount,
@@ -49,13 +50,14 @@ STREAM_CHUNK = 500
 
 def row_to_certificate(row: sa.Row[tuple[object, ...]]) -> CertificateRecord:
     m = row._mapping
+    names = tuple(json.loads(m["names"]))
     return CertificateRecord(
         serial=int(m["serial"], 16),
         issuer_id=int(m["issuer_id"]),
         status=str(m["status"]),
         profile=str(m["profile"]),
-        names=tuple(json.loads(m["names"])),
-        subject=str(m["subject"]),
+        names=names,
+        subject=subject_of(m["subject"], names),
         not_before=as_utc(m["not_before"]),
         not_after=as_utc(m["not_after"]),
         public_key_sha256=str(m["public_key_sha256"]),
