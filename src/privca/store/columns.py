@@ -102,9 +102,9 @@ class Instant(UtcDateTime):
 
 
 # The dictionary deflate starts from: a P-256 leaf certificate privca issued (profile
-# server-client, two names) from a throwaway CA, its key and signature random. Its bytes are fixed forever: every value
-# written with the VERSION_1 marker is inflated with exactly these. A new dictionary
-# would get a new marker beside it.
+# server-client, two names) from a throwaway CA, its key and signature random. Its bytes
+# are fixed forever: every value written with the VERSION_1 marker is inflated with
+# exactly these. A new dictionary would get a new marker beside it.
 _DICTIONARY_V1 = bytes.fromhex(
     "30820216308201bca0030201020210456d7de58eeddc8bef65047d2845466f300a06082a8648ce3d0403"
     "0230283126302406035504030c1d4578616d706c652049737375696e672043412049737375696e672043"

@@ -53,7 +53,13 @@ certificates = sa.Table(
     sa.Column("tidied_at", Instant(), nullable=True),
     sa.Index("ix_certificates_not_after", "not_after"),
     sa.Index("ix_certificates_public_key", "public_key_sha256"),
-    sa.Index("ix_certificates_revoke_after", "revoke_after"),
+    # Only the few rows with a scheduled revocation (migration 0010): most have none.
+    sa.Index(
+        "ix_certificates_revoke_after",
+        "revoke_after",
+        sqlite_where=sa.text("revoke_after IS NOT NULL"),
+        postgresql_where=sa.text("revoke_after IS NOT NULL"),
+    ),
     # /metrics (migration 0006_serve_indexes)
     sa.Index(
         "ix_certificates_metrics", "issuer_id", "profile", "status", "not_after", "superseded_by"

@@ -6,7 +6,9 @@
 - der: deflated with the preset dictionary of columns.py;
 - subject: NULL where it is "CN=" + the first name (rebuilt when read), so nullable;
 - ix_certificates_issuer_status dropped: ix_certificates_issuer_status_not_after starts
-  with the same two columns and serves every query it served.
+  with the same two columns and serves every query it served;
+- ix_certificates_revoke_after made partial (revoke_after IS NOT NULL): it only ever
+  serves "which scheduled revocations are due", and most rows have none.
 
 SQLite: making `subject` nullable rebuilds the table, and with foreign keys on the drop
 of the old table would cascade into certificate_names; so the name rows are emptied
@@ -18,7 +20,6 @@ Revises: 0007_names_and_tidy
 """
 
 import datetime as dt
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -174,8 +175,7 @@ def _rewrite_der(convert: Callable[[bytes | None], bytes | None]) -> None:
 
 def _pg_serial_bytes(column: str) -> str:
     return (
-        f"decode(CASE WHEN length({column}) % 2 = 1 THEN '0' || {column} ELSE {column} END,"
-        " 'hex')"
+        f"decode(CASE WHEN length({column}) % 2 = 1 THEN '0' || {column} ELSE {column} END, 'hex')"
     )
 
 
@@ -227,14 +227,30 @@ def _postgresql_downgrade() -> None:
     op.create_index("ix_certificates_issuer_status", "certificates", ["issuer_id", "status"])
 
 
+def _revoke_after_index(partial: bool) -> None:
+    op.drop_index("ix_certificates_revoke_after", table_name="certificates")
+    where = {"sqlite_where": sa.text(SCHEDULED), "postgresql_where": sa.text(SCHEDULED)}
+    op.create_index(
+        "ix_certificates_revoke_after",
+        "certificates",
+        ["revoke_after"],
+        **(where if partial else {}),
+    )
+
+
+SCHEDULED = "revoke_after IS NOT NULL"
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_upgrade()
     else:
         _postgresql_upgrade()
+    _revoke_after_index(partial=True)
 
 
 def downgrade() -> None:
+    _revoke_after_index(partial=False)
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_downgrade()
     else:
