@@ -7,6 +7,8 @@
 - subject: NULL where it is "CN=" + the first name (rebuilt when read), so nullable;
 - ix_certificates_issuer_status dropped: ix_certificates_issuer_status_not_after starts
   with the same two columns and serves every query it served;
+- SQLite: certificate_tally, kept by triggers (store/tally.py), so that /metrics and
+  `check` count a million certificates without walking them;
 - ix_certificates_revoke_after made partial (revoke_after IS NOT NULL): it only ever
   serves "which scheduled revocations are due", and most rows have none.
 
@@ -123,9 +125,32 @@ def _sqlite_upgrade() -> None:
         "WHERE subject = 'CN=' || json_extract(names, '$[0]')"
     )
     op.execute(SQLITE_NAMES_BACKFILL)
+    _create_tally()
+
+
+def _create_tally() -> None:
+    """After the conversions: the triggers count in integer microseconds."""
+    from privca.store.tally import SQLITE_BACKFILL, SQLITE_TRIGGERS
+
+    op.create_table(
+        "certificate_tally",
+        sa.Column("issuer_id", sa.Integer, primary_key=True),
+        sa.Column("profile", sa.String(32), primary_key=True),
+        sa.Column("status", sa.String(16), primary_key=True),
+        sa.Column("superseded", sa.Boolean, primary_key=True),
+        sa.Column("expiry_day", sa.Integer, primary_key=True),
+        sa.Column("n", sa.Integer, nullable=False),
+        sqlite_with_rowid=False,
+    )
+    for statement in SQLITE_TRIGGERS:
+        op.execute(statement)
+    op.execute(SQLITE_BACKFILL)
 
 
 def _sqlite_downgrade() -> None:
+    for trigger in ("insert", "delete", "update"):
+        op.execute(f"DROP TRIGGER certificate_tally_{trigger}")
+    op.drop_table("certificate_tally")
     _register({"privca_serial_text": _serial_text, "privca_digest_text": _digest_text,
                "privca_datetime_text": _datetime_text, "privca_inflate": _inflate})  # fmt: skip
     op.execute("DELETE FROM certificate_names")
