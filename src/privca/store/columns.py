@@ -127,7 +127,9 @@ _WBITS = -15  # raw deflate: no zlib header or checksum (the signature covers th
 def deflate_der(der: bytes) -> bytes:
     compressor = zlib.compressobj(9, zlib.DEFLATED, _WBITS, 9, zdict=_DICTIONARY_V1)
     packed = _VERSION_1 + compressor.compress(der) + compressor.flush()
-    return packed if len(packed) < len(der) else der
+    # Bytes that start with the marker (never DER) are always packed, or they would be
+    # taken for packed ones when read.
+    return packed if len(packed) < len(der) or der.startswith(_VERSION_1) else der
 
 
 def inflate_der(stored: bytes) -> bytes:

@@ -76,7 +76,9 @@ def _digest_text(value: bytes | None) -> str | None:
 def _micros(text: str | None) -> int | None:
     if text is None or isinstance(text, int):
         return text
-    return (dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC) - EPOCH) // MICROSECOND
+    parsed = dt.datetime.fromisoformat(text)
+    utc = parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    return (utc - EPOCH) // MICROSECOND
 
 
 def _datetime_text(value: int | None) -> str | None:
