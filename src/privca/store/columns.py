@@ -95,7 +95,7 @@ class Instant(UtcDateTime):
 
     def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
         if isinstance(value, int):
-            return _EPOCH + value * _MICROSECOND
+            return _EPOCH + dt.timedelta(microseconds=value)
         if isinstance(value, str):  # SQLite text from before migration 0010
             return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
         return super().process_result_value(value, dialect)
