@@ -97,6 +97,8 @@ def _inflate(stored: bytes | None) -> bytes | None:
 
 def _register(functions: dict[str, Callable[[Any], Any]]) -> None:
     raw = op.get_bind().connection.driver_connection
+    if raw is None:
+        raise RuntimeError("the migration needs the open SQLite connection")
     for name, function in functions.items():
         raw.create_function(name, 1, function, deterministic=True)
 
@@ -256,12 +258,13 @@ def _postgresql_downgrade() -> None:
 
 def _revoke_after_index(partial: bool) -> None:
     op.drop_index("ix_certificates_revoke_after", table_name="certificates")
-    where = {"sqlite_where": sa.text(SCHEDULED), "postgresql_where": sa.text(SCHEDULED)}
+    where = sa.text(SCHEDULED) if partial else None
     op.create_index(
         "ix_certificates_revoke_after",
         "certificates",
         ["revoke_after"],
-        **(where if partial else {}),
+        sqlite_where=where,
+        postgresql_where=where,
     )
 
 
