@@ -19,8 +19,9 @@ def as_utc(value: dt.datetime) -> dt.datetime:
 
 
 def isoformat(value: dt.datetime) -> str:
-    """ISO 8601 with a Z, the form used in JSON output."""
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO 8601 with a Z, the form used in JSON output (isoformat: strftime costs several
+    times more, and `list --json` calls this twice per certificate)."""
+    return as_utc(value).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 def days_left(not_after: dt.datetime, now: dt.datetime) -> int:

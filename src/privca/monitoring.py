@@ -149,7 +149,7 @@ def collect(
     issuers = {a.id: a for a in ca.authorities()}
     items: list[ExpiryItem] = []
     window = (now - EXPIRED_RECENTLY, now + warn)
-    for record in ca.inventory.find(expiring_between=window, now=now):
+    for record in ca.inventory.find(expiring_between=window, now=now, with_der=False):
         if record.profile not in SELF_RENEWING_PROFILES:
             item = _certificate_item(record, issuers.get(record.issuer_id), now, warn, crit)
             if item is not None:
@@ -362,7 +362,10 @@ def render_prometheus(
     exposition.crl_next_update(ca.inventory.crl_states())
     until = now + window if window is not None else None
     exposition.certificates(
-        ca.inventory.find(status=CertificateStatus.VALID, expiring_before=until, now=now), window
+        ca.inventory.find(
+            status=CertificateStatus.VALID, expiring_before=until, now=now, with_der=False
+        ),
+        window,
     )
     exposition.totals(counts)
     return "\n".join(exposition.lines) + "\n"

@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from privca.store.schema import certificates
 from tests.backup.conftest import manifest_of
 from tests.conftest import PASSPHRASE, Cli, openssl
 
@@ -112,10 +114,15 @@ def test_backup_during_issuance_restores_consistently(
 
 def _verify_all_with_openssl(home: Path, directory: Path, expected: int) -> None:
     directory.mkdir()
-    with sqlite3.connect(home / "privca.db") as connection:
+    # Through the table's column types: the store keeps DER deflated (store/columns.py).
+    engine = sa.create_engine(f"sqlite:///{home / 'privca.db'}")
+    with engine.connect() as connection:
         rows = connection.execute(
-            "SELECT serial, der FROM certificates WHERE der IS NOT NULL"
-        ).fetchall()
+            sa.select(certificates.c.serial, certificates.c.der).where(
+                certificates.c.der.is_not(None)
+            )
+        ).all()
+    engine.dispose()
     files = []
     for serial, der in rows:
         path = directory / f"{serial}.pem"

@@ -48,7 +48,7 @@ def test_0007_backfills_the_names_of_existing_rows(store_url: str) -> None:
                     "INSERT INTO certificates (serial, issuer_id, status, profile, names,"
                     " subject, not_before, not_after, public_key_sha256, der, created_at)"
                     " VALUES (:s, 1, 'issued', 'server-client', :names, 'CN=x', :n, :n,"
-                    " 'k', :d, :n)"
+                    " 'ab', :d, :n)"
                 ),
                 {"s": serial, "names": json.dumps(names), "n": now, "d": b"der"},
             )
@@ -100,7 +100,7 @@ def test_imported_certificates_record_their_names(
         subject="CN=old.corp.internal",
         not_before=now - dt.timedelta(days=1),
         not_after=now + dt.timedelta(days=30),
-        public_key_sha256="k" * 64,
+        public_key_sha256="ab" * 32,
         der=b"der",
     )
     add_imported_certificates(store.database, issuer_id, [row], now)

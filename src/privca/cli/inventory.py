@@ -84,6 +84,7 @@ def list_command(
                 expiring_before=now + window if window is not None else None,
                 now=now,
                 after=after_serial,
+                with_der=False,  # a listing shows no certificate
             )
         ) as records,
     ):

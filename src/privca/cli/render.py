@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,27 +35,34 @@ def _echo_batched(pieces: Iterable[str]) -> None:
         click.echo("".join(batch), nl=False)
 
 
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
 def print_json_array(documents: Iterable[Any]) -> None:
-    """The same text as print_json(list(documents)), written a batch of elements at a
-    time (memory does not grow with the list)."""
+    """The same text as print_json(list(documents)), ECHO_BATCH elements at a time
+    (memory does not grow with the list).
 
+    Each batch is encoded as one indented array and its brackets cut off: the indented
+    encoder is pure Python and costs most per call, so one call per batch instead of
+    one per element makes the listing several times faster."""
     encoder = json.JSONEncoder(indent=2)  # one for all: json.dumps makes one per call
-
-    def pieces() -> Iterator[str]:
-        first = True
-        for document in documents:
-            # As an element of an indented array: between "[\n" and "\n]", indented.
-            element = encoder.encode([document])[2:-2]
-            yield ("[\n" if first else ",\n") + element
-            first = False
-        yield "[]\n" if first else "\n]\n"
-
-    _echo_batched(pieces())
+    first = True
+    for batch in _batches(documents, ECHO_BATCH):
+        # "[\n" + elements indented by two + "\n]": keep what is between the brackets
+        elements = encoder.encode(batch)[2:-2]
+        click.echo(("[\n" if first else ",\n") + elements, nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
 
 
 def print_json_lines(documents: Iterable[Any]) -> None:
-    """One compact JSON object per line (JSON Lines)."""
-    _echo_batched(json.dumps(d, separators=(",", ":")) + "\n" for d in documents)
+    """One compact JSON object per line (JSON Lines), ECHO_BATCH lines a write."""
+    encoder = json.JSONEncoder(separators=(",", ":"))  # C-accelerated: no indent
+    for batch in _batches(documents, ECHO_BATCH):
+        click.echo("".join(encoder.encode(d) + "\n" for d in batch), nl=False)
 
 
 def is_terminal() -> bool:

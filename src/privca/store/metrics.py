@@ -1,5 +1,6 @@
-"""The aggregate queries behind `/metrics`, each answered from an index (migration
-0006_serve_indexes), so a scrape costs the same with ten certificates or a million."""
+"""The aggregate queries behind `/metrics` and `privca check`: counts from the tally the
+database keeps (SQLite, store/tally.py) or from a covering index (PostgreSQL), the
+soonest expiry from an index seek per CA."""
 
 from __future__ import annotations
 
@@ -16,26 +17,78 @@ from privca.store.schema import certificates
 from privca.store.status import (
     CertificateStatus,
     due_clause,
+    status_at,
     status_clause,
     status_column,
 )
+from privca.store.tally import DAY, certificate_tally
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _tallied(connection: sa.Connection, now: dt.datetime) -> Counter[tuple[int, str, str]]:
+    """The counts from certificate_tally (SQLite, store/tally.py), except today's expiries,
+    which are counted from the table: a range of one day in the expiry index.
+
+    Every row of a tally group expires on the same day, before or after today, so the
+    group's status is that of any one of its rows: status_at decides, with the start of
+    that day standing in for every row's notAfter."""
+    today = (now - _EPOCH) // _MICROSECOND // DAY
+    t = certificate_tally.c
+    totals: Counter[tuple[int, str, str]] = Counter()
+    groups = sa.select(t.issuer_id, t.profile, t.status, t.superseded, t.expiry_day, t.n).where(
+        t.expiry_day != today, t.n != 0
+    )
+    for issuer_id, profile, stored, superseded, day, n in connection.execute(groups):
+        status = status_at(
+            stored=str(stored),
+            not_after=_EPOCH + dt.timedelta(days=int(day)),
+            superseded_by=1 if superseded else None,
+            revoke_after=None,
+            now=now,
+        )
+        totals[(int(issuer_id), str(profile), status.value)] += int(n)
+    c = certificates.c
+    start = _EPOCH + dt.timedelta(days=today)
+    status_of = status_column(now, scheduled=False).label("status")
+    todays = (
+        sa.select(c.issuer_id, c.profile, status_of, sa.func.count())
+        .where(c.not_after >= start, c.not_after < start + dt.timedelta(days=1))
+        .group_by(c.issuer_id, c.profile, status_of)
+    )
+    for issuer_id, profile, status, n in connection.execute(todays):
+        totals[(int(issuer_id), str(profile), str(status))] += int(n)
+    return totals
+
+
+def _counted(connection: sa.Connection, now: dt.datetime) -> Counter[tuple[int, str, str]]:
+    """The counts from a walk of the covering metrics index (PostgreSQL)."""
+    c = certificates.c
+    status = status_column(now, scheduled=False).label("status")
+    columns = (c.issuer_id, c.profile, status)
+    totals: Counter[tuple[int, str, str]] = Counter()
+    everything = sa.select(*columns, sa.func.count()).group_by(*columns)
+    for issuer_id, profile, base, count in connection.execute(everything).all():
+        totals[(int(issuer_id), str(profile), str(base))] += int(count)
+    return totals
 
 
 def certificate_counts(database: Database, now: dt.datetime) -> list[CertificateCount]:
     """Certificates by issuer, profile and status as operators see it (status_at).
 
-    The main query reads only the metrics index; the few certificates whose scheduled
-    revocation is due but not yet written are found through their own index and moved
-    to `revoked`, so no scrape ever has to visit the table rows."""
+    Without the scheduled revocations that are due but not yet written: those few are
+    found through their own index and moved to `revoked`, so no scrape ever has to visit
+    the table rows."""
     c = certificates.c
     status = status_column(now, scheduled=False).label("status")
     columns = (c.issuer_id, c.profile, status)
-    everything = sa.select(*columns, sa.func.count()).group_by(*columns)
-    due = everything.where(due_clause(now))
-    totals: Counter[tuple[int, str, str]] = Counter()
+    due = sa.select(*columns, sa.func.count()).where(due_clause(now)).group_by(*columns)
     with database.read() as connection:
-        for issuer_id, profile, base, count in connection.execute(everything).all():
-            totals[(int(issuer_id), str(profile), str(base))] += int(count)
+        if connection.dialect.name == "sqlite":
+            totals = _tallied(connection, now)
+        else:
+            totals = _counted(connection, now)
         for issuer_id, profile, base, count in connection.execute(due).all():
             totals[(int(issuer_id), str(profile), str(base))] -= int(count)
             totals[(int(issuer_id), str(profile), CertificateStatus.REVOKED.value)] += int(count)

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 import sqlalchemy as sa
 
+from privca.store.columns import CompressedDer, HexBytes, Instant, UtcDateTime
+
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0009_audit_log"
-
-
-class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
-    """Aware datetimes stored as UTC and read back as UTC on every database.
-
-    SQLite keeps the wall clock and drops the offset, so convert on the way in."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; privca uses aware UTC times")
-        return value.astimezone(dt.UTC)
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
+SCHEMA_REVISION = "0010_compact_store"
 
 metadata = sa.MetaData()
 
@@ -51,35 +28,43 @@ authorities = sa.Table(
 certificates = sa.Table(
     "certificates",
     metadata,
-    # Lowercase hex, no leading zeros: unique across the CA, never reused.
-    sa.Column("serial", sa.String(40), primary_key=True),
+    # Lowercase hex, no leading zeros: unique across the CA, never reused. The compact
+    # types (store/columns.py, migration 0010) keep a million rows under a gigabyte.
+    sa.Column("serial", HexBytes(serial=True), primary_key=True),
     sa.Column("issuer_id", sa.Integer, sa.ForeignKey("authorities.id"), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # pending | issued | failed | revoked
     sa.Column("profile", sa.String(32), nullable=False),
     sa.Column("names", sa.Text, nullable=False),  # JSON list of strings
-    sa.Column("subject", sa.String(1024), nullable=False),
-    sa.Column("not_before", UtcDateTime(), nullable=False),
-    sa.Column("not_after", UtcDateTime(), nullable=False),
-    sa.Column("public_key_sha256", sa.String(64), nullable=False),
-    sa.Column("der", sa.LargeBinary, nullable=True),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Column("issued_at", UtcDateTime(), nullable=True),
-    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    # NULL when it is "CN=" + the first name, as privca makes it (store/names.py)
+    sa.Column("subject", sa.String(1024), nullable=True),
+    sa.Column("not_before", Instant(), nullable=False),
+    sa.Column("not_after", Instant(), nullable=False),
+    sa.Column("public_key_sha256", HexBytes(serial=False), nullable=False),
+    sa.Column("der", CompressedDer(), nullable=True),
+    sa.Column("created_at", Instant(), nullable=False),
+    sa.Column("issued_at", Instant(), nullable=True),
+    sa.Column("revoked_at", Instant(), nullable=True),
     sa.Column("revocation_reason", sa.String(32), nullable=True),
-    sa.Column("superseded_by", sa.String(40), nullable=True),
+    sa.Column("superseded_by", HexBytes(serial=True), nullable=True),
     # When set, the certificate is revoked (superseded) at that time: renew's grace period.
-    sa.Column("revoke_after", UtcDateTime(), nullable=True),
+    sa.Column("revoke_after", Instant(), nullable=True),
     # Set by `privca tidy`: the certificate expired long ago and only its tombstone is left
     # (serial, issuer, status, dates, revocation); names, subject, key hash and DER are gone.
-    sa.Column("tidied_at", UtcDateTime(), nullable=True),
+    sa.Column("tidied_at", Instant(), nullable=True),
     sa.Index("ix_certificates_not_after", "not_after"),
     sa.Index("ix_certificates_public_key", "public_key_sha256"),
-    sa.Index("ix_certificates_issuer_status", "issuer_id", "status"),
-    sa.Index("ix_certificates_revoke_after", "revoke_after"),
+    # Only the few rows with a scheduled revocation (migration 0010): most have none.
+    sa.Index(
+        "ix_certificates_revoke_after",
+        "revoke_after",
+        sqlite_where=sa.text("revoke_after IS NOT NULL"),
+        postgresql_where=sa.text("revoke_after IS NOT NULL"),
+    ),
     # /metrics (migration 0006_serve_indexes)
     sa.Index(
         "ix_certificates_metrics", "issuer_id", "profile", "status", "not_after", "superseded_by"
     ),
+    # also serves (issuer_id, status) alone, so that index went (migration 0010)
     sa.Index("ix_certificates_issuer_status_not_after", "issuer_id", "status", "not_after"),
 )
 
@@ -91,7 +76,7 @@ certificate_names = sa.Table(
     sa.Column("name", sa.String(1024), primary_key=True),
     sa.Column(
         "serial",
-        sa.String(40),
+        HexBytes(serial=True),
         sa.ForeignKey("certificates.serial", ondelete="CASCADE"),
         primary_key=True,
     ),

@@ -21,6 +21,7 @@ from privca.store import auditlog
 from privca.store.auditlog import AuditSnapshot
 from privca.store.database import ChangeCounter, Database
 from privca.store.metrics import certificate_counts, soonest_expiry
+from privca.store.names import subject_of
 from privca.store.records import (
     AuthorityRecord,
     CertificateCount,
@@ -48,17 +49,20 @@ from privca.x509.encoding import serial_hex
 KEY_COMPROMISE = "keyCompromise"
 # Rows fetched per round trip when streaming (a server-side cursor on PostgreSQL).
 STREAM_CHUNK = 500
+# In place of the DER column when a listing does not need it.
+_NO_DER = sa.null().label("der")
 
 
 def row_to_certificate(row: sa.Row[tuple[object, ...]]) -> CertificateRecord:
     m = row._mapping
+    names = tuple(json.loads(m["names"]))
     return CertificateRecord(
         serial=int(m["serial"], 16),
         issuer_id=int(m["issuer_id"]),
         status=str(m["status"]),
         profile=str(m["profile"]),
-        names=tuple(json.loads(m["names"])),
-        subject=str(m["subject"]),
+        names=names,
+        subject=subject_of(m["subject"], names),
         not_before=as_utc(m["not_before"]),
         not_after=as_utc(m["not_after"]),
         public_key_sha256=str(m["public_key_sha256"]),
@@ -141,10 +145,13 @@ class InventoryView:
         expiring_between: tuple[dt.datetime, dt.datetime] | None = None,
         now: dt.datetime,
         include_unsigned: bool = False,
+        with_der: bool = True,
     ) -> list[CertificateRecord]:
         """Signed certificates, soonest expiry first; `status` is one of LISTED_STATUSES
         (InputError otherwise), `name_pattern` a substring with * and ? wildcards,
-        `expiring_before` only live ones, `expiring_between` any with notAfter in [a, b]."""
+        `expiring_before` only live ones, `expiring_between` any with notAfter in [a, b].
+        `with_der=False`: the records' `der` is None (listings that show no certificate
+        skip reading and inflating it)."""
         return list(
             self.stream(
                 name_pattern=name_pattern,
@@ -153,6 +160,7 @@ class InventoryView:
                 expiring_between=expiring_between,
                 now=now,
                 include_unsigned=include_unsigned,
+                with_der=with_der,
             )
         )
 
@@ -167,14 +175,17 @@ class InventoryView:
         include_unsigned: bool = False,
         after: int | None = None,
         limit: int | None = None,
+        with_der: bool = True,
     ) -> Generator[CertificateRecord, None, None]:
         """As `find`, read STREAM_CHUNK rows at a time (memory does not grow with the
         inventory): in (not_after, serial) order, from just after certificate `after`
         (NotFound if it is not in the inventory), at most `limit` of them.
 
-        The statement is checked (status, `after`) before the first row is asked for."""
+        The statement is checked (status, `after`) before the first row is asked for;
+        `with_der` as for `find`."""
         c = certificates.c
-        query = certificates.select().where(c.tidied_at.is_(None)).order_by(c.not_after, c.serial)
+        columns = [column if with_der or column is not c.der else _NO_DER for column in c]
+        query = sa.select(*columns).where(c.tidied_at.is_(None)).order_by(c.not_after, c.serial)
         if not include_unsigned:
             query = query.where(c.status.in_((StoredStatus.ISSUED, StoredStatus.REVOKED)))
         if status is not None:
