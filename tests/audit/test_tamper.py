@@ -30,6 +30,12 @@ def serial_of(database: Path, action: str, nth: int = 0) -> str:
     return str(rows[nth][0])
 
 
+def stored_serial(database: Path, action: str, nth: int = 0) -> str:
+    """The serial as the certificates tables hold it: bytes, an odd digit count padded."""
+    digits = serial_of(database, action, nth)
+    return f"X'{digits.zfill(len(digits) + len(digits) % 2)}'"
+
+
 @dataclass(frozen=True)
 class Tampering:
     id: str
@@ -75,16 +81,16 @@ CASES = [
         "replace-certificate-der",
         lambda db: [
             "UPDATE certificates SET der = (SELECT der FROM certificates "
-            f"WHERE serial = '{serial_of(db, 'issued', 1)}') "
-            f"WHERE serial = '{serial_of(db, 'issued', 0)}'"
+            f"WHERE serial = {stored_serial(db, 'issued', 1)}) "
+            f"WHERE serial = {stored_serial(db, 'issued', 0)}"
         ],
         lambda db: f"certificate {serial_of(db, 'issued', 0)} does not match the fingerprint",
     ),
     Tampering(
         "delete-certificate-row",
         lambda db: [
-            f"DELETE FROM certificate_names WHERE serial = '{serial_of(db, 'issued', 2)}'",
-            f"DELETE FROM certificates WHERE serial = '{serial_of(db, 'issued', 2)}'",
+            f"DELETE FROM certificate_names WHERE serial = {stored_serial(db, 'issued', 2)}",
+            f"DELETE FROM certificates WHERE serial = {stored_serial(db, 'issued', 2)}",
         ],
         lambda db: (
             f"certificate {serial_of(db, 'issued', 2)} (entry {seq_of(db, 'issued', 2)}) is gone"
@@ -94,7 +100,7 @@ CASES = [
         "revocation-without-entry",
         lambda db: [
             "UPDATE certificates SET status = 'revoked', revoked_at = issued_at, "
-            f"revocation_reason = 'superseded' WHERE serial = '{serial_of(db, 'issued', 0)}'"
+            f"revocation_reason = 'superseded' WHERE serial = {stored_serial(db, 'issued', 0)}"
         ],
         lambda db: f"certificate {serial_of(db, 'issued', 0)} is revoked but no entry",
     ),
@@ -128,8 +134,9 @@ def _rewrite_chain(database: Path, drop_serial: str) -> None:
     """What an attacker who read docs/audit.md does: drop a certificate and its entry,
     re-hash everything after it, move the head, delete the stored checkpoints."""
     with sqlite3.connect(database) as connection:
-        connection.execute("DELETE FROM certificate_names WHERE serial = ?", (drop_serial,))
-        connection.execute("DELETE FROM certificates WHERE serial = ?", (drop_serial,))
+        stored = bytes.fromhex(drop_serial.zfill(len(drop_serial) + len(drop_serial) % 2))
+        connection.execute("DELETE FROM certificate_names WHERE serial = ?", (stored,))
+        connection.execute("DELETE FROM certificates WHERE serial = ?", (stored,))
         connection.execute("DELETE FROM audit_log WHERE serial = ?", (drop_serial,))
         connection.execute("DELETE FROM audit_checkpoints")
         rows = list(
