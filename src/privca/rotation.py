@@ -116,7 +116,7 @@ def ca_certificate_files(
     return files
 
 
-def _issuing_ca(
+def issuing_ca(
     custody: HomeCustody,
     key_type: KeyType,
     beside: str,
@@ -158,21 +158,25 @@ def rotate_issuing(
     key_type: KeyType | None,
     days: int,
     now: dt.datetime,
+    issuer: str | None = None,
 ) -> x509.Certificate:
-    """A new issuing CA key (where the root key is: file or token) and certificate; the
-    root key (`root`) is unlocked once everything else has been checked."""
+    """A new issuing CA key (where the root key is: file or token) and certificate for
+    `issuer` (None: the default issuer; `policy` is already narrowed to it); the root key
+    (`root`) is unlocked once everything else has been checked."""
     check_ca_days(days, "issuing CA")
     root_ca = registry.root
     if min(now + dt.timedelta(days=days), root_ca.not_after) <= now:
         raise PolicyError("the root has expired; a new issuing CA cannot be made under it")
-    current = registry.active(CaRole.ISSUING)
+    issuer = registry.issuer(issuer).name if registry.issuers else None
+    current = registry.active_issuing(issuer) or registry.active(CaRole.ISSUING)
     if key_type is None:
         key_type = key_type_of(current.certificate.public_key()) if current else DEFAULT_ISSUING_KEY
-    key, cert = _issuing_ca(
+    key, cert = issuing_ca(
         custody, key_type, root_ca.key_ref, root(), name, policy, base_url, days, now
     )
     custody.keep(key)
-    record_authority(store, CaRole.ISSUING, cert, key.key_ref, now)
+    row = dataclasses.replace(authority_row(CaRole.ISSUING, cert, key.key_ref), issuer=issuer)
+    store.add_authorities([row], now)
     return cert
 
 
@@ -311,7 +315,7 @@ def rollover_root(
     issuing_cert: x509.Certificate | None = None
     issuing_key: GeneratedKey | None = None
     if not single_tier:
-        issuing_key, issuing_cert = _issuing_ca(
+        issuing_key, issuing_cert = issuing_ca(
             custody,
             key_type_of(registry.issuing.certificate.public_key())
             if registry.active(CaRole.ISSUING) is not None
@@ -416,6 +420,7 @@ __all__ = [
     "ca_certificate_files",
     "check_ca_days",
     "check_retirable",
+    "issuing_ca",
     "old_hierarchy",
     "record_authority",
     "reissue_root",

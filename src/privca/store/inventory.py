@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from privca.store.authorities import AuthorityWrites
 from privca.store.database import ChangeCounter, Database
 from privca.store.issuance import SERIAL_RETRIES, IssuanceWrites, random_serial
+from privca.store.issuers import IssuerWrites
 from privca.store.records import (
     AuthorityRecord,
     CertificateRecord,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from privca.store.acme.rows import Sealer
 
 
-class Store(InventoryView, IssuanceWrites, RevocationWrites, RetentionWrites, AuthorityWrites):
+class Store(InventoryView, IssuanceWrites, RevocationWrites, RetentionWrites, IssuerWrites):
     """One inventory database, read and written. Safe to use from several processes."""
 
     def __init__(

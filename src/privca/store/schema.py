@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0007_names_and_tidy"
+SCHEMA_REVISION = "0008_issuers"
 
 
 class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -38,13 +38,31 @@ authorities = sa.Table(
     "authorities",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("role", sa.String(16), nullable=False),  # root | issuing
+    sa.Column("role", sa.String(16), nullable=False),  # root | issuing | cross
     sa.Column("common_name", sa.String(255), nullable=False),
     sa.Column("serial", sa.String(40), nullable=False),
     sa.Column("der", sa.LargeBinary, nullable=False),
     sa.Column("key_ref", sa.String(1024), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("not_after", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    # The named issuer an issuing CA certificate belongs to (migration 0008_issuers);
+    # NULL for roots and cross-certificates.
+    sa.Column("issuer", sa.String(63), nullable=True),
+)
+
+# Named issuers: each a lineage of issuing CA certificates under the root (authorities
+# rows of role issuing carrying its name). Subtrees and profiles are JSON lists of text;
+# empty permitted: the home's policy; empty profiles: every leaf profile.
+issuers = sa.Table(
+    "issuers",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("is_default", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("permitted", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("excluded", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("profiles", sa.Text, nullable=False, server_default="[]"),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
@@ -161,6 +179,8 @@ acme_orders = sa.Table(
     sa.Column("certificate_serial", sa.String(40), nullable=True),
     sa.Column("replaces", sa.String(255), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # The issuer whose directory the order came through (NULL: the default issuer).
+    sa.Column("issuer", sa.String(63), nullable=True),
     sa.Index("ix_acme_orders_account_created", "account_id", "created_at"),
 )
 
@@ -219,4 +239,6 @@ acme_eab_keys = sa.Table(
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
     sa.Column("accounts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("max_accounts", sa.Integer, nullable=False, server_default="1"),
+    # The only issuer its accounts may order from, when set (migration 0008_issuers).
+    sa.Column("issuer", sa.String(63), nullable=True),
 )
