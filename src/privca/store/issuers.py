@@ -33,7 +33,7 @@ def _existing(change: Change, name: str) -> tuple[bool, bool]:
     ).first()
     if found is None:
         raise NotFound(f"no issuer named '{name}'", "see privca issuer list")
-    return bool(found[0]), bool(found[1])
+    return bool(found._mapping["disabled"]), bool(found._mapping["is_default"])
 
 
 class IssuerWrites(AuthorityWrites):
