@@ -48,6 +48,13 @@ profile_option = click.option(
     help="Certificate profile: server, client, or both (internal mTLS).",
 )
 
+issuer_option = click.option(
+    "--issuer",
+    default=None,
+    metavar="NAME",
+    help="The named issuer that signs (default: the default issuer; see privca issuer list).",
+)
+
 days_option = click.option(
     "--days",
     type=int,
