@@ -158,11 +158,15 @@ class Registry:
         if name is None:
             # A store without issuers (a registry built by hand): the newest issuing CA.
             return self.active(CaRole.ISSUING) or self.active(CaRole.ROOT)
-        if name == self._default_name() and not any(
-            a.role == CaRole.ISSUING for a in self.authorities
-        ):
-            return self.active(CaRole.ROOT)  # single-tier: the root signs for `main`
+        if name is not None and name == self._root_signs_for():
+            return self.active(CaRole.ROOT)
         return None
+
+    def _root_signs_for(self) -> str | None:
+        """The issuer a single-tier root signs for: the oldest one that never had an
+        issuing CA of its own (`main` of a home made with --single-tier)."""
+        lineages = {a.issuer for a in self.authorities if a.role == CaRole.ISSUING}
+        return next((i.name for i in self.issuers if i.name not in lineages), None)
 
     def issuing_of(self, name: str | None = None) -> CaCertificate:
         """The CA that signs now for issuer `name` (None: the default issuer): its active
@@ -183,14 +187,14 @@ class Registry:
         return entry
 
     def issuer_name_of(self, entry: CaCertificate | None) -> str | None:
-        """The named issuer a CA certificate signs for: an issuing CA's own, the default
-        issuer for the root of a single-tier CA that signed leaves; else None."""
+        """The named issuer a CA certificate signs for: an issuing CA's own, the issuer a
+        single-tier root signs for (see `_root_signs_for`); else None."""
         if entry is None:
             return None
         if entry.role == CaRole.ISSUING:
             return entry.issuer
         if entry.role == CaRole.ROOT:
-            return self._default_name()
+            return self._root_signs_for()
         return None
 
     # the hierarchy ------------------------------------------------------------------------

@@ -115,10 +115,9 @@ class InventoryView:
     def issuers(self) -> list[IssuerRecord]:
         """Every named issuer, oldest first."""
         with self.database.read() as connection:
-            rows = connection.execute(
-                issuers.select().order_by(issuers.c.created_at, issuers.c.name)
-            ).all()
-        return [row_to_issuer(row) for row in rows]
+            rows = connection.execute(issuers.select()).all()
+        # Sorted here: SQLite compares the migration's and the store's time texts as text.
+        return sorted((row_to_issuer(row) for row in rows), key=lambda i: (i.created_at, i.name))
 
     def active_authorities(self) -> frozenset[int]:
         """The ids of the active CA certificates: a small read that tells a server when a

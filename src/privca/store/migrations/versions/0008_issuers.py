@@ -57,7 +57,7 @@ def upgrade() -> None:
                 "permitted": "[]",
                 "excluded": "[]",
                 "profiles": "[]",
-                "created_at": dt.datetime.now(dt.UTC),
+                "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0),
             }
         ],
     )
