@@ -69,10 +69,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("acme_eab_keys") as batch:
-        batch.drop_column("issuer")
-    with op.batch_alter_table("acme_orders") as batch:
-        batch.drop_column("issuer")
-    with op.batch_alter_table("authorities") as batch:
-        batch.drop_column("issuer")
+    # A plain DROP COLUMN (SQLite 3.35+ and PostgreSQL), not a batch table copy: other
+    # tables' foreign keys point at authorities, so SQLite could not drop and rebuild it.
+    for table in ("acme_eab_keys", "acme_orders", "authorities"):
+        op.execute(f"ALTER TABLE {table} DROP COLUMN issuer")
     op.drop_table("issuers")
