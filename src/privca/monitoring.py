@@ -100,7 +100,11 @@ def _certificate_item(
 
 
 def _ca_item(
-    authority: CaCertificate, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
+    authority: CaCertificate,
+    now: dt.datetime,
+    warn: dt.timedelta,
+    crit: dt.timedelta,
+    issuer_name: str | None = None,
 ) -> ExpiryItem:
     return ExpiryItem(
         "ca",
@@ -111,6 +115,7 @@ def _ca_item(
         # A CA must be replaced long before its leaves run out: twice the windows.
         _severity(authority.not_after, now, warn * 2, crit * 2),
         f"{authority.role} CA " + _describe(authority.not_after, now),
+        issuer_name,
     )
 
 
@@ -166,7 +171,11 @@ def collect(
         if count.status == CertificateStatus.VALID and count.profile not in SELF_RENEWING_PROFILES
     )
     in_window = sum(1 for i in items if i.kind == "certificate" and i.not_after > now)
-    items += [_ca_item(a, now, warn, crit) for a in issuers.values() if a.active]
+    items += [
+        _ca_item(a, now, warn, crit, ca.registry.issuer_name_of(a))
+        for a in issuers.values()
+        if a.active
+    ]
     for state in ca.inventory.crl_states():
         issuer = issuers.get(state.issuer_id)
         if issuer is not None:

@@ -107,3 +107,13 @@ def test_an_unknown_issuer_has_no_crl(
 ) -> None:
     server = live_server(teams)
     assert server.get("/crl/team-z.crl").status == 404
+
+
+def test_metrics_label_each_series_with_its_issuer(
+    teams: CertificateAuthority, live_server: Callable[..., LiveServer]
+) -> None:
+    text = live_server(teams).get("/metrics").body.decode()
+    for team in TEAMS:
+        serial = format(teams.registry.issuing_of(team).serial, "x")
+        assert f'issuer_serial="{serial}",issuer_name="{team}"' in text
+    assert 'issuer_name="team-a"} ' in text  # the per-certificate and total series too
