@@ -258,3 +258,45 @@ def test_a_single_tier_homes_main_issuer_is_its_root(
     assert ca.registry.issuing_of("main") == ca.registry.root
     issued = ca.issue(["x.a.corp.internal"], issuer="team-a")
     assert _issuer_name(ca, issued.certificate) == "team-a"
+
+
+def test_a_root_rollover_gives_each_enabled_issuer_a_new_issuing_ca(
+    corp: CertificateAuthority, tmp_path: Path
+) -> None:
+    old_root = corp.registry.root.certificate
+    before = corp.issue(["old.a.corp.internal"], issuer="team-a")
+    corp.disable_issuer("team-b")
+    old_b = corp.registry.issuing_of("team-b")
+    rollover = corp.rollover_root()
+    assert dict(rollover.issuers).keys() == {"main", "team-a"}
+    new_root = corp.registry.root.certificate
+    for team in ("main", "team-a"):
+        entry = corp.registry.issuing_of(team)
+        assert entry.certificate.issuer == new_root.subject, team
+    # The disabled issuer keeps its old CA, which keeps publishing for what it signed.
+    assert corp.registry.issuing_of("team-b") == old_b
+    # team-a's new CA carries team-a's constraints, not the root's.
+    constraints = (
+        corp.registry.issuing_of("team-a")
+        .certificate.extensions.get_extension_for_class(x509.NameConstraints)
+        .value
+    )
+    assert [
+        g.value for g in constraints.permitted_subtrees or () if isinstance(g, x509.DNSName)
+    ] == ["a.corp.internal"]
+    # A new team-a leaf chains to the new root, and through the cross-certificate to the old.
+    issued = corp.issue(["new.a.corp.internal"], issuer="team-a")
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(issued.chain_pem())
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_bytes(issued.certificate_pem())
+    for anchor in (old_root, new_root):
+        trusted = tmp_path / "anchor.pem"
+        trusted.write_bytes(pem_certificate(anchor))
+        done = openssl(
+            "verify", "-x509_strict", "-CAfile", str(trusted), "-untrusted", str(chain), str(leaf)
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    # Renewing a pre-rollover team-a leaf moves it to team-a's new CA.
+    renewed = corp.renew(format(before.serial, "x"))
+    assert renewed.certificate.issuer == corp.registry.issuing_of("team-a").certificate.subject

@@ -503,7 +503,16 @@ class CertificateAuthority(AuthorityRecords):
         from privca.establishment import check_ca_name
 
         now = now or utcnow()
-        old = self.registry.root
+        registry = self.registry
+        old = registry.root
+        # Every enabled issuer that signs now gets a new issuing CA under the new root,
+        # with its own constraints; the default issuer first. A disabled issuer keeps its
+        # old CA (for CRL and OCSP) and gets none.
+        issuing_for = [
+            (issuer.name, issuer_policy(self.policy, issuer))
+            for issuer in sorted(registry.issuers, key=lambda i: not i.default)
+            if issuer.default or (not issuer.disabled and registry.active_issuing(issuer.name))
+        ]
         rollover = rollover_root(
             store=self._store,
             registry=self.registry,
@@ -517,6 +526,7 @@ class CertificateAuthority(AuthorityRecords):
             days=days,
             issuing_days=min(issuing_days, days),
             now=now,
+            issuing_for=issuing_for,
         )
         self.refresh()
         atomic_write_many(

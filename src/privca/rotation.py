@@ -229,6 +229,9 @@ class Rollover:
     root: x509.Certificate
     cross: x509.Certificate
     issuing: x509.Certificate | None  # None for a single-tier CA
+    # Every issuer that got a new issuing CA under the new root, by name (the default's
+    # is `issuing` too).
+    issuers: tuple[tuple[str, x509.Certificate], ...] = ()
 
 
 def build_cross_certificate(
@@ -271,10 +274,13 @@ def rollover_root(
     days: int,
     issuing_days: int,
     now: dt.datetime,
+    issuing_for: Sequence[tuple[str, IssuancePolicy]] = (),
 ) -> Rollover:
     """A new root key and self-signed certificate (kept where the old root key is: an
     encrypted file or the token), its cross-certificate signed by the old root, and a new
-    issuing CA under it; recorded root, cross, issuing, in that order."""
+    issuing CA under it for each issuer of `issuing_for` (name and narrowed policy; the
+    default issuer first; empty: one for the default issuer under `policy`); recorded
+    root, cross, issuing CAs, in that order."""
     check_ca_days(days, "root")
     check_ca_days(issuing_days, "issuing CA")
     current = registry.root
@@ -312,36 +318,45 @@ def rollover_root(
     )
     cross = build_cross_certificate(root_cert, signer, policy, now)
     new_root_signer = Issuer.from_certificate(root_cert, root_key.private_key)
-    issuing_cert: x509.Certificate | None = None
-    issuing_key: GeneratedKey | None = None
-    if not single_tier:
-        issuing_key, issuing_cert = issuing_ca(
+    made: list[tuple[str | None, GeneratedKey, x509.Certificate]] = []
+    targets: Sequence[tuple[str | None, IssuancePolicy]] = issuing_for or [(None, policy)]
+    for index, (issuer, issuer_policy) in enumerate(targets):
+        if single_tier and index == 0:
+            continue  # the new root signs for the default issuer itself
+        current_ca = registry.active_issuing(issuer) if issuer else registry.active(CaRole.ISSUING)
+        key, cert = issuing_ca(
             custody,
-            key_type_of(registry.issuing.certificate.public_key())
-            if registry.active(CaRole.ISSUING) is not None
-            else DEFAULT_ISSUING_KEY,
+            key_type_of(current_ca.certificate.public_key()) if current_ca else DEFAULT_ISSUING_KEY,
             current.key_ref,
             new_root_signer,
-            name,
-            policy,
+            name if index == 0 else f"{name} {issuer}",
+            issuer_policy,
             base_url,
             issuing_days,
             now,
         )
+        made.append((issuer, key, cert))
+    issuing_cert = made[0][2] if made and not single_tier else None
     # Keys first: a record never names a key that is not kept.
     custody.keep(root_key)
-    if issuing_key is not None:
-        custody.keep(issuing_key)
+    for _issuer, key, _cert in made:
+        custody.keep(key)
     # One transaction: a rollover half recorded (a root without its cross-certificate)
     # would strand clients that trust only the old root.
     rows = [
         authority_row(CaRole.ROOT, root_cert, root_key.key_ref),
         authority_row(CaRole.CROSS, cross, root_key.key_ref),
     ]
-    if issuing_cert is not None and issuing_key is not None:
-        rows.append(authority_row(CaRole.ISSUING, issuing_cert, issuing_key.key_ref))
+    for issuer, key, cert in made:
+        row = authority_row(CaRole.ISSUING, cert, key.key_ref)
+        rows.append(dataclasses.replace(row, issuer=issuer))
     store.add_authorities(rows, now, unless_active=CaRole.CROSS)
-    return Rollover(root=root_cert, cross=cross, issuing=issuing_cert)
+    return Rollover(
+        root=root_cert,
+        cross=cross,
+        issuing=issuing_cert,
+        issuers=tuple((issuer, cert) for issuer, _key, cert in made if issuer is not None),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
