@@ -16,7 +16,8 @@ from privca import CertificateAuthority
 from privca.errors import AlreadyExists, InputError, NotFound, PolicyError
 from privca.issuers import NewIssuer
 from privca.x509.encoding import pem_certificate, pem_certificates
-from tests.conftest import openssl, tree_snapshot
+from tests.conftest import PASSPHRASE, openssl, tree_snapshot
+from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -300,3 +301,36 @@ def test_a_root_rollover_gives_each_enabled_issuer_a_new_issuing_ca(
     # Renewing a pre-rollover team-a leaf moves it to team-a's new CA.
     renewed = corp.renew(format(before.serial, "x"))
     assert renewed.certificate.issuer == corp.registry.issuing_of("team-a").certificate.subject
+
+
+@pytest.mark.postgres
+def test_the_core_invariants_hold_on_postgresql(
+    make_ca: Callable[..., CertificateAuthority],
+    postgres_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    ca = make_ca(store_url=postgres_url, permitted=["corp.internal"])
+    ca.create_issuer(NewIssuer("team-a", permitted=["a.corp.internal"]))
+    ca.create_issuer(NewIssuer("team-b", permitted=["b.corp.internal"]))
+    with pytest.raises(PolicyError, match="root's name constraints"):
+        ca.create_issuer(NewIssuer("team-c", permitted=["example.com"]))
+    a = ca.issue(["x.a.corp.internal"], issuer="team-a")
+    with pytest.raises(PolicyError, match="outside the permitted"):
+        ca.issue(["x.b.corp.internal"], issuer="team-a")
+    assert _strict_verify(ca, a.certificate, tmp_path).strip().endswith("OK")
+    ca.rotate_issuing(issuer="team-a")
+    renewed = ca.renew(format(a.serial, "x"))
+    assert _issuer_name(ca, renewed.certificate) == "team-a"
+    ca.disable_issuer("team-b")
+    with pytest.raises(PolicyError, match="disabled"):
+        ca.issue(["y.b.corp.internal"], issuer="team-b")
+    # Another process sees the same issuers, default and disabled flags.
+    reopened = CertificateAuthority.open(ca.home.root, PASSPHRASE)
+    try:
+        assert [(i.name, i.default, i.disabled) for i in reopened.issuers()] == [
+            ("main", True, False),
+            ("team-a", False, False),
+            ("team-b", False, True),
+        ]
+    finally:
+        reopened.close()
