@@ -146,6 +146,7 @@ def test_an_excluded_subtree_of_the_root_stays_out_of_reach(
         pytest.param("server", "reserved", id="profile"),
         pytest.param("current", "reserved", id="crl-alias"),
         pytest.param("root", "reserved", id="root-alias"),
+        pytest.param("cafe01", "serial number", id="serial-like"),
     ],
 )
 def test_bad_issuer_names_are_refused(corp: CertificateAuthority, name: str, fragment: str) -> None:

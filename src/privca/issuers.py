@@ -33,6 +33,8 @@ from privca.x509.names import NameSubtree, parse_subtree
 # A DNS-label-like token: it becomes a URL path segment (/acme/<issuer>/directory) and a
 # file name, so lowercase letters, digits and inner hyphens only.
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# Hex digits only: /crl/<name>.crl and `privca crl` select CAs by hex serial too.
+_SERIAL_LIKE = re.compile(r"[0-9a-f]+")
 # Words an issuer may not take: the ACME server's own path segments (an issuer's directory
 # sits beside them under /acme/), the CA aliases of `privca crl` and /crl/<alias>.crl, and
 # every certificate profile (so /acme/<profile>/directory keeps meaning the default issuer).
@@ -69,6 +71,11 @@ def check_issuer_name(text: str, taken: Iterable[str] = ()) -> str:
         raise InputError(
             f"issuer name '{printable(text, 70)}' is not a lowercase DNS-label-like token",
             "use 1 to 63 of a-z, 0-9 and inner hyphens, e.g. team-a",
+        )
+    if _SERIAL_LIKE.fullmatch(text):
+        raise InputError(
+            f"issuer name '{text}' could be read as a CA serial number (/crl/{text}.crl)",
+            "use a name with a letter beyond a-f or a hyphen, e.g. team-a",
         )
     if text in RESERVED_NAMES or text in set(taken):
         raise InputError(

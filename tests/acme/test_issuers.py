@@ -140,3 +140,15 @@ def test_a_disabled_issuer_refuses_new_orders(
     result = _certbot_order(teams, tmp_path, "team-a", "off.a.test")
     assert result.returncode != 0
     assert "issuer 'team-a' is disabled" in result.stdout + result.stderr
+
+
+def test_an_issuer_refuses_a_profile_it_does_not_issue_at_new_order(
+    teams: AcmeServer, tmp_path: Path
+) -> None:
+    teams.ca.create_issuer(NewIssuer("web-only", permitted=["w.test"], profiles=["server"]))
+    refused = _certbot_order(teams, tmp_path, "web-only/server-client", "x.w.test")
+    assert refused.returncode != 0
+    assert "does not issue profile 'server-client'" in refused.stdout + refused.stderr
+    assert not [o for o in teams.store.orders() if o.issuer == "web-only"]
+    allowed = _certbot_order(teams, tmp_path / "ok", "web-only/server", "x.w.test")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr

@@ -42,10 +42,12 @@ class CertificateInfo:
 class CertificateIssuer(Protocol):
     """The CA as acme/ sees it."""
 
-    def check_names(self, names: Sequence[str], issuer: str | None = None) -> None:
+    def check_names(
+        self, names: Sequence[str], issuer: str | None = None, profile: str | None = None
+    ) -> None:
         """Raise IssuanceRefused('rejectedIdentifier', ...) if the current policy (of
         `issuer`; None: the default issuer) refuses one, IssuanceRefused('unauthorized',
-        ...) if that issuer issues nothing now (disabled, unknown)."""
+        ...) if that issuer issues nothing now (disabled, unknown) or not `profile`."""
 
     def issuer_name(self, name: str | None) -> str | None:
         """The name of issuer `name` (None: the default issuer's); None when there is no

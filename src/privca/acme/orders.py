@@ -68,7 +68,7 @@ class Orders:
         body = messages.decode(messages.NewOrder, payload, "newOrder")
         profile = self._profile(account, payload.get("profile"), profile)
         issuer = self._issuer(account, issuer)
-        identifiers = self._check_identifiers(body.identifiers, issuer)
+        identifiers = self._check_identifiers(body.identifiers, issuer, profile)
         now = utcnow()
         _check_validity(body.not_before, body.not_after, now)
         if body.replaces is not None:
@@ -130,7 +130,9 @@ class Orders:
             )
         return name
 
-    def _check_identifiers(self, identifiers: Any, issuer: str) -> list[tuple[str, str]]:
+    def _check_identifiers(
+        self, identifiers: Any, issuer: str, profile: str
+    ) -> list[tuple[str, str]]:
         if not identifiers:
             raise AcmeProblem("malformed", "an order needs at least one identifier")
         if len(identifiers) > MAX_IDENTIFIERS:
@@ -145,7 +147,7 @@ class Orders:
         result = list(dict.fromkeys(result))
         if not problems:
             try:
-                self.issuer.check_names([v for _k, v in result], issuer)
+                self.issuer.check_names([v for _k, v in result], issuer, profile)
             except IssuanceRefused as exc:
                 if exc.kind == "unauthorized":
                     raise AcmeProblem(exc.kind, exc.message) from exc

@@ -71,13 +71,15 @@ class CertificateAuthorityIssuer:
             return default.name if default is not None else None
         return next((i.name for i in registry.issuers if i.name == name), None)
 
-    def check_names(self, names: Sequence[str], issuer: str | None = None) -> None:
+    def check_names(
+        self, names: Sequence[str], issuer: str | None = None, profile: str | None = None
+    ) -> None:
         from privca.issuers import choose_issuer
 
         self._current_policy()
         self._current_issuers()
         try:
-            choice = choose_issuer(self.authority.registry, self.authority.policy, issuer)
+            choice = choose_issuer(self.authority.registry, self.authority.policy, issuer, profile)
         except PrivcaError as exc:
             raise IssuanceRefused("unauthorized", exc.message) from exc
         try:
@@ -103,7 +105,7 @@ class CertificateAuthorityIssuer:
         issuer: str | None = None,
     ) -> IssuedChain:
         request = _request_for(csr_der, names)
-        self.check_names(sorted(str(n) for n in request.names), issuer)
+        self.check_names(sorted(str(n) for n in request.names), issuer, profile)
         try:
             issued = self.authority.sign_requests(
                 [request], profile=profile, days=days, issuer=issuer
