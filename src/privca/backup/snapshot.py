@@ -157,7 +157,11 @@ def _rows(connection: sa.Connection, table: sa.Table) -> Iterator[list[dict[str,
 
 
 def copy_rows(source: sa.Connection, destination: sa.Connection) -> None:
-    """Every row of privca's tables, parents first (foreign keys hold at every insert)."""
+    """Every row of privca's tables, parents first (foreign keys hold at every insert),
+    into a freshly migrated store. What the migrations seeded there (the first issuer,
+    `main`, of 0008_issuers) goes first: the source's rows are the truth."""
+    for table in reversed(metadata.sorted_tables):
+        destination.execute(table.delete())
     for table in metadata.sorted_tables:
         for batch in _rows(source, table):
             destination.execute(table.insert(), batch)
