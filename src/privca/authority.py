@@ -35,6 +35,7 @@ from privca.issuance import (
     kept_common_name,
     validity,
 )
+from privca.issuers import NewIssuer, choose_issuer, create_issuer, issuer_policy
 from privca.keys.custody import HomeCustody, SecretSource
 from privca.keys.types import DEFAULT_LEAF_KEY, GeneratedPrivateKey, KeyType, key_type_of
 from privca.publication import CrlFile, crl_file_of, crl_files, sign_crl
@@ -53,7 +54,7 @@ from privca.rotation import (
 from privca.settings import Settings
 from privca.store.database import sqlite_url
 from privca.store.inventory import Store
-from privca.store.records import CertificateRecord
+from privca.store.records import CertificateRecord, IssuerRecord
 from privca.store.schema import SCHEMA_REVISION
 from privca.x509 import profiles
 from privca.x509.csr import CertificateRequest
@@ -173,25 +174,30 @@ class CertificateAuthority(AuthorityRecords):
         key_type: KeyType = DEFAULT_LEAF_KEY,
         days: int | None = None,
         common_name: str | None = None,
+        issuer: str | None = None,
         now: dt.datetime | None = None,
     ) -> IssuedCertificate:
         """Generate a key and certify it for `names`. The key is returned, never stored.
 
         `common_name` sets the subject CN (see x509/subject.py for what each profile
-        allows); by default it is the first DNS name.
+        allows); by default it is the first DNS name. `issuer` names the issuer (None:
+        the default issuer).
 
         Raises:
-            InputError: a name is malformed. PolicyError: the policy refuses a name, the
-            key type, the validity or the CN. Errors of `signer` and StoreUnavailable.
+            InputError: a name is malformed. PolicyError: the policy (or the issuer's
+            constraints) refuses a name, the key type, the validity or the CN; the issuer
+            is disabled or does not issue `profile`. NotFound: no such issuer. Errors of
+            `signer` and StoreUnavailable.
         """
         parsed = parse_names(names)
-        check_key_type_allowed(self.policy, key_type)
-        # Validate before spending time on key generation (RSA-4096 takes a while).
-        self.policy.check_names(parsed)
         leaf = profiles.leaf_profile(profile)
+        choice = choose_issuer(self.registry, self.policy, issuer, leaf.name)
+        check_key_type_allowed(choice.policy, key_type)
+        # Validate before spending time on key generation (RSA-4096 takes a while).
+        choice.policy.check_names(parsed)
         if common_name is not None:
-            common_name = check_common_name(self.policy, common_name, parsed, leaf)
-        validity(self.policy, leaf, self.issuing, days, now or utcnow())
+            common_name = check_common_name(choice.policy, common_name, parsed, leaf)
+        validity(choice.policy, leaf, choice.signing.certificate, days, now or utcnow())
         private_key = key_type.generate()
         request = CertificateRequest(
             public_key=private_key.public_key(),
@@ -201,7 +207,9 @@ class CertificateAuthority(AuthorityRecords):
             source="generated key",
             common_name=common_name,
         )
-        issued = self.sign_requests([request], profile=profile, days=days, now=now)[0]
+        issued = self.sign_requests([request], profile=profile, days=days, issuer=issuer, now=now)[
+            0
+        ]
         return dataclasses.replace(issued, private_key=private_key)
 
     def sign_requests(
@@ -211,28 +219,32 @@ class CertificateAuthority(AuthorityRecords):
         profile: str = profiles.DEFAULT_LEAF_PROFILE.name,
         days: int | None = None,
         strict: bool = False,
+        issuer: str | None = None,
         now: dt.datetime | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> list[IssuedCertificate]:
         """Sign many requests: all are validated before any is signed (all or nothing).
 
         Each request's `common_name` (set by the caller, never read from the CSR) becomes
-        the subject CN under the same rules as `issue(common_name=...)`.
+        the subject CN under the same rules as `issue(common_name=...)`. `issuer` names
+        the issuer that signs (None: the default issuer).
 
         Raises:
-            PolicyError: the policy refuses a request (names, key, validity, --strict, a
-            CA's or a compromised key). Errors of `signer` and StoreUnavailable.
+            PolicyError: the policy or the issuer refuses a request (names, key, validity,
+            --strict, a CA's or a compromised key, a disabled issuer, a profile it does
+            not issue). NotFound: no such issuer. Errors of `signer` and StoreUnavailable.
         """
         if not requests:
             return []
-        issuer = self.registry.issuing
+        choice = choose_issuer(self.registry, self.policy, issuer, profile)
+        signing = choice.signing
         issuance = LeafIssuance(
             store=self._store,
             registry=self.registry,
-            policy=self.policy,
+            policy=choice.policy,
             base_url=self.settings.base_url,
-            issuer=issuer,
-            signer=lambda: self.signer(issuer),
+            issuer=signing,
+            signer=lambda: self.signer(signing),
         )
         now = now or utcnow()
         issued = issuance.sign(
@@ -268,10 +280,13 @@ class CertificateAuthority(AuthorityRecords):
         new_key: bool = True,
         key_type: KeyType | None = None,
         revoke_old_after: dt.timedelta | None = None,
+        issuer: str | None = None,
         now: dt.datetime | None = None,
     ) -> IssuedCertificate:
         """Same names and profile, a new serial; the old certificate is marked superseded,
         and with `revoke_old_after` revoked (reason superseded) once that grace has passed.
+        The renewal comes from the old certificate's issuer (its newest issuing CA), or
+        from `issuer` when given.
 
         Raises:
             NotFound, InputError: as `lookup`. PolicyError: a revoked certificate's key
@@ -286,7 +301,9 @@ class CertificateAuthority(AuthorityRecords):
                 f"certificate {serial_hex(old.serial)} is revoked; its key may not be reused",
                 "renew with --new-key",
             )
-        renewed = self._successor(old, new_key, key_type, days, now)
+        if issuer is None:
+            issuer = self.registry.issuer_name_of(self.issuer_of(old))
+        renewed = self._successor(old, new_key, key_type, days, issuer, now)
         self._store.mark_superseded(old.serial, renewed.serial, utcnow())
         if revoke_old_after is not None and not revoked:
             at = now + revoke_old_after
@@ -302,6 +319,7 @@ class CertificateAuthority(AuthorityRecords):
         new_key: bool,
         key_type: KeyType | None,
         days: int | None,
+        issuer: str | None,
         now: dt.datetime,
     ) -> IssuedCertificate:
         """The renewal of `old`: its names, profile and common name, on a new key or on
@@ -318,6 +336,7 @@ class CertificateAuthority(AuthorityRecords):
                 key_type=key_type or key_type_of(old_cert.public_key()),
                 days=days,
                 common_name=common_name,
+                issuer=issuer,
                 now=now,
             )
         request = CertificateRequest(
@@ -328,43 +347,109 @@ class CertificateAuthority(AuthorityRecords):
             source=f"certificate {serial_hex(old.serial)}",
             common_name=common_name,
         )
-        return self.sign_requests([request], profile=old.profile, days=days, now=now)[0]
+        return self.sign_requests(
+            [request], profile=old.profile, days=days, issuer=issuer, now=now
+        )[0]
 
     def rotate_issuing(
         self,
         *,
         key_type: KeyType | None = None,
         days: int = profiles.ISSUING.default_days,
+        issuer: str | None = None,
         now: dt.datetime | None = None,
     ) -> x509.Certificate:
-        """A new issuing CA key and certificate under the same root. New certificates come
-        from it at once; the old one keeps its key so it can still sign CRLs and OCSP.
+        """A new issuing CA key and certificate under the same root, for `issuer` (None:
+        the default issuer; the name is kept). New certificates come from it at once; the
+        old one keeps its key so it can still sign CRLs and OCSP.
 
         Raises:
-            InputError: `days` out of range. PolicyError: the root has expired. Errors of
-            `signer` (the root key), KeyUnavailable (HSM) and StoreUnavailable.
+            InputError: `days` out of range. NotFound: no such issuer. PolicyError: the
+            root has expired. Errors of `signer` (the root key), KeyUnavailable (HSM) and
+            StoreUnavailable.
         """
         now = now or utcnow()
-        root = self.registry.root
+        registry = self.registry
+        root = registry.root
+        record = registry.issuer(issuer) if registry.issuers else None
+        named = record is not None and not record.default
         cert = rotate_issuing(
             store=self._store,
-            registry=self.registry,
+            registry=registry,
             custody=self._custody,
             root=lambda: self.signer(root),
-            policy=self.policy,
-            name=self.settings.name,
+            policy=issuer_policy(self.policy, record),
+            name=f"{self.settings.name} {record.name}" if named and record else self.settings.name,
             base_url=self.settings.base_url,
             key_type=key_type,
             days=days,
             now=now,
+            issuer=record.name if record is not None else None,
         )
         self.refresh()
+        if named:
+            return cert  # certs/issuing.crt and chain.pem are the default issuer's
         atomic_write_many(ca_certificate_files(self.home, self.chain, issuing=cert))
         if self.settings.single_tier:
             self.settings = dataclasses.replace(self.settings, single_tier=False)
             self.settings.write(self.home.settings)
             self._note_settings()
         return cert
+
+    # named issuers ------------------------------------------------------------------------
+
+    def issuers(self) -> list[IssuerRecord]:
+        """Every named issuer, oldest first (the default one is marked)."""
+        return list(self.registry.issuers)
+
+    def create_issuer(
+        self, request: NewIssuer, *, now: dt.datetime | None = None
+    ) -> x509.Certificate:
+        """A new named issuer with its first issuing CA, signed by the active root; the
+        certificate carries the issuer's name constraints (inside the root's).
+
+        Raises:
+            InputError: a bad name, subtree, profile or validity. AlreadyExists: the name
+            is taken. PolicyError: constraints outside the root's, or the root has
+            expired. Errors of `signer` (the root key) and StoreUnavailable.
+        """
+        root = self.registry.root
+        acme_profiles = self.settings.acme.get("profiles")
+        cert = create_issuer(
+            store=self._store,
+            registry=self.registry,
+            custody=self._custody,
+            root=lambda: self.signer(root),
+            policy=self.policy,
+            ca_name=self.settings.name,
+            base_url=self.settings.base_url,
+            request=request,
+            taken=[str(p) for p in acme_profiles] if isinstance(acme_profiles, dict) else [],
+            now=now or utcnow(),
+        )
+        self.refresh()
+        return cert
+
+    def disable_issuer(self, name: str, *, disabled: bool = True) -> bool:
+        """Stop (or, with disabled=False, resume) issuing new certificates from `name`;
+        its CRLs and OCSP go on. False when nothing changed.
+
+        Raises:
+            NotFound: no such issuer. PolicyError: it is the default issuer.
+        """
+        issuer = self.registry.issuer(name).name
+        changed = self._store.set_issuer_disabled(issuer, disabled, utcnow())
+        self.refresh()
+        return changed
+
+    def set_default_issuer(self, name: str) -> None:
+        """Make `name` the issuer used when none is named (issue, sign, /acme/directory).
+
+        Raises:
+            NotFound: no such issuer. PolicyError: it is disabled.
+        """
+        self._store.set_default_issuer(self.registry.issuer(name).name, utcnow())
+        self.refresh()
 
     def reissue_root(
         self, *, days: int | None = None, now: dt.datetime | None = None
@@ -420,7 +505,16 @@ class CertificateAuthority(AuthorityRecords):
         from privca.establishment import check_ca_name
 
         now = now or utcnow()
-        old = self.registry.root
+        registry = self.registry
+        old = registry.root
+        # Every enabled issuer that signs now gets a new issuing CA under the new root,
+        # with its own constraints; the default issuer first. A disabled issuer keeps its
+        # old CA (for CRL and OCSP) and gets none.
+        issuing_for = [
+            (issuer.name, issuer_policy(self.policy, issuer))
+            for issuer in sorted(registry.issuers, key=lambda i: not i.default)
+            if issuer.default or (not issuer.disabled and registry.active_issuing(issuer.name))
+        ]
         rollover = rollover_root(
             store=self._store,
             registry=self.registry,
@@ -435,6 +529,7 @@ class CertificateAuthority(AuthorityRecords):
             issuing_days=min(issuing_days, days),
             now=now,
             reverse_cross=reverse_cross,
+            issuing_for=issuing_for,
         )
         self.refresh()
         atomic_write_many(

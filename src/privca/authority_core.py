@@ -144,7 +144,9 @@ class AuthorityCore:
             StoreUnavailable: the first read after `refresh` cannot reach the store.
         """
         if self._registry is None:
-            self._registry = Registry.from_records(self.inventory.authorities())
+            self._registry = Registry.from_records(
+                self.inventory.authorities(), self.inventory.issuers()
+            )
         return self._registry
 
     def authorities(self) -> list[CaCertificate]:

@@ -35,6 +35,7 @@ class ExpiryItem:
     not_after: dt.datetime
     severity: str  # ok | warning | critical
     detail: str
+    issuer_name: str | None = None  # the named issuer (privca issuer list), when known
 
     def document(self, now: dt.datetime) -> dict[str, object]:
         return {
@@ -42,6 +43,7 @@ class ExpiryItem:
             "label": self.label,
             "serial": self.serial,
             "issuer": self.issuer,
+            "issuer_name": self.issuer_name,
             "not_after": isoformat(self.not_after),
             "days_left": days_left(self.not_after, now),
             "severity": self.severity,
@@ -73,6 +75,7 @@ def _certificate_item(
     now: dt.datetime,
     warn: dt.timedelta,
     crit: dt.timedelta,
+    issuer_name: str | None = None,
 ) -> ExpiryItem | None:
     """A live certificate with its severity, or one that expired without a successor;
     None for what needs nothing (revoked, superseded, expired and replaced)."""
@@ -92,11 +95,16 @@ def _certificate_item(
         record.not_after,
         severity,
         detail,
+        issuer_name,
     )
 
 
 def _ca_item(
-    authority: CaCertificate, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
+    authority: CaCertificate,
+    now: dt.datetime,
+    warn: dt.timedelta,
+    crit: dt.timedelta,
+    issuer_name: str | None = None,
 ) -> ExpiryItem:
     return ExpiryItem(
         "ca",
@@ -107,6 +115,7 @@ def _ca_item(
         # A CA must be replaced long before its leaves run out: twice the windows.
         _severity(authority.not_after, now, warn * 2, crit * 2),
         f"{authority.role} CA " + _describe(authority.not_after, now),
+        issuer_name,
     )
 
 
@@ -151,7 +160,9 @@ def collect(
     window = (now - EXPIRED_RECENTLY, now + warn)
     for record in ca.inventory.find(expiring_between=window, now=now, with_der=False):
         if record.profile not in SELF_RENEWING_PROFILES:
-            item = _certificate_item(record, issuers.get(record.issuer_id), now, warn, crit)
+            issuer = issuers.get(record.issuer_id)
+            name = ca.registry.issuer_name_of(issuer)
+            item = _certificate_item(record, issuer, now, warn, crit, name)
             if item is not None:
                 items.append(item)
     live = sum(
@@ -160,7 +171,11 @@ def collect(
         if count.status == CertificateStatus.VALID and count.profile not in SELF_RENEWING_PROFILES
     )
     in_window = sum(1 for i in items if i.kind == "certificate" and i.not_after > now)
-    items += [_ca_item(a, now, warn, crit) for a in issuers.values() if a.active]
+    items += [
+        _ca_item(a, now, warn, crit, ca.registry.issuer_name_of(a))
+        for a in issuers.values()
+        if a.active
+    ]
     for state in ca.inventory.crl_states():
         issuer = issuers.get(state.issuer_id)
         if issuer is not None:
@@ -235,9 +250,13 @@ def _label(value: str) -> str:
 class _Exposition:
     """The lines of one Prometheus text exposition, family by family."""
 
-    def __init__(self, authorities: Sequence[CaCertificate]) -> None:
+    def __init__(
+        self, authorities: Sequence[CaCertificate], names: dict[int, str] | None = None
+    ) -> None:
         self.authorities = list(authorities)
         self.issuers = {a.id: a for a in self.authorities}
+        # Each CA's named issuer (privca issuer list), "" for roots and cross-certificates.
+        self.names = names or {}
         self.lines: list[str] = []
 
     def family(self, name: str, kind: str, help_text: str, samples: Iterable[str]) -> None:
@@ -248,8 +267,14 @@ class _Exposition:
         issuer = self.issuers.get(issuer_id)
         return _label(issuer.label) if issuer else ""
 
+    def name_label(self, issuer_id: int) -> str:
+        return f'issuer_name="{_label(self.names.get(issuer_id, ""))}"'
+
     def ca_labels(self, authority: CaCertificate) -> str:
-        return f'issuer="{_label(authority.label)}",issuer_serial="{serial_hex(authority.serial)}"'
+        return (
+            f'issuer="{_label(authority.label)}",issuer_serial="{serial_hex(authority.serial)}",'
+            + self.name_label(authority.id)
+        )
 
     def counts(self, counts: Sequence[CertificateCount]) -> None:
         self.family(
@@ -312,7 +337,8 @@ class _Exposition:
             (
                 f'{{serial="{serial_hex(r.serial)}",'
                 f'name="{_label(printable(r.names[0] if r.names else r.subject, 255))}",'
-                f'issuer="{self.issuer_label(r.issuer_id)}"}} {int(r.not_after.timestamp())}'
+                f'issuer="{self.issuer_label(r.issuer_id)}",{self.name_label(r.issuer_id)}}} '
+                f"{int(r.not_after.timestamp())}"
                 for r in records
                 if r.profile not in SELF_RENEWING_PROFILES
             ),
@@ -335,7 +361,10 @@ class _Exposition:
                 f"privca_certificates_{kind}_total",
                 "counter",
                 help_text,
-                (f'{{issuer="{_label(a.label)}"}} {totals[a.id]}' for a in self.authorities),
+                (
+                    f'{{issuer="{_label(a.label)}",{self.name_label(a.id)}}} {totals[a.id]}'
+                    for a in self.authorities
+                ),
             )
 
 
@@ -352,7 +381,10 @@ def render_prometheus(
     --format prometheus` passes its --warn. `window` None lists every live certificate.
 
     Expiry is a timestamp, as x509-certificate-exporter and cert-manager export it."""
-    exposition = _Exposition(authorities if authorities is not None else ca.authorities())
+    registry = ca.registry
+    shown = authorities if authorities is not None else ca.authorities()
+    names = {a.id: registry.issuer_name_of(a) or "" for a in shown}
+    exposition = _Exposition(shown, names)
     counts = ca.inventory.certificate_counts(now)
     exposition.counts(counts)
     exposition.soonest(

@@ -137,6 +137,33 @@ class IssuancePolicy:
             if subtree.contains_ip(address):
                 raise PolicyError(f"address '{shown}' is inside the excluded network '{subtree}'")
 
+    def check_subtree(self, subtree: NameSubtree) -> None:
+        """Refuse a subtree (a narrower CA's --permit) that is not wholly inside this
+        policy: a domain must be a name the policy admits (so is everything below it, as
+        excluded subtrees stay binding down the chain), a network must have its first and
+        last address inside one permitted network.
+
+        Raises:
+            PolicyError: the subtree reaches outside the permitted or into an excluded one.
+        """
+        if subtree.kind == "dns":
+            self._check_dns(subtree.value, shown=subtree.value, wildcard=False)
+            return
+        network = subtree.network
+        first, last = str(network.network_address), str(network.broadcast_address)
+        ip_permits = self._permits_kind("ip")
+        if self.permitted and not any(
+            s.contains_ip(first) and s.contains_ip(last) for s in ip_permits
+        ):
+            allowed = ", ".join(str(s) for s in ip_permits) or "none (only DNS domains)"
+            raise PolicyError(
+                f"network '{subtree}' is outside the permitted networks: {allowed}",
+                "permit a network inside one of them",
+            )
+        for excluded in self.excluded:
+            if excluded.kind == "ip" and network.overlaps(excluded.network):
+                raise PolicyError(f"network '{subtree}' overlaps the excluded network '{excluded}'")
+
     def check_names(self, names: Iterable[SubjectName]) -> None:
         """One bad name refuses the whole request; so do more names than `max_names`.
 

@@ -16,7 +16,7 @@ from enum import StrEnum
 from cryptography import x509
 
 from privca.errors import NotFound
-from privca.store.records import AuthorityRecord
+from privca.store.records import AuthorityRecord, IssuerRecord
 from privca.x509.build import subject_key_identifier
 from privca.x509.encoding import public_key_der, serial_hex
 
@@ -78,10 +78,13 @@ class Registry:
     certificates signed by a retired CA keep their chain, CRL and OCSP)."""
 
     authorities: tuple[CaCertificate, ...] = ()
+    issuers: tuple[IssuerRecord, ...] = ()
 
     @classmethod
-    def from_records(cls, records: Iterable[AuthorityRecord]) -> Registry:
-        return cls(tuple(CaCertificate.from_record(r) for r in records))
+    def from_records(
+        cls, records: Iterable[AuthorityRecord], issuers: Iterable[IssuerRecord] = ()
+    ) -> Registry:
+        return cls(tuple(CaCertificate.from_record(r) for r in records), tuple(issuers))
 
     # lookups ------------------------------------------------------------------------------
 
@@ -108,13 +111,99 @@ class Registry:
 
     def select(self, name: str) -> CaCertificate | None:
         """A CA by hex serial, or by alias: `root` is the active root, `issuing` and
-        `current` the active issuing CA (the root of a single-tier CA)."""
+        `current` the default issuer's active issuing CA (the root of a single-tier CA),
+        an issuer's name its active issuing CA."""
         text = name.lower().removesuffix(".crl")
         if text == CaRole.ROOT:
             return self.active(CaRole.ROOT)
         if text in ISSUING_ALIASES:
+            return self._issuing_or_none(self._default_name())
+        by_serial = next((a for a in self.authorities if serial_hex(a.serial) == text), None)
+        if by_serial is not None:
+            return by_serial
+        if any(i.name == text for i in self.issuers):
+            return self._issuing_or_none(text)
+        return None
+
+    # named issuers ------------------------------------------------------------------------
+
+    def issuer(self, name: str | None = None) -> IssuerRecord:
+        """The issuer called `name` (None: the default issuer).
+
+        Raises:
+            NotFound: no issuer has that name (or no issuer is the default)."""
+        from privca._text import printable
+
+        if name is None:
+            found = self.default_issuer
+            if found is None:
+                raise NotFound("the inventory has no default issuer", "see privca issuer list")
+            return found
+        found = next((i for i in self.issuers if i.name == name), None)
+        if found is None:
+            raise NotFound(f"no issuer named '{printable(name, 63)}'", "see privca issuer list")
+        return found
+
+    @property
+    def default_issuer(self) -> IssuerRecord | None:
+        return next((i for i in self.issuers if i.default), None)
+
+    def _default_name(self) -> str | None:
+        default = self.default_issuer
+        return default.name if default is not None else None
+
+    def active_issuing(self, name: str | None) -> CaCertificate | None:
+        """The active issuing CA certificate of issuer `name`, if it has one."""
+        for entry in reversed(self.authorities):
+            if entry.role == CaRole.ISSUING and entry.active and entry.issuer == name:
+                return entry
+        return None
+
+    def _issuing_or_none(self, name: str | None) -> CaCertificate | None:
+        found = self.active_issuing(name)
+        if found is not None:
+            return found
+        if name is None:
+            # A store without issuers (a registry built by hand): the newest issuing CA.
             return self.active(CaRole.ISSUING) or self.active(CaRole.ROOT)
-        return next((a for a in self.authorities if serial_hex(a.serial) == text), None)
+        if name is not None and name == self._root_signs_for():
+            return self.active(CaRole.ROOT)
+        return None
+
+    def _root_signs_for(self) -> str | None:
+        """The issuer a single-tier root signs for: the oldest one that never had an
+        issuing CA of its own (`main` of a home made with --single-tier)."""
+        lineages = {a.issuer for a in self.authorities if a.role == CaRole.ISSUING}
+        return next((i.name for i in self.issuers if i.name not in lineages), None)
+
+    def issuing_of(self, name: str | None = None) -> CaCertificate:
+        """The CA that signs now for issuer `name` (None: the default issuer): its active
+        issuing CA, or the root of a single-tier CA for the default issuer.
+
+        Raises:
+            NotFound: no such issuer, or it has no active issuing CA."""
+        issuer = self.issuer(name) if name is not None or self.issuers else None
+        entry = self._issuing_or_none(issuer.name if issuer is not None else None)
+        if entry is None:
+            if not self.roots:
+                raise NotFound("the inventory has no root CA", "is this a privca home?")
+            shown = issuer.name if issuer is not None else "default"
+            raise NotFound(
+                f"issuer '{shown}' has no active issuing CA",
+                f"make one: privca rotate issuing --issuer {shown}",
+            )
+        return entry
+
+    def issuer_name_of(self, entry: CaCertificate | None) -> str | None:
+        """The named issuer a CA certificate signs for: an issuing CA's own, the issuer a
+        single-tier root signs for (see `_root_signs_for`); else None."""
+        if entry is None:
+            return None
+        if entry.role == CaRole.ISSUING:
+            return entry.issuer
+        if entry.role == CaRole.ROOT:
+            return self._root_signs_for()
+        return None
 
     # the hierarchy ------------------------------------------------------------------------
 
@@ -128,9 +217,9 @@ class Registry:
 
     @property
     def issuing(self) -> CaCertificate:
-        """The CA that signs services now: the active issuing CA, or the root of a
-        single-tier CA."""
-        return self.active(CaRole.ISSUING) or self.root
+        """The CA that signs services now for the default issuer: its active issuing CA,
+        or the root of a single-tier CA."""
+        return self.issuing_of(None)
 
     def issuer_of(self, entry: CaCertificate) -> CaCertificate | None:
         """The CA certificate that signed `entry` (None for a root): by subject and key

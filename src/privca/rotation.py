@@ -122,7 +122,7 @@ def ca_certificate_files(
     return files
 
 
-def _issuing_ca(
+def issuing_ca(
     custody: HomeCustody,
     key_type: KeyType,
     beside: str,
@@ -164,21 +164,25 @@ def rotate_issuing(
     key_type: KeyType | None,
     days: int,
     now: dt.datetime,
+    issuer: str | None = None,
 ) -> x509.Certificate:
-    """A new issuing CA key (where the root key is: file or token) and certificate; the
-    root key (`root`) is unlocked once everything else has been checked."""
+    """A new issuing CA key (where the root key is: file or token) and certificate for
+    `issuer` (None: the default issuer; `policy` is already narrowed to it); the root key
+    (`root`) is unlocked once everything else has been checked."""
     check_ca_days(days, "issuing CA")
     root_ca = registry.root
     if min(now + dt.timedelta(days=days), root_ca.not_after) <= now:
         raise PolicyError("the root has expired; a new issuing CA cannot be made under it")
-    current = registry.active(CaRole.ISSUING)
+    issuer = registry.issuer(issuer).name if registry.issuers else None
+    current = registry.active_issuing(issuer) or registry.active(CaRole.ISSUING)
     if key_type is None:
         key_type = key_type_of(current.certificate.public_key()) if current else DEFAULT_ISSUING_KEY
-    key, cert = _issuing_ca(
+    key, cert = issuing_ca(
         custody, key_type, root_ca.key_ref, root(), name, policy, base_url, days, now
     )
     custody.keep(key)
-    record_authority(store, CaRole.ISSUING, cert, key.key_ref, now, "rotate issuing")
+    row = dataclasses.replace(authority_row(CaRole.ISSUING, cert, key.key_ref), issuer=issuer)
+    store.add_authorities([row], now, cause="rotate issuing")
     return cert
 
 
@@ -233,6 +237,9 @@ class Rollover:
     cross: x509.Certificate
     issuing: x509.Certificate | None  # None for a single-tier CA
     reverse_cross: x509.Certificate | None = None
+    # Every issuer that got a new issuing CA under the new root, by name (the default's
+    # is `issuing` too).
+    issuers: tuple[tuple[str, x509.Certificate], ...] = ()
 
 
 def build_cross_certificate(
@@ -287,11 +294,14 @@ def rollover_root(
     issuing_days: int,
     now: dt.datetime,
     reverse_cross: bool = False,
+    issuing_for: Sequence[tuple[str, IssuancePolicy]] = (),
 ) -> Rollover:
     """A new root key and self-signed certificate (kept where the old root key is: an
     encrypted file or the token), its cross-certificate signed by the old root, with
     `reverse_cross` the old root signed by the new, and a new issuing CA under the new
-    root; recorded root, cross, reverse cross, issuing, in that order."""
+    root for each issuer of `issuing_for` (name and narrowed policy; the default issuer
+    first; empty: one for the default issuer under `policy`); recorded root, cross,
+    reverse cross, issuing CAs, in that order."""
     check_ca_days(days, "root")
     check_ca_days(issuing_days, "issuing CA")
     current = registry.root
@@ -334,26 +344,29 @@ def rollover_root(
         if reverse_cross
         else None
     )
-    issuing_cert: x509.Certificate | None = None
-    issuing_key: GeneratedKey | None = None
-    if not single_tier:
-        issuing_key, issuing_cert = _issuing_ca(
+    made: list[tuple[str | None, GeneratedKey, x509.Certificate]] = []
+    targets: Sequence[tuple[str | None, IssuancePolicy]] = issuing_for or [(None, policy)]
+    for index, (issuer, issuer_policy) in enumerate(targets):
+        if single_tier and index == 0:
+            continue  # the new root signs for the default issuer itself
+        current_ca = registry.active_issuing(issuer) if issuer else registry.active(CaRole.ISSUING)
+        key, cert = issuing_ca(
             custody,
-            key_type_of(registry.issuing.certificate.public_key())
-            if registry.active(CaRole.ISSUING) is not None
-            else DEFAULT_ISSUING_KEY,
+            key_type_of(current_ca.certificate.public_key()) if current_ca else DEFAULT_ISSUING_KEY,
             current.key_ref,
             new_root_signer,
-            name,
-            policy,
+            name if index == 0 else f"{name} {issuer}",
+            issuer_policy,
             base_url,
             issuing_days,
             now,
         )
+        made.append((issuer, key, cert))
+    issuing_cert = made[0][2] if made and not single_tier else None
     # Keys first: a record never names a key that is not kept.
     custody.keep(root_key)
-    if issuing_key is not None:
-        custody.keep(issuing_key)
+    for _issuer, key, _cert in made:
+        custody.keep(key)
     # One transaction: a rollover half recorded (a root without its cross-certificate)
     # would strand clients that trust only the old root.
     rows = [
@@ -362,10 +375,17 @@ def rollover_root(
     ]
     if reverse is not None:
         rows.append(authority_row(CaRole.REVERSE_CROSS, reverse, current.key_ref))
-    if issuing_cert is not None and issuing_key is not None:
-        rows.append(authority_row(CaRole.ISSUING, issuing_cert, issuing_key.key_ref))
+    for issuer, key, cert in made:
+        row = authority_row(CaRole.ISSUING, cert, key.key_ref)
+        rows.append(dataclasses.replace(row, issuer=issuer))
     store.add_authorities(rows, now, unless_active=CaRole.CROSS, cause="root rollover, new key")
-    return Rollover(root=root_cert, cross=cross, issuing=issuing_cert, reverse_cross=reverse)
+    return Rollover(
+        root=root_cert,
+        cross=cross,
+        issuing=issuing_cert,
+        reverse_cross=reverse,
+        issuers=tuple((issuer, cert) for issuer, _key, cert in made if issuer is not None),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -444,6 +464,7 @@ __all__ = [
     "ca_certificate_files",
     "check_ca_days",
     "check_retirable",
+    "issuing_ca",
     "old_hierarchy",
     "record_authority",
     "reissue_root",

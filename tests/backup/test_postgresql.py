@@ -9,6 +9,7 @@ from pathlib import Path
 
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
+from privca.issuers import NewIssuer
 from privca.x509.encoding import serial_hex
 from tests.backup.conftest import manifest_of
 from tests.conftest import PASSPHRASE, Cli, assert_user_error
@@ -23,6 +24,11 @@ def test_postgresql_store_backs_up_and_restores_into_either_store(
     tmp_path: Path,
 ) -> None:
     ca = make_ca(store_url=postgres_url)
+    # A second issuer, made the default: the restored store must keep both and the choice
+    # (not the `main` default its fresh migration seeds).
+    ca.create_issuer(NewIssuer("team-a"))
+    ca.set_default_issuer("team-a")
+    issuers = [(i.name, i.default) for i in ca.issuers()]
     for n in range(3):
         ca.issue([f"pg{n}.corp.internal"])
     ca.revoke(serial_hex(ca.issue(["gone.corp.internal"]).serial))
@@ -43,6 +49,7 @@ def test_postgresql_store_backs_up_and_restores_into_either_store(
     restored = CertificateAuthority.open(sqlite_home, PASSPHRASE)
     try:
         assert len(restored.inventory.find(now=utcnow())) == 4
+        assert [(i.name, i.default) for i in restored.issuers()] == issuers
     finally:
         restored.close()
 
@@ -65,6 +72,7 @@ def test_postgresql_store_backs_up_and_restores_into_either_store(
         again = CertificateAuthority.open(pg_home, PASSPHRASE)
         try:
             assert len(again.inventory.find(now=utcnow())) == 4
+            assert [(i.name, i.default) for i in again.issuers()] == issuers
             # Sequences continue past the copied rows: new records get new ids.
             again.issue(["after-restore.corp.internal"])
             assert len(again.inventory.find(now=utcnow())) == 5

@@ -1,4 +1,4 @@
-"""Migration 0010 (the compact store): rows written before it read back the same after it,
+"""Migration 0011 (the compact store): rows written before it read back the same after it,
 on SQLite and on PostgreSQL, are stored in their compact forms, and come back as they
 were when it is undone; the column types convert losslessly at the edges."""
 
@@ -73,7 +73,7 @@ ROWS = {
 
 
 def _sqlalchemy_text(value: dt.datetime) -> str:
-    """How SQLAlchemy's DateTime wrote a UTC time on SQLite before 0010."""
+    """How SQLAlchemy's DateTime wrote a UTC time on SQLite before 0011."""
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
@@ -136,7 +136,7 @@ def _raw(engine: sa.Engine, table: str) -> list[tuple[object, ...]]:
         )
 
 
-def test_0010_converts_existing_rows_and_back(store_url: str, backend: str) -> None:
+def test_0011_converts_existing_rows_and_back(store_url: str, backend: str) -> None:
     engine = _upgrade_to(store_url, BEFORE)
     ders = _insert_legacy_rows(engine)
     legacy_certificates = _raw(engine, "certificates")

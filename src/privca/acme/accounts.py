@@ -162,6 +162,13 @@ class Accounts:
         key = self.repository.eab_key(account.eab_kid)
         return key.profile if key is not None else None
 
+    def eab_issuer(self, account: AccountRow) -> str | None:
+        """The one issuer the account's EAB key admits, if it was bound to one."""
+        if account.eab_kid is None:
+            return None
+        key = self.repository.eab_key(account.eab_kid)
+        return key.issuer if key is not None else None
+
     def update_account(self, auth: Authenticated, account_id: str) -> AccountRow:
         account = auth.signer()
         if account.id != account_id:

@@ -84,6 +84,7 @@ class Certificates:
                 names=[value for _kind, value in order.identifiers],
                 profile=order.profile,
                 days=self._days(order),
+                issuer=order.issuer,
             )
         except IssuanceRefused as exc:
             problem = AcmeProblem(exc.kind, exc.message)

@@ -42,17 +42,32 @@ class CertificateInfo:
 class CertificateIssuer(Protocol):
     """The CA as acme/ sees it."""
 
-    def check_names(self, names: Sequence[str]) -> None:
-        """Raise IssuanceRefused('rejectedIdentifier', ...) if the current policy refuses one."""
+    def check_names(
+        self, names: Sequence[str], issuer: str | None = None, profile: str | None = None
+    ) -> None:
+        """Raise IssuanceRefused('rejectedIdentifier', ...) if the current policy (of
+        `issuer`; None: the default issuer) refuses one, IssuanceRefused('unauthorized',
+        ...) if that issuer issues nothing now (disabled, unknown) or not `profile`."""
+
+    def issuer_name(self, name: str | None) -> str | None:
+        """The name of issuer `name` (None: the default issuer's); None when there is no
+        such issuer (an ACME path segment that is not one)."""
 
     def address_allowed(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         """False if the policy has permitted IP networks and `address` is outside them, or
         it lies in an excluded one: the validator never connects there."""
 
     def issue(
-        self, csr_der: bytes, *, names: Sequence[str], profile: str, days: int | None
+        self,
+        csr_der: bytes,
+        *,
+        names: Sequence[str],
+        profile: str,
+        days: int | None,
+        issuer: str | None = None,
     ) -> IssuedChain:
-        """Sign a CSR whose names must equal `names`; recorded before it returns."""
+        """Sign a CSR whose names must equal `names` by `issuer` (None: the default);
+        recorded before it returns."""
 
     def revoke(self, serial: int, reason: str) -> bool:
         """Revoke, or change an earlier revocation to keyCompromise; False if nothing

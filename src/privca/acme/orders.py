@@ -58,15 +58,17 @@ class Orders:
     accounts: Accounts
 
     def new_order(
-        self, auth: Authenticated, profile: str | None
+        self, auth: Authenticated, profile: str | None, issuer: str | None = None
     ) -> tuple[OrderRow, list[AuthorizationRow]]:
-        """`profile` is the one of the directory the client used (None: the main one)."""
+        """`profile` and `issuer` are those of the directory the client used (None: the
+        main one, the default issuer)."""
         account = auth.signer()
         payload = auth.request.json_payload()
         _check_identifier_types(payload.get("identifiers"))
         body = messages.decode(messages.NewOrder, payload, "newOrder")
         profile = self._profile(account, payload.get("profile"), profile)
-        identifiers = self._check_identifiers(body.identifiers)
+        issuer = self._issuer(account, issuer)
+        identifiers = self._check_identifiers(body.identifiers, issuer, profile)
         now = utcnow()
         _check_validity(body.not_before, body.not_after, now)
         if body.replaces is not None:
@@ -85,6 +87,7 @@ class Orders:
             certificate_serial=None,
             replaces=body.replaces,
             created_at=now,
+            issuer=issuer,
         )
         authorizations, challenges = _authorizations(order)
         self.repository.add_order(order, authorizations, challenges)
@@ -112,7 +115,24 @@ class Orders:
             )
         return profile
 
-    def _check_identifiers(self, identifiers: Any) -> list[tuple[str, str]]:
+    def _issuer(self, account: AccountRow, directory: str | None) -> str:
+        """The order's issuer: the directory's (None: the default issuer), which the
+        account's EAB key must admit."""
+        name = self.issuer.issuer_name(directory)
+        if name is None:
+            raise AcmeProblem("notFound", "no such ACME directory")
+        bound = self.accounts.eab_issuer(account)
+        if bound is not None and name != bound:
+            raise AcmeProblem(
+                "unauthorized",
+                f"this account's external account key admits only issuer '{bound}': "
+                f"use its directory, /acme/{bound}/directory",
+            )
+        return name
+
+    def _check_identifiers(
+        self, identifiers: Any, issuer: str, profile: str
+    ) -> list[tuple[str, str]]:
         if not identifiers:
             raise AcmeProblem("malformed", "an order needs at least one identifier")
         if len(identifiers) > MAX_IDENTIFIERS:
@@ -127,8 +147,10 @@ class Orders:
         result = list(dict.fromkeys(result))
         if not problems:
             try:
-                self.issuer.check_names([v for _k, v in result])
+                self.issuer.check_names([v for _k, v in result], issuer, profile)
             except IssuanceRefused as exc:
+                if exc.kind == "unauthorized":
+                    raise AcmeProblem(exc.kind, exc.message) from exc
                 problems.append(AcmeProblem("rejectedIdentifier", exc.message))
         if len(problems) == 1:
             raise problems[0]

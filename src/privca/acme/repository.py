@@ -52,6 +52,9 @@ class OrderRow:
     certificate_serial: str | None  # lowercase hex, once valid
     replaces: str | None  # the ARI certificate id (RFC 9773) the order renews
     created_at: dt.datetime
+    # The issuer whose directory the order came through (None: orders made before
+    # issuers existed, which the default issuer finalizes).
+    issuer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class EabKeyRow:
     revoked_at: dt.datetime | None
     accounts: int  # accounts it has created
     max_accounts: int = 1
+    issuer: str | None = None  # the only issuer its accounts may order from, when set
 
 
 class EabBindingRefused(Exception):

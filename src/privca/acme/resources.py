@@ -12,11 +12,15 @@ class Urls:
 
     base: str  # ends without a slash, e.g. https://ca.corp/acme
 
-    def directory(self, profile: str | None = None) -> str:
-        return f"{self.base}/{profile}/directory" if profile else f"{self.base}/directory"
+    def _under(self, profile: str | None, issuer: str | None) -> str:
+        """/acme, /acme/<profile>, /acme/<issuer> or /acme/<issuer>/<profile>."""
+        return "/".join([self.base, *(part for part in (issuer, profile) if part)])
 
-    def new_order(self, profile: str | None = None) -> str:
-        return f"{self.base}/{profile}/new-order" if profile else f"{self.base}/new-order"
+    def directory(self, profile: str | None = None, issuer: str | None = None) -> str:
+        return f"{self._under(profile, issuer)}/directory"
+
+    def new_order(self, profile: str | None = None, issuer: str | None = None) -> str:
+        return f"{self._under(profile, issuer)}/new-order"
 
     @property
     def new_nonce(self) -> str:

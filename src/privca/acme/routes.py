@@ -276,14 +276,30 @@ class AcmeApp:
         body = self.encode_account(account, urls)
         return _Reply(body, status, {"Location": urls.account(account.id)})
 
+    def directory_of(self, request: Request) -> tuple[str | None, str | None]:
+        """(profile, issuer) of the directory a path is under: /acme/<profile>/...,
+        /acme/<issuer>/... (issuer names never equal profile names) or
+        /acme/<issuer>/<profile>/...; None for what the path leaves out."""
+        params = request.path_params
+        profile, issuer = params.get("profile"), params.get("issuer")
+        first = params.get("first")
+        if first is not None:
+            if first in self.settings.profiles:
+                profile = first
+            else:
+                issuer = first
+        if profile is not None and profile not in self.settings.profiles:
+            raise AcmeProblem("notFound", "no such ACME profile")
+        if issuer is not None and self.service.issuer.issuer_name(issuer) is None:
+            raise AcmeProblem("notFound", "no such ACME issuer")
+        return profile, issuer
+
     # endpoints ----------------------------------------------------------------------------
 
     async def directory(self, request: Request, urls: Urls) -> _Reply:
         if request.method not in ("GET", "HEAD"):
             raise AcmeProblem("methodNotAllowed", "use GET for the directory")
-        profile = request.path_params.get("profile")
-        if profile is not None and profile not in self.settings.profiles:
-            raise AcmeProblem("notFound", "no such ACME profile")
+        profile, issuer = await self.admission.run(self.directory_of, request)
         meta = messages.Directory.Meta(
             external_account_required=self.settings.eab == "required",
             profiles={
@@ -295,7 +311,7 @@ class AcmeApp:
                 {
                     "newNonce": urls.new_nonce,
                     "newAccount": urls.new_account,
-                    "newOrder": urls.new_order(profile),
+                    "newOrder": urls.new_order(profile, issuer),
                     "revokeCert": urls.revoke_cert,
                     "keyChange": urls.key_change,
                     "renewalInfo": urls.renewal_info,
@@ -335,12 +351,9 @@ class AcmeApp:
         return self.account_reply(account, urls)
 
     async def new_order(self, request: Request, urls: Urls) -> _Reply:
-        profile = request.path_params.get("profile")
-
         def new_order(auth: Authenticated) -> tuple[OrderRow, list[AuthorizationRow]]:
-            if profile is not None and profile not in self.settings.profiles:
-                raise AcmeProblem("notFound", "no such ACME profile")
-            return self.service.orders.new_order(auth, profile)
+            profile, issuer = self.directory_of(request)
+            return self.service.orders.new_order(auth, profile, issuer)
 
         order, authzs = await self.signed_call(request, urls, new_order)
         return self.order_reply(order, authzs, urls, 201)
@@ -423,8 +436,10 @@ class AcmeApp:
             ("/authz/{id}", self.authorization),
             ("/chall/{id}", self.challenge),
             ("/cert/{id}", self.certificate),
-            ("/{profile}/directory", self.directory),
-            ("/{profile}/new-order", self.new_order),
+            ("/{first}/directory", self.directory),
+            ("/{first}/new-order", self.new_order),
+            ("/{issuer}/{profile}/directory", self.directory),
+            ("/{issuer}/{profile}/new-order", self.new_order),
             ("/{rest:path}", self.not_found),
         ]
         return [Route(path, self._endpoint(handler), methods=_METHODS) for path, handler in table]

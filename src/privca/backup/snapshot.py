@@ -158,8 +158,9 @@ def _rows(connection: sa.Connection, table: sa.Table) -> Iterator[list[dict[str,
 
 def copy_rows(source: sa.Connection, destination: sa.Connection) -> None:
     """Every row of privca's tables, parents first (foreign keys hold at every insert),
-    into a store just migrated: what the migrations seeded there (the audit log's first
-    entry and its head) gives way to the copy, children first."""
+    into a freshly migrated store. What the migrations seeded there (the first issuer,
+    `main`, the audit log's first entry and its head) goes first, children first: the
+    source's rows are the truth."""
     for table in reversed(metadata.sorted_tables):
         destination.execute(table.delete())
     for table in metadata.sorted_tables:

@@ -44,6 +44,12 @@ def eab_group() -> None:
     help="The only ACME profile the key's accounts may order (default: any offered).",
 )
 @click.option(
+    "--issuer",
+    default=None,
+    metavar="NAME",
+    help="The only issuer the key's accounts may order from (/acme/NAME/...; default: any).",
+)
+@click.option(
     "--max-accounts",
     type=click.IntRange(min=1),
     default=1,
@@ -53,7 +59,12 @@ def eab_group() -> None:
 @json_option
 @click.pass_obj
 def eab_create(
-    app: AppContext, label: str, profile: str | None, max_accounts: int, as_json: bool
+    app: AppContext,
+    label: str,
+    profile: str | None,
+    issuer: str | None,
+    max_accounts: int,
+    as_json: bool,
 ) -> None:
     """Create a key id and HMAC key. The HMAC key is printed now and never again; the
     inventory keeps it sealed under private/eab.key."""
@@ -68,6 +79,8 @@ def eab_create(
     secret = secrets.token_bytes(32)
     hmac_key = base64.urlsafe_b64encode(secret).rstrip(b"=").decode()
     with open_authority(app) as ca:
+        if issuer is not None:
+            issuer = ca.registry.issuer(issuer).name  # NotFound for an unknown name
         _acme_store(ca).add_eab_key(
             EabKeyRow(
                 kid=kid,
@@ -77,6 +90,7 @@ def eab_create(
                 revoked_at=None,
                 accounts=0,
                 max_accounts=max_accounts,
+                issuer=issuer,
             ),
             secret,
         )
@@ -87,6 +101,7 @@ def eab_create(
                 "hmac_key": hmac_key,
                 "label": label,
                 "profile": profile,
+                "issuer": issuer,
                 "max_accounts": max_accounts,
             }
         )
@@ -95,7 +110,8 @@ def eab_create(
     click.echo(f"HMAC key: {hmac_key}")
     click.echo(
         f"It may create {max_accounts} account(s)"
-        + (f", which may order profile '{profile}' only." if profile else ".")
+        + (f", which may order profile '{profile}' only" if profile else "")
+        + (f", from issuer {issuer} only (/acme/{issuer}/directory)." if issuer else ".")
     )
     click.echo("The HMAC key is shown only now; give both to the ACME client (e.g. certbot")
     click.echo("--eab-kid/--eab-hmac-key, lego --eab --kid/--hmac).")
@@ -117,6 +133,7 @@ def eab_list(app: AppContext, as_json: bool) -> None:
             "kid": k.kid,
             "label": k.label,
             "profile": k.profile,
+            "issuer": k.issuer,
             "created_at": _time(k.created_at),
             "revoked_at": _time(k.revoked_at),
             "accounts": k.accounts,
@@ -130,12 +147,13 @@ def eab_list(app: AppContext, as_json: bool) -> None:
         return
     print_table(
         f"{len(keys)} EAB key(s)",
-        ["key id", "label", "profile", "created", "revoked", "accounts", "account ids"],
+        ["key id", "label", "profile", "issuer", "created", "revoked", "accounts", "account ids"],
         [
             [
                 k.kid,
                 k.label,
                 k.profile or "any",
+                k.issuer or "any",
                 _time(k.created_at) or "",
                 _time(k.revoked_at) or "",
                 f"{k.accounts}/{k.max_accounts}",

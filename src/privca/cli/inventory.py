@@ -96,6 +96,9 @@ def list_command(
         if as_jsonl:
             print_json_lines(documents)
             return
+        # The issuer column only where there is a choice (two issuers or more), and last,
+        # so scripts that cut the first six columns keep working.
+        named = len(ca.registry.issuers) > 1
         rows = (
             [
                 d["serial"],
@@ -104,18 +107,17 @@ def list_command(
                 d["not_after"][:10],
                 str(d["days_left"]),
                 d["status"],
+                *([d["issuer_name"] or ""] if named else []),
             ]
             for d in documents
         )
+        columns = ["serial", "names", "profile", "not after", "days", "status"]
+        columns += ["issuer"] if named else []
         if is_terminal():
             table = list(rows)  # rich sizes the columns from every row
-            print_table(
-                f"{len(table)} certificate(s)",
-                ["serial", "names", "profile", "not after", "days", "status"],
-                table,
-            )
+            print_table(f"{len(table)} certificate(s)", columns, table)
         else:
-            print_table(None, ["serial", "names", "profile", "not after", "days", "status"], rows)
+            print_table(None, columns, rows)
 
 
 def _parse_serial(text: str) -> int:
@@ -163,6 +165,7 @@ def show_command(app: AppContext, serial_or_name: str, pem: bool, as_json: bool)
         "profile",
         "subject",
         "issuer",
+        "issuer_name",
         "not_before",
         "not_after",
         "days_left",

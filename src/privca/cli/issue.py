@@ -16,6 +16,7 @@ from privca.cli.options import (
     check_out_directory,
     check_outputs_free,
     days_option,
+    issuer_option,
     json_option,
     key_type_option,
     make_out_directory,
@@ -69,6 +70,7 @@ def chain_new_path(chain_path: Path) -> Path:
 @click.command("issue")
 @click.argument("names", nargs=-1, required=True)
 @profile_option
+@issuer_option
 @key_type_option("ec-p256", "Key type of the generated service key.")
 @days_option
 @click.option(
@@ -94,6 +96,7 @@ def issue_command(
     app: AppContext,
     names: tuple[str, ...],
     profile: str,
+    issuer: str | None,
     key_type: str,
     days: int | None,
     out: Path,
@@ -129,6 +132,7 @@ def issue_command(
             key_type=KeyType.parse(key_type),
             days=days,
             common_name=common_name,
+            issuer=issuer,
         )
     make_out_directory(out, private=True)
     atomic_write_many(_issued_files(issued, paths, stem, p12_passphrase))
@@ -275,6 +279,7 @@ def _warn_common_name_not_copied(
 @click.command("sign")
 @click.argument("csrs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @profile_option
+@issuer_option
 @days_option
 @click.option(
     "--out",
@@ -295,6 +300,7 @@ def sign_command(
     app: AppContext,
     csrs: tuple[Path, ...],
     profile: str,
+    issuer: str | None,
     days: int | None,
     out: Path | None,
     common_name: str | None,
@@ -319,7 +325,7 @@ def sign_command(
         if transition:
             check_outputs_free([chain_new_path(h) for _, h in planned], force)
         issued = ca.sign_requests(
-            requests, profile=profile, days=days, strict=strict, progress=tick
+            requests, profile=profile, days=days, strict=strict, issuer=issuer, progress=tick
         )
     make_out_directory(directory, private=False)
     files = []

@@ -18,6 +18,7 @@ from privca.cli.deploy import Deployed, check_deploy_results, deploy_each, deplo
 from privca.cli.options import (
     check_out_directory,
     days_option,
+    issuer_option,
     json_option,
     key_type_option,
     make_out_directory,
@@ -236,6 +237,7 @@ def _crl_document(
 @click.command("renew")
 @click.argument("serial_or_name")
 @days_option
+@issuer_option
 @click.option(
     "--new-key/--reuse-key",
     default=True,
@@ -274,6 +276,7 @@ def renew_command(
     app: AppContext,
     serial_or_name: str,
     days: int | None,
+    issuer: str | None,
     new_key: bool,
     key_type: str | None,
     out: Path,
@@ -312,6 +315,7 @@ def renew_command(
             new_key=new_key,
             key_type=KeyType.parse(key_type) if key_type else None,
             revoke_old_after=grace,
+            issuer=issuer,
         )
         if revoke_old and old.status != "revoked":
             ca.revoke(serial_hex(old.serial), "superseded")
@@ -496,31 +500,49 @@ def rotate_group() -> None:
     show_default=True,
     help="Validity of the new issuing CA, in days (cut to the root's remaining life).",
 )
+@click.option(
+    "--issuer",
+    default=None,
+    metavar="NAME",
+    help="The named issuer to rotate (default: the default issuer).",
+)
 @passphrase_file_option()
 @json_option
 @click.pass_obj
 def rotate_issuing_command(
-    app: AppContext, key_type: str | None, days: int, passphrase_file: Path | None, as_json: bool
+    app: AppContext,
+    key_type: str | None,
+    days: int,
+    issuer: str | None,
+    passphrase_file: Path | None,
+    as_json: bool,
 ) -> None:
     """A new issuing CA under the same root: new certificates come from it at once, the old
-    one keeps answering CRL/OCSP for what it issued, and no client trust store changes."""
+    one keeps answering CRL/OCSP for what it issued, and no client trust store changes.
+    With --issuer, that issuer's (it keeps its name, constraints and profiles)."""
     from privca._time import isoformat
     from privca.cli.options import open_authority
     from privca.keys.types import KeyType
 
     with open_authority(app, passphrase_file) as ca:
-        cert = ca.rotate_issuing(key_type=KeyType.parse(key_type) if key_type else None, days=days)
+        cert = ca.rotate_issuing(
+            key_type=KeyType.parse(key_type) if key_type else None, days=days, issuer=issuer
+        )
+        default = ca.registry.issuer(None).name if ca.registry.issuers else None
+    not_after = isoformat(cert.not_valid_after_utc)
     document = {
         "subject": cert.subject.rfc4514_string(),
         "serial": serial_hex(cert.serial_number),
-        "not_after": isoformat(cert.not_valid_after_utc),
+        "not_after": not_after,
+        "issuer": issuer or default,
     }
     if as_json:
         print_json(document)
     else:
+        updated = "chain.pem updated" if issuer in (None, default) else f"issuer {issuer}"
         click.echo(
             f"New issuing CA {document['subject']} (serial {document['serial']}, "
-            f"until {document['not_after'][:10]}); chain.pem updated."
+            f"until {not_after[:10]}); {updated}."
         )
         note(
             "Servers that send the chain should pick up the new chain with their next "

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "crl": ("lifecycle:crl_command", "Publish a new CRL for each issuing CA."),
     "renew": ("lifecycle:renew_command", "Re-issue a certificate: same names, new serial."),
     "rotate": ("lifecycle:rotate_group", "Replace the issuing CA, or roll over the root."),
+    "issuer": ("issuer:issuer_group", "Named issuing CAs under one root (create, list, ...)."),
     "needs-renewal": (
         "lifecycle:needs_renewal_command",
         "Exit 0 if a certificate file is due for renewal (for ExecCondition=).",

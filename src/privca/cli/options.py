@@ -48,6 +48,13 @@ profile_option = click.option(
     help="Certificate profile: server, client, or both (internal mTLS).",
 )
 
+issuer_option = click.option(
+    "--issuer",
+    default=None,
+    metavar="NAME",
+    help="The named issuer that signs (default: the default issuer; see privca issuer list).",
+)
+
 days_option = click.option(
     "--days",
     type=int,
@@ -114,6 +121,7 @@ def record_document(ca: CertificateAuthority, record: Any, now: Any) -> dict[str
         "profile": record.profile,
         "subject": record.subject,
         "issuer": issuer.common_name if issuer else None,
+        "issuer_name": ca.registry.issuer_name_of(issuer),
         "not_before": isoformat(record.not_before),
         "not_after": isoformat(record.not_after),
         "days_left": days_left(record.not_after, now),

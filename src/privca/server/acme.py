@@ -57,10 +57,33 @@ class CertificateAuthorityIssuer:
             self.authority.reload_settings()
             self._settings_mtime = mtime
 
-    def check_names(self, names: Sequence[str]) -> None:
+    def _current_issuers(self) -> None:
+        """See issuers created, disabled or made default by another process (a new
+        issuer's CA also shows in the server's watch, a disabled flag does not)."""
+        if tuple(self.authority.inventory.issuers()) != self.authority.registry.issuers:
+            self.authority.refresh()
+
+    def issuer_name(self, name: str | None) -> str | None:
+        self._current_issuers()
+        registry = self.authority.registry
+        if name is None:
+            default = registry.default_issuer
+            return default.name if default is not None else None
+        return next((i.name for i in registry.issuers if i.name == name), None)
+
+    def check_names(
+        self, names: Sequence[str], issuer: str | None = None, profile: str | None = None
+    ) -> None:
+        from privca.issuers import choose_issuer
+
         self._current_policy()
+        self._current_issuers()
         try:
-            self.authority.policy.check_names([parse_name(n) for n in names])
+            choice = choose_issuer(self.authority.registry, self.authority.policy, issuer, profile)
+        except PrivcaError as exc:
+            raise IssuanceRefused("unauthorized", exc.message) from exc
+        try:
+            choice.policy.check_names([parse_name(n) for n in names])
         except InputError as exc:
             raise IssuanceRefused("rejectedIdentifier", exc.message) from exc
 
@@ -73,12 +96,20 @@ class CertificateAuthorityIssuer:
         return not _within(address, [s.network for s in policy.excluded if s.kind == "ip"])
 
     def issue(
-        self, csr_der: bytes, *, names: Sequence[str], profile: str, days: int | None
+        self,
+        csr_der: bytes,
+        *,
+        names: Sequence[str],
+        profile: str,
+        days: int | None,
+        issuer: str | None = None,
     ) -> IssuedChain:
         request = _request_for(csr_der, names)
-        self.check_names(sorted(str(n) for n in request.names))
+        self.check_names(sorted(str(n) for n in request.names), issuer, profile)
         try:
-            issued = self.authority.sign_requests([request], profile=profile, days=days)[0]
+            issued = self.authority.sign_requests(
+                [request], profile=profile, days=days, issuer=issuer
+            )[0]
         except InputError as exc:  # PolicyError too: both are the CSR's or the names' fault
             raise IssuanceRefused("badCSR", exc.message) from exc
         return IssuedChain(

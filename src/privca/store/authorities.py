@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from privca.errors import AlreadyExists, StoreUnavailable
+from privca.errors import AlreadyExists, NotFound, StoreUnavailable
 from privca.store.auditlog import der_fingerprint
 from privca.store.database import Change, Database
-from privca.store.schema import authorities, crl_state
+from privca.store.schema import authorities, crl_state, issuers
 from privca.x509.encoding import serial_hex
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -70,6 +70,27 @@ class NewAuthorityRow:
     key_ref: str
     not_after: dt.datetime
     active: bool = True
+    # The named issuer of an issuing CA (None: the default issuer).
+    issuer: str | None = None
+
+
+def default_issuer_name(change: Change) -> str | None:
+    """The default issuer's name, read inside a write transaction."""
+    found = change.execute(sa.select(issuers.c.name).where(issuers.c.is_default.is_(True))).first()
+    return str(found[0]) if found is not None else None
+
+
+def _issuer_of_row(change: Change, row: NewAuthorityRow) -> str | None:
+    """The issuer an issuing CA row joins: the one named, else the default issuer."""
+    if row.role != "issuing":
+        return None
+    name = row.issuer or default_issuer_name(change)
+    if name is None:
+        raise NotFound("the inventory has no default issuer", "see privca issuer list")
+    known = change.execute(sa.select(issuers.c.name).where(issuers.c.name == name)).first()
+    if known is None:
+        raise NotFound(f"no issuer named '{name}'", "see privca issuer list")
+    return name
 
 
 def _refuse_if_active(change: Change, role: str) -> None:
@@ -87,6 +108,53 @@ def _refuse_if_active(change: Change, role: str) -> None:
             f"an active {role} CA certificate was recorded meanwhile (serial {found[0]})",
             "see privca rotate status",
         )
+
+
+def insert_authorities(
+    change: Change, rows: Sequence[NewAuthorityRow], now: dt.datetime, cause: str | None = None
+) -> list[int]:
+    """Insert CA certificate rows inside `change`; each active one replaces the active CA
+    of its role (for an issuing CA: of its issuer). Ids in the order given; `cause` says
+    why, in the audit log."""
+    ids: list[int] = []
+    for row in rows:
+        issuer = _issuer_of_row(change, row)
+        if row.active:
+            same_issuer = (
+                authorities.c.issuer.is_(None) if issuer is None else authorities.c.issuer == issuer
+            )
+            change.execute(
+                authorities.update()
+                .where(authorities.c.role == row.role, same_issuer)
+                .values(active=False)
+            )
+        result = change.execute(
+            authorities.insert().values(
+                role=row.role,
+                common_name=row.common_name,
+                serial=serial_hex(row.serial),
+                der=row.der,
+                key_ref=row.key_ref,
+                active=row.active,
+                not_after=row.not_after,
+                created_at=now,
+                issuer=issuer,
+            )
+        )
+        detail = {
+            "common_name": row.common_name,
+            "key_ref": row.key_ref,
+            "fingerprint": der_fingerprint(row.der),
+            "active": row.active,
+            "issuer": issuer,
+            "cause": cause,
+        }
+        change.record(f"{row.role}-ca-created", row.serial, detail)
+        key = result.inserted_primary_key
+        if key is None:
+            raise StoreUnavailable("the inventory did not return the new CA's id")
+        ids.append(int(key[0]))
+    return ids
 
 
 class AuthorityWrites:
@@ -126,42 +194,10 @@ class AuthorityWrites:
         transaction (AlreadyExists otherwise), so that of two processes starting a root
         rollover at once exactly one records it. `cause` says why, in the audit log.
         """
-        ids: list[int] = []
         with self.database.change(now) as change:
             if unless_active is not None:
                 _refuse_if_active(change, unless_active)
-            for row in rows:
-                if row.active:
-                    change.execute(
-                        authorities.update()
-                        .where(authorities.c.role == row.role)
-                        .values(active=False)
-                    )
-                result = change.execute(
-                    authorities.insert().values(
-                        role=row.role,
-                        common_name=row.common_name,
-                        serial=serial_hex(row.serial),
-                        der=row.der,
-                        key_ref=row.key_ref,
-                        active=row.active,
-                        not_after=row.not_after,
-                        created_at=now,
-                    )
-                )
-                detail = {
-                    "common_name": row.common_name,
-                    "key_ref": row.key_ref,
-                    "fingerprint": der_fingerprint(row.der),
-                    "active": row.active,
-                    "cause": cause,
-                }
-                change.record(f"{row.role}-ca-created", row.serial, detail)
-                key = result.inserted_primary_key
-                if key is None:
-                    raise StoreUnavailable("the inventory did not return the new CA's id")
-                ids.append(int(key[0]))
-        return ids
+            return insert_authorities(change, rows, now, cause)
 
     def end_role(self, role: str, now: dt.datetime, cause: str | None = None) -> int:
         """No CA of `role` is active any more (a root rollover ends: its cross-certificate
@@ -217,4 +253,11 @@ class AuthorityWrites:
             )
 
 
-__all__ = ["AuthorityWrites", "NewAuthorityRow", "crl_number_floor", "following_crl_number"]
+__all__ = [
+    "AuthorityWrites",
+    "NewAuthorityRow",
+    "crl_number_floor",
+    "default_issuer_name",
+    "following_crl_number",
+    "insert_authorities",
+]

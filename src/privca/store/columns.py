@@ -69,7 +69,7 @@ class HexBytes(sa.types.TypeDecorator[str]):
     def process_result_value(self, value: bytes | str | None, dialect: Any) -> str | None:
         if value is None:
             return None
-        if isinstance(value, str):  # a value from before migration 0010 (never on a store)
+        if isinstance(value, str):  # a value from before migration 0011 (never on a store)
             return value
         digits = bytes(value).hex()
         if self.serial and digits:
@@ -96,7 +96,7 @@ class Instant(UtcDateTime):
     def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
         if isinstance(value, int):
             return _EPOCH + dt.timedelta(microseconds=value)
-        if isinstance(value, str):  # SQLite text from before migration 0010
+        if isinstance(value, str):  # SQLite text from before migration 0011
             return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
         return super().process_result_value(value, dialect)
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from privca.store.auditlog import AuditWrites
-from privca.store.authorities import AuthorityWrites
 from privca.store.database import ChangeCounter, Database
 from privca.store.issuance import SERIAL_RETRIES, IssuanceWrites, random_serial
+from privca.store.issuers import IssuerWrites
 from privca.store.records import (
     AuthorityRecord,
     CertificateRecord,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 
 class Store(
-    InventoryView, IssuanceWrites, RevocationWrites, RetentionWrites, AuthorityWrites, AuditWrites
+    InventoryView, IssuanceWrites, RevocationWrites, RetentionWrites, IssuerWrites, AuditWrites
 ):
     """One inventory database, read and written. Safe to use from several processes."""
 

@@ -7,7 +7,7 @@ and never writes the store itself.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from privca.store.status import SCHEDULED_REASON, CertificateStatus, is_due, status_at
@@ -37,6 +37,25 @@ class AuthorityRecord:
     key_ref: str
     active: bool
     not_after: dt.datetime
+    # The named issuer of an issuing CA certificate (None for roots and cross-certificates).
+    issuer: str | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class IssuerRecord:
+    """A named issuer: a lineage of issuing CA certificates, and what it may sign.
+
+    `permitted`/`excluded` are subtree texts as --permit/--exclude take them (empty
+    permitted: the home's policy alone); `profiles` the leaf profiles it may issue (empty:
+    every one)."""
+
+    name: str
+    disabled: bool
+    default: bool
+    permitted: tuple[str, ...]
+    excluded: tuple[str, ...]
+    profiles: tuple[str, ...]
+    created_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,7 @@ __all__ = [
     "CrlState",
     "ImportedRow",
     "Intent",
+    "IssuerRecord",
     "Revocation",
     "RevocationOutcome",
     "RevokedEntry",

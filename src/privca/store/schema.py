@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from privca.store.columns import CompressedDer, HexBytes, Instant, UtcDateTime
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0010_compact_store"
+SCHEMA_REVISION = "0011_compact_store"
 
 metadata = sa.MetaData()
 
@@ -15,7 +15,7 @@ authorities = sa.Table(
     "authorities",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("role", sa.String(16), nullable=False),  # root | issuing
+    sa.Column("role", sa.String(16), nullable=False),  # root | issuing | cross
     sa.Column("common_name", sa.String(255), nullable=False),
     sa.Column("serial", sa.String(40), nullable=False),
     sa.Column("der", sa.LargeBinary, nullable=False),
@@ -23,13 +23,31 @@ authorities = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("not_after", UtcDateTime(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # The named issuer an issuing CA certificate belongs to (migration 0011_issuers);
+    # NULL for roots and cross-certificates.
+    sa.Column("issuer", sa.String(63), nullable=True),
+)
+
+# Named issuers: each a lineage of issuing CA certificates under the root (authorities
+# rows of role issuing carrying its name). Subtrees and profiles are JSON lists of text;
+# empty permitted: the home's policy; empty profiles: every leaf profile.
+issuers = sa.Table(
+    "issuers",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("is_default", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("permitted", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("excluded", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("profiles", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 certificates = sa.Table(
     "certificates",
     metadata,
     # Lowercase hex, no leading zeros: unique across the CA, never reused. The compact
-    # types (store/columns.py, migration 0010) keep a million rows under a gigabyte.
+    # types (store/columns.py, migration 0011) keep a million rows under a gigabyte.
     sa.Column("serial", HexBytes(serial=True), primary_key=True),
     sa.Column("issuer_id", sa.Integer, sa.ForeignKey("authorities.id"), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # pending | issued | failed | revoked
@@ -53,7 +71,7 @@ certificates = sa.Table(
     sa.Column("tidied_at", Instant(), nullable=True),
     sa.Index("ix_certificates_not_after", "not_after"),
     sa.Index("ix_certificates_public_key", "public_key_sha256"),
-    # Only the few rows with a scheduled revocation (migration 0010): most have none.
+    # Only the few rows with a scheduled revocation (migration 0011): most have none.
     sa.Index(
         "ix_certificates_revoke_after",
         "revoke_after",
@@ -64,7 +82,7 @@ certificates = sa.Table(
     sa.Index(
         "ix_certificates_metrics", "issuer_id", "profile", "status", "not_after", "superseded_by"
     ),
-    # also serves (issuer_id, status) alone, so that index went (migration 0010)
+    # also serves (issuer_id, status) alone, so that index went (migration 0011)
     sa.Index("ix_certificates_issuer_status_not_after", "issuer_id", "status", "not_after"),
 )
 
@@ -184,6 +202,8 @@ acme_orders = sa.Table(
     sa.Column("certificate_serial", sa.String(40), nullable=True),
     sa.Column("replaces", sa.String(255), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # The issuer whose directory the order came through (NULL: the default issuer).
+    sa.Column("issuer", sa.String(63), nullable=True),
     sa.Index("ix_acme_orders_account_created", "account_id", "created_at"),
 )
 
@@ -254,4 +274,6 @@ acme_eab_keys = sa.Table(
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
     sa.Column("accounts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("max_accounts", sa.Integer, nullable=False, server_default="1"),
+    # The only issuer its accounts may order from, when set (migration 0011_issuers).
+    sa.Column("issuer", sa.String(63), nullable=True),
 )

@@ -65,7 +65,7 @@ def _remove(row: str) -> str:
     )
 
 
-# The statements migration 0010 runs on SQLite (and the tests, to check them).
+# The statements migration 0011 runs on SQLite (and the tests, to check them).
 SQLITE_TRIGGERS = (
     f"CREATE TRIGGER certificate_tally_insert AFTER INSERT ON certificates BEGIN {_add('NEW')} END",
     "CREATE TRIGGER certificate_tally_delete AFTER DELETE ON certificates "

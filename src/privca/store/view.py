@@ -27,6 +27,7 @@ from privca.store.records import (
     CertificateCount,
     CertificateRecord,
     CrlState,
+    IssuerRecord,
     RevokedEntry,
 )
 from privca.store.schema import (
@@ -35,6 +36,7 @@ from privca.store.schema import (
     certificate_names,
     certificates,
     crl_state,
+    issuers,
 )
 from privca.store.status import (
     SCHEDULED_REASON,
@@ -86,6 +88,20 @@ def row_to_authority(row: sa.Row[tuple[object, ...]]) -> AuthorityRecord:
         key_ref=str(m["key_ref"]),
         active=bool(m["active"]),
         not_after=as_utc(m["not_after"]),
+        issuer=str(m["issuer"]) if m["issuer"] is not None else None,
+    )
+
+
+def row_to_issuer(row: sa.Row[tuple[object, ...]]) -> IssuerRecord:
+    m = row._mapping
+    return IssuerRecord(
+        name=str(m["name"]),
+        disabled=bool(m["disabled"]),
+        default=bool(m["is_default"]),
+        permitted=tuple(json.loads(m["permitted"])),
+        excluded=tuple(json.loads(m["excluded"])),
+        profiles=tuple(json.loads(m["profiles"])),
+        created_at=as_utc(m["created_at"]),
     )
 
 
@@ -102,6 +118,13 @@ class InventoryView:
         with self.database.read() as connection:
             rows = connection.execute(authorities.select().order_by(authorities.c.id)).all()
         return [row_to_authority(row) for row in rows]
+
+    def issuers(self) -> list[IssuerRecord]:
+        """Every named issuer, oldest first."""
+        with self.database.read() as connection:
+            rows = connection.execute(issuers.select()).all()
+        # Sorted here: SQLite compares the migration's and the store's time texts as text.
+        return sorted((row_to_issuer(row) for row in rows), key=lambda i: (i.created_at, i.name))
 
     def active_authorities(self) -> frozenset[int]:
         """The ids of the active CA certificates: a small read that tells a server when a
@@ -376,4 +399,4 @@ class InventoryView:
         return row is not None
 
 
-__all__ = ["InventoryView", "row_to_authority", "row_to_certificate"]
+__all__ = ["InventoryView", "row_to_authority", "row_to_certificate", "row_to_issuer"]

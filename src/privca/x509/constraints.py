@@ -96,6 +96,31 @@ def build_name_constraints(
     )
 
 
+def subtrees_of(
+    certificate: x509.Certificate,
+) -> tuple[tuple[NameSubtree, ...], tuple[NameSubtree, ...]]:
+    """The DNS and IP subtrees (permitted, excluded) of a CA certificate's constraints,
+    as `build_name_constraints` takes them: the reverse of what it writes, so a CA made
+    by privca reads back as the policy it was made from (`invalid` for a closed DNS type
+    stays, and so does an excluded 0.0.0.0/0 and ::/0, keeping those types closed)."""
+    nc = _name_constraints_of(certificate)
+    if nc is None:
+        return (), ()
+
+    def read(names: Iterable[x509.GeneralName] | None) -> tuple[NameSubtree, ...]:
+        found: list[NameSubtree] = []
+        for name in names or ():
+            if isinstance(name, x509.DNSName):
+                found.append(NameSubtree("dns", name.value.lower().lstrip(".")))
+            elif isinstance(name, x509.IPAddress) and not isinstance(
+                name.value, ipaddress.IPv4Address | ipaddress.IPv6Address
+            ):
+                found.append(NameSubtree("ip", str(name.value)))
+        return tuple(dict.fromkeys(found))
+
+    return read(nc.permitted_subtrees), read(nc.excluded_subtrees)
+
+
 def _type_of(general_name: x509.GeneralName) -> str | None:
     if isinstance(general_name, x509.DNSName):
         return "DNS"
@@ -309,6 +334,7 @@ __all__ = [
     "build_name_constraints",
     "coverage",
     "has_uri_names",
+    "subtrees_of",
     "uri_violation",
     "verify_uri_constrained",
     "without_uri_subtrees",

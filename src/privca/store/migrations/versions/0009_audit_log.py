@@ -10,7 +10,7 @@
   finds every tombstone explained. Then `events` is dropped: one record, one owner.
 
 Revision ID: 0009_audit_log
-Revises: 0007_names_and_tidy
+Revises: 0008_stateless_nonces
 """
 
 import datetime as dt

@@ -17,8 +17,8 @@ of the old table would cascade into certificate_names; so the name rows are empt
 first and filled again from the JSON names afterwards (as 0007 did). The conversions are
 Python functions registered on the migrating connection, one UPDATE per column group.
 
-Revision ID: 0010_compact_store
-Revises: 0007_names_and_tidy
+Revision ID: 0011_compact_store
+Revises: 0010_issuers
 """
 
 import datetime as dt
@@ -28,8 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_compact_store"
-down_revision = "0009_audit_log"
+revision = "0011_compact_store"
+down_revision = "0010_issuers"
 branch_labels = None
 depends_on = None
 

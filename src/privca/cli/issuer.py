@@ -1,0 +1,235 @@
+"""privca issuer: named issuing CAs under one root (create, list, show, disable, enable,
+default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from privca.cli.options import KEY_TYPES, LEAF_PROFILE_NAMES, json_option
+from privca.cli.render import note, print_json, print_table
+from privca.cli.secrets import passphrase_file_option
+
+if TYPE_CHECKING:
+    from privca.authority import CertificateAuthority
+    from privca.cli.main import AppContext
+    from privca.store.records import IssuerRecord
+
+
+@click.group("issuer")
+def issuer_group() -> None:
+    """Named issuing CAs under one root, each with its own constraints and profiles."""
+
+
+def _document(ca: CertificateAuthority, issuer: IssuerRecord) -> dict[str, Any]:
+    from privca._time import isoformat
+    from privca.x509.encoding import serial_hex
+
+    registry = ca.registry
+    current = registry.active_issuing(issuer.name)
+    if current is None and issuer.default:
+        current = registry.issuing_of(issuer.name)  # single-tier: the root signs
+    cas = [a for a in registry.authorities if a.issuer == issuer.name]
+    return {
+        "name": issuer.name,
+        "default": issuer.default,
+        "disabled": issuer.disabled,
+        "permitted": list(issuer.permitted),
+        "excluded": list(issuer.excluded),
+        "profiles": list(issuer.profiles),
+        "created_at": isoformat(issuer.created_at),
+        "issuing_ca": None
+        if current is None
+        else {
+            "subject": current.common_name,
+            "serial": serial_hex(current.serial),
+            "not_after": isoformat(current.not_after),
+        },
+        "issuing_cas": [serial_hex(a.serial) for a in cas],
+    }
+
+
+@issuer_group.command("create")
+@click.argument("name")
+@click.option(
+    "--key-type",
+    type=click.Choice(KEY_TYPES, case_sensitive=False),
+    default=None,
+    help="Key type of its issuing CA (default: as the current issuing CA).",
+)
+@click.option(
+    "--days",
+    type=int,
+    default=1825,
+    show_default=True,
+    help="Validity of its issuing CA, in days (cut to the root's remaining life).",
+)
+@click.option(
+    "--permit",
+    "permitted",
+    multiple=True,
+    metavar="SUBTREE",
+    help="A DNS domain or IP network it may sign (repeatable; inside the root's).",
+)
+@click.option(
+    "--exclude",
+    "excluded",
+    multiple=True,
+    metavar="SUBTREE",
+    help="A DNS domain or IP network it may not sign (repeatable).",
+)
+@click.option(
+    "--profile",
+    "allowed",
+    multiple=True,
+    type=click.Choice(LEAF_PROFILE_NAMES),
+    help="A leaf profile it may issue (repeatable; default: every one).",
+)
+@passphrase_file_option()
+@json_option
+@click.pass_obj
+def create_command(
+    app: AppContext,
+    name: str,
+    key_type: str | None,
+    days: int,
+    permitted: tuple[str, ...],
+    excluded: tuple[str, ...],
+    allowed: tuple[str, ...],
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Create issuer NAME: a new issuing CA signed by the root (its key kept like the
+    root's: an encrypted file or the HSM), constrained to --permit/--exclude."""
+    from privca.cli.options import open_authority
+    from privca.issuers import NewIssuer, check_issuer_name
+    from privca.keys.types import KeyType
+    from privca.x509.names import parse_subtree
+
+    # Refuse bad input before a passphrase is asked for.
+    check_issuer_name(name)
+    for text in (*permitted, *excluded):
+        parse_subtree(text)
+    request = NewIssuer(
+        name=name,
+        permitted=permitted,
+        excluded=excluded,
+        profiles=allowed,
+        key_type=KeyType.parse(key_type) if key_type else None,
+        days=days,
+    )
+    with open_authority(app, passphrase_file) as ca:
+        ca.create_issuer(request)
+        document = _document(ca, ca.registry.issuer(name))
+    if as_json:
+        print_json(document)
+        return
+    issuing = document["issuing_ca"] or {}
+    click.echo(
+        f"Issuer {name}: issuing CA {issuing.get('subject')} (serial {issuing.get('serial')}, "
+        f"until {str(issuing.get('not_after'))[:10]})."
+    )
+    note(
+        f"Issue from it with --issuer {name}; ACME clients use /acme/{name}/directory.",
+        app.quiet,
+    )
+
+
+@issuer_group.command("list")
+@json_option
+@click.pass_obj
+def list_command(app: AppContext, as_json: bool) -> None:
+    """List the issuers: default, state, constraints, profiles, current issuing CA."""
+    from privca.cli.options import open_authority
+
+    with open_authority(app) as ca:
+        documents = [_document(ca, issuer) for issuer in ca.issuers()]
+    if as_json:
+        print_json(documents)
+        return
+    rows = [
+        (
+            d["name"] + (" *" if d["default"] else ""),
+            "disabled" if d["disabled"] else "enabled",
+            ", ".join(d["permitted"]) or "(the root's)",
+            ", ".join(d["excluded"]) or "-",
+            ", ".join(d["profiles"]) or "all",
+            d["issuing_ca"]["serial"] if d["issuing_ca"] else "-",
+        )
+        for d in documents
+    ]
+    print_table(
+        "Issuers (* = default)",
+        ["name", "state", "permitted", "excluded", "profiles", "issuing CA"],
+        rows,
+    )
+
+
+@issuer_group.command("show")
+@click.argument("name")
+@json_option
+@click.pass_obj
+def show_command(app: AppContext, name: str, as_json: bool) -> None:
+    """Show issuer NAME and its issuing CAs."""
+    from privca.cli.options import open_authority
+
+    with open_authority(app) as ca:
+        document = _document(ca, ca.registry.issuer(name))
+    if as_json:
+        print_json(document)
+        return
+    issuing = document["issuing_ca"]
+    lines = [
+        ("name", document["name"]),
+        ("default", "yes" if document["default"] else "no"),
+        ("state", "disabled" if document["disabled"] else "enabled"),
+        ("permitted", ", ".join(document["permitted"]) or "(the root's)"),
+        ("excluded", ", ".join(document["excluded"]) or "-"),
+        ("profiles", ", ".join(document["profiles"]) or "all"),
+        ("issuing CA", f"{issuing['subject']} ({issuing['serial']})" if issuing else "-"),
+        ("until", issuing["not_after"] if issuing else "-"),
+        ("all its CAs", ", ".join(document["issuing_cas"]) or "-"),
+    ]
+    for label, value in lines:
+        click.echo(f"{label + ':':13}{value}")
+
+
+@issuer_group.command("disable")
+@click.argument("name")
+@click.pass_obj
+def disable_command(app: AppContext, name: str) -> None:
+    """Stop issuer NAME from issuing new certificates (its CRL and OCSP go on)."""
+    from privca.cli.options import open_authority
+
+    with open_authority(app) as ca:
+        changed = ca.disable_issuer(name)
+        shown = ca.registry.issuer(name).name
+    note(f"Issuer {shown} {'disabled' if changed else 'was already disabled'}.", app.quiet)
+
+
+@issuer_group.command("enable")
+@click.argument("name")
+@click.pass_obj
+def enable_command(app: AppContext, name: str) -> None:
+    """Let issuer NAME issue new certificates again."""
+    from privca.cli.options import open_authority
+
+    with open_authority(app) as ca:
+        changed = ca.disable_issuer(name, disabled=False)
+        shown = ca.registry.issuer(name).name
+    note(f"Issuer {shown} {'enabled' if changed else 'was already enabled'}.", app.quiet)
+
+
+@issuer_group.command("default")
+@click.argument("name")
+@click.pass_obj
+def default_command(app: AppContext, name: str) -> None:
+    """Make NAME the issuer used when none is named (issue, sign, /acme/directory)."""
+    from privca.cli.options import open_authority
+
+    with open_authority(app) as ca:
+        ca.set_default_issuer(name)
+        shown = ca.registry.issuer(name).name
+    note(f"Issuer {shown} is now the default.", app.quiet)
