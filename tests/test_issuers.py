@@ -299,6 +299,11 @@ def test_a_root_rollover_gives_each_enabled_issuer_a_new_issuing_ca(
             "verify", "-x509_strict", "-CAfile", str(trusted), "-untrusted", str(chain), str(leaf)
         )
         assert done.returncode == 0, done.stdout + done.stderr
+    # rotate status counts what still depends on the old root, per issuer.
+    status = corp.rollover_status()
+    by_issuer = dict(status.old_leaves_by_issuer)
+    assert by_issuer["team-a"] >= 1
+    assert sum(by_issuer.values()) == status.old_leaves
     # Renewing a pre-rollover team-a leaf moves it to team-a's new CA.
     renewed = corp.renew(format(before.serial, "x"))
     assert renewed.certificate.issuer == corp.registry.issuing_of("team-a").certificate.subject

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -396,6 +397,8 @@ class RolloverStatus:
     cross: CaCertificate | None  # the cross-certificate while the transition lasts
     old_leaves: int  # valid leaves whose only path is to the old root
     last_old_leaf_expires: dt.datetime | None
+    # The same leaves counted by the named issuer that signed them ("" when none), by name.
+    old_leaves_by_issuer: tuple[tuple[str, int], ...] = ()
 
     @property
     def in_transition(self) -> bool:
@@ -432,11 +435,15 @@ def rollover_status(
         and leaf.profile != profiles.OCSP_RESPONDER.name
         and leaf.not_after > now
     ]
+    by_issuer = Counter(
+        registry.issuer_name_of(registry.by_id(leaf.issuer_id)) or "" for leaf in old
+    )
     return RolloverStatus(
         roots=tuple(registry.trusted_roots),
         cross=registry.cross,
         old_leaves=len(old),
         last_old_leaf_expires=max((leaf.not_after for leaf in old), default=None),
+        old_leaves_by_issuer=tuple(sorted(by_issuer.items())),
     )
 
 

@@ -152,3 +152,11 @@ def test_an_issuer_refuses_a_profile_it_does_not_issue_at_new_order(
     assert not [o for o in teams.store.orders() if o.issuer == "web-only"]
     allowed = _certbot_order(teams, tmp_path / "ok", "web-only/server", "x.w.test")
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+
+
+def test_an_issuers_directory_offers_only_the_profiles_it_issues(teams: AcmeServer) -> None:
+    teams.ca.create_issuer(NewIssuer("web-only", permitted=["w.test"], profiles=["server"]))
+    _, limited = _get(teams, "/web-only/directory")
+    assert list(limited["meta"]["profiles"]) == ["server"]
+    _, every = _get(teams, "/team-a/directory")  # no profile list: every ACME profile
+    assert "server" in every["meta"]["profiles"] and len(every["meta"]["profiles"]) > 1

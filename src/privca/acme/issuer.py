@@ -53,6 +53,10 @@ class CertificateIssuer(Protocol):
         """The name of issuer `name` (None: the default issuer's); None when there is no
         such issuer (an ACME path segment that is not one)."""
 
+    def issuer_profiles(self, name: str | None) -> tuple[str, ...]:
+        """The leaf profiles issuer `name` (None: the default) may issue; empty: every
+        one (and for an issuer that does not exist)."""
+
     def address_allowed(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         """False if the policy has permitted IP networks and `address` is outside them, or
         it lies in an excluded one: the validator never connects there."""

@@ -299,11 +299,20 @@ class AcmeApp:
     async def directory(self, request: Request, urls: Urls) -> _Reply:
         if request.method not in ("GET", "HEAD"):
             raise AcmeProblem("methodNotAllowed", "use GET for the directory")
-        profile, issuer = await self.admission.run(self.directory_of, request)
+
+        def described() -> tuple[str | None, str | None, tuple[str, ...]]:
+            profile, issuer = self.directory_of(request)
+            return profile, issuer, self.service.issuer.issuer_profiles(issuer)
+
+        profile, issuer, allowed = await self.admission.run(described)
+        # Only what this directory's issuer issues: a client picking a profile from the
+        # list must not be refused at newOrder.
         meta = messages.Directory.Meta(
             external_account_required=self.settings.eab == "required",
             profiles={
-                name: PROFILE_DESCRIPTIONS.get(name, name) for name in self.settings.profiles
+                name: PROFILE_DESCRIPTIONS.get(name, name)
+                for name in self.settings.profiles
+                if not allowed or name in allowed
             },
         )
         return _Reply(

@@ -807,6 +807,7 @@ def rotate_status_command(app: AppContext, as_json: bool) -> None:
         ],
         "cross": serial_hex(status.cross.serial) if status.cross is not None else None,
         "old_hierarchy_valid_certificates": status.old_leaves,
+        "old_hierarchy_by_issuer": dict(status.old_leaves_by_issuer),
         "last_old_certificate_expires": isoformat(last) if last is not None else None,
         "old_root_retirable": status.old_root_retirable,
         "new_root_trusted_here": _trusted_everywhere(reports),
@@ -830,6 +831,8 @@ def rotate_status_command(app: AppContext, as_json: bool) -> None:
         f"Rollover under way: {status.old_leaves} valid certificate(s) chain only to the "
         "old root" + (f"; the last expires {isoformat(last)[:10]}." if last else ".")
     )
+    for issuer, count in status.old_leaves_by_issuer:
+        click.echo(f"  issuer {printable(issuer) if issuer else '-'}: {count}")
     for endpoint in endpoints:
         click.echo(
             f"endpoint {printable(endpoint.target)} serves {endpoint.serial} of the old "

@@ -71,6 +71,11 @@ class CertificateAuthorityIssuer:
             return default.name if default is not None else None
         return next((i.name for i in registry.issuers if i.name == name), None)
 
+    def issuer_profiles(self, name: str | None) -> tuple[str, ...]:
+        found = self.issuer_name(name)
+        issuer = next((i for i in self.authority.registry.issuers if i.name == found), None)
+        return issuer.profiles if issuer is not None else ()
+
     def check_names(
         self, names: Sequence[str], issuer: str | None = None, profile: str | None = None
     ) -> None:
