@@ -87,18 +87,34 @@ def read_audit_key_ref(home: CAHome) -> str | None:
 
 
 def load_audit_signer(
-    home: CAHome, custody: HomeCustody, chain: tuple[x509.Certificate, ...], now: dt.datetime
+    home: CAHome,
+    custody: HomeCustody,
+    issuing: CaCertificate,
+    chain: tuple[x509.Certificate, ...],
+    now: dt.datetime,
 ) -> AuditSigner | None:
-    """The audit key, unlocked, with its certificate; None when there is none yet or its
-    certificate is about to expire (a new one is then made)."""
+    """The audit key, unlocked, with its certificate and `chain` (the chain of `issuing`,
+    the active issuing CA); None when there is none yet, its certificate is about to
+    expire, or another CA certified it (after a rotation `chain` is not its chain: a new
+    audit key is then made under the new issuing CA; older checkpoints carry theirs)."""
     key_ref = read_audit_key_ref(home)
     certificate = read_audit_certificate(home)
     if key_ref is None or certificate is None:
         return None
     if certificate.not_valid_after_utc - RENEW_BEFORE < now:
         return None
+    if _authority_key_id(certificate) != issuing.key_identifier:
+        return None
     key = custody.load_for(certificate, key_ref, "audit")
     return AuditSigner(certificate, key, chain)
+
+
+def _authority_key_id(certificate: x509.Certificate) -> bytes | None:
+    try:
+        extension = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+    except x509.ExtensionNotFound:
+        return None
+    return extension.value.key_identifier
 
 
 def establish_audit_key(
@@ -250,8 +266,31 @@ def check_signed(
             failure = exc
     else:
         raise failure or CheckFailed("the signature does not match the signed bytes")
+    _check_audit_signer(signer)
     _check_chain_to_roots(signer, [c for c in carried if c is not signer], roots, at)
     return signer
+
+
+def _check_audit_signer(certificate: x509.Certificate) -> None:
+    """Only an audit-signer certificate speaks for the log: any other certificate of this
+    CA (a TLS leaf whose key sits on a web server) must not be able to sign a checkpoint
+    or an export. The same usage `openssl cms -verify` demands (S/MIME signing)."""
+    try:
+        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        key_usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usages, key_usage = None, None
+    wanted = list(profiles.AUDIT_SIGNER.extended_key_usages)
+    if (
+        usages is None
+        or key_usage is None
+        or list(usages) != wanted
+        or not (key_usage.digital_signature and key_usage.content_commitment)
+    ):
+        raise CheckFailed(
+            f"the signer '{certificate.subject.rfc4514_string()}' is not an audit signer",
+            "checkpoints and exports are signed by the CA's audit key (profile audit-signer)",
+        )
 
 
 def _check_chain_to_roots(

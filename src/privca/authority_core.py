@@ -235,11 +235,15 @@ class AuthorityCore:
         """
         now = now or utcnow()
         cached = self._audit_signer
-        if cached is not None and cached.certificate.not_valid_after_utc - RENEW_BEFORE > now:
-            return cached
         issuing = self.registry.issuing
         chain = self.chain
-        found = load_audit_signer(self.home, self._custody, chain, now)
+        if (
+            cached is not None
+            and cached.certificate.not_valid_after_utc - RENEW_BEFORE > now
+            and cached.chain == chain
+        ):
+            return cached
+        found = load_audit_signer(self.home, self._custody, issuing, chain, now)
         if found is None:
             found = establish_audit_key(
                 self.home, self._custody, self._store, issuing, self.signer(issuing), chain, now

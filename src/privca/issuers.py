@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from cryptography import x509
 
+from privca import urls
 from privca._text import printable
 from privca.errors import InputError, PolicyError
 from privca.keys.custody import HomeCustody
@@ -37,9 +38,19 @@ _NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _SERIAL_LIKE = re.compile(r"[0-9a-f]+")
 # Words an issuer may not take: the ACME server's own path segments (an issuer's directory
 # sits beside them under /acme/), the CA aliases of `privca crl` and /crl/<alias>.crl, and
-# every certificate profile (so /acme/<profile>/directory keeps meaning the default issuer).
+# every certificate profile (so /acme/<profile>/directory keeps meaning the default issuer),
+# and the names of the files /ca/ serves (/ca/<issuer>.crt and .pem must reach the issuer).
 RESERVED_NAMES = frozenset(
     {
+        *(
+            file.rsplit(".", 1)[0]
+            for file in (
+                urls.CHAIN_FILE,
+                urls.ROOTS_FILE,
+                urls.AUDIT_CERTIFICATE_FILE,
+                urls.CROSS_FILE,
+            )
+        ),
         "directory",
         "new-nonce",
         "new-account",

@@ -407,7 +407,7 @@ def _key_change_body(client: RawClient, new_key: jose.JWK, **inner_header) -> di
     return client.sign(url, inner_payload, key=new_key, use_jwk=True, header=header)
 
 
-def test_key_change_rolls_the_account_key(client: RawClient) -> None:
+def test_key_change_rolls_the_account_key(client: RawClient, acme_server: AcmeServer) -> None:
     url = client.directory["keyChange"]
     new_key = jose.JWKEC(key=ec.generate_private_key(ec.SECP384R1()))
     # the inner JWS must name the same URL as the outer one
@@ -421,6 +421,10 @@ def test_key_change_rolls_the_account_key(client: RawClient) -> None:
     client.key = old_key
     # the old (P-256) key no longer fits the account key (P-384)
     assert_problem(client.post(client.kid, None), "badSignatureAlgorithm", 400)
+    # who controls the account changed: the audit log says so, and still verifies
+    with acme_server.ca.inventory.audit_snapshot() as log:
+        changes = [e for e in log.entries() if e.action == "acme-account-key-changed"]
+    assert [e.details["account"] for e in changes] == [client.kid.rsplit("/", 1)[-1]]
 
 
 def test_key_change_to_a_key_in_use_is_a_conflict(client: RawClient) -> None:

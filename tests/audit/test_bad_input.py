@@ -15,20 +15,27 @@ from tests.conftest import Cli, assert_user_error, tree_snapshot, write
     ("args", "fragment"),
     [
         (("audit", "log", "--since", "yesterday\x1b[31m"), "neither a date nor a duration"),
+        (("audit", "log", "--since", "0001-01-01T00:00:00+05:00"), "out of range"),
+        (("audit", "export", "--since", "9999999d", "--out", "{out}"), "out of range"),
         (("audit", "log", "--serial", "not-hex"), "is not a hex serial"),
         (("audit", "verify", "--checkpoint", "{junk}"), "not a privca audit checkpoint"),
         (("audit", "verify", "--checkpoint", "{missing}"), "missing"),
         (("audit", "verify-export", "{junk}", "--signature", "{junk}"), "not a privca audit"),
         (("import", "{junk}"), "junk"),
     ],
-    ids=["since-garbage", "serial-not-hex", "checkpoint-not-json", "checkpoint-missing",
+    ids=["since-garbage", "since-before-year-one", "export-since-too-long-ago",
+         "serial-not-hex", "checkpoint-not-json", "checkpoint-missing",
          "export-not-json", "import-not-a-certificate"],
 )  # fmt: skip
 def test_refused_cleanly(
     run_cli: Cli, audited_home: Path, tmp_path: Path, args: tuple[str, ...], fragment: str
 ) -> None:
     junk = write(tmp_path / "junk.json", b"\x00\xffnot json at all\x1b[2J")
-    paths = {"{junk}": str(junk), "{missing}": str(tmp_path / "missing.json")}
+    paths = {
+        "{junk}": str(junk),
+        "{missing}": str(tmp_path / "missing.json"),
+        "{out}": str(tmp_path / "export.json"),
+    }
     files, rows = _files(audited_home), _rows(audited_home)
     result = run_cli(*(paths.get(a, a) for a in args))
     assert_user_error(result, fragment)

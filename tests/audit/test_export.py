@@ -98,3 +98,24 @@ def test_the_audit_certificate_is_a_document_signer(audited_home: Path) -> None:
 
 def _root(home: Path) -> Path:
     return home / "certs" / "root.crt"
+
+
+def test_an_export_signed_by_a_tls_leaf_key_is_refused(
+    run_cli: Cli, audited_home: Path, export: Path, tmp_path: Path
+) -> None:
+    """A certificate of this CA whose key sits on a web server must not speak for the log:
+    only the audit key's certificate (profile audit-signer) signs exports."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from privca.x509.cms import sign_detached
+
+    out = audited_home.parent / "out"
+    leaf = x509.load_pem_x509_certificate((out / "one.corp.internal.crt").read_bytes())
+    key = serialization.load_pem_private_key((out / "one.corp.internal.key").read_bytes(), None)
+    issuing = x509.load_pem_x509_certificate((audited_home / "certs" / "issuing.crt").read_bytes())
+    forged = tmp_path / "forged.p7s"
+    forged.write_bytes(sign_detached(export.read_bytes(), leaf, key, (issuing,)))  # type: ignore[arg-type]
+    result = run_cli("audit", "verify-export", str(export), "--signature", str(forged))
+    assert result.exit_code == 1, result.stdout
+    assert "is not an audit signer" in result.stderr

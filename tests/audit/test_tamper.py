@@ -97,6 +97,22 @@ CASES = [
         ),
     ),
     Tampering(
+        "revocation-undone",
+        lambda db: [
+            "UPDATE certificates SET status = 'issued', revoked_at = NULL, "
+            f"revocation_reason = NULL WHERE serial = {stored_serial(db, 'revoked', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'revoked', 0)} was revoked (the log says so)",
+    ),
+    Tampering(
+        "revocation-reason-altered",
+        lambda db: [
+            "UPDATE certificates SET revocation_reason = 'cACompromise' "
+            f"WHERE serial = {stored_serial(db, 'revoked', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'revoked', 0)} is revoked for 'cACompromise'",
+    ),
+    Tampering(
         "revocation-without-entry",
         lambda db: [
             "UPDATE certificates SET status = 'revoked', revoked_at = issued_at, "
@@ -197,3 +213,14 @@ def test_a_forged_checkpoint_is_refused(run_cli: Cli, audited_home: Path, tmp_pa
     result = run_cli("audit", "verify", "--checkpoint", str(forged))
     assert result.exit_code == 1
     assert "is not validly signed" in result.stderr
+
+
+def test_checkpoints_after_rotate_issuing_still_verify(run_cli: Cli, audited_home: Path) -> None:
+    """A rotation certifies a new audit key under the new issuing CA: a checkpoint signed
+    afterwards chains to the root, and the older ones (carrying their own chain) too."""
+    secret = str(run_cli.passphrase_file)
+    assert run_cli("rotate", "issuing", "--passphrase-file", secret).exit_code == 0
+    result = run_cli("audit", "checkpoint", "--passphrase-file", secret)
+    assert result.exit_code == 0, result.stderr
+    verified = run_cli("audit", "verify")
+    assert verified.exit_code == 0, verified.stderr

@@ -11,11 +11,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.auditing import Checkpoint, check_signed, load_checkpoint
 from privca.authority import CertificateAuthority
 from privca.errors import CheckFailed, InputError
-from privca.store.auditlog import AuditEntry, check_chain, der_fingerprint
+from privca.store.auditlog import AuditEntry, CertificateFacts, check_chain, der_fingerprint
 
 ISSUE_ACTIONS = frozenset({"issued", "imported"})
 REVOKE_ACTIONS = frozenset({"revoked", "revocation-reason-changed"})
@@ -26,7 +27,8 @@ class _Index:
     """What the log says about each certificate, gathered while the chain is walked."""
 
     issued: dict[str, tuple[str, int]] = field(default_factory=dict)  # serial -> (sha, seq)
-    revoked: set[str] = field(default_factory=set)
+    # serial -> the reason of its latest revocation entry ("" when the entry names none)
+    revoked: dict[str, str] = field(default_factory=dict)
     tidied: set[str] = field(default_factory=set)
     hashes: dict[int, str] = field(default_factory=dict)  # at the checkpoints' seqs
 
@@ -44,9 +46,9 @@ class _Index:
             if isinstance(fingerprint, str):
                 self.issued[entry.serial] = (fingerprint, entry.seq)
             if detail.get("status") == "revoked":
-                self.revoked.add(entry.serial)
+                self.revoked[entry.serial] = str(detail.get("reason") or "")
         elif entry.action in REVOKE_ACTIONS and entry.serial:
-            self.revoked.add(entry.serial)
+            self.revoked[entry.serial] = str(detail.get("reason") or "")
         elif entry.action == "tidied":
             self.tidied.update(str(s) for s in detail.get("serials", []))
         elif entry.action == "audit-log-started":
@@ -91,6 +93,8 @@ def _checkpoint_problem(
         check_signed(checkpoint.statement, checkpoint.signature, roots, checkpoint.at)
     except CheckFailed as exc:
         return f"{label} is not validly signed: {exc.message}"
+    if checkpoint.root_sha256 not in {der_fingerprint(r.public_bytes(Encoding.DER)) for r in roots}:
+        return f"{label} names a root that is not this CA's"
     if checkpoint.entries > entries:
         return (
             f"{label} covers {checkpoint.entries} entries but the log has only {entries}: "
@@ -156,7 +160,7 @@ def verify_audit(
             certificates += 1
             if problem is not None:
                 continue
-            problem = _row_problem(facts.serial, facts.status, facts.der, facts.tidied, index)
+            problem = _row_problem(facts, index)
         if problem is None:
             missing = sorted(s for s in index.issued if s not in seen)
             if missing:
@@ -168,9 +172,8 @@ def verify_audit(
         return verdict(problem)
 
 
-def _row_problem(
-    serial: str, status: str, der: bytes | None, tidied: bool, index: _Index
-) -> str | None:
+def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
+    serial, status, der, tidied = facts.serial, facts.status, facts.der, facts.tidied
     if der is not None:
         recorded = index.issued.get(serial)
         if recorded is None:
@@ -185,6 +188,17 @@ def _row_problem(
         return f"certificate {serial} lost its DER: the row was altered"
     if status == "revoked" and serial not in index.revoked:
         return f"certificate {serial} is revoked but no entry of the log records it"
+    if status != "revoked" and serial in index.revoked:
+        return (
+            f"certificate {serial} was revoked (the log says so) but its row is not: "
+            "the revocation was undone in the store"
+        )
+    logged = index.revoked.get(serial)
+    if status == "revoked" and logged and facts.reason and facts.reason != logged:
+        return (
+            f"certificate {serial} is revoked for '{facts.reason}' but the log recorded "
+            f"'{logged}': the row was altered"
+        )
     if tidied and serial not in index.tidied:
         return f"certificate {serial} was tidied but no tidy entry names it"
     return None

@@ -26,17 +26,26 @@ def _since(value: str | None) -> dt.datetime | None:
     from privca._time import utcnow
     from privca.settings import parse_duration
 
+    out_of_range = InputError(
+        f"'{printable(value, 40)}' is out of range",
+        "give a time since the CA began, e.g. 2026-12-01 or 7d",
+    )
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         try:
             return utcnow() - parse_duration(value)
+        except OverflowError:
+            raise out_of_range from None
         except InputError:
             raise InputError(
                 f"'{printable(value, 40)}' is neither a date nor a duration",
                 "give e.g. 2026-12-01, 2026-12-01T10:00:00Z or 7d",
             ) from None
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    try:
+        return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise out_of_range from None
 
 
 def _serial(value: str | None) -> str | None:

@@ -327,13 +327,18 @@ class CertificateFacts:
     status: str
     der: bytes | None
     tidied: bool
+    reason: str | None = None  # the revocation reason the row holds
 
 
 def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFacts]:
     c = certificates.c
-    query = sa.select(c.serial, c.status, c.der, c.tidied_at).order_by(c.serial)
+    query = sa.select(c.serial, c.status, c.der, c.tidied_at, c.revocation_reason).order_by(
+        c.serial
+    )
     for row in connection.execution_options(yield_per=2000).execute(query):
-        yield CertificateFacts(row.serial, row.status, row.der, row.tidied_at is not None)
+        yield CertificateFacts(
+            row.serial, row.status, row.der, row.tidied_at is not None, row.revocation_reason
+        )
 
 
 class AuditSnapshot:

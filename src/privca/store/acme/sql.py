@@ -124,11 +124,16 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         """Replace the account key; None if another account already holds the new key."""
         try:
             with self.transaction() as connection:
-                connection.execute(
+                changed = connection.execute(
                     acme_accounts.update()
                     .where(acme_accounts.c.id == account_id)
                     .values(thumbprint=thumbprint, jwk=jwk)
-                )
+                ).rowcount
+                if changed:  # who controls the account (and its EAB binding) moved
+                    detail = {"account": account_id, "thumbprint": thumbprint}
+                    auditlog.append(
+                        connection, utcnow(), [("acme-account-key-changed", None, detail)]
+                    )
         except sa.exc.IntegrityError:
             return None
         return self.account(account_id)
