@@ -101,6 +101,12 @@ def as_detail(detail: Detail | str | None) -> str:
     return canonical_json(dict(detail))
 
 
+def _canonical_serial(serial: str | None) -> str | None:
+    """The serial as the log hashes it and reads it back from its stored bytes (lowercase,
+    no leading zeros), so that a caller's spelling cannot break the chain."""
+    return None if serial is None else format(int(serial, 16), "x")
+
+
 def _head(connection: sa.Connection) -> tuple[int, str]:
     query = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
     if connection.dialect.name == "postgresql":
@@ -132,8 +138,9 @@ def append(
     seq, previous = _head(connection)
     at = now.astimezone(dt.UTC)
     entries: list[AuditEntry] = []
-    for action, serial, detail in items:
+    for action, given_serial, detail in items:
         seq += 1
+        serial = _canonical_serial(given_serial)
         text = as_detail(detail)
         document = {
             "action": action,
