@@ -8,6 +8,7 @@ checkpoint file kept from before.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -26,8 +27,11 @@ def seq_of(database: Path, action: str, nth: int = 0) -> int:
 
 
 def serial_of(database: Path, action: str, nth: int = 0) -> str:
+    """The hex serial of an entry (stored as its bytes since the compact store)."""
     rows = query(database, f"SELECT serial FROM audit_log WHERE action = '{action}' ORDER BY seq")
-    return str(rows[nth][0])
+    stored = rows[nth][0]
+    assert isinstance(stored, bytes), stored
+    return stored.hex().lstrip("0") or "0"
 
 
 def stored_serial(database: Path, action: str, nth: int = 0) -> str:
@@ -153,7 +157,7 @@ def _rewrite_chain(database: Path, drop_serial: str) -> None:
         stored = bytes.fromhex(drop_serial.zfill(len(drop_serial) + len(drop_serial) % 2))
         connection.execute("DELETE FROM certificate_names WHERE serial = ?", (stored,))
         connection.execute("DELETE FROM certificates WHERE serial = ?", (stored,))
-        connection.execute("DELETE FROM audit_log WHERE serial = ?", (drop_serial,))
+        connection.execute("DELETE FROM audit_log WHERE serial = ?", (stored,))
         connection.execute("DELETE FROM audit_checkpoints")
         rows = list(
             connection.execute(
@@ -163,25 +167,36 @@ def _rewrite_chain(database: Path, drop_serial: str) -> None:
         connection.execute("DELETE FROM audit_log")
         previous = "0" * 64
         for index, (_seq, at, action, actor, serial, detail) in enumerate(rows, start=1):
-            when = at.replace(" ", "T")
-            when = when + ".000000" if "." not in when else when
+            # Stored compactly: the time in microseconds since the epoch, hex as bytes.
+            when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=at)
             document = {
                 "action": action,
                 "actor": actor,
-                "at": when + "Z",
+                "at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "detail": json.loads(detail),
                 "prev": previous,
                 "seq": index,
-                "serial": serial,
+                "serial": None if serial is None else serial.hex().lstrip("0") or "0",
             }
             digest = entry_hash(document)
             connection.execute(
                 "INSERT INTO audit_log (seq, at, action, actor, serial, detail, prev_hash, hash) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (index, at, action, actor, serial, detail, previous, digest),
+                (
+                    index,
+                    at,
+                    action,
+                    actor,
+                    serial,
+                    detail,
+                    bytes.fromhex(previous),
+                    bytes.fromhex(digest),
+                ),
             )
             previous = digest
-        connection.execute("UPDATE audit_head SET seq = ?, hash = ?", (len(rows), previous))
+        connection.execute(
+            "UPDATE audit_head SET seq = ?, hash = ?", (len(rows), bytes.fromhex(previous))
+        )
 
 
 def test_a_kept_checkpoint_catches_a_rewritten_chain(

@@ -15,9 +15,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from privca.store.auditlog import append, check_chain, read_entries, stored_head
 from privca.store.columns import HexBytes, deflate_der, inflate_der
 from privca.store.inventory import Store
 from privca.store.metrics import _counted, _tallied
+from privca.store.schema import audit_head
 from privca.x509.encoding import serial_hex
 from tests.store.test_store_migrations import _downgrade_to, _upgrade_to
 
@@ -243,3 +245,107 @@ def test_deflated_der_inflates_to_the_same_bytes(der: bytes) -> None:
         assert inflate_der(deflate_der(der)) == der
         return
     assert inflate_der(deflate_der(der)) == der
+
+
+# Events as the store kept them before the audit log (0009 turns them into entries):
+# (action, serial or None, detail or None); odd and even digit counts, a unicode note.
+EVENTS = [
+    ("issued", "a1b2c3", None),
+    ("issued", "abc", "renewed from 0x9"),
+    ("revoked", "f", "keyCompromise: pass\u00e9 \u2603"),
+    ("crl-issued", None, None),
+    ("issued", "7fffffffffffffffffffffffffffffff", None),
+]
+AUDIT_COLUMNS = "seq, at, action, actor, serial, detail, prev_hash, hash"
+
+
+def _legacy_entry(row: sa.Row[object]) -> tuple[object, ...]:
+    """An entry as 0009 stored it (hex text, SQLite's time text), in the record's forms."""
+    seq, at, action, actor, serial, detail, prev_hash, digest = tuple(row)
+    when = dt.datetime.fromisoformat(at) if isinstance(at, str) else at
+    assert isinstance(when, dt.datetime)
+    when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    return (seq, when, action, actor, serial, detail, prev_hash, digest)
+
+
+def test_0011_compacts_the_audit_log_without_changing_a_hash(store_url: str, backend: str) -> None:
+    engine = _upgrade_to(store_url, BEFORE)
+    _insert_legacy_rows(engine)
+    sqlite = backend == "sqlite"
+    with engine.begin() as connection:
+        for minute, (action, serial, detail) in enumerate(EVENTS):
+            at = NOW + dt.timedelta(minutes=minute)
+            connection.execute(
+                sa.text("INSERT INTO events (at, action, serial, detail) VALUES (:a, :x, :s, :d)"),
+                {
+                    "a": _sqlalchemy_text(at) if sqlite else at,
+                    "x": action,
+                    "s": serial,
+                    "d": detail,
+                },
+            )
+    engine.dispose()
+    engine = _upgrade_to(store_url, "0010_issuers")
+    with engine.connect() as connection:
+        legacy_rows = _raw(engine, "audit_log")
+        legacy_head = _raw(engine, "audit_head")
+        legacy = [
+            _legacy_entry(row)
+            for row in connection.execute(
+                sa.text(f"SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq")
+            )
+        ]
+    engine.dispose()
+    assert len(legacy) == len(EVENTS) + 1  # and audit-log-started
+    assert {row[4] for row in legacy} >= {"a1b2c3", "abc", "f", None}
+
+    store = Store(store_url)
+    try:
+        store.migrate()
+        with store.engine.connect() as connection:
+            entries = list(read_entries(connection))
+            assert [
+                (e.seq, e.at, e.action, e.actor, e.serial, e.detail, e.prev_hash, e.hash)
+                for e in entries
+            ] == legacy
+            count, head, chain_break = check_chain(entries)
+            assert chain_break is None
+            assert (count, head) == stored_head(connection) == (legacy[-1][0], legacy[-1][7])
+            assert [e.computed_hash() for e in entries] == [row[7] for row in legacy]
+            assert "ix_audit_log_at" not in {
+                index["name"] for index in sa.inspect(connection).get_indexes("audit_log")
+            }
+            if sqlite:
+                kinds = connection.execute(
+                    sa.text(
+                        "SELECT DISTINCT typeof(at), typeof(serial), typeof(prev_hash),"
+                        " typeof(hash) FROM audit_log"
+                    )
+                ).all()
+                assert {tuple(k) for k in kinds} <= {
+                    ("integer", "blob", "blob", "blob"),
+                    ("integer", "null", "blob", "blob"),
+                }
+                head_kind = connection.execute(sa.text("SELECT typeof(hash) FROM audit_head"))
+                assert head_kind.scalar_one() == "blob"
+
+        # The chain goes on from the migrated head: old and new entries verify together.
+        with store.engine.begin() as connection:
+            append(connection, NOW + dt.timedelta(hours=1), [("revoked", "0a1b2c3", "x")], "t")
+        with store.engine.connect() as connection:
+            entries = list(read_entries(connection))
+            count, head, chain_break = check_chain(entries)
+            assert chain_break is None and count == len(legacy) + 1
+            assert entries[-1].serial == "a1b2c3"  # one spelling, as hashed and as read
+            assert (count, head) == stored_head(connection)
+
+        with store.engine.begin() as connection:
+            connection.execute(sa.text(f"DELETE FROM audit_log WHERE seq = {count}"))
+            connection.execute(
+                audit_head.update().values(seq=legacy[-1][0], hash=str(legacy[-1][7]))
+            )
+        _downgrade_to(store.engine, "0010_issuers")
+        assert _raw(store.engine, "audit_log") == legacy_rows
+        assert _raw(store.engine, "audit_head") == legacy_head
+    finally:
+        store.close()

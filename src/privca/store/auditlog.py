@@ -101,6 +101,12 @@ def as_detail(detail: Detail | str | None) -> str:
     return canonical_json(dict(detail))
 
 
+def _canonical_serial(serial: str | None) -> str | None:
+    """The serial as the log hashes it and reads it back from its stored bytes (lowercase,
+    no leading zeros), so that a caller's spelling cannot break the chain."""
+    return None if serial is None else format(int(serial, 16), "x")
+
+
 def _head(connection: sa.Connection) -> tuple[int, str]:
     query = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
     if connection.dialect.name == "postgresql":
@@ -117,6 +123,35 @@ def _head(connection: sa.Connection) -> tuple[int, str]:
     return int(row.seq), str(row.hash)
 
 
+def chain_entries(
+    seq: int,
+    previous: str,
+    at: dt.datetime,
+    actor: str,
+    happened: Iterable[tuple[str, str | None, Detail | str | None]],
+) -> list[AuditEntry]:
+    """The entries that follow the head (seq, previous hash), hashed; nothing written."""
+    at = at.astimezone(dt.UTC)
+    entries: list[AuditEntry] = []
+    for action, given_serial, detail in happened:
+        seq += 1
+        serial = _canonical_serial(given_serial)
+        text = as_detail(detail)
+        document = {
+            "action": action,
+            "actor": actor,
+            "at": format_time(at),
+            "detail": json.loads(text),
+            "prev": previous,
+            "seq": seq,
+            "serial": serial,
+        }
+        digest = entry_hash(document)
+        entries.append(AuditEntry(seq, at, action, actor, serial, text, previous, digest))
+        previous = digest
+    return entries
+
+
 def append(
     connection: sa.Connection,
     now: dt.datetime,
@@ -130,23 +165,7 @@ def append(
         return []
     who = actor if actor is not None else current_actor()
     seq, previous = _head(connection)
-    at = now.astimezone(dt.UTC)
-    entries: list[AuditEntry] = []
-    for action, serial, detail in items:
-        seq += 1
-        text = as_detail(detail)
-        document = {
-            "action": action,
-            "actor": who,
-            "at": format_time(at),
-            "detail": json.loads(text),
-            "prev": previous,
-            "seq": seq,
-            "serial": serial,
-        }
-        digest = entry_hash(document)
-        entries.append(AuditEntry(seq, at, action, who, serial, text, previous, digest))
-        previous = digest
+    entries = chain_entries(seq, previous, now, who, items)
     connection.execute(
         audit_log.insert(),
         [
@@ -163,8 +182,9 @@ def append(
             for e in entries
         ],
     )
+    last = entries[-1]
     connection.execute(
-        audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=previous)
+        audit_head.update().where(audit_head.c.id == 1).values(seq=last.seq, hash=last.hash)
     )
     return entries
 
@@ -448,6 +468,7 @@ __all__ = [
     "append",
     "as_detail",
     "canonical_json",
+    "chain_entries",
     "check_chain",
     "der_fingerprint",
     "entry_hash",

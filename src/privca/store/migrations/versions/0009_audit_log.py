@@ -63,9 +63,6 @@ def upgrade() -> None:
         sa.Column("document", sa.Text, nullable=False),
     )
     connection = op.get_bind()
-    connection.execute(
-        sa.text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :g)"), {"g": auditlog.GENESIS}
-    )
     fingerprints = {
         str(serial): hashlib.sha256(der).hexdigest()
         for serial, der in connection.execute(
@@ -76,6 +73,7 @@ def upgrade() -> None:
         sa.text("SELECT at, action, serial, detail FROM events ORDER BY id")
     ).all()
     now = dt.datetime.now(dt.UTC)
+    entries: list[auditlog.AuditEntry] = []
     for at, action, serial, detail in rows:
         if isinstance(at, str):
             at = dt.datetime.fromisoformat(at)
@@ -84,7 +82,7 @@ def upgrade() -> None:
             document["note"] = detail
         if action in ISSUE_ACTIONS and serial in fingerprints:
             document["fingerprint"] = fingerprints[serial]
-        auditlog.append(connection, _aware(at), [(action, serial, document)], actor="migration")
+        entries += _chain(entries, _aware(at), [(action, serial, document)])
     tidied = [
         str(r[0])
         for r in connection.execute(
@@ -92,8 +90,48 @@ def upgrade() -> None:
         )
     ]
     started = {"events": len(rows), "tidied": tidied}
-    auditlog.append(connection, now, [("audit-log-started", None, started)], actor="migration")
+    entries += _chain(entries, now, [("audit-log-started", None, started)])
+    _insert(connection, entries)
     op.drop_table("events")
+
+
+def _chain(
+    before: list[auditlog.AuditEntry],
+    at: dt.datetime,
+    happened: list[tuple[str, str | None, auditlog.Detail | str | None]],
+) -> list[auditlog.AuditEntry]:
+    seq, previous = (before[-1].seq, before[-1].hash) if before else (0, auditlog.GENESIS)
+    return auditlog.chain_entries(seq, previous, at, "migration", happened)
+
+
+def _insert(connection: sa.Connection, entries: list[auditlog.AuditEntry]) -> None:
+    """Rows in this revision's own column forms (hex text; on SQLite, the time as the
+    text SQLAlchemy's DateTime wrote), not the schema's: 0011 converts them later."""
+    sqlite = connection.dialect.name == "sqlite"
+    connection.execute(
+        sa.text(
+            "INSERT INTO audit_log (seq, at, action, actor, serial, detail, prev_hash, hash)"
+            " VALUES (:seq, :at, :action, :actor, :serial, :detail, :prev_hash, :hash)"
+        ),
+        [
+            {
+                "seq": e.seq,
+                "at": e.at.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else e.at,
+                "action": e.action,
+                "actor": e.actor,
+                "serial": e.serial,
+                "detail": e.detail,
+                "prev_hash": e.prev_hash,
+                "hash": e.hash,
+            }
+            for e in entries
+        ],
+    )
+    seq, head = (entries[-1].seq, entries[-1].hash) if entries else (0, auditlog.GENESIS)
+    connection.execute(
+        sa.text("INSERT INTO audit_head (id, seq, hash) VALUES (1, :seq, :hash)"),
+        {"seq": seq, "hash": head},
+    )
 
 
 def downgrade() -> None:

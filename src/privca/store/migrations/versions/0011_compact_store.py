@@ -11,6 +11,11 @@
   `check` count a million certificates without walking them;
 - ix_certificates_revoke_after made partial (revoke_after IS NOT NULL): it only ever
   serves "which scheduled revocations are due", and most rows have none.
+- the audit log likewise: audit_log.serial, prev_hash, hash and audit_head.hash -> bytes,
+  audit_log.at -> integer microseconds on SQLite; ix_audit_log_at dropped (`audit log
+  --since` walks the log in seq order, the backup summary scans once). An entry's hash
+  covers its canonical document, built from the hex and the time as read back, so no
+  hash changes.
 
 SQLite: making `subject` nullable rebuilds the table, and with foreign keys on the drop
 of the old table would cascade into certificate_names; so the name rows are emptied
@@ -130,6 +135,12 @@ def _sqlite_upgrade() -> None:
     )
     op.execute(SQLITE_NAMES_BACKFILL)
     _create_tally()
+    op.drop_index("ix_audit_log_at", table_name="audit_log")
+    op.execute(
+        "UPDATE audit_log SET serial = privca_serial(serial), prev_hash = privca_digest(prev_hash),"
+        " hash = privca_digest(hash), at = privca_micros(at)"
+    )
+    op.execute("UPDATE audit_head SET hash = privca_digest(hash)")
 
 
 def _create_tally() -> None:
@@ -157,6 +168,13 @@ def _sqlite_downgrade() -> None:
     op.drop_table("certificate_tally")
     _register({"privca_serial_text": _serial_text, "privca_digest_text": _digest_text,
                "privca_datetime_text": _datetime_text, "privca_inflate": _inflate})  # fmt: skip
+    op.execute(
+        "UPDATE audit_log SET serial = privca_serial_text(serial),"
+        " prev_hash = privca_digest_text(prev_hash), hash = privca_digest_text(hash),"
+        " at = privca_datetime_text(at)"
+    )
+    op.execute("UPDATE audit_head SET hash = privca_digest_text(hash)")
+    op.create_index("ix_audit_log_at", "audit_log", ["at"])
     op.execute("DELETE FROM certificate_names")
     op.execute(
         "UPDATE certificates SET subject = 'CN=' || json_extract(names, '$[0]') "
@@ -229,9 +247,31 @@ def _postgresql_upgrade() -> None:
         None, "certificate_names", "certificates", ["serial"], ["serial"], ondelete="CASCADE"
     )
     _rewrite_der(_deflate)
+    op.drop_index("ix_audit_log_at", table_name="audit_log")
+    op.execute(
+        "ALTER TABLE audit_log ALTER COLUMN serial TYPE bytea USING " + _pg_serial_bytes("serial")
+    )
+    for table, column in AUDIT_DIGESTS:
+        op.execute(
+            f"ALTER TABLE {table} ALTER COLUMN {column} TYPE bytea USING decode({column}, 'hex')"
+        )
+
+
+AUDIT_DIGESTS = (("audit_log", "prev_hash"), ("audit_log", "hash"), ("audit_head", "hash"))
 
 
 def _postgresql_downgrade() -> None:
+    for table, column in AUDIT_DIGESTS:
+        op.execute(
+            f"ALTER TABLE {table} ALTER COLUMN {column} TYPE varchar(64) "
+            f"USING encode({column}, 'hex')"
+        )
+    op.execute(
+        "ALTER TABLE audit_log ALTER COLUMN serial TYPE varchar(40) USING "
+        "COALESCE(NULLIF(ltrim(encode(serial, 'hex'), '0'), ''), "
+        "CASE WHEN serial IS NULL THEN NULL ELSE '0' END)"
+    )
+    op.create_index("ix_audit_log_at", "audit_log", ["at"])
     _rewrite_der(_inflate)
     op.drop_constraint(_names_foreign_key(), "certificate_names", type_="foreignkey")
     op.execute(
