@@ -8,10 +8,12 @@ It holds what every use case needs: the settings, the store (private: others rea
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
@@ -245,9 +247,19 @@ class AuthorityCore:
             return cached
         found = load_audit_signer(self.home, self._custody, issuing, chain, now)
         if found is None:
-            found = establish_audit_key(
-                self.home, self._custody, self._store, issuing, self.signer(issuing), chain, now
-            )
+            # Two processes of one home (serve replicas starting together) make one key.
+            with _private_lock(self.home, ".audit.lock"):
+                found = load_audit_signer(self.home, self._custody, issuing, chain, now)
+                if found is None:
+                    found = establish_audit_key(
+                        self.home,
+                        self._custody,
+                        self._store,
+                        issuing,
+                        self.signer(issuing),
+                        chain,
+                        now,
+                    )
         self._audit_signer = found
         return found
 
@@ -324,3 +336,19 @@ class AuthorityCore:
 
 
 __all__ = ["Authority", "AuthorityCore"]
+
+
+@contextlib.contextmanager
+def _private_lock(home: CAHome, name: str) -> Iterator[None]:
+    """An advisory lock on a file in private/ (none where flock is missing: Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(home.private / name, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -154,8 +154,8 @@ def test_five_restarts_keep_one_server_and_one_responder_certificate(
         serials.add(served.certificate().serial_number)
         served.stop()
     assert len(serials) == 1  # the same certificate every time
-    assert valid_by_profile(corp_ca) == {"privca-server": 1, "ocsp-responder": 1}
-    assert all_by_profile(corp_ca) == {"privca-server": 1, "ocsp-responder": 1}
+    assert valid_by_profile(corp_ca) == {"privca-server": 1, "ocsp-responder": 1, "audit-signer": 1}
+    assert all_by_profile(corp_ca) == {"privca-server": 1, "ocsp-responder": 1, "audit-signer": 1}
     # privca's own certificates never need the operator: doctor says nothing about them.
     from privca.adopt.doctor import examine_home
 
@@ -207,7 +207,7 @@ def test_two_servers_starting_at_once_share_one_certificate(
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=20)
     assert len(serials) == 1
-    assert all_by_profile(corp_ca) == {"privca-server": 1, "ocsp-responder": 1}
+    assert all_by_profile(corp_ca) == {"privca-server": 1, "ocsp-responder": 1, "audit-signer": 1}
 
 
 def test_a_taken_port_is_one_line_exit_3_and_issues_nothing(
