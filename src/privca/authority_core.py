@@ -346,7 +346,8 @@ def _private_lock(home: CAHome, name: str) -> Iterator[None]:
     except ImportError:
         yield
         return
-    fd = os.open(home.private / name, os.O_RDWR | os.O_CREAT, 0o600)
+    # Read-only at 0400 like everything else in private/ (flock needs no write access).
+    fd = os.open(home.private / name, os.O_RDONLY | os.O_CREAT, 0o400)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
