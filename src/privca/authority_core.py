@@ -8,12 +8,10 @@ It holds what every use case needs: the settings, the store (private: others rea
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
-import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
@@ -30,7 +28,7 @@ from privca.auditing import (
     sign_checkpoint,
 )
 from privca.errors import NotFound, PrivcaError
-from privca.home import CAHome, atomic_write
+from privca.home import CAHome, atomic_write, exclusive_lock
 from privca.keys.custody import HomeCustody, SecretSource
 from privca.policy import IssuancePolicy
 from privca.registry import CaCertificate, Registry
@@ -248,7 +246,7 @@ class AuthorityCore:
         found = load_audit_signer(self.home, self._custody, issuing, chain, now)
         if found is None:
             # Two processes of one home (serve replicas starting together) make one key.
-            with _private_lock(self.home, ".audit.lock"):
+            with exclusive_lock(self.home.private / ".audit.lock", 0o400):
                 found = load_audit_signer(self.home, self._custody, issuing, chain, now)
                 if found is None:
                     found = establish_audit_key(
@@ -336,20 +334,3 @@ class AuthorityCore:
 
 
 __all__ = ["Authority", "AuthorityCore"]
-
-
-@contextlib.contextmanager
-def _private_lock(home: CAHome, name: str) -> Iterator[None]:
-    """An advisory lock on a file in private/ (none where flock is missing: Windows)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    # Read-only at 0400 like everything else in private/ (flock needs no write access).
-    fd = os.open(home.private / name, os.O_RDONLY | os.O_CREAT, 0o400)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock

@@ -27,7 +27,12 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
 from privca.errors import KeyUnavailable
-from privca.home import atomic_write, check_private_directory, make_private_directory
+from privca.home import (
+    atomic_write,
+    check_private_directory,
+    exclusive_lock,
+    make_private_directory,
+)
 from privca.keys.types import SIGNING_KEY_CLASSES
 from privca.x509.encoding import (
     pem_certificates,
@@ -213,17 +218,8 @@ class ServeCredentials:
     def _locked(self) -> Iterator[None]:
         make_private_directory(self.directory)
         check_private_directory(self.directory)
-        try:
-            import fcntl
-        except ImportError:  # no advisory locks here (Windows): servers start one by one
+        with exclusive_lock(self.directory / LOCK_FILE, 0o600):
             yield
-            return
-        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
 
 def _issued_by(certificate: x509.Certificate, authority: CaCertificate) -> bool:
