@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +129,8 @@ def establish_audit_key(
 ) -> AuditSigner:
     """A new audit key where the issuing CA's key is, certified by it and recorded in the
     inventory (with its audit entry) before the key and certificate are written."""
-    name = f"audit-{now:%Y%m%d%H%M%S}"
+    # A random tag: a rotation can make a new audit key in the second the last was made.
+    name = f"audit-{now:%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
     generated = custody.generate(AUDIT_KEY_TYPE, "audit", name, beside=authority.key_ref)
     subject = ca_subject(f"{authority.label[:40]} Audit Log")
     not_before = max(now - BACKDATE, signer.not_before_or(now))
