@@ -144,10 +144,25 @@ class Server:
             self.process.wait(5)
 
     def cpu(self) -> float:
-        return cpu_seconds(self.pid) if self.process is not None else 0.0
+        """user+sys of the server and every process under it (`serve --workers N`)."""
+        if self.process is None:
+            return 0.0
+        return sum(cpu_seconds(pid) for pid in process_tree(self.pid))
 
     def version(self) -> str:
         return ""
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and its descendants, from /proc (Linux 3.5+ task/*/children)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pending.extend(int(child) for child in children.read_text().split())
+    return found
 
 
 class StepCa(Server):

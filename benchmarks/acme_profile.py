@@ -148,47 +148,21 @@ def time_methods(name: str, instance: Any) -> None:
 
 
 VARIANTS = {
-    "as-is": "the code as it is (NullPool: a new SQLite connection per transaction)",
-    "pool": "one pooled SQLite engine (connections and the WAL stay open)",
-    "pool-nonce": "pool, and nonces on their own pooled engine with synchronous=NORMAL",
+    # The earlier "pool" and "pool-nonce" variants are what the store does now.
+    "as-is": "the code as it is",
 }
 
 
 def patch_modules() -> None:
     """Timers on module-level functions (once per process; they time the current request)."""
-    from privca import authority
+    from privca import issuance
     from privca.acme import jws
     from privca.acme import routes as acme_routes
 
     jws.parse_jws = timed("jws.parse", jws.parse_jws)
     jws.verify = timed("jws.verify", jws.verify)
     acme_routes._json = timed("encode", acme_routes._json)
-    authority.build_certificate = timed("sign", authority.build_certificate)
-
-
-def pooled_engine(url: str, synchronous: str | None = None) -> Any:
-    """What the `pool` variants try: privca's SQLite tuning on a connection pool."""
-    import sqlalchemy as sa
-
-    from privca.store import database
-
-    engine = sa.create_engine(
-        url,
-        connect_args={
-            "timeout": database.SQLITE_BUSY_TIMEOUT_MS / 1000,
-            "check_same_thread": False,
-        },
-        poolclass=sa.QueuePool,
-        pool_size=8,
-        max_overflow=40,
-    )
-    database._tune_sqlite(engine)
-    if synchronous is not None:
-        # Registered after privca's own listener, so it overrides its synchronous=FULL.
-        sa.event.listen(
-            engine, "connect", lambda dbapi, _r: dbapi.execute(f"PRAGMA synchronous={synchronous}")
-        )
-    return engine
+    issuance.build_certificate = timed("sign", issuance.build_certificate)
 
 
 def count_database_work(engine: Any) -> None:
@@ -219,21 +193,10 @@ def count_database_work(engine: Any) -> None:
 def instrument(app: Any, ca: Any, variant: str) -> None:
     """Everything that reaches into privca's internals (they may move: fix it here): the
     variant's engines, the counters and the timers on this app's objects."""
-    from privca.store.acme import AcmeStore
-
     acme_app = next(r.app for r in app.routes if getattr(r, "path", "") == "/acme")
     service = acme_app.state.acme_service
-    engines = [ca.store.engine]
-    if variant != "as-is":
-        engine = pooled_engine(ca.store.url)
-        ca.store.engine.dispose()
-        ca.store.engine = engine
-        service.repository.engine = engine
-        engines = [engine]
-    if variant == "pool-nonce":
-        nonce_engine = pooled_engine(ca.store.url, synchronous="NORMAL")
-        service.nonces.repository = AcmeStore(nonce_engine)
-        engines.append(nonce_engine)
+    store = ca._store  # the authority's own; benchmarks may look inside
+    engines = [store.engine]
     for engine in engines:
         count_database_work(engine)
     service.nonces.new = timed("nonce.new", service.nonces.new)
@@ -242,7 +205,7 @@ def instrument(app: Any, ca: Any, variant: str) -> None:
     service.issuer.issue = timed("issue", service.issuer.issue)
     time_methods("db", service.repository)
     time_methods("db", service.nonces.repository)
-    time_methods("db", ca.store)
+    time_methods("db", store)
 
 
 def build(work: Path, dns: str, http_port: int) -> tuple[Any, Any, Any]:
@@ -466,9 +429,8 @@ def sqlite_micro(work: Path, n: int = 200) -> list[tuple[str, float]]:
 
 def nonce_micro(ca: Any, n: int = 100) -> list[tuple[str, float]]:
     from privca.acme.nonces import NonceSource
-    from privca.store.acme import AcmeStore
 
-    source = NonceSource(AcmeStore.of(ca.store))
+    source = NonceSource(ca.acme_repository())
     started = time.perf_counter()
     values = [source.new() for _ in range(n)]
     issued = (time.perf_counter() - started) / n

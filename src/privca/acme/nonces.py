@@ -33,9 +33,14 @@ _DOMAIN = b"privca acme nonce\x00"  # the key signs nothing else, but say what t
 
 class NonceSource:
     def __init__(
-        self, repository: NonceRepository, lifetime: dt.timedelta = NONCE_LIFETIME
+        self,
+        repository: NonceRepository,
+        lifetime: dt.timedelta = NONCE_LIFETIME,
+        *,
+        renew_key: bool = True,
     ) -> None:
         self.repository = repository
+        self.renew_key = renew_key
         self.lifetime = lifetime
         self._key: bytes | None = None
         self._lock = threading.Lock()
@@ -49,7 +54,7 @@ class NonceSource:
     def start(self) -> None:
         """When a server starts: see NonceRepository.nonce_key."""
         with self._lock:
-            self._key = self.repository.nonce_key(utcnow(), starting=True)
+            self._key = self.repository.nonce_key(utcnow(), starting=self.renew_key)
 
     def new(self) -> str:
         """A nonce for an answer: CPU only once the key is loaded."""

@@ -34,7 +34,7 @@ class AcmeService:
         self.issuer = issuer
         self.repository = repository
         self.settings = settings or AcmeSettings()
-        self.nonces = NonceSource(repository)
+        self.nonces = NonceSource(repository, renew_key=self.settings.renew_nonce_key)
         self.validator = Validator(
             network or NetworkIO(self.settings.dns_resolver),
             http_port=self.settings.http_01_port,

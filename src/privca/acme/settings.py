@@ -34,6 +34,10 @@ class AcmeSettings:
     # Let the validator connect to loopback addresses: for a single-host lab only.
     allow_loopback: bool = False
     base_url: str = ""  # the public URL of the ACME root, e.g. https://ca.corp/acme
+    # Whether the server's start renews the nonce key where spends are not durable
+    # (NonceRepository.nonce_key). Not a privca.toml key: `serve --workers N` renews it
+    # once before starting its workers, which then must not each renew it again.
+    renew_nonce_key: bool = True
 
     def __post_init__(self) -> None:
         if self.eab not in ("optional", "required"):

@@ -273,6 +273,14 @@ def _companion_class() -> Any:
     help="/metrics has a series per certificate only for those expiring within this "
     "(default: [serve] metrics_window, else 30d).",
 )
+@click.option(
+    "--workers",
+    default="1",
+    show_default=True,
+    metavar="N|auto",
+    help="Processes serving the one listening socket, each with its own store "
+    "connections; auto = one per CPU. More than 1 lets concurrent clients use every core.",
+)
 @passphrase_file_option()
 @click.pass_obj
 def serve_command(
@@ -293,6 +301,7 @@ def serve_command(
     max_connections: int | None,
     metrics_listen: str | None,
     metrics_window: str | None,
+    workers: str,
     passphrase_file: Path | None,
 ) -> None:
     """Serve ACME, CRL, OCSP, CA certificates and metrics; stops cleanly on SIGTERM."""
@@ -303,8 +312,10 @@ def serve_command(
     from privca.server.logs import privca_handler
     from privca.server.settings import ServerSettings
     from privca.server.tls import certificate_names
+    from privca.server.workers import parse_workers
 
     host, port = parse_listen(listen)
+    worker_count = parse_workers(workers)
     metrics_address = parse_listen(metrics_listen, "--metrics-listen") if metrics_listen else None
     logging.getLogger("privca").addHandler(privca_handler())
     logging.getLogger("privca").setLevel(logging.WARNING if app.quiet else logging.INFO)
@@ -336,12 +347,28 @@ def serve_command(
             metrics_window=metrics_window_setting(ca.settings.serve, metrics_window),
         )
         names = () if no_tls else certificate_names(ca, server_names)
+        if worker_count > 1 and ca.settings.hsm_module:
+            raise InputError(
+                "--workers needs the CA keys in files: a PKCS#11 session does not survive "
+                "a fork into worker processes",
+                "use --workers 1, and run more replicas of serve for more throughput",
+            )
         listener = bind_listener(host, port)
         metrics_socket = None
         try:
             if metrics_address is not None:
                 metrics_socket = bind_listener(*metrics_address)
-            _serve_on(app, ca, settings, names, listen, listener, metrics_socket, tls=not no_tls)
+            _serve_on(
+                app,
+                ca,
+                settings,
+                names,
+                listen,
+                listener,
+                metrics_socket,
+                tls=not no_tls,
+                workers=worker_count,
+            )
         finally:
             listener.close()
             if metrics_socket is not None:
@@ -358,18 +385,17 @@ def _serve_on(
     metrics_socket: socket.socket | None,
     *,
     tls: bool,
+    workers: int = 1,
 ) -> None:
-    """Prove the keys, obtain the server's certificate, build the apps, run until stopped.
+    """Prove the keys, obtain the server's certificate, build the apps, run until stopped
+    (in this process, or in `workers` forked ones).
 
     The sockets are already bound; the caller closes them."""
     import logging
 
-    import uvicorn
-
     from privca._actor import set_actor
     from privca._time import utcnow
     from privca.errors import PrivcaError
-    from privca.server.app import build_app, build_metrics_app
     from privca.server.credentials import prove_keys
     from privca.server.tls import ServerCertificate
 
@@ -387,6 +413,57 @@ def _serve_on(
     if tls:
         certificate = ServerCertificate(ca, names)
         certificate.obtain()  # reused from an earlier start while it has life left
+    if workers == 1:
+        _serve_in_process(app, ca, settings, listen, listener, metrics_socket, certificate)
+        return
+    settings = _before_fork(ca, settings)
+
+    def serve(index: int) -> None:
+        _serve_in_process(
+            app, ca, settings, listen, listener, metrics_socket, certificate, worker=index
+        )
+
+    from privca.cli.main import report_error
+    from privca.server.workers import run_workers
+
+    run_workers(workers, serve, report_error)
+
+
+def _before_fork(ca: CertificateAuthority, settings: ServerSettings) -> ServerSettings:
+    """The work of a start that must happen once, not in each worker; then release the
+    store's connections, which must not cross the fork. The settings the workers use."""
+    import dataclasses
+
+    from privca._time import utcnow
+
+    repository = ca.acme_repository()
+    if settings.acme is not None:
+        # Renewed once here where spends are not durable (SQLite): a worker renewing it
+        # at its own start would void the nonces its siblings had handed out.
+        repository.nonce_key(utcnow(), starting=settings.acme.renew_nonce_key)
+        acme = dataclasses.replace(settings.acme, renew_nonce_key=False)
+        settings = dataclasses.replace(settings, acme=acme)
+    repository.engine.dispose()
+    return settings
+
+
+def _serve_in_process(
+    app: AppContext,
+    ca: CertificateAuthority,
+    settings: ServerSettings,
+    listen: str,
+    listener: socket.socket,
+    metrics_socket: socket.socket | None,
+    certificate: ServerCertificate | None,
+    *,
+    worker: int | None = None,
+) -> None:
+    """Build the apps and serve the bound sockets in this process until stopped."""
+    import uvicorn
+
+    from privca._time import utcnow
+    from privca.server.app import build_app, build_metrics_app
+
     application = build_app(ca, settings)
     # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
     application.state.ocsp.prepare(utcnow())
@@ -398,6 +475,10 @@ def _serve_on(
     if metrics_socket is not None:
         metrics_config = uvicorn.Config(build_metrics_app(ca, settings), lifespan="off", **common)
         companion = (_companion_class()(metrics_config), metrics_socket)
+    if worker is not None:
+        from privca.server.workers import tag_worker_logs
+
+        tag_worker_logs(worker)  # uvicorn.Config has set its logging up by now
     _run_until_stopped(listen, config, listener, certificate, companion)
 
 

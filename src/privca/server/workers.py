@@ -1,0 +1,179 @@
+"""`privca serve --workers N`: N processes accepting on one listening socket.
+
+One Python process uses one core for its request handling (the GIL), so concurrent ACME
+clients queue behind each other on a multi-core machine. The parent binds the socket,
+proves the keys, obtains the TLS certificate and does the once-per-start work, then forks
+the workers; each builds its own app and store engine and serves the inherited socket
+(the kernel hands each new connection to one of them). The parent only supervises:
+SIGTERM, SIGINT or SIGHUP stops every worker gracefully; a worker that stops on its own
+stops the others too, and serve exits 3 (a supervisor such as systemd restarts it).
+
+Forking rather than starting fresh interpreters keeps the unlocked CA keys in memory
+without asking for the passphrase again. Nothing that must not cross a fork may be open
+when it happens: the caller releases the store's pooled connections first (SQLite
+forbids carrying a connection into a child), and no thread has started yet.
+
+Each worker is a replica as docs/ha.md describes them, over the same store: every
+background job of serve is either per process (the store watch, OCSP signer, TLS
+certificate reload) or safe to run in several (scheduled revocations and tidy write the
+same rows whoever runs them; the audit checkpoint and the server certificate's renewal
+take locks; CRL numbers come from the store's counter).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+
+from privca.errors import EnvironmentRefused, InputError, PrivcaError
+
+MAX_WORKERS = 64
+# The signals that stop serve; blocked while forking, so that none is lost in between.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+log = logging.getLogger("privca.server")
+
+
+def parse_workers(text: str) -> int:
+    """--workers: a number from 1 to MAX_WORKERS, or `auto` (one per usable CPU)."""
+    value = text.strip().lower()
+    if value == "auto":
+        return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+        raise InputError(
+            "--workers takes a number of processes or 'auto'",
+            f"e.g. --workers 2, or --workers auto for one per CPU (at most {MAX_WORKERS})",
+        )
+    return int(value)
+
+
+class WorkerLogTag(logging.Filter):
+    """Puts "worker N" in front of every log line of one worker, so that the access log
+    tells which process answered."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.prefix = f"worker {index}: "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "privca_worker", None) is not None:
+            return True  # tagged by another handler's filter already
+        record.privca_worker = self.prefix
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and args:
+            # uvicorn's access format has no %(message)s: tag the client's address.
+            record.args = (self.prefix + str(args[0]), *args[1:])
+        elif isinstance(record.msg, str):
+            record.msg = self.prefix + record.msg
+        return True
+
+
+def tag_worker_logs(index: int) -> None:
+    """Add WorkerLogTag to every handler configured so far (privca's and uvicorn's)."""
+    tag = WorkerLogTag(index)
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, WorkerLogTag) for f in handler.filters):
+                handler.addFilter(tag)
+
+
+def run_workers(
+    count: int, serve: Callable[[int], None], report: Callable[[PrivcaError], None]
+) -> None:
+    """Fork `count` workers, each running `serve(index)` (index 1..count; `report` prints
+    the error a worker stops with), and wait until they stop; EnvironmentRefused when one
+    stopped without being asked to."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    children: dict[int, int] = {}
+    try:
+        for index in range(1, count + 1):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                _worker(index, serve, report)  # never returns
+            children[pid] = index
+    except OSError as exc:
+        _stop(children)
+        _reap(children)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        raise EnvironmentRefused(f"cannot start worker processes: {exc.strerror}") from exc
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            _stop(children)
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    log.info("privca serve: %d workers (pids %s)", count, ", ".join(map(str, children)))
+    failed: tuple[int, int] | None = None
+    try:
+        while children:
+            pid, status = os.wait()
+            index = children.pop(pid, None)
+            if index is None:
+                continue
+            if not stopping:
+                failed = (index, os.waitstatus_to_exitcode(status))
+                stopping = True
+                _stop(children)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if failed is not None:
+        raise EnvironmentRefused(
+            f"worker {failed[0]} stopped (exit code {failed[1]}); the others were stopped",
+            "see the log lines above",
+        )
+
+
+def _stop(children: dict[int, int]) -> None:
+    for pid in list(children):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def _reap(children: dict[int, int]) -> None:
+    for pid in list(children):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        children.pop(pid, None)
+
+
+def _worker(
+    index: int, serve: Callable[[int], None], report: Callable[[PrivcaError], None]
+) -> None:
+    """A worker's whole life: serve, then leave without running the parent's cleanup
+    (atexit handlers, the listener's close in a `finally` up the stack)."""
+    code = 0
+    try:
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        serve(index)
+    except PrivcaError as exc:
+        report(exc)
+        code = exc.exit_code
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+__all__ = ["MAX_WORKERS", "parse_workers", "run_workers", "tag_worker_logs"]

@@ -1,0 +1,147 @@
+"""`privca serve --workers 2` as real processes on one SQLite home: requests land in both
+workers, a nonce is accepted once however many race for it across them, concurrent ACME
+orders get distinct serials, and SIGTERM stops the parent and every worker cleanly."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import josepy as jose
+import requests
+from acme import challenges, client, messages, standalone
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from privca.authority import CertificateAuthority
+from tests.acme.conftest import DnsServer, free_port
+from tests.acme.jwsclient import RawClient
+from tests.acme.test_client_lib import make_csr
+from tests.acme.test_serve_process import _wait_healthy
+from tests.conftest import PASSPHRASE, Cli, tree_snapshot, write
+
+ACCOUNT = {"termsOfServiceAgreed": True}
+ORDERS = 6
+
+
+def _client(url: str, root: Path) -> client.ClientV2:
+    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    net = client.ClientNetwork(key, alg=jose.ES256, verify_ssl=str(root))
+    net.session.trust_env = False
+    acme = client.ClientV2(client.ClientV2.get_directory(url, net), net)
+    acme.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
+    return acme
+
+
+def test_two_workers_share_the_socket_nonces_and_serials(
+    ca: CertificateAuthority, dns_server: DnsServer, tmp_path: Path
+) -> None:
+    passphrase = write(tmp_path / "pass", PASSPHRASE + b"\n", 0o600)
+    port, http_port = free_port(), free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "privca", "--home", str(ca.home.root), "serve",
+             "--listen", f"127.0.0.1:{port}", "--server-name", "127.0.0.1",
+             "--http-01-port", str(http_port), "--dns-resolver", dns_server.address,
+             "--allow-loopback-validation", "--passphrase-file", str(passphrase),
+             "--workers", "2"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    directory = f"https://127.0.0.1:{port}/acme/directory"
+    root = ca.home.root_cert
+    try:
+        _wait_healthy(f"https://127.0.0.1:{port}/health", root, server)
+        started = re.search(r"2 workers \(pids (\d+), (\d+)\)", log_path.read_text())
+        assert started, log_path.read_text()
+        workers = [int(pid) for pid in started.groups()]
+
+        # One nonce, eight requests at once on eight connections: accepted exactly once.
+        racer = RawClient(directory, str(root))
+        nonce = racer.nonce()
+        barrier = threading.Barrier(8)
+
+        def post(_index: int) -> int:
+            session = requests.Session()
+            session.trust_env = False
+            session.verify = str(root)
+            body = racer.sign(racer.directory["newAccount"], ACCOUNT, nonce=nonce)
+            barrier.wait(10)
+            reply = session.post(
+                racer.directory["newAccount"],
+                json=body,
+                headers={"Content-Type": "application/jose+json"},
+                timeout=30,
+            )
+            return reply.status_code
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(post, range(8)))
+        assert sorted(statuses) == [201] + [400] * 7, statuses
+
+        # Concurrent orders, each client on its own connection: distinct serials, all kept.
+        resources: set[standalone.HTTP01RequestHandler.HTTP01Resource] = set()
+        http = standalone.HTTP01DualNetworkedServers(("127.0.0.1", http_port), resources)
+        http.serve_forever()
+        try:
+
+            def order(index: int) -> int:
+                acme = _client(directory, root)
+                csr_pem, _key = make_csr([f"w{index}.test"])
+                placed = acme.new_order(csr_pem)
+                for authz in placed.authorizations:
+                    chall = next(
+                        c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01)
+                    )
+                    response, validation = chall.response_and_validation(acme.net.key)
+                    resources.add(
+                        standalone.HTTP01RequestHandler.HTTP01Resource(
+                            chall=chall.chall, response=response, validation=validation
+                        )
+                    )
+                    acme.answer_challenge(chall, response)
+                done = acme.poll_and_finalize(placed)
+                assert done.body.status == messages.STATUS_VALID
+                return x509.load_pem_x509_certificate(done.fullchain_pem.encode()).serial_number
+
+            with concurrent.futures.ThreadPoolExecutor(ORDERS) as pool:
+                serials = list(pool.map(order, range(ORDERS)))
+        finally:
+            http.shutdown_and_server_close()
+        assert len(set(serials)) == ORDERS
+        for serial in serials:
+            assert ca.inventory.get(serial).status == "issued"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+    text = log_path.read_text()
+    assert server.returncode == 0, text[-3000:]
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived serve"
+    # The access log tags each line with the worker that answered: both did.
+    answered = set(re.findall(r"worker (\d): 127\.0\.0\.1:\d+ - \"POST /acme/", text))
+    assert answered == {"1", "2"}, text[-3000:]
+    assert "Traceback" not in text
+
+
+def test_workers_refuses_a_bad_count_and_writes_nothing(run_cli: Cli) -> None:
+    result = run_cli(
+        "init", "--name", "Workers CA", "--passphrase-file", str(run_cli.passphrase_file)
+    )
+    assert result.exit_code == 0, result.output
+    before = tree_snapshot(run_cli.home)
+    for value in ("0", "-1", "two", "65", "\x1b[31m"):
+        result = run_cli("serve", "--no-tls", "--listen", f"127.0.0.1:{free_port()}",
+                         "--passphrase-file", str(run_cli.passphrase_file),
+                         "--workers", value)  # fmt: skip
+        assert result.exit_code == 2, (value, result.output)
+        lines = result.stderr.splitlines()
+        assert lines[0] == "privca: error: --workers takes a number of processes or 'auto'"
+        assert lines[1].startswith("  hint: ") and len(lines) == 2
+        assert "\x1b" not in result.stderr
+    assert tree_snapshot(run_cli.home) == before
