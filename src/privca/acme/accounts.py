@@ -67,39 +67,42 @@ class Accounts:
         Once the nonce is spent, any problem carries the next nonce (Replay-Nonce)."""
         if request.url != request_url:
             raise AcmeProblem("unauthorized", "the JWS 'url' is not the URL of this request")
-        accepted, replay_nonce = self.nonces.exchange(request.nonce)
+        # A request signed with a 'kid' needs its account: read in the nonce's transaction.
+        account_id = self._account_id_of(request, urls)
+        accepted, replay_nonce, account = self.nonces.exchange_reading(request.nonce, account_id)
         try:
             if not accepted:
                 raise AcmeProblem("badNonce", "the nonce is missing, unknown, expired or used")
-            key, account = self._signing_key(request, urls, key_from)
+            key, account = self._signing_key(request, key_from, account)
             jws.verify(request, key)
         except AcmeProblem as problem:
             problem.headers["Replay-Nonce"] = replay_nonce
             raise
         return Authenticated(request, key, account, replay_nonce)
 
+    @staticmethod
+    def _account_id_of(request: jws.SignedRequest, urls: Urls) -> str | None:
+        prefix = urls.account("")
+        if request.kid is None or not request.kid.startswith(prefix):
+            return None
+        return request.kid[len(prefix) :] or None
+
     def _signing_key(
-        self, request: jws.SignedRequest, urls: Urls, key_from: KeySource
+        self, request: jws.SignedRequest, key_from: KeySource, account: AccountRow | None
     ) -> tuple[JWK, AccountRow | None]:
         if key_from is KeySource.JWK and request.jwk is None:
             raise AcmeProblem("malformed", "this request must carry a 'jwk', not a 'kid'")
         if key_from is KeySource.KID and request.kid is None:
             raise AcmeProblem("malformed", "this request must carry a 'kid', not a 'jwk'")
         if request.kid is not None:
-            account = self._account_of_kid(request.kid, urls)
+            if account is None:
+                raise AcmeProblem("accountDoesNotExist", "no account has this 'kid'")
+            if not account_may_act(account.status):
+                raise AcmeProblem("unauthorized", f"the account is {account.status}")
             return jws.load_jwk(account.jwk), account
         if request.jwk is None:
             raise AcmeProblem("malformed", "the protected header has neither 'jwk' nor 'kid'")
         return request.jwk, None
-
-    def _account_of_kid(self, kid: str, urls: Urls) -> AccountRow:
-        prefix = urls.account("")
-        account = self.repository.account(kid[len(prefix) :]) if kid.startswith(prefix) else None
-        if account is None:
-            raise AcmeProblem("accountDoesNotExist", "no account has this 'kid'")
-        if not account_may_act(account.status):
-            raise AcmeProblem("unauthorized", f"the account is {account.status}")
-        return account
 
     # accounts ---------------------------------------------------------------------------
 

@@ -32,18 +32,24 @@ class Authorizations:
         self, auth: Authenticated, authz_id: str
     ) -> tuple[AuthorizationRow, list[ChallengeRow]]:
         """The authorization with its challenges; a payload deactivates it (§7.5.2)."""
+        if auth.request.is_post_as_get:
+            found, challenges = self.repository.authorization_with_challenges(authz_id)
+            return self._as_seen(auth, found), challenges
         authz = self._own_authorization(auth, authz_id)
-        if not auth.request.is_post_as_get:
-            payload = auth.request.json_payload()
-            if payload.get("status") != "deactivated":
-                raise AcmeProblem("malformed", "an authorization can only be deactivated")
-            if authorization_may_deactivate(authz.status):
-                self.repository.deactivate_authorization(authz.id)
-            authz = self._own_authorization(auth, authz_id)
-        return authz, self.repository.challenges(authz.id)
+        payload = auth.request.json_payload()
+        if payload.get("status") != "deactivated":
+            raise AcmeProblem("malformed", "an authorization can only be deactivated")
+        if authorization_may_deactivate(authz.status):
+            self.repository.deactivate_authorization(authz.id)
+        found, challenges = self.repository.authorization_with_challenges(authz_id)
+        return self._as_seen(auth, found), challenges
 
     def _own_authorization(self, auth: Authenticated, authz_id: str) -> AuthorizationRow:
-        authz = self.repository.authorization(authz_id)
+        return self._as_seen(auth, self.repository.authorization(authz_id))
+
+    @staticmethod
+    def _as_seen(auth: Authenticated, authz: AuthorizationRow | None) -> AuthorizationRow:
+        """The signer's authorization with its status as of now (notFound for others)."""
         if authz is None or not auth.owns(authz.account_id):
             raise AcmeProblem("notFound", "no such authorization")
         return replace(authz, status=authorization_as_seen(authz.status, authz.expires, utcnow()))
@@ -70,10 +76,10 @@ class Authorizations:
     def challenge_state(
         self, auth: Authenticated, challenge_id: str
     ) -> tuple[ChallengeRow, AuthorizationRow]:
-        challenge = self.repository.challenge(challenge_id)
+        challenge, authz = self.repository.challenge_with_authorization(challenge_id)
         if challenge is None:
             raise AcmeProblem("notFound", "no such challenge")
-        return challenge, self._own_authorization(auth, challenge.authorization_id)
+        return challenge, self._as_seen(auth, authz)
 
     def validate(
         self,

@@ -19,7 +19,7 @@ import struct
 import threading
 
 from privca._time import utcnow
-from privca.acme.repository import NonceRepository
+from privca.acme.repository import AccountRow, NonceRepository
 
 NONCE_LIFETIME = dt.timedelta(minutes=30)
 PURGE_EVERY = 500
@@ -66,21 +66,35 @@ class NonceSource:
     def exchange(self, spent: str | None) -> tuple[bool, str]:
         """Spend the request's nonce and hand out the next: (accepted, next nonce).
         Accepted is True once for a nonce this CA handed out and that has not expired."""
+        accepted, replay_nonce, _account = self.exchange_reading(spent, None)
+        return accepted, replay_nonce
+
+    def exchange_reading(
+        self, spent: str | None, account_id: str | None
+    ) -> tuple[bool, str, AccountRow | None]:
+        """exchange, and when the nonce is accepted the account `account_id` read in
+        the same store transaction (None if there is no such account or no id)."""
         now = utcnow()
         key = self._loaded_key()
         expires = self._check(spent, key, now) if spent else None
         if spent is None or expires is None:
-            return False, self.new()
+            return False, self.new(), None
         self._spent += 1
         if self._spent % PURGE_EVERY == 0:
             self.repository.purge_nonces(now)
-        accepted = self.repository.spend_nonce(spent, expires, key)
+        account = None
+        if account_id is None:
+            accepted = self.repository.spend_nonce(spent, expires, key)
+        else:
+            accepted, account = self.repository.spend_nonce_reading_account(
+                spent, expires, key, account_id
+            )
         if not accepted:
             # Spent before, or another server renewed the key (SQLite, at its start): read
             # it again, so that the next nonce is one the store accepts.
             with self._lock:
                 self._key = self.repository.nonce_key(now)
-        return accepted, self.new()
+        return accepted, self.new(), account
 
     def _check(self, nonce: str, key: bytes, now: dt.datetime) -> dt.datetime | None:
         """The expiry of a nonce this CA made and that is still live, else None."""

@@ -176,12 +176,15 @@ class Orders:
             raise AcmeProblem("malformed", "'replaces' names a certificate of another account")
 
     def order(self, auth: Authenticated, order_id: str) -> tuple[OrderRow, list[AuthorizationRow]]:
-        order = self.own_order(auth, order_id)
-        return order, self.repository.authorizations(order.id)
+        order, authorizations = self.repository.order_with_authorizations(order_id)
+        return self._as_seen(auth, order), authorizations
 
     def own_order(self, auth: Authenticated, order_id: str) -> OrderRow:
         """The signer's order as it stands now (notFound for anyone else's)."""
-        order = self.repository.order(order_id)
+        return self._as_seen(auth, self.repository.order(order_id))
+
+    @staticmethod
+    def _as_seen(auth: Authenticated, order: OrderRow | None) -> OrderRow:
         if order is None or not auth.owns(order.account_id):
             raise AcmeProblem("notFound", "no such order")
         return replace(order, status=order_as_seen(order.status, order.expires, utcnow()))

@@ -112,6 +112,12 @@ class NonceRepository(Protocol):
         """Record `value` spent: True the first time on any replica, if `key` is still
         the shared key (a server that renewed it started since); False otherwise."""
 
+    def spend_nonce_reading_account(
+        self, value: str, expires: dt.datetime, key: bytes, account_id: str
+    ) -> tuple[bool, AccountRow | None]:
+        """spend_nonce, and in the same transaction the account `account_id` (None if
+        there is none, or if the nonce was refused)."""
+
     def purge_nonces(self, now: dt.datetime) -> int:
         """Forget spent nonces that have expired; returns how many."""
 
@@ -159,6 +165,11 @@ class AcmeRepository(NonceRepository, Protocol):
 
     def order(self, order_id: str) -> OrderRow | None: ...
 
+    def order_with_authorizations(
+        self, order_id: str
+    ) -> tuple[OrderRow | None, list[AuthorizationRow]]:
+        """The order and its authorizations, read in one transaction."""
+
     def orders(self, account_id: str | None = None, limit: int = 1000) -> list[OrderRow]:
         """Newest first."""
 
@@ -183,12 +194,22 @@ class AcmeRepository(NonceRepository, Protocol):
 
     def authorization(self, authorization_id: str) -> AuthorizationRow | None: ...
 
+    def authorization_with_challenges(
+        self, authorization_id: str
+    ) -> tuple[AuthorizationRow | None, list[ChallengeRow]]:
+        """The authorization and its challenges, read in one transaction."""
+
     def authorizations(self, order_id: str) -> list[AuthorizationRow]: ...
 
     def deactivate_authorization(self, authorization_id: str) -> None:
         """state.authorization_deactivated, and the order's state.order_after_deactivation."""
 
     def challenge(self, challenge_id: str) -> ChallengeRow | None: ...
+
+    def challenge_with_authorization(
+        self, challenge_id: str
+    ) -> tuple[ChallengeRow | None, AuthorizationRow | None]:
+        """The challenge and its authorization, read in one transaction."""
 
     def challenges(self, authorization_id: str) -> list[ChallengeRow]: ...
 

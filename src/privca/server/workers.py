@@ -16,8 +16,9 @@ forbids carrying a connection into a child), and no thread has started yet.
 Each worker is a replica as docs/ha.md describes them, over the same store: every
 background job of serve is either per process (the store watch, OCSP signer, TLS
 certificate reload) or safe to run in several (scheduled revocations and tidy write the
-same rows whoever runs them; the audit checkpoint and the server certificate's renewal
-take locks; CRL numbers come from the store's counter).
+same rows whoever runs them; an audit checkpoint falls due by the store's count; the
+server certificate's renewal takes the credentials lock; CRL numbers come from the
+store's counter).
 """
 
 from __future__ import annotations
@@ -123,9 +124,9 @@ def run_workers(
     try:
         while children:
             pid, status = os.wait()
-            index = children.pop(pid, None)
-            if index is None:
+            if pid not in children:
                 continue
+            index = children.pop(pid)
             if not stopping:
                 failed = (index, os.waitstatus_to_exitcode(status))
                 stopping = True

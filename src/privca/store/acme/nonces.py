@@ -19,8 +19,9 @@ import secrets
 
 import sqlalchemy as sa
 
-from privca.store.acme.rows import Queries
-from privca.store.schema import acme_nonce_keys, acme_spent_nonces
+from privca.acme.repository import AccountRow
+from privca.store.acme.rows import ACCOUNTS, Queries
+from privca.store.schema import acme_accounts, acme_nonce_keys, acme_spent_nonces
 
 NONCE_KEY_BYTES = 32
 _KEY_ROW = 1
@@ -64,17 +65,17 @@ class NonceQueries(Queries):
         """Record `value` as spent: True the first time, on any replica, if `key` (what
         it was checked with) is still the shared key; False otherwise."""
         with self.transaction(durable=self._spends_are_durable()) as connection:
-            current = connection.execute(
-                sa.select(acme_nonce_keys.c.secret).where(acme_nonce_keys.c.id == _KEY_ROW)
-            ).scalar()
-            if current is None or not secrets.compare_digest(bytes(current), key):
-                return False  # another server started and renewed it (SQLite)
-            inserted = connection.execute(
-                _insert_ignoring_duplicates(connection, acme_spent_nonces)
-                .values(value=value, expires=expires)
-                .returning(acme_spent_nonces.c.value)
-            ).first()
-            return inserted is not None
+            return _spend(connection, value, expires, key)
+
+    def spend_nonce_reading_account(
+        self, value: str, expires: dt.datetime, key: bytes, account_id: str
+    ) -> tuple[bool, AccountRow | None]:
+        """spend_nonce, and the account `account_id` read in the same transaction: a
+        request signed with a 'kid' needs both, and one transaction costs half of two."""
+        with self.transaction(durable=self._spends_are_durable()) as connection:
+            if not _spend(connection, value, expires, key):
+                return False, None
+            return True, self.first(ACCOUNTS, acme_accounts.c.id == account_id, connection)
 
     def purge_nonces(self, now: dt.datetime) -> int:
         """Forget spent nonces that have expired (no one can spend them again)."""
@@ -82,6 +83,20 @@ class NonceQueries(Queries):
             return connection.execute(
                 acme_spent_nonces.delete().where(acme_spent_nonces.c.expires <= now)
             ).rowcount
+
+
+def _spend(connection: sa.Connection, value: str, expires: dt.datetime, key: bytes) -> bool:
+    current = connection.execute(
+        sa.select(acme_nonce_keys.c.secret).where(acme_nonce_keys.c.id == _KEY_ROW)
+    ).scalar()
+    if current is None or not secrets.compare_digest(bytes(current), key):
+        return False  # another server started and renewed it (SQLite)
+    inserted = connection.execute(
+        _insert_ignoring_duplicates(connection, acme_spent_nonces)
+        .values(value=value, expires=expires)
+        .returning(acme_spent_nonces.c.value)
+    ).first()
+    return inserted is not None
 
 
 def _insert_ignoring_duplicates(connection: sa.Connection, table: sa.Table) -> sa.Insert:

@@ -163,9 +163,12 @@ class Queries:
         with self._reading(connection) as reader:
             return reader.execute(query).first()
 
-    def all(self, codec: Codec[RowT], query: sa.Select[Any]) -> list[RowT]:
-        with self.transaction(write=False) as connection:
-            return [codec.row(record) for record in connection.execute(query)]
+    def all(
+        self, codec: Codec[RowT], query: sa.Select[Any], connection: sa.Connection | None = None
+    ) -> list[RowT]:
+        """Every row `query` selects; inside `connection`'s transaction if given."""
+        with self._reading(connection) as reader:
+            return [codec.row(record) for record in reader.execute(query)]
 
     @contextlib.contextmanager
     def _reading(self, connection: sa.Connection | None) -> Iterator[sa.Connection]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -161,6 +161,15 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
     def order(self, order_id: str) -> OrderRow | None:
         return self.first(ORDERS, acme_orders.c.id == order_id)
 
+    def order_with_authorizations(
+        self, order_id: str
+    ) -> tuple[OrderRow | None, list[AuthorizationRow]]:
+        with self.transaction(write=False) as connection:
+            order = self.first(ORDERS, acme_orders.c.id == order_id, connection)
+            if order is None:
+                return None, []
+            return order, self.all(AUTHORIZATIONS, _authorizations_of(order_id), connection)
+
     def order_by_serial(self, serial: str) -> OrderRow | None:
         return self.first(ORDERS, acme_orders.c.certificate_serial == serial)
 
@@ -209,10 +218,18 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         return self.first(AUTHORIZATIONS, acme_authorizations.c.id == authorization_id)
 
     def authorizations(self, order_id: str) -> list[AuthorizationRow]:
-        return self.all(
-            AUTHORIZATIONS,
-            acme_authorizations.select().where(acme_authorizations.c.order_id == order_id),
-        )
+        return self.all(AUTHORIZATIONS, _authorizations_of(order_id))
+
+    def authorization_with_challenges(
+        self, authorization_id: str
+    ) -> tuple[AuthorizationRow | None, list[ChallengeRow]]:
+        with self.transaction(write=False) as connection:
+            authz = self.first(
+                AUTHORIZATIONS, acme_authorizations.c.id == authorization_id, connection
+            )
+            if authz is None:
+                return None, []
+            return authz, self.all(CHALLENGES, _challenges_of(authorization_id), connection)
 
     def deactivate_authorization(self, authorization_id: str) -> None:
         with self.transaction() as connection:
@@ -236,12 +253,21 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         return self.first(CHALLENGES, acme_challenges.c.id == challenge_id)
 
     def challenges(self, authorization_id: str) -> list[ChallengeRow]:
-        return self.all(
-            CHALLENGES,
-            acme_challenges.select()
-            .where(acme_challenges.c.authorization_id == authorization_id)
-            .order_by(acme_challenges.c.type),
-        )
+        return self.all(CHALLENGES, _challenges_of(authorization_id))
+
+    def challenge_with_authorization(
+        self, challenge_id: str
+    ) -> tuple[ChallengeRow | None, AuthorizationRow | None]:
+        with self.transaction(write=False) as connection:
+            challenge = self.first(CHALLENGES, acme_challenges.c.id == challenge_id, connection)
+            if challenge is None:
+                return None, None
+            authz = self.first(
+                AUTHORIZATIONS,
+                acme_authorizations.c.id == challenge.authorization_id,
+                connection,
+            )
+            return challenge, authz
 
     def start_challenge(self, challenge_id: str) -> bool:
         """pending -> processing, once: True for the one caller that should validate."""
@@ -290,6 +316,18 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
             if transition.target == OrderStatus.INVALID:
                 query = query.values(error=dump_problem(error))
             connection.execute(query)
+
+
+def _authorizations_of(order_id: str) -> sa.Select[Any]:
+    return acme_authorizations.select().where(acme_authorizations.c.order_id == order_id)
+
+
+def _challenges_of(authorization_id: str) -> sa.Select[Any]:
+    return (
+        acme_challenges.select()
+        .where(acme_challenges.c.authorization_id == authorization_id)
+        .order_by(acme_challenges.c.type)
+    )
 
 
 __all__ = ["AcmeStore"]
