@@ -201,28 +201,35 @@ class StepCa(Server):
 
 
 class Privca(Server):
-    def __init__(self, extra_args: Sequence[str]) -> None:
-        super().__init__("privca")
+    def __init__(
+        self, extra_args: Sequence[str], name: str = "privca", source: Path | None = None
+    ) -> None:
+        super().__init__(name)
         self.extra_args = list(extra_args)
+        # Another privca's source tree (e.g. a `git archive` of main's src/) for a
+        # before/after comparison in one run; None: the privca this interpreter imports.
+        self.source = source
+        self.env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
 
     def command(self, home: Path) -> list[str]:
         return [sys.executable, "-m", "privca", "--home", str(home)]
 
     def start(self, work: Path, dns: str) -> None:
-        home = work / "privca-home"
-        passphrase = work / "privca.pass"
+        home = work / f"{self.name}-home"
+        passphrase = work / f"{self.name}.pass"
         passphrase.write_bytes(PASSPHRASE)
         passphrase.chmod(0o600)
         subprocess.run(
             [*self.command(home), "init", "--name", "Bench CA",
              "--passphrase-file", str(passphrase)],
-            check=True, stdout=subprocess.DEVNULL,
+            check=True, stdout=subprocess.DEVNULL, env=self.env,
         )  # fmt: skip
         port = free_port()
         flags = ["--http-01-port", str(HTTP_01_PORT), "--dns-resolver", dns]
         help_text = subprocess.run(
-            [*self.command(home), "serve", "--help"], capture_output=True, text=True, check=True
-        ).stdout
+            [*self.command(home), "serve", "--help"],
+            capture_output=True, text=True, check=True, env=self.env,
+        ).stdout  # fmt: skip
         if "--allow-loopback-validation" in help_text:
             flags.append("--allow-loopback-validation")  # every name here is 127.0.0.1
         self.launch(
@@ -231,6 +238,7 @@ class Privca(Server):
              "--passphrase-file", str(passphrase),
              *self.extra_args],
             work,
+            self.env,
         )  # fmt: skip
         self.roots = [home / "certs" / "root.crt"]
         scheme = "http" if "--no-tls" in self.extra_args else "https"
@@ -240,7 +248,10 @@ class Privca(Server):
     def version(self) -> str:
         import importlib.metadata
 
-        return importlib.metadata.version("privca") + f" (Python {sys.version.split()[0]})"
+        where = f", from {self.source}" if self.source is not None else ""
+        args = f", {' '.join(self.extra_args)}" if self.extra_args else ""
+        version = importlib.metadata.version("privca")
+        return f"{version} (Python {sys.version.split()[0]}{where}{args})"
 
 
 class Pebble(Server):
@@ -372,8 +383,16 @@ def make_servers(args: argparse.Namespace) -> list[Server]:
             servers.append(Privca(args.privca_arg))
         else:
             servers.append(Pebble())
-        if args.strace:
-            servers[-1].trace = Path("strace")  # the real path is set at launch
+    if args.privca_base is not None:
+        servers.append(Privca(args.privca_arg, "privca-base", args.privca_base.resolve()))
+    for also in args.privca_also:
+        name, _sep, extra = also.partition("=")
+        if not name.startswith("privca-") or name in {s.name for s in servers}:
+            raise BenchError(f"--privca-also {also!r}: NAME must be a new privca-SOMETHING")
+        servers.append(Privca(extra.split(), name))
+    if args.strace:
+        for server in servers:
+            server.trace = Path("strace")  # the real path is set at launch
     return servers
 
 
@@ -402,7 +421,7 @@ def run(args: argparse.Namespace) -> None:
 
         print(machine())
         for server in servers:
-            print(f"  {server.name:8} {server.version()}")
+            print(f"  {server.name:11} {server.version()}")
         print(f"  lego     {package_version('lego')} (Debian), http-01 via --http.webroot")
         print(f"load average before: {loadavg()}")
         for server in servers:  # warm-up: lazy imports, first connections, caches
@@ -436,7 +455,7 @@ def report(
         f"{args.rounds} interleaved rounds; {args.parallel} lego at once x "
         f"{args.parallel_rounds}; server CPU = the server process's user+sys per issuance"
     )
-    header = f"{'':9}{'median s':>9}  {'min [q1 q3] max':<31}{'CPU ms':>7}"
+    header = f"{'':12}{'median s':>9}  {'min [q1 q3] max':<31}{'CPU ms':>7}"
     header += f"   {args.parallel}-way wall s  {'min .. max':<15}{'CPU ms':>7}"
     if args.strace:
         header += "   fsync/issue"
@@ -444,7 +463,7 @@ def report(
     for server in servers:
         f = figures[server.name]
         line = (
-            f"{server.name:9}{statistics.median(f.sequential):9.3f}  {spread(f.sequential):<31}"
+            f"{server.name:12}{statistics.median(f.sequential):9.3f}  {spread(f.sequential):<31}"
             f"{f.cpu_sequential / per_seq * 1000:7.1f}   {statistics.median(f.parallel):12.3f}  "
             f"{min(f.parallel):.3f} .. {max(f.parallel):.3f}  "
             f"{f.cpu_parallel / per_par * 1000:7.1f}"
@@ -452,20 +471,20 @@ def report(
         if args.strace:
             line += f"   {f.fsyncs_sequential / per_seq:11.1f}"
         print(line)
-    if "privca" not in figures:
-        return
-    p = figures["privca"]
-    for other, o in figures.items():
-        if other == "privca":
+    for mine, p in figures.items():
+        if not mine.startswith("privca"):
             continue
-        median = statistics.median(p.sequential) / statistics.median(o.sequential)
-        wall = statistics.median(p.parallel) / statistics.median(o.parallel)
-        cpu = p.cpu_sequential / max(o.cpu_sequential, 1e-9)
-        target = "   (target: <= 1.00 on both)" if other == "step-ca" else ""
-        print(
-            f"privca / {other}: median {median:.2f}x, {args.parallel}-way wall {wall:.2f}x, "
-            f"server CPU {cpu:.2f}x{target}"
-        )
+        for other, o in figures.items():
+            if other.startswith("privca"):
+                continue
+            median = statistics.median(p.sequential) / statistics.median(o.sequential)
+            wall = statistics.median(p.parallel) / statistics.median(o.parallel)
+            cpu = p.cpu_sequential / max(o.cpu_sequential, 1e-9)
+            target = "   (target: <= 1.00 on both)" if other == "step-ca" else ""
+            print(
+                f"{mine} / {other}: median {median:.2f}x, {args.parallel}-way wall "
+                f"{wall:.2f}x, server CPU {cpu:.2f}x{target}"
+            )
     if args.strace:
         print("(--strace: timings include strace's stops; compare them only with each other)")
 
@@ -486,6 +505,21 @@ def main() -> None:
     )
     parser.add_argument(
         "--strace", action="store_true", help="count each server's fsync/fdatasync calls"
+    )
+    parser.add_argument(
+        "--privca-base",
+        type=Path,
+        default=None,
+        metavar="SRC",
+        help="also run privca from this source tree (PYTHONPATH), as privca-base: e.g. "
+        "`git archive main src | tar -x -C /tmp/main` then --privca-base /tmp/main/src",
+    )
+    parser.add_argument(
+        "--privca-also",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="also run privca with these serve arguments, e.g. 'privca-w2=--workers 2'",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args()

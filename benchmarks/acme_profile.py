@@ -641,6 +641,9 @@ def sample(target: Target, client: Lego, n: int) -> tuple[Counter[str], Counter[
     return categorize(raw)
 
 
+TOP_INCLUSIVE = 30
+
+
 def cpu_profile(target: Target, client: Lego, n: int) -> tuple[Counter[str], Counter[str]]:
     """n more issuances against one target under yappi (CPU clock, every thread)."""
     import yappi
@@ -660,7 +663,17 @@ def cpu_profile(target: Target, client: Lego, n: int) -> tuple[Counter[str], Cou
         hit = next((c for c, keys in CATEGORIES if any(k in frame for k in keys)), "other")
         categories[hit] += micros
         functions[f"{stat.name} ({Path(stat.module).name}:{stat.lineno})"] += micros
+    inclusive = Counter(
+        {
+            f"{stat.name} ({Path(stat.module).name}:{stat.lineno})": int(stat.ttot * 1e6)
+            for stat in yappi.get_func_stats()
+            if "/privca/" in stat.module
+        }
+    )
     yappi.clear_stats()
+    print(f"privca's functions by inclusive CPU, ms per issuance ({n} issuances)")
+    for frame, micros in inclusive.most_common(TOP_INCLUSIVE):
+        print(f"  {frame[:90]:90}{micros / n / 1000:8.2f}")
     return categories, functions
 
 

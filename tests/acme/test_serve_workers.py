@@ -5,6 +5,7 @@ orders get distinct serials, and SIGTERM stops the parent and every worker clean
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 import signal
 import subprocess
@@ -60,6 +61,9 @@ def test_two_workers_share_the_socket_nonces_and_serials(
         started = re.search(r"2 workers \(pids (\d+), (\d+)\)", log_path.read_text())
         assert started, log_path.read_text()
         workers = [int(pid) for pid in started.groups()]
+        # The parent keeps no store connection: none may cross a fork (SQLite's rule).
+        parent_files = [os.readlink(fd) for fd in Path(f"/proc/{server.pid}/fd").iterdir()]
+        assert not [f for f in parent_files if "privca.db" in f], parent_files
 
         # One nonce, eight requests at once on eight connections: accepted exactly once.
         racer = RawClient(directory, str(root))
