@@ -338,13 +338,19 @@ class Database:
             ) from exc
 
     @contextlib.contextmanager
-    def change(self, now: dt.datetime) -> Iterator[Change]:
+    def change(self, now: dt.datetime, *, durable: bool = True) -> Iterator[Change]:
         """A write transaction (BEGIN IMMEDIATE on SQLite), committed when the block ends
-        and rolled back if it raises; connection failures become StoreUnavailable."""
+        and rolled back if it raises; connection failures become StoreUnavailable.
+        `durable=False` as for `transaction`: only for rows a later durable commit must
+        follow before anything depends on them."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        level = "FULL" if durable or not sqlite else "NORMAL"
         try:
             with self.engine.connect() as connection:
                 connection.execution_options(**WRITE_OPTIONS)
-                with connection.begin():
+                with _sqlite_synchronous(connection, level), connection.begin():
+                    if not durable and not sqlite:
+                        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
                     change = Change(connection, now)
                     yield change
             self.appended_seq = max(self.appended_seq, change.last_seq)

@@ -91,7 +91,10 @@ class IssuanceWrites:
                 continue
             rows = [_pending_row(s, i, now) for s, i in zip(serials, intents, strict=True)]
             try:
-                with self.database.change(now) as change:
+                # Not flushed to disk: nothing is signed under these serials until
+                # `complete`'s durable commit, which flushes this one with it (the WAL is
+                # one sequence); a reservation lost in a power cut lost no certificate.
+                with self.database.change(now, durable=False) as change:
                     insert_certificates(change, rows)
             except sa.exc.IntegrityError as exc:
                 if InventoryView(self.database).any_serial_taken(serials):
