@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from privca.store.acme import AcmeStore
 from privca.store.inventory import Intent, Store
 
 
@@ -66,3 +67,30 @@ def test_issuance_reserves_serials_without_a_flush_and_records_certificates_with
     finally:
         sa.event.remove(store.database.engine, "before_cursor_execute", _seen)
     assert levels == [("INSERT", "off"), ("UPDATE", _durable_level(store))], levels
+
+
+def test_a_new_acme_order_commits_without_a_flush_and_its_challenge_result_with_one(
+    store: Store, now: dt.datetime
+) -> None:
+    from tests.store.test_store_acme_orders import _order
+
+    acme = AcmeStore.of(store)
+    levels: list[tuple[str, str]] = []
+
+    @sa.event.listens_for(store.database.engine, "before_cursor_execute")
+    def _seen(connection, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        words = statement.split()
+        if words[0] in ("INSERT", "UPDATE") and "acme_" in statement:
+            table = words[2] if words[0] == "INSERT" else words[1]
+            levels.append((table, _commit_level(connection)))
+
+    try:
+        _order_row, challenges = _order(acme, now, names=1)
+        acme.finish_challenge(challenges[0], valid=True, now=now, error=None)
+    finally:
+        sa.event.remove(store.database.engine, "before_cursor_execute", _seen)
+    durable = _durable_level(store)
+    assert ("acme_accounts", durable) in levels, levels
+    assert {level for table, level in levels if table == "acme_orders"} >= {"off"}, levels
+    assert ("acme_authorizations", "off") in levels and ("acme_challenges", "off") in levels
+    assert levels[-1][1] == durable, levels  # the challenge's result and what it moves

@@ -146,8 +146,12 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         authorizations: Sequence[AuthorizationRow],
         challenges: Sequence[ChallengeRow],
     ) -> None:
-        """The order with all its authorizations and challenges, in one transaction."""
-        with self.transaction() as connection:
+        """The order with all its authorizations and challenges, in one transaction.
+
+        Not flushed to disk: a pending order that a power cut takes away costs its client
+        a new order, and the first thing that depends on it (a challenge's result, the
+        order turning valid) is durable and flushes this commit with it."""
+        with self.transaction(durable=False) as connection:
             connection.execute(acme_orders.insert().values(ORDERS.dump(order)))
             if authorizations:
                 connection.execute(
