@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import josepy as jose
@@ -149,3 +150,52 @@ def test_workers_refuses_a_bad_count_and_writes_nothing(run_cli: Cli) -> None:
         assert lines[1].startswith("  hint: ") and len(lines) == 2
         assert "\x1b" not in result.stderr
     assert tree_snapshot(run_cli.home) == before
+
+
+def _start_plain(
+    ca: CertificateAuthority, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], Path, list[int]]:
+    """serve --workers 2 over plain HTTP without ACME; (process, its log, worker pids)."""
+    passphrase = write(tmp_path / "pass", PASSPHRASE + b"\n", 0o600)
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "privca", "--home", str(ca.home.root), "serve",
+             "--listen", f"127.0.0.1:{port}", "--no-tls", "--no-acme",
+             "--passphrase-file", str(passphrase), "--workers", "2"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while (
+        "Application startup complete" not in log_path.read_text()
+        or len(re.findall(r"Application startup complete", log_path.read_text())) < 2
+    ):
+        assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)
+    started = re.search(r"2 workers \(pids (\d+), (\d+)\)", log_path.read_text())
+    assert started, log_path.read_text()
+    return server, log_path, [int(pid) for pid in started.groups()]
+
+
+def test_sighup_to_serve_stops_every_worker(ca: CertificateAuthority, tmp_path: Path) -> None:
+    server, log_path, workers = _start_plain(ca, tmp_path)
+    server.send_signal(signal.SIGHUP)
+    assert server.wait(60) == 0, log_path.read_text()[-3000:]
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived serve"
+
+
+def test_a_worker_that_dies_stops_the_others_and_serve_exits_3(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    server, log_path, workers = _start_plain(ca, tmp_path)
+    os.kill(workers[0], signal.SIGKILL)
+    try:
+        assert server.wait(60) == 3
+    finally:
+        if server.poll() is None:
+            server.kill()
+    text = log_path.read_text()
+    assert "privca: error: worker 1 stopped (exit code -9); the others were stopped" in text
+    assert not Path(f"/proc/{workers[1]}").exists(), "the other worker outlived serve"
