@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from privca.store.auditlog import entry_hash
+from privca.store.columns import unpack_detail
 from tests.audit.conftest import copy_home, query, sqlite3_cli
 from tests.conftest import Cli
 
@@ -173,25 +174,16 @@ def _rewrite_chain(database: Path, drop_serial: str) -> None:
                 "action": action,
                 "actor": actor,
                 "at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "detail": json.loads(detail),
+                "detail": json.loads(unpack_detail(detail)),  # stored packed (0012)
                 "prev": previous,
                 "seq": index,
                 "serial": None if serial is None else serial.hex().lstrip("0") or "0",
             }
             digest = entry_hash(document)
             connection.execute(
-                "INSERT INTO audit_log (seq, at, action, actor, serial, detail, prev_hash, hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    index,
-                    at,
-                    action,
-                    actor,
-                    serial,
-                    detail,
-                    bytes.fromhex(previous),
-                    bytes.fromhex(digest),
-                ),
+                "INSERT INTO audit_log (seq, at, action, actor, serial, detail, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (index, at, action, actor, serial, detail, bytes.fromhex(digest)),
             )
             previous = digest
         connection.execute(
