@@ -34,7 +34,8 @@ audit event each). The rows are shaped like a fleet's history:
 
 Revocations are written in bulk by `StoreInternals`, the only code here that touches
 privca's tables (the library revokes one certificate per transaction, which would take
-longer than the rest of the build); fix it there when the schema changes.
+longer than the rest of the build), each with the `revoked` audit entry the library
+writes (privca.store.auditlog.append); fix it there when the schema changes.
 """
 
 from __future__ import annotations
@@ -101,10 +102,15 @@ class StoreInternals:
         self.engine = ca.store.engine
         self.certificates = certificates
 
-    def set_revoked(self, revocations: Sequence[tuple[int, dt.datetime, str]]) -> None:
-        """(serial, revoked_at, reason) each, in one transaction."""
+    def set_revoked(
+        self, revocations: Sequence[tuple[int, dt.datetime, str]], audited: bool = True
+    ) -> None:
+        """(serial, revoked_at, reason) each, in one transaction, with the audit entry the
+        library writes for each (`revoked`, the reason) unless `audited` is False (the CRL
+        measurement's extra revocations, undone by set_issued: no trace left either way)."""
         import sqlalchemy as sa
 
+        from privca.store import auditlog
         from privca.x509.encoding import serial_hex
 
         table = self.certificates
@@ -119,6 +125,13 @@ class StoreInternals:
         with self.engine.begin() as connection:
             for start in range(0, len(params), 5000):
                 connection.execute(statement, params[start : start + 5000])
+            if audited:  # after the updates: the write lock is held (SQLite)
+                auditlog.append(
+                    connection,
+                    max((at for _s, at, _r in revocations), default=dt.datetime.now(dt.UTC)),
+                    [("revoked", p["s"], {"reason": p["r"]}) for p in params],
+                    actor="benchmark",
+                )
 
     def set_issued(self, serials: Sequence[int]) -> None:
         """Undo set_revoked (the CRL measurement's extra revocations)."""
@@ -229,7 +242,9 @@ def grow(ca: Any, fleet: Fleet, target: int, batch: int, now: dt.datetime) -> No
 REASONS = ["superseded"] * 5 + ["cessationOfOperation"] * 4 + ["keyCompromise"]
 
 
-def revoke_some(ca: Any, fleet: Fleet, n: int, now: dt.datetime) -> list[tuple[str, int]]:
+def revoke_some(
+    ca: Any, fleet: Fleet, n: int, now: dt.datetime, audited: bool = True
+) -> list[tuple[str, int]]:
     """Revoke n random live certificates in bulk; returns their (name, serial)."""
     chosen: list[tuple[str, int]] = []
     for _ in range(min(n, len(fleet.live))):
@@ -240,7 +255,8 @@ def revoke_some(ca: Any, fleet: Fleet, n: int, now: dt.datetime) -> list[tuple[s
         [
             (serial, now - dt.timedelta(days=fleet.rng.uniform(0, 30)), fleet.rng.choice(REASONS))
             for _name, serial in chosen
-        ]
+        ],
+        audited,
     )
     fleet.revoked += len(chosen)
     return chosen
@@ -431,7 +447,7 @@ def measure(
         result["metrics_mb"] = round(scrapes[0][1] / 1e6, 1)
     if "crl" not in skip:
         # a CRL with 10 % of the inventory revoked (then back to ~3 %)
-        extra = revoke_some(ca, fleet, int(fleet.count * 0.10) - fleet.revoked, now)
+        extra = revoke_some(ca, fleet, int(fleet.count * 0.10) - fleet.revoked, now, audited=False)
         started = time.perf_counter()
         crl = ca.crl()
         result["crl_s"] = round(time.perf_counter() - started, 2)
