@@ -29,6 +29,7 @@ from privca.store.auditlog import (
 from privca.store.columns import HexBytes, Instant, pack_detail, unpack_detail
 from privca.store.inventory import Store
 from tests.store.test_store_migrations import _downgrade_to, _index_definitions, _upgrade_to
+from tests.store.test_store_names import _plan, _uses_no_scan
 
 BEFORE = "0011_compact_store"
 NOW = dt.datetime(2026, 12, 2, 10, 50, 1, 654321, tzinfo=dt.UTC)
@@ -265,3 +266,38 @@ def test_an_issued_detail_packs_to_under_half() -> None:
 @pytest.mark.parametrize("stored", [b"", b"\x01", b"\x00"])
 def test_degenerate_stored_values_read_back(stored: bytes) -> None:
     assert unpack_detail(stored) == ""
+
+
+@pytest.mark.parametrize("lookup", ["by-serial", "last-settings-change"])
+def test_audit_lookups_are_index_seeks(store_url: str, backend: str, lookup: str) -> None:
+    """`audit log --serial` and the settings check on every start seek their indexes."""
+    engine = _upgrade_to(store_url, BEFORE)
+    _write_legacy_history(engine)
+    engine.dispose()
+    store = Store(store_url)
+    try:
+        store.migrate()
+        captured: list[tuple[str, object]] = []
+
+        def capture(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
+            captured.append((statement, params))
+
+        sa.event.listen(store.engine, "before_cursor_execute", capture)
+        try:
+            with store.engine.connect() as connection:
+                if lookup == "by-serial":
+                    assert list(read_entries(connection, serial=HISTORY[4][1]))
+                else:
+                    assert last_settings_sha256(connection) == _digest("toml 2")
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", capture)
+        statements = [(s, p) for s, p in captured if "FROM audit_log" in s]
+        assert statements
+        for statement, parameters in statements:
+            plan = _plan(store, backend, statement, parameters)
+            if lookup == "by-serial":
+                assert _uses_no_scan(plan, backend), (statement, plan)
+            else:  # a walk of the partial index: the settings changes alone
+                assert "ix_audit_log_settings" in plan, (statement, plan)
+    finally:
+        store.close()

@@ -37,7 +37,10 @@ class PrefixIndex:
         prefix = sa.literal_column(
             f"substr({self.table}.{self.column}, 1, {PREFIX_BYTES})", sa.LargeBinary
         )
-        return sa.and_(prefix == stored[:PREFIX_BYTES], column == value)
+        # The whole value through a CAST: given `column = ?`, SQLite propagates the value
+        # into substr(column, ...), which then no longer matches the index's expression.
+        whole = sa.cast(column, sa.LargeBinary) == sa.literal(stored, sa.LargeBinary)
+        return sa.and_(prefix == stored[:PREFIX_BYTES], whole)
 
 
 KEY_HASH_INDEX = PrefixIndex("ix_certificates_public_key", "certificates", "public_key_sha256")
