@@ -57,6 +57,28 @@ CASES = [
         ],
         lambda db: f"entry {seq_of(db, 'revoked')} (revoked) was altered",
     ),
+    # The detail is stored packed (0012): an SQL text function over it makes TEXT that is
+    # not UTF-8, a value may not be JSON, a byte may stand for nothing. Each is named.
+    Tampering(
+        "text-function-over-packed-detail",
+        lambda db: [
+            "UPDATE audit_log SET detail = replace(detail, 'corp', 'c0rp') "
+            f"WHERE seq = {seq_of(db, 'issued')}"
+        ],
+        lambda db: f"entry {seq_of(db, 'issued')} (issued) was altered",
+    ),
+    Tampering(
+        "detail-not-json",
+        lambda db: [f"UPDATE audit_log SET detail = 'not json' WHERE seq = {seq_of(db, 'issued')}"],
+        lambda db: f"entry {seq_of(db, 'issued')} (issued) was altered",
+    ),
+    Tampering(
+        "detail-unknown-packed-byte",
+        lambda db: [
+            f"UPDATE audit_log SET detail = X'011f7b7dff' WHERE seq = {seq_of(db, 'revoked')}"
+        ],
+        lambda db: f"entry {seq_of(db, 'revoked')} (revoked) was altered",
+    ),
     Tampering(
         "update-entry-actor",
         lambda db: [f"UPDATE audit_log SET actor = 'nobody' WHERE seq = {seq_of(db, 'issued')}"],

@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from privca._actor import current_actor
+from privca.store.columns import PackedDetail
 from privca.store.schema import (
     AUDIT_SERIAL_INDEX,
     SETTINGS_CHANGED,
@@ -85,7 +86,7 @@ class AuditEntry:
             "action": self.action,
             "actor": self.actor,
             "at": format_time(self.at),
-            "detail": json.loads(self.detail),
+            "detail": _detail_value(self.detail),
             "prev": self.prev_hash,
             "seq": self.seq,
             "serial": self.serial,
@@ -96,8 +97,27 @@ class AuditEntry:
 
     @property
     def details(self) -> dict[str, Any]:
-        value = json.loads(self.detail)
+        value = _detail_value(self.detail)
         return value if isinstance(value, dict) else {}
+
+
+def _detail_value(text: str) -> Any:
+    """The detail object; a text that is not JSON (altered in the store) as the text
+    itself, which hashes differently from any object, so the entry shows as altered."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _stored_detail() -> Any:
+    """The detail column, read as bytes whatever SQLite's storage class: an SQL text
+    function over the packed bytes (someone editing the file) makes TEXT that need not be
+    UTF-8, which the driver would refuse to read; as bytes it unpacks to a text whose
+    hash does not match."""
+    return sa.type_coerce(sa.cast(audit_log.c.detail, sa.LargeBinary), PackedDetail()).label(
+        "detail"
+    )
 
 
 def entry_hash(document: Mapping[str, Any]) -> str:
@@ -237,7 +257,7 @@ def read_entries(
     it: carried over from the previous row when the rows follow each other (the whole
     log), read from the row before otherwise (a filter, a gap)."""
     c = audit_log.c
-    columns: list[Any] = [c.seq, c.at, c.action, c.actor, c.serial, c.detail, c.hash]
+    columns: list[Any] = [c.seq, c.at, c.action, c.actor, c.serial, _stored_detail(), c.hash]
     filtered = since is not None or actor is not None or serial is not None
     if filtered:
         before = audit_log.alias("before")
@@ -453,14 +473,15 @@ SETTINGS_ACTION = "settings-changed"
 def last_settings_sha256(connection: sa.Connection) -> str | None:
     c = audit_log.c
     row = connection.execute(
-        sa.select(c.detail)
+        sa.select(_stored_detail())
         .where(sa.text(SETTINGS_CHANGED))  # verbatim: the partial index's condition
         .order_by(c.seq.desc())
         .limit(1)
     ).first()
     if row is None:
         return None
-    value = json.loads(row.detail).get("sha256")
+    details = _detail_value(row.detail)
+    value = details.get("sha256") if isinstance(details, dict) else None
     return str(value) if value is not None else None
 
 

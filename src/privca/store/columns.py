@@ -199,7 +199,10 @@ def _unpack_one(match: re.Match[bytes]) -> bytes:
     digest = match.group(1)
     if digest is not None:
         return b'"' + digest.hex().encode("ascii") + b'"'
-    return _TOKENS_V1[match.group(2)[0] - _FIRST_TOKEN]
+    index = match.group(2)[0] - _FIRST_TOKEN
+    # A byte no table entry stands for (altered in the store) is left as it is: a control
+    # character, so the text is no longer JSON and its entry shows as altered.
+    return _TOKENS_V1[index] if index < len(_TOKENS_V1) else match.group(2)
 
 
 def pack_detail(text: str) -> bytes:
@@ -217,11 +220,13 @@ def unpack_detail(stored: bytes | str) -> str:
             return stored
         stored = stored.encode("utf-8", "surrogateescape")
     value = bytes(stored)
+    # Bytes altered in the store may not decode: they read back with U+FFFD in their
+    # place, a text whose hash does not match, so the entry shows as altered.
     if value[:1] == bytes([_PACKED_V1]):
-        return _UNPACK.sub(_unpack_one, value[1:]).decode("ascii")
+        return _UNPACK.sub(_unpack_one, value[1:]).decode("ascii", "replace")
     if value[:1] == bytes([_RAW]):
-        return value[1:].decode("utf-8")
-    return value.decode("utf-8")
+        return value[1:].decode("utf-8", "replace")
+    return value.decode("utf-8", "replace")
 
 
 class PackedDetail(sa.types.TypeDecorator[str]):
