@@ -16,7 +16,7 @@ metadata = sa.MetaData()
 # Random values (key hashes, serials) are indexed by their first 8 bytes, not all of them
 # (migration 0012): 8 random bytes single out one row among billions, at a third of the
 # index's size for a hash. A query compares the prefix (to seek) and then the whole value
-# (prefix_match), so a shared prefix costs a few more rows read, never a wrong row. An
+# (PrefixIndex.match), so a shared prefix costs a few more rows read, never a wrong row. An
 # index on an expression serves only a query that spells the same expression, hence SQL
 # text, the same on SQLite and PostgreSQL.
 PREFIX_BYTES = 8
@@ -24,6 +24,8 @@ PREFIX_BYTES = 8
 
 @dataclass(frozen=True)
 class PrefixIndex:
+    """An index of a bytes column's first PREFIX_BYTES, and the condition that seeks it."""
+
     name: str
     table: str
     column: str
