@@ -34,7 +34,8 @@ audit event each). The rows are shaped like a fleet's history:
 
 Revocations are written in bulk by `StoreInternals`, the only code here that touches
 privca's tables (the library revokes one certificate per transaction, which would take
-longer than the rest of the build); fix it there when the schema changes.
+longer than the rest of the build), each with the `revoked` audit entry the library
+writes (privca.store.auditlog.append); fix it there when the schema changes.
 """
 
 from __future__ import annotations
@@ -101,10 +102,15 @@ class StoreInternals:
         self.engine = ca.store.engine
         self.certificates = certificates
 
-    def set_revoked(self, revocations: Sequence[tuple[int, dt.datetime, str]]) -> None:
-        """(serial, revoked_at, reason) each, in one transaction."""
+    def set_revoked(
+        self, revocations: Sequence[tuple[int, dt.datetime, str]], audited: bool = True
+    ) -> None:
+        """(serial, revoked_at, reason) each, in one transaction, with the audit entry the
+        library writes for each (`revoked`, the reason) unless `audited` is False (the CRL
+        measurement's extra revocations, undone by set_issued: no trace left either way)."""
         import sqlalchemy as sa
 
+        from privca.store import auditlog
         from privca.x509.encoding import serial_hex
 
         table = self.certificates
@@ -119,6 +125,13 @@ class StoreInternals:
         with self.engine.begin() as connection:
             for start in range(0, len(params), 5000):
                 connection.execute(statement, params[start : start + 5000])
+            if audited:  # after the updates: the write lock is held (SQLite)
+                auditlog.append(
+                    connection,
+                    max((at for _s, at, _r in revocations), default=dt.datetime.now(dt.UTC)),
+                    [("revoked", p["s"], {"reason": p["r"]}) for p in params],
+                    actor="benchmark",
+                )
 
     def set_issued(self, serials: Sequence[int]) -> None:
         """Undo set_revoked (the CRL measurement's extra revocations)."""
@@ -152,6 +165,7 @@ class Fleet:
     revoked: int = 0
     live: list[tuple[str, int]] = field(default_factory=list)  # (name, serial), not revoked
     build_seconds: float = 0.0
+    build_cpu_seconds: float = 0.0  # this process's (user + system)
 
     def host_name(self, index: int) -> str:
         return f"h{index:07d}.team{index % TEAMS:02d}.corp.example"
@@ -181,6 +195,7 @@ def grow(ca: Any, fleet: Fleet, target: int, batch: int, now: dt.datetime) -> No
     from privca.x509.names import parse_names
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     # At least ~200 batches per step, so that the shares (drawn per batch) come out right.
     batch = max(20, min(batch, (target - fleet.count) // 200))
     while fleet.count < target:
@@ -221,12 +236,15 @@ def grow(ca: Any, fleet: Fleet, target: int, batch: int, now: dt.datetime) -> No
     if wanted > 0:
         revoke_some(ca, fleet, wanted, now)
     fleet.build_seconds += time.perf_counter() - started
+    fleet.build_cpu_seconds += time.process_time() - cpu_started
 
 
 REASONS = ["superseded"] * 5 + ["cessationOfOperation"] * 4 + ["keyCompromise"]
 
 
-def revoke_some(ca: Any, fleet: Fleet, n: int, now: dt.datetime) -> list[tuple[str, int]]:
+def revoke_some(
+    ca: Any, fleet: Fleet, n: int, now: dt.datetime, audited: bool = True
+) -> list[tuple[str, int]]:
     """Revoke n random live certificates in bulk; returns their (name, serial)."""
     chosen: list[tuple[str, int]] = []
     for _ in range(min(n, len(fleet.live))):
@@ -237,7 +255,8 @@ def revoke_some(ca: Any, fleet: Fleet, n: int, now: dt.datetime) -> list[tuple[s
         [
             (serial, now - dt.timedelta(days=fleet.rng.uniform(0, 30)), fleet.rng.choice(REASONS))
             for _name, serial in chosen
-        ]
+        ],
+        audited,
     )
     fleet.revoked += len(chosen)
     return chosen
@@ -325,6 +344,27 @@ class Store:
     database: str = ""
     empty_bytes: int = 0
 
+    def object_bytes(self, home: Path) -> dict[str, int]:
+        """Bytes per table and index, largest first (SQLite: dbstat; PostgreSQL: each
+        relation's size, its TOAST included)."""
+        if self.postgres is not None:
+            import psycopg
+
+            query = (
+                "SELECT c.relname, pg_total_relation_size(c.oid) - "
+                "CASE WHEN c.relkind = 'r' THEN pg_indexes_size(c.oid) ELSE 0 END "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i')"
+            )
+            with psycopg.connect(self.url, autocommit=True) as connection:
+                rows = connection.execute(query).fetchall()
+        else:
+            with contextlib.closing(sqlite3.connect(home / "privca.db")) as connection:
+                rows = connection.execute(
+                    "SELECT name, sum(pgsize) FROM dbstat GROUP BY name"
+                ).fetchall()
+        return dict(sorted(((str(n), int(b)) for n, b in rows), key=lambda nb: -nb[1]))
+
     def size_bytes(self, home: Path) -> int:
         if self.postgres is not None:
             return self.postgres.database_bytes(self.database) - self.empty_bytes
@@ -346,11 +386,26 @@ def startup(runs: int) -> float:
     return median_of(runs, once)
 
 
+SKIPPABLE = ("show", "nagios", "prometheus", "list", "metrics", "crl")
+
+
 def measure(
-    ca: Any, store: Store, home: Path, passphrase: Path, fleet: Fleet, work: Path
+    ca: Any,
+    store: Store,
+    home: Path,
+    passphrase: Path,
+    fleet: Fleet,
+    work: Path,
+    skip: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
-    result: dict[str, Any] = {"certificates": fleet.count, "build_s": round(fleet.build_seconds, 1)}
+    result: dict[str, Any] = {
+        "certificates": fleet.count,
+        "build_s": round(fleet.build_seconds, 1),
+        "build_cpu_s": round(fleet.build_cpu_seconds, 1),
+    }
+    for key, _label in COLUMNS:
+        result.setdefault(key, "-")  # skipped
     # revoke NAME, through the library, per call (five different names)
     timings = []
     for _ in range(5):
@@ -362,42 +417,53 @@ def measure(
     result["revoke_ms"] = round(statistics.median(timings) * 1000, 1)
     names = [pick_live(fleet) for _ in range(3)]
     runs = 3 if fleet.count <= 200_000 else 1  # medians where a run is cheap
-    result["show_s"] = round(
-        statistics.median(privca(home, "show", n, "--json").seconds for n in names), 3
-    )
-    result["nagios_s"] = round(
-        median_of(
-            runs, lambda: privca(home, "check", "--format", "nagios", exits=(0, 1, 2)).seconds
-        ),
-        2,
-    )
-    prometheus = privca(
-        home, "check", "--format", "prometheus", out=work / "check.prom", exits=(0, 1)
-    )
-    result["prometheus_s"] = round(prometheus.seconds, 2)
-    result["prometheus_mb"] = round(prometheus.output_bytes / 1e6, 1)
-    listed = privca(home, "list", "--json", out=work / "list.json")
-    result["list_s"] = round(listed.seconds, 2)
-    result["list_rss_mib"] = round(listed.rss_mib)
-    result["list_mb"] = round(listed.output_bytes / 1e6, 1)
-    with serving(home, passphrase) as url:
-        scrape(url)  # the first scrape imports monitoring.py
-        scrapes = [scrape(url) for _ in range(3)]
-    result["metrics_s"] = round(statistics.median(s for s, _ in scrapes), 3)
-    result["metrics_mb"] = round(scrapes[0][1] / 1e6, 1)
-    # a CRL with 10 % of the inventory revoked (then back to ~3 %)
-    extra = revoke_some(ca, fleet, int(fleet.count * 0.10) - fleet.revoked, now)
-    started = time.perf_counter()
-    crl = ca.crl()
-    result["crl_s"] = round(time.perf_counter() - started, 2)
-    result["crl_entries"] = len(crl)
-    from cryptography.hazmat.primitives.serialization import Encoding
+    if "show" not in skip:
+        result["show_s"] = round(
+            statistics.median(privca(home, "show", n, "--json").seconds for n in names), 3
+        )
+    if "nagios" not in skip:
+        result["nagios_s"] = round(
+            median_of(
+                runs, lambda: privca(home, "check", "--format", "nagios", exits=(0, 1, 2)).seconds
+            ),
+            2,
+        )
+    if "prometheus" not in skip:
+        prometheus = privca(
+            home, "check", "--format", "prometheus", out=work / "check.prom", exits=(0, 1)
+        )
+        result["prometheus_s"] = round(prometheus.seconds, 2)
+        result["prometheus_mb"] = round(prometheus.output_bytes / 1e6, 1)
+    if "list" not in skip:
+        listed = privca(home, "list", "--json", out=work / "list.json")
+        result["list_s"] = round(listed.seconds, 2)
+        result["list_rss_mib"] = round(listed.rss_mib)
+        result["list_mb"] = round(listed.output_bytes / 1e6, 1)
+    if "metrics" not in skip:
+        with serving(home, passphrase) as url:
+            scrape(url)  # the first scrape imports monitoring.py
+            scrapes = [scrape(url) for _ in range(3)]
+        result["metrics_s"] = round(statistics.median(s for s, _ in scrapes), 3)
+        result["metrics_mb"] = round(scrapes[0][1] / 1e6, 1)
+    if "crl" not in skip:
+        # a CRL with 10 % of the inventory revoked (then back to ~3 %)
+        extra = revoke_some(ca, fleet, int(fleet.count * 0.10) - fleet.revoked, now, audited=False)
+        started = time.perf_counter()
+        crl = ca.crl()
+        result["crl_s"] = round(time.perf_counter() - started, 2)
+        result["crl_entries"] = len(crl)
+        from cryptography.hazmat.primitives.serialization import Encoding
 
-    result["crl_kb"] = round(len(crl.public_bytes(Encoding.DER)) / 1024)
-    StoreInternals(ca).set_issued([serial for _name, serial in extra])
-    fleet.revoked -= len(extra)
-    fleet.live.extend(extra)
+        result["crl_kb"] = round(len(crl.public_bytes(Encoding.DER)) / 1024)
+        StoreInternals(ca).set_issued([serial for _name, serial in extra])
+        fleet.revoked -= len(extra)
+        fleet.live.extend(extra)
     result["bytes_per_cert"] = round(store.size_bytes(home) / max(fleet.count, 1))
+    result["objects_bytes_per_cert"] = {
+        name: round(size / max(fleet.count, 1), 1)
+        for name, size in store.object_bytes(home).items()
+        if size >= max(fleet.count, 1 << 20)  # a byte per certificate and a MiB or more
+    }
     result["startup_s"] = round(startup(3), 3)
     return result
 
@@ -405,6 +471,7 @@ def measure(
 COLUMNS = [
     ("certificates", "certs"),
     ("build_s", "build s"),
+    ("build_cpu_s", "build CPU s"),
     ("revoke_ms", "revoke ms"),
     ("show_s", "show s"),
     ("nagios_s", "nagios s"),
@@ -425,6 +492,13 @@ COLUMNS = [
 def print_row(store: str, row: dict[str, Any]) -> None:
     cells = [f"{human(row['certificates']) if k == 'certificates' else row[k]}" for k, _ in COLUMNS]
     print("| " + store + " | " + " | ".join(cells) + " |", flush=True)
+
+
+def print_objects(store: str, row: dict[str, Any]) -> None:
+    """Where the bytes go: bytes per certificate of each table and index."""
+    objects = row.get("objects_bytes_per_cert", {})
+    cells = ", ".join(f"{name} {size}" for name, size in objects.items())
+    print(f"  {store} {human(row['certificates'])} bytes/cert by object: {cells}", flush=True)
 
 
 def run_store(
@@ -456,10 +530,11 @@ def run_store(
             print(
                 f"  {kind}: measuring at {human(size)} (load average {loadavg()}) ...", flush=True
             )
-            row = measure(ca, store, home, passphrase, fleet, work)
+            row = measure(ca, store, home, passphrase, fleet, work, args.skip)
             row["store"] = kind
             rows.append(row)
             print_row(kind, row)
+            print_objects(kind, row)
         return rows
 
 
@@ -472,7 +547,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--keep", action="store_true", help="keep the homes and databases' dir")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help=f"measurements left out, comma-separated ({', '.join(SKIPPABLE)}): list --json "
+        "at 1M takes ~10 min",
+    )
     args = parser.parse_args()
+    skip = frozenset(s.strip() for s in args.skip.split(",") if s.strip())
+    if skip - set(SKIPPABLE):
+        parser.error(f"--skip takes {', '.join(SKIPPABLE)}")
+    args.skip = skip
     try:
         sizes = sorted({parse_size(s) for s in args.sizes.split(",") if s.strip()})
     except argparse.ArgumentTypeError as exc:

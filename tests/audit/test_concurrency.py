@@ -53,7 +53,10 @@ def _check_linear(ca: CertificateAuthority) -> None:
         entries = list(snapshot.entries())
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))  # no gap
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
-    assert len({e.prev_hash for e in entries}) == len(entries)  # no fork
+    # Each hash covers the entry before (its prev is that row's hash, migration 0012): an
+    # entry chained to another predecessor (a fork) would not recompute.
+    assert all(e.computed_hash() == e.hash for e in entries)
+    assert len({e.hash for e in entries}) == len(entries)
     issued = [e for e in entries if e.action == "issued" and e.serial]
     names = {n for e in issued for n in e.details.get("names", [])}
     expected = {f"w{p}-{i}.corp.internal" for p in range(PROCESSES) for i in range(PER_PROCESS)}

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from privca.store.auditlog import entry_hash
+from privca.store.columns import unpack_detail
 from tests.audit.conftest import copy_home, query, sqlite3_cli
 from tests.conftest import Cli
 
@@ -53,6 +54,28 @@ CASES = [
         lambda db: [
             "UPDATE audit_log SET detail = replace(detail, 'unspecified', 'superseded') "
             f"WHERE seq = {seq_of(db, 'revoked')}"
+        ],
+        lambda db: f"entry {seq_of(db, 'revoked')} (revoked) was altered",
+    ),
+    # The detail is stored packed (0012): an SQL text function over it makes TEXT that is
+    # not UTF-8, a value may not be JSON, a byte may stand for nothing. Each is named.
+    Tampering(
+        "text-function-over-packed-detail",
+        lambda db: [
+            "UPDATE audit_log SET detail = replace(detail, 'corp', 'c0rp') "
+            f"WHERE seq = {seq_of(db, 'issued')}"
+        ],
+        lambda db: f"entry {seq_of(db, 'issued')} (issued) was altered",
+    ),
+    Tampering(
+        "detail-not-json",
+        lambda db: [f"UPDATE audit_log SET detail = 'not json' WHERE seq = {seq_of(db, 'issued')}"],
+        lambda db: f"entry {seq_of(db, 'issued')} (issued) was altered",
+    ),
+    Tampering(
+        "detail-unknown-packed-byte",
+        lambda db: [
+            f"UPDATE audit_log SET detail = X'011f7b7dff' WHERE seq = {seq_of(db, 'revoked')}"
         ],
         lambda db: f"entry {seq_of(db, 'revoked')} (revoked) was altered",
     ),
@@ -173,25 +196,16 @@ def _rewrite_chain(database: Path, drop_serial: str) -> None:
                 "action": action,
                 "actor": actor,
                 "at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "detail": json.loads(detail),
+                "detail": json.loads(unpack_detail(detail)),  # stored packed (0012)
                 "prev": previous,
                 "seq": index,
                 "serial": None if serial is None else serial.hex().lstrip("0") or "0",
             }
             digest = entry_hash(document)
             connection.execute(
-                "INSERT INTO audit_log (seq, at, action, actor, serial, detail, prev_hash, hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    index,
-                    at,
-                    action,
-                    actor,
-                    serial,
-                    detail,
-                    bytes.fromhex(previous),
-                    bytes.fromhex(digest),
-                ),
+                "INSERT INTO audit_log (seq, at, action, actor, serial, detail, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (index, at, action, actor, serial, detail, bytes.fromhex(digest)),
             )
             previous = digest
         connection.execute(
@@ -239,3 +253,67 @@ def test_checkpoints_after_rotate_issuing_still_verify(run_cli: Cli, audited_hom
     assert result.exit_code == 0, result.stderr
     verified = run_cli("audit", "verify")
     assert verified.exit_code == 0, verified.stderr
+
+
+def _flip_packed_byte(database: Path, seq: int) -> None:
+    """Change one byte inside the fingerprint of a packed detail (migration 0012 stores
+    it as its 32 bytes), as someone editing the file's bytes would."""
+    with sqlite3.connect(database) as connection:
+        [(stored,)] = connection.execute("SELECT detail FROM audit_log WHERE seq = ?", (seq,))
+        assert isinstance(stored, bytes) and b"\x02" in stored, stored
+        at = stored.index(b"\x02") + 5
+        changed = stored[:at] + bytes([stored[at] ^ 0x01]) + stored[at + 1 :]
+        connection.execute("UPDATE audit_log SET detail = ? WHERE seq = ?", (changed, seq))
+
+
+def test_a_byte_changed_in_a_packed_detail_is_named(
+    run_cli: Cli, audited_home: Path, tmp_path: Path
+) -> None:
+    home = copy_home(audited_home, tmp_path / "tampered")
+    database = home / "privca.db"
+    seq = seq_of(database, "issued", 1)
+    _flip_packed_byte(database, seq)
+    result = run_cli("audit", "verify", home=home)
+    assert result.exit_code == 1, result.stdout
+    assert f"entry {seq} (issued) was altered" in result.stderr, result.stderr
+
+
+def test_an_entry_rewritten_with_a_matching_hash_breaks_the_next(
+    run_cli: Cli, audited_home: Path, tmp_path: Path
+) -> None:
+    """The previous hash is not stored (0012): an entry altered with its own hash redone
+    is caught by the entry after it, whose hash covers the original."""
+    home = copy_home(audited_home, tmp_path / "tampered")
+    database = home / "privca.db"
+    seq = seq_of(database, "issued", 0)
+    with sqlite3.connect(database) as connection:
+        rows = {
+            s: (at, action, actor, serial, unpack_detail(detail), digest)
+            for s, at, action, actor, serial, detail, digest in connection.execute(
+                "SELECT seq, at, action, actor, serial, detail, hash FROM audit_log "
+                "WHERE seq IN (?, ?)",
+                (seq - 1, seq),
+            )
+        }
+        at, action, actor, serial, detail, _digest = rows[seq]
+        names = json.loads(detail)
+        names["names"] = ["evil.corp.internal"]
+        forged = json.dumps(names, sort_keys=True, separators=(",", ":"))
+        when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=at)
+        document = {
+            "action": action,
+            "actor": actor,
+            "at": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "detail": json.loads(forged),
+            "prev": rows[seq - 1][5].hex(),
+            "seq": seq,
+            "serial": serial.hex().lstrip("0") or "0",
+        }
+        connection.execute(
+            "UPDATE audit_log SET detail = ?, hash = ? WHERE seq = ?",
+            (forged, bytes.fromhex(entry_hash(document)), seq),
+        )
+    result = run_cli("audit", "verify", home=home)
+    assert result.exit_code == 1, result.stdout
+    assert f"entry {seq + 1} " in result.stderr, result.stderr
+    assert f"or entry {seq} was rewritten" in result.stderr, result.stderr

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from privca.store.imports import ImportedRow, add_imported_certificates
 from privca.store.inventory import Intent, Store
-from privca.store.schema import certificate_names, certificates
+from privca.store.schema import KEY_HASH_INDEX, certificate_names, certificates
 from privca.x509.encoding import serial_hex
 from tests.store.test_store_migrations import _downgrade_to, _upgrade_to
 
@@ -201,5 +201,7 @@ def test_lookups_are_index_seeks(
 def _key_hash_lookup(store: Store, key_hash: str) -> object:
     with store.engine.connect() as connection:
         return connection.execute(
-            sa.select(certificates.c.serial).where(certificates.c.public_key_sha256 == key_hash)
+            sa.select(certificates.c.serial).where(
+                KEY_HASH_INDEX.match(certificates.c.public_key_sha256, key_hash)
+            )
         ).all()

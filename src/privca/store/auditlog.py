@@ -9,8 +9,13 @@ written canonically: keys sorted, no whitespace (separators "," and ":"), ASCII 
 (everything else as \\uXXXX escapes), T as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC), S the
 lowercase hex serial or null, D an object, P the previous entry's hash (64 zeros before
 the first entry). Its hash is the lowercase hex SHA-256 of the bytes `privca-audit-v1\\n`
-followed by that encoding. `detail` is stored as its own canonical JSON text, so what is
-stored is what was hashed.
+followed by that encoding. `detail` is stored as its own canonical JSON text (packed,
+store/columns.py, unpacking to the same text), so what is stored is what was hashed.
+
+Each row stores its own hash but not the previous one (migration 0012): an entry's `prev`
+is the hash of the row before it, read back from there. A verifier recomputes every hash
+anyway; what must be stored apart from the entries is the head (the last hash) and the
+signed checkpoints.
 
 Concurrent writers stay linear: the head (sequence number and hash of the last entry) is
 one row of `audit_head`, read FOR UPDATE on PostgreSQL and under SQLite's write lock
@@ -29,7 +34,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from privca._actor import current_actor
-from privca.store.schema import audit_checkpoints, audit_head, audit_log, certificates
+from privca.store.columns import PackedDetail
+from privca.store.schema import (
+    AUDIT_SERIAL_INDEX,
+    SETTINGS_CHANGED,
+    audit_checkpoints,
+    audit_head,
+    audit_log,
+    certificates,
+)
 
 GENESIS = "0" * 64
 DOMAIN = b"privca-audit-v1\n"
@@ -64,7 +77,7 @@ class AuditEntry:
     actor: str
     serial: str | None
     detail: str  # canonical JSON text of an object
-    prev_hash: str
+    prev_hash: str  # the hash of the row before ("" when that row is missing)
     hash: str
 
     def document(self) -> dict[str, Any]:
@@ -73,7 +86,7 @@ class AuditEntry:
             "action": self.action,
             "actor": self.actor,
             "at": format_time(self.at),
-            "detail": json.loads(self.detail),
+            "detail": _detail_value(self.detail),
             "prev": self.prev_hash,
             "seq": self.seq,
             "serial": self.serial,
@@ -84,8 +97,27 @@ class AuditEntry:
 
     @property
     def details(self) -> dict[str, Any]:
-        value = json.loads(self.detail)
+        value = _detail_value(self.detail)
         return value if isinstance(value, dict) else {}
+
+
+def _detail_value(text: str) -> Any:
+    """The detail object; a text that is not JSON (altered in the store) as the text
+    itself, which hashes differently from any object, so the entry shows as altered."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _stored_detail() -> Any:
+    """The detail column, read as bytes whatever SQLite's storage class: an SQL text
+    function over the packed bytes (someone editing the file) makes TEXT that need not be
+    UTF-8, which the driver would refuse to read; as bytes it unpacks to a text whose
+    hash does not match."""
+    return sa.type_coerce(sa.cast(audit_log.c.detail, sa.LargeBinary), PackedDetail()).label(
+        "detail"
+    )
 
 
 def entry_hash(document: Mapping[str, Any]) -> str:
@@ -176,7 +208,6 @@ def append(
                 "actor": e.actor,
                 "serial": e.serial,
                 "detail": e.detail,
-                "prev_hash": e.prev_hash,
                 "hash": e.hash,
             }
             for e in entries
@@ -189,7 +220,7 @@ def append(
     return entries
 
 
-def row_to_entry(row: sa.Row[Any]) -> AuditEntry:
+def row_to_entry(row: sa.Row[Any], prev_hash: str) -> AuditEntry:
     at = row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)
     return AuditEntry(
         int(row.seq),
@@ -198,9 +229,19 @@ def row_to_entry(row: sa.Row[Any]) -> AuditEntry:
         row.actor,
         row.serial,
         row.detail,
-        row.prev_hash,
+        prev_hash,
         row.hash,
     )
+
+
+def _hash_before(connection: sa.Connection, seq: int) -> str:
+    """The hash of entry seq - 1: GENESIS before the first, "" if that row is missing."""
+    if seq <= 1:
+        return GENESIS
+    found = connection.execute(
+        sa.select(audit_log.c.hash).where(audit_log.c.seq == seq - 1)
+    ).scalar_one_or_none()
+    return "" if found is None else str(found)
 
 
 def read_entries(
@@ -212,19 +253,42 @@ def read_entries(
     after_seq: int = 0,
     limit: int | None = None,
 ) -> Iterator[AuditEntry]:
-    """Entries in seq order, filtered; streamed."""
+    """Entries in seq order, filtered; streamed. Each carries the hash of the row before
+    it: carried over from the previous row when the rows follow each other (the whole
+    log), read from the row before otherwise (a filter, a gap)."""
     c = audit_log.c
-    query: sa.Select[Any] = sa.select(audit_log).where(c.seq > after_seq).order_by(c.seq)
+    columns: list[Any] = [c.seq, c.at, c.action, c.actor, c.serial, _stored_detail(), c.hash]
+    filtered = since is not None or actor is not None or serial is not None
+    if filtered:
+        before = audit_log.alias("before")
+        columns.append(
+            sa.select(before.c.hash)
+            .where(before.c.seq == c.seq - 1)
+            .scalar_subquery()
+            .label("prev_hash")
+        )
+    query: sa.Select[Any] = sa.select(*columns).where(c.seq > after_seq).order_by(c.seq)
     if since is not None:
         query = query.where(c.at >= since)
     if actor is not None:
         query = query.where(c.actor == actor)
     if serial is not None:
-        query = query.where(c.serial == serial)
+        canonical = _canonical_serial(serial) or ""
+        query = query.where(AUDIT_SERIAL_INDEX.match(c.serial, canonical))
     if limit is not None:
         query = query.limit(limit)
+    last_seq: int | None = None
+    last_hash = ""
     for row in connection.execution_options(yield_per=2000).execute(query):
-        yield row_to_entry(row)
+        seq = int(row.seq)
+        if filtered:
+            previous = GENESIS if seq <= 1 else (row.prev_hash or "")
+        elif last_seq is not None and seq == last_seq + 1:
+            previous = last_hash
+        else:
+            previous = _hash_before(connection, seq)
+        yield row_to_entry(row, previous)
+        last_seq, last_hash = seq, str(row.hash)
 
 
 def head(connection: sa.Connection) -> tuple[int, str]:
@@ -269,7 +333,8 @@ def check_chain(entries: Iterable[AuditEntry]) -> tuple[int, str, ChainBreak | N
                 previous,
                 ChainBreak(
                     entry.seq,
-                    f"entry {entry.seq} ({entry.action}) was altered: its hash does not match",
+                    f"entry {entry.seq} ({entry.action}) was altered: its hash does not match"
+                    + (f" (or entry {entry.seq - 1} was rewritten)" if entry.seq > 1 else ""),
                 ),
             )
         if entry.prev_hash != previous:
@@ -408,11 +473,15 @@ SETTINGS_ACTION = "settings-changed"
 def last_settings_sha256(connection: sa.Connection) -> str | None:
     c = audit_log.c
     row = connection.execute(
-        sa.select(c.detail).where(c.action == SETTINGS_ACTION).order_by(c.seq.desc()).limit(1)
+        sa.select(_stored_detail())
+        .where(sa.text(SETTINGS_CHANGED))  # verbatim: the partial index's condition
+        .order_by(c.seq.desc())
+        .limit(1)
     ).first()
     if row is None:
         return None
-    value = json.loads(row.detail).get("sha256")
+    details = _detail_value(row.detail)
+    value = details.get("sha256") if isinstance(details, dict) else None
     return str(value) if value is not None else None
 
 

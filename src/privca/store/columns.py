@@ -11,11 +11,16 @@ the records (store/records.py) keep hex strings, aware datetimes and plain DER.
 - `CompressedDer`: a certificate's DER deflated with a preset dictionary of what every
   privca leaf certificate shares (algorithm identifiers, extension OIDs, key headers),
   roughly 40 % smaller; values written before it are read as they are.
+- `PackedDetail`: an audit entry's detail, canonical JSON text, stored with each quoted
+  64-digit hex string (a fingerprint, a key hash) as its 32 bytes and the keys every
+  `issued` entry repeats as one byte each (migration 0012): ~105 bytes instead of ~230.
+  It reads back as exactly the text that was hashed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zlib
 from typing import Any
 
@@ -152,4 +157,99 @@ class CompressedDer(sa.types.TypeDecorator[bytes]):
         return None if value is None else inflate_der(bytes(value))
 
 
-__all__ = ["CompressedDer", "HexBytes", "Instant", "UtcDateTime", "deflate_der", "inflate_der"]
+# An audit detail is canonical JSON: ASCII, every control character escaped. So bytes below
+# 0x20 never occur in it and can stand for what the log repeats. This table is fixed
+# forever: every value written with the _PACKED_V1 marker unpacks with exactly these.
+# A new table would get a new marker beside it.
+_PACKED_V1 = 0x01
+_RAW = 0x00  # marks a text stored as it is (one that is not canonical JSON)
+_DIGEST = 0x02  # followed by 32 bytes: the quoted 64-digit lowercase hex string
+_TOKENS_V1 = (
+    b'{"fingerprint":',  # 0x03
+    b',"issuer":',
+    b',"key_sha256":',
+    b',"names":["',
+    b'"],"profile":"',
+    b'server"}',
+    b'server-client"}',
+    b'client"}',
+    b'","',
+    b'{"reason":"',
+    b'{"by":"',
+    b'"}',
+    b"{}",
+)
+_FIRST_TOKEN = 0x03
+_TOKEN_OF = {token: bytes([_FIRST_TOKEN + i]) for i, token in enumerate(_TOKENS_V1)}
+_PACK = re.compile(
+    rb'"([0-9a-f]{64})"|' + b"|".join(re.escape(t) for t in sorted(_TOKENS_V1, key=len)[::-1])
+)
+_UNPACK = re.compile(rb"\x02(.{32})|([\x03-\x1f])", re.DOTALL)
+_CANONICAL = re.compile(rb"[\x20-\x7e]*")
+
+
+def _pack_one(match: re.Match[bytes]) -> bytes:
+    digest = match.group(1)
+    if digest is not None:
+        return bytes([_DIGEST]) + bytes.fromhex(digest.decode("ascii"))
+    return _TOKEN_OF[match.group(0)]
+
+
+def _unpack_one(match: re.Match[bytes]) -> bytes:
+    digest = match.group(1)
+    if digest is not None:
+        return b'"' + digest.hex().encode("ascii") + b'"'
+    index = match.group(2)[0] - _FIRST_TOKEN
+    # A byte no table entry stands for (altered in the store) is left as it is: a control
+    # character, so the text is no longer JSON and its entry shows as altered.
+    return _TOKENS_V1[index] if index < len(_TOKENS_V1) else match.group(2)
+
+
+def pack_detail(text: str) -> bytes:
+    """The stored form of an audit detail (canonical JSON text)."""
+    raw = text.encode("utf-8")
+    if _CANONICAL.fullmatch(raw) is None:  # not canonical JSON: kept verbatim
+        return bytes([_RAW]) + raw
+    return bytes([_PACKED_V1]) + _PACK.sub(_pack_one, raw)
+
+
+def unpack_detail(stored: bytes | str) -> str:
+    """The text pack_detail was given; text stored before migration 0012 as it is."""
+    if isinstance(stored, str):  # unpacked text, or packed bytes an SQL function made text
+        if not stored.startswith((chr(_PACKED_V1), chr(_RAW))):
+            return stored
+        stored = stored.encode("utf-8", "surrogateescape")
+    value = bytes(stored)
+    # Bytes altered in the store may not decode: they read back with U+FFFD in their
+    # place, a text whose hash does not match, so the entry shows as altered.
+    if value[:1] == bytes([_PACKED_V1]):
+        return _UNPACK.sub(_unpack_one, value[1:]).decode("ascii", "replace")
+    if value[:1] == bytes([_RAW]):
+        return value[1:].decode("utf-8", "replace")
+    return value.decode("utf-8", "replace")
+
+
+class PackedDetail(sa.types.TypeDecorator[str]):
+    """An audit entry's detail text, stored packed (pack_detail above)."""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> bytes | None:
+        return None if value is None else pack_detail(value)
+
+    def process_result_value(self, value: bytes | str | None, dialect: Any) -> str | None:
+        return None if value is None else unpack_detail(value)
+
+
+__all__ = [
+    "CompressedDer",
+    "HexBytes",
+    "Instant",
+    "PackedDetail",
+    "UtcDateTime",
+    "deflate_der",
+    "inflate_der",
+    "pack_detail",
+    "unpack_detail",
+]

@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
 
-from privca.store.columns import CompressedDer, HexBytes, Instant, UtcDateTime
+from privca.store.columns import CompressedDer, HexBytes, Instant, PackedDetail, UtcDateTime
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0011_compact_store"
+SCHEMA_REVISION = "0012_audit_compact"
 
 metadata = sa.MetaData()
+
+# Random values (key hashes, serials) are indexed by their first 8 bytes, not all of them
+# (migration 0012): 8 random bytes single out one row among billions, at a third of the
+# index's size for a hash. A query compares the prefix (to seek) and then the whole value
+# (PrefixIndex.match), so a shared prefix costs a few more rows read, never a wrong row. An
+# index on an expression serves only a query that spells the same expression, hence SQL
+# text, the same on SQLite and PostgreSQL.
+PREFIX_BYTES = 8
+
+
+@dataclass(frozen=True)
+class PrefixIndex:
+    """An index of a bytes column's first PREFIX_BYTES, and the condition that seeks it."""
+
+    name: str
+    table: str
+    column: str
+
+    def index(self) -> sa.Index:
+        return sa.Index(self.name, sa.text(f"substr({self.column}, 1, {PREFIX_BYTES})"))
+
+    def match(self, column: sa.ColumnElement[str], value: str) -> sa.ColumnElement[bool]:
+        """`column == value` (a hex string), seeking this index."""
+        stored = bytes.fromhex(value if len(value) % 2 == 0 else "0" + value)
+        prefix = sa.literal_column(
+            f"substr({self.table}.{self.column}, 1, {PREFIX_BYTES})", sa.LargeBinary
+        )
+        # The whole value through a CAST: given `column = ?`, SQLite propagates the value
+        # into substr(column, ...), which then no longer matches the index's expression.
+        whole = sa.cast(column, sa.LargeBinary) == sa.literal(stored, sa.LargeBinary)
+        return sa.and_(prefix == stored[:PREFIX_BYTES], whole)
+
+
+KEY_HASH_INDEX = PrefixIndex("ix_certificates_public_key", "certificates", "public_key_sha256")
+AUDIT_SERIAL_INDEX = PrefixIndex("ix_audit_log_serial", "audit_log", "serial")
+
 
 authorities = sa.Table(
     "authorities",
@@ -70,7 +108,7 @@ certificates = sa.Table(
     # (serial, issuer, status, dates, revocation); names, subject, key hash and DER are gone.
     sa.Column("tidied_at", Instant(), nullable=True),
     sa.Index("ix_certificates_not_after", "not_after"),
-    sa.Index("ix_certificates_public_key", "public_key_sha256"),
+    KEY_HASH_INDEX.index(),  # lookups by key hash: KEY_HASH_INDEX.match
     # Only the few rows with a scheduled revocation (migration 0011): most have none.
     sa.Index(
         "ix_certificates_revoke_after",
@@ -122,6 +160,10 @@ blocked_keys = sa.Table(
     sa.Column("at", UtcDateTime(), nullable=False),
 )
 
+# The condition of the partial index below; a query repeats it word for word, so that
+# SQLite (which does not reason about bound values) uses the index.
+SETTINGS_CHANGED = "action = 'settings-changed'"
+
 # The audit log (store/auditlog.py owns its encoding and hashing): every change of state,
 # appended in the change's transaction, each entry chained to the one before by its hash.
 # It replaced the `events` table (migration 0009_audit_log): one record of what happened.
@@ -134,19 +176,28 @@ audit_log = sa.Table(
         primary_key=True,
         autoincrement=False,
     ),
-    # Compact forms (store/columns.py, migration 0011); the records keep hex and datetimes,
-    # so what is hashed does not depend on how it is stored.
+    # Compact forms (store/columns.py, migrations 0011 and 0012); the records keep hex,
+    # datetimes and the detail's canonical text, so what is hashed does not depend on how
+    # it is stored.
     sa.Column("at", Instant(), nullable=False),
     sa.Column("action", sa.String(48), nullable=False),
     sa.Column("actor", sa.String(255), nullable=False),
     sa.Column("serial", HexBytes(serial=True), nullable=True),
-    sa.Column("detail", sa.Text, nullable=False),  # canonical JSON object
-    sa.Column("prev_hash", HexBytes(serial=False), nullable=False),
+    sa.Column("detail", PackedDetail(), nullable=False),  # canonical JSON object, packed
+    # The entry's own hash. The previous entry's hash, which the entry's hash covers, is
+    # not stored again (migration 0012): it is the hash of the row before.
     sa.Column("hash", HexBytes(serial=False), nullable=False),
-    sa.Index("ix_audit_log_serial", "serial"),
+    AUDIT_SERIAL_INDEX.index(),  # `audit log --serial`: AUDIT_SERIAL_INDEX.match
     # No index on `at`: `audit log --since` walks the log in seq order anyway, and the
     # backup summary's newest time is one scan per backup (migration 0011 dropped it).
-    sa.Index("ix_audit_log_action", "action", "seq"),
+    # The one query by action is the last settings change, on every start: an index of
+    # those few rows, not of every action (migration 0012).
+    sa.Index(
+        "ix_audit_log_settings",
+        "seq",
+        sqlite_where=sa.text(SETTINGS_CHANGED),
+        postgresql_where=sa.text(SETTINGS_CHANGED),
+    ),
 )
 
 # The head of the chain, one row (id 1): locked by each append so writers stay linear.
