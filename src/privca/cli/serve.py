@@ -161,6 +161,19 @@ def metrics_window_setting(section: Mapping[str, Any], flag: str | None) -> dt.t
     return window
 
 
+def metrics_certificates_setting(section: Mapping[str, Any], flag: int | None) -> int:
+    """How many certificates /metrics names one by one (the soonest to expire)."""
+    from privca.monitoring import METRICS_CERTIFICATES
+
+    value = flag if flag is not None else section.get("metrics_certificates", METRICS_CERTIFICATES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(
+            "[serve] metrics_certificates must be a whole number, 0 or more",
+            "e.g. metrics_certificates = 1000 (0: counts only, no series per certificate)",
+        )
+    return value
+
+
 def _companion_class() -> Any:
     import contextlib
 
@@ -273,6 +286,14 @@ def _companion_class() -> Any:
     help="/metrics has a series per certificate only for those expiring within this "
     "(default: [serve] metrics_window, else 30d).",
 )
+@click.option(
+    "--metrics-certificates",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="... and for the N soonest of them at most; the rest are counted "
+    "(default: [serve] metrics_certificates, else 1000).",
+)
 @passphrase_file_option()
 @click.pass_obj
 def serve_command(
@@ -293,6 +314,7 @@ def serve_command(
     max_connections: int | None,
     metrics_listen: str | None,
     metrics_window: str | None,
+    metrics_certificates: int | None,
     passphrase_file: Path | None,
 ) -> None:
     """Serve ACME, CRL, OCSP, CA certificates and metrics; stops cleanly on SIGTERM."""
@@ -334,6 +356,9 @@ def serve_command(
             http=limits,
             metrics_on_main=metrics_address is None,
             metrics_window=metrics_window_setting(ca.settings.serve, metrics_window),
+            metrics_certificates=metrics_certificates_setting(
+                ca.settings.serve, metrics_certificates
+            ),
         )
         names = () if no_tls else certificate_names(ca, server_names)
         listener = bind_listener(host, port)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from json.decoder import scanstring
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -29,6 +28,8 @@ from privca.store.schema import certificates
 from privca.store.status import StoredStatus
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# The JSON decoder's string scanner (C): what json.loads runs on each string (not in typeshed).
+_scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 # Rows fetched per round trip (a server-side cursor on PostgreSQL).
 CHUNK = 2000
 
@@ -73,7 +74,8 @@ def _instant(value: Any) -> dt.datetime:
         return _EPOCH + dt.timedelta(microseconds=value)
     if isinstance(value, str):  # SQLite text from before migration 0011 (never on a store)
         return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC) if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    moment: dt.datetime = value  # PostgreSQL: a timestamptz
+    return moment.astimezone(dt.UTC) if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _label(names: str, subject: str | None) -> str:
@@ -81,7 +83,7 @@ def _label(names: str, subject: str | None) -> str:
     json.dumps (store/names.py), so it starts with '["' when it has a name: the decoder's
     own string scanner reads that first string, escapes and all, without the rest."""
     if names.startswith('["'):
-        return str(scanstring(names, 2)[0])
+        return _scanstring(names, 2)[0]
     listed = json.loads(names)
     return str(listed[0]) if listed else (subject or "")
 
