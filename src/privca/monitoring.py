@@ -3,7 +3,7 @@ at the moment of asking so that every replica tells the same story.
 
 What it costs follows the window, not the inventory: counts come from SQL aggregates (the
 tally on SQLite, store/tally.py), and only the certificates inside the window are read,
-four columns each (InventoryView.expiring). `check --format nagios` reads none of them one
+four values each (InventoryView.expiring). `check --format nagios` reads none of them one
 by one: a grouped count and the soonest one make its line (`summarize`). `/metrics` names
 at most `limit` certificates (the soonest; 50,000 series per scrape would burden
 Prometheus more than privca) and counts the rest by how soon they expire
@@ -226,7 +226,7 @@ def collect(
     ca: CertificateAuthority, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
 ) -> CheckReport:
     """Certificates in the warning window or expired unrenewed (read by the expiry index,
-    four columns each), the live ones beyond the window as a count (the /metrics
+    four values each), the live ones beyond the window as a count (the /metrics
     aggregates of store/metrics), the CA certificates and each CA's CRL, with a severity
     (read only: a scheduled revocation that is due counts as done)."""
     issuers = {a.id: a for a in ca.authorities()}
@@ -260,14 +260,14 @@ def summarize(
     expired = sum(n[0] for n in counts.values())
     critical = sum(n[1] for n in counts.values())
     warning = sum(n[2] for n in counts.values())
-    soonest = next(
+    # A list, so the read is over (and its connection back) before anything else.
+    first = list(
         ca.inventory.expiring(
             now, now + warn, since=since, skip_profiles=SELF_RENEWING_PROFILES, limit=1
-        ),
-        None,
+        )
     )
     candidates: list[ExpiryItem] = []
-    if soonest is not None:
+    for soonest in first:
         issuer = issuers.get(soonest.issuer_id)
         name = ca.registry.issuer_name_of(issuer)
         candidates.append(_certificate_item(soonest, issuer, now, warn, crit, name))

@@ -308,7 +308,7 @@ class InventoryView:
         limit: int | None = None,
     ) -> Iterator[ExpiringCertificate]:
         """Certificates nobody renewed with notAfter in [since, until] ((now, until] when
-        `since` is None), soonest first, four columns each (store/expiry.py)."""
+        `since` is None), soonest first, four values each (store/expiry.py)."""
         return expiring(
             self.database, now, until, since=since, skip_profiles=skip_profiles, limit=limit
         )
