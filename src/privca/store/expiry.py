@@ -11,7 +11,7 @@ in the WHERE clause instead of row by row.
 "Unrenewed" is what `check` lists: signed, not revoked (nor due to be by a scheduled
 revocation), never superseded, not tidied; valid while notAfter is ahead, expired after.
 It is the rule of store/status.py for VALID and for EXPIRED without a successor, spelled
-out here as one clause (tests/store/test_store_expiry.py holds the two to each other).
+out here as one clause (tests/test_monitoring_equivalence.py holds it to the record path).
 """
 
 from __future__ import annotations
