@@ -44,3 +44,14 @@ def test_printable_escapes_controls(raw: str, shown: str) -> None:
 def test_printable_limit_cuts_with_ellipsis() -> None:
     assert printable("a" * 50, limit=10) == "a" * 9 + "…"
     assert printable("short", limit=10) == "short"
+
+
+def test_printable_ascii_shortcut_escapes_what_the_loop_escapes() -> None:
+    """Printable ASCII without a backslash is returned as it is (checked in C); every
+    other ASCII character still goes through the escaping."""
+    for code in range(128):
+        ch = chr(code)
+        shown = "\\\\" if ch == "\\" else f"\\x{code:02x}" if code < 32 or code == 127 else ch
+        assert printable(f"a{ch}b") == f"a{shown}b", code
+    assert printable("a" * 10, limit=10) == "a" * 10
+    assert printable("a" * 11, limit=10) == "a" * 9 + "…"

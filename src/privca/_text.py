@@ -27,6 +27,10 @@ def printable(text: str, limit: int | None = None) -> str:
     """`text` with control, bidi and invisible format characters escaped as \\xNN or
     \\uNNNN (and a backslash doubled, so the escaping cannot be forged). With `limit`,
     the result is cut to about that many characters and ends with an ellipsis."""
+    # Nothing to escape (checked in C): nearly every name, and every line of a listing.
+    plain = text.isascii() and text.isprintable() and "\\" not in text
+    if plain and (limit is None or len(text) <= limit):
+        return text
     out: list[str] = []
     for ch in text:
         if ch == "\\":

@@ -1,10 +1,21 @@
 """Expiry tracking: what `privca check` reports and `/metrics` serves, read from the store
-at the moment of asking so that every replica tells the same story."""
+at the moment of asking so that every replica tells the same story.
+
+What it costs follows the window, not the inventory: counts come from SQL aggregates (the
+tally on SQLite, store/tally.py), and only the certificates inside the window are read,
+four values each (InventoryView.expiring). `check --format nagios` reads none of them one
+by one: a grouped count and the soonest one make its line (`summarize`). `/metrics` names
+at most `limit` certificates (the soonest; 50,000 series per scrape would burden
+Prometheus more than privca) and counts the rest by how soon they expire
+(`privca_certificates_expiring`); `MetricsCache` keeps the rendered page until the store
+changes or the minute turns.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -12,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from privca._text import printable
 from privca._time import days_left, isoformat
-from privca.store.records import CertificateCount, CertificateRecord, CrlState
+from privca.store.records import CertificateCount, CrlState
 from privca.store.status import CertificateStatus
 from privca.x509.encoding import serial_hex
 from privca.x509.profiles import SELF_RENEWING_PROFILES
@@ -20,6 +31,7 @@ from privca.x509.profiles import SELF_RENEWING_PROFILES
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
     from privca.registry import CaCertificate
+    from privca.store.expiry import ExpiringCertificate
 
 SEVERITY_ORDER = {"ok": 0, "warning": 1, "critical": 2}
 # An expired certificate nobody renewed is still news for this long; older ones are history.
@@ -66,33 +78,31 @@ def _describe(not_after: dt.datetime, now: dt.datetime) -> str:
     days = days_left(not_after, now)
     if not_after <= now:
         return f"expired {-days} days ago" if days < 0 else "expired today"
-    return f"expires in {days} days ({not_after:%Y-%m-%d})"
+    # date().isoformat() is %Y-%m-%d for years from 1000 on, at a fraction of strftime's cost
+    return f"expires in {days} days ({not_after.date().isoformat()})"
 
 
 def _certificate_item(
-    record: CertificateRecord,
+    row: ExpiringCertificate,
     issuer: CaCertificate | None,
     now: dt.datetime,
     warn: dt.timedelta,
     crit: dt.timedelta,
     issuer_name: str | None = None,
-) -> ExpiryItem | None:
-    """A live certificate with its severity, or one that expired without a successor;
-    None for what needs nothing (revoked, superseded, expired and replaced)."""
-    status = record.status_at(now)
-    if status == CertificateStatus.EXPIRED and record.superseded_by is None:
-        severity, detail = "critical", _describe(record.not_after, now) + ", not renewed"
-    elif status == CertificateStatus.VALID:
-        severity = _severity(record.not_after, now, warn, crit)
-        detail = _describe(record.not_after, now)
+) -> ExpiryItem:
+    """A certificate nobody renewed (InventoryView.expiring): live with its severity, or
+    expired, which is critical."""
+    if row.not_after <= now:
+        severity, detail = "critical", _describe(row.not_after, now) + ", not renewed"
     else:
-        return None
+        severity = _severity(row.not_after, now, warn, crit)
+        detail = _describe(row.not_after, now)
     return ExpiryItem(
         "certificate",
-        record.names[0] if record.names else record.subject,
-        serial_hex(record.serial),
+        row.label,
+        row.serial,
         issuer.label if issuer else "",
-        record.not_after,
+        row.not_after,
         severity,
         detail,
         issuer_name,
@@ -133,6 +143,31 @@ def _crl_item(state: CrlState, issuer: CaCertificate, now: dt.datetime) -> Expir
     )
 
 
+def worst(items: Iterable[ExpiryItem]) -> str:
+    return max((i.severity for i in items), key=SEVERITY_ORDER.__getitem__, default="ok")
+
+
+def _flagged_first(items: Iterable[ExpiryItem]) -> list[ExpiryItem]:
+    """What needs attention, the most severe first, then the soonest (a stable sort: on a
+    tie, the order of the items)."""
+    return sorted(
+        (i for i in items if i.severity != "ok"),
+        key=lambda i: (-SEVERITY_ORDER[i.severity], i.not_after),
+    )
+
+
+@dataclass(frozen=True)
+class CheckSummary:
+    """What `privca check --format nagios` prints: how many certificates, how many items
+    (certificates, CAs, CRLs) at each severity, the worst, and the item to name first."""
+
+    certificates: int
+    critical: int
+    warning: int
+    state: str
+    first: ExpiryItem | None
+
+
 @dataclass(frozen=True)
 class CheckReport:
     """What `privca check` found: every item that may need attention (certificates in the
@@ -147,31 +182,35 @@ class CheckReport:
         listed = sum(1 for i in self.items if i.kind == "certificate")
         return listed + self.certificates_ok
 
+    def summary(self) -> CheckSummary:
+        flagged = _flagged_first(self.items)
+        return CheckSummary(
+            self.certificates,
+            sum(1 for i in self.items if i.severity == "critical"),
+            sum(1 for i in self.items if i.severity == "warning"),
+            worst(self.items),
+            flagged[0] if flagged else None,
+        )
 
-def collect(
-    ca: CertificateAuthority, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
-) -> CheckReport:
-    """Certificates in the warning window or expired unrenewed (read by the expiry index),
-    the live ones beyond the window as a count (the /metrics aggregates of store/metrics),
-    the CA certificates and each CA's CRL, with a severity (read only: a scheduled
-    revocation that is due counts as done)."""
-    issuers = {a.id: a for a in ca.authorities()}
-    items: list[ExpiryItem] = []
-    window = (now - EXPIRED_RECENTLY, now + warn)
-    for record in ca.inventory.find(expiring_between=window, now=now, with_der=False):
-        if record.profile not in SELF_RENEWING_PROFILES:
-            issuer = issuers.get(record.issuer_id)
-            name = ca.registry.issuer_name_of(issuer)
-            item = _certificate_item(record, issuer, now, warn, crit, name)
-            if item is not None:
-                items.append(item)
-    live = sum(
+
+def _live(ca: CertificateAuthority, now: dt.datetime) -> int:
+    """Valid certificates of the profiles check watches (the tally, store/metrics.py)."""
+    return sum(
         count.count
         for count in ca.inventory.certificate_counts(now)
         if count.status == CertificateStatus.VALID and count.profile not in SELF_RENEWING_PROFILES
     )
-    in_window = sum(1 for i in items if i.kind == "certificate" and i.not_after > now)
-    items += [
+
+
+def _authority_items(
+    ca: CertificateAuthority,
+    issuers: dict[int, CaCertificate],
+    now: dt.datetime,
+    warn: dt.timedelta,
+    crit: dt.timedelta,
+) -> list[ExpiryItem]:
+    """Every active CA certificate, then each CA's CRL."""
+    items = [
         _ca_item(a, now, warn, crit, ca.registry.issuer_name_of(a))
         for a in issuers.values()
         if a.active
@@ -180,11 +219,71 @@ def collect(
         issuer = issuers.get(state.issuer_id)
         if issuer is not None:
             items.append(_crl_item(state, issuer, now))
+    return items
+
+
+def collect(
+    ca: CertificateAuthority, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
+) -> CheckReport:
+    """Certificates in the warning window or expired unrenewed (read by the expiry index,
+    four values each), the live ones beyond the window as a count (the /metrics
+    aggregates of store/metrics), the CA certificates and each CA's CRL, with a severity
+    (read only: a scheduled revocation that is due counts as done)."""
+    issuers = {a.id: a for a in ca.authorities()}
+    names = {i: ca.registry.issuer_name_of(a) for i, a in issuers.items()}
+    rows = ca.inventory.expiring(
+        now, now + warn, since=now - EXPIRED_RECENTLY, skip_profiles=SELF_RENEWING_PROFILES
+    )
+    items = [
+        _certificate_item(
+            row, issuers.get(row.issuer_id), now, warn, crit, names.get(row.issuer_id)
+        )
+        for row in rows
+    ]
+    in_window = sum(1 for i in items if i.not_after > now)
+    live = _live(ca, now)
+    items += _authority_items(ca, issuers, now, warn, crit)
     return CheckReport(items, max(live - in_window, 0))
 
 
-def worst(items: Sequence[ExpiryItem]) -> str:
-    return max((i.severity for i in items), key=SEVERITY_ORDER.__getitem__, default="ok")
+def summarize(
+    ca: CertificateAuthority, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
+) -> CheckSummary:
+    """`collect(...).summary()` without listing the window: the certificates are counted
+    in SQL by how soon they expire, and only the soonest one is read (the item named
+    first, unless a CA or CRL item comes before it)."""
+    issuers = {a.id: a for a in ca.authorities()}
+    since = now - EXPIRED_RECENTLY
+    counts = ca.inventory.expiry_counts(
+        now, [now, now + crit, now + warn], since=since, skip_profiles=SELF_RENEWING_PROFILES
+    )
+    expired = sum(n[0] for n in counts.values())
+    critical = sum(n[1] for n in counts.values())
+    warning = sum(n[2] for n in counts.values())
+    # A list, so the read is over (and its connection back) before anything else.
+    first = list(
+        ca.inventory.expiring(
+            now, now + warn, since=since, skip_profiles=SELF_RENEWING_PROFILES, limit=1
+        )
+    )
+    candidates: list[ExpiryItem] = []
+    for soonest in first:
+        issuer = issuers.get(soonest.issuer_id)
+        name = ca.registry.issuer_name_of(issuer)
+        candidates.append(_certificate_item(soonest, issuer, now, warn, crit, name))
+    others = _authority_items(ca, issuers, now, warn, crit)
+    candidates += others
+    # The soonest certificate is the most severe one too (expired, then critical, then
+    # warning, in notAfter order), so the worst state and the first item are among these.
+    flagged = _flagged_first(candidates)
+    ok = max(_live(ca, now) - critical - warning, 0)
+    return CheckSummary(
+        expired + critical + warning + ok,
+        expired + critical + sum(1 for i in others if i.severity == "critical"),
+        warning + sum(1 for i in others if i.severity == "warning"),
+        worst(candidates),
+        flagged[0] if flagged else None,
+    )
 
 
 def render_text(report: CheckReport) -> str:
@@ -192,7 +291,7 @@ def render_text(report: CheckReport) -> str:
     flagged = [i for i in items if i.severity != "ok"]
     checked = len(items) + report.certificates_ok
     lines = [f"{checked} item(s) checked, {len(flagged)} need attention"]
-    for item in sorted(flagged, key=lambda i: (-SEVERITY_ORDER[i.severity], i.not_after)):
+    for item in _flagged_first(flagged):
         lines.append(
             f"{item.severity.upper():9}{item.kind:12}{item.label} ({item.serial}): {item.detail}"
         )
@@ -219,32 +318,60 @@ def render_json(report: CheckReport, now: dt.datetime) -> str:
 NAGIOS_CODES = {"ok": 0, "warning": 1, "critical": 2}
 
 
-def render_nagios(report: CheckReport, warn: dt.timedelta, crit: dt.timedelta) -> tuple[str, int]:
+def render_nagios(
+    report: CheckSummary | CheckReport, warn: dt.timedelta, crit: dt.timedelta
+) -> tuple[str, int]:
     """One status line with perfdata after '|', and the Nagios plugin exit code."""
-    items = report.items
-    state = worst(items)
-    counts = {s: sum(1 for i in items if i.severity == s) for s in SEVERITY_ORDER}
-    flagged = sorted(
-        (i for i in items if i.severity != "ok"),
-        key=lambda i: (-SEVERITY_ORDER[i.severity], i.not_after),
+    summary = report.summary() if isinstance(report, CheckReport) else report
+    state = summary.state
+    text = (
+        f"{summary.certificates} certificates, {summary.critical} critical, "
+        f"{summary.warning} warning"
     )
-    summary = (
-        f"{report.certificates} certificates, {counts['critical']} critical, "
-        f"{counts['warning']} warning"
-    )
-    if flagged:
-        summary += f"; first: {flagged[0].label} {flagged[0].detail}"
+    if summary.first is not None:
+        text += f"; first: {summary.first.label} {summary.first.detail}"
     perfdata = (
-        f"certificates={report.certificates};;;0 "
-        f"warning={counts['warning']};;;0 "
-        f"critical={counts['critical']};;;0 "
+        f"certificates={summary.certificates};;;0 "
+        f"warning={summary.warning};;;0 "
+        f"critical={summary.critical};;;0 "
         f"warn_days={warn.days};;; crit_days={crit.days};;;"
     )
-    return f"PRIVCA {state.upper()} - {summary} | {perfdata}", NAGIOS_CODES[state]
+    return f"PRIVCA {state.upper()} - {text} | {perfdata}", NAGIOS_CODES[state]
 
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+NAME_LIMIT = 255  # characters of a certificate's name in a label value
+
+
+def _name_label(name: str) -> str:
+    """A certificate name as a label value: printable (it may be hostile text), cut to
+    NAME_LIMIT, escaped. Printable ASCII without a backslash or quote needs none of it,
+    and that is nearly every name: checked first, in C."""
+    if (
+        len(name) <= NAME_LIMIT
+        and name.isascii()
+        and name.isprintable()
+        and "\\" not in name
+        and '"' not in name
+    ):
+        return name
+    return _label(printable(name, NAME_LIMIT))
+
+
+def _span(span: dt.timedelta) -> str:
+    """A span as a label value: 30d, 12h, 90m or 45s."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+# The spans of privca_certificates_expiring, those shorter than the window, and the window.
+EXPIRING_SPANS = (dt.timedelta(days=1), dt.timedelta(days=7), dt.timedelta(days=30))
 
 
 class _Exposition:
@@ -326,21 +453,57 @@ class _Exposition:
             ),
         )
 
+    def expiring(
+        self,
+        counts: dict[tuple[int, str], list[int]],
+        valid: Iterable[tuple[int, str]],
+        spans: Sequence[dt.timedelta],
+    ) -> None:
+        """Per CA and profile, how many valid certificates expire within each span
+        (cumulative, as a histogram's buckets); every profile that has valid
+        certificates gets every span, zeros included, so the series stay put."""
+        keys = sorted({*counts, *valid})
+        samples = []
+        for issuer_id, profile in keys:
+            if issuer_id not in self.issuers:
+                continue
+            labels = f'{self.ca_labels(self.issuers[issuer_id])},profile="{_label(profile)}"'
+            total = 0
+            found = counts.get((issuer_id, profile), [0] * len(spans))
+            for span, n in zip(spans, found, strict=True):
+                total += n
+                samples.append(f'{{{labels},within="{_span(span)}"}} {total}')
+        self.family(
+            "privca_certificates_expiring",
+            "gauge",
+            "Valid certificates expiring within each span from now, by issuing CA and "
+            "profile (not those privca renews by itself).",
+            samples,
+        )
+
     def certificates(
-        self, records: Iterable[CertificateRecord], window: dt.timedelta | None
+        self,
+        rows: Iterable[ExpiringCertificate],
+        window: dt.timedelta | None,
+        limit: int | None = None,
     ) -> None:
         within = f" expiring within {window.days} days" if window is not None else ""
+        if limit is not None:
+            within += f", the {limit} soonest"
+        # Everything after the name is the same for every certificate of one CA.
+        tails = {
+            i: f'",issuer="{_label(a.label)}",{self.name_label(i)}}} '
+            for i, a in self.issuers.items()
+        }
+        default_tail = f'",issuer="",{self.name_label(-1)}}} '
         self.family(
             "privca_certificate_not_after_timestamp_seconds",
             "gauge",
             f"Expiry of each live certificate{within} (Unix time).",
             (
-                f'{{serial="{serial_hex(r.serial)}",'
-                f'name="{_label(printable(r.names[0] if r.names else r.subject, 255))}",'
-                f'issuer="{self.issuer_label(r.issuer_id)}",{self.name_label(r.issuer_id)}}} '
-                f"{int(r.not_after.timestamp())}"
-                for r in records
-                if r.profile not in SELF_RENEWING_PROFILES
+                f'{{serial="{r.serial}",name="{_name_label(r.label)}'
+                f"{tails.get(r.issuer_id, default_tail)}{int(r.not_after.timestamp())}"
+                for r in rows
             ),
         )
 
@@ -368,17 +531,25 @@ class _Exposition:
             )
 
 
+def _spans(window: dt.timedelta | None) -> list[dt.timedelta]:
+    spans = [s for s in EXPIRING_SPANS if window is None or s < window]
+    return [*spans, window] if window is not None else spans
+
+
 def render_prometheus(
     ca: CertificateAuthority,
     now: dt.datetime,
     window: dt.timedelta | None = None,
     authorities: Sequence[CaCertificate] | None = None,
+    limit: int | None = None,
 ) -> str:
     """Prometheus text exposition: aggregates for every CA (counts by profile and status,
-    soonest expiry, CA and CRL expiry) and a series per certificate only for those that
-    expire within `window`, so a scrape neither lists the whole inventory to whoever can
-    reach it nor reads the whole table (every query is served by an index); `privca check
-    --format prometheus` passes its --warn. `window` None lists every live certificate.
+    soonest expiry, CA and CRL expiry, how many expire within 1, 7 and 30 days and
+    `window`) and a series per certificate only for those that expire within `window`
+    (the `limit` soonest of them, when given), so a scrape neither lists the whole
+    inventory to whoever can reach it nor reads the whole table (every query is served by
+    an index); `privca check --format prometheus` passes its --warn and no limit.
+    `window` None lists every live certificate.
 
     Expiry is a timestamp, as x509-certificate-exporter and cert-manager export it."""
     registry = ca.registry
@@ -392,12 +563,76 @@ def render_prometheus(
     )
     exposition.ca_expiry()
     exposition.crl_next_update(ca.inventory.crl_states())
+    spans = _spans(window)
+    exposition.expiring(
+        ca.inventory.expiry_counts(
+            now, [now + s for s in spans], skip_profiles=SELF_RENEWING_PROFILES
+        ),
+        (
+            (c.issuer_id, c.profile)
+            for c in counts
+            if c.status == CertificateStatus.VALID and c.profile not in SELF_RENEWING_PROFILES
+        ),
+        spans,
+    )
     until = now + window if window is not None else None
     exposition.certificates(
-        ca.inventory.find(
-            status=CertificateStatus.VALID, expiring_before=until, now=now, with_der=False
-        ),
+        ca.inventory.expiring(now, until, skip_profiles=SELF_RENEWING_PROFILES, limit=limit),
         window,
+        limit,
     )
     exposition.totals(counts)
     return "\n".join(exposition.lines) + "\n"
+
+
+# How many certificates /metrics names one by one unless told otherwise.
+METRICS_CERTIFICATES = 1000
+_MINUTE = 60
+
+
+class MetricsCache:
+    """One `/metrics` page, kept until the store changes or the minute turns, so a scrape
+    in between (several Prometheus servers, a dashboard, a retry) is a memory read.
+
+    The store's change marker is read before the page is built: a change made while it
+    is built shows on the next scrape. On SQLite the marker is `PRAGMA data_version`
+    (any commit moves it); on PostgreSQL the WAL insert position (any write moves it,
+    also ones that change nothing here; between a commit's WAL record and its visibility
+    a change can be missed for the rest of that minute). Without a marker nothing is
+    kept. Time alone changes the page too (what expired, what entered the window): it is
+    at most a minute behind the clock."""
+
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        window: dt.timedelta | None,
+        limit: int | None = METRICS_CERTIFICATES,
+    ) -> None:
+        self._ca = ca
+        self._window = window
+        self._limit = limit
+        self._counter = ca.inventory.change_counter()
+        self._lock = threading.Lock()
+        self._key: tuple[object, ...] | None = None
+        self._page = ""
+
+    def _marker(self) -> object | None:
+        if self._counter is not None:
+            return self._counter.value()
+        return self._ca.inventory.write_position()
+
+    def page(self, now: dt.datetime, authorities: Sequence[CaCertificate] | None = None) -> str:
+        # One page built at a time: scrapers that arrive meanwhile wait and read it.
+        with self._lock:
+            marker = self._marker()
+            shown = tuple((a.id, a.active) for a in authorities) if authorities else None
+            key = (marker, int(now.timestamp()) // _MINUTE, shown)
+            if marker is not None and key == self._key:
+                return self._page
+            self._page = render_prometheus(self._ca, now, self._window, authorities, self._limit)
+            self._key = key if marker is not None else None
+            return self._page
+
+    def close(self) -> None:
+        if self._counter is not None:
+            self._counter.close()

@@ -994,19 +994,20 @@ def check_command(
         with open_authority(app) as ca:
             if output_format == "prometheus":
                 text, code = monitoring.render_prometheus(ca, now, warn_delta), 0
+            elif output_format == "nagios":
+                # Counted, not listed: the soonest certificate and how many there are.
+                summary = monitoring.summarize(ca, now, warn_delta, crit_delta)
+                text, code = monitoring.render_nagios(summary, warn_delta, crit_delta)
             else:
                 report = monitoring.collect(ca, now, warn_delta, crit_delta)
-                state = monitoring.worst(report.items)
-                code = 0 if state == "ok" else 1
-                if output_format == "nagios":
-                    text, code = monitoring.render_nagios(report, warn_delta, crit_delta)
-                elif output_format == "json":
+                code = 0 if monitoring.worst(report.items) == "ok" else 1
+                if output_format == "json":
                     text = monitoring.render_json(report, now)
                 else:
                     text = monitoring.render_text(report)
-                if output_format != "json":
-                    # Labels are certificate names, possibly imported from anywhere.
-                    text = "\n".join(printable(line) for line in text.split("\n"))
+            if output_format in ("text", "nagios"):
+                # Labels are certificate names, possibly imported from anywhere.
+                text = "\n".join(printable(line) for line in text.split("\n"))
     except PrivcaError as exc:
         if output_format != "nagios":
             raise

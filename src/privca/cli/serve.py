@@ -161,6 +161,19 @@ def metrics_window_setting(section: Mapping[str, Any], flag: str | None) -> dt.t
     return window
 
 
+def metrics_certificates_setting(section: Mapping[str, Any], flag: int | None) -> int:
+    """How many certificates /metrics names one by one (the soonest to expire)."""
+    from privca.monitoring import METRICS_CERTIFICATES
+
+    value = flag if flag is not None else section.get("metrics_certificates", METRICS_CERTIFICATES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(
+            "[serve] metrics_certificates must be a whole number, 0 or more",
+            "e.g. metrics_certificates = 1000 (0: counts only, no series per certificate)",
+        )
+    return value
+
+
 def _companion_class() -> Any:
     import contextlib
 
@@ -274,6 +287,14 @@ def _companion_class() -> Any:
     "(default: [serve] metrics_window, else 30d).",
 )
 @click.option(
+    "--metrics-certificates",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="... and for the N soonest of them at most; the rest are counted "
+    "(default: [serve] metrics_certificates, else 1000).",
+)
+@click.option(
     "--workers",
     default="1",
     show_default=True,
@@ -302,6 +323,7 @@ def serve_command(
     metrics_listen: str | None,
     metrics_window: str | None,
     workers: str,
+    metrics_certificates: int | None,
     passphrase_file: Path | None,
 ) -> None:
     """Serve ACME, CRL, OCSP, CA certificates and metrics; stops cleanly on SIGTERM."""
@@ -345,6 +367,9 @@ def serve_command(
             http=limits,
             metrics_on_main=metrics_address is None,
             metrics_window=metrics_window_setting(ca.settings.serve, metrics_window),
+            metrics_certificates=metrics_certificates_setting(
+                ca.settings.serve, metrics_certificates
+            ),
         )
         names = () if no_tls else certificate_names(ca, server_names)
         if worker_count > 1 and ca.settings.hsm_module:

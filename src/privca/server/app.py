@@ -33,6 +33,7 @@ import email.utils
 import hashlib
 import html
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,7 @@ from privca.x509.ocsp import MALFORMED_REQUEST, MAX_REQUEST_BYTES, decode_get_pa
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
+    from privca.monitoring import MetricsCache
     from privca.registry import CaCertificate
 
 log = logging.getLogger("privca.server")
@@ -124,13 +126,24 @@ async def _privca_error(_request: Request, exc: Exception) -> Response:
 
 
 def _metrics_endpoint(
-    ca: CertificateAuthority, window: dt.timedelta, watch: StoreWatch | None
+    ca: CertificateAuthority, settings: ServerSettings, watch: StoreWatch | None
 ) -> Callable[[Request], Awaitable[Response]]:
-    async def metrics(_request: Request) -> Response:
-        from privca.monitoring import render_prometheus  # lazily: only scrapers pay for it
+    # Made at the first scrape (a server nobody scrapes keeps no connection for it).
+    cache: list[MetricsCache] = []
+    making = threading.Lock()
 
+    def page() -> str:
+        with making:
+            if not cache:
+                from privca.monitoring import MetricsCache
+
+                window, limit = settings.metrics_window, settings.metrics_certificates
+                cache.append(MetricsCache(ca, window, limit))
         authorities = watch.authorities.all if watch is not None else None
-        text = await run_in_threadpool(render_prometheus, ca, utcnow(), window, authorities)
+        return cache[0].page(utcnow(), authorities)
+
+    async def metrics(_request: Request) -> Response:
+        text = await run_in_threadpool(page)
         return PlainTextResponse(text, media_type=PROMETHEUS)
 
     return metrics
@@ -138,13 +151,7 @@ def _metrics_endpoint(
 
 def build_metrics_app(authority: CertificateAuthority, settings: ServerSettings) -> Starlette:
     """/metrics alone, for a listener of its own (`privca serve --metrics-listen`)."""
-    routes = [
-        Route(
-            METRICS_PATH,
-            _metrics_endpoint(authority, settings.metrics_window, None),
-            methods=["GET"],
-        )
-    ]
+    routes = [Route(METRICS_PATH, _metrics_endpoint(authority, settings, None), methods=["GET"])]
     return Starlette(routes=routes, exception_handlers={PrivcaError: _privca_error})
 
 
@@ -227,7 +234,7 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
     site = _Site(ca, settings, watch, responder, crls, acme=acme_app is not None)
     routes = site.routes()
     if settings.metrics_on_main:
-        metrics = _metrics_endpoint(ca, settings.metrics_window, watch)
+        metrics = _metrics_endpoint(ca, settings, watch)
         routes.append(Route(METRICS_PATH, metrics, methods=["GET"]))
     if acme_app is not None:
         routes.append(Mount(ACME_PREFIX, app=acme_app))

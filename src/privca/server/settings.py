@@ -55,6 +55,9 @@ class ServerSettings:
     metrics_on_main: bool = True
     # Per-certificate metric series only for certificates expiring within this window.
     metrics_window: dt.timedelta = dt.timedelta(days=30)
+    # ... and for this many of them at most, the soonest (privca.monitoring: Prometheus
+    # keeps every series it is shown; the rest are counted in privca_certificates_expiring).
+    metrics_certificates: int = 1000
     # How often the store is polled for rotations, revocations and reachability.
     watch_interval: float = 1.0
 
@@ -63,3 +66,5 @@ class ServerSettings:
             raise ValueError(f"ocsp_signer must be one of {OCSP_SIGNERS}")
         if self.metrics_window <= dt.timedelta(0):
             raise ValueError("metrics_window must be positive")
+        if self.metrics_certificates < 0:
+            raise ValueError("metrics_certificates must not be negative")

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from privca._time import as_utc
+from privca.errors import PrivcaError
 from privca.store.database import Database
 from privca.store.records import CertificateCount
 from privca.store.schema import certificates
@@ -126,4 +127,18 @@ def soonest_expiry(
     return found
 
 
-__all__ = ["certificate_counts", "soonest_expiry"]
+def write_position(database: Database) -> str | None:
+    """PostgreSQL's WAL insert position: every write moves it, before the write can be
+    seen. A "has anything changed?" marker for caches on stores without SQLite's
+    data_version; None on SQLite, or when the server will not say (then cache nothing)."""
+    if database.engine.dialect.name != "postgresql":
+        return None
+    try:
+        with database.read() as connection:
+            position = connection.execute(sa.text("SELECT pg_current_wal_insert_lsn()")).scalar()
+    except (PrivcaError, sa.exc.DBAPIError):
+        return None
+    return None if position is None else str(position)
+
+
+__all__ = ["certificate_counts", "soonest_expiry", "write_position"]

@@ -20,7 +20,8 @@ from privca.errors import NotFound
 from privca.store import auditlog
 from privca.store.auditlog import AuditSnapshot
 from privca.store.database import ChangeCounter, Database
-from privca.store.metrics import certificate_counts, soonest_expiry
+from privca.store.expiry import ExpiringCertificate, expiring, expiry_counts
+from privca.store.metrics import certificate_counts, soonest_expiry, write_position
 from privca.store.names import subject_of
 from privca.store.records import (
     AuthorityRecord,
@@ -296,6 +297,36 @@ class InventoryView:
     ) -> dict[int, dt.datetime]:
         """Per CA, when its first valid certificate expires."""
         return soonest_expiry(self.database, issuer_ids, now, skip_profiles)
+
+    def expiring(
+        self,
+        now: dt.datetime,
+        until: dt.datetime | None,
+        *,
+        since: dt.datetime | None = None,
+        skip_profiles: Iterable[str] = (),
+        limit: int | None = None,
+    ) -> Iterator[ExpiringCertificate]:
+        """Certificates nobody renewed with notAfter in [since, until] ((now, until] when
+        `since` is None), soonest first, four values each (store/expiry.py)."""
+        return expiring(
+            self.database, now, until, since=since, skip_profiles=skip_profiles, limit=limit
+        )
+
+    def expiry_counts(
+        self,
+        now: dt.datetime,
+        bounds: Sequence[dt.datetime],
+        *,
+        since: dt.datetime | None = None,
+        skip_profiles: Iterable[str] = (),
+    ) -> dict[tuple[int, str], list[int]]:
+        """The same certificates counted per (issuer id, profile) between `bounds`."""
+        return expiry_counts(self.database, now, bounds, since=since, skip_profiles=skip_profiles)
+
+    def write_position(self) -> str | None:
+        """Where PostgreSQL's WAL stands (it moves with every write), None elsewhere."""
+        return write_position(self.database)
 
     # revocation ---------------------------------------------------------------------------
 

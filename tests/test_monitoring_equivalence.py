@@ -1,0 +1,238 @@
+"""check and /metrics say what they said before they read the window lean: every output
+of privca.monitoring equals what main's record-by-record path (tests/monitoring_reference.py)
+makes of the same store at the same moment, on SQLite and PostgreSQL.
+
+The store holds what can go wrong: certificates exactly on each edge of the windows (and
+one microsecond past it), revoked, superseded, due and not yet due scheduled revocations,
+tidied, self-renewing profiles, equal notAfter times (ordered by serial), three CAs
+(a rotated one, a named issuer), and hostile names (quotes, backslashes, newlines,
+escape sequences, bidi controls, a 300-character name, a character outside the BMP, no
+name at all). Times are set in the rows directly, to the microsecond."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from privca import monitoring
+from privca._time import utcnow
+from privca.authority import CertificateAuthority
+from privca.issuers import NewIssuer
+from privca.store.schema import certificates
+from privca.x509.encoding import serial_hex
+from tests import monitoring_reference as reference
+from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures, shared cluster)
+
+DAY = dt.timedelta(days=1)
+US = dt.timedelta(microseconds=1)
+WARN, CRIT = 30 * DAY, 7 * DAY
+
+HOSTILE = [
+    'quote"back\\slash\nnewline.example',
+    "\x1b]52;c;ZXZpbA==\x07osc.example",
+    "abc\u202eexe.example",
+    "x" * 300 + ".example",
+    "\U0001f600.emoji.example",
+    "bücher.example",
+    'end\\"',
+    'only"quote.example',
+]
+
+
+def _set(ca: CertificateAuthority, serial: int, **values: Any) -> None:
+    """Set columns of one certificate row, as another writer (or time) would have."""
+    table = certificates
+    with ca.inventory.database.engine.begin() as connection:
+        connection.execute(
+            table.update().where(table.c.serial == serial_hex(serial)).values(**values)
+        )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    return None if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def fleet(
+    make_ca: Callable[..., CertificateAuthority], store_url: str | None
+) -> Iterator[tuple[CertificateAuthority, dt.datetime]]:
+    now = utcnow().replace(microsecond=500_000)
+    ca = make_ca(now=now - 100 * DAY, store_url=store_url)
+    made = now - 90 * DAY
+
+    def leaf(name: str, not_after: dt.datetime, **values: Any) -> int:
+        serial = ca.issue([name], days=365, now=made).serial
+        _set(ca, serial, not_after=not_after, **values)
+        return serial
+
+    for label, at in {
+        "warn-edge": now + WARN,
+        "past-warn": now + WARN + US,
+        "crit-edge": now + CRIT,
+        "past-crit": now + CRIT + US,
+        "expires-now": now,
+        "just-live": now + US,
+        "recent-edge": now - 30 * DAY,
+        "too-old": now - 30 * DAY - US,
+        "yesterday": now - DAY + US,
+        "later": now + 200 * DAY,
+    }.items():
+        leaf(f"{label}.corp.internal", at)
+    for i in range(4):  # equal notAfter times: ordered by serial
+        leaf(f"tie{i}.corp.internal", now + 3 * DAY)
+    revoked = leaf("revoked.corp.internal", now + 2 * DAY)
+    ca.revoke(serial_hex(revoked), "keyCompromise", now=now)
+    leaf("due.corp.internal", now + 4 * DAY, revoke_after=now - US)
+    leaf("not-yet-due.corp.internal", now + 4 * DAY, revoke_after=now + US)
+    old = leaf("renewed.corp.internal", now + 5 * DAY)
+    new = ca.renew(serial_hex(old), days=300, now=now - DAY).serial
+    _set(ca, new, not_after=now + 6 * DAY)
+    leaf("gone.corp.internal", now - 3 * DAY, superseded_by=serial_hex(new))
+    leaf("tidied.corp.internal", now - 2 * DAY, names="[]", tidied_at=now)
+    leaf("server.corp.internal", now + 2 * DAY, profile="privca-server")
+    leaf("ocsp.corp.internal", now + 2 * DAY, profile="ocsp-responder")
+    for i, name in enumerate(HOSTILE):
+        leaf(f"hostile{i}.corp.internal", now + (i + 1) * DAY, names=json.dumps([name]))
+    leaf("nameless.corp.internal", now + 8 * DAY, names="[]", subject='CN=sub "ject"\n')
+    ca.rotate_issuing(now=now - 50 * DAY)
+    leaf("rotated.corp.internal", now + 9 * DAY)
+    ca.create_issuer(NewIssuer("team-a", permitted=["a.corp.internal"]), now=now - 50 * DAY)
+    serial = ca.issue(["t.a.corp.internal"], issuer="team-a", days=365, now=made).serial
+    _set(ca, serial, not_after=now + 10 * DAY)
+    yield ca, now
+
+
+def test_check_outputs_equal_the_record_path(
+    fleet: tuple[CertificateAuthority, dt.datetime],
+) -> None:
+    ca, now = fleet
+    for warn, crit in ((WARN, CRIT), (WARN, WARN), (DAY, dt.timedelta(0)), (400 * DAY, 3 * DAY)):
+        old = reference.collect(ca, now, warn, crit)
+        new = monitoring.collect(ca, now, warn, crit)
+        assert monitoring.render_text(new) == reference.render_text(old)
+        assert monitoring.render_json(new, now) == reference.render_json(old, now)
+        expected = reference.render_nagios(old, warn, crit)
+        assert monitoring.render_nagios(new, warn, crit) == expected
+        summary = monitoring.summarize(ca, now, warn, crit)
+        assert monitoring.render_nagios(summary, warn, crit) == expected
+        assert summary == new.summary()
+    items = monitoring.collect(ca, now, WARN, CRIT).items
+    listed = {i.label for i in items}
+    assert [i.label for i in items].count("renewed.corp.internal") == 1  # the renewal
+    assert {"warn-edge.corp.internal", "recent-edge.corp.internal"} <= listed
+    assert "expires-now.corp.internal" in listed and HOSTILE[0] in listed
+    assert not listed & {"past-warn.corp.internal", "too-old.corp.internal"}
+    assert not listed & {"revoked.corp.internal", "due.corp.internal"}
+    assert not listed & {"gone.corp.internal", "server.corp.internal", ""}
+
+
+def _without_expiring(text: str) -> str:
+    return "".join(
+        line
+        for line in text.splitlines(keepends=True)
+        if not line.startswith(("privca_certificates_expiring{", "# HELP privca_certificates_exp"))
+        and not line.startswith("# TYPE privca_certificates_expiring ")
+    )
+
+
+def _series(text: str) -> list[str]:
+    name = "privca_certificate_not_after_timestamp_seconds{"
+    return [line for line in text.splitlines() if line.startswith(name)]
+
+
+def _others(text: str) -> list[str]:
+    """Every line but the per-certificate series and their HELP."""
+    return [
+        line
+        for line in text.splitlines()
+        if not line.startswith(("privca_certificate_not_after", "# HELP privca_certificate_not"))
+    ]
+
+
+def test_prometheus_equals_the_record_path(
+    fleet: tuple[CertificateAuthority, dt.datetime],
+) -> None:
+    ca, now = fleet
+    for window in (WARN, DAY, 400 * DAY, None):
+        old = reference.render_prometheus(ca, now, window)
+        new = monitoring.render_prometheus(ca, now, window)
+        assert _without_expiring(new) == old
+        assert "\x1b" not in new and "\u202e" not in new
+        # With a limit: the same series, the soonest first, cut.
+        limited = monitoring.render_prometheus(ca, now, window, limit=3)
+        assert _series(limited) == _series(old)[:3]
+        assert _others(limited) == _others(new)
+        assert "each live certificate" in limited and ", the 3 soonest (Unix time)" in limited
+    names = {line.split('name="', 1)[1].split('",issuer=')[0] for line in _series(new)}
+    assert 'quote\\"back\\\\\\\\slash\\\\x0anewline.example' in names
+    assert "\\\\x1b]52;c;ZXZpbA==\\\\x07osc.example" in names
+    assert "x" * 254 + "…" in names and "\U0001f600.emoji.example" in names
+
+
+def test_expiring_counts_the_listed_series(
+    fleet: tuple[CertificateAuthority, dt.datetime],
+) -> None:
+    """privca_certificates_expiring{within=W} counts what the record path lists as live
+    within W (to the microsecond)."""
+    ca, now = fleet
+    text = monitoring.render_prometheus(ca, now, WARN, limit=0)
+    assert _series(text) == []
+    live = [
+        i.not_after
+        for i in reference.collect(ca, now, 400 * DAY, CRIT).items
+        if i.kind == "certificate" and i.not_after > now
+    ]
+    for span in ("1d", "7d", "30d"):
+        counted = sum(
+            int(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("privca_certificates_expiring{") and f'within="{span}"' in line
+        )
+        until = now + int(span[:-1]) * DAY
+        assert counted == sum(1 for at in live if at <= until), span
+    withins = {
+        line.split('within="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("privca_certificates_expiring{")
+    }
+    assert withins == {"1d", "7d", "30d"}
+    twelve = monitoring.render_prometheus(ca, now, dt.timedelta(hours=12), limit=0)
+    assert 'within="12h"' in twelve and 'within="1d"' not in twelve
+
+
+def test_every_query_on_certificates_uses_an_index(
+    fleet: tuple[CertificateAuthority, dt.datetime], store_url: str | None
+) -> None:
+    """What check and /metrics ask the certificates table: a search of an index, never a
+    walk of the rows (SQLite's plan; PostgreSQL plans by its statistics)."""
+    if store_url is not None:
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    ca, now = fleet
+    statements: list[tuple[str, object]] = []
+
+    def capture(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
+        statements.append((statement, params))
+
+    engine = ca.inventory.database.engine
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        monitoring.summarize(ca, now, WARN, CRIT)
+        monitoring.collect(ca, now, WARN, CRIT)
+        monitoring.render_prometheus(ca, now, WARN, limit=10)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    on_certificates = [(s, p) for s, p in statements if "FROM certificates" in s]
+    assert len(on_certificates) >= 6
+    with engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        for statement, parameters in on_certificates:
+            plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)]
+            scans = [step for step in plan if step.startswith("SCAN certificates")]
+            assert all("USING COVERING INDEX" in step for step in scans), (statement, plan)
