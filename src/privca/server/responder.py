@@ -1,7 +1,9 @@
 """The OCSP responder: request bytes in, response bytes out, signing as rarely as possible.
 
 Fast path (no threadpool, no store query): the request's CertID has a cached answer that
-is still fresh and the store has not changed since it was confirmed (see watch.py). Else
+is still fresh and its CA's revocation fingerprint is the one the watcher last confirmed
+(StoreWatch.recent: within a few poll intervals, so a revocation made by another process
+shows within about a second, as a pre-signed response of an RFC 5019 responder does). Else
 the serial is looked up and, only if its status changed or the cached response got old, a
 response is signed, in the revocation threads (StoreWatch.run: not the shared threadpool,
 where ACME work queues).
@@ -170,9 +172,8 @@ class OcspResponder:
             return self._without_store(entry, now)
         try:
             if entry is not None:
-                snapshot = self._watch.current()
-                if snapshot is None:
-                    snapshot = await self._watch.snapshot()
+                # The hit: no store query, no thread hop (see StoreWatch.recent).
+                snapshot = self._watch.recent() or await self._watch.snapshot()
                 if entry.valid(snapshot, now):
                     return Reply(entry.der, _seconds(entry.fresh_until - now))
             snapshot = await self._watch.snapshot()

@@ -17,6 +17,17 @@ when the counter moved), so a rotation or revocation made by another process is 
 within about a second without waiting for a request, and it tracks whether the store
 answers at all. While it does not, requests do not try it: they answer from what is
 already known (cached OCSP answers, published CRLs) until a poll succeeds again.
+
+`recent()` is what an OCSP cache hit is checked against: the newest state read, by a
+poll or a request, as long as it was confirmed within `RECENT_POLLS` intervals. It costs
+no I/O and no thread hop, so OCSP answers do not wait behind ACME work in a renewal storm
+(on SQLite every ACME commit moves the counter, so `current()` would re-read the store for
+nearly every request); the price is that a revocation by another process shows in a
+cached answer within a poll interval rather than at once. The polls, and every read that
+confirms a state, run in the revocation threads, never in the shared threadpool.
+
+A snapshot also carries the CRLNumber of each CA's CRL published in the store (see
+crl.py), so a replica notices a newer CRL signed by another one.
 """
 
 from __future__ import annotations
@@ -25,11 +36,10 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
-
-from starlette.concurrency import run_in_threadpool
 
 from privca.errors import PrivcaError, StoreUnavailable
 from privca.registry import CaCertificate, Registry
@@ -41,6 +51,9 @@ log = logging.getLogger("privca.server")
 P = ParamSpec("P")
 T = TypeVar("T")
 REVOCATION_THREADS = 4
+# How many poll intervals a state read may serve OCSP cache hits without a re-read; more
+# than one, so one poll delayed by load does not send every request to the store.
+RECENT_POLLS = 3
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,8 @@ class Snapshot:
 
     generation: int | None
     fingerprints: dict[int, tuple[int, str]] = field(default_factory=dict)
+    # CA id -> CRLNumber of the CRL published in the store (crl_state.published_number).
+    crl_numbers: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,12 @@ class StoreWatch:
         self.reachable = True
         # The state at start: whatever changes after it is noticed by the first poll.
         self._polled = self._data_version()
-        self._last_fingerprints: dict[int, tuple[int, str]] | None = self._read_fingerprints()
+        fingerprints, crl_numbers = self._read_state()
+        self._last_fingerprints: dict[int, tuple[int, str]] | None = fingerprints
+        # The newest state read by anyone, and when (time.monotonic) it was last known to
+        # be the store's: what `recent()` answers with.
+        self._latest = Snapshot(self._polled, fingerprints, crl_numbers)
+        self._confirmed_at = time.monotonic()
         self.authorities = self._read_authorities()
         self._on_authorities: list[Listener] = []
         self._on_revocations: list[Listener] = []
@@ -127,8 +147,30 @@ class StoreWatch:
         # None is treated as "changed": the slow path asks the store itself.
         return self._probe.value() if self._probe is not None else None
 
-    def _read_fingerprints(self) -> dict[int, tuple[int, str]]:
-        return self._ca.inventory.revocation_fingerprints()
+    def _read_state(self) -> tuple[dict[int, tuple[int, str]], dict[int, int]]:
+        """Each CA's revocation fingerprint and published CRLNumber (two small queries)."""
+        return self._ca.inventory.revocation_fingerprints(), self._ca.published_crl_numbers()
+
+    def _read_snapshot(self, version: int | None) -> Snapshot:
+        fingerprints, crl_numbers = self._read_state()
+        return Snapshot(version, fingerprints, crl_numbers)
+
+    def _confirm(self, snapshot: Snapshot) -> Snapshot:
+        """`snapshot` was just read from the store (or found unchanged): the newest state."""
+        self._latest = snapshot
+        self._confirmed_at = time.monotonic()
+        return snapshot
+
+    def recent(self) -> Snapshot | None:
+        """The newest state known, without any I/O, if it was confirmed within
+        RECENT_POLLS intervals (or the SQLite counter shows nothing committed since); None
+        when the watcher has fallen behind and the store must be asked (`snapshot`)."""
+        current = self.current()
+        if current is not None:
+            return current
+        if time.monotonic() - self._confirmed_at > self.interval * RECENT_POLLS:
+            return None
+        return self._latest
 
     def current(self) -> Snapshot | None:
         """The snapshot if the store certainly has not changed since, without any I/O
@@ -148,7 +190,7 @@ class StoreWatch:
             raise StoreUnavailable("the store does not answer")
         try:
             if self._probe is None:
-                return Snapshot(None, await self.run(self._read_fingerprints))
+                return self._confirm(await self.run(self._read_snapshot, None))
             async with self._lock:  # one re-read for all requests that noticed the change
                 cached = self.current()
                 if cached is not None:
@@ -156,9 +198,8 @@ class StoreWatch:
                 # Read the counter before the fingerprints: a commit in between makes the
                 # next check see a new counter and read again, never miss a revocation.
                 version = self._data_version()
-                fingerprints = await self.run(self._read_fingerprints)
-                self._snapshot = Snapshot(version, fingerprints)
-                return self._snapshot
+                self._snapshot = await self.run(self._read_snapshot, version)
+                return self._confirm(self._snapshot)
         except StoreUnavailable as exc:
             self.failed(exc)
             raise
@@ -182,15 +223,19 @@ class StoreWatch:
     async def poll(self) -> None:
         version = self._data_version()
         if version is not None and version == self._polled and self.reachable:
-            return  # SQLite: nobody committed since the last poll
+            self._confirm(self._latest)  # SQLite: nobody committed since the last poll
+            return
         try:
-            fingerprints = await run_in_threadpool(self._read_fingerprints)
+            # In the revocation threads: in the shared threadpool a poll waited behind
+            # every queued ACME job, and OCSP hits would fall back to the store meanwhile.
+            snapshot = await self.run(self._read_snapshot, version)
         except PrivcaError as exc:
             self.failed(exc)
             return
         self._recovered()
+        fingerprints = snapshot.fingerprints
         try:
-            active = await run_in_threadpool(self._ca.inventory.active_authorities)
+            active = await self.run(self._ca.inventory.active_authorities)
         except PrivcaError as exc:
             self.failed(exc)
             return
@@ -198,7 +243,7 @@ class StoreWatch:
         # A new CA shows as a new id; a root rollover ended (retire-old) only as a flag.
         if set(fingerprints) != {a.id for a in self.authorities.all} or active != known_active:
             try:
-                self.authorities = await run_in_threadpool(self._read_authorities)
+                self.authorities = await self.run(self._read_authorities)
             except PrivcaError as exc:
                 self.failed(exc)
                 return
@@ -206,7 +251,8 @@ class StoreWatch:
                 await listener()
         self._polled = version
         if version is not None:
-            self._snapshot = Snapshot(version, fingerprints)
+            self._snapshot = snapshot
+        self._confirm(snapshot)
         previous, self._last_fingerprints = self._last_fingerprints, fingerprints
         if previous is not None and previous != fingerprints:
             for listener in self._on_revocations:
