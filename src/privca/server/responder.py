@@ -1,9 +1,10 @@
 """The OCSP responder: request bytes in, response bytes out, signing as rarely as possible.
 
 Fast path (no threadpool, no store query): the request's CertID has a cached answer that
-is still fresh and its CA's revocation fingerprint is the one the watcher last confirmed
-(StoreWatch.recent: within a few poll intervals, so a revocation made by another process
-shows within about a second, as a pre-signed response of an RFC 5019 responder does). Else
+is still fresh and its CA's revocation fingerprint is the one the watcher knows
+(StoreWatch.recent: on SQLite, nothing committed since it was read; on PostgreSQL, the
+state confirmed by the last polls, so a revocation made by another process shows within
+about a second, as with the pre-signed responses of an RFC 5019 responder). Else
 the serial is looked up and, only if its status changed or the cached response got old, a
 response is signed, in the revocation threads (StoreWatch.run: not the shared threadpool,
 where ACME work queues).

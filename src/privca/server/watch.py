@@ -18,13 +18,14 @@ within about a second without waiting for a request, and it tracks whether the s
 answers at all. While it does not, requests do not try it: they answer from what is
 already known (cached OCSP answers, published CRLs) until a poll succeeds again.
 
-`recent()` is what an OCSP cache hit is checked against: the newest state read, by a
-poll or a request, as long as it was confirmed within `RECENT_POLLS` intervals. It costs
-no I/O and no thread hop, so OCSP answers do not wait behind ACME work in a renewal storm
-(on SQLite every ACME commit moves the counter, so `current()` would re-read the store for
-nearly every request); the price is that a revocation by another process shows in a
-cached answer within a poll interval rather than at once. The polls, and every read that
-confirms a state, run in the revocation threads, never in the shared threadpool.
+`recent()` is what an OCSP cache hit is checked against. On SQLite it is `current()`: a
+revocation by any process shows in the next answer. Elsewhere it is the newest state read,
+by a poll or a request, as long as it was confirmed within `RECENT_POLLS` intervals: no
+store round trip per OCSP request (three queries each, on a store every replica shares),
+at the price that a revocation made through another process shows in a cached answer
+within about a poll interval (a second) rather than at once, as with the pre-signed
+responses of an RFC 5019 responder. The polls, and every read that confirms a state, run
+in the revocation threads, never in the shared threadpool where ACME work queues.
 
 A snapshot also carries the CRLNumber of each CA's CRL published in the store (see
 crl.py), so a replica notices a newer CRL signed by another one.
@@ -162,12 +163,12 @@ class StoreWatch:
         return snapshot
 
     def recent(self) -> Snapshot | None:
-        """The newest state known, without any I/O, if it was confirmed within
-        RECENT_POLLS intervals (or the SQLite counter shows nothing committed since); None
-        when the watcher has fallen behind and the store must be asked (`snapshot`)."""
-        current = self.current()
-        if current is not None:
-            return current
+        """What an OCSP cache hit is checked against, without a store query: on SQLite
+        `current()` (exact, and free while nobody commits); elsewhere the newest state
+        known if it was confirmed within RECENT_POLLS intervals. None when the store must
+        be asked (`snapshot`)."""
+        if self._probe is not None:
+            return self.current()
         if time.monotonic() - self._confirmed_at > self.interval * RECENT_POLLS:
             return None
         return self._latest
