@@ -75,6 +75,7 @@ from cryptography.x509 import ocsp  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
 PASSPHRASE = b"benchmark passphrase"
+QUIET_SECONDS = 5  # OCSP probed against the idle server before the storm
 JOSE = "application/jose+json"
 
 
@@ -327,11 +328,12 @@ class TokenFiles:
 
 async def ocsp_probe(
     requests: list[bytes], ports: list[int], context: ssl.SSLContext, stop: asyncio.Event
-) -> tuple[list[float], int]:
+) -> tuple[list[tuple[float, float]], int]:
     """Ask OCSP about random old certificates, one request at a time, until `stop`;
-    returns the latencies of the answered requests and the number of failed ones."""
+    returns (time.monotonic() at the start, latency) of the answered requests and the
+    number of failed ones (CLOCK_MONOTONIC is system-wide: the storm splits them by time)."""
     connections = {port: Connection(port, context) for port in ports}
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     failures = 0
     rng = random.Random(7)
     try:
@@ -339,7 +341,7 @@ async def ocsp_probe(
             if stop.is_set():
                 break
             request = rng.choice(requests)
-            started = time.perf_counter()
+            at, started = time.monotonic(), time.perf_counter()
             try:
                 reply = await connections[ports[turn % len(ports)]].request(
                     "POST", "/ocsp", request, "application/ocsp-request"
@@ -350,7 +352,7 @@ async def ocsp_probe(
             if reply.status != 200:
                 failures += 1
                 continue
-            latencies.append(time.perf_counter() - started)
+            latencies.append((at, time.perf_counter() - started))
             await asyncio.sleep(0.02)
     finally:
         for connection in connections.values():
@@ -364,7 +366,7 @@ def probe_process(
     """The OCSP probes in a process of their own: in the storm client's event loop, busy
     with 500 hosts' keys, signatures and TLS, they measured the client's own queue."""
 
-    async def main() -> list[tuple[list[float], int]]:
+    async def main() -> list[tuple[list[tuple[float, float]], int]]:
         context = ssl.create_default_context(cafile=cafile)
         done = asyncio.Event()
 
@@ -534,14 +536,20 @@ async def storm(target: Target, n: int, http_port: int, probes: int) -> dict[str
                   probes, stop, results),
         )  # fmt: skip
         prober.start()
-        await asyncio.sleep(3)  # the probing process imports and connects first
-        started = time.perf_counter()
+        # The probing process imports and connects first; then QUIET_SECONDS of OCSP on
+        # an idle server: the same machine load without the storm, for comparison.
+        await asyncio.sleep(3 + QUIET_SECONDS)
+        quiet_from = time.monotonic() - QUIET_SECONDS
+        began_at, started = time.monotonic(), time.perf_counter()
         await asyncio.gather(*(renew(h) for h in hosts))
         seconds = time.perf_counter() - started
+        ended_at = time.monotonic()
         stop.set()
         probed = await asyncio.get_running_loop().run_in_executor(None, results.get)
         prober.join(30)
-        ocsp_latencies = [x for latencies, _failed in probed for x in latencies]
+        timed = [pair for latencies, _failed in probed for pair in latencies]
+        ocsp_latencies = [x for at, x in timed if began_at <= at <= ended_at]
+        quiet_latencies = [x for at, x in timed if quiet_from <= at < began_at]
         ocsp_failures = sum(failed for _latencies, failed in probed)
     finally:
         for host in hosts:
@@ -564,6 +572,10 @@ async def storm(target: Target, n: int, http_port: int, probes: int) -> dict[str
     if ocsp_latencies:
         result["ocsp_p50_ms"] = round(statistics.median(ocsp_latencies) * 1000, 1)
         result["ocsp_p99_ms"] = round(percentile(ocsp_latencies, 99) * 1000, 1)
+    if quiet_latencies:  # the same probes against the idle server just before the storm
+        result["quiet_ocsp_p50_ms"] = round(statistics.median(quiet_latencies) * 1000, 1)
+        result["quiet_ocsp_p99_ms"] = round(percentile(quiet_latencies, 99) * 1000, 1)
+    result["load_after"] = loadavg()
     if stats.errors:
         result["first_error"] = stats.errors[0]
         # Errors by kind (digits blanked), so a mix of causes is visible at once.
@@ -617,14 +629,16 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print("| target | N | orders/s | p50 s | p99 s | max s | errors | badNonce retries | "
-          "OCSP p50 ms | OCSP p99 ms | OCSP answered | OCSP failed |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "OCSP p50 ms | OCSP p99 ms | OCSP answered | OCSP failed | "
+          "idle OCSP p50 / p99 ms |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['target']} | {r['n']} | {r['orders_per_s']} | {r.get('p50_s', '-')} | "
             f"{r.get('p99_s', '-')} | {r.get('max_s', '-')} | {r['errors']} | "
             f"{r['bad_nonce_retries']} | {r.get('ocsp_p50_ms', '-')} | "
-            f"{r.get('ocsp_p99_ms', '-')} | {r['ocsp_requests']} | {r['ocsp_errors']} |"
+            f"{r.get('ocsp_p99_ms', '-')} | {r['ocsp_requests']} | {r['ocsp_errors']} | "
+            f"{r.get('quiet_ocsp_p50_ms', '-')} / {r.get('quiet_ocsp_p99_ms', '-')} |"
         )
 
 
