@@ -20,6 +20,7 @@ from privca.publication import read_published_root_crl, root_crl_due, root_crl_f
 from privca.store.authorities import StoredCrl
 from privca.store.imports import add_imported_certificates
 from privca.store.records import CertificateRecord, ImportedRow, RevocationOutcome
+from privca.store.revocation import RevocationClock
 from privca.x509.encoding import der_certificate, public_key_der, serial_hex
 from privca.x509.names import parse_names
 from privca.x509.verify import VerificationReport, check_certificate, is_signed_by
@@ -305,6 +306,11 @@ class AuthorityRecords(AuthorityCore):
     def published_crl(self, authority: Authority) -> StoredCrl | None:
         """The CA's newest CRL published in the store by a server, if any."""
         return self._store.published_crl(self._entry(authority).id)
+
+    def revocation_clock(self) -> RevocationClock | None:
+        """A cheap "was anything revoked since?" counter (SQLite; None elsewhere), for
+        the server's OCSP cache (server/watch.py). The caller closes it."""
+        return self._store.revocation_clock()
 
     def published_crl_numbers(self) -> dict[int, int]:
         """CA id -> CRLNumber of the CRL published in the store, for the CAs that have one."""

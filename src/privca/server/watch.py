@@ -18,8 +18,11 @@ within about a second without waiting for a request, and it tracks whether the s
 answers at all. While it does not, requests do not try it: they answer from what is
 already known (cached OCSP answers, published CRLs) until a poll succeeds again.
 
-`recent()` is what an OCSP cache hit is checked against. On SQLite it is `current()`: a
-revocation by any process shows in the next answer. Elsewhere it is the newest state read,
+`recent()` is what an OCSP cache hit is checked against. On SQLite it is exact: a
+revocation by any process shows in the next answer. When the data version moved (in a
+renewal storm, after nearly every ACME commit) it reads the one-row revocation counter
+that triggers keep (store/revocation.py) on the event loop, instead of every CA's
+fingerprints in a revocation thread. Elsewhere it is the newest state read,
 by a poll or a request, as long as it was confirmed within `RECENT_POLLS` intervals: no
 store round trip per OCSP request (three queries each, on a store every replica shares),
 at the price that a revocation made through another process shows in a cached answer
@@ -39,7 +42,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from privca.errors import PrivcaError, StoreUnavailable
@@ -66,6 +69,8 @@ class Snapshot:
     fingerprints: dict[int, tuple[int, str]] = field(default_factory=dict)
     # CA id -> CRLNumber of the CRL published in the store (crl_state.published_number).
     crl_numbers: dict[int, int] = field(default_factory=dict)
+    # SQLite's revocation counter when this was read (None: none to compare).
+    revocation_tick: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,15 +104,15 @@ class StoreWatch:
         self._lock = asyncio.Lock()
         self._snapshot: Snapshot | None = None
         self._probe = ca.inventory.change_counter()
+        self._clock = ca.revocation_clock() if self._probe is not None else None
         self.reachable = True
         # The state at start: whatever changes after it is noticed by the first poll.
         self._polled = self._data_version()
-        fingerprints, crl_numbers = self._read_state()
-        self._last_fingerprints: dict[int, tuple[int, str]] | None = fingerprints
         # The newest state read by anyone, and when (time.monotonic) it was last known to
         # be the store's: what `recent()` answers with.
-        self._latest = Snapshot(self._polled, fingerprints, crl_numbers)
+        self._latest = self._read_snapshot(self._polled)
         self._confirmed_at = time.monotonic()
+        self._last_fingerprints: dict[int, tuple[int, str]] | None = self._latest.fingerprints
         self.authorities = self._read_authorities()
         self._on_authorities: list[Listener] = []
         self._on_revocations: list[Listener] = []
@@ -122,6 +127,9 @@ class StoreWatch:
         if self._probe is not None:
             self._probe.close()
             self._probe = None
+        if self._clock is not None:
+            self._clock.close()
+            self._clock = None
 
     def on_authorities_changed(self, listener: Listener) -> None:
         self._on_authorities.append(listener)
@@ -153,8 +161,11 @@ class StoreWatch:
         return self._ca.inventory.revocation_fingerprints(), self._ca.published_crl_numbers()
 
     def _read_snapshot(self, version: int | None) -> Snapshot:
+        # The revocation counter before the fingerprints (like the data version): a
+        # revocation committed in between shows as a newer counter next time.
+        tick = self._clock.value() if self._clock is not None else None
         fingerprints, crl_numbers = self._read_state()
-        return Snapshot(version, fingerprints, crl_numbers)
+        return Snapshot(version, fingerprints, crl_numbers, tick)
 
     def _confirm(self, snapshot: Snapshot) -> Snapshot:
         """`snapshot` was just read from the store (or found unchanged): the newest state."""
@@ -163,12 +174,22 @@ class StoreWatch:
         return snapshot
 
     def recent(self) -> Snapshot | None:
-        """What an OCSP cache hit is checked against, without a store query: on SQLite
-        `current()` (exact, and free while nobody commits); elsewhere the newest state
-        known if it was confirmed within RECENT_POLLS intervals. None when the store must
-        be asked (`snapshot`)."""
+        """What an OCSP cache hit is checked against, without a store query. On SQLite,
+        exact: `current()`, or else the newest state read if the revocation counter has
+        not moved since (its generation dropped: something was committed, perhaps an
+        issuance, so it vouches for no "unknown"). Elsewhere the newest state known if
+        it was confirmed within RECENT_POLLS intervals. None when the store must be
+        asked (`snapshot`)."""
         if self._probe is not None:
-            return self.current()
+            current = self.current()
+            if current is not None:
+                return current
+            latest = self._latest
+            if self._clock is None or latest.revocation_tick is None:
+                return None
+            if self._clock.value() != latest.revocation_tick:
+                return None
+            return replace(latest, generation=None)
         if time.monotonic() - self._confirmed_at > self.interval * RECENT_POLLS:
             return None
         return self._latest

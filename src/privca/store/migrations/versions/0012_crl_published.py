@@ -9,6 +9,11 @@
 
 All three are NULL until a server publishes; `privca crl` leaves them alone.
 
+On SQLite also `revocation_clock`, a one-row counter that triggers bump whenever a
+certificate's revocation could change (store/revocation.py): what a server's OCSP cache
+hits check instead of re-reading every revocation after each commit. The statements are
+written out here, so that this migration does not change if the module's do.
+
 Revision ID: 0012_crl_published
 Revises: 0011_compact_store
 """
@@ -22,6 +27,26 @@ branch_labels = None
 depends_on = None
 
 COLUMNS = ("published_number", "published_der", "published_basis")
+_BUMP = "UPDATE revocation_clock SET tick = tick + 1 WHERE id = 1;"
+SQLITE_UPGRADE = (
+    "CREATE TABLE revocation_clock (id INTEGER PRIMARY KEY CHECK (id = 1), tick INTEGER NOT NULL)",
+    "INSERT INTO revocation_clock (id, tick) VALUES (1, 0)",
+    "CREATE TRIGGER revocation_clock_update "
+    "AFTER UPDATE OF status, revoked_at, revocation_reason ON certificates "
+    "WHEN (OLD.status IS NOT NEW.status AND 'revoked' IN (OLD.status, NEW.status)) "
+    "OR OLD.revoked_at IS NOT NEW.revoked_at "
+    f"OR OLD.revocation_reason IS NOT NEW.revocation_reason BEGIN {_BUMP} END",
+    "CREATE TRIGGER revocation_clock_insert AFTER INSERT ON certificates "
+    f"WHEN NEW.status = 'revoked' BEGIN {_BUMP} END",
+    "CREATE TRIGGER revocation_clock_delete AFTER DELETE ON certificates "
+    f"WHEN OLD.status = 'revoked' BEGIN {_BUMP} END",
+)
+SQLITE_DOWNGRADE = (
+    "DROP TRIGGER IF EXISTS revocation_clock_update",
+    "DROP TRIGGER IF EXISTS revocation_clock_insert",
+    "DROP TRIGGER IF EXISTS revocation_clock_delete",
+    "DROP TABLE IF EXISTS revocation_clock",
+)
 
 
 def upgrade() -> None:
@@ -29,9 +54,15 @@ def upgrade() -> None:
         batch.add_column(sa.Column("published_number", sa.BigInteger, nullable=True))
         batch.add_column(sa.Column("published_der", sa.LargeBinary, nullable=True))
         batch.add_column(sa.Column("published_basis", sa.String(255), nullable=True))
+    if op.get_bind().dialect.name == "sqlite":
+        for statement in SQLITE_UPGRADE:
+            op.execute(statement)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        for statement in SQLITE_DOWNGRADE:
+            op.execute(statement)
     # Plain DROP COLUMN (SQLite 3.35+ and PostgreSQL): nothing refers to these columns.
     for column in COLUMNS:
         op.execute(f"ALTER TABLE crl_state DROP COLUMN {column}")
