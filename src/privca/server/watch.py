@@ -173,16 +173,17 @@ class StoreWatch:
         self._confirmed_at = time.monotonic()
         return snapshot
 
-    def recent(self) -> Snapshot | None:
+    def recent(self, *, exact: bool = False) -> Snapshot | None:
         """What an OCSP cache hit is checked against, without a store query. On SQLite,
         exact: `current()`, or else the newest state read if the revocation counter has
         not moved since (its generation dropped: something was committed, perhaps an
         issuance, so it vouches for no "unknown"). Elsewhere the newest state known if
         it was confirmed within RECENT_POLLS intervals. None when the store must be
-        asked (`snapshot`)."""
+        asked (`snapshot`). `exact`: on SQLite, only `current()` (what an answer about
+        to be filed must be confirmed against, generation included)."""
         if self._probe is not None:
             current = self.current()
-            if current is not None:
+            if current is not None or exact:
                 return current
             latest = self._latest
             if self._clock is None or latest.revocation_tick is None:
