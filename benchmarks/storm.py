@@ -28,11 +28,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import contextlib
 import itertools
 import json
 import multiprocessing
 import random
+import re
 import resource
 import shutil
 import ssl
@@ -55,7 +57,16 @@ sys.path.append(str(_HERE))  # last: _bench only
 
 import h11  # noqa: E402
 import josepy as jose  # noqa: E402
-from _bench import BenchError, Postgres, dns_server, free_port, loadavg, machine  # noqa: E402
+from _bench import (  # noqa: E402
+    BenchError,
+    Postgres,
+    challenge_responder_process,
+    cpu_seconds,
+    dns_server,
+    free_port,
+    loadavg,
+    machine,
+)
 from acme import jws as acme_jws  # noqa: E402
 from acme import messages  # noqa: E402
 from cryptography import x509  # noqa: E402
@@ -65,6 +76,7 @@ from cryptography.x509 import ocsp  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
 PASSPHRASE = b"benchmark passphrase"
+QUIET_SECONDS = 5  # OCSP probed against the idle server before the storm
 JOSE = "application/jose+json"
 
 
@@ -197,7 +209,7 @@ class Host:
     async def _new_nonce(self, port: int) -> str:
         reply = await self.connections[port].request("HEAD", "/acme/new-nonce")
         if "replay-nonce" not in reply.headers:
-            raise AcmeError(f"HEAD new-nonce: {reply.status} without a nonce")
+            raise AcmeError(f"HEAD new-nonce: {reply.status} without a nonce: {reply.body[:200]!r}")
         return reply.headers["replay-nonce"]
 
     async def post(self, path: str, payload: Any, stats: Stats, *, jwk: bool = False) -> Reply:
@@ -231,7 +243,7 @@ class Host:
         )
         self.kid = urlsplit(reply.headers["location"]).path
 
-    async def obtain(self, stats: Stats, responder: dict[str, str], replaces: str | None) -> None:
+    async def obtain(self, stats: Stats, responder: TokenFiles, replaces: str | None) -> None:
         order = messages.NewOrder(
             identifiers=(messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=self.name),)
         )
@@ -292,28 +304,24 @@ def ari_id(certificate: x509.Certificate) -> str:
     return f"{b64(aki.key_identifier or b'')}.{b64(raw)}"
 
 
-# the benchmark's own http-01 responder ------------------------------------------------------
+# the hosts' http-01 answers -------------------------------------------------------------------
 
 
-async def start_responder(tokens: dict[str, str], port: int) -> asyncio.AbstractServer:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            path = head.split(b" ", 2)[1].decode("ascii", "replace")
-            token = path.rsplit("/", 1)[-1]
-            body = tokens.get(token, "").encode()
-            status = b"200 OK" if body else b"404 Not Found"
-            writer.write(
-                b"HTTP/1.1 " + status + b"\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\nConnection: close\r\n\r\n" + body
-            )  # fmt: skip
-            await writer.drain()
-        except (OSError, asyncio.IncompleteReadError, IndexError):
-            pass
-        finally:
-            writer.close()
+class TokenFiles:
+    """The hosts' http-01 answers as files in a webroot, served by _bench's responder in a
+    process of its own (as lego's webroot mode is served by a web server). Served from this
+    event loop, busy with 500 hosts' keys and signatures, an answer waited seconds under
+    load, and the server's validations ran into their deadline."""
 
-    return await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    def __init__(self, webroot: Path) -> None:
+        self.directory = webroot / ".well-known" / "acme-challenge"
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def __setitem__(self, token: str, key_authorization: str) -> None:
+        (self.directory / token).write_text(key_authorization)
+
+    def pop(self, token: str, _default: None = None) -> None:
+        (self.directory / token).unlink(missing_ok=True)
 
 
 # OCSP probes --------------------------------------------------------------------------------
@@ -321,11 +329,12 @@ async def start_responder(tokens: dict[str, str], port: int) -> asyncio.Abstract
 
 async def ocsp_probe(
     requests: list[bytes], ports: list[int], context: ssl.SSLContext, stop: asyncio.Event
-) -> tuple[list[float], int]:
+) -> tuple[list[tuple[float, float]], int]:
     """Ask OCSP about random old certificates, one request at a time, until `stop`;
-    returns the latencies of the answered requests and the number of failed ones."""
+    returns (time.monotonic() at the start, latency) of the answered requests and the
+    number of failed ones (CLOCK_MONOTONIC is system-wide: the storm splits them by time)."""
     connections = {port: Connection(port, context) for port in ports}
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
     failures = 0
     rng = random.Random(7)
     try:
@@ -333,7 +342,7 @@ async def ocsp_probe(
             if stop.is_set():
                 break
             request = rng.choice(requests)
-            started = time.perf_counter()
+            at, started = time.monotonic(), time.perf_counter()
             try:
                 reply = await connections[ports[turn % len(ports)]].request(
                     "POST", "/ocsp", request, "application/ocsp-request"
@@ -344,7 +353,7 @@ async def ocsp_probe(
             if reply.status != 200:
                 failures += 1
                 continue
-            latencies.append(time.perf_counter() - started)
+            latencies.append((at, time.perf_counter() - started))
             await asyncio.sleep(0.02)
     finally:
         for connection in connections.values():
@@ -358,7 +367,7 @@ def probe_process(
     """The OCSP probes in a process of their own: in the storm client's event loop, busy
     with 500 hosts' keys, signatures and TLS, they measured the client's own queue."""
 
-    async def main() -> list[tuple[list[float], int]]:
+    async def main() -> list[tuple[list[tuple[float, float]], int]]:
         context = ssl.create_default_context(cafile=cafile)
         done = asyncio.Event()
 
@@ -395,11 +404,18 @@ class Target:
     name: str
     ports: list[int]
     root: Path
+    webroot: Path  # the hosts' http-01 answers (TokenFiles)
+    pids: list[int] = field(default_factory=list)  # the serve processes
 
 
 @contextlib.contextmanager
 def serving(
-    kind: str, work: Path, dns: str, http_port: int, stack: contextlib.ExitStack
+    kind: str,
+    work: Path,
+    dns: str,
+    http_port: int,
+    stack: contextlib.ExitStack,
+    access_log: bool = False,
 ) -> Iterator[Target]:
     from privca.authority import CertificateAuthority
 
@@ -417,7 +433,8 @@ def serving(
     passphrase = work / "passphrase"
     passphrase.write_bytes(PASSPHRASE + b"\n")
     passphrase.chmod(0o600)
-    command = [sys.executable, "-m", "privca", "-q", "--home", str(home), "serve"]
+    quiet = [] if access_log else ["-q"]
+    command = [sys.executable, "-m", "privca", *quiet, "--home", str(home), "serve"]
     flags = ["--http-01-port", str(http_port), "--dns-resolver", dns]
     help_text = subprocess.run([*command, "--help"], capture_output=True, text=True).stdout
     if "--allow-loopback-validation" in help_text:
@@ -449,7 +466,13 @@ def serving(
             ports.append(port)
         for port, process in zip(ports, processes, strict=True):
             wait_healthy(port, process, home / "certs" / "root.crt")
-        yield Target(kind, ports, home / "certs" / "root.crt")
+        yield Target(
+            kind,
+            ports,
+            home / "certs" / "root.crt",
+            work / f"webroot-{kind}",
+            [process.pid for process in processes],
+        )
     finally:
         for process in processes:
             process.terminate()
@@ -483,8 +506,7 @@ def percentile(values: list[float], p: float) -> float:
 
 async def storm(target: Target, n: int, http_port: int, probes: int) -> dict[str, Any]:
     context = ssl.create_default_context(cafile=str(target.root))
-    tokens: dict[str, str] = {}
-    responder = await start_responder(tokens, http_port)
+    tokens = TokenFiles(target.webroot)
     hosts = [Host(i, target.ports, context) for i in range(n)]
     setup = Stats()
     limit = asyncio.Semaphore(32)
@@ -522,26 +544,34 @@ async def storm(target: Target, n: int, http_port: int, probes: int) -> dict[str
                   probes, stop, results),
         )  # fmt: skip
         prober.start()
-        await asyncio.sleep(3)  # the probing process imports and connects first
-        started = time.perf_counter()
+        # The probing process imports and connects first; then QUIET_SECONDS of OCSP on
+        # an idle server: the same machine load without the storm, for comparison.
+        await asyncio.sleep(3 + QUIET_SECONDS)
+        quiet_from = time.monotonic() - QUIET_SECONDS
+        began_at, started = time.monotonic(), time.perf_counter()
+        cpu_before = sum(cpu_seconds(pid) for pid in target.pids)
         await asyncio.gather(*(renew(h) for h in hosts))
         seconds = time.perf_counter() - started
+        server_cpu = sum(cpu_seconds(pid) for pid in target.pids) - cpu_before
+        ended_at = time.monotonic()
         stop.set()
         probed = await asyncio.get_running_loop().run_in_executor(None, results.get)
         prober.join(30)
-        ocsp_latencies = [x for latencies, _failed in probed for x in latencies]
+        timed = [pair for latencies, _failed in probed for pair in latencies]
+        ocsp_latencies = [x for at, x in timed if began_at <= at <= ended_at]
+        quiet_latencies = [x for at, x in timed if quiet_from <= at < began_at]
         ocsp_failures = sum(failed for _latencies, failed in probed)
     finally:
         for host in hosts:
             await host.close()
-        responder.close()
-        await responder.wait_closed()
     result: dict[str, Any] = {
         "target": f"{target.name} ({len(target.ports)} serve)",
         "n": n,
         "setup_s": round(setup_seconds, 1),
         "storm_s": round(seconds, 2),
         "orders_per_s": round(len(stats.latencies) / seconds, 1),
+        # CPU seconds of the serve process(es) during the storm (less load-sensitive).
+        "server_cpu_s": round(server_cpu, 1),
         "errors": len(stats.errors),
         "bad_nonce_retries": stats.bad_nonces,
         "ocsp_requests": len(ocsp_latencies),
@@ -554,8 +584,15 @@ async def storm(target: Target, n: int, http_port: int, probes: int) -> dict[str
     if ocsp_latencies:
         result["ocsp_p50_ms"] = round(statistics.median(ocsp_latencies) * 1000, 1)
         result["ocsp_p99_ms"] = round(percentile(ocsp_latencies, 99) * 1000, 1)
+    if quiet_latencies:  # the same probes against the idle server just before the storm
+        result["quiet_ocsp_p50_ms"] = round(statistics.median(quiet_latencies) * 1000, 1)
+        result["quiet_ocsp_p99_ms"] = round(percentile(quiet_latencies, 99) * 1000, 1)
+    result["load_after"] = loadavg()
     if stats.errors:
         result["first_error"] = stats.errors[0]
+        # Errors by kind (digits blanked), so a mix of causes is visible at once.
+        kinds = collections.Counter(re.sub(r"[0-9a-f]{6,}|\d+", "#", e)[:160] for e in stats.errors)
+        result["error_kinds"] = dict(kinds.most_common(8))
     return result
 
 
@@ -565,6 +602,9 @@ def main() -> None:
     parser.add_argument("--targets", default="sqlite,postgresql", help="sqlite,postgresql")
     parser.add_argument("--ocsp-probes", type=int, default=4, help="concurrent OCSP askers (4)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--access-log", action="store_true", help="serve without -q: every request in its log"
+    )
     args = parser.parse_args()
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if not targets or any(t not in ("sqlite", "postgresql") for t in targets):
@@ -584,7 +624,11 @@ def main() -> None:
             for kind in targets:
                 http_port = free_port()
                 with contextlib.ExitStack() as stack:
-                    target = stack.enter_context(serving(kind, work, dns, http_port, stack))
+                    target = stack.enter_context(
+                        serving(kind, work, dns, http_port, stack, args.access_log)
+                    )
+                    responder = challenge_responder_process(target.webroot, http_port)
+                    stack.enter_context(responder)
                     result = asyncio.run(storm(target, args.n, http_port, args.ocsp_probes))
                 results.append(result)
                 print(json.dumps(result), flush=True)
@@ -597,14 +641,17 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print("| target | N | orders/s | p50 s | p99 s | max s | errors | badNonce retries | "
-          "OCSP p50 ms | OCSP p99 ms | OCSP answered | OCSP failed |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "OCSP p50 ms | OCSP p99 ms | OCSP answered | OCSP failed | "
+          "idle OCSP p50 / p99 ms | server CPU s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['target']} | {r['n']} | {r['orders_per_s']} | {r.get('p50_s', '-')} | "
             f"{r.get('p99_s', '-')} | {r.get('max_s', '-')} | {r['errors']} | "
             f"{r['bad_nonce_retries']} | {r.get('ocsp_p50_ms', '-')} | "
-            f"{r.get('ocsp_p99_ms', '-')} | {r['ocsp_requests']} | {r['ocsp_errors']} |"
+            f"{r.get('ocsp_p99_ms', '-')} | {r['ocsp_requests']} | {r['ocsp_errors']} | "
+            f"{r.get('quiet_ocsp_p50_ms', '-')} / {r.get('quiet_ocsp_p99_ms', '-')} | "
+            f"{r['server_cpu_s']} |"
         )
 
 

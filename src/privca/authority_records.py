@@ -11,13 +11,16 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca._time import utcnow
 from privca.authority_core import Authority, AuthorityCore
 from privca.errors import InputError, NotFound, PolicyError
 from privca.publication import read_published_root_crl, root_crl_due, root_crl_file, sign_crl
+from privca.store.authorities import StoredCrl
 from privca.store.imports import add_imported_certificates
 from privca.store.records import CertificateRecord, ImportedRow, RevocationOutcome
+from privca.store.revocation import RevocationClock
 from privca.x509.encoding import der_certificate, public_key_der, serial_hex
 from privca.x509.names import parse_names
 from privca.x509.verify import VerificationReport, check_certificate, is_signed_by
@@ -290,6 +293,28 @@ class AuthorityRecords(AuthorityCore):
         crl = sign_crl(self._store, entry.id, signer, now, next_update)
         self.checkpoint_if_due(now)
         return crl
+
+    def publish_crl(
+        self, authority: Authority, crl: x509.CertificateRevocationList, basis: str | None
+    ) -> StoredCrl | None:
+        """Keep `crl` in the store as the CA's published CRL unless a newer one is there;
+        returns the newest stored (what every replica then serves: server/crl.py)."""
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        der = crl.public_bytes(Encoding.DER)
+        return self._store.publish_crl(self._entry(authority).id, number, der, basis, utcnow())
+
+    def published_crl(self, authority: Authority) -> StoredCrl | None:
+        """The CA's newest CRL published in the store by a server, if any."""
+        return self._store.published_crl(self._entry(authority).id)
+
+    def revocation_clock(self) -> RevocationClock | None:
+        """A cheap "was anything revoked since?" counter (SQLite; None elsewhere), for
+        the server's OCSP cache (server/watch.py). The caller closes it."""
+        return self._store.revocation_clock()
+
+    def published_crl_numbers(self) -> dict[int, int]:
+        """CA id -> CRLNumber of the CRL published in the store, for the CAs that have one."""
+        return self._store.published_crl_numbers()
 
     @property
     def root_crl_file(self) -> Path:

@@ -8,6 +8,15 @@ root rollover each root has its own. Every CRL the server builds is also written
 <home>/crl/<serial>.crl (and .pem), the same files `privca crl` writes; while the store
 does not answer, the last CRL built is served, else that file: a CRL is signed and dated,
 so an old one is still the truest answer there is.
+
+Several replicas: each CRL a server signs is also kept in the store (crl_state.published_*,
+with the revocation fingerprint it was built against) before it is served, and a replica
+serves the store's CRL instead of its own whenever that one has a higher CRLNumber (the
+watcher's snapshot carries the numbers). It builds a CRL of its own only when the store's
+does not list every revocation (another fingerprint) or is past half its life; the store
+keeps the higher number when two replicas publish at once. So a client that asks each
+replica in turn never sees the CRLNumber go backwards, and once the store has a CRL every
+replica serves that same one.
 """
 
 from __future__ import annotations
@@ -47,11 +56,28 @@ class PublishedCrl:
     next_update: dt.datetime
     fresh_until: dt.datetime
     fingerprint: tuple[int, str] | None
+    number: int = -1  # its CRLNumber (-1: none)
 
     def valid(self, authority_id: int, snapshot: Snapshot, now: dt.datetime) -> bool:
-        return now < self.fresh_until and snapshot.fingerprints.get(authority_id) == (
-            self.fingerprint
+        """Still the CRL to serve: fresh, listing every revocation the snapshot knows of,
+        and no other replica published a newer one in the store."""
+        return (
+            now < self.fresh_until
+            and snapshot.fingerprints.get(authority_id) == self.fingerprint
+            and snapshot.crl_numbers.get(authority_id, -1) <= self.number
         )
+
+
+def _basis(fingerprint: tuple[int, str] | None) -> str | None:
+    """A revocation fingerprint as the text the store keeps beside a published CRL."""
+    return None if fingerprint is None else f"{fingerprint[0]}|{fingerprint[1]}"
+
+
+def _crl_number(crl: x509.CertificateRevocationList) -> int:
+    try:
+        return int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+    except x509.ExtensionNotFound:
+        return -1
 
 
 def _published(
@@ -70,6 +96,7 @@ def _published(
         next_update=next_update,
         fresh_until=min(half, reread) if reread is not None else half,
         fingerprint=fingerprint,
+        number=_crl_number(crl),
     )
 
 
@@ -91,10 +118,40 @@ class CrlPublisher:
         if self._is_published_root(authority):
             crl = self._ca.published_root_crl(authority, now)
             return _published(crl, now, snapshot.fingerprints.get(authority.id), now + REREAD_FILE)
+        fingerprint = snapshot.fingerprints.get(authority.id)
+        adopted = self._from_store(authority, fingerprint, now)
+        if adopted is not None:
+            return adopted
         crl = self._ca.sign_crl(authority, now)
         # From the snapshot taken before the build: a revocation racing the build makes
         # the fingerprints differ next time and forces another build.
-        published = _published(crl, now, snapshot.fingerprints.get(authority.id))
+        published = _published(crl, now, fingerprint)
+        # In the store before anyone sees it: another replica then never serves an older
+        # number after this one. If a replica published a higher number meanwhile, serve
+        # that one instead (it lists the same revocations when built on the same basis).
+        stored = self._ca.publish_crl(authority, crl, _basis(fingerprint))
+        if stored is not None and stored.number > published.number:
+            crl = x509.load_der_x509_crl(stored.der)
+            same_basis = stored.basis is not None and stored.basis == _basis(fingerprint)
+            published = _published(crl, now, fingerprint if same_basis else None)
+        self._write(authority, crl)
+        return published
+
+    def _from_store(
+        self, authority: CaCertificate, fingerprint: tuple[int, str] | None, now: dt.datetime
+    ) -> PublishedCrl | None:
+        """The CRL another replica published, if it lists what this snapshot knows of
+        (same revocation fingerprint) and is not past half its life; else None."""
+        stored = self._ca.published_crl(authority)
+        if stored is None or stored.basis is None or stored.basis != _basis(fingerprint):
+            return None
+        cached = self._crls.get(authority.id)
+        if cached is not None and cached.number >= stored.number:
+            return None  # ours is that one or newer: it is no longer fresh, so build
+        crl = x509.load_der_x509_crl(stored.der)
+        published = _published(crl, now, fingerprint)
+        if now >= published.fresh_until:
+            return None
         self._write(authority, crl)
         return published
 
@@ -143,7 +200,8 @@ class CrlPublisher:
             cached = self._crls.get(authority.id)
             if cached is not None and cached.valid(authority.id, snapshot, now):
                 return cached
-            published = await run_in_threadpool(self._build, authority, snapshot, now)
+            # In the revocation threads, as the snapshot reads: not behind ACME work.
+            published = await self._watch.run(self._build, authority, snapshot, now)
             self._crls[authority.id] = published
             return published
 

@@ -17,6 +17,21 @@ when the counter moved), so a rotation or revocation made by another process is 
 within about a second without waiting for a request, and it tracks whether the store
 answers at all. While it does not, requests do not try it: they answer from what is
 already known (cached OCSP answers, published CRLs) until a poll succeeds again.
+
+`recent()` is what an OCSP cache hit is checked against. On SQLite it is exact: a
+revocation by any process shows in the next answer. When the data version moved (in a
+renewal storm, after nearly every ACME commit) it reads the one-row revocation counter
+that triggers keep (store/revocation.py) on the event loop, instead of every CA's
+fingerprints in a revocation thread. Elsewhere it is the newest state read,
+by a poll or a request, as long as it was confirmed within `RECENT_POLLS` intervals: no
+store round trip per OCSP request (three queries each, on a store every replica shares),
+at the price that a revocation made through another process shows in a cached answer
+within about a poll interval (a second) rather than at once, as with the pre-signed
+responses of an RFC 5019 responder. The polls, and every read that confirms a state, run
+in the revocation threads, never in the shared threadpool where ACME work queues.
+
+A snapshot also carries the CRLNumber of each CA's CRL published in the store (see
+crl.py), so a replica notices a newer CRL signed by another one.
 """
 
 from __future__ import annotations
@@ -25,11 +40,10 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
-
-from starlette.concurrency import run_in_threadpool
 
 from privca.errors import PrivcaError, StoreUnavailable
 from privca.registry import CaCertificate, Registry
@@ -41,6 +55,9 @@ log = logging.getLogger("privca.server")
 P = ParamSpec("P")
 T = TypeVar("T")
 REVOCATION_THREADS = 4
+# How many poll intervals a state read may serve OCSP cache hits without a re-read; more
+# than one, so one poll delayed by load does not send every request to the store.
+RECENT_POLLS = 3
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,10 @@ class Snapshot:
 
     generation: int | None
     fingerprints: dict[int, tuple[int, str]] = field(default_factory=dict)
+    # CA id -> CRLNumber of the CRL published in the store (crl_state.published_number).
+    crl_numbers: dict[int, int] = field(default_factory=dict)
+    # SQLite's revocation counter when this was read (None: none to compare).
+    revocation_tick: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,10 +104,15 @@ class StoreWatch:
         self._lock = asyncio.Lock()
         self._snapshot: Snapshot | None = None
         self._probe = ca.inventory.change_counter()
+        self._clock = ca.revocation_clock() if self._probe is not None else None
         self.reachable = True
         # The state at start: whatever changes after it is noticed by the first poll.
         self._polled = self._data_version()
-        self._last_fingerprints: dict[int, tuple[int, str]] | None = self._read_fingerprints()
+        # The newest state read by anyone, and when (time.monotonic) it was last known to
+        # be the store's: what `recent()` answers with.
+        self._latest = self._read_snapshot(self._polled)
+        self._confirmed_at = time.monotonic()
+        self._last_fingerprints: dict[int, tuple[int, str]] | None = self._latest.fingerprints
         self.authorities = self._read_authorities()
         self._on_authorities: list[Listener] = []
         self._on_revocations: list[Listener] = []
@@ -101,6 +127,9 @@ class StoreWatch:
         if self._probe is not None:
             self._probe.close()
             self._probe = None
+        if self._clock is not None:
+            self._clock.close()
+            self._clock = None
 
     def on_authorities_changed(self, listener: Listener) -> None:
         self._on_authorities.append(listener)
@@ -127,8 +156,44 @@ class StoreWatch:
         # None is treated as "changed": the slow path asks the store itself.
         return self._probe.value() if self._probe is not None else None
 
-    def _read_fingerprints(self) -> dict[int, tuple[int, str]]:
-        return self._ca.inventory.revocation_fingerprints()
+    def _read_state(self) -> tuple[dict[int, tuple[int, str]], dict[int, int]]:
+        """Each CA's revocation fingerprint and published CRLNumber (two small queries)."""
+        return self._ca.inventory.revocation_fingerprints(), self._ca.published_crl_numbers()
+
+    def _read_snapshot(self, version: int | None) -> Snapshot:
+        # The revocation counter before the fingerprints (like the data version): a
+        # revocation committed in between shows as a newer counter next time.
+        tick = self._clock.value() if self._clock is not None else None
+        fingerprints, crl_numbers = self._read_state()
+        return Snapshot(version, fingerprints, crl_numbers, tick)
+
+    def _confirm(self, snapshot: Snapshot) -> Snapshot:
+        """`snapshot` was just read from the store (or found unchanged): the newest state."""
+        self._latest = snapshot
+        self._confirmed_at = time.monotonic()
+        return snapshot
+
+    def recent(self, *, exact: bool = False) -> Snapshot | None:
+        """What an OCSP cache hit is checked against, without a store query. On SQLite,
+        exact: `current()`, or else the newest state read if the revocation counter has
+        not moved since (its generation dropped: something was committed, perhaps an
+        issuance, so it vouches for no "unknown"). Elsewhere the newest state known if
+        it was confirmed within RECENT_POLLS intervals. None when the store must be
+        asked (`snapshot`). `exact`: on SQLite, only `current()` (what an answer about
+        to be filed must be confirmed against, generation included)."""
+        if self._probe is not None:
+            current = self.current()
+            if current is not None or exact:
+                return current
+            latest = self._latest
+            if self._clock is None or latest.revocation_tick is None:
+                return None
+            if self._clock.value() != latest.revocation_tick:
+                return None
+            return replace(latest, generation=None)
+        if time.monotonic() - self._confirmed_at > self.interval * RECENT_POLLS:
+            return None
+        return self._latest
 
     def current(self) -> Snapshot | None:
         """The snapshot if the store certainly has not changed since, without any I/O
@@ -148,7 +213,7 @@ class StoreWatch:
             raise StoreUnavailable("the store does not answer")
         try:
             if self._probe is None:
-                return Snapshot(None, await self.run(self._read_fingerprints))
+                return self._confirm(await self.run(self._read_snapshot, None))
             async with self._lock:  # one re-read for all requests that noticed the change
                 cached = self.current()
                 if cached is not None:
@@ -156,9 +221,8 @@ class StoreWatch:
                 # Read the counter before the fingerprints: a commit in between makes the
                 # next check see a new counter and read again, never miss a revocation.
                 version = self._data_version()
-                fingerprints = await self.run(self._read_fingerprints)
-                self._snapshot = Snapshot(version, fingerprints)
-                return self._snapshot
+                self._snapshot = await self.run(self._read_snapshot, version)
+                return self._confirm(self._snapshot)
         except StoreUnavailable as exc:
             self.failed(exc)
             raise
@@ -182,15 +246,19 @@ class StoreWatch:
     async def poll(self) -> None:
         version = self._data_version()
         if version is not None and version == self._polled and self.reachable:
-            return  # SQLite: nobody committed since the last poll
+            self._confirm(self._latest)  # SQLite: nobody committed since the last poll
+            return
         try:
-            fingerprints = await run_in_threadpool(self._read_fingerprints)
+            # In the revocation threads: in the shared threadpool a poll waited behind
+            # every queued ACME job, and OCSP hits would fall back to the store meanwhile.
+            snapshot = await self.run(self._read_snapshot, version)
         except PrivcaError as exc:
             self.failed(exc)
             return
         self._recovered()
+        fingerprints = snapshot.fingerprints
         try:
-            active = await run_in_threadpool(self._ca.inventory.active_authorities)
+            active = await self.run(self._ca.inventory.active_authorities)
         except PrivcaError as exc:
             self.failed(exc)
             return
@@ -198,7 +266,7 @@ class StoreWatch:
         # A new CA shows as a new id; a root rollover ended (retire-old) only as a flag.
         if set(fingerprints) != {a.id for a in self.authorities.all} or active != known_active:
             try:
-                self.authorities = await run_in_threadpool(self._read_authorities)
+                self.authorities = await self.run(self._read_authorities)
             except PrivcaError as exc:
                 self.failed(exc)
                 return
@@ -206,7 +274,8 @@ class StoreWatch:
                 await listener()
         self._polled = version
         if version is not None:
-            self._snapshot = Snapshot(version, fingerprints)
+            self._snapshot = snapshot
+        self._confirm(snapshot)
         previous, self._last_fingerprints = self._last_fingerprints, fingerprints
         if previous is not None and previous != fingerprints:
             for listener in self._on_revocations:

@@ -517,11 +517,17 @@ class AuditWrites:
             ).first()
             if exists is not None:
                 return False
-            change.execute(
-                audit_checkpoints.insert().values(
-                    seq=seq, head_hash=head_hash, at=at, document=document
-                )
-            )
+            try:
+                # Two replicas over PostgreSQL can both find none and insert the same
+                # seq (a renewal storm did: the loser's ACME finalize answered 500).
+                with change.connection.begin_nested():
+                    change.execute(
+                        audit_checkpoints.insert().values(
+                            seq=seq, head_hash=head_hash, at=at, document=document
+                        )
+                    )
+            except sa.exc.IntegrityError:
+                return False  # the other replica's checkpoint covers the same entries
         return True
 
 

@@ -60,6 +60,16 @@ def _first_crl_number(change: Change, issuer_id: int, next_update: dt.datetime) 
 
 
 @dataclass(frozen=True)
+class StoredCrl:
+    """The newest CRL a server published for a CA (crl_state.published_*), and the
+    revocation fingerprint it was built against (None: not known)."""
+
+    number: int
+    der: bytes
+    basis: str | None
+
+
+@dataclass(frozen=True)
 class NewAuthorityRow:
     """A CA certificate about to be recorded."""
 
@@ -237,6 +247,55 @@ class AuthorityWrites:
             change.record("crl-issued", None, {"issuer": issuer_id, "number": number})
         return number
 
+    def publish_crl(
+        self, issuer_id: int, number: int, der: bytes, basis: str | None, now: dt.datetime
+    ) -> StoredCrl | None:
+        """Keep `der` (CRLNumber `number`) as the CA's published CRL unless one with a
+        higher number is there already; returns the one the store holds afterwards (None:
+        the CA has no crl_state row). One conditional UPDATE, so two replicas publishing
+        at once leave the higher number, whichever commits last."""
+        c = crl_state.c
+        with self.database.change(now) as change:
+            change.execute(
+                crl_state.update()
+                .where(
+                    c.issuer_id == issuer_id,
+                    sa.or_(c.published_number.is_(None), c.published_number < number),
+                )
+                .values(published_number=number, published_der=der, published_basis=basis)
+            )
+            row = change.execute(
+                sa.select(c.published_number, c.published_der, c.published_basis).where(
+                    c.issuer_id == issuer_id
+                )
+            ).first()
+        if row is None or row.published_number is None or row.published_der is None:
+            return None
+        return StoredCrl(int(row.published_number), bytes(row.published_der), row.published_basis)
+
+    def published_crl(self, issuer_id: int) -> StoredCrl | None:
+        """The CA's published CRL (see `publish_crl`), or None."""
+        c = crl_state.c
+        with self.database.read() as connection:
+            row = connection.execute(
+                sa.select(c.published_number, c.published_der, c.published_basis).where(
+                    c.issuer_id == issuer_id, c.published_number.is_not(None)
+                )
+            ).first()
+        if row is None or row.published_der is None:
+            return None
+        return StoredCrl(int(row.published_number), bytes(row.published_der), row.published_basis)
+
+    def published_crl_numbers(self) -> dict[int, int]:
+        """CA id -> CRLNumber of its published CRL, for every CA that has one: what a
+        replica compares its own CRLs with (one small query, no CRL bytes)."""
+        c = crl_state.c
+        with self.database.read() as connection:
+            rows = connection.execute(
+                sa.select(c.issuer_id, c.published_number).where(c.published_number.is_not(None))
+            ).all()
+        return {int(r.issuer_id): int(r.published_number) for r in rows}
+
     def continue_crl_numbers(
         self, issuer_id: int, number: int, this_update: dt.datetime, next_update: dt.datetime
     ) -> None:
@@ -256,6 +315,7 @@ class AuthorityWrites:
 __all__ = [
     "AuthorityWrites",
     "NewAuthorityRow",
+    "StoredCrl",
     "crl_number_floor",
     "default_issuer_name",
     "following_crl_number",

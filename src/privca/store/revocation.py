@@ -6,7 +6,9 @@ status lives in store/status.py.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 
 import sqlalchemy as sa
 
@@ -38,6 +40,44 @@ def reason_change(serial: str, current: str | None, requested: str | None) -> Re
     )
 
 
+# SQLite only (migration 0013_crl_published creates it and its triggers): a counter the
+# database itself bumps, in the same transaction, whenever a certificate row's revocation
+# could change (a status change to or from revoked, its date or reason updated; a revoked
+# row inserted or deleted), whatever code writes it; an issuance does not move it. The
+# server's OCSP cache hits compare it (a one-row read) instead of re-reading every CA's
+# revocation fingerprint after each commit: in a renewal storm every ACME commit moved
+# `PRAGMA data_version`, and that re-read ran for nearly every OCSP request.
+REVOCATION_CLOCK_TABLE = "revocation_clock"
+
+
+class RevocationClock:
+    """The SQLite revocation counter, read on a connection of its own: no pool, no
+    transaction, microseconds (fit for the event loop)."""
+
+    def __init__(self, path: str) -> None:
+        import sqlite3
+
+        self._sqlite3 = sqlite3
+        self._connection = sqlite3.connect(path, timeout=1.0, check_same_thread=False)
+        self._lock = threading.Lock()  # the loop and the revocation threads both read
+
+    def value(self) -> int | None:
+        """The counter, or None if it cannot be read (callers then re-read the store)."""
+        try:
+            with self._lock:
+                # fetchall: the statement ends here and holds no read snapshot open.
+                rows = self._connection.execute(
+                    f"SELECT tick FROM {REVOCATION_CLOCK_TABLE} WHERE id = 1"
+                ).fetchall()
+        except self._sqlite3.Error:
+            return None
+        return int(rows[0][0]) if rows else None
+
+    def close(self) -> None:
+        with contextlib.suppress(self._sqlite3.Error):
+            self._connection.close()
+
+
 def _block_key(change: Change, public_key_sha256: str, serial: str) -> None:
     exists = change.execute(
         sa.select(blocked_keys.c.public_key_sha256).where(
@@ -56,6 +96,13 @@ class RevocationWrites:
     """The writes of revocation, over the Store's database."""
 
     database: Database
+
+    def revocation_clock(self) -> RevocationClock | None:
+        """The SQLite revocation counter (see SQLITE_REVOCATION_CLOCK); None elsewhere."""
+        url = self.database.url
+        if not url.startswith("sqlite:///"):
+            return None
+        return RevocationClock(url.removeprefix("sqlite:///"))
 
     def revoke(
         self, serial: int, reason: str | None, now: dt.datetime, public_key_sha256: str | None
@@ -162,4 +209,9 @@ class RevocationWrites:
         return done
 
 
-__all__ = ["KEY_COMPROMISE", "RevocationWrites", "reason_change"]
+__all__ = [
+    "KEY_COMPROMISE",
+    "RevocationClock",
+    "RevocationWrites",
+    "reason_change",
+]

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from privca.store.columns import CompressedDer, HexBytes, Instant, PackedDetail, UtcDateTime
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0012_audit_compact"
+SCHEMA_REVISION = "0013_crl_published"
 
 metadata = sa.MetaData()
 
@@ -149,6 +149,12 @@ crl_state = sa.Table(
     sa.Column("number", sa.BigInteger, nullable=False),
     sa.Column("this_update", UtcDateTime(), nullable=False),
     sa.Column("next_update", UtcDateTime(), nullable=False),
+    # The newest CRL a server signed for this CA, and the revocation fingerprint it was
+    # built against (migration 0013_crl_published): replicas serve it when it is newer
+    # than their own, so CRL numbers never go backwards across them. NULL until then.
+    sa.Column("published_number", sa.BigInteger, nullable=True),
+    sa.Column("published_der", sa.LargeBinary, nullable=True),
+    sa.Column("published_basis", sa.String(255), nullable=True),
 )
 
 # Public keys revoked for keyCompromise: never certified again.
