@@ -17,7 +17,7 @@ from privca._time import utcnow
 from privca.authority_core import Authority, AuthorityCore
 from privca.errors import InputError, NotFound, PolicyError
 from privca.publication import read_published_root_crl, root_crl_due, root_crl_file, sign_crl
-from privca.store.authorities import StoredCrl
+from privca.store.authorities import StoredCrl, crl_basis
 from privca.store.imports import add_imported_certificates
 from privca.store.records import CertificateRecord, ImportedRow, RevocationOutcome
 from privca.store.revocation import RevocationClock
@@ -270,7 +270,14 @@ class AuthorityRecords(AuthorityCore):
         """
         now = now or utcnow()
         self.apply_scheduled_revocations(now)
-        return self.sign_crl(authority, now, days=days)
+        entry = self._entry(authority) if authority is not None else self.registry.issuing
+        # Read before signing, so that it names no revocation the CRL lacks; kept in the
+        # store, the CRL becomes what every `privca serve` replica hands out (unless one
+        # has a newer one): a client never sees an older number from a server after it.
+        fingerprint = self.inventory.revocation_fingerprints().get(entry.id)
+        crl = self.sign_crl(entry, now, days=days)
+        self.publish_crl(entry, crl, fingerprint)
+        return crl
 
     def sign_crl(
         self,
@@ -295,12 +302,17 @@ class AuthorityRecords(AuthorityCore):
         return crl
 
     def publish_crl(
-        self, authority: Authority, crl: x509.CertificateRevocationList, basis: str | None
+        self,
+        authority: Authority,
+        crl: x509.CertificateRevocationList,
+        fingerprint: tuple[int, str] | None,
     ) -> StoredCrl | None:
         """Keep `crl` in the store as the CA's published CRL unless a newer one is there;
-        returns the newest stored (what every replica then serves: server/crl.py)."""
+        returns the newest stored (what every replica then serves: server/crl.py).
+        `fingerprint`: the CA's revocation fingerprint read before `crl` was signed."""
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
         der = crl.public_bytes(Encoding.DER)
+        basis = crl_basis(fingerprint)
         return self._store.publish_crl(self._entry(authority).id, number, der, basis, utcnow())
 
     def published_crl(self, authority: Authority) -> StoredCrl | None:

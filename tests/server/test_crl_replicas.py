@@ -135,3 +135,25 @@ def test_crl_numbers_never_go_backwards_across_sqlite_processes(
 ) -> None:
     with two_replicas(make_ca(), tmp_path) as pair:
         _alternating_crls_never_go_back(pair)
+
+
+@pytest.mark.slow
+def test_a_crl_made_by_the_cli_is_what_every_replica_serves_next(
+    make_ca: Callable[..., CertificateAuthority], tmp_path: Path
+) -> None:
+    """`privca crl` run by the operator (a third process) while two replicas serve: the
+    next CRL either replica hands out is that one or newer, never the older one it had."""
+    with two_replicas(make_ca(), tmp_path) as pair:
+        before = [_number(pair.crl(0)), _number(pair.crl(1))]
+        made = pair.ca.crl()
+        assert _number(made) > max(before)
+        deadline = time.monotonic() + 10
+        while True:
+            served = [pair.crl(0), pair.crl(1)]
+            numbers = [_number(crl) for crl in served]
+            assert min(numbers) >= max(before)
+            if min(numbers) >= _number(made):
+                break
+            assert time.monotonic() < deadline, (before, numbers, _number(made))
+            time.sleep(0.1)
+        assert served[0].public_bytes(Encoding.DER) == made.public_bytes(Encoding.DER)

@@ -68,11 +68,6 @@ class PublishedCrl:
         )
 
 
-def _basis(fingerprint: tuple[int, str] | None) -> str | None:
-    """A revocation fingerprint as the text the store keeps beside a published CRL."""
-    return None if fingerprint is None else f"{fingerprint[0]}|{fingerprint[1]}"
-
-
 def _crl_number(crl: x509.CertificateRevocationList) -> int:
     try:
         return int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
@@ -129,10 +124,10 @@ class CrlPublisher:
         # In the store before anyone sees it: another replica then never serves an older
         # number after this one. If a replica published a higher number meanwhile, serve
         # that one instead (it lists the same revocations when built on the same basis).
-        stored = self._ca.publish_crl(authority, crl, _basis(fingerprint))
+        stored = self._ca.publish_crl(authority, crl, fingerprint)
         if stored is not None and stored.number > published.number:
             crl = x509.load_der_x509_crl(stored.der)
-            same_basis = stored.basis is not None and stored.basis == _basis(fingerprint)
+            same_basis = stored.built_on(fingerprint)
             published = _published(crl, now, fingerprint if same_basis else None)
         self._write(authority, crl)
         return published
@@ -143,7 +138,7 @@ class CrlPublisher:
         """The CRL another replica published, if it lists what this snapshot knows of
         (same revocation fingerprint) and is not past half its life; else None."""
         stored = self._ca.published_crl(authority)
-        if stored is None or stored.basis is None or stored.basis != _basis(fingerprint):
+        if stored is None or not stored.built_on(fingerprint):
             return None
         cached = self._crls.get(authority.id)
         if cached is not None and cached.number >= stored.number:

@@ -68,6 +68,18 @@ class StoredCrl:
     der: bytes
     basis: str | None
 
+    def built_on(self, fingerprint: tuple[int, str] | None) -> bool:
+        """Whether this CRL was built against `fingerprint` (and so lists every
+        revocation a reader with that fingerprint knows of)."""
+        return self.basis is not None and self.basis == crl_basis(fingerprint)
+
+
+def crl_basis(fingerprint: tuple[int, str] | None) -> str | None:
+    """A CA's revocation fingerprint (`InventoryView.revocation_fingerprints`) as the text
+    kept beside a published CRL: read before the CRL is signed, it names no revocation
+    the CRL does not list, so a replica with the same fingerprint may serve that CRL."""
+    return None if fingerprint is None else f"{fingerprint[0]}|{fingerprint[1]}"
+
 
 @dataclass(frozen=True)
 class NewAuthorityRow:
@@ -316,6 +328,7 @@ __all__ = [
     "AuthorityWrites",
     "NewAuthorityRow",
     "StoredCrl",
+    "crl_basis",
     "crl_number_floor",
     "default_issuer_name",
     "following_crl_number",
