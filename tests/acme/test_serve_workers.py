@@ -140,7 +140,8 @@ def test_workers_refuses_a_bad_count_and_writes_nothing(run_cli: Cli) -> None:
     )
     assert result.exit_code == 0, result.output
     before = tree_snapshot(run_cli.home)
-    for value in ("0", "-1", "two", "65", "\x1b[31m"):
+    # '²' and '٣' pass str.isdigit(); int() refuses the first and reads the second as 3.
+    for value in ("0", "-1", "two", "65", "\x1b[31m", "\u00b2", "\u0663", "0" * 400 + "2"):
         result = run_cli("serve", "--no-tls", "--listen", f"127.0.0.1:{free_port()}",
                          "--passphrase-file", str(run_cli.passphrase_file),
                          "--workers", value)  # fmt: skip
@@ -153,11 +154,12 @@ def test_workers_refuses_a_bad_count_and_writes_nothing(run_cli: Cli) -> None:
 
 
 def _start_plain(
-    ca: CertificateAuthority, tmp_path: Path
+    ca: CertificateAuthority, tmp_path: Path, port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], Path, list[int]]:
     """serve --workers 2 over plain HTTP without ACME; (process, its log, worker pids)."""
+    tmp_path.mkdir(exist_ok=True)
     passphrase = write(tmp_path / "pass", PASSPHRASE + b"\n", 0o600)
-    port = free_port()
+    port = port or free_port()
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(
@@ -196,3 +198,36 @@ def test_a_worker_that_dies_stops_the_others_and_serve_exits_3(
     text = log_path.read_text()
     assert "privca: error: worker 1 stopped (exit code -9); the others were stopped" in text
     assert not Path(f"/proc/{workers[1]}").exists(), "the other worker outlived serve"
+
+
+def test_workers_stop_when_serve_itself_is_killed(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """kill -9 of serve's parent (the OOM killer, KillMode=process): its workers must not
+    stay behind holding the port, or the supervisor's restart cannot bind it."""
+    server, log_path, workers = _start_plain(ca, tmp_path)
+    port = int(re.findall(r"127\.0\.0\.1:(\d+)", log_path.read_text())[0])
+    try:
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in workers):
+            assert time.monotonic() < deadline, "workers outlived serve's parent"
+            time.sleep(0.2)
+        # The port is free again: a new serve binds it.
+        again, again_log, _ = _start_plain(ca, tmp_path / "again", port=port)
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(60) == 0, again_log.read_text()[-2000:]
+    finally:
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a parent that is gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

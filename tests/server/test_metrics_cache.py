@@ -16,7 +16,7 @@ from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.monitoring import MetricsCache
 from privca.server.settings import ServerSettings
-from tests.conftest import PASSPHRASE, assert_user_error
+from tests.conftest import PASSPHRASE, assert_user_error, tree_snapshot
 from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures, shared cluster)
 
 DAY = dt.timedelta(days=1)
@@ -188,3 +188,22 @@ def test_serve_refuses_a_bad_metrics_certificates(ca: CertificateAuthority, run_
     )  # fmt: skip
     assert_user_error(result, "metrics_certificates must be a whole number")
     assert "\x1b" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["1000001", "100000000000000000000"])
+def test_serve_refuses_a_metrics_certificates_beyond_the_cap(
+    ca: CertificateAuthority, run_cli, value: str
+) -> None:
+    """A huge bound passed start-up once and then made every scrape fail (SQLite's LIMIT
+    is a 64-bit integer): refused at start, from the flag and from privca.toml."""
+    before = tree_snapshot(ca.home.root)
+    flag = run_cli("serve", "--no-tls", "--metrics-certificates", value, home=ca.home.root)
+    assert flag.exit_code == 2 and "privca: error:" in flag.stderr, flag.output
+    assert tree_snapshot(ca.home.root) == before
+    settings = ca.home.settings
+    settings.write_text(settings.read_text() + f"\n[serve]\nmetrics_certificates = {value}\n")
+    result = run_cli(
+        "serve", "--no-tls", "--no-acme", "--passphrase-file", str(run_cli.passphrase_file),
+        home=ca.home.root,
+    )  # fmt: skip
+    assert_user_error(result, "metrics_certificates must be a whole number from 0 to 1,000,000")

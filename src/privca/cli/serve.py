@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from privca.server.tls import ServerCertificate
 
 DEFAULT_LISTEN = "127.0.0.1:8443"
+# The most certificates /metrics may name one by one: a limit the database can take
+# (SQLite's LIMIT is a 64-bit integer) and far more series than a Prometheus wants.
+MAX_METRICS_CERTIFICATES = 1_000_000
 
 
 def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
@@ -166,9 +169,14 @@ def metrics_certificates_setting(section: Mapping[str, Any], flag: int | None) -
     from privca.monitoring import METRICS_CERTIFICATES
 
     value = flag if flag is not None else section.get("metrics_certificates", METRICS_CERTIFICATES)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_METRICS_CERTIFICATES
+    ):
         raise InputError(
-            "[serve] metrics_certificates must be a whole number, 0 or more",
+            f"[serve] metrics_certificates must be a whole number from 0 to "
+            f"{MAX_METRICS_CERTIFICATES:,}",
             "e.g. metrics_certificates = 1000 (0: counts only, no series per certificate)",
         )
     return value
@@ -288,7 +296,7 @@ def _companion_class() -> Any:
 )
 @click.option(
     "--metrics-certificates",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_METRICS_CERTIFICATES),
     default=None,
     metavar="N",
     help="... and for the N soonest of them at most; the rest are counted "

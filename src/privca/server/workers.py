@@ -24,16 +24,23 @@ store's counter).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
+import re
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
 from privca.errors import EnvironmentRefused, InputError, PrivcaError
 
 MAX_WORKERS = 64
+# How long stopped workers get to finish (uvicorn's own graceful shutdown is 5 s) before
+# they are killed, so that serve always exits and its port is free for the next start.
+STOP_GRACE_SECONDS = 30.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # The signals that stop serve; blocked while forking, so that none is lost in between.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -45,7 +52,9 @@ def parse_workers(text: str) -> int:
     value = text.strip().lower()
     if value == "auto":
         return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
-    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+    # ASCII digits only: str.isdigit() also takes '²' (which int() refuses) and other
+    # scripts' digits.
+    if re.fullmatch(r"[0-9]{1,3}", value) is None or not 1 <= int(value) <= MAX_WORKERS:
         raise InputError(
             "--workers takes a number of processes or 'auto'",
             f"e.g. --workers 2, or --workers auto for one per CPU (at most {MAX_WORKERS})",
@@ -100,8 +109,10 @@ def run_workers(
         for index in range(1, count + 1):
             sys.stdout.flush()
             sys.stderr.flush()
+            parent = os.getpid()
             pid = os.fork()
             if pid == 0:
+                _stop_with_parent(parent)
                 _worker(index, serve, report)  # never returns
             children[pid] = index
     except OSError as exc:
@@ -121,9 +132,19 @@ def run_workers(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     log.info("privca serve: %d workers (pids %s)", count, ", ".join(map(str, children)))
     failed: tuple[int, int] | None = None
+    killed_at: float | None = None
     try:
         while children:
-            pid, status = os.wait()
+            # Polled, not a blocking wait: a worker that ignores SIGTERM must not keep
+            # serve (and its port) alive for ever.
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                if stopping and killed_at is None:
+                    killed_at = time.monotonic() + STOP_GRACE_SECONDS
+                if killed_at is not None and time.monotonic() > killed_at:
+                    _stop(children, signal.SIGKILL)
+                time.sleep(0.1)
+                continue
             if pid not in children:
                 continue
             index = children.pop(pid)
@@ -141,10 +162,23 @@ def run_workers(
         )
 
 
-def _stop(children: dict[int, int]) -> None:
+def _stop(children: dict[int, int], number: int = signal.SIGTERM) -> None:
     for pid in list(children):
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, number)
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when serve's parent process dies (kill -9,
+    the OOM killer): orphaned workers would keep the port, and the restart a supervisor
+    makes would fail to bind it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: only the check below
+        pass
+    if os.getppid() != parent:  # died before the request took effect
+        os._exit(0)
 
 
 def _reap(children: dict[int, int]) -> None:
