@@ -200,9 +200,7 @@ def test_a_worker_that_dies_stops_the_others_and_serve_exits_3(
     assert not Path(f"/proc/{workers[1]}").exists(), "the other worker outlived serve"
 
 
-def test_workers_stop_when_serve_itself_is_killed(
-    ca: CertificateAuthority, tmp_path: Path
-) -> None:
+def test_workers_stop_when_serve_itself_is_killed(ca: CertificateAuthority, tmp_path: Path) -> None:
     """kill -9 of serve's parent (the OOM killer, KillMode=process): its workers must not
     stay behind holding the port, or the supervisor's restart cannot bind it."""
     server, log_path, workers = _start_plain(ca, tmp_path)
