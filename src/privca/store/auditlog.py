@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from privca._actor import current_actor
-from privca.store.columns import PackedDetail
+from privca.store.columns import HexBytes, PackedDetail
 from privca.store.schema import (
     AUDIT_SERIAL_INDEX,
     SETTINGS_CHANGED,
@@ -79,6 +79,8 @@ class AuditEntry:
     detail: str  # canonical JSON text of an object
     prev_hash: str  # the hash of the row before ("" when that row is missing)
     hash: str
+    # How the stored serial differs from what privca writes (serial_form); None if not.
+    serial_form: str | None = None
 
     def document(self) -> dict[str, Any]:
         """The entry as hashed (without its own hash)."""
@@ -118,6 +120,41 @@ def _stored_detail() -> Any:
     return sa.type_coerce(sa.cast(audit_log.c.detail, sa.LargeBinary), PackedDetail()).label(
         "detail"
     )
+
+
+_SERIAL = HexBytes(serial=True)
+
+
+def _stored_serial(column: sa.ColumnElement[Any], dialect: str) -> list[Any]:
+    """A serial column read as its stored bytes whatever SQLite's storage class (a TEXT
+    need not be UTF-8, which the driver would refuse to read), with that storage class
+    ("blob" on PostgreSQL, where the column is bytea): serial_form checks both."""
+    data = sa.type_coerce(sa.cast(column, sa.LargeBinary), sa.LargeBinary).label("serial_data")
+    storage = sa.func.typeof(column) if dialect == "sqlite" else sa.literal("blob")
+    return [data, storage.label("serial_storage")]
+
+
+def serial_form(data: bytes | None, storage: str) -> str | None:
+    """None when a stored serial is as privca writes it (HexBytes: bytes, no leading zero
+    byte) or absent; otherwise how it is stored, to name in a verdict. A serial with a
+    leading zero byte reads back as the serial without it: a copied row or entry could
+    pass for another."""
+    if data is None:
+        return None
+    data = bytes(data)
+    if storage != "blob":  # the text as it is (the CLI escapes the verdict), cut short
+        text = data[:160].decode("utf-8", "replace")
+        return f"as {storage} '{text if len(text) <= 40 else text[:39] + '…'}'"
+    if not data:
+        return "as no bytes"
+    if data[0] == 0:
+        shown = data.hex()
+        return f"with a leading zero byte ({shown if len(shown) <= 48 else shown[:47] + '…'})"
+    return None
+
+
+def _serial_of(data: bytes | None) -> str | None:
+    return None if data is None else _SERIAL.process_result_value(bytes(data), None)
 
 
 def entry_hash(document: Mapping[str, Any]) -> str:
@@ -221,16 +258,18 @@ def append(
 
 
 def row_to_entry(row: sa.Row[Any], prev_hash: str) -> AuditEntry:
+    """An entry from a row of read_entries (its serial as _stored_serial reads it)."""
     at = row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)
     return AuditEntry(
         int(row.seq),
         at.astimezone(dt.UTC),
         row.action,
         row.actor,
-        row.serial,
+        _serial_of(row.serial_data),
         row.detail,
         prev_hash,
         row.hash,
+        serial_form(row.serial_data, row.serial_storage),
     )
 
 
@@ -257,7 +296,8 @@ def read_entries(
     it: carried over from the previous row when the rows follow each other (the whole
     log), read from the row before otherwise (a filter, a gap)."""
     c = audit_log.c
-    columns: list[Any] = [c.seq, c.at, c.action, c.actor, c.serial, _stored_detail(), c.hash]
+    stored_serial = _stored_serial(c.serial, connection.dialect.name)
+    columns: list[Any] = [c.seq, c.at, c.action, c.actor, *stored_serial, _stored_detail(), c.hash]
     filtered = since is not None or actor is not None or serial is not None
     if filtered:
         before = audit_log.alias("before")
@@ -413,16 +453,24 @@ class CertificateFacts:
     der: bytes | None
     tidied: bool
     reason: str | None = None  # the revocation reason the row holds
+    # How the stored serial differs from what privca writes (serial_form); None if not.
+    serial_form: str | None = None
 
 
 def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFacts]:
     c = certificates.c
-    query = sa.select(c.serial, c.status, c.der, c.tidied_at, c.revocation_reason).order_by(
+    stored_serial = _stored_serial(c.serial, connection.dialect.name)
+    query = sa.select(*stored_serial, c.status, c.der, c.tidied_at, c.revocation_reason).order_by(
         c.serial
     )
     for row in connection.execution_options(yield_per=2000).execute(query):
         yield CertificateFacts(
-            row.serial, row.status, row.der, row.tidied_at is not None, row.revocation_reason
+            _serial_of(row.serial_data) or "",
+            row.status,
+            row.der,
+            row.tidied_at is not None,
+            row.revocation_reason,
+            serial_form(row.serial_data, row.serial_storage),
         )
 
 
