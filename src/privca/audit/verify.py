@@ -42,7 +42,7 @@ def _issue_seq(record: bytes) -> int:
 
 
 def _was_seen(record: bytes) -> bool:
-    return bool(record[-_SEQ_BYTES] & 0x80)
+    return bool(record[-_SEQ_BYTES] & 0x80)  # _SEEN's bit, in the seq's first byte
 
 
 def _seen(record: bytes) -> bytes:
@@ -100,7 +100,8 @@ class _Index:
 
     def first_unseen(self) -> int | None:
         """The lowest serial the log issued whose row the inventory did not have."""
-        return min((s for s, record in self.issued.items() if not _was_seen(record)), default=None)
+        unseen = (s for s, record in self.issued.items() if not record[-_SEQ_BYTES] & 0x80)
+        return min(unseen, default=None)
 
 
 @dataclass(frozen=True)

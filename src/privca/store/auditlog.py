@@ -127,19 +127,26 @@ _SERIAL = HexBytes(serial=True)
 
 def _stored_serial(column: sa.ColumnElement[Any], dialect: str) -> list[Any]:
     """A serial column read as its stored bytes whatever SQLite's storage class (a TEXT
-    need not be UTF-8, which the driver would refuse to read), with that storage class
-    ("blob" on PostgreSQL, where the column is bytea): serial_form checks both."""
+    need not be UTF-8, which the driver would refuse to read), and "serial_storage": NULL
+    when the value is as privca writes it (HexBytes: bytes that do not begin with a zero
+    byte) or NULL, otherwise its storage class ("blob" on PostgreSQL's bytea), for
+    serial_form. Decided in SQL: nearly every row is as written and costs no Python."""
     data = sa.type_coerce(sa.cast(column, sa.LargeBinary), sa.LargeBinary).label("serial_data")
-    storage = sa.func.typeof(column) if dialect == "sqlite" else sa.literal("blob")
-    return [data, storage.label("serial_storage")]
+    raw = sa.type_coerce(column, sa.LargeBinary)
+    as_written = sa.func.substr(raw, 1, 1) > sa.literal(b"\x00", sa.LargeBinary)
+    storage: sa.ColumnElement[Any] = sa.literal("blob")
+    if dialect == "sqlite":
+        storage = sa.func.typeof(column)
+        as_written = sa.and_(storage == "blob", as_written)
+    misstored = sa.case((sa.or_(column.is_(None), as_written), sa.null()), else_=storage)
+    return [data, misstored.label("serial_storage")]
 
 
-def serial_form(data: bytes | None, storage: str) -> str | None:
-    """None when a stored serial is as privca writes it (HexBytes: bytes, no leading zero
-    byte) or absent; otherwise how it is stored, to name in a verdict. A serial with a
-    leading zero byte reads back as the serial without it: a copied row or entry could
-    pass for another."""
-    if data is None:
+def serial_form(data: bytes | None, storage: str | None) -> str | None:
+    """How a serial that _stored_serial found not as privca writes it is stored, to name
+    in a verdict; None for one that is (storage None). A serial with a leading zero byte
+    reads back as the serial without it: a copied row or entry could pass for another."""
+    if storage is None or data is None:
         return None
     data = bytes(data)
     if storage != "blob":  # the text as it is (the CLI escapes the verdict), cut short
@@ -147,14 +154,12 @@ def serial_form(data: bytes | None, storage: str) -> str | None:
         return f"as {storage} '{text if len(text) <= 40 else text[:39] + '…'}'"
     if not data:
         return "as no bytes"
-    if data[0] == 0:
-        shown = data.hex()
-        return f"with a leading zero byte ({shown if len(shown) <= 48 else shown[:47] + '…'})"
-    return None
+    shown = data.hex()
+    return f"with a leading zero byte ({shown if len(shown) <= 48 else shown[:47] + '…'})"
 
 
 def _serial_of(data: bytes | None) -> str | None:
-    return None if data is None else _SERIAL.process_result_value(bytes(data), None)
+    return None if data is None else _SERIAL.process_result_value(data, None)
 
 
 def entry_hash(document: Mapping[str, Any]) -> str:
@@ -269,7 +274,7 @@ def row_to_entry(row: sa.Row[Any], prev_hash: str) -> AuditEntry:
         row.detail,
         prev_hash,
         row.hash,
-        serial_form(row.serial_data, row.serial_storage),
+        None if row.serial_storage is None else serial_form(row.serial_data, row.serial_storage),
     )
 
 
@@ -470,7 +475,9 @@ def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFac
             row.der,
             row.tidied_at is not None,
             row.revocation_reason,
-            serial_form(row.serial_data, row.serial_storage),
+            None
+            if row.serial_storage is None
+            else serial_form(row.serial_data, row.serial_storage),
         )
 
 
