@@ -18,13 +18,27 @@ from tests.conftest import Cli, assert_user_error, tree_snapshot, write
         (("audit", "log", "--since", "0001-01-01T00:00:00+05:00"), "out of range"),
         (("audit", "export", "--since", "9999999d", "--out", "{out}"), "out of range"),
         (("audit", "log", "--serial", "not-hex"), "is not a hex serial"),
+        # int(..., 16) takes a sign, underscores and other scripts' digits: -5 reached the
+        # store as '-5' and bytes.fromhex raised (an internal error, exit 70).
+        (("audit", "log", "--serial", "-5"), "'-5' is not a hex serial"),
+        (("audit", "log", "--serial", "-0x5"), "'-0x5' is not a hex serial"),
+        (("audit", "log", "--serial", "5_5"), "'5_5' is not a hex serial"),
+        (("audit", "log", "--serial", "\u00b2"), "is not a hex serial"),
+        (("audit", "log", "--serial", "\u0663"), "is not a hex serial"),
+        (("audit", "log", "--serial", "f" * 41), "is too long for a serial"),
+        (("audit", "log", "--serial", "\u202e5\x1b[2J"), "is not a hex serial"),
+        (("audit", "log", "--since", "\u0663d"), "neither a date nor a duration"),
+        (("audit", "export", "--since", "\u0663d", "--out", "{out}"), "neither a date nor"),
         (("audit", "verify", "--checkpoint", "{junk}"), "not a privca audit checkpoint"),
         (("audit", "verify", "--checkpoint", "{missing}"), "missing"),
         (("audit", "verify-export", "{junk}", "--signature", "{junk}"), "not a privca audit"),
         (("import", "{junk}"), "junk"),
     ],
     ids=["since-garbage", "since-before-year-one", "export-since-too-long-ago",
-         "serial-not-hex", "checkpoint-not-json", "checkpoint-missing",
+         "serial-not-hex", "serial-negative", "serial-negative-0x", "serial-underscore",
+         "serial-superscript-two", "serial-arabic-indic-digit", "serial-too-long",
+         "serial-bidi-and-escape", "since-arabic-indic-digit", "export-since-arabic-indic",
+         "checkpoint-not-json", "checkpoint-missing",
          "export-not-json", "import-not-a-certificate"],
 )  # fmt: skip
 def test_refused_cleanly(
@@ -39,7 +53,7 @@ def test_refused_cleanly(
     files, rows = _files(audited_home), _rows(audited_home)
     result = run_cli(*(paths.get(a, a) for a in args))
     assert_user_error(result, fragment)
-    assert "\x1b" not in result.stderr
+    assert "\x1b" not in result.stderr and "\u202e" not in result.stderr
     assert _files(audited_home) == files
     assert _rows(audited_home) == rows  # nothing appended, nothing recorded
 

@@ -25,6 +25,8 @@ REVOKE_ACTIONS = frozenset({"revoked", "revocation-reason-changed"})
 
 _LOWER_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _SEQ_BYTES = 8
+# The top bit of a record's seq (a seq never comes near 2**63): set once a row was seen.
+_SEEN = 1 << (8 * _SEQ_BYTES - 1)
 
 
 def _issue_record(fingerprint: str, seq: int) -> bytes:
@@ -36,26 +38,50 @@ def _issue_record(fingerprint: str, seq: int) -> bytes:
 
 
 def _issue_seq(record: bytes) -> int:
-    return int.from_bytes(record[-_SEQ_BYTES:], "big")
+    return int.from_bytes(record[-_SEQ_BYTES:], "big") & ~_SEEN
+
+
+def _was_seen(record: bytes) -> bool:
+    return bool(record[-_SEQ_BYTES] & 0x80)  # _SEEN's bit, in the seq's first byte
+
+
+def _seen(record: bytes) -> bytes:
+    """The record marked as having its row: it replaces the unmarked one in the index, so
+    knowing which rows were seen costs no memory beyond the index itself."""
+    return record[:-_SEQ_BYTES] + (_issue_seq(record) | _SEEN).to_bytes(_SEQ_BYTES, "big")
+
+
+def _strings(value: object) -> list[str]:
+    """A detail's list as strings; anything else (a chain rewritten with matching hashes
+    can hold any JSON) as none, which the rows it fails to explain then show."""
+    return [str(item) for item in value] if isinstance(value, list) else []
 
 
 @dataclass
 class _Index:
     """What the log says about each certificate, gathered while the chain is walked."""
 
-    # serial (as an int) -> _issue_record(fingerprint, seq) of its issue entry
+    # serial (as an int) -> _issue_record(fingerprint, seq) of its issue entry, marked
+    # _seen once the inventory's row for it was checked
     issued: dict[int, bytes] = field(default_factory=dict)
     # serial -> the reason of its latest revocation entry ("" when the entry names none)
     revoked: dict[str, str] = field(default_factory=dict)
     tidied: set[str] = field(default_factory=set)
     hashes: dict[int, str] = field(default_factory=dict)  # at the checkpoints' seqs
+    # the first entry whose stored serial is not as privca writes it: the walk stops there
+    misstored: AuditEntry | None = None
 
     def walk(self, entries: Iterable[AuditEntry], wanted: set[int]) -> Iterator[AuditEntry]:
         for entry in entries:
+            if entry.serial_form is not None:
+                self.misstored = entry
+                return
+            yield entry
+            # Reached only when check_chain asks for the next entry: this one held, so
+            # its seq and detail are what was hashed (a negative seq never gets here).
             if entry.seq in wanted:
                 self.hashes[entry.seq] = entry.hash
             self._note(entry)
-            yield entry
 
     def _note(self, entry: AuditEntry) -> None:
         detail = entry.details
@@ -68,9 +94,14 @@ class _Index:
         elif entry.action in REVOKE_ACTIONS and entry.serial:
             self.revoked[entry.serial] = str(detail.get("reason") or "")
         elif entry.action == "tidied":
-            self.tidied.update(str(s) for s in detail.get("serials", []))
+            self.tidied.update(_strings(detail.get("serials")))
         elif entry.action == "audit-log-started":
-            self.tidied.update(str(s) for s in detail.get("tidied", []))
+            self.tidied.update(_strings(detail.get("tidied")))
+
+    def first_unseen(self) -> int | None:
+        """The lowest serial the log issued whose row the inventory did not have."""
+        unseen = (s for s, record in self.issued.items() if not record[-_SEQ_BYTES] & 0x80)
+        return min(unseen, default=None)
 
 
 @dataclass(frozen=True)
@@ -159,6 +190,12 @@ def verify_audit(
 
         if chain_break is not None:
             return verdict(chain_break.problem)
+        if index.misstored is not None:
+            entry = index.misstored
+            return verdict(
+                f"entry {entry.seq} ({entry.action}) has its serial stored {entry.serial_form}, "
+                "as privca never writes one: the row was altered"
+            )
         recorded = snapshot.stored_head()
         if recorded is not None and recorded != (count, head):
             if recorded[0] > count:
@@ -172,19 +209,11 @@ def verify_audit(
             if found is not None:
                 return verdict(found)
         problem: str | None = None
-        # Rows the log issued, counted rather than kept: a second pass names a missing one.
-        rows_logged = 0
         for facts in snapshot.certificate_facts():
             certificates += 1
-            rows_logged += int(facts.serial, 16) in index.issued
-            if problem is not None:
-                continue
-            problem = _row_problem(facts, index)
-        if problem is None and rows_logged < len(index.issued):
-            missing = set(index.issued)
-            for facts in snapshot.certificate_facts():
-                missing.discard(int(facts.serial, 16))
-            serial = min(missing)
+            if problem is None:
+                problem = _row_problem(facts, index)
+        if problem is None and (serial := index.first_unseen()) is not None:
             problem = (
                 f"certificate {serial:x} (entry {_issue_seq(index.issued[serial])}) is gone "
                 "from the inventory: its row was deleted"
@@ -193,10 +222,20 @@ def verify_audit(
 
 
 def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
+    """What is wrong with one certificate row, marking its issue record seen."""
+    if facts.serial_form is not None:
+        return (
+            f"a certificate row has its serial stored {facts.serial_form}, as privca never "
+            "writes one: the row was inserted or altered"
+        )
     serial, status, der, tidied = facts.serial, facts.status, facts.der, facts.tidied
     number = int(serial, 16)
+    recorded = index.issued.get(number)
+    if recorded is not None:
+        if _was_seen(recorded):
+            return f"certificate {serial} has a second row in the inventory: a row was copied"
+        index.issued[number] = _seen(recorded)
     if der is not None:
-        recorded = index.issued.get(number)
         if recorded is None:
             return f"certificate {serial} has no issue entry in the audit log"
         if bytes.fromhex(der_fingerprint(der)) != recorded[:-_SEQ_BYTES]:
@@ -204,7 +243,7 @@ def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
                 f"certificate {serial} does not match the fingerprint its issue entry "
                 f"{_issue_seq(recorded)} recorded: the row was altered"
             )
-    elif number in index.issued and not tidied:
+    elif recorded is not None and not tidied:
         return f"certificate {serial} lost its DER: the row was altered"
     if status == "revoked" and serial not in index.revoked:
         return f"certificate {serial} is revoked but no entry of the log records it"

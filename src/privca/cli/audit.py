@@ -30,6 +30,12 @@ def _since(value: str | None) -> dt.datetime | None:
         f"'{printable(value, 40)}' is out of range",
         "give a time since the CA began, e.g. 2026-12-01 or 7d",
     )
+    not_understood = InputError(
+        f"'{printable(value, 40)}' is neither a date nor a duration",
+        "give e.g. 2026-12-01, 2026-12-01T10:00:00Z or 7d",
+    )
+    if not value.isascii():  # other scripts' digits, which `\d` and int() would take
+        raise not_understood
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -38,25 +44,35 @@ def _since(value: str | None) -> dt.datetime | None:
         except OverflowError:
             raise out_of_range from None
         except InputError:
-            raise InputError(
-                f"'{printable(value, 40)}' is neither a date nor a duration",
-                "give e.g. 2026-12-01, 2026-12-01T10:00:00Z or 7d",
-            ) from None
+            raise not_understood from None
     try:
         return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
     except OverflowError:
         raise out_of_range from None
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+_SERIAL_DIGITS = 40  # RFC 5280: a serial is at most 20 octets
+
+
 def _serial(value: str | None) -> str | None:
+    """A hex serial as `privca list` prints it (colons and 0x allowed). ASCII hex digits
+    only: int() would also take a sign, underscores, spaces and other scripts' digits."""
     if value is None:
         return None
-    try:
-        return format(int(value.removeprefix("0x").replace(":", ""), 16), "x")
-    except ValueError:
+    digits = value.strip().lower().removeprefix("0x").replace(":", "")
+    if not digits or not digits.isascii() or not set(digits) <= _HEX_DIGITS:
         raise InputError(
-            f"'{printable(value, 40)}' is not a hex serial", "see `privca list`"
-        ) from None
+            f"'{printable(value, 40)}' is not a hex serial",
+            "give the serial as `privca list` shows it, e.g. 7f3a09 (colons allowed)",
+        )
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > _SERIAL_DIGITS:
+        raise InputError(
+            f"'{printable(value, 40)}' is too long for a serial",
+            f"a serial has at most {_SERIAL_DIGITS} hex digits; see `privca list`",
+        )
+    return significant
 
 
 @click.group("audit")

@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from privca._actor import current_actor
-from privca.store.columns import PackedDetail
+from privca.store.columns import HexBytes, PackedDetail
 from privca.store.schema import (
     AUDIT_SERIAL_INDEX,
     SETTINGS_CHANGED,
@@ -79,6 +79,8 @@ class AuditEntry:
     detail: str  # canonical JSON text of an object
     prev_hash: str  # the hash of the row before ("" when that row is missing)
     hash: str
+    # How the stored serial differs from what privca writes (serial_form); None if not.
+    serial_form: str | None = None
 
     def document(self) -> dict[str, Any]:
         """The entry as hashed (without its own hash)."""
@@ -118,6 +120,46 @@ def _stored_detail() -> Any:
     return sa.type_coerce(sa.cast(audit_log.c.detail, sa.LargeBinary), PackedDetail()).label(
         "detail"
     )
+
+
+_SERIAL = HexBytes(serial=True)
+
+
+def _stored_serial(column: sa.ColumnElement[Any], dialect: str) -> list[Any]:
+    """A serial column read as its stored bytes whatever SQLite's storage class (a TEXT
+    need not be UTF-8, which the driver would refuse to read), and "serial_storage": NULL
+    when the value is as privca writes it (HexBytes: bytes that do not begin with a zero
+    byte) or NULL, otherwise its storage class ("blob" on PostgreSQL's bytea), for
+    serial_form. Decided in SQL: nearly every row is as written and costs no Python."""
+    data = sa.type_coerce(sa.cast(column, sa.LargeBinary), sa.LargeBinary).label("serial_data")
+    raw = sa.type_coerce(column, sa.LargeBinary)
+    as_written = sa.func.substr(raw, 1, 1) > sa.literal(b"\x00", sa.LargeBinary)
+    storage: sa.ColumnElement[Any] = sa.literal("blob")
+    if dialect == "sqlite":
+        storage = sa.func.typeof(column)
+        as_written = sa.and_(storage == "blob", as_written)
+    misstored = sa.case((sa.or_(column.is_(None), as_written), sa.null()), else_=storage)
+    return [data, misstored.label("serial_storage")]
+
+
+def serial_form(data: bytes | None, storage: str | None) -> str | None:
+    """How a serial that _stored_serial found not as privca writes it is stored, to name
+    in a verdict; None for one that is (storage None). A serial with a leading zero byte
+    reads back as the serial without it: a copied row or entry could pass for another."""
+    if storage is None or data is None:
+        return None
+    data = bytes(data)
+    if storage != "blob":  # the text as it is (the CLI escapes the verdict), cut short
+        text = data[:160].decode("utf-8", "replace")
+        return f"as {storage} '{text if len(text) <= 40 else text[:39] + '…'}'"
+    if not data:
+        return "as no bytes"
+    shown = data.hex()
+    return f"with a leading zero byte ({shown if len(shown) <= 48 else shown[:47] + '…'})"
+
+
+def _serial_of(data: bytes | None) -> str | None:
+    return None if data is None else _SERIAL.process_result_value(data, None)
 
 
 def entry_hash(document: Mapping[str, Any]) -> str:
@@ -221,16 +263,18 @@ def append(
 
 
 def row_to_entry(row: sa.Row[Any], prev_hash: str) -> AuditEntry:
+    """An entry from a row of read_entries (its serial as _stored_serial reads it)."""
     at = row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)
     return AuditEntry(
         int(row.seq),
         at.astimezone(dt.UTC),
         row.action,
         row.actor,
-        row.serial,
+        _serial_of(row.serial_data),
         row.detail,
         prev_hash,
         row.hash,
+        None if row.serial_storage is None else serial_form(row.serial_data, row.serial_storage),
     )
 
 
@@ -257,7 +301,8 @@ def read_entries(
     it: carried over from the previous row when the rows follow each other (the whole
     log), read from the row before otherwise (a filter, a gap)."""
     c = audit_log.c
-    columns: list[Any] = [c.seq, c.at, c.action, c.actor, c.serial, _stored_detail(), c.hash]
+    stored_serial = _stored_serial(c.serial, connection.dialect.name)
+    columns: list[Any] = [c.seq, c.at, c.action, c.actor, *stored_serial, _stored_detail(), c.hash]
     filtered = since is not None or actor is not None or serial is not None
     if filtered:
         before = audit_log.alias("before")
@@ -413,16 +458,26 @@ class CertificateFacts:
     der: bytes | None
     tidied: bool
     reason: str | None = None  # the revocation reason the row holds
+    # How the stored serial differs from what privca writes (serial_form); None if not.
+    serial_form: str | None = None
 
 
 def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFacts]:
     c = certificates.c
-    query = sa.select(c.serial, c.status, c.der, c.tidied_at, c.revocation_reason).order_by(
+    stored_serial = _stored_serial(c.serial, connection.dialect.name)
+    query = sa.select(*stored_serial, c.status, c.der, c.tidied_at, c.revocation_reason).order_by(
         c.serial
     )
     for row in connection.execution_options(yield_per=2000).execute(query):
         yield CertificateFacts(
-            row.serial, row.status, row.der, row.tidied_at is not None, row.revocation_reason
+            _serial_of(row.serial_data) or "",
+            row.status,
+            row.der,
+            row.tidied_at is not None,
+            row.revocation_reason,
+            None
+            if row.serial_storage is None
+            else serial_form(row.serial_data, row.serial_storage),
         )
 
 
