@@ -26,7 +26,7 @@ from privca.acme.state import (
     OrderStatus,
     Transition,
 )
-from privca.store.database import transaction
+from privca.store.database import one_flush, transaction
 from privca.store.schema import (
     acme_accounts,
     acme_authorizations,
@@ -145,6 +145,10 @@ class Queries:
         self, *, write: bool = True, durable: bool = True
     ) -> contextlib.AbstractContextManager[sa.Connection]:
         return transaction(self.engine, write=write, durable=durable)
+
+    def one_flush(self) -> contextlib.AbstractContextManager[None]:
+        """See privca.store.database.one_flush."""
+        return one_flush(self.engine)
 
     def first(
         self,

@@ -291,8 +291,16 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         now: dt.datetime,
         error: ProblemDocument | None,
     ) -> None:
-        """Record a validation result on the challenge, its authorization and its order."""
-        with self.transaction() as connection:
+        """Record a validation result on the challenge, its authorization and its order.
+
+        Not flushed to disk. The one thing that relies on a valid result is the finalize
+        of the same order (authorizations are never reused by another order), and the
+        certificate's durable commit flushes this one with it. A power cut in between
+        sends the authorization back to pending: the client's finalize is refused
+        (orderNotReady), and lego or certbot fail that run and start a new order when run
+        again; nothing was issued under the lost result. A lost invalid result only lets
+        the client try the challenge again."""
+        with self.transaction(durable=False) as connection:
             connection.execute(
                 moved(acme_challenges, challenge_finished(valid=valid))
                 .where(acme_challenges.c.id == challenge.id)
