@@ -76,7 +76,7 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
             with self.transaction() as connection:
                 if account.eab_kid is not None:
                     self._take_eab_account(connection, account.eab_kid)
-                connection.execute(acme_accounts.insert().values(ACCOUNTS.dump(account)))
+                connection.execute(acme_accounts.insert(), ACCOUNTS.dump(account))
                 detail = {"account": account.id, "eab_kid": account.eab_kid}
                 auditlog.append(
                     connection, account.created_at, [("acme-account-created", None, detail)]
@@ -153,7 +153,7 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         a new order, and the first thing that depends on it (a challenge's result, the
         order turning valid) is durable and flushes this commit with it."""
         with self.transaction(durable=False) as connection:
-            connection.execute(acme_orders.insert().values(ORDERS.dump(order)))
+            connection.execute(acme_orders.insert(), ORDERS.dump(order))
             if authorizations:
                 connection.execute(
                     acme_authorizations.insert(), [AUTHORIZATIONS.dump(a) for a in authorizations]
@@ -190,10 +190,7 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         """How many orders the account created since `since`, and the oldest one's time."""
         with self.transaction(write=False) as connection:
             count, oldest = connection.execute(
-                sa.select(sa.func.count(), sa.func.min(acme_orders.c.created_at)).where(
-                    acme_orders.c.account_id == account_id,
-                    acme_orders.c.created_at > since,
-                )
+                _ORDERS_SINCE, {"account_id": account_id, "since": since}
             ).one()
         return int(count), oldest if oldest is not None else since
 
@@ -323,6 +320,10 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
 # Built once, with bound parameters (see rows.py, _BY_ID).
 _AUTHORIZATIONS_OF = acme_authorizations.select().where(
     acme_authorizations.c.order_id == sa.bindparam("order_id")
+)
+_ORDERS_SINCE = sa.select(sa.func.count(), sa.func.min(acme_orders.c.created_at)).where(
+    acme_orders.c.account_id == sa.bindparam("account_id"),
+    acme_orders.c.created_at > sa.bindparam("since", type_=acme_orders.c.created_at.type),
 )
 _AUTHORIZATION_STATUSES = sa.select(acme_authorizations.c.status).where(
     acme_authorizations.c.order_id == sa.bindparam("order_id")
