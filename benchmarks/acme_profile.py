@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import contextvars
+import importlib.util
 import os
 import shutil
 import sqlite3
@@ -254,7 +255,8 @@ def serving(
         log_level="info",
         access_log=True,
         server_header=False,
-        loop="asyncio",
+        # as serve: uvloop's loop when installed (privca.cli.serve.event_loop_factory)
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -59,6 +59,9 @@ def test_lego_against_privca_serve(
             env={**os.environ, "LEGO_CA_CERTIFICATES": str(ca.home.root_cert)},
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
+        # serve runs its own event loop: uvloop's (uvicorn[standard] installs it here).
+        maps = Path(f"/proc/{server.pid}/maps").read_text()
+        assert "uvloop/loop." in maps, "serve does not run on uvloop"
     finally:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)

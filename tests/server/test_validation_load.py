@@ -142,8 +142,10 @@ def test_fifty_slow_validations_starve_nothing(
     assert drip.open == 0  # no validation is left talking to the peer
     # Every validation that reached the peer was cut off by its one deadline...
     assert drip.durations and max(drip.durations) < DEADLINE + 0.5, drip.durations
-    # ...and the others waited their turn and failed by it, without ever connecting.
-    assert len(drip.durations) < VALIDATIONS
+    # ...and the others waited their turn and failed by it: without connecting, or with
+    # only what was left of it (how many still had a moment left depends on how fast the
+    # first ones' results were recorded).
+    assert all(seconds < DEADLINE / 2 for seconds in sorted(drip.durations)[:-WORKERS])
     for _seconds, challenge in results:
         assert challenge["status"] == "invalid", challenge
         assert f"within {DEADLINE:g} seconds" in challenge["error"]["detail"]

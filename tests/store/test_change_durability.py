@@ -1,6 +1,8 @@
 """A change can skip the flush to disk (`Database.change(durable=False)`): the serial
 reservation of issuance does, since nothing is signed under a reserved serial until the
-certificate's own commit, which is durable and flushes the WAL before it. The level is
+certificate's own commit, which is durable and flushes the WAL before it. Inside
+`one_flush`, durable commits skip it too and the block flushes once when it ends (ACME
+finalize: the certificate record and the order turning valid). The level is
 the transaction's own: a pooled connection goes back durable, and the row is committed
 (visible to every other connection) either way. On SQLite the durable level is FULL; the
 test PostgreSQL runs with synchronous_commit=off throughout, so there only "off inside a
@@ -9,12 +11,17 @@ non-durable change" and "the server's level after it" can be seen."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import threading
 from collections.abc import Callable
 
+import pytest
 import sqlalchemy as sa
 
+from privca.acme.state import OrderStatus, order_issued
 from privca.store.acme import AcmeStore
 from privca.store.inventory import Intent, Store
+from privca.x509.encoding import serial_hex
 
 
 def _commit_level(connection: sa.Connection) -> str:
@@ -69,28 +76,130 @@ def test_issuance_reserves_serials_without_a_flush_and_records_certificates_with
     assert levels == [("INSERT", "off"), ("UPDATE", _durable_level(store))], levels
 
 
-def test_a_new_acme_order_commits_without_a_flush_and_its_challenge_result_with_one(
-    store: Store, now: dt.datetime
-) -> None:
-    from tests.store.test_store_acme_orders import _order
-
-    acme = AcmeStore.of(store)
+def _acme_levels(store: Store) -> tuple[list[tuple[str, str]], Callable[[], None]]:
+    """(table, commit level) of every ACME insert and update from now on, and a stop."""
     levels: list[tuple[str, str]] = []
 
     @sa.event.listens_for(store.database.engine, "before_cursor_execute")
     def _seen(connection, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
         words = statement.split()
-        if words[0] in ("INSERT", "UPDATE") and "acme_" in statement:
+        watched = "acme_" in statement or "certificates" in statement
+        if words[0] in ("INSERT", "UPDATE") and watched:
             table = words[2] if words[0] == "INSERT" else words[1]
             levels.append((table, _commit_level(connection)))
 
+    def stop() -> None:
+        sa.event.remove(store.database.engine, "before_cursor_execute", _seen)
+
+    return levels, stop
+
+
+class _Flushes:
+    """Counts the flushes `one_flush` makes (the real ones happen all the same): on SQLite
+    fdatasync calls on the database's -wal file, on PostgreSQL the transactions whose
+    synchronous commit flushes the WAL."""
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        engine = store.database.engine
+        if engine.dialect.name == "sqlite":
+            wal = f"{engine.url.database}-wal"
+            real = os.fdatasync
+
+            def counted(descriptor: int) -> None:
+                if os.path.realpath(f"/proc/self/fd/{descriptor}") == os.path.realpath(wal):
+                    self.count += 1
+                real(descriptor)
+
+            monkeypatch.setattr(os, "fdatasync", counted)
+        else:
+
+            @sa.event.listens_for(engine, "before_cursor_execute")
+            def _seen(_connection, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+                if "txid_current()" in statement:
+                    self.count += 1
+
+
+def test_a_new_acme_order_and_its_challenge_result_commit_without_a_flush(
+    store: Store, now: dt.datetime
+) -> None:
+    """The challenge result is flushed by the finalize that relies on it (below)."""
+    from tests.store.test_store_acme_orders import _order
+
+    acme = AcmeStore.of(store)
+    levels, stop = _acme_levels(store)
     try:
         _order_row, challenges = _order(acme, now, names=1)
         acme.finish_challenge(challenges[0], valid=True, now=now, error=None)
     finally:
-        sa.event.remove(store.database.engine, "before_cursor_execute", _seen)
+        stop()
     durable = _durable_level(store)
     assert ("acme_accounts", durable) in levels, levels
     assert {level for table, level in levels if table == "acme_orders"} >= {"off"}, levels
     assert ("acme_authorizations", "off") in levels and ("acme_challenges", "off") in levels
-    assert levels[-1][1] == durable, levels  # the challenge's result and what it moves
+    assert levels[-1] == ("acme_orders", "off"), levels  # the challenge's result moves it
+    with AcmeStore.of(store).transaction(write=False) as connection:
+        assert _commit_level(connection) == durable  # the pooled connection went back
+
+
+def test_durable_commits_in_one_flush_reach_the_disk_together_when_it_ends(
+    store: Store,
+    make_intent: Callable[..., Intent],
+    now: dt.datetime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """finalize's certificate record and its order turning valid: one flush for both."""
+    from tests.store.test_store_acme_orders import _order
+
+    acme = AcmeStore.of(store)
+    order, _challenges = _order(acme, now, names=1, status=OrderStatus.PROCESSING)
+    flushes = _Flushes(store, monkeypatch)
+    levels, stop = _acme_levels(store)
+    try:
+        with acme.one_flush():
+            serial = store.reserve([make_intent()], now)[0]
+            store.complete([(serial, b"\x30\x03\x02\x01\x01")], now)
+            assert acme.move_order(order.id, order_issued(), certificate_serial=serial_hex(serial))
+            assert flushes.count == 0  # nothing flushed yet
+        assert flushes.count == 1
+        store.complete([(serial, b"\x30\x03\x02\x01\x01")], now)  # outside: its own
+    finally:
+        stop()
+    durable = _durable_level(store)
+    assert levels == [
+        ("certificates", "off"),
+        ("certificates", "off"),
+        ("acme_orders", "off"),
+        ("certificates", durable),
+    ], levels
+    assert flushes.count == 1  # a durable commit outside flushes itself, as before
+
+
+def test_one_flush_flushes_what_committed_when_the_block_fails(
+    store: Store, now: dt.datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acme = AcmeStore.of(store)
+    flushes = _Flushes(store, monkeypatch)
+    with pytest.raises(RuntimeError), acme.one_flush():
+        with store.database.change(now) as change:
+            change.execute(sa.text("CREATE TABLE durability_probe (id INTEGER PRIMARY KEY)"))
+        raise RuntimeError("after the commit")
+    assert flushes.count == 1
+    with acme.one_flush(), store.database.change(now, durable=False) as change:
+        change.execute(sa.text("INSERT INTO durability_probe (id) VALUES (1)"))
+    assert flushes.count == 1  # only durable commits are owed a flush
+
+
+def test_one_flush_is_the_blocks_own_thread(store: Store, now: dt.datetime) -> None:
+    """Another thread's durable commit, meanwhile, waits for the disk as always."""
+    seen: list[str] = []
+
+    def other() -> None:
+        with store.database.change(now) as change:
+            seen.append(_commit_level(change.connection))
+
+    with AcmeStore.of(store).one_flush():
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert seen == [_durable_level(store)]

@@ -10,6 +10,7 @@ row returns whether it moved, so of two replicas racing for a row exactly one wi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,6 +125,11 @@ class NonceRepository(Protocol):
 
 class AcmeRepository(NonceRepository, Protocol):
     """Accounts, orders, authorizations, challenges and EAB keys."""
+
+    def one_flush(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose durable commits (this repository's and the issuer's, in this
+        thread) reach the disk together, in one flush when it ends: nothing that depends
+        on them may be returned before then."""
 
     # accounts
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from privca.cli.secrets import passphrase_file_option
 from privca.errors import EnvironmentRefused, InputError
 
 if TYPE_CHECKING:
+    import asyncio
     import socket
 
     import uvicorn
@@ -525,10 +526,22 @@ def _uvicorn_common(*, quiet: bool, limits: HttpLimits) -> dict[str, Any]:
         "access_log": not quiet,
         "log_config": uvicorn_log_config(),
         "server_header": False,
-        "loop": "asyncio",
         "timeout_graceful_shutdown": 5,
         **uvicorn_options(limits),
     }
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (uvicorn[standard] brings it, except on
+    Windows), else asyncio's. serve runs its own loop, so uvicorn's `loop` option is not
+    used. uvloop does the loop's work in C: reading, writing, TLS and the hand-off of each
+    request's result from its worker thread back to the loop (0.086 instead of 0.099 ms
+    of CPU per hop; benchmarks/README.md, acme.py, speed3)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _run_until_stopped(
@@ -571,6 +584,7 @@ def _run_until_stopped(
         signal.signal(stop, lambda *_args: None)
     scheme = "http" if tls is None else "https"
     logging.getLogger("privca.server").info("privca serve on %s://%s", scheme, listen)
-    asyncio.run(run())
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(run())
     if not server.started:
         raise EnvironmentRefused(f"the server on {listen} did not start", "see the log lines above")

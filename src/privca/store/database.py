@@ -9,6 +9,7 @@ transaction as the change itself.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import os
 from collections.abc import Iterable, Iterator
@@ -164,6 +165,81 @@ def _switch_to_wal(cursor: Any) -> None:
             time.sleep(0.05)
 
 
+class _Deferred:
+    """The durable commits a `one_flush` block let return before they reached the disk."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+
+
+_deferred_flush: contextvars.ContextVar[_Deferred | None] = contextvars.ContextVar(
+    "privca_deferred_flush", default=None
+)
+
+
+def _level_for(durable: bool) -> bool:
+    """Whether a commit asked to be `durable` waits for the disk now: inside `one_flush`
+    it does not, and the block's flush makes it durable before the block ends."""
+    deferred = _deferred_flush.get()
+    if durable and deferred is not None:
+        deferred.commits += 1
+        return False
+    return durable
+
+
+@contextlib.contextmanager
+def one_flush(engine: sa.Engine) -> Iterator[None]:
+    """Durable commits made in this block by this thread (its context) return before they
+    reach the disk; when the block ends, one flush makes every one of them durable. So
+    several commits that must all survive a power cut cost one flush instead of one each.
+    Nothing that depends on them may leave the process inside the block (no response, no
+    file): only after it. The flush happens even when the block raises (what committed
+    stays committed, and is then durable)."""
+    deferred = _Deferred()
+    token = _deferred_flush.set(deferred)
+    try:
+        yield
+    finally:
+        _deferred_flush.reset(token)
+        if deferred.commits:
+            flush(engine)
+
+
+def flush(engine: sa.Engine) -> None:
+    """Make every commit made so far durable, as a durable commit would have.
+
+    SQLite (WAL): a commit that skipped the flush has written its frames to the -wal file
+    already; fdatasync of that file is what synchronous=FULL does at commit. If the file
+    is gone, the last connection closed and checkpointed it into the database, which
+    SQLite syncs. PostgreSQL: a synchronous commit of a transaction that has an id flushes
+    the WAL up to its commit record, past every asynchronous commit before it."""
+    if engine.dialect.name == "sqlite":
+        path = _sqlite_file(str(engine.url))
+        if path is None:
+            return  # in memory: nothing to flush
+        try:
+            descriptor = os.open(f"{path}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"the inventory database could not be flushed to disk: {exc.strerror}",
+                UNAVAILABLE_HINT,
+            ) from exc
+        try:
+            os.fdatasync(descriptor)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"the inventory database could not be flushed to disk: {exc.strerror}",
+                UNAVAILABLE_HINT,
+            ) from exc
+        finally:
+            os.close(descriptor)
+        return
+    with transaction(engine, write=True) as connection:
+        connection.exec_driver_sql("SELECT txid_current()")
+
+
 @contextlib.contextmanager
 def transaction(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iterator[sa.Connection]:
     """One transaction; a store that cannot be reached is StoreUnavailable (exit 3).
@@ -171,8 +247,11 @@ def transaction(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iter
     `write` takes SQLite's write lock at BEGIN (see WRITE_OPTIONS). `durable=False` lets
     the commit return before it reaches the disk (SQLite synchronous=NORMAL, PostgreSQL
     synchronous_commit=off): for rows whose loss in a power cut is harmless, never for a
-    certificate. A later durable commit still flushes everything committed before it."""
+    certificate. A later durable commit still flushes everything committed before it.
+    Inside `one_flush`, a durable commit is made as a non-durable one, and flushed with
+    the block's others when it ends."""
     sqlite = engine.dialect.name == "sqlite"
+    durable = _level_for(durable) if write else durable
     try:
         with engine.connect() as connection:
             if write:
@@ -342,8 +421,9 @@ class Database:
         """A write transaction (BEGIN IMMEDIATE on SQLite), committed when the block ends
         and rolled back if it raises; connection failures become StoreUnavailable.
         `durable=False` as for `transaction`: only for rows a later durable commit must
-        follow before anything depends on them."""
+        follow before anything depends on them. Inside `one_flush`, see there."""
         sqlite = self.engine.dialect.name == "sqlite"
+        durable = _level_for(durable)
         level = "FULL" if durable or not sqlite else "NORMAL"
         try:
             with self.engine.connect() as connection:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from privca.acme.repository import AccountRow
 from privca.store.acme.rows import ACCOUNTS, Queries
-from privca.store.schema import acme_accounts, acme_nonce_keys, acme_spent_nonces
+from privca.store.schema import acme_nonce_keys, acme_spent_nonces
 
 NONCE_KEY_BYTES = 32
 _KEY_ROW = 1
@@ -75,7 +75,7 @@ class NonceQueries(Queries):
         with self.transaction(durable=self._spends_are_durable()) as connection:
             if not _spend(connection, value, expires, key):
                 return False, None
-            return True, self.first(ACCOUNTS, acme_accounts.c.id == account_id, connection)
+            return True, self.by_id(ACCOUNTS, account_id, connection)
 
     def purge_nonces(self, now: dt.datetime) -> int:
         """Forget spent nonces that have expired (no one can spend them again)."""
@@ -85,17 +85,23 @@ class NonceQueries(Queries):
             ).rowcount
 
 
+# Every ACME POST spends a nonce: its statements are built once (see rows.py, _BY_ID).
+_CURRENT_KEY = sa.select(acme_nonce_keys.c.secret).where(acme_nonce_keys.c.id == _KEY_ROW)
+_SPEND: dict[str, sa.Insert] = {}
+
+
 def _spend(connection: sa.Connection, value: str, expires: dt.datetime, key: bytes) -> bool:
-    current = connection.execute(
-        sa.select(acme_nonce_keys.c.secret).where(acme_nonce_keys.c.id == _KEY_ROW)
-    ).scalar()
+    current = connection.execute(_CURRENT_KEY).scalar()
     if current is None or not secrets.compare_digest(bytes(current), key):
         return False  # another server started and renewed it (SQLite)
-    inserted = connection.execute(
-        _insert_ignoring_duplicates(connection, acme_spent_nonces)
-        .values(value=value, expires=expires)
-        .returning(acme_spent_nonces.c.value)
-    ).first()
+    dialect = connection.dialect.name
+    statement = _SPEND.get(dialect)
+    if statement is None:
+        statement = _insert_ignoring_duplicates(connection, acme_spent_nonces).returning(
+            acme_spent_nonces.c.value
+        )
+        _SPEND[dialect] = statement
+    inserted = connection.execute(statement, {"value": value, "expires": expires}).first()
     return inserted is not None
 
 

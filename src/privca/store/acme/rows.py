@@ -26,7 +26,7 @@ from privca.acme.state import (
     OrderStatus,
     Transition,
 )
-from privca.store.database import transaction
+from privca.store.database import one_flush, transaction
 from privca.store.schema import (
     acme_accounts,
     acme_authorizations,
@@ -133,6 +133,35 @@ def moved(table: sa.Table, transition: Transition[Any]) -> sa.Update:
     )
 
 
+_MOVES: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], sa.Update] = {}
+
+
+def move_by_id(
+    connection: sa.Connection,
+    table: sa.Table,
+    transition: Transition[Any],
+    row_id: str,
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    """Apply `transition` to the row `row_id` (setting `values` with it); whether it moved.
+    The statement is built once per table, transition and columns set (see _BY_ID)."""
+    values = values or {}
+    sources = tuple(sorted(str(s) for s in transition.sources))
+    key = (table.name, str(transition.target), sources, tuple(sorted(values)))
+    statement = _MOVES.get(key)
+    if statement is None:
+        statement = (
+            moved(table, transition)
+            .where(table.c.id == sa.bindparam("row_id"))
+            .values(
+                {name: sa.bindparam(f"set_{name}", type_=table.c[name].type) for name in values}
+            )
+        )
+        _MOVES[key] = statement
+    parameters = {"row_id": row_id, **{f"set_{name}": value for name, value in values.items()}}
+    return bool(connection.execute(statement, parameters).rowcount == 1)
+
+
 class Queries:
     """What every part of the ACME store shares: the engine, the sealer, transactions and
     the row lookups."""
@@ -145,6 +174,10 @@ class Queries:
         self, *, write: bool = True, durable: bool = True
     ) -> contextlib.AbstractContextManager[sa.Connection]:
         return transaction(self.engine, write=write, durable=durable)
+
+    def one_flush(self) -> contextlib.AbstractContextManager[None]:
+        """See privca.store.database.one_flush."""
+        return one_flush(self.engine)
 
     def first(
         self,
@@ -163,12 +196,26 @@ class Queries:
         with self._reading(connection) as reader:
             return reader.execute(query).first()
 
-    def all(
-        self, codec: Codec[RowT], query: sa.Select[Any], connection: sa.Connection | None = None
-    ) -> list[RowT]:
-        """Every row `query` selects; inside `connection`'s transaction if given."""
+    def by_id(
+        self, codec: Codec[RowT], row_id: str, connection: sa.Connection | None = None
+    ) -> RowT | None:
+        """The row whose id is `row_id`, or None; inside `connection`'s transaction if given.
+        Every ACME request reads a few rows by id, so the statement is built once."""
         with self._reading(connection) as reader:
-            return [codec.row(record) for record in reader.execute(query)]
+            record = reader.execute(_by_id(codec.table), {"row_id": row_id}).first()
+        return codec.row(record) if record is not None else None
+
+    def all(
+        self,
+        codec: Codec[RowT],
+        query: sa.Select[Any],
+        connection: sa.Connection | None = None,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> list[RowT]:
+        """Every row `query` selects (with the values of its bound `parameters`); inside
+        `connection`'s transaction if given."""
+        with self._reading(connection) as reader:
+            return [codec.row(record) for record in reader.execute(query, parameters)]
 
     @contextlib.contextmanager
     def _reading(self, connection: sa.Connection | None) -> Iterator[sa.Connection]:
@@ -177,6 +224,19 @@ class Queries:
         else:
             with self.transaction(write=False) as reader:
                 yield reader
+
+
+# A statement built for every call costs SQLAlchemy a new cache key, ~0.04 ms of CPU
+# here, three times what running a statement built once with a bound parameter costs.
+_BY_ID: dict[str, sa.Select[Any]] = {}
+
+
+def _by_id(table: sa.Table) -> sa.Select[Any]:
+    statement = _BY_ID.get(table.name)
+    if statement is None:
+        statement = table.select().where(table.c.id == sa.bindparam("row_id"))
+        _BY_ID[table.name] = statement
+    return statement
 
 
 __all__ = [
@@ -189,5 +249,6 @@ __all__ = [
     "Queries",
     "Sealer",
     "dump_problem",
+    "move_by_id",
     "moved",
 ]

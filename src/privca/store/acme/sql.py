@@ -43,6 +43,7 @@ from privca.store.acme.rows import (
     ORDERS,
     Queries,
     dump_problem,
+    move_by_id,
     moved,
 )
 from privca.store.schema import (
@@ -75,7 +76,7 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
             with self.transaction() as connection:
                 if account.eab_kid is not None:
                     self._take_eab_account(connection, account.eab_kid)
-                connection.execute(acme_accounts.insert().values(ACCOUNTS.dump(account)))
+                connection.execute(acme_accounts.insert(), ACCOUNTS.dump(account))
                 detail = {"account": account.id, "eab_kid": account.eab_kid}
                 auditlog.append(
                     connection, account.created_at, [("acme-account-created", None, detail)]
@@ -88,7 +89,7 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         return account
 
     def account(self, account_id: str) -> AccountRow | None:
-        return self.first(ACCOUNTS, acme_accounts.c.id == account_id)
+        return self.by_id(ACCOUNTS, account_id)
 
     def account_by_thumbprint(self, thumbprint: str) -> AccountRow | None:
         return self.first(ACCOUNTS, acme_accounts.c.thumbprint == thumbprint)
@@ -118,7 +119,7 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
                 if moved_rows:
                     detail = {"account": account_id, "status": str(transition.target)}
                     auditlog.append(connection, utcnow(), [("acme-account-status", None, detail)])
-            return self.first(ACCOUNTS, acme_accounts.c.id == account_id, connection)
+            return self.by_id(ACCOUNTS, account_id, connection)
 
     def change_key(self, account_id: str, thumbprint: str, jwk: str) -> AccountRow | None:
         """Replace the account key; None if another account already holds the new key."""
@@ -152,7 +153,7 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         a new order, and the first thing that depends on it (a challenge's result, the
         order turning valid) is durable and flushes this commit with it."""
         with self.transaction(durable=False) as connection:
-            connection.execute(acme_orders.insert().values(ORDERS.dump(order)))
+            connection.execute(acme_orders.insert(), ORDERS.dump(order))
             if authorizations:
                 connection.execute(
                     acme_authorizations.insert(), [AUTHORIZATIONS.dump(a) for a in authorizations]
@@ -163,16 +164,18 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
                 )
 
     def order(self, order_id: str) -> OrderRow | None:
-        return self.first(ORDERS, acme_orders.c.id == order_id)
+        return self.by_id(ORDERS, order_id)
 
     def order_with_authorizations(
         self, order_id: str
     ) -> tuple[OrderRow | None, list[AuthorizationRow]]:
         with self.transaction(write=False) as connection:
-            order = self.first(ORDERS, acme_orders.c.id == order_id, connection)
+            order = self.by_id(ORDERS, order_id, connection)
             if order is None:
                 return None, []
-            return order, self.all(AUTHORIZATIONS, _authorizations_of(order_id), connection)
+            return order, self.all(
+                AUTHORIZATIONS, _AUTHORIZATIONS_OF, connection, {"order_id": order_id}
+            )
 
     def order_by_serial(self, serial: str) -> OrderRow | None:
         return self.first(ORDERS, acme_orders.c.certificate_serial == serial)
@@ -187,10 +190,7 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         """How many orders the account created since `since`, and the oldest one's time."""
         with self.transaction(write=False) as connection:
             count, oldest = connection.execute(
-                sa.select(sa.func.count(), sa.func.min(acme_orders.c.created_at)).where(
-                    acme_orders.c.account_id == account_id,
-                    acme_orders.c.created_at > since,
-                )
+                _ORDERS_SINCE, {"account_id": account_id, "since": since}
             ).one()
         return int(count), oldest if oldest is not None else since
 
@@ -203,43 +203,41 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         certificate_serial: str | None = None,
     ) -> bool:
         """Apply a state transition; False if the order was not in one of its sources."""
-        query = moved(acme_orders, transition).where(acme_orders.c.id == order_id)
+        values: dict[str, Any] = {}
         if error is not None:
-            query = query.values(error=dump_problem(error))
+            values["error"] = dump_problem(error)
         if certificate_serial is not None:
-            query = query.values(certificate_serial=certificate_serial)
+            values["certificate_serial"] = certificate_serial
         # "processing" only marks a finalize under way: if a crash loses it, the order is
         # "ready" again and the client finalizes again. What follows it (valid with the
         # certificate, or invalid) is durable, and a durable commit flushes the ones
         # before it, so the marker needs no flush of its own.
         durable = transition.target != OrderStatus.PROCESSING
         with self.transaction(durable=durable) as connection:
-            return connection.execute(query).rowcount == 1
+            return move_by_id(connection, acme_orders, transition, order_id, values)
 
     # authorizations and challenges ----------------------------------------------------
 
     def authorization(self, authorization_id: str) -> AuthorizationRow | None:
-        return self.first(AUTHORIZATIONS, acme_authorizations.c.id == authorization_id)
+        return self.by_id(AUTHORIZATIONS, authorization_id)
 
     def authorizations(self, order_id: str) -> list[AuthorizationRow]:
-        return self.all(AUTHORIZATIONS, _authorizations_of(order_id))
+        return self.all(AUTHORIZATIONS, _AUTHORIZATIONS_OF, None, {"order_id": order_id})
 
     def authorization_with_challenges(
         self, authorization_id: str
     ) -> tuple[AuthorizationRow | None, list[ChallengeRow]]:
         with self.transaction(write=False) as connection:
-            authz = self.first(
-                AUTHORIZATIONS, acme_authorizations.c.id == authorization_id, connection
-            )
+            authz = self.by_id(AUTHORIZATIONS, authorization_id, connection)
             if authz is None:
                 return None, []
-            return authz, self.all(CHALLENGES, _challenges_of(authorization_id), connection)
+            return authz, self.all(
+                CHALLENGES, _CHALLENGES_OF, connection, {"authorization_id": authorization_id}
+            )
 
     def deactivate_authorization(self, authorization_id: str) -> None:
         with self.transaction() as connection:
-            authorization = self.first(
-                AUTHORIZATIONS, acme_authorizations.c.id == authorization_id, connection
-            )
+            authorization = self.by_id(AUTHORIZATIONS, authorization_id, connection)
             if authorization is None:
                 return
             connection.execute(
@@ -254,34 +252,27 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
             )
 
     def challenge(self, challenge_id: str) -> ChallengeRow | None:
-        return self.first(CHALLENGES, acme_challenges.c.id == challenge_id)
+        return self.by_id(CHALLENGES, challenge_id)
 
     def challenges(self, authorization_id: str) -> list[ChallengeRow]:
-        return self.all(CHALLENGES, _challenges_of(authorization_id))
+        return self.all(CHALLENGES, _CHALLENGES_OF, None, {"authorization_id": authorization_id})
 
     def challenge_with_authorization(
         self, challenge_id: str
     ) -> tuple[ChallengeRow | None, AuthorizationRow | None]:
         with self.transaction(write=False) as connection:
-            challenge = self.first(CHALLENGES, acme_challenges.c.id == challenge_id, connection)
+            challenge = self.by_id(CHALLENGES, challenge_id, connection)
             if challenge is None:
                 return None, None
-            authz = self.first(
-                AUTHORIZATIONS,
-                acme_authorizations.c.id == challenge.authorization_id,
-                connection,
-            )
+            authz = self.by_id(AUTHORIZATIONS, challenge.authorization_id, connection)
             return challenge, authz
 
     def start_challenge(self, challenge_id: str) -> bool:
         """pending -> processing, once: True for the one caller that should validate."""
-        query = moved(acme_challenges, challenge_started()).where(
-            acme_challenges.c.id == challenge_id
-        )
         # A marker like the order's "processing" (see move_order): lost in a crash, the
         # challenge is pending again and the client asks again; its result is durable.
         with self.transaction(durable=False) as connection:
-            return connection.execute(query).rowcount == 1
+            return move_by_id(connection, acme_challenges, challenge_started(), challenge_id)
 
     def finish_challenge(
         self,
@@ -291,47 +282,57 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         now: dt.datetime,
         error: ProblemDocument | None,
     ) -> None:
-        """Record a validation result on the challenge, its authorization and its order."""
-        with self.transaction() as connection:
-            connection.execute(
-                moved(acme_challenges, challenge_finished(valid=valid))
-                .where(acme_challenges.c.id == challenge.id)
-                .values(validated=now if valid else None, error=dump_problem(error))
+        """Record a validation result on the challenge, its authorization and its order.
+
+        Not flushed to disk. The one thing that relies on a valid result is the finalize
+        of the same order (authorizations are never reused by another order), and the
+        certificate's durable commit flushes this one with it. A power cut in between
+        sends the authorization back to pending: the client's finalize is refused
+        (orderNotReady), and lego or certbot fail that run and start a new order when run
+        again; nothing was issued under the lost result. A lost invalid result only lets
+        the client try the challenge again."""
+        with self.transaction(durable=False) as connection:
+            result = {"validated": now if valid else None, "error": dump_problem(error)}
+            move_by_id(
+                connection, acme_challenges, challenge_finished(valid=valid), challenge.id, result
             )
-            authorization = self.first(
-                AUTHORIZATIONS, acme_authorizations.c.id == challenge.authorization_id, connection
-            )
+            authorization = self.by_id(AUTHORIZATIONS, challenge.authorization_id, connection)
             if authorization is None:
                 return
-            connection.execute(
-                moved(acme_authorizations, authorization_after_challenge(valid=valid)).where(
-                    acme_authorizations.c.id == authorization.id
-                )
+            move_by_id(
+                connection,
+                acme_authorizations,
+                authorization_after_challenge(valid=valid),
+                authorization.id,
             )
             statuses = connection.execute(
-                sa.select(acme_authorizations.c.status).where(
-                    acme_authorizations.c.order_id == authorization.order_id
-                )
+                _AUTHORIZATION_STATUSES, {"order_id": authorization.order_id}
             ).scalars()
             transition = order_after_authorizations(AuthorizationStatus(s) for s in statuses)
             if transition is None:
                 return
-            query = moved(acme_orders, transition).where(acme_orders.c.id == authorization.order_id)
-            if transition.target == OrderStatus.INVALID:
-                query = query.values(error=dump_problem(error))
-            connection.execute(query)
+            failed = (
+                {"error": dump_problem(error)} if transition.target == OrderStatus.INVALID else {}
+            )
+            move_by_id(connection, acme_orders, transition, authorization.order_id, failed)
 
 
-def _authorizations_of(order_id: str) -> sa.Select[Any]:
-    return acme_authorizations.select().where(acme_authorizations.c.order_id == order_id)
-
-
-def _challenges_of(authorization_id: str) -> sa.Select[Any]:
-    return (
-        acme_challenges.select()
-        .where(acme_challenges.c.authorization_id == authorization_id)
-        .order_by(acme_challenges.c.type)
-    )
+# Built once, with bound parameters (see rows.py, _BY_ID).
+_AUTHORIZATIONS_OF = acme_authorizations.select().where(
+    acme_authorizations.c.order_id == sa.bindparam("order_id")
+)
+_ORDERS_SINCE = sa.select(sa.func.count(), sa.func.min(acme_orders.c.created_at)).where(
+    acme_orders.c.account_id == sa.bindparam("account_id"),
+    acme_orders.c.created_at > sa.bindparam("since", type_=acme_orders.c.created_at.type),
+)
+_AUTHORIZATION_STATUSES = sa.select(acme_authorizations.c.status).where(
+    acme_authorizations.c.order_id == sa.bindparam("order_id")
+)
+_CHALLENGES_OF = (
+    acme_challenges.select()
+    .where(acme_challenges.c.authorization_id == sa.bindparam("authorization_id"))
+    .order_by(acme_challenges.c.type)
+)
 
 
 __all__ = ["AcmeStore"]
