@@ -57,6 +57,7 @@ from _bench import (
     loadavg,
     machine,
     package_version,
+    process_tree,
 )
 
 PEER = Path(os.environ.get("PRIVCA_STEP_CA_PEER", "/work/shared/peers/step-ca"))
@@ -151,18 +152,6 @@ class Server:
 
     def version(self) -> str:
         return ""
-
-
-def process_tree(pid: int) -> list[int]:
-    """pid and its descendants, from /proc (Linux 3.5+ task/*/children)."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        for children in Path(f"/proc/{current}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                pending.extend(int(child) for child in children.read_text().split())
-    return found
 
 
 class StepCa(Server):

@@ -66,6 +66,7 @@ from _bench import (  # noqa: E402
     free_port,
     loadavg,
     machine,
+    process_tree,
 )
 from acme import jws as acme_jws  # noqa: E402
 from acme import messages  # noqa: E402
@@ -416,6 +417,7 @@ def serving(
     http_port: int,
     stack: contextlib.ExitStack,
     access_log: bool = False,
+    serve_args: tuple[str, ...] = (),
 ) -> Iterator[Target]:
     from privca.authority import CertificateAuthority
 
@@ -435,7 +437,7 @@ def serving(
     passphrase.chmod(0o600)
     quiet = [] if access_log else ["-q"]
     command = [sys.executable, "-m", "privca", *quiet, "--home", str(home), "serve"]
-    flags = ["--http-01-port", str(http_port), "--dns-resolver", dns]
+    flags = ["--http-01-port", str(http_port), "--dns-resolver", dns, *serve_args]
     help_text = subprocess.run([*command, "--help"], capture_output=True, text=True).stdout
     if "--allow-loopback-validation" in help_text:
         flags.append("--allow-loopback-validation")  # every name here is 127.0.0.1
@@ -549,10 +551,12 @@ async def storm(target: Target, n: int, http_port: int, probes: int) -> dict[str
         await asyncio.sleep(3 + QUIET_SECONDS)
         quiet_from = time.monotonic() - QUIET_SECONDS
         began_at, started = time.monotonic(), time.perf_counter()
-        cpu_before = sum(cpu_seconds(pid) for pid in target.pids)
+        cpu_before = sum(cpu_seconds(p) for pid in target.pids for p in process_tree(pid))
         await asyncio.gather(*(renew(h) for h in hosts))
         seconds = time.perf_counter() - started
-        server_cpu = sum(cpu_seconds(pid) for pid in target.pids) - cpu_before
+        server_cpu = (
+            sum(cpu_seconds(p) for pid in target.pids for p in process_tree(pid)) - cpu_before
+        )
         ended_at = time.monotonic()
         stop.set()
         probed = await asyncio.get_running_loop().run_in_executor(None, results.get)
@@ -605,6 +609,14 @@ def main() -> None:
     parser.add_argument(
         "--access-log", action="store_true", help="serve without -q: every request in its log"
     )
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for every privca serve, e.g. --serve-arg=--workers "
+        "--serve-arg=2 (server CPU counts the workers too)",
+    )
     args = parser.parse_args()
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if not targets or any(t not in ("sqlite", "postgresql") for t in targets):
@@ -625,7 +637,15 @@ def main() -> None:
                 http_port = free_port()
                 with contextlib.ExitStack() as stack:
                     target = stack.enter_context(
-                        serving(kind, work, dns, http_port, stack, args.access_log)
+                        serving(
+                            kind,
+                            work,
+                            dns,
+                            http_port,
+                            stack,
+                            args.access_log,
+                            tuple(args.serve_arg),
+                        )
                     )
                     responder = challenge_responder_process(target.webroot, http_port)
                     stack.enter_context(responder)
