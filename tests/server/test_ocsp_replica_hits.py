@@ -104,3 +104,47 @@ def test_on_sqlite_commits_that_revoke_nothing_cost_a_cached_answer_no_store_que
     ca.revoke(format(served_ca.good.serial, "x"), "keyCompromise")
     answer = load(server.post_ocsp(request).body)  # type: ignore[attr-defined]
     assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED
+
+
+@pytest.mark.postgres
+def test_a_slow_poll_never_puts_back_an_older_state_than_a_request_read(
+    replica: tuple[CertificateAuthority, CertificateAuthority],
+) -> None:
+    """A poll that read the store before a revocation and finishes after a request read it
+    again must not make the older state the one OCSP hits are checked against: the
+    revocation would vanish from cached answers until the next poll."""
+    import asyncio
+
+    from privca.server.watch import StoreWatch
+
+    served, operator = replica
+    leaf = operator.issue(["slow-poll.example"])
+
+    async def scenario() -> tuple[dict[int, tuple[int, str]], dict[int, tuple[int, str]]]:
+        watch = StoreWatch(served)
+        read_state = watch._read_state
+        poll_has_read, release_poll = threading.Event(), threading.Event()
+        calls = 0
+
+        def slow_first_read() -> tuple[dict[int, tuple[int, str]], dict[int, int]]:
+            nonlocal calls
+            calls += 1
+            state = read_state()
+            if calls == 1:  # the poll: it has read, then stalls (a busy replica)
+                poll_has_read.set()
+                release_poll.wait(30)
+            return state
+
+        watch._read_state = slow_first_read  # type: ignore[method-assign]
+        poll = asyncio.create_task(watch.poll())
+        await asyncio.to_thread(poll_has_read.wait, 30)
+        operator.revoke(format(leaf.serial, "x"), "keyCompromise")
+        fresh = await watch.snapshot()  # a request reads the store after the revocation
+        release_poll.set()
+        await poll
+        latest = watch.recent()
+        assert latest is not None
+        return fresh.fingerprints, latest.fingerprints
+
+    fresh, latest = asyncio.run(scenario())
+    assert latest == fresh

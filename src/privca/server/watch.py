@@ -107,11 +107,12 @@ class StoreWatch:
         self._clock = ca.revocation_clock() if self._probe is not None else None
         self.reachable = True
         # The state at start: whatever changes after it is noticed by the first poll.
+        started = time.monotonic()
         self._polled = self._data_version()
-        # The newest state read by anyone, and when (time.monotonic) it was last known to
-        # be the store's: what `recent()` answers with.
+        # The newest state read by anyone, and when (time.monotonic, the start of the
+        # read) it was last known to be the store's: what `recent()` answers with.
         self._latest = self._read_snapshot(self._polled)
-        self._confirmed_at = time.monotonic()
+        self._confirmed_at = started
         self._last_fingerprints: dict[int, tuple[int, str]] | None = self._latest.fingerprints
         self.authorities = self._read_authorities()
         self._on_authorities: list[Listener] = []
@@ -167,10 +168,14 @@ class StoreWatch:
         fingerprints, crl_numbers = self._read_state()
         return Snapshot(version, fingerprints, crl_numbers, tick)
 
-    def _confirm(self, snapshot: Snapshot) -> Snapshot:
-        """`snapshot` was just read from the store (or found unchanged): the newest state."""
-        self._latest = snapshot
-        self._confirmed_at = time.monotonic()
+    def _confirm(self, snapshot: Snapshot, started: float) -> Snapshot:
+        """`snapshot` was read from the store (or found unchanged) by a read that began at
+        `started` (time.monotonic): the newest state, unless a read that began later has
+        been confirmed meanwhile (a slow poll must not put back a state older than what a
+        request just read: a revocation would then vanish from OCSP for another poll)."""
+        if started >= self._confirmed_at:
+            self._latest = snapshot
+            self._confirmed_at = started
         return snapshot
 
     def recent(self, *, exact: bool = False) -> Snapshot | None:
@@ -212,17 +217,19 @@ class StoreWatch:
         if not self.reachable:
             raise StoreUnavailable("the store does not answer")
         try:
+            started = time.monotonic()
             if self._probe is None:
-                return self._confirm(await self.run(self._read_snapshot, None))
+                return self._confirm(await self.run(self._read_snapshot, None), started)
             async with self._lock:  # one re-read for all requests that noticed the change
                 cached = self.current()
                 if cached is not None:
                     return cached
                 # Read the counter before the fingerprints: a commit in between makes the
                 # next check see a new counter and read again, never miss a revocation.
+                started = time.monotonic()
                 version = self._data_version()
                 self._snapshot = await self.run(self._read_snapshot, version)
-                return self._confirm(self._snapshot)
+                return self._confirm(self._snapshot, started)
         except StoreUnavailable as exc:
             self.failed(exc)
             raise
@@ -244,9 +251,10 @@ class StoreWatch:
                 log.exception("following the store failed")
 
     async def poll(self) -> None:
+        started = time.monotonic()
         version = self._data_version()
         if version is not None and version == self._polled and self.reachable:
-            self._confirm(self._latest)  # SQLite: nobody committed since the last poll
+            self._confirm(self._latest, started)  # SQLite: nobody committed since the last poll
             return
         try:
             # In the revocation threads: in the shared threadpool a poll waited behind
@@ -275,7 +283,7 @@ class StoreWatch:
         self._polled = version
         if version is not None:
             self._snapshot = snapshot
-        self._confirm(snapshot)
+        self._confirm(snapshot, started)
         previous, self._last_fingerprints = self._last_fingerprints, fingerprints
         if previous is not None and previous != fingerprints:
             for listener in self._on_revocations:
