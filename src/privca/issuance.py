@@ -118,7 +118,10 @@ def record_and_sign(
         with contextlib.suppress(Exception):
             store.abandon(serials[len(signed) :], utcnow(), "signing failed")
         raise
-    store.complete([(cert.serial_number, der_certificate(cert)) for cert in signed], utcnow())
+    # The intents go along so the audit entries need not read back what was just reserved.
+    store.complete(
+        [(cert.serial_number, der_certificate(cert)) for cert in signed], utcnow(), intents
+    )
     return signed
 
 

@@ -181,10 +181,20 @@ def _canonical_serial(serial: str | None) -> str | None:
     return None if serial is None else format(int(serial, 16), "x")
 
 
+# The statements of every append, built once: a statement built per call costs SQLAlchemy
+# a new cache key each time, and every issuance, revocation and ACME account appends.
+_READ_HEAD = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+_LOCK_HEAD = _READ_HEAD.with_for_update()  # PostgreSQL: appenders queue on the head row
+_INSERT_ENTRIES = audit_log.insert()
+_MOVE_HEAD = (
+    audit_head.update()
+    .where(audit_head.c.id == 1)
+    .values(seq=sa.bindparam("head_seq"), hash=sa.bindparam("head_hash"))
+)
+
+
 def _head(connection: sa.Connection) -> tuple[int, str]:
-    query = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = _LOCK_HEAD if connection.dialect.name == "postgresql" else _READ_HEAD
     row = connection.execute(query).first()
     if row is None:
         # A store made before the head row existed: start it where the log is.
@@ -241,7 +251,7 @@ def append(
     seq, previous = _head(connection)
     entries = chain_entries(seq, previous, now, who, items)
     connection.execute(
-        audit_log.insert(),
+        _INSERT_ENTRIES,
         [
             {
                 "seq": e.seq,
@@ -256,9 +266,7 @@ def append(
         ],
     )
     last = entries[-1]
-    connection.execute(
-        audit_head.update().where(audit_head.c.id == 1).values(seq=last.seq, hash=last.hash)
-    )
+    connection.execute(_MOVE_HEAD, {"head_seq": last.seq, "head_hash": last.hash})
     return entries
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from privca.errors import StoreUnavailable
 from privca.store.auditlog import der_fingerprint
-from privca.store.database import Change, Database, Event, driver_message
+from privca.store.database import Change, Database, driver_message
 from privca.store.names import insert_certificates
 from privca.store.records import Intent
 from privca.store.schema import certificates
@@ -43,31 +43,44 @@ def _pending_row(serial: int, intent: Intent, now: dt.datetime) -> dict[str, obj
     }
 
 
-def _issue_entries(change: Change, rows: Sequence[tuple[str, bytes]]) -> list[Event]:
-    """The audit entries of signed certificates: what was asked for (names, profile, key)
-    as the intent recorded it, and the fingerprint of the DER that was handed out."""
+def _asked_for(intent: Intent) -> dict[str, object]:
+    """What an intent asked for, as an `issued` entry's detail carries it."""
+    return {
+        "issuer": intent.issuer_id,
+        "profile": intent.profile,
+        "names": list(intent.names),
+        "key_sha256": intent.public_key_sha256,
+    }
+
+
+def _asked_for_recorded(change: Change, hex_serials: Sequence[str]) -> dict[str, dict[str, object]]:
+    """The same, read back from the reserved rows (for a caller that does not hold them)."""
     c = certificates.c
-    intents = {
-        r.serial: r
-        for r in change.execute(
+    return {
+        row.serial: {
+            "issuer": int(row.issuer_id),
+            "profile": row.profile,
+            "names": json.loads(row.names),
+            "key_sha256": row.public_key_sha256,
+        }
+        for row in change.execute(
             sa.select(c.serial, c.issuer_id, c.profile, c.names, c.public_key_sha256).where(
-                c.serial.in_([hex_serial for hex_serial, _der in rows])
+                c.serial.in_(hex_serials)
             )
         )
     }
-    entries: list[Event] = []
-    for hex_serial, der in rows:
-        intent = intents.get(hex_serial)
-        detail: dict[str, object] = {"fingerprint": der_fingerprint(der)}
-        if intent is not None:
-            detail |= {
-                "issuer": int(intent.issuer_id),
-                "profile": intent.profile,
-                "names": json.loads(intent.names),
-                "key_sha256": intent.public_key_sha256,
-            }
-        entries.append(("issued", hex_serial, detail))
-    return entries
+
+
+# Built once: a statement built per call costs SQLAlchemy a new cache key every time.
+_COMPLETE = (
+    certificates.update()
+    .where(certificates.c.serial == sa.bindparam("s"))
+    .values(
+        status=StoredStatus.ISSUED.value,
+        der=sa.bindparam("d"),
+        issued_at=sa.bindparam("now"),
+    )
+)
 
 
 class IssuanceWrites:
@@ -109,24 +122,36 @@ class IssuanceWrites:
             "this should be impossible with 127 random bits; check the serial source",
         )
 
-    def complete(self, signed: Iterable[tuple[int, bytes]], now: dt.datetime) -> None:
-        """Record the signed certificates; only then may they be returned or written."""
+    def complete(
+        self,
+        signed: Iterable[tuple[int, bytes]],
+        now: dt.datetime,
+        intents: Sequence[Intent] | None = None,
+    ) -> None:
+        """Record the signed certificates; only then may they be returned or written.
+
+        `intents`, when given, are those `reserve` recorded for `signed`, in the same
+        order: the audit entries take names, profile and key from them instead of reading
+        the rows back (the issuing path holds them; other callers leave them out)."""
         rows = [(serial_hex(serial), der) for serial, der in signed]
         if not rows:
             return
+        if intents is not None and len(intents) != len(rows):
+            raise ValueError("complete: one intent per signed certificate")
         params = [{"s": hex_serial, "d": der, "now": now} for hex_serial, der in rows]
-        statement = (
-            certificates.update()
-            .where(certificates.c.serial == sa.bindparam("s"))
-            .values(
-                status=StoredStatus.ISSUED.value,
-                der=sa.bindparam("d"),
-                issued_at=sa.bindparam("now"),
-            )
-        )
         with self.database.change(now) as change:
-            change.execute(statement, params)
-            change.record_all(_issue_entries(change, rows))
+            change.execute(_COMPLETE, params)
+            if intents is None:
+                recorded = _asked_for_recorded(change, [hex_serial for hex_serial, _ in rows])
+                asked = [recorded.get(hex_serial, {}) for hex_serial, _der in rows]
+            else:
+                asked = [_asked_for(intent) for intent in intents]
+            # The audit entries of signed certificates: what was asked for and the
+            # fingerprint of the DER that was handed out.
+            change.record_all(
+                ("issued", hex_serial, {"fingerprint": der_fingerprint(der)} | detail)
+                for (hex_serial, der), detail in zip(rows, asked, strict=True)
+            )
 
     def abandon(self, serials: Iterable[int], now: dt.datetime, reason: str) -> None:
         """Mark intents whose signing failed; their serials are never reused."""
