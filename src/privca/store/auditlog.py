@@ -182,7 +182,7 @@ def _canonical_serial(serial: str | None) -> str | None:
 
 
 # The statements of every append, built once: a statement built per call costs SQLAlchemy
-# a new cache key each time, and every issuance, revocation and ACME account appends.
+# a new cache key each time, and every audited change (each issuance) appends.
 _READ_HEAD = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
 _LOCK_HEAD = _READ_HEAD.with_for_update()  # PostgreSQL: appenders queue on the head row
 _INSERT_ENTRIES = audit_log.insert()

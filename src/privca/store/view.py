@@ -55,6 +55,14 @@ STREAM_CHUNK = 500
 # In place of the DER column when a listing does not need it.
 _NO_DER = sa.null().label("der")
 
+# Statements an ACME server runs for every order, built once (a statement built per call
+# costs SQLAlchemy a new cache key each time): the issuers (read to see an issuer another
+# process disabled) and the blocked keys among a request's.
+_ISSUERS = issuers.select()
+_BLOCKED = sa.select(blocked_keys.c.public_key_sha256).where(
+    blocked_keys.c.public_key_sha256.in_(sa.bindparam("hashes", expanding=True))
+)
+
 
 def row_to_certificate(row: sa.Row[tuple[object, ...]]) -> CertificateRecord:
     m = row._mapping
@@ -123,7 +131,7 @@ class InventoryView:
     def issuers(self) -> list[IssuerRecord]:
         """Every named issuer, oldest first."""
         with self.database.read() as connection:
-            rows = connection.execute(issuers.select()).all()
+            rows = connection.execute(_ISSUERS).all()
         # Sorted here: SQLite compares the migration's and the store's time texts as text.
         return sorted((row_to_issuer(row) for row in rows), key=lambda i: (i.created_at, i.name))
 
@@ -336,11 +344,7 @@ class InventoryView:
         if not hashes:
             return set()
         with self.database.read() as connection:
-            rows = connection.execute(
-                sa.select(blocked_keys.c.public_key_sha256).where(
-                    blocked_keys.c.public_key_sha256.in_(hashes)
-                )
-            ).all()
+            rows = connection.execute(_BLOCKED, {"hashes": hashes}).all()
         return {str(row[0]) for row in rows}
 
     def revoked_entries(self, issuer_id: int, now: dt.datetime) -> list[RevokedEntry]:
