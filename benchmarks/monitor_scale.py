@@ -43,7 +43,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +50,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.append(str(_HERE))  # last: _bench and scale only
 
-from _bench import BenchError, cpu_seconds, free_port, loadavg, machine  # noqa: E402
+from _bench import BenchError, cpu_seconds, loadavg, machine  # noqa: E402
 
 PASSPHRASE = b"benchmark passphrase"
 CA_AGE = dt.timedelta(days=600)
@@ -166,33 +165,6 @@ def timed(source: Path | None, args: list[str], exits: tuple[int, ...] = (0,)) -
 STARTUP = "import privca.cli.main, privca.cli.lifecycle, privca.authority, privca.monitoring"
 
 
-@contextlib.contextmanager
-def serving(source: Path | None, home: Path, passphrase: Path) -> Iterator[tuple[str, int]]:
-    """`privca serve --no-tls --no-acme`: its URL and pid, once /health answers."""
-    port = free_port()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "privca", "-q", "--home", str(home), "serve", "--no-tls",
-         "--no-acme", "--listen", f"127.0.0.1:{port}", "--passphrase-file", str(passphrase)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_environment(source),
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    response.read()
-                    break
-            except OSError:
-                if child.poll() is not None or time.monotonic() > deadline:
-                    raise BenchError("privca serve did not start") from None
-                time.sleep(0.2)
-        yield url, child.pid
-    finally:
-        child.terminate()
-        child.wait(30)
-
-
 def scrape(url: str, pid: int) -> Run:
     """One GET /metrics: wall time at the client, CPU of the server process."""
     cpu = cpu_seconds(pid)
@@ -212,7 +184,9 @@ def measure_once(source: Path | None, home: Path, passphrase: Path) -> dict[str,
     check = ["-m", "privca", "--home", str(home), "check", "--format"]
     runs["nagios"] = timed(source, [*check, "nagios"], exits=(0, 1, 2))
     runs["prometheus"] = timed(source, [*check, "prometheus"])
-    with serving(source, home, passphrase) as (url, pid):
+    from scale import serving
+
+    with serving(home, passphrase, _environment(source)) as (url, pid):
         runs["/metrics first"] = scrape(url, pid)
         _next_minute()
         runs["/metrics cold"] = scrape(url, pid)

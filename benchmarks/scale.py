@@ -302,13 +302,16 @@ def median_of(runs: int, measure: Callable[[], float]) -> float:
 
 
 @contextlib.contextmanager
-def serving(home: Path, passphrase: Path) -> Iterator[str]:
-    """`privca serve --no-tls --no-acme`; yields its base URL once /health answers."""
+def serving(
+    home: Path, passphrase: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """`privca serve --no-tls --no-acme` (with `env`, e.g. another source tree's
+    PYTHONPATH); yields its base URL and pid once /health answers."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "privca", "-q", "--home", str(home), "serve", "--no-tls",
          "--no-acme", "--listen", f"127.0.0.1:{port}", "--passphrase-file", str(passphrase)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -323,7 +326,7 @@ def serving(home: Path, passphrase: Path) -> Iterator[str]:
                     err = process.stderr.read() if process.stderr else b""
                     raise BenchError(f"privca serve did not start: {err[-500:]!r}") from None
                 time.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(30)
@@ -440,7 +443,7 @@ def measure(
         result["list_rss_mib"] = round(listed.rss_mib)
         result["list_mb"] = round(listed.output_bytes / 1e6, 1)
     if "metrics" not in skip:
-        with serving(home, passphrase) as url:
+        with serving(home, passphrase) as (url, _pid):
             scrape(url)  # the first scrape imports monitoring.py
             scrapes = [scrape(url) for _ in range(3)]
         result["metrics_s"] = round(statistics.median(s for s, _ in scrapes), 3)

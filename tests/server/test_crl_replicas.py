@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import json
 import signal
 import ssl
 import subprocess
@@ -22,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.authority import CertificateAuthority
+from tests.acme.test_replica_processes import _wait_healthy
 from tests.conftest import PASSPHRASE, write
 from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
 from tests.server.conftest import free_port
@@ -44,21 +44,6 @@ class Pair:
 
 def _number(crl: x509.CertificateRevocationList) -> int:
     return int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
-
-
-def _wait_healthy(port: int, root: Path, process: subprocess.Popen[bytes]) -> None:
-    context = ssl.create_default_context(cafile=str(root))
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            url = f"https://127.0.0.1:{port}/health"
-            with urllib.request.urlopen(url, context=context, timeout=2) as response:
-                if json.loads(response.read())["status"] == "ok":
-                    return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 @contextlib.contextmanager
