@@ -14,6 +14,7 @@ from privca.authority import CertificateAuthority
 from privca.errors import KeyUnavailable, WrongPassphrase
 from privca.keys.types import KeyType
 from tests.conftest import Cli, assert_user_error, openssl, require_tool, write
+from tests.server.conftest import free_port
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = b"31415926"
@@ -138,3 +139,21 @@ def test_cli_init_with_hsm(softhsm: str, run_cli: Cli, tmp_path: Path) -> None:
         "issue", "b.corp.internal", "--out", str(tmp_path / "out2"), "--passphrase-file", str(wrong)
     )
     assert_user_error(result, "PIN was refused")
+
+
+def test_serve_workers_refused_with_keys_in_a_token(
+    softhsm: str, run_cli: Cli, tmp_path: Path
+) -> None:
+    """README: `--workers` is refused with CA keys on a PKCS#11 token (a token session
+    does not survive the fork into workers); one line, exit 2, nothing served."""
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    result = run_cli(
+        "init", "--name", "HSM CA", "--hsm-module", MODULE, "--hsm-token", softhsm,
+        "--passphrase-file", str(pin_file),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    result = run_cli(
+        "serve", "--no-tls", "--no-acme", "--listen", f"127.0.0.1:{free_port()}",
+        "--workers", "2", "--passphrase-file", str(pin_file),
+    )  # fmt: skip
+    assert_user_error(result, "--workers needs the CA keys in files")
