@@ -585,8 +585,6 @@ def render_prometheus(
     return "\n".join(exposition.lines) + "\n"
 
 
-# How many certificates /metrics names one by one unless told otherwise.
-METRICS_CERTIFICATES = 1000
 _MINUTE = 60
 
 
@@ -606,7 +604,7 @@ class MetricsCache:
         self,
         ca: CertificateAuthority,
         window: dt.timedelta | None,
-        limit: int | None = METRICS_CERTIFICATES,
+        limit: int | None = None,
     ) -> None:
         self._ca = ca
         self._window = window

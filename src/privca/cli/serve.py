@@ -22,6 +22,7 @@ import click
 
 from privca.cli.secrets import passphrase_file_option
 from privca.errors import EnvironmentRefused, InputError
+from privca.server.settings import MAX_METRICS_CERTIFICATES
 
 if TYPE_CHECKING:
     import asyncio
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
     from privca.server.tls import ServerCertificate
 
 DEFAULT_LISTEN = "127.0.0.1:8443"
-# The most certificates /metrics may name one by one: a limit the database can take
-# (SQLite's LIMIT is a 64-bit integer) and far more series than a Prometheus wants.
-MAX_METRICS_CERTIFICATES = 1_000_000
 
 
 def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
@@ -167,7 +165,7 @@ def metrics_window_setting(section: Mapping[str, Any], flag: str | None) -> dt.t
 
 def metrics_certificates_setting(section: Mapping[str, Any], flag: int | None) -> int:
     """How many certificates /metrics names one by one (the soonest to expire)."""
-    from privca.monitoring import METRICS_CERTIFICATES
+    from privca.server.settings import METRICS_CERTIFICATES
 
     value = flag if flag is not None else section.get("metrics_certificates", METRICS_CERTIFICATES)
     if (
@@ -176,8 +174,8 @@ def metrics_certificates_setting(section: Mapping[str, Any], flag: int | None) -
         or not 0 <= value <= MAX_METRICS_CERTIFICATES
     ):
         raise InputError(
-            f"[serve] metrics_certificates must be a whole number from 0 to "
-            f"{MAX_METRICS_CERTIFICATES:,}",
+            f"--metrics-certificates / [serve] metrics_certificates must be a whole number "
+            f"from 0 to {MAX_METRICS_CERTIFICATES:,}",
             "e.g. metrics_certificates = 1000 (0: counts only, no series per certificate)",
         )
     return value

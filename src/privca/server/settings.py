@@ -10,6 +10,11 @@ if TYPE_CHECKING:
     from privca.acme.service import AcmeSettings
 
 OCSP_SIGNERS = ("delegated", "ca")
+# How many certificates /metrics names one by one unless told otherwise, and at most: a
+# limit the database takes (SQLite's LIMIT is a 64-bit integer) and already far more
+# series than a Prometheus wants.
+METRICS_CERTIFICATES = 1000
+MAX_METRICS_CERTIFICATES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class ServerSettings:
     metrics_window: dt.timedelta = dt.timedelta(days=30)
     # ... and for this many of them at most, the soonest (privca.monitoring: Prometheus
     # keeps every series it is shown; the rest are counted in privca_certificates_expiring).
-    metrics_certificates: int = 1000
+    metrics_certificates: int = METRICS_CERTIFICATES
     # How often the store is polled for rotations, revocations and reachability.
     watch_interval: float = 1.0
 
@@ -66,5 +71,5 @@ class ServerSettings:
             raise ValueError(f"ocsp_signer must be one of {OCSP_SIGNERS}")
         if self.metrics_window <= dt.timedelta(0):
             raise ValueError("metrics_window must be positive")
-        if self.metrics_certificates < 0:
-            raise ValueError("metrics_certificates must not be negative")
+        if not 0 <= self.metrics_certificates <= MAX_METRICS_CERTIFICATES:
+            raise ValueError(f"metrics_certificates must be from 0 to {MAX_METRICS_CERTIFICATES}")
