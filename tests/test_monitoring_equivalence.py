@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from privca import monitoring
 from privca._time import utcnow
@@ -26,6 +25,7 @@ from privca.issuers import NewIssuer
 from privca.store.schema import certificates
 from privca.x509.encoding import serial_hex
 from tests import monitoring_reference as reference
+from tests.cli.test_check_scale import assert_certificate_queries_use_an_index
 from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures, shared cluster)
 
 DAY = dt.timedelta(days=1)
@@ -213,25 +213,10 @@ def test_every_query_on_certificates_uses_an_index(
     """What check and /metrics ask the certificates table: a search of an index, never a
     walk of the rows (SQLite's plan, which is what EXPLAIN QUERY PLAN shows)."""
     ca, now = fleet
-    statements: list[tuple[str, object]] = []
 
-    def capture(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
-        statements.append((statement, params))
-
-    engine = ca.inventory.database.engine
-    sa.event.listen(engine, "before_cursor_execute", capture)
-    try:
+    def check_and_metrics() -> None:
         monitoring.summarize(ca, now, WARN, CRIT)
         monitoring.collect(ca, now, WARN, CRIT)
         monitoring.render_prometheus(ca, now, WARN, limit=10)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", capture)
-    on_certificates = [(s, p) for s, p in statements if "FROM certificates" in s]
-    assert len(on_certificates) >= 6
-    with engine.connect() as connection:
-        raw = connection.connection.dbapi_connection
-        assert raw is not None
-        for statement, parameters in on_certificates:
-            plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)]
-            scans = [step for step in plan if step.startswith("SCAN certificates")]
-            assert all("USING COVERING INDEX" in step for step in scans), (statement, plan)
+
+    assert_certificate_queries_use_an_index(ca, check_and_metrics, 6)
