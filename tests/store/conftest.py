@@ -101,7 +101,8 @@ def issue_records(
 
     def factory(*intents: Intent) -> list[int]:
         serials = store.reserve(list(intents), now)
-        store.complete([(s, b"der-" + format(s, "x").encode()) for s in serials], now)
+        signed = [(s, b"der-" + format(s, "x").encode()) for s in serials]
+        store.complete(signed, now, list(intents))
         return serials
 
     return factory

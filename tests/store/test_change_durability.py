@@ -69,8 +69,9 @@ def test_issuance_reserves_serials_without_a_flush_and_records_certificates_with
             levels.append((verb, _commit_level(connection)))
 
     try:
-        serials = store.reserve([make_intent()], now)
-        store.complete([(serials[0], b"\x30\x03\x02\x01\x01")], now)
+        intent = make_intent()
+        serials = store.reserve([intent], now)
+        store.complete([(serials[0], b"\x30\x03\x02\x01\x01")], now, [intent])
     finally:
         sa.event.remove(store.database.engine, "before_cursor_execute", _seen)
     assert levels == [("INSERT", "off"), ("UPDATE", _durable_level(store))], levels
@@ -157,12 +158,13 @@ def test_durable_commits_in_one_flush_reach_the_disk_together_when_it_ends(
     levels, stop = _acme_levels(store)
     try:
         with acme.one_flush():
-            serial = store.reserve([make_intent()], now)[0]
-            store.complete([(serial, b"\x30\x03\x02\x01\x01")], now)
+            intent = make_intent()
+            serial = store.reserve([intent], now)[0]
+            store.complete([(serial, b"\x30\x03\x02\x01\x01")], now, [intent])
             assert acme.move_order(order.id, order_issued(), certificate_serial=serial_hex(serial))
             assert flushes.count == 0  # nothing flushed yet
         assert flushes.count == 1
-        store.complete([(serial, b"\x30\x03\x02\x01\x01")], now)  # outside: its own
+        store.complete([(serial, b"\x30\x03\x02\x01\x01")], now, [intent])  # outside: its own
     finally:
         stop()
     durable = _durable_level(store)

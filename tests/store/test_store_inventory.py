@@ -57,9 +57,10 @@ def test_serials_are_random_positive_127_bit_and_distinct(
 def test_complete_records_the_certificate(
     store: Store, make_intent: Callable[..., Intent], now: dt.datetime
 ) -> None:
-    serials = store.reserve([make_intent("a.corp.internal"), make_intent("b.corp.internal")], now)
+    intents = [make_intent("a.corp.internal"), make_intent("b.corp.internal")]
+    serials = store.reserve(intents, now)
     later = now + dt.timedelta(seconds=3)
-    store.complete([(serials[0], b"DER-A"), (serials[1], b"DER-B")], later)
+    store.complete([(serials[0], b"DER-A"), (serials[1], b"DER-B")], later, intents)
 
     a, b = store.get(serials[0]), store.get(serials[1])
     assert a is not None and b is not None
@@ -70,17 +71,16 @@ def test_complete_records_the_certificate(
 
 
 def test_complete_of_nothing_is_a_no_op(store: Store, now: dt.datetime) -> None:
-    store.complete([], now)
+    store.complete([], now, [])
     assert store.count() == 0
 
 
 def test_abandon_marks_pending_as_failed_and_keeps_the_serial(
     store: Store, make_intent: Callable[..., Intent], now: dt.datetime
 ) -> None:
-    pending, issued = store.reserve(
-        [make_intent("a.corp.internal"), make_intent("b.corp.internal")], now
-    )
-    store.complete([(issued, b"DER")], now)
+    intents = [make_intent("a.corp.internal"), make_intent("b.corp.internal")]
+    pending, issued = store.reserve(intents, now)
+    store.complete([(issued, b"DER")], now, intents[1:])
     store.abandon([pending, issued], now, "signing failed")
 
     failed = store.get(pending)

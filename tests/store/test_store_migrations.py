@@ -191,6 +191,18 @@ def test_a_bad_url_is_input_error() -> None:
         Store("nosuchdb://x")
 
 
+def _intent(now: dt.datetime) -> Intent:
+    return Intent(
+        issuer_id=1,
+        profile="server",
+        names=("svc.corp.internal",),
+        subject="CN=svc.corp.internal",
+        not_before=now,
+        not_after=now,
+        public_key_sha256="00" * 32,
+    )
+
+
 @pytest.mark.parametrize("operation", ["complete", "abandon", "add_authority"])
 def test_a_write_to_an_unreachable_store_is_store_unavailable(
     tmp_path: Path, operation: str
@@ -198,7 +210,7 @@ def test_a_write_to_an_unreachable_store_is_store_unavailable(
     store = Store(sqlite_url(tmp_path / "missing-dir" / "privca.db"))
     now = dt.datetime.now(dt.UTC)
     calls = {
-        "complete": lambda: store.complete([(1, b"der")], now),
+        "complete": lambda: store.complete([(1, b"der")], now, [_intent(now)]),
         "abandon": lambda: store.abandon([1], now, "test"),
         "add_authority": lambda: store.add_authority("root", "CN=R", 1, b"d", "k", now, now),
     }

@@ -34,8 +34,9 @@ def scripted(*serials: int) -> tuple[Callable[[], int], list[int]]:
 def test_a_used_serial_is_retried_with_a_fresh_one(
     store: Store, make_intent: Callable[..., Intent], now: dt.datetime
 ) -> None:
-    [taken] = store.reserve([make_intent("first.corp.internal")], now)
-    store.complete([(taken, b"FIRST")], now)
+    first = make_intent("first.corp.internal")
+    [taken] = store.reserve([first], now)
+    store.complete([(taken, b"FIRST")], now, [first])
 
     source, given = scripted(taken)
     [serial] = store.reserve([make_intent("second.corp.internal")], now, serial_source=source)

@@ -38,7 +38,7 @@ def _fleet(store: Store, make_intent: Callable[..., Intent], now: dt.datetime) -
     ]
     serials = store.reserve(intents, now)
     signed, pending, failed = serials[:-4], serials[-4:-2], serials[-2:]
-    store.complete([(s, b"der") for s in signed], now)
+    store.complete([(s, b"der") for s in signed], now, intents[:-4])
     store.abandon(failed, now, "test")
     del pending  # left as they are
     store.revoke(signed[3], "keyCompromise", now, None)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from privca.errors import StoreUnavailable
 from privca.store.auditlog import der_fingerprint
-from privca.store.database import Change, Database, driver_message
+from privca.store.database import Database, driver_message
 from privca.store.names import insert_certificates
 from privca.store.records import Intent
 from privca.store.schema import certificates
@@ -50,24 +50,6 @@ def _asked_for(intent: Intent) -> dict[str, object]:
         "profile": intent.profile,
         "names": list(intent.names),
         "key_sha256": intent.public_key_sha256,
-    }
-
-
-def _asked_for_recorded(change: Change, hex_serials: Sequence[str]) -> dict[str, dict[str, object]]:
-    """The same, read back from the reserved rows (for a caller that does not hold them)."""
-    c = certificates.c
-    return {
-        row.serial: {
-            "issuer": int(row.issuer_id),
-            "profile": row.profile,
-            "names": json.loads(row.names),
-            "key_sha256": row.public_key_sha256,
-        }
-        for row in change.execute(
-            sa.select(c.serial, c.issuer_id, c.profile, c.names, c.public_key_sha256).where(
-                c.serial.in_(hex_serials)
-            )
-        )
     }
 
 
@@ -126,26 +108,22 @@ class IssuanceWrites:
         self,
         signed: Iterable[tuple[int, bytes]],
         now: dt.datetime,
-        intents: Sequence[Intent] | None = None,
+        intents: Sequence[Intent],
     ) -> None:
         """Record the signed certificates; only then may they be returned or written.
 
-        `intents`, when given, are those `reserve` recorded for `signed`, in the same
-        order: the audit entries take names, profile and key from them instead of reading
-        the rows back (the issuing path holds them; other callers leave them out)."""
+        `intents` are those `reserve` recorded for `signed`, in the same order: the audit
+        entries take names, profile and key from them (the caller holds them; reading the
+        rows back would cost a query per issuance)."""
         rows = [(serial_hex(serial), der) for serial, der in signed]
         if not rows:
             return
-        if intents is not None and len(intents) != len(rows):
+        if len(intents) != len(rows):
             raise ValueError("complete: one intent per signed certificate")
         params = [{"s": hex_serial, "d": der, "now": now} for hex_serial, der in rows]
         with self.database.change(now) as change:
             change.execute(_COMPLETE, params)
-            if intents is None:
-                recorded = _asked_for_recorded(change, [hex_serial for hex_serial, _ in rows])
-                asked = [recorded.get(hex_serial, {}) for hex_serial, _der in rows]
-            else:
-                asked = [_asked_for(intent) for intent in intents]
+            asked = [_asked_for(intent) for intent in intents]
             # The audit entries of signed certificates: what was asked for and the
             # fingerprint of the DER that was handed out.
             change.record_all(
