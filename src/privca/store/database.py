@@ -12,6 +12,8 @@ import contextlib
 import contextvars
 import datetime as dt
 import os
+import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -144,10 +146,20 @@ def _tune_sqlite(engine: sa.Engine, path: Path | None) -> None:
     def _on_begin(connection: sa.Connection) -> None:
         # IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy
         # timeout instead of failing with "database is locked" when a read upgrades to a write.
-        if connection.get_execution_options().get("privca_write"):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            connection.exec_driver_sql("BEGIN")
+        # On the driver's connection: through SQLAlchemy's execution path, BEGIN cost as
+        # much CPU as a statement, and every transaction has one.
+        begin = (
+            "BEGIN IMMEDIATE" if connection.get_execution_options().get("privca_write") else "BEGIN"
+        )
+        import sqlite3
+
+        try:
+            connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            # What exec_driver_sql raised: the caller's handling of a store error applies.
+            raise sa.exc.OperationalError(begin, None, exc) from exc
+
+    _WRITERS[engine] = threading.RLock()
 
 
 def _switch_to_wal(cursor: Any) -> None:
@@ -253,7 +265,7 @@ def transaction(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iter
     sqlite = engine.dialect.name == "sqlite"
     durable = _level_for(durable) if write else durable
     try:
-        with engine.connect() as connection:
+        with _writing(engine, write and sqlite), engine.connect() as connection:
             if write:
                 connection.execution_options(**WRITE_OPTIONS)
             level = "FULL" if durable or not sqlite else "NORMAL"
@@ -266,6 +278,36 @@ def transaction(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iter
             f"the inventory database is unavailable: {driver_message(exc)}",
             "check the store URL, that the database is reachable and the disk not full",
         ) from exc
+
+
+# One lock per SQLite engine that this process's writers take before BEGIN IMMEDIATE.
+_WRITERS: weakref.WeakKeyDictionary[sa.Engine, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def _writing(engine: sa.Engine, sqlite_write: bool) -> Iterator[None]:
+    """This process's writers to one SQLite file, one at a time, in the order they came.
+
+    Without it, threads of one process that want the write lock at once meet SQLite's busy
+    handler, which sleeps 1, 2, 5, 10 ... 100 ms between tries: a writer that had to wait
+    could sleep for many times what the holder took, and an ACME server spends most of its
+    requests writing (every POST spends a nonce). Waiting here, a thread wakes as soon as
+    the one before it is done. Writers in other processes still meet the busy handler.
+    Re-entrant, so a nested write transaction behaves as before (it waits on SQLite)."""
+    lock = _WRITERS.get(engine) if sqlite_write else None
+    if lock is None:
+        yield
+        return
+    if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        raise StoreUnavailable(
+            "the inventory database is unavailable: this process's other writers held it "
+            f"for over {SQLITE_BUSY_TIMEOUT_MS // 1000} s",
+            "check the store URL, that the database is reachable and the disk not full",
+        )
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager

@@ -85,24 +85,33 @@ class NonceQueries(Queries):
             ).rowcount
 
 
-# Every ACME POST spends a nonce: its statements are built once (see rows.py, _BY_ID).
-_CURRENT_KEY = sa.select(acme_nonce_keys.c.secret).where(acme_nonce_keys.c.id == _KEY_ROW)
+# Every ACME POST spends a nonce: its statement is built once per dialect (see rows.py,
+# _BY_ID), and is one statement, not a key read and an insert: the row goes in only while
+# the key the nonce was checked with is still the shared one (a server that started since,
+# on SQLite, renewed it). The key compared is the server's own, never the client's input.
 _SPEND: dict[str, sa.Insert] = {}
 
 
 def _spend(connection: sa.Connection, value: str, expires: dt.datetime, key: bytes) -> bool:
-    current = connection.execute(_CURRENT_KEY).scalar()
-    if current is None or not secrets.compare_digest(bytes(current), key):
-        return False  # another server started and renewed it (SQLite)
     dialect = connection.dialect.name
     statement = _SPEND.get(dialect)
     if statement is None:
-        statement = _insert_ignoring_duplicates(connection, acme_spent_nonces).returning(
-            acme_spent_nonces.c.value
+        columns = acme_spent_nonces.c
+        current = sa.exists().where(
+            acme_nonce_keys.c.id == _KEY_ROW, acme_nonce_keys.c.secret == sa.bindparam("key")
+        )
+        spent = sa.select(
+            sa.bindparam("value", type_=columns.value.type),
+            sa.bindparam("expires", type_=columns.expires.type),
+        ).where(current)
+        statement = (
+            _insert_ignoring_duplicates(connection, acme_spent_nonces)
+            .from_select(["value", "expires"], spent)
+            .returning(columns.value)
         )
         _SPEND[dialect] = statement
-    inserted = connection.execute(statement, {"value": value, "expires": expires}).first()
-    return inserted is not None
+    parameters = {"value": value, "expires": expires, "key": key}
+    return connection.execute(statement, parameters).first() is not None
 
 
 def _insert_ignoring_duplicates(connection: sa.Connection, table: sa.Table) -> sa.Insert:
