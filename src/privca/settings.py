@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from privca._text import printable
 from privca.errors import InputError, NotFound
 from privca.home import atomic_write, check_private_file, read_secret_file
 from privca.policy import IssuancePolicy
@@ -19,22 +20,26 @@ from privca.store.address import check_store_url
 STORE_PASSWORD_ENV = "PRIVCA_STORE_PASSWORD"
 
 # Durations, as privca.toml and the command line write them (30d, 12h, 2w, or days).
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+# ASCII digits only and nothing around them: '\d' would take other scripts' digits, and
+# a lax form ('5 d', '30d\n') is a second spelling that other tools read differently.
+# 30 digits already overflow a timedelta; longer would reach int()'s own digit limit.
+_DURATION = re.compile(r"([0-9]{1,30})([smhdw]?)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
 
 
 def parse_duration(text: str) -> dt.timedelta:
     """`30d`, `12h`, `2w`, or a bare number of days."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if not match:
         raise InputError(
-            f"duration '{text}' is not understood", "use a number with s, m, h, d or w, e.g. 30d"
+            f"duration '{printable(text, 40)}' is not understood",
+            "use a number with s, m, h, d or w, e.g. 30d",
         )
     try:
         return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
     except OverflowError:
         raise InputError(
-            f"duration '{text[:40]}' is too long", "give at most a few thousand years"
+            f"duration '{printable(text, 40)}' is too long", "give at most a few thousand years"
         ) from None
 
 

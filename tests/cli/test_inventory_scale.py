@@ -100,6 +100,17 @@ def test_piped_table_is_unchanged(inventory: Cli) -> None:
         pytest.param(["tidy", "--expired-for", "soon"], "not understood", id="tidy-bad-duration"),
         pytest.param(["tidy", "--expired-for", "-5d"], "not understood", id="tidy-negative"),
         pytest.param(["tidy", "--expired-for", "9" * 30 + "w"], "too long", id="tidy-overflow"),
+        pytest.param(["tidy", "--expired-for", "5 d"], "not understood", id="tidy-inner-space"),
+        pytest.param(["tidy", "--expired-for", "5d\n"], "not understood", id="tidy-newline"),
+        pytest.param(
+            ["tidy", "--expired-for", "\u0663d"], "not understood", id="tidy-arabic-digit"
+        ),
+        pytest.param(
+            ["tidy", "--expired-for", "1\x1b[31md"], "not understood", id="tidy-escape-echoed"
+        ),
+        pytest.param(
+            ["tidy", "--expired-for", "9" * 5000], "not understood", id="tidy-5000-digits"
+        ),
     ],
 )
 def test_bad_input_is_exit_2(inventory: Cli, args: list[str], fragment: str) -> None:
