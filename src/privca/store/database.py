@@ -30,6 +30,7 @@ from privca.store.schema import SCHEMA_REVISION
 from privca.x509.encoding import serial_hex
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+UNAVAILABLE_HINT = "check the store URL, that the database is reachable and the disk not full"
 # Connections a SQLite engine keeps open between transactions (more are opened, and
 # closed again, when more threads need one at once).
 SQLITE_POOL_SIZE = 8
@@ -125,6 +126,7 @@ def _tune_sqlite(engine: sa.Engine, path: Path | None) -> None:
         if path is not None and record.info.get("privca_file") != _file_identity(path):
             engine.pool.dispose()
             raise sa.exc.InvalidatePoolError("the database file was replaced or removed")
+        record.info[_WRITE_FLAG] = False
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
@@ -142,24 +144,31 @@ def _tune_sqlite(engine: sa.Engine, path: Path | None) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: sa.Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy
-        # timeout instead of failing with "database is locked" when a read upgrades to a write.
-        # On the driver's connection: through SQLAlchemy's execution path, BEGIN cost as
-        # much CPU as a statement, and every transaction has one.
-        begin = (
-            "BEGIN IMMEDIATE" if connection.get_execution_options().get("privca_write") else "BEGIN"
-        )
-        import sqlite3
-
-        try:
-            connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
-        except sqlite3.Error as exc:
-            # What exec_driver_sql raised: the caller's handling of a store error applies.
-            raise sa.exc.OperationalError(begin, None, exc) from exc
+    # BEGIN through the dialect's do_begin, not a "begin" event: one event listener on the
+    # connections makes SQLAlchemy dispatch events around every statement (~20 % of a short
+    # transaction's CPU), and do_begin's errors are wrapped like a statement's.
+    engine.dialect.do_begin = _sqlite_begin  # type: ignore[method-assign]
 
     _WRITERS[engine] = threading.RLock()
+
+
+_WRITE_FLAG = "privca_write"
+
+
+def _sqlite_begin(dbapi_connection: Any) -> None:
+    """BEGIN for a connection checked out to read, BEGIN IMMEDIATE for one `_for_writing`:
+    IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy timeout
+    instead of failing with "database is locked" when a read upgrades to a write."""
+    write = dbapi_connection.info.get(_WRITE_FLAG, False)
+    dbapi_connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _for_writing(connection: sa.Connection) -> sa.Connection:
+    """The connection, marked for a write transaction (before its BEGIN): see WRITE_OPTIONS."""
+    connection.execution_options(**WRITE_OPTIONS)
+    if connection.dialect.name == "sqlite":
+        connection.connection.info[_WRITE_FLAG] = True
+    return connection
 
 
 def _switch_to_wal(cursor: Any) -> None:
@@ -267,7 +276,7 @@ def transaction(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iter
     try:
         with _writing(engine, write and sqlite), engine.connect() as connection:
             if write:
-                connection.execution_options(**WRITE_OPTIONS)
+                _for_writing(connection)
             level = "FULL" if durable or not sqlite else "NORMAL"
             with _sqlite_synchronous(connection, level), connection.begin():
                 if not durable and not sqlite:
@@ -275,8 +284,7 @@ def transaction(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iter
                 yield connection
     except sa.exc.OperationalError as exc:
         raise StoreUnavailable(
-            f"the inventory database is unavailable: {driver_message(exc)}",
-            "check the store URL, that the database is reachable and the disk not full",
+            f"the inventory database is unavailable: {driver_message(exc)}", UNAVAILABLE_HINT
         ) from exc
 
 
@@ -302,7 +310,7 @@ def _writing(engine: sa.Engine, sqlite_write: bool) -> Iterator[None]:
         raise StoreUnavailable(
             "the inventory database is unavailable: this process's other writers held it "
             f"for over {SQLITE_BUSY_TIMEOUT_MS // 1000} s",
-            "check the store URL, that the database is reachable and the disk not full",
+            UNAVAILABLE_HINT,
         )
     try:
         yield
@@ -357,7 +365,7 @@ def migrate(engine: sa.Engine) -> str | None:
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.connect() as connection, connection.execution_options(**WRITE_OPTIONS).begin():
+    with engine.connect() as connection, _for_writing(connection).begin():
         if engine.dialect.name == "postgresql":
             # Serialise replicas that start at the same time.
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(7279)"))
@@ -425,9 +433,6 @@ class Change:
             self.last_seq = appended[-1].seq
 
 
-UNAVAILABLE_HINT = "check the store URL, that the database is reachable and the disk not full"
-
-
 class Database:
     """One inventory database, safe to share between threads and processes: reads on
     plain connections, every change in one write transaction (`change`)."""
@@ -464,22 +469,10 @@ class Database:
         and rolled back if it raises; connection failures become StoreUnavailable.
         `durable=False` as for `transaction`: only for rows a later durable commit must
         follow before anything depends on them. Inside `one_flush`, see there."""
-        sqlite = self.engine.dialect.name == "sqlite"
-        durable = _level_for(durable)
-        level = "FULL" if durable or not sqlite else "NORMAL"
-        try:
-            with self.engine.connect() as connection:
-                connection.execution_options(**WRITE_OPTIONS)
-                with _sqlite_synchronous(connection, level), connection.begin():
-                    if not durable and not sqlite:
-                        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                    change = Change(connection, now)
-                    yield change
-            self.appended_seq = max(self.appended_seq, change.last_seq)
-        except sa.exc.OperationalError as exc:
-            raise StoreUnavailable(
-                f"the inventory database is unavailable: {driver_message(exc)}", UNAVAILABLE_HINT
-            ) from exc
+        with transaction(self.engine, write=True, durable=durable) as connection:
+            change = Change(connection, now)
+            yield change
+        self.appended_seq = max(self.appended_seq, change.last_seq)
 
     def change_counter(self) -> ChangeCounter | None:
         """A cheap "has anyone committed since?" probe, or None where the database has none."""

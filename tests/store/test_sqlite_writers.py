@@ -1,0 +1,118 @@
+"""SQLite write transactions: BEGIN IMMEDIATE (the write lock from the first statement on)
+for every write, a plain BEGIN for reads, and one process's writers queued on a lock of
+its own (store/database.py `_writing`) instead of on SQLite's sleeping busy handler."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from privca.store.database import Database, create_engine, sqlite_url, transaction
+
+_ROWS = sa.Table(
+    "writer_rows", sa.MetaData(), sa.Column("thread", sa.Integer), sa.Column("n", sa.Integer)
+)
+
+
+def _write_lock_free(path: Path) -> bool:
+    """Whether another connection could take the write lock right now (no waiting)."""
+    probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        assert "locked" in str(exc)
+        return False
+    finally:
+        if probe.in_transaction:
+            probe.execute("ROLLBACK")
+        probe.close()
+    return True
+
+
+@pytest.fixture
+def database_file(tmp_path: Path) -> Path:
+    path = tmp_path / "store.db"
+    engine = create_engine(sqlite_url(path))
+    with transaction(engine, write=True) as connection:
+        _ROWS.create(connection)
+    engine.dispose()
+    return path
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_write_transaction_holds_the_write_lock_from_begin(
+    database_file: Path, durable: bool
+) -> None:
+    engine = create_engine(sqlite_url(database_file))
+    try:
+        with transaction(engine, write=True, durable=durable):
+            # Nothing executed yet: only BEGIN IMMEDIATE takes the lock this early.
+            assert not _write_lock_free(database_file)
+        assert _write_lock_free(database_file)
+        with transaction(engine, write=False) as connection:
+            connection.execute(sa.select(_ROWS)).all()
+            assert _write_lock_free(database_file)
+    finally:
+        engine.dispose()
+
+
+def test_a_change_holds_the_write_lock_and_a_read_does_not(database_file: Path) -> None:
+    database = Database(sqlite_url(database_file))
+    try:
+        with database.change(dt.datetime.now(dt.UTC)):
+            assert not _write_lock_free(database_file)
+        with database.read() as connection:
+            connection.execute(sa.select(_ROWS)).all()
+            assert _write_lock_free(database_file)
+    finally:
+        database.close()
+
+
+def test_a_connection_read_after_a_write_is_not_left_writing(database_file: Path) -> None:
+    # The pool hands the same connection back: the write mark must not outlive its checkout.
+    engine = create_engine(sqlite_url(database_file))
+    try:
+        for _ in range(3):
+            with transaction(engine, write=True) as connection:
+                connection.execute(_ROWS.insert(), {"thread": -1, "n": 0})
+            with engine.connect() as connection, connection.begin():
+                connection.execute(sa.select(_ROWS)).all()
+                assert _write_lock_free(database_file)
+    finally:
+        engine.dispose()
+
+
+def test_threads_writing_at_once_lose_nothing(database_file: Path) -> None:
+    engine = create_engine(sqlite_url(database_file))
+    threads, each = 8, 40
+    failures: list[BaseException] = []
+
+    def write(thread: int) -> None:
+        try:
+            for n in range(each):
+                with transaction(engine, write=True, durable=n % 2 == 0) as connection:
+                    # A read then a write in one transaction: with a deferred BEGIN, two
+                    # threads could both read and then fail to upgrade ("locked").
+                    seen = connection.execute(sa.select(sa.func.count()).select_from(_ROWS))
+                    assert seen.scalar_one() >= 0
+                    connection.execute(_ROWS.insert(), {"thread": thread, "n": n})
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    workers = [threading.Thread(target=write, args=(t,)) for t in range(threads)]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert failures == []
+        with transaction(engine, write=False) as connection:
+            rows = set(connection.execute(sa.select(_ROWS.c.thread, _ROWS.c.n)).all())
+        assert rows == {(t, n) for t in range(threads) for n in range(each)}
+    finally:
+        engine.dispose()
