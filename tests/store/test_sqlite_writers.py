@@ -5,6 +5,8 @@ its own (store/database.py `_writing`) instead of on SQLite's sleeping busy hand
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
 import sqlite3
 import threading
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from privca.store.database import Database, create_engine, sqlite_url, transaction
+from privca.store.database import Database, _writing, create_engine, sqlite_url, transaction
 
 _ROWS = sa.Table(
     "writer_rows", sa.MetaData(), sa.Column("thread", sa.Integer), sa.Column("n", sa.Integer)
@@ -116,3 +118,36 @@ def test_threads_writing_at_once_lose_nothing(database_file: Path) -> None:
         assert rows == {(t, n) for t in range(threads) for n in range(each)}
     finally:
         engine.dispose()
+
+
+def test_a_child_forked_while_a_writer_waits_can_write(database_file: Path) -> None:
+    # serve --workers forks: a lock held by a parent's thread at that moment must not be
+    # inherited held (no thread of the child would ever release it).
+    engine = create_engine(sqlite_url(database_file))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with _writing(engine, True):
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports through its exit status
+            signal.alarm(10)  # a child stuck on an inherited lock dies with SIGALRM
+            try:
+                with transaction(engine, write=True) as connection:
+                    connection.execute(_ROWS.insert(), {"thread": -2, "n": 0})
+            finally:
+                os._exit(0)
+        _pid, status = os.waitpid(child, 0)
+        assert os.WIFEXITED(status), f"the child was killed by signal {os.WTERMSIG(status)}"
+    finally:
+        release.set()
+        holder.join()
+    with transaction(engine, write=False) as connection:
+        assert connection.execute(sa.select(_ROWS).where(_ROWS.c.thread == -2)).all()
+    engine.dispose()

@@ -292,6 +292,16 @@ def transaction(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iter
 _WRITERS: weakref.WeakKeyDictionary[sa.Engine, threading.RLock] = weakref.WeakKeyDictionary()
 
 
+def _fresh_writer_locks() -> None:
+    # A child forked while a thread of its parent held a lock (serve --workers forks) would
+    # inherit it held, by a thread that does not exist in the child: give it its own.
+    for engine in list(_WRITERS):
+        _WRITERS[engine] = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_fresh_writer_locks)
+
+
 @contextlib.contextmanager
 def _writing(engine: sa.Engine, sqlite_write: bool) -> Iterator[None]:
     """This process's writers to one SQLite file, one at a time, in the order they came.
