@@ -259,6 +259,12 @@ def serving(
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
     )
     server = uvicorn.Server(config)
+    try:  # as serve does once its app is built (a source tree from before it has none)
+        from privca.server.collector import settle
+    except ImportError:
+        pass
+    else:
+        settle()
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

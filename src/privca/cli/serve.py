@@ -582,6 +582,9 @@ def _run_until_stopped(
         signal.signal(stop, lambda *_args: None)
     scheme = "http" if tls is None else "https"
     logging.getLogger("privca.server").info("privca serve on %s://%s", scheme, listen)
+    from privca.server.collector import settle
+
+    settle()  # everything is built: what lives as long as the process is never walked again
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(run())
     if not server.started:
