@@ -4,11 +4,18 @@ Only the flattened JSON serialization with exactly one signature and only a prot
 header; `alg` must be one of ALGORITHMS and fit the key; `jwk` xor `kid`; `url` must be
 the URL the request was sent to. Nonces are checked by the caller (nonces.py), which
 needs the store. Everything malformed raises AcmeProblem, never anything else.
+
+What every ACME client sends (a protected header of alg, nonce, url and jwk or kid) is
+decoded here directly: josepy's JWS.from_json builds half a dozen objects per request
+and re-checks what parse_jws has checked already, about a third of a millisecond of CPU
+per request. Any other header member goes through JWS.from_json as before, so that what
+josepy refuses (x5c, typ, a BOM...) is still refused the same way.
 """
 
 from __future__ import annotations
 
 import binascii
+import functools
 import hmac
 import json
 from collections.abc import Callable
@@ -18,6 +25,7 @@ from typing import Any
 from acme import jws as acme_jws
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from josepy.b64 import b64decode, b64encode
+from josepy.json_util import decode_b64jose
 from josepy.jwa import ES256, ES384, HS256, HS384, HS512, RS256, JWASignature
 from josepy.jwk import JWK, JWKEC, JWKRSA, JWKOct
 
@@ -32,6 +40,10 @@ ALGORITHMS: dict[str, tuple[JWASignature, type[JWK], str | None]] = {
 EAB_ALGORITHMS = {"HS256": HS256, "HS384": HS384, "HS512": HS512}
 MIN_RSA_BITS = 2048
 FLATTENED_MEMBERS = {"protected", "payload", "signature"}
+# Protected header members decoded here; a header with any other goes through josepy.
+_PLAIN_HEADER = frozenset({"alg", "nonce", "url", "jwk", "kid"})
+# Accounts' stored keys decoded at once (a key is a pure function of its JSON text).
+JWK_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -44,7 +56,8 @@ class SignedRequest:
     jwk: JWK | None
     kid: str | None
     payload: bytes
-    jws: acme_jws.JWS
+    signing_input: bytes  # what the signature covers (RFC 7515 §5.2)
+    signature: bytes
 
     def json_payload(self) -> dict[str, Any]:
         """The payload as a JSON object (malformed unless it is one)."""
@@ -77,7 +90,7 @@ def parse_jws(body: bytes, *, what: str = "request") -> SignedRequest:
     document = _flattened(body, what)
     protected_bytes = _b64(document["protected"], "protected")
     payload = _b64(document["payload"], "payload")
-    _b64(document["signature"], "signature")
+    signature = _b64(document["signature"], "signature")
     header = _protected_header(protected_bytes)
     alg = _algorithm(header, what)
     url = header.get("url")
@@ -90,13 +103,34 @@ def parse_jws(body: bytes, *, what: str = "request") -> SignedRequest:
         raise AcmeProblem("malformed", "the protected header has 'crit' members privca lacks")
     kid = _kid(header)
     try:
-        signed = acme_jws.JWS.from_json(document)
+        header_jwk = _decoded_jwk(document, header, protected_bytes)
     except Exception as exc:  # josepy raises several types for odd input
         raise AcmeProblem("malformed", "the JWS could not be decoded") from exc
-    jwk = _header_jwk(header, signed, alg)
+    jwk = _header_jwk(header, header_jwk, alg)
+    # As josepy computes it: from the decoded values, so that only the canonical base64url
+    # of the protected header and payload verifies.
+    signing_input = b64encode(protected_bytes) + b"." + b64encode(payload)
     return SignedRequest(
-        alg=alg, url=url, nonce=nonce, jwk=jwk, kid=kid, payload=payload, jws=signed
+        alg=alg,
+        url=url,
+        nonce=nonce,
+        jwk=jwk,
+        kid=kid,
+        payload=payload,
+        signing_input=signing_input,
+        signature=signature,
     )
+
+
+def _decoded_jwk(document: dict[str, Any], header: dict[str, Any], protected: bytes) -> object:
+    """The header's decoded `jwk` (None without one), raising whatever josepy's
+    JWS.from_json would raise for this JWS."""
+    if not header.keys() <= _PLAIN_HEADER or protected.startswith(b"\xef\xbb\xbf"):
+        return acme_jws.JWS.from_json(document).signature.combined.jwk
+    protected.decode("utf-8")  # josepy reads the header as UTF-8 (json.loads takes more)
+    if "nonce" in header:
+        decode_b64jose(header["nonce"])  # ACME's josepy header decodes it
+    return JWK.from_json(header["jwk"]) if "jwk" in header else None
 
 
 def _flattened(body: bytes, what: str) -> dict[str, Any]:
@@ -150,13 +184,12 @@ def _kid(header: dict[str, Any]) -> str | None:
     return kid
 
 
-def _header_jwk(header: dict[str, Any], signed: acme_jws.JWS, alg: str) -> JWK | None:
+def _header_jwk(header: dict[str, Any], jwk: object, alg: str) -> JWK | None:
     """The key the header carries (newAccount, revokeCert by certificate key), checked."""
     if "jwk" not in header:
         return None
     if not isinstance(header["jwk"], dict):
         raise AcmeProblem("malformed", "the protected header's 'jwk' is not an object")
-    jwk = signed.signature.combined.jwk
     if not isinstance(jwk, JWK):
         raise AcmeProblem("malformed", "the protected header's 'jwk' could not be read")
     check_key(jwk, alg)
@@ -182,8 +215,10 @@ def check_key(jwk: JWK, alg: str) -> None:
 def verify(request: SignedRequest, key: JWK) -> None:
     """Check the signature with the account key (the jwk header, or the kid's stored key)."""
     check_key(key, request.alg)
+    algorithm = ALGORITHMS[request.alg][0]
+    public = getattr(key.key, "_wrapped", key.key)  # past josepy's wrapper: 15 us less
     try:
-        ok = request.jws.signature.verify(request.payload, key)
+        ok = algorithm.verify(public, request.signing_input, request.signature)
     except Exception:  # malformed signature bytes
         ok = False
     if not ok:
@@ -199,8 +234,11 @@ def jwk_json(jwk: JWK) -> str:
     return json.dumps(jwk.public_key().to_partial_json(), sort_keys=True)
 
 
+@functools.lru_cache(maxsize=JWK_CACHE_SIZE)
 def load_jwk(text: str) -> JWK:
-    """A key as jwk_json wrote it (an account's, from the repository)."""
+    """A key as jwk_json wrote it (an account's, from the repository). Cached: every
+    request signed by an account decodes its stored key, a tenth of a millisecond of
+    CPU; a JWK and the key it wraps are immutable, so one may serve every thread."""
     return _as_jwk(JWK.from_json(json.loads(text)))
 
 
@@ -232,7 +270,8 @@ def verify_binding(
         raise AcmeProblem("malformed", "externalAccountBinding 'url' is not the newAccount URL")
     key = hmac_key_for(inner.kid)
     try:
-        ok = inner.jws.signature.verify(inner.payload, JWKOct(key=key))
+        algorithm = EAB_ALGORITHMS[inner.alg]
+        ok = algorithm.verify(JWKOct(key=key).key, inner.signing_input, inner.signature)
     except Exception:
         ok = False
     if not ok:
