@@ -25,7 +25,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from josepy.b64 import b64decode
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -210,57 +209,68 @@ class AcmeApp:
         return await self.admission.run(authenticated)
 
     # encoders -----------------------------------------------------------------------------
+    # Plain dicts, as certbot's message classes wrote them (messages.py): members that
+    # are empty are left out, times are messages.rfc3339.
 
     def encode_order(
         self, order: OrderRow, authorizations: list[AuthorizationRow], urls: Urls
-    ) -> messages.Order:
-        return messages.Order(
-            identifiers=[
-                messages.Identifier(typ=messages.IdentifierType(t), value=v)
-                for t, v in order.identifiers
-            ],
-            status=messages.status(order.status),
-            expires=order.expires,
-            authorizations=[urls.authorization(a.id) for a in authorizations],
-            finalize=urls.finalize(order.id),
-            certificate=urls.certificate(order.id) if order.status == "valid" else None,
-            error=messages.error(order.error),
-            not_before=order.not_before,
-            not_after=order.not_after,
-            profile=order.profile,
-            replaces=order.replaces,
-        )
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if order.profile:
+            body["profile"] = order.profile
+        if order.identifiers:
+            body["identifiers"] = [{"type": t, "value": v} for t, v in order.identifiers]
+        body["status"] = order.status
+        if authorizations:
+            body["authorizations"] = [urls.authorization(a.id) for a in authorizations]
+        if order.status == "valid":
+            body["certificate"] = urls.certificate(order.id)
+        body["finalize"] = urls.finalize(order.id)
+        if order.expires is not None:
+            body["expires"] = messages.rfc3339(order.expires)
+        if order.error:
+            body["error"] = messages.error_json(order.error)
+        if order.not_before is not None:
+            body["notBefore"] = messages.rfc3339(order.not_before)
+        if order.not_after is not None:
+            body["notAfter"] = messages.rfc3339(order.not_after)
+        if order.replaces:
+            body["replaces"] = order.replaces
+        return body
 
-    def encode_challenge(self, challenge: ChallengeRow, urls: Urls) -> messages.ChallengeBody:
-        cls = messages.CHALLENGE_CLASSES[challenge.type]
-        return messages.ChallengeBody(
-            chall=cls(token=b64decode(challenge.token)),
-            uri=urls.challenge(challenge.id),
-            status=messages.status(challenge.status),
-            validated=challenge.validated,
-            error=messages.error(challenge.error),
-        )
+    def encode_challenge(self, challenge: ChallengeRow, urls: Urls) -> dict[str, Any]:
+        body: dict[str, Any] = {"url": urls.challenge(challenge.id), "status": challenge.status}
+        if challenge.validated is not None:
+            body["validated"] = messages.rfc3339(challenge.validated)
+        if challenge.error:
+            body["error"] = messages.error_json(challenge.error)
+        body["token"] = challenge.token  # privca's tokens are unpadded base64url already
+        body["type"] = challenge.type
+        return body
 
     def encode_authorization(
         self, authz: AuthorizationRow, challenges: list[ChallengeRow], urls: Urls
-    ) -> messages.Authorization:
-        return messages.Authorization(
-            identifier=messages.Identifier(
-                typ=messages.IdentifierType(authz.identifier_type),
-                value=authz.identifier_value,
-            ),
-            status=messages.status(authz.status),
-            expires=authz.expires,
-            challenges=[self.encode_challenge(c, urls) for c in challenges],
-            wildcard=True if authz.wildcard else None,
-        )
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "identifier": {"type": authz.identifier_type, "value": authz.identifier_value}
+        }
+        if challenges:
+            body["challenges"] = [self.encode_challenge(c, urls) for c in challenges]
+        body["status"] = authz.status
+        if authz.expires is not None:
+            body["expires"] = messages.rfc3339(authz.expires)
+        if authz.wildcard:
+            body["wildcard"] = True
+        return body
 
-    def encode_account(self, account: AccountRow, urls: Urls) -> messages.Account:
-        return messages.Account(
-            status=messages.status(account.status),
-            contact=account.contact,
-            orders=urls.orders(account.id),
-        )
+    def encode_account(self, account: AccountRow, urls: Urls) -> dict[str, Any]:
+        # certbot's Registration puts an empty contact list last: its bytes, kept.
+        body: dict[str, Any] = {"contact": list(account.contact)} if account.contact else {}
+        body["status"] = account.status
+        body["orders"] = urls.orders(account.id)
+        if not account.contact:
+            body["contact"] = []
+        return body
 
     def order_reply(
         self,
@@ -307,26 +317,24 @@ class AcmeApp:
         profile, issuer, allowed = await self.admission.run(described)
         # Only what this directory's issuer issues: a client picking a profile from the
         # list must not be refused at newOrder.
-        meta = messages.Directory.Meta(
-            external_account_required=self.settings.eab == "required",
-            profiles={
-                name: PROFILE_DESCRIPTIONS.get(name, name)
-                for name in self.settings.profiles
-                if not allowed or name in allowed
-            },
-        )
+        profiles = {
+            name: PROFILE_DESCRIPTIONS.get(name, name)
+            for name in self.settings.profiles
+            if not allowed or name in allowed
+        }
+        meta: dict[str, Any] = {"externalAccountRequired": self.settings.eab == "required"}
+        if profiles:
+            meta["profiles"] = profiles
         return _Reply(
-            messages.Directory(
-                {
-                    "newNonce": urls.new_nonce,
-                    "newAccount": urls.new_account,
-                    "newOrder": urls.new_order(profile, issuer),
-                    "revokeCert": urls.revoke_cert,
-                    "keyChange": urls.key_change,
-                    "renewalInfo": urls.renewal_info,
-                    "meta": meta,
-                }
-            )
+            {
+                "newNonce": urls.new_nonce,
+                "newAccount": urls.new_account,
+                "newOrder": urls.new_order(profile, issuer),
+                "revokeCert": urls.revoke_cert,
+                "keyChange": urls.key_change,
+                "renewalInfo": urls.renewal_info,
+                "meta": meta,
+            }
         )
 
     async def new_nonce(self, request: Request, urls: Urls) -> _Reply:
