@@ -194,9 +194,8 @@ def test_verify_names_the_root_an_old_leaf_chains_to(rolled: Rolled, tmp_path: P
     ]
     rolled.run("rotate", "root", "--retire-old", "--force")
     retired = (
-        "issued by the retired CA CN=Rollover CA Issuing CA (under the old root "
-        "CN=Rollover CA Root): not trusted since the root rollover ended; renew it "
-        "(privca renew)"
+        "issued by CN=Rollover CA Issuing CA under the retired root CN=Rollover CA Root: "
+        "not trusted since the root rollover ended; renew it (privca renew)"
     )
     assert problems(chain) == [retired]
     text = rolled.cli("verify", str(chain))

@@ -286,8 +286,8 @@ def test_a_zone_id_is_refused_before_the_validator_sees_it() -> None:
 
 
 RETIRED = (
-    "issued by the retired CA CN=Test x509 Issuing CA (under the old root CN=Test x509 "
-    "Root): not trusted since the root rollover ended; renew it (privca renew)"
+    "issued by CN=Test x509 Issuing CA under the retired root CN=Test x509 Root: not trusted "
+    "since the root rollover ended; renew it (privca renew)"
 )
 FORGED = (
     "the signature does not verify with this CA's key (issuer: CN=Test x509 Issuing CA): "

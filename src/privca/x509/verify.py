@@ -194,13 +194,12 @@ def _untrusted_text(path: Sequence[x509.Certificate], root: UntrustedRoot) -> st
     """`path`: the CA certificates above the leaf, ending at `root`."""
     signer = path[0].subject.rfc4514_string()
     top = root.certificate.subject.rfc4514_string()
-    if root.because == "retired":
-        under = f" (under the old root {top})" if len(path) > 1 else " (the old root)"
-        return (
-            f"issued by the retired CA {signer}{under}: not trusted since the root rollover "
-            "ended; renew it (privca renew)"
-        )
     by = f"issued by {signer} under" if len(path) > 1 else "issued by"
+    if root.because == "retired":
+        return (
+            f"{by} the retired root {top}: not trusted since the root rollover ended; "
+            "renew it (privca renew)"
+        )
     if root.because == "transition":
         return (
             f"{by} the old root {top} of the root rollover under way: trusted until the "
