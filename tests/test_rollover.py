@@ -320,18 +320,31 @@ def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
         "init", "--name", "Flat", "--single-tier", "--passphrase-file", str(run_cli.passphrase_file)
     )
     assert init.exit_code == 0, init.stderr
+    out = tmp_path / "out"
+    issue(run_cli, out, "before.example")
     result = run_cli(
         "rotate", "root", "--new-key", "--json", "--passphrase-file", str(run_cli.passphrase_file)
     )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["issuing"] is None
-    out = tmp_path / "out"
     issue(run_cli, out, "flat.example")
     _leaf, cross = x509.load_pem_x509_certificates((out / "flat.example.chain.pem").read_bytes())
     assert cross.issuer != cross.subject
     assert (
         len(x509.load_pem_x509_certificates((out / "flat.example.chain-new.pem").read_bytes())) == 1
     )
+    # The old root signed the leaf itself: once retired, verify names it.
+    retired = run_cli(
+        "rotate", "root", "--retire-old", "--force", "--passphrase-file",
+        str(run_cli.passphrase_file),
+    )  # fmt: skip
+    assert retired.exit_code == 0, retired.stderr
+    verdict = run_cli("verify", str(out / "before.example.chain.pem"), "--json")
+    assert verdict.exit_code == 1, verdict.output
+    assert json.loads(verdict.stdout)["problems"] == [
+        "issued by the retired root CN=Flat: not trusted since the root rollover ended; "
+        "renew it (privca renew)"
+    ]
 
 
 @pytest.mark.parametrize(
