@@ -10,6 +10,10 @@ with --full), measuring at each size:
     list        `privca list --json` (time, peak RSS, output size)
     /metrics    one scrape of a running `privca serve --no-tls --no-acme`
     CRL         `CertificateAuthority.crl()` with 10 % of the inventory revoked (time, size)
+    rollover    what `rotate status` asks when every certificate is in the old hierarchy
+                (a root rollover just begun): the per-CA count of the valid ones
+                (`InventoryView.valid_by_issuer`, in this process), against the read of
+                every valid certificate it replaced, measured in the same run (ratio)
     bytes/cert  database size over certificate count (SQLite file after a checkpoint,
                 PostgreSQL pg_database_size minus the empty database's)
     start-up    a Python process importing what those commands import, doing nothing
@@ -389,7 +393,29 @@ def startup(runs: int) -> float:
     return median_of(runs, once)
 
 
-SKIPPABLE = ("show", "nagios", "prometheus", "list", "metrics", "crl")
+SKIPPABLE = ("show", "nagios", "prometheus", "list", "metrics", "crl", "rollover")
+
+
+def measure_rollover(ca: Any, now: dt.datetime) -> dict[str, Any]:
+    """rollover_status's question over every CA (all of them old hierarchy), and the read
+    of every valid certificate it asked before (the baseline, after it: a warmer cache)."""
+    from privca.x509.profiles import OCSP_RESPONDER
+
+    skipped = OCSP_RESPONDER.name
+    ids = [a.id for a in ca.registry.authorities]
+    started = time.perf_counter()
+    counted = ca.inventory.valid_by_issuer(ids, now, (skipped,))
+    aggregate = time.perf_counter() - started
+    started = time.perf_counter()
+    read = [r for r in ca.inventory.find(status="valid", now=now) if r.profile != skipped]
+    baseline = time.perf_counter() - started
+    if sum(v.count for v in counted.values()) != len(read):
+        raise BenchError(f"valid_by_issuer counts {counted}, the listing {len(read)}")
+    return {
+        "rollover_s": round(aggregate, 3),
+        "rollover_read_s": round(baseline, 2),
+        "rollover_x": round(baseline / max(aggregate, 1e-6), 1),
+    }
 
 
 def measure(
@@ -461,6 +487,8 @@ def measure(
         StoreInternals(ca).set_issued([serial for _name, serial in extra])
         fleet.revoked -= len(extra)
         fleet.live.extend(extra)
+    if "rollover" not in skip:
+        result.update(measure_rollover(ca, now))
     result["bytes_per_cert"] = round(store.size_bytes(home) / max(fleet.count, 1))
     result["objects_bytes_per_cert"] = {
         name: round(size / max(fleet.count, 1), 1)
@@ -487,6 +515,9 @@ COLUMNS = [
     ("crl_s", "CRL s"),
     ("crl_entries", "CRL entries"),
     ("crl_kb", "CRL KB"),
+    ("rollover_s", "rollover s"),
+    ("rollover_read_s", "read-all s"),
+    ("rollover_x", "read-all/rollover"),
     ("bytes_per_cert", "B/cert"),
     ("startup_s", "start-up s"),
 ]

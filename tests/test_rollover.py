@@ -19,10 +19,20 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.authority import CertificateAuthority
 from privca.errors import AlreadyExists
-from tests.conftest import PASSPHRASE, Cli, assert_user_error, tree_snapshot
+from privca.x509.encoding import pem_certificate
+from tests.conftest import (
+    PASSPHRASE,
+    Cli,
+    assert_user_error,
+    openssl,
+    require_tool,
+    tree_snapshot,
+    write,
+)
 from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
 from tests.tls_server import serve_tls
 
@@ -150,6 +160,60 @@ def test_verify_accepts_leaves_under_either_root(rolled: Rolled) -> None:
         assert result.exit_code == 0, (name, result.output, result.stderr)
 
 
+def test_verify_names_the_root_an_old_leaf_chains_to(rolled: Rolled, tmp_path: Path) -> None:
+    """A leaf of the old hierarchy is not a forgery: without the old root among the roots
+    given during the transition, and once the rollover has ended, verify says which root
+    it chains to and why that one is not trusted; a damaged copy is still called one.
+    openssl agrees: the roots trusted now refuse both, the old root accepts the genuine
+    leaf and refuses the damaged one on its signature."""
+    require_tool("openssl")
+    chain = rolled.out / "old.example.chain.pem"
+    leaf, _old_issuing = rolled.pem("old.example.chain.pem")
+    der = bytearray(leaf.public_bytes(Encoding.DER))
+    der[-1] ^= 0x01  # the last byte of the signature value
+    damaged = write(
+        tmp_path / "damaged.pem", pem_certificate(x509.load_der_x509_certificate(bytes(der)))
+    )
+    genuine = write(tmp_path / "genuine.pem", pem_certificate(leaf))
+    old_root = write(tmp_path / "old-root.pem", pem_certificate(rolled.old_root))
+    new_root = write(tmp_path / "new-root.pem", pem_certificate(rolled.new_root))
+
+    def problems(path: Path, *args: str) -> list[str]:
+        result = rolled.cli("verify", str(path), "--json", *args)
+        assert result.exit_code == 1, result.output + result.stderr
+        return json.loads(result.stdout)["problems"]  # type: ignore[no-any-return]
+
+    def openssl_verify(trusted: Path, path: Path) -> subprocess.CompletedProcess[str]:
+        return openssl(
+            "verify", "-x509_strict", "-CAfile", str(trusted), "-untrusted", str(chain), str(path)
+        )
+
+    assert problems(chain, "--ca-file", str(new_root)) == [
+        "issued by CN=Rollover CA Issuing CA under the old root CN=Rollover CA Root of the "
+        "root rollover under way: trusted until the rollover ends, but not by the roots given"
+    ]
+    rolled.run("rotate", "root", "--retire-old", "--force")
+    retired = (
+        "issued by CN=Rollover CA Issuing CA under the retired root CN=Rollover CA Root: "
+        "not trusted since the root rollover ended; renew it (privca renew)"
+    )
+    assert problems(chain) == [retired]
+    text = rolled.cli("verify", str(chain))
+    assert text.exit_code == 1 and f"  {retired}" in text.stdout.splitlines()
+    assert "forged" not in text.stdout
+    forged = problems(damaged, "--ca-file", str(old_root))
+    assert len(forged) == 1 and forged[0].endswith("a forged or damaged certificate"), forged
+    assert problems(damaged) == forged
+
+    now_trusted = rolled.cli.home / "certs" / "roots.pem"
+    assert x509.load_pem_x509_certificates(now_trusted.read_bytes()) == [rolled.new_root]
+    for path in (genuine, damaged):
+        assert openssl_verify(now_trusted, path).returncode != 0
+    assert openssl_verify(old_root, genuine).returncode == 0
+    refused = openssl_verify(old_root, damaged)
+    assert refused.returncode != 0 and "signature failure" in refused.stdout + refused.stderr
+
+
 def test_renewing_an_old_leaf_gives_a_new_hierarchy_leaf(rolled: Rolled) -> None:
     rolled.run("renew", "old.example", "--out", str(rolled.out))
     leaf, issuing, cross = rolled.pem("old.example.chain.pem")
@@ -256,18 +320,31 @@ def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
         "init", "--name", "Flat", "--single-tier", "--passphrase-file", str(run_cli.passphrase_file)
     )
     assert init.exit_code == 0, init.stderr
+    out = tmp_path / "out"
+    issue(run_cli, out, "before.example")
     result = run_cli(
         "rotate", "root", "--new-key", "--json", "--passphrase-file", str(run_cli.passphrase_file)
     )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["issuing"] is None
-    out = tmp_path / "out"
     issue(run_cli, out, "flat.example")
     _leaf, cross = x509.load_pem_x509_certificates((out / "flat.example.chain.pem").read_bytes())
     assert cross.issuer != cross.subject
     assert (
         len(x509.load_pem_x509_certificates((out / "flat.example.chain-new.pem").read_bytes())) == 1
     )
+    # The old root signed the leaf itself: once retired, verify names it.
+    retired = run_cli(
+        "rotate", "root", "--retire-old", "--force", "--passphrase-file",
+        str(run_cli.passphrase_file),
+    )  # fmt: skip
+    assert retired.exit_code == 0, retired.stderr
+    verdict = run_cli("verify", str(out / "before.example.chain.pem"), "--json")
+    assert verdict.exit_code == 1, verdict.output
+    assert json.loads(verdict.stdout)["problems"] == [
+        "issued by the retired root CN=Flat: not trusted since the root rollover ended; "
+        "renew it (privca renew)"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -563,7 +563,7 @@ class CertificateAuthority(AuthorityRecords):
             StoreUnavailable: the inventory cannot be read.
         """
         now = now or utcnow()
-        return rollover_status(self.registry, self.inventory.find(status="valid", now=now), now)
+        return rollover_status(self.registry, self.inventory, now)
 
     def retire_old_root(
         self, *, force: bool = False, now: dt.datetime | None = None

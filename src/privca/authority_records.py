@@ -54,13 +54,17 @@ class AuthorityRecords(AuthorityCore):
             StoreUnavailable: the inventory cannot be read.
         """
         now = now or utcnow()
+        if roots is None:
+            roots = [r.certificate for r in self.registry.trusted_roots]
         report = check_certificate(
             certificate,
-            roots if roots is not None else [r.certificate for r in self.registry.trusted_roots],
+            roots,
             [*intermediates, *self.registry.intermediates()],
             now,
             name,
             public_key_der(private_key.public_key()) if private_key is not None else None,
+            # A leaf of a root not trusted here is named as such, not taken for a forgery.
+            self.registry.untrusted_roots(roots),
         )
         record = self.inventory.get(certificate.serial_number)
         if record is None or record.der != der_certificate(certificate):

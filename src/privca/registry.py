@@ -19,6 +19,7 @@ from privca.errors import NotFound
 from privca.store.records import AuthorityRecord, IssuerRecord
 from privca.x509.build import subject_key_identifier
 from privca.x509.encoding import public_key_der, serial_hex
+from privca.x509.verify import UntrustedRoot
 
 
 class CaRole(StrEnum):
@@ -310,6 +311,27 @@ class Registry:
         if previous is None or previous.key_identifier == root.key_identifier:
             return [root]
         return [previous, root]
+
+    def untrusted_roots(self, trusted: Sequence[x509.Certificate]) -> list[UntrustedRoot]:
+        """The roots of this CA that a verification trusting only `trusted` does not, and
+        why, for `privca verify` to name the one a leaf chains to: retired by a rollover
+        that ended; or, left out of `trusted`, the old root of the rollover under way or
+        the current root. A root with the key of a trusted one is no such root (a leaf
+        under it chains to that one)."""
+        trusted_keys = {public_key_der(t.public_key()) for t in trusted}
+        current = self.root.public_key
+        previous = self.previous_root
+        found: list[UntrustedRoot] = []
+        for entry in sorted(self.roots, key=lambda a: not a.active):  # the active first
+            if entry.public_key in trusted_keys:
+                continue
+            if entry.public_key == current:
+                found.append(UntrustedRoot(entry.certificate, "not-given"))
+            elif previous is not None and entry.public_key == previous.public_key:
+                found.append(UntrustedRoot(entry.certificate, "transition"))
+            else:
+                found.append(UntrustedRoot(entry.certificate, "retired"))
+        return found
 
     @property
     def root_crl_alias(self) -> CaCertificate:

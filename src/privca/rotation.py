@@ -23,8 +23,8 @@ from privca.policy import IssuancePolicy
 from privca.registry import CROSS_ROLES, CaCertificate, CaRole, Registry
 from privca.store.authorities import NewAuthorityRow
 from privca.store.inventory import Store
-from privca.store.records import CertificateRecord
 from privca.store.serials import random_serial
+from privca.store.view import InventoryView
 from privca.urls import issuing_ca_urls
 from privca.x509 import profiles
 from privca.x509.build import (
@@ -424,25 +424,21 @@ def old_hierarchy(registry: Registry) -> set[int]:
 
 
 def rollover_status(
-    registry: Registry, leaves: Sequence[CertificateRecord], now: dt.datetime
+    registry: Registry, inventory: InventoryView, now: dt.datetime
 ) -> RolloverStatus:
-    """`leaves`: the valid certificates of the inventory."""
+    """The old hierarchy's valid certificates, OCSP responder certificates left out,
+    counted by the inventory: one aggregate per CA, not a read of each certificate (a
+    rollover may leave a million behind)."""
     old_ids = old_hierarchy(registry)
-    old = [
-        leaf
-        for leaf in leaves
-        if leaf.issuer_id in old_ids
-        and leaf.profile != profiles.OCSP_RESPONDER.name
-        and leaf.not_after > now
-    ]
-    by_issuer = Counter(
-        registry.issuer_name_of(registry.by_id(leaf.issuer_id)) or "" for leaf in old
-    )
+    valid = inventory.valid_by_issuer(old_ids, now, (profiles.OCSP_RESPONDER.name,))
+    by_issuer: Counter[str] = Counter()
+    for issuer_id, leaves in valid.items():
+        by_issuer[registry.issuer_name_of(registry.by_id(issuer_id)) or ""] += leaves.count
     return RolloverStatus(
         roots=tuple(registry.trusted_roots),
         cross=registry.cross,
-        old_leaves=len(old),
-        last_old_leaf_expires=max((leaf.not_after for leaf in old), default=None),
+        old_leaves=sum(leaves.count for leaves in valid.values()),
+        last_old_leaf_expires=max((leaves.last_expiry for leaves in valid.values()), default=None),
         old_leaves_by_issuer=tuple(sorted(by_issuer.items())),
     )
 

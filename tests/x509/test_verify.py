@@ -21,6 +21,7 @@ from privca.x509.encoding import public_key_der
 from privca.x509.names import parse_names
 from privca.x509.profiles import CLIENT, SERVER
 from privca.x509.verify import (
+    UntrustedRoot,
     check_certificate,
     default_subject_name,
     name_matches,
@@ -282,3 +283,69 @@ def test_a_zone_id_is_refused_before_the_validator_sees_it() -> None:
     leaf = build_certificate(pki.leaf_spec(["fe80::1"]), trusted.issuing_issuer)
     with pytest.raises(InputError, match="zone id"):
         verify_chain(leaf, [trusted.root], [trusted.issuing], pki.NOW, "fe80::1%eth0")
+
+
+RETIRED = (
+    "issued by CN=Test x509 Issuing CA under the retired root CN=Test x509 Root: not trusted "
+    "since the root rollover ended; renew it (privca renew)"
+)
+FORGED = (
+    "the signature does not verify with this CA's key (issuer: CN=Test x509 Issuing CA): "
+    "a forged or damaged certificate"
+)
+
+
+def test_a_leaf_of_a_retired_root_is_not_taken_for_a_forgery(tmp_path: Path) -> None:
+    """A CA whose new hierarchy has the names of the old one and other keys: a leaf of the
+    old one names the current issuing CA, but its signature verifies with the retired
+    issuing CA, under the retired root. Said so; "forged" stays for a signature no known
+    CA key made. openssl agrees: the new root refuses both, the old root accepts the
+    genuine leaf and refuses the forged one on its signature."""
+    require_tool("openssl")
+    old, new = pki.make_pki(label="-old"), pki.make_pki()
+    assert old.issuing.subject == new.issuing.subject and old.root.subject == new.root.subject
+    # The forger copies the old issuing CA's name and key identifier, not its key.
+    forger = dataclasses.replace(
+        pki.make_pki(label="-forger").issuing_issuer,
+        key_identifier=old.issuing_issuer.key_identifier,
+    )
+    spec = pki.leaf_spec(["svc.corp.internal"])
+    genuine = build_certificate(spec, old.issuing_issuer)
+    forged = build_certificate(spec, forger)
+    intermediates = [new.issuing, old.issuing]
+    retired = [UntrustedRoot(old.root, "retired")]
+
+    def problems(leaf: x509.Certificate, untrusted: list[UntrustedRoot]) -> tuple[str, ...]:
+        report = check_certificate(leaf, [new.root], intermediates, pki.NOW, untrusted=untrusted)
+        assert report.chain.kind == "issuer"
+        return report.problems
+
+    assert problems(genuine, retired) == (RETIRED,)
+    assert problems(forged, retired) == (FORGED,)
+    # Without the retired root known, the name of a known CA without its key is all there is.
+    assert problems(genuine, []) == (FORGED,)
+    for leaf in (genuine, forged):
+        assert pki.judge_chain(tmp_path, leaf, new).returncode != 0
+    assert pki.judge_chain(tmp_path, genuine, old).returncode == 0
+    refused = pki.judge_chain(tmp_path, forged, old)
+    assert refused.returncode != 0 and "signature failure" in refused.stdout + refused.stderr
+
+
+def test_a_root_left_out_of_the_roots_given_is_named() -> None:
+    """`verify --ca-file` without the root a leaf chains to: the rollover's old root, or
+    the current one, named for what it is."""
+    old, new = pki.make_pki(label="-old"), pki.make_pki()
+    other = pki.make_pki(label="-other")
+    leaf = build_certificate(pki.leaf_spec(["svc.corp.internal"]), old.issuing_issuer)
+    for because, expected in (
+        ("transition", "issued by CN=Test x509 Issuing CA under the old root CN=Test x509 Root "
+         "of the root rollover under way: trusted until the rollover ends, but not by the "
+         "roots given"),
+        ("not-given", "issued by CN=Test x509 Issuing CA under this CA's root CN=Test x509 "
+         "Root, which is not among the roots given"),
+    ):  # fmt: skip
+        report = check_certificate(
+            leaf, [other.root], [new.issuing, old.issuing], pki.NOW,
+            untrusted=[UntrustedRoot(new.root, "not-given"), UntrustedRoot(old.root, because)],
+        )  # fmt: skip
+        assert report.problems == (expected,)

@@ -159,6 +159,14 @@ class CertificateCount:
     count: int
 
 
+@dataclass(frozen=True)
+class ValidLeaves:
+    """The valid certificates one CA signed: how many, and when the last one expires."""
+
+    count: int
+    last_expiry: dt.datetime
+
+
 __all__ = [
     "AuthorityRecord",
     "CertificateCount",
@@ -170,4 +178,5 @@ __all__ = [
     "Revocation",
     "RevocationOutcome",
     "RevokedEntry",
+    "ValidLeaves",
 ]

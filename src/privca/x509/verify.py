@@ -36,6 +36,20 @@ FailureKind = Literal[
 _LIBRARY_DETAIL = re.compile(r"\s*\(encountered processing <Certificate\(.*\)>\)\s*$", re.S)
 
 
+# Why a root of this CA is not among those a verification trusts.
+UntrustedBecause = Literal["retired", "transition", "not-given"]
+
+
+@dataclass(frozen=True)
+class UntrustedRoot:
+    """A root this CA holds that the verification does not trust, and why: "retired" by
+    a root rollover that has ended; the old root of a rollover still under way
+    ("transition") or the current root ("not-given"), left out of the roots given."""
+
+    certificate: x509.Certificate
+    because: UntrustedBecause
+
+
 @dataclass(frozen=True)
 class ChainResult:
     ok: bool
@@ -155,15 +169,43 @@ def _names_text(names: Sequence[SubjectName]) -> str:
 
 
 def _issuer_problem(
-    leaf: x509.Certificate, known: Sequence[x509.Certificate]
+    leaf: x509.Certificate,
+    known: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    untrusted: Sequence[UntrustedRoot],
 ) -> tuple[FailureKind, str]:
+    """No path to a trusted root. A path to a root of this CA that is not trusted here
+    (retired by a rollover, or left out of the roots given) is said as such: the
+    signature is genuine. Else the name of a known CA without its key is a forgery."""
+    path = _path_upwards(leaf, [u.certificate for u in untrusted], intermediates)
+    if path is not None:
+        top = next(u for u in untrusted if u.certificate == path[-1])
+        return "issuer", _untrusted_text(path, top)
     issuer = leaf.issuer.rfc4514_string() or "an empty name"
-    if any(c.subject == leaf.issuer for c in known):
+    if any(c.subject == leaf.issuer for c in [*known, *(u.certificate for u in untrusted)]):
         return "issuer", (
             f"the signature does not verify with this CA's key (issuer: {issuer}): "
             "a forged or damaged certificate"
         )
     return "issuer", f"not issued by this CA (issuer: {issuer})"
+
+
+def _untrusted_text(path: Sequence[x509.Certificate], root: UntrustedRoot) -> str:
+    """`path`: the CA certificates above the leaf, ending at `root`."""
+    signer = path[0].subject.rfc4514_string()
+    top = root.certificate.subject.rfc4514_string()
+    by = f"issued by {signer} under" if len(path) > 1 else "issued by"
+    if root.because == "retired":
+        return (
+            f"{by} the retired root {top}: not trusted since the root rollover ended; "
+            "renew it (privca renew)"
+        )
+    if root.because == "transition":
+        return (
+            f"{by} the old root {top} of the root rollover under way: trusted until the "
+            "rollover ends, but not by the roots given"
+        )
+    return f"{by} this CA's root {top}, which is not among the roots given"
 
 
 def _usage_problem(leaf: x509.Certificate, as_server: bool) -> str | None:
@@ -206,12 +248,13 @@ def _explain(
     name: str | None,
     as_server: bool,
     library_message: str,
+    untrusted: Sequence[UntrustedRoot] = (),
 ) -> tuple[FailureKind, str]:
     """The first cause a reader would look for: who signed it, which names it has, what it
     is for, when it is valid, the name constraints; else the validator's own words."""
     path = _path_upwards(leaf, roots, intermediates)
     if path is None:
-        return _issuer_problem(leaf, [*roots, *intermediates])
+        return _issuer_problem(leaf, [*roots, *intermediates], intermediates, untrusted)
     names = certificate_names(leaf)
     if name is not None and not name_matches(name, names):
         return "name", name_problem(name, names)
@@ -282,11 +325,13 @@ def verify_chain(
     intermediates: Sequence[x509.Certificate],
     at: dt.datetime,
     name: str | None = None,
+    untrusted: Sequence[UntrustedRoot] = (),
 ) -> ChainResult:
     """Validate `leaf` up to one of `roots` at time `at`, for host `name` when given.
 
     A server certificate is validated as a server (hostname/IP match); a client-only
-    certificate, or one without a DNS/IP name, as a TLS client.
+    certificate, or one without a DNS/IP name, as a TLS client. `untrusted`: the roots of
+    this CA that are not among `roots`, only to explain a leaf that chains to one.
     """
     builder = verification.PolicyBuilder().store(verification.Store(list(roots))).time(at)
     usages = _extended_key_usages(leaf)
@@ -309,7 +354,7 @@ def verify_chain(
         )
         if not uri_fallback:
             kind, reason = _explain(
-                leaf, roots, intermediates, at, name, verify_as_server, str(exc)
+                leaf, roots, intermediates, at, name, verify_as_server, str(exc), untrusted
             )
             return ChainResult(False, reason, kind=kind)
         # cryptography cannot match URI names against URI constraints; privca does that part.
@@ -318,7 +363,7 @@ def verify_chain(
             chain = verify_uri_constrained(leaf, roots, intermediates, at, subject)
         except (verification.VerificationError, ValueError) as uri_exc:
             kind, reason = _explain(
-                leaf, roots, intermediates, at, name, verify_as_server, str(uri_exc)
+                leaf, roots, intermediates, at, name, verify_as_server, str(uri_exc), untrusted
             )
             return ChainResult(False, reason, kind=kind)
     return ChainResult(True, "OK", tuple(chain))
@@ -351,15 +396,16 @@ def check_certificate(
     at: dt.datetime,
     name: str | None = None,
     public_key_der_of_private_key: bytes | None = None,
+    untrusted: Sequence[UntrustedRoot] = (),
 ) -> VerificationReport:
     """Chain, name, key pair and expiry, each reported rather than stopping at the first.
 
     Problems are sentences a reader acts on, e.g. "name db.corp.internal is not in the
-    certificate (it has: a.corp.internal, 10.0.0.5)"."""
+    certificate (it has: a.corp.internal, 10.0.0.5)". `untrusted` as for verify_chain."""
     from privca._time import days_left
     from privca.x509.encoding import public_key_der
 
-    chain = verify_chain(leaf, roots, intermediates, at, name)
+    chain = verify_chain(leaf, roots, intermediates, at, name, untrusted)
     problems: list[str] = []
     not_after = leaf.not_valid_after_utc
     # The leaf's own validity and the name are checked here whatever the validator stopped
