@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from privca.errors import PrivcaError, StoreUnavailable
 from privca.registry import CaCertificate, Registry
+from privca.store.records import CertificateRecord
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
@@ -58,6 +59,9 @@ REVOCATION_THREADS = 4
 # How many poll intervals a state read may serve OCSP cache hits without a re-read; more
 # than one, so one poll delayed by load does not send every request to the store.
 RECENT_POLLS = 3
+# Certificates signed elsewhere read per poll (audit entries, in fact): a storm's worth,
+# bounded so one poll never reads a whole backlog.
+ISSUED_PER_POLL = 5000
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class Authorities:
 
 
 Listener = Callable[[], Awaitable[None]]
+# Told of certificates signed since the last poll, with the state read before them.
+IssuedListener = Callable[[list[CertificateRecord], Snapshot], Awaitable[None]]
 
 
 class StoreWatch:
@@ -115,8 +121,11 @@ class StoreWatch:
         self._confirmed_at = started
         self._last_fingerprints: dict[int, tuple[int, str]] | None = self._latest.fingerprints
         self.authorities = self._read_authorities()
+        # Where the audit log ended when last read: certificates signed after it are new.
+        self._issued_seq = ca.inventory.issued_since(None, 0)[0]
         self._on_authorities: list[Listener] = []
         self._on_revocations: list[Listener] = []
+        self._on_issued: list[IssuedListener] = []
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`function(*args)` in the revocation threads (see __init__)."""
@@ -137,6 +146,9 @@ class StoreWatch:
 
     def on_revocations_changed(self, listener: Listener) -> None:
         self._on_revocations.append(listener)
+
+    def on_issued(self, listener: IssuedListener) -> None:
+        self._on_issued.append(listener)
 
     # reachability -------------------------------------------------------------------------
 
@@ -288,6 +300,24 @@ class StoreWatch:
         if previous is not None and previous != fingerprints:
             for listener in self._on_revocations:
                 await listener()
+        await self._follow_issued(snapshot)
+
+    async def _follow_issued(self, snapshot: Snapshot) -> None:
+        """Tell the listeners of the certificates signed since the last poll, by any
+        process; `snapshot` was read before them (what answers about them are filed
+        under). Only where someone listens: the read is one query per poll."""
+        if not self._on_issued:
+            return
+        try:
+            self._issued_seq, issued = await self.run(
+                self._ca.inventory.issued_since, self._issued_seq, ISSUED_PER_POLL
+            )
+        except PrivcaError as exc:
+            self.failed(exc)
+            return
+        if issued:
+            for listener in self._on_issued:
+                await listener(issued, snapshot)
 
 
 __all__ = ["Authorities", "Snapshot", "StoreWatch"]
