@@ -1,7 +1,7 @@
-"""OCSP answers signed ahead: a certificate signed by another process (a replica, the
-CLI) gets its answer signed by the server's watcher at its next poll, so the first
-request about it is a cache hit (no store read, no signature at request time), which is
-what keeps OCSP fast in a renewal storm on PostgreSQL. A revocation still reaches it."""
+"""OCSP answers signed ahead on PostgreSQL: a certificate signed by any process (a
+replica, the CLI) gets its answer signed by the server's watcher at its next poll, so the
+first request about it is a cache hit (no store read, no signature at request time),
+which is what keeps OCSP fast in a renewal storm. A revocation still reaches it."""
 
 from __future__ import annotations
 
@@ -84,12 +84,25 @@ def _signed_ahead_then_revoked(
     )
 
 
-def test_sqlite_a_certificate_issued_elsewhere_is_answered_from_the_cache_at_once(
+def test_sqlite_signs_nothing_ahead(
     sqlite_pair: tuple[CertificateAuthority, ...], live_server: Callable[..., LiveServer]
 ) -> None:
+    """On SQLite a first request reads a local file: an answer is signed when asked for,
+    so an ACME issuance costs no OCSP signature nobody may ever want."""
     served, operator = sqlite_pair
     server = live_server(served, ServerSettings(watch_interval=POLL))
-    _signed_ahead_then_revoked(served, operator, server)
+    responder = server.app.state.ocsp  # type: ignore[attr-defined]
+    watch = server.app.state.watch  # type: ignore[attr-defined]
+    assert not watch.remote
+    time.sleep(5 * POLL)  # the server's own start (its responder certificate) settles
+    before = responder.signatures
+    leaf = operator.issue(["asked.corp.internal"])
+    issued_at = time.monotonic()
+    _wait_for(lambda: watch._confirmed_at > issued_at, "the watcher never polled since")
+    assert responder.signatures == before
+    answer = load(server.post_ocsp(ocsp_request(leaf.certificate, operator.issuing)).body)
+    assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert responder.signatures == before + 1  # signed when asked
 
 
 @pytest.mark.postgres

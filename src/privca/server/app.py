@@ -188,7 +188,11 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
 
     watch.on_authorities_changed(authorities_changed)
     watch.on_revocations_changed(revocations_changed)
-    watch.on_issued(certificates_issued)
+    if watch.remote:
+        # Only where a miss is a round trip to a database server: on SQLite it is a read
+        # of a local file, and signing every issued certificate's answer ahead would cost
+        # each ACME issuance a signature whether or not anyone ever asks.
+        watch.on_issued(certificates_issued)
 
     async def apply_scheduled_revocations() -> None:
         # A renewal's grace period ends on its own: some process has to write the

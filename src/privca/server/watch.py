@@ -121,8 +121,9 @@ class StoreWatch:
         self._confirmed_at = started
         self._last_fingerprints: dict[int, tuple[int, str]] | None = self._latest.fingerprints
         self.authorities = self._read_authorities()
-        # Where the audit log ended when last read: certificates signed after it are new.
-        self._issued_seq = ca.inventory.issued_since(None, 0)[0]
+        # Where the audit log ended when last read: certificates signed after it are new
+        # (read when the first listener of `on_issued` comes).
+        self._issued_seq = 0
         self._on_authorities: list[Listener] = []
         self._on_revocations: list[Listener] = []
         self._on_issued: list[IssuedListener] = []
@@ -147,7 +148,17 @@ class StoreWatch:
     def on_revocations_changed(self, listener: Listener) -> None:
         self._on_revocations.append(listener)
 
+    @property
+    def remote(self) -> bool:
+        """Whether every read is a round trip to a database server (PostgreSQL): the
+        store offers no cheap change counter, as SQLite's file does."""
+        return self._probe is None
+
     def on_issued(self, listener: IssuedListener) -> None:
+        """Call `listener` with the certificates signed since the last poll, by any
+        process, and the state read before them."""
+        if not self._on_issued:
+            self._issued_seq = self._ca.inventory.issued_since(None, 0)[0]
         self._on_issued.append(listener)
 
     # reachability -------------------------------------------------------------------------
