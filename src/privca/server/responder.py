@@ -9,6 +9,11 @@ the serial is looked up and, only if its status changed or the cached response g
 response is signed, in the revocation threads (StoreWatch.run: not the shared threadpool,
 where ACME work queues).
 
+Signed ahead (PostgreSQL): the watcher tells `prime` of every certificate signed since its
+last poll, by any process, and its answer is signed and cached then, so a first request
+about a new certificate is a hit too instead of a store read while the replica is busiest
+(a renewal storm). On SQLite a miss reads a local file, and nothing is signed ahead.
+
 Nonces (RFC 6960 4.4.1): RFC 5019 4 lets a responder ignore them, and a response that
 echoes one cannot be cached. So cached responses carry no nonce and a request's nonce is
 echoed only when this request had to be answered freshly anyway (the cache missed); then

@@ -30,6 +30,10 @@ within about a poll interval (a second) rather than at once, as with the pre-sig
 responses of an RFC 5019 responder. The polls, and every read that confirms a state, run
 in the revocation threads, never in the shared threadpool where ACME work queues.
 
+Where a listener asks for it (`on_issued`: the OCSP responder, on PostgreSQL), each poll
+also reads the certificates signed since the previous one from the audit log, after the
+state it confirms, so answers about them can be signed ahead and filed under that state.
+
 A snapshot also carries the CRLNumber of each CA's CRL published in the store (see
 crl.py), so a replica notices a newer CRL signed by another one.
 """
@@ -59,8 +63,8 @@ REVOCATION_THREADS = 4
 # How many poll intervals a state read may serve OCSP cache hits without a re-read; more
 # than one, so one poll delayed by load does not send every request to the store.
 RECENT_POLLS = 3
-# Certificates signed elsewhere read per poll (audit entries, in fact): a storm's worth,
-# bounded so one poll never reads a whole backlog.
+# Audit entries read per poll for `on_issued`: a storm's worth, bounded so that one poll
+# after a bulk `privca sign` reads (and the responder signs) a slice, not all of it.
 ISSUED_PER_POLL = 5000
 
 
