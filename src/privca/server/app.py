@@ -52,7 +52,7 @@ from privca.registry import CROSS_ROLES
 from privca.server.crl import CrlPublisher
 from privca.server.responder import OcspResponder, Reply
 from privca.server.settings import ServerSettings
-from privca.server.watch import StoreWatch
+from privca.server.watch import Snapshot, StoreWatch
 from privca.urls import (
     ACME_DIRECTORY_PATH,
     ACME_PREFIX,
@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
     from privca.monitoring import MetricsCache
     from privca.registry import CaCertificate
+    from privca.store.records import CertificateRecord
 
 log = logging.getLogger("privca.server")
 
@@ -177,8 +178,21 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
     async def revocations_changed() -> None:
         await crls.refresh(utcnow())
 
+    async def certificates_issued(issued: list[CertificateRecord], snapshot: Snapshot) -> None:
+        # Their OCSP answers signed now, in the revocation threads: the first request
+        # about each is then a cache hit, not a store read in the middle of a storm.
+        try:
+            await watch.run(responder.prime, issued, snapshot, utcnow())
+        except PrivcaError as exc:
+            log.warning("OCSP answers not signed ahead: %s", type(exc).__name__)
+
     watch.on_authorities_changed(authorities_changed)
     watch.on_revocations_changed(revocations_changed)
+    if watch.remote:
+        # Only where a miss is a round trip to a database server: on SQLite it is a read
+        # of a local file, and signing every issued certificate's answer ahead would cost
+        # each ACME issuance a signature whether or not anyone ever asks.
+        watch.on_issued(certificates_issued)
 
     async def apply_scheduled_revocations() -> None:
         # A renewal's grace period ends on its own: some process has to write the

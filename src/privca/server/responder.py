@@ -9,6 +9,11 @@ the serial is looked up and, only if its status changed or the cached response g
 response is signed, in the revocation threads (StoreWatch.run: not the shared threadpool,
 where ACME work queues).
 
+Signed ahead (PostgreSQL): the watcher tells `prime` of every certificate signed since its
+last poll, by any process, and its answer is signed and cached then, so a first request
+about a new certificate is a hit too instead of a store read while the replica is busiest
+(a renewal storm). On SQLite a miss reads a local file, and nothing is signed ahead.
+
 Nonces (RFC 6960 4.4.1): RFC 5019 4 lets a responder ignore them, and a response that
 echoes one cannot be cached. So cached responses carry no nonce and a request's nonce is
 echoed only when this request had to be answered freshly anyway (the cache missed); then
@@ -26,7 +31,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from privca.errors import InputError, PrivcaError, StoreUnavailable
@@ -53,6 +59,8 @@ if TYPE_CHECKING:
     from privca.store.records import CertificateRecord
 
 log = logging.getLogger("privca.server.ocsp")
+# The CertID hash of answers signed ahead (`prime`): RFC 5019 clients send SHA-1 CertIDs.
+PRIMED_HASH = "sha1"
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,34 @@ class OcspResponder:
             return Reply(entry.der)
         return Reply(TRY_LATER)
 
+    def prime(
+        self, records: Sequence[CertificateRecord], snapshot: Snapshot, now: dt.datetime
+    ) -> int:
+        """Sign the answers (SHA-1 CertID, RFC 5019) for certificates just signed, by any
+        process, before anyone asks: on PostgreSQL a first request would otherwise read the
+        store and sign while the replica is busiest, in a renewal storm. `snapshot` must
+        have been read before `records` (as for a miss). Answers already cached stay.
+        How many were signed."""
+        keys = {
+            authority.id: CertId(*key, 0)
+            for key, authority in self._issuers.items()
+            if key[0] == PRIMED_HASH
+        }
+        authorities = {authority.id: authority for authority in self._issuers.values()}
+        primed = 0
+        for record in records:
+            authority = authorities.get(record.issuer_id)
+            template = keys.get(record.issuer_id)
+            if authority is None or template is None or authority.not_after <= now:
+                continue
+            cert_id = replace(template, serial=record.serial)
+            cached = self._answers.get(cert_id)
+            if cached is not None and cached.valid(snapshot, now):
+                continue
+            self._file(authority, cert_id, _status_of(record, now), snapshot, now)
+            primed += 1
+        return primed
+
     def _refresh(
         self, authority: CaCertificate, query: OcspQuery, snapshot: Snapshot, now: dt.datetime
     ) -> Reply:
@@ -210,6 +246,24 @@ class OcspResponder:
             return Reply(UNAUTHORIZED)  # an expired CA's word is worth nothing
         cert_id = query.cert_id
         status = _status_of(self._ca.certificate_status(authority, cert_id.serial), now)
+        der, fresh_until, signer, next_update = self._file(
+            authority, cert_id, status, snapshot, now
+        )
+        if query.nonce is not None:
+            return Reply(self._sign(cert_id, status, signer, now, next_update, query.nonce))
+        return Reply(der, _seconds(fresh_until - now))
+
+    def _file(
+        self,
+        authority: CaCertificate,
+        cert_id: CertId,
+        status: CertStatus,
+        snapshot: Snapshot,
+        now: dt.datetime,
+    ) -> tuple[bytes, dt.datetime, _Signer, dt.datetime]:
+        """Cache the answer `status` for `cert_id`, confirmed against `snapshot`, signing
+        only if the cached one says otherwise or got old: (der, fresh until, the signer,
+        the nextUpdate a response signed now gets)."""
         signer = self._signer(authority, now)
         next_update = min(now + self._settings.ocsp_validity, signer.not_after)
         fresh_until = min(now + (next_update - now) / 2, signer.renew_after)
@@ -233,9 +287,7 @@ class OcspResponder:
                 generation=snapshot.generation,
             ),
         )
-        if query.nonce is not None:
-            return Reply(self._sign(cert_id, status, signer, now, next_update, query.nonce))
-        return Reply(der, _seconds(fresh_until - now))
+        return der, fresh_until, signer, next_update
 
     def _sign(
         self,

@@ -30,6 +30,10 @@ within about a poll interval (a second) rather than at once, as with the pre-sig
 responses of an RFC 5019 responder. The polls, and every read that confirms a state, run
 in the revocation threads, never in the shared threadpool where ACME work queues.
 
+Where a listener asks for it (`on_issued`: the OCSP responder, on PostgreSQL), each poll
+also reads the certificates signed since the previous one from the audit log, after the
+state it confirms, so answers about them can be signed ahead and filed under that state.
+
 A snapshot also carries the CRLNumber of each CA's CRL published in the store (see
 crl.py), so a replica notices a newer CRL signed by another one.
 """
@@ -47,6 +51,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from privca.errors import PrivcaError, StoreUnavailable
 from privca.registry import CaCertificate, Registry
+from privca.store.records import CertificateRecord
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
@@ -58,6 +63,9 @@ REVOCATION_THREADS = 4
 # How many poll intervals a state read may serve OCSP cache hits without a re-read; more
 # than one, so one poll delayed by load does not send every request to the store.
 RECENT_POLLS = 3
+# Audit entries read per poll for `on_issued`: a storm's worth, bounded so that one poll
+# after a bulk `privca sign` reads (and the responder signs) a slice, not all of it.
+ISSUED_PER_POLL = 5000
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,8 @@ class Authorities:
 
 
 Listener = Callable[[], Awaitable[None]]
+# Told of certificates signed since the last poll, with the state read before them.
+IssuedListener = Callable[[list[CertificateRecord], Snapshot], Awaitable[None]]
 
 
 class StoreWatch:
@@ -115,8 +125,12 @@ class StoreWatch:
         self._confirmed_at = started
         self._last_fingerprints: dict[int, tuple[int, str]] | None = self._latest.fingerprints
         self.authorities = self._read_authorities()
+        # Where the audit log ended when last read: certificates signed after it are new
+        # (read when the first listener of `on_issued` comes).
+        self._issued_seq = 0
         self._on_authorities: list[Listener] = []
         self._on_revocations: list[Listener] = []
+        self._on_issued: list[IssuedListener] = []
 
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`function(*args)` in the revocation threads (see __init__)."""
@@ -137,6 +151,19 @@ class StoreWatch:
 
     def on_revocations_changed(self, listener: Listener) -> None:
         self._on_revocations.append(listener)
+
+    @property
+    def remote(self) -> bool:
+        """Whether every read is a round trip to a database server (PostgreSQL): the
+        store offers no cheap change counter, as SQLite's file does."""
+        return self._probe is None
+
+    def on_issued(self, listener: IssuedListener) -> None:
+        """Call `listener` with the certificates signed since the last poll, by any
+        process, and the state read before them."""
+        if not self._on_issued:
+            self._issued_seq = self._ca.inventory.issued_since(None, 0)[0]
+        self._on_issued.append(listener)
 
     # reachability -------------------------------------------------------------------------
 
@@ -288,6 +315,24 @@ class StoreWatch:
         if previous is not None and previous != fingerprints:
             for listener in self._on_revocations:
                 await listener()
+        await self._follow_issued(snapshot)
+
+    async def _follow_issued(self, snapshot: Snapshot) -> None:
+        """Tell the listeners of the certificates signed since the last poll, by any
+        process; `snapshot` was read before them (what answers about them are filed
+        under). Only where someone listens: the read is one query per poll."""
+        if not self._on_issued:
+            return
+        try:
+            self._issued_seq, issued = await self.run(
+                self._ca.inventory.issued_since, self._issued_seq, ISSUED_PER_POLL
+            )
+        except PrivcaError as exc:
+            self.failed(exc)
+            return
+        if issued:
+            for listener in self._on_issued:
+                await listener(issued, snapshot)
 
 
 __all__ = ["Authorities", "Snapshot", "StoreWatch"]

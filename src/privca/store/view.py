@@ -38,6 +38,7 @@ from privca.store.records import (
     ValidLeaves,
 )
 from privca.store.schema import (
+    audit_log,
     authorities,
     blocked_keys,
     certificate_names,
@@ -65,6 +66,8 @@ _NO_DER = sa.null().label("der")
 # costs SQLAlchemy a new cache key each time): the issuers (read to see an issuer another
 # process disabled) and the blocked keys among a request's.
 _ISSUERS = issuers.select()
+# The audit actions of a certificate entering the inventory signed (audit/verify.py).
+_SIGNED_ACTIONS = ("issued", "imported")
 _BLOCKED = sa.select(blocked_keys.c.public_key_sha256).where(
     blocked_keys.c.public_key_sha256.in_(sa.bindparam("hashes", expanding=True))
 )
@@ -173,6 +176,45 @@ class InventoryView:
                 certificates.select().where(certificates.c.serial == serial_hex(serial))
             ).first()
         return row_to_certificate(row) if row else None
+
+    def issued_since(
+        self, after_seq: int | None, limit: int
+    ) -> tuple[int, list[CertificateRecord]]:
+        """The certificates signed since audit entry `after_seq` (by any process: the
+        audit log is the store's one ordered record of changes), at most `limit` of them,
+        oldest first, and the seq to ask from next time. `after_seq` None: none, only
+        where the log ends now. One query, a range of the audit log's primary key (its
+        other entries are skipped, but counted in `limit`)."""
+        with self.database.read() as connection:
+            if after_seq is None:
+                return auditlog.head(connection)[0], []
+            recent = (
+                sa.select(audit_log.c.seq, audit_log.c.action, audit_log.c.serial)
+                .where(audit_log.c.seq > after_seq)
+                .order_by(audit_log.c.seq)
+                .limit(limit)
+                .subquery()
+            )
+            rows = connection.execute(
+                sa.select(recent.c.seq, recent.c.action, certificates)
+                .select_from(recent)
+                .outerjoin(
+                    certificates,
+                    sa.and_(
+                        certificates.c.serial == recent.c.serial,
+                        recent.c.action.in_(_SIGNED_ACTIONS),
+                    ),
+                )
+                .order_by(recent.c.seq)
+            ).all()
+        if not rows:
+            return after_seq, []
+        issued = [
+            row_to_certificate(row)
+            for row in rows
+            if row.serial is not None and row.der is not None
+        ]
+        return int(rows[-1].seq), issued
 
     def find(
         self,
