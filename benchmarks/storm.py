@@ -329,7 +329,11 @@ class TokenFiles:
 
 
 async def ocsp_probe(
-    requests: list[bytes], ports: list[int], context: ssl.SSLContext, stop: asyncio.Event
+    requests: list[bytes],
+    ports: list[int],
+    context: ssl.SSLContext,
+    stop: asyncio.Event,
+    seed: int,
 ) -> tuple[list[tuple[float, float]], int]:
     """Ask OCSP about random old certificates, one request at a time, until `stop`;
     returns (time.monotonic() at the start, latency) of the answered requests and the
@@ -337,7 +341,9 @@ async def ocsp_probe(
     connections = {port: Connection(port, context) for port in ports}
     latencies: list[tuple[float, float]] = []
     failures = 0
-    rng = random.Random(7)
+    # A seed per probe: with one seed the probes asked the same certificates in step, four
+    # identical requests at once, each a cache miss on a replica that had not answered it.
+    rng = random.Random(seed)
     try:
         for turn in itertools.count():
             if stop.is_set():
@@ -379,7 +385,7 @@ def probe_process(
 
         follower = asyncio.create_task(follow_stop())
         probed = await asyncio.gather(
-            *(ocsp_probe(requests, ports, context, done) for _ in range(probes))
+            *(ocsp_probe(requests, ports, context, done, seed) for seed in range(probes))
         )
         follower.cancel()
         return list(probed)
