@@ -18,6 +18,7 @@ import binascii
 import functools
 import hmac
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ ALGORITHMS: dict[str, tuple[JWASignature, type[JWK], str | None]] = {
 EAB_ALGORITHMS = {"HS256": HS256, "HS384": HS384, "HS512": HS512}
 MIN_RSA_BITS = 2048
 FLATTENED_MEMBERS = {"protected", "payload", "signature"}
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 # Protected header members decoded here; a header with any other goes through josepy.
 _PLAIN_HEADER = frozenset({"alg", "nonce", "url", "jwk", "kid"})
 # Accounts' stored keys decoded at once (a key is a pure function of its JSON text).
@@ -77,7 +79,10 @@ class SignedRequest:
 def _b64(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
         raise AcmeProblem("malformed", f"JWS member '{what}' is not a string")
-    if "=" in value or any(c in value for c in "+/ \n\t"):
+    # The alphabet and nothing else (RFC 7515 §2): b64decode would skip other characters,
+    # and the same JWS would then travel under many spellings. A length of 4n+1 is no
+    # base64 at all.
+    if not _BASE64URL.fullmatch(value) or len(value) % 4 == 1:
         raise AcmeProblem("malformed", f"JWS member '{what}' is not unpadded base64url")
     try:
         return b64decode(value)
@@ -125,7 +130,9 @@ def parse_jws(body: bytes, *, what: str = "request") -> SignedRequest:
 def _decoded_jwk(document: dict[str, Any], header: dict[str, Any], protected: bytes) -> object:
     """The header's decoded `jwk` (None without one), raising whatever josepy's
     JWS.from_json would raise for this JWS."""
-    if not header.keys() <= _PLAIN_HEADER or protected.startswith(b"\xef\xbb\xbf"):
+    # json.loads reads UTF-16 and UTF-32 too (and a UTF-8 BOM): only what it reads as
+    # UTF-8 stays on this path, the rest goes to josepy, which refuses it (RFC 7515: UTF-8).
+    if not header.keys() <= _PLAIN_HEADER or json.detect_encoding(protected) != "utf-8":
         return acme_jws.JWS.from_json(document).signature.combined.jwk
     protected.decode("utf-8")  # josepy reads the header as UTF-8 (json.loads takes more)
     if "nonce" in header:
