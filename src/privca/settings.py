@@ -19,11 +19,11 @@ from privca.store.address import check_store_url
 
 STORE_PASSWORD_ENV = "PRIVCA_STORE_PASSWORD"
 
-# Durations, as privca.toml and the command line write them (30d, 12h, 2w, or days).
-# ASCII digits only and nothing around them: '\d' would take other scripts' digits, and
-# a lax form ('5 d', '30d\n') is a second spelling that other tools read differently.
+# Durations, as privca.toml and the command line write them (30d, 12h, 2w, or days), with
+# ASCII blanks around the parts as always ('90 d' in a privca.toml keeps working). ASCII
+# digits only: '\d' also took other scripts' digits (a second spelling of a number).
 # 30 digits already overflow a timedelta; longer would reach int()'s own digit limit.
-_DURATION = re.compile(r"([0-9]{1,30})([smhdw]?)")
+_DURATION = re.compile(r"\s*([0-9]{1,30})\s*([smhdw]?)\s*", re.ASCII)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
 
 
