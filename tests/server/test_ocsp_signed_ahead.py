@@ -137,3 +137,39 @@ def test_certificates_of_an_unknown_authority_or_already_answered_are_not_signed
     assert responder.prime([record], snapshot, utcnow()) == 0
     answer = load(server.post_ocsp(ocsp_request(leaf.certificate, operator.issuing)).body)
     assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+def test_a_backlog_longer_than_a_poll_reads_is_skipped_not_signed(
+    sqlite_pair: tuple[CertificateAuthority, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bulk `privca sign` (or a poll that failed for long) leaves more behind than one
+    # poll reads: none of it is signed ahead (it would stall the poll), the watcher moves
+    # to the log's end and keeps signing ahead what comes after.
+    import asyncio
+
+    from privca.server import watch as watch_module
+    from privca.server.watch import StoreWatch
+
+    served, operator = sqlite_pair
+    monkeypatch.setattr(watch_module, "ISSUED_PER_POLL", 4)
+    told: list[list[int]] = []
+
+    async def scenario() -> None:
+        watch = StoreWatch(served, interval=3600)
+
+        async def listener(records: list, _snapshot: object) -> None:
+            told.append([r.serial for r in records])
+
+        watch.on_issued(listener)
+        few = [operator.issue([f"few{i}.example"]).serial for i in range(2)]
+        await watch.poll()
+        assert told == [few]
+        for i in range(6):  # a backlog: more audit entries than one poll reads
+            operator.issue([f"bulk{i}.example"])
+        await watch.poll()
+        assert told == [few]  # skipped, not signed ahead
+        after = operator.issue(["after.example"]).serial
+        await watch.poll()
+        assert told == [few, [after]]
+
+    asyncio.run(scenario())

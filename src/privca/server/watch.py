@@ -63,9 +63,12 @@ REVOCATION_THREADS = 4
 # How many poll intervals a state read may serve OCSP cache hits without a re-read; more
 # than one, so one poll delayed by load does not send every request to the store.
 RECENT_POLLS = 3
-# Audit entries read per poll for `on_issued`: a storm's worth, bounded so that one poll
-# after a bulk `privca sign` reads (and the responder signs) a slice, not all of it.
-ISSUED_PER_POLL = 5000
+# Audit entries read per poll for `on_issued`: more than a renewal storm writes in a poll
+# interval. A longer backlog (a bulk `privca sign`, a poll that failed for a while) is not
+# signed ahead: the watcher skips to the log's end and those answers are signed when first
+# asked, as on SQLite. Signing 5,000 inside one poll took ~1 s on an idle replica, and a
+# poll that long let cached answers go unconfirmed (RECENT_POLLS) on every replica.
+ISSUED_PER_POLL = 500
 
 
 @dataclass(frozen=True)
@@ -324,9 +327,13 @@ class StoreWatch:
         if not self._on_issued:
             return
         try:
+            after = self._issued_seq
             self._issued_seq, issued = await self.run(
-                self._ca.inventory.issued_since, self._issued_seq, ISSUED_PER_POLL
+                self._ca.inventory.issued_since, after, ISSUED_PER_POLL
             )
+            if self._issued_seq - after >= ISSUED_PER_POLL:
+                # A full page: more may wait behind it. None of it is signed ahead.
+                self._issued_seq, issued = await self.run(self._ca.inventory.issued_since, None, 0)
         except PrivcaError as exc:
             self.failed(exc)
             return
