@@ -169,6 +169,8 @@ def patch_modules() -> None:
 def count_database_work(engine: Any) -> None:
     import sqlalchemy as sa
 
+    from privca.store.database import WRITE_FLAG
+
     @sa.event.listens_for(engine, "connect")
     def _connect(*_args: Any) -> None:
         stats = CURRENT.get()
@@ -179,7 +181,7 @@ def count_database_work(engine: Any) -> None:
     def _begin(connection: sa.Connection) -> None:
         stats = CURRENT.get()
         if stats is not None:
-            if connection.get_execution_options().get("privca_write"):
+            if connection.connection.info.get(WRITE_FLAG):
                 stats.writes += 1
             else:
                 stats.reads += 1

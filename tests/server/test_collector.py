@@ -13,10 +13,14 @@ from privca.server.collector import THRESHOLDS, settle
 
 @pytest.fixture
 def restored_collector() -> Iterator[None]:
-    thresholds = gc.get_threshold()
+    thresholds, enabled = gc.get_threshold(), gc.isenabled()
+    # Off, so that only settle()'s own collection can free the test's cycle.
+    gc.disable()
     yield
     gc.unfreeze()
     gc.set_threshold(*thresholds)
+    if enabled:
+        gc.enable()
 
 
 @pytest.mark.usefixtures("restored_collector")
@@ -28,6 +32,7 @@ def test_settle_freezes_what_lives_and_collects_less_often() -> None:
     garbage = Cycle()
     collected = weakref.ref(garbage)
     del garbage
+    assert collected() is not None  # a cycle: its reference count alone never frees it
     before = gc.get_freeze_count()
     settle()
     # Everything alive at that point (this test process's modules, at the least) is frozen,

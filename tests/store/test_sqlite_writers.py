@@ -151,3 +151,40 @@ def test_a_child_forked_while_a_writer_waits_can_write(database_file: Path) -> N
     with transaction(engine, write=False) as connection:
         assert connection.execute(sa.select(_ROWS).where(_ROWS.c.thread == -2)).all()
     engine.dispose()
+
+
+def test_a_writer_kept_waiting_too_long_gets_store_unavailable(
+    database_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The in-process queue waits as long as SQLite's busy handler would, then gives up with
+    # the store's usual error (exit 3), never hangs; readers never queue behind it.
+    from privca.errors import StoreUnavailable
+    from privca.store import database as store_database
+
+    monkeypatch.setattr(store_database, "SQLITE_BUSY_TIMEOUT_MS", 300)
+    engine = create_engine(sqlite_url(database_file))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with _writing(engine, True):
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(StoreUnavailable, match="other writers held it") as refused:
+            with transaction(engine, write=True) as connection:
+                connection.execute(_ROWS.insert(), {"thread": -3, "n": 0})
+        assert refused.value.hint == store_database.UNAVAILABLE_HINT
+        with transaction(engine, write=False) as connection:
+            assert connection.execute(sa.select(_ROWS)).all() == []
+    finally:
+        release.set()
+        holder.join()
+    with transaction(engine, write=True) as connection:
+        connection.execute(_ROWS.insert(), {"thread": -3, "n": 1})
+    with transaction(engine, write=False) as connection:
+        assert connection.execute(sa.select(_ROWS.c.n)).scalars().all() == [1]
+    engine.dispose()

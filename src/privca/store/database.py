@@ -34,9 +34,10 @@ UNAVAILABLE_HINT = "check the store URL, that the database is reachable and the 
 # Connections a SQLite engine keeps open between transactions (more are opened, and
 # closed again, when more threads need one at once).
 SQLITE_POOL_SIZE = 8
-# Execution option marking a connection that will write: SQLite then takes the write lock
-# at BEGIN, so writers queue on the busy timeout; readers use a plain BEGIN and never wait.
-WRITE_OPTIONS = {"privca_write": True}
+# Set in a pooled SQLite connection's info by `_for_writing`, cleared at every checkout:
+# SQLite then takes the write lock at BEGIN, so writers queue (see `_writing`); readers use
+# a plain BEGIN and never wait.
+WRITE_FLAG = "privca_write"
 
 
 def sqlite_url(path: Path) -> str:
@@ -126,7 +127,7 @@ def _tune_sqlite(engine: sa.Engine, path: Path | None) -> None:
         if path is not None and record.info.get("privca_file") != _file_identity(path):
             engine.pool.dispose()
             raise sa.exc.InvalidatePoolError("the database file was replaced or removed")
-        record.info[_WRITE_FLAG] = False
+        record.info[WRITE_FLAG] = False
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
@@ -152,22 +153,18 @@ def _tune_sqlite(engine: sa.Engine, path: Path | None) -> None:
     _WRITERS[engine] = threading.RLock()
 
 
-_WRITE_FLAG = "privca_write"
-
-
 def _sqlite_begin(dbapi_connection: Any) -> None:
     """BEGIN for a connection checked out to read, BEGIN IMMEDIATE for one `_for_writing`:
     IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy timeout
     instead of failing with "database is locked" when a read upgrades to a write."""
-    write = dbapi_connection.info.get(_WRITE_FLAG, False)
+    write = dbapi_connection.info.get(WRITE_FLAG, False)
     dbapi_connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _for_writing(connection: sa.Connection) -> sa.Connection:
-    """The connection, marked for a write transaction (before its BEGIN): see WRITE_OPTIONS."""
-    connection.execution_options(**WRITE_OPTIONS)
+    """The connection, marked for a write transaction (before its BEGIN): see WRITE_FLAG."""
     if connection.dialect.name == "sqlite":
-        connection.connection.info[_WRITE_FLAG] = True
+        connection.connection.info[WRITE_FLAG] = True
     return connection
 
 
@@ -265,7 +262,7 @@ def flush(engine: sa.Engine) -> None:
 def transaction(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iterator[sa.Connection]:
     """One transaction; a store that cannot be reached is StoreUnavailable (exit 3).
 
-    `write` takes SQLite's write lock at BEGIN (see WRITE_OPTIONS). `durable=False` lets
+    `write` takes SQLite's write lock at BEGIN (see WRITE_FLAG). `durable=False` lets
     the commit return before it reaches the disk (SQLite synchronous=NORMAL, PostgreSQL
     synchronous_commit=off): for rows whose loss in a power cut is harmless, never for a
     certificate. A later durable commit still flushes everything committed before it.
