@@ -195,7 +195,8 @@ def test_verify_names_the_root_an_old_leaf_chains_to(rolled: Rolled, tmp_path: P
     rolled.run("rotate", "root", "--retire-old", "--force")
     retired = (
         "issued by CN=Rollover CA Issuing CA under the retired root CN=Rollover CA Root: "
-        "not trusted since the root rollover ended; renew it (privca renew)"
+        "not trusted since the root rollover ended; renew it (privca renew; privca issue if "
+        "the inventory does not hold it)"
     )
     assert problems(chain) == [retired]
     text = rolled.cli("verify", str(chain))
@@ -343,7 +344,7 @@ def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
     assert verdict.exit_code == 1, verdict.output
     assert json.loads(verdict.stdout)["problems"] == [
         "issued by the retired root CN=Flat: not trusted since the root rollover ended; "
-        "renew it (privca renew)"
+        "renew it (privca renew; privca issue if the inventory does not hold it)"
     ]
 
 
@@ -481,6 +482,15 @@ def test_status_names_the_scanned_endpoints_that_serve_the_old_hierarchy(
     rolled.run("rotate", "root", "--retire-old", "--force")
     status = rolled.run("rotate", "status", "--json", unlock=False)
     assert isinstance(status, dict) and status["old_hierarchy_endpoints"] == []
+    # scan names the retired root of a genuine leaf, not "not issued by this CA".
+    with serve_tls(*served("old.example"), tmp_path / "old-again") as old_port:
+        scanned = rolled.cli("scan", f"127.0.0.1:{old_port}", "--name", "old.example", "--json")
+    assert scanned.exit_code == 1, scanned.stdout + scanned.stderr
+    assert json.loads(scanned.stdout)[0]["findings"] == [
+        "issued by CN=Rollover CA Issuing CA under the retired root CN=Rollover CA Root: "
+        "not trusted since the root rollover ended; renew it (privca renew; privca issue if "
+        "the inventory does not hold it)"
+    ]
     (rolled.cli.home / "scans.json").write_text("{not json")
     assert_user_error(rolled.cli("rotate", "status"), "is not a record of privca scan")
 

@@ -433,6 +433,14 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
     roots = [r.certificate for r in ca.registry.trusted_roots]
     known = [a.certificate for a in ca.authorities() if a.role != "root"]
     verdict = _chain_verdict(leaf, roots, intermediates, known, now, name)
+    if not verdict.ours:
+        from privca.x509.verify import untrusted_root_problem
+
+        # Genuine, but under a root retired by a rollover: say so, not "not issued by us".
+        untrusted = ca.registry.untrusted_roots(roots)
+        retired = untrusted_root_problem(leaf, [*intermediates, *known], untrusted)
+        if retired is not None:
+            verdict = replace(verdict, untrusted_root=retired)
     record = ca.inventory.get(leaf.serial_number) if verdict.ours else None
     same = record is not None and record.der == leaf.public_bytes(Encoding.DER)
     status = record.status_at(now) if same and record is not None else "unknown"
@@ -456,6 +464,7 @@ class _ChainVerdict:
     ours: bool  # chains to the CA's root, with the chain served or the CA's own issuers
     complete: bool  # chains to the root with only what the server sent
     name_ok: bool  # ...and is valid for the name the client asked for
+    untrusted_root: str | None = None  # not ours: it chains to a root of ours not trusted now
 
 
 def _served_names(leaf: x509.Certificate) -> tuple[str, ...]:
@@ -503,7 +512,7 @@ def _chain_findings(
     from privca.x509.encoding import serial_hex
 
     if not verdict.ours:
-        return ["not issued by this CA (does not chain to its root)"]
+        return [verdict.untrusted_root or "not issued by this CA (does not chain to its root)"]
     findings: list[str] = []
     if not verdict.complete:
         findings.append("incomplete chain: the server does not send the issuing CA")

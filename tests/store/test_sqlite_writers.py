@@ -174,9 +174,11 @@ def test_a_writer_kept_waiting_too_long_gets_store_unavailable(
     holder.start()
     try:
         assert holding.wait(10)
-        with pytest.raises(StoreUnavailable, match="other writers held it") as refused:
-            with transaction(engine, write=True) as connection:
-                connection.execute(_ROWS.insert(), {"thread": -3, "n": 0})
+        with (
+            pytest.raises(StoreUnavailable, match="other writers held it") as refused,
+            transaction(engine, write=True) as connection,
+        ):
+            connection.execute(_ROWS.insert(), {"thread": -3, "n": 0})
         assert refused.value.hint == store_database.UNAVAILABLE_HINT
         with transaction(engine, write=False) as connection:
             assert connection.execute(sa.select(_ROWS)).all() == []

@@ -287,7 +287,8 @@ def test_a_zone_id_is_refused_before_the_validator_sees_it() -> None:
 
 RETIRED = (
     "issued by CN=Test x509 Issuing CA under the retired root CN=Test x509 Root: not trusted "
-    "since the root rollover ended; renew it (privca renew)"
+    "since the root rollover ended; renew it (privca renew; privca issue if the inventory "
+    "does not hold it)"
 )
 FORGED = (
     "the signature does not verify with this CA's key (issuer: CN=Test x509 Issuing CA): "

@@ -168,6 +168,11 @@ def _names_text(names: Sequence[SubjectName]) -> str:
     return ", ".join(str(n) for n in names) or "no subjectAltName at all"
 
 
+# A leaf the inventory holds is renewed; one it does not (signed behind privca's back, or
+# lost in a restore) cannot be, and is issued anew.
+RETIRED_ADVICE = "renew it (privca renew; privca issue if the inventory does not hold it)"
+
+
 def _issuer_problem(
     leaf: x509.Certificate,
     known: Sequence[x509.Certificate],
@@ -177,10 +182,9 @@ def _issuer_problem(
     """No path to a trusted root. A path to a root of this CA that is not trusted here
     (retired by a rollover, or left out of the roots given) is said as such: the
     signature is genuine. Else the name of a known CA without its key is a forgery."""
-    path = _path_upwards(leaf, [u.certificate for u in untrusted], intermediates)
-    if path is not None:
-        top = next(u for u in untrusted if u.certificate == path[-1])
-        return "issuer", _untrusted_text(path, top)
+    untrusted_text = untrusted_root_problem(leaf, intermediates, untrusted)
+    if untrusted_text is not None:
+        return "issuer", untrusted_text
     issuer = leaf.issuer.rfc4514_string() or "an empty name"
     if any(c.subject == leaf.issuer for c in [*known, *(u.certificate for u in untrusted)]):
         return "issuer", (
@@ -188,6 +192,19 @@ def _issuer_problem(
             "a forged or damaged certificate"
         )
     return "issuer", f"not issued by this CA (issuer: {issuer})"
+
+
+def untrusted_root_problem(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    untrusted: Sequence[UntrustedRoot],
+) -> str | None:
+    """What to say of a leaf whose signatures lead to one of `untrusted` (this CA's roots
+    that the verification does not trust), or None when they do not."""
+    path = _path_upwards(leaf, [u.certificate for u in untrusted], intermediates)
+    if path is None:
+        return None
+    return _untrusted_text(path, next(u for u in untrusted if u.certificate == path[-1]))
 
 
 def _untrusted_text(path: Sequence[x509.Certificate], root: UntrustedRoot) -> str:
@@ -198,7 +215,7 @@ def _untrusted_text(path: Sequence[x509.Certificate], root: UntrustedRoot) -> st
     if root.because == "retired":
         return (
             f"{by} the retired root {top}: not trusted since the root rollover ended; "
-            "renew it (privca renew)"
+            f"{RETIRED_ADVICE}"
         )
     if root.because == "transition":
         return (
