@@ -149,3 +149,40 @@ def test_deactivating_an_authorization_of_a_ready_order_invalidates_it(
     assert replicas[0].authorization(challenge.authorization_id).status == "deactivated"
     assert replicas[0].order(order.id).status == OrderStatus.INVALID
     replicas[1].deactivate_authorization("no-such-authorization")  # nothing to do, no error
+
+
+def test_a_row_read_by_id_is_the_row_read_in_a_transaction(
+    replicas: tuple[AcmeStore, AcmeStore],
+) -> None:
+    """On SQLite a read by id outside a transaction skips SQLAlchemy's result objects
+    (rows.py, _by_id_on_sqlite): it must give what the read inside a transaction gives,
+    every field converted alike (statuses, times, JSON, booleans), and see the other
+    replica's commits."""
+    from privca.store.acme.rows import ACCOUNTS, AUTHORIZATIONS, CHALLENGES, ORDERS
+
+    writer, reader = replicas
+    now = dt.datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=dt.UTC)
+    _order(writer, now, 2)
+    writer.finish_challenge(
+        writer.challenge("chall0") or pytest.fail("no challenge"),
+        valid=False,
+        now=now,
+        error=PROBLEM,
+    )
+    for codec, row_id in [
+        (ACCOUNTS, "acct"),
+        (ORDERS, "order"),
+        (AUTHORIZATIONS, "authz0"),
+        (CHALLENGES, "chall0"),
+        (CHALLENGES, "chall1"),
+    ]:
+        fast = reader.by_id(codec, row_id)
+        with reader.transaction(write=False) as connection:
+            assert fast == reader.by_id(codec, row_id, connection)
+        assert fast is not None
+        assert fast == writer.by_id(codec, row_id)
+    order = reader.by_id(ORDERS, "order")
+    assert order is not None and order.status == OrderStatus.INVALID
+    assert order.error == PROBLEM and order.expires == now + dt.timedelta(days=7)
+    assert order.identifiers == (("dns", "n0.test"), ("dns", "n1.test"))
+    assert reader.by_id(ACCOUNTS, "nobody") is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -26,7 +27,8 @@ from privca.acme.state import (
     OrderStatus,
     Transition,
 )
-from privca.store.database import one_flush, transaction
+from privca.errors import StoreUnavailable
+from privca.store.database import UNAVAILABLE_HINT, driver_message, one_flush, transaction
 from privca.store.schema import (
     acme_accounts,
     acme_authorizations,
@@ -88,7 +90,9 @@ class Codec(Generic[RowT]):
         object.__setattr__(self, "_loads", loads)
 
     def row(self, record: sa.Row[Any]) -> RowT:
-        values = record._mapping
+        return self.from_mapping(record._mapping)
+
+    def from_mapping(self, values: Mapping[Any, Any]) -> RowT:
         return self.row_type(
             **{
                 name: values[name] if load is None else load(values[name])
@@ -211,6 +215,8 @@ class Queries:
     ) -> RowT | None:
         """The row whose id is `row_id`, or None; inside `connection`'s transaction if given.
         Every ACME request reads a few rows by id, so the statement is built once."""
+        if connection is None and self.engine.dialect.name == "sqlite":
+            return _by_id_on_sqlite(self.engine, codec, row_id)
         with self._reading(connection) as reader:
             record = reader.execute(_by_id(codec.table), {"row_id": row_id}).first()
         return codec.row(record) if record is not None else None
@@ -234,6 +240,67 @@ class Queries:
         else:
             with self.transaction(write=False) as reader:
                 yield reader
+
+
+def _by_id_on_sqlite(engine: sa.Engine, codec: Codec[RowT], row_id: str) -> RowT | None:
+    """by_id outside a transaction, on SQLite: the same SELECT, run on a pooled connection's
+    driver, as one statement in autocommit (its own read transaction, as BEGIN + SELECT +
+    COMMIT was). The pool's checkout still runs (the file check, the connection's
+    PRAGMAs); only SQLAlchemy's Connection, transaction and result objects are left out:
+    ~0.04 ms instead of ~0.14 ms of CPU, and ~8 such reads per issuance. Values are
+    converted by each column's own result processor, as SQLAlchemy's result does."""
+    sql, names, processors = _sqlite_by_id(engine.dialect, codec.table)
+    try:
+        connection = engine.raw_connection()
+        try:
+            # fetchall: the statement ends here and keeps no read snapshot open.
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql, (row_id,))
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
+    except sa.exc.DBAPIError as exc:
+        raise StoreUnavailable(
+            f"the inventory database is unavailable: {driver_message(exc)}", UNAVAILABLE_HINT
+        ) from exc
+    except sqlite3.Error as exc:
+        wrapped = sa.exc.DBAPIError(sql, (row_id,), exc)
+        raise StoreUnavailable(
+            f"the inventory database is unavailable: {driver_message(wrapped)}", UNAVAILABLE_HINT
+        ) from exc
+    if not rows:
+        return None
+    values = {
+        name: value if process is None else process(value)
+        for name, value, process in zip(names, rows[0], processors, strict=True)
+    }
+    return codec.from_mapping(values)
+
+
+_SQLITE_BY_ID: dict[str, tuple[str, tuple[str, ...], tuple[Convert | None, ...]]] = {}
+
+
+def _sqlite_by_id(
+    dialect: sa.Dialect, table: sa.Table
+) -> tuple[str, tuple[str, ...], tuple[Convert | None, ...]]:
+    found = _SQLITE_BY_ID.get(table.name)
+    if found is None:
+        statement = _by_id(table)
+        sql = str(statement.compile(dialect=dialect))
+        columns = list(statement.selected_columns)
+        found = (
+            sql,
+            tuple(column.name for column in columns),
+            tuple(
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in columns
+            ),
+        )
+        _SQLITE_BY_ID[table.name] = found
+    return found
 
 
 # A statement built for every call costs SQLAlchemy a new cache key, ~0.04 ms of CPU
