@@ -151,18 +151,20 @@ def test_deactivating_an_authorization_of_a_ready_order_invalidates_it(
     replicas[1].deactivate_authorization("no-such-authorization")  # nothing to do, no error
 
 
-def test_a_row_read_by_id_is_the_row_read_in_a_transaction(
+def test_rows_read_by_id_are_the_rows_read_in_a_transaction(
     replicas: tuple[AcmeStore, AcmeStore],
 ) -> None:
-    """On SQLite a read by id outside a transaction skips SQLAlchemy's result objects
-    (rows.py, _by_id_on_sqlite): it must give what the read inside a transaction gives,
+    """On SQLite reads by id or by one foreign key outside a transaction skip SQLAlchemy's
+    objects (rows.py, _SqliteReads): they must give what the read inside a transaction gives,
     every field converted alike (statuses, times, JSON, booleans), and see the other
     replica's commits."""
     from privca.store.acme.rows import ACCOUNTS, AUTHORIZATIONS, CHALLENGES, ORDERS
+    from privca.store.acme.sql import _AUTHORIZATIONS_OF, _CHALLENGES_OF
 
     writer, reader = replicas
     now = dt.datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=dt.UTC)
     _order(writer, now, 2)
+    assert writer.start_challenge("chall0")
     writer.finish_challenge(
         writer.challenge("chall0") or pytest.fail("no challenge"),
         valid=False,
@@ -181,6 +183,24 @@ def test_a_row_read_by_id_is_the_row_read_in_a_transaction(
             assert fast == reader.by_id(codec, row_id, connection)
         assert fast is not None
         assert fast == writer.by_id(codec, row_id)
+    # Pairs read in one read transaction (Queries.reads): the same rows.
+    with reader.transaction(write=False) as connection:
+        order_in = reader.by_id(ORDERS, "order", connection)
+        authorizations_in = reader.all(
+            AUTHORIZATIONS, _AUTHORIZATIONS_OF, connection, {"order_id": "order"}
+        )
+        authz_in = reader.by_id(AUTHORIZATIONS, "authz0", connection)
+        challenges_in = reader.all(
+            CHALLENGES, _CHALLENGES_OF, connection, {"authorization_id": "authz0"}
+        )
+        challenge_in = reader.by_id(CHALLENGES, "chall0", connection)
+    assert reader.order_with_authorizations("order") == (order_in, authorizations_in)
+    assert [a.id for a in authorizations_in] == ["authz0", "authz1"]
+    assert reader.authorization_with_challenges("authz0") == (authz_in, challenges_in)
+    assert challenges_in and challenges_in[0].error == PROBLEM
+    assert reader.challenge_with_authorization("chall0") == (challenge_in, authz_in)
+    assert reader.order_with_authorizations("nothing") == (None, [])
+    assert reader.challenge_with_authorization("nothing") == (None, None)
     order = reader.by_id(ORDERS, "order")
     assert order is not None and order.status == OrderStatus.INVALID
     assert order.error == PROBLEM and order.expires == now + dt.timedelta(days=7)
