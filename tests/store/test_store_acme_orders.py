@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from privca.acme.state import (
     order_finalizing,
     order_issued,
 )
+from privca.errors import StoreUnavailable
 from privca.store.acme import AcmeStore
 from privca.store.inventory import Store
 
@@ -206,3 +208,22 @@ def test_rows_read_by_id_are_the_rows_read_in_a_transaction(
     assert order.error == PROBLEM and order.expires == now + dt.timedelta(days=7)
     assert order.identifiers == (("dns", "n0.test"), ("dns", "n1.test"))
     assert reader.by_id(ACCOUNTS, "nobody") is None
+
+
+def test_a_read_by_id_of_a_vanished_sqlite_file_is_store_unavailable(tmp_path: Path) -> None:
+    """The reads that skip SQLAlchemy's objects (rows.py, _sqlite_reads) still say that the
+    store is unavailable (exit 3), as every other read does, never a driver traceback."""
+    store = Store(f"sqlite:///{tmp_path / 'privca.db'}")
+    store.migrate()
+    acme = AcmeStore.of(store)
+    try:
+        assert acme.order("order") is None
+        store.database.engine.dispose()  # no pooled connection left to the file
+        (tmp_path / "privca.db").rename(tmp_path / "aside.db")
+        with pytest.raises(StoreUnavailable, match="unavailable"):
+            acme.order("order")
+        with pytest.raises(StoreUnavailable, match="unavailable"):
+            acme.order_with_authorizations("order")
+        assert not (tmp_path / "privca.db").exists()
+    finally:
+        store.close()

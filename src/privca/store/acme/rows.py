@@ -354,7 +354,7 @@ def _sqlite_reads(engine: sa.Engine, *, several: bool) -> Iterator[_SqliteReads]
     file; the connection keeps its PRAGMAs), its driver in autocommit as the pool sets it
     up. One statement is its own read transaction, as BEGIN + SELECT + COMMIT was;
     `several` reads see one snapshot, inside BEGIN ... COMMIT as before. Driver errors
-    are StoreUnavailable, as in store/database.py transaction()."""
+    (OperationalError) are StoreUnavailable, as in store/database.py transaction()."""
     try:
         connection = engine.raw_connection()
         try:
@@ -371,12 +371,13 @@ def _sqlite_reads(engine: sa.Engine, *, several: bool) -> Iterator[_SqliteReads]
                 cursor.close()
         finally:
             connection.close()
-    except sa.exc.DBAPIError as exc:
+    # What transaction() turns into StoreUnavailable, from the pool or from the driver.
+    except sa.exc.OperationalError as exc:
         raise StoreUnavailable(
             f"the inventory database is unavailable: {driver_message(exc)}", UNAVAILABLE_HINT
         ) from exc
-    except sqlite3.Error as exc:
-        wrapped = sa.exc.DBAPIError(None, None, exc)
+    except sqlite3.OperationalError as exc:
+        wrapped = sa.exc.OperationalError(None, None, exc)
         raise StoreUnavailable(
             f"the inventory database is unavailable: {driver_message(wrapped)}", UNAVAILABLE_HINT
         ) from exc
