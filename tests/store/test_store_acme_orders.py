@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from privca.acme.state import (
     order_finalizing,
     order_issued,
 )
+from privca.errors import StoreUnavailable
 from privca.store.acme import AcmeStore
 from privca.store.inventory import Store
 
@@ -149,3 +151,79 @@ def test_deactivating_an_authorization_of_a_ready_order_invalidates_it(
     assert replicas[0].authorization(challenge.authorization_id).status == "deactivated"
     assert replicas[0].order(order.id).status == OrderStatus.INVALID
     replicas[1].deactivate_authorization("no-such-authorization")  # nothing to do, no error
+
+
+def test_rows_read_by_id_are_the_rows_read_in_a_transaction(
+    replicas: tuple[AcmeStore, AcmeStore],
+) -> None:
+    """On SQLite reads by id or by one foreign key outside a transaction skip SQLAlchemy's
+    objects (rows.py, _SqliteReads): they must give what the read inside a transaction gives,
+    every field converted alike (statuses, times, JSON, booleans), and see the other
+    replica's commits."""
+    from privca.store.acme.rows import ACCOUNTS, AUTHORIZATIONS, CHALLENGES, ORDERS
+    from privca.store.acme.sql import _AUTHORIZATIONS_OF, _CHALLENGES_OF
+
+    writer, reader = replicas
+    now = dt.datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=dt.UTC)
+    _order(writer, now, 2)
+    assert writer.start_challenge("chall0")
+    writer.finish_challenge(
+        writer.challenge("chall0") or pytest.fail("no challenge"),
+        valid=False,
+        now=now,
+        error=PROBLEM,
+    )
+    for codec, row_id in [
+        (ACCOUNTS, "acct"),
+        (ORDERS, "order"),
+        (AUTHORIZATIONS, "authz0"),
+        (CHALLENGES, "chall0"),
+        (CHALLENGES, "chall1"),
+    ]:
+        fast = reader.by_id(codec, row_id)
+        with reader.transaction(write=False) as connection:
+            assert fast == reader.by_id(codec, row_id, connection)
+        assert fast is not None
+        assert fast == writer.by_id(codec, row_id)
+    # Pairs read in one read transaction (Queries.reads): the same rows.
+    with reader.transaction(write=False) as connection:
+        order_in = reader.by_id(ORDERS, "order", connection)
+        authorizations_in = reader.all(
+            AUTHORIZATIONS, _AUTHORIZATIONS_OF, connection, {"order_id": "order"}
+        )
+        authz_in = reader.by_id(AUTHORIZATIONS, "authz0", connection)
+        challenges_in = reader.all(
+            CHALLENGES, _CHALLENGES_OF, connection, {"authorization_id": "authz0"}
+        )
+        challenge_in = reader.by_id(CHALLENGES, "chall0", connection)
+    assert reader.order_with_authorizations("order") == (order_in, authorizations_in)
+    assert [a.id for a in authorizations_in] == ["authz0", "authz1"]
+    assert reader.authorization_with_challenges("authz0") == (authz_in, challenges_in)
+    assert challenges_in and challenges_in[0].error == PROBLEM
+    assert reader.challenge_with_authorization("chall0") == (challenge_in, authz_in)
+    assert reader.order_with_authorizations("nothing") == (None, [])
+    assert reader.challenge_with_authorization("nothing") == (None, None)
+    order = reader.by_id(ORDERS, "order")
+    assert order is not None and order.status == OrderStatus.INVALID
+    assert order.error == PROBLEM and order.expires == now + dt.timedelta(days=7)
+    assert order.identifiers == (("dns", "n0.test"), ("dns", "n1.test"))
+    assert reader.by_id(ACCOUNTS, "nobody") is None
+
+
+def test_a_read_by_id_of_a_vanished_sqlite_file_is_store_unavailable(tmp_path: Path) -> None:
+    """The reads that skip SQLAlchemy's objects (rows.py, _sqlite_reads) still say that the
+    store is unavailable (exit 3), as every other read does, never a driver traceback."""
+    store = Store(f"sqlite:///{tmp_path / 'privca.db'}")
+    store.migrate()
+    acme = AcmeStore.of(store)
+    try:
+        assert acme.order("order") is None
+        store.database.engine.dispose()  # no pooled connection left to the file
+        (tmp_path / "privca.db").rename(tmp_path / "aside.db")
+        with pytest.raises(StoreUnavailable, match="unavailable"):
+            acme.order("order")
+        with pytest.raises(StoreUnavailable, match="unavailable"):
+            acme.order_with_authorizations("order")
+        assert not (tmp_path / "privca.db").exists()
+    finally:
+        store.close()

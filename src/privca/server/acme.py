@@ -41,6 +41,7 @@ class CertificateAuthorityIssuer:
         self.authority = authority
         self._lock = threading.Lock()
         self._settings_mtime = self._mtime()
+        self._issuers_reader = authority.inventory.issuers_reader()
 
     def _mtime(self) -> float | None:
         try:
@@ -59,8 +60,14 @@ class CertificateAuthorityIssuer:
 
     def _current_issuers(self) -> None:
         """See issuers created, disabled or made default by another process (a new
-        issuer's CA also shows in the server's watch, a disabled flag does not)."""
-        if tuple(self.authority.inventory.issuers()) != self.authority.registry.issuers:
+        issuer's CA also shows in the server's watch, a disabled flag does not). Read
+        several times per order, on every call: on SQLite through a connection of its
+        own (~0.01 ms instead of ~0.2 ms through the pool)."""
+        reader = self._issuers_reader
+        found = reader.issuers() if reader is not None else None
+        if found is None:
+            found = self.authority.inventory.issuers()
+        if tuple(found) != self.authority.registry.issuers:
             self.authority.refresh()
 
     def issuer_name(self, name: str | None) -> str | None:

@@ -169,13 +169,11 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
     def order_with_authorizations(
         self, order_id: str
     ) -> tuple[OrderRow | None, list[AuthorizationRow]]:
-        with self.transaction(write=False) as connection:
-            order = self.by_id(ORDERS, order_id, connection)
+        with self.reads() as reads:
+            order = reads.by_id(ORDERS, order_id)
             if order is None:
                 return None, []
-            return order, self.all(
-                AUTHORIZATIONS, _AUTHORIZATIONS_OF, connection, {"order_id": order_id}
-            )
+            return order, reads.all(AUTHORIZATIONS, _AUTHORIZATIONS_OF, {"order_id": order_id})
 
     def order_by_serial(self, serial: str) -> OrderRow | None:
         return self.first(ORDERS, acme_orders.c.certificate_serial == serial)
@@ -227,12 +225,12 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
     def authorization_with_challenges(
         self, authorization_id: str
     ) -> tuple[AuthorizationRow | None, list[ChallengeRow]]:
-        with self.transaction(write=False) as connection:
-            authz = self.by_id(AUTHORIZATIONS, authorization_id, connection)
+        with self.reads() as reads:
+            authz = reads.by_id(AUTHORIZATIONS, authorization_id)
             if authz is None:
                 return None, []
-            return authz, self.all(
-                CHALLENGES, _CHALLENGES_OF, connection, {"authorization_id": authorization_id}
+            return authz, reads.all(
+                CHALLENGES, _CHALLENGES_OF, {"authorization_id": authorization_id}
             )
 
     def deactivate_authorization(self, authorization_id: str) -> None:
@@ -260,12 +258,11 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
     def challenge_with_authorization(
         self, challenge_id: str
     ) -> tuple[ChallengeRow | None, AuthorizationRow | None]:
-        with self.transaction(write=False) as connection:
-            challenge = self.by_id(CHALLENGES, challenge_id, connection)
+        with self.reads() as reads:
+            challenge = reads.by_id(CHALLENGES, challenge_id)
             if challenge is None:
                 return None, None
-            authz = self.by_id(AUTHORIZATIONS, challenge.authorization_id, connection)
-            return challenge, authz
+            return challenge, reads.by_id(AUTHORIZATIONS, challenge.authorization_id)
 
     def start_challenge(self, challenge_id: str) -> bool:
         """pending -> processing, once: True for the one caller that should validate."""

@@ -1,0 +1,124 @@
+"""The ACME server's issuer check reads the issuers table on a SQLite connection of its
+own (store/view.py IssuersReader): it must return what the pooled read returns, and see
+every change another process makes at its next call (an issuer disabled elsewhere stops
+issuing at once), including a database file replaced under it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from privca.acme.issuer import IssuanceRefused
+from privca.authority import CertificateAuthority
+from privca.issuers import NewIssuer
+from privca.server.acme import CertificateAuthorityIssuer
+from tests.conftest import PASSPHRASE
+from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
+
+
+@pytest.fixture
+def teams(make_ca: Callable[..., CertificateAuthority]) -> CertificateAuthority:
+    ca = make_ca(permitted=["corp.internal"])
+    ca.create_issuer(NewIssuer("team-a", permitted=["a.corp.internal"], profiles=["server"]))
+    ca.create_issuer(
+        NewIssuer("team-b", permitted=["b.corp.internal"], excluded=["x.b.corp.internal"])
+    )
+    return ca
+
+
+def _database(ca: CertificateAuthority) -> Path:
+    return Path(ca.inventory.database.url.removeprefix("sqlite:///"))
+
+
+def test_the_reader_returns_what_the_pooled_read_returns(teams: CertificateAuthority) -> None:
+    reader = teams.inventory.issuers_reader()
+    assert reader is not None
+    assert reader.issuers() is None  # the first call: read through the pool
+    expected = teams.inventory.issuers()
+    assert [i.name for i in expected] == ["main", "team-a", "team-b"]
+    assert reader.issuers() == expected
+    teams.disable_issuer("team-a")
+    teams.set_default_issuer("team-b")
+    changed = teams.inventory.issuers()
+    assert changed != expected
+    assert reader.issuers() == changed
+    reader.close()
+
+
+def test_an_issuer_disabled_by_another_process_stops_issuing_at_once(
+    teams: CertificateAuthority,
+) -> None:
+    issuer = CertificateAuthorityIssuer(teams)
+    issuer.check_names(["www.a.corp.internal"], "team-a", "server")  # loads the registry
+    other = CertificateAuthority.open(teams.home.root, PASSPHRASE)  # its own connections
+    try:
+        other.disable_issuer("team-a")
+        with pytest.raises(IssuanceRefused, match="disabled"):
+            issuer.check_names(["www.a.corp.internal"], "team-a", "server")
+        other.disable_issuer("team-a", disabled=False)
+        issuer.check_names(["www.a.corp.internal"], "team-a", "server")
+        other.set_default_issuer("team-b")
+        assert issuer.issuer_name(None) == "team-b"
+    finally:
+        other.close()
+
+
+def test_a_replaced_database_file_is_left_to_the_pool_first(teams: CertificateAuthority) -> None:
+    reader = teams.inventory.issuers_reader()
+    assert reader is not None
+    assert reader.issuers() is None
+    teams.inventory.issuers()
+    assert not next(i for i in reader.issuers() or [] if i.name == "team-a").disabled
+    path = _database(teams)
+    copy = path.with_name("replacement.db")
+    # closing(): sqlite3's own context manager commits but leaves the connection open.
+    with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(copy)) as target:
+        source.backup(target)
+        with target:
+            target.execute("UPDATE issuers SET disabled = 1 WHERE name = 'team-a'")
+    os.replace(copy, path)  # an operator's restore: a new file (inode) at the same path
+    # Not opened by the reader first: the pool closes its connections to the old file
+    # before any connection opens the new one (store/database.py).
+    assert reader.issuers() is None
+    assert reader.issuers() == teams.inventory.issuers()
+    reader.close()
+
+
+def test_a_vanished_database_file_is_not_created_again(teams: CertificateAuthority) -> None:
+    reader = teams.inventory.issuers_reader()
+    assert reader is not None
+    assert reader.issuers() is None
+    teams.inventory.issuers()
+    assert reader.issuers() is not None
+    path = _database(teams)
+    path.rename(path.with_name("aside.db"))
+    assert reader.issuers() is None  # the caller reads through the pool, which says why
+    assert not path.exists()
+    reader.close()
+
+
+def test_on_postgresql_an_issuer_disabled_on_one_replica_stops_the_other_at_once(
+    tmp_path: Path,
+    postgres_url: str,  # noqa: F811
+) -> None:
+    home = tmp_path / "ca"
+    CertificateAuthority.init(
+        home, "Replicated CA", passphrase=PASSPHRASE, store_url=postgres_url
+    ).close()
+    replica, operator = (CertificateAuthority.open(home, PASSPHRASE) for _ in range(2))
+    try:
+        operator.create_issuer(NewIssuer("team-a", permitted=["a.corp.internal"]))
+        assert replica.inventory.issuers_reader() is None  # every read is a round trip
+        issuer = CertificateAuthorityIssuer(replica)
+        issuer.check_names(["www.a.corp.internal"], "team-a")
+        operator.disable_issuer("team-a")
+        with pytest.raises(IssuanceRefused, match="disabled"):
+            issuer.check_names(["www.a.corp.internal"], "team-a")
+    finally:
+        replica.close()
+        operator.close()
