@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,8 @@ from tests.conftest import (
     require_tool,
     tree_snapshot,
 )
-from tests.server.conftest import ServedCA, free_port
+from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
+from tests.server.conftest import ServedCA, _served, free_port
 
 
 class Served:
@@ -154,6 +155,32 @@ def test_a_killed_publication_process_stops_serve_with_exit_3(
     ), text[-3000:]
     assert not Path(f"/proc/{server.worker_pids[0]}").exists(), "the worker outlived serve"
     assert _free(server.port) and _free(server.publish)
+
+
+def test_publication_process_over_postgresql_follows_revocations_within_the_tolerance(
+    make_ca: Callable[..., CertificateAuthority],
+    postgres_url: str,  # noqa: F811
+    passphrase_file: Path,
+    tmp_path: Path,
+    started: list[Served],
+) -> None:
+    """docs/ha.md "OCSP answers": over PostgreSQL a cached answer is not checked on every
+    request; the publication process's own watcher brings a revocation made elsewhere
+    within about a second."""
+    require_tool("curl")
+    require_tool("openssl")
+    served = _served(make_ca(store_url=postgres_url), tmp_path / "files")
+    server = Served(served, passphrase_file, tmp_path, "--no-tls", "--no-acme")
+    started.append(server)
+    assert server.ocsp_status("good.crt") == "good"  # cached now
+    with CertificateAuthority.open(served.ca.home.root, PASSPHRASE) as other:
+        other.revoke(format(served.good.serial, "x"), "keyCompromise")
+    revoked_at = time.monotonic()
+    while server.ocsp_status("good.crt") != "revoked":
+        assert time.monotonic() - revoked_at < 5, "the revocation never reached the answer"
+        time.sleep(0.1)
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(60) == 0, server.log.read_text()[-3000:]
 
 
 def test_publish_listen_errors_are_one_line_and_write_nothing(run_cli: Cli) -> None:
