@@ -59,7 +59,7 @@ class Served:
         found = re.search(r"publication process \(pid (\d+)\)", self.log.read_text())
         assert found, self.log.read_text()
         self.publication_pid = int(found.group(1))
-        workers = re.search(r"\d+ workers \(pids ([\d, ]+)\)", self.log.read_text())
+        workers = re.search(r"\d+ workers? \(pids ([\d, ]+)\)", self.log.read_text())
         assert workers, self.log.read_text()
         self.worker_pids = [int(pid) for pid in workers.group(1).split(", ")]
 

@@ -18,6 +18,9 @@
                                          has a listener of its own (--metrics-listen)
     *    /acme/...                       RFC 8555 ACME (privca.acme), unless disabled
 
+The publication listener (`serve --publish-listen`, ServerSettings.publication) has the
+OCSP, CRL, CA certificate, audit checkpoint and health routes only.
+
 Blocking work (SQLAlchemy, signing, key loading) runs in the threadpool; the OCSP cache
 hit, CA certificates and the CA list stay on the event loop. OCSP failures are OCSP
 responses (HTTP 200), never 500. Error bodies say what failed in plain words and never

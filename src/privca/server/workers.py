@@ -157,7 +157,7 @@ def run_workers(
     previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     pids = ", ".join(str(pid) for pid, index in children.items() if index != PUBLICATION)
-    log.info("privca serve: %d workers (pids %s)", count, pids)
+    log.info("privca serve: %d worker%s (pids %s)", count, "s" if count > 1 else "", pids)
     for pid, index in children.items():
         if index == PUBLICATION:
             log.info("privca serve: publication process (pid %d)", pid)
