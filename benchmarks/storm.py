@@ -16,8 +16,16 @@ It prints, per target: orders/s over the storm, order latency p50/p99/max (newNo
 certificate downloaded), errors (must be 0), badNonce retries, and OCSP latency p50/p99
 measured during the storm.
 
+Where the probes ask OCSP (--ocsp-at): `publish`, the plain-HTTP listener each serve
+opens with --publish-listen (a process of its own; the default when the serve under test
+offers it), or `main`, the ACME/TLS listener (the default for an older tree, e.g. run
+with PYTHONPATH pointing at it). Server CPU counts every serve's child processes, the
+publication process included.
+
     python benchmarks/storm.py                    # N=500, both targets
     python benchmarks/storm.py --n 100 --targets sqlite
+    python benchmarks/storm.py --targets postgresql --ocsp-at main   # before/after pair
+    python benchmarks/storm.py --targets postgresql --ocsp-at publish
 
 Needs pebble-challtestsrv (every name resolves to 127.0.0.1) and, for postgresql, the
 PostgreSQL 15 server binaries.
@@ -95,7 +103,7 @@ class Reply:
 
 
 class Connection:
-    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+    def __init__(self, port: int, context: ssl.SSLContext | None) -> None:
         self.port = port
         self.context = context
         self.reader: asyncio.StreamReader | None = None
@@ -104,7 +112,10 @@ class Connection:
 
     async def _open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(
-            "127.0.0.1", self.port, ssl=self.context, server_hostname="localhost"
+            "127.0.0.1",
+            self.port,
+            ssl=self.context,  # None: plain HTTP (the publication listener)
+            server_hostname="localhost" if self.context is not None else None,
         )
         self.h11 = h11.Connection(h11.CLIENT)
 
@@ -331,7 +342,7 @@ class TokenFiles:
 async def ocsp_probe(
     requests: list[bytes],
     ports: list[int],
-    context: ssl.SSLContext,
+    context: ssl.SSLContext | None,
     stop: asyncio.Event,
     seed: int,
 ) -> tuple[list[tuple[float, float]], int]:
@@ -369,13 +380,19 @@ async def ocsp_probe(
 
 
 def probe_process(
-    requests: list[bytes], ports: list[int], cafile: str, probes: int, stop: Any, results: Any
+    requests: list[bytes],
+    ports: list[int],
+    cafile: str | None,
+    probes: int,
+    stop: Any,
+    results: Any,
 ) -> None:
     """The OCSP probes in a process of their own: in the storm client's event loop, busy
     with 500 hosts' keys, signatures and TLS, they measured the client's own queue."""
 
     async def main() -> list[tuple[list[tuple[float, float]], int]]:
-        context = ssl.create_default_context(cafile=cafile)
+        # No CA file: the publication listener, plain HTTP.
+        context = ssl.create_default_context(cafile=cafile) if cafile else None
         done = asyncio.Event()
 
         async def follow_stop() -> None:
@@ -413,6 +430,9 @@ class Target:
     root: Path
     webroot: Path  # the hosts' http-01 answers (TokenFiles)
     pids: list[int] = field(default_factory=list)  # the serve processes
+    # Where the probes ask OCSP: the main listeners (TLS) or the publication ones (HTTP).
+    ocsp_ports: list[int] = field(default_factory=list)
+    ocsp_at: str = "main"
 
 
 @contextlib.contextmanager
@@ -424,6 +444,7 @@ def serving(
     stack: contextlib.ExitStack,
     access_log: bool = False,
     serve_args: tuple[str, ...] = (),
+    ocsp_at: str | None = None,
 ) -> Iterator[Target]:
     from privca.authority import CertificateAuthority
 
@@ -447,10 +468,19 @@ def serving(
     help_text = subprocess.run([*command, "--help"], capture_output=True, text=True).stdout
     if "--allow-loopback-validation" in help_text:
         flags.append("--allow-loopback-validation")  # every name here is 127.0.0.1
-    ports, processes = [], []
+    offered = "--publish-listen" in help_text
+    if ocsp_at is None:
+        ocsp_at = "publish" if offered else "main"
+    if ocsp_at == "publish" and not offered:
+        raise BenchError("--ocsp-at publish: this privca serve has no --publish-listen")
+    ports, publish_ports, processes = [], [], []
     try:
         for replica in range(replicas):
             port = free_port()
+            publish = []
+            if ocsp_at == "publish":
+                publish_ports.append(free_port())
+                publish = ["--publish-listen", f"127.0.0.1:{publish_ports[-1]}"]
             log = (work / f"{kind}-{replica}.log").open("wb")
             stack.callback(log.close)
             processes.append(
@@ -464,6 +494,7 @@ def serving(
                         "--server-name",
                         "127.0.0.1",
                         *flags,
+                        *publish,
                         "--passphrase-file",
                         str(passphrase),
                     ],
@@ -474,12 +505,16 @@ def serving(
             ports.append(port)
         for port, process in zip(ports, processes, strict=True):
             wait_healthy(port, process, home / "certs" / "root.crt")
+        for port, process in zip(publish_ports, processes, strict=False):  # none: main
+            wait_healthy(port, process, None)
         yield Target(
             kind,
             ports,
             home / "certs" / "root.crt",
             work / f"webroot-{kind}",
             [process.pid for process in processes],
+            publish_ports or ports,
+            ocsp_at,
         )
     finally:
         for process in processes:
@@ -488,13 +523,15 @@ def serving(
             process.wait(30)
 
 
-def wait_healthy(port: int, process: subprocess.Popen[bytes], root: Path) -> None:
-    context = ssl.create_default_context(cafile=str(root))
+def wait_healthy(port: int, process: subprocess.Popen[bytes], root: Path | None) -> None:
+    """Until /health answers; root None: a plain-HTTP listener."""
+    context = ssl.create_default_context(cafile=str(root)) if root is not None else None
+    scheme = "https" if root is not None else "http"
     deadline = time.monotonic() + 60
     while True:
         try:
             with urllib.request.urlopen(
-                f"https://127.0.0.1:{port}/health", context=context, timeout=2
+                f"{scheme}://127.0.0.1:{port}/health", context=context, timeout=2
             ) as response:
                 response.read()
                 return
@@ -548,8 +585,8 @@ async def storm(target: Target, n: int, http_port: int, probes: int) -> dict[str
         stop, results = spawn.Event(), spawn.SimpleQueue()
         prober = spawn.Process(
             target=probe_process,
-            args=([ocsp_request_der(h) for h in hosts], target.ports, str(target.root),
-                  probes, stop, results),
+            args=([ocsp_request_der(h) for h in hosts], target.ocsp_ports,
+                  str(target.root) if target.ocsp_at == "main" else None, probes, stop, results),
         )  # fmt: skip
         prober.start()
         # The probing process imports and connects first; then QUIET_SECONDS of OCSP on
@@ -575,7 +612,7 @@ async def storm(target: Target, n: int, http_port: int, probes: int) -> dict[str
         for host in hosts:
             await host.close()
     result: dict[str, Any] = {
-        "target": f"{target.name} ({len(target.ports)} serve)",
+        "target": f"{target.name} ({len(target.ports)} serve, OCSP at {target.ocsp_at})",
         "n": n,
         "setup_s": round(setup_seconds, 1),
         "storm_s": round(seconds, 2),
@@ -623,6 +660,13 @@ def main() -> None:
         help="one more argument for every privca serve, e.g. --serve-arg=--workers "
         "--serve-arg=2 (server CPU counts the workers too)",
     )
+    parser.add_argument(
+        "--ocsp-at",
+        choices=("main", "publish"),
+        default=None,
+        help="probe OCSP on the main (ACME/TLS) listener or on --publish-listen's (default: "
+        "publish when serve offers it, else main)",
+    )
     args = parser.parse_args()
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if not targets or any(t not in ("sqlite", "postgresql") for t in targets):
@@ -651,6 +695,7 @@ def main() -> None:
                             stack,
                             args.access_log,
                             tuple(args.serve_arg),
+                            args.ocsp_at,
                         )
                     )
                     responder = challenge_responder_process(target.webroot, http_port)

@@ -157,3 +157,10 @@ def test_serve_workers_refused_with_keys_in_a_token(
         "--workers", "2", "--passphrase-file", str(pin_file),
     )  # fmt: skip
     assert_user_error(result, "--workers needs the CA keys in files")
+    # The publication process is a fork too (README: run a second serve instead).
+    result = run_cli(
+        "serve", "--no-tls", "--no-acme", "--listen", f"127.0.0.1:{free_port()}",
+        "--publish-listen", f"127.0.0.1:{free_port()}", "--passphrase-file", str(pin_file),
+    )  # fmt: skip
+    assert_user_error(result, "--publish-listen needs the CA keys in files")
+    assert "--no-acme --no-tls" in result.stderr  # the hint: a second serve

@@ -7,6 +7,14 @@ handshake to check revocation would itself need a revocation check), so `--no-tl
 the way to publish them at the http:// URLs that go into certificates; the TLS listener
 serves the very same routes for clients that want them over HTTPS.
 
+`--publish-listen HOST:PORT` adds that plain-HTTP listener to an ACME server without a
+second serve: OCSP, CRLs, CA certificates, the audit checkpoint and /health (no ACME, no
+index page, no /metrics), answered by a process of its own that serve forks and
+supervises (server/workers.py), with its own OCSP signer, store watch and CRL cache. A
+revocation check then never queues for the GIL or a core behind ACME and TLS work
+(benchmarks/storm.py --ocsp-at). The main listener still answers OCSP, without signing
+ahead: that is the publication process's job for the clients sent to it.
+
 Settings come from privca.toml ([acme] and [serve] sections), flags winning.
 """
 
@@ -287,6 +295,14 @@ def _companion_class() -> Any:
     "not on the main one.",
 )
 @click.option(
+    "--publish-listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Also serve OCSP, CRLs and CA certificates over plain HTTP on this address "
+    "(e.g. 0.0.0.0:8080), from a process of their own: revocation checks never wait "
+    "behind ACME work.",
+)
+@click.option(
     "--metrics-window",
     default=None,
     metavar="DURATION",
@@ -328,6 +344,7 @@ def serve_command(
     keep_alive_timeout: float | None,
     max_connections: int | None,
     metrics_listen: str | None,
+    publish_listen: str | None,
     metrics_window: str | None,
     workers: str,
     metrics_certificates: int | None,
@@ -346,6 +363,10 @@ def serve_command(
     host, port = parse_listen(listen)
     worker_count = parse_workers(workers)
     metrics_address = parse_listen(metrics_listen, "--metrics-listen") if metrics_listen else None
+    publish_address = None
+    if publish_listen is not None:
+        publish_address = parse_listen(publish_listen, "--publish-listen")
+        _check_distinct(publish_address, host, port, metrics_address)
     logging.getLogger("privca").addHandler(privca_handler())
     logging.getLogger("privca").setLevel(logging.WARNING if app.quiet else logging.INFO)
     with open_authority(app, passphrase_file) as ca:
@@ -385,11 +406,20 @@ def serve_command(
                 "a fork into worker processes",
                 "use --workers 1, and run more replicas of serve for more throughput",
             )
+        if publish_address is not None and ca.settings.hsm_module:
+            raise InputError(
+                "--publish-listen needs the CA keys in files: a PKCS#11 session does not "
+                "survive a fork into the publication process",
+                "serve OCSP and CRLs with a second `privca serve --no-acme --no-tls "
+                "--listen HOST:PORT` instead",
+            )
         listener = bind_listener(host, port)
-        metrics_socket = None
+        metrics_socket = publish_socket = None
         try:
             if metrics_address is not None:
                 metrics_socket = bind_listener(*metrics_address)
+            if publish_address is not None:
+                publish_socket = bind_listener(*publish_address)
             _serve_on(
                 app,
                 ca,
@@ -400,11 +430,33 @@ def serve_command(
                 metrics_socket,
                 tls=not no_tls,
                 workers=worker_count,
+                publish=(
+                    (publish_listen, publish_socket)
+                    if publish_listen is not None and publish_socket is not None
+                    else None
+                ),
             )
         finally:
-            listener.close()
-            if metrics_socket is not None:
-                metrics_socket.close()
+            for sock in (listener, metrics_socket, publish_socket):
+                if sock is not None:
+                    sock.close()
+
+
+def _check_distinct(
+    publish: tuple[str, int],
+    host: str,
+    port: int,
+    metrics: tuple[str, int] | None,
+) -> None:
+    """--publish-listen is a listener of its own: the same address as another one would
+    only fail to bind, with a less helpful message."""
+    for other, option in (((host, port), "--listen"), (metrics, "--metrics-listen")):
+        if other is not None and (other[0].lower(), other[1]) == (publish[0].lower(), publish[1]):
+            raise InputError(
+                f"--publish-listen and {option} are the same address",
+                "give the publication listener a port of its own, e.g. --publish-listen "
+                "0.0.0.0:8080",
+            )
 
 
 def _serve_on(
@@ -418,11 +470,14 @@ def _serve_on(
     *,
     tls: bool,
     workers: int = 1,
+    publish: tuple[str, socket.socket] | None = None,
 ) -> None:
     """Prove the keys, obtain the server's certificate, build the apps, run until stopped
-    (in this process, or in `workers` forked ones).
+    (in this process, or in `workers` forked ones, plus the publication process serving
+    the `publish` listener).
 
     The sockets are already bound; the caller closes them."""
+    import dataclasses
     import logging
 
     from privca._actor import set_actor
@@ -445,20 +500,40 @@ def _serve_on(
     if tls:
         certificate = ServerCertificate(ca, names)
         certificate.obtain()  # reused from an earlier start while it has life left
-    if workers == 1:
+    if workers == 1 and publish is None:
         _serve_in_process(app, ca, settings, listen, listener, metrics_socket, certificate)
         return
+    from privca.cli.main import report_error
+    from privca.server.workers import PUBLICATION, run_workers
+
+    publication = None
+    if publish is not None:
+        publish_listen, publish_socket = publish
+        published = dataclasses.replace(
+            settings, acme=None, metrics_on_main=False, publication=True
+        )
+        # Revocation checks go to the publication process, which signs ahead for them;
+        # a miss on the main listener (HTTPS clients) reads the store as on SQLite.
+        settings = dataclasses.replace(settings, ocsp_sign_ahead=False)
+
+        def publication() -> None:
+            listener.close()  # not this process's: only the publication socket is
+            if metrics_socket is not None:
+                metrics_socket.close()
+            _serve_in_process(
+                app, ca, published, publish_listen, publish_socket, None, None, worker=PUBLICATION
+            )
+
     settings = _before_fork(ca, settings)
 
     def serve(index: int) -> None:
+        if publish is not None:
+            publish[1].close()
         _serve_in_process(
             app, ca, settings, listen, listener, metrics_socket, certificate, worker=index
         )
 
-    from privca.cli.main import report_error
-    from privca.server.workers import run_workers
-
-    run_workers(workers, serve, report_error)
+    run_workers(workers, serve, report_error, publication)
 
 
 def _before_fork(ca: CertificateAuthority, settings: ServerSettings) -> ServerSettings:

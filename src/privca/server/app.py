@@ -18,6 +18,9 @@
                                          has a listener of its own (--metrics-listen)
     *    /acme/...                       RFC 8555 ACME (privca.acme), unless disabled
 
+The publication listener (`serve --publish-listen`, ServerSettings.publication) has the
+OCSP, CRL, CA certificate, audit checkpoint and health routes only.
+
 Blocking work (SQLAlchemy, signing, key loading) runs in the threadpool; the OCSP cache
 hit, CA certificates and the CA list stay on the event loop. OCSP failures are OCSP
 responses (HTTP 200), never 500. Error bodies say what failed in plain words and never
@@ -188,7 +191,7 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
 
     watch.on_authorities_changed(authorities_changed)
     watch.on_revocations_changed(revocations_changed)
-    if watch.remote:
+    if watch.remote and settings.ocsp_sign_ahead:
         # Only where a miss is a round trip to a database server: on SQLite it is a read
         # of a local file, and signing every issued certificate's answer ahead would cost
         # each ACME issuance a signature whether or not anyone ever asks.
@@ -229,13 +232,12 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         set_actor("serve")  # the scheduler's changes, in the tasks started below
         await run_in_threadpool(responder.prepare, utcnow())
-        await run_in_threadpool(ca.apply_scheduled_revocations, utcnow())
+        tasks = [asyncio.create_task(watch.follow())]
+        if not settings.publication:  # the main process(es) write; publication only reads
+            await run_in_threadpool(ca.apply_scheduled_revocations, utcnow())
+            tasks.append(asyncio.create_task(apply_scheduled_revocations()))
         if acme_app is not None:
             await run_in_threadpool(acme_app.state.acme_service.nonces.start)
-        tasks = [
-            asyncio.create_task(apply_scheduled_revocations()),
-            asyncio.create_task(watch.follow()),
-        ]
         try:
             yield
         finally:
@@ -247,6 +249,8 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
 
     site = _Site(ca, settings, watch, responder, crls, acme=acme_app is not None)
     routes = site.routes()
+    if settings.publication:
+        return _publication_app(routes, lifespan, responder, crls, watch)
     if settings.metrics_on_main:
         metrics = _metrics_endpoint(ca, settings, watch)
         routes.append(Route(METRICS_PATH, metrics, methods=["GET"]))
@@ -254,6 +258,27 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
         routes.append(Mount(ACME_PREFIX, app=acme_app))
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={PrivcaError: _privca_error}
+    )
+    app.state.ocsp = responder
+    app.state.crls = crls
+    app.state.watch = watch
+    return app
+
+
+def _publication_app(
+    routes: list[Route | Mount],
+    lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]],
+    responder: OcspResponder,
+    crls: CrlPublisher,
+    watch: StoreWatch,
+) -> Starlette:
+    """The publication listener's app (`serve --publish-listen`): what relying parties
+    fetch at the http:// URLs in certificates, nothing an operator or ACME client uses.
+    No /metrics: this listener faces every relying party, and the inventory is the
+    operator's (main listener or --metrics-listen)."""
+    published = [r for r in routes if r.path != "/"]
+    app = Starlette(
+        routes=published, lifespan=lifespan, exception_handlers={PrivcaError: _privca_error}
     )
     app.state.ocsp = responder
     app.state.crls = crls

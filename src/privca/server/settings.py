@@ -65,6 +65,14 @@ class ServerSettings:
     metrics_certificates: int = METRICS_CERTIFICATES
     # How often the store is polled for rotations, revocations and reachability.
     watch_interval: float = 1.0
+    # The publication process of `serve --publish-listen`: OCSP, CRLs, CA certificates,
+    # the audit checkpoint and health only; no index, no scheduled revocations or tidy
+    # (the main process(es) run those).
+    publication: bool = False
+    # Over a database server, sign the OCSP answers of newly issued certificates ahead so
+    # that the first request about each is a cache hit. Off in the main process(es) when a
+    # publication process does it for the listener revocation checks are sent to.
+    ocsp_sign_ahead: bool = True
 
     def __post_init__(self) -> None:
         if self.ocsp_signer not in OCSP_SIGNERS:

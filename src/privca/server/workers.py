@@ -1,4 +1,5 @@
-"""`privca serve --workers N`: N processes accepting on one listening socket.
+"""`privca serve --workers N`: N processes accepting on one listening socket; and
+`--publish-listen`: one more process serving the publication listener alone.
 
 One Python process uses one core for its request handling (the GIL), so concurrent ACME
 clients queue behind each other on a multi-core machine. The parent binds the socket,
@@ -7,6 +8,12 @@ the workers; each builds its own app and store engine and serves the inherited s
 (the kernel hands each new connection to one of them). The parent only supervises:
 SIGTERM, SIGINT or SIGHUP stops every worker gracefully; a worker that stops on its own
 stops the others too, and serve exits 3 (a supervisor such as systemd restarts it).
+
+With --publish-listen the parent forks one more child, the publication process, that
+serves OCSP, CRLs and CA certificates on a plain-HTTP socket of its own, so revocation
+checks never wait for the GIL or a core behind ACME and TLS work. It is supervised like
+a worker (its end stops serve, exit 3), also with --workers 1: then the parent forks one
+worker and the publication process and supervises both, rather than serving itself.
 
 Forking rather than starting fresh interpreters keeps the unlocked CA keys in memory
 without asking for the passphrase again. Nothing that must not cross a fork may be open
@@ -37,6 +44,8 @@ from collections.abc import Callable
 from privca.errors import EnvironmentRefused, InputError, PrivcaError
 
 MAX_WORKERS = 64
+# The index of the publication process among the children (workers are 1..count).
+PUBLICATION = 0
 # How long stopped workers get to finish (uvicorn's own graceful shutdown is 5 s) before
 # they are killed, so that serve always exits and its port is free for the next start.
 STOP_GRACE_SECONDS = 30.0
@@ -68,7 +77,7 @@ class WorkerLogTag(logging.Filter):
 
     def __init__(self, index: int) -> None:
         super().__init__()
-        self.prefix = f"worker {index}: "
+        self.prefix = "publication: " if index == PUBLICATION else f"worker {index}: "
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "privca_worker", None) is not None:
@@ -97,23 +106,40 @@ def tag_worker_logs(index: int) -> None:
                 handler.addFilter(tag)
 
 
+def child_name(index: int) -> str:
+    return "the publication process" if index == PUBLICATION else f"worker {index}"
+
+
 def run_workers(
-    count: int, serve: Callable[[int], None], report: Callable[[PrivcaError], None]
+    count: int,
+    serve: Callable[[int], None],
+    report: Callable[[PrivcaError], None],
+    publication: Callable[[], None] | None = None,
 ) -> None:
     """Fork `count` workers, each running `serve(index)` (index 1..count; `report` prints
-    the error a worker stops with), and wait until they stop; EnvironmentRefused when one
-    stopped without being asked to."""
+    the error a worker stops with), and the `publication` process if given; wait until
+    they stop; EnvironmentRefused when one stopped without being asked to."""
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     children: dict[int, int] = {}
+    indexes = list(range(1, count + 1))
+    if publication is not None:
+        indexes.append(PUBLICATION)
+
+    def run(index: int) -> None:
+        if index == PUBLICATION and publication is not None:
+            publication()
+        else:
+            serve(index)
+
     try:
-        for index in range(1, count + 1):
+        for index in indexes:
             sys.stdout.flush()
             sys.stderr.flush()
             parent = os.getpid()
             pid = os.fork()
             if pid == 0:
                 _stop_with_parent(parent)
-                _worker(index, serve, report)  # never returns
+                _worker(index, run, report)  # never returns
             children[pid] = index
     except OSError as exc:
         _stop(children)
@@ -130,7 +156,11 @@ def run_workers(
 
     previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    log.info("privca serve: %d workers (pids %s)", count, ", ".join(map(str, children)))
+    pids = ", ".join(str(pid) for pid, index in children.items() if index != PUBLICATION)
+    log.info("privca serve: %d worker%s (pids %s)", count, "s" if count > 1 else "", pids)
+    for pid, index in children.items():
+        if index == PUBLICATION:
+            log.info("privca serve: publication process (pid %d)", pid)
     failed: tuple[int, int] | None = None
     killed_at: float | None = None
     try:
@@ -157,7 +187,7 @@ def run_workers(
             signal.signal(number, handler)
     if failed is not None:
         raise EnvironmentRefused(
-            f"worker {failed[0]} stopped (exit code {failed[1]}); the others were stopped",
+            f"{child_name(failed[0])} stopped (exit code {failed[1]}); the others were stopped",
             "see the log lines above",
         )
 
@@ -211,4 +241,11 @@ def _worker(
         os._exit(code)
 
 
-__all__ = ["MAX_WORKERS", "parse_workers", "run_workers", "tag_worker_logs"]
+__all__ = [
+    "MAX_WORKERS",
+    "PUBLICATION",
+    "child_name",
+    "parse_workers",
+    "run_workers",
+    "tag_worker_logs",
+]
