@@ -83,7 +83,9 @@ def test_a_replaced_database_file_is_left_to_the_pool_first(teams: CertificateAu
             target.execute("UPDATE issuers SET disabled = 1 WHERE name = 'team-a'")
     os.replace(copy, path)  # an operator's restore: a new file (inode) at the same path
     # Not opened by the reader first: the pool closes its connections to the old file
-    # before any connection opens the new one (store/database.py).
+    # before any connection opens the new one (store/database.py). What both then read
+    # is not the new file's content alone (the old -wal is still beside it: that is why a
+    # swap needs serve stopped), so this asserts the hand-over and that they agree.
     assert reader.issuers() is None
     assert reader.issuers() == teams.inventory.issuers()
     reader.close()

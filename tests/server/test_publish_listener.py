@@ -198,6 +198,8 @@ def test_publish_listen_errors_are_one_line_and_write_nothing(run_cli: Cli) -> N
         )  # fmt: skip
 
     assert_user_error(serve("--publish-listen", f"127.0.0.1:{port}"), "same address")
+    # All addresses and one of them on one port collide too: the same refusal, not "in use".
+    assert_user_error(serve("--publish-listen", f"0.0.0.0:{port}"), "same address")
     assert_user_error(serve("--publish-listen", "8080"), "--publish-listen")
     hostile = serve("--publish-listen", "\x1b[31m:80")
     assert hostile.exit_code in (2, 3) and "\x1b" not in hostile.stderr, hostile.stderr

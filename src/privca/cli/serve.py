@@ -448,15 +448,29 @@ def _check_distinct(
     port: int,
     metrics: tuple[str, int] | None,
 ) -> None:
-    """--publish-listen is a listener of its own: the same address as another one would
-    only fail to bind, with a less helpful message."""
+    """--publish-listen is a listener of its own: the same port as another one on the same
+    address, or on all addresses (0.0.0.0, ::), would only fail to bind, as "in use"."""
     for other, option in (((host, port), "--listen"), (metrics, "--metrics-listen")):
-        if other is not None and (other[0].lower(), other[1]) == (publish[0].lower(), publish[1]):
+        if other is not None and other[1] == publish[1] and _overlap(other[0], publish[0]):
             raise InputError(
-                f"--publish-listen and {option} are the same address",
+                f"--publish-listen and {option} are the same port on the same address",
                 "give the publication listener a port of its own, e.g. --publish-listen "
                 "0.0.0.0:8080",
             )
+
+
+def _overlap(one: str, other: str) -> bool:
+    """Whether listeners on the two hosts and one port would collide."""
+    import ipaddress
+
+    def address(host: str) -> str:
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            return host.lower()
+
+    first, second = address(one), address(other)
+    return first == second or bool({first, second} & {"0.0.0.0", "::", ""})
 
 
 def _serve_on(

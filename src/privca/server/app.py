@@ -250,7 +250,9 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
     site = _Site(ca, settings, watch, responder, crls, acme=acme_app is not None)
     routes = site.routes()
     if settings.publication:
-        return _publication_app(routes, lifespan, responder, crls, watch)
+        # What relying parties fetch at the http:// URLs in certificates; not the index
+        # (settings give it no ACME and no /metrics: the inventory is the operator's).
+        routes = [r for r in routes if r.path != "/"]
     if settings.metrics_on_main:
         metrics = _metrics_endpoint(ca, settings, watch)
         routes.append(Route(METRICS_PATH, metrics, methods=["GET"]))
@@ -258,27 +260,6 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
         routes.append(Mount(ACME_PREFIX, app=acme_app))
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={PrivcaError: _privca_error}
-    )
-    app.state.ocsp = responder
-    app.state.crls = crls
-    app.state.watch = watch
-    return app
-
-
-def _publication_app(
-    routes: list[Route | Mount],
-    lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]],
-    responder: OcspResponder,
-    crls: CrlPublisher,
-    watch: StoreWatch,
-) -> Starlette:
-    """The publication listener's app (`serve --publish-listen`): what relying parties
-    fetch at the http:// URLs in certificates, nothing an operator or ACME client uses.
-    No /metrics: this listener faces every relying party, and the inventory is the
-    operator's (main listener or --metrics-listen)."""
-    published = [r for r in routes if r.path != "/"]
-    app = Starlette(
-        routes=published, lifespan=lifespan, exception_handlers={PrivcaError: _privca_error}
     )
     app.state.ocsp = responder
     app.state.crls = crls

@@ -77,6 +77,8 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if self.ocsp_signer not in OCSP_SIGNERS:
             raise ValueError(f"ocsp_signer must be one of {OCSP_SIGNERS}")
+        if self.publication and (self.acme is not None or self.metrics_on_main):
+            raise ValueError("the publication listener serves neither ACME nor /metrics")
         if self.metrics_window <= dt.timedelta(0):
             raise ValueError("metrics_window must be positive")
         if not 0 <= self.metrics_certificates <= MAX_METRICS_CERTIFICATES:

@@ -121,9 +121,10 @@ def _tune_sqlite(engine: sa.Engine, path: Path | None) -> None:
         # A pooled connection keeps the file it opened: if the database was replaced (an
         # operator's mv or cp) or unlinked, it would go on reading a ghost, and share the
         # -wal beside the path with connections to the new file. So the idle ones close
-        # now, before any connection opens the new file (the last to close checkpoints
-        # the old file and removes its -wal), then the pool drops this one and opens a
-        # fresh connection.
+        # now, before any connection opens the new file, then the pool drops this one and
+        # opens a fresh connection. This does not make a swap under a running server safe:
+        # SQLite leaves the -wal of a file that was moved or unlinked, and a new file at
+        # the path is then read through it (stop serve first, as docs/ha.md says).
         if path is not None and record.info.get("privca_file") != _file_identity(path):
             engine.pool.dispose()
             raise sa.exc.InvalidatePoolError("the database file was replaced or removed")
