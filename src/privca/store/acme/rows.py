@@ -309,7 +309,8 @@ def _sqlite_select(dialect: sa.Dialect, query: sa.Select[Any]) -> _SqliteSelect:
     if found is None or found[0] is not query:
         compiled = query.compile(dialect=dialect)
         binds = list(compiled.binds.values())
-        if len(binds) != 1 or binds[0].type.bind_processor(dialect) is not None:
+        placeholders = compiled.positiontup or ()
+        if len(placeholders) != 1 or binds[0].type.bind_processor(dialect) is not None:
             # Never for the statements read this way (one id or foreign key, a string).
             raise ValueError("a fast SQLite read takes one string parameter")
         columns = list(query.selected_columns)
