@@ -1,5 +1,5 @@
 """The listening socket is bound before anything else: each way the machine can refuse
-is one clear error naming the address."""
+is one clear error naming the address, and a hint naming the option it came from."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 
 from privca.errors import EnvironmentRefused, InputError
 from privca.server.listener import bind_listener
+from tests.conftest import Cli, assert_user_error, tree_snapshot
+from tests.server.conftest import free_port
 
 
 def _has_ipv6_loopback() -> bool:
@@ -67,3 +69,31 @@ def test_refusals_are_one_clear_error(host: str, error: type, fragment: str) -> 
     with pytest.raises(error) as caught:
         bind_listener(host, 8443)
     assert fragment in str(caught.value)
+
+
+LISTEN_OPTIONS = ("--listen", "--metrics-listen", "--publish-listen")
+
+
+@pytest.mark.parametrize("option", LISTEN_OPTIONS)
+def test_a_taken_port_names_the_option_it_came_from(option: str, run_cli: Cli) -> None:
+    """serve binds three listeners: the hint must send the operator to the flag whose
+    address is taken, not to --listen whichever it was."""
+    result = run_cli(
+        "init", "--name", "Listener CA", "--passphrase-file", str(run_cli.passphrase_file)
+    )
+    assert result.exit_code == 0, result.output
+    before = tree_snapshot(run_cli.home)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        addresses = {other: f"127.0.0.1:{free_port()}" for other in LISTEN_OPTIONS}
+        addresses[option] = f"127.0.0.1:{taken}"
+        flags = [part for other, address in addresses.items() for part in (other, address)]
+        result = run_cli(
+            "serve", "--no-tls", *flags, "--passphrase-file", str(run_cli.passphrase_file)
+        )
+    assert_user_error(result, f"127.0.0.1:{taken} is in use", code=3)
+    hint = f"  hint: stop what listens there, or give {option} another port"
+    assert result.stderr.splitlines()[1:] == [hint], result.stderr
+    assert tree_snapshot(run_cli.home) == before

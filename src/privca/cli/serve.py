@@ -413,13 +413,13 @@ def serve_command(
                 "serve OCSP and CRLs with a second `privca serve --no-acme --no-tls "
                 "--listen HOST:PORT` instead",
             )
-        listener = bind_listener(host, port)
+        listener = bind_listener(host, port, "--listen")
         metrics_socket = publish_socket = None
         try:
             if metrics_address is not None:
-                metrics_socket = bind_listener(*metrics_address)
+                metrics_socket = bind_listener(*metrics_address, "--metrics-listen")
             if publish_address is not None:
-                publish_socket = bind_listener(*publish_address)
+                publish_socket = bind_listener(*publish_address, "--publish-listen")
             _serve_on(
                 app,
                 ca,
