@@ -9,6 +9,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -189,4 +190,53 @@ def test_a_writer_kept_waiting_too_long_gets_store_unavailable(
         connection.execute(_ROWS.insert(), {"thread": -3, "n": 1})
     with transaction(engine, write=False) as connection:
         assert connection.execute(sa.select(_ROWS.c.n)).scalars().all() == [1]
+    engine.dispose()
+
+
+def test_the_writer_lock_and_sqlite_share_one_deadline(
+    database_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writer that waited for this process's writer lock waits in SQLite only for what is
+    # left of the busy timeout: 1.5 s here, then 0.5 s for another process's write lock,
+    # which it still holds at the deadline (2 s) and lets go at 3 s. With a timeout for
+    # each wait, the writer would wait there until 3.5 s and have it at 3 s.
+    from privca.errors import StoreUnavailable
+    from privca.store import database as store_database
+
+    monkeypatch.setattr(store_database, "SQLITE_BUSY_TIMEOUT_MS", 2000)
+    engine = create_engine(sqlite_url(database_file))
+    other = sqlite3.connect(database_file, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer
+    holding = threading.Event()
+
+    def hold() -> None:
+        with _writing(engine, True):
+            holding.set()
+            time.sleep(1.5)
+
+    def release_other() -> None:
+        other.execute("ROLLBACK")
+        other.close()
+
+    holder = threading.Thread(target=hold)
+    other_release = threading.Timer(3.0, release_other)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        other_release.start()
+        with (
+            pytest.raises(StoreUnavailable, match="database is locked") as refused,
+            transaction(engine, write=True) as connection,
+        ):
+            connection.execute(_ROWS.insert(), {"thread": -4, "n": 0})
+        assert refused.value.hint == store_database.UNAVAILABLE_HINT
+    finally:
+        holder.join()
+        other_release.join()
+    with transaction(engine, write=False) as connection:
+        assert connection.execute(sa.select(_ROWS)).all() == []
+        # The connection that waited has the whole timeout again for what comes next.
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 2000
+    with transaction(engine, write=True) as connection:
+        connection.execute(_ROWS.insert(), {"thread": -4, "n": 1})
     engine.dispose()

@@ -13,6 +13,7 @@ import contextvars
 import datetime as dt
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -38,6 +39,10 @@ SQLITE_POOL_SIZE = 8
 # SQLite then takes the write lock at BEGIN, so writers queue (see `_writing`); readers use
 # a plain BEGIN and never wait.
 WRITE_FLAG = "privca_write"
+# Beside it, when the writer already waited for this process's writer lock (`_writing`):
+# the time.monotonic() by which its BEGIN IMMEDIATE must have the write lock. One deadline
+# for both waits, not the busy timeout twice over.
+WRITE_DEADLINE = "privca_write_deadline"
 
 
 def sqlite_url(path: Path) -> str:
@@ -157,21 +162,39 @@ def _tune_sqlite(engine: sa.Engine, path: Path | None) -> None:
 def _sqlite_begin(dbapi_connection: Any) -> None:
     """BEGIN for a connection checked out to read, BEGIN IMMEDIATE for one `_for_writing`:
     IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy timeout
-    instead of failing with "database is locked" when a read upgrades to a write."""
-    write = dbapi_connection.info.get(WRITE_FLAG, False)
-    dbapi_connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    instead of failing with "database is locked" when a read upgrades to a write. A writer
+    with a deadline (WRITE_DEADLINE) waits in SQLite only for what is left of it."""
+    info = dbapi_connection.info
+    driver = dbapi_connection.driver_connection
+    if not info.get(WRITE_FLAG, False):
+        driver.execute("BEGIN")
+        return
+    deadline = info.get(WRITE_DEADLINE)
+    if deadline is None:
+        driver.execute("BEGIN IMMEDIATE")
+        return
+    # 0 when nothing is left: one try, no busy handler. Set back at once either way, as
+    # the connection's next transactions (reads too) must have the whole timeout.
+    left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+    driver.execute(f"PRAGMA busy_timeout={left_ms}")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
-def _for_writing(connection: sa.Connection) -> sa.Connection:
-    """The connection, marked for a write transaction (before its BEGIN): see WRITE_FLAG."""
+def _for_writing(connection: sa.Connection, deadline: float | None = None) -> sa.Connection:
+    """The connection, marked for a write transaction (before its BEGIN): see WRITE_FLAG;
+    `deadline` (time.monotonic()) see WRITE_DEADLINE."""
     if connection.dialect.name == "sqlite":
-        connection.connection.info[WRITE_FLAG] = True
+        info = connection.connection.info
+        info[WRITE_FLAG] = True
+        info[WRITE_DEADLINE] = deadline
     return connection
 
 
 def _switch_to_wal(cursor: Any) -> None:
     import sqlite3
-    import time
 
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     while True:
@@ -272,9 +295,9 @@ def transaction(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iter
     sqlite = engine.dialect.name == "sqlite"
     durable = _level_for(durable) if write else durable
     try:
-        with _writing(engine, write and sqlite), engine.connect() as connection:
+        with _writing(engine, write and sqlite) as deadline, engine.connect() as connection:
             if write:
-                _for_writing(connection)
+                _for_writing(connection, deadline)
             level = "FULL" if durable or not sqlite else "NORMAL"
             with _sqlite_synchronous(connection, level), connection.begin():
                 if not durable and not sqlite:
@@ -301,7 +324,7 @@ os.register_at_fork(after_in_child=_fresh_writer_locks)
 
 
 @contextlib.contextmanager
-def _writing(engine: sa.Engine, sqlite_write: bool) -> Iterator[None]:
+def _writing(engine: sa.Engine, sqlite_write: bool) -> Iterator[float | None]:
     """This process's writers to one SQLite file, one at a time, in the order they came.
 
     Without it, threads of one process that want the write lock at once meet SQLite's busy
@@ -309,19 +332,26 @@ def _writing(engine: sa.Engine, sqlite_write: bool) -> Iterator[None]:
     could sleep for many times what the holder took, and an ACME server spends most of its
     requests writing (every POST spends a nonce). Waiting here, a thread wakes as soon as
     the one before it is done. Writers in other processes still meet the busy handler.
-    Re-entrant, so a nested write transaction behaves as before (it waits on SQLite)."""
+    Re-entrant, so a nested write transaction behaves as before (it waits on SQLite).
+
+    Yields None when the lock was free (SQLite's busy timeout is then the whole wait), else
+    the deadline that the wait here and the one in SQLite share (WRITE_DEADLINE): a writer
+    gives up after the busy timeout, not after it twice."""
     lock = _WRITERS.get(engine) if sqlite_write else None
     if lock is None:
-        yield
+        yield None
         return
-    if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-        raise StoreUnavailable(
-            "the inventory database is unavailable: this process's other writers held it "
-            f"for over {SQLITE_BUSY_TIMEOUT_MS // 1000} s",
-            UNAVAILABLE_HINT,
-        )
+    deadline = None
+    if not lock.acquire(blocking=False):
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise StoreUnavailable(
+                "the inventory database is unavailable: this process's other writers held it "
+                f"for over {SQLITE_BUSY_TIMEOUT_MS // 1000} s",
+                UNAVAILABLE_HINT,
+            )
     try:
-        yield
+        yield deadline
     finally:
         lock.release()
 
