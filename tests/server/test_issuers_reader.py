@@ -5,8 +5,13 @@ issuing at once), including a database file replaced under it."""
 
 from __future__ import annotations
 
+import gc
 import os
+import signal
 import sqlite3
+import threading
+import traceback
+import weakref
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -124,3 +129,66 @@ def test_on_postgresql_an_issuer_disabled_on_one_replica_stops_the_other_at_once
     finally:
         replica.close()
         operator.close()
+
+
+class _Tracked(sqlite3.Connection):
+    """sqlite3's own connection, which (unlike sqlite3.Connection) can be weakly referenced:
+    what lets the test see whether a connection was collected, which closes it."""
+
+
+def test_a_forked_child_opens_its_own_connection_and_never_closes_the_parents(
+    teams: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(
+        sqlite3, "connect", lambda *args, **kwargs: real_connect(*args, factory=_Tracked, **kwargs)
+    )
+    reader = teams.inventory.issuers_reader()
+    assert reader is not None
+    assert reader.issuers() is None
+    expected = teams.inventory.issuers()
+    assert reader.issuers() == expected
+    teams.close()  # the pool's connections do not cross the fork (as serve's _before_fork)
+    inherited = weakref.ref(reader._connection)
+    failure_r, failure_w = os.pipe()
+    # A thread of the parent holds the reader's lock when it forks: no thread in the child
+    # will ever release it.
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with reader._lock:
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child reports through the pipe)
+        os.close(failure_r)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not pytest-timeout's handler
+        signal.alarm(20)  # a child stuck on the inherited lock dies with SIGALRM
+        try:
+            found = [reader.issuers() for _ in range(3)]
+            assert found[-1] == expected, found
+            own = reader._connection
+            assert own is not None and own is not inherited(), "no connection of its own"
+            reader.close()
+            del own, found
+            gc.collect()
+            assert inherited() is not None, "the parent's connection was closed in the child"
+        except BaseException:
+            os.write(failure_w, traceback.format_exc().encode())
+            os._exit(1)
+        os._exit(0)
+    release.set()
+    holder.join()
+    os.close(failure_w)
+    with os.fdopen(failure_r, "rb") as failure:
+        report = failure.read().decode()
+    _pid, status = os.waitpid(child, 0)
+    assert os.WIFEXITED(status), f"the child was killed by signal {os.WTERMSIG(status)}"
+    assert os.waitstatus_to_exitcode(status) == 0, report
+    # The parent's connection still reads.
+    assert reader._connection is inherited() and reader.issuers() == expected
+    reader.close()

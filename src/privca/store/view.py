@@ -14,6 +14,7 @@ import json
 import os
 import threading
 import urllib.parse
+import weakref
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -136,6 +137,14 @@ def _sorted_issuers(records: Iterable[IssuerRecord]) -> list[IssuerRecord]:
     return sorted(records, key=lambda i: (i.created_at, i.name))
 
 
+# Connections the IssuersReaders of a parent process had open when this process forked from
+# it: kept here, never used nor closed, for this process's life. SQLite must not close or
+# use a connection opened in another process (its locks and WAL index are the parent's),
+# and sqlite3 closes a connection that is garbage collected. serve's workers leave with
+# os._exit, so nothing closes them at exit either.
+_INHERITED: list[Any] = []
+
+
 class IssuersReader:
     """`InventoryView.issuers` on a SQLite connection of its own: no pool, no SQLAlchemy
     statement, no transaction left open; ~0.01 ms where the pooled read took ~0.2 ms.
@@ -161,6 +170,7 @@ class IssuersReader:
         # a fork, and one on a file replaced since would go on reading the old one.
         self._opened: tuple[int, int, int] | None = None
         self._seen: tuple[int, int, int] | None = None
+        _READERS.add(self)
 
     def issuers(self) -> list[IssuerRecord] | None:
         """Every named issuer, oldest first; None when the caller must read through the
@@ -211,14 +221,37 @@ class IssuersReader:
     def _drop(self) -> None:
         connection, opened = self._connection, self._opened
         self._connection = self._opened = None
-        # One inherited across a fork is left alone: closing it could disturb the parent's.
-        if connection is not None and opened is not None and opened[0] == os.getpid():
+        if connection is None:
+            return
+        if opened is not None and opened[0] == os.getpid():
             with contextlib.suppress(Exception):
                 connection.close()
+        else:  # opened by the parent: set aside, not closed (see _INHERITED)
+            _INHERITED.append(connection)
+
+    def _forked(self) -> None:
+        """In a child just forked: a lock of its own (a thread of the parent may have held
+        this one, and would never release it here), the parent's connection set aside."""
+        self._lock = threading.Lock()
+        self._drop()
 
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+# Every reader of this process, for the fork hook below.
+_READERS: weakref.WeakSet[IssuersReader] = weakref.WeakSet()
+
+
+def _readers_after_fork() -> None:
+    # At the fork, not at the child's next call: a reader the child drops before calling
+    # it would otherwise take the parent's connection with it (closed when collected).
+    for reader in list(_READERS):
+        reader._forked()
+
+
+os.register_at_fork(after_in_child=_readers_after_fork)
 
 
 class InventoryView:
