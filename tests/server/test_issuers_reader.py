@@ -1,7 +1,9 @@
 """The ACME server's issuer check reads the issuers table on a SQLite connection of its
 own (store/view.py IssuersReader): it must return what the pooled read returns, and see
 every change another process makes at its next call (an issuer disabled elsewhere stops
-issuing at once), including a database file replaced under it."""
+issuing at once); a database file replaced under it is refused, as by the pool, never
+read through the old file's connections or -wal; across a fork the child reads on a
+connection of its own."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import pytest
 
 from privca.acme.issuer import IssuanceRefused
 from privca.authority import CertificateAuthority
+from privca.errors import StoreUnavailable
 from privca.issuers import NewIssuer
 from privca.server.acme import CertificateAuthorityIssuer
 from tests.conftest import PASSPHRASE
@@ -43,7 +46,6 @@ def _database(ca: CertificateAuthority) -> Path:
 def test_the_reader_returns_what_the_pooled_read_returns(teams: CertificateAuthority) -> None:
     reader = teams.inventory.issuers_reader()
     assert reader is not None
-    assert reader.issuers() is None  # the first call: read through the pool
     expected = teams.inventory.issuers()
     assert [i.name for i in expected] == ["main", "team-a", "team-b"]
     assert reader.issuers() == expected
@@ -73,38 +75,58 @@ def test_an_issuer_disabled_by_another_process_stops_issuing_at_once(
         other.close()
 
 
-def test_a_replaced_database_file_is_left_to_the_pool_first(teams: CertificateAuthority) -> None:
+def test_a_replaced_database_file_is_refused_until_the_same_file_is_back(
+    teams: CertificateAuthority,
+) -> None:
     reader = teams.inventory.issuers_reader()
-    assert reader is not None
-    assert reader.issuers() is None
-    teams.inventory.issuers()
-    assert not next(i for i in reader.issuers() or [] if i.name == "team-a").disabled
+    counter = teams.inventory.change_counter()
+    clock = teams.revocation_clock()
+    assert reader is not None and counter is not None and clock is not None
+    before = reader.issuers()
+    assert before == teams.inventory.issuers()
+    assert not next(i for i in before if i.name == "team-a").disabled
+    issuer = CertificateAuthorityIssuer(teams)
+    issuer.check_names(["www.a.corp.internal"], "team-a", "server")
     path = _database(teams)
-    copy = path.with_name("replacement.db")
+    copy, aside = path.with_name("replacement.db"), path.with_name("aside.db")
     # closing(): sqlite3's own context manager commits but leaves the connection open.
     with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(copy)) as target:
         source.backup(target)
         with target:
             target.execute("UPDATE issuers SET disabled = 1 WHERE name = 'team-a'")
+    os.link(path, aside)  # the old file kept, to be put back
     os.replace(copy, path)  # an operator's restore: a new file (inode) at the same path
-    # Not opened by the reader first: the pool closes its connections to the old file
-    # before any connection opens the new one (store/database.py). What both then read
-    # is not the new file's content alone (the old -wal is still beside it: that is why a
-    # swap needs serve stopped), so this asserts the hand-over and that they agree.
+    # Neither the old file (stale: team-a enabled) nor the new one read through the old
+    # -wal beside it: the reader leaves it to the pool, which refuses with the reason.
     assert reader.issuers() is None
-    assert reader.issuers() == teams.inventory.issuers()
+    assert reader.issuers() is None
+    with pytest.raises(StoreUnavailable, match="replaced since this process opened it") as refused:
+        teams.inventory.issuers()
+    assert "docs/ha.md" in (refused.value.hint or "")
+    with pytest.raises(StoreUnavailable, match="replaced"):
+        issuer.check_names(["www.a.corp.internal"], "team-a", "server")
+    with pytest.raises(StoreUnavailable, match="replaced"):
+        teams.disable_issuer("team-b")
+    # The probes that tell a server nothing changed do not vouch for the old file either.
+    assert counter.value() is None and clock.value() is None
+    os.replace(aside, path)  # the same file back where it was: read again, as it was
+    assert reader.issuers() == before == teams.inventory.issuers()
+    assert counter.value() is not None and clock.value() is not None
+    issuer.check_names(["www.a.corp.internal"], "team-a", "server")
+    counter.close()
+    clock.close()
     reader.close()
 
 
 def test_a_vanished_database_file_is_not_created_again(teams: CertificateAuthority) -> None:
     reader = teams.inventory.issuers_reader()
     assert reader is not None
-    assert reader.issuers() is None
-    teams.inventory.issuers()
     assert reader.issuers() is not None
     path = _database(teams)
     path.rename(path.with_name("aside.db"))
     assert reader.issuers() is None  # the caller reads through the pool, which says why
+    with pytest.raises(StoreUnavailable, match="is gone"):
+        teams.inventory.issuers()
     assert not path.exists()
     reader.close()
 
@@ -145,7 +167,6 @@ def test_a_forked_child_opens_its_own_connection_and_never_closes_the_parents(
     )
     reader = teams.inventory.issuers_reader()
     assert reader is not None
-    assert reader.issuers() is None
     expected = teams.inventory.issuers()
     assert reader.issuers() == expected
     teams.close()  # the pool's connections do not cross the fork (as serve's _before_fork)
@@ -169,8 +190,8 @@ def test_a_forked_child_opens_its_own_connection_and_never_closes_the_parents(
         signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not pytest-timeout's handler
         signal.alarm(20)  # a child stuck on the inherited lock dies with SIGALRM
         try:
-            found = [reader.issuers() for _ in range(3)]
-            assert found[-1] == expected, found
+            found = reader.issuers()
+            assert found == expected, found
             own = reader._connection
             assert own is not None and own is not inherited(), "no connection of its own"
             reader.close()

@@ -1,12 +1,15 @@
-"""The SQLite file goes away under a running server (pooled connections keep the file
-they opened): serve answers 503 with a problem that names no path, creates no empty
-database in its place, and picks the file up again, every record intact, when it is back."""
+"""The SQLite file goes away, or another takes its place, under a running server (pooled
+connections keep the file they opened): serve answers 503 with a problem that names no
+path, creates no empty database in its place, reads no replacement, and picks the file up
+again, every record intact, when it is back."""
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
+from contextlib import closing
 
 from cryptography.x509 import ocsp
 
@@ -66,3 +69,42 @@ def test_serve_answers_503_while_the_database_file_is_gone_and_recovers(
     assert status.certificate_status == ocsp.OCSPCertStatus.GOOD
     assert ca.inventory.get(fresh.serial).status == "issued"
     assert oct(database.stat().st_mode & 0o777) == "0o600"
+
+
+def test_serve_refuses_a_database_file_replaced_under_it_until_the_same_file_is_back(
+    served_ca: ServedCA, live_server
+) -> None:
+    # An operator's restore under a running server: a new file (inode) at the path, the
+    # old one's -wal still beside it. Reading on would serve the old file's state through
+    # the pooled connections, or the new one's through the old -wal: the outage path
+    # instead (503, OCSP from its cache), and the same file put back is served again.
+    ca = served_ca.ca
+    server = live_server(ca, ServerSettings(acme=AcmeSettings()))
+    client = RawClient(f"{server.base}/acme/directory", root_pem="")
+    database = ca.home.root / "privca.db"
+    aside, copy = ca.home.root / "aside.db", ca.home.root / "copy.db"
+    cached = server.post_ocsp(ocsp_request(served_ca.good.certificate, ca.issuing))
+    assert load(cached.body).certificate_status == ocsp.OCSPCertStatus.GOOD
+    fresh = ca.issue(["fresh.example"])  # committed just before: still in the WAL
+    with closing(sqlite3.connect(database)) as source, closing(sqlite3.connect(copy)) as target:
+        source.backup(target)
+
+    os.link(database, aside)
+    os.replace(copy, database)
+    wait_for(lambda: health(server)["status"] == "degraded")
+    assert server.get("/metrics").status == 503
+    refused = client.post(client.directory["newAccount"], ACCOUNT, nonce=client.nonce())
+    assert refused.status_code == 503, refused.text
+    for reply in (refused.text, server.get("/health").body.decode()):
+        assert "privca.db" not in reply and str(ca.home.root) not in reply
+    answer = server.post_ocsp(ocsp_request(served_ca.good.certificate, ca.issuing))
+    assert answer.status == 200 and answer.body == cached.body  # what it had, as when gone
+    time.sleep(1.5)  # a poll or more: still refused, never picked up
+    assert health(server)["status"] == "degraded"
+
+    os.replace(aside, database)
+    wait_for(lambda: health(server)["status"] == "ok")
+    created = client.post(client.directory["newAccount"], ACCOUNT, nonce=client.nonce())
+    assert created.status_code == 201, created.text
+    status = load(server.post_ocsp(ocsp_request(fresh.certificate, ca.issuing)).body)
+    assert status.certificate_status == ocsp.OCSPCertStatus.GOOD

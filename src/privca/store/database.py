@@ -60,15 +60,84 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
+REPLACED_HINT = (
+    "restart privca (stop it before the database file is moved, replaced or copied over: "
+    "docs/ha.md)"
+)
+GONE_HINT = (
+    "put the file back where it was, or restart privca once it is restored (never move "
+    "it under a running privca: docs/ha.md)"
+)
+
+
+def _file_identity(path: str | Path) -> tuple[int, int] | None:
+    """The (device, inode) of the database file, None if it is gone."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+class DatabaseFile:
+    """The SQLite file (device, inode) an engine started on, and whether its path still
+    names it: every connection of this process reads that file and no other.
+
+    A file replaced at the path (an operator's mv, cp or restore) must not be read through
+    connections still open on the old one (stale state), nor opened beside the old one's
+    -wal: SQLite leaves the -wal of a file that was moved or unlinked, and would read the
+    new file through it. So both are refused (StoreUnavailable: a server answers 503 and
+    serves what it cached) until the process restarts; the same file put back where it was
+    is read again. One stat per check: per transaction (the pool's checkout) and per call of
+    the probes that read on connections of their own (ChangeCounter, RevocationClock,
+    IssuersReader), never per statement."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._where = os.fspath(path)  # a str: os.stat skips the conversion (~0.3 us)
+        self.identity = _file_identity(path)
+
+    def unchanged(self) -> bool:
+        """Whether the path names the file this engine started on (one stat)."""
+        return _file_identity(self._where) == self.identity
+
+    def check(self) -> None:
+        """StoreUnavailable unless the path names the file this engine started on."""
+        now = _file_identity(self._where)
+        if now == self.identity:
+            return
+        name = printable(self.path.name, 200)
+        if now is None:
+            raise StoreUnavailable(
+                f"the inventory database is unavailable: its file {name} is gone", GONE_HINT
+            )
+        raise StoreUnavailable(
+            f"the inventory database is unavailable: its file {name} was replaced since "
+            "this process opened it",
+            REPLACED_HINT,
+        )
+
+
+# The file of each SQLite engine on a file (see DatabaseFile).
+_FILES: weakref.WeakKeyDictionary[sa.Engine, DatabaseFile] = weakref.WeakKeyDictionary()
+
+
+def database_file(engine: sa.Engine) -> DatabaseFile | None:
+    """The file an engine reads (None: PostgreSQL, or SQLite in memory)."""
+    return _FILES.get(engine)
+
+
 def create_engine(url: str, password: str | None = None) -> sa.Engine:
     """An engine for a store URL; `password` (PostgreSQL) goes to the driver directly, so
     it is never part of the URL SQLAlchemy shows in reprs, logs or errors."""
+    file = None
     if url.startswith("sqlite"):
         path = _sqlite_file(url)
         if path is not None:
             # SQLite creates the database with the umask (0644, or 0666 under umask 000)
             # and gives its -wal, -shm and -journal files the database's mode.
             create_private_file(path)
+            file = DatabaseFile(path)
     else:
         check_store_url(url)
     if url.startswith("postgresql://"):
@@ -88,7 +157,9 @@ def create_engine(url: str, password: str | None = None) -> sa.Engine:
                 pool_size=SQLITE_POOL_SIZE,
                 max_overflow=-1,
             )
-            _tune_sqlite(engine, path)
+            _tune_sqlite(engine, file)
+            if file is not None:
+                _FILES[engine] = file
         else:
             connect_args = {"password": password} if password else {}
             engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
@@ -100,44 +171,33 @@ def create_engine(url: str, password: str | None = None) -> sa.Engine:
     return engine
 
 
-def _file_identity(path: Path | None) -> tuple[int, int] | None:
-    """The (device, inode) of the database file, None if it is gone (or in memory)."""
-    if path is None:
-        return None
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
-
-
-def _tune_sqlite(engine: sa.Engine, path: Path | None) -> None:
+def _tune_sqlite(engine: sa.Engine, file: DatabaseFile | None) -> None:
     @event.listens_for(engine, "do_connect")
     def _before_connect(*_args: Any) -> None:
         # create_engine made the file. If it has gone since, SQLite would make an empty
-        # one, with the umask's mode, beside the old -wal: refuse instead (StoreUnavailable).
-        if path is not None and not path.exists():
-            import sqlite3
-
-            raise sqlite3.OperationalError(f"the database file {path.name} is gone")
+        # one, with the umask's mode, beside the old -wal; a file put in its place would be
+        # read through that -wal: refuse both (DatabaseFile).
+        if file is not None:
+            file.check()
 
     @event.listens_for(engine, "checkout")
     def _on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        # A pooled connection keeps the file it opened: if the database was replaced (an
-        # operator's mv or cp) or unlinked, it would go on reading a ghost, and share the
-        # -wal beside the path with connections to the new file. So the idle ones close
-        # now, before any connection opens the new file, then the pool drops this one and
-        # opens a fresh connection. This does not make a swap under a running server safe:
-        # SQLite leaves the -wal of a file that was moved or unlinked, and a new file at
-        # the path is then read through it (stop serve first, as docs/ha.md says).
-        if path is not None and record.info.get("privca_file") != _file_identity(path):
-            engine.pool.dispose()
-            raise sa.exc.InvalidatePoolError("the database file was replaced or removed")
+        # A pooled connection keeps the file it opened: if another is at the path now (an
+        # operator's mv, cp or restore), or none, it would go on reading a ghost, stale
+        # state nobody else sees. Refused, once per transaction (one stat): the pool then
+        # closes this connection (SQLite checkpoints nothing into a file that moved, and
+        # leaves its -wal); the others stay, in case the same file comes back.
+        if file is not None:
+            file.check()
         record.info[WRITE_FLAG] = False
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        record.info["privca_file"] = _file_identity(path)
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Again now that the file is open, before the first statement reads it (and its
+        # -wal): a replacement that slipped in between the check above and the open is
+        # refused too, and this connection, which has read nothing, closes harmlessly.
+        if file is not None:
+            file.check()
         # Let SQLAlchemy's begin hook below issue BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -416,14 +476,19 @@ class ChangeCounter:
     """SQLite's `PRAGMA data_version` on one read-only connection: it changes when any
     other connection commits, and reading it takes no lock and no query plan."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, file: DatabaseFile | None = None) -> None:
         import sqlite3
 
         self._sqlite3 = sqlite3
+        self._file = file
         self._connection = sqlite3.connect(path, timeout=1.0, check_same_thread=False)
 
     def value(self) -> int | None:
         """The counter, or None if it cannot be read (callers then re-read the store)."""
+        # The old file's counter stands still once another is at the path (DatabaseFile):
+        # None, so callers ask the store, which refuses, instead of trusting their cache.
+        if self._file is not None and not self._file.unchanged():
+            return None
         try:
             return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
         except self._sqlite3.Error:
@@ -479,6 +544,8 @@ class Database:
         """`password` is the PostgreSQL password, never part of `url` (check_store_url)."""
         self.url = url
         self.engine = create_engine(url, password)
+        # The SQLite file every connection of this process reads (None elsewhere).
+        self.file = database_file(self.engine)
         # The newest audit entry this process committed: lets the authority tell whether
         # a checkpoint may be due without asking the database after every change.
         self.appended_seq = 0
@@ -516,4 +583,4 @@ class Database:
         """A cheap "has anyone committed since?" probe, or None where the database has none."""
         if not self.url.startswith("sqlite:///"):
             return None
-        return ChangeCounter(self.url.removeprefix("sqlite:///"))
+        return ChangeCounter(self.url.removeprefix("sqlite:///"), self.file)

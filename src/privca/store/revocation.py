@@ -13,7 +13,7 @@ import threading
 import sqlalchemy as sa
 
 from privca.errors import InputError, PolicyError
-from privca.store.database import Change, Database
+from privca.store.database import Change, Database, DatabaseFile
 from privca.store.records import CertificateRecord, RevocationOutcome
 from privca.store.schema import blocked_keys, certificates
 from privca.store.status import SCHEDULED_REASON, StoredStatus, due_clause
@@ -54,15 +54,19 @@ class RevocationClock:
     """The SQLite revocation counter, read on a connection of its own: no pool, no
     transaction, microseconds (fit for the event loop)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, file: DatabaseFile | None = None) -> None:
         import sqlite3
 
         self._sqlite3 = sqlite3
+        self._file = file
         self._connection = sqlite3.connect(path, timeout=1.0, check_same_thread=False)
         self._lock = threading.Lock()  # the loop and the revocation threads both read
 
     def value(self) -> int | None:
         """The counter, or None if it cannot be read (callers then re-read the store)."""
+        # As ChangeCounter: the old file's counter stands still once another is at the path.
+        if self._file is not None and not self._file.unchanged():
+            return None
         try:
             with self._lock:
                 # fetchall: the statement ends here and holds no read snapshot open.
@@ -102,7 +106,7 @@ class RevocationWrites:
         url = self.database.url
         if not url.startswith("sqlite:///"):
             return None
-        return RevocationClock(url.removeprefix("sqlite:///"))
+        return RevocationClock(url.removeprefix("sqlite:///"), self.database.file)
 
     def revoke(
         self, serial: int, reason: str | None, now: dt.datetime, public_key_sha256: str | None

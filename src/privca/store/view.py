@@ -24,7 +24,7 @@ from privca._time import as_utc
 from privca.errors import NotFound
 from privca.store import auditlog
 from privca.store.auditlog import AuditSnapshot
-from privca.store.database import ChangeCounter, Database
+from privca.store.database import ChangeCounter, Database, DatabaseFile
 from privca.store.expiry import ExpiringCertificate, expiring, expiry_counts
 from privca.store.metrics import (
     certificate_counts,
@@ -153,10 +153,11 @@ class IssuersReader:
 
     Every call reads the table: what it returns is exactly what the pooled read would
     (each column converted by its own type's result processor, as the pool's result
-    does); only the records built from rows seen before are reused."""
+    does); only the records built from rows seen before are reused. It reads the file the
+    store opened and no other (DatabaseFile), as the pool does."""
 
-    def __init__(self, path: str, dialect: sa.Dialect) -> None:
-        self._path = path
+    def __init__(self, file: DatabaseFile, dialect: sa.Dialect) -> None:
+        self._file = file
         columns = list(issuers.columns)
         self._names = [column.name for column in columns]
         self._sql = f"SELECT {', '.join(self._names)} FROM {issuers.name}"
@@ -166,39 +167,35 @@ class IssuersReader:
         self._records: dict[tuple[Any, ...], IssuerRecord] = {}
         self._lock = threading.Lock()  # sqlite3 connections are not for concurrent use
         self._connection: Any = None
-        # The process and the file (device, inode) the connection reads: it must not cross
-        # a fork, and one on a file replaced since would go on reading the old one.
-        self._opened: tuple[int, int, int] | None = None
-        self._seen: tuple[int, int, int] | None = None
+        # The process that opened the connection: it must not be used or closed in another
+        # (a child forked from this one).
+        self._pid: int | None = None
         _READERS.add(self)
 
     def issuers(self) -> list[IssuerRecord] | None:
         """Every named issuer, oldest first; None when the caller must read through the
-        pool instead (the first call, and the first after the file was replaced: the
-        pool's checkout then closes its connections to the old file before any opens the
-        new one, as store/database.py requires; or this connection cannot read)."""
+        pool instead: the file at the path is not the one the store opened (the pool then
+        refuses, and says why), or this connection cannot read."""
         import sqlite3
 
-        try:
-            info = os.stat(self._path)
-        except OSError:
+        if not self._file.unchanged():
             return None
-        now = (os.getpid(), info.st_dev, info.st_ino)
+        pid = os.getpid()
         try:
             with self._lock:
-                if self._opened != now:
+                if self._pid != pid:
                     self._drop()
-                    if self._seen != now:
-                        self._seen = now
-                        return None
                     # mode=rw: never create a file (the pool refuses a vanished one too).
                     self._connection = sqlite3.connect(
-                        f"file:{urllib.parse.quote(self._path)}?mode=rw",
+                        f"file:{urllib.parse.quote(str(self._file.path))}?mode=rw",
                         uri=True,
                         timeout=1.0,
                         check_same_thread=False,
                     )
-                    self._opened = now
+                    self._pid = pid
+                    if not self._file.unchanged():  # replaced between the check and the open
+                        self._drop()
+                        return None
                 # fetchall: the statement ends here and keeps no read snapshot open.
                 rows = self._connection.execute(self._sql).fetchall()
         except sqlite3.Error:
@@ -219,11 +216,11 @@ class IssuersReader:
         return record
 
     def _drop(self) -> None:
-        connection, opened = self._connection, self._opened
-        self._connection = self._opened = None
+        connection, pid = self._connection, self._pid
+        self._connection = self._pid = None
         if connection is None:
             return
-        if opened is not None and opened[0] == os.getpid():
+        if pid == os.getpid():
             with contextlib.suppress(Exception):
                 connection.close()
         else:  # opened by the parent: set aside, not closed (see _INHERITED)
@@ -277,10 +274,10 @@ class InventoryView:
     def issuers_reader(self) -> IssuersReader | None:
         """A cheaper `issuers` for a server that reads them often (SQLite); None where
         every read is a round trip anyway (PostgreSQL)."""
-        url = self.database.url
-        if not url.startswith("sqlite:///"):
+        file = self.database.file
+        if file is None:
             return None
-        return IssuersReader(url.removeprefix("sqlite:///"), self.database.engine.dialect)
+        return IssuersReader(file, self.database.engine.dialect)
 
     def active_authorities(self) -> frozenset[int]:
         """The ids of the active CA certificates: a small read that tells a server when a
