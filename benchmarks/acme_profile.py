@@ -167,9 +167,9 @@ def patch_modules() -> None:
 
 
 def count_database_work(engine: Any) -> None:
+    """Counts what SQLite runs, from its driver's trace callback: SQLAlchemy's events do
+    not see the store's reads and writes on a pooled connection's own cursor (rows.py)."""
     import sqlalchemy as sa
-
-    from privca.store.database import WRITE_FLAG
 
     @sa.event.listens_for(engine, "connect")
     def _connect(*_args: Any) -> None:
@@ -177,20 +177,38 @@ def count_database_work(engine: Any) -> None:
         if stats is not None:
             stats.connects += 1
 
-    @sa.event.listens_for(engine, "begin")
-    def _begin(connection: sa.Connection) -> None:
-        stats = CURRENT.get()
-        if stats is not None:
-            if connection.connection.info.get(WRITE_FLAG):
-                stats.writes += 1
-            else:
-                stats.reads += 1
+    @sa.event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, *_args: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+        driver.set_trace_callback(_Trace().statement)
 
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def _statement(*_args: Any) -> None:
+
+class _Trace:
+    """One pooled connection's statements: BEGIN IMMEDIATE is a write transaction, BEGIN a
+    read, and a statement outside BEGIN ... COMMIT its own (read) transaction."""
+
+    def __init__(self) -> None:
+        self.inside = False
+
+    def statement(self, sql: str) -> None:
         stats = CURRENT.get()
-        if stats is not None:
-            stats.statements += 1
+        word = sql.lstrip()[:16].upper()
+        if word.startswith("BEGIN"):
+            self.inside = True
+            if stats is not None:
+                if "IMMEDIATE" in word:
+                    stats.writes += 1
+                else:
+                    stats.reads += 1
+            return
+        if word.startswith(("COMMIT", "ROLLBACK")):
+            self.inside = False
+            return
+        if stats is None or word.startswith(("PRAGMA", "SAVEPOINT", "RELEASE")):
+            return
+        stats.statements += 1
+        if not self.inside:
+            stats.reads += 1
 
 
 def instrument(app: Any, ca: Any, variant: str) -> None:
