@@ -621,6 +621,7 @@ def run(args: argparse.Namespace) -> None:
         for target in targets:
             client.once(target.url, target.root, f"warm.{target.variant}.bench.test")
         RECORDS.clear()
+        threads_before = thread_times()
         for i in range(args.n):
             for target in targets[i % len(targets) :] + targets[: i % len(targets)]:
                 cpu = time.process_time()
@@ -628,6 +629,7 @@ def run(args: argparse.Namespace) -> None:
                 target.lego_times.append(client.once(target.url, target.root, name))
                 target.cpu += time.process_time() - cpu
         sequential = list(RECORDS)
+        threads_after = thread_times()
         for r in range(args.parallel_rounds):
             for target in targets[r % len(targets) :] + targets[: r % len(targets)]:
                 names = [f"q{r}-{i}.{target.variant}.bench.test" for i in range(args.parallel)]
@@ -636,6 +638,7 @@ def run(args: argparse.Namespace) -> None:
         print("conn/wtx/rtx/stmt: SQLite connections opened, write/read transactions, statements")
         for target in targets:
             report_variant(target.variant, args.n, target.cpu, target.lego_times, sequential)
+        report_threads(threads_before, threads_after, args.n * len(targets))
         if args.parallel_rounds:
             print(f"\n{args.parallel} lego at once, wall s (median of {args.parallel_rounds}):")
             for target in targets:
@@ -650,6 +653,41 @@ def run(args: argparse.Namespace) -> None:
         first = targets[0]
         for label, seconds in micro(work, first.port, first.root, first.ca, use_tls):
             print(f"  {label:68}{seconds * 1000:8.2f} ms")
+
+
+def thread_times() -> dict[str, float]:
+    """CPU seconds (user + system) of this process's threads by kind, from /proc: the
+    event loop (uvicorn's thread), the threadpool (ACME handlers and the store), the
+    validators, the rest."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    times: dict[str, float] = defaultdict(float)
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        name = names.get(int(task.name), "")
+        if name.startswith("privca-validation"):
+            kind = "validation threads"
+        elif name.startswith("AnyIO worker"):
+            kind = "threadpool (ACME handlers, store)"
+        elif name.startswith("Thread-") and "run" in name:
+            kind = "event loop (uvicorn)"
+        else:
+            kind = "other threads"
+        times[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return times
+
+
+def report_threads(before: dict[str, float], after: dict[str, float], issuances: int) -> None:
+    print(
+        "CPU per issuance by thread (/proc, sequential issuances, every variant): "
+        + ", ".join(
+            f"{kind} {(after[kind] - before.get(kind, 0.0)) / issuances * 1000:.1f} ms"
+            for kind in sorted(after)
+        )
+    )
 
 
 def sample(target: Target, client: Lego, n: int) -> tuple[Counter[str], Counter[str]]:
