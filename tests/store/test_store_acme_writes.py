@@ -20,7 +20,7 @@ from privca.acme.repository import AccountRow, OrderRow
 from privca.acme.state import AccountStatus, OrderStatus, order_finalizing, order_issued
 from privca.errors import StoreUnavailable
 from privca.store.acme import AcmeStore
-from privca.store.acme.rows import Statements, _OnConnection
+from privca.store.acme.rows import Codec, Reads, RowT, Statements, _OnConnection
 from privca.store.database import sqlite_cursor
 from privca.store.inventory import Store
 from tests.store.test_store_acme_orders import PROBLEM, _order
@@ -37,12 +37,26 @@ TABLES = [
 
 
 class ThroughSqlalchemy(AcmeStore):
-    """The ACME store with every write through SQLAlchemy's Connection, as on PostgreSQL."""
+    """The ACME store with every read and write through SQLAlchemy's Connection, as on
+    PostgreSQL."""
 
     @contextlib.contextmanager
     def writes(self, *, durable: bool = True) -> Iterator[Statements]:
         with self.transaction(durable=durable) as connection:
             yield _OnConnection(self, connection)
+
+    @contextlib.contextmanager
+    def reads(self, *, one: bool = False) -> Iterator[Reads]:
+        with self.transaction(write=False) as connection:
+            yield _OnConnection(self, connection)
+
+    def by_id(
+        self, codec: Codec[RowT], row_id: str, connection: sa.Connection | None = None
+    ) -> RowT | None:
+        with contextlib.ExitStack() as stack:
+            if connection is None:
+                connection = stack.enter_context(self.transaction(write=False))
+            return super().by_id(codec, row_id, connection)
 
 
 def _open(path: Path, kind: type[AcmeStore]) -> tuple[Store, AcmeStore]:
@@ -80,6 +94,13 @@ def _scenario(acme: AcmeStore) -> list[object]:
     answers.append(acme.move_order("order2", order_issued(), certificate_serial="0abc"))
     answers.append(acme.move_order("no-such-order", order_finalizing()))
     answers.append(acme.order_with_authorizations("order2"))
+    # The reads that went on the cursor with them.
+    answers.append(acme.account_by_thumbprint("thumb"))
+    answers.append(acme.account_by_thumbprint("no such key"))
+    for account, since in [("acct", NOW - LIFETIME), ("acct", NOW), ("nobody", NOW)]:
+        answers.append(acme.count_orders_since(account, since))
+    answers.append(acme.challenge_with_authorization("chall2"))
+    answers.append(acme.authorization_with_challenges("authz0"))
     return answers
 
 
@@ -167,4 +188,32 @@ def test_a_write_to_a_vanished_sqlite_file_is_store_unavailable(
             write(acme)
         assert not (tmp_path / "privca.db").exists()  # nothing made an empty one
     finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "through_sqlalchemy"), [(AcmeStore, False), (ThroughSqlalchemy, True)]
+)
+def test_the_comparison_compares_two_paths(
+    tmp_path: Path, kind: type[AcmeStore], through_sqlalchemy: bool
+) -> None:
+    """SQLAlchemy's execution events see the writes and reads of ThroughSqlalchemy only:
+    the comparison above is between two paths, not one path twice."""
+    store, acme = _open(tmp_path / "privca.db", kind)
+    executed: list[str] = []
+
+    def seen(_connection: object, _cursor: object, statement: str, *_args: object) -> None:
+        executed.append(statement)
+
+    try:
+        _order(acme, NOW, names=1)
+        key = acme.nonce_key(NOW)
+        sa.event.listen(store.engine, "before_cursor_execute", seen)
+        assert acme.spend_nonce_reading_account("n", NOW + LIFETIME, key, "acct")[0]
+        assert acme.start_challenge("chall0")
+        assert acme.count_orders_since("acct", NOW - LIFETIME)[0] == 1
+        assert acme.account_by_thumbprint("thumb") is not None
+        assert bool(executed) is through_sqlalchemy
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", seen)
         store.close()

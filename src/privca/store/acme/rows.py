@@ -241,11 +241,12 @@ class Queries:
             return [codec.row(record) for record in reader.execute(query, parameters)]
 
     @contextlib.contextmanager
-    def reads(self) -> Iterator[Reads]:
-        """Rows by id and by one foreign key, several in one read transaction: on SQLite
-        without SQLAlchemy's objects (_SqliteCursor), elsewhere through a transaction."""
+    def reads(self, *, one: bool = False) -> Iterator[Reads]:
+        """Reads of statements built once, several in one read transaction (`one`: a
+        single statement, its own transaction): on SQLite without SQLAlchemy's objects
+        (_SqliteCursor), elsewhere through a transaction."""
         if self.engine.dialect.name == "sqlite":
-            with _sqlite_reads(self.engine, several=True) as reads:
+            with _sqlite_reads(self.engine, several=not one) as reads:
                 yield reads
         else:
             with self.transaction(write=False) as connection:
@@ -283,17 +284,8 @@ class Reads(Protocol):
     ) -> list[RowT]:
         """The rows of `query` (built once), with the value of its one bound parameter."""
 
-
-class Statements(Reads, Protocol):
-    """Statements in one write transaction (Queries.writes), each built once (a module
-    constant or a statement cached like _BY_ID's): the fast SQLite path compiles each
-    statement once per set of parameter names and keeps it."""
-
-    def run(self, statement: sa.Executable, parameters: Mapping[str, Any]) -> int:
-        """Run an INSERT, UPDATE or DELETE; how many rows it matched."""
-
-    def run_many(self, statement: sa.Insert, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run an INSERT once per row (every row with the same columns)."""
+    # Any statement built once (a module constant, or cached like _BY_ID's): the fast
+    # SQLite path compiles each once per set of parameter names and keeps it.
 
     def first(
         self, statement: sa.Executable, parameters: Mapping[str, Any]
@@ -302,6 +294,16 @@ class Statements(Reads, Protocol):
 
     def scalars(self, statement: sa.Select[Any], parameters: Mapping[str, Any]) -> list[Any]:
         """The first column of every row a SELECT gives."""
+
+
+class Statements(Reads, Protocol):
+    """Statements in one write transaction (Queries.writes)."""
+
+    def run(self, statement: sa.Executable, parameters: Mapping[str, Any]) -> int:
+        """Run an INSERT, UPDATE or DELETE; how many rows it matched."""
+
+    def run_many(self, statement: sa.Insert, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run an INSERT once per row (every row with the same columns)."""
 
 
 @dataclass(frozen=True)
@@ -484,7 +486,7 @@ class _SqliteCursor:
         rows = _sqlite_select(self.dialect, query).rows(self.cursor, parameter)
         return [codec.from_mapping(row) for row in rows]
 
-    # In a write transaction (Queries.writes): any statement, its parameters by name.
+    # Any statement, its parameters by name (run and run_many: in Queries.writes).
 
     def run(self, statement: sa.Executable, parameters: Mapping[str, Any]) -> int:
         compiled = _sqlite_statement(self.dialect, statement, parameters)

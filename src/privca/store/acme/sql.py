@@ -92,7 +92,9 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         return self.by_id(ACCOUNTS, account_id)
 
     def account_by_thumbprint(self, thumbprint: str) -> AccountRow | None:
-        return self.first(ACCOUNTS, acme_accounts.c.thumbprint == thumbprint)
+        with self.reads(one=True) as reads:
+            found = reads.all(ACCOUNTS, _ACCOUNT_BY_THUMBPRINT, {"thumbprint": thumbprint})
+        return found[0] if found else None
 
     def accounts(self) -> list[AccountRow]:
         return self.all(ACCOUNTS, acme_accounts.select().order_by(acme_accounts.c.created_at))
@@ -182,10 +184,9 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
 
     def count_orders_since(self, account_id: str, since: dt.datetime) -> tuple[int, dt.datetime]:
         """How many orders the account created since `since`, and the oldest one's time."""
-        with self.transaction(write=False) as connection:
-            count, oldest = connection.execute(
-                _ORDERS_SINCE, {"account_id": account_id, "since": since}
-            ).one()
+        with self.reads(one=True) as reads:
+            found = reads.first(_ORDERS_SINCE, {"account_id": account_id, "since": since})
+        count, oldest = found or (0, None)  # an aggregate: always one row
         return int(count), oldest if oldest is not None else since
 
     def move_order(
@@ -314,6 +315,9 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
 _INSERT_ORDER = acme_orders.insert()
 _INSERT_AUTHORIZATION = acme_authorizations.insert()
 _INSERT_CHALLENGE = acme_challenges.insert()
+_ACCOUNT_BY_THUMBPRINT = acme_accounts.select().where(
+    acme_accounts.c.thumbprint == sa.bindparam("thumbprint")
+)
 _AUTHORIZATIONS_OF = acme_authorizations.select().where(
     acme_authorizations.c.order_id == sa.bindparam("order_id")
 )
