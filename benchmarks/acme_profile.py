@@ -167,9 +167,9 @@ def patch_modules() -> None:
 
 
 def count_database_work(engine: Any) -> None:
+    """Counts what SQLite runs, from its driver's trace callback: SQLAlchemy's events do
+    not see the store's reads and writes on a pooled connection's own cursor (rows.py)."""
     import sqlalchemy as sa
-
-    from privca.store.database import WRITE_FLAG
 
     @sa.event.listens_for(engine, "connect")
     def _connect(*_args: Any) -> None:
@@ -177,20 +177,38 @@ def count_database_work(engine: Any) -> None:
         if stats is not None:
             stats.connects += 1
 
-    @sa.event.listens_for(engine, "begin")
-    def _begin(connection: sa.Connection) -> None:
-        stats = CURRENT.get()
-        if stats is not None:
-            if connection.connection.info.get(WRITE_FLAG):
-                stats.writes += 1
-            else:
-                stats.reads += 1
+    @sa.event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, *_args: Any) -> None:
+        driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+        driver.set_trace_callback(_Trace().statement)
 
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def _statement(*_args: Any) -> None:
+
+class _Trace:
+    """One pooled connection's statements: BEGIN IMMEDIATE is a write transaction, BEGIN a
+    read, and a statement outside BEGIN ... COMMIT its own (read) transaction."""
+
+    def __init__(self) -> None:
+        self.inside = False
+
+    def statement(self, sql: str) -> None:
         stats = CURRENT.get()
-        if stats is not None:
-            stats.statements += 1
+        word = sql.lstrip()[:16].upper()
+        if word.startswith("BEGIN"):
+            self.inside = True
+            if stats is not None:
+                if "IMMEDIATE" in word:
+                    stats.writes += 1
+                else:
+                    stats.reads += 1
+            return
+        if word.startswith(("COMMIT", "ROLLBACK")):
+            self.inside = False
+            return
+        if stats is None or word.startswith(("PRAGMA", "SAVEPOINT", "RELEASE")):
+            return
+        stats.statements += 1
+        if not self.inside:
+            stats.reads += 1
 
 
 def instrument(app: Any, ca: Any, variant: str) -> None:
@@ -603,6 +621,7 @@ def run(args: argparse.Namespace) -> None:
         for target in targets:
             client.once(target.url, target.root, f"warm.{target.variant}.bench.test")
         RECORDS.clear()
+        threads_before = thread_times()
         for i in range(args.n):
             for target in targets[i % len(targets) :] + targets[: i % len(targets)]:
                 cpu = time.process_time()
@@ -610,6 +629,7 @@ def run(args: argparse.Namespace) -> None:
                 target.lego_times.append(client.once(target.url, target.root, name))
                 target.cpu += time.process_time() - cpu
         sequential = list(RECORDS)
+        threads_after = thread_times()
         for r in range(args.parallel_rounds):
             for target in targets[r % len(targets) :] + targets[: r % len(targets)]:
                 names = [f"q{r}-{i}.{target.variant}.bench.test" for i in range(args.parallel)]
@@ -618,6 +638,7 @@ def run(args: argparse.Namespace) -> None:
         print("conn/wtx/rtx/stmt: SQLite connections opened, write/read transactions, statements")
         for target in targets:
             report_variant(target.variant, args.n, target.cpu, target.lego_times, sequential)
+        report_threads(threads_before, threads_after, args.n * len(targets))
         if args.parallel_rounds:
             print(f"\n{args.parallel} lego at once, wall s (median of {args.parallel_rounds}):")
             for target in targets:
@@ -632,6 +653,41 @@ def run(args: argparse.Namespace) -> None:
         first = targets[0]
         for label, seconds in micro(work, first.port, first.root, first.ca, use_tls):
             print(f"  {label:68}{seconds * 1000:8.2f} ms")
+
+
+def thread_times() -> dict[str, float]:
+    """CPU seconds (user + system) of this process's threads by kind, from /proc: the
+    event loop (uvicorn's thread), the threadpool (ACME handlers and the store), the
+    validators, the rest."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    times: dict[str, float] = defaultdict(float)
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        name = names.get(int(task.name), "")
+        if name.startswith("privca-validation"):
+            kind = "validation threads"
+        elif name.startswith("AnyIO worker"):
+            kind = "threadpool (ACME handlers, store)"
+        elif name.startswith("Thread-") and "run" in name:
+            kind = "event loop (uvicorn)"
+        else:
+            kind = "other threads"
+        times[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return times
+
+
+def report_threads(before: dict[str, float], after: dict[str, float], issuances: int) -> None:
+    print(
+        "CPU per issuance by thread (/proc, sequential issuances, every variant): "
+        + ", ".join(
+            f"{kind} {(after[kind] - before.get(kind, 0.0)) / issuances * 1000:.1f} ms"
+            for kind in sorted(after)
+        )
+    )
 
 
 def sample(target: Target, client: Lego, n: int) -> tuple[Counter[str], Counter[str]]:

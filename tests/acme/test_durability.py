@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 
 import pytest
-import sqlalchemy as sa
 from acme import messages
 
 from tests.acme.conftest import AcmeServer
 from tests.acme.test_client_lib import new_client, obtain_http01
+from tests.store.writes_seen import Write, writes_seen
 
 
 def test_an_issuance_flushes_the_account_and_then_finalize_once(
@@ -24,32 +24,27 @@ def test_an_issuance_flushes_the_account_and_then_finalize_once(
     engine = acme_server.ca.acme_repository().engine
     assert engine.dialect.name == "sqlite"
     wal = os.path.realpath(f"{engine.url.database}-wal")
-    events: list[tuple[str, str]] = []  # (what, commit level) in the order they happen
-
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def _seen(connection, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        words = statement.split()
-        if words[0] not in ("INSERT", "UPDATE"):
-            return
-        table = words[2] if words[0] == "INSERT" else words[1]
-        if table.startswith("acme_") or table == "certificates":
-            level = connection.exec_driver_sql("PRAGMA synchronous").scalar()
-            events.append((f"{words[0]} {table}", "durable" if level >= 2 else "deferred"))
-
     real_fdatasync = os.fdatasync
+    # The writes on the driver's cursor too (the ACME store's), not only SQLAlchemy's;
+    # the flushes of the WAL go into the same list, in the order they happen.
+    with writes_seen(engine) as seen:
 
-    def fdatasync(descriptor: int) -> None:
-        if os.path.realpath(f"/proc/self/fd/{descriptor}") == wal:
-            events.append(("flush", "-"))
-        real_fdatasync(descriptor)
+        def fdatasync(descriptor: int) -> None:
+            if os.path.realpath(f"/proc/self/fd/{descriptor}") == wal:
+                seen.append(Write("flush", "-", "-"))
+            real_fdatasync(descriptor)
 
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
-    try:
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
         acme = new_client(acme_server)
         acme.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
         order, _key = obtain_http01(acme, acme_server, ["a.test"])
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", _seen)
+    events = [
+        ("flush", "-")
+        if write.verb == "flush"
+        else (f"{write.verb} {write.table}", "durable" if write.level == "on" else "deferred")
+        for write in seen
+        if write.verb == "flush" or write.table.startswith("acme_") or write.table == "certificates"
+    ]
     assert order.body.status == messages.STATUS_VALID
     nonces = ("INSERT acme_spent_nonces", "INSERT acme_nonce_keys")  # see test_nonces.py
     events = [e for e in events if e[0] not in nonces]

@@ -22,6 +22,7 @@ from privca.acme.state import OrderStatus, order_issued
 from privca.store.acme import AcmeStore
 from privca.store.inventory import Intent, Store
 from privca.x509.encoding import serial_hex
+from tests.store.writes_seen import Write, writes_seen
 
 
 def _commit_level(connection: sa.Connection) -> str:
@@ -77,22 +78,11 @@ def test_issuance_reserves_serials_without_a_flush_and_records_certificates_with
     assert levels == [("INSERT", "off"), ("UPDATE", _durable_level(store))], levels
 
 
-def _acme_levels(store: Store) -> tuple[list[tuple[str, str]], Callable[[], None]]:
-    """(table, commit level) of every ACME insert and update from now on, and a stop."""
-    levels: list[tuple[str, str]] = []
-
-    @sa.event.listens_for(store.database.engine, "before_cursor_execute")
-    def _seen(connection, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        words = statement.split()
-        watched = "acme_" in statement or "certificates" in statement
-        if words[0] in ("INSERT", "UPDATE") and watched:
-            table = words[2] if words[0] == "INSERT" else words[1]
-            levels.append((table, _commit_level(connection)))
-
-    def stop() -> None:
-        sa.event.remove(store.database.engine, "before_cursor_execute", _seen)
-
-    return levels, stop
+def _acme_levels(seen: list[Write]) -> list[tuple[str, str]]:
+    """(table, commit level) of the ACME and certificate inserts and updates seen."""
+    return [
+        (w.table, w.level) for w in seen if w.table.startswith("acme_") or w.table == "certificates"
+    ]
 
 
 class _Flushes:
@@ -128,12 +118,10 @@ def test_a_new_acme_order_and_its_challenge_result_commit_without_a_flush(
     from tests.store.test_store_acme_orders import _order
 
     acme = AcmeStore.of(store)
-    levels, stop = _acme_levels(store)
-    try:
+    with writes_seen(store.database.engine) as seen:
         _order_row, challenges = _order(acme, now, names=1)
         acme.finish_challenge(challenges[0], valid=True, now=now, error=None)
-    finally:
-        stop()
+    levels = _acme_levels(seen)
     durable = _durable_level(store)
     assert ("acme_accounts", durable) in levels, levels
     assert {level for table, level in levels if table == "acme_orders"} >= {"off"}, levels
@@ -155,8 +143,7 @@ def test_durable_commits_in_one_flush_reach_the_disk_together_when_it_ends(
     acme = AcmeStore.of(store)
     order, _challenges = _order(acme, now, names=1, status=OrderStatus.PROCESSING)
     flushes = _Flushes(store, monkeypatch)
-    levels, stop = _acme_levels(store)
-    try:
+    with writes_seen(store.database.engine) as seen:
         with acme.one_flush():
             intent = make_intent()
             serial = store.reserve([intent], now)[0]
@@ -165,8 +152,7 @@ def test_durable_commits_in_one_flush_reach_the_disk_together_when_it_ends(
             assert flushes.count == 0  # nothing flushed yet
         assert flushes.count == 1
         store.complete([(serial, b"\x30\x03\x02\x01\x01")], now, [intent])  # outside: its own
-    finally:
-        stop()
+    levels = _acme_levels(seen)
     durable = _durable_level(store)
     assert levels == [
         ("certificates", "off"),

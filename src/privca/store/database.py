@@ -369,6 +369,56 @@ def transaction(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iter
         ) from exc
 
 
+@contextlib.contextmanager
+def sqlite_cursor(engine: sa.Engine, *, write: bool, durable: bool = True) -> Iterator[Any]:
+    """`transaction` on SQLite as the driver's cursor of a pooled connection, without
+    SQLAlchemy's Connection, transaction and result objects (their cost is most of a short
+    transaction's CPU). The same rules: a write queues on this process's writer lock and
+    takes the write lock at BEGIN IMMEDIATE; `durable` and `one_flush` as there; committed
+    when the block ends, rolled back if it raises. A read is BEGIN ... COMMIT (several
+    statements see one snapshot).
+
+    Driver errors are SQLAlchemy's, as `connection.execute` raises them (an
+    IntegrityError is sa.exc.IntegrityError), and OperationalError is StoreUnavailable."""
+    import sqlite3
+
+    durable = _level_for(durable) if write else True
+    try:
+        with (
+            _writing(engine, write),
+            # The pool's checkout checks the file (see _tune_sqlite); closing returns it.
+            contextlib.closing(engine.raw_connection()) as connection,
+            contextlib.closing(connection.cursor()) as cursor,
+        ):
+            if not durable:
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            try:
+                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield cursor
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            finally:
+                if not durable:  # FULL again before the pool has it back
+                    cursor.connection.rollback()  # only if COMMIT failed
+                    cursor.execute("PRAGMA synchronous=FULL")
+    except sqlite3.Error as exc:
+        wrapped = sa.exc.DBAPIError.instance(None, None, exc, sqlite3.Error)
+        if isinstance(wrapped, sa.exc.OperationalError):
+            raise StoreUnavailable(
+                f"the inventory database is unavailable: {driver_message(wrapped)}",
+                UNAVAILABLE_HINT,
+            ) from exc
+        raise wrapped from exc
+    except sa.exc.OperationalError as exc:  # from the pool: a connection it could not open
+        raise StoreUnavailable(
+            f"the inventory database is unavailable: {driver_message(exc)}", UNAVAILABLE_HINT
+        ) from exc
+
+
 # One lock per SQLite engine that this process's writers take before BEGIN IMMEDIATE.
 _WRITERS: weakref.WeakKeyDictionary[sa.Engine, threading.RLock] = weakref.WeakKeyDictionary()
 

@@ -20,7 +20,7 @@ import secrets
 import sqlalchemy as sa
 
 from privca.acme.repository import AccountRow
-from privca.store.acme.rows import ACCOUNTS, Queries
+from privca.store.acme.rows import ACCOUNTS, Queries, Statements
 from privca.store.schema import acme_nonce_keys, acme_spent_nonces
 
 NONCE_KEY_BYTES = 32
@@ -51,7 +51,7 @@ class NonceQueries(Queries):
             # The write lock (SQLite) or the primary key (PostgreSQL) picks one key when
             # replicas start together; the others read the winner's below.
             connection.execute(
-                _insert_ignoring_duplicates(connection, acme_nonce_keys).values(
+                _insert_ignoring_duplicates(connection.dialect, acme_nonce_keys).values(
                     id=_KEY_ROW, secret=secret, created=now
                 )
             )
@@ -64,18 +64,18 @@ class NonceQueries(Queries):
     def spend_nonce(self, value: str, expires: dt.datetime, key: bytes) -> bool:
         """Record `value` as spent: True the first time, on any replica, if `key` (what
         it was checked with) is still the shared key; False otherwise."""
-        with self.transaction(durable=self._spends_are_durable()) as connection:
-            return _spend(connection, value, expires, key)
+        with self.writes(durable=self._spends_are_durable()) as statements:
+            return _spend(statements, self.engine.dialect, value, expires, key)
 
     def spend_nonce_reading_account(
         self, value: str, expires: dt.datetime, key: bytes, account_id: str
     ) -> tuple[bool, AccountRow | None]:
         """spend_nonce, and the account `account_id` read in the same transaction: a
         request signed with a 'kid' needs both, and one transaction costs half of two."""
-        with self.transaction(durable=self._spends_are_durable()) as connection:
-            if not _spend(connection, value, expires, key):
+        with self.writes(durable=self._spends_are_durable()) as statements:
+            if not _spend(statements, self.engine.dialect, value, expires, key):
                 return False, None
-            return True, self.by_id(ACCOUNTS, account_id, connection)
+            return True, statements.by_id(ACCOUNTS, account_id)
 
     def purge_nonces(self, now: dt.datetime) -> int:
         """Forget spent nonces that have expired (no one can spend them again)."""
@@ -92,9 +92,10 @@ class NonceQueries(Queries):
 _SPEND: dict[str, sa.Insert] = {}
 
 
-def _spend(connection: sa.Connection, value: str, expires: dt.datetime, key: bytes) -> bool:
-    dialect = connection.dialect.name
-    statement = _SPEND.get(dialect)
+def _spend(
+    statements: Statements, dialect: sa.Dialect, value: str, expires: dt.datetime, key: bytes
+) -> bool:
+    statement = _SPEND.get(dialect.name)
     if statement is None:
         columns = acme_spent_nonces.c
         current = sa.exists().where(
@@ -105,18 +106,18 @@ def _spend(connection: sa.Connection, value: str, expires: dt.datetime, key: byt
             sa.bindparam("expires", type_=columns.expires.type),
         ).where(current)
         statement = (
-            _insert_ignoring_duplicates(connection, acme_spent_nonces)
+            _insert_ignoring_duplicates(dialect, acme_spent_nonces)
             .from_select(["value", "expires"], spent)
             .returning(columns.value)
         )
-        _SPEND[dialect] = statement
+        _SPEND[dialect.name] = statement
     parameters = {"value": value, "expires": expires, "key": key}
-    return connection.execute(statement, parameters).first() is not None
+    return statements.first(statement, parameters) is not None
 
 
-def _insert_ignoring_duplicates(connection: sa.Connection, table: sa.Table) -> sa.Insert:
+def _insert_ignoring_duplicates(dialect: sa.Dialect, table: sa.Table) -> sa.Insert:
     """INSERT that does nothing when the primary key exists."""
-    if connection.dialect.name == "postgresql":
+    if dialect.name == "postgresql":
         from sqlalchemy.dialects import postgresql
 
         return postgresql.insert(table).on_conflict_do_nothing()

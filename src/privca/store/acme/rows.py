@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -28,7 +28,13 @@ from privca.acme.state import (
     Transition,
 )
 from privca.errors import StoreUnavailable
-from privca.store.database import UNAVAILABLE_HINT, driver_message, one_flush, transaction
+from privca.store.database import (
+    UNAVAILABLE_HINT,
+    driver_message,
+    one_flush,
+    sqlite_cursor,
+    transaction,
+)
 from privca.store.schema import (
     acme_accounts,
     acme_authorizations,
@@ -151,7 +157,7 @@ _MOVES: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], sa.Update] = {}
 
 
 def move_by_id(
-    connection: sa.Connection,
+    statements: Statements,
     table: sa.Table,
     transition: Transition[Any],
     row_id: str,
@@ -173,7 +179,7 @@ def move_by_id(
         )
         _MOVES[key] = statement
     parameters = {"row_id": row_id, **{f"set_{name}": value for name, value in values.items()}}
-    return bool(connection.execute(statement, parameters).rowcount == 1)
+    return statements.run(statement, parameters) == 1
 
 
 class Queries:
@@ -235,15 +241,29 @@ class Queries:
             return [codec.row(record) for record in reader.execute(query, parameters)]
 
     @contextlib.contextmanager
-    def reads(self) -> Iterator[Reads]:
-        """Rows by id and by one foreign key, several in one read transaction: on SQLite
-        without SQLAlchemy's objects (_SqliteReads), elsewhere through a transaction."""
+    def reads(self, *, one: bool = False) -> Iterator[Reads]:
+        """Reads of statements built once, several in one read transaction (`one`: a
+        single statement, its own transaction): on SQLite without SQLAlchemy's objects
+        (_SqliteCursor), elsewhere through a transaction."""
         if self.engine.dialect.name == "sqlite":
-            with _sqlite_reads(self.engine, several=True) as reads:
+            with _sqlite_reads(self.engine, several=not one) as reads:
                 yield reads
         else:
             with self.transaction(write=False) as connection:
-                yield _ConnectionReads(self, connection)
+                yield _OnConnection(self, connection)
+
+    @contextlib.contextmanager
+    def writes(self, *, durable: bool = True) -> Iterator[Statements]:
+        """One write transaction, as `transaction()`, for statements built once: on SQLite
+        on the pooled connection's cursor (_SqliteCursor; store/database.py sqlite_cursor),
+        elsewhere through SQLAlchemy's Connection. Every ACME POST writes at least once
+        (its nonce), and those objects were most of a short write's CPU."""
+        if self.engine.dialect.name == "sqlite":
+            with sqlite_cursor(self.engine, write=True, durable=durable) as cursor:
+                yield _SqliteCursor(self.engine.dialect, cursor)
+        else:
+            with self.transaction(durable=durable) as connection:
+                yield _OnConnection(self, connection)
 
     @contextlib.contextmanager
     def _reading(self, connection: sa.Connection | None) -> Iterator[sa.Connection]:
@@ -264,9 +284,30 @@ class Reads(Protocol):
     ) -> list[RowT]:
         """The rows of `query` (built once), with the value of its one bound parameter."""
 
+    # Any statement built once (a module constant, or cached like _BY_ID's): the fast
+    # SQLite path compiles each once per set of parameter names and keeps it.
+
+    def first(
+        self, statement: sa.Executable, parameters: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """The first row a SELECT or a RETURNING gives, or None."""
+
+    def scalars(self, statement: sa.Select[Any], parameters: Mapping[str, Any]) -> list[Any]:
+        """The first column of every row a SELECT gives."""
+
+
+class Statements(Reads, Protocol):
+    """Statements in one write transaction (Queries.writes)."""
+
+    def run(self, statement: sa.Executable, parameters: Mapping[str, Any]) -> int:
+        """Run an INSERT, UPDATE or DELETE; how many rows it matched."""
+
+    def run_many(self, statement: sa.Insert, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run an INSERT once per row (every row with the same columns)."""
+
 
 @dataclass(frozen=True)
-class _ConnectionReads:
+class _OnConnection:
     queries: Queries
     connection: sa.Connection
 
@@ -277,6 +318,22 @@ class _ConnectionReads:
         self, codec: Codec[RowT], query: sa.Select[Any], parameters: Mapping[str, str]
     ) -> list[RowT]:
         return self.queries.all(codec, query, self.connection, parameters)
+
+    def run(self, statement: sa.Executable, parameters: Mapping[str, Any]) -> int:
+        return int(self.connection.execute(statement, parameters).rowcount)
+
+    def run_many(self, statement: sa.Insert, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:  # SQLAlchemy runs a statement given no rows once, without parameters
+            self.connection.execute(statement, list(rows))
+
+    def first(
+        self, statement: sa.Executable, parameters: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        row = self.connection.execute(statement, parameters).first()
+        return tuple(row) if row is not None else None
+
+    def scalars(self, statement: sa.Select[Any], parameters: Mapping[str, Any]) -> list[Any]:
+        return list(self.connection.execute(statement, parameters).scalars())
 
 
 @dataclass(frozen=True)
@@ -328,11 +385,92 @@ def _sqlite_select(dialect: sa.Dialect, query: sa.Select[Any]) -> _SqliteSelect:
 
 
 @dataclass(frozen=True)
-class _SqliteReads:
-    """Reads on a pooled connection's cursor, without SQLAlchemy's Connection, statement
-    execution and result objects: ~0.04 ms of CPU for a primary-key read where those
-    took ~0.14 ms (several reads per ACME request). Values are converted by each
-    column's own result processor, as SQLAlchemy's result does."""
+class _SqliteStatement:
+    """A statement built once, as SQLite runs it for one set of parameter names: its SQL
+    (IN lists expanded), where each positional value comes from (a parameter by name, or
+    a value the statement carries) with the bind processor SQLAlchemy would apply, and the
+    result processor of each column it returns."""
+
+    sql: str
+    # (parameter name, None) or (None, the statement's own value, processed already)
+    slots: tuple[tuple[str | None, Any], ...]
+    binds: tuple[Convert | None, ...]
+    processors: tuple[Convert | None, ...]
+
+    def values(self, parameters: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if name is None else parameters[name] if bind is None else bind(parameters[name])
+            for (name, value), bind in zip(self.slots, self.binds, strict=True)
+        )
+
+    def converted(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(row, self.processors, strict=True)
+        )
+
+
+# Keyed by the statement object and the parameter names: only statements built once.
+_SQLITE_STATEMENTS: dict[tuple[int, frozenset[str]], tuple[sa.Executable, _SqliteStatement]] = {}
+
+
+def _sqlite_statement(
+    dialect: sa.Dialect, statement: sa.Executable, parameters: Mapping[str, Any]
+) -> _SqliteStatement:
+    names = frozenset(parameters)
+    key = (id(statement), names)
+    found = _SQLITE_STATEMENTS.get(key)
+    if found is None or found[0] is not statement:
+        found = (statement, _compile_for_sqlite(dialect, statement, names))
+        _SQLITE_STATEMENTS[key] = found
+    return found[1]
+
+
+def _compile_for_sqlite(
+    dialect: sa.Dialect, statement: sa.Executable, names: frozenset[str]
+) -> _SqliteStatement:
+    """What SQLAlchemy's execution does once per call, done once: compile for these
+    parameter names (an INSERT's columns are the names given), expand IN lists, pick the
+    bind and result processors."""
+    clause: Any = statement  # every Executable given here is a ClauseElement
+    compiled = clause.compile(dialect=dialect, column_keys=sorted(names))
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        # Python-side column defaults: SQLAlchemy computes them per execution.
+        raise ValueError("a fast SQLite write takes no column defaults")
+    expanded = compiled.construct_expanded_state(dict.fromkeys(names))
+    slots: list[tuple[str | None, Any]] = []
+    binds: list[Convert | None] = []
+    for name in expanded.positiontup or ():
+        bind = compiled.binds.get(name)
+        process = (
+            bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind is not None
+            else expanded.processors.get(name)  # an expanded IN list's value
+        )
+        if name in names:
+            slots.append((name, None))
+            binds.append(process)
+        else:
+            value = expanded.parameters[name]
+            slots.append((None, value if process is None else process(value)))
+            binds.append(None)
+    columns = list(getattr(statement, "exported_columns", ()))
+    return _SqliteStatement(
+        expanded.statement,
+        tuple(slots),
+        tuple(binds),
+        tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _SqliteCursor:
+    """Reads and writes on a pooled connection's cursor, without SQLAlchemy's Connection,
+    statement execution and result objects: ~0.04 ms of CPU for a primary-key read where
+    those took ~0.14 ms (several reads per ACME request). Values are converted by each
+    column's own bind and result processors, as SQLAlchemy's execution does."""
 
     dialect: sa.Dialect
     cursor: Any
@@ -348,9 +486,36 @@ class _SqliteReads:
         rows = _sqlite_select(self.dialect, query).rows(self.cursor, parameter)
         return [codec.from_mapping(row) for row in rows]
 
+    # Any statement, its parameters by name (run and run_many: in Queries.writes).
+
+    def run(self, statement: sa.Executable, parameters: Mapping[str, Any]) -> int:
+        compiled = _sqlite_statement(self.dialect, statement, parameters)
+        self.cursor.execute(compiled.sql, compiled.values(parameters))
+        return int(self.cursor.rowcount)
+
+    def run_many(self, statement: sa.Insert, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        compiled = _sqlite_statement(self.dialect, statement, rows[0])
+        self.cursor.executemany(compiled.sql, [compiled.values(row) for row in rows])
+
+    def first(
+        self, statement: sa.Executable, parameters: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        compiled = _sqlite_statement(self.dialect, statement, parameters)
+        self.cursor.execute(compiled.sql, compiled.values(parameters))
+        # fetchall: a RETURNING statement is done only once every row is fetched.
+        rows = self.cursor.fetchall()
+        return compiled.converted(rows[0]) if rows else None
+
+    def scalars(self, statement: sa.Select[Any], parameters: Mapping[str, Any]) -> list[Any]:
+        compiled = _sqlite_statement(self.dialect, statement, parameters)
+        self.cursor.execute(compiled.sql, compiled.values(parameters))
+        return [compiled.converted(row)[0] for row in self.cursor.fetchall()]
+
 
 @contextlib.contextmanager
-def _sqlite_reads(engine: sa.Engine, *, several: bool) -> Iterator[_SqliteReads]:
+def _sqlite_reads(engine: sa.Engine, *, several: bool) -> Iterator[_SqliteCursor]:
     """One read transaction on SQLite: a pooled connection (its checkout still checks the
     file; the connection keeps its PRAGMAs), its driver in autocommit as the pool sets it
     up. One statement is its own read transaction, as BEGIN + SELECT + COMMIT was;
@@ -364,7 +529,7 @@ def _sqlite_reads(engine: sa.Engine, *, several: bool) -> Iterator[_SqliteReads]
                 if several:
                     cursor.execute("BEGIN")
                 try:
-                    yield _SqliteReads(engine.dialect, cursor)
+                    yield _SqliteCursor(engine.dialect, cursor)
                 finally:
                     if several:
                         cursor.execute("COMMIT")  # a read: nothing to keep or undo
@@ -406,6 +571,7 @@ __all__ = [
     "Codec",
     "Queries",
     "Sealer",
+    "Statements",
     "dump_problem",
     "move_by_id",
     "moved",

@@ -92,7 +92,9 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         return self.by_id(ACCOUNTS, account_id)
 
     def account_by_thumbprint(self, thumbprint: str) -> AccountRow | None:
-        return self.first(ACCOUNTS, acme_accounts.c.thumbprint == thumbprint)
+        with self.reads(one=True) as reads:
+            found = reads.all(ACCOUNTS, _ACCOUNT_BY_THUMBPRINT, {"thumbprint": thumbprint})
+        return found[0] if found else None
 
     def accounts(self) -> list[AccountRow]:
         return self.all(ACCOUNTS, acme_accounts.select().order_by(acme_accounts.c.created_at))
@@ -152,16 +154,12 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         Not flushed to disk: a pending order that a power cut takes away costs its client
         a new order, and the first thing that depends on it (a challenge's result, the
         order turning valid) is durable and flushes this commit with it."""
-        with self.transaction(durable=False) as connection:
-            connection.execute(acme_orders.insert(), ORDERS.dump(order))
-            if authorizations:
-                connection.execute(
-                    acme_authorizations.insert(), [AUTHORIZATIONS.dump(a) for a in authorizations]
-                )
-            if challenges:
-                connection.execute(
-                    acme_challenges.insert(), [CHALLENGES.dump(c) for c in challenges]
-                )
+        with self.writes(durable=False) as statements:
+            statements.run(_INSERT_ORDER, ORDERS.dump(order))
+            statements.run_many(
+                _INSERT_AUTHORIZATION, [AUTHORIZATIONS.dump(a) for a in authorizations]
+            )
+            statements.run_many(_INSERT_CHALLENGE, [CHALLENGES.dump(c) for c in challenges])
 
     def order(self, order_id: str) -> OrderRow | None:
         return self.by_id(ORDERS, order_id)
@@ -186,10 +184,9 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
 
     def count_orders_since(self, account_id: str, since: dt.datetime) -> tuple[int, dt.datetime]:
         """How many orders the account created since `since`, and the oldest one's time."""
-        with self.transaction(write=False) as connection:
-            count, oldest = connection.execute(
-                _ORDERS_SINCE, {"account_id": account_id, "since": since}
-            ).one()
+        with self.reads(one=True) as reads:
+            found = reads.first(_ORDERS_SINCE, {"account_id": account_id, "since": since})
+        count, oldest = found or (0, None)  # an aggregate: always one row
         return int(count), oldest if oldest is not None else since
 
     def move_order(
@@ -211,8 +208,8 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         # certificate, or invalid) is durable, and a durable commit flushes the ones
         # before it, so the marker needs no flush of its own.
         durable = transition.target != OrderStatus.PROCESSING
-        with self.transaction(durable=durable) as connection:
-            return move_by_id(connection, acme_orders, transition, order_id, values)
+        with self.writes(durable=durable) as statements:
+            return move_by_id(statements, acme_orders, transition, order_id, values)
 
     # authorizations and challenges ----------------------------------------------------
 
@@ -268,8 +265,8 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         """pending -> processing, once: True for the one caller that should validate."""
         # A marker like the order's "processing" (see move_order): lost in a crash, the
         # challenge is pending again and the client asks again; its result is durable.
-        with self.transaction(durable=False) as connection:
-            return move_by_id(connection, acme_challenges, challenge_started(), challenge_id)
+        with self.writes(durable=False) as statements:
+            return move_by_id(statements, acme_challenges, challenge_started(), challenge_id)
 
     def finish_challenge(
         self,
@@ -288,33 +285,39 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         (orderNotReady), and lego or certbot fail that run and start a new order when run
         again; nothing was issued under the lost result. A lost invalid result only lets
         the client try the challenge again."""
-        with self.transaction(durable=False) as connection:
+        with self.writes(durable=False) as statements:
             result = {"validated": now if valid else None, "error": dump_problem(error)}
             move_by_id(
-                connection, acme_challenges, challenge_finished(valid=valid), challenge.id, result
+                statements, acme_challenges, challenge_finished(valid=valid), challenge.id, result
             )
-            authorization = self.by_id(AUTHORIZATIONS, challenge.authorization_id, connection)
+            authorization = statements.by_id(AUTHORIZATIONS, challenge.authorization_id)
             if authorization is None:
                 return
             move_by_id(
-                connection,
+                statements,
                 acme_authorizations,
                 authorization_after_challenge(valid=valid),
                 authorization.id,
             )
-            statuses = connection.execute(
+            statuses = statements.scalars(
                 _AUTHORIZATION_STATUSES, {"order_id": authorization.order_id}
-            ).scalars()
+            )
             transition = order_after_authorizations(AuthorizationStatus(s) for s in statuses)
             if transition is None:
                 return
             failed = (
                 {"error": dump_problem(error)} if transition.target == OrderStatus.INVALID else {}
             )
-            move_by_id(connection, acme_orders, transition, authorization.order_id, failed)
+            move_by_id(statements, acme_orders, transition, authorization.order_id, failed)
 
 
 # Built once, with bound parameters (see rows.py, _BY_ID).
+_INSERT_ORDER = acme_orders.insert()
+_INSERT_AUTHORIZATION = acme_authorizations.insert()
+_INSERT_CHALLENGE = acme_challenges.insert()
+_ACCOUNT_BY_THUMBPRINT = acme_accounts.select().where(
+    acme_accounts.c.thumbprint == sa.bindparam("thumbprint")
+)
 _AUTHORIZATIONS_OF = acme_authorizations.select().where(
     acme_authorizations.c.order_id == sa.bindparam("order_id")
 )
