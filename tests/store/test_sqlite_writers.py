@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from privca.store.database import Database, _writing, create_engine, sqlite_url, transaction
+from privca.store.database import (
+    Database,
+    _writing,
+    create_engine,
+    sqlite_cursor,
+    sqlite_url,
+    transaction,
+)
 
 _ROWS = sa.Table(
     "writer_rows", sa.MetaData(), sa.Column("thread", sa.Integer), sa.Column("n", sa.Integer)
@@ -193,8 +200,20 @@ def test_a_writer_kept_waiting_too_long_gets_store_unavailable(
     engine.dispose()
 
 
+def _insert_row(engine: sa.Engine, way: str, thread: int, n: int) -> None:
+    """One write transaction the way the store makes one: SQLAlchemy's Connection, or the
+    pooled connection's own cursor (sqlite_cursor, the ACME hot path)."""
+    if way == "transaction":
+        with transaction(engine, write=True) as connection:
+            connection.execute(_ROWS.insert(), {"thread": thread, "n": n})
+        return
+    with sqlite_cursor(engine, write=True) as cursor:
+        cursor.execute("INSERT INTO writer_rows (thread, n) VALUES (?, ?)", (thread, n))
+
+
+@pytest.mark.parametrize("way", ["transaction", "cursor"])
 def test_the_writer_lock_and_sqlite_share_one_deadline(
-    database_file: Path, monkeypatch: pytest.MonkeyPatch
+    database_file: Path, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
     # A writer that waited for this process's writer lock waits in SQLite only for what is
     # left of the busy timeout: 1.5 s here, then 0.5 s for another process's write lock,
@@ -224,11 +243,8 @@ def test_the_writer_lock_and_sqlite_share_one_deadline(
     try:
         assert holding.wait(10)
         other_release.start()
-        with (
-            pytest.raises(StoreUnavailable, match="database is locked") as refused,
-            transaction(engine, write=True) as connection,
-        ):
-            connection.execute(_ROWS.insert(), {"thread": -4, "n": 0})
+        with pytest.raises(StoreUnavailable, match="database is locked") as refused:
+            _insert_row(engine, way, -4, 0)
         assert refused.value.hint == store_database.UNAVAILABLE_HINT
     finally:
         holder.join()
@@ -237,6 +253,5 @@ def test_the_writer_lock_and_sqlite_share_one_deadline(
         assert connection.execute(sa.select(_ROWS)).all() == []
         # The connection that waited has the whole timeout again for what comes next.
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 2000
-    with transaction(engine, write=True) as connection:
-        connection.execute(_ROWS.insert(), {"thread": -4, "n": 1})
+    _insert_row(engine, way, -4, 1)
     engine.dispose()

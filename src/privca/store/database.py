@@ -229,7 +229,12 @@ def _sqlite_begin(dbapi_connection: Any) -> None:
     if not info.get(WRITE_FLAG, False):
         driver.execute("BEGIN")
         return
-    deadline = info.get(WRITE_DEADLINE)
+    _begin_immediate(driver, info.get(WRITE_DEADLINE))
+
+
+def _begin_immediate(driver: Any, deadline: float | None) -> None:
+    """BEGIN IMMEDIATE on a driver connection or cursor, waiting in SQLite's busy handler
+    only for what is left of `deadline` (see `_writing`), the whole busy timeout without."""
     if deadline is None:
         driver.execute("BEGIN IMMEDIATE")
         return
@@ -374,9 +379,9 @@ def sqlite_cursor(engine: sa.Engine, *, write: bool, durable: bool = True) -> It
     """`transaction` on SQLite as the driver's cursor of a pooled connection, without
     SQLAlchemy's Connection, transaction and result objects (their cost is most of a short
     transaction's CPU). The same rules: a write queues on this process's writer lock and
-    takes the write lock at BEGIN IMMEDIATE; `durable` and `one_flush` as there; committed
-    when the block ends, rolled back if it raises. A read is BEGIN ... COMMIT (several
-    statements see one snapshot).
+    takes the write lock at BEGIN IMMEDIATE, the two waits sharing one deadline; `durable`
+    and `one_flush` as there; committed when the block ends, rolled back if it raises. A
+    read is BEGIN ... COMMIT (several statements see one snapshot).
 
     Driver errors are SQLAlchemy's, as `connection.execute` raises them (an
     IntegrityError is sa.exc.IntegrityError), and OperationalError is StoreUnavailable."""
@@ -385,7 +390,7 @@ def sqlite_cursor(engine: sa.Engine, *, write: bool, durable: bool = True) -> It
     durable = _level_for(durable) if write else True
     try:
         with (
-            _writing(engine, write),
+            _writing(engine, write) as deadline,
             # The pool's checkout checks the file (see _tune_sqlite); closing returns it.
             contextlib.closing(engine.raw_connection()) as connection,
             contextlib.closing(connection.cursor()) as cursor,
@@ -393,7 +398,10 @@ def sqlite_cursor(engine: sa.Engine, *, write: bool, durable: bool = True) -> It
             if not durable:
                 cursor.execute("PRAGMA synchronous=NORMAL")
             try:
-                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                if write:
+                    _begin_immediate(cursor, deadline)
+                else:
+                    cursor.execute("BEGIN")
                 try:
                     yield cursor
                 except BaseException:
