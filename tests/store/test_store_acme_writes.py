@@ -217,3 +217,23 @@ def test_the_comparison_compares_two_paths(
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", seen)
         store.close()
+
+
+def test_statements_built_per_call_do_not_grow_the_compiled_cache(tmp_path: Path) -> None:
+    # The cursor path keeps what it compiled per statement object; one built per call by
+    # mistake must cost compiling, never memory without end, and still run correctly.
+    from privca.store.acme import rows
+
+    store, acme = _open(tmp_path / "privca.db", AcmeStore)
+    try:
+        spent = sa.table("acme_spent_nonces", sa.column("value"), sa.column("expires"))
+        with acme.writes() as statements:
+            for number in range(rows._SQLITE_STATEMENTS_KEPT * 2):
+                insert = sa.insert(spent)  # a new statement object each time
+                statements.run(insert, {"value": f"n{number}", "expires": "2030-01-01"})
+                assert len(rows._SQLITE_STATEMENTS) <= rows._SQLITE_STATEMENTS_KEPT
+        with acme.reads(one=True) as reads:
+            count = sa.select(sa.func.count()).select_from(spent)
+            assert reads.scalars(count, {}) == [rows._SQLITE_STATEMENTS_KEPT * 2]
+    finally:
+        store.close()

@@ -411,6 +411,8 @@ class _SqliteStatement:
 
 
 # Keyed by the statement object and the parameter names: only statements built once.
+# The ACME store has a few dozen; the bound is far above that.
+_SQLITE_STATEMENTS_KEPT = 512
 _SQLITE_STATEMENTS: dict[tuple[int, frozenset[str]], tuple[sa.Executable, _SqliteStatement]] = {}
 
 
@@ -421,6 +423,10 @@ def _sqlite_statement(
     key = (id(statement), names)
     found = _SQLITE_STATEMENTS.get(key)
     if found is None or found[0] is not statement:
+        if len(_SQLITE_STATEMENTS) >= _SQLITE_STATEMENTS_KEPT:
+            # A statement built per call by mistake would otherwise grow this for ever
+            # (each entry keeps its statement alive): start over, at the cost of compiling.
+            _SQLITE_STATEMENTS.clear()
         found = (statement, _compile_for_sqlite(dialect, statement, names))
         _SQLITE_STATEMENTS[key] = found
     return found[1]
