@@ -465,7 +465,7 @@ def _writing(engine: sa.Engine, sqlite_write: bool) -> Iterator[float | None]:
         if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             raise StoreUnavailable(
                 "the inventory database is unavailable: this process's other writers held it "
-                f"for over {SQLITE_BUSY_TIMEOUT_MS // 1000} s",
+                f"for over {SQLITE_BUSY_TIMEOUT_MS / 1000:g} s",
                 UNAVAILABLE_HINT,
             )
     try:
@@ -530,31 +530,105 @@ def migrate(engine: sa.Engine) -> str | None:
     return before
 
 
-class ChangeCounter:
-    """SQLite's `PRAGMA data_version` on one read-only connection: it changes when any
-    other connection commits, and reading it takes no lock and no query plan."""
+# Connections that a parent process's OwnConnections had open when this process forked
+# from it: kept here, never used nor closed, for this process's life. SQLite must not close
+# or use a connection opened in another process (its locks and WAL index are the
+# parent's), and sqlite3 closes a connection that is garbage collected. serve's workers
+# leave with os._exit, so nothing closes them at exit either.
+_INHERITED: list[Any] = []
 
-    def __init__(self, path: str, file: DatabaseFile | None = None) -> None:
+
+class OwnConnection:
+    """A SQLite connection of its own beside the pool, for a probe read often (no pool, no
+    SQLAlchemy, no transaction left open), and the lock its users take around it (sqlite3
+    connections are not for concurrent use).
+
+    It belongs to one process. A child forked after it opened (serve --workers forks)
+    opens one of its own at its first use, and sets the parent's aside, never used nor
+    closed (_INHERITED); the lock is a new one too, as a thread of the parent may have held
+    it, and no thread in the child would ever release it. Opened with mode=rw: never
+    creates a database file (the pool refuses a vanished one too)."""
+
+    def __init__(self, file: DatabaseFile) -> None:
+        self.file = file
+        self.lock = threading.Lock()
+        self._connection: Any = None
+        _OWN_CONNECTIONS.add(self)
+
+    def connection(self) -> Any:
+        """The open connection (call with `lock` held); sqlite3.Error if it cannot open,
+        or if the file at the path is not the store's (DatabaseFile) once it has."""
         import sqlite3
+        import urllib.parse
 
-        self._sqlite3 = sqlite3
-        self._file = file
-        self._connection = sqlite3.connect(path, timeout=1.0, check_same_thread=False)
+        if self._connection is None:
+            self._connection = sqlite3.connect(
+                f"file:{urllib.parse.quote(str(self.file.path))}?mode=rw",
+                uri=True,
+                timeout=1.0,
+                check_same_thread=False,
+            )
+            if not self.file.unchanged():  # replaced between a caller's check and the open
+                self._close()
+                raise sqlite3.OperationalError("the database file was replaced")
+        return self._connection
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
+
+    def _forked(self) -> None:
+        self.lock = threading.Lock()
+        if self._connection is not None:
+            _INHERITED.append(self._connection)
+            self._connection = None
+
+    def close(self) -> None:
+        with self.lock:
+            self._close()
+
+
+# Every OwnConnection of this process, for the fork hook below.
+_OWN_CONNECTIONS: weakref.WeakSet[OwnConnection] = weakref.WeakSet()
+
+
+def _own_connections_after_fork() -> None:
+    # At the fork, not at the child's next use: one the child drops before using it would
+    # otherwise take the parent's connection with it (closed when collected).
+    for own in list(_OWN_CONNECTIONS):
+        own._forked()
+
+
+os.register_at_fork(after_in_child=_own_connections_after_fork)
+
+
+class ChangeCounter:
+    """SQLite's `PRAGMA data_version` on a connection of its own (OwnConnection): it
+    changes when any other connection commits, and reading it takes no lock and no query
+    plan. A child's counter starts elsewhere than its parent's: callers see a change once,
+    and re-read."""
+
+    def __init__(self, file: DatabaseFile) -> None:
+        self._own = OwnConnection(file)
 
     def value(self) -> int | None:
         """The counter, or None if it cannot be read (callers then re-read the store)."""
+        import sqlite3
+
         # The old file's counter stands still once another is at the path (DatabaseFile):
         # None, so callers ask the store, which refuses, instead of trusting their cache.
-        if self._file is not None and not self._file.unchanged():
+        if not self._own.file.unchanged():
             return None
         try:
-            return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
-        except self._sqlite3.Error:
+            with self._own.lock:
+                return int(self._own.connection().execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
             return None
 
     def close(self) -> None:
-        with contextlib.suppress(self._sqlite3.Error):
-            self._connection.close()
+        self._own.close()
 
 
 # action, serial, detail (an object; a plain string is kept as {"note": ...})
@@ -639,6 +713,6 @@ class Database:
 
     def change_counter(self) -> ChangeCounter | None:
         """A cheap "has anyone committed since?" probe, or None where the database has none."""
-        if not self.url.startswith("sqlite:///"):
+        if self.file is None:
             return None
-        return ChangeCounter(self.url.removeprefix("sqlite:///"), self.file)
+        return ChangeCounter(self.file)

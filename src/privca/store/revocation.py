@@ -6,14 +6,12 @@ status lives in store/status.py.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import threading
 
 import sqlalchemy as sa
 
 from privca.errors import InputError, PolicyError
-from privca.store.database import Change, Database, DatabaseFile
+from privca.store.database import Change, Database, DatabaseFile, OwnConnection
 from privca.store.records import CertificateRecord, RevocationOutcome
 from privca.store.schema import blocked_keys, certificates
 from privca.store.status import SCHEDULED_REASON, StoredStatus, due_clause
@@ -51,35 +49,34 @@ REVOCATION_CLOCK_TABLE = "revocation_clock"
 
 
 class RevocationClock:
-    """The SQLite revocation counter, read on a connection of its own: no pool, no
-    transaction, microseconds (fit for the event loop)."""
+    """The SQLite revocation counter, read on a connection of its own (OwnConnection): no
+    pool, no transaction, microseconds (fit for the event loop)."""
 
-    def __init__(self, path: str, file: DatabaseFile | None = None) -> None:
-        import sqlite3
-
-        self._sqlite3 = sqlite3
-        self._file = file
-        self._connection = sqlite3.connect(path, timeout=1.0, check_same_thread=False)
-        self._lock = threading.Lock()  # the loop and the revocation threads both read
+    def __init__(self, file: DatabaseFile) -> None:
+        # The loop and the revocation threads both read: the OwnConnection's lock.
+        self._own = OwnConnection(file)
 
     def value(self) -> int | None:
         """The counter, or None if it cannot be read (callers then re-read the store)."""
+        import sqlite3
+
         # As ChangeCounter: the old file's counter stands still once another is at the path.
-        if self._file is not None and not self._file.unchanged():
+        if not self._own.file.unchanged():
             return None
         try:
-            with self._lock:
+            with self._own.lock:
                 # fetchall: the statement ends here and holds no read snapshot open.
-                rows = self._connection.execute(
-                    f"SELECT tick FROM {REVOCATION_CLOCK_TABLE} WHERE id = 1"
-                ).fetchall()
-        except self._sqlite3.Error:
+                rows = (
+                    self._own.connection()
+                    .execute(f"SELECT tick FROM {REVOCATION_CLOCK_TABLE} WHERE id = 1")
+                    .fetchall()
+                )
+        except sqlite3.Error:
             return None
         return int(rows[0][0]) if rows else None
 
     def close(self) -> None:
-        with contextlib.suppress(self._sqlite3.Error):
-            self._connection.close()
+        self._own.close()
 
 
 def _block_key(change: Change, public_key_sha256: str, serial: str) -> None:
@@ -103,10 +100,10 @@ class RevocationWrites:
 
     def revocation_clock(self) -> RevocationClock | None:
         """The SQLite revocation counter (see SQLITE_REVOCATION_CLOCK); None elsewhere."""
-        url = self.database.url
-        if not url.startswith("sqlite:///"):
+        file = self.database.file
+        if file is None:
             return None
-        return RevocationClock(url.removeprefix("sqlite:///"), self.database.file)
+        return RevocationClock(file)
 
     def revoke(
         self, serial: int, reason: str | None, now: dt.datetime, public_key_sha256: str | None

@@ -11,10 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
-import threading
-import urllib.parse
-import weakref
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -24,7 +20,7 @@ from privca._time import as_utc
 from privca.errors import NotFound
 from privca.store import auditlog
 from privca.store.auditlog import AuditSnapshot
-from privca.store.database import ChangeCounter, Database, DatabaseFile
+from privca.store.database import ChangeCounter, Database, DatabaseFile, OwnConnection
 from privca.store.expiry import ExpiringCertificate, expiring, expiry_counts
 from privca.store.metrics import (
     certificate_counts,
@@ -137,14 +133,6 @@ def _sorted_issuers(records: Iterable[IssuerRecord]) -> list[IssuerRecord]:
     return sorted(records, key=lambda i: (i.created_at, i.name))
 
 
-# Connections the IssuersReaders of a parent process had open when this process forked from
-# it: kept here, never used nor closed, for this process's life. SQLite must not close or
-# use a connection opened in another process (its locks and WAL index are the parent's),
-# and sqlite3 closes a connection that is garbage collected. serve's workers leave with
-# os._exit, so nothing closes them at exit either.
-_INHERITED: list[Any] = []
-
-
 class IssuersReader:
     """`InventoryView.issuers` on a SQLite connection of its own: no pool, no SQLAlchemy
     statement, no transaction left open; ~0.01 ms where the pooled read took ~0.2 ms.
@@ -165,12 +153,7 @@ class IssuersReader:
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
         self._records: dict[tuple[Any, ...], IssuerRecord] = {}
-        self._lock = threading.Lock()  # sqlite3 connections are not for concurrent use
-        self._connection: Any = None
-        # The process that opened the connection: it must not be used or closed in another
-        # (a child forked from this one).
-        self._pid: int | None = None
-        _READERS.add(self)
+        self._own = OwnConnection(file)
 
     def issuers(self) -> list[IssuerRecord] | None:
         """Every named issuer, oldest first; None when the caller must read through the
@@ -180,24 +163,10 @@ class IssuersReader:
 
         if not self._file.unchanged():
             return None
-        pid = os.getpid()
         try:
-            with self._lock:
-                if self._pid != pid:
-                    self._drop()
-                    # mode=rw: never create a file (the pool refuses a vanished one too).
-                    self._connection = sqlite3.connect(
-                        f"file:{urllib.parse.quote(str(self._file.path))}?mode=rw",
-                        uri=True,
-                        timeout=1.0,
-                        check_same_thread=False,
-                    )
-                    self._pid = pid
-                    if not self._file.unchanged():  # replaced between the check and the open
-                        self._drop()
-                        return None
+            with self._own.lock:
                 # fetchall: the statement ends here and keeps no read snapshot open.
-                rows = self._connection.execute(self._sql).fetchall()
+                rows = self._own.connection().execute(self._sql).fetchall()
         except sqlite3.Error:
             return None
         if len(self._records) > 256:  # issuers are few: only ever-changing rows grow it
@@ -215,40 +184,8 @@ class IssuersReader:
             self._records[row] = record
         return record
 
-    def _drop(self) -> None:
-        connection, pid = self._connection, self._pid
-        self._connection = self._pid = None
-        if connection is None:
-            return
-        if pid == os.getpid():
-            with contextlib.suppress(Exception):
-                connection.close()
-        else:  # opened by the parent: set aside, not closed (see _INHERITED)
-            _INHERITED.append(connection)
-
-    def _forked(self) -> None:
-        """In a child just forked: a lock of its own (a thread of the parent may have held
-        this one, and would never release it here), the parent's connection set aside."""
-        self._lock = threading.Lock()
-        self._drop()
-
     def close(self) -> None:
-        with self._lock:
-            self._drop()
-
-
-# Every reader of this process, for the fork hook below.
-_READERS: weakref.WeakSet[IssuersReader] = weakref.WeakSet()
-
-
-def _readers_after_fork() -> None:
-    # At the fork, not at the child's next call: a reader the child drops before calling
-    # it would otherwise take the parent's connection with it (closed when collected).
-    for reader in list(_READERS):
-        reader._forked()
-
-
-os.register_at_fork(after_in_child=_readers_after_fork)
+        self._own.close()
 
 
 class InventoryView:
