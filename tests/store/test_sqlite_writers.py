@@ -216,13 +216,14 @@ def test_the_writer_lock_and_sqlite_share_one_deadline(
     database_file: Path, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
     # A writer that waited for this process's writer lock waits in SQLite only for what is
-    # left of the busy timeout: 1.5 s here, then 0.5 s for another process's write lock,
-    # which it still holds at the deadline (2 s) and lets go at 3 s. With a timeout for
-    # each wait, the writer would wait there until 3.5 s and have it at 3 s.
+    # left of the busy timeout: 1.5 s here, then 1.5 s for another process's write lock,
+    # which it still holds at the deadline (3 s) and lets go at 4 s. With a timeout for
+    # each wait, the writer would wait there until 4.5 s, and have it at 4 s. (Margins of
+    # a second or more for a loaded machine.)
     from privca.errors import StoreUnavailable
     from privca.store import database as store_database
 
-    monkeypatch.setattr(store_database, "SQLITE_BUSY_TIMEOUT_MS", 2000)
+    monkeypatch.setattr(store_database, "SQLITE_BUSY_TIMEOUT_MS", 3000)
     engine = create_engine(sqlite_url(database_file))
     other = sqlite3.connect(database_file, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another process's writer
@@ -238,7 +239,7 @@ def test_the_writer_lock_and_sqlite_share_one_deadline(
         other.close()
 
     holder = threading.Thread(target=hold)
-    other_release = threading.Timer(3.0, release_other)
+    other_release = threading.Timer(4.0, release_other)
     holder.start()
     try:
         assert holding.wait(10)
@@ -252,6 +253,6 @@ def test_the_writer_lock_and_sqlite_share_one_deadline(
     with transaction(engine, write=False) as connection:
         assert connection.execute(sa.select(_ROWS)).all() == []
         # The connection that waited has the whole timeout again for what comes next.
-        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 2000
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 3000
     _insert_row(engine, way, -4, 1)
     engine.dispose()

@@ -237,3 +237,24 @@ def test_statements_built_per_call_do_not_grow_the_compiled_cache(tmp_path: Path
             assert reads.scalars(count, {}) == [rows._SQLITE_STATEMENTS_KEPT * 2]
     finally:
         store.close()
+
+
+def test_a_per_call_in_list_is_refused_not_matched_against_nothing(tmp_path: Path) -> None:
+    # Compiled once with no value, an expanding IN parameter would match no row (an UPDATE
+    # would move nothing, silently) whatever list the caller passes: refused instead. An
+    # IN list the statement carries itself is compiled with its values and runs.
+    store, acme = _open(tmp_path / "privca.db", AcmeStore)
+    try:
+        spent = sa.table("acme_spent_nonces", sa.column("value"), sa.column("expires"))
+        with acme.writes() as statements:
+            statements.run(sa.insert(spent), {"value": "a", "expires": "2030-01-01"})
+        per_call = sa.select(spent.c.value).where(
+            spent.c.value.in_(sa.bindparam("values", expanding=True))
+        )
+        with acme.reads(one=True) as reads, pytest.raises(ValueError, match="per-call IN"):
+            reads.scalars(per_call, {"values": ["a", "b"]})
+        carried = sa.select(spent.c.value).where(spent.c.value.in_(["a", "b"]))
+        with acme.reads(one=True) as reads:
+            assert reads.scalars(carried, {}) == ["a"]
+    finally:
+        store.close()

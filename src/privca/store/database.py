@@ -411,8 +411,7 @@ def sqlite_cursor(engine: sa.Engine, *, write: bool, durable: bool = True) -> It
                 cursor.execute("COMMIT")
             finally:
                 if not durable:  # FULL again before the pool has it back
-                    cursor.connection.rollback()  # only if COMMIT failed
-                    cursor.execute("PRAGMA synchronous=FULL")
+                    _restore_full(connection, cursor)
     except sqlite3.Error as exc:
         wrapped = sa.exc.DBAPIError.instance(None, None, exc, sqlite3.Error)
         if isinstance(wrapped, sa.exc.OperationalError):
@@ -425,6 +424,18 @@ def sqlite_cursor(engine: sa.Engine, *, write: bool, durable: bool = True) -> It
         raise StoreUnavailable(
             f"the inventory database is unavailable: {driver_message(exc)}", UNAVAILABLE_HINT
         ) from exc
+
+
+def _restore_full(connection: Any, cursor: Any) -> None:
+    """synchronous=FULL again on a pooled connection a relaxed write used. If that fails,
+    the connection is invalidated (closed, never handed out again): one left at NORMAL
+    would make later durable commits on it not durable, and nothing would say so."""
+    try:
+        cursor.connection.rollback()  # only if COMMIT failed: the PRAGMA needs no transaction
+        cursor.execute("PRAGMA synchronous=FULL")
+    except BaseException:
+        connection.invalidate()
+        raise
 
 
 # One lock per SQLite engine that this process's writers take before BEGIN IMMEDIATE.
@@ -553,6 +564,9 @@ class OwnConnection:
         self.file = file
         self.lock = threading.Lock()
         self._connection: Any = None
+        # How many connections this object has opened, the one in use included (read with
+        # `lock` held): tells a value read on one from a value read on another.
+        self.opened = 0
         _OWN_CONNECTIONS.add(self)
 
     def connection(self) -> Any:
@@ -568,6 +582,7 @@ class OwnConnection:
                 timeout=1.0,
                 check_same_thread=False,
             )
+            self.opened += 1
             if not self.file.unchanged():  # replaced between a caller's check and the open
                 self._close()
                 raise sqlite3.OperationalError("the database file was replaced")
@@ -604,11 +619,17 @@ def _own_connections_after_fork() -> None:
 os.register_at_fork(after_in_child=_own_connections_after_fork)
 
 
+# data_version counts from the same small number on every new connection: the values of
+# the n-th connection an OwnConnection opened are offset by n times this, far above any
+# count of commits one connection sees.
+_CONNECTION_EPOCH = 1 << 48
+
+
 class ChangeCounter:
     """SQLite's `PRAGMA data_version` on a connection of its own (OwnConnection): it
     changes when any other connection commits, and reading it takes no lock and no query
-    plan. A child's counter starts elsewhere than its parent's: callers see a change once,
-    and re-read."""
+    plan. Its values on a new connection (a forked child's, or one opened again) never
+    equal those of an earlier one, so a cache keyed on a value read before is re-read."""
 
     def __init__(self, file: DatabaseFile) -> None:
         self._own = OwnConnection(file)
@@ -623,7 +644,8 @@ class ChangeCounter:
             return None
         try:
             with self._own.lock:
-                return int(self._own.connection().execute("PRAGMA data_version").fetchone()[0])
+                row = self._own.connection().execute("PRAGMA data_version").fetchone()
+                return int(row[0]) + self._own.opened * _CONNECTION_EPOCH
         except sqlite3.Error:
             return None
 

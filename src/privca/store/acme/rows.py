@@ -443,6 +443,13 @@ def _compile_for_sqlite(
     if compiled.insert_prefetch or compiled.update_prefetch:
         # Python-side column defaults: SQLAlchemy computes them per execution.
         raise ValueError("a fast SQLite write takes no column defaults")
+    late = names.intersection(
+        bind.key for bind in (*compiled.post_compile_params, *compiled.literal_execute_params)
+    )
+    if late:
+        # An expanding IN list or a literal rendered per call: compiled once with no value,
+        # it would match nothing (or render NULL) whatever the caller passes.
+        raise ValueError(f"a fast SQLite statement takes no per-call IN list: {sorted(late)}")
     expanded = compiled.construct_expanded_state(dict.fromkeys(names))
     slots: list[tuple[str | None, Any]] = []
     binds: list[Convert | None] = []
