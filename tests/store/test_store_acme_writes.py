@@ -219,42 +219,44 @@ def test_the_comparison_compares_two_paths(
         store.close()
 
 
-def test_statements_built_per_call_do_not_grow_the_compiled_cache(tmp_path: Path) -> None:
+_SPENT = sa.table("acme_spent_nonces", sa.column("value"), sa.column("expires"))
+
+
+@pytest.fixture
+def acme_store(tmp_path: Path) -> Iterator[AcmeStore]:
+    store, acme = _open(tmp_path / "privca.db", AcmeStore)
+    try:
+        yield acme
+    finally:
+        store.close()
+
+
+def test_statements_built_per_call_do_not_grow_the_compiled_cache(acme_store: AcmeStore) -> None:
     # The cursor path keeps what it compiled per statement object; one built per call by
     # mistake must cost compiling, never memory without end, and still run correctly.
     from privca.store.acme import rows
 
-    store, acme = _open(tmp_path / "privca.db", AcmeStore)
-    try:
-        spent = sa.table("acme_spent_nonces", sa.column("value"), sa.column("expires"))
-        with acme.writes() as statements:
-            for number in range(rows._SQLITE_STATEMENTS_KEPT * 2):
-                insert = sa.insert(spent)  # a new statement object each time
-                statements.run(insert, {"value": f"n{number}", "expires": "2030-01-01"})
-                assert len(rows._SQLITE_STATEMENTS) <= rows._SQLITE_STATEMENTS_KEPT
-        with acme.reads(one=True) as reads:
-            count = sa.select(sa.func.count()).select_from(spent)
-            assert reads.scalars(count, {}) == [rows._SQLITE_STATEMENTS_KEPT * 2]
-    finally:
-        store.close()
+    with acme_store.writes() as statements:
+        for number in range(rows._SQLITE_STATEMENTS_KEPT * 2):
+            insert = sa.insert(_SPENT)  # a new statement object each time
+            statements.run(insert, {"value": f"n{number}", "expires": "2030-01-01"})
+            assert len(rows._SQLITE_STATEMENTS) <= rows._SQLITE_STATEMENTS_KEPT
+    with acme_store.reads(one=True) as reads:
+        count = sa.select(sa.func.count()).select_from(_SPENT)
+        assert reads.scalars(count, {}) == [rows._SQLITE_STATEMENTS_KEPT * 2]
 
 
-def test_a_per_call_in_list_is_refused_not_matched_against_nothing(tmp_path: Path) -> None:
+def test_a_per_call_in_list_is_refused_not_matched_against_nothing(acme_store: AcmeStore) -> None:
     # Compiled once with no value, an expanding IN parameter would match no row (an UPDATE
     # would move nothing, silently) whatever list the caller passes: refused instead. An
     # IN list the statement carries itself is compiled with its values and runs.
-    store, acme = _open(tmp_path / "privca.db", AcmeStore)
-    try:
-        spent = sa.table("acme_spent_nonces", sa.column("value"), sa.column("expires"))
-        with acme.writes() as statements:
-            statements.run(sa.insert(spent), {"value": "a", "expires": "2030-01-01"})
-        per_call = sa.select(spent.c.value).where(
-            spent.c.value.in_(sa.bindparam("values", expanding=True))
-        )
-        with acme.reads(one=True) as reads, pytest.raises(ValueError, match="per-call IN"):
-            reads.scalars(per_call, {"values": ["a", "b"]})
-        carried = sa.select(spent.c.value).where(spent.c.value.in_(["a", "b"]))
-        with acme.reads(one=True) as reads:
-            assert reads.scalars(carried, {}) == ["a"]
-    finally:
-        store.close()
+    with acme_store.writes() as statements:
+        statements.run(sa.insert(_SPENT), {"value": "a", "expires": "2030-01-01"})
+    per_call = sa.select(_SPENT.c.value).where(
+        _SPENT.c.value.in_(sa.bindparam("values", expanding=True))
+    )
+    with acme_store.reads(one=True) as reads, pytest.raises(ValueError, match="per-call IN"):
+        reads.scalars(per_call, {"values": ["a", "b"]})
+    carried = sa.select(_SPENT.c.value).where(_SPENT.c.value.in_(["a", "b"]))
+    with acme_store.reads(one=True) as reads:
+        assert reads.scalars(carried, {}) == ["a"]

@@ -461,7 +461,9 @@ def _writing(engine: sa.Engine, sqlite_write: bool) -> Iterator[float | None]:
     could sleep for many times what the holder took, and an ACME server spends most of its
     requests writing (every POST spends a nonce). Waiting here, a thread wakes as soon as
     the one before it is done. Writers in other processes still meet the busy handler.
-    Re-entrant, so a nested write transaction behaves as before (it waits on SQLite).
+    Re-entrant, so a nested write transaction is not refused here; it then waits in SQLite
+    for the write lock its own outer transaction holds, and fails after the busy timeout
+    (no code nests writes).
 
     Yields None when the lock was free (SQLite's busy timeout is then the whole wait), else
     the deadline that the wait here and the one in SQLite share (WRITE_DEADLINE): a writer
@@ -569,7 +571,7 @@ class OwnConnection:
         self.opened = 0
         _OWN_CONNECTIONS.add(self)
 
-    def connection(self) -> Any:
+    def _opened_connection(self) -> Any:
         """The open connection (call with `lock` held); sqlite3.Error if it cannot open,
         or if the file at the path is not the store's (DatabaseFile) once it has."""
         import sqlite3
@@ -587,6 +589,21 @@ class OwnConnection:
                 self._close()
                 raise sqlite3.OperationalError("the database file was replaced")
         return self._connection
+
+    def read(self, sql: str) -> tuple[list[Any], int] | None:
+        """The rows of one statement, and which connection of this object's it ran on (see
+        `opened`); None when the caller must ask the store instead: the file at the path
+        is not the store's (the pool then refuses, and says why), or this cannot read."""
+        import sqlite3
+
+        if not self.file.unchanged():
+            return None
+        try:
+            with self.lock:
+                # fetchall: the statement ends here and keeps no read snapshot open.
+                return self._opened_connection().execute(sql).fetchall(), self.opened
+        except sqlite3.Error:
+            return None
 
     def _close(self) -> None:
         connection, self._connection = self._connection, None
@@ -635,19 +652,13 @@ class ChangeCounter:
         self._own = OwnConnection(file)
 
     def value(self) -> int | None:
-        """The counter, or None if it cannot be read (callers then re-read the store)."""
-        import sqlite3
-
-        # The old file's counter stands still once another is at the path (DatabaseFile):
-        # None, so callers ask the store, which refuses, instead of trusting their cache.
-        if not self._own.file.unchanged():
+        """The counter, or None if it cannot be read (callers then re-read the store): also
+        once another file is at the path, as the old file's counter stands still."""
+        read = self._own.read("PRAGMA data_version")
+        if read is None:
             return None
-        try:
-            with self._own.lock:
-                row = self._own.connection().execute("PRAGMA data_version").fetchone()
-                return int(row[0]) + self._own.opened * _CONNECTION_EPOCH
-        except sqlite3.Error:
-            return None
+        rows, connection_number = read
+        return int(rows[0][0]) + connection_number * _CONNECTION_EPOCH
 
     def close(self) -> None:
         self._own.close()

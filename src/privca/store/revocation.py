@@ -58,21 +58,10 @@ class RevocationClock:
 
     def value(self) -> int | None:
         """The counter, or None if it cannot be read (callers then re-read the store)."""
-        import sqlite3
-
-        # As ChangeCounter: the old file's counter stands still once another is at the path.
-        if not self._own.file.unchanged():
+        read = self._own.read(f"SELECT tick FROM {REVOCATION_CLOCK_TABLE} WHERE id = 1")
+        if read is None:
             return None
-        try:
-            with self._own.lock:
-                # fetchall: the statement ends here and holds no read snapshot open.
-                rows = (
-                    self._own.connection()
-                    .execute(f"SELECT tick FROM {REVOCATION_CLOCK_TABLE} WHERE id = 1")
-                    .fetchall()
-                )
-        except sqlite3.Error:
-            return None
+        rows, _connection_number = read  # the tick is the store's: the same on any
         return int(rows[0][0]) if rows else None
 
     def close(self) -> None:

@@ -145,7 +145,6 @@ class IssuersReader:
     store opened and no other (DatabaseFile), as the pool does."""
 
     def __init__(self, file: DatabaseFile, dialect: sa.Dialect) -> None:
-        self._file = file
         columns = list(issuers.columns)
         self._names = [column.name for column in columns]
         self._sql = f"SELECT {', '.join(self._names)} FROM {issuers.name}"
@@ -157,18 +156,11 @@ class IssuersReader:
 
     def issuers(self) -> list[IssuerRecord] | None:
         """Every named issuer, oldest first; None when the caller must read through the
-        pool instead: the file at the path is not the one the store opened (the pool then
-        refuses, and says why), or this connection cannot read."""
-        import sqlite3
-
-        if not self._file.unchanged():
+        pool instead (see OwnConnection.read)."""
+        read = self._own.read(self._sql)
+        if read is None:
             return None
-        try:
-            with self._own.lock:
-                # fetchall: the statement ends here and keeps no read snapshot open.
-                rows = self._own.connection().execute(self._sql).fetchall()
-        except sqlite3.Error:
-            return None
+        rows, _connection_number = read
         if len(self._records) > 256:  # issuers are few: only ever-changing rows grow it
             self._records.clear()
         return _sorted_issuers(self._record(tuple(row)) for row in rows)
