@@ -647,7 +647,7 @@ def run(args: argparse.Namespace) -> None:
             spy = sample(targets[0], client, args.n)
             report_spy(spy, "py-spy samples (all threads; fsync and lock waits count as busy)")
         if args.yappi:
-            cpu = cpu_profile(targets[0], client, args.n)
+            cpu = cpu_profile(targets[0], client, args.n, args.yappi_out)
             report_spy(cpu, "yappi CPU time (all threads, exclusive time per function)")
         print("\nmicro measurements (this machine, now)")
         first = targets[0]
@@ -710,8 +710,11 @@ def sample(target: Target, client: Lego, n: int) -> tuple[Counter[str], Counter[
 TOP_INCLUSIVE = 30
 
 
-def cpu_profile(target: Target, client: Lego, n: int) -> tuple[Counter[str], Counter[str]]:
-    """n more issuances against one target under yappi (CPU clock, every thread)."""
+def cpu_profile(
+    target: Target, client: Lego, n: int, out: Path | None = None
+) -> tuple[Counter[str], Counter[str]]:
+    """n more issuances against one target under yappi (CPU clock, every thread); with
+    `out`, the whole profile is saved there in pstats form (callers, callees)."""
     import yappi
 
     yappi.set_clock_type("cpu")
@@ -736,6 +739,9 @@ def cpu_profile(target: Target, client: Lego, n: int) -> tuple[Counter[str], Cou
             if "/privca/" in stat.module
         }
     )
+    if out is not None:
+        yappi.get_func_stats().save(str(out), type="pstat")
+        print(f"(the whole profile is in {out}: python -m pstats {out})")
     yappi.clear_stats()
     print(f"privca's functions by inclusive CPU, ms per issuance ({n} issuances)")
     for frame, micros in inclusive.most_common(TOP_INCLUSIVE):
@@ -754,6 +760,9 @@ def main() -> None:
     parser.add_argument("--no-tls", action="store_true", help="serve plain HTTP")
     parser.add_argument("--py-spy", action="store_true", help="sample the first variant")
     parser.add_argument("--yappi", action="store_true", help="CPU-profile the first variant")
+    parser.add_argument(
+        "--yappi-out", type=Path, help="with --yappi: save the profile here (pstats)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     try:

@@ -256,3 +256,30 @@ def test_the_writer_lock_and_sqlite_share_one_deadline(
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 3000
     _insert_row(engine, way, -4, 1)
     engine.dispose()
+
+
+@pytest.mark.parametrize("outer", ["transaction", "cursor"])
+@pytest.mark.parametrize("inner", ["transaction", "cursor"])
+def test_a_write_nested_in_another_is_refused_at_once_and_the_outer_one_commits(
+    database_file: Path, outer: str, inner: str
+) -> None:
+    # The nested write could only wait for the lock its own outer transaction holds: it
+    # used to hang for the whole busy timeout (a minute), then say "the store is
+    # unavailable" (exit 3), an operator's problem. It is the programmer's, said at once
+    # (RuntimeError, not the StoreUnavailable of a wait that timed out).
+    engine = create_engine(sqlite_url(database_file))
+    if outer == "transaction":
+        with transaction(engine, write=True) as connection:
+            connection.execute(_ROWS.insert(), {"thread": -5, "n": 0})
+            with pytest.raises(RuntimeError, match="inside another one"):
+                _insert_row(engine, inner, -5, 1)
+    else:
+        with sqlite_cursor(engine, write=True) as cursor:
+            cursor.execute("INSERT INTO writer_rows (thread, n) VALUES (?, ?)", (-5, 0))
+            with pytest.raises(RuntimeError, match="inside another one"):
+                _insert_row(engine, inner, -5, 1)
+    # The outer transaction committed, and the lock is free again for this thread.
+    _insert_row(engine, inner, -5, 2)
+    with transaction(engine, write=False) as connection:
+        assert connection.execute(sa.select(_ROWS.c.n)).scalars().all() == [0, 2]
+    engine.dispose()

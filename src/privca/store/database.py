@@ -216,7 +216,7 @@ def _tune_sqlite(engine: sa.Engine, file: DatabaseFile | None) -> None:
     # transaction's CPU), and do_begin's errors are wrapped like a statement's.
     engine.dialect.do_begin = _sqlite_begin  # type: ignore[method-assign]
 
-    _WRITERS[engine] = threading.RLock()
+    _WRITERS[engine] = _WriterLock()
 
 
 def _sqlite_begin(dbapi_connection: Any) -> None:
@@ -438,15 +438,44 @@ def _restore_full(connection: Any, cursor: Any) -> None:
         raise
 
 
+class _WriterLock:
+    """One SQLite engine's writer lock in this process, knowing which thread holds it: a
+    write transaction opened inside another on the same thread would wait for the lock its
+    own outer transaction holds (in SQLite's busy handler) and fail only after the whole
+    busy timeout, a minute, as "unavailable". It is refused at once, as the bug it is."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.owner: int | None = None
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        if self.owner == threading.get_ident():
+            raise RuntimeError(
+                "a write transaction was opened inside another one on the same SQLite "
+                "store and thread: it would wait for its own lock"
+            )
+        if timeout is None:
+            taken = self._lock.acquire(blocking=False)
+        else:
+            taken = self._lock.acquire(timeout=timeout)
+        if taken:
+            self.owner = threading.get_ident()
+        return taken
+
+    def release(self) -> None:
+        self.owner = None
+        self._lock.release()
+
+
 # One lock per SQLite engine that this process's writers take before BEGIN IMMEDIATE.
-_WRITERS: weakref.WeakKeyDictionary[sa.Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakKeyDictionary[sa.Engine, _WriterLock] = weakref.WeakKeyDictionary()
 
 
 def _fresh_writer_locks() -> None:
     # A child forked while a thread of its parent held a lock (serve --workers forks) would
     # inherit it held, by a thread that does not exist in the child: give it its own.
     for engine in list(_WRITERS):
-        _WRITERS[engine] = threading.RLock()
+        _WRITERS[engine] = _WriterLock()
 
 
 os.register_at_fork(after_in_child=_fresh_writer_locks)
@@ -461,9 +490,8 @@ def _writing(engine: sa.Engine, sqlite_write: bool) -> Iterator[float | None]:
     could sleep for many times what the holder took, and an ACME server spends most of its
     requests writing (every POST spends a nonce). Waiting here, a thread wakes as soon as
     the one before it is done. Writers in other processes still meet the busy handler.
-    Re-entrant, so a nested write transaction is not refused here; it then waits in SQLite
-    for the write lock its own outer transaction holds, and fails after the busy timeout
-    (no code nests writes).
+    A write transaction nested in another on the same thread is refused with RuntimeError
+    (see _WriterLock): it could only wait for itself.
 
     Yields None when the lock was free (SQLite's busy timeout is then the whole wait), else
     the deadline that the wait here and the one in SQLite share (WRITE_DEADLINE): a writer
@@ -473,7 +501,7 @@ def _writing(engine: sa.Engine, sqlite_write: bool) -> Iterator[float | None]:
         yield None
         return
     deadline = None
-    if not lock.acquire(blocking=False):
+    if not lock.acquire():
         deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
         if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             raise StoreUnavailable(
