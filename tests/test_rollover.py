@@ -316,6 +316,61 @@ def test_reverse_cross_is_made_exported_and_dropped_on_retirement(
     assert run_cli("export", "cross").stdout == ""
 
 
+def test_an_ended_reverse_cross_makes_no_old_leaf_valid(run_cli: Cli, tmp_path: Path) -> None:
+    """While the rollover lasts, the reverse cross (the old root signed by the new) lets a
+    client that trusts only the new root accept a leaf of the old hierarchy; verify says
+    so too. Once the old root is retired the reverse cross has ended and clients are no
+    longer given it: verify and scan name the retired root, as openssl refuses the leaf,
+    instead of judging it valid through the ended certificate."""
+    require_tool("openssl")
+    out = tmp_path / "out"
+    init = run_cli("init", "--name", "Reverse", "--passphrase-file", str(run_cli.passphrase_file))
+    assert init.exit_code == 0, init.stderr
+    issue(run_cli, out, "old.example")
+    rotated = run_cli(
+        "rotate", "root", "--new-key", "--reverse-cross",
+        "--passphrase-file", str(run_cli.passphrase_file),
+    )  # fmt: skip
+    assert rotated.exit_code == 0, rotated.stderr
+    certs = run_cli.home / "certs"
+    new_root = write(tmp_path / "new-root.pem", (certs / "root.crt").read_bytes())
+    chain = out / "old.example.chain.pem"
+    with_reverse = write(
+        tmp_path / "with-reverse.pem", chain.read_bytes() + run_cli("export", "cross").stdout_bytes
+    )
+
+    def openssl_verify(trusted: Path, untrusted: Path) -> int:
+        return openssl(
+            "verify", "-x509_strict", "-CAfile", str(trusted), "-untrusted", str(untrusted),
+            str(chain),
+        ).returncode  # fmt: skip
+
+    assert openssl_verify(new_root, with_reverse) == 0
+    through_reverse = run_cli("verify", str(chain), "--ca-file", str(new_root))
+    assert through_reverse.exit_code == 0, through_reverse.output + through_reverse.stderr
+
+    retired = run_cli(
+        "rotate", "root", "--retire-old", "--force",
+        "--passphrase-file", str(run_cli.passphrase_file),
+    )  # fmt: skip
+    assert retired.exit_code == 0, retired.stderr
+    assert openssl_verify(certs / "roots.pem", chain) != 0
+    message = (
+        "issued by CN=Reverse Issuing CA under the retired root CN=Reverse Root: not trusted "
+        "since the root rollover ended; renew it (privca renew; privca issue if the "
+        "inventory does not hold it)"
+    )
+    for extra in ((), ("--ca-file", str(new_root))):
+        verdict = run_cli("verify", str(chain), "--json", *extra)
+        assert verdict.exit_code == 1, verdict.output + verdict.stderr
+        assert json.loads(verdict.stdout)["problems"] == [message]
+    served = (chain.read_bytes(), (out / "old.example.key").read_bytes())
+    with serve_tls(*served, tmp_path / "old") as port:
+        scanned = run_cli("scan", f"127.0.0.1:{port}", "--name", "old.example", "--json")
+    assert scanned.exit_code == 1, scanned.stdout + scanned.stderr
+    assert json.loads(scanned.stdout)[0]["findings"] == [message]
+
+
 def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
     init = run_cli(
         "init", "--name", "Flat", "--single-tier", "--passphrase-file", str(run_cli.passphrase_file)

@@ -259,8 +259,17 @@ class Registry:
         return [a.certificate for a in self.authorities]
 
     def intermediates(self) -> list[x509.Certificate]:
-        """Every CA certificate that is not self-signed, for path building."""
-        return [a.certificate for a in self.authorities if not a.is_self_signed]
+        """The CA certificates that are not self-signed, for path building: every issuing
+        CA (retired ones too: what they signed keeps its chain), and the cross-certificates
+        of a rollover under way only. Once the old root is retired its crosses have ended:
+        clients are no longer given them, so a leaf of the retired hierarchy must not be
+        judged valid through the reverse cross to the new root."""
+        crossing = {c.id for c in self.crosses}
+        return [
+            a.certificate
+            for a in self.authorities
+            if not a.is_self_signed and (a.role not in CROSS_ROLES or a.id in crossing)
+        ]
 
     def publishing(self, signed_leaves: Sequence[int] | frozenset[int]) -> list[CaCertificate]:
         """CAs that sign leaves, so publish CRLs and answer OCSP: all issuing CAs, or the

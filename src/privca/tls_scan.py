@@ -431,7 +431,7 @@ def judge(served: ServedChain, ca: CertificateAuthority | None, now: dt.datetime
         )
     # Both roots during a root rollover: a leaf of the old hierarchy is still ours.
     roots = [r.certificate for r in ca.registry.trusted_roots]
-    known = [a.certificate for a in ca.authorities() if a.role != "root"]
+    known = ca.registry.intermediates()
     verdict = _chain_verdict(leaf, roots, intermediates, known, now, name)
     if not verdict.ours:
         from privca.x509.verify import untrusted_root_problem

@@ -76,7 +76,9 @@ def _delegated(pki: Pki, key_type: KeyType = KeyType.EC_P256) -> Responder:
 
 
 @pytest.mark.parametrize(
-    "algorithm", [hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512()], ids=str
+    "algorithm",
+    [hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512()],
+    ids=lambda algorithm: algorithm.name,
 )
 def test_issuer_keys_match_what_clients_compute(pair, algorithm) -> None:
     leaf, issuer = pair
