@@ -94,6 +94,16 @@ CASES = [
         lambda db: ["DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)"],
         lambda db: f"entry {query(db, 'SELECT max(seq) FROM audit_log')[0][0]} is missing",
     ),
+    # The head row records how many entries there were: deleted with the newest entries,
+    # it used to be made again from what was left, and the deletion went unseen.
+    Tampering(
+        "delete-head-and-last-entry",
+        lambda db: [
+            "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)",
+            "DELETE FROM audit_head",
+        ],
+        lambda _db: "the head of the log is gone",
+    ),
     Tampering(
         "swap-two-entries",
         lambda db: [
@@ -140,6 +150,14 @@ CASES = [
         lambda db: f"certificate {serial_of(db, 'revoked', 0)} is revoked for 'cACompromise'",
     ),
     Tampering(
+        "revocation-reason-removed",
+        lambda db: [
+            "UPDATE certificates SET revocation_reason = NULL "
+            f"WHERE serial = {stored_serial(db, 'revoked', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'revoked', 0)} is revoked for no reason but",
+    ),
+    Tampering(
         "revocation-without-entry",
         lambda db: [
             "UPDATE certificates SET status = 'revoked', revoked_at = issued_at, "
@@ -171,6 +189,34 @@ def test_tampering_is_named(
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert expected in result.stderr, result.stderr
     assert "Traceback" not in result.output + result.stderr
+
+
+def test_nothing_is_written_over_a_log_whose_head_was_deleted(
+    run_cli: Cli, audited_home: Path, tmp_path: Path
+) -> None:
+    """A new head made from the entries left would erase the evidence that some were
+    deleted: every write is refused (exit 3) until the store is repaired."""
+    home = copy_home(audited_home, tmp_path / "headless")
+    database = home / "privca.db"
+    sqlite3_cli(
+        database,
+        "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)",
+        "DELETE FROM audit_head",
+    )
+    before = query(database, "SELECT count(*), max(seq) FROM audit_log")
+    secret = str(run_cli.passphrase_file)
+    out = str(tmp_path / "out")
+    refused = run_cli(
+        "issue", "four.corp.internal", "--out", out, "--passphrase-file", secret, home=home
+    )
+    assert refused.exit_code == 3, (refused.stdout, refused.stderr)
+    assert "the audit log's head row is gone" in refused.stderr
+    assert "privca restore" in refused.stderr and "Traceback" not in refused.stderr
+    assert query(database, "SELECT count(*), max(seq) FROM audit_log") == before
+    assert query(database, "SELECT count(*) FROM audit_head") == [(0,)]
+    assert not (tmp_path / "out" / "four.corp.internal.crt").exists()
+    verdict = run_cli("audit", "verify", home=home)
+    assert verdict.exit_code == 1 and "the head of the log is gone" in verdict.stderr
 
 
 def _rewrite_chain(database: Path, drop_serial: str) -> None:

@@ -197,6 +197,11 @@ def verify_audit(
                 "as privca never writes one: the row was altered"
             )
         recorded = snapshot.stored_head()
+        if recorded is None and count:
+            return verdict(
+                "the head of the log is gone (its row was deleted): whether entries after "
+                f"entry {count} were deleted too cannot be told without a checkpoint"
+            )
         if recorded is not None and recorded != (count, head):
             if recorded[0] > count:
                 return verdict(
@@ -253,9 +258,10 @@ def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
             "the revocation was undone in the store"
         )
     logged = index.revoked.get(serial)
-    if status == "revoked" and logged and facts.reason and facts.reason != logged:
+    if status == "revoked" and logged and facts.reason != logged:
+        held = f"'{facts.reason}'" if facts.reason else "no reason"
         return (
-            f"certificate {serial} is revoked for '{facts.reason}' but the log recorded "
+            f"certificate {serial} is revoked for {held} but the log recorded "
             f"'{logged}': the row was altered"
         )
     if tidied and serial not in index.tidied:

@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from privca._actor import current_actor
+from privca.errors import EnvironmentRefused
 from privca.store.columns import HexBytes, PackedDetail
 from privca.store.schema import (
     AUDIT_SERIAL_INDEX,
@@ -197,13 +198,19 @@ def _head(connection: sa.Connection) -> tuple[int, str]:
     query = _LOCK_HEAD if connection.dialect.name == "postgresql" else _READ_HEAD
     row = connection.execute(query).first()
     if row is None:
-        # A store made before the head row existed: start it where the log is.
-        last = connection.execute(
-            sa.select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-        ).first()
-        seq, digest = (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)
-        connection.execute(audit_head.insert().values(id=1, seq=seq, hash=digest))
-        return seq, digest
+        # The migration that made the log made its head (0009): a log without one had it
+        # deleted, and with it the record of how many entries there were. Starting a new
+        # head at the last entry left would erase that evidence for good.
+        if head(connection)[0]:
+            raise EnvironmentRefused(
+                "the audit log's head row is gone while the log holds entries: the store "
+                "was altered (its newest entries may have been deleted too); nothing is "
+                "written until it is repaired",
+                "run `privca audit verify`, then restore the store from a backup "
+                "(privca restore)",
+            )
+        connection.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
+        return 0, GENESIS
     return int(row.seq), str(row.hash)
 
 
