@@ -156,13 +156,14 @@ class CertificateAuthorityIssuer:
         if record is None or record.der is None:
             # Only a valid order's certificate is asked for: its record must be there.
             raise PrivcaError(f"certificate {serial_hex(serial)} of a valid order is missing")
-        chain = [x509.load_der_x509_certificate(record.der)]
+        # As `privca issue` writes NAME.chain.pem: the CA certificates up to the root (not
+        # the root itself), and during a root rollover the cross-certificate, so that a
+        # client that trusts only the old root still accepts a certificate of the new one.
+        leaf = x509.load_der_x509_certificate(record.der)
+        above = [c for c in self.authority.chain_of(record) if c.subject != c.issuer]
         authority = self.authority.issuer_of(record)
-        if authority is not None:
-            issuer = x509.load_der_x509_certificate(authority.der)
-            if issuer.subject != issuer.issuer:
-                chain.append(issuer)
-        return pem_certificates(chain)
+        cross = self.authority.registry.cross_for(authority) if authority is not None else ()
+        return pem_certificates([leaf, *above, *cross])
 
     def supersede(self, old_serial: int, new_serial: int) -> None:
         with self._lock:

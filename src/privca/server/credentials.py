@@ -156,7 +156,12 @@ class ServeCredentials:
                 raise KeyUnavailable("the server certificate came without its key")
             return Credential(
                 issued.certificate,
-                (issued.certificate, *[c for c in issued.chain if c.subject != c.issuer]),
+                # with the cross-certificate of a root rollover under way, as chain.pem
+                (
+                    issued.certificate,
+                    *[c for c in issued.chain if c.subject != c.issuer],
+                    *issued.cross,
+                ),
                 issued.private_key,
                 self.server_path(),
             )
