@@ -426,11 +426,14 @@ def old_hierarchy(registry: Registry) -> set[int]:
 def rollover_status(
     registry: Registry, inventory: InventoryView, now: dt.datetime
 ) -> RolloverStatus:
-    """The old hierarchy's valid certificates, OCSP responder certificates left out,
-    counted by the inventory: one aggregate per CA, not a read of each certificate (a
-    rollover may leave a million behind)."""
+    """The old hierarchy's valid certificates, counted by the inventory: one aggregate per
+    CA, not a read of each certificate (a rollover may leave a million behind). Left out:
+    OCSP responder and audit-signer certificates, which privca replaces under the new
+    issuing CA itself when it next needs one (`privca renew` cannot renew them, and
+    counting them held retirement back until they expired)."""
     old_ids = old_hierarchy(registry)
-    valid = inventory.valid_by_issuer(old_ids, now, (profiles.OCSP_RESPONDER.name,))
+    own = (profiles.OCSP_RESPONDER.name, profiles.AUDIT_SIGNER.name)
+    valid = inventory.valid_by_issuer(old_ids, now, own)
     by_issuer: Counter[str] = Counter()
     for issuer_id, leaves in valid.items():
         by_issuer[registry.issuer_name_of(registry.by_id(issuer_id)) or ""] += leaves.count
