@@ -52,7 +52,7 @@ from privca.rotation import (
     rotate_issuing,
 )
 from privca.settings import Settings
-from privca.store.database import sqlite_url
+from privca.store.database import check_database_exists, sqlite_url
 from privca.store.inventory import Store
 from privca.store.records import CertificateRecord, IssuerRecord
 from privca.store.schema import SCHEMA_REVISION
@@ -156,6 +156,7 @@ class CertificateAuthority(AuthorityRecords):
             hsm_module=settings.hsm_module,
         )
         url = settings.store_url or sqlite_url(ca_home.database)
+        check_database_exists(url)
         password = settings.store_password() if settings.store_url else None
         store = Store(url, password=password, sealer=custody.sealing_key())
         before = store.migrate()

@@ -93,6 +93,67 @@ def test_out_under_a_file_is_refused_with_the_real_path(
     assert home_cli("list", "--all", "--json").stdout == before  # nothing issued
 
 
+@pytest.mark.parametrize(
+    ("template", "produced", "holds_key"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+@pytest.mark.parametrize("where", ["out", "under-out"])
+def test_out_through_a_dangling_symbolic_link_is_refused_before_anything_is_issued(
+    home_cli: Cli,
+    prepared,
+    tmp_path: Path,
+    template: list[str],
+    produced: str,
+    holds_key: bool,
+    where: str,
+) -> None:
+    """A link to nothing looks like a missing directory, yet cannot be made one: the
+    certificate used to be recorded (valid, its key written nowhere) before the mkdir
+    failed with exit 2."""
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "nowhere")
+    out = link if where == "out" else link / "sub"
+    before = home_cli("list", "--all", "--json").stdout
+    result = home_cli(*prepared(template, str(out)))
+    assert_user_error(result, str(link))  # "a symbolic link to nothing" (or "not a directory")
+    assert home_cli("list", "--all", "--json").stdout == before  # nothing issued
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("command", ["issue", "renew"])
+def test_a_directory_where_a_file_goes_is_refused_even_with_force(
+    home_cli: Cli, prepared, tmp_path: Path, command: str
+) -> None:
+    """The certificate used to be recorded and its key and certificate written, and then
+    the write of the chain failed (exit 3): now nothing is done."""
+    out = tmp_path / "partial"
+    name = "db.corp.internal" if command == "issue" else "web.corp.internal"
+    (out / f"{name}.chain.pem").mkdir(parents=True)
+    template = [command, name, "--out", "OUT", "--force"]
+    before = home_cli("list", "--all", "--json").stdout
+    result = home_cli(*prepared(template, str(out)))
+    assert_user_error(result, f"{name}.chain.pem")
+    assert sorted(p.name for p in out.iterdir()) == [f"{name}.chain.pem"]
+    assert home_cli("list", "--all", "--json").stdout == before
+
+
+def test_a_home_whose_database_file_is_gone_is_refused_not_emptied(
+    home_cli: Cli, tmp_path: Path
+) -> None:
+    """SQLite would make a new, empty privca.db: the CA would forget what it issued and
+    revoked, and its audit log, and go on (list said nothing, doctor "No findings")."""
+    database = home_cli.home / "privca.db"
+    kept = tmp_path / "privca.db.kept"
+    database.rename(kept)
+    for argv in (["list"], ["doctor"], ["check"]):
+        result = home_cli(*argv)
+        assert result.exit_code == 3, (argv, result.stdout, result.stderr)
+        assert "privca.db is missing" in result.stderr and "privca restore" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not database.exists()
+    kept.rename(database)
+    assert home_cli("list").exit_code == 0
+
+
 def test_atomic_write_names_the_target_not_its_temporary_file(tmp_path: Path) -> None:
     target = tmp_path / "missing" / "ca.crt"
     with pytest.raises(EnvironmentRefused) as raised:

@@ -90,15 +90,22 @@ def _checked_store_url(_ctx: click.Context, _param: click.Parameter, value: str)
 
 
 def check_outputs_free(paths: Iterable[Path], force: bool) -> None:
-    """Refuse, before any work is done, to replace files unless --force was given."""
-    if force:
-        return
-    from privca.errors import AlreadyExists
+    """Refuse, before any work is done, to replace files unless --force was given, and a
+    directory where a file goes even with it (the write would fail after the certificate
+    was recorded, with some of its files written and others not). Messages carry paths
+    as they are: report_error escapes what it prints."""
+    from privca.errors import AlreadyExists, InputError
 
     for path in paths:
-        if path.exists():
+        if path.is_dir():
+            raise InputError(
+                f"'{path}' is a directory, where a file is to be written",
+                "move the directory away, or choose another --out",
+            )
+        if not force and path.exists():
             raise AlreadyExists(
-                f"'{path}' already exists", "use --force to replace it, or another --out"
+                f"'{path}' already exists",
+                "use --force to replace it, or another --out",
             )
 
 
@@ -138,6 +145,11 @@ def check_out_directory(directory: Path) -> None:
 
     from privca.errors import EnvironmentRefused, InputError
 
+    if os.path.islink(directory) and not directory.exists():
+        raise InputError(
+            f"--out '{directory}' is a symbolic link to nothing",
+            "point it at a directory, remove it, or choose another --out",
+        )
     if directory.exists():
         if not directory.is_dir():
             raise InputError(f"--out '{directory}' exists and is not a directory")
@@ -149,6 +161,12 @@ def check_out_directory(directory: Path) -> None:
         return
     parent = directory.absolute().parent
     while not parent.exists():
+        if os.path.islink(parent):
+            raise InputError(
+                f"--out '{directory}' cannot be created: "
+                f"'{parent}' is a symbolic link to nothing",
+                "point it at a directory, remove it, or choose another --out",
+            )
         parent = parent.parent
     if not parent.is_dir():
         raise InputError(f"--out '{directory}' cannot be created: '{parent}' is not a directory")

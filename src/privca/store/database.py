@@ -60,6 +60,23 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
+def check_database_exists(url: str) -> None:
+    """Refuse to open an established CA whose SQLite file is gone: SQLite would make an
+    empty one, and the CA would go on as if it had never issued anything (no revocations,
+    serials free to repeat, an empty audit log).
+
+    Raises:
+        StoreUnavailable: the file is missing.
+    """
+    path = _sqlite_file(url)
+    if path is not None and not os.path.lexists(path):
+        raise StoreUnavailable(
+            f"the inventory database {path} is missing: an empty one would "
+            "forget every certificate, revocation and audit entry of this CA",
+            "put the file back, or restore the CA from a backup (privca restore)",
+        )
+
+
 REPLACED_HINT = (
     "restart privca (stop it before the database file is moved, replaced or copied over: "
     "docs/ha.md)"
