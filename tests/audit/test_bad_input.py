@@ -33,13 +33,18 @@ from tests.conftest import Cli, assert_user_error, tree_snapshot, write
         (("audit", "verify", "--checkpoint", "{missing}"), "missing"),
         (("audit", "verify-export", "{junk}", "--signature", "{junk}"), "not a privca audit"),
         (("import", "{junk}"), "junk"),
+        # Refused before the checkpoint is signed and kept: it used to be kept (a row, the
+        # published file) and then the write failed with exit 3.
+        (("audit", "checkpoint", "--out", "{under_file}"), "is not a directory"),
+        (("audit", "export", "--since", "7d", "--out", "{under_file}"), "is not a directory"),
     ],
     ids=["since-garbage", "since-before-year-one", "export-since-too-long-ago",
          "serial-not-hex", "serial-negative", "serial-negative-0x", "serial-underscore",
          "serial-superscript-two", "serial-arabic-indic-digit", "serial-too-long",
          "serial-bidi-and-escape", "since-arabic-indic-digit", "export-since-arabic-indic",
          "checkpoint-not-json", "checkpoint-missing",
-         "export-not-json", "import-not-a-certificate"],
+         "export-not-json", "import-not-a-certificate", "checkpoint-out-under-a-file",
+         "export-out-under-a-file"],
 )  # fmt: skip
 def test_refused_cleanly(
     run_cli: Cli, audited_home: Path, tmp_path: Path, args: tuple[str, ...], fragment: str
@@ -49,6 +54,7 @@ def test_refused_cleanly(
         "{junk}": str(junk),
         "{missing}": str(tmp_path / "missing.json"),
         "{out}": str(tmp_path / "export.json"),
+        "{under_file}": str(junk / "sub" / "kept.json"),
     }
     files, rows = _files(audited_home), _rows(audited_home)
     result = run_cli(*(paths.get(a, a) for a in args))

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 import click
 
 from privca._text import printable
-from privca.cli.options import json_option, open_authority
+from privca.cli.options import (
+    check_out_directory,
+    check_outputs_free,
+    json_option,
+    make_out_directory,
+    open_authority,
+)
 from privca.cli.render import note, print_json, print_json_array, print_table
 from privca.cli.secrets import passphrase_file_option
 from privca.errors import InputError
@@ -166,10 +172,15 @@ def checkpoint_command(
     """Sign a checkpoint (entry count, head hash, time) with the audit key."""
     from privca.home import atomic_write
 
+    if out is not None:
+        # Before the checkpoint is signed and kept (and an audit key made on first need).
+        check_out_directory(out.parent)
+        check_outputs_free([out], force=True)
     with open_authority(app, passphrase_file) as ca:
         checkpoint = ca.audit_checkpoint()
         published = ca.home.audit_checkpoint
     if out is not None:
+        make_out_directory(out.parent, private=False)
         atomic_write(out, checkpoint.text().encode(), 0o644)
     if as_json:
         print_json({"entries": checkpoint.entries, "head": checkpoint.head, "file": str(published)})
@@ -197,8 +208,12 @@ def export_command(app: AppContext, since: str, out: Path, passphrase_file: Path
     if start is None:
         raise InputError("--since is required")
     signature_file = out.with_name(out.name + ".p7s")
+    # Before an audit key is made on first need, and the export is signed.
+    check_out_directory(out.parent)
+    check_outputs_free([out, signature_file], force=True)
     with open_authority(app, passphrase_file) as ca:
         data, signature = ca.audit_export(start)
+    make_out_directory(out.parent, private=False)
     atomic_write_many([(out, data, 0o644), (signature_file, signature, 0o644)])
     note(f"export:    {out}", app.quiet)
     note(f"signature: {signature_file}", app.quiet)

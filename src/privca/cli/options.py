@@ -152,7 +152,9 @@ def check_out_directory(directory: Path) -> None:
         )
     if directory.exists():
         if not directory.is_dir():
-            raise InputError(f"--out '{directory}' exists and is not a directory")
+            raise InputError(
+                f"--out '{directory}' exists and is not a directory", "choose another --out"
+            )
         if not os.access(directory, os.W_OK | os.X_OK):
             raise EnvironmentRefused(
                 f"cannot write into '{directory}': permission denied",
@@ -163,8 +165,7 @@ def check_out_directory(directory: Path) -> None:
     while not parent.exists():
         if os.path.islink(parent):
             raise InputError(
-                f"--out '{directory}' cannot be created: "
-                f"'{parent}' is a symbolic link to nothing",
+                f"--out '{directory}' cannot be created: '{parent}' is a symbolic link to nothing",
                 "point it at a directory, remove it, or choose another --out",
             )
         parent = parent.parent

@@ -206,8 +206,7 @@ def _head(connection: sa.Connection) -> tuple[int, str]:
                 "the audit log's head row is gone while the log holds entries: the store "
                 "was altered (its newest entries may have been deleted too); nothing is "
                 "written until it is repaired",
-                "run `privca audit verify`, then restore the store from a backup "
-                "(privca restore)",
+                "run `privca audit verify`, then restore the store from a backup (privca restore)",
             )
         connection.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
         return 0, GENESIS
