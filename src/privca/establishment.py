@@ -37,6 +37,7 @@ from privca.store.imports import add_imported_certificates
 from privca.store.inventory import Store
 from privca.store.records import CrlState, ImportedRow
 from privca.store.serials import random_serial
+from privca.urls import check_base_url
 from privca.x509 import profiles
 from privca.x509.build import CertificateSpec, Issuer, build_certificate, ca_subject, self_issuer
 
@@ -220,8 +221,7 @@ class NewCa:
             )
         if not self.hsm_module:
             check_new_passphrase(self.passphrase)
-        if self.base_url and not self.base_url.startswith(("http://", "https://")):
-            raise InputError(f"URL '{self.base_url}' must start with http:// or https://")
+        check_base_url(self.base_url)
 
     def settings(self, name: str) -> Settings:
         return Settings(
@@ -229,7 +229,7 @@ class NewCa:
             single_tier=self.single_tier,
             policy=IssuancePolicy.build(self.permitted, self.excluded),
             store_url=check_store_url(self.store_url) if self.store_url else "",
-            base_url=self.base_url.rstrip("/"),
+            base_url=check_base_url(self.base_url),
             # Keys on a token are never written in clear; files only with a passphrase.
             encrypted_keys=self.passphrase is not None or bool(self.hsm_module),
             hsm_module=self.hsm_module,

@@ -16,6 +16,7 @@ from privca.errors import InputError, NotFound
 from privca.home import atomic_write, check_private_file, read_secret_file
 from privca.policy import IssuancePolicy
 from privca.store.address import check_store_url
+from privca.urls import check_base_url
 
 STORE_PASSWORD_ENV = "PRIVCA_STORE_PASSWORD"
 
@@ -127,7 +128,7 @@ class Settings:
             name=ca["name"],
             single_tier=bool(ca.get("single_tier", False)),
             encrypted_keys=bool(ca.get("encrypted_keys", True)),
-            base_url=str(ca.get("base_url", "")),
+            base_url=check_base_url(str(ca.get("base_url", "")), f"{source} [ca] base_url"),
             crl_days=int(ca.get("crl_days", 7)),
             root_crl_days=int(ca.get("root_crl_days", 180)),
             hsm_module=str(ca.get("hsm_module", "")),

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from privca.errors import InputError
 from privca.x509.encoding import serial_hex
+from privca.x509.names import parse_uri
 
 OCSP_PATH = "/ocsp"
 CRL_PREFIX = "/crl"
@@ -45,6 +47,30 @@ def crl_path(issuer_serial: int) -> str:
 def ca_certificate_path(serial: int) -> str:
     """DER, as AIA caIssuers fetchers expect (RFC 5280 4.2.2.1)."""
     return f"{CA_PREFIX}/{serial_hex(serial)}.der"
+
+
+def check_base_url(text: str, source: str = "--url") -> str:
+    """The base URL of `privca serve` as every certificate will carry it (CRL, OCSP and CA
+    issuers URLs): http(s)://host[:port][/path], read by the rules of URI names
+    (x509.names.parse_uri), so that no control character, user part or host that two
+    parsers read differently reaches a certificate; no query or fragment (the paths are
+    appended). "" stays "" (no URLs in certificates).
+
+    Raises:
+        InputError: naming what is wrong, and `source` (the option or the file).
+    """
+    if not text:
+        return ""
+    hint = "give http(s)://host[:port][/path]"
+    try:
+        uri = parse_uri(text)
+    except InputError as exc:
+        raise InputError(f"{source}: the base URL is refused: {exc.message}", hint) from exc
+    if uri.scheme not in ("http", "https"):
+        raise InputError(f"{source}: URL '{text}' must start with http:// or https://", hint)
+    if "?" in uri.text or "#" in uri.text:
+        raise InputError(f"{source}: URL '{text}' has a query or a fragment", hint)
+    return uri.text.rstrip("/")
 
 
 def absolute(base_url: str, path: str) -> str | None:

@@ -283,6 +283,43 @@ def test_conflicting_init_flags(run_cli: Cli) -> None:
     assert not run_cli.home.exists()
 
 
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        # Each would have reached the CRL, OCSP and CA issuers URLs of every certificate.
+        ("http://ca\x1b[31m.corp.internal/", "control characters"),
+        ("http://user:secret@ca.corp.internal/", "user part"),
+        ("http://ca.corp.internal\\@evil.example/", "backslash"),
+        ("ftp://ca.corp.internal/", "must start with http:// or https://"),
+        ("http://ca.corp.internal/?x=1", "query or a fragment"),
+        ("http:///crl", "no host"),
+    ],
+    ids=["escape", "userinfo", "backslash", "ftp", "query", "no-host"],
+)
+def test_init_refuses_a_base_url_certificates_must_not_carry(
+    run_cli: Cli, url: str, fragment: str
+) -> None:
+    result = run_cli(
+        "init", "--name", "U", "--url", url, "--passphrase-file", str(run_cli.passphrase_file)
+    )
+    assert_user_error(result, fragment)
+    assert "\x1b" not in result.stderr
+    assert not run_cli.home.exists()
+
+
+def test_a_base_url_edited_into_privca_toml_is_refused(home_cli: Cli) -> None:
+    settings = home_cli.home / "privca.toml"
+    text = settings.read_text()
+    assert "base_url" in text
+    settings.write_text(text.replace('base_url = ""', 'base_url = "http://ca\\u001b[2J.corp/"'))
+    before = _home_state(home_cli)
+    result = home_cli(
+        "issue", "x.corp.internal", "--passphrase-file", str(home_cli.passphrase_file)
+    )
+    assert_user_error(result, "base_url")
+    assert _home_state(home_cli) == before
+
+
 VERIFY_CASES = [
     ("garbage-cert", ["__GARBAGE__"], "holds no certificate"),
     ("missing-cert", ["/nonexistent.crt"], "does not exist"),
