@@ -179,31 +179,74 @@ def test_backup_of_no_ca(run_cli: Cli, tmp_path: Path) -> None:
     assert not (tmp_path / "b.tar.gz").exists()
 
 
-def test_a_store_from_a_newer_privca_is_refused(
-    run_cli: Cli, backup: Callable[..., Path], tmp_path: Path
-) -> None:
-    """Its schema revision is unknown here: a clear error, not a migration failure."""
+def _with_revision(archive: Path, revision: str, tmp_path: Path, **changes: object) -> Path:
+    """The archive again, its store claiming `revision`, resealed as anyone can reseal one
+    (with `changes` to its manifest)."""
     import dataclasses
     import sqlite3
 
     from privca.backup.archive import Manifest, Member, build_archive
 
-    files = members(backup())
+    files = members(archive)
     manifest = Manifest.parse(files.pop("manifest.json"))
-    database = tmp_path / "future.db"
+    database = tmp_path / "edited.db"
     database.write_bytes(files["store/privca.db"])
     with sqlite3.connect(database) as connection:
-        connection.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+        connection.execute("UPDATE alembic_version SET version_num = ?", (revision,))
     connection.close()
     files["store/privca.db"] = database.read_bytes()
     hashed = {n: Member(hashlib.sha256(d).hexdigest(), len(d)) for n, d in files.items()}
-    archive = tmp_path / "future.tar.gz"
-    archive.write_bytes(build_archive(dataclasses.replace(manifest, members=hashed), files))
-    target = tmp_path / "target"
-    assert_user_error(
-        run_cli("restore", str(archive), "--home", str(target)), "unknown to this privca"
+    edited = tmp_path / f"{revision}.tar.gz"
+    edited.write_bytes(
+        build_archive(dataclasses.replace(manifest, members=hashed, **changes), files)
     )
+    return edited
+
+
+@pytest.mark.parametrize(
+    ("revision", "fragment"),
+    [
+        # Its schema revision is unknown here: a clear error, not a migration failure.
+        ("9999_from_the_future", "unknown to this privca"),
+        # An older revision than its tables: the migrations from it fail (exit 70 before).
+        ("0012_audit_compact", "does not match the schema revision it names"),
+    ],
+    ids=["newer", "older-than-its-tables"],
+)
+@pytest.mark.parametrize("command", ["restore", "verify"])
+def test_a_store_whose_revision_cannot_be_migrated_is_refused(
+    run_cli: Cli,
+    backup: Callable[..., Path],
+    tmp_path: Path,
+    revision: str,
+    fragment: str,
+    command: str,
+) -> None:
+    archive = _with_revision(backup(), revision, tmp_path)
+    target = tmp_path / "target"
+    if command == "restore":
+        result = run_cli("restore", str(archive), "--home", str(target))
+    else:
+        result = run_cli("backup", "verify", str(archive))
+    assert_user_error(result, fragment)
     assert not target.exists()
+
+
+def test_what_an_archive_says_is_never_printed_raw(
+    run_cli: Cli, backup: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The manifest's text is the archive maker's: an escape sequence in it would reach
+    the operator's terminal through verify's and restore's summaries."""
+    from privca.store.schema import SCHEMA_REVISION
+
+    hostile = "1.0\x1b]0;owned\x07\x1b[41m"
+    archive = _with_revision(backup(), SCHEMA_REVISION, tmp_path, privca_version=hostile)
+    verified = run_cli("backup", "verify", str(archive))
+    restored = run_cli("restore", str(archive), "--home", str(tmp_path / "target"))
+    for result in (verified, restored):
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout
+    assert "\\x1b]0;owned" in verified.stdout
 
 
 def test_two_restores_into_one_home_at_once(backup: Callable[..., Path], tmp_path: Path) -> None:

@@ -217,6 +217,14 @@ def upgrade_snapshot(path: Path) -> None:
             f"unknown to this privca (at {SCHEMA_REVISION!r})",
             "restore it with the privca version that wrote it, or a newer one",
         ) from exc
+    except sa.exc.DatabaseError as exc:
+        # The migrations from the revision it names do not apply to the tables it holds:
+        # the revision was edited (or the tables), which no privca writes.
+        raise InputError(
+            "the backup's store does not match the schema revision it names (a migration "
+            f"from it failed: {driver_message(exc)})",
+            "this archive was altered or damaged: restore another backup",
+        ) from exc
     finally:
         engine.dispose()
 

@@ -259,7 +259,8 @@ def verify_export_command(
     try:
         summary = check_export(data, cms, roots, str(export_file))
     except CheckFailed as exc:
-        click.echo(f"privca: export does NOT verify: {exc.message}", err=True)
+        # The message may quote the export's own text (its signer's name): never raw.
+        click.echo(f"privca: export does NOT verify: {printable(exc.message)}", err=True)
         sys.exit(1)
     if as_json:
         print_json(
@@ -275,7 +276,10 @@ def verify_export_command(
         )
         return
     note(
-        f"export verified: {summary.entries} entries (seq {summary.first_seq}..{summary.last_seq}),"
-        f" {summary.certificates} certificate(s), signed by {summary.signer}",
+        printable(
+            f"export verified: {summary.entries} entries "
+            f"(seq {summary.first_seq}..{summary.last_seq}), {summary.certificates} "
+            f"certificate(s), signed by {summary.signer}"
+        ),
         app.quiet,
     )

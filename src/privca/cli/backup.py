@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from privca._text import printable
 from privca.cli.main import AppContext
 from privca.cli.options import json_option, store_options
 from privca.cli.render import note, print_json, warn
@@ -147,23 +148,29 @@ def verify_command(
         document["findings"] = [f.document() for f in result.findings]
         print_json(document)
         return
-    click.echo(
+    _show(
         f"{archive}: OK, a backup of {restored.manifest.created_at:%Y-%m-%d %H:%M:%S}Z "
         f"({_age(restored.age)} old), privca {restored.manifest.privca_version}"
     )
     for line in _summary_lines(restored.summary):
-        click.echo(line)
-    click.echo(f"  every certificate verifies against its CA ({result.certificates_checked})")
+        _show(line)
+    _show(f"  every certificate verifies against its CA ({result.certificates_checked})")
     if result.keys_checked:
-        click.echo(f"  keys open and match their CAs: {', '.join(result.keys_checked)}")
+        _show(f"  keys open and match their CAs: {', '.join(result.keys_checked)}")
     for finding in result.findings:
-        click.echo(f"  doctor [{finding.severity}] {finding.message}")
+        _show(f"  doctor [{finding.severity}] {finding.message}")
     if not restored.manifest.keys_complete:
         missing = [
             *restored.manifest.keys.get("excluded", []),
             *restored.manifest.keys.get("offline", []),
         ]
-        click.echo(f"  not in the archive: {', '.join(missing)}")
+        _show(f"  not in the archive: {', '.join(missing)}")
+
+
+def _show(line: str) -> None:
+    """A line of what an archive says (names, versions, findings): its text comes from the
+    archive, which anyone may have made, so it is never printed raw."""
+    click.echo(printable(line))
 
 
 @click.command("restore")
@@ -207,17 +214,25 @@ def restore_command(
         print_json(_restore_document(result))
         return
     manifest = result.manifest
-    click.echo(
+    _show(
         f"Restored the CA into {result.home} from a backup of "
         f"{manifest.created_at:%Y-%m-%d %H:%M:%S}Z ({_age(result.age)} old)"
     )
     for line in _summary_lines(result.summary):
-        click.echo(line)
+        _show(line)
     missing = [*manifest.keys.get("excluded", []), *manifest.keys.get("offline", [])]
     if missing:
-        warn(f"not in the backup, copy into {result.home}/private/ yourself: {', '.join(missing)}")
+        warn(
+            printable(
+                f"not in the backup, copy into {result.home}/private/ yourself: "
+                f"{', '.join(missing)}"
+            )
+        )
     if manifest.keys.get("hsm"):
-        note(f"  HSM keys (must be on the token): {', '.join(manifest.keys['hsm'])}", app.quiet)
+        note(
+            printable(f"  HSM keys (must be on the token): {', '.join(manifest.keys['hsm'])}"),
+            app.quiet,
+        )
     note(
         f"May be missing: everything after {manifest.created_at:%Y-%m-%d %H:%M:%S}Z "
         "(certificates issued, revocations, ACME accounts and orders). Revoke again what was "
