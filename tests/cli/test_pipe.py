@@ -62,3 +62,31 @@ def test_closed_pipe_ends_quietly(big_home: Path, pipeline: str) -> None:
         stderr = (big_home.parent / "stderr.txt").read_text()
         assert done.returncode == 0, stderr
         assert stderr == "", stderr
+
+
+@pytest.mark.parametrize("command", ["verify {cert}", "verify {cert} --json", "audit verify"])
+def test_a_closed_pipe_keeps_a_checking_commands_verdict(tmp_path: Path, command: str) -> None:
+    """`privca verify revoked.crt | true` (or `| head -1`) used to end with 0: the reader's
+    going away must not turn "it failed" into success under `set -o pipefail`."""
+    from privca.x509.encoding import pem_certificate
+
+    home = tmp_path / "ca"
+    with CertificateAuthority.init(home, "Verdict CA", passphrase=None) as ca:
+        issued = ca.issue(["gone.corp.internal"])
+        ca.revoke("gone.corp.internal", "keyCompromise")
+    cert = tmp_path / "gone.crt"
+    cert.write_bytes(pem_certificate(issued.certificate))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVCA_")}
+    argv = command.format(cert=cert)
+    if command == "audit verify":  # a tampered log: the revocation undone in the store
+        import sqlite3
+
+        with sqlite3.connect(home / "privca.db") as connection:
+            connection.execute("UPDATE certificates SET revocation_reason = NULL")
+        connection.close()
+    script = f"set -o pipefail; {sys.executable} -m privca --home {home} {argv} 2>stderr.txt | true"
+    for _ in range(RUNS):
+        done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, timeout=120)
+        stderr = (tmp_path / "stderr.txt").read_text()
+        assert done.returncode == 1, stderr
+        assert "Traceback" not in stderr and "internal error" not in stderr

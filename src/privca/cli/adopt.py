@@ -12,7 +12,7 @@ import click
 
 from privca._text import printable
 from privca.cli.options import json_option, store_options
-from privca.cli.render import note, print_json, warn
+from privca.cli.render import decide_exit, note, print_json, warn
 from privca.x509.encoding import serial_hex
 
 if TYPE_CHECKING:
@@ -335,6 +335,7 @@ def doctor_command(app: AppContext, as_json: bool) -> None:
     now = utcnow()
     with open_authority(app) as ca:
         findings = examine_home(ca, now)
+    decide_exit(1 if has_problems(findings) else 0)
     if as_json:
         print_json([f.document() for f in findings])
     elif findings:

@@ -17,7 +17,7 @@ from privca.cli.options import (
     make_out_directory,
     open_authority,
 )
-from privca.cli.render import note, print_json, print_json_array, print_table
+from privca.cli.render import decide_exit, note, print_json, print_json_array, print_table
 from privca.cli.secrets import passphrase_file_option
 from privca.errors import InputError
 
@@ -142,6 +142,7 @@ def verify_command(app: AppContext, checkpoint_files: tuple[Path, ...], as_json:
     given = [(str(p), read_input_file(p, "checkpoint file")) for p in checkpoint_files]
     with CertificateAuthority.open(app.home_path) as ca:
         verdict = verify_audit(ca, given)
+    decide_exit(0 if verdict.intact else 1)
     if as_json:
         print_json(verdict.document())
     elif verdict.intact:

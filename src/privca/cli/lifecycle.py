@@ -23,7 +23,7 @@ from privca.cli.options import (
     key_type_option,
     make_out_directory,
 )
-from privca.cli.render import echo_files, note, print_json, warn
+from privca.cli.render import decide_exit, echo_files, note, print_json, warn
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.crl import REASONS as crl_reasons
 from privca.x509.encoding import serial_hex
@@ -1013,6 +1013,7 @@ def check_command(
             raise
         click.echo(f"PRIVCA UNKNOWN - {exc.message}")
         sys.exit(3)
+    decide_exit(code)
     if out is not None:
         from privca.home import atomic_write
 

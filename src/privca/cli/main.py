@@ -165,9 +165,12 @@ def report_error(exc: PrivcaError) -> None:
 
 
 def end_quietly_on_closed_pipe() -> None:
-    """Exit 0 once stdout's reader has gone."""
+    """Exit once stdout's reader has gone: 0, or the verdict a checking command decided on
+    before printing (render.decide_exit), which a pipe must not lose."""
+    from privca.cli.render import decided_exit
+
     _detach_stdout()
-    sys.exit(0)
+    sys.exit(decided_exit())
 
 
 def _detach_stdout() -> None:

@@ -99,6 +99,22 @@ def echo_files(paths: dict[str, Path]) -> None:
         click.echo(f"  {label + ':':13}{path}")
 
 
+# The exit status a checking command decided on before printing its findings: kept when
+# the reader of its output goes away while it prints (`privca verify x.crt | head -1`),
+# where a closed pipe otherwise ends the command with 0 (see cli/main.py).
+_decided = [0]
+
+
+def decide_exit(code: int) -> None:
+    """Record a checking command's verdict (verify, check, doctor, scan, audit verify)
+    before it prints: a reader that stops reading must not turn "failed" into 0."""
+    _decided[0] = code
+
+
+def decided_exit() -> int:
+    return _decided[0]
+
+
 def note(message: str, quiet: bool = False) -> None:
     """Human commentary goes to stderr so stdout stays parseable."""
     if not quiet:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from privca.cli.options import json_option
-from privca.cli.render import print_json, progress
+from privca.cli.render import decide_exit, print_json, progress
 from privca.tls_scan import STARTTLS_PROTOCOLS
 
 if TYPE_CHECKING:
@@ -67,9 +67,11 @@ def scan_command(
     finally:
         if ca is not None:
             ca.close()
+    code = 0 if all(r.ok for r in results) else 1
+    decide_exit(code)
     if as_json:
         print_json([r.document() for r in results])
     else:
         for result in results:
             click.echo(result.text())
-    sys.exit(0 if all(r.ok for r in results) else 1)
+    sys.exit(code)

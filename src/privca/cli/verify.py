@@ -11,7 +11,7 @@ import click
 
 from privca._text import printable
 from privca.cli.options import json_option
-from privca.cli.render import print_json
+from privca.cli.render import decide_exit, print_json
 from privca.x509.encoding import serial_hex
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def verify_command(
     else:
         report = _check_without_home(app, leaf, extra, roots, host, private_key, now)
     problems = [*report.problems, *_inventory_problems(status, report, ca_file)]
+    decide_exit(1 if problems else 0)
     if as_json:
         print_json(_document(cert, leaf, host, report, status, problems))
     else:
