@@ -371,6 +371,38 @@ def test_an_ended_reverse_cross_makes_no_old_leaf_valid(run_cli: Cli, tmp_path: 
     assert json.loads(scanned.stdout)[0]["findings"] == [message]
 
 
+def test_an_issuer_the_rollover_passed_by_signs_nothing_under_the_retired_root(
+    run_cli: Cli, tmp_path: Path
+) -> None:
+    """An issuer disabled during the rollover keeps its old CA. Enabled again after the
+    old root was retired, it used to go on issuing (exit 0) certificates no client trusts
+    and verify called FAILED: refused now, with the command that gives it a new CA."""
+    secret = ("--passphrase-file", str(run_cli.passphrase_file))
+
+    def ok(*args: str, unlock: bool = True) -> None:
+        result = run_cli(*args, *(secret if unlock else ()))
+        assert result.exit_code == 0, result.output + result.stderr
+
+    ok("init", "--name", "Passed By")
+    run_cli("issuer", "create", "team-b", "--permit", "b.corp.internal", *secret)
+    ok("issuer", "disable", "team-b", unlock=False)
+    ok("rotate", "root", "--new-key")
+    ok("issuer", "enable", "team-b", unlock=False)
+    out = tmp_path / "out"
+    ok("issue", "during.b.corp.internal", "--issuer", "team-b", "--out", str(out))
+    ok("rotate", "root", "--retire-old", "--force")
+    refused = run_cli(
+        "issue", "after.b.corp.internal", "--issuer", "team-b", "--out", str(out), *secret
+    )
+    assert_user_error(refused, "under a retired root")
+    assert "privca rotate issuing --issuer team-b" in refused.stderr
+    assert not (out / "after.b.corp.internal.crt").exists()
+    ok("rotate", "issuing", "--issuer", "team-b")
+    ok("issue", "after.b.corp.internal", "--issuer", "team-b", "--out", str(out))
+    verified = run_cli("verify", str(out / "after.b.corp.internal.chain.pem"))
+    assert verified.exit_code == 0, verified.output
+
+
 def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
     init = run_cli(
         "init", "--name", "Flat", "--single-tier", "--passphrase-file", str(run_cli.passphrase_file)

@@ -27,7 +27,7 @@ from privca.store.inventory import Store
 from privca.store.issuers import NewIssuerRow
 from privca.store.records import IssuerRecord
 from privca.x509 import profiles
-from privca.x509.build import Issuer
+from privca.x509.build import Issuer, subject_key_identifier
 from privca.x509.constraints import subtrees_of
 from privca.x509.names import NameSubtree, parse_subtree
 
@@ -147,9 +147,29 @@ def choose_issuer(
         policy=issuer_policy(policy, issuer),
         signing=registry.issuing_of(issuer.name if issuer is not None else None),
     )
+    _check_under_a_trusted_root(registry, choice.signing, issuer)
     if profile is not None:
         choice.check_profile(profile)
     return choice
+
+
+def _check_under_a_trusted_root(
+    registry: Registry, signing: CaCertificate, issuer: IssuerRecord | None
+) -> None:
+    """A CA under a root retired by a rollover signs nothing more: no client trusts what
+    it would sign. An issuer the rollover passed by (disabled then, or the default issuer
+    of a single-tier home) keeps its old CA until `rotate issuing` gives it a new one."""
+    top = subject_key_identifier(registry.chain_of(signing)[-1])
+    trusted = {r.key_identifier for r in registry.trusted_roots}
+    if top in trusted or top not in {r.key_identifier for r in registry.roots}:
+        return
+    name = issuer.name if issuer is not None else None
+    raise PolicyError(
+        f"the issuing CA of {f'issuer {name!r}' if name else 'this CA'} ({signing.common_name}) "
+        "is under a retired root: no client trusts what it would sign",
+        f"give it a CA under the current root: privca rotate issuing"
+        f"{f' --issuer {name}' if name else ''}",
+    )
 
 
 def check_inside_root(

@@ -50,10 +50,14 @@ def sqlite_url(path: Path) -> str:
 
 
 def _sqlite_file(url: str) -> Path | None:
-    """The database file of a sqlite:///PATH URL (None for in-memory or URI forms)."""
+    """The database file of a sqlite:///PATH URL (None for in-memory or URI forms, and
+    for every other database: a PostgreSQL URL's database is a name, not a path)."""
     try:
-        database = sa.engine.make_url(url).database
+        parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite":
         return None
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
