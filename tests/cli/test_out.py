@@ -154,6 +154,19 @@ def test_a_home_whose_database_file_is_gone_is_refused_not_emptied(
     assert home_cli("list").exit_code == 0
 
 
+def test_a_home_whose_database_file_was_overwritten_is_refused(home_cli: Cli) -> None:
+    """Junk where privca.db was: the environment's fault (exit 3) with what to do, not an
+    internal error (exit 70)."""
+    database = home_cli.home / "privca.db"
+    for extra in ("-wal", "-shm"):
+        (home_cli.home / f"privca.db{extra}").unlink(missing_ok=True)
+    database.write_bytes(b"not a database at all\n" * 100)
+    result = home_cli("list")
+    assert result.exit_code == 3, (result.stdout, result.stderr)
+    assert "file is not a database" in result.stderr and "privca restore" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+
+
 def test_atomic_write_names_the_target_not_its_temporary_file(tmp_path: Path) -> None:
     target = tmp_path / "missing" / "ca.crt"
     with pytest.raises(EnvironmentRefused) as raised:
