@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from privca._text import printable
 from privca.errors import AlreadyExists, InputError
 from privca.home import CAHome, HomeConstruction, atomic_write
 from privca.issuance import BACKDATE
@@ -58,11 +59,16 @@ def check_new_home(home: Path) -> CAHome:
 
 
 def check_ca_name(name: str) -> str:
-    """The CA's name as it will be used: stripped, 1 to 64 printable characters."""
+    """The CA's name as it will be used: stripped, 1 to 64 printable characters. No
+    control, bidirectional or invisible character: the name is every certificate's issuer
+    and shows in clients, trust stores and listings (a right-to-left override would make
+    it read as another)."""
     name = name.strip()
-    if not name or len(name) > MAX_NAME_LENGTH or any(ord(ch) < 32 for ch in name):
+    plain = name.replace("\\", "")  # a backslash is printable; printable() doubles it
+    if not name or len(name) > MAX_NAME_LENGTH or printable(plain) != plain:
         raise InputError(
-            f"CA name '{name}' must be 1 to {MAX_NAME_LENGTH} printable characters",
+            f"CA name '{name}' must be 1 to {MAX_NAME_LENGTH} printable characters (no "
+            "control, bidirectional or invisible ones)",
             "give one with --name 'Example Internal CA'",
         )
     return name

@@ -307,6 +307,21 @@ def test_init_refuses_a_base_url_certificates_must_not_carry(
     assert not run_cli.home.exists()
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["Evil\u202eAC Internal", "Zero\u200bWidth CA", "Bell\x07 CA", "Del\x7f CA"],
+    ids=["right-to-left-override", "zero-width-space", "bell", "delete"],
+)
+def test_init_refuses_a_ca_name_that_would_read_as_another(run_cli: Cli, name: str) -> None:
+    """The name is every certificate's issuer, shown by clients, trust stores and listings:
+    a right-to-left override made 'Evil\u202eAC' print as 'EvilCA' reversed, raw, on
+    init's own output (--cn refused the same characters already)."""
+    result = run_cli("init", "--name", name, "--passphrase-file", str(run_cli.passphrase_file))
+    assert_user_error(result, "printable characters")
+    assert "\u202e" not in result.stderr and "\x07" not in result.stderr
+    assert not run_cli.home.exists()
+
+
 def test_a_base_url_edited_into_privca_toml_is_refused(home_cli: Cli) -> None:
     settings = home_cli.home / "privca.toml"
     text = settings.read_text()

@@ -581,8 +581,7 @@ def migrate(engine: sa.Engine) -> str | None:
     except sa.exc.DatabaseError as exc:  # SQLite: "file is not a database" (overwritten)
         raise StoreUnavailable(
             f"cannot read the inventory database: {driver_message(exc)}",
-            "the file was overwritten or damaged: restore the CA from a backup "
-            "(privca restore)",
+            "the file was overwritten or damaged: restore the CA from a backup (privca restore)",
         ) from exc
     from alembic import command
     from alembic.config import Config
