@@ -203,6 +203,10 @@ def test_find_expiring(
         pytest.param("l?ter", ["later"], id="question-mark"),
         pytest.param("pending", [], id="pending-not-listed"),
         pytest.param("nothing.example", [], id="no-match"),
+        # LIKE's own wildcards are literal here: _ and % used to match any character(s).
+        pytest.param("s_on", [], id="underscore-is-literal"),
+        pytest.param("%", [], id="percent-is-literal"),
+        pytest.param("\\", [], id="backslash-is-literal"),
     ],
 )
 def test_find_by_name_pattern(

@@ -339,8 +339,12 @@ class InventoryView:
         if expiring_between is not None:
             query = query.where(c.not_after.between(*expiring_between))
         if name_pattern:
-            like = "%" + name_pattern.lower().replace("*", "%").replace("?", "_") + "%"
-            query = query.where(sa.func.lower(c.names).like(like))
+            # Only * and ? are wildcards: a name's own _ or % (LIKE's) matches itself.
+            literal = name_pattern.lower()
+            for special in ("\\", "%", "_"):
+                literal = literal.replace(special, "\\" + special)
+            like = "%" + literal.replace("*", "%").replace("?", "_") + "%"
+            query = query.where(sa.func.lower(c.names).like(like, escape="\\"))
         if after is not None:
             query = query.where(self._after_clause(after))
         if limit is not None:
