@@ -322,6 +322,27 @@ def test_init_refuses_a_ca_name_that_would_read_as_another(run_cli: Cli, name: s
     assert not run_cli.home.exists()
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("list", "--limit", "99999999999999999999999"),
+        ("acme", "eab", "create", "--max-accounts", "99999999999999999999999"),
+        ("scan", "--timeout", "nan", "127.0.0.1:1"),
+        ("scan", "--timeout", "inf", "127.0.0.1:1"),
+        ("import", "certificates", "--from-scan", "127.0.0.1:1", "--timeout", "nan"),
+        ("import", "certificates", "--from-scan", "127.0.0.1:1", "--timeout", "-1"),
+    ],
+    ids=["list-limit", "eab-max-accounts", "scan-nan", "scan-inf", "import-nan", "import-negative"],
+)
+def test_numbers_out_of_range_are_usage_errors(home_cli: Cli, argv: tuple[str, ...]) -> None:
+    """Each was an internal error (exit 70): an integer past the store's columns, or a
+    timeout of nan that FloatRange let through to the socket."""
+    before = _home_state(home_cli)
+    result = home_cli(*argv)
+    assert_user_error(result, "Invalid value")
+    assert _home_state(home_cli) == before
+
+
 def test_a_base_url_edited_into_privca_toml_is_refused(home_cli: Cli) -> None:
     settings = home_cli.home / "privca.toml"
     text = settings.read_text()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from privca.cli.options import LEAF_PROFILE_NAMES, json_option
+from privca.cli.options import LEAF_PROFILE_NAMES, MAX_COUNT, json_option
 from privca.cli.render import print_json, print_table
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def eab_group() -> None:
 )
 @click.option(
     "--max-accounts",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_COUNT),
     default=1,
     show_default=True,
     help="How many ACME accounts the key may create.",

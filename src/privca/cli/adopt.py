@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from privca._text import printable
-from privca.cli.options import json_option, store_options
+from privca.cli.options import Seconds, json_option, store_options
 from privca.cli.render import decide_exit, note, print_json, warn
 from privca.x509.encoding import serial_hex
 
@@ -103,7 +103,9 @@ def import_group() -> None:
     metavar="HOST:PORT",
     help="Import what this TLS service serves, if our CA signed it (repeatable).",
 )
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="Per service.")
+@click.option(
+    "--timeout", type=Seconds(0.1, 600), default=10.0, show_default=True, help="Per service."
+)
 @json_option
 @click.pass_obj
 def import_certificates_command(

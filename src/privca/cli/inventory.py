@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from privca._text import printable
-from privca.cli.options import json_option
+from privca.cli.options import MAX_COUNT, json_option
 from privca.cli.render import print_json, print_table
 from privca.store.status import LISTED_STATUSES
 
@@ -31,7 +31,12 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Also the certificates privca renews by itself (its server and OCSP responders).",
 )
-@click.option("--limit", type=int, metavar="N", help="At most N certificates (a page).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0, max=MAX_COUNT),
+    metavar="N",
+    help="At most N certificates (a page).",
+)
 @click.option(
     "--after",
     metavar="SERIAL",

@@ -89,6 +89,29 @@ def _checked_store_url(_ctx: click.Context, _param: click.Parameter, value: str)
     return check_store_url(value) if value else ""
 
 
+class Seconds(click.FloatRange):
+    """Seconds between `low` and `high`: FloatRange lets nan through (every comparison with
+    it is false), which then reached socket timeouts as an internal error."""
+
+    name = "seconds"
+
+    def __init__(self, low: float, high: float) -> None:
+        super().__init__(min=low, max=high)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return number
+
+
+# Large enough for any real page or count, small enough for every store's integer columns
+# (a bigger one was an internal error, exit 70).
+MAX_COUNT = 2**31 - 1
+
+
 def check_outputs_free(paths: Iterable[Path], force: bool) -> None:
     """Refuse, before any work is done, to replace files unless --force was given, and a
     directory where a file goes even with it (the write would fail after the certificate

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from privca.cli.options import json_option
+from privca.cli.options import Seconds, json_option
 from privca.cli.render import decide_exit, print_json, progress
 from privca.tls_scan import STARTTLS_PROTOCOLS
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @click.option("--name", help="Server name to send (SNI) and check (default: the host).")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1, max=600),
+    type=Seconds(0.1, 600),
     default=5.0,
     show_default=True,
     help="Seconds allowed for each target, connection to handshake.",
