@@ -343,17 +343,20 @@ def test_numbers_out_of_range_are_usage_errors(home_cli: Cli, argv: tuple[str, .
     assert _home_state(home_cli) == before
 
 
-def test_a_base_url_edited_into_privca_toml_is_refused(home_cli: Cli) -> None:
+def test_a_base_url_edited_into_privca_toml_is_refused(home_cli: Cli, tmp_path: Path) -> None:
     settings = home_cli.home / "privca.toml"
     text = settings.read_text()
     assert "base_url" in text
     settings.write_text(text.replace('base_url = ""', 'base_url = "http://ca\\u001b[2J.corp/"'))
     before = _home_state(home_cli)
+    out = tmp_path / "out"
     result = home_cli(
-        "issue", "x.corp.internal", "--passphrase-file", str(home_cli.passphrase_file)
-    )
+        "issue", "x.corp.internal", "--out", str(out),
+        "--passphrase-file", str(home_cli.passphrase_file),
+    )  # fmt: skip
     assert_user_error(result, "base_url")
     assert _home_state(home_cli) == before
+    assert not out.exists()
 
 
 VERIFY_CASES = [
