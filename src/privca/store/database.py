@@ -469,16 +469,17 @@ class _WriterLock:
         self._lock = threading.Lock()
         self.owner: int | None = None
 
-    def acquire(self, timeout: float | None = None) -> bool:
+    def acquire(self, timeout: float = 0.0) -> bool:
+        """Take the lock, waiting up to `timeout` seconds (0: only if it is free now)."""
         if self.owner == threading.get_ident():
             raise RuntimeError(
                 "a write transaction was opened inside another one on the same SQLite "
                 "store and thread: it would wait for its own lock"
             )
-        if timeout is None:
-            taken = self._lock.acquire(blocking=False)
-        else:
+        if timeout > 0:
             taken = self._lock.acquire(timeout=timeout)
+        else:
+            taken = self._lock.acquire(blocking=False)
         if taken:
             self.owner = threading.get_ident()
         return taken
