@@ -8,6 +8,7 @@ are aliases for the active CAs, for people and scripts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from privca.errors import InputError
@@ -62,15 +63,20 @@ def check_base_url(text: str, source: str = "--url") -> str:
     if not text:
         return ""
     hint = "give http(s)://host[:port][/path]"
+    # A user part may hold a password (a store URL pasted here): never shown.
+    shown = _USER_PART.sub("//…@", text)
     try:
-        uri = parse_uri(text)
+        uri = parse_uri(text, original=shown)
     except InputError as exc:
         raise InputError(f"{source}: the base URL is refused: {exc.message}", hint) from exc
     if uri.scheme not in ("http", "https"):
-        raise InputError(f"{source}: URL '{text}' must start with http:// or https://", hint)
+        raise InputError(f"{source}: URL '{shown}' must start with http:// or https://", hint)
     if "?" in uri.text or "#" in uri.text:
-        raise InputError(f"{source}: URL '{text}' has a query or a fragment", hint)
+        raise InputError(f"{source}: URL '{shown}' has a query or a fragment", hint)
     return uri.text.rstrip("/")
+
+
+_USER_PART = re.compile(r"//[^/?#]*@")
 
 
 def absolute(base_url: str, path: str) -> str | None:

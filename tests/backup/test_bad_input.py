@@ -278,7 +278,7 @@ def test_a_store_that_is_down_fails_the_backup_cleanly(
         port = probe.getsockname()[1]
     settings = home / "privca.toml"
     text = settings.read_text().replace(
-        'url = ""', f'url = "postgresql://privca@127.0.0.1:{port}/privca"'
+        '\nurl = ""', f'\nurl = "postgresql://privca@127.0.0.1:{port}/privca"'
     )
     settings.write_text(text)
     out = tmp_path / "down.tar.gz"

@@ -45,7 +45,7 @@ def test_postgresql_store_backs_up_and_restores_into_either_store(
     sqlite_home = tmp_path / "as-sqlite"
     result = run_cli("restore", str(archive), "--home", str(sqlite_home))
     assert result.exit_code == 0, result.stderr
-    assert 'url = ""' in (sqlite_home / "privca.toml").read_text()
+    assert '\nurl = ""' in (sqlite_home / "privca.toml").read_text()  # [store], not base_url
     restored = CertificateAuthority.open(sqlite_home, PASSPHRASE)
     try:
         assert len(restored.inventory.find(now=utcnow())) == 4

@@ -304,6 +304,7 @@ def test_init_refuses_a_base_url_certificates_must_not_carry(
     )
     assert_user_error(result, fragment)
     assert "\x1b" not in result.stderr
+    assert "secret" not in result.stderr  # a user part may be a password: never shown
     assert not run_cli.home.exists()
 
 

@@ -233,7 +233,8 @@ def test_a_password_or_bad_url_in_privca_toml_is_refused_at_open(cli: Cli) -> No
         ("postgresql://privca:hunter2@db.example/privca", "carries a password"),
         ("postgresql://privca@db.example:abc/privca", "invalid port"),
     ):
-        settings.write_text(text.replace('url = ""', f'url = "{url}"'))
+        # "\nurl": the [store] line, not [ca] base_url (which ends the same)
+        settings.write_text(text.replace('\nurl = ""', f'\nurl = "{url}"'))
         result = cli("list")
         assert_user_error(result, fragment)
         assert "privca.toml [store] url" in result.stderr
