@@ -9,11 +9,11 @@ are aliases for the active CAs, for people and scripts.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 from privca.errors import InputError
 from privca.x509.encoding import serial_hex
-from privca.x509.names import parse_uri
 
 OCSP_PATH = "/ocsp"
 CRL_PREFIX = "/crl"
@@ -52,10 +52,12 @@ def ca_certificate_path(serial: int) -> str:
 
 def check_base_url(text: str, source: str = "--url") -> str:
     """The base URL of `privca serve` as every certificate will carry it (CRL, OCSP and CA
-    issuers URLs): http(s)://host[:port][/path], read by the rules of URI names
-    (x509.names.parse_uri), so that no control character, user part or host that two
-    parsers read differently reaches a certificate; no query or fragment (the paths are
-    appended). "" stays "" (no URLs in certificates).
+    issuers URLs): http(s)://host[:port][/path]. Refused: any character outside printable
+    ASCII (a control character would reach every certificate and every terminal that
+    shows one), a backslash, a user part or a percent-encoded host (parsers disagree on
+    where such a host ends), a query or a fragment (the paths are appended). A host is
+    otherwise as RFC 3986 allows it (an underscore too: URLs are not DNS names). "" stays
+    "" (no URLs in certificates).
 
     Raises:
         InputError: naming what is wrong, and `source` (the option or the file).
@@ -65,15 +67,30 @@ def check_base_url(text: str, source: str = "--url") -> str:
     hint = "give http(s)://host[:port][/path]"
     # A user part may hold a password (a store URL pasted here): never shown.
     shown = _USER_PART.sub("//…@", text)
+
+    def refuse(why: str) -> InputError:
+        return InputError(f"{source}: URL '{shown}' {why}", hint)
+
+    if not all(33 <= ord(ch) < 127 for ch in text):
+        raise refuse("has a character that is not printable ASCII (a space, a control one)")
+    if "\\" in text:
+        raise refuse("has a backslash, which WHATWG URL parsers read as '/'")
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise refuse("must start with http:// or https://")
+    if "@" in parts.netloc:
+        raise refuse("has a user part (user@host), which parsers disagree on")
+    if "%" in parts.netloc:
+        raise refuse("has a percent-encoded host, which parsers decode differently")
+    if parts.query or parts.fragment or "?" in text or "#" in text:
+        raise refuse("has a query or a fragment")
     try:
-        uri = parse_uri(text, original=shown)
-    except InputError as exc:
-        raise InputError(f"{source}: the base URL is refused: {exc.message}", hint) from exc
-    if uri.scheme not in ("http", "https"):
-        raise InputError(f"{source}: URL '{shown}' must start with http:// or https://", hint)
-    if "?" in uri.text or "#" in uri.text:
-        raise InputError(f"{source}: URL '{shown}' has a query or a fragment", hint)
-    return uri.text.rstrip("/")
+        port = parts.port
+    except ValueError:
+        port = -1
+    if not parts.hostname or port == -1 or port == 0:
+        raise refuse("has no host, or a port outside 1-65535")
+    return text.rstrip("/")
 
 
 _USER_PART = re.compile(r"//[^/?#]*@")

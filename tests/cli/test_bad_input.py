@@ -287,7 +287,7 @@ def test_conflicting_init_flags(run_cli: Cli) -> None:
     ("url", "fragment"),
     [
         # Each would have reached the CRL, OCSP and CA issuers URLs of every certificate.
-        ("http://ca\x1b[31m.corp.internal/", "control characters"),
+        ("http://ca\x1b[31m.corp.internal/", "not printable ASCII"),
         ("http://user:secret@ca.corp.internal/", "user part"),
         ("http://ca.corp.internal\\@evil.example/", "backslash"),
         ("ftp://ca.corp.internal/", "must start with http:// or https://"),
@@ -342,6 +342,20 @@ def test_numbers_out_of_range_are_usage_errors(home_cli: Cli, argv: tuple[str, .
     result = home_cli(*argv)
     assert_user_error(result, "Invalid value")
     assert _home_state(home_cli) == before
+
+
+@pytest.mark.parametrize(
+    "url", ["http://my_ca.corp.internal:8443/pki/", "https://[2001:db8::1]/", "http://10.0.0.1"]
+)
+def test_init_keeps_a_base_url_rfc_3986_allows(run_cli: Cli, url: str) -> None:
+    """A URL is not a DNS name: an underscore in its host is allowed (homes made with one
+    must keep opening), as IP hosts and ports are."""
+    result = run_cli(
+        "init", "--name", "U", "--url", url, "--passphrase-file", str(run_cli.passphrase_file)
+    )
+    assert result.exit_code == 0, result.stderr
+    assert f'base_url = "{url.rstrip("/")}"' in (run_cli.home / "privca.toml").read_text()
+    assert run_cli("list").exit_code == 0
 
 
 def test_a_base_url_edited_into_privca_toml_is_refused(home_cli: Cli, tmp_path: Path) -> None:
