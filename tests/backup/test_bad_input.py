@@ -182,6 +182,12 @@ def test_backup_of_no_ca(run_cli: Cli, tmp_path: Path) -> None:
 def _with_revision(archive: Path, revision: str, tmp_path: Path, **changes: object) -> Path:
     """The archive again, its store claiming `revision`, resealed as anyone can reseal one
     (with `changes` to its manifest)."""
+    statement = f"UPDATE alembic_version SET version_num = '{revision}'"
+    return _resealed(archive, statement, tmp_path, f"{revision}.tar.gz", **changes)
+
+
+def _resealed(archive: Path, statement: str, tmp_path: Path, name: str, **changes: object) -> Path:
+    """The archive with `statement` run on its store, its hashes made again."""
     import dataclasses
     import sqlite3
 
@@ -192,11 +198,12 @@ def _with_revision(archive: Path, revision: str, tmp_path: Path, **changes: obje
     database = tmp_path / "edited.db"
     database.write_bytes(files["store/privca.db"])
     with sqlite3.connect(database) as connection:
-        connection.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+        connection.execute(statement)
     connection.close()
     files["store/privca.db"] = database.read_bytes()
+    database.unlink()  # the next edit starts from the archive again
     hashed = {n: Member(hashlib.sha256(d).hexdigest(), len(d)) for n, d in files.items()}
-    edited = tmp_path / f"{revision}.tar.gz"
+    edited = tmp_path / name
     edited.write_bytes(
         build_archive(dataclasses.replace(manifest, members=hashed, **changes), files)
     )
@@ -230,6 +237,23 @@ def test_a_store_whose_revision_cannot_be_migrated_is_refused(
         result = run_cli("backup", "verify", str(archive))
     assert_user_error(result, fragment)
     assert not target.exists()
+
+
+def test_a_resealed_archive_whose_store_contradicts_its_audit_log_fails_verify(
+    run_cli: Cli, backup: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The hashes in the manifest are anyone's to compute again: a revocation undone in
+    the archived store used to pass `backup verify` (exit 0). The store's own audit log
+    says otherwise, and verify now asks it."""
+    statement = (
+        "UPDATE certificates SET status = 'issued', revoked_at = NULL, "
+        "revocation_reason = NULL WHERE status = 'revoked'"
+    )
+    archive = _resealed(backup(), statement, tmp_path, "unrevoked.tar.gz")
+    result = run_cli("backup", "verify", str(archive))
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "audit log does not hold" in result.stderr
+    assert "the revocation was undone in the store" in result.stderr
 
 
 def test_what_an_archive_says_is_never_printed_raw(
