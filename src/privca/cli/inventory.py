@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--limit",
-    type=click.IntRange(min=0, max=MAX_COUNT),
+    type=click.IntRange(max=MAX_COUNT),  # a negative one is refused below, with a hint
     metavar="N",
     help="At most N certificates (a page).",
 )
