@@ -123,6 +123,9 @@ class LazyGroup(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> object:
+        from privca.cli.render import decide_exit
+
+        decide_exit(0)  # no verdict yet: an earlier command's (in one process) is not this one's
         try:
             return super().invoke(ctx)
         except PrivcaError as exc:
