@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from privca.cli.main import COMMANDS, cli
-from tests.conftest import PASSPHRASE, Cli, assert_user_error, openssl
+from tests.conftest import PASSPHRASE, Cli, assert_user_error, openssl, tree_snapshot
 
 
 def test_init_prints_where_things_are(run_cli: Cli) -> None:
@@ -329,6 +329,15 @@ def test_quickstart(tmp_path: Path, run_cli: Cli) -> None:
     assert result.exit_code == 0, result.stderr
     assert "TLS" in result.output
     assert (tmp_path / "qs" / "certs" / "localhost.crt").exists()
+
+
+def test_quickstart_refuses_a_live_ca_home(home_cli: Cli) -> None:
+    """`quickstart --dir $PRIVCA_HOME` wrote the demo's unencrypted localhost key into the
+    home's certs/ and a second CA into ca/."""
+    before = tree_snapshot(home_cli.home)
+    result = home_cli("quickstart", "--dir", str(home_cli.home))
+    assert_user_error(result, "is a CA home")
+    assert tree_snapshot(home_cli.home) == before
 
 
 def test_help_does_not_import_cryptography() -> None:

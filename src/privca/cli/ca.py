@@ -238,13 +238,19 @@ def quickstart_command(app: AppContext, directory: Path) -> None:
     from privca.authority import CertificateAuthority
     from privca.cli.options import make_out_directory
     from privca.cli.tls_probe import handshake_over_loopback
-    from privca.errors import CheckFailed
+    from privca.errors import CheckFailed, InputError
     from privca.home import CAHome, atomic_write_many
     from privca.x509.encoding import pem_private_key_unencrypted
 
     home = directory / "ca"
     out = directory / "certs"
     names = ["localhost", "127.0.0.1", "::1"]
+    if CAHome(directory).exists():
+        # Its certs/ would get the demo's unencrypted localhost key, and ca/ a second CA.
+        raise InputError(
+            f"--dir '{directory}' is a CA home: the demo writes its own CA and keys there",
+            "give the demo a directory of its own, e.g. --dir privca-quickstart",
+        )
     if CAHome(home).exists():
         ca = CertificateAuthority.open(home, passphrase=None)
         click.echo(f"1. Reusing the demo CA in {home} (demo: keys unencrypted)")
