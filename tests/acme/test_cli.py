@@ -56,3 +56,17 @@ def test_an_operator_deactivates_a_valid_account_and_never_revives_a_revoked_one
         assert json.loads(result.output)["status"] == expected
         stored = repository.account(account_id)
         assert stored is not None and stored.status == expected
+
+
+def test_eab_create_refuses_a_label_no_listing_should_show(
+    ca: CertificateAuthority, passphrase_file
+) -> None:
+    """Escapes, bells and newlines were stored and shown (escaped) in every listing, and a
+    5,000-character label made every line of it: refused, and nothing is created."""
+    from tests.conftest import assert_user_error
+
+    cli = Cli(ca.home.root, passphrase_file)
+    for label in ("\x1b[31mred\x07", "one\nline two", "right\u202eleft", "x" * 201):
+        assert_user_error(cli("acme", "eab", "create", "--label", label), "--label must be")
+    assert json.loads(cli("acme", "eab", "list", "--json").output) == []
+    assert cli("acme", "eab", "create", "--label", "k8s prod \\ eu", "--json").exit_code == 0

@@ -35,6 +35,23 @@ def eab_group() -> None:
     """External account binding keys (give one to each ACME client you admit)."""
 
 
+MAX_LABEL_LENGTH = 200
+
+
+def _check_label(label: str) -> None:
+    """A label is shown in every listing of the keys: printable, and a line's worth."""
+    from privca._text import printable
+    from privca.errors import InputError
+
+    plain = label.replace("\\", "")  # a backslash is printable; printable() doubles it
+    if len(label) > MAX_LABEL_LENGTH or printable(plain) != plain:
+        raise InputError(
+            f"--label must be at most {MAX_LABEL_LENGTH} printable characters (no control, "
+            "bidirectional or invisible ones)",
+            "describe what the key is for, e.g. --label 'k8s cluster prod'",
+        )
+
+
 @eab_group.command("create")
 @click.option("--label", default="", help="What the key is for (shown in listings).")
 @click.option(
@@ -75,6 +92,7 @@ def eab_create(
     from privca.acme.repository import EabKeyRow
     from privca.cli.options import open_authority
 
+    _check_label(label)
     kid = "kid-" + secrets.token_urlsafe(12)
     secret = secrets.token_bytes(32)
     hmac_key = base64.urlsafe_b64encode(secret).rstrip(b"=").decode()
