@@ -25,6 +25,8 @@ from privca.auditing import (
     build_export,
     establish_audit_key,
     load_audit_signer,
+    read_audit_certificate,
+    read_audit_key_ref,
     sign_checkpoint,
 )
 from privca.errors import NotFound, PrivcaError
@@ -321,6 +323,23 @@ class AuthorityCore:
             NotFound: `authority` is not a CA of this home.
         """
         return self._custody.key_file(self._entry(authority).key_ref)
+
+    def check_audit_key(self) -> Path | None:
+        """Unlock the audit key file and check it is the key its certificate certifies:
+        the file, or None when the home has no audit key in a file (none made yet, on a
+        token, or left out of a backup).
+
+        Raises:
+            KeyUnavailable: it is not its certificate's key. WrongPassphrase.
+        """
+        key_ref, certificate = read_audit_key_ref(self.home), read_audit_certificate(self.home)
+        if key_ref is None or certificate is None:
+            return None
+        path = self._custody.key_file(key_ref)
+        if path is None or not path.exists():
+            return None
+        self._custody.load_for(certificate, key_ref, "audit")
+        return path
 
     def root_key_present(self) -> bool:
         """True if the active root's key is at hand (a file in private/, or an HSM)."""

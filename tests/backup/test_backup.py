@@ -306,3 +306,30 @@ def test_check_keys_proves_the_passphrase_opens_the_backup(
     assert run_cli("backup", "verify", str(swapped)).exit_code == 0  # hashes alone agree
     result = run_cli("backup", "verify", str(swapped), "--check-keys", "--passphrase-file", secret)
     assert_user_error(result, "does not match", code=1)
+
+
+def test_check_keys_opens_the_audit_key_too(
+    run_cli: Cli, home: Path, backup: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The audit key swapped for another key of the home passed --check-keys, and the
+    restored CA then failed its first checkpoint (exit 3)."""
+    import dataclasses
+
+    from privca.backup.archive import Manifest, Member, build_archive
+
+    secret = str(run_cli.passphrase_file)
+    assert run_cli("audit", "checkpoint", "--passphrase-file", secret).exit_code == 0
+    archive = backup()
+    files = members(archive)
+    [audit_key] = [n for n in files if n.startswith("home/private/audit-")]
+    result = run_cli("backup", "verify", str(archive), "--check-keys", "--passphrase-file", secret)
+    assert result.exit_code == 0, result.stderr
+    assert audit_key.removeprefix("home/") in result.stdout
+
+    manifest = Manifest.parse(files.pop("manifest.json"))
+    files[audit_key] = files["home/private/issuing.key"]
+    hashed = {n: Member(hashlib.sha256(d).hexdigest(), len(d)) for n, d in files.items()}
+    swapped = tmp_path / "swapped-audit.tar.gz"
+    swapped.write_bytes(build_archive(dataclasses.replace(manifest, members=hashed), files))
+    result = run_cli("backup", "verify", str(swapped), "--check-keys", "--passphrase-file", secret)
+    assert_user_error(result, "does not match", code=1)

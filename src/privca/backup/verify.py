@@ -39,9 +39,10 @@ class VerifyResult:
 
 
 def check_key_files(ca: CertificateAuthority) -> tuple[str, ...]:
-    """Unlock every CA key file in the restored home and check it is the key its
-    certificate certifies (KeyUnavailable from a mismatch becomes CheckFailed; a wrong
-    passphrase stays WrongPassphrase). Keys on a token or not in the archive are skipped."""
+    """Unlock every CA key file (and the audit key file) in the restored home and check
+    it is the key its certificate certifies (KeyUnavailable from a mismatch becomes
+    CheckFailed; a wrong passphrase stays WrongPassphrase). Keys on a token or not in the
+    archive are skipped."""
     checked: list[str] = []
     for authority in ca.authorities():
         path = ca.key_file(authority)
@@ -52,6 +53,14 @@ def check_key_files(ca: CertificateAuthority) -> tuple[str, ...]:
         except KeyUnavailable as exc:
             raise CheckFailed(f"in the backup, {exc.message}", exc.hint) from exc
         checked.append(f"{path.parent.name}/{path.name}")
+    # The audit key too: swapped for another key, restoring passed and the first
+    # checkpoint afterwards failed (exit 3).
+    try:
+        audit_key = ca.check_audit_key()
+    except KeyUnavailable as exc:
+        raise CheckFailed(f"in the backup, {exc.message}", exc.hint) from exc
+    if audit_key is not None:
+        checked.append(f"{audit_key.parent.name}/{audit_key.name}")
     return tuple(checked)
 
 
