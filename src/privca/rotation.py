@@ -415,12 +415,30 @@ def old_hierarchy(registry: Registry) -> set[int]:
     previous = registry.previous_root
     if previous is None:
         return set()
+    return _under(registry, {previous.key_identifier})
+
+
+def retired_hierarchy(registry: Registry) -> set[int]:
+    """The ids of the CAs whose chain ends at a root retired by a rollover that ended
+    (trusted by no client that follows this CA any more)."""
+    trusted = {r.key_identifier for r in registry.trusted_roots}
+    return _under(registry, {r.key_identifier for r in registry.roots} - trusted)
+
+
+def _under(registry: Registry, root_keys: set[bytes]) -> set[int]:
+    if not root_keys:
+        return set()
     return {
         entry.id
         for entry in registry.authorities
         if entry.role not in CROSS_ROLES
-        and subject_key_identifier(registry.chain_of(entry)[-1]) == previous.key_identifier
+        and subject_key_identifier(registry.chain_of(entry)[-1]) in root_keys
     }
+
+
+# Certificates privca makes and replaces for itself (`privca renew` cannot renew them):
+# never counted as leaves left to renew before or after a rollover.
+OWN_PROFILES = (profiles.OCSP_RESPONDER.name, profiles.AUDIT_SIGNER.name)
 
 
 def rollover_status(
@@ -432,8 +450,7 @@ def rollover_status(
     issuing CA itself when it next needs one (`privca renew` cannot renew them, and
     counting them held retirement back until they expired)."""
     old_ids = old_hierarchy(registry)
-    own = (profiles.OCSP_RESPONDER.name, profiles.AUDIT_SIGNER.name)
-    valid = inventory.valid_by_issuer(old_ids, now, own)
+    valid = inventory.valid_by_issuer(old_ids, now, OWN_PROFILES)
     by_issuer: Counter[str] = Counter()
     for issuer_id, leaves in valid.items():
         by_issuer[registry.issuer_name_of(registry.by_id(issuer_id)) or ""] += leaves.count

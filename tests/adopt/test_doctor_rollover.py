@@ -49,3 +49,25 @@ def test_doctor_reports_a_rollover_left_open(
     ca.retire_old_root(force=True)
     after = run_cli("doctor", "--json", home=ca.home.root)
     assert not [f for f in json.loads(after.stdout) if f["code"] in CODES]
+
+
+def test_doctor_names_valid_certificates_left_under_a_retired_root(
+    make_ca: Callable[..., CertificateAuthority], run_cli: Cli
+) -> None:
+    """Retired with --force, the old root leaves certificates listed as valid that no
+    client trusting only the new root accepts: doctor used to say nothing (verify said
+    FAILED). Renewed, they are no longer counted; the audit key's own certificate never is."""
+    ca = make_ca()
+    ca.issue(["left.corp.internal"])
+    ca.audit_signer()  # its certificate is replaced by privca itself: never a finding
+    ca.rollover_root()
+    ca.retire_old_root(force=True)
+    result = run_cli("doctor", "--json", home=ca.home.root)
+    assert result.exit_code == 1, result.stdout
+    [finding] = [f for f in json.loads(result.stdout) if f["code"] == "leaves-under-retired-root"]
+    assert finding["severity"] == "warning"
+    assert finding["message"].startswith("1 valid certificate(s) chain only to a root retired")
+    assert "privca renew" in finding["fix"]
+    ca.renew("left.corp.internal")
+    after = run_cli("doctor", "--json", home=ca.home.root)
+    assert not [f for f in json.loads(after.stdout) if f["code"] == "leaves-under-retired-root"]

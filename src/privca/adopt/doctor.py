@@ -572,6 +572,30 @@ def _rollover_findings(ca: CertificateAuthority, now: dt.datetime) -> list[Findi
     return []
 
 
+def _retired_root_findings(ca: CertificateAuthority, now: dt.datetime) -> list[Finding]:
+    """Valid certificates left under a root retired by a rollover (`--retire-old
+    --force`): listed as valid, yet no client that trusts only the current root takes
+    them; doctor and check said nothing, verify said FAILED."""
+    from privca.rotation import OWN_PROFILES, retired_hierarchy
+
+    retired = retired_hierarchy(ca.registry)
+    valid = ca.inventory.valid_by_issuer(retired, now, OWN_PROFILES) if retired else {}
+    count = sum(leaves.count for leaves in valid.values())
+    if not count:
+        return []
+    last = max(leaves.last_expiry for leaves in valid.values())
+    return [
+        Finding(
+            "warning",
+            "leaves-under-retired-root",
+            f"{count} valid certificate(s) chain only to a root retired by a rollover: no "
+            f"client that trusts only the current root accepts them (the last expires on "
+            f"{last:%Y-%m-%d})",
+            "renew each (privca renew NAME); privca verify names the retired root of one",
+        )
+    ]
+
+
 def examine_home(ca: CertificateAuthority, now: dt.datetime) -> list[Finding]:
     """Findings for an open CertificateAuthority (any privca home)."""
     from privca.registry import CROSS_ROLES
@@ -579,6 +603,7 @@ def examine_home(ca: CertificateAuthority, now: dt.datetime) -> list[Finding]:
     findings: list[Finding] = []
     active = [authority for authority in ca.authorities() if authority.active]
     findings += _rollover_findings(ca, now)
+    findings += _retired_root_findings(ca, now)
     for authority in active:
         if authority.role in CROSS_ROLES:
             continue  # they end with the old root: _rollover_findings says when
