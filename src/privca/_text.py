@@ -45,4 +45,14 @@ def printable(text: str, limit: int | None = None) -> str:
     return result
 
 
-__all__ = ["printable"]
+def shows_as_itself(text: str) -> bool:
+    """Whether `text` has nothing printable() would escape but backslashes: no control,
+    bidirectional or invisible character. For names people give (a CA's, a label) that
+    every listing and certificate will show."""
+    return all(
+        ch not in _BIDI_AND_INVISIBLE and unicodedata.category(ch) not in ("Cc", "Cs", "Co")
+        for ch in text
+    )
+
+
+__all__ = ["printable", "shows_as_itself"]

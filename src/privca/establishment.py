@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from privca._text import printable
+from privca._text import shows_as_itself
 from privca.errors import AlreadyExists, InputError
 from privca.home import CAHome, HomeConstruction, atomic_write
 from privca.issuance import BACKDATE
@@ -64,8 +64,7 @@ def check_ca_name(name: str) -> str:
     and shows in clients, trust stores and listings (a right-to-left override would make
     it read as another)."""
     name = name.strip()
-    plain = name.replace("\\", "")  # a backslash is printable; printable() doubles it
-    if not name or len(name) > MAX_NAME_LENGTH or printable(plain) != plain:
+    if not name or len(name) > MAX_NAME_LENGTH or not shows_as_itself(name):
         raise InputError(
             f"CA name '{name}' must be 1 to {MAX_NAME_LENGTH} printable characters (no "
             "control, bidirectional or invisible ones)",

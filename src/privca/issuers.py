@@ -22,12 +22,12 @@ from privca.keys.custody import HomeCustody
 from privca.keys.types import DEFAULT_ISSUING_KEY, KeyType, key_type_of
 from privca.policy import IssuancePolicy
 from privca.registry import ISSUING_ALIASES, CaCertificate, CaRole, Registry
-from privca.rotation import authority_row, check_ca_days, issuing_ca
+from privca.rotation import authority_row, check_ca_days, issuing_ca, under_retired_root
 from privca.store.inventory import Store
 from privca.store.issuers import NewIssuerRow
 from privca.store.records import IssuerRecord
 from privca.x509 import profiles
-from privca.x509.build import Issuer, subject_key_identifier
+from privca.x509.build import Issuer
 from privca.x509.constraints import subtrees_of
 from privca.x509.names import NameSubtree, parse_subtree
 
@@ -159,9 +159,7 @@ def _check_under_a_trusted_root(
     """A CA under a root retired by a rollover signs nothing more: no client trusts what
     it would sign. An issuer the rollover passed by (disabled then, or the default issuer
     of a single-tier home) keeps its old CA until `rotate issuing` gives it a new one."""
-    top = subject_key_identifier(registry.chain_of(signing)[-1])
-    trusted = {r.key_identifier for r in registry.trusted_roots}
-    if top in trusted or top not in {r.key_identifier for r in registry.roots}:
+    if not under_retired_root(registry, signing):
         return
     name = issuer.name if issuer is not None else None
     raise PolicyError(

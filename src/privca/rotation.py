@@ -421,8 +421,18 @@ def old_hierarchy(registry: Registry) -> set[int]:
 def retired_hierarchy(registry: Registry) -> set[int]:
     """The ids of the CAs whose chain ends at a root retired by a rollover that ended
     (trusted by no client that follows this CA any more)."""
+    return _under(registry, _retired_root_keys(registry))
+
+
+def under_retired_root(registry: Registry, entry: CaCertificate) -> bool:
+    """Whether `entry` is one of retired_hierarchy (without walking every CA's chain)."""
+    retired = _retired_root_keys(registry)
+    return bool(retired) and subject_key_identifier(registry.chain_of(entry)[-1]) in retired
+
+
+def _retired_root_keys(registry: Registry) -> set[bytes]:
     trusted = {r.key_identifier for r in registry.trusted_roots}
-    return _under(registry, {r.key_identifier for r in registry.roots} - trusted)
+    return {r.key_identifier for r in registry.roots} - trusted
 
 
 def _under(registry: Registry, root_keys: set[bytes]) -> set[int]:

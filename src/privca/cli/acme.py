@@ -40,11 +40,10 @@ MAX_LABEL_LENGTH = 200
 
 def _check_label(label: str) -> None:
     """A label is shown in every listing of the keys: printable, and a line's worth."""
-    from privca._text import printable
+    from privca._text import shows_as_itself
     from privca.errors import InputError
 
-    plain = label.replace("\\", "")  # a backslash is printable; printable() doubles it
-    if len(label) > MAX_LABEL_LENGTH or printable(plain) != plain:
+    if len(label) > MAX_LABEL_LENGTH or not shows_as_itself(label):
         raise InputError(
             f"--label must be at most {MAX_LABEL_LENGTH} printable characters (no control, "
             "bidirectional or invisible ones)",
