@@ -14,6 +14,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from tests.pg import PG_USER, _as_server_user, find_bindir
@@ -128,6 +129,17 @@ class TlsPostgres:
             )
         except OSError:
             return ""
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """The log's tail once it holds `text`, or as it stands after `timeout`.
+
+        The client may exit on the server's alert before the server's backend has
+        written its log line for that connection, so the line is waited for.
+        """
+        deadline = time.monotonic() + timeout
+        while text not in (tail := self.log_tail()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return tail
 
     def stop(self) -> None:
         if self.running:

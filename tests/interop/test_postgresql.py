@@ -208,7 +208,7 @@ def test_what_the_docs_say_fails_fails(
     result = setup.connect(user, cert=cert, host=host)
     assert result.returncode != 0, result.stdout
     assert told in result.stderr, result.stderr + "\n" + setup.server.log_tail()
-    assert logged in setup.server.log_tail()
+    assert logged in setup.server.wait_for_log(logged)
 
 
 def test_a_client_certificate_from_another_ca_is_refused(
