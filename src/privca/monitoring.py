@@ -40,7 +40,7 @@ EXPIRED_RECENTLY = dt.timedelta(days=30)
 
 @dataclass(frozen=True)
 class ExpiryItem:
-    kind: str  # certificate | ca | crl
+    kind: str  # certificate | ca | crl | rollover
     label: str
     serial: str
     issuer: str
@@ -219,7 +219,25 @@ def _authority_items(
         issuer = issuers.get(state.issuer_id)
         if issuer is not None:
             items.append(_crl_item(state, issuer, now))
+    items += _retired_root_items(ca, now)
     return items
+
+
+def _retired_root_items(ca: CertificateAuthority, now: dt.datetime) -> list[ExpiryItem]:
+    """Valid certificates left under a root retired by a rollover (`--retire-old
+    --force`): not expiring, yet no client that trusts only the current root accepts
+    them, so a monitor warns until they are renewed (doctor's leaves-under-retired-root)."""
+    from privca.rotation import left_under_retired_root
+
+    left = left_under_retired_root(ca.registry, ca.inventory, now)
+    if left is None:
+        return []
+    detail = (
+        f"{left.count} valid certificate(s) chain only to a root retired by a rollover "
+        "(renew each: privca renew NAME)"
+    )
+    label = "certificates under a retired root"
+    return [ExpiryItem("rollover", label, "", "", left.last_expiry, "warning", detail)]
 
 
 def collect(
@@ -292,9 +310,8 @@ def render_text(report: CheckReport) -> str:
     checked = len(items) + report.certificates_ok
     lines = [f"{checked} item(s) checked, {len(flagged)} need attention"]
     for item in _flagged_first(flagged):
-        lines.append(
-            f"{item.severity.upper():9}{item.kind:12}{item.label} ({item.serial}): {item.detail}"
-        )
+        serial = f" ({item.serial})" if item.serial else ""
+        lines.append(f"{item.severity.upper():9}{item.kind:12}{item.label}{serial}: {item.detail}")
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ from privca.policy import IssuancePolicy
 from privca.registry import CROSS_ROLES, CaCertificate, CaRole, Registry
 from privca.store.authorities import NewAuthorityRow
 from privca.store.inventory import Store
+from privca.store.records import ValidLeaves
 from privca.store.serials import random_serial
 from privca.store.view import InventoryView
 from privca.urls import issuing_ca_urls
@@ -470,6 +471,23 @@ def rollover_status(
         old_leaves=sum(leaves.count for leaves in valid.values()),
         last_old_leaf_expires=max((leaves.last_expiry for leaves in valid.values()), default=None),
         old_leaves_by_issuer=tuple(sorted(by_issuer.items())),
+    )
+
+
+def left_under_retired_root(
+    registry: Registry, inventory: InventoryView, now: dt.datetime
+) -> ValidLeaves | None:
+    """The valid certificates that chain only to a root retired by a rollover (`--retire-old
+    --force`), as one count and the last expiry, or None when there are none: listed as
+    valid, yet no client that trusts only the current root accepts them. Counted in SQL,
+    OWN_PROFILES left out (privca replaces those itself)."""
+    retired = retired_hierarchy(registry)
+    valid = inventory.valid_by_issuer(retired, now, OWN_PROFILES) if retired else {}
+    if not valid:
+        return None
+    return ValidLeaves(
+        sum(leaves.count for leaves in valid.values()),
+        max(leaves.last_expiry for leaves in valid.values()),
     )
 
 

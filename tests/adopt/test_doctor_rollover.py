@@ -71,3 +71,28 @@ def test_doctor_names_valid_certificates_left_under_a_retired_root(
     ca.renew("left.corp.internal")
     after = run_cli("doctor", "--json", home=ca.home.root)
     assert not [f for f in json.loads(after.stdout) if f["code"] == "leaves-under-retired-root"]
+
+
+def test_check_warns_of_valid_certificates_left_under_a_retired_root(
+    make_ca: Callable[..., CertificateAuthority], run_cli: Cli
+) -> None:
+    """check is what monitoring runs: the same certificates (far from expiring) make every
+    format warn, and the warning goes once they are renewed."""
+    ca = make_ca()
+    ca.issue(["left.corp.internal"])
+    ca.rollover_root()
+    ca.retire_old_root(force=True)
+    text = run_cli("check", home=ca.home.root)
+    assert text.exit_code == 1, text.output
+    assert "WARNING  rollover    certificates under a retired root: 1 valid" in text.output
+    nagios = run_cli("check", "--format", "nagios", home=ca.home.root)
+    assert nagios.exit_code == 1
+    assert nagios.output.startswith("PRIVCA WARNING - ")
+    assert "first: certificates under a retired root" in nagios.output
+    document = json.loads(run_cli("check", "--format", "json", home=ca.home.root).stdout)
+    assert document["status"] == "warning"
+    [item] = [i for i in document["items"] if i["kind"] == "rollover"]
+    assert item["detail"].startswith("1 valid certificate(s) chain only to a root retired")
+    ca.renew("left.corp.internal")
+    after = run_cli("check", "--format", "nagios", home=ca.home.root)
+    assert after.exit_code == 0, after.output

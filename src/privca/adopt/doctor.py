@@ -575,22 +575,19 @@ def _rollover_findings(ca: CertificateAuthority, now: dt.datetime) -> list[Findi
 def _retired_root_findings(ca: CertificateAuthority, now: dt.datetime) -> list[Finding]:
     """Valid certificates left under a root retired by a rollover (`--retire-old
     --force`): listed as valid, yet no client that trusts only the current root takes
-    them; doctor and check said nothing, verify said FAILED."""
-    from privca.rotation import OWN_PROFILES, retired_hierarchy
+    them; doctor said nothing, verify said FAILED."""
+    from privca.rotation import left_under_retired_root
 
-    retired = retired_hierarchy(ca.registry)
-    valid = ca.inventory.valid_by_issuer(retired, now, OWN_PROFILES) if retired else {}
-    count = sum(leaves.count for leaves in valid.values())
-    if not count:
+    left = left_under_retired_root(ca.registry, ca.inventory, now)
+    if left is None:
         return []
-    last = max(leaves.last_expiry for leaves in valid.values())
     return [
         Finding(
             "warning",
             "leaves-under-retired-root",
-            f"{count} valid certificate(s) chain only to a root retired by a rollover: no "
-            f"client that trusts only the current root accepts them (the last expires on "
-            f"{last:%Y-%m-%d})",
+            f"{left.count} valid certificate(s) chain only to a root retired by a rollover: "
+            "no client that trusts only the current root accepts them (the last expires on "
+            f"{left.last_expiry:%Y-%m-%d})",
             "renew each (privca renew NAME); privca verify names the retired root of one",
         )
     ]
