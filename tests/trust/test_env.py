@@ -86,3 +86,39 @@ def test_a_system_bundle_holding_the_root_is_preferred(anchor: TrustAnchor, tmp_
     assert bundle_holds(system, anchor.der)
     assert replacing_bundle_for(anchor, tmp_path / "missing.pem", system) == system
     assert replacing_bundle_for(anchor, tmp_path / "missing.pem", None) is None
+
+
+@pytest.mark.parametrize("output_format", ["shell", "systemd"])
+def test_a_hostile_subject_or_path_stays_inside_its_comment(
+    tmp_path: Path, output_format: str
+) -> None:
+    """The README's `eval "$(privca trust env ca.crt)"` on a root someone handed over: a
+    line break in its subject (or in its file's path) ended the comment, and bash ran the
+    rest of the line."""
+    from click.testing import CliRunner
+    from cryptography.hazmat.primitives import serialization
+
+    from privca.cli.main import cli
+    from tests.trust.support import build_root
+
+    certificate, _key = build_root("Evil\ntouch PWNED #")
+    folder = tmp_path / "roots\ntouch PWNED2 #"
+    folder.mkdir()
+    root = folder / "root.crt"
+    root.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    result = CliRunner().invoke(
+        cli, ["--home", str(tmp_path / "home"), "trust", "env", str(root),
+              "--format", output_format],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any("CN=Evil\\x0atouch PWNED #" in line for line in lines)
+    if output_format == "systemd":  # (shell values are single-quoted, line breaks and all)
+        assert all(line.startswith(("#", "[Service]", "Environment=")) for line in lines)
+    else:
+        ran = subprocess.run(
+            ["bash", "-c", f'{result.stdout}\nprintf "%s" "$NODE_EXTRA_CA_CERTS"'],
+            cwd=tmp_path, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert ran.stdout == str(root)
+        assert not (tmp_path / "PWNED").exists() and not (tmp_path / "PWNED2").exists()

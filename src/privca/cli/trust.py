@@ -149,9 +149,10 @@ def remove_from_host(anchor: TrustAnchor) -> list[Outcome]:
 
 
 def _say(app: AppContext, text: str = "", *, err: bool = False) -> None:
-    # Subjects and labels come from the root file given, which may be anyone's.
+    # Subjects and labels come from the root file given, which may be anyone's: one line
+    # each, a line break in a subject escaped like any control character.
     if not app.quiet:
-        click.echo("\n".join(printable(line) for line in text.split("\n")), err=err)
+        click.echo(printable(text), err=err)
 
 
 def _describe_anchor(anchor: TrustAnchor) -> dict[str, str]:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from privca._text import printable
 from privca.trust.base import TrustAnchor
 from privca.trust.linux import bundle_holds
 
@@ -88,18 +89,22 @@ def missing_bundle_comment(bundle: Path) -> list[str]:
 
 
 def _systemd_quote(value: str) -> str:
+    # A line break would end the directive and start another (systemd reads C escapes).
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r")
     return f'"{escaped}"'
 
 
 def render(variables: Sequence[EnvVar], comments: Sequence[str], output_format: str) -> str:
     if output_format == "json":
         return json.dumps({v.name: v.value for v in variables}, indent=2) + "\n"
-    lines = [f"# {comment}" for comment in comments]
+    # Comments carry the root's subject and file paths: a line break in either would end
+    # the comment, and `eval "$(privca trust env ca.crt)"` would run the rest as a command.
+    lines = [f"# {printable(comment)}" for comment in comments]
     if output_format == "systemd":
         lines.append("[Service]")
     for variable in variables:
-        lines.append(f"# {variable.why}")
+        lines.append(f"# {printable(variable.why)}")
         if output_format == "systemd":
             lines.append(f"Environment={_systemd_quote(f'{variable.name}={variable.value}')}")
         else:
