@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from privca import _toml
 from privca._text import printable
 from privca.errors import InputError, PolicyError
 from privca.keys.types import KeyType, key_type_of
@@ -25,6 +26,10 @@ DEFAULT_LEAF_KEY_TYPES = (
 
 
 DEFAULT_MAX_NAMES = 100
+# What privca.toml may set: a leaf's validity (100 years: beyond, dates overflow) and the
+# names in one certificate (far above what a TLS client accepts in one).
+MAX_LEAF_DAYS = 36500
+MAX_NAMES_SETTING = 100_000
 
 
 @dataclass(frozen=True)
@@ -245,23 +250,22 @@ class IssuancePolicy:
             InputError: a subtree, key type or value in the section is invalid (wrong
                 type, unknown key type, max_names not a whole number of at least 1).
         """
+        default_types = tuple(k.value for k in DEFAULT_LEAF_KEY_TYPES)
         try:
             return cls.build(
-                permitted=data.get("permitted", ()),
-                excluded=data.get("excluded", ()),
-                allow_wildcards=bool(data.get("allow_wildcards", True)),
-                max_days=int(data.get("max_days", 825)),
+                permitted=_toml.texts(data, "permitted", ()),
+                excluded=_toml.texts(data, "excluded", ()),
+                allow_wildcards=_toml.flag(data, "allow_wildcards", True),
+                max_days=_toml.whole_number(data, "max_days", 825, 1, MAX_LEAF_DAYS),
                 key_types=tuple(
-                    KeyType.parse(k)
-                    for k in data.get("key_types", [k.value for k in DEFAULT_LEAF_KEY_TYPES])
+                    KeyType.parse(k) for k in _toml.texts(data, "key_types", default_types)
                 ),
-                max_names=_positive(data.get("max_names", DEFAULT_MAX_NAMES), "max_names"),
+                max_names=_toml.whole_number(
+                    data, "max_names", DEFAULT_MAX_NAMES, 1, MAX_NAMES_SETTING
+                ),
             )
         except (TypeError, ValueError) as exc:
-            raise InputError(f"the [policy] section of privca.toml is invalid: {exc}") from exc
-
-
-def _positive(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{key} must be a whole number of at least 1, not {value!r}")
-    return value
+            raise InputError(
+                f"the [policy] section of privca.toml is invalid: {exc}",
+                'correct it in privca.toml (TOML values: true/false, numbers, ["lists"])',
+            ) from exc

@@ -200,9 +200,9 @@ def reissue_root(
     """The root again, from its own key and subject, with privca's root profile; its key
     identifier is kept, so everything the old one signed chains to the new one."""
     old = root_ca.certificate
-    not_after = now + dt.timedelta(days=days) if days is not None else old.not_valid_after_utc
     if days is not None:
-        check_ca_days(days, "root")
+        check_ca_days(days, "root")  # before the date: a huge one overflows
+    not_after = now + dt.timedelta(days=days) if days is not None else old.not_valid_after_utc
     if not_after <= now:
         raise PolicyError(
             "the root has expired; give --days for the re-issued root",

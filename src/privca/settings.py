@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from privca import _toml
 from privca._text import printable
 from privca.errors import InputError, NotFound
 from privca.home import atomic_write, check_private_file, read_secret_file
@@ -45,6 +46,29 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 DEFAULT_CHECKPOINT_EVERY = 1000
+
+# The keys each table of privca.toml may hold. Anything else is refused, not ignored: a
+# misspelt key (`allow_wildcard = false`, `eab = ...` under [serve]) would otherwise leave
+# the default in force without a word. Keys have only ever been added to this file.
+SERVE_LIMIT_KEYS = ("max_header_bytes", "read_timeout", "keep_alive_timeout", "max_connections")
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "ca": (
+        "name", "single_tier", "encrypted_keys", "base_url", "crl_days", "root_crl_days",
+        "hsm_module",
+    ),
+    "policy": ("permitted", "excluded", "allow_wildcards", "max_days", "key_types", "max_names"),
+    "store": ("url", "password_file", "keep_expired"),
+    "acme": (
+        "http_01_port", "tls_alpn_01_port", "dns_resolver", "eab", "default_profile",
+        "profiles", "orders_per_window", "base_url", "validation_timeout",
+        "validation_workers", "allow_loopback",
+    ),
+    "serve": (*SERVE_LIMIT_KEYS, "metrics_window", "metrics_certificates"),
+    "audit": ("checkpoint_every",),
+}  # fmt: skip
+# A CRL's nextUpdate, in days from its signing: ten years is beyond any sane schedule,
+# and far larger ones overflow a date.
+MAX_CRL_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -124,22 +148,31 @@ class Settings:
         ca = data.get("ca", {})
         if not isinstance(ca, dict) or not isinstance(ca.get("name"), str):
             raise InputError(f"{source} has no [ca] name", "is this a privca home?")
-        return cls(
-            name=ca["name"],
-            single_tier=bool(ca.get("single_tier", False)),
-            encrypted_keys=bool(ca.get("encrypted_keys", True)),
-            base_url=check_base_url(str(ca.get("base_url", "")), f"{source} [ca] base_url"),
-            crl_days=int(ca.get("crl_days", 7)),
-            root_crl_days=int(ca.get("root_crl_days", 180)),
-            hsm_module=str(ca.get("hsm_module", "")),
-            policy=IssuancePolicy.from_settings(data.get("policy", {})),
-            store_url=_store_url(data.get("store", {}), source),
-            store_password_file=str(data.get("store", {}).get("password_file", "")),
-            keep_expired=_keep_expired(data.get("store", {}), source),
-            acme=dict(data.get("acme", {})),
-            serve=dict(data.get("serve", {})),
-            audit=dict(data.get("audit", {})),
-        )
+        try:
+            _check_known_keys(data)
+            store = _toml.table(data, "store")
+            settings = cls(
+                name=ca["name"],
+                single_tier=_toml.flag(ca, "single_tier", False),
+                encrypted_keys=_toml.flag(ca, "encrypted_keys", True),
+                base_url=check_base_url(_toml.text(ca, "base_url", ""), f"{source} [ca] base_url"),
+                crl_days=_toml.whole_number(ca, "crl_days", 7, 1, MAX_CRL_DAYS),
+                root_crl_days=_toml.whole_number(ca, "root_crl_days", 180, 1, MAX_CRL_DAYS),
+                hsm_module=_toml.text(ca, "hsm_module", ""),
+                policy=IssuancePolicy.from_settings(_toml.table(data, "policy")),
+                store_url=_store_url(store, source),
+                store_password_file=_toml.text(store, "password_file", ""),
+                keep_expired=_keep_expired(store, source),
+                acme=_toml.table(data, "acme"),
+                serve=_toml.table(data, "serve"),
+                audit=_toml.table(data, "audit"),
+            )
+        except ValueError as exc:
+            raise InputError(
+                f"{source} is invalid: {exc}",
+                'correct it (TOML values: true/false, numbers, "strings", ["lists"])',
+            ) from None
+        return settings
 
     def store_password(self) -> str | None:
         """The PostgreSQL password: $PRIVCA_STORE_PASSWORD, else the [store] password_file;
@@ -172,8 +205,23 @@ class Settings:
         return cls.from_toml(text, str(path))
 
 
+def _check_known_keys(data: dict[str, Any]) -> None:
+    """ValueError naming the first table or key privca.toml may not hold."""
+    for table, values in data.items():
+        if table not in KNOWN_KEYS:
+            raise ValueError(f"[{printable(table, 40)}] is not a section privca knows")
+        if not isinstance(values, dict):
+            raise ValueError(f"[{printable(table, 40)}] must be a table")
+        unknown = [key for key in values if key not in KNOWN_KEYS[table]]
+        if unknown:
+            raise ValueError(
+                f"[{table}] {printable(unknown[0], 40)} is not a setting privca knows "
+                f"(known: {', '.join(KNOWN_KEYS[table])})"
+            )
+
+
 def _store_url(section: Any, source: str) -> str:
-    url = str(section.get("url", "")) if isinstance(section, dict) else ""
+    url = _toml.text(section, "url", "")
     if not url:
         return ""
     try:

@@ -374,6 +374,51 @@ def test_a_base_url_edited_into_privca_toml_is_refused(home_cli: Cli, tmp_path: 
     assert not out.exists()
 
 
+# Values of another type than privca.toml's, out of range, or under a misspelt key, edited
+# in by hand: coerced, each meant something else (bool("false") is True; a bare string
+# iterates as one-letter subtrees), overflowed a date later (exit 70), or was ignored and
+# left the default in force. (old text, new text, what the error names)
+SETTINGS_EDITS = {
+    "huge-crl-days": ("crl_days = 7", "crl_days = 99999999", "crl_days"),
+    "crl-days-zero": ("crl_days = 7", "crl_days = 0", "crl_days"),
+    "crl-days-text": ("crl_days = 7", 'crl_days = "abc"', "crl_days"),
+    "root-crl-days-negative": ("root_crl_days = 180", "root_crl_days = -1", "root_crl_days"),
+    "single-tier-quoted": ("single_tier = false", 'single_tier = "false"', "single_tier"),
+    "wildcards-quoted": ("allow_wildcards = true", 'allow_wildcards = "false"', "allow_wildcards"),
+    "excluded-bare-string": ("excluded = []", 'excluded = "evil.example"', "excluded"),
+    "huge-max-days": ("max_days = 825", "max_days = 99999999", "max_days"),
+    "key-types-text": ('key_types = ["ec-p256", ', 'key_types = "ec-p256"\n# ', "key_types"),
+    "acme-not-a-table": ("[ca]", "acme = 5\n[ca]", "[acme] must be a table"),
+    "misspelt-policy-key": ("allow_wildcards = true", "allow_wildcard = false", "allow_wildcard "),
+    "misspelt-acme-key": ("[store]", '[acme]\neab_require = "required"\n[store]', "eab_require "),
+    "unknown-section": ("[store]", '[stores]\nurl = ""\n[store]', "[stores] is not a section"),
+    "hsm-module-number": ('hsm_module = ""', "hsm_module = 5", "hsm_module"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"), SETTINGS_EDITS.values(), ids=list(SETTINGS_EDITS)
+)
+def test_a_mistyped_or_out_of_range_setting_is_refused(
+    home_cli: Cli, tmp_path: Path, old: str, new: str, fragment: str
+) -> None:
+    settings = home_cli.home / "privca.toml"
+    text = settings.read_text()
+    assert old in text
+    settings.write_text(text.replace(old, new, 1))
+    before = _home_state(home_cli)
+    out = tmp_path / "out"
+    result = home_cli(
+        "issue", "*.corp.internal", "--out", str(out),
+        "--passphrase-file", str(home_cli.passphrase_file),
+    )  # fmt: skip
+    assert_user_error(result, fragment)
+    assert _home_state(home_cli) == before
+    assert not out.exists()
+    assert_user_error(home_cli("crl"), fragment)
+    assert _home_state(home_cli) == before
+
+
 VERIFY_CASES = [
     ("garbage-cert", ["__GARBAGE__"], "holds no certificate"),
     ("missing-cert", ["/nonexistent.crt"], "does not exist"),

@@ -66,8 +66,10 @@ def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
 def acme_settings(section: Mapping[str, Any], **flags: Any) -> AcmeSettings:
     """AcmeSettings from privca.toml's [acme] section, command-line flags winning."""
     from privca.acme.service import AcmeSettings
+    from privca.settings import KNOWN_KEYS
 
-    values = {k: v for k, v in section.items() if k in ACME_KEYS}
+    # Every [acme] key becomes an AcmeSettings field (settings.py refuses unknown ones).
+    values = {k: v for k, v in section.items() if k in KNOWN_KEYS["acme"]}
     values.update({k: v for k, v in flags.items() if v is not None})
     try:
         _check_acme_values(values)
@@ -103,24 +105,6 @@ def _check_acme_values(values: dict[str, Any]) -> None:
         raise ValueError("allow_loopback must be true or false")
 
 
-# The [acme] keys of privca.toml that become AcmeSettings fields.
-ACME_KEYS = (
-    "http_01_port",
-    "tls_alpn_01_port",
-    "dns_resolver",
-    "eab",
-    "default_profile",
-    "profiles",
-    "orders_per_window",
-    "base_url",
-    "validation_timeout",
-    "validation_workers",
-    "allow_loopback",
-)
-# The [serve] keys of privca.toml that become HttpLimits fields.
-LIMIT_KEYS = ("max_header_bytes", "read_timeout", "keep_alive_timeout", "max_connections")
-
-
 def _integer(value: Any, key: str) -> int:
     try:
         if isinstance(value, bool) or not isinstance(value, int | str):
@@ -142,8 +126,9 @@ def _number(value: Any, key: str) -> float:
 def http_limits(section: Mapping[str, Any], **flags: Any) -> HttpLimits:
     """HttpLimits from privca.toml's [serve] section, command-line flags winning."""
     from privca.server.settings import HttpLimits
+    from privca.settings import SERVE_LIMIT_KEYS
 
-    values = {k: v for k, v in section.items() if k in LIMIT_KEYS}
+    values = {k: v for k, v in section.items() if k in SERVE_LIMIT_KEYS}
     values.update({k: v for k, v in flags.items() if v is not None})
     try:
         for key in ("max_header_bytes", "max_connections"):
