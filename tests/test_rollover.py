@@ -446,6 +446,11 @@ def test_rollover_of_a_single_tier_ca(run_cli: Cli, tmp_path: Path) -> None:
         pytest.param(
             ("rotate", "root", "--new-key", "--days", "99999999"), "out of range", id="days-huge"
         ),
+        pytest.param(  # was exit 70: the date overflowed before the range was checked
+            ("rotate", "root", "--same-key", "--days", "99999999"),
+            "out of range",
+            id="same-key-days-huge",
+        ),
         pytest.param(
             ("rotate", "root", "--new-key", "--name", "evil\x1b[31mname"),
             "printable",
