@@ -59,7 +59,25 @@ def parse_target(target: str) -> tuple[str, int]:
         ) from None
     if not 0 < port < 65536:
         raise InputError(f"port {port} of '{target}' is out of range")
-    return host, port
+    return check_host(host, f"target '{target}'"), port
+
+
+def check_host(host: str, what: str) -> str:
+    """`host` when the resolver and TLS (which encode it as IDNA) can take it: an address,
+    or a name whose labels are 1 to 63 characters once encoded (the encoder's
+    UnicodeError otherwise surfaced as an internal error)."""
+    from privca.x509.names import is_ip_address
+
+    if is_ip_address(host):
+        return host
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise InputError(
+            f"{what} does not hold a host name privca can look up",
+            "each label of a name is 1 to 63 characters, e.g. db.corp.internal:5432",
+        ) from None
+    return host
 
 
 def starttls_for(port: int, forced: str | None) -> str | None:
@@ -88,7 +106,7 @@ def fetch_chain(
 
     host, port = parse_target(target)
     protocol = starttls_for(port, starttls)
-    name = server_name or host
+    name = check_host(server_name, "--name") if server_name else host
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE

@@ -344,6 +344,28 @@ def test_numbers_out_of_range_are_usage_errors(home_cli: Cli, argv: tuple[str, .
     assert _home_state(home_cli) == before
 
 
+LONG_LABEL = "a" * 64 + ".corp.internal"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("scan", f"{LONG_LABEL}:443"),
+        ("scan", "a..b.corp.internal:443"),
+        ("scan", "127.0.0.1:1", "--name", LONG_LABEL),
+        ("import", "certificates", "--from-scan", f"{LONG_LABEL}:443"),
+    ],
+    ids=["scan-long-label", "scan-empty-label", "scan-long-name", "import-long-label"],
+)
+def test_a_host_name_the_resolver_cannot_encode_is_an_input_error(
+    home_cli: Cli, argv: tuple[str, ...]
+) -> None:
+    """Python's IDNA encoder raised UnicodeError inside getaddrinfo: exit 70."""
+    before = _home_state(home_cli)
+    assert_user_error(home_cli(*argv), "host name")
+    assert _home_state(home_cli) == before
+
+
 @pytest.mark.parametrize(
     "url", ["http://my_ca.corp.internal:8443/pki/", "https://[2001:db8::1]/", "http://10.0.0.1"]
 )
