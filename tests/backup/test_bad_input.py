@@ -239,21 +239,29 @@ def test_a_store_whose_revision_cannot_be_migrated_is_refused(
     assert not target.exists()
 
 
-def test_a_resealed_archive_whose_store_contradicts_its_audit_log_fails_verify(
-    run_cli: Cli, backup: Callable[..., Path], tmp_path: Path
+@pytest.mark.parametrize("command", ["verify", "restore"])
+def test_a_resealed_archive_whose_store_contradicts_its_audit_log_is_refused(
+    run_cli: Cli, backup: Callable[..., Path], tmp_path: Path, command: str
 ) -> None:
     """The hashes in the manifest are anyone's to compute again: a revocation undone in
-    the archived store used to pass `backup verify` (exit 0). The store's own audit log
-    says otherwise, and verify now asks it."""
+    the archived store used to pass `backup verify` (exit 0), and `restore` brought the
+    certificate back as valid. The store's own audit log says otherwise, and both ask it
+    before anything is put in place."""
     statement = (
         "UPDATE certificates SET status = 'issued', revoked_at = NULL, "
         "revocation_reason = NULL WHERE status = 'revoked'"
     )
     archive = _resealed(backup(), statement, tmp_path, "unrevoked.tar.gz")
-    result = run_cli("backup", "verify", str(archive))
+    target = tmp_path / "target"
+    if command == "restore":
+        result = run_cli("restore", str(archive), "--home", str(target))
+    else:
+        result = run_cli("backup", "verify", str(archive))
     assert result.exit_code == 1, result.stdout + result.stderr
     assert "audit log does not hold" in result.stderr
     assert "the revocation was undone in the store" in result.stderr
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".target")] == []
 
 
 def test_what_an_archive_says_is_never_printed_raw(

@@ -80,3 +80,34 @@ def test_postgresql_store_backs_up_and_restores_into_either_store(
             again.close()
         verify = run_cli("backup", "verify", str(archive))
         assert verify.exit_code == 0, verify.stderr
+
+
+def test_a_restore_that_postgresql_refuses_midway_leaves_the_database_empty(
+    backup: Callable[..., Path],
+    postgres_url: str,  # noqa: F811
+    postgres_cluster: PostgresCluster,  # noqa: F811
+    run_cli: Cli,
+    tmp_path: Path,
+) -> None:
+    """A row PostgreSQL refuses (text with a NUL, which SQLite keeps) fails the copy after
+    the schema was made. The schema used to stay (committed by its own migration), and the
+    next restore into the same database was refused as 'already holds privca tables'; the
+    failure itself was an internal error (exit 70)."""
+    import sqlalchemy as sa
+
+    from tests.backup.test_bad_input import _resealed
+
+    statement = "UPDATE issuers SET profiles = '[]' || char(0)"
+    archive = _resealed(backup(), statement, tmp_path, "nul.tar.gz")
+    target = tmp_path / "pg-home"
+    result = run_cli("restore", str(archive), "--home", str(target), "--store-url", postgres_url)
+    assert_user_error(result, "PostgreSQL refused")
+    assert not target.exists()
+    engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as connection:
+            assert sa.inspect(connection).get_table_names() == []
+    finally:
+        engine.dispose()
+    good = run_cli("restore", str(backup()), "--home", str(target), "--store-url", postgres_url)
+    assert good.exit_code == 0, good.stderr

@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from privca.auditing import Checkpoint, check_signed, load_checkpoint
 from privca.authority import CertificateAuthority
 from privca.errors import CheckFailed, InputError
+from privca.registry import CaRole
 from privca.store.auditlog import AuditEntry, CertificateFacts, check_chain, der_fingerprint
+from privca.store.view import InventoryView
 
 ISSUE_ACTIONS = frozenset({"issued", "imported"})
 REVOKE_ACTIONS = frozenset({"revoked", "revocation-reason-changed"})
@@ -168,11 +170,30 @@ def verify_audit(
     Raises:
         InputError: a given checkpoint file is not one.
     """
-    roots = _roots(ca)
+    return check_audit_log(ca.inventory, _roots(ca), given)
+
+
+def verify_audit_of_store(inventory: InventoryView) -> AuditVerdict:
+    """verify_audit for a store no home opens yet (a backup being restored): the roots
+    that vouch for its checkpoints are the ones it records."""
+    roots = [
+        x509.load_der_x509_certificate(record.der)
+        for record in inventory.authorities()
+        if record.role == CaRole.ROOT
+    ]
+    return check_audit_log(inventory, roots)
+
+
+def check_audit_log(
+    inventory: InventoryView,
+    roots: Sequence[x509.Certificate],
+    given: Sequence[tuple[str, str | bytes]] = (),
+) -> AuditVerdict:
+    """verify_audit's check, over any inventory, with the roots to check checkpoints by."""
     outside = [(label, load_checkpoint(text, label)) for label, text in given]
     index = _Index()
     certificates = 0
-    with ca.inventory.audit_snapshot() as snapshot:
+    with inventory.audit_snapshot() as snapshot:
         kept = snapshot.checkpoints()
         stored: list[tuple[str, Checkpoint]] = []
         for row in kept:

@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from privca.audit.verify import verify_audit_of_store
 from privca.backup.archive import DATABASE, Manifest, read_archive
 from privca.backup.snapshot import (
     StoreSummary,
@@ -38,6 +39,7 @@ from privca.home import (
 from privca.settings import Settings
 from privca.store.address import check_store_url
 from privca.store.database import Database, sqlite_url
+from privca.store.view import InventoryView
 
 PUBLIC_DIRECTORY = 0o755
 
@@ -127,6 +129,22 @@ def _check_integrity(snapshot: Path) -> None:
         raise CheckFailed(f"the backup's store fails SQLite's integrity check: {verdict}")
 
 
+def _check_audit(snapshot: Path) -> None:
+    """The manifest's hashes are unkeyed: whoever can write an archive can reseal one (a
+    revocation undone, a row changed). What an edited store cannot fake is its own audit
+    log's agreement, checked before anything is put in place or loaded into PostgreSQL."""
+    database = Database(sqlite_url(snapshot))
+    try:
+        verdict = verify_audit_of_store(InventoryView(database))
+    finally:
+        database.close()
+    if not verdict.intact:
+        raise CheckFailed(
+            f"the backup's audit log does not hold: {verdict.problem}",
+            "this archive was altered after it was written: restore another backup",
+        )
+
+
 def restore(
     archive: Path,
     target: Path,
@@ -151,6 +169,7 @@ def restore(
         _check_integrity(snapshot)
         upgrade_snapshot(snapshot)
         summary = summarize_file(snapshot)
+        _check_audit(snapshot)
         if store_url:
             load_into_postgresql(snapshot, store_url, store_password)
             _record_restore(store_url, store_password, manifest, now)

@@ -30,6 +30,7 @@ from privca.store.database import (
     driver_message,
     migrate,
     sqlite_url,
+    upgrade_schema,
 )
 from privca.store.schema import (
     SCHEMA_REVISION,
@@ -243,8 +244,10 @@ def load_into_postgresql(snapshot: Path, url: str, password: str | None) -> None
                 f"the PostgreSQL database already holds privca tables ({', '.join(taken[:3])})",
                 "restore into a new, empty database (createdb NAME)",
             )
-        migrate(target)
+        # Schema and rows in one transaction (PostgreSQL's DDL is transactional): a copy
+        # that fails leaves the database as empty as it was, to restore into again.
         with source.connect() as reading, target.begin() as writing:
+            upgrade_schema(writing)
             copy_rows(reading, writing)
             for table in SEQUENCED:
                 writing.execute(
@@ -257,6 +260,12 @@ def load_into_postgresql(snapshot: Path, url: str, password: str | None) -> None
         raise StoreUnavailable(
             f"cannot write the PostgreSQL database: {driver_message(exc)}",
             "check the store URL and that the database is reachable",
+        ) from exc
+    except sa.exc.DBAPIError as exc:  # a row SQLite kept and PostgreSQL refuses
+        raise InputError(
+            f"PostgreSQL refused a row of the backup's store: {driver_message(exc)}",
+            "this archive was altered or damaged (the database is left empty): restore "
+            "another backup",
         ) from exc
     finally:
         target.dispose()

@@ -584,18 +584,25 @@ def migrate(engine: sa.Engine) -> str | None:
             f"cannot read the inventory database: {driver_message(exc)}",
             "the file was overwritten or damaged: restore the CA from a backup (privca restore)",
         ) from exc
+    with engine.connect() as connection, _for_writing(connection).begin():
+        if engine.dialect.name == "postgresql":
+            # Serialise replicas that start at the same time.
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(7279)"))
+        upgrade_schema(connection)
+    return before
+
+
+def upgrade_schema(connection: sa.Connection) -> None:
+    """Run the migrations up to SCHEMA_REVISION inside the transaction `connection` has
+    begun: on PostgreSQL, whatever the caller writes next commits or rolls back with the
+    schema (a restore leaves no half-made store behind)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.connect() as connection, _for_writing(connection).begin():
-        if engine.dialect.name == "postgresql":
-            # Serialise replicas that start at the same time.
-            connection.execute(sa.text("SELECT pg_advisory_xact_lock(7279)"))
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-    return before
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
 
 
 # Connections that a parent process's OwnConnections had open when this process forked
