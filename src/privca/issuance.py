@@ -31,6 +31,7 @@ from privca.x509.build import (
     ca_subject,
     leaf_subject,
 )
+from privca.x509.constraints import constraint_violation
 from privca.x509.csr import CertificateRequest
 from privca.x509.encoding import der_certificate, pem_certificate, pem_certificates, public_key_der
 from privca.x509.names import SubjectName, files_stem
@@ -210,6 +211,24 @@ class LeafIssuance:
                 )
         return common_names
 
+    def _check_constraints(
+        self, requests: Sequence[CertificateRequest], subjects: Sequence[x509.Name]
+    ) -> None:
+        """Every leaf inside the name constraints its CA certificates carry (and, during a
+        rollover, the cross-certificate's): the policy says the same for a CA privca made,
+        but an adopted CA's certificates may constrain what its privca.toml does not, and
+        a hand-edited [policy] may permit more than the certificates do. A leaf outside
+        them is refused by every client that checks (openssl verify: error 47)."""
+        chain = (*self.registry.chain_of(self.issuer), *self.registry.cross_for(self.issuer))
+        for request, subject in zip(requests, subjects, strict=True):
+            problem = constraint_violation(request.names, subject, chain)
+            if problem is not None:
+                raise PolicyError(
+                    problem,
+                    "only names inside the issuing CA's name constraints can be certified "
+                    "(`openssl x509 -noout -ext nameConstraints -in` its certificate)",
+                )
+
     def _check_not_blocked(
         self, requests: Sequence[CertificateRequest], key_hashes: Sequence[str]
     ) -> None:
@@ -236,12 +255,13 @@ class LeafIssuance:
         common_names = self._check(requests, leaf, strict)
         key_hashes = [public_key_sha256(request.public_key) for request in requests]
         self._check_not_blocked(requests, key_hashes)
-        signer = self.signer()
-        urls = leaf_urls(self.base_url, self.issuer.serial)
         subjects = [
             leaf_subject(request.names, common_name)
             for request, common_name in zip(requests, common_names, strict=True)
         ]
+        self._check_constraints(requests, subjects)
+        signer = self.signer()
+        urls = leaf_urls(self.base_url, self.issuer.serial)
         intents = [
             Intent(
                 issuer_id=self.issuer.id,

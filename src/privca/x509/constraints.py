@@ -26,18 +26,21 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import verification
+from cryptography.x509.oid import NameOID
 
 from privca._text import printable
 from privca.errors import InputError
-from privca.x509.names import NameSubtree, parse_uri
+from privca.x509.names import NameSubtree, SubjectName, parse_uri
+from privca.x509.subject import openssl_reads_as_dns
 
 NAME_TYPES = ("DNS", "IP", "email", "URI")
 # RFC 6761 6.4: a domain that is guaranteed never to exist, so permitting only it permits
@@ -198,6 +201,111 @@ def uri_violation(uri: str, nc: x509.NameConstraints) -> str | None:
     return None
 
 
+def _dns_within(name: str, base: str) -> bool:
+    """OpenSSL's dNSName match: `base` and any name below it; '.base' only below it."""
+    name, base = name.lower().rstrip("."), base.lower().rstrip(".")
+    if not base:
+        return True  # an empty subtree: every name (OpenSSL)
+    if base.startswith("."):
+        return name.endswith(base) and len(name) > len(base)
+    return name == base or name.endswith("." + base)
+
+
+def _ip_within(address: str, base: Any) -> bool:
+    return isinstance(base, ipaddress.IPv4Network | ipaddress.IPv6Network) and (
+        ipaddress.ip_address(address) in base
+    )
+
+
+def _email_within(mailbox: str, base: str) -> bool:
+    """RFC 5280 rfc822Name match: a whole mailbox (the local part exact), all mailboxes at
+    one host, or ('.domain') at any host below a domain."""
+    local, _, host = mailbox.rpartition("@")
+    if "@" in base:
+        base_local, _, base_host = base.rpartition("@")
+        return local == base_local and host.lower() == base_host.lower()
+    return _host_matches(host, base)
+
+
+def _directory_within(subject: x509.Name, base: x509.Name) -> bool:
+    """A directoryName subtree holds the names that begin with its RDNs. Compared as
+    OpenSSL's canonical form does: case and runs of spaces in string values do not
+    count."""
+
+    def canonical(name: x509.Name) -> list[frozenset[tuple[str, str]]]:
+        return [
+            frozenset((a.oid.dotted_string, " ".join(str(a.value).lower().split())) for a in rdn)
+            for rdn in name.rdns
+        ]
+
+    wanted, have = canonical(base), canonical(subject)
+    return have[: len(wanted)] == wanted
+
+
+_MATCHERS: dict[str, tuple[type[x509.GeneralName], Callable[[Any, Any], bool]]] = {
+    "dns": (x509.DNSName, _dns_within),
+    "ip": (x509.IPAddress, _ip_within),
+    "email": (x509.RFC822Name, _email_within),
+    "directory": (x509.DirectoryName, _directory_within),
+}
+
+
+def _breaks(kind: str, value: Any, nc: x509.NameConstraints) -> str | None:
+    """How one name of `kind` breaks `nc`, or None: inside an excluded subtree of its type,
+    or outside every permitted subtree of its type when there are any."""
+    if kind == "uri":
+        return uri_violation(value, nc)
+    general_type, within = _MATCHERS[kind]
+    excluded = [g.value for g in nc.excluded_subtrees or () if isinstance(g, general_type)]
+    permitted = [g.value for g in nc.permitted_subtrees or () if isinstance(g, general_type)]
+    for base in excluded:
+        if within(value, base):
+            return f"is inside the excluded subtree {_shown(base)}"
+    if permitted and not any(within(value, base) for base in permitted):
+        listed = ", ".join(_shown(base) for base in permitted[:4])
+        return (
+            f"is outside the permitted subtrees ({listed}{', ...' if len(permitted) > 4 else ''})"
+        )
+    return None
+
+
+def _shown(base: Any) -> str:
+    text = base.rfc4514_string() if isinstance(base, x509.Name) else str(base)
+    return printable(text, 80)
+
+
+def constraint_violation(
+    names: Sequence[SubjectName], subject: x509.Name, chain: Iterable[x509.Certificate]
+) -> str | None:
+    """Why a leaf with `names` (its subjectAltName) and `subject` would break the
+    nameConstraints of a CA certificate in `chain`, as RFC 5280 4.2.1.10 and OpenSSL apply
+    them, or None. Every type privca issues is matched (DNS, IP, email, URI), the subject
+    as a directory name when it is not empty, and a CN OpenSSL reads as a host name when
+    no DNS name is present (NAME_CONSTRAINTS_check_CN). The CA certificates of an adopted
+    CA may carry constraints its privca policy does not say, so issuance asks this of the
+    certificates themselves."""
+    checked: list[tuple[str, Any, str]] = [(n.kind, n.value, str(n)) for n in names]
+    if not any(n.kind == "dns" for n in names):
+        for attribute in subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+            value = str(attribute.value)
+            if openssl_reads_as_dns(value):
+                checked.append(("dns", value, f"subject CN {value}"))
+    if len(subject):
+        checked.append(("directory", subject, f"subject {subject.rfc4514_string()}"))
+    for ca_cert in chain:
+        nc = _name_constraints_of(ca_cert)
+        if nc is None:
+            continue
+        for kind, value, shown in checked:
+            problem = _breaks(kind, value, nc)
+            if problem is not None:
+                ca_name = printable(ca_cert.subject.rfc4514_string(), 80)
+                if kind == "uri":  # uri_violation's sentence names the URI itself
+                    return f"{problem} of {ca_name}"
+                return f"{printable(shown, 120)} {problem} of the name constraints of {ca_name}"
+    return None
+
+
 def without_uri_subtrees(nc: x509.NameConstraints) -> x509.NameConstraints | None:
     """`nc` with its URI subtrees removed (None if nothing else is left)."""
 
@@ -332,6 +440,7 @@ __all__ = [
     "NOWHERE",
     "Coverage",
     "build_name_constraints",
+    "constraint_violation",
     "coverage",
     "has_uri_names",
     "subtrees_of",

@@ -18,9 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from privca.x509.constraints import has_uri_names, verify_uri_constrained
+from privca.x509.constraints import constraint_violation, has_uri_names, verify_uri_constrained
 from privca.x509.names import (
-    NameSubtree,
     SubjectName,
     names_from_general_names,
     parse_ip_address,
@@ -281,7 +280,7 @@ def _explain(
     time_problem = _time_problem(leaf, path, at)
     if time_problem is not None:
         return time_problem
-    outside = _outside_constraints(names, path)
+    outside = constraint_violation(names, leaf.subject, path)
     if outside is not None:
         return "constraints", outside
     return _library_problem(library_message)
@@ -290,50 +289,6 @@ def _explain(
 def name_problem(name: str, names: Sequence[SubjectName]) -> str:
     """The sentence for a host name the certificate does not carry."""
     return f"name {name} is not in the certificate (it has: {_names_text(names)})"
-
-
-def _outside_constraints(
-    names: Sequence[SubjectName], path: Sequence[x509.Certificate]
-) -> str | None:
-    """The first DNS or IP name a CA's nameConstraints exclude (RFC 5280 4.2.1.10)."""
-    for ca_cert in path:
-        try:
-            constraints = ca_cert.extensions.get_extension_for_class(x509.NameConstraints).value
-        except x509.ExtensionNotFound:
-            continue
-        permitted = _subtrees(constraints.permitted_subtrees)
-        excluded = _subtrees(constraints.excluded_subtrees)
-        ca_name = ca_cert.subject.rfc4514_string()
-        for name in names:
-            if name.kind not in ("dns", "ip"):
-                continue
-            contains = "contains_dns" if name.kind == "dns" else "contains_ip"
-            same_kind = [s for s in permitted if s.kind == name.kind]
-            if same_kind and not any(getattr(s, contains)(name.value) for s in same_kind):
-                allowed = ", ".join(str(s) for s in same_kind)
-                return (
-                    f"name {name} is outside the name constraints of {ca_name} "
-                    f"(permitted: {allowed})"
-                )
-            for subtree in excluded:
-                if subtree.kind == name.kind and getattr(subtree, contains)(name.value):
-                    return (
-                        f"name {name} is inside a subtree the name constraints of {ca_name} "
-                        f"exclude ({subtree})"
-                    )
-    return None
-
-
-def _subtrees(general_names: Sequence[x509.GeneralName] | None) -> list[NameSubtree]:
-    subtrees: list[NameSubtree] = []
-    for general_name in general_names or ():
-        if isinstance(general_name, x509.DNSName):
-            subtrees.append(NameSubtree("dns", general_name.value.lower().lstrip(".")))
-        elif isinstance(general_name, x509.IPAddress) and isinstance(
-            general_name.value, ipaddress.IPv4Network | ipaddress.IPv6Network
-        ):
-            subtrees.append(NameSubtree("ip", str(general_name.value)))
-    return subtrees
 
 
 def verify_chain(
@@ -383,6 +338,11 @@ def verify_chain(
                 leaf, roots, intermediates, at, name, verify_as_server, str(uri_exc), untrusted
             )
             return ChainResult(False, reason, kind=kind)
+    # cryptography follows the WebPKI, which ignores a CN and has no directoryName or
+    # mailbox rules; OpenSSL applies them, and a leaf it refuses is not OK here either.
+    outside = constraint_violation(certificate_names(leaf), leaf.subject, chain[1:])
+    if outside is not None:
+        return ChainResult(False, outside, kind="constraints")
     return ChainResult(True, "OK", tuple(chain))
 
 
