@@ -60,6 +60,67 @@ def test_key_compromise_blocks_the_key(ca: CertificateAuthority) -> None:
         ca.renew(format(issued.serial, "x"), new_key=False)
 
 
+def test_key_compromise_revokes_every_certificate_of_the_key(ca: CertificateAuthority) -> None:
+    """The key is compromised whichever certificate it was reported through: the others
+    that carry it used to stay valid in the CRL, OCSP and verify (only new issuance was
+    barred). A milder earlier revocation is made worse, its date kept; others stay."""
+    from privca.audit.verify import verify_audit
+    from privca.keys.types import KeyType
+
+    key = KeyType.EC_P256.generate()
+    a, b, c = (
+        ca.sign_requests([inspect_csr(build_csr(key, parse_names([f"{n}.corp.internal"])))])[0]
+        for n in "abc"
+    )
+    other = ca.issue(["other.corp.internal"])
+    first, _ = ca.revoke(format(b.serial, "x"), "superseded")
+    ca.revoke(format(a.serial, "x"), "keyCompromise")
+    records = {r: ca.inventory.get(r.serial) for r in (a, b, c, other)}
+    assert [records[x].revocation_reason for x in (a, b, c)] == ["keyCompromise"] * 3
+    assert records[b].revoked_at == first.revoked_at
+    assert records[other].revocation_reason is None
+    crl = ca.crl()
+    listed = {entry.serial_number for entry in crl}
+    assert listed == {a.serial, b.serial, c.serial}
+    assert verify_audit(ca).intact, verify_audit(ca).problem
+
+
+def test_a_certificate_put_back_with_a_barred_key_comes_back_revoked(
+    ca: CertificateAuthority,
+) -> None:
+    """`privca import` of a certificate our CA signed, whose key a keyCompromise barred:
+    it was recorded valid, undoing the bar for that certificate."""
+    from privca.adopt.lost import read_lost
+    from privca.audit.verify import verify_audit
+    from privca.x509.build import CertificateSpec, build_certificate
+    from privca.x509.profiles import leaf_profile
+
+    reported = ca.issue(["reported.corp.internal"])
+    ca.revoke(format(reported.serial, "x"), "keyCompromise")
+    signer = ca.signer(ca.registry.issuing)  # what a thief with the CA key could sign
+    now = utcnow()
+    stray = build_certificate(
+        CertificateSpec(
+            subject=x509.Name([]),
+            public_key=reported.private_key.public_key(),
+            profile=leaf_profile("server"),
+            serial=x509.random_serial_number(),
+            not_before=now,
+            not_after=now + dt.timedelta(days=30),
+            names=parse_names(["stray.corp.internal"]),
+        ),
+        signer,
+    )
+    path = ca.home.root / "stray.crt"
+    path.write_bytes(stray.public_bytes(Encoding.PEM))
+    added, _known = ca.import_lost(read_lost([path]))
+    assert added == [stray.serial_number]
+    record = ca.inventory.get(stray.serial_number)
+    assert record is not None and record.revocation_reason == "keyCompromise"
+    assert stray.serial_number in {entry.serial_number for entry in ca.crl()}
+    assert verify_audit(ca).intact, verify_audit(ca).problem
+
+
 def test_crl_is_judged_by_openssl(ca: CertificateAuthority, tmp_path: Path) -> None:
     revoked = ca.issue(["revoked.corp.internal"])
     good = ca.issue(["good.corp.internal"])

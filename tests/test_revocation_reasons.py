@@ -173,3 +173,29 @@ def test_a_due_scheduled_revocation_bars_the_key_and_keeps_its_date(
     ca.renew(f"{old.serial:x}", revoke_old_after=dt.timedelta(days=30), now=later)
     record = ca.inventory.get(old.serial)
     assert record is not None and record.revocation_at(later) == Revocation(due, "superseded")
+
+
+def test_cli_key_compromise_names_and_revokes_the_other_certificates_of_the_key(
+    run_cli: Cli, tmp_path: Path
+) -> None:
+    """Two certificates signed from CSRs of one key: reporting the key through one
+    revokes the other, says so, and `privca verify` no longer calls the other OK."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from privca.keys.types import KeyType
+
+    secret = ["--passphrase-file", str(run_cli.passphrase_file)]
+    assert run_cli("init", "--name", "Same Key CA", *secret).exit_code == 0
+    key = KeyType.EC_P256.generate()
+    serials = {}
+    for name in ("a.corp.internal", "c.corp.internal"):
+        csr = write(tmp_path / f"{name}.csr",
+                    build_csr(key, parse_names([name])).public_bytes(Encoding.PEM))  # fmt: skip
+        signed = run_cli("sign", str(csr), "--out", str(tmp_path / "o"), "--json", *secret)
+        assert signed.exit_code == 0, signed.stderr
+        serials[name] = re.search(r'"serial": "([0-9a-f]+)"', signed.stdout).group(1)
+    revoked = run_cli("revoke", "a.corp.internal", "--reason", "keyCompromise")
+    assert revoked.exit_code == 0, revoked.stderr
+    assert f"same key: {serials['c.corp.internal']} (c.corp.internal)" in revoked.output
+    verified = run_cli("verify", str(tmp_path / "o" / "c.corp.internal.crt"))
+    assert verified.exit_code == 1 and "revoked" in verified.output.lower(), verified.output

@@ -47,20 +47,29 @@ REASONS = list(crl_reasons)
     type=click.Choice(REASONS),
     default="unspecified",
     show_default=True,
-    help="RFC 5280 reason in the CRL and OCSP; keyCompromise also bars the key for good.",
+    help="RFC 5280 reason in the CRL and OCSP; keyCompromise also bars the key for good "
+    "and revokes every other certificate that carries it.",
 )
 @json_option
 @click.pass_obj
 def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: bool) -> None:
     """Revoke a certificate. Revoking again keeps the first date and may only change the
-    reason to keyCompromise, which also bars the key from ever being certified again. The
-    next CRL and OCSP answer show it."""
+    reason to keyCompromise, which also bars the key from ever being certified again and
+    revokes the other certificates that carry it. The next CRL and OCSP answer show it."""
     from privca._time import isoformat
     from privca.cli.options import open_authority
     from privca.store.records import RevocationOutcome
 
     with open_authority(app) as ca:
         record, outcome = ca.revoke(serial_or_name, reason)
+        # keyCompromise revokes every certificate of the key (store/revocation.py)
+        same_key = []
+        if record.revocation_reason == "keyCompromise" and record.public_key_sha256:
+            same_key = [
+                r
+                for r in ca.inventory.with_key(record.public_key_sha256)
+                if r.serial != record.serial and r.revocation_reason == "keyCompromise"
+            ]
     revoked_at = record.revoked_at  # set by every outcome of revoke
     document = {
         "serial": serial_hex(record.serial),
@@ -69,26 +78,33 @@ def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: b
         "reason": record.revocation_reason,
         "already_revoked": outcome is not RevocationOutcome.REVOKED,
         "outcome": str(outcome),
+        "same_key": [serial_hex(r.serial) for r in same_key],
     }
     if as_json:
         print_json(document)
-    elif outcome is RevocationOutcome.REVOKED:
+        return
+    if outcome is RevocationOutcome.REVOKED:
         click.echo(
             f"Revoked {document['serial']} ({printable(', '.join(record.names))}), "
             f"reason {record.revocation_reason}"
         )
-        note("Publish it: privca crl (or let `privca serve` answer CRL/OCSP)", app.quiet)
     elif outcome is RevocationOutcome.REASON_CHANGED:
         click.echo(
             f"{document['serial']} (revoked on {document['revoked_at']}) is now revoked for "
             f"{record.revocation_reason}; its key is barred"
         )
-        note("Publish it: privca crl (or let `privca serve` answer CRL/OCSP)", app.quiet)
     else:
         click.echo(
             f"{document['serial']} was already revoked on {document['revoked_at']} "
             f"({record.revocation_reason}); nothing changed"
         )
+        return
+    for other in same_key:
+        click.echo(
+            f"  same key: {serial_hex(other.serial)} ({printable(', '.join(other.names))}) "
+            "is revoked for keyCompromise too"
+        )
+    note("Publish it: privca crl (or let `privca serve` answer CRL/OCSP)", app.quiet)
 
 
 @click.command("crl")

@@ -18,6 +18,7 @@ from privca.store.auditlog import der_fingerprint
 from privca.store.database import Change, Database, Event
 from privca.store.names import insert_certificates
 from privca.store.records import ImportedRow
+from privca.store.revocation import revoke_same_key
 from privca.store.schema import blocked_keys
 from privca.store.view import KEY_COMPROMISE
 from privca.x509.encoding import serial_hex
@@ -70,6 +71,22 @@ def _block_compromised_keys(change: Change, rows: Sequence[ImportedRow]) -> None
         change.execute(blocked_keys.insert(), fresh)
 
 
+def _revoke_barred_keys(change: Change, rows: Sequence[ImportedRow]) -> None:
+    """A certificate put back that carries a key barred for keyCompromise (before, or by
+    another row of this import) is revoked for it at once, as privca's own revoke does for
+    every certificate of that key: listing it as valid would undo the bar."""
+    keys = list({row.public_key_sha256 for row in rows if row.public_key_sha256})
+    if not keys:
+        return
+    barred = change.execute(
+        sa.select(blocked_keys.c.public_key_sha256, blocked_keys.c.serial).where(
+            blocked_keys.c.public_key_sha256.in_(keys)
+        )
+    ).all()
+    for bar in barred:
+        revoke_same_key(change, bar.public_key_sha256, bar.serial or "", change.now)
+
+
 def _import_entries(rows: Sequence[ImportedRow], issuer_id: int) -> list[Event]:
     entries: list[Event] = []
     for row in rows:
@@ -100,6 +117,7 @@ def add_imported_certificates(
             insert_certificates(change, [_values(r, issuer_id, now) for r in rows])
             change.record_all(_import_entries(rows, issuer_id))
             _block_compromised_keys(change, rows)
+            _revoke_barred_keys(change, rows)
     except sa.exc.IntegrityError as exc:
         raise InputError(
             "a certificate to import has a serial already in the inventory",

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from privca.errors import InputError, PolicyError
 from privca.store.database import Change, Database, DatabaseFile, OwnConnection
 from privca.store.records import CertificateRecord, RevocationOutcome
-from privca.store.schema import blocked_keys, certificates
+from privca.store.schema import KEY_HASH_INDEX, blocked_keys, certificates
 from privca.store.status import SCHEDULED_REASON, StoredStatus, due_clause
 from privca.store.view import KEY_COMPROMISE, row_to_certificate
 from privca.x509.encoding import serial_hex
@@ -82,6 +82,51 @@ def _block_key(change: Change, public_key_sha256: str, serial: str) -> None:
         )
 
 
+def revoke_same_key(
+    change: Change, public_key_sha256: str, compromised: str, now: dt.datetime
+) -> list[str]:
+    """Revoke for keyCompromise every other unexpired certificate that carries the
+    compromised key (an earlier, milder revocation made worse, its first date kept), in
+    `change`'s transaction; returns their serials. The key is compromised whichever of
+    its certificates it was reported through: barring it from new certificates left the
+    others valid in the CRL, OCSP and `privca verify`."""
+    c = certificates.c
+    rows = change.execute(
+        certificates.select().where(
+            KEY_HASH_INDEX.match(c.public_key_sha256, public_key_sha256),
+            c.serial != compromised,
+            c.der.is_not(None),
+            c.not_after > now,
+        )
+    ).all()
+    revoked: list[str] = []
+    for row in rows:
+        record = row_to_certificate(row)
+        serial = serial_hex(record.serial)
+        current = record.revocation_at(now)
+        if current is not None and current.reason == KEY_COMPROMISE:
+            continue
+        detail: dict[str, object] = {"reason": KEY_COMPROMISE, "same_key_as": compromised}
+        if current is None:
+            revoked_at = now
+            change.record("revoked", serial, detail)
+        else:
+            revoked_at = current.revoked_at
+            change.record("revocation-reason-changed", serial, {"from": current.reason, **detail})
+        change.execute(
+            certificates.update()
+            .where(c.serial == serial)
+            .values(
+                status=StoredStatus.REVOKED.value,
+                revoked_at=revoked_at,
+                revocation_reason=KEY_COMPROMISE,
+                revoke_after=None,
+            )
+        )
+        revoked.append(serial)
+    return revoked
+
+
 class RevocationWrites:
     """The writes of revocation, over the Store's database."""
 
@@ -139,6 +184,7 @@ class RevocationWrites:
             )
             if reason == KEY_COMPROMISE and public_key_sha256:
                 _block_key(change, public_key_sha256, key)
+                revoke_same_key(change, public_key_sha256, key, now)
             row = change.execute(query).one()
         return row_to_certificate(row), outcome
 
@@ -204,4 +250,5 @@ __all__ = [
     "RevocationClock",
     "RevocationWrites",
     "reason_change",
+    "revoke_same_key",
 ]

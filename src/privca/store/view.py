@@ -39,6 +39,7 @@ from privca.store.records import (
     ValidLeaves,
 )
 from privca.store.schema import (
+    KEY_HASH_INDEX,
     audit_log,
     authorities,
     blocked_keys,
@@ -240,6 +241,19 @@ class InventoryView:
                 certificates.select().where(certificates.c.serial == serial_hex(serial))
             ).first()
         return row_to_certificate(row) if row else None
+
+    def with_key(self, public_key_sha256: str) -> list[CertificateRecord]:
+        """The signed certificates that carry this public key (by its SHA-256), oldest
+        first: an index search (KEY_HASH_INDEX)."""
+        c = certificates.c
+        with self.database.read() as connection:
+            rows = connection.execute(
+                certificates.select()
+                .where(KEY_HASH_INDEX.match(c.public_key_sha256, public_key_sha256))
+                .where(c.der.is_not(None))
+                .order_by(c.created_at)
+            ).all()
+        return [row_to_certificate(row) for row in rows]
 
     def issued_since(
         self, after_seq: int | None, limit: int
