@@ -58,14 +58,22 @@ class TlsPostgres:
 
     def initdb(self) -> None:
         self._own(self.directory)
-        self.tls.mkdir()
-        self._own(self.tls)
         result = self._run(
             str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", PG_USER,
             "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
         )  # fmt: skip
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+
+    def hand_tls_to_server(self) -> None:
+        """The docs' `chown -R postgres: .../tls`, once privca has written the directory
+        (0700, as it makes any directory that holds a key): without it the server cannot
+        read its own certificate when it runs as its own user."""
+        if self.prefix:
+            result = subprocess.run(
+                ["chown", "-R", f"{PG_USER}:", str(self.tls)], capture_output=True, text=True
+            )
+            assert result.returncode == 0, result.stderr
 
     def install_tls_file(self, source: Path, name: str, mode: int = 0o644) -> Path:
         target = self.tls / name

@@ -105,11 +105,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     )  # fmt: skip
     assert init.exit_code == 0, init.stderr
 
-    # docs/postgresql.md, "The server"
-    server_files = base / "server-files"
-    _issue(cli, "issue", SERVER_NAME, "--profile", "server", "--out", str(server_files))
-    root = base / "root.crt"
+    server = TlsPostgres(bindir)
+    # docs/postgresql.md, "The server": privca writes straight into the server's directory
+    _issue(cli, "issue", SERVER_NAME, "--profile", "server", "--out", str(server.tls))
+    root = server.tls / "root.crt"
     assert cli("export", "root", "--out", str(root)).exit_code == 0
+    assert server.tls.stat().st_mode & 0o777 == 0o700
 
     # docs/postgresql.md, "Client certificates" (~/.postgresql in the docs)
     client_dir = base / "client"
@@ -119,17 +120,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             "--out", str(client_dir),
         )  # fmt: skip
 
-    server = TlsPostgres(bindir)
     try:
         server.initdb()
-        server.install_tls_file(server_files / f"{SERVER_NAME}.chain.pem", "server.chain.pem")
-        server.install_tls_file(server_files / f"{SERVER_NAME}.key", "server.key", 0o600)
-        server.install_tls_file(root, "root.crt")
+        server.hand_tls_to_server()  # the docs' chown -R postgres:
         server.configure(
             "ssl = on\n"
-            f"ssl_cert_file = '{server.tls / 'server.chain.pem'}'\n"
-            f"ssl_key_file = '{server.tls / 'server.key'}'\n"
-            f"ssl_ca_file = '{server.tls / 'root.crt'}'\n"
+            f"ssl_cert_file = '{server.tls / f'{SERVER_NAME}.chain.pem'}'\n"
+            f"ssl_key_file = '{server.tls / f'{SERVER_NAME}.key'}'\n"
+            f"ssl_ca_file = '{root}'\n"
         )
         # The docs' pg_hba.conf lines, on loopback instead of 10.0.0.0/8.
         server.write_hba(
@@ -232,7 +230,7 @@ def test_scan_reports_the_chain_the_server_sends(setup: Setup) -> None:
     (document,) = json.loads(result.output)
     assert document["starttls"] == "postgres"
     assert document["ok"] and document["chain_complete"] and document["status"] == "valid"
-    served = (setup.server.tls / "server.chain.pem").read_bytes()
+    served = (setup.server.tls / f"{SERVER_NAME}.chain.pem").read_bytes()
     leaf = x509.load_pem_x509_certificates(served)[0]
     assert document["serial"] == format(leaf.serial_number, "x")
     assert document["names"] == [SERVER_NAME]
