@@ -480,13 +480,26 @@ def _examine_source(plan: AdoptionPlan) -> list[Finding]:
     return findings
 
 
-def _key_file_findings(path: Path | None) -> list[Finding]:
-    """A CA key file others can reach (keys on a token have no file)."""
+def _key_file_findings(path: Path | None, role: str) -> list[Finding]:
+    """A CA key file others can reach (keys on a token have no file). A root key that is
+    not there is one taken offline, as the README advises once the issuing CA and the
+    root's CRL are signed: worth knowing, not a fault."""
     from privca.errors import EnvironmentRefused
     from privca.home import check_key_file, check_private_directory
+    from privca.registry import CaRole
 
     if path is None:
         return []
+    if role == CaRole.ROOT and not path.exists() and not path.is_symlink():
+        return [
+            Finding(
+                "info",
+                "root-key-offline",
+                f"the root key is not in the home ({path.name}): taken offline",
+                "bring it back into private/ (0400) for `privca crl --root`, a new issuing "
+                "CA or a rollover, then take it away again",
+            )
+        ]
     try:
         check_private_directory(path.parent)
         check_key_file(path)
@@ -605,7 +618,7 @@ def examine_home(ca: CertificateAuthority, now: dt.datetime) -> list[Finding]:
         if authority.role in CROSS_ROLES:
             continue  # they end with the old root: _rollover_findings says when
         findings += examine_authority(authority.certificate, authority.role, now)
-        findings += _key_file_findings(ca.key_file(authority))
+        findings += _key_file_findings(ca.key_file(authority), authority.role)
     findings += examine_constraints(
         [authority.certificate for authority in active], "the active CA certificates"
     )
