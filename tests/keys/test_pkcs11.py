@@ -164,3 +164,30 @@ def test_serve_workers_refused_with_keys_in_a_token(
     )  # fmt: skip
     assert_user_error(result, "--publish-listen needs the CA keys in files")
     assert "--no-acme --no-tls" in result.stderr  # the hint: a second serve
+
+
+def _init_hsm(run_cli: Cli, token: str, pin_file: Path):
+    return run_cli(
+        "init", "--name", "HSM CA", "--hsm-module", MODULE, "--hsm-token", token,
+        "--passphrase-file", str(pin_file),
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_pin_file_another_user_owns_is_refused(
+    softhsm: str, run_cli: Cli, tmp_path: Path
+) -> None:
+    """The PIN file is a secret file like a passphrase file: owned by someone else (who
+    can change it or its mode at will) it is refused, exit 3, with the chown fix."""
+    theirs = write(tmp_path / "their-pin", PIN + b"\n", 0o600)
+    os.chown(theirs, 65534, -1)
+    assert_user_error(_init_hsm(run_cli, softhsm, theirs), f"chown {os.geteuid()}", code=3)
+    assert not run_cli.home.exists()
+    ours = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    assert _init_hsm(run_cli, softhsm, ours).exit_code == 0
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(theirs)
+    )
+    assert_user_error(issued, "owned by uid 65534", code=3)
+    assert not out.exists()

@@ -123,6 +123,10 @@ def test_password_file_is_recorded_as_a_path_and_used_by_every_command(
     os.chmod(secret, 0o644)
     assert_user_error(cli("list"), f"chmod 600 '{secret}'", code=3)
     os.chmod(secret, 0o600)
+    if os.geteuid() == 0:  # ...and so is one another user owns (it used to be accepted)
+        os.chown(secret, 65534, -1)
+        assert_user_error(cli("list"), f"chown 0 '{secret}'", code=3)
+        os.chown(secret, 0, -1)
 
     # A wrong password: exit 3, one line, the password (right or wrong) never echoed.
     secret.write_text("wrong-" + PASSWORD)
