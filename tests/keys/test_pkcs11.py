@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,3 +192,28 @@ def test_a_pin_file_another_user_owns_is_refused(
     )
     assert_user_error(issued, "owned by uid 65534", code=3)
     assert not out.exists()
+
+
+def test_a_pin_that_is_not_utf8_is_an_input_error(
+    softhsm: str, run_cli: Cli, tmp_path: Path
+) -> None:
+    """PKCS#11 PINs are UTF-8 text; other bytes (a PIN file saved in Latin-1, say) used to
+    end in an internal error (exit 70, UnicodeDecodeError) from the file or the variable."""
+    assert _init_hsm(run_cli, softhsm, write(tmp_path / "pin", PIN + b"\n", 0o600)).exit_code == 0
+    binary = write(tmp_path / "binpin", b"\xff\xfe1234\n", 0o600)
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(binary)
+    )
+    assert_user_error(issued, "HSM PIN is not valid UTF-8")
+    assert not out.exists()
+    env = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+    env[b"PRIVCA_PASSPHRASE"] = b"\xff\xfe1234"
+    done = subprocess.run(
+        [sys.executable, "-m", "privca", "--home", str(run_cli.home), "issue", "b.corp.internal",
+         "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("privca: error: the HSM PIN is not valid UTF-8")
+    assert "Traceback" not in done.stderr and not out.exists()
