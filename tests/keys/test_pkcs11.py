@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -217,3 +218,42 @@ def test_a_pin_that_is_not_utf8_is_an_input_error(
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("privca: error: the HSM PIN is not valid UTF-8")
     assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_init_and_a_replaced_key_say_what_is_true_of_an_hsm_home(
+    softhsm: str, run_cli: Cli, tmp_path: Path
+) -> None:
+    """init's summary used to promise key files (0400, encrypted) in private/ for keys on
+    the token, and a key swapped on the token was met with "restore the right key file
+    into private/", which no file can do."""
+    import pkcs11
+
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    made = _init_hsm(run_cli, softhsm, pin_file)
+    assert made.exit_code == 0, made.stderr
+    assert f"keys:              on PKCS#11 token '{softhsm}'" in made.stdout
+    assert "0400" not in made.stdout and "private/" not in made.stdout
+    # Replace the issuing key on the token by another under the same label.
+    with (
+        pkcs11.lib(MODULE)
+        .get_token(token_label=softhsm)
+        .open(user_pin=PIN.decode(), rw=True) as session
+    ):
+        # SoftHSM reads its configuration once per process: the token may hold other
+        # tests' keys, so the label is the one this home records.
+        with sqlite3.connect(run_cli.home / "privca.db") as db:
+            (key_ref,) = db.execute(
+                "SELECT key_ref FROM authorities WHERE role = 'issuing'"
+            ).fetchone()
+        label = key_ref.rpartition("object=")[2]
+        for found in list(session.get_objects({pkcs11.Attribute.LABEL: label})):
+            found.destroy()
+        session.generate_keypair(pkcs11.KeyType.RSA, 2048, store=True, label=label)
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(pin_file)
+    )
+    assert_user_error(issued, "does not match the issuing certificate", code=3)
+    assert "restore the token from the HSM's backup" in issued.stderr
+    assert "key file" not in issued.stderr and "private/" not in issued.stderr
+    assert not out.exists()
