@@ -3,7 +3,8 @@
 Modes after init, issue, serve and import under umask 000 and 022 (real processes, the
 umask set by the shell that starts them); refusals, exit 3 with the chmod/chown fix, of a
 home, privca.toml or database that group or others can read or write or another user
-owns, of a symlinked private/ (also at init), and of passphrase files others can read.
+owns, of a symlinked private/ (also at init), and of passphrase files others can read or
+another user owns.
 Tests run as root, so mode bits and owners are checked, never a failed open.
 """
 
@@ -305,6 +306,36 @@ def test_a_passphrase_file_others_can_read_is_refused(
         "issue", "a.example", "--out", str(tmp_path / "o"), "--passphrase-file", str(loose)
     )
     assert_user_error(issued, "readable or writable by group or others", code=3)
+
+
+@requires_root
+@pytest.mark.parametrize("linked", [False, True], ids=["file", "symlink"])
+def test_a_passphrase_file_another_user_owns_is_refused_with_the_chown_fix(
+    run_cli: Cli, tmp_path: Path, linked: bool
+) -> None:
+    """Whoever owns the file can change the passphrase or loosen the mode at any time:
+    the README promises the same refusal as for the home (it used to be accepted)."""
+    theirs = write(tmp_path / "their-passphrase", PASSPHRASE + b"\n", 0o600)
+    os.chown(theirs, OTHER_UID, -1)
+    given = theirs
+    if linked:  # a symlink is followed (systemd credentials), and its target checked
+        given = tmp_path / "link-to-theirs"
+        given.symlink_to(theirs)
+    result = run_cli("init", "--name", "X", "--passphrase-file", str(given))
+    assert_user_error(result, f"chown {os.geteuid()} '{given}'", code=3)
+    assert f"owned by uid {OTHER_UID}" in result.stderr
+    assert not run_cli.home.exists()
+    good = run_cli("init", "--name", "X", "--passphrase-file", str(run_cli.passphrase_file))
+    assert good.exit_code == 0, good.output
+    before = tree_snapshot(run_cli.home)
+    out = tmp_path / "o"
+    issued = run_cli("issue", "a.example", "--out", str(out), "--passphrase-file", str(given))
+    assert_user_error(issued, f"owned by uid {OTHER_UID}", code=3)
+    assert tree_snapshot(run_cli.home) == before and not out.exists()
+    # The owner's own file (root's, when the tests run as root) stays fine.
+    os.chown(theirs, os.geteuid(), -1)
+    issued = run_cli("issue", "a.example", "--out", str(out), "--passphrase-file", str(given))
+    assert issued.exit_code == 0, issued.output
 
 
 def test_atomic_write_of_settings_is_0600_under_umask_000(tmp_path: Path) -> None:

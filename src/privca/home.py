@@ -442,14 +442,16 @@ def create_private_file(path: Path) -> None:
 
 
 def check_secret_file(path: Path, what: str) -> None:
-    """Refuse a passphrase or PIN file group or others can read (OpenSSH's rule for its
-    private keys); a symlink is followed, as systemd's credential files may be one."""
+    """Refuse a passphrase, PIN or password file group or others can read, or that another
+    user owns (OpenSSH's rule for its private keys, and the home's): whoever owns the file
+    can swap the secret or loosen its mode at any time. A symlink is followed, as systemd's
+    credential files may be one; a pipe (`<(...)`) is not a file anyone else can open."""
     try:
         info = path.stat()
     except OSError:
         return  # read_input_file reports a missing or unreadable file
     if stat.S_ISREG(info.st_mode):
-        _check_mode(path, info, what, 0o600)
+        _check_not_shared(path, info, what, 0o600)
 
 
 def read_secret_file(path: Path, what: str) -> bytes:

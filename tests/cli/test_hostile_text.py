@@ -180,3 +180,30 @@ def test_acme_listings(home_cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
             assert result.exit_code == 0, result.stderr
             assert_clean(result)
             assert "\\x1b" in result.stdout
+
+
+def test_a_hostile_csr_file_name_is_escaped_in_the_warnings_of_sign(
+    home_cli: Cli, tmp_path: Path
+) -> None:
+    """A valid CSR whose file name carries an escape sequence and a bidi override: the
+    "asks for subject CN ... not copied" warning used to print the name raw."""
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "someone-else")]))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("db.corp.internal")]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(_key(), hashes.SHA256())
+    )
+    path = write(tmp_path / f"db{OSC52}{BIDI}.csr", csr.public_bytes(serialization.Encoding.PEM))
+    signed = home_cli(
+        "sign", str(path), "--out", str(tmp_path / "out"),
+        "--passphrase-file", str(home_cli.passphrase_file),
+    )  # fmt: skip
+    assert signed.exit_code == 0, signed.stderr
+    warnings = [line for line in signed.stderr.splitlines() if "\\x1b]52" in line]
+    assert any("asks for subject CN 'someone-else'" in line for line in warnings), signed.stderr
+    assert any("not copied" in line and "asks for" not in line for line in warnings)
+    assert "\\u202e" in signed.stderr
+    assert_clean(signed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -238,3 +239,41 @@ def test_hook_output_never_mixes_into_json_in_a_real_process(home_cli: Cli, tmp_
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["deploy_hook_status"] == 0
     assert "a hook talking on stdout" in done.stderr
+
+
+def _secret_variables_in_the_source() -> set[str]:
+    """Every PRIVCA_* name in src/ that holds a passphrase, PIN or password."""
+    source = Path(__file__).parents[2] / "src" / "privca"
+    names: set[str] = set()
+    for path in source.rglob("*.py"):
+        names.update(re.findall(r"\bPRIVCA_[A-Z0-9_]+", path.read_text()))
+    return {n for n in names if re.search(r"PASS|PIN|SECRET|PASSWORD|TOKEN", n[len("PRIVCA") :])}
+
+
+def test_the_hook_never_sees_privca_secrets_in_a_real_process(
+    home_cli: Cli, tmp_path: Path
+) -> None:
+    """The hook used to inherit the CA passphrase and the store password with the rest of
+    privca's environment (`env > file` in a hook wrote them out)."""
+    from privca.cli.deploy import SECRET_VARIABLES
+
+    assert _secret_variables_in_the_source() <= SECRET_VARIABLES
+    seen = tmp_path / "hook-env"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVCA_")}
+    env |= {name: f"leaked-{name}" for name in SECRET_VARIABLES}
+    env["PRIVCA_PASSPHRASE"] = home_cli.passphrase_file.read_text().strip()  # used, too
+    env["HOOK_KEEPS_THIS"] = "kept"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "privca", "--home", str(home_cli.home), "issue", NAME,
+            "--out", str(tmp_path / "ssl"), "--deploy-hook", f"env > '{seen}'",
+        ],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    hook_env = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert not SECRET_VARIABLES & hook_env.keys(), sorted(SECRET_VARIABLES & hook_env.keys())
+    text = seen.read_text()
+    assert "leaked-" not in text and env["PRIVCA_PASSPHRASE"] not in text
+    assert hook_env["HOOK_KEEPS_THIS"] == "kept"
+    assert hook_env["PRIVCA_CERT"] == str((tmp_path / "ssl" / f"{NAME}.crt").absolute())

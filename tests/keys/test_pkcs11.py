@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,3 +166,94 @@ def test_serve_workers_refused_with_keys_in_a_token(
     )  # fmt: skip
     assert_user_error(result, "--publish-listen needs the CA keys in files")
     assert "--no-acme --no-tls" in result.stderr  # the hint: a second serve
+
+
+def _init_hsm(run_cli: Cli, token: str, pin_file: Path):
+    return run_cli(
+        "init", "--name", "HSM CA", "--hsm-module", MODULE, "--hsm-token", token,
+        "--passphrase-file", str(pin_file),
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_pin_file_another_user_owns_is_refused(
+    softhsm: str, run_cli: Cli, tmp_path: Path
+) -> None:
+    """The PIN file is a secret file like a passphrase file: owned by someone else (who
+    can change it or its mode at will) it is refused, exit 3, with the chown fix."""
+    theirs = write(tmp_path / "their-pin", PIN + b"\n", 0o600)
+    os.chown(theirs, 65534, -1)
+    assert_user_error(_init_hsm(run_cli, softhsm, theirs), f"chown {os.geteuid()}", code=3)
+    assert not run_cli.home.exists()
+    ours = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    assert _init_hsm(run_cli, softhsm, ours).exit_code == 0
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(theirs)
+    )
+    assert_user_error(issued, "owned by uid 65534", code=3)
+    assert not out.exists()
+
+
+def test_a_pin_that_is_not_utf8_is_an_input_error(
+    softhsm: str, run_cli: Cli, tmp_path: Path
+) -> None:
+    """PKCS#11 PINs are UTF-8 text; other bytes (a PIN file saved in Latin-1, say) used to
+    end in an internal error (exit 70, UnicodeDecodeError) from the file or the variable."""
+    assert _init_hsm(run_cli, softhsm, write(tmp_path / "pin", PIN + b"\n", 0o600)).exit_code == 0
+    binary = write(tmp_path / "binpin", b"\xff\xfe1234\n", 0o600)
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(binary)
+    )
+    assert_user_error(issued, "HSM PIN is not valid UTF-8")
+    assert not out.exists()
+    env = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+    env[b"PRIVCA_PASSPHRASE"] = b"\xff\xfe1234"
+    done = subprocess.run(
+        [sys.executable, "-m", "privca", "--home", str(run_cli.home), "issue", "b.corp.internal",
+         "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("privca: error: the HSM PIN is not valid UTF-8")
+    assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_init_and_a_replaced_key_say_what_is_true_of_an_hsm_home(
+    softhsm: str, run_cli: Cli, tmp_path: Path
+) -> None:
+    """init's summary used to promise key files (0400, encrypted) in private/ for keys on
+    the token, and a key swapped on the token was met with "restore the right key file
+    into private/", which no file can do."""
+    import pkcs11
+
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    made = _init_hsm(run_cli, softhsm, pin_file)
+    assert made.exit_code == 0, made.stderr
+    assert f"keys:              on PKCS#11 token '{softhsm}'" in made.stdout
+    assert "0400" not in made.stdout and "private/" not in made.stdout
+    # Replace the issuing key on the token by another under the same label.
+    with (
+        pkcs11.lib(MODULE)
+        .get_token(token_label=softhsm)
+        .open(user_pin=PIN.decode(), rw=True) as session
+    ):
+        # SoftHSM reads its configuration once per process: the token may hold other
+        # tests' keys, so the label is the one this home records.
+        with sqlite3.connect(run_cli.home / "privca.db") as db:
+            (key_ref,) = db.execute(
+                "SELECT key_ref FROM authorities WHERE role = 'issuing'"
+            ).fetchone()
+        label = key_ref.rpartition("object=")[2]
+        for found in list(session.get_objects({pkcs11.Attribute.LABEL: label})):
+            found.destroy()
+        session.generate_keypair(pkcs11.KeyType.RSA, 2048, store=True, label=label)
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(pin_file)
+    )
+    assert_user_error(issued, "does not match the issuing certificate", code=3)
+    assert "restore the token from the HSM's backup" in issued.stderr
+    assert "key file" not in issued.stderr and "private/" not in issued.stderr
+    assert not out.exists()

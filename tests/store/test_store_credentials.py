@@ -123,6 +123,10 @@ def test_password_file_is_recorded_as_a_path_and_used_by_every_command(
     os.chmod(secret, 0o644)
     assert_user_error(cli("list"), f"chmod 600 '{secret}'", code=3)
     os.chmod(secret, 0o600)
+    if os.geteuid() == 0:  # ...and so is one another user owns (it used to be accepted)
+        os.chown(secret, 65534, -1)
+        assert_user_error(cli("list"), f"chown 0 '{secret}'", code=3)
+        os.chown(secret, 0, -1)
 
     # A wrong password: exit 3, one line, the password (right or wrong) never echoed.
     secret.write_text("wrong-" + PASSWORD)
@@ -224,6 +228,69 @@ def test_malformed_store_urls_are_one_line_exit_2(cli: Cli, url: str, fragment: 
     assert not cli.home.exists()
 
 
+# Every form a password can take in a store URL; each used to be echoed in the refusal
+# (a '/' in it, a percent-encoded key) or reach the driver (PASSWORD=, then exit 3 with a
+# "restore from a backup" hint). The secret is always "S3cr" + something.
+PASSWORD_FORMS = [
+    ("slash", "postgresql://u:S3cr/et@h:5432/db"),
+    ("at-sign", "postgresql://u:S3cr@et@h/db"),
+    ("question-mark", "postgresql://u:S3cr?et@h/db"),
+    ("hash", "postgresql://u:S3cr#et@h/db"),
+    ("colon-slashes", "postgresql://u:S3cr://et@h/db"),
+    ("percent-encoded", "postgresql://u:S3cr%2Fet@h/db"),
+    ("no-user", "postgresql://:S3cret@h/db"),
+    ("param", "postgresql://u@h/db?password=S3cret"),
+    ("param-upper", "postgresql://u@h/db?PASSWORD=S3cret"),
+    ("param-mixed", "postgresql://u@h/db?sslmode=require&PassWord=S3cret"),
+    ("param-encoded-key", "postgresql://u@h/db?pass%77ord=S3cret"),
+    ("param-encoded-all", "postgresql://u@h/db?%70%61%73%73%77%6F%72%64=S3cret"),
+    ("param-with-at", "postgresql://u@h/db?password=S3cr@et"),
+    ("param-with-amp", "postgresql://u@h/db?password=S3cr&et=x"),
+    ("sslpassword", "postgresql://u@h/db?sslpassword=S3cret"),
+    ("driver", "postgresql+psycopg://u:S3cr/et@h/db"),
+    ("bad-port-too", "postgresql://u:S3cr/et@h:abc/db"),
+]
+
+
+@pytest.mark.parametrize("url", [pytest.param(u, id=i) for i, u in PASSWORD_FORMS])
+def test_no_form_of_a_password_in_the_url_is_used_or_shown(cli: Cli, url: str) -> None:
+    result = _init(cli, url)
+    assert result.exit_code == 2, result.output
+    assert_user_error(result, "store URL")
+    assert "S3cr" not in result.stderr + result.stdout
+    assert "et@" not in result.stderr and "/et" not in result.stderr
+    assert not cli.home.exists()
+
+
+@pytest.mark.parametrize("url", [pytest.param(u, id=i) for i, u in PASSWORD_FORMS])
+def test_hide_passwords_hides_every_form(url: str) -> None:
+    from privca.store.address import hide_passwords
+
+    shown = hide_passwords(url)
+    assert "S3cr" not in shown and "***" in shown, shown
+    assert shown.startswith(url.partition("://")[0] + "://")
+
+
+def test_hide_passwords_keeps_a_url_without_one() -> None:
+    from privca.store.address import hide_passwords
+
+    for url in (
+        "postgresql://privca@db.example:5432/privca?sslmode=require",
+        "sqlite:////srv/ca/privca.db",
+        "postgresql://h/db?passfile=/etc/privca/pgpass",
+    ):
+        assert hide_passwords(url) == url
+
+
+def test_an_unknown_parameter_is_not_called_a_damaged_file(cli: Cli) -> None:
+    """libpq refuses the option before connecting; the hint was SQLite's "restore the CA
+    from a backup", which would send an operator to replace a healthy store."""
+    result = _init(cli, f"postgresql://u@127.0.0.1:{free_port()}/db?sslmod=require")
+    assert_user_error(result, 'invalid connection option "sslmod"', code=3)
+    assert "restore" not in result.stderr and "store URL's parameters" in result.stderr
+    assert not cli.home.exists()
+
+
 def test_a_password_or_bad_url_in_privca_toml_is_refused_at_open(cli: Cli) -> None:
     assert cli("init", "--name", "X", "--passphrase-file", str(cli.passphrase_file)).exit_code == 0
     settings = cli.home / "privca.toml"
@@ -231,6 +298,9 @@ def test_a_password_or_bad_url_in_privca_toml_is_refused_at_open(cli: Cli) -> No
     before = tree_snapshot(cli.home)
     for url, fragment in (
         ("postgresql://privca:hunter2@db.example/privca", "carries a password"),
+        ("postgresql://privca:hun/ter2@db.example/privca", "carries a password"),
+        ("postgresql://privca@db.example/privca?PASSWORD=hunter2", "carries a password"),
+        ("postgresql://privca@db.example/privca?pass%77ord=hunter2", "carries a password"),
         ("postgresql://privca@db.example:abc/privca", "invalid port"),
     ):
         # "\nurl": the [store] line, not [ca] base_url (which ends the same)
@@ -238,6 +308,6 @@ def test_a_password_or_bad_url_in_privca_toml_is_refused_at_open(cli: Cli) -> No
         result = cli("list")
         assert_user_error(result, fragment)
         assert "privca.toml [store] url" in result.stderr
-        assert "hunter2" not in result.stderr
+        assert "hunter2" not in result.stderr and "ter2" not in result.stderr
     settings.write_text(text)
     assert tree_snapshot(cli.home) == before

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from privca._text import printable
 from privca.cli.options import json_option, key_type_option, store_options
 from privca.cli.render import note, print_json, warn
 from privca.cli.secrets import new_passphrase, passphrase_file_option
@@ -123,7 +124,8 @@ def init_command(
         print_json(summary)
     elif not app.quiet:
         _print_created(name, home, single_tier, encrypted=passphrase is not None,
-                       permit=permit, exclude=exclude)  # fmt: skip
+                       permit=permit, exclude=exclude,
+                       hsm_token=hsm_token if hsm_module else "")  # fmt: skip
 
 
 def _new_ca_secret(passphrase_file: Path | None, *, no_passphrase: bool, hsm: bool) -> bytes | None:
@@ -148,21 +150,27 @@ def _print_created(
     encrypted: bool,
     permit: Sequence[str],
     exclude: Sequence[str],
+    hsm_token: str = "",
 ) -> None:
     click.echo(f"Created CA '{name}' in {home.root}")
     click.echo(f"  root certificate:  {home.root_cert}  (install this on clients)")
     if not single_tier:
         click.echo(f"  issuing CA:        {home.issuing_cert}")
-    click.echo(
-        f"  keys:              {home.private}/ (0700, keys 0400"
-        f"{', encrypted' if encrypted else ', UNENCRYPTED'})"
-    )
+    click.echo(f"  keys:              {_where_keys_are(home, encrypted, hsm_token)}")
     if permit or exclude:
         click.echo(
             f"  name constraints:  permit {', '.join(permit) or '-'}; "
             f"exclude {', '.join(exclude) or '-'}"
         )
     click.echo("Next: privca issue NAME ...   |   privca trust install")
+
+
+def _where_keys_are(home: CAHome, encrypted: bool, hsm_token: str) -> str:
+    """Where the CA keys are, as the summary of init says it: on the token (private/ then
+    holds only the key that seals EAB secrets), or files in private/."""
+    if hsm_token:
+        return f"on PKCS#11 token '{printable(hsm_token, 80)}' (non-extractable; PIN to use them)"
+    return f"{home.private}/ (0700, keys 0400{', encrypted' if encrypted else ', UNENCRYPTED'})"
 
 
 @click.command("export")

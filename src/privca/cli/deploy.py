@@ -11,6 +11,10 @@ RENEWED_DOMAINS) with privca's names:
 
 A failing hook is reported with its exit status, and privca exits 1: the certificate is
 issued and written, so the codes that promise "nothing changed" (2, 3) would be wrong.
+
+The hook inherits privca's environment without privca's own secrets (SECRET_VARIABLES):
+it is a reload command, often shared or copied from a how-to, and needs neither the CA
+key's passphrase nor the store's password; whatever it logs (`env`, `set -x`) stays clean.
 """
 
 from __future__ import annotations
@@ -29,6 +33,20 @@ import click
 
 from privca._text import printable
 from privca.errors import DeployHookFailed
+
+# Every variable privca reads a secret from (tests/cli/test_renew_files.py finds them all
+# in the source, so a new one cannot be forgotten here).
+SECRET_VARIABLES = frozenset(
+    {
+        "PRIVCA_PASSPHRASE",  # the CA key passphrase, or the HSM PIN
+        "PRIVCA_STORE_PASSWORD",  # the PostgreSQL store's password
+        "PRIVCA_IMPORT_PASSPHRASE",  # import: the passphrase of the keys taken over
+        "PRIVCA_P12_PASSPHRASE",  # issue --p12
+        "PRIVCA_TRUSTSTORE_PASSWORD",  # trust bundle's PKCS#12 truststore
+        "PRIVCA_JAVA_STOREPASS",  # trust install: the Java keystores' password
+        "PRIVCA_KEYTOOL_STOREPASS",  # what privca hands keytool (never set in its own env)
+    }
+)
 
 deploy_hook_option = click.option(
     "--deploy-hook",
@@ -69,13 +87,19 @@ def _stdout_of_hook() -> Any:
         return subprocess.PIPE
 
 
+def hook_environment(deployed: Deployed) -> dict[str, str]:
+    """privca's environment without its secrets, plus the hook's own variables."""
+    inherited = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+    return {**inherited, **deployed.environment()}
+
+
 def run_deploy_hook(command: str, deployed: Deployed) -> int:
     """Run the hook for one certificate; its exit status (negative: killed by a signal)."""
     target = _stdout_of_hook()
     done = subprocess.run(
         command,
         shell=True,  # the operator's own command line, run as certbot runs its hooks
-        env={**os.environ, **deployed.environment()},
+        env=hook_environment(deployed),
         stdin=subprocess.DEVNULL,
         stdout=target,
         stderr=subprocess.STDOUT if target == subprocess.PIPE else None,

@@ -271,8 +271,8 @@ def _warn_common_name_not_copied(
     if quiet or asked is None or (given and given[0].value == asked):
         return
     warn(
-        f"{request.source} asks for subject CN '{printable(asked, 80)}'; not copied "
-        "(give --cn to set it)"
+        f"{printable(request.source, 200)} asks for subject CN '{printable(asked, 80)}'; "
+        "not copied (give --cn to set it)"
     )
 
 

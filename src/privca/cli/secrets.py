@@ -45,14 +45,26 @@ def read_secret(
         from privca.home import read_secret_file
 
         return read_secret_file(path, "passphrase file")
-    env = os.environ.get(env_name)
+    env = _environment_bytes(env_name)
     if env:
-        return env.encode()
+        return env
     if not sys.stdin.isatty():
         raise InputError(f"{missing} and no terminal to ask on", hint)
     if confirm:
         return _ask_new_secret(prompt, minimum)
     return click.prompt(prompt, hide_input=True, err=True).encode()
+
+
+def _environment_bytes(name: str) -> bytes | None:
+    """The variable's bytes as the shell set them: a passphrase need not be UTF-8 (PBES2
+    takes bytes), and os.environ's text holds what is not as lone surrogates, which
+    str.encode refuses."""
+    environb = getattr(os, "environb", None)  # POSIX; Windows keeps the environment as text
+    if environb is not None:
+        value: bytes | None = environb.get(name.encode())
+        return value
+    text = os.environ.get(name)
+    return text.encode("utf-8", "surrogatepass") if text is not None else None
 
 
 PROMPT_ATTEMPTS = 3

@@ -83,7 +83,11 @@ def check_key_matches(
     if public_key_der(key.public_key()) != public_key_der(certificate.public_key()):
         raise KeyUnavailable(
             f"the key '{key_ref}' does not match the {role} certificate",
-            "restore the right key file into private/",
+            # A token key is not a file: replacing private/ cannot bring it back.
+            "the token holds another key under that label: check that hsm_module in "
+            "privca.toml loads the right HSM, else restore the token from the HSM's backup"
+            if is_token_reference(key_ref)
+            else "restore the right key file into private/",
         )
 
 

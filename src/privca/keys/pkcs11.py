@@ -57,6 +57,21 @@ def _library(module: str) -> Any:
         ) from exc
 
 
+def _pin_text(pin: bytes | None) -> str | None:
+    """The PIN as python-pkcs11 takes it: text, which it encodes as UTF-8 (PKCS#11 PINs
+    are UTF-8 characters), so bytes that are not UTF-8 cannot reach the token."""
+    if not pin:
+        return None
+    try:
+        return pin.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            "the HSM PIN is not valid UTF-8 text",
+            "PKCS#11 PINs are UTF-8 characters: check the PIN file or $PRIVCA_PASSPHRASE "
+            "(saved in another encoding?)",
+        ) from None
+
+
 class Pkcs11Session:
     """One logged-in session on a token, kept open while the CA works."""
 
@@ -72,7 +87,7 @@ class Pkcs11Session:
                 "check that the HSM is plugged in and the token label is right",
             ) from exc
         try:
-            self.session = token.open(user_pin=pin.decode() if pin else None, rw=True)
+            self.session = token.open(user_pin=_pin_text(pin), rw=True)
         except pkcs11.exceptions.PinIncorrect as exc:
             raise WrongPassphrase(
                 f"the PIN was refused by PKCS#11 token '{token_label}'",

@@ -4,6 +4,7 @@ carrying a password (a URL on a command line is visible in `ps`; privca.toml kee
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_plus
 
 import sqlalchemy as sa
 
@@ -11,8 +12,9 @@ from privca._text import printable
 from privca.errors import InputError
 
 STORE_DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
-_USERINFO = re.compile(r"//([^/@:]*):[^/@]*@")
-_PASSWORD_PARAMETER = re.compile(r"(password=)[^&]*", re.IGNORECASE)
+# A query key as written, before percent-decoding: `pass%77ord` is SQLAlchemy's `password`.
+_PARAMETER = re.compile(r"[?&;]([^=&?;#]*)=")
+_USERNAME = re.compile(r"[^:@/?#]*")
 PASSWORD_HINT = (
     "put the password in ~/.pgpass (or the file $PGPASSFILE names), in "
     "$PRIVCA_STORE_PASSWORD, or in a file given with --store-password-file"
@@ -23,7 +25,7 @@ def check_store_url(text: str) -> str:
     """A store URL as given, refused (InputError, exit 2) when malformed or when it carries
     a password: a URL on a command line is visible in `ps`, and privca.toml keeps it."""
     text = text.strip()
-    shown = printable(_PASSWORD_PARAMETER.sub(r"\1***", _USERINFO.sub(r"//\1:***@", text)), 200)
+    shown = printable(hide_passwords(text), 200)
     try:
         url = sa.engine.make_url(text)
         port = url.port
@@ -38,7 +40,7 @@ def check_store_url(text: str) -> str:
             f"store URL '{shown}' is neither PostgreSQL nor SQLite",
             "use postgresql://USER@HOST[:PORT]/DATABASE",
         )
-    if url.password is not None or "password" in url.query:
+    if url.password is not None or any(_is_password_key(key) for key in url.query):
         raise InputError(f"store URL '{shown}' carries a password", PASSWORD_HINT)
     if port is not None and not 0 < port < 65536:
         raise InputError(f"store URL '{shown}' has port {port}, outside 1-65535")
@@ -49,12 +51,34 @@ def check_store_url(text: str) -> str:
     return text
 
 
+def _is_password_key(key: str) -> bool:
+    """`password` in any case, and libpq's `sslpassword`: either is a secret on argv."""
+    return "password" in unquote_plus(key).lower()
+
+
+def hide_passwords(text: str) -> str:
+    """`text`, a store URL however malformed, with every form of a password hidden, for
+    messages. Stricter than parsing it would be: a password may hold '/', ':', '?' or '@'
+    (where a parser and the operator disagree about where it ends), so everything between
+    the username and the last '@' is hidden, and everything after a password parameter
+    (its key in any case or percent-encoded), whatever the separators in its value."""
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        scheme, rest = "", text
+    userinfo, at, host_and_rest = rest.rpartition("@")
+    if at and ":" in userinfo:
+        username = _USERNAME.match(userinfo)
+        rest = f"{username.group() if username else ''}:***@{host_and_rest}"
+    for parameter in _PARAMETER.finditer(rest):
+        if _is_password_key(parameter.group(1)):
+            rest = rest[: parameter.end()] + "***"
+            break
+    return scheme + separator + rest
+
+
 def redact(url: str) -> str:
     """`url` with any password hidden, for messages."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<invalid>"
+    return printable(hide_passwords(url), 200)
 
 
-__all__ = ["PASSWORD_HINT", "STORE_DRIVERS", "check_store_url", "redact"]
+__all__ = ["PASSWORD_HINT", "STORE_DRIVERS", "check_store_url", "hide_passwords", "redact"]

@@ -582,7 +582,10 @@ def migrate(engine: sa.Engine) -> str | None:
     except sa.exc.DatabaseError as exc:  # SQLite: "file is not a database" (overwritten)
         raise StoreUnavailable(
             f"cannot read the inventory database: {driver_message(exc)}",
-            "the file was overwritten or damaged: restore the CA from a backup (privca restore)",
+            "the file was overwritten or damaged: restore the CA from a backup (privca restore)"
+            if engine.dialect.name == "sqlite"
+            # PostgreSQL: e.g. a parameter libpq does not know (`?sslmod=`) in the URL
+            else "check the store URL's parameters and that privca may read the database",
         ) from exc
     with engine.connect() as connection, _for_writing(connection).begin():
         if engine.dialect.name == "postgresql":
