@@ -173,3 +173,19 @@ def test_atomic_write_names_the_target_not_its_temporary_file(tmp_path: Path) ->
         atomic_write(target, b"x")
     assert str(target) in raised.value.message
     assert ".tmp" not in raised.value.message
+
+
+def test_a_dangling_link_where_a_file_goes_needs_force(home_cli: Cli, tmp_path: Path) -> None:
+    """README: anything in the way, a link included, needs --force. A link to nothing was
+    replaced without it (exists() follows the link and said no)."""
+    out = tmp_path / "d"
+    out.mkdir()
+    link = out / "x.corp.internal.crt"
+    link.symlink_to(tmp_path / "nowhere")
+    secret = ["--passphrase-file", str(home_cli.passphrase_file)]
+    result = home_cli("issue", "x.corp.internal", "--out", str(out), *secret)
+    assert_user_error(result, "already exists")
+    assert link.is_symlink()
+    forced = home_cli("issue", "x.corp.internal", "--out", str(out), "--force", *secret)
+    assert forced.exit_code == 0, forced.stderr
+    assert not link.is_symlink() and link.is_file()

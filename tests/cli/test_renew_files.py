@@ -196,6 +196,17 @@ def test_deploy_hook_on_issue_renew_and_sign(
     assert sign["NAMES"] == "mail.corp.internal"
     assert sign["KEY"] == str((tmp_path / "mail" / "mail.corp.internal.key").absolute())
 
+    # A CSR of another key, signed into the same directory: the NAME.key there is not the
+    # certificate's key, so the hook gets none (it used to get that one).
+    other = home_cli("csr", "mail.corp.internal", "--out", str(tmp_path / "elsewhere"))
+    assert other.exit_code == 0
+    again = home_cli(
+        "sign", str(tmp_path / "elsewhere" / "mail.corp.internal.csr"),
+        "--out", str(tmp_path / "mail"), "--force", "--deploy-hook", str(hook), *_pass(home_cli),
+    )  # fmt: skip
+    assert again.exit_code == 0, again.stderr
+    assert _log(log)[-1]["KEY"] == ""
+
 
 def test_failing_hook_is_reported_with_its_status_and_exit_1(
     home_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

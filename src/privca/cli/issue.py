@@ -28,6 +28,8 @@ from privca.x509.encoding import serial_hex
 from privca.x509.names import files_stem
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from privca.authority import IssuedCertificate
     from privca.cli.main import AppContext
     from privca.x509.csr import CertificateRequest
@@ -339,7 +341,7 @@ def sign_command(
         Deployed(
             cert_path,
             chain_path,
-            cert_path.with_name(files_stem(item.names) + ".key"),
+            _key_of(item.certificate, cert_path.with_name(files_stem(item.names) + ".key")),
             [str(n) for n in item.names],
             serial_hex(item.serial),
         )
@@ -406,6 +408,23 @@ def _plan_signed_files(
             "sign them separately or rename the CSRs' first names",
         )
     return directory, planned
+
+
+def _key_of(certificate: x509.Certificate, path: Path) -> Path | None:
+    """The key file `privca csr` left beside the CSR, for the deploy hook, only when it is
+    this certificate's key: sign writes no key, and a NAME.key in --out may belong to
+    another certificate (the README: $PRIVCA_KEY is empty when privca wrote no key)."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from privca.x509.encoding import public_key_der
+
+    try:
+        key = load_pem_private_key(path.read_bytes(), None)
+    except (OSError, ValueError, TypeError):  # absent, unreadable, encrypted, not a key
+        return None
+    if public_key_der(key.public_key()) != public_key_der(certificate.public_key()):
+        return None
+    return path
 
 
 def _warn_not_copied(

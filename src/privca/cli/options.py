@@ -125,7 +125,8 @@ def check_outputs_free(paths: Iterable[Path], force: bool) -> None:
                 f"'{path}' is a directory, where a file is to be written",
                 "move the directory away, or choose another --out",
             )
-        if not force and path.exists():
+        # A link counts even when it leads nowhere: replacing it is a change too.
+        if not force and (path.exists() or path.is_symlink()):
             raise AlreadyExists(
                 f"'{path}' already exists",
                 "use --force to replace it, or another --out",
