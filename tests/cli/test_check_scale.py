@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.monitoring import collect
-from tests.conftest import PASSPHRASE, Cli
+from tests.conftest import PASSPHRASE, Cli, assert_user_error
 
 
 @pytest.fixture
@@ -81,3 +81,11 @@ def test_every_check_query_on_certificates_uses_an_index(ca: CertificateAuthorit
     assert_certificate_queries_use_an_index(
         ca, lambda: collect(ca, utcnow(), dt.timedelta(days=30), dt.timedelta(days=7)), 2
     )
+
+
+def test_check_takes_json_as_every_listing_command_does(home_cli: Cli) -> None:
+    """README: every listing command takes --json; check only took --format json."""
+    as_flag = home_cli("check", "--json")
+    assert as_flag.exit_code == 0, as_flag.stderr
+    assert json.loads(as_flag.stdout)["status"] == "ok"
+    assert_user_error(home_cli("check", "--json", "--format", "nagios"), "two formats")

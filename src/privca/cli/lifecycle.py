@@ -983,9 +983,15 @@ def _renewal_threshold(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to FILE atomically (for node_exporter's textfile collector).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (as --format json).")
 @click.pass_obj
 def check_command(
-    app: AppContext, warn_window: str, crit_window: str, output_format: str, out: Path | None
+    app: AppContext,
+    warn_window: str,
+    crit_window: str,
+    output_format: str,
+    out: Path | None,
+    as_json: bool,
 ) -> None:
     """Certificates expiring within --warn (or expired and not renewed), the CA
     certificates and each CRL's nextUpdate; the other live certificates are counted, not
@@ -1000,6 +1006,12 @@ def check_command(
     from privca.cli.render import parse_duration
     from privca.errors import InputError, PrivcaError
 
+    if as_json:  # every listing command takes --json (README)
+        if output_format not in ("text", "json"):
+            raise InputError(
+                f"--json and --format {output_format} ask for two formats", "give one of them"
+            )
+        output_format = "json"
     if out is not None:
         check_out_directory(out.parent)
     warn_delta, crit_delta = parse_duration(warn_window), parse_duration(crit_window)
