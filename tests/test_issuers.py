@@ -343,3 +343,18 @@ def test_the_core_invariants_hold_on_postgresql(
         ]
     finally:
         reopened.close()
+
+
+def test_the_home_files_follow_the_default_issuer(corp: CertificateAuthority) -> None:
+    """docs/issuers.md: certs/issuing.crt and certs/chain.pem are the default issuer's.
+    After `issuer default team-a` they stayed main's, while `export chain` gave team-a's."""
+    from cryptography.hazmat.primitives.serialization import Encoding as Enc
+
+    main_issuing = corp.home.issuing_cert.read_bytes()
+    corp.set_default_issuer("team-a")
+    team_a = corp.registry.issuing
+    assert corp.home.issuing_cert.read_bytes() == team_a.certificate.public_bytes(Enc.PEM)
+    assert corp.home.issuing_cert.read_bytes() != main_issuing
+    assert corp.home.chain.read_bytes() == pem_certificates(list(corp.chain))
+    corp.set_default_issuer("main")
+    assert corp.home.issuing_cert.read_bytes() == main_issuing

@@ -451,6 +451,16 @@ class CertificateAuthority(AuthorityRecords):
         """
         self._store.set_default_issuer(self.registry.issuer(name).name, utcnow())
         self.refresh()
+        # certs/issuing.crt and certs/chain.pem are the default issuer's (docs/issuers.md):
+        # they stayed the old default's, unlike `privca export chain`.
+        issuing = self.registry.issuing
+        atomic_write_many(
+            ca_certificate_files(
+                self.home,
+                self.chain,
+                issuing=issuing.certificate if issuing.role == CaRole.ISSUING else None,
+            )
+        )
 
     def reissue_root(
         self, *, days: int | None = None, now: dt.datetime | None = None
