@@ -310,7 +310,7 @@ def _print_adopted(
         + (f"; {without} revocation(s) without a certificate file" if without else "")
     )
     if findings:
-        click.echo("Findings (privca doctor shows them again):")
+        click.echo("Findings (privca doctor shows again those about the new home):")
         _echo_findings(findings)
     click.echo("Next: privca list   |   privca crl   |   privca rotate issuing (two tiers)")
 
