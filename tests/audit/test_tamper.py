@@ -363,3 +363,18 @@ def test_an_entry_rewritten_with_a_matching_hash_breaks_the_next(
     assert result.exit_code == 1, result.stdout
     assert f"entry {seq + 1} " in result.stderr, result.stderr
     assert f"or entry {seq} was rewritten" in result.stderr, result.stderr
+
+
+def test_a_lifted_key_bar_is_named(run_cli: Cli, audited_home: Path, tmp_path: Path) -> None:
+    """A keyCompromise revocation bars the key (blocked_keys); deleting that row made the
+    key certifiable again, and audit verify said the log was intact."""
+    home = copy_home(audited_home, tmp_path / "barred")
+    revoked = run_cli("revoke", "one.corp.internal", "--reason", "keyCompromise", home=home)
+    assert revoked.exit_code == 0, revoked.stderr
+    assert run_cli("audit", "verify", home=home).exit_code == 0
+    sqlite3_cli(home / "privca.db", "DELETE FROM blocked_keys")
+    result = run_cli("audit", "verify", home=home)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "was revoked for keyCompromise (the log says so) but the store no longer bars it" in (
+        result.stderr
+    )

@@ -17,9 +17,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from privca.auditing import Checkpoint, check_signed, load_checkpoint
 from privca.authority import CertificateAuthority
 from privca.errors import CheckFailed, InputError
+from privca.issuance import public_key_sha256
 from privca.registry import CaRole
 from privca.store.auditlog import AuditEntry, CertificateFacts, check_chain, der_fingerprint
-from privca.store.view import InventoryView
+from privca.store.view import KEY_COMPROMISE, InventoryView
 
 ISSUE_ACTIONS = frozenset({"issued", "imported"})
 REVOKE_ACTIONS = frozenset({"revoked", "revocation-reason-changed"})
@@ -235,16 +236,39 @@ def check_audit_log(
             if found is not None:
                 return verdict(found)
         problem: str | None = None
+        barred: dict[str, str] = {}  # key hash -> a certificate the log revoked it with
         for facts in snapshot.certificate_facts():
             certificates += 1
             if problem is None:
                 problem = _row_problem(facts, index)
+            if index.revoked.get(facts.serial) == KEY_COMPROMISE and facts.der is not None:
+                key_hash = _key_hash(facts.der)
+                if key_hash is not None:
+                    barred.setdefault(key_hash, facts.serial)
+        if problem is None and barred:
+            still_barred = snapshot.barred(barred)
+            lifted = [s for key_hash, s in barred.items() if key_hash not in still_barred]
+            if lifted:
+                problem = (
+                    f"the key of certificate {lifted[0]} was revoked for keyCompromise (the "
+                    "log says so) but the store no longer bars it: the bar was lifted, and "
+                    "the key can be certified again"
+                )
         if problem is None and (serial := index.first_unseen()) is not None:
             problem = (
                 f"certificate {serial:x} (entry {_issue_seq(index.issued[serial])}) is gone "
                 "from the inventory: its row was deleted"
             )
         return verdict(problem)
+
+
+def _key_hash(der: bytes) -> str | None:
+    """The key hash the store bars a key by, from a certificate's DER (None if it does not
+    parse: the row's fingerprint check names that)."""
+    try:
+        return public_key_sha256(x509.load_der_x509_certificate(der).public_key())
+    except ValueError:
+        return None
 
 
 def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:

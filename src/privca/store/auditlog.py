@@ -42,6 +42,7 @@ from privca.store.schema import (
     audit_checkpoints,
     audit_head,
     audit_log,
+    blocked_keys,
     certificates,
 )
 
@@ -523,6 +524,16 @@ class AuditSnapshot:
 
     def certificate_facts(self) -> Iterator[CertificateFacts]:
         return read_certificate_facts(self._connection)
+
+    def barred(self, public_key_hashes: Iterable[str]) -> set[str]:
+        """Those of `public_key_hashes` the store bars (blocked_keys)."""
+        wanted = sorted(set(public_key_hashes))
+        found: set[str] = set()
+        column = blocked_keys.c.public_key_sha256
+        for start in range(0, len(wanted), 500):
+            query = sa.select(column).where(column.in_(wanted[start : start + 500]))
+            found.update(str(row[0]) for row in self._connection.execute(query))
+        return found
 
     def certificates(self, serials: Iterable[str]) -> dict[str, bytes]:
         """The DER of the given serials that the inventory holds."""
