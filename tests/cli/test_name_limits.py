@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -37,3 +38,21 @@ def test_issue_and_sign_refuse_more_names_than_max_names(run_cli: Cli, tmp_path:
     assert_user_error(three, "maximum of 2")
     two = run_cli("issue", "a.example", "b.example", "--out", str(tmp_path / "o"), *secret)
     assert two.exit_code == 0, two.output
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("a..b.corp.internal", "a DNS name is"),
+        ("a_b.corp.internal", "a DNS name is"),
+        ("email:nobody", "email:user@domain"),
+        ("ip:1.2.3", "10.0.0.5"),
+        ("10.0.0.256", "10.0.0.5"),
+        ("uri:nope", "uri:scheme://host/path"),
+    ],
+)
+def test_a_bad_name_says_what_its_kind_looks_like(home_cli: Cli, name: str, hint: str) -> None:
+    """Name errors came without a hint line (the standard: an error and a hint)."""
+    result = home_cli("issue", name, "--out", "/nonexistent/never-written")
+    assert_user_error(result, "name")
+    assert result.stderr.splitlines()[1].startswith("  hint: ") and hint in result.stderr

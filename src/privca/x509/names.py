@@ -388,8 +388,48 @@ def host_of(name: SubjectName) -> str | None:
     return None
 
 
+# What each kind of name looks like: the hint of a name error that brings none of its own.
+_NAME_FORMS = {
+    "dns": "a DNS name is letters, digits and inner hyphens in dot-separated labels of 1 to "
+    "63 characters, e.g. db.corp.internal or *.corp.internal",
+    "ip": "an address is like 10.0.0.5 or 2001:db8::5",
+    "email": "an email name is email:user@domain",
+    "uri": "a URI name is uri:scheme://host/path, e.g. uri:spiffe://corp.internal/svc",
+}
+
+
 def parse_name(text: str, *, allow_wildcard: bool = True) -> SubjectName:
-    """Type a name by its form: `10.0.0.5`, `::1`, `email:a@b`, `uri:spiffe://...`, or DNS."""
+    """Type a name by its form: `10.0.0.5`, `::1`, `email:a@b`, `uri:spiffe://...`, or DNS.
+
+    Raises:
+        InputError: the name is not valid for its kind; the hint says what that kind
+            looks like when the check gave none of its own.
+    """
+    try:
+        return _parse_name(text, allow_wildcard=allow_wildcard)
+    except InputError as exc:
+        if exc.hint:
+            raise
+        kind = _kind_of(text)
+        raise type(exc)(exc.message, _NAME_FORMS[kind]) from None
+
+
+def _kind_of(text: str) -> str:
+    """The kind `_parse_name` takes `text` for (the prefix, else its form)."""
+    prefix, sep, rest = text.partition(":")
+    kind = _PREFIXES.get(prefix.lower()) if sep else None
+    if kind is not None and not (kind == "uri" and rest.startswith("//")):
+        return kind
+    if is_ip_address(text) or (text.replace(".", "").isdigit() and "." in text):
+        return "ip"
+    if "://" in text:
+        return "uri"
+    if "@" in text:
+        return "email"
+    return "dns"
+
+
+def _parse_name(text: str, *, allow_wildcard: bool) -> SubjectName:
     original = text
     prefix, sep, rest = text.partition(":")
     kind = _PREFIXES.get(prefix.lower()) if sep else None
