@@ -23,7 +23,7 @@ from privca.store.records import CertificateRecord, ImportedRow, RevocationOutco
 from privca.store.revocation import RevocationClock
 from privca.x509.encoding import der_certificate, public_key_der, serial_hex
 from privca.x509.names import parse_names
-from privca.x509.verify import VerificationReport, check_certificate, is_signed_by
+from privca.x509.verify import VerificationReport, check_certificate, is_signed_by, under_roots
 
 # What `privca verify` and `privca scan` say of a certificate that chains to this CA but
 # that the inventory does not hold (no row, or a row with other bytes): signed with the
@@ -54,12 +54,18 @@ class AuthorityRecords(AuthorityCore):
             StoreUnavailable: the inventory cannot be read.
         """
         now = now or utcnow()
+        ours = self.registry.intermediates()
         if roots is None:
             roots = [r.certificate for r in self.registry.trusted_roots]
+        else:
+            # Only this home's CA certificates that lead to the roots given: another CA of
+            # the same name (every docs example is "Example Internal CA") would otherwise
+            # be tried as the issuer and its signature called a forgery.
+            ours = under_roots(ours, roots)
         report = check_certificate(
             certificate,
             roots,
-            [*intermediates, *self.registry.intermediates()],
+            [*intermediates, *ours],
             now,
             name,
             public_key_der(private_key.public_key()) if private_key is not None else None,

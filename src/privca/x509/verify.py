@@ -172,6 +172,26 @@ def _names_text(names: Sequence[SubjectName]) -> str:
 RETIRED_ADVICE = "renew it (privca renew; privca issue if the inventory does not hold it)"
 
 
+def under_roots(
+    candidates: Sequence[x509.Certificate], roots: Sequence[x509.Certificate]
+) -> list[x509.Certificate]:
+    """Those of `candidates` (CA certificates) that a chain of signatures leads from one
+    of `roots` to, in the order given."""
+    reached = list(roots)
+    kept: list[x509.Certificate] = []
+    for _ in range(len(candidates)):
+        found = [
+            c
+            for c in candidates
+            if c not in kept and any(is_signed_by(c, parent) for parent in reached)
+        ]
+        if not found:
+            break
+        kept += found
+        reached += found
+    return [c for c in candidates if c in kept]
+
+
 def _issuer_problem(
     leaf: x509.Certificate,
     known: Sequence[x509.Certificate],
@@ -189,6 +209,11 @@ def _issuer_problem(
         return "issuer", (
             f"the signature does not verify with this CA's key (issuer: {issuer}): "
             "a forged or damaged certificate"
+        )
+    if not intermediates:  # only roots to go by: a bare leaf's issuing CA may be missing
+        return "issuer", (
+            f"not issued by this CA (issuer: {issuer}), or given without its issuing CA: "
+            "verify the chain file (NAME.chain.pem)"
         )
     return "issuer", f"not issued by this CA (issuer: {issuer})"
 
