@@ -21,7 +21,13 @@ def test_a_home_of_another_ca_with_the_same_name_does_not_make_a_forgery(
     result = run_cli("verify", str(chain), "--ca-file", str(right.home.root_cert),
                      home=other.home.root)  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "forged" not in result.output
+    # The bare certificate, as the reviewer had it: its issuing CA is missing, not forged.
+    leaf = write(tmp_path / "db.crt", issued.certificate_pem())
+    bare = run_cli("verify", str(leaf), "--ca-file", str(right.home.root_cert),
+                   home=other.home.root)  # fmt: skip
+    assert bare.exit_code == 1
+    assert "forged" not in bare.output
+    assert "given without its issuing CA" in bare.output
 
 
 def test_a_bare_leaf_without_its_issuing_ca_is_said_to_miss_it(
