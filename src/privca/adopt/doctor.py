@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ed448, ed25519, rsa
 
 from privca._time import days_left
 from privca.adopt.index import format_serial
@@ -194,6 +194,21 @@ def _algorithms(cert: x509.Certificate, what: str, role: str) -> list[Finding]:
                 f"{what} is signed with {algorithm}",
                 "re-issue it with SHA-256 and the same key (privca rotate root --same-key for "
                 "a root) and redistribute it",
+            )
+        )
+    if isinstance(cert.public_key(), ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        fix = (
+            "privca rotate issuing --key-type ec-p256"
+            if role != "root"
+            else "privca rotate root --new-key --key-type ec-p384"
+        )
+        findings.append(
+            Finding(
+                "warning",
+                "ca-eddsa-key",
+                f"{what} has an EdDSA key: browsers, NSS and the WebPKI rules `privca verify` "
+                "follows refuse the chains it signs (OpenSSL, Go and Java accept them)",
+                f"unless every client is known to accept EdDSA: {fix}",
             )
         )
     weak = _weak_key(cert)

@@ -276,6 +276,12 @@ def _library_problem(library_message: str) -> tuple[FailureKind, str]:
     cleaned = _LIBRARY_DETAIL.sub("", library_message)
     for prefix in ("validation failed: ", "candidates exhausted: "):
         cleaned = cleaned.removeprefix(prefix)
+    if "Forbidden public key algorithm" in cleaned or "Forbidden signature algorithm" in cleaned:
+        return "other", (
+            "the chain uses a key or signature algorithm (EdDSA: Ed25519 or Ed448) that the "
+            "WebPKI rules privca verifies by do not allow, and neither do browsers or NSS; "
+            "OpenSSL, Go and Java accept it (check with openssl verify)"
+        )
     if "constraint" in cleaned or "subtree" in cleaned:
         return "constraints", f"a name is outside the CA's name constraints ({cleaned})"
     return "other", f"the chain does not validate: {cleaned}"
