@@ -250,28 +250,51 @@ _MATCHERS: dict[str, tuple[type[x509.GeneralName], Callable[[Any, Any], bool]]] 
 }
 
 
-def _breaks(kind: str, value: Any, nc: x509.NameConstraints) -> str | None:
-    """How one name of `kind` breaks `nc`, or None: inside an excluded subtree of its type,
-    or outside every permitted subtree of its type when there are any."""
+@dataclass(frozen=True)
+class _Subtrees:
+    """One CA certificate's name constraints, sorted by the kind of name they bind."""
+
+    constraints: x509.NameConstraints
+    permitted: dict[str, list[Any]]
+    excluded: dict[str, list[Any]]
+
+
+@functools.lru_cache(maxsize=64)
+def _subtrees_of(ca_cert: x509.Certificate) -> _Subtrees | None:
+    """Read once per CA certificate: issuance asks for every leaf of a batch."""
+    nc = _name_constraints_of(ca_cert)
+    if nc is None:
+        return None
+
+    def by_kind(names: Iterable[x509.GeneralName] | None) -> dict[str, list[Any]]:
+        return {
+            kind: [g.value for g in names or () if isinstance(g, general_type)]
+            for kind, (general_type, _within) in _MATCHERS.items()
+        }
+
+    return _Subtrees(nc, by_kind(nc.permitted_subtrees), by_kind(nc.excluded_subtrees))
+
+
+def _breaks(kind: str, value: Any, subtrees: _Subtrees) -> str | None:
+    """How one name of `kind` breaks the subtrees, or None: inside an excluded subtree of
+    its type, or outside every permitted subtree of its type when there are any."""
     if kind == "uri":
-        return uri_violation(value, nc)
-    general_type, within = _MATCHERS[kind]
-    excluded = [g.value for g in nc.excluded_subtrees or () if isinstance(g, general_type)]
-    permitted = [g.value for g in nc.permitted_subtrees or () if isinstance(g, general_type)]
-    for base in excluded:
+        return uri_violation(value, subtrees.constraints)
+    within = _MATCHERS[kind][1]
+    for base in subtrees.excluded[kind]:
         if within(value, base):
             return f"is inside the excluded subtree {_shown(base)}"
+    permitted = subtrees.permitted[kind]
     if permitted and not any(within(value, base) for base in permitted):
         listed = ", ".join(_shown(base) for base in permitted[:4])
-        return (
-            f"is outside the permitted subtrees ({listed}{', ...' if len(permitted) > 4 else ''})"
-        )
+        more = ", ..." if len(permitted) > 4 else ""
+        return f"is outside the permitted subtrees ({listed}{more})"
     return None
 
 
-def _shown(base: Any) -> str:
-    text = base.rfc4514_string() if isinstance(base, x509.Name) else str(base)
-    return printable(text, 80)
+def _shown(value: Any) -> str:
+    text = value.rfc4514_string() if isinstance(value, x509.Name) else str(value)
+    return printable(text, 120)
 
 
 def constraint_violation(
@@ -284,25 +307,30 @@ def constraint_violation(
     no DNS name is present (NAME_CONSTRAINTS_check_CN). The CA certificates of an adopted
     CA may carry constraints its privca policy does not say, so issuance asks this of the
     certificates themselves."""
-    checked: list[tuple[str, Any, str]] = [(n.kind, n.value, str(n)) for n in names]
+    # (kind, value, how the name is shown); the shown text is only made for a violation
+    checked: list[tuple[str, Any, str]] = [(n.kind, n.value, "") for n in names]
     if not any(n.kind == "dns" for n in names):
         for attribute in subject.get_attributes_for_oid(NameOID.COMMON_NAME):
             value = str(attribute.value)
             if openssl_reads_as_dns(value):
                 checked.append(("dns", value, f"subject CN {value}"))
     if len(subject):
-        checked.append(("directory", subject, f"subject {subject.rfc4514_string()}"))
+        checked.append(("directory", subject, "subject"))
     for ca_cert in chain:
-        nc = _name_constraints_of(ca_cert)
-        if nc is None:
+        subtrees = _subtrees_of(ca_cert)
+        if subtrees is None:
             continue
-        for kind, value, shown in checked:
-            problem = _breaks(kind, value, nc)
-            if problem is not None:
-                ca_name = printable(ca_cert.subject.rfc4514_string(), 80)
-                if kind == "uri":  # uri_violation's sentence names the URI itself
-                    return f"{problem} of {ca_name}"
-                return f"{printable(shown, 120)} {problem} of the name constraints of {ca_name}"
+        for index, (kind, value, label) in enumerate(checked):
+            problem = _breaks(kind, value, subtrees)
+            if problem is None:
+                continue
+            ca_name = printable(ca_cert.subject.rfc4514_string(), 80)
+            if kind == "uri":  # uri_violation's sentence names the URI itself
+                return f"{problem} of {ca_name}"
+            shown = str(names[index]) if index < len(names) else label
+            if kind == "directory":
+                shown = f"subject {subject.rfc4514_string()}"
+            return f"{printable(shown, 120)} {problem} of the name constraints of {ca_name}"
     return None
 
 
