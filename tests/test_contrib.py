@@ -26,8 +26,8 @@ def test_unit_parses_and_names_real_commands(unit: str) -> None:
     assert parser.has_section("Unit")
     for section in parser.sections():
         for key, value in parser.items(section):
-            if key.startswith("Exec") and "privca " in value:
-                verb = re.search(r"privca (\S+)", value).group(1)
+            if key.startswith("Exec") and "bin/privca " in value:
+                verb = re.search(r"bin/privca (\S+)", value).group(1)
                 assert verb in COMMANDS, (unit, key, verb)
     text = (UNITS / unit).read_text()
     assert "--passphrase " not in text and "PRIVCA_PASSPHRASE=" not in text

@@ -76,6 +76,9 @@ class TlsPostgres:
             assert result.returncode == 0, result.stderr
 
     def install_tls_file(self, source: Path, name: str, mode: int = 0o644) -> Path:
+        if not self.tls.exists():
+            self.tls.mkdir()
+            self._own(self.tls)
         target = self.tls / name
         shutil.copyfile(source, target)
         target.chmod(mode)
