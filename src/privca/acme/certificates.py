@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from josepy.jwk import JWK, JWKEC, JWKRSA
 
 from privca._actor import acme_actor, acting_as
 from privca._time import utcnow
-from privca.acme import messages
+from privca.acme import jws, messages
 from privca.acme.accounts import Authenticated
 from privca.acme.issuer import CertificateInfo, CertificateIssuer, IssuanceRefused
 from privca.acme.orders import Orders
@@ -65,6 +68,7 @@ class Certificates:
         if not order_finalizing().applies_to(order.status):
             raise AcmeProblem("orderNotReady", f"the order is {order.status}, not ready")
         body = messages.decode(messages.CertificateRequest, payload, "finalize")
+        self._check_not_an_account_key(auth, body.csr)
         csr_der = body.csr.public_bytes(Encoding.DER)
         if not self.repository.move_order(order.id, order_finalizing()):
             raise AcmeProblem("orderNotReady", "the order is already being finalized")
@@ -83,6 +87,29 @@ class Certificates:
                 replaced = certificate_by_ari_id(self.issuer, order.replaces)
                 self.issuer.supersede(replaced.serial, serial)
         return self.orders.order(auth, order.id)
+
+    def _check_not_an_account_key(
+        self, auth: Authenticated, csr: x509.CertificateSigningRequest
+    ) -> None:
+        """RFC 8555 §11.1: a certificate must not carry an ACME account key (the account
+        key signs requests; a TLS server holding it could be made to sign them). Refused
+        for any account's key, found by its thumbprint in the accounts' unique index; the
+        order stays ready for a CSR with another key."""
+        try:
+            public_key = csr.public_key()
+        except (ValueError, TypeError):
+            return  # a key cryptography cannot load: the issuer refuses the CSR itself
+        if _spki(public_key) == _spki(auth.key.key):
+            raise AcmeProblem(
+                "badCSR",
+                "the CSR's public key is this account's key; a certificate needs a key of its own",
+            )
+        thumbprint = _account_thumbprint(public_key)
+        if thumbprint is not None and self.repository.account_by_thumbprint(thumbprint):
+            raise AcmeProblem(
+                "badCSR",
+                "the CSR's public key is an ACME account key; a certificate needs a key of its own",
+            )
 
     def _issue(self, order: OrderRow, csr_der: bytes) -> int:
         """Issue for a processing order; on any failure the order leaves processing."""
@@ -156,6 +183,26 @@ class Certificates:
         signer = auth.key.key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         if public != signer:
             raise AcmeProblem("unauthorized", "the request is not signed by the certificate key")
+
+
+def _spki(public_key: Any) -> bytes:
+    return bytes(public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+
+
+def _account_thumbprint(public_key: Any) -> str | None:
+    """The key's thumbprint as an account holding it would have; None for a key no
+    account can hold (accounts here sign with RSA or EC keys, jws.ALGORITHMS)."""
+    jwk: JWK
+    if isinstance(public_key, rsa.RSAPublicKey):
+        jwk = JWKRSA(key=public_key)
+    elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        jwk = JWKEC(key=public_key)
+    else:
+        return None
+    try:
+        return jws.thumbprint(jwk)
+    except (ValueError, KeyError, TypeError):  # a curve JOSE has no name for
+        return None
 
 
 __all__ = ["REVOCATION_REASONS", "Certificates"]
