@@ -17,7 +17,11 @@ from tests.acme.test_client_lib import Http01Server, make_csr, new_client
 
 def _ready_order(acme: client.ClientV2, server: AcmeServer, csr_pem: bytes):
     """An order for the CSR's names with its authorizations valid (http-01, for real)."""
-    order = acme.new_order(csr_pem)
+    return validate(acme, server, acme.new_order(csr_pem))
+
+
+def validate(acme: client.ClientV2, server: AcmeServer, order: messages.OrderResource):
+    """The order with its authorizations made valid (http-01, for real)."""
     with Http01Server(server.http_port) as http:
         for authz in order.authorizations:
             chall = next(c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01))
@@ -32,13 +36,13 @@ def _ready_order(acme: client.ClientV2, server: AcmeServer, csr_pem: bytes):
         return acme.poll_authorizations(order, deadline)
 
 
-def _finalize(acme: client.ClientV2, order):
+def finalize(acme: client.ClientV2, order):
     return acme.finalize_order(order, datetime.datetime.now() + datetime.timedelta(seconds=20))
 
 
 def _bad_csr(acme: client.ClientV2, order) -> messages.Error:
     with pytest.raises(messages.Error) as caught:
-        _finalize(acme, order)
+        finalize(acme, order)
     assert caught.value.typ == "urn:ietf:params:acme:error:badCSR", caught.value
     return caught.value
 
@@ -65,7 +69,7 @@ def test_a_csr_of_the_account_key_is_refused(acme_server: AcmeServer, account_ke
 
     # The order is still ready: a CSR with a key of its own is issued.
     good_pem, _ = make_csr(["own-key.test"])
-    issued = _finalize(acme, order.update(csr_pem=good_pem))
+    issued = finalize(acme, order.update(csr_pem=good_pem))
     assert issued.body.status == messages.STATUS_VALID
 
 

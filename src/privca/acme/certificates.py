@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from privca._time import utcnow
 from privca.acme import jws, messages
 from privca.acme.accounts import Authenticated
 from privca.acme.issuer import CertificateInfo, CertificateIssuer, IssuanceRefused
-from privca.acme.orders import Orders
+from privca.acme.orders import Orders, validity_days
 from privca.acme.problems import AcmeProblem
 from privca.acme.renewal import certificate_by_ari_id, renewal_info
 from privca.acme.repository import AcmeRepository, AuthorizationRow, OrderRow
@@ -29,7 +29,6 @@ from privca.acme.state import (
 )
 from privca.x509.encoding import serial_hex
 
-SECONDS_PER_DAY = 86400
 # RFC 5280 reason codes a subscriber may give (RFC 8555 §7.6), with privca's names.
 REVOCATION_REASONS = {
     0: "unspecified",
@@ -78,9 +77,13 @@ class Certificates:
         # gets the certificate. Nothing of them leaves the server before the block ends,
         # so they reach the disk in one flush instead of one each.
         with self.repository.one_flush():
-            serial = self._issue(order, csr_der)
+            serial, not_before, not_after = self._issue(order, csr_der)
             self.repository.move_order(
-                order.id, order_issued(), certificate_serial=serial_hex(serial)
+                order.id,
+                order_issued(),
+                certificate_serial=serial_hex(serial),
+                not_before=not_before,
+                not_after=not_after,
             )
             if order.replaces:
                 # ARI renewal: the replaced certificate is superseded, as with privca renew.
@@ -111,8 +114,13 @@ class Certificates:
                 "the CSR's public key is an ACME account key; a certificate needs a key of its own",
             )
 
-    def _issue(self, order: OrderRow, csr_der: bytes) -> int:
-        """Issue for a processing order; on any failure the order leaves processing."""
+    def _issue(
+        self, order: OrderRow, csr_der: bytes
+    ) -> tuple[int, dt.datetime | None, dt.datetime | None]:
+        """Issue for a processing order; on any failure the order leaves processing. The
+        serial, and the notBefore/notAfter the order asked for as the certificate carries
+        them (a notAfter is rounded up to whole days, a notBefore is the issuance time
+        backdated a little): a valid order never claims what its certificate does not."""
         try:
             issued = self.issuer.issue(
                 csr_der,
@@ -130,12 +138,16 @@ class Certificates:
         except BaseException:
             self.repository.move_order(order.id, order_refused(for_good=False))
             raise
-        return issued.serial
+        certificate = x509.load_der_x509_certificate(issued.certificate_der)
+        return (
+            issued.serial,
+            certificate.not_valid_before_utc if order.not_before is not None else None,
+            certificate.not_valid_after_utc if order.not_after is not None else None,
+        )
 
     def _days(self, order: OrderRow) -> int:
         if order.not_after is not None:
-            seconds = (order.not_after - utcnow()).total_seconds()
-            return max(1, math.ceil(seconds / SECONDS_PER_DAY))
+            return validity_days(order.not_after, utcnow())
         return self.settings.profiles.get(order.profile, ACME_DEFAULT_DAYS)
 
     def certificate(self, auth: Authenticated, order_id: str) -> bytes:

@@ -192,6 +192,8 @@ class AcmeRepository(NonceRepository, Protocol):
         *,
         error: ProblemDocument | None = None,
         certificate_serial: str | None = None,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
     ) -> bool:
         """Apply `transition` (with the error or certificate it brings); False if the
         order was not in one of its sources."""

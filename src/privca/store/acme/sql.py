@@ -196,6 +196,8 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         *,
         error: ProblemDocument | None = None,
         certificate_serial: str | None = None,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
     ) -> bool:
         """Apply a state transition; False if the order was not in one of its sources."""
         values: dict[str, Any] = {}
@@ -203,6 +205,11 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
             values["error"] = dump_problem(error)
         if certificate_serial is not None:
             values["certificate_serial"] = certificate_serial
+        # What the certificate carries, for an order that asked for a validity.
+        if not_before is not None:
+            values["not_before"] = not_before
+        if not_after is not None:
+            values["not_after"] = not_after
         # "processing" only marks a finalize under way: if a crash loses it, the order is
         # "ready" again and the client finalizes again. What follows it (valid with the
         # certificate, or invalid) is durable, and a durable commit flushes the ones
