@@ -48,7 +48,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 
 from privca._actor import set_actor
-from privca._http import BodyTooLarge, media_type, read_body
+from privca._http import BodyTooLarge, ClientGone, media_type, read_body
 from privca._time import utcnow
 from privca.errors import KeyUnavailable, NotFound, PrivcaError
 from privca.registry import CROSS_ROLES
@@ -308,7 +308,7 @@ class _Site:
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
         try:
             body = await read_body(request, MAX_REQUEST_BYTES)
-        except BodyTooLarge:
+        except (BodyTooLarge, ClientGone):  # ClientGone: logged, the answer reaches no one
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
         return _ocsp_response(await self._responder.answer(body, utcnow()), cacheable=False)
 
