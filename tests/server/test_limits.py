@@ -170,6 +170,49 @@ def test_connections_beyond_the_limit_are_refused_at_once(limited) -> None:
             sock.close()
 
 
+@pytest.mark.parametrize("body", [b"", b"0123456789"], ids=["get", "post-with-body"])
+def test_an_h2c_upgrade_offer_is_ignored(limited, body: bytes) -> None:
+    """`curl --http2 http://` offers Upgrade: h2c; RFC 9110 lets a server ignore it. It
+    was answered 400 (any upgrade was). Answered over HTTP/1.1, then the connection
+    closes (nothing after an upgrade is parsed)."""
+    server = limited()
+    method = b"POST /ocsp" if body else b"GET /health"
+    with connect(server.port) as sock:
+        sock.sendall(
+            method + b" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+            b"Content-Type: application/ocsp-request\r\n"
+            + (b"Content-Length: %d\r\n" % len(body) if body else b"")
+            + b"\r\n"
+            + body
+        )
+        reply = read_all(sock)
+    assert status_of(reply) == 200, reply[:200]
+
+
+def test_a_websocket_upgrade_is_still_refused(limited) -> None:
+    server = limited()
+    with connect(server.port) as sock:
+        sock.sendall(
+            b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        assert status_of(read_all(sock)) == 400
+
+
+def test_curl_http2_over_plain_http_is_served(limited) -> None:
+    from tests.conftest import require_tool
+
+    curl = require_tool("curl")
+    server = limited()
+    result = subprocess.run(
+        [curl, "-sS", "--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+         "--max-time", "10", f"http://127.0.0.1:{server.port}/health"],
+        capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    assert result.stdout == "200 1.1", (result.stdout, result.stderr)
+
+
 # The real process: memory measured ------------------------------------------------------
 
 

@@ -16,6 +16,8 @@ client that dribbles a byte a second holds its connection for ever), and its
   connection counts from accept, the handshake shares the read timeout of the first
   request, and one over the limit is closed at once (there is no TLS yet to send 503 over);
 - leaves idle kept-alive connections to uvicorn's `timeout_keep_alive`;
+- answers a request offering an Upgrade other than WebSocket (h2c) over HTTP/1.1, as
+  RFC 9110 lets it, and refuses a WebSocket upgrade (nothing here speaks it) with 400;
 - turns Nagle's algorithm off: asyncio only does so for sockets created with an explicit
   IPPROTO_TCP, which uvicorn's are not, and uvicorn writes a response's head and body
   separately, so every answer on a kept-alive connection waited ~40 ms for a delayed ACK.
@@ -125,11 +127,25 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._invalid()
             return
         except httptools.HttpParserUpgrade:
-            self._unsupported_upgrade_warning()  # no WebSocket here
-            self._invalid()
+            if self._get_upgrade() == b"websocket":
+                self._unsupported_upgrade_warning()  # no WebSocket here
+                self._invalid()
+                return
+            self._ignore_upgrade()
             return
         if self._in_head and self._head_bytes > self.limits.max_header_bytes:
             self._refuse(431)
+
+    def _ignore_upgrade(self) -> None:
+        """Any other Upgrade (h2c from `curl --http2 http://`) is ignored, as RFC 9110
+        §7.8 lets a server do: the request, parsed and dispatched already, is answered
+        over HTTP/1.1. The parser stops at an upgrade and reads nothing after it, so the
+        connection closes once the answer is sent."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.keep_alive = False
+        else:
+            self.transport.close()
 
     def _invalid(self) -> None:
         self._disarm()
