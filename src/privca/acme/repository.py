@@ -185,6 +185,10 @@ class AcmeRepository(NonceRepository, Protocol):
         """How many orders the account created after `since`, and the oldest one's time
         (`since` when there is none)."""
 
+    def tidy_orders(self, cutoff: dt.datetime, batch: int = 1000) -> int:
+        """Delete the orders that expired before `cutoff` without a certificate, with
+        their authorizations and challenges; how many orders."""
+
     def move_order(
         self,
         order_id: str,
