@@ -348,8 +348,9 @@ class AcmeApp:
         raise AcmeProblem("methodNotAllowed", "use HEAD or GET for newNonce")
 
     async def new_account(self, request: Request, urls: Urls) -> _Reply:
+        client = request.client.host if request.client else None
         account, created = await self.signed_call(
-            request, urls, self.service.accounts.new_account, urls, key_from=KeySource.JWK
+            request, urls, self.service.accounts.new_account, urls, client, key_from=KeySource.JWK
         )
         return self.account_reply(account, urls, 201 if created else 200)
 

@@ -94,7 +94,8 @@ def _check_acme_values(values: dict[str, Any]) -> None:
             raise ValueError(f"unknown profile(s) {', '.join(unknown)}")
     if values.get("dns_resolver"):
         parse_resolver(str(values["dns_resolver"]))
-    for key in ("http_01_port", "tls_alpn_01_port", "orders_per_window", "validation_workers"):
+    integers = ("http_01_port", "tls_alpn_01_port", "orders_per_window", "accounts_per_window")
+    for key in (*integers, "validation_workers"):
         if key in values:
             values[key] = _integer(values[key], key)
     for key in ("http_01_port", "tls_alpn_01_port"):
