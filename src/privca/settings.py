@@ -60,7 +60,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "store": ("url", "password_file", "keep_expired"),
     "acme": (
         "http_01_port", "tls_alpn_01_port", "dns_resolver", "eab", "default_profile",
-        "profiles", "orders_per_window", "base_url", "validation_timeout",
+        "profiles", "orders_per_window", "accounts_per_window", "base_url", "validation_timeout",
         "validation_workers", "allow_loopback",
     ),
     "serve": (*SERVE_LIMIT_KEYS, "metrics_window", "metrics_certificates"),

@@ -105,3 +105,23 @@ def test_unrevocation_reasons_are_refused(acme_server: AcmeServer) -> None:
         problem = _problem(lambda code=code: account.revoke(cert, code))
         assert problem.typ == "urn:ietf:params:acme:error:badRevocationReason"
     assert acme_server.ca.inventory.get(cert.serial_number).status == "issued"
+
+
+@pytest.mark.parametrize("payload_reason", [{}, {"reason": None}], ids=["absent", "null"])
+def test_a_revocation_without_a_reason_is_unspecified(
+    acme_server: AcmeServer, payload_reason: dict
+) -> None:
+    """RFC 8555 §7.6 makes `reason` optional (lego's library leaves it out); it was refused
+    as malformed because certbot's Revocation class requires it."""
+    from tests.acme.jwsclient import RawClient, b64
+
+    account = new_client(acme_server)
+    account.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
+    order, key = obtain_http01(account, acme_server, ["no-reason.test"])
+    cert = x509.load_pem_x509_certificate(order.fullchain_pem.encode())
+    by_key = RawClient(acme_server.url, str(acme_server.root_pem), key=jose.JWKEC(key=key))
+    payload = {"certificate": b64(cert.public_bytes(Encoding.DER)), **payload_reason}
+    response = by_key.post(by_key.directory["revokeCert"], payload, use_jwk=True)
+    assert response.status_code == 200, response.text
+    record = acme_server.ca.inventory.get(cert.serial_number)
+    assert record is not None and record.revocation_reason == "unspecified"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -117,7 +118,7 @@ def free_port() -> int:
 
 
 def _start(
-    ca: CertificateAuthority, settings: ServerSettings | None
+    ca: CertificateAuthority, settings: ServerSettings | None, tls: ssl.SSLContext | None = None
 ) -> tuple[LiveServer, threading.Thread]:
     settings = settings or ServerSettings()
     app = build_app(ca, settings)
@@ -129,7 +130,7 @@ def _start(
         log_level="warning",
         lifespan="on",
         loop="asyncio",
-        **uvicorn_options(settings.http),  # the limits `privca serve` applies
+        **uvicorn_options(settings.http, tls),  # the limits `privca serve` applies
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -139,7 +140,8 @@ def _start(
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the server did not start")
         time.sleep(0.02)
-    return LiveServer(f"http://127.0.0.1:{port}", server, app), thread
+    scheme = "http" if tls is None else "https"
+    return LiveServer(f"{scheme}://127.0.0.1:{port}", server, app), thread
 
 
 def _stop(live: LiveServer, thread: threading.Thread) -> None:
@@ -152,8 +154,12 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
     """Start `build_app(ca, settings)` under uvicorn in a thread; stopped after the test."""
     started: list[tuple[LiveServer, threading.Thread]] = []
 
-    def start(ca: CertificateAuthority, settings: ServerSettings | None = None) -> LiveServer:
-        started.append(_start(ca, settings))
+    def start(
+        ca: CertificateAuthority,
+        settings: ServerSettings | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> LiveServer:
+        started.append(_start(ca, settings, tls))
         return started[-1][0]
 
     yield start

@@ -50,6 +50,32 @@ def test_serve_tidies_what_expired_before_keep_expired(
         assert record is not None and record.der is not None
 
 
+def test_serve_tidies_expired_acme_orders(
+    make_ca: Callable[..., CertificateAuthority],
+    live_server: Callable[..., LiveServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without keep_expired too: ACME orders are tidied whenever ACME is served."""
+    from privca.acme.service import ORDER_RETENTION, AcmeSettings
+    from privca.acme.state import OrderStatus
+    from privca.server.settings import ServerSettings
+    from privca.store.acme import AcmeStore
+    from tests.acme.test_tidy_orders import add_order, rows
+
+    monkeypatch.setattr(app_module, "SCHEDULE_INTERVAL_SECONDS", 0.05)
+    ca = make_ca()
+    acme = ca.acme_repository()
+    assert isinstance(acme, AcmeStore)
+    add_order(acme, "abandoned", OrderStatus.PENDING, ORDER_RETENTION + dt.timedelta(days=1))
+    add_order(acme, "live", OrderStatus.PENDING, -dt.timedelta(days=3))
+    live_server(ca, ServerSettings(acme=AcmeSettings()))
+    deadline = time.monotonic() + 20
+    while "abandoned" in rows(acme)[0]:
+        assert time.monotonic() < deadline, "serve never tidied the expired order"
+        time.sleep(0.05)
+    assert rows(acme)[0] == {"live"}
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

@@ -5,7 +5,11 @@ newNonce and in answers to JWS POSTs only, and handing one out writes nothing)."
 from __future__ import annotations
 
 import http.client
+import logging
+import socket
+import time
 
+import pytest
 import sqlalchemy as sa
 
 from privca.acme.service import AcmeSettings
@@ -61,3 +65,49 @@ def test_a_thousand_unauthenticated_requests_write_nothing(
     # A nonce proves itself: newNonce writes nothing either, and the cache stays trusted.
     assert nonce_rows(served_ca) == rows
     assert watch.current() is not None
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/acme/new-order", "application/jose+json"), ("/ocsp", "application/ocsp-request")],
+    ids=["acme", "ocsp"],
+)
+def test_a_client_gone_mid_body_is_one_info_line(
+    served_ca: ServedCA, live_server, path: str, content_type: str
+) -> None:
+    """Content-Length 100, 3 bytes, close: that was an ERROR with starlette's
+    ClientDisconnect traceback, and ACME's answer a 500 serverInternal."""
+    server = live_server(served_ca.ca, ServerSettings(acme=AcmeSettings()))
+    records = _Records()
+    loggers = [logging.getLogger(name) for name in ("privca", "uvicorn.error", "uvicorn")]
+    for logger in loggers:
+        logger.addHandler(records)
+    previous = logging.getLogger("privca").level
+    logging.getLogger("privca").setLevel(logging.INFO)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                "Content-Length: 100\r\n\r\nabc".encode()
+            )
+        deadline = time.monotonic() + 10
+        while not any("closed the connection" in r.getMessage() for r in records.records):
+            assert time.monotonic() < deadline, [r.getMessage() for r in records.records]
+            time.sleep(0.05)
+        time.sleep(0.2)  # anything logged after it would show too
+    finally:
+        for logger in loggers:
+            logger.removeHandler(records)
+        logging.getLogger("privca").setLevel(previous)
+    assert [r.levelno for r in records.records] == [logging.INFO], records.records
+    assert records.records[0].exc_info is None
+    assert server.get("/health").status == 200

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -14,6 +15,7 @@ from privca._time import utcnow
 from privca.acme import jws, messages
 from privca.acme.nonces import NonceSource
 from privca.acme.problems import AcmeProblem
+from privca.acme.ratelimit import NetworkRate
 from privca.acme.repository import AccountRow, AcmeRepository, EabBindingRefused
 from privca.acme.resources import Urls, new_id
 from privca.acme.settings import AcmeSettings
@@ -57,6 +59,15 @@ class Accounts:
     repository: AcmeRepository
     settings: AcmeSettings
     nonces: NonceSource
+    # newAccount per client network (ratelimit.py); made from the settings when not given.
+    account_rate: NetworkRate | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.account_rate is None:
+            rate = NetworkRate(
+                self.settings.accounts_per_window, self.settings.rate_window.total_seconds()
+            )
+            object.__setattr__(self, "account_rate", rate)
 
     # authentication ---------------------------------------------------------------------
 
@@ -87,6 +98,17 @@ class Accounts:
             return None
         return request.kid[len(prefix) :] or None
 
+    def _check_account_rate(self, client: str | None) -> None:
+        assert self.account_rate is not None  # __post_init__
+        retry = self.account_rate.take(client, time.monotonic())
+        if retry is not None:
+            window = int(self.settings.rate_window.total_seconds())
+            raise AcmeProblem(
+                "rateLimited",
+                f"at most {self.account_rate.limit} new accounts per client network per {window} s",
+                headers={"Retry-After": str(retry)},
+            )
+
     def _signing_key(
         self, request: jws.SignedRequest, key_from: KeySource, account: AccountRow | None
     ) -> tuple[JWK, AccountRow | None]:
@@ -106,8 +128,12 @@ class Accounts:
 
     # accounts ---------------------------------------------------------------------------
 
-    def new_account(self, auth: Authenticated, urls: Urls) -> tuple[AccountRow, bool]:
-        """The account for the key; True if it was created now (201), False if it existed."""
+    def new_account(
+        self, auth: Authenticated, urls: Urls, client: str | None = None
+    ) -> tuple[AccountRow, bool]:
+        """The account for the key; True if it was created now (201), False if it existed.
+        `client`: the address the request came from, for the rate limit of new accounts
+        (one bound to an EAB key is the operator's: that key's max_accounts limits it)."""
         payload = auth.request.json_payload()
         body = messages.decode(messages.NewAccount, payload, "newAccount")
         thumbprint = jws.thumbprint(auth.key)
@@ -127,6 +153,8 @@ class Accounts:
             eab_kid=self._eab_kid(payload.get("externalAccountBinding"), auth.key, urls),
             created_at=utcnow(),
         )
+        if account.eab_kid is None:
+            self._check_account_rate(client)
         try:
             with acting_as(acme_actor(account.id, account.eab_kid)):
                 stored = self.repository.add_account(account)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import math
+import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from josepy.jwk import JWK, JWKEC, JWKRSA
 
 from privca._actor import acme_actor, acting_as
 from privca._time import utcnow
-from privca.acme import messages
+from privca.acme import jws, messages
 from privca.acme.accounts import Authenticated
 from privca.acme.issuer import CertificateInfo, CertificateIssuer, IssuanceRefused
-from privca.acme.orders import Orders
+from privca.acme.orders import Orders, validity_days
 from privca.acme.problems import AcmeProblem
 from privca.acme.renewal import certificate_by_ari_id, renewal_info
 from privca.acme.repository import AcmeRepository, AuthorizationRow, OrderRow
@@ -26,7 +29,6 @@ from privca.acme.state import (
 )
 from privca.x509.encoding import serial_hex
 
-SECONDS_PER_DAY = 86400
 # RFC 5280 reason codes a subscriber may give (RFC 8555 §7.6), with privca's names.
 REVOCATION_REASONS = {
     0: "unspecified",
@@ -65,6 +67,7 @@ class Certificates:
         if not order_finalizing().applies_to(order.status):
             raise AcmeProblem("orderNotReady", f"the order is {order.status}, not ready")
         body = messages.decode(messages.CertificateRequest, payload, "finalize")
+        self._check_not_an_account_key(auth, body.csr)
         csr_der = body.csr.public_bytes(Encoding.DER)
         if not self.repository.move_order(order.id, order_finalizing()):
             raise AcmeProblem("orderNotReady", "the order is already being finalized")
@@ -74,9 +77,13 @@ class Certificates:
         # gets the certificate. Nothing of them leaves the server before the block ends,
         # so they reach the disk in one flush instead of one each.
         with self.repository.one_flush():
-            serial = self._issue(order, csr_der)
+            serial, not_before, not_after = self._issue(order, csr_der)
             self.repository.move_order(
-                order.id, order_issued(), certificate_serial=serial_hex(serial)
+                order.id,
+                order_issued(),
+                certificate_serial=serial_hex(serial),
+                not_before=not_before,
+                not_after=not_after,
             )
             if order.replaces:
                 # ARI renewal: the replaced certificate is superseded, as with privca renew.
@@ -84,8 +91,36 @@ class Certificates:
                 self.issuer.supersede(replaced.serial, serial)
         return self.orders.order(auth, order.id)
 
-    def _issue(self, order: OrderRow, csr_der: bytes) -> int:
-        """Issue for a processing order; on any failure the order leaves processing."""
+    def _check_not_an_account_key(
+        self, auth: Authenticated, csr: x509.CertificateSigningRequest
+    ) -> None:
+        """RFC 8555 §11.1: a certificate must not carry an ACME account key (the account
+        key signs requests; a TLS server holding it could be made to sign them). Refused
+        for any account's key, found by its thumbprint in the accounts' unique index; the
+        order stays ready for a CSR with another key."""
+        try:
+            public_key = csr.public_key()
+        except (ValueError, TypeError):
+            return  # a key cryptography cannot load: the issuer refuses the CSR itself
+        if _spki(public_key) == _spki(auth.key.key):
+            raise AcmeProblem(
+                "badCSR",
+                "the CSR's public key is this account's key; a certificate needs a key of its own",
+            )
+        thumbprint = _account_thumbprint(public_key)
+        if thumbprint is not None and self.repository.account_by_thumbprint(thumbprint):
+            raise AcmeProblem(
+                "badCSR",
+                "the CSR's public key is an ACME account key; a certificate needs a key of its own",
+            )
+
+    def _issue(
+        self, order: OrderRow, csr_der: bytes
+    ) -> tuple[int, dt.datetime | None, dt.datetime | None]:
+        """Issue for a processing order; on any failure the order leaves processing. The
+        serial, and the notBefore/notAfter the order asked for as the certificate carries
+        them (a notAfter is rounded up to whole days, a notBefore is the issuance time
+        backdated a little): a valid order never claims what its certificate does not."""
         try:
             issued = self.issuer.issue(
                 csr_der,
@@ -103,12 +138,16 @@ class Certificates:
         except BaseException:
             self.repository.move_order(order.id, order_refused(for_good=False))
             raise
-        return issued.serial
+        certificate = x509.load_der_x509_certificate(issued.certificate_der)
+        return (
+            issued.serial,
+            certificate.not_valid_before_utc if order.not_before is not None else None,
+            certificate.not_valid_after_utc if order.not_after is not None else None,
+        )
 
     def _days(self, order: OrderRow) -> int:
         if order.not_after is not None:
-            seconds = (order.not_after - utcnow()).total_seconds()
-            return max(1, math.ceil(seconds / SECONDS_PER_DAY))
+            return validity_days(order.not_after, utcnow())
         return self.settings.profiles.get(order.profile, ACME_DEFAULT_DAYS)
 
     def certificate(self, auth: Authenticated, order_id: str) -> bytes:
@@ -156,6 +195,26 @@ class Certificates:
         signer = auth.key.key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         if public != signer:
             raise AcmeProblem("unauthorized", "the request is not signed by the certificate key")
+
+
+def _spki(public_key: Any) -> bytes:
+    return bytes(public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+
+
+def _account_thumbprint(public_key: Any) -> str | None:
+    """The key's thumbprint as an account holding it would have; None for a key no
+    account can hold (accounts here sign with RSA or EC keys, jws.ALGORITHMS)."""
+    jwk: JWK
+    if isinstance(public_key, rsa.RSAPublicKey):
+        jwk = JWKRSA(key=public_key)
+    elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        jwk = JWKEC(key=public_key)
+    else:
+        return None
+    try:
+        return jws.thumbprint(jwk)
+    except (ValueError, KeyError, TypeError):  # a curve JOSE has no name for
+        return None
 
 
 __all__ = ["REVOCATION_REASONS", "Certificates"]

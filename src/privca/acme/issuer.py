@@ -49,6 +49,10 @@ class CertificateIssuer(Protocol):
         `issuer`; None: the default issuer) refuses one, IssuanceRefused('unauthorized',
         ...) if that issuer issues nothing now (disabled, unknown) or not `profile`."""
 
+    def check_days(self, days: int, issuer: str | None = None, profile: str | None = None) -> None:
+        """Raise IssuanceRefused('malformed', ...) if a certificate of `days` from now is
+        more than the policy of `issuer` allows, or would outlive its CA."""
+
     def issuer_name(self, name: str | None) -> str | None:
         """The name of issuer `name` (None: the default issuer's); None when there is no
         such issuer (an ACME path segment that is not one)."""

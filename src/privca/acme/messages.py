@@ -1,6 +1,7 @@
 """ACME messages: certbot's `acme.messages` classes to decode requests, with server variants
 for the fields the client library does not model (newOrder notBefore/notAfter/replaces)
-and the tls-alpn-01 challenge (RFC 8737), which acme 5 no longer ships.
+or requires (revokeCert's reason) and the tls-alpn-01 challenge (RFC 8737), which acme 5
+no longer ships.
 
 Answers are plain dicts (routes.py builds them with `rfc3339` and `error_json`): with the
 members, their order and their encodings that certbot's Order, Authorization,
@@ -16,6 +17,8 @@ from typing import Any
 
 from acme import challenges, fields, messages
 from acme.challenges import DNS01, HTTP01, KeyAuthorizationChallenge
+from cryptography import x509
+from josepy import json_util
 from josepy.json_util import JSONObjectWithFields, field
 from josepy.jwk import JWK
 
@@ -28,7 +31,6 @@ Status = messages.Status
 Authorization = messages.Authorization
 ChallengeBody = messages.ChallengeBody
 CertificateRequest = messages.CertificateRequest
-Revocation = messages.Revocation
 RenewalInfo = messages.RenewalInfo
 Error = messages.Error
 
@@ -66,6 +68,16 @@ class NewOrder(messages.NewOrder):
     not_before: Any = fields.rfc3339("notBefore", omitempty=True)
     not_after: Any = fields.rfc3339("notAfter", omitempty=True)
     replaces: str | None = field("replaces", omitempty=True)
+
+
+class Revocation(JSONObjectWithFields):
+    """revokeCert payload: certbot's class with `reason` optional (RFC 8555 §7.6: absent
+    means unspecified, 0); certbot's requires it, and lego's library leaves it out."""
+
+    certificate: x509.Certificate = field(
+        "certificate", decoder=json_util.decode_cert, encoder=json_util.encode_cert
+    )
+    reason: int | None = field("reason", omitempty=True)
 
 
 class KeyChange(JSONObjectWithFields):

@@ -39,6 +39,7 @@ MAX_IDENTIFIERS = 100
 # A client's clock may run a little ahead; a notBefore further ahead is refused.
 NOT_BEFORE_SLACK = dt.timedelta(minutes=5)
 MIN_NOT_AFTER = dt.timedelta(hours=1)
+SECONDS_PER_DAY = 86400
 
 
 def challenge_types(kind: str, wildcard: bool) -> tuple[str, ...]:
@@ -71,6 +72,8 @@ class Orders:
         identifiers = self._check_identifiers(body.identifiers, issuer, profile)
         now = utcnow()
         _check_validity(body.not_before, body.not_after, now)
+        if body.not_after is not None:
+            self._check_days(validity_days(body.not_after, now), issuer, profile)
         if body.replaces is not None:
             self._check_replaces(body.replaces, account)
         self._check_rate(account, now)
@@ -158,6 +161,14 @@ class Orders:
             raise AcmeProblem("compound", "several identifiers are refused", subproblems=problems)
         return result
 
+    def _check_days(self, days: int, issuer: str, profile: str) -> None:
+        """A notAfter the policy would refuse at finalize is refused now: accepted, the
+        order could never be finalized (every CSR badCSR)."""
+        try:
+            self.issuer.check_days(days, issuer, profile)
+        except IssuanceRefused as exc:
+            raise AcmeProblem(exc.kind, f"notAfter: {exc.message}") from exc
+
     def _check_rate(self, account: AccountRow, now: dt.datetime) -> None:
         limit, window = self.settings.orders_per_window, self.settings.rate_window
         count, oldest = self.repository.count_orders_since(account.id, now - window)
@@ -223,11 +234,22 @@ def _identifier(identifier: Any) -> tuple[str, str]:
     return kind, name.value
 
 
+def validity_days(not_after: dt.datetime, now: dt.datetime) -> int:
+    """The whole days from `now` that reach `not_after` (the certificate's validity)."""
+    return max(1, math.ceil((not_after - now).total_seconds() / SECONDS_PER_DAY))
+
+
 def _check_validity(
     not_before: dt.datetime | None, not_after: dt.datetime | None, now: dt.datetime
 ) -> None:
+    # A certificate starts when it is issued (a few minutes backdated): a notBefore
+    # that is not "now" could not be honoured, and the order would claim it.
     if not_before is not None and not_before > now + NOT_BEFORE_SLACK:
         raise AcmeProblem("malformed", "notBefore in the future is not supported")
+    if not_before is not None and not_before < now - NOT_BEFORE_SLACK:
+        raise AcmeProblem(
+            "malformed", "notBefore in the past is not supported: a certificate starts at issuance"
+        )
     if not_after is not None and not_after <= now + MIN_NOT_AFTER:
         raise AcmeProblem("malformed", "notAfter must be more than an hour from now")
 
@@ -264,4 +286,4 @@ def _authorizations(order: OrderRow) -> tuple[list[AuthorizationRow], list[Chall
     return authorizations, challenges
 
 
-__all__ = ["MAX_IDENTIFIERS", "ORDER_LIFETIME", "Orders", "challenge_types"]
+__all__ = ["MAX_IDENTIFIERS", "ORDER_LIFETIME", "Orders", "challenge_types", "validity_days"]

@@ -185,6 +185,10 @@ class AcmeRepository(NonceRepository, Protocol):
         """How many orders the account created after `since`, and the oldest one's time
         (`since` when there is none)."""
 
+    def tidy_orders(self, cutoff: dt.datetime, batch: int = 1000) -> int:
+        """Delete the orders that expired before `cutoff` without a certificate, with
+        their authorizations and challenges; how many orders."""
+
     def move_order(
         self,
         order_id: str,
@@ -192,6 +196,8 @@ class AcmeRepository(NonceRepository, Protocol):
         *,
         error: ProblemDocument | None = None,
         certificate_serial: str | None = None,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
     ) -> bool:
         """Apply `transition` (with the error or certificate it brings); False if the
         order was not in one of its sources."""

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from privca._http import BodyTooLarge, media_type, read_body
+from privca._http import BodyTooLarge, ClientGone, media_type, read_body
 from privca.acme import jws, messages
 from privca.acme.accounts import Authenticated, KeySource
 from privca.acme.admission import CONTINUES, STARTS, Admission, set_priority
@@ -148,6 +148,9 @@ class AcmeApp:
             return await handler(request, urls)
         except AcmeProblem as problem:
             return _Reply(problem.to_json(), problem.status, problem.headers, PROBLEM_CONTENT_TYPE)
+        except ClientGone:  # logged by read_body; the answer reaches no one
+            gone = AcmeProblem("malformed", "the request body was cut short")
+            return _Reply(gone.to_json(), gone.status, {}, PROBLEM_CONTENT_TYPE)
         except PrivcaError as exc:
             # The store went away: say so, but never with its URL, host or error text.
             log.warning("ACME request failed: %s", type(exc).__name__)
@@ -345,8 +348,9 @@ class AcmeApp:
         raise AcmeProblem("methodNotAllowed", "use HEAD or GET for newNonce")
 
     async def new_account(self, request: Request, urls: Urls) -> _Reply:
+        client = request.client.host if request.client else None
         account, created = await self.signed_call(
-            request, urls, self.service.accounts.new_account, urls, key_from=KeySource.JWK
+            request, urls, self.service.accounts.new_account, urls, client, key_from=KeySource.JWK
         )
         return self.account_reply(account, urls, 201 if created else 200)
 

@@ -9,6 +9,8 @@ download, revocation) and renewal.py (RFC 9773 renewal information).
 
 from __future__ import annotations
 
+import datetime as dt
+
 from privca.acme.accounts import Accounts
 from privca.acme.authorizations import Authorizations
 from privca.acme.certificates import Certificates
@@ -19,6 +21,10 @@ from privca.acme.orders import Orders
 from privca.acme.repository import AcmeRepository
 from privca.acme.settings import AcmeSettings
 from privca.errors import InputError
+
+# How long an order that expired without a certificate (never finalized, or refused) is
+# kept, with its authorizations and challenges, for a client or an operator to look at.
+ORDER_RETENTION = dt.timedelta(days=1)
 
 
 class AcmeService:
@@ -50,6 +56,12 @@ class AcmeService:
         self.authorizations = Authorizations(repository, self.validator, self.settings)
         self.certificates = Certificates(repository, issuer, self.settings, self.orders)
 
+    def tidy(self, now: dt.datetime) -> int:
+        """Delete what ACME keeps of orders that expired more than ORDER_RETENTION ago
+        without a certificate (serve's scheduler, hourly): anyone may place orders while
+        EAB is optional, and nothing else ever removes them."""
+        return self.repository.tidy_orders(now - ORDER_RETENTION)
+
     def _name_allowed(self, host: str) -> bool:
         """Whether the policy admits `host`: the validator follows redirects only there."""
         try:
@@ -59,4 +71,4 @@ class AcmeService:
         return True
 
 
-__all__ = ["AcmeService", "AcmeSettings"]
+__all__ = ["ORDER_RETENTION", "AcmeService", "AcmeSettings"]

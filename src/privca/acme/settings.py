@@ -25,6 +25,9 @@ class AcmeSettings:
         default_factory=lambda: {"server": ACME_DEFAULT_DAYS, "server-client": ACME_DEFAULT_DAYS}
     )
     orders_per_window: int = 300
+    # New accounts per client network (an IPv4 address, an IPv6 /64) per window, in each
+    # server process; accounts bound to an EAB key are not counted.
+    accounts_per_window: int = 20
     rate_window: dt.timedelta = dt.timedelta(hours=1)
     max_body_bytes: int = 64 * 1024
     # One total deadline per validation (DNS, connect, TLS, every read and redirect).
@@ -46,6 +49,8 @@ class AcmeSettings:
             raise ValueError("default_profile must be one of the ACME profiles")
         if not 0 < self.validation_timeout <= 300:
             raise ValueError("validation_timeout must be more than 0 and at most 300 seconds")
+        if not 0 < self.accounts_per_window <= 1_000_000:
+            raise ValueError("accounts_per_window must be 1 to 1000000")
         if not 0 < self.validation_workers <= 1000:
             raise ValueError("validation_workers must be 1 to 1000")
 

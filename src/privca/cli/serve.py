@@ -35,6 +35,7 @@ from privca.server.settings import MAX_METRICS_CERTIFICATES
 if TYPE_CHECKING:
     import asyncio
     import socket
+    import ssl
 
     import uvicorn
 
@@ -93,7 +94,8 @@ def _check_acme_values(values: dict[str, Any]) -> None:
             raise ValueError(f"unknown profile(s) {', '.join(unknown)}")
     if values.get("dns_resolver"):
         parse_resolver(str(values["dns_resolver"]))
-    for key in ("http_01_port", "tls_alpn_01_port", "orders_per_window", "validation_workers"):
+    integers = ("http_01_port", "tls_alpn_01_port", "orders_per_window", "accounts_per_window")
+    for key in (*integers, "validation_workers"):
         if key in values:
             values[key] = _integer(values[key], key)
     for key in ("http_01_port", "tls_alpn_01_port"):
@@ -574,8 +576,11 @@ def _serve_in_process(
     # Fail here, with privca's one-line error, rather than in uvicorn's lifespan.
     application.state.ocsp.prepare(utcnow())
     common = _uvicorn_common(quiet=app.quiet, limits=settings.http)
+    # The TLS handshake is the listener protocol's (limits.TlsGate), not uvicorn's: that
+    # way a connection counts from accept and its handshake has the read timeout.
+    context = certificate.context() if certificate else None
     config = uvicorn.Config(
-        application, ssl_certfile=str(certificate.certfile) if certificate else None, **common
+        application, **_uvicorn_common(quiet=app.quiet, limits=settings.http, tls=context)
     )
     companion = None
     if metrics_socket is not None:
@@ -585,10 +590,13 @@ def _serve_in_process(
         from privca.server.workers import tag_worker_logs
 
         tag_worker_logs(worker)  # uvicorn.Config has set its logging up by now
-    _run_until_stopped(listen, config, listener, certificate, companion)
+    tls = (certificate, context) if certificate and context else None
+    _run_until_stopped(listen, config, listener, tls, companion)
 
 
-def _uvicorn_common(*, quiet: bool, limits: HttpLimits) -> dict[str, Any]:
+def _uvicorn_common(
+    *, quiet: bool, limits: HttpLimits, tls: ssl.SSLContext | None = None
+) -> dict[str, Any]:
     """uvicorn options both listeners share: privca's logs, no Server header, the limits."""
     from privca.server.limits import uvicorn_options
     from privca.server.logs import uvicorn_log_config
@@ -599,7 +607,7 @@ def _uvicorn_common(*, quiet: bool, limits: HttpLimits) -> dict[str, Any]:
         "log_config": uvicorn_log_config(),
         "server_header": False,
         "timeout_graceful_shutdown": 5,
-        **uvicorn_options(limits),
+        **uvicorn_options(limits, tls),
     }
 
 
@@ -620,7 +628,7 @@ def _run_until_stopped(
     listen: str,
     config: uvicorn.Config,
     listener: socket.socket,
-    tls: ServerCertificate | None,
+    tls: tuple[ServerCertificate, ssl.SSLContext] | None,
     companion: tuple[uvicorn.Server, socket.socket] | None,
 ) -> None:
     """Serve on the bound listener (and the metrics companion) until SIGTERM or SIGINT;
@@ -634,10 +642,10 @@ def _run_until_stopped(
     server = uvicorn.Server(config)
 
     async def run() -> None:
-        config.load()  # creates the SSLContext that renewal reloads in place
+        config.load()
         renewal = None
-        if tls is not None and config.ssl is not None:
-            renewal = asyncio.create_task(tls.keep_fresh(config.ssl))
+        if tls is not None:
+            renewal = asyncio.create_task(tls[0].keep_fresh(tls[1]))
         metrics = None
         if companion is not None:
             metrics = asyncio.create_task(companion[0].serve(sockets=[companion[1]]))

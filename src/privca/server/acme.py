@@ -99,6 +99,20 @@ class CertificateAuthorityIssuer:
         except InputError as exc:
             raise IssuanceRefused("rejectedIdentifier", exc.message) from exc
 
+    def check_days(self, days: int, issuer: str | None = None, profile: str | None = None) -> None:
+        from privca.issuance import validity
+        from privca.issuers import choose_issuer
+        from privca.x509 import profiles
+
+        self._current_policy()
+        self._current_issuers()
+        try:
+            choice = choose_issuer(self.authority.registry, self.authority.policy, issuer, profile)
+            leaf = profiles.leaf_profile(profile or profiles.DEFAULT_LEAF_PROFILE.name)
+            validity(choice.policy, leaf, choice.signing.certificate, days, utcnow())
+        except PrivcaError as exc:
+            raise IssuanceRefused("malformed", exc.message) from exc
+
     def address_allowed(self, address: IPAddress) -> bool:
         self._current_policy()
         policy = self.authority.policy

@@ -48,7 +48,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 
 from privca._actor import set_actor
-from privca._http import BodyTooLarge, media_type, read_body
+from privca._http import BodyTooLarge, ClientGone, media_type, read_body
 from privca._time import utcnow
 from privca.errors import KeyUnavailable, NotFound, PrivcaError
 from privca.registry import CROSS_ROLES
@@ -214,12 +214,30 @@ def build_app(authority: CertificateAuthority, settings: ServerSettings | None =
     next_tidy = 0.0
 
     async def tidy_when_due() -> None:
-        # [store] keep_expired: at most once per TIDY_INTERVAL_SECONDS; every replica doing
-        # it is harmless (tombstoning is idempotent, in short batches).
+        # At most once per TIDY_INTERVAL_SECONDS; every replica doing it is harmless
+        # (tombstoning and deleting are idempotent, in short batches).
         nonlocal next_tidy
-        if keep_expired is None or time.monotonic() < next_tidy:
+        if time.monotonic() < next_tidy:
             return
         next_tidy = time.monotonic() + TIDY_INTERVAL_SECONDS
+        await tidy_acme_orders()
+        await tidy_certificates()
+
+    async def tidy_acme_orders() -> None:
+        if acme_app is None:
+            return
+        try:
+            removed = await run_in_threadpool(acme_app.state.acme_service.tidy, utcnow())
+        except PrivcaError as exc:
+            log.warning("expired ACME orders not tidied: %s", type(exc).__name__)
+            return
+        if removed:
+            log.info("deleted %d ACME order(s) that expired without a certificate", removed)
+
+    async def tidy_certificates() -> None:
+        # [store] keep_expired
+        if keep_expired is None:
+            return
         try:
             tidied = await run_in_threadpool(ca.tidy, keep_expired, utcnow())
         except PrivcaError as exc:
@@ -308,7 +326,7 @@ class _Site:
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
         try:
             body = await read_body(request, MAX_REQUEST_BYTES)
-        except BodyTooLarge:
+        except (BodyTooLarge, ClientGone):  # ClientGone: logged, the answer reaches no one
             return _ocsp_response(Reply(MALFORMED_REQUEST), cacheable=False)
         return _ocsp_response(await self._responder.answer(body, utcnow()), cacheable=False)
 

@@ -4,7 +4,8 @@ CA it serves, reused across restarts and renewed in place.
 The certificate is for the names clients connect to, never silently for the listen
 address: a CA constrained to `corp.internal` cannot certify 127.0.0.1, and a wildcard
 address names no host at all. Key and chain live in one 0600 file under
-`<home>/private/serve/` (see credentials.py), which uvicorn (like ssl) loads from disk.
+`<home>/private/serve/` (see credentials.py), which ssl loads from disk. The handshake
+itself is done by the listener's protocol (limits.TlsGate), within the read timeout.
 """
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ class ServerCertificate:
     def certfile(self) -> Path:
         """Key and chain in one file: ssl.load_cert_chain(certfile) reads both."""
         return self._credentials.server_path()
+
+    def context(self) -> ssl.SSLContext:
+        """A server context holding the current certificate (what uvicorn would build for
+        ssl_certfile); keep_fresh reloads it in place."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.certfile)
+        return context
 
     def obtain(self, now: dt.datetime | None = None) -> None:
         """Reuse the kept certificate while it fits and has life left, else issue one."""

@@ -196,6 +196,8 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         *,
         error: ProblemDocument | None = None,
         certificate_serial: str | None = None,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
     ) -> bool:
         """Apply a state transition; False if the order was not in one of its sources."""
         values: dict[str, Any] = {}
@@ -203,6 +205,11 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
             values["error"] = dump_problem(error)
         if certificate_serial is not None:
             values["certificate_serial"] = certificate_serial
+        # What the certificate carries, for an order that asked for a validity.
+        if not_before is not None:
+            values["not_before"] = not_before
+        if not_after is not None:
+            values["not_after"] = not_after
         # "processing" only marks a finalize under way: if a crash loses it, the order is
         # "ready" again and the client finalizes again. What follows it (valid with the
         # certificate, or invalid) is durable, and a durable commit flushes the ones
@@ -210,6 +217,37 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
         durable = transition.target != OrderStatus.PROCESSING
         with self.writes(durable=durable) as statements:
             return move_by_id(statements, acme_orders, transition, order_id, values)
+
+    def tidy_orders(self, cutoff: dt.datetime, batch: int = 1000) -> int:
+        """Delete the orders that expired before `cutoff` without a certificate, with
+        their authorizations and challenges, `batch` orders a transaction (a short write
+        lock each); how many orders. Valid orders stay: an account revokes its certificate
+        and ARI checks `replaces` through them."""
+        removed = 0
+        while True:
+            with self.transaction(durable=False) as connection:
+                ids = list(
+                    connection.execute(
+                        _EXPIRED_ORDERS, {"cutoff": cutoff, "batch": batch}
+                    ).scalars()
+                )
+                if not ids:
+                    return removed
+                authorizations = sa.select(acme_authorizations.c.id).where(
+                    acme_authorizations.c.order_id.in_(ids)
+                )
+                connection.execute(
+                    acme_challenges.delete().where(
+                        acme_challenges.c.authorization_id.in_(authorizations)
+                    )
+                )
+                connection.execute(
+                    acme_authorizations.delete().where(acme_authorizations.c.order_id.in_(ids))
+                )
+                connection.execute(acme_orders.delete().where(acme_orders.c.id.in_(ids)))
+            removed += len(ids)
+            if len(ids) < batch:
+                return removed
 
     # authorizations and challenges ----------------------------------------------------
 
@@ -334,5 +372,16 @@ _CHALLENGES_OF = (
     .order_by(acme_challenges.c.type)
 )
 
+
+# No index on expires: the scan runs once an hour, and in table order (insertion order,
+# as SQLite's rowid and PostgreSQL's heap roughly keep it) the old rows come first.
+_EXPIRED_ORDERS = (
+    sa.select(acme_orders.c.id)
+    .where(
+        acme_orders.c.status != OrderStatus.VALID.value,
+        acme_orders.c.expires < sa.bindparam("cutoff"),
+    )
+    .limit(sa.bindparam("batch"))
+)
 
 __all__ = ["AcmeStore"]
