@@ -157,6 +157,16 @@ CASES = [
         ],
         lambda db: f"certificate {serial_of(db, 'revoked', 0)} is revoked for no reason but",
     ),
+    # A revocation moved later (or earlier) than the log says: relying parties that judge
+    # a signature by the revocation date would take the wrong side of it.
+    Tampering(
+        "revocation-date-moved",
+        lambda db: [
+            "UPDATE certificates SET revoked_at = datetime(revoked_at, '+30 days') "
+            f"WHERE serial = {stored_serial(db, 'revoked', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'revoked', 0)} is revoked as of",
+    ),
     Tampering(
         "revocation-without-entry",
         lambda db: [

@@ -7,6 +7,7 @@ process is either wholly seen or not at all, and never looks like tampering.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,11 @@ class _Index:
     # serial -> the reason of its latest revocation entry ("" when the entry names none)
     revoked: dict[str, str] = field(default_factory=dict)
     tidied: set[str] = field(default_factory=set)
+    # serial -> when its first "revoked" entry says it was revoked (the row's date must be
+    # it: a later reason change keeps the first date); None when the log cannot say (a
+    # scheduled revocation is dated at its schedule, an imported one by its source, a
+    # migrated one by an older store's events)
+    revoked_at: dict[str, dt.datetime | None] = field(default_factory=dict)
     hashes: dict[int, str] = field(default_factory=dict)  # at the checkpoints' seqs
     # the first entry whose stored serial is not as privca writes it: the walk stops there
     misstored: AuditEntry | None = None
@@ -96,6 +102,12 @@ class _Index:
                 self.revoked[entry.serial] = str(detail.get("reason") or "")
         elif entry.action in REVOKE_ACTIONS and entry.serial:
             self.revoked[entry.serial] = str(detail.get("reason") or "")
+            if entry.action == "revoked":
+                # Entries a migration rebuilt from an older store's events carry that
+                # table's times, which privca never promised equal to the row's.
+                undated = detail.get("scheduled") or entry.actor == "migration"
+                dated = None if undated else entry.at
+                self.revoked_at.setdefault(entry.serial, dated)
         elif entry.action == "tidied":
             self.tidied.update(_strings(detail.get("serials")))
         elif entry.action == "audit-log-started":
@@ -262,6 +274,10 @@ def check_audit_log(
         return verdict(problem)
 
 
+def _when(at: dt.datetime | None) -> str:
+    return "no date" if at is None else at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _key_hash(der: bytes) -> str | None:
     """The key hash the store bars a key by, from a certificate's DER (None if it does not
     parse: the row's fingerprint check names that)."""
@@ -308,6 +324,12 @@ def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
         return (
             f"certificate {serial} is revoked for {held} but the log recorded "
             f"'{logged}': the row was altered"
+        )
+    logged_at = index.revoked_at.get(serial)
+    if status == "revoked" and logged_at is not None and facts.revoked_at != logged_at:
+        return (
+            f"certificate {serial} is revoked as of {_when(facts.revoked_at)} but the log "
+            f"recorded its revocation at {_when(logged_at)}: the row was altered"
         )
     if tidied and serial not in index.tidied:
         return f"certificate {serial} was tidied but no tidy entry names it"

@@ -475,14 +475,15 @@ class CertificateFacts:
     reason: str | None = None  # the revocation reason the row holds
     # How the stored serial differs from what privca writes (serial_form); None if not.
     serial_form: str | None = None
+    revoked_at: dt.datetime | None = None  # the revocation date the row holds
 
 
 def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFacts]:
     c = certificates.c
     stored_serial = _stored_serial(c.serial, connection.dialect.name)
-    query = sa.select(*stored_serial, c.status, c.der, c.tidied_at, c.revocation_reason).order_by(
-        c.serial
-    )
+    query = sa.select(
+        *stored_serial, c.status, c.der, c.tidied_at, c.revocation_reason, c.revoked_at
+    ).order_by(c.serial)
     for row in connection.execution_options(yield_per=2000).execute(query):
         yield CertificateFacts(
             _serial_of(row.serial_data) or "",
@@ -493,6 +494,7 @@ def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFac
             None
             if row.serial_storage is None
             else serial_form(row.serial_data, row.serial_storage),
+            revoked_at=row.revoked_at,
         )
 
 
