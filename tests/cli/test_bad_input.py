@@ -477,3 +477,34 @@ def test_export_openssl_index_to_a_file_is_a_user_error(home_cli: Cli, tmp_path:
     target = write(tmp_path / "a-file", "x")
     assert_user_error(home_cli("export", "openssl-index", "--out", str(target)), "not a directory")
     assert target.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (("issue", "p.corp.internal", "--p12-passphrase-file", "__PASS__", "--out", "__OUT__"),
+         "goes with --p12"),
+        (("renew", "web.corp.internal", "--reuse-key", "--key-type", "rsa-2048",
+          "--out", "__OUT__"), "contradict each other"),
+    ],
+    ids=["p12-passphrase-without-p12", "key-type-with-reuse-key"],
+)  # fmt: skip
+def test_flags_that_contradict_are_refused_not_ignored(
+    home_cli: Cli, tmp_path: Path, argv: tuple[str, ...], fragment: str
+) -> None:
+    """Each used to be dropped without a word: no PKCS#12 file written, the old key reused
+    whatever type was asked for."""
+    out = tmp_path / "out"
+    args = [
+        str(home_cli.passphrase_file) if a == "__PASS__" else str(out) if a == "__OUT__" else a
+        for a in argv
+    ]
+    if argv[0] == "renew":
+        issued = home_cli("issue", "web.corp.internal", "--out", str(tmp_path / "first"),
+                          "--passphrase-file", str(home_cli.passphrase_file))  # fmt: skip
+        assert issued.exit_code == 0, issued.stderr
+    before = _home_state(home_cli)
+    result = home_cli(*args, "--passphrase-file", str(home_cli.passphrase_file))
+    assert_user_error(result, fragment)
+    assert _home_state(home_cli) == before
+    assert not out.exists()

@@ -119,6 +119,13 @@ def issue_command(
     from privca.keys.types import KeyType
     from privca.x509.names import parse_names
 
+    if p12_passphrase_file is not None and not p12:
+        from privca.errors import InputError
+
+        raise InputError(
+            "--p12-passphrase-file goes with --p12, and no PKCS#12 file was asked for",
+            "add --p12, or drop --p12-passphrase-file",
+        )
     check_out_directory(out)
     stem = files_stem(parse_names(names))
     paths = _issue_paths(out, stem, p12=p12)

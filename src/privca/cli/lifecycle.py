@@ -313,6 +313,13 @@ def renew_command(
     from privca.keys.types import KeyType
 
     grace = _grace(revoke_old, revoke_old_after)
+    if key_type is not None and not new_key:
+        from privca.errors import InputError
+
+        raise InputError(
+            "--key-type and --reuse-key contradict each other: a reused key keeps its type",
+            "drop --key-type, or drop --reuse-key for a new key of that type",
+        )
     check_out_directory(out)
     with open_authority(app, passphrase_file) as ca:
         old = ca.lookup(serial_or_name, unique=True)
