@@ -468,3 +468,44 @@ def test_renew_revokes_the_old_certificate_after_the_grace_period(
         "renew", "web.corp.internal", "--revoke-old", "--revoke-old-after", "1d", home=ca.home.root
     )
     assert both.exit_code == 2 and "contradict" in both.stderr
+
+
+def test_audit_verify_checks_a_scheduled_revocation_against_its_schedule(
+    ca: CertificateAuthority,
+) -> None:
+    """renew --revoke-old-after schedules a revocation (an audit entry with its time).
+    Moving it later in the store, pending or carried out, kept a certificate good longer
+    than the log said, and audit verify called the log intact."""
+    import sqlite3
+
+    from privca.audit.verify import verify_audit
+
+    old = ca.issue(["sched.corp.internal"])
+    ca.renew(format(old.serial, "x"), revoke_old_after=dt.timedelta(days=2))
+    assert verify_audit(ca).intact, verify_audit(ca).problem
+    digits = format(old.serial, "x")
+    stored = f"X'{digits.zfill(len(digits) + len(digits) % 2)}'"  # HexBytes: whole bytes
+    later = 30 * 86400 * 1_000_000  # Instant: microseconds on SQLite
+    with sqlite3.connect(ca.home.database) as connection:
+        connection.execute(
+            f"UPDATE certificates SET revoke_after = revoke_after + {later} WHERE serial = {stored}"
+        )
+    connection.close()
+    verdict = verify_audit(ca)
+    assert not verdict.intact and "has its revocation scheduled for" in (verdict.problem or "")
+    with sqlite3.connect(ca.home.database) as connection:
+        connection.execute(
+            f"UPDATE certificates SET revoke_after = revoke_after - {later} WHERE serial = {stored}"
+        )
+    connection.close()
+    assert verify_audit(ca).intact
+    # Carried out (its time come): the revocation's date is the schedule's.
+    ca.apply_scheduled_revocations(utcnow() + dt.timedelta(days=3))
+    assert verify_audit(ca).intact, verify_audit(ca).problem
+    with sqlite3.connect(ca.home.database) as connection:
+        connection.execute(
+            f"UPDATE certificates SET revoked_at = revoked_at + {later} WHERE serial = {stored}"
+        )
+    connection.close()
+    verdict = verify_audit(ca)
+    assert not verdict.intact and "is revoked as of" in (verdict.problem or "")

@@ -162,7 +162,7 @@ CASES = [
     Tampering(
         "revocation-date-moved",
         lambda db: [
-            "UPDATE certificates SET revoked_at = datetime(revoked_at, '+30 days') "
+            "UPDATE certificates SET revoked_at = revoked_at + 30 * 86400 * 1000000 "
             f"WHERE serial = {stored_serial(db, 'revoked', 0)}"
         ],
         lambda db: f"certificate {serial_of(db, 'revoked', 0)} is revoked as of",

@@ -7,6 +7,7 @@ process is either wholly seen or not at all, and never looks like tampering.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -76,6 +77,9 @@ class _Index:
     # scheduled revocation is dated at its schedule, an imported one by its source, a
     # migrated one by an older store's events)
     revoked_at: dict[str, dt.datetime | None] = field(default_factory=dict)
+    # serial -> the time its latest "revocation-scheduled" entry set (schedules only move
+    # earlier, each with an entry): a pending schedule, or a carried-out one's date
+    scheduled: dict[str, dt.datetime] = field(default_factory=dict)
     hashes: dict[int, str] = field(default_factory=dict)  # at the checkpoints' seqs
     # the first entry whose stored serial is not as privca writes it: the walk stops there
     misstored: AuditEntry | None = None
@@ -105,9 +109,15 @@ class _Index:
             if entry.action == "revoked":
                 # Entries a migration rebuilt from an older store's events carry that
                 # table's times, which privca never promised equal to the row's.
-                undated = detail.get("scheduled") or entry.actor == "migration"
-                dated = None if undated else entry.at
+                dated: dt.datetime | None = entry.at
+                if entry.actor == "migration":
+                    dated = None
+                elif detail.get("scheduled"):  # dated at its schedule
+                    dated = self.scheduled.get(entry.serial)
                 self.revoked_at.setdefault(entry.serial, dated)
+        elif entry.action == "revocation-scheduled" and entry.serial:
+            with contextlib.suppress(TypeError, ValueError):
+                self.scheduled[entry.serial] = dt.datetime.fromisoformat(str(detail.get("at")))
         elif entry.action == "tidied":
             self.tidied.update(_strings(detail.get("serials")))
         elif entry.action == "audit-log-started":
@@ -324,6 +334,12 @@ def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
         return (
             f"certificate {serial} is revoked for {held} but the log recorded "
             f"'{logged}': the row was altered"
+        )
+    planned = index.scheduled.get(serial)
+    if facts.revoke_after is not None and planned is not None and facts.revoke_after != planned:
+        return (
+            f"certificate {serial} has its revocation scheduled for {_when(facts.revoke_after)} "
+            f"but the log scheduled it for {_when(planned)}: the row was altered"
         )
     logged_at = index.revoked_at.get(serial)
     if status == "revoked" and logged_at is not None and facts.revoked_at != logged_at:

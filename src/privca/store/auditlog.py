@@ -476,13 +476,20 @@ class CertificateFacts:
     # How the stored serial differs from what privca writes (serial_form); None if not.
     serial_form: str | None = None
     revoked_at: dt.datetime | None = None  # the revocation date the row holds
+    revoke_after: dt.datetime | None = None  # a revocation the row holds scheduled
 
 
 def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFacts]:
     c = certificates.c
     stored_serial = _stored_serial(c.serial, connection.dialect.name)
     query = sa.select(
-        *stored_serial, c.status, c.der, c.tidied_at, c.revocation_reason, c.revoked_at
+        *stored_serial,
+        c.status,
+        c.der,
+        c.tidied_at,
+        c.revocation_reason,
+        c.revoked_at,
+        c.revoke_after,
     ).order_by(c.serial)
     for row in connection.execution_options(yield_per=2000).execute(query):
         yield CertificateFacts(
@@ -495,6 +502,7 @@ def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFac
             if row.serial_storage is None
             else serial_form(row.serial_data, row.serial_storage),
             revoked_at=row.revoked_at,
+            revoke_after=row.revoke_after,
         )
 
 
