@@ -143,3 +143,49 @@ def test_concurrent_issue_on_postgresql(
     assert not (home / "privca.db").exists()
     runs = issue_concurrently(home, tmp_path / "out", passphrase_file, per_worker)
     check_inventory(home, tmp_path / "out", runs, WORKERS * per_worker)
+
+
+@pytest.mark.postgres
+def test_key_compromise_reported_through_every_certificate_at_once_on_postgresql(
+    make_ca: Callable[..., CertificateAuthority],
+    postgres_url: str,  # noqa: F811
+) -> None:
+    """keyCompromise revokes every certificate of the key. Reported through each of them
+    at once, each transaction held its own row and waited for the others': PostgreSQL
+    broke the deadlock by failing all but one ("database is unavailable", exit 3)."""
+    from privca.audit.verify import verify_audit
+    from privca.keys.types import KeyType
+    from privca.x509.build import build_csr
+    from privca.x509.csr import inspect_csr
+    from privca.x509.names import parse_names
+
+    ca = make_ca(store_url=postgres_url)
+    key = KeyType.EC_P256.generate()
+    serials = [
+        ca.sign_requests([inspect_csr(build_csr(key, parse_names([f"h{n}.corp.internal"])))])[
+            0
+        ].serial
+        for n in range(8)
+    ]
+    home = ca.home.root
+    barrier = threading.Barrier(len(serials))
+    failures: list[BaseException] = []
+
+    def report(serial: int) -> None:
+        with CertificateAuthority.open(home, PASSPHRASE) as mine:
+            barrier.wait(timeout=30)
+            try:
+                mine.revoke(format(serial, "x"), "keyCompromise")
+            except BaseException as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=report, args=(s,)) for s in serials]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    for serial in serials:
+        record = ca.inventory.get(serial)
+        assert record is not None and record.revocation_reason == "keyCompromise"
+    assert verify_audit(ca).intact, verify_audit(ca).problem

@@ -153,6 +153,17 @@ class RevocationWrites:
             query = certificates.select().where(certificates.c.serial == key)
             if change.connection.dialect.name == "postgresql":
                 query = query.with_for_update()
+                if reason == KEY_COMPROMISE and public_key_sha256:
+                    # Every row of the key, in serial order, before any write: two
+                    # revocations of the same key through different certificates would
+                    # otherwise each hold one row and wait for the other's (a deadlock).
+                    c = certificates.c
+                    change.execute(
+                        sa.select(c.serial)
+                        .where(KEY_HASH_INDEX.match(c.public_key_sha256, public_key_sha256))
+                        .order_by(c.serial)
+                        .with_for_update()
+                    ).all()
             row = change.execute(query).first()
             if row is None or row.der is None:
                 raise InputError(
