@@ -61,6 +61,23 @@ CASES = {
         [["ok.corp.internal", "uri:https://a.evil.example/x"]],
         [["ok.corp.internal", "uri:https://svc.corp.internal/x"]],
     ),
+    # OpenSSL compares the bytes: a trailing dot in a subtree matches no name (a 'www.
+    # example.com' was issued under 'example.com.', and refused under excluded 'bad.com.').
+    "permitted-with-trailing-dot": (
+        x509.NameConstraints([x509.DNSName("example.com.")], None),
+        [["www.example.com"], ["example.com"]],
+        [["10.1.2.3"]],
+    ),
+    "excluded-with-trailing-dot": (
+        x509.NameConstraints(None, [x509.DNSName("bad.com.")]),
+        [],
+        [["x.bad.com"]],
+    ),
+    "mailbox-at-host": (  # '@host': any mailbox at exactly that host
+        x509.NameConstraints([CORP, x509.RFC822Name("@corp.internal")], None),
+        [["ok.corp.internal", "email:a@mail.corp.internal"]],
+        [["ok.corp.internal", "email:a@corp.internal"]],
+    ),
     "directory-name": (
         x509.NameConstraints(
             [CORP, x509.DirectoryName(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ok")]))],

@@ -202,8 +202,10 @@ def uri_violation(uri: str, nc: x509.NameConstraints) -> str | None:
 
 
 def _dns_within(name: str, base: str) -> bool:
-    """OpenSSL's dNSName match: `base` and any name below it; '.base' only below it."""
-    name, base = name.lower().rstrip("."), base.lower().rstrip(".")
+    """OpenSSL's dNSName match: `base` and any name below it; '.base' only below it. The
+    bytes as they are (OpenSSL does not drop a trailing dot: `example.com.` matches no
+    name privca issues)."""
+    name, base = name.lower(), base.lower()
     if not base:
         return True  # an empty subtree: every name (OpenSSL)
     if base.startswith("."):
@@ -221,9 +223,10 @@ def _email_within(mailbox: str, base: str) -> bool:
     """RFC 5280 rfc822Name match: a whole mailbox (the local part exact), all mailboxes at
     one host, or ('.domain') at any host below a domain."""
     local, _, host = mailbox.rpartition("@")
-    if "@" in base:
+    if "@" in base:  # '@host' (nothing before it): any mailbox at exactly that host
         base_local, _, base_host = base.rpartition("@")
-        return local == base_local and host.lower() == base_host.lower()
+        same_local = not base_local or local == base_local
+        return same_local and host.lower() == base_host.lower()
     return _host_matches(host, base)
 
 
