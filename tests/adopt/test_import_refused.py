@@ -183,3 +183,25 @@ def test_old_passphrase_is_asked_only_for_an_encrypted_key(runbook: Runbook) -> 
 
     plan = read_openssl_ca(runbook.ca_dir, passphrase=never)
     assert not plan.key_was_encrypted
+
+
+def test_a_root_whose_extensions_cannot_be_read_is_refused(run_cli: Cli, runbook: Runbook) -> None:
+    """An IP name constraint with host bits set (10.0.0.1/255.0.0.0): OpenSSL masks it,
+    cryptography refuses to read the extensions. The import said nothing, and every
+    command after it ended in an internal error (exit 70)."""
+    run(
+        "req", "-x509", "-new", "-key", "private/ca.key", "-subj", "/CN=Host Bits CA",
+        "-days", "30", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-addext", "nameConstraints=critical,permitted;IP:10.0.0.1/255.0.0.0",
+        "-out", "certs/ca.crt", cwd=runbook.ca_dir,
+    )  # fmt: skip
+    for crt in runbook.services.glob("*.crt"):
+        crt.unlink()
+    result = run_cli(
+        "import", "openssl", str(runbook.ca_dir),
+        "--new-passphrase-file", str(run_cli.passphrase_file),
+    )  # fmt: skip
+    assert_user_error(result, "an extension that cannot be read")
+    assert "host bits" in result.stderr
+    assert not run_cli.home.exists()

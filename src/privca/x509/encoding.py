@@ -76,16 +76,33 @@ def load_certificates(data: bytes, source: str = "input") -> list[x509.Certifica
                 "pass a PEM or DER X.509 certificate",
             )
         try:
-            return x509.load_pem_x509_certificates(data)
+            certificates = x509.load_pem_x509_certificates(data)
         except ValueError as exc:
             raise InputError(f"{source} is not a valid PEM certificate: {exc}") from exc
+    else:
+        try:
+            certificates = [x509.load_der_x509_certificate(data)]
+        except ValueError as exc:
+            raise InputError(
+                f"{source} is not a certificate (found {_describe(data)})",
+                "pass a PEM or DER X.509 certificate",
+            ) from exc
+    for certificate in certificates:
+        _check_extensions(certificate, source)
+    return certificates
+
+
+def _check_extensions(certificate: x509.Certificate, source: str) -> None:
+    """cryptography reads extensions only when asked, and a malformed one (an IP name
+    constraint with host bits set, which OpenSSL masks) then raised ValueError from
+    wherever privca first looked: an internal error in every later command."""
     try:
-        return [x509.load_der_x509_certificate(data)]
+        certificate.extensions  # noqa: B018  (read to check)
     except ValueError as exc:
         raise InputError(
-            f"{source} is not a certificate (found {_describe(data)})",
-            "pass a PEM or DER X.509 certificate",
-        ) from exc
+            f"{source} holds a certificate with an extension that cannot be read: {exc}",
+            "re-issue that certificate with well-formed extensions",
+        ) from None
 
 
 def load_certificate(data: bytes, source: str = "input") -> x509.Certificate:
