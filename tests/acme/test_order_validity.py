@@ -93,3 +93,18 @@ def test_a_valid_order_shows_the_validity_its_certificate_carries(
     assert shown["notAfter"] == _stamp(certificate.not_valid_after_utc)
     assert shown["notBefore"] == _stamp(certificate.not_valid_before_utc)
     assert certificate.not_valid_after_utc >= asked_after.replace(microsecond=0)
+
+
+def test_a_date_without_a_time_zone_is_malformed_not_a_server_error(
+    acme_server: AcmeServer,
+) -> None:
+    """RFC 3339 dates carry an offset; one without (or a bare date) could not be compared
+    with an instant and was a 500 with a traceback."""
+    raw = RawClient(acme_server.url, str(acme_server.root_pem))
+    assert raw.register().status_code == 201
+    soon = (_now() + dt.timedelta(days=10)).replace(tzinfo=None).isoformat(timespec="seconds")
+    for field, value in (("notAfter", soon), ("notAfter", soon[:10]), ("notBefore", soon)):
+        payload = {"identifiers": [{"type": "dns", "value": "validity.test"}], field: value}
+        response = raw.post(raw.directory["newOrder"], payload)
+        assert response.status_code == 400, (field, value, response.text)
+        assert response.json()["type"] == URN + "malformed"

@@ -242,6 +242,11 @@ def validity_days(not_after: dt.datetime, now: dt.datetime) -> int:
 def _check_validity(
     not_before: dt.datetime | None, not_after: dt.datetime | None, now: dt.datetime
 ) -> None:
+    # RFC 8555 dates are RFC 3339, which always carries an offset: a date without one
+    # names no instant (and cannot be compared with one: it was a 500).
+    for field_name, value in (("notBefore", not_before), ("notAfter", not_after)):
+        if value is not None and value.utcoffset() is None:
+            raise AcmeProblem("malformed", f"{field_name} has no time zone offset (RFC 3339)")
     # A certificate starts when it is issued (a few minutes backdated): a notBefore
     # that is not "now" could not be honoured, and the order would claim it.
     if not_before is not None and not_before > now + NOT_BEFORE_SLACK:
