@@ -9,6 +9,7 @@ import pytest
 from privca.acme.ratelimit import NetworkRate, client_network
 from privca.errors import InputError
 from tests.acme.jwsclient import RawClient
+from tests.server.conftest import live_server  # noqa: F401  (fixture)
 
 URN = "urn:ietf:params:acme:error:"
 
@@ -58,3 +59,20 @@ def test_accounts_per_window_is_read_from_privca_toml() -> None:
     for wrong in ("many", 0):
         with pytest.raises(InputError):
             acme_settings({"accounts_per_window": wrong})
+
+
+def test_x_forwarded_for_does_not_choose_the_address_counted(ca, live_server) -> None:  # noqa: F811
+    """uvicorn took the client's address from X-Forwarded-For sent from 127.0.0.1, so any
+    local process could open accounts past the limit by naming a new address each time.
+    The listener options are `privca serve`'s own (server/limits.uvicorn_options)."""
+    from privca.acme.service import AcmeSettings
+    from privca.server.settings import ServerSettings
+
+    server = live_server(ca, ServerSettings(acme=AcmeSettings(accounts_per_window=1)))
+    directory = f"{server.base}/acme/directory"
+    assert RawClient(directory, "").register().status_code == 201
+    for forged in ("198.51.100.7", "203.0.113.9"):
+        client = RawClient(directory, "")
+        client.session.headers["X-Forwarded-For"] = forged
+        refused = client.register()
+        assert refused.status_code == 429, refused.text

@@ -272,7 +272,8 @@ def _companion_class() -> Any:
     "--max-connections",
     type=int,
     default=None,
-    help="Open connections per listener; more are refused with 503 (default: [serve], else 1000).",
+    help="Open connections per listener; more get 503 (on TLS: closed at once) (default: "
+    "[serve], else 1000).",
 )
 @click.option(
     "--metrics-listen",

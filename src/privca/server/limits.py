@@ -345,6 +345,11 @@ def uvicorn_options(limits: HttpLimits, tls: ssl.SSLContext | None = None) -> di
         "http": protocol_class(limits) if tls is None else tls_protocol_factory(limits, tls),
         "ws": "none",
         "timeout_keep_alive": limits.keep_alive_timeout,
+        # uvicorn would take the client's address (and scheme) from X-Forwarded-For/-Proto
+        # sent from 127.0.0.1: any local user could then pick the address the newAccount
+        # limit counts. The peer is the client; behind a proxy, [acme] base_url says the
+        # public URL (docs/acme.md).
+        "proxy_headers": False,
     }
 
 
