@@ -82,3 +82,20 @@ def test_mypy_strict_is_clean() -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_the_settings_keys_are_the_fields_they_become() -> None:
+    """settings.py lists the keys privca.toml may hold (the rest is refused); the [acme]
+    and [serve] limit keys are the fields of AcmeSettings and HttpLimits, which live in
+    layers settings.py may not import. A field added on one side only would be refused in
+    privca.toml, or silently dropped on the way to the server."""
+    import dataclasses
+
+    from privca.acme.service import AcmeSettings
+    from privca.server.settings import HttpLimits
+    from privca.settings import KNOWN_KEYS, SERVE_LIMIT_KEYS
+
+    not_settings = {"rate_window", "max_body_bytes", "renew_nonce_key"}  # set by privca
+    acme_fields = {f.name for f in dataclasses.fields(AcmeSettings)} - not_settings
+    assert set(KNOWN_KEYS["acme"]) == acme_fields
+    assert set(SERVE_LIMIT_KEYS) == {f.name for f in dataclasses.fields(HttpLimits)}

@@ -485,27 +485,24 @@ def test_audit_verify_checks_a_scheduled_revocation_against_its_schedule(
     assert verify_audit(ca).intact, verify_audit(ca).problem
     digits = format(old.serial, "x")
     stored = f"X'{digits.zfill(len(digits) + len(digits) % 2)}'"  # HexBytes: whole bytes
-    later = 30 * 86400 * 1_000_000  # Instant: microseconds on SQLite
-    with sqlite3.connect(ca.home.database) as connection:
-        connection.execute(
-            f"UPDATE certificates SET revoke_after = revoke_after + {later} WHERE serial = {stored}"
-        )
-    connection.close()
+
+    def shift(column: str, days: int) -> None:
+        """Move `column` of the old certificate's row by `days` (Instant: microseconds)."""
+        with sqlite3.connect(ca.home.database) as connection:
+            connection.execute(
+                f"UPDATE certificates SET {column} = {column} + {days * 86400 * 1_000_000} "
+                f"WHERE serial = {stored}"
+            )
+        connection.close()
+
+    shift("revoke_after", 30)
     verdict = verify_audit(ca)
     assert not verdict.intact and "has its revocation scheduled for" in (verdict.problem or "")
-    with sqlite3.connect(ca.home.database) as connection:
-        connection.execute(
-            f"UPDATE certificates SET revoke_after = revoke_after - {later} WHERE serial = {stored}"
-        )
-    connection.close()
+    shift("revoke_after", -30)
     assert verify_audit(ca).intact
     # Carried out (its time come): the revocation's date is the schedule's.
     ca.apply_scheduled_revocations(utcnow() + dt.timedelta(days=3))
     assert verify_audit(ca).intact, verify_audit(ca).problem
-    with sqlite3.connect(ca.home.database) as connection:
-        connection.execute(
-            f"UPDATE certificates SET revoked_at = revoked_at + {later} WHERE serial = {stored}"
-        )
-    connection.close()
+    shift("revoked_at", 30)
     verdict = verify_audit(ca)
     assert not verdict.intact and "is revoked as of" in (verdict.problem or "")

@@ -8,32 +8,16 @@ import datetime
 
 import josepy as jose
 import pytest
-from acme import challenges, client, messages, standalone
+from acme import client, messages
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.acme.conftest import AcmeServer
-from tests.acme.test_client_lib import Http01Server, make_csr, new_client
+from tests.acme.test_client_lib import make_csr, new_client, validate
 
 
 def _ready_order(acme: client.ClientV2, server: AcmeServer, csr_pem: bytes):
     """An order for the CSR's names with its authorizations valid (http-01, for real)."""
     return validate(acme, server, acme.new_order(csr_pem))
-
-
-def validate(acme: client.ClientV2, server: AcmeServer, order: messages.OrderResource):
-    """The order with its authorizations made valid (http-01, for real)."""
-    with Http01Server(server.http_port) as http:
-        for authz in order.authorizations:
-            chall = next(c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01))
-            response, validation = chall.response_and_validation(acme.net.key)
-            http.resources.add(
-                standalone.HTTP01RequestHandler.HTTP01Resource(
-                    chall=chall.chall, response=response, validation=validation
-                )
-            )
-            acme.answer_challenge(chall, response)
-        deadline = datetime.datetime.now() + datetime.timedelta(seconds=20)
-        return acme.poll_authorizations(order, deadline)
 
 
 def finalize(acme: client.ClientV2, order):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import josepy as jose
@@ -56,9 +57,8 @@ class Http01Server:
         self.server.shutdown_and_server_close()
 
 
-def obtain_http01(acme: client.ClientV2, server: AcmeServer, names: list[str]):
-    csr_pem, key = make_csr(names)
-    order = acme.new_order(csr_pem)
+def validate(acme: client.ClientV2, server: AcmeServer, order: messages.OrderResource):
+    """The order with its authorizations made valid (http-01, for real)."""
     with Http01Server(server.http_port) as http:
         for authz in order.authorizations:
             chall = next(c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01))
@@ -69,8 +69,15 @@ def obtain_http01(acme: client.ClientV2, server: AcmeServer, names: list[str]):
                 )
             )
             acme.answer_challenge(chall, response)
-        order = acme.poll_and_finalize(order)
-    return order, key
+        deadline = datetime.datetime.now() + datetime.timedelta(seconds=20)
+        return acme.poll_authorizations(order, deadline)
+
+
+def obtain_http01(acme: client.ClientV2, server: AcmeServer, names: list[str]):
+    csr_pem, key = make_csr(names)
+    order = validate(acme, server, acme.new_order(csr_pem))
+    deadline = datetime.datetime.now() + datetime.timedelta(seconds=90)
+    return acme.finalize_order(order, deadline), key
 
 
 def test_issue_with_the_acme_library(acme_server: AcmeServer, tmp_path: Path) -> None:

@@ -348,7 +348,10 @@ def sign_command(
         Deployed(
             cert_path,
             chain_path,
-            _key_of(item.certificate, cert_path.with_name(files_stem(item.names) + ".key")),
+            # read only for a hook: a batch without one never opens the key files
+            _key_of(item.certificate, cert_path.with_name(files_stem(item.names) + ".key"))
+            if deploy_hook
+            else None,
             [str(n) for n in item.names],
             serial_hex(item.serial),
         )
@@ -421,13 +424,12 @@ def _key_of(certificate: x509.Certificate, path: Path) -> Path | None:
     """The key file `privca csr` left beside the CSR, for the deploy hook, only when it is
     this certificate's key: sign writes no key, and a NAME.key in --out may belong to
     another certificate (the README: $PRIVCA_KEY is empty when privca wrote no key)."""
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    from privca.x509.encoding import public_key_der
+    from privca.errors import InputError
+    from privca.x509.encoding import load_private_key, public_key_der
 
     try:
-        key = load_pem_private_key(path.read_bytes(), None)
-    except (OSError, ValueError, TypeError):  # absent, unreadable, encrypted, not a key
+        key = load_private_key(path.read_bytes(), None, str(path), validate=False)
+    except (OSError, InputError):  # absent, unreadable, encrypted, not a key
         return None
     if public_key_der(key.public_key()) != public_key_der(certificate.public_key()):
         return None
