@@ -182,7 +182,16 @@ class Settings:
             return from_env
         if self.store_password_file:
             path = Path(self.store_password_file)
-            return read_secret_file(path, "store password file").decode("utf-8", "replace")
+            secret = read_secret_file(path, "store password file")
+            try:
+                return secret.decode("utf-8")
+            except UnicodeDecodeError:
+                # Decoding with replacement sent libpq a different password: a login
+                # failure that names nothing in the file.
+                raise InputError(
+                    f"the store password file '{printable(str(path), 200)}' is not UTF-8 text",
+                    "write the password as UTF-8 (PostgreSQL passwords are text)",
+                ) from None
         return None
 
     def write(self, path: Path) -> None:

@@ -272,6 +272,7 @@ def test_the_hook_never_sees_privca_secrets_in_a_real_process(
     seen = tmp_path / "hook-env"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVCA_")}
     env |= {name: f"leaked-{name}" for name in SECRET_VARIABLES}
+    env["PGPASSWORD"] = "leaked-PGPASSWORD"  # libpq's own: the store's password, too
     env["PRIVCA_PASSPHRASE"] = home_cli.passphrase_file.read_text().strip()  # used, too
     env["HOOK_KEEPS_THIS"] = "kept"
     done = subprocess.run(
@@ -284,6 +285,7 @@ def test_the_hook_never_sees_privca_secrets_in_a_real_process(
     assert done.returncode == 0, done.stderr
     hook_env = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
     assert not SECRET_VARIABLES & hook_env.keys(), sorted(SECRET_VARIABLES & hook_env.keys())
+    assert "PGPASSWORD" not in hook_env
     text = seen.read_text()
     assert "leaked-" not in text and env["PRIVCA_PASSPHRASE"] not in text
     assert hook_env["HOOK_KEEPS_THIS"] == "kept"

@@ -136,6 +136,11 @@ def test_password_file_is_recorded_as_a_path_and_used_by_every_command(
     assert len([line for line in failed.stderr.splitlines() if line.strip()]) <= 2
     assert PASSWORD not in failed.stderr
 
+    # Not UTF-8: named as such, exit 2 (decoding it with replacement used to send libpq
+    # another password, and the failure named nothing in the file).
+    secret.write_bytes(PASSWORD.encode() + b"\xff\n")
+    assert_user_error(cli("list"), "is not UTF-8 text")
+
 
 @pytest.mark.postgres
 def test_password_from_the_environment(

@@ -45,6 +45,7 @@ SECRET_VARIABLES = frozenset(
         "PRIVCA_TRUSTSTORE_PASSWORD",  # trust bundle's PKCS#12 truststore
         "PRIVCA_JAVA_STOREPASS",  # trust install: the Java keystores' password
         "PRIVCA_KEYTOOL_STOREPASS",  # what privca hands keytool (never set in its own env)
+        "PGPASSWORD",  # libpq's: the PostgreSQL store's password when set the libpq way
     }
 )
 
