@@ -92,3 +92,33 @@ def test_orders_expired_without_a_certificate_are_deleted(acme_store: AcmeStore)
     assert removed == 3
     assert rows(acme_store) == ({"issued", "recent", "live"}, 3 * 2, 3 * 2 * 3)
     assert acme_store.tidy_orders(utcnow() - ORDER_RETENTION) == 0  # idempotent
+
+
+def test_the_purge_reads_only_unfinished_orders_through_their_index(
+    acme_store: AcmeStore, request: pytest.FixtureRequest
+) -> None:
+    """Valid orders are kept for good, so a weekly-renewing fleet piles up millions; the
+    hourly purge scanned them all inside a write transaction (185 ms at 1,000,000 on
+    SQLite, 0.1 ms through the partial index of migration 0014)."""
+    add_order(acme_store, "issued", OrderStatus.VALID, ORDER_RETENTION * 2)
+    captured: list[tuple[str, object]] = []
+
+    def capture(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
+        if "FROM acme_orders" in statement and statement.lstrip().startswith("SELECT"):
+            captured.append((statement, params))
+
+    sa.event.listen(acme_store.engine, "before_cursor_execute", capture)
+    try:
+        acme_store.tidy_orders(utcnow() - ORDER_RETENTION)
+    finally:
+        sa.event.remove(acme_store.engine, "before_cursor_execute", capture)
+    assert len(captured) == 1, captured
+    statement, parameters = captured[0]
+    sqlite = acme_store.engine.dialect.name == "sqlite"
+    with acme_store.engine.connect() as connection:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        if not sqlite:
+            cursor.execute("SET enable_seqscan = off")  # a few rows: show what *can* serve
+        cursor.execute(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + statement, parameters)
+        plan = "\n".join(str(row[3] if sqlite else row[0]) for row in cursor.fetchall())
+    assert "ix_acme_orders_unfinished_expires" in plan, plan

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from privca.store.columns import CompressedDer, HexBytes, Instant, PackedDetail, UtcDateTime
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0013_crl_published"
+SCHEMA_REVISION = "0014_order_expiry_index"
 
 metadata = sa.MetaData()
 
@@ -265,6 +265,13 @@ acme_orders = sa.Table(
     # The issuer whose directory the order came through (NULL: the default issuer).
     sa.Column("issuer", sa.String(63), nullable=True),
     sa.Index("ix_acme_orders_account_created", "account_id", "created_at"),
+    # The hourly purge's (migration 0014): only orders that are not valid, by expiry.
+    sa.Index(
+        "ix_acme_orders_unfinished_expires",
+        "expires",
+        sqlite_where=sa.text("status != 'valid'"),
+        postgresql_where=sa.text("status != 'valid'"),
+    ),
 )
 
 acme_authorizations = sa.Table(
