@@ -23,9 +23,7 @@ WHERE = sa.text("status != 'valid'")
 
 
 def upgrade() -> None:
-    op.create_index(
-        NAME, "acme_orders", ["expires"], sqlite_where=WHERE, postgresql_where=WHERE
-    )
+    op.create_index(NAME, "acme_orders", ["expires"], sqlite_where=WHERE, postgresql_where=WHERE)
 
 
 def downgrade() -> None:
