@@ -167,6 +167,72 @@ CASES = [
         ],
         lambda db: f"certificate {serial_of(db, 'revoked', 0)} is revoked as of",
     ),
+    # The columns privca finds, lists and publishes a certificate by (review of
+    # 2026-12-03): each edit hid a revocation or a live certificate and the log was
+    # called intact.
+    Tampering(
+        "revoked-row-moved-to-another-issuer",  # off its CA's CRL; OCSP said unknown
+        lambda db: [
+            "UPDATE certificates SET issuer_id = 1 "
+            f"WHERE serial = {stored_serial(db, 'revoked', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'revoked', 0)} no longer has the issuer",
+    ),
+    Tampering(
+        "live-row-marked-failed",  # gone from list and check; revoke NAME hit another
+        lambda db: [
+            "UPDATE certificates SET status = 'failed' "
+            f"WHERE serial = {stored_serial(db, 'issued', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'issued', 0)} was signed and recorded, but",
+    ),
+    Tampering(
+        "names-column-changed",
+        lambda db: [
+            "UPDATE certificates SET names = '[\"elsewhere.example\"]' "
+            f"WHERE serial = {stored_serial(db, 'issued', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'issued', 0)} no longer has the issuer",
+    ),
+    Tampering(
+        "key-hash-changed",  # a keyCompromise of the real key would miss this one
+        lambda db: [
+            "UPDATE certificates SET public_key_sha256 = zeroblob(32) "
+            f"WHERE serial = {stored_serial(db, 'issued', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'issued', 0)} no longer has the issuer",
+    ),
+    Tampering(
+        "expiry-moved",  # check went quiet; tidy would drop a live certificate
+        lambda db: [
+            "UPDATE certificates SET not_after = 1577836800000000 "
+            f"WHERE serial = {stored_serial(db, 'issued', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'issued', 0)} has validity dates",
+    ),
+    Tampering(
+        "name-index-row-deleted",  # show NAME: not found
+        lambda db: [
+            f"DELETE FROM certificate_names WHERE serial = {stored_serial(db, 'issued', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'issued', 0)} lists a name the name index",
+    ),
+    Tampering(
+        "name-index-row-pointed-elsewhere",  # a name found another certificate
+        lambda db: [
+            f"UPDATE certificate_names SET serial = {stored_serial(db, 'issued', 1)} "
+            f"WHERE serial = {stored_serial(db, 'issued', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'issued', 0)} lists a name the name index",
+    ),
+    Tampering(
+        "name-index-row-added",  # a lookup by that name found this certificate
+        lambda db: [
+            "INSERT INTO certificate_names (name, serial) VALUES "
+            f"('elsewhere.example', {stored_serial(db, 'issued', 0)})"
+        ],
+        lambda db: f"name for certificate {serial_of(db, 'issued', 0)} that its row does not",
+    ),
     Tampering(
         "revocation-without-entry",
         lambda db: [
@@ -388,3 +454,67 @@ def test_a_lifted_key_bar_is_named(run_cli: Cli, audited_home: Path, tmp_path: P
     assert "was revoked for keyCompromise (the log says so) but the store no longer bars it" in (
         result.stderr
     )
+
+
+def test_a_removed_revocation_schedule_is_named(
+    run_cli: Cli, audited_home: Path, tmp_path: Path
+) -> None:
+    """renew --revoke-old-after schedules the old certificate's revocation; setting the
+    row's revoke_after to NULL cancelled it (the old certificate stayed valid in the CRL
+    and OCSP) and the log, which holds the schedule, was called intact."""
+    home = copy_home(audited_home, tmp_path / "scheduled")
+    out = str(tmp_path / "renewed")
+    renewed = run_cli("renew", "one.corp.internal", "--out", out, "--revoke-old-after", "1d",
+                      "--passphrase-file", str(run_cli.passphrase_file), home=home)  # fmt: skip
+    assert renewed.exit_code == 0, renewed.stderr
+    assert run_cli("audit", "verify", home=home).exit_code == 0
+    old = serial_of(home / "privca.db", "revocation-scheduled")
+    sqlite3_cli(home / "privca.db", "UPDATE certificates SET revoke_after = NULL")
+    result = run_cli("audit", "verify", home=home)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert f"certificate {old} had its revocation scheduled" in result.stderr, result.stderr
+
+
+def test_the_bar_of_a_tidied_compromised_key_is_still_checked(
+    run_cli: Cli, audited_home: Path, tmp_path: Path
+) -> None:
+    """Once tidy dropped a keyCompromise certificate's DER, the bar on its key could be
+    deleted unseen (the check took the key from the DER): the revocation entry now
+    carries the key hash."""
+    from privca._time import utcnow
+    from privca.authority import CertificateAuthority
+
+    home = copy_home(audited_home, tmp_path / "tidied")
+    revoked = run_cli("revoke", "one.corp.internal", "--reason", "keyCompromise", home=home)
+    assert revoked.exit_code == 0, revoked.stderr
+    ca = CertificateAuthority.open(home)
+    try:
+        assert ca.tidy(dt.timedelta(0), now=utcnow() + dt.timedelta(days=800)) >= 1
+    finally:
+        ca.close()
+    assert query(home / "privca.db", "SELECT count(*) FROM certificates WHERE der IS NULL")[0][0]
+    assert run_cli("audit", "verify", home=home).exit_code == 0
+    sqlite3_cli(home / "privca.db", "DELETE FROM blocked_keys")
+    result = run_cli("audit", "verify", home=home)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "the store no longer bars it" in result.stderr, result.stderr
+
+
+def test_tidy_believes_the_certificate_not_a_moved_expiry(
+    run_cli: Cli, audited_home: Path, tmp_path: Path
+) -> None:
+    """tidy picked rows by their not_after column: moved into the past, it had privca
+    itself tombstone a live revoked certificate (OCSP then said unknown) with a genuine
+    `tidied` entry, and putting the date back left nothing for audit verify to see."""
+    home = copy_home(audited_home, tmp_path / "moved")
+    database = home / "privca.db"
+    revoked = stored_serial(database, "revoked")
+    sqlite3_cli(
+        database, f"UPDATE certificates SET not_after = 1577836800000000 WHERE serial = {revoked}"
+    )
+    before = query(database, "SELECT count(*) FROM certificates WHERE der IS NULL")
+    result = run_cli("tidy", "--expired-for", "90d", home=home)
+    assert result.exit_code == 3, (result.stdout, result.stderr)
+    assert "does not: the row was altered" in result.stderr, result.stderr
+    assert query(database, "SELECT count(*) FROM certificates WHERE der IS NULL") == before
+    assert not query(database, "SELECT seq FROM audit_log WHERE action = 'tidied'")

@@ -14,19 +14,7 @@ from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.errors import InputError
 from privca.settings import Settings
-from privca.store.schema import certificates
-from privca.x509.encoding import serial_hex
 from tests.server.conftest import LiveServer
-
-
-def _age(ca: CertificateAuthority, serial: int, days: int) -> None:
-    """The CA is minutes old and cannot sign a long-expired certificate: age the record."""
-    with ca.inventory.database.engine.begin() as connection:
-        connection.execute(
-            certificates.update()
-            .where(certificates.c.serial == serial_hex(serial))
-            .values(not_after=utcnow() - dt.timedelta(days=days))
-        )
 
 
 def test_serve_tidies_what_expired_before_keep_expired(
@@ -35,11 +23,12 @@ def test_serve_tidies_what_expired_before_keep_expired(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(app_module, "SCHEDULE_INTERVAL_SECONDS", 0.05)
-    ca = make_ca()
+    # Signed in the past (tidy believes the DER's notAfter, not a row's edited column).
+    ca = make_ca(now=utcnow() - dt.timedelta(days=400))
     ca.settings = dataclasses.replace(ca.settings, keep_expired="90d")
-    old, recent, live = (ca.issue([f"{n}.corp.internal"]).serial for n in ("old", "recent", "live"))
-    _age(ca, old, 200)
-    _age(ca, recent, 10)
+    old = ca.issue(["old.corp.internal"], days=100, now=utcnow() - dt.timedelta(days=300))
+    recent = ca.issue(["recent.corp.internal"], days=90, now=utcnow() - dt.timedelta(days=100))
+    old, recent, live = old.serial, recent.serial, ca.issue(["live.corp.internal"]).serial
     live_server(ca)
     deadline = time.monotonic() + 20
     while (record := ca.inventory.get(old)) is not None and record.der is not None:

@@ -8,6 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from privca._time import utcnow
 from privca.store.database import sqlite_url
@@ -97,12 +101,33 @@ def make_intent(issuer_id: int, now: dt.datetime) -> Callable[..., Intent]:
 def issue_records(
     store: Store, make_intent: Callable[..., Intent], now: dt.datetime
 ) -> Callable[..., list[int]]:
-    """Reserve and complete intents (a fake DER per serial); returns the serials."""
+    """Reserve and complete intents (a self-signed stand-in DER per serial with the
+    intent's dates, which tidy reads); returns the serials."""
 
     def factory(*intents: Intent) -> list[int]:
         serials = store.reserve(list(intents), now)
-        signed = [(s, b"der-" + format(s, "x").encode()) for s in serials]
+        signed = [(s, stand_in_der(s, i)) for s, i in zip(serials, intents, strict=True)]
         store.complete(signed, now, list(intents))
         return serials
 
     return factory
+
+
+_STAND_IN_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def stand_in_der(serial: int, intent: Intent) -> bytes:
+    """A certificate with the intent's serial, first name and dates (tidy reads its
+    notAfter), self-signed by one key: what the store keeps, not what a CA would issue."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, intent.names[0])])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(_STAND_IN_KEY.public_key())
+        .serial_number(serial)
+        .not_valid_before(min(intent.not_before, intent.not_after - dt.timedelta(seconds=1)))
+        .not_valid_after(intent.not_after)
+        .sign(_STAND_IN_KEY, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.DER)

@@ -14,6 +14,7 @@ from privca.store.inventory import Intent, Store
 from privca.store.metrics import _counted, _tallied
 from privca.store.schema import certificates
 from privca.store.tally import certificate_tally
+from tests.store.conftest import stand_in_der
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -38,7 +39,9 @@ def _fleet(store: Store, make_intent: Callable[..., Intent], now: dt.datetime) -
     ]
     serials = store.reserve(intents, now)
     signed, pending, failed = serials[:-4], serials[-4:-2], serials[-2:]
-    store.complete([(s, b"der") for s in signed], now, intents[:-4])
+    store.complete(
+        [(s, stand_in_der(s, i)) for s, i in zip(signed, intents, strict=False)], now, intents[:-4]
+    )
     store.abandon(failed, now, "test")
     del pending  # left as they are
     store.revoke(signed[3], "keyCompromise", now, None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from privca.errors import CheckFailed, InputError
 from privca.issuance import public_key_sha256
 from privca.registry import CaRole
 from privca.store.auditlog import AuditEntry, CertificateFacts, check_chain, der_fingerprint
+from privca.store.status import StoredStatus
 from privca.store.view import KEY_COMPROMISE, InventoryView
 
 ISSUE_ACTIONS = frozenset({"issued", "imported"})
@@ -34,12 +37,45 @@ _SEQ_BYTES = 8
 _SEEN = 1 << (8 * _SEQ_BYTES - 1)
 
 
-def _issue_record(fingerprint: str, seq: int) -> bytes:
-    """(fingerprint, seq) as one small bytes object: a million of them fit in ~0.2 GB (a
-    tuple of two strings took ~0.4 GB). A fingerprint that is not lowercase hex, as no
-    DER's is, is kept as no bytes, which no DER's fingerprint matches."""
-    digest = bytes.fromhex(fingerprint) if _LOWER_HEX_DIGEST.fullmatch(fingerprint) else b""
-    return digest + seq.to_bytes(_SEQ_BYTES, "big")
+_ASKED_BYTES = 8
+_UNKNOWN_ASKED = bytes(_ASKED_BYTES)  # an entry that does not say (older or migrated)
+
+
+def _asked_digest(issuer: object, profile: object, names: object, key: object) -> bytes:
+    """8 bytes standing for what a certificate was issued as (issuer, profile, names,
+    key hash): computed from the issue entry and from the row, they must be equal. A
+    collision would take 2**32 tries of a forger who also controls the log's hashes."""
+    text = json.dumps([issuer, profile, names, key], separators=(",", ":"))
+    digest = hashlib.blake2b(text.encode(), digest_size=_ASKED_BYTES).digest()
+    return digest if digest != _UNKNOWN_ASKED else b"\x01" * _ASKED_BYTES
+
+
+def _asked_of_entry(entry: AuditEntry) -> bytes:
+    detail = entry.details
+    fields = (detail.get("issuer"), detail.get("profile"), detail.get("names"))
+    key = detail.get("key_sha256")
+    if entry.actor == "migration" or None in fields or not isinstance(key, str):
+        return _UNKNOWN_ASKED
+    return _asked_digest(*fields, key)
+
+
+def _issue_record(fingerprint: str | None, asked: bytes, seq: int) -> bytes:
+    """(fingerprint, what was asked for, seq) as one small bytes object: a million of them
+    fit in ~0.2 GB (a tuple of strings took ~0.4 GB). A fingerprint that is not lowercase
+    hex, as no DER's is, is kept as no bytes, which no DER's fingerprint matches; None (an
+    adopted certificate whose file was gone: a revocation without a DER) as no bytes too,
+    and such a row is expected to have none."""
+    text = fingerprint or ""
+    digest = bytes.fromhex(text) if _LOWER_HEX_DIGEST.fullmatch(text) else b""
+    return digest + asked + seq.to_bytes(_SEQ_BYTES, "big")
+
+
+def _fingerprint_of(record: bytes) -> bytes:
+    return record[: -_SEQ_BYTES - _ASKED_BYTES]
+
+
+def _asked_of(record: bytes) -> bytes:
+    return record[-_SEQ_BYTES - _ASKED_BYTES : -_SEQ_BYTES]
 
 
 def _issue_seq(record: bytes) -> int:
@@ -83,6 +119,9 @@ class _Index:
     hashes: dict[int, str] = field(default_factory=dict)  # at the checkpoints' seqs
     # the first entry whose stored serial is not as privca writes it: the walk stops there
     misstored: AuditEntry | None = None
+    # key hash -> a certificate whose keyCompromise entry names it (entries since the
+    # revocation entry carries the key; older ones are found through the row's DER)
+    barred: dict[str, str] = field(default_factory=dict)
 
     def walk(self, entries: Iterable[AuditEntry], wanted: set[int]) -> Iterator[AuditEntry]:
         for entry in entries:
@@ -100,12 +139,18 @@ class _Index:
         detail = entry.details
         if entry.action in ISSUE_ACTIONS and entry.serial:
             fingerprint = detail.get("fingerprint")
-            if isinstance(fingerprint, str):
-                self.issued[int(entry.serial, 16)] = _issue_record(fingerprint, entry.seq)
+            if isinstance(fingerprint, str) or entry.action == "imported":
+                self.issued[int(entry.serial, 16)] = _issue_record(
+                    fingerprint if isinstance(fingerprint, str) else None,
+                    _asked_of_entry(entry),
+                    entry.seq,
+                )
             if detail.get("status") == "revoked":
                 self.revoked[entry.serial] = str(detail.get("reason") or "")
+                self._note_bar(entry)
         elif entry.action in REVOKE_ACTIONS and entry.serial:
             self.revoked[entry.serial] = str(detail.get("reason") or "")
+            self._note_bar(entry)
             if entry.action == "revoked":
                 # Entries a migration rebuilt from an older store's events carry that
                 # table's times, which privca never promised equal to the row's.
@@ -122,6 +167,12 @@ class _Index:
             self.tidied.update(_strings(detail.get("serials")))
         elif entry.action == "audit-log-started":
             self.tidied.update(_strings(detail.get("tidied")))
+
+    def _note_bar(self, entry: AuditEntry) -> None:
+        key = entry.details.get("key_sha256")
+        # An adopted revocation whose certificate file was gone names no key ("").
+        if entry.details.get("reason") == KEY_COMPROMISE and isinstance(key, str) and key:
+            self.barred.setdefault(key, entry.serial or "")
 
     def first_unseen(self) -> int | None:
         """The lowest serial the log issued whose row the inventory did not have."""
@@ -258,7 +309,7 @@ def check_audit_log(
             if found is not None:
                 return verdict(found)
         problem: str | None = None
-        barred: dict[str, str] = {}  # key hash -> a certificate the log revoked it with
+        barred = dict(index.barred)  # key hash -> a certificate the log revoked it with
         for facts in snapshot.certificate_facts():
             certificates += 1
             if problem is None:
@@ -267,6 +318,8 @@ def check_audit_log(
                 key_hash = _key_hash(facts.der)
                 if key_hash is not None:
                     barred.setdefault(key_hash, facts.serial)
+        if problem is None:
+            problem = snapshot.name_rows_problem()
         if problem is None and barred:
             still_barred = snapshot.barred(barred)
             lifted = [s for key_hash, s in barred.items() if key_hash not in still_barred]
@@ -314,12 +367,15 @@ def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
     if der is not None:
         if recorded is None:
             return f"certificate {serial} has no issue entry in the audit log"
-        if bytes.fromhex(der_fingerprint(der)) != recorded[:-_SEQ_BYTES]:
+        if bytes.fromhex(der_fingerprint(der)) != _fingerprint_of(recorded):
             return (
                 f"certificate {serial} does not match the fingerprint its issue entry "
                 f"{_issue_seq(recorded)} recorded: the row was altered"
             )
-    elif recorded is not None and not tidied:
+        found = _signed_row_problem(facts, _asked_of(recorded))
+        if found is not None:
+            return found
+    elif recorded is not None and _fingerprint_of(recorded) and not tidied:
         return f"certificate {serial} lost its DER: the row was altered"
     if status == "revoked" and serial not in index.revoked:
         return f"certificate {serial} is revoked but no entry of the log records it"
@@ -336,6 +392,12 @@ def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
             f"'{logged}': the row was altered"
         )
     planned = index.scheduled.get(serial)
+    if planned is not None and facts.revoke_after is None and status != "revoked":
+        return (
+            f"certificate {serial} had its revocation scheduled for {_when(planned)} (the "
+            "log says so) but its row holds neither the schedule nor the revocation: the "
+            "schedule was removed"
+        )
     if facts.revoke_after is not None and planned is not None and facts.revoke_after != planned:
         return (
             f"certificate {serial} has its revocation scheduled for {_when(facts.revoke_after)} "
@@ -349,6 +411,52 @@ def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
         )
     if tidied and serial not in index.tidied:
         return f"certificate {serial} was tidied but no tidy entry names it"
+    return None
+
+
+def _signed_row_problem(facts: CertificateFacts, asked: bytes) -> str | None:
+    """What is wrong with the columns of a row whose DER its issue entry vouches for: its
+    status, what it was issued as (the entry's issuer, profile, names and key), and its
+    dates (the DER's). Lookups, CRLs, OCSP, `check` and `tidy` read these columns, not the
+    DER: a moved issuer took a revocation off its CA's CRL, a changed date silenced
+    `check` or let `tidy` drop a live revoked certificate."""
+    serial = facts.serial
+    if facts.status not in (StoredStatus.ISSUED.value, StoredStatus.REVOKED.value):
+        return (
+            f"certificate {serial} was signed and recorded, but its row says "
+            f"'{facts.status}': the row was altered"
+        )
+    if facts.tidied:
+        return None  # names and key hash went with the DER
+    if asked != _UNKNOWN_ASKED:
+        try:
+            names: object = json.loads(facts.names or "")
+        except ValueError:
+            names = None
+        held = _asked_digest(facts.issuer_id, facts.profile, names, facts.key_sha256)
+        if held != asked:
+            return (
+                f"certificate {serial} no longer has the issuer, profile, names or key its "
+                "issue entry recorded: the row was altered"
+            )
+    return _dates_problem(facts)
+
+
+def _dates_problem(facts: CertificateFacts) -> str | None:
+    if facts.der is None or facts.not_before is None or facts.not_after is None:
+        return None
+    try:
+        cert = x509.load_der_x509_certificate(facts.der)
+    except ValueError:
+        return f"certificate {facts.serial} does not parse: the row was altered"
+    # The DER keeps whole seconds; a row may keep the microseconds it was asked for.
+    held = (facts.not_before.replace(microsecond=0), facts.not_after.replace(microsecond=0))
+    if held != (cert.not_valid_before_utc, cert.not_valid_after_utc):
+        return (
+            f"certificate {facts.serial} has validity dates its certificate does not say "
+            f"({_when(facts.not_after)} for {_when(cert.not_valid_after_utc)}): the row "
+            "was altered"
+        )
     return None
 
 

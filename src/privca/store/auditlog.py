@@ -477,6 +477,14 @@ class CertificateFacts:
     serial_form: str | None = None
     revoked_at: dt.datetime | None = None  # the revocation date the row holds
     revoke_after: dt.datetime | None = None  # a revocation the row holds scheduled
+    # The columns privca finds, lists and publishes a certificate by: each must say what
+    # the issue entry recorded (issuer, profile, names, key) or what the DER says (dates).
+    issuer_id: int | None = None
+    profile: str | None = None
+    names: str | None = None  # the JSON text of the row
+    key_sha256: str | None = None
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
 
 
 def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFacts]:
@@ -490,6 +498,12 @@ def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFac
         c.revocation_reason,
         c.revoked_at,
         c.revoke_after,
+        c.issuer_id,
+        c.profile,
+        c.names,
+        c.public_key_sha256,
+        c.not_before,
+        c.not_after,
     ).order_by(c.serial)
     for row in connection.execution_options(yield_per=2000).execute(query):
         yield CertificateFacts(
@@ -503,6 +517,12 @@ def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFac
             else serial_form(row.serial_data, row.serial_storage),
             revoked_at=row.revoked_at,
             revoke_after=row.revoke_after,
+            issuer_id=row.issuer_id,
+            profile=row.profile,
+            names=row.names,
+            key_sha256=row.public_key_sha256,
+            not_before=row.not_before,
+            not_after=row.not_after,
         )
 
 
@@ -545,6 +565,21 @@ class AuditSnapshot:
             found.update(str(row[0]) for row in self._connection.execute(query))
         return found
 
+    def name_rows_problem(self) -> str | None:
+        """Whether the name index (certificate_names, what `show`, `revoke` and `renew`
+        find a certificate by) says what each row's names say, or None: a name row
+        deleted hides a certificate from lookups by that name, one added or moved makes a
+        name find another certificate. Three index-driven queries, no scan per row."""
+        dialect = self._connection.dialect.name
+        for problem, query in _NAME_ROW_CHECKS[dialect]:
+            try:
+                row = self._connection.execute(sa.text(query)).first()
+            except sa.exc.DatabaseError:  # JSON functions refuse a names column
+                return "a certificate row's names are not a JSON list: the row was altered"
+            if row is not None:
+                return problem.format(serial=_serial_of(row[0]) or "?")
+        return None
+
     def certificates(self, serials: Iterable[str]) -> dict[str, bytes]:
         """The DER of the given serials that the inventory holds."""
         wanted = sorted(set(serials))
@@ -555,6 +590,46 @@ class AuditSnapshot:
             query = sa.select(c.serial, c.der).where(c.serial.in_(chunk), c.der.is_not(None))
             found.update({r.serial: r.der for r in self._connection.execute(query)})
         return found
+
+
+# (problem, query) per dialect: each query returns the serial of a row that breaks the
+# rule, or nothing. certificate_names is keyed (name, serial): every lookup below is by
+# that key or by the certificates' primary key.
+_NAME_ROW_CHECKS: dict[str, list[tuple[str, str]]] = {
+    "sqlite": [
+        (
+            "certificate {serial} lists a name the name index does not hold: the index "
+            "row was deleted, and lookups by that name miss the certificate",
+            "SELECT c.serial FROM certificates c, json_each(c.names) j "
+            "WHERE NOT EXISTS (SELECT 1 FROM certificate_names n "
+            "WHERE n.name = j.value AND n.serial = c.serial) LIMIT 1",
+        ),
+        (
+            "the name index holds a name for certificate {serial} that its row does not "
+            "list: the index was altered",
+            "SELECT n.serial FROM certificate_names n LEFT JOIN certificates c "
+            "ON c.serial = n.serial WHERE c.serial IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM json_each(c.names) j WHERE j.value = n.name) LIMIT 1",
+        ),
+    ],
+    "postgresql": [
+        (
+            "certificate {serial} lists a name the name index does not hold: the index "
+            "row was deleted, and lookups by that name miss the certificate",
+            "SELECT c.serial FROM certificates c, jsonb_array_elements_text(c.names::jsonb) j "
+            "WHERE NOT EXISTS (SELECT 1 FROM certificate_names n "
+            "WHERE n.name = j AND n.serial = c.serial) LIMIT 1",
+        ),
+        (
+            "the name index holds a name for certificate {serial} that its row does not "
+            "list: the index was altered",
+            "SELECT n.serial FROM certificate_names n LEFT JOIN certificates c "
+            "ON c.serial = n.serial WHERE c.serial IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM jsonb_array_elements_text(c.names::jsonb) j WHERE j = n.name) "
+            "LIMIT 1",
+        ),
+    ],
+}
 
 
 SETTINGS_ACTION = "settings-changed"

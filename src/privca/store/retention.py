@@ -16,8 +16,9 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography import x509
 
-from privca.errors import InputError
+from privca.errors import EnvironmentRefused, InputError
 from privca.store.database import Database
 from privca.store.schema import certificate_names, certificates
 from privca.store.status import StoredStatus
@@ -31,7 +32,7 @@ def _candidates(expired_before: dt.datetime) -> sa.Select[Any]:
     includes the earlier tombstones, read and skipped: one hourly walk, not per request)."""
     c = certificates.c
     return (
-        sa.select(c.serial, c.names)
+        sa.select(c.serial, c.names, c.der)
         .where(
             c.not_after < expired_before,
             c.tidied_at.is_(None),
@@ -66,13 +67,14 @@ class RetentionWrites:
                 found = change.execute(_candidates(expired_before).limit(TIDY_BATCH)).all()
                 if not found:
                     return done
-                rows = [tuple(row) for row in found]
-                serials = [str(serial) for serial, _names in rows]
+                for row in found:
+                    _check_expired(str(row.serial), row.der, expired_before)
+                serials = [str(row.serial) for row in found]
                 # By primary key: certificate_names has no index on serial alone.
                 pairs = [
-                    {"n": name, "s": serial}
-                    for serial, names in rows
-                    for name in dict.fromkeys(json.loads(names))
+                    {"n": name, "s": str(row.serial)}
+                    for row in found
+                    for name in dict.fromkeys(json.loads(row.names))
                 ]
                 if pairs:
                     change.execute(
@@ -97,6 +99,24 @@ class RetentionWrites:
                     "tidied", None, {"serials": serials, "expired_before": str(expired_before)}
                 )
             done += len(serials)
+
+
+def _check_expired(serial: str, der: bytes | None, expired_before: dt.datetime) -> None:
+    """Refuse to tombstone a certificate its own DER does not call expired long enough:
+    the row was picked by its not_after column, which someone with the database can move
+    into the past to have tidy drop a live (revoked) certificate's record for good."""
+    if der is None:
+        return
+    try:
+        not_after = x509.load_der_x509_certificate(der).not_valid_after_utc
+    except ValueError:
+        not_after = None
+    if not_after is None or not_after >= expired_before:
+        raise EnvironmentRefused(
+            f"certificate {serial}'s row says it expired long ago but its certificate "
+            "does not: the row was altered, and tidy left the inventory as it was",
+            "run `privca audit verify`, and restore the store from a backup",
+        )
 
 
 __all__ = ["TIDY_BATCH", "RetentionWrites"]

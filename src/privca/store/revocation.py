@@ -106,7 +106,11 @@ def revoke_same_key(
         current = record.revocation_at(now)
         if current is not None and current.reason == KEY_COMPROMISE:
             continue
-        detail: dict[str, object] = {"reason": KEY_COMPROMISE, "same_key_as": compromised}
+        detail: dict[str, object] = {
+            "reason": KEY_COMPROMISE,
+            "same_key_as": compromised,
+            "key_sha256": public_key_sha256,
+        }
         if current is None:
             revoked_at = now
             change.record("revoked", serial, detail)
@@ -173,16 +177,20 @@ class RevocationWrites:
             # A scheduled revocation that is due is one already (every read says so, a CRL
             # may list it): the reason rule and its date apply as to a written one.
             current = row_to_certificate(row).revocation_at(now)
+            logged: dict[str, object] = {"reason": reason}
+            if reason == KEY_COMPROMISE and public_key_sha256:
+                # The key the bar is for, in the log: `audit verify` then notices a bar
+                # lifted even once tidy has dropped the certificate's DER.
+                logged["key_sha256"] = public_key_sha256
             if current is None:
                 outcome, revoked_at = RevocationOutcome.REVOKED, now
-                change.record("revoked", key, {"reason": reason})
+                change.record("revoked", key, logged)
             else:
                 outcome = reason_change(key, current.reason, reason)
                 if outcome is RevocationOutcome.UNCHANGED:
                     return row_to_certificate(row), outcome
                 revoked_at = current.revoked_at
-                detail = {"from": current.reason, "reason": reason}
-                change.record("revocation-reason-changed", key, detail)
+                change.record("revocation-reason-changed", key, {"from": current.reason, **logged})
             change.execute(
                 certificates.update()
                 .where(certificates.c.serial == key)
