@@ -71,6 +71,8 @@ class Certificates:
         csr_der = body.csr.public_bytes(Encoding.DER)
         if not self.repository.move_order(order.id, order_finalizing()):
             raise AcmeProblem("orderNotReady", "the order is already being finalized")
+        if order.replaces:
+            self._check_still_replaceable(order)
         # The certificate record, the order turning valid with it (or refused) and an ARI
         # supersession must all survive a power cut: the account revokes its certificate
         # through the order, and a client polling an order stuck in "processing" never
@@ -86,10 +88,42 @@ class Certificates:
                 not_after=not_after,
             )
             if order.replaces:
-                # ARI renewal: the replaced certificate is superseded, as with privca renew.
+                # ARI renewal: the replaced certificate is superseded, as with privca renew,
+                # unless another order marked it meanwhile (supersede checks, under a lock).
                 replaced = certificate_by_ari_id(self.issuer, order.replaces)
                 self.issuer.supersede(replaced.serial, serial)
         return self.orders.order(auth, order.id)
+
+    def _check_still_replaceable(self, order: OrderRow) -> None:
+        """Two orders replacing one certificate may both have been accepted (placed at
+        once): the first to finalize wins. A processing order refuses when the certificate
+        was superseded meanwhile, another order replacing it is valid, or one is being
+        finalized that started before (the earlier placed wins a tie); the order is then
+        invalid for good."""
+        assert order.replaces is not None
+        info = certificate_by_ari_id(self.issuer, order.replaces)
+        others = [
+            o
+            for o in self.orders.replacing_orders(order.replaces, order.account_id, utcnow())
+            if o.id != order.id
+        ]
+        ahead = [
+            o
+            for o in others
+            if o.status == OrderStatus.VALID
+            or (
+                o.status == OrderStatus.PROCESSING
+                and (o.created_at, o.id) < (order.created_at, order.id)
+            )
+        ]
+        if info.superseded or ahead:
+            problem = AcmeProblem(
+                "alreadyReplaced", "the certificate this order replaces has already been replaced"
+            )
+            self.repository.move_order(
+                order.id, order_refused(for_good=True), error=problem.to_json()
+            )
+            raise problem
 
     def _check_not_an_account_key(
         self, auth: Authenticated, csr: x509.CertificateSigningRequest

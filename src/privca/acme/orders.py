@@ -75,7 +75,7 @@ class Orders:
         if body.not_after is not None:
             self._check_days(validity_days(body.not_after, now), issuer, profile)
         if body.replaces is not None:
-            self._check_replaces(body.replaces, account)
+            self._check_replaces(body.replaces, account, identifiers, now)
         self._check_rate(account, now)
         order = OrderRow(
             id=new_id(),
@@ -180,11 +180,41 @@ class Orders:
                 headers={"Retry-After": str(retry)},
             )
 
-    def _check_replaces(self, replaces: str, account: AccountRow) -> None:
+    def _check_replaces(
+        self,
+        replaces: str,
+        account: AccountRow,
+        identifiers: list[tuple[str, str]],
+        now: dt.datetime,
+    ) -> None:
+        """RFC 9773 §5: the account's own certificate, for at least one of the new order's
+        identifiers (else any order could retire any certificate of the account from
+        expiry monitoring), not replaced already (alreadyReplaced)."""
         info = certificate_by_ari_id(self.issuer, replaces)
-        order = self.repository.order_by_serial(serial_hex(info.serial))
-        if order is None or order.account_id != account.id:
+        replaced = self.repository.order_by_serial(serial_hex(info.serial))
+        if replaced is None or replaced.account_id != account.id:
             raise AcmeProblem("malformed", "'replaces' names a certificate of another account")
+        if not set(replaced.identifiers) & set(identifiers):
+            raise AcmeProblem(
+                "malformed",
+                "'replaces' names a certificate that shares no identifier with this order",
+            )
+        others = self.replacing_orders(replaces, account.id, now)
+        if info.superseded or others:
+            raise AcmeProblem("alreadyReplaced", _already_replaced(info.superseded, others))
+
+    def replacing_orders(self, replaces: str, account_id: str, now: dt.datetime) -> list[OrderRow]:
+        """The account's orders that replace certificate `replaces` and are not invalid
+        as seen now. Only the account's own orders can (_check_replaces); its newest
+        1000 hold every one still open (orders live 7 days, newOrder is rate limited), and
+        one that was issued also marked the certificate superseded."""
+        return [
+            seen
+            for o in self.repository.orders(account_id)
+            if o.replaces == replaces
+            and (seen := replace(o, status=order_as_seen(o.status, o.expires, now))).status
+            != OrderStatus.INVALID
+        ]
 
     def order(self, auth: Authenticated, order_id: str) -> tuple[OrderRow, list[AuthorizationRow]]:
         order, authorizations = self.repository.order_with_authorizations(order_id)
@@ -204,6 +234,12 @@ class Orders:
         if not auth.owns(account_id):
             raise AcmeProblem("notFound", "no such account")
         return [o for o in self.repository.orders(account_id) if order_is_open(o.status)]
+
+
+def _already_replaced(superseded: bool, others: list[OrderRow]) -> str:
+    if superseded or any(o.status == OrderStatus.VALID for o in others):
+        return "the certificate 'replaces' names has already been replaced"
+    return f"order {others[0].id} already replaces the certificate 'replaces' names"
 
 
 def _check_identifier_types(identifiers: Any) -> None:

@@ -1,0 +1,149 @@
+"""A hostile review of the ACME server against RFC 8555 and RFC 9773, one test per finding,
+each through the real server with a client that signs what it is told (jwsclient.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from privca.acme import orders
+from privca.acme.renewal import ari_cert_id
+from privca.acme.resources import new_id
+from tests.acme.conftest import AcmeServer
+from tests.acme.jwsclient import RawClient, b64
+
+URN = "urn:ietf:params:acme:error:"
+
+
+def new_client(server: AcmeServer) -> RawClient:
+    client = RawClient(server.url, str(server.root_pem))
+    assert client.register().status_code == 201
+    return client
+
+
+def authorize(server: AcmeServer, client: RawClient, order: dict[str, Any]) -> None:
+    """Every authorization of the order made valid by a real dns-01 validation."""
+    for url in order["authorizations"]:
+        authz = client.post(url, None).json()
+        if authz["status"] == "valid":
+            continue
+        challenge = next(c for c in authz["challenges"] if c["type"] == "dns-01")
+        key_authorization = f"{challenge['token']}.{b64(client.key.thumbprint())}"
+        digest = hashlib.sha256(key_authorization.encode()).digest()
+        server.dns.set_txt(f"_acme-challenge.{authz['identifier']['value']}", b64(digest))
+        assert client.post(challenge["url"], {}).json()["status"] == "valid"
+
+
+def place(client: RawClient, names: list[str], **extra: Any) -> Any:
+    identifiers = [{"type": "dns", "value": n} for n in names]
+    return client.post(client.directory["newOrder"], {"identifiers": identifiers, **extra})
+
+
+def csr_for(names: list[str]) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .sign(key, hashes.SHA256())
+    )
+    return b64(csr.public_bytes(Encoding.DER))
+
+
+def finalize(client: RawClient, order_url: str, order: dict[str, Any]) -> Any:
+    names = [i["value"] for i in order["identifiers"]]
+    return client.post(order["finalize"], {"csr": csr_for(names)})
+
+
+def issue(
+    server: AcmeServer, client: RawClient, names: list[str], **extra: Any
+) -> tuple[str, x509.Certificate]:
+    """A certificate for `names`, through the whole flow; (order URL, certificate)."""
+    response = place(client, names, **extra)
+    assert response.status_code == 201, response.text
+    order_url, order = response.headers["Location"], response.json()
+    authorize(server, client, order)
+    done = finalize(client, order_url, client.post(order_url, None).json())
+    assert done.status_code == 200 and done.json()["status"] == "valid", done.text
+    pem = client.post(done.json()["certificate"], None).content
+    return order_url, x509.load_pem_x509_certificates(pem)[0]
+
+
+def problem(response: Any, kind: str, status: int) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.text)
+    document: dict[str, Any] = response.json()
+    assert document["type"] == URN + kind, document
+    return document
+
+
+# 1. ARI `replaces` (RFC 9773 §5) ------------------------------------------------------
+
+
+def _superseded(server: AcmeServer, certificate: x509.Certificate) -> bool:
+    info = server.service.issuer.lookup(certificate.serial_number)
+    assert info is not None
+    return info.superseded
+
+
+def test_replaces_needs_a_shared_identifier(acme_server: AcmeServer) -> None:
+    client = new_client(acme_server)
+    _url, keep = issue(acme_server, client, ["keep.test"])
+    response = place(client, ["other.test"], replaces=ari_cert_id(keep))
+    assert "shares no identifier" in problem(response, "malformed", 400)["detail"]
+    assert not _superseded(acme_server, keep)
+
+
+def test_a_certificate_is_replaced_once(acme_server: AcmeServer) -> None:
+    client = new_client(acme_server)
+    _url, old = issue(acme_server, client, ["once.test", "twice.test"])
+    cert_id = ari_cert_id(old)
+    first = place(client, ["once.test"], replaces=cert_id)
+    assert first.status_code == 201, first.text
+    # An open order already replaces it: a second is a conflict (409).
+    problem(place(client, ["twice.test"], replaces=cert_id), "alreadyReplaced", 409)
+    # Once that order is issued, the certificate is superseded: still a conflict.
+    authorize(acme_server, client, first.json())
+    order_url = first.headers["Location"]
+    done = finalize(client, order_url, client.post(order_url, None).json())
+    assert done.json()["status"] == "valid", done.text
+    assert _superseded(acme_server, old)
+    problem(place(client, ["once.test"], replaces=cert_id), "alreadyReplaced", 409)
+
+
+def _stored_copy(server: AcmeServer, order_url: str) -> str:
+    """Another order like the one at `order_url`, stored as a second replica racing the
+    first would have stored it (its newOrder checked before the first was stored)."""
+    stored = server.store.order(order_url.rsplit("/", 1)[-1])
+    assert stored is not None
+    copy = dataclasses.replace(
+        stored, id=new_id(), created_at=stored.created_at + dt.timedelta(seconds=1)
+    )
+    authorizations, challenges = orders._authorizations(copy)
+    server.store.add_order(copy, authorizations, challenges)
+    return order_url.rsplit("/", 1)[0] + "/" + copy.id
+
+
+def test_two_orders_placed_at_once_supersede_once(acme_server: AcmeServer) -> None:
+    """Both accepted: the second to finalize is refused for good, nothing issued for it."""
+    client = new_client(acme_server)
+    _url, old = issue(acme_server, client, ["race.test"])
+    first = place(client, ["race.test"], replaces=ari_cert_id(old))
+    assert first.status_code == 201, first.text
+    first_url = first.headers["Location"]
+    second_url = _stored_copy(acme_server, first_url)
+    for url in (first_url, second_url):
+        authorize(acme_server, client, client.post(url, None).json())
+    winner = finalize(client, first_url, client.post(first_url, None).json())
+    assert winner.json()["status"] == "valid", winner.text
+    count = acme_server.ca.inventory.count()
+    loser = finalize(client, second_url, client.post(second_url, None).json())
+    problem(loser, "alreadyReplaced", 409)
+    assert acme_server.ca.inventory.count() == count
+    assert client.post(second_url, None).json()["status"] == "invalid"
