@@ -147,3 +147,31 @@ def test_two_orders_placed_at_once_supersede_once(acme_server: AcmeServer) -> No
     problem(loser, "alreadyReplaced", 409)
     assert acme_server.ca.inventory.count() == count
     assert client.post(second_url, None).json()["status"] == "invalid"
+
+
+# 2. revokeCert by an account authorized for every identifier (RFC 8555 §7.6) --------------
+
+
+def _authorized(server: AcmeServer, names: list[str]) -> RawClient:
+    """An account holding valid authorizations for `names` (an order never finalized)."""
+    client = new_client(server)
+    response = place(client, names)
+    assert response.status_code == 201, response.text
+    authorize(server, client, response.json())
+    return client
+
+
+def _revoke(client: RawClient, certificate: x509.Certificate) -> Any:
+    der = b64(certificate.public_bytes(Encoding.DER))
+    return client.post(client.directory["revokeCert"], {"certificate": der, "reason": 4})
+
+
+def test_an_account_authorized_for_every_name_may_revoke(acme_server: AcmeServer) -> None:
+    _url, certificate = issue(acme_server, new_client(acme_server), ["r1.test", "r2.test"])
+    partial = _authorized(acme_server, ["r1.test"])
+    problem(_revoke(partial, certificate), "unauthorized", 403)
+    assert acme_server.service.issuer.lookup(certificate.serial_number).status == "valid"
+    covering = _authorized(acme_server, ["r1.test", "r2.test"])
+    response = _revoke(covering, certificate)
+    assert response.status_code == 200, response.text
+    assert acme_server.service.issuer.lookup(certificate.serial_number).status == "revoked"
