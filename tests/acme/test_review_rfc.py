@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 from typing import Any
 
+import josepy as jose
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.acme import orders
@@ -175,3 +178,53 @@ def test_an_account_authorized_for_every_name_may_revoke(acme_server: AcmeServer
     response = _revoke(covering, certificate)
     assert response.status_code == 200, response.text
     assert acme_server.service.issuer.lookup(certificate.serial_number).status == "revoked"
+
+
+# 3. badSignatureAlgorithm lists the algorithms; every JWS POST answer has a nonce -------
+
+
+def test_bad_signature_algorithm_lists_the_accepted_ones(acme_server: AcmeServer) -> None:
+    client = RawClient(acme_server.url, str(acme_server.root_pem))
+    signed = client.sign(client.directory["newAccount"], {}, header={"alg": "HS256"})
+    response = client.post(client.directory["newAccount"], raw=json.dumps(signed).encode())
+    document = problem(response, "badSignatureAlgorithm", 400)
+    assert document["algorithms"] == ["RS256", "ES256", "ES384"]
+    assert response.headers["Replay-Nonce"]
+
+
+def _general_serialization(client: RawClient) -> bytes:
+    signed = client.sign(client.directory["newOrder"], {"identifiers": []})
+    signature = {"protected": signed["protected"], "signature": signed["signature"]}
+    return json.dumps({"payload": signed["payload"], "signatures": [signature]}).encode()
+
+
+def _with_header(client: RawClient, **header: Any) -> bytes:
+    signed = client.sign(client.directory["newOrder"], {"identifiers": []}, header=header)
+    return json.dumps(signed).encode()
+
+
+JWS_REFUSALS = {
+    "crit": lambda c: _with_header(c, crit=["b64"], b64=False),
+    "general-serialization": _general_serialization,
+    "not-json": lambda c: b"{nope",
+    "rsa-1024": lambda c: json.dumps(
+        c.sign(
+            c.directory["newAccount"],
+            {},
+            key=jose.JWKRSA(key=rsa.generate_private_key(65537, 1024)),
+            use_jwk=True,
+        )
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JWS_REFUSALS))
+def test_a_refused_jws_still_gets_a_nonce(acme_server: AcmeServer, name: str) -> None:
+    client = new_client(acme_server)
+    url = client.directory["newAccount" if name == "rsa-1024" else "newOrder"]
+    response = client.post(url, raw=JWS_REFUSALS[name](client))
+    assert response.status_code == 400, response.text
+    nonce = response.headers["Replay-Nonce"]
+    # ... and it is a nonce the server accepts.
+    retried = client.post(client.kid, None, nonce=nonce)
+    assert retried.status_code == 200, retried.text

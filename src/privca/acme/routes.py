@@ -195,12 +195,14 @@ class AcmeApp:
             raise AcmeProblem("methodNotAllowed", "use POST (or POST-as-GET) for this resource")
         if media_type(request.headers) != JOSE:
             raise AcmeProblem("unsupportedMediaType", f"the Content-Type must be {JOSE}")
+        # A JWS POST: its answer carries a nonce, even a refusal of the JWS itself (a bad
+        # alg, a body that is no JWS): the client retries with it (§6.5, docs/acme.md).
+        request.state.jws = True
         try:
             body = await read_body(request, self.settings.max_body_bytes)
         except BodyTooLarge as exc:
             raise AcmeProblem("payloadTooLarge", str(exc)) from exc
         parsed = jws.parse_jws(body)
-        request.state.jws = True  # a JWS POST: its answer carries a nonce, even an error
         url = self.request_url(request, urls)
 
         def authenticated() -> T:
