@@ -228,3 +228,43 @@ def test_a_refused_jws_still_gets_a_nonce(acme_server: AcmeServer, name: str) ->
     # ... and it is a nonce the server accepts.
     retried = client.post(client.kid, None, nonce=nonce)
     assert retried.status_code == 200, retried.text
+
+
+# 4. newOrder reports each refused identifier (RFC 8555 §6.7.1) ------------------------
+
+
+def test_each_refused_identifier_is_reported(acme_server: AcmeServer) -> None:
+    client = new_client(acme_server)
+    hostile = "\x1b[31mevil\u202e.test"
+    identifiers = [
+        {"type": "dns", "value": "fine.test"},
+        {"type": "dns", "value": "-bad..test"},
+        {"type": "dns", "value": hostile},
+        {"type": "email", "value": "a@b.test"},
+    ]
+    response = client.post(client.directory["newOrder"], {"identifiers": identifiers})
+    document = problem(response, "rejectedIdentifier", 400)
+    assert "3 of the order's 4 identifiers" in document["detail"]
+    subproblems = document["subproblems"]
+    assert [s["identifier"]["type"] for s in subproblems] == ["dns", "dns", "email"]
+    assert [s["type"] for s in subproblems] == [
+        URN + "rejectedIdentifier",
+        URN + "rejectedIdentifier",
+        URN + "unsupportedIdentifier",
+    ]
+    assert subproblems[0]["identifier"]["value"] == "-bad..test"
+    # The hostile value is named escaped, never as it came (the rest of privca's rule).
+    shown = json.dumps(subproblems[1], ensure_ascii=False)
+    assert "evil" in shown and "\x1b" not in shown and "\u202e" not in shown
+
+
+def test_a_non_string_identifier_value_is_malformed(acme_server: AcmeServer) -> None:
+    client = new_client(acme_server)
+    one = [{"type": "dns", "value": 5}]
+    response = client.post(client.directory["newOrder"], {"identifiers": one})
+    document = problem(response, "malformed", 400)
+    assert document["identifier"] == {"type": "dns", "value": "5"}
+    two = [{"type": "dns", "value": 5}, {"type": "dns", "value": ["x"]}]
+    response = client.post(client.directory["newOrder"], {"identifiers": two})
+    document = problem(response, "malformed", 400)
+    assert len(document["subproblems"]) == 2

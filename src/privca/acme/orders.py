@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
+from privca._text import printable
 from privca._time import utcnow
 from privca.acme import messages
 from privca.acme.accounts import Accounts, Authenticated
@@ -65,11 +66,13 @@ class Orders:
         main one, the default issuer)."""
         account = auth.signer()
         payload = auth.request.json_payload()
-        _check_identifier_types(payload.get("identifiers"))
+        parsed, problems = _parse_identifiers(payload.get("identifiers"))
+        if parsed is not None:  # the identifiers as read (a malformed one left out)
+            payload = {**payload, "identifiers": [{"type": k, "value": v} for k, v in parsed]}
         body = messages.decode(messages.NewOrder, payload, "newOrder")
         profile = self._profile(account, payload.get("profile"), profile)
         issuer = self._issuer(account, issuer)
-        identifiers = self._check_identifiers(body.identifiers, issuer, profile)
+        identifiers = self._check_identifiers(parsed or [], problems, issuer, profile)
         now = utcnow()
         _check_validity(body.not_before, body.not_after, now)
         if body.not_after is not None:
@@ -134,32 +137,46 @@ class Orders:
         return name
 
     def _check_identifiers(
-        self, identifiers: Any, issuer: str, profile: str
+        self,
+        identifiers: list[tuple[str, str]],
+        problems: list[AcmeProblem],
+        issuer: str,
+        profile: str,
     ) -> list[tuple[str, str]]:
-        if not identifiers:
+        """The order's identifiers, once the policy admits every one; otherwise each one
+        refused is reported (§6.7.1), with those `_parse_identifiers` refused."""
+        if not identifiers and not problems:
             raise AcmeProblem("malformed", "an order needs at least one identifier")
-        if len(identifiers) > MAX_IDENTIFIERS:
-            raise AcmeProblem("rejectedIdentifier", f"at most {MAX_IDENTIFIERS} identifiers")
-        result: list[tuple[str, str]] = []
-        problems: list[AcmeProblem] = []
-        for identifier in identifiers:
-            try:
-                result.append(_identifier(identifier))
-            except AcmeProblem as problem:
-                problems.append(problem)
-        result = list(dict.fromkeys(result))
-        if not problems:
-            try:
-                self.issuer.check_names([v for _k, v in result], issuer, profile)
-            except IssuanceRefused as exc:
-                if exc.kind == "unauthorized":
-                    raise AcmeProblem(exc.kind, exc.message) from exc
-                problems.append(AcmeProblem("rejectedIdentifier", exc.message))
+        total = len(identifiers) + len(problems)
+        result = list(dict.fromkeys(identifiers))
+        if result:
+            problems = problems + self._refused_names(result, issuer, profile)
         if len(problems) == 1:
             raise problems[0]
         if problems:
-            raise AcmeProblem("compound", "several identifiers are refused", subproblems=problems)
+            raise _combined(problems, total)
         return result
+
+    def _refused_names(
+        self, identifiers: list[tuple[str, str]], issuer: str, profile: str
+    ) -> list[AcmeProblem]:
+        """What the policy refuses: one problem per refused name (checked one at a time
+        only once the whole list was refused), or one for the list (too many names)."""
+        try:
+            self.issuer.check_names([v for _k, v in identifiers], issuer, profile)
+            return []
+        except IssuanceRefused as exc:
+            if exc.kind == "unauthorized":
+                raise AcmeProblem(exc.kind, exc.message) from exc
+            whole = AcmeProblem("rejectedIdentifier", exc.message)
+        refused: list[AcmeProblem] = []
+        for kind, value in identifiers:
+            try:
+                self.issuer.check_names([value], issuer, profile)
+            except IssuanceRefused as exc:
+                shown = _shown(kind, value)
+                refused.append(AcmeProblem("rejectedIdentifier", exc.message, identifier=shown))
+        return refused or [whole]
 
     def _check_days(self, days: int, issuer: str, profile: str) -> None:
         """A notAfter the policy would refuse at finalize is refused now: accepted, the
@@ -242,25 +259,43 @@ def _already_replaced(superseded: bool, others: list[OrderRow]) -> str:
     return f"order {others[0].id} already replaces the certificate 'replaces' names"
 
 
-def _check_identifier_types(identifiers: Any) -> None:
-    """An unknown identifier type is unsupportedIdentifier (§7.4), before anything else."""
+def _parse_identifiers(
+    identifiers: Any,
+) -> tuple[list[tuple[str, str]] | None, list[AcmeProblem]]:
+    """Each identifier as (type, canonical value), and a problem for each that is not one:
+    malformed (not a {"type", "value"} object of strings), unsupportedIdentifier (another
+    type), rejectedIdentifier (not a name). None for a list that is not one: decoding the
+    payload names it. At most MAX_IDENTIFIERS are looked at."""
     if not isinstance(identifiers, list):
-        return
+        return None, []
+    if len(identifiers) > MAX_IDENTIFIERS:
+        raise AcmeProblem("rejectedIdentifier", f"at most {MAX_IDENTIFIERS} identifiers")
+    parsed: list[tuple[str, str]] = []
+    problems: list[AcmeProblem] = []
     for item in identifiers:
-        if isinstance(item, dict) and item.get("type") not in IDENTIFIER_TYPES:
-            raise AcmeProblem(
-                "unsupportedIdentifier",
-                "only dns and ip identifiers are supported",
-                identifier={"type": str(item.get("type"))[:20], "value": ""},
-            )
+        try:
+            parsed.append(_identifier(item))
+        except AcmeProblem as problem:
+            problems.append(problem)
+    return parsed, problems
 
 
-def _identifier(identifier: Any) -> tuple[str, str]:
+def _identifier(item: Any) -> tuple[str, str]:
     """One identifier as (type, canonical value), or the problem with it."""
-    kind, value = identifier.typ.name, identifier.value
-    shown = {"type": str(kind)[:10], "value": str(value)[:255]}
-    if kind not in IDENTIFIER_TYPES or not isinstance(value, str):
-        raise AcmeProblem("unsupportedIdentifier", "only dns and ip identifiers", identifier=shown)
+    if not isinstance(item, dict):
+        raise AcmeProblem("malformed", "an item of 'identifiers' is not a {type, value} object")
+    kind, value = item.get("type"), item.get("value")
+    shown = _shown(kind, value)
+    if not isinstance(kind, str) or not isinstance(value, str):
+        raise AcmeProblem(
+            "malformed",
+            "'identifiers': an identifier's type and value must be strings",
+            identifier=shown,
+        )
+    if kind not in IDENTIFIER_TYPES:
+        raise AcmeProblem(
+            "unsupportedIdentifier", "only dns and ip identifiers are supported", identifier=shown
+        )
     try:
         name = name_of(kind, value)
     except InputError as exc:
@@ -268,6 +303,23 @@ def _identifier(identifier: Any) -> tuple[str, str]:
     if name.kind != kind:
         raise AcmeProblem("rejectedIdentifier", "identifier type mismatch", identifier=shown)
     return kind, name.value
+
+
+def _shown(kind: Any, value: Any) -> dict[str, str]:
+    """An identifier as a problem names it: escaped, cut short (a hostile client chose it)."""
+    return {"type": printable(str(kind), 20), "value": printable(str(value), 255)}
+
+
+def _combined(problems: list[AcmeProblem], total: int) -> AcmeProblem:
+    """Several identifiers refused: one problem with a subproblem for each (§6.7.1), of
+    their kind when they share one, malformed if one is, else rejectedIdentifier."""
+    kinds = {p.kind for p in problems}
+    if len(kinds) == 1:
+        kind = kinds.pop()
+    else:
+        kind = "malformed" if "malformed" in kinds else "rejectedIdentifier"
+    detail = f"{len(problems)} of the order's {total} identifiers are refused: see subproblems"
+    return AcmeProblem(kind, detail, subproblems=problems)
 
 
 def validity_days(not_after: dt.datetime, now: dt.datetime) -> int:
