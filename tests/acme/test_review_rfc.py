@@ -268,3 +268,18 @@ def test_a_non_string_identifier_value_is_malformed(acme_server: AcmeServer) -> 
     response = client.post(client.directory["newOrder"], {"identifiers": two})
     document = problem(response, "malformed", 400)
     assert len(document["subproblems"]) == 2
+
+
+# 6. keyChange: the inner JWS carries no nonce (RFC 8555 §7.3.5) ------------------------
+
+
+def test_key_change_refuses_an_inner_nonce(acme_server: AcmeServer) -> None:
+    client = new_client(acme_server)
+    url = client.directory["keyChange"]
+    new_key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    inner_payload = {"account": client.kid, "oldKey": client.key.public_key().to_partial_json()}
+    inner = client.sign(url, inner_payload, key=new_key, use_jwk=True)  # with a fresh nonce
+    document = problem(client.post(url, inner), "malformed", 400)
+    assert "'nonce'" in document["detail"]
+    # The account key did not change: the old key still signs.
+    assert client.post(client.kid, None).status_code == 200
