@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import http.client
 import json
+import ssl
+import urllib.parse
 from typing import Any
 
 import josepy as jose
@@ -20,7 +23,7 @@ from privca.acme import orders
 from privca.acme.renewal import ari_cert_id
 from privca.acme.resources import new_id
 from tests.acme.conftest import AcmeServer
-from tests.acme.jwsclient import RawClient, b64
+from tests.acme.jwsclient import JOSE, RawClient, b64
 
 URN = "urn:ietf:params:acme:error:"
 
@@ -283,3 +286,39 @@ def test_key_change_refuses_an_inner_nonce(acme_server: AcmeServer) -> None:
     assert "'nonce'" in document["detail"]
     # The account key did not change: the old key still signs.
     assert client.post(client.kid, None).status_code == 200
+
+
+# 7. The JWS `url` is the URL as requested (RFC 8555 §6.4) -----------------------------
+
+
+def _post_as_spelt(server: AcmeServer, url: str, body: dict[str, str]) -> tuple[int, Any]:
+    """POST to `url` byte for byte (requests would normalize %2D to "-")."""
+    parts = urllib.parse.urlsplit(url)
+    target = parts.path + ("?" + parts.query if "?" in url else "")
+    context = ssl.create_default_context(cafile=str(server.root_pem))
+    connection = http.client.HTTPSConnection(parts.hostname, parts.port, context=context)
+    try:
+        headers = {"Content-Type": JOSE}
+        connection.request("POST", target, json.dumps(body).encode(), headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("sent_to", ["new-order?x=1", "new%2Dorder", "new-order?"])
+def test_a_jws_for_one_url_is_refused_at_another_spelling(
+    acme_server: AcmeServer, sent_to: str
+) -> None:
+    client = new_client(acme_server)
+    url = client.directory["newOrder"]
+    payload = {"identifiers": [{"type": "dns", "value": "url.test"}]}
+    target = url.rsplit("/", 1)[0] + "/" + sent_to
+    status, document = _post_as_spelt(acme_server, target, client.sign(url, payload))
+    if sent_to == "new-order?":  # an empty query is no query: the same URL
+        assert status == 201, document
+        return
+    assert (status, document["type"]) == (403, URN + "unauthorized"), document
+    # Signed for the URL as requested, the query string is part of it.
+    status, document = _post_as_spelt(acme_server, target, client.sign(target, payload))
+    assert status == 201, document

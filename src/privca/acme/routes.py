@@ -105,11 +105,17 @@ class AcmeApp:
         return Urls(f"{request.url.scheme}://{request.url.netloc}{root}")
 
     def request_url(self, request: Request, urls: Urls) -> str:
-        path: str = request.scope["path"]
-        root: str = request.scope.get("root_path", "")
+        """The URL as the client requested it, percent-encoding and query string as sent:
+        a JWS's `url` must be exactly that (§6.4). The decoded path would let a JWS for
+        /new-order be sent to /new%2Dorder or /new-order?x=1."""
+        scope = request.scope
+        raw: bytes | None = scope.get("raw_path")
+        path = raw.decode("latin-1") if raw is not None else scope["path"]
+        root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        return urls.base + path
+        query: bytes = scope.get("query_string", b"")
+        return urls.base + path + ("?" + query.decode("latin-1") if query else "")
 
     async def respond(
         self, request: Request, handler: Callable[[Request, Urls], Awaitable[_Reply]]
