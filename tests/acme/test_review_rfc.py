@@ -322,3 +322,22 @@ def test_a_jws_for_one_url_is_refused_at_another_spelling(
     # Signed for the URL as requested, the query string is part of it.
     status, document = _post_as_spelt(acme_server, target, client.sign(target, payload))
     assert status == 201, document
+
+
+# 8. A 405 says which methods are allowed (RFC 9110 §15.5.6) ----------------------------
+
+
+def test_method_not_allowed_carries_allow(acme_server: AcmeServer) -> None:
+    client = new_client(acme_server)
+    cert_id = "AAAA.AQ"
+    cases = [
+        ("GET", client.directory["newOrder"], "POST"),
+        ("PUT", client.kid, "POST"),
+        ("POST", acme_server.url, "GET, HEAD"),
+        ("DELETE", client.directory["newNonce"], "GET, HEAD"),
+        ("POST", client.directory["renewalInfo"] + "/" + cert_id, "GET, HEAD"),
+    ]
+    for method, url, allowed in cases:
+        response = client.session.request(method, url, timeout=10)
+        assert response.status_code == 405, (method, url, response.text)
+        assert response.headers["Allow"] == allowed, (method, url)

@@ -78,6 +78,11 @@ class _Reply:
         self.content_type = content_type
 
 
+def _not_allowed(detail: str, allow: str) -> AcmeProblem:
+    """405, with the methods the resource takes (RFC 9110 §15.5.6: Allow MUST be sent)."""
+    return AcmeProblem("methodNotAllowed", detail, headers={"Allow": allow})
+
+
 def _json(obj: Any) -> bytes:
     if hasattr(obj, "to_json"):
         obj = obj.to_json()
@@ -198,7 +203,7 @@ class AcmeApp:
         """`call(authenticated request, *args)`, run in the same threadpool job as the
         authentication: one thread hop per request instead of two."""
         if request.method != "POST":
-            raise AcmeProblem("methodNotAllowed", "use POST (or POST-as-GET) for this resource")
+            raise _not_allowed("use POST (or POST-as-GET) for this resource", "POST")
         if media_type(request.headers) != JOSE:
             raise AcmeProblem("unsupportedMediaType", f"the Content-Type must be {JOSE}")
         # A JWS POST: its answer carries a nonce, even a refusal of the JWS itself (a bad
@@ -319,7 +324,7 @@ class AcmeApp:
 
     async def directory(self, request: Request, urls: Urls) -> _Reply:
         if request.method not in ("GET", "HEAD"):
-            raise AcmeProblem("methodNotAllowed", "use GET for the directory")
+            raise _not_allowed("use GET for the directory", "GET, HEAD")
 
         def described() -> tuple[str | None, str | None, tuple[str, ...]]:
             profile, issuer = self.directory_of(request)
@@ -353,7 +358,7 @@ class AcmeApp:
             return _Reply(status=200)
         if request.method == "GET":
             return _Reply(status=204)
-        raise AcmeProblem("methodNotAllowed", "use HEAD or GET for newNonce")
+        raise _not_allowed("use HEAD or GET for newNonce", "GET, HEAD")
 
     async def new_account(self, request: Request, urls: Urls) -> _Reply:
         client = request.client.host if request.client else None
@@ -440,7 +445,7 @@ class AcmeApp:
 
     async def renewal_info(self, request: Request, urls: Urls) -> _Reply:
         if request.method not in ("GET", "HEAD"):
-            raise AcmeProblem("methodNotAllowed", "use GET for renewalInfo")
+            raise _not_allowed("use GET for renewalInfo", "GET, HEAD")
         info, retry = await self.admission.run(
             self.service.certificates.renewal_info, request.path_params["cert_id"]
         )
