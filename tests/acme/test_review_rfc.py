@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.acme import orders
 from privca.acme.renewal import ari_cert_id
+from privca.acme.repository import OrderRow
 from privca.acme.resources import new_id
+from privca.acme.state import AuthorizationStatus, OrderStatus
 from tests.acme.conftest import AcmeServer
 from tests.acme.jwsclient import JOSE, RawClient, b64
 
@@ -341,3 +343,106 @@ def test_method_not_allowed_carries_allow(acme_server: AcmeServer) -> None:
         response = client.session.request(method, url, timeout=10)
         assert response.status_code == 405, (method, url, response.text)
         assert response.headers["Allow"] == allowed, (method, url)
+
+
+# 5. Expiry: the order list, and authorizations past their expiry ------------------------
+
+
+def _account_id(client: RawClient) -> str:
+    assert client.kid is not None
+    return client.kid.rsplit("/", 1)[-1]
+
+
+def _stored_order(
+    server: AcmeServer,
+    client: RawClient,
+    name: str,
+    *,
+    status: OrderStatus,
+    expires: dt.datetime,
+    authorization_status: AuthorizationStatus = AuthorizationStatus.PENDING,
+    authorization_expires: dt.datetime | None = None,
+) -> str:
+    """An order stored as time would have left it (no test waits a week); its URL."""
+    now = dt.datetime.now(dt.UTC)
+    order = OrderRow(
+        id=new_id(),
+        account_id=_account_id(client),
+        status=status,
+        profile="server",
+        identifiers=(("dns", name),),
+        not_before=None,
+        not_after=None,
+        expires=expires,
+        error=None,
+        certificate_serial=None,
+        replaces=None,
+        created_at=now,
+    )
+    authorizations, challenges = orders._authorizations(order)
+    authorizations = [
+        dataclasses.replace(
+            a, status=authorization_status, expires=authorization_expires or expires
+        )
+        for a in authorizations
+    ]
+    server.store.add_order(order, authorizations, challenges)
+    return client.kid.rsplit("/account/", 1)[0] + "/order/" + order.id  # type: ignore[union-attr]
+
+
+def _listed(client: RawClient, url: str | None = None) -> tuple[list[str], str | None]:
+    url = url or client.kid + "/orders"  # type: ignore[operator]
+    response = client.post(url, None)
+    assert response.status_code == 200, response.text
+    following = response.links.get("next", {}).get("url")
+    return response.json()["orders"], following
+
+
+def test_the_order_list_shows_what_is_not_invalid(acme_server: AcmeServer) -> None:
+    client = new_client(acme_server)
+    issued_url, _certificate = issue(acme_server, client, ["listed.test"])
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    lapsed = _stored_order(
+        acme_server, client, "lapsed.test", status=OrderStatus.READY, expires=past
+    )
+    assert client.post(lapsed, None).json()["status"] == "invalid"
+    pending = place(client, ["pending.test"]).headers["Location"]
+    listed, following = _listed(client)
+    # Newest first: the open order, then the issued one; never the expired one.
+    assert listed == [pending, issued_url]
+    assert following is None
+
+
+def test_the_order_list_is_paginated(acme_server: AcmeServer) -> None:
+    client = new_client(acme_server)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    urls = [
+        _stored_order(acme_server, client, f"p{i}.test", status=OrderStatus.PENDING, expires=later)
+        for i in range(orders.ORDERS_PAGE + 2)
+    ]
+    first, following = _listed(client)
+    assert len(first) == orders.ORDERS_PAGE and following is not None
+    second, last = _listed(client, following)
+    assert last is None
+    assert sorted(first + second) == sorted(urls)
+
+
+def test_a_valid_authorization_past_its_expiry_is_expired(acme_server: AcmeServer) -> None:
+    """It proves nothing any more: not for its order's finalize, not for a revocation."""
+    _url, certificate = issue(acme_server, new_client(acme_server), ["lapse.test"])
+    client = new_client(acme_server)
+    now = dt.datetime.now(dt.UTC)
+    order_url = _stored_order(
+        acme_server,
+        client,
+        "lapse.test",
+        status=OrderStatus.READY,
+        expires=now + dt.timedelta(days=1),
+        authorization_status=AuthorizationStatus.VALID,
+        authorization_expires=now - dt.timedelta(minutes=1),
+    )
+    order = client.post(order_url, None).json()
+    assert client.post(order["authorizations"][0], None).json()["status"] == "expired"
+    assert order["status"] == "invalid"
+    problem(finalize(client, order_url, order), "orderNotReady", 403)
+    problem(_revoke(client, certificate), "unauthorized", 403)

@@ -65,7 +65,8 @@ class Certificates:
     def _finalize(
         self, auth: Authenticated, order_id: str
     ) -> tuple[OrderRow, list[AuthorizationRow]]:
-        order = self.orders.own_order(auth, order_id)
+        # With its authorizations as seen now: one that has expired proves nothing.
+        order, _authorizations = self.orders.order(auth, order_id)
         payload = auth.request.json_payload()
         if not order_finalizing().applies_to(order.status):
             raise AcmeProblem("orderNotReady", f"the order is {order.status}, not ready")

@@ -29,14 +29,17 @@ from privca.acme.state import (
     AuthorizationStatus,
     ChallengeStatus,
     OrderStatus,
+    authorization_as_seen,
     order_as_seen,
-    order_is_open,
+    order_is_listed,
 )
 from privca.errors import InputError
 from privca.x509.encoding import serial_hex
 
 ORDER_LIFETIME = dt.timedelta(days=7)
 MAX_IDENTIFIERS = 100
+# Orders per page of an account's order list (its Link rel="next" leads on).
+ORDERS_PAGE = 100
 # A client's clock may run a little ahead; a notBefore further ahead is refused.
 NOT_BEFORE_SLACK = dt.timedelta(minutes=5)
 MIN_NOT_AFTER = dt.timedelta(hours=1)
@@ -234,8 +237,19 @@ class Orders:
         ]
 
     def order(self, auth: Authenticated, order_id: str) -> tuple[OrderRow, list[AuthorizationRow]]:
-        order, authorizations = self.repository.order_with_authorizations(order_id)
-        return self._as_seen(auth, order), authorizations
+        """The order and its authorizations as they stand now: an open order one of whose
+        authorizations has expired is invalid (it can never be issued)."""
+        found, authorizations = self.repository.order_with_authorizations(order_id)
+        order = self._as_seen(auth, found)
+        now = utcnow()
+        seen = [
+            replace(a, status=authorization_as_seen(a.status, a.expires, now))
+            for a in authorizations
+        ]
+        lapsed = any(a.status == AuthorizationStatus.EXPIRED for a in seen)
+        if lapsed and order.status in (OrderStatus.PENDING, OrderStatus.READY):
+            order = replace(order, status=OrderStatus.INVALID)
+        return order, seen
 
     def own_order(self, auth: Authenticated, order_id: str) -> OrderRow:
         """The signer's order as it stands now (notFound for anyone else's)."""
@@ -247,10 +261,21 @@ class Orders:
             raise AcmeProblem("notFound", "no such order")
         return replace(order, status=order_as_seen(order.status, order.expires, utcnow()))
 
-    def orders(self, auth: Authenticated, account_id: str) -> list[OrderRow]:
+    def orders(
+        self, auth: Authenticated, account_id: str, page: int = 0
+    ) -> tuple[list[OrderRow], bool]:
+        """One page of the account's order list (§7.1.2.1): of its orders newest first,
+        the `page`-th ORDERS_PAGE of them, those that are not invalid as seen now; and
+        whether there are more (valid orders are kept for good: the list is unbounded)."""
         if not auth.owns(account_id):
             raise AcmeProblem("notFound", "no such account")
-        return [o for o in self.repository.orders(account_id) if order_is_open(o.status)]
+        start, end = page * ORDERS_PAGE, (page + 1) * ORDERS_PAGE
+        rows = self.repository.orders(account_id, limit=end + 1)
+        now = utcnow()
+        listed = [
+            o for o in rows[start:end] if order_is_listed(order_as_seen(o.status, o.expires, now))
+        ]
+        return listed, len(rows) > end
 
 
 def _already_replaced(superseded: bool, others: list[OrderRow]) -> str:
@@ -379,4 +404,11 @@ def _authorizations(order: OrderRow) -> tuple[list[AuthorizationRow], list[Chall
     return authorizations, challenges
 
 
-__all__ = ["MAX_IDENTIFIERS", "ORDER_LIFETIME", "Orders", "challenge_types", "validity_days"]
+__all__ = [
+    "MAX_IDENTIFIERS",
+    "ORDERS_PAGE",
+    "ORDER_LIFETIME",
+    "Orders",
+    "challenge_types",
+    "validity_days",
+]

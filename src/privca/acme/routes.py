@@ -58,6 +58,8 @@ PEM_CHAIN = "application/pem-certificate-chain"
 RECORD_GRACE_SECONDS = 2.0
 # Every method reaches the handler, which answers a wrong one with a problem document.
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+# An order list's ?page= (a million pages of orders is more than any account has).
+MAX_PAGE_DIGITS = 6
 PROFILE_DESCRIPTIONS = {
     "server": "TLS server certificate (serverAuth)",
     "client": "TLS client certificate (clientAuth)",
@@ -81,6 +83,15 @@ class _Reply:
 def _not_allowed(detail: str, allow: str) -> AcmeProblem:
     """405, with the methods the resource takes (RFC 9110 §15.5.6: Allow MUST be sent)."""
     return AcmeProblem("methodNotAllowed", detail, headers={"Allow": allow})
+
+
+def _page(text: str | None) -> int:
+    """The page of an order list a `?page=N` asks for (0: the first)."""
+    if text is None:
+        return 0
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_PAGE_DIGITS:
+        raise AcmeProblem("malformed", "'page' must be a page number")
+    return int(text)
 
 
 def _json(obj: Any) -> bytes:
@@ -375,10 +386,15 @@ class AcmeApp:
         return self.account_reply(account, urls)
 
     async def account_orders(self, request: Request, urls: Urls) -> _Reply:
-        orders = await self.signed_call(
-            request, urls, self.service.orders.orders, request.path_params["id"]
+        account_id = request.path_params["id"]
+        page = _page(request.query_params.get("page"))
+        orders, more = await self.signed_call(
+            request, urls, self.service.orders.orders, account_id, page
         )
-        return _Reply({"orders": [urls.order(o.id) for o in orders]})
+        headers = {}
+        if more:
+            headers["Link"] = f'<{urls.orders(account_id)}?page={page + 1}>;rel="next"'
+        return _Reply({"orders": [urls.order(o.id) for o in orders]}, headers=headers)
 
     async def key_change(self, request: Request, urls: Urls) -> _Reply:
         account = await self.signed_call(request, urls, self.service.accounts.key_change, urls)
