@@ -34,6 +34,7 @@ from privca.acme.state import (
     order_after_deactivation,
     order_as_seen,
     order_finalizing,
+    order_is_listed,
     order_is_open,
     order_issued,
     order_refused,
@@ -122,7 +123,10 @@ SEEN = [
     ("processing order, expired", order_as_seen, O.PROCESSING, PAST, O.PROCESSING),
     ("pending authorization, expired", authorization_as_seen, A.PENDING, PAST, A.EXPIRED),
     ("pending authorization, alive", authorization_as_seen, A.PENDING, FUTURE, A.PENDING),
-    ("valid authorization, expired", authorization_as_seen, A.VALID, PAST, A.VALID),
+    # §7.1.6: a valid authorization expires too; past it, it proves nothing.
+    ("valid authorization, expired", authorization_as_seen, A.VALID, PAST, A.EXPIRED),
+    ("valid authorization, alive", authorization_as_seen, A.VALID, FUTURE, A.VALID),
+    ("invalid authorization, expired", authorization_as_seen, A.INVALID, PAST, A.INVALID),
 ]
 
 
@@ -138,6 +142,12 @@ def test_expiry_is_seen_without_a_write(view, status, expires, expected) -> None
 PREDICATES = [
     ("only a valid account acts", account_may_act, AccountStatus, {"valid"}),
     ("orders a client may act on", order_is_open, OrderStatus, {"pending", "ready"}),
+    (
+        "orders an account's list shows",
+        order_is_listed,
+        OrderStatus,
+        {"pending", "ready", "processing", "valid"},
+    ),
     ("authorizations a client may deactivate", authorization_may_deactivate,
      AuthorizationStatus, {"pending", "valid"}),
 ]  # fmt: skip

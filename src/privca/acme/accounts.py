@@ -228,6 +228,8 @@ class Accounts:
         inner = jws.parse_jws(json.dumps(auth.request.json_payload()).encode(), what="inner JWS")
         if inner.jwk is None or inner.kid is not None:
             raise AcmeProblem("malformed", "the inner JWS must carry 'jwk' and no 'kid'")
+        if inner.nonce is not None:  # §7.3.5 MUST NOT: the outer JWS's nonce is the one
+            raise AcmeProblem("malformed", "the inner JWS must not carry a 'nonce'")
         if inner.url != auth.request.url:
             raise AcmeProblem("malformed", "the inner JWS 'url' differs from the outer one")
         jws.verify(inner, inner.jwk)

@@ -15,18 +15,21 @@ from privca._actor import acme_actor, acting_as
 from privca._time import utcnow
 from privca.acme import jws, messages
 from privca.acme.accounts import Authenticated
-from privca.acme.issuer import CertificateInfo, CertificateIssuer, IssuanceRefused
+from privca.acme.issuer import CertificateInfo, CertificateIssuer, IssuanceRefused, name_of
 from privca.acme.orders import Orders, validity_days
 from privca.acme.problems import AcmeProblem
 from privca.acme.renewal import certificate_by_ari_id, renewal_info
 from privca.acme.repository import AcmeRepository, AuthorizationRow, OrderRow
 from privca.acme.settings import ACME_DEFAULT_DAYS, AcmeSettings
 from privca.acme.state import (
+    AuthorizationStatus,
     OrderStatus,
+    authorization_as_seen,
     order_finalizing,
     order_issued,
     order_refused,
 )
+from privca.errors import InputError
 from privca.x509.encoding import serial_hex
 
 # RFC 5280 reason codes a subscriber may give (RFC 8555 §7.6), with privca's names.
@@ -62,7 +65,8 @@ class Certificates:
     def _finalize(
         self, auth: Authenticated, order_id: str
     ) -> tuple[OrderRow, list[AuthorizationRow]]:
-        order = self.orders.own_order(auth, order_id)
+        # With its authorizations as seen now: one that has expired proves nothing.
+        order, _authorizations = self.orders.order(auth, order_id)
         payload = auth.request.json_payload()
         if not order_finalizing().applies_to(order.status):
             raise AcmeProblem("orderNotReady", f"the order is {order.status}, not ready")
@@ -71,6 +75,8 @@ class Certificates:
         csr_der = body.csr.public_bytes(Encoding.DER)
         if not self.repository.move_order(order.id, order_finalizing()):
             raise AcmeProblem("orderNotReady", "the order is already being finalized")
+        if order.replaces:
+            self._check_still_replaceable(order)
         # The certificate record, the order turning valid with it (or refused) and an ARI
         # supersession must all survive a power cut: the account revokes its certificate
         # through the order, and a client polling an order stuck in "processing" never
@@ -86,10 +92,42 @@ class Certificates:
                 not_after=not_after,
             )
             if order.replaces:
-                # ARI renewal: the replaced certificate is superseded, as with privca renew.
+                # ARI renewal: the replaced certificate is superseded, as with privca renew,
+                # unless another order marked it meanwhile (supersede checks, under a lock).
                 replaced = certificate_by_ari_id(self.issuer, order.replaces)
                 self.issuer.supersede(replaced.serial, serial)
         return self.orders.order(auth, order.id)
+
+    def _check_still_replaceable(self, order: OrderRow) -> None:
+        """Two orders replacing one certificate may both have been accepted (placed at
+        once): the first to finalize wins. A processing order refuses when the certificate
+        was superseded meanwhile, another order replacing it is valid, or one is being
+        finalized that started before (the earlier placed wins a tie); the order is then
+        invalid for good."""
+        assert order.replaces is not None
+        info = certificate_by_ari_id(self.issuer, order.replaces)
+        others = [
+            o
+            for o in self.orders.replacing_orders(order.replaces, order.account_id, utcnow())
+            if o.id != order.id
+        ]
+        ahead = [
+            o
+            for o in others
+            if o.status == OrderStatus.VALID
+            or (
+                o.status == OrderStatus.PROCESSING
+                and (o.created_at, o.id) < (order.created_at, order.id)
+            )
+        ]
+        if info.superseded or ahead:
+            problem = AcmeProblem(
+                "alreadyReplaced", "the certificate this order replaces has already been replaced"
+            )
+            self.repository.move_order(
+                order.id, order_refused(for_good=True), error=problem.to_json()
+            )
+            raise problem
 
     def _check_not_an_account_key(
         self, auth: Authenticated, csr: x509.CertificateSigningRequest
@@ -183,11 +221,18 @@ class Certificates:
     def _check_revoker(
         self, auth: Authenticated, info: CertificateInfo, certificate: x509.Certificate
     ) -> None:
-        """The account that ordered the certificate, or whoever holds its key (§7.6)."""
+        """The account that ordered the certificate, an account that holds valid
+        authorizations for every one of its identifiers, or whoever holds its key (§7.6)."""
         if auth.account is not None:
             order = self.repository.order_by_serial(serial_hex(info.serial))
-            if order is None or order.account_id != auth.account.id:
-                raise AcmeProblem("unauthorized", "the certificate was not issued to this account")
+            if order is not None and order.account_id == auth.account.id:
+                return
+            if not self._authorized_for(auth.account.id, certificate):
+                raise AcmeProblem(
+                    "unauthorized",
+                    "the certificate was not issued to this account, and the account holds "
+                    "no valid authorizations for all of its identifiers",
+                )
             return
         public = certificate.public_key().public_bytes(
             Encoding.DER, PublicFormat.SubjectPublicKeyInfo
@@ -195,6 +240,54 @@ class Certificates:
         signer = auth.key.key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         if public != signer:
             raise AcmeProblem("unauthorized", "the request is not signed by the certificate key")
+
+    def _authorized_for(self, account_id: str, certificate: x509.Certificate) -> bool:
+        """Whether the account holds a valid, unexpired authorization for every identifier
+        of the certificate (a wildcard name needs a wildcard authorization). Authorizations
+        live as long as their order (ORDER_LIFETIME), so only orders not yet expired are
+        read, newest first, until every identifier is covered."""
+        wanted = _identifiers(certificate)
+        if not wanted:
+            return False
+        now = utcnow()
+        for order in self.repository.orders(account_id):
+            if order.expires <= now:
+                continue
+            for authz in self.repository.authorizations(order.id):
+                if authorization_as_seen(authz.status, authz.expires, now) != (
+                    AuthorizationStatus.VALID
+                ):
+                    continue
+                wanted.discard((authz.identifier_type, authz.identifier_value, authz.wildcard))
+                if not authz.wildcard:
+                    continue
+                wanted.discard((authz.identifier_type, authz.identifier_value, False))
+            if not wanted:
+                return True
+        return False
+
+
+def _identifiers(certificate: x509.Certificate) -> set[tuple[str, str, bool]]:
+    """The certificate's subjectAltName identifiers as authorizations name them: (type,
+    value without "*.", wildcard); empty when it has one no authorization can cover."""
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    found: set[tuple[str, str, bool]] = set()
+    for general in names:
+        if isinstance(general, x509.DNSName):
+            kind, text = "dns", general.value
+        elif isinstance(general, x509.IPAddress):
+            kind, text = "ip", str(general.value)
+        else:
+            return set()
+        try:
+            value = name_of(kind, text).value
+        except InputError:
+            return set()
+        found.add((kind, value.removeprefix("*."), value.startswith("*.")))
+    return found
 
 
 def _spki(public_key: Any) -> bytes:

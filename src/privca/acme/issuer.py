@@ -37,6 +37,9 @@ class CertificateInfo:
     names: tuple[str, ...]
     not_before: dt.datetime
     not_after: dt.datetime
+    # Replaced by another certificate (ARI `replaces`, privca renew), whatever `status`
+    # says: an expired or revoked certificate may have been replaced too.
+    superseded: bool = False
 
 
 class CertificateIssuer(Protocol):
@@ -86,8 +89,9 @@ class CertificateIssuer(Protocol):
 
     def chain_pem(self, serial: int) -> bytes: ...
 
-    def supersede(self, old_serial: int, new_serial: int) -> None:
-        """Mark `old_serial` replaced by `new_serial` (ARI `replaces`, like privca renew)."""
+    def supersede(self, old_serial: int, new_serial: int) -> bool:
+        """Mark `old_serial` replaced by `new_serial` (ARI `replaces`, like privca renew),
+        unless it was replaced already; whether it was marked now."""
 
 
 # The ACME identifier types privca issues for (RFC 8555 §9.7.7, RFC 8738).

@@ -30,6 +30,7 @@ from josepy.json_util import decode_b64jose
 from josepy.jwa import ES256, ES384, HS256, HS384, HS512, RS256, JWASignature
 from josepy.jwk import JWK, JWKEC, JWKRSA, JWKOct
 
+from privca._text import printable
 from privca.acme.problems import AcmeProblem
 
 # alg -> (josepy algorithm, JWK class, EC curve name or None). josepy 2 has no EdDSA.
@@ -175,9 +176,11 @@ def _algorithm(header: dict[str, Any], what: str) -> str:
     if not isinstance(alg, str):
         raise AcmeProblem("malformed", "the protected header has no 'alg'")
     if alg not in ALGORITHMS and not (what == "binding" and alg in EAB_ALGORITHMS):
+        accepted = list(EAB_ALGORITHMS if what == "binding" else ALGORITHMS)
         raise AcmeProblem(
             "badSignatureAlgorithm",
-            f"algorithm '{alg[:20]}' is not accepted; use one of: " + ", ".join(ALGORITHMS),
+            f"algorithm '{printable(alg, 20)}' is not accepted; use one of: " + ", ".join(accepted),
+            algorithms=accepted,
         )
     return alg
 
@@ -209,14 +212,22 @@ def check_key(jwk: JWK, alg: str) -> None:
         raise AcmeProblem("badPublicKey", "a symmetric (HMAC) key cannot be an account key")
     _algorithm, key_class, curve = ALGORITHMS[alg]
     if not isinstance(jwk, key_class):
-        raise AcmeProblem("badSignatureAlgorithm", f"algorithm {alg} does not fit the key type")
+        raise AcmeProblem(
+            "badSignatureAlgorithm",
+            f"algorithm {alg} does not fit the key type",
+            algorithms=list(ALGORITHMS),
+        )
     key = getattr(jwk.key, "_wrapped", jwk.key)  # josepy wraps cryptography keys
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         raise AcmeProblem("badPublicKey", f"RSA keys must have at least {MIN_RSA_BITS} bits")
     if curve is not None and (
         not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != curve
     ):
-        raise AcmeProblem("badSignatureAlgorithm", f"algorithm {alg} does not fit the key curve")
+        raise AcmeProblem(
+            "badSignatureAlgorithm",
+            f"algorithm {alg} does not fit the key curve",
+            algorithms=list(ALGORITHMS),
+        )
 
 
 def verify(request: SignedRequest, key: JWK) -> None:
@@ -270,7 +281,11 @@ def verify_binding(
         raise AcmeProblem("malformed", "externalAccountBinding is not a JWS object") from exc
     inner = parse_jws(body, what="binding")
     if inner.alg not in EAB_ALGORITHMS:
-        raise AcmeProblem("badSignatureAlgorithm", "externalAccountBinding must use HS256/384/512")
+        raise AcmeProblem(
+            "badSignatureAlgorithm",
+            "externalAccountBinding must use HS256/384/512",
+            algorithms=list(EAB_ALGORITHMS),
+        )
     if inner.nonce is not None or inner.jwk is not None or not inner.kid:
         raise AcmeProblem("malformed", "externalAccountBinding needs 'kid' and no nonce or jwk")
     if inner.url != url:

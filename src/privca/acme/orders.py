@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
+from privca._text import printable
 from privca._time import utcnow
 from privca.acme import messages
 from privca.acme.accounts import Accounts, Authenticated
@@ -28,14 +29,17 @@ from privca.acme.state import (
     AuthorizationStatus,
     ChallengeStatus,
     OrderStatus,
+    authorization_as_seen,
     order_as_seen,
-    order_is_open,
+    order_is_listed,
 )
 from privca.errors import InputError
 from privca.x509.encoding import serial_hex
 
 ORDER_LIFETIME = dt.timedelta(days=7)
 MAX_IDENTIFIERS = 100
+# Orders per page of an account's order list (its Link rel="next" leads on).
+ORDERS_PAGE = 100
 # A client's clock may run a little ahead; a notBefore further ahead is refused.
 NOT_BEFORE_SLACK = dt.timedelta(minutes=5)
 MIN_NOT_AFTER = dt.timedelta(hours=1)
@@ -65,17 +69,19 @@ class Orders:
         main one, the default issuer)."""
         account = auth.signer()
         payload = auth.request.json_payload()
-        _check_identifier_types(payload.get("identifiers"))
+        parsed, problems = _parse_identifiers(payload.get("identifiers"))
+        if parsed is not None:  # the identifiers as read (a malformed one left out)
+            payload = {**payload, "identifiers": [{"type": k, "value": v} for k, v in parsed]}
         body = messages.decode(messages.NewOrder, payload, "newOrder")
         profile = self._profile(account, payload.get("profile"), profile)
         issuer = self._issuer(account, issuer)
-        identifiers = self._check_identifiers(body.identifiers, issuer, profile)
+        identifiers = self._check_identifiers(parsed or [], problems, issuer, profile)
         now = utcnow()
         _check_validity(body.not_before, body.not_after, now)
         if body.not_after is not None:
             self._check_days(validity_days(body.not_after, now), issuer, profile)
         if body.replaces is not None:
-            self._check_replaces(body.replaces, account)
+            self._check_replaces(body.replaces, account, identifiers, now)
         self._check_rate(account, now)
         order = OrderRow(
             id=new_id(),
@@ -134,32 +140,46 @@ class Orders:
         return name
 
     def _check_identifiers(
-        self, identifiers: Any, issuer: str, profile: str
+        self,
+        identifiers: list[tuple[str, str]],
+        problems: list[AcmeProblem],
+        issuer: str,
+        profile: str,
     ) -> list[tuple[str, str]]:
-        if not identifiers:
+        """The order's identifiers, once the policy admits every one; otherwise each one
+        refused is reported (§6.7.1), with those `_parse_identifiers` refused."""
+        if not identifiers and not problems:
             raise AcmeProblem("malformed", "an order needs at least one identifier")
-        if len(identifiers) > MAX_IDENTIFIERS:
-            raise AcmeProblem("rejectedIdentifier", f"at most {MAX_IDENTIFIERS} identifiers")
-        result: list[tuple[str, str]] = []
-        problems: list[AcmeProblem] = []
-        for identifier in identifiers:
-            try:
-                result.append(_identifier(identifier))
-            except AcmeProblem as problem:
-                problems.append(problem)
-        result = list(dict.fromkeys(result))
-        if not problems:
-            try:
-                self.issuer.check_names([v for _k, v in result], issuer, profile)
-            except IssuanceRefused as exc:
-                if exc.kind == "unauthorized":
-                    raise AcmeProblem(exc.kind, exc.message) from exc
-                problems.append(AcmeProblem("rejectedIdentifier", exc.message))
+        total = len(identifiers) + len(problems)
+        result = list(dict.fromkeys(identifiers))
+        if result:
+            problems = problems + self._refused_names(result, issuer, profile)
         if len(problems) == 1:
             raise problems[0]
         if problems:
-            raise AcmeProblem("compound", "several identifiers are refused", subproblems=problems)
+            raise _combined(problems, total)
         return result
+
+    def _refused_names(
+        self, identifiers: list[tuple[str, str]], issuer: str, profile: str
+    ) -> list[AcmeProblem]:
+        """What the policy refuses: one problem per refused name (checked one at a time
+        only once the whole list was refused), or one for the list (too many names)."""
+        try:
+            self.issuer.check_names([v for _k, v in identifiers], issuer, profile)
+            return []
+        except IssuanceRefused as exc:
+            if exc.kind == "unauthorized":
+                raise AcmeProblem(exc.kind, exc.message) from exc
+            whole = AcmeProblem("rejectedIdentifier", exc.message)
+        refused: list[AcmeProblem] = []
+        for kind, value in identifiers:
+            try:
+                self.issuer.check_names([value], issuer, profile)
+            except IssuanceRefused as exc:
+                shown = _shown(kind, value)
+                refused.append(AcmeProblem("rejectedIdentifier", exc.message, identifier=shown))
+        return refused or [whole]
 
     def _check_days(self, days: int, issuer: str, profile: str) -> None:
         """A notAfter the policy would refuse at finalize is refused now: accepted, the
@@ -180,15 +200,56 @@ class Orders:
                 headers={"Retry-After": str(retry)},
             )
 
-    def _check_replaces(self, replaces: str, account: AccountRow) -> None:
+    def _check_replaces(
+        self,
+        replaces: str,
+        account: AccountRow,
+        identifiers: list[tuple[str, str]],
+        now: dt.datetime,
+    ) -> None:
+        """RFC 9773 §5: the account's own certificate, for at least one of the new order's
+        identifiers (else any order could retire any certificate of the account from
+        expiry monitoring), not replaced already (alreadyReplaced)."""
         info = certificate_by_ari_id(self.issuer, replaces)
-        order = self.repository.order_by_serial(serial_hex(info.serial))
-        if order is None or order.account_id != account.id:
+        replaced = self.repository.order_by_serial(serial_hex(info.serial))
+        if replaced is None or replaced.account_id != account.id:
             raise AcmeProblem("malformed", "'replaces' names a certificate of another account")
+        if not set(replaced.identifiers) & set(identifiers):
+            raise AcmeProblem(
+                "malformed",
+                "'replaces' names a certificate that shares no identifier with this order",
+            )
+        others = self.replacing_orders(replaces, account.id, now)
+        if info.superseded or others:
+            raise AcmeProblem("alreadyReplaced", _already_replaced(info.superseded, others))
+
+    def replacing_orders(self, replaces: str, account_id: str, now: dt.datetime) -> list[OrderRow]:
+        """The account's orders that replace certificate `replaces` and are not invalid
+        as seen now. Only the account's own orders can (_check_replaces); its newest
+        1000 hold every one still open (orders live 7 days, newOrder is rate limited), and
+        one that was issued also marked the certificate superseded."""
+        return [
+            seen
+            for o in self.repository.orders(account_id)
+            if o.replaces == replaces
+            and (seen := replace(o, status=order_as_seen(o.status, o.expires, now))).status
+            != OrderStatus.INVALID
+        ]
 
     def order(self, auth: Authenticated, order_id: str) -> tuple[OrderRow, list[AuthorizationRow]]:
-        order, authorizations = self.repository.order_with_authorizations(order_id)
-        return self._as_seen(auth, order), authorizations
+        """The order and its authorizations as they stand now: an open order one of whose
+        authorizations has expired is invalid (it can never be issued)."""
+        found, authorizations = self.repository.order_with_authorizations(order_id)
+        order = self._as_seen(auth, found)
+        now = utcnow()
+        seen = [
+            replace(a, status=authorization_as_seen(a.status, a.expires, now))
+            for a in authorizations
+        ]
+        lapsed = any(a.status == AuthorizationStatus.EXPIRED for a in seen)
+        if lapsed and order.status in (OrderStatus.PENDING, OrderStatus.READY):
+            order = replace(order, status=OrderStatus.INVALID)
+        return order, seen
 
     def own_order(self, auth: Authenticated, order_id: str) -> OrderRow:
         """The signer's order as it stands now (notFound for anyone else's)."""
@@ -200,31 +261,66 @@ class Orders:
             raise AcmeProblem("notFound", "no such order")
         return replace(order, status=order_as_seen(order.status, order.expires, utcnow()))
 
-    def orders(self, auth: Authenticated, account_id: str) -> list[OrderRow]:
+    def orders(
+        self, auth: Authenticated, account_id: str, page: int = 0
+    ) -> tuple[list[OrderRow], bool]:
+        """One page of the account's order list (§7.1.2.1): of its orders newest first,
+        the `page`-th ORDERS_PAGE of them, those that are not invalid as seen now; and
+        whether there are more (valid orders are kept for good: the list is unbounded)."""
         if not auth.owns(account_id):
             raise AcmeProblem("notFound", "no such account")
-        return [o for o in self.repository.orders(account_id) if order_is_open(o.status)]
+        start, end = page * ORDERS_PAGE, (page + 1) * ORDERS_PAGE
+        rows = self.repository.orders(account_id, limit=end + 1)
+        now = utcnow()
+        listed = [
+            o for o in rows[start:end] if order_is_listed(order_as_seen(o.status, o.expires, now))
+        ]
+        return listed, len(rows) > end
 
 
-def _check_identifier_types(identifiers: Any) -> None:
-    """An unknown identifier type is unsupportedIdentifier (§7.4), before anything else."""
+def _already_replaced(superseded: bool, others: list[OrderRow]) -> str:
+    if superseded or any(o.status == OrderStatus.VALID for o in others):
+        return "the certificate 'replaces' names has already been replaced"
+    return f"order {others[0].id} already replaces the certificate 'replaces' names"
+
+
+def _parse_identifiers(
+    identifiers: Any,
+) -> tuple[list[tuple[str, str]] | None, list[AcmeProblem]]:
+    """Each identifier as (type, canonical value), and a problem for each that is not one:
+    malformed (not a {"type", "value"} object of strings), unsupportedIdentifier (another
+    type), rejectedIdentifier (not a name). None for a list that is not one: decoding the
+    payload names it. At most MAX_IDENTIFIERS are looked at."""
     if not isinstance(identifiers, list):
-        return
+        return None, []
+    if len(identifiers) > MAX_IDENTIFIERS:
+        raise AcmeProblem("rejectedIdentifier", f"at most {MAX_IDENTIFIERS} identifiers")
+    parsed: list[tuple[str, str]] = []
+    problems: list[AcmeProblem] = []
     for item in identifiers:
-        if isinstance(item, dict) and item.get("type") not in IDENTIFIER_TYPES:
-            raise AcmeProblem(
-                "unsupportedIdentifier",
-                "only dns and ip identifiers are supported",
-                identifier={"type": str(item.get("type"))[:20], "value": ""},
-            )
+        try:
+            parsed.append(_identifier(item))
+        except AcmeProblem as problem:
+            problems.append(problem)
+    return parsed, problems
 
 
-def _identifier(identifier: Any) -> tuple[str, str]:
+def _identifier(item: Any) -> tuple[str, str]:
     """One identifier as (type, canonical value), or the problem with it."""
-    kind, value = identifier.typ.name, identifier.value
-    shown = {"type": str(kind)[:10], "value": str(value)[:255]}
-    if kind not in IDENTIFIER_TYPES or not isinstance(value, str):
-        raise AcmeProblem("unsupportedIdentifier", "only dns and ip identifiers", identifier=shown)
+    if not isinstance(item, dict):
+        raise AcmeProblem("malformed", "an item of 'identifiers' is not a {type, value} object")
+    kind, value = item.get("type"), item.get("value")
+    shown = _shown(kind, value)
+    if not isinstance(kind, str) or not isinstance(value, str):
+        raise AcmeProblem(
+            "malformed",
+            "'identifiers': an identifier's type and value must be strings",
+            identifier=shown,
+        )
+    if kind not in IDENTIFIER_TYPES:
+        raise AcmeProblem(
+            "unsupportedIdentifier", "only dns and ip identifiers are supported", identifier=shown
+        )
     try:
         name = name_of(kind, value)
     except InputError as exc:
@@ -232,6 +328,23 @@ def _identifier(identifier: Any) -> tuple[str, str]:
     if name.kind != kind:
         raise AcmeProblem("rejectedIdentifier", "identifier type mismatch", identifier=shown)
     return kind, name.value
+
+
+def _shown(kind: Any, value: Any) -> dict[str, str]:
+    """An identifier as a problem names it: escaped, cut short (a hostile client chose it)."""
+    return {"type": printable(str(kind), 20), "value": printable(str(value), 255)}
+
+
+def _combined(problems: list[AcmeProblem], total: int) -> AcmeProblem:
+    """Several identifiers refused: one problem with a subproblem for each (§6.7.1), of
+    their kind when they share one, malformed if one is, else rejectedIdentifier."""
+    kinds = {p.kind for p in problems}
+    if len(kinds) == 1:
+        kind = kinds.pop()
+    else:
+        kind = "malformed" if "malformed" in kinds else "rejectedIdentifier"
+    detail = f"{len(problems)} of the order's {total} identifiers are refused: see subproblems"
+    return AcmeProblem(kind, detail, subproblems=problems)
 
 
 def validity_days(not_after: dt.datetime, now: dt.datetime) -> int:
@@ -291,4 +404,11 @@ def _authorizations(order: OrderRow) -> tuple[list[AuthorizationRow], list[Chall
     return authorizations, challenges
 
 
-__all__ = ["MAX_IDENTIFIERS", "ORDER_LIFETIME", "Orders", "challenge_types", "validity_days"]
+__all__ = [
+    "MAX_IDENTIFIERS",
+    "ORDERS_PAGE",
+    "ORDER_LIFETIME",
+    "Orders",
+    "challenge_types",
+    "validity_days",
+]

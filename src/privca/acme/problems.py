@@ -68,6 +68,8 @@ class AcmeProblem(Exception):
     identifier: dict[str, str] | None = None
     subproblems: list[AcmeProblem] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    # badSignatureAlgorithm: the algorithms the server accepts (RFC 8555 §6.2).
+    algorithms: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in STATUS:
@@ -90,6 +92,8 @@ class AcmeProblem(Exception):
         }
         if self.identifier is not None:
             document["identifier"] = self.identifier
+        if self.algorithms is not None:
+            document["algorithms"] = list(self.algorithms)
         if self.subproblems:
             document["subproblems"] = [p.to_json() for p in self.subproblems]
         return document

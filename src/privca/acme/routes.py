@@ -58,6 +58,8 @@ PEM_CHAIN = "application/pem-certificate-chain"
 RECORD_GRACE_SECONDS = 2.0
 # Every method reaches the handler, which answers a wrong one with a problem document.
 _METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+# An order list's ?page= (a million pages of orders is more than any account has).
+MAX_PAGE_DIGITS = 6
 PROFILE_DESCRIPTIONS = {
     "server": "TLS server certificate (serverAuth)",
     "client": "TLS client certificate (clientAuth)",
@@ -76,6 +78,20 @@ class _Reply:
         self.body, self.status = body, status
         self.headers = headers or {}
         self.content_type = content_type
+
+
+def _not_allowed(detail: str, allow: str) -> AcmeProblem:
+    """405, with the methods the resource takes (RFC 9110 §15.5.6: Allow MUST be sent)."""
+    return AcmeProblem("methodNotAllowed", detail, headers={"Allow": allow})
+
+
+def _page(text: str | None) -> int:
+    """The page of an order list a `?page=N` asks for (0: the first)."""
+    if text is None:
+        return 0
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_PAGE_DIGITS:
+        raise AcmeProblem("malformed", "'page' must be a page number")
+    return int(text)
 
 
 def _json(obj: Any) -> bytes:
@@ -105,11 +121,17 @@ class AcmeApp:
         return Urls(f"{request.url.scheme}://{request.url.netloc}{root}")
 
     def request_url(self, request: Request, urls: Urls) -> str:
-        path: str = request.scope["path"]
-        root: str = request.scope.get("root_path", "")
+        """The URL as the client requested it, percent-encoding and query string as sent:
+        a JWS's `url` must be exactly that (§6.4). The decoded path would let a JWS for
+        /new-order be sent to /new%2Dorder or /new-order?x=1."""
+        scope = request.scope
+        raw: bytes | None = scope.get("raw_path")
+        path = raw.decode("latin-1") if raw is not None else scope["path"]
+        root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        return urls.base + path
+        query: bytes = scope.get("query_string", b"")
+        return urls.base + path + ("?" + query.decode("latin-1") if query else "")
 
     async def respond(
         self, request: Request, handler: Callable[[Request, Urls], Awaitable[_Reply]]
@@ -192,15 +214,17 @@ class AcmeApp:
         """`call(authenticated request, *args)`, run in the same threadpool job as the
         authentication: one thread hop per request instead of two."""
         if request.method != "POST":
-            raise AcmeProblem("methodNotAllowed", "use POST (or POST-as-GET) for this resource")
+            raise _not_allowed("use POST (or POST-as-GET) for this resource", "POST")
         if media_type(request.headers) != JOSE:
             raise AcmeProblem("unsupportedMediaType", f"the Content-Type must be {JOSE}")
+        # A JWS POST: its answer carries a nonce, even a refusal of the JWS itself (a bad
+        # alg, a body that is no JWS): the client retries with it (§6.5, docs/acme.md).
+        request.state.jws = True
         try:
             body = await read_body(request, self.settings.max_body_bytes)
         except BodyTooLarge as exc:
             raise AcmeProblem("payloadTooLarge", str(exc)) from exc
         parsed = jws.parse_jws(body)
-        request.state.jws = True  # a JWS POST: its answer carries a nonce, even an error
         url = self.request_url(request, urls)
 
         def authenticated() -> T:
@@ -311,7 +335,7 @@ class AcmeApp:
 
     async def directory(self, request: Request, urls: Urls) -> _Reply:
         if request.method not in ("GET", "HEAD"):
-            raise AcmeProblem("methodNotAllowed", "use GET for the directory")
+            raise _not_allowed("use GET for the directory", "GET, HEAD")
 
         def described() -> tuple[str | None, str | None, tuple[str, ...]]:
             profile, issuer = self.directory_of(request)
@@ -345,7 +369,7 @@ class AcmeApp:
             return _Reply(status=200)
         if request.method == "GET":
             return _Reply(status=204)
-        raise AcmeProblem("methodNotAllowed", "use HEAD or GET for newNonce")
+        raise _not_allowed("use HEAD or GET for newNonce", "GET, HEAD")
 
     async def new_account(self, request: Request, urls: Urls) -> _Reply:
         client = request.client.host if request.client else None
@@ -362,10 +386,15 @@ class AcmeApp:
         return self.account_reply(account, urls)
 
     async def account_orders(self, request: Request, urls: Urls) -> _Reply:
-        orders = await self.signed_call(
-            request, urls, self.service.orders.orders, request.path_params["id"]
+        account_id = request.path_params["id"]
+        page = _page(request.query_params.get("page"))
+        orders, more = await self.signed_call(
+            request, urls, self.service.orders.orders, account_id, page
         )
-        return _Reply({"orders": [urls.order(o.id) for o in orders]})
+        headers = {}
+        if more:
+            headers["Link"] = f'<{urls.orders(account_id)}?page={page + 1}>;rel="next"'
+        return _Reply({"orders": [urls.order(o.id) for o in orders]}, headers=headers)
 
     async def key_change(self, request: Request, urls: Urls) -> _Reply:
         account = await self.signed_call(request, urls, self.service.accounts.key_change, urls)
@@ -432,7 +461,7 @@ class AcmeApp:
 
     async def renewal_info(self, request: Request, urls: Urls) -> _Reply:
         if request.method not in ("GET", "HEAD"):
-            raise AcmeProblem("methodNotAllowed", "use GET for renewalInfo")
+            raise _not_allowed("use GET for renewalInfo", "GET, HEAD")
         info, retry = await self.admission.run(
             self.service.certificates.renewal_info, request.path_params["cert_id"]
         )

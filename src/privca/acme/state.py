@@ -84,7 +84,7 @@ def account_revoked() -> Transition[AccountStatus]:
 
 # orders --------------------------------------------------------------------------------
 
-# What an account's order list shows (§7.1.2.1: orders the client may still act on).
+# Orders the client may still make progress.
 _OPEN_ORDERS = frozenset({OrderStatus.PENDING, OrderStatus.READY})
 # An authorization in one of these has ended without proving control: its order is lost.
 _FAILED_AUTHORIZATIONS = frozenset(
@@ -95,6 +95,12 @@ _FAILED_AUTHORIZATIONS = frozenset(
         AuthorizationStatus.REVOKED,
     }
 )
+
+
+def order_is_listed(status: OrderStatus) -> bool:
+    """An account's order list (§7.1.2.1) shows the orders it created that are not
+    invalid (as seen: an open order past its expiry is invalid): issued ones too."""
+    return status != OrderStatus.INVALID
 
 
 def order_is_open(status: OrderStatus) -> bool:
@@ -143,12 +149,16 @@ def order_refused(*, for_good: bool) -> Transition[OrderStatus]:
 
 # authorizations and challenges ---------------------------------------------------------
 
+# Statuses that lapse at the authorization's expiry.
+_LIVE_AUTHORIZATIONS = frozenset({AuthorizationStatus.PENDING, AuthorizationStatus.VALID})
+
 
 def authorization_as_seen(
     status: AuthorizationStatus, expires: dt.datetime, now: dt.datetime
 ) -> AuthorizationStatus:
-    """A pending authorization past its expiry is expired, whatever its row still says."""
-    if status == AuthorizationStatus.PENDING and expires <= now:
+    """A pending or valid authorization past its expiry is expired, whatever its row still
+    says (§7.1.6): it no longer proves control, for an order or a revocation."""
+    if status in _LIVE_AUTHORIZATIONS and expires <= now:
         return AuthorizationStatus.EXPIRED
     return status
 
@@ -205,6 +215,7 @@ __all__ = [
     "order_after_deactivation",
     "order_as_seen",
     "order_finalizing",
+    "order_is_listed",
     "order_is_open",
     "order_issued",
     "order_refused",

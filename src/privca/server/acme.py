@@ -163,6 +163,7 @@ class CertificateAuthorityIssuer:
             names=record.names,
             not_before=record.not_before,
             not_after=record.not_after,
+            superseded=record.superseded_by is not None,
         )
 
     def chain_pem(self, serial: int) -> bytes:
@@ -179,9 +180,15 @@ class CertificateAuthorityIssuer:
         cross = self.authority.registry.cross_for(authority) if authority is not None else ()
         return pem_certificates([leaf, *above, *cross])
 
-    def supersede(self, old_serial: int, new_serial: int) -> None:
+    def supersede(self, old_serial: int, new_serial: int) -> bool:
+        # Read and marked under the lock: of two orders of this process replacing the
+        # same certificate, only the first marks it (replicas race on the store's row).
         with self._lock:
+            record = self.authority.certificate_by_serial(old_serial)
+            if record is None or record.superseded_by is not None:
+                return False
             self.authority.supersede(old_serial, new_serial)
+            return True
 
 
 def _within(address: IPAddress, networks: Sequence[IPNetwork]) -> bool:
