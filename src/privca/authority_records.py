@@ -21,6 +21,7 @@ from privca.store.authorities import StoredCrl, crl_basis
 from privca.store.imports import add_imported_certificates
 from privca.store.records import CertificateRecord, ImportedRow, RevocationOutcome
 from privca.store.revocation import RevocationClock
+from privca.store.status import StoredStatus
 from privca.x509.encoding import der_certificate, public_key_der, serial_hex
 from privca.x509.names import parse_names
 from privca.x509.verify import VerificationReport, check_certificate, is_signed_by, under_roots
@@ -141,9 +142,13 @@ class AuthorityRecords(AuthorityCore):
 
     def certificate_status(self, authority: Authority, serial: int) -> CertificateRecord | None:
         """The inventory record of `serial` under `authority`, if it was ever signed
-        (read only: an OCSP request never writes)."""
+        (read only: an OCSP request never writes). Signed means issued or revoked, with or
+        without its DER: a tombstone left by tidy, or an adopted revocation whose file was
+        gone, still answers (a revoked serial stays revoked); an intent never signed
+        (pending, failed) does not."""
         record = self.inventory.get(serial)
-        if record is None or record.der is None or record.issuer_id != authority.id:
+        signed = (StoredStatus.ISSUED.value, StoredStatus.REVOKED.value)
+        if record is None or record.status not in signed or record.issuer_id != authority.id:
             return None
         return record
 

@@ -102,6 +102,25 @@ def test_intent_only_serial_is_unknown(served_ca: ServedCA, server) -> None:
     assert response.certificate_status == ocsp.OCSPCertStatus.UNKNOWN
 
 
+def test_a_tidied_revoked_serial_stays_revoked(served_ca: ServedCA, live_server) -> None:
+    """tidy keeps a revoked certificate's tombstone (serial, date, reason) and drops its
+    DER; OCSP answered unknown for it, as for a serial never signed (review, 2026-12-03):
+    a tombstone answers from what it kept, and an expired good one is still good."""
+    from privca._time import utcnow
+
+    ca = served_ca.ca
+    assert ca.tidy(dt.timedelta(0), now=utcnow() + dt.timedelta(days=800)) >= 2
+    record = ca.inventory.get(served_ca.revoked.serial)
+    assert record is not None and record.der is None  # a tombstone now
+    server = live_server(ca)
+    revoked = load(server.post_ocsp(ocsp_request(served_ca.revoked.certificate, ca.issuing)).body)
+    assert revoked.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert revoked.revocation_reason == x509.ReasonFlags.key_compromise
+    assert revoked.revocation_time_utc == record.revoked_at.replace(microsecond=0)
+    good = load(server.post_ocsp(ocsp_request(served_ca.good.certificate, ca.issuing)).body)
+    assert good.certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
 def test_other_issuer_is_unauthorized(shared_ca: ServedCA, shared_server, make_ca) -> None:
     other = make_ca(name="Other CA")
     leaf = other.issue(["x.example"]).certificate
