@@ -22,6 +22,7 @@ from pathlib import Path
 
 from privca.audit.verify import verify_audit_of_store
 from privca.backup.archive import DATABASE, Manifest, read_archive
+from privca.backup.contents import check_certificate_files, check_schema
 from privca.backup.snapshot import (
     StoreSummary,
     load_into_postgresql,
@@ -168,8 +169,10 @@ def restore(
         snapshot = staging / DATABASE
         _check_integrity(snapshot)
         upgrade_snapshot(snapshot)
+        check_schema(snapshot)
         summary = summarize_file(snapshot)
         _check_audit(snapshot)
+        check_certificate_files(home, snapshot)
         if store_url:
             load_into_postgresql(snapshot, store_url, store_password)
             _record_restore(store_url, store_password, manifest, now)
