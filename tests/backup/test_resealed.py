@@ -20,15 +20,18 @@ from tests.pg import PostgresCluster, postgres_cluster, postgres_url  # noqa: F4
 Edit = Callable[[dict[str, bytes], Path], None]
 
 
-def resealed(archive: Path, edit: Edit, tmp_path: Path, name: str = "edited.tar.gz") -> Path:
-    """The archive with `edit` applied to its members (name -> bytes), its hashes made
-    again and sealed as privca seals one."""
+def resealed(
+    archive: Path, edit: Edit, tmp_path: Path, name: str = "edited.tar.gz", **summary: object
+) -> Path:
+    """The archive with `edit` applied to its members (name -> bytes) and `summary` to
+    its manifest's summary, its hashes made again and sealed as privca seals one."""
     files = members(archive)
     manifest = Manifest.parse(files.pop("manifest.json"))
     edit(files, tmp_path)
     hashed = {n: Member(hashlib.sha256(d).hexdigest(), len(d)) for n, d in files.items()}
+    changed = dataclasses.replace(manifest, members=hashed, summary={**manifest.summary, **summary})
     out = tmp_path / name
-    out.write_bytes(build_archive(dataclasses.replace(manifest, members=hashed), files))
+    out.write_bytes(build_archive(changed, files))
     return out
 
 
@@ -194,3 +197,54 @@ def test_an_untouched_archive_still_restores_and_verifies(
     assert run_cli("backup", "verify", str(archive)).exit_code == 0
     result = run_cli("restore", str(archive), "--home", str(tmp_path / "target"))
     assert result.exit_code == 0, result.stderr
+
+
+def _empty_store(files: dict[str, bytes], tmp_path: Path) -> None:
+    files["store/privca.db"] = b""
+
+
+def _without(name: str) -> Edit:
+    def edit(files: dict[str, bytes], tmp_path: Path) -> None:
+        del files[name]
+
+    return edit
+
+
+STORES = {
+    # 0 bytes passes SQLite's integrity check; migrating it made an empty store, restore
+    # said "certificates: 0" (exit 0) and every command after it "has no root CA".
+    "empty-store": (_empty_store, {"certificates": 0}, "empty or not privca's", 1),
+    # sqlite3 made an empty file in its place: exit 70 OperationalError.
+    "no-store": (_without("store/privca.db"), {}, "holds no store/privca.db", 2),
+    # exit 70 FileNotFoundError.
+    "no-settings": (_without("home/privca.toml"), {}, "holds no home/privca.toml", 2),
+    "no-root": (run_sql("DELETE FROM authorities WHERE role = 'root';"), {}, "no root CA", 1),
+    # backup verify refused these; restore brought them back.
+    "count-differs": (lambda files, _: None, {"certificates": 7}, "its manifest says 7", 1),
+    "issuer-changed": (
+        run_sql("UPDATE certificates SET issuer_id = 1;"),
+        {},
+        "does not verify against its CA",
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["verify", "restore"])
+@pytest.mark.parametrize(
+    ("edit", "summary", "fragment", "code"), list(STORES.values()), ids=list(STORES)
+)
+def test_restore_refuses_what_verify_refuses(
+    run_cli: Cli,
+    backup: Callable[..., Path],
+    tmp_path: Path,
+    command: str,
+    edit: Edit,
+    summary: dict[str, object],
+    fragment: str,
+    code: int,
+) -> None:
+    """One set of checks (backup/contents.py) for both: a store that is no CA, a member
+    missing, a store that is not the one its manifest describes."""
+    archive = resealed(backup(), edit, tmp_path, **summary)
+    assert_refused_and_nothing_written(run_cli, command, archive, tmp_path, fragment, code)

@@ -144,6 +144,15 @@ class Manifest:
                 f"the backup's manifest names a file outside a CA home: {printable(bad[0], 80)!r}",
                 "this is not an archive `privca backup` wrote; do not restore it",
             )
+        # Every privca backup holds both: without them a restore failed with an internal
+        # error (sqlite3 made an empty store where the archive had none).
+        absent = [name for name in (SETTINGS, DATABASE) if name not in members]
+        if absent:
+            raise InputError(
+                f"the backup holds no {absent[0]}: every privca backup does",
+                "this is not an archive `privca backup` wrote, or it was altered: restore "
+                "another backup",
+            )
         return manifest
 
 
