@@ -228,8 +228,25 @@ class AuthorityRecords(AuthorityCore):
         now = now or utcnow()
         by_issuer: dict[int, list[ImportedRow]] = {}
         known: list[int] = []
+        own = {authority.der for authority in self.registry.authorities}
         for certificate, row in found:
             where = row.source or f"serial {serial_hex(certificate.serial_number)}"
+            # A CA certificate recorded as a leaf was listed as a service's, revoked onto
+            # its parent's CRL (breaking every chain through it) and called a leaf with
+            # CA:TRUE by doctor. The home's own CAs are its already; no other CA is a leaf.
+            try:
+                constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+                is_ca = constraints.value.ca
+            except x509.ExtensionNotFound:
+                is_ca = False
+            if row.der in own or is_ca:
+                raise PolicyError(
+                    f"certificate '{where}' is a CA certificate"
+                    f"{' of this home' if row.der in own else ''}, not one issued to a service; "
+                    "refusing to import it (nothing was imported)",
+                    "privca import certificates takes the leaf certificates this CA issued; "
+                    "leave CA certificates (certs/root.crt, issuing.crt, chains) out",
+                )
             issuer = next(
                 (
                     a

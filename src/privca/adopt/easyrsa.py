@@ -23,6 +23,7 @@ from privca.adopt.plan import (
     files_in,
     read_ca_certificate,
     read_crl,
+    read_crl_number_file,
     read_index,
     read_serial_file,
 )
@@ -61,9 +62,9 @@ def read_easyrsa_pki(
     if (pki / "crl.pem").is_file():
         ca, _ = read_ca_certificate(cert_path)
         crl = read_crl(pki / "crl.pem", ca)
-        crl_number = crl_number_of(crl)
+        crl_number = crl_number_of(crl, str(pki / "crl.pem"))
     if (pki / "crlnumber").is_file():
-        used = read_serial_file(pki / "crlnumber") - 1
+        used = read_crl_number_file(pki / "crlnumber")
         crl_number = max(crl_number or 0, used) or None
     files = [
         path

@@ -18,6 +18,25 @@ from dataclasses import dataclass
 from privca.errors import InputError
 
 _SERIAL = re.compile(r"^[0-9A-Fa-f]+$")
+# RFC 5280 4.1.2.2: a serial is a positive integer of at most 20 octets (DER, so below
+# 2^159). Anything else was taken in and then no CRL could be signed ("serial number
+# should be positive", "... not be more than 159 bits": every `privca crl` exit 70).
+SERIAL_BITS = 159
+
+
+def serial_problem(serial: int) -> str | None:
+    """Why `serial` is not one a certificate, a CRL or the store can carry, or None."""
+    if serial <= 0:
+        return "is not positive (RFC 5280 4.1.2.2)"
+    if serial.bit_length() > SERIAL_BITS:
+        return "is longer than 20 octets (RFC 5280 4.1.2.2)"
+    return None
+
+
+def _shown(serial: int) -> str:
+    text = format_serial(serial)
+    return text if len(text) <= 44 else text[:40] + "..."
+
 
 # `openssl ca -crl_reason` spellings (apps/ca.c crl_reasons[]) -> privca's reason names.
 # privca has no certificate hold: a hold is imported as a (permanent) revocation, which
@@ -124,6 +143,12 @@ def _parse_line(raw: str, number: int, source: str) -> IndexEntry:
         raise InputError(f"{where}: expiry '{expiry}' is not a time like 300101000000Z") from None
     if not _SERIAL.match(serial):
         raise InputError(f"{where}: serial '{serial}' is not hexadecimal")
+    problem = serial_problem(int(serial, 16))
+    if problem:
+        raise InputError(
+            f"{where}: serial {_shown(int(serial, 16))} {problem}",
+            "no CA can revoke or list it; remove the line (or fix the serial)",
+        )
     revoked_at = reason = None
     hold = False
     if status == "R":

@@ -23,6 +23,7 @@ from privca.adopt.plan import (
     first_existing,
     read_ca_certificate,
     read_crl,
+    read_crl_number_file,
     read_index,
     read_serial_file,
 )
@@ -67,11 +68,11 @@ def read_openssl_ca(
     if crl_path is not None:
         ca, _ = read_ca_certificate(cert_path)
         crl = read_crl(crl_path, ca)
-        crl_number = crl_number_of(crl)
+        crl_number = crl_number_of(crl, str(crl_path))
     number_file = directory / "crlnumber"
     if number_file.is_file():
         # `openssl ca` keeps the *next* CRLNumber there.
-        used = read_serial_file(number_file) - 1
+        used = read_crl_number_file(number_file)
         crl_number = max(crl_number or 0, used) or None
     files = files_in(directory / "newcerts", "*.pem", "*.crt") + expand_globs(cert_globs, directory)
     return build_plan(

@@ -11,15 +11,17 @@ import glob
 import hashlib
 import os
 import stat
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from privca.adopt.index import IndexEntry, format_serial, parse_index
+from privca.adopt.index import IndexEntry, format_serial, parse_index, serial_problem
 from privca.errors import InputError
 from privca.home import read_input_file
 from privca.keys.types import ISSUER_PUBLIC_KEY_CLASSES, SIGNING_KEY_CLASSES
@@ -222,11 +224,36 @@ def read_crl(path: Path, ca: x509.Certificate) -> x509.CertificateRevocationList
     return crl
 
 
-def crl_number_of(crl: x509.CertificateRevocationList) -> int | None:
+# The store keeps CRL numbers as a signed 64-bit integer (BIGINT), and the next CRL privca
+# signs is one above the old CA's last: that must fit too (it was OverflowError, exit 70).
+CRL_NUMBER_LIMIT = 1 << 63
+
+
+def _check_crl_number(last: int, source: str) -> None:
+    if last + 1 >= CRL_NUMBER_LIMIT:
+        raise InputError(
+            f"{source} gives CRL number {last + 1:X} (hex) next, which privca's store cannot "
+            f"keep (it keeps numbers below 2^63)",
+            "`openssl ca` does not count that high: check the file (privca continues the old "
+            "CA's CRL numbers, so they must fit)",
+        )
+
+
+def crl_number_of(crl: x509.CertificateRevocationList, source: str) -> int | None:
+    """The CRLNumber of `crl` (read from `source`), if it has one."""
     try:
-        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     except x509.ExtensionNotFound:
         return None
+    _check_crl_number(number, f"CRL '{source}'")
+    return number
+
+
+def read_crl_number_file(path: Path) -> int:
+    """The last CRLNumber used, from `openssl ca`'s crlnumber file (which holds the next)."""
+    following = read_serial_file(path)
+    _check_crl_number(following - 1, f"crlnumber file '{path}'")
+    return following - 1
 
 
 # describing certificates ------------------------------------------------------------------
@@ -314,6 +341,12 @@ def _certificates_of(ca: x509.Certificate, found: Sequence[tuple[x509.Certificat
         if der == ca_der:
             continue  # the CA certificate itself, picked up by a glob
         serial = cert.serial_number
+        problem = serial_problem(serial)
+        if problem:
+            raise InputError(
+                f"certificate '{source}': its serial {problem}",
+                "no CA can revoke or list it: leave the file out",
+            )
         if serial in by_serial:
             if der_certificate(by_serial[serial][0]) != der:
                 raise InputError(
@@ -391,6 +424,12 @@ def _merge_crl(records: Records, ca: x509.Certificate, by_serial: Found, merged:
         return
     for item in records.crl:
         serial = item.serial_number
+        problem = serial_problem(serial)
+        if problem:
+            raise InputError(
+                f"CRL '{records.crl_source}' lists a serial that {problem}",
+                "no CRL privca signs could list it: remove the stale CRL",
+            )
         if serial in merged.revoked:
             continue
         reason = _crl_reason(item)
@@ -463,8 +502,12 @@ def build_plan(
 ) -> AdoptionPlan:
     ca, ca_pem = read_ca_certificate(cert_path)
     key, encrypted, mode = read_ca_key(key_path, ca, passphrase)
-    found = load_certificate_files(certificate_files)
-    certificates, orphans, missing, holds = merge(ca, found, records)
+    with warnings.catch_warnings():
+        # A serial RFC 5280 forbids is refused by name (serial_problem); cryptography's
+        # warning about it would print a traceback-like line above that error.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        found = load_certificate_files(certificate_files)
+        certificates, orphans, missing, holds = merge(ca, found, records)
     return AdoptionPlan(
         kind=kind,
         source=source,

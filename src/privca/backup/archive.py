@@ -15,8 +15,10 @@ Members (nothing else is accepted when reading):
 
 Reading trusts nothing: the manifest must come first, every name must match the list
 above (no "..", no absolute path, no link or device), every size and hash must match the
-manifest, and files are written by privca (never tarfile.extract) with the mode the
-member's place calls for, not the mode the archive claims.
+manifest, no member may be larger than its kind can be (member_limit) and all of them must
+fit on the disk before the first is written, and files are written by privca (never
+tarfile.extract) with the mode the member's place calls for, not the mode the archive
+claims.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from privca._text import printable
-from privca.errors import CheckFailed, InputError, NotFound
+from privca.errors import CheckFailed, EnvironmentRefused, InputError, NotFound
 
 FORMAT = "privca-backup/1"
 MANIFEST = "manifest.json"
@@ -61,10 +63,37 @@ _MEMBER = re.compile(
 PRIVATE_FILE = 0o600
 KEY_FILE = 0o400  # as init writes them
 PUBLIC_FILE = 0o644
+# The most a member of each kind can hold, checked against the manifest before anything
+# is written (a tiny archive of zeros listing a 1 GiB CRL wrote 1 GB before its hash
+# was found wrong). Certificates, chains, key files and the settings are kilobytes; a
+# CRL is ~40 bytes a revocation (3 million in 128 MiB); the store has no cap but the
+# disk, whose free space is checked against the whole archive first.
+SMALL_MEMBER_LIMIT = 1 << 20
+CRL_MEMBER_LIMIT = 128 << 20
 
 
 def is_member_name(name: str) -> bool:
     return _MEMBER.fullmatch(name) is not None and ".." not in name
+
+
+def member_limit(name: str) -> int | None:
+    """The largest size a member of this name can have; None for the store."""
+    if name == DATABASE:
+        return None
+    if name.startswith("home/crl/"):
+        return CRL_MEMBER_LIMIT
+    return SMALL_MEMBER_LIMIT
+
+
+def check_member_size(name: str, size: int) -> None:
+    limit = member_limit(name)
+    if size < 0 or (limit is not None and size > limit):
+        raise InputError(
+            f"the backup lists {printable(name, 80)!r} at {size} bytes; a CA home's file "
+            f"there is never larger than {limit} bytes",
+            "this is not an archive `privca backup` wrote, or it was altered: restore "
+            "another backup",
+        )
 
 
 def member_mode(name: str) -> int:
@@ -143,6 +172,17 @@ class Manifest:
             raise InputError(
                 f"the backup's manifest names a file outside a CA home: {printable(bad[0], 80)!r}",
                 "this is not an archive `privca backup` wrote; do not restore it",
+            )
+        for name, member in members.items():
+            check_member_size(name, member.size)
+        # Every privca backup holds both: without them a restore failed with an internal
+        # error (sqlite3 made an empty store where the archive had none).
+        absent = [name for name in (SETTINGS, DATABASE) if name not in members]
+        if absent:
+            raise InputError(
+                f"the backup holds no {absent[0]}: every privca backup does",
+                "this is not an archive `privca backup` wrote, or it was altered: restore "
+                "another backup",
             )
         return manifest
 
@@ -316,6 +356,19 @@ def _check_entry(info: tarfile.TarInfo) -> None:
         )
 
 
+def _check_free_space(manifest: Manifest, into: Path) -> None:
+    """Refuse before writing a byte when the members cannot fit (exit 3): a restore
+    that filled the disk would leave it full for the CA beside it."""
+    needed = sum(member.size for member in manifest.members.values())
+    stat = os.statvfs(into)
+    free = stat.f_bavail * stat.f_frsize
+    if needed > free:
+        raise EnvironmentRefused(
+            f"the backup needs {needed} bytes in '{into.parent}', which has {free} free",
+            "free some space there, or restore into another filesystem",
+        )
+
+
 def read_archive(path: Path, into: Path) -> Manifest:
     """Check `path` against its manifest while writing its members under `into` (an empty
     private directory the caller removes on failure). Raises InputError (exit 2) for what
@@ -355,6 +408,7 @@ def _read(stream: gzip.GzipFile, into: Path) -> Manifest:
         if extracted is None:
             raise CheckFailed("the backup's manifest cannot be read")
         manifest = Manifest.parse(extracted.read())
+        _check_free_space(manifest, into)
         seen: set[str] = set()
         while (info := _next_member(tar)) is not None:
             _check_entry(info)
@@ -389,7 +443,9 @@ __all__ = [
     "Manifest",
     "Member",
     "build_archive",
+    "check_member_size",
     "is_member_name",
+    "member_limit",
     "member_mode",
     "read_archive",
     "sha256_file",

@@ -21,6 +21,7 @@ from privca.backup.archive import (
     Member,
     Source,
     is_member_name,
+    member_limit,
     sha256_file,
     sha256_hex,
     write_archive,
@@ -122,6 +123,20 @@ def _public_files(directory: Path, prefix: str) -> dict[str, bytes]:
     return files
 
 
+def _check_sizes(files: dict[str, bytes]) -> None:
+    """No archive restore would refuse (archive.member_limit): a file larger than its
+    place in a CA home can hold is not the CA's."""
+    for name, data in files.items():
+        limit = member_limit(name)
+        if limit is not None and len(data) > limit:
+            raise InputError(
+                f"'{name.removeprefix('home/')}' is {len(data)} bytes, more than a backup "
+                f"takes for a file there ({limit})",
+                "certs/, crl/ and private/ hold a CA's certificates, CRLs and keys: move "
+                "other files out of the home",
+            )
+
+
 def check_out_file(out: Path, home: CAHome, force: bool) -> None:
     """Before any work: `out` can be written, is not in the home, and is new (or --force)."""
     if out.is_dir():
@@ -167,6 +182,7 @@ def write_backup(
         files |= _public_files(home.certs, "home/certs")
         files |= _public_files(home.crl, "home/crl")
         files |= keys
+        _check_sizes(files)
         clear = [name for name, data in files.items() if holds_clear_private_key(data)]
         if clear:
             raise InputError(

@@ -15,20 +15,14 @@ import datetime as dt
 import errno
 import os
 import shutil
-import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from privca.audit.verify import verify_audit_of_store
 from privca.backup.archive import DATABASE, Manifest, read_archive
-from privca.backup.snapshot import (
-    StoreSummary,
-    load_into_postgresql,
-    summarize_file,
-    upgrade_snapshot,
-)
-from privca.errors import AlreadyExists, CheckFailed, EnvironmentRefused, InputError
+from privca.backup.contents import check_staged
+from privca.backup.snapshot import StoreSummary, load_into_postgresql
+from privca.errors import AlreadyExists, EnvironmentRefused, InputError
 from privca.home import (
     CAHome,
     _fsync_directory,
@@ -39,7 +33,6 @@ from privca.home import (
 from privca.settings import Settings
 from privca.store.address import check_store_url
 from privca.store.database import Database, sqlite_url
-from privca.store.view import InventoryView
 
 PUBLIC_DIRECTORY = 0o755
 
@@ -51,6 +44,7 @@ class RestoreResult:
     summary: StoreSummary
     age: dt.timedelta
     store_url: str  # "" for SQLite in the home
+    certificates_verified: int = 0  # each checked against the CA that signed it
 
 
 def check_target_free(target: Path) -> None:
@@ -117,34 +111,6 @@ def _record_restore(url: str, password: str | None, manifest: Manifest, now: dt.
         database.close()
 
 
-def _check_integrity(snapshot: Path) -> None:
-    connection = sqlite3.connect(snapshot)
-    try:
-        verdict = connection.execute("PRAGMA integrity_check").fetchone()[0]
-    except sqlite3.Error as exc:
-        raise CheckFailed(f"the backup's store is not a readable database: {exc}") from exc
-    finally:
-        connection.close()
-    if verdict != "ok":
-        raise CheckFailed(f"the backup's store fails SQLite's integrity check: {verdict}")
-
-
-def _check_audit(snapshot: Path) -> None:
-    """The manifest's hashes are unkeyed: whoever can write an archive can reseal one (a
-    revocation undone, a row changed). What an edited store cannot fake is its own audit
-    log's agreement, checked before anything is put in place or loaded into PostgreSQL."""
-    database = Database(sqlite_url(snapshot))
-    try:
-        verdict = verify_audit_of_store(InventoryView(database))
-    finally:
-        database.close()
-    if not verdict.intact:
-        raise CheckFailed(
-            f"the backup's audit log does not hold: {verdict.problem}",
-            "this archive was altered after it was written: restore another backup",
-        )
-
-
 def restore(
     archive: Path,
     target: Path,
@@ -166,10 +132,9 @@ def restore(
         home = staging / "home"
         _settle_directories(home)
         snapshot = staging / DATABASE
-        _check_integrity(snapshot)
-        upgrade_snapshot(snapshot)
-        summary = summarize_file(snapshot)
-        _check_audit(snapshot)
+        # Everything `backup verify` refuses in an archive is refused here, by the same
+        # checks, before anything is put in place or loaded into PostgreSQL.
+        checked = check_staged(home, snapshot, manifest)
         if store_url:
             load_into_postgresql(snapshot, store_url, store_password)
             _record_restore(store_url, store_password, manifest, now)
@@ -194,7 +159,14 @@ def restore(
         _fsync_directory(target.absolute().parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return RestoreResult(target, manifest, summary, now - manifest.created_at, store_url)
+    return RestoreResult(
+        target,
+        manifest,
+        checked.summary,
+        now - manifest.created_at,
+        store_url,
+        checked.certificates_verified,
+    )
 
 
 __all__ = ["RestoreResult", "check_target_free", "restore"]

@@ -86,7 +86,8 @@ def import_group() -> None:
 
     `privca import FILE...` records certificates this CA signed that its inventory lacks
     (after a restore from an older backup), each with an audit entry; a certificate not
-    signed by this CA's keys is refused, and importing twice changes nothing.
+    signed by this CA's keys is refused, and so is a CA certificate (a batch holding one
+    imports nothing), and importing twice changes nothing.
 
     Adopting: the old CA certificate becomes the root of a new single-tier privca home,
     unchanged, so no client trust store changes and nothing is re-issued. Everything is
