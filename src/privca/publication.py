@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from privca.errors import KeyUnavailable
+from privca.errors import EnvironmentRefused, KeyUnavailable
 from privca.home import CAHome
 from privca.keys.types import ISSUER_PUBLIC_KEY_CLASSES
 from privca.store.inventory import Store
@@ -57,8 +57,16 @@ def sign_crl(
         Revocation(e.serial, e.revoked_at, e.reason)
         for e in store.revoked_entries(authority_id, now)
     ]
-    number = store.next_crl_number(authority_id, now, next_update)
-    return build_crl(signer, entries, number, now, next_update)
+    number = store.next_crl_number(authority_id, now)
+    try:
+        crl = build_crl(signer, entries, number, now, next_update)
+    except ValueError as exc:  # an entry no CRL can carry: only a store edited by hand
+        raise EnvironmentRefused(
+            f"the CRL could not be built from the store's revocations: {exc}",
+            "run `privca audit verify`: a revoked row holds what privca never writes",
+        ) from exc
+    store.crl_signed(authority_id, number, now, next_update)
+    return crl
 
 
 def _published_root_crl(

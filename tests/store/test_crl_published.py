@@ -14,7 +14,7 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 def test_the_store_keeps_the_highest_published_crl(store: Store, issuer_id: int) -> None:
     assert store.publish_crl(issuer_id, 5, b"five", "1|a", NOW) is None  # no CRL state yet
-    store.next_crl_number(issuer_id, NOW, NOW + dt.timedelta(days=7))
+    store.next_crl_number(issuer_id, NOW)
     assert store.published_crl(issuer_id) is None
     assert store.published_crl_numbers() == {}
 

@@ -40,8 +40,9 @@ def following_crl_number(last: int | None, this_update: dt.datetime) -> int:
     return max((last or 0) + 1, crl_number_floor(this_update))
 
 
-def _first_crl_number(change: Change, issuer_id: int, next_update: dt.datetime) -> int | None:
-    """Insert the number of a CA's first CRL; None if another process just did."""
+def _first_crl_number(change: Change, issuer_id: int) -> int | None:
+    """Insert the number of a CA's first CRL; None if another process just did. Its
+    dates say "due now" until `crl_signed` records the CRL that was made."""
     number = following_crl_number(None, change.now)
     try:
         with change.connection.begin_nested():
@@ -50,12 +51,11 @@ def _first_crl_number(change: Change, issuer_id: int, next_update: dt.datetime) 
                     issuer_id=issuer_id,
                     number=number,
                     this_update=change.now,
-                    next_update=next_update,
+                    next_update=change.now,
                 )
             )
     except sa.exc.IntegrityError:
         return None  # another replica published its first CRL at the same moment
-    change.record("crl-issued", None, {"issuer": issuer_id, "number": number})
     return number
 
 
@@ -233,18 +233,19 @@ class AuthorityWrites:
             change.record(f"{role}-ca-ended", None, {"cause": cause})
             return int(result.rowcount or 0)
 
-    def next_crl_number(
-        self, issuer_id: int, this_update: dt.datetime, next_update: dt.datetime
-    ) -> int:
+    def next_crl_number(self, issuer_id: int, this_update: dt.datetime) -> int:
         """Reserve the next CRLNumber for a CA: strictly increasing across processes, and
-        above every number a store restored from an older copy could have published."""
+        above every number a store restored from an older copy could have published. A
+        number reserved and never used is a gap, which RFC 5280 allows; the CA's CRL dates
+        and the `crl-issued` entry wait for `crl_signed`, so a signing that fails leaves
+        `check` and /metrics reporting the CRL that really is the newest."""
         with self.database.change(this_update) as change:
             query = sa.select(crl_state.c.number).where(crl_state.c.issuer_id == issuer_id)
             if change.connection.dialect.name == "postgresql":
                 query = query.with_for_update()
             current = change.execute(query).scalar()
             if current is None:
-                first = _first_crl_number(change, issuer_id, next_update)
+                first = _first_crl_number(change, issuer_id)
                 if first is not None:
                     return first
                 current = change.execute(query).scalar()
@@ -252,12 +253,24 @@ class AuthorityWrites:
                 raise StoreUnavailable("the CRL number of a CA vanished while it was read")
             number = following_crl_number(int(current), this_update)
             change.execute(
+                crl_state.update().where(crl_state.c.issuer_id == issuer_id).values(number=number)
+            )
+        return number
+
+    def crl_signed(
+        self, issuer_id: int, number: int, this_update: dt.datetime, next_update: dt.datetime
+    ) -> None:
+        """Record that CRL `number` of a CA was signed, valid until `next_update`: what
+        `check` and /metrics watch, and its `crl-issued` entry. Of two replicas signing
+        at once, the later-made CRL's dates stay."""
+        c = crl_state.c
+        with self.database.change(this_update) as change:
+            change.execute(
                 crl_state.update()
-                .where(crl_state.c.issuer_id == issuer_id)
-                .values(number=number, this_update=this_update, next_update=next_update)
+                .where(c.issuer_id == issuer_id, c.this_update <= this_update)
+                .values(this_update=this_update, next_update=next_update)
             )
             change.record("crl-issued", None, {"issuer": issuer_id, "number": number})
-        return number
 
     def publish_crl(
         self, issuer_id: int, number: int, der: bytes, basis: str | None, now: dt.datetime
