@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 from urllib.parse import quote
 
 import pytest
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
+from privca._time import utcnow
 from privca.publication import crl_file_of
 from privca.server.settings import ServerSettings
 from tests.server.conftest import ServedCA, publish_root_crl
@@ -119,6 +121,27 @@ def test_a_tidied_revoked_serial_stays_revoked(served_ca: ServedCA, live_server)
     assert revoked.revocation_time_utc == record.revoked_at.replace(microsecond=0)
     good = load(server.post_ocsp(ocsp_request(served_ca.good.certificate, ca.issuing)).body)
     assert good.certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+def test_a_revoked_responder_certificate_is_replaced_at_once(served_ca: ServedCA, server) -> None:
+    """A running serve kept signing with a responder certificate revoked for
+    keyCompromise (it carries ocsp-nocheck: clients cannot notice) until it came due for
+    renewal; only a restart replaced it."""
+    ca = served_ca.ca
+    request = ocsp_request(served_ca.good.certificate, ca.issuing)
+    first = load(server.post_ocsp(request).body)
+    responder = first.certificates[0]
+    ca.revoke(format(responder.serial_number, "x"), "keyCompromise")
+    deadline = time.monotonic() + 10
+    while True:
+        answer = load(server.post_ocsp(request).body)
+        if answer.certificates[0].serial_number != responder.serial_number:
+            break
+        assert time.monotonic() < deadline, "still signed by the revoked responder"
+        time.sleep(0.1)
+    assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+    replacement = ca.inventory.get(answer.certificates[0].serial_number)
+    assert replacement is not None and replacement.revocation_at(utcnow()) is None
 
 
 def test_other_issuer_is_unauthorized(shared_ca: ServedCA, shared_server, make_ca) -> None:

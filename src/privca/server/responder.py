@@ -76,6 +76,10 @@ class _Signer:
     responder: Responder
     renew_after: dt.datetime  # 1/3 of the responder certificate's life left
     not_after: dt.datetime
+    # A delegated responder certificate's serial, and the revocation state of its CA it
+    # was last found unrevoked in: a revocation under the CA re-reads its status once.
+    serial: int | None = None
+    confirmed: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class _Answer:
     next_update: dt.datetime
     fingerprint: tuple[int, str] | None
     generation: int | None
+    signed_by: int = 0  # the serial of the certificate whose key signed `der`
 
     def valid(self, snapshot: Snapshot, now: dt.datetime) -> bool:
         if now >= self.fresh_until:
@@ -140,14 +145,22 @@ class OcspResponder:
             if authority.not_after > now:
                 self._signer(authority, now)
 
-    def _signer(self, authority: CaCertificate, now: dt.datetime) -> _Signer:
+    def _signer(
+        self, authority: CaCertificate, now: dt.datetime, snapshot: Snapshot | None = None
+    ) -> _Signer:
+        """The signer of `authority`'s answers; with `snapshot`, a delegated responder
+        certificate revoked since it was last confirmed (its key leaked: revoked for
+        keyCompromise) is replaced, as a restart would. It carries ocsp-nocheck, so no
+        client can find out by itself."""
         current = self._signers.get(authority.id)
         if current is not None and now < current.renew_after:
-            return current
+            if self._still_good(current, authority, now, snapshot):
+                return current
         with self._signer_lock:
             current = self._signers.get(authority.id)
             if current is not None and now < current.renew_after:
-                return current
+                if self._still_good(current, authority, now, snapshot):
+                    return current
             if self._settings.ocsp_signer == "ca":
                 issuer = self._ca.signer(authority)
                 cert, key, delegated = authority.certificate, issuer.private_key, False
@@ -161,9 +174,33 @@ class OcspResponder:
                 Responder(cert, key, delegated),
                 renew_after=cert.not_valid_after_utc - life / 3,
                 not_after=cert.not_valid_after_utc,
+                serial=cert.serial_number if delegated else None,
+                confirmed=None if snapshot is None else snapshot.fingerprints.get(authority.id),
             )
             self._signers[authority.id] = signer
             return signer
+
+    def _still_good(
+        self,
+        signer: _Signer,
+        authority: CaCertificate,
+        now: dt.datetime,
+        snapshot: Snapshot | None,
+    ) -> bool:
+        """False when the responder certificate of `signer` has been revoked; one store
+        read per change of the CA's revocation state, none otherwise."""
+        if signer.serial is None or snapshot is None:
+            return True
+        state = snapshot.fingerprints.get(authority.id)
+        if state == signer.confirmed:
+            return True
+        record = self._ca.certificate_by_serial(signer.serial)
+        if record is not None and record.revocation_at(now) is not None:
+            log.warning("OCSP responder certificate %x was revoked: replacing it", signer.serial)
+            self._signers.pop(authority.id, None)
+            return False
+        self._signers[authority.id] = replace(signer, confirmed=state)
+        return True
 
     # answering ----------------------------------------------------------------------------
 
@@ -264,12 +301,18 @@ class OcspResponder:
         """Cache the answer `status` for `cert_id`, confirmed against `snapshot`, signing
         only if the cached one says otherwise or got old: (der, fresh until, the signer,
         the nextUpdate a response signed now gets)."""
-        signer = self._signer(authority, now)
+        signer = self._signer(authority, now, snapshot)
         next_update = min(now + self._settings.ocsp_validity, signer.not_after)
         fresh_until = min(now + (next_update - now) / 2, signer.renew_after)
         previous = self._answers.get(cert_id)
         signed_until = next_update
-        if previous is not None and previous.status == status and now < previous.fresh_until:
+        signed_by = signer.responder.certificate.serial_number
+        if (
+            previous is not None
+            and previous.status == status
+            and now < previous.fresh_until
+            and previous.signed_by == signed_by  # not a responder replaced since
+        ):
             # Same (issuer, serial, status): the signed bytes stay; only re-confirmed.
             der, fresh_until = previous.der, previous.fresh_until
             signed_until = previous.next_update
@@ -285,6 +328,7 @@ class OcspResponder:
                 next_update=signed_until,
                 fingerprint=snapshot.fingerprints.get(authority.id),
                 generation=snapshot.generation,
+                signed_by=signed_by,
             ),
         )
         return der, fresh_until, signer, next_update
