@@ -153,14 +153,12 @@ class OcspResponder:
         keyCompromise) is replaced, as a restart would. It carries ocsp-nocheck, so no
         client can find out by itself."""
         current = self._signers.get(authority.id)
-        if current is not None and now < current.renew_after:
-            if self._still_good(current, authority, now, snapshot):
-                return current
+        if current is not None and self._usable(current, authority, now, snapshot):
+            return current
         with self._signer_lock:
             current = self._signers.get(authority.id)
-            if current is not None and now < current.renew_after:
-                if self._still_good(current, authority, now, snapshot):
-                    return current
+            if current is not None and self._usable(current, authority, now, snapshot):
+                return current
             if self._settings.ocsp_signer == "ca":
                 issuer = self._ca.signer(authority)
                 cert, key, delegated = authority.certificate, issuer.private_key, False
@@ -180,15 +178,18 @@ class OcspResponder:
             self._signers[authority.id] = signer
             return signer
 
-    def _still_good(
+    def _usable(
         self,
         signer: _Signer,
         authority: CaCertificate,
         now: dt.datetime,
         snapshot: Snapshot | None,
     ) -> bool:
-        """False when the responder certificate of `signer` has been revoked; one store
-        read per change of the CA's revocation state, none otherwise."""
+        """Whether `signer` may keep signing: not due for renewal, and its responder
+        certificate not revoked (one store read per change of the CA's revocation state,
+        none otherwise)."""
+        if now >= signer.renew_after:
+            return False
         if signer.serial is None or snapshot is None:
             return True
         state = snapshot.fingerprints.get(authority.id)
