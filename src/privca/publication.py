@@ -55,7 +55,7 @@ def sign_crl(
     scheduled revocations are listed at their scheduled time whether written or not."""
     entries = [
         Revocation(e.serial, e.revoked_at, e.reason)
-        for e in store.revoked_entries(authority_id, now)
+        for e in store.revoked_entries(authority_id, now, now - (next_update - now))
     ]
     number = store.next_crl_number(authority_id, now)
     try:

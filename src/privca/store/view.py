@@ -484,9 +484,15 @@ class InventoryView:
             rows = connection.execute(_BLOCKED, {"hashes": hashes}).all()
         return {str(row[0]) for row in rows}
 
-    def revoked_entries(self, issuer_id: int, now: dt.datetime) -> list[RevokedEntry]:
-        """Revoked certificates of one CA that have not expired (RFC 5280 lets expired ones
-        go), scheduled revocations that are due included, dated at their scheduled time."""
+    def revoked_entries(
+        self, issuer_id: int, now: dt.datetime, expired_since: dt.datetime | None = None
+    ) -> list[RevokedEntry]:
+        """Revoked certificates of one CA that had not expired by `expired_since` (default
+        `now`), scheduled revocations that are due included, dated at their scheduled
+        time. RFC 5280 3.3 lets an entry go only once a regularly scheduled CRL issued
+        after the certificate expired has listed it: a CRL signer passes `now` minus one
+        CRL period, so a relying party whose clock is a little behind never sees a
+        certificate still valid to it on no list."""
         c = certificates.c
         scheduled = c.status == StoredStatus.ISSUED.value
         revoked_at = sa.case((scheduled, c.revoke_after), else_=c.revoked_at)
@@ -497,7 +503,7 @@ class InventoryView:
                 .where(
                     c.issuer_id == issuer_id,
                     status_clause(CertificateStatus.REVOKED, now),
-                    c.not_after > now,
+                    c.not_after > (now if expired_since is None else expired_since),
                 )
                 .order_by(revoked_at, c.serial)
             ).all()
