@@ -146,6 +146,9 @@ def record_document(ca: CertificateAuthority, record: Any, now: Any) -> dict[str
     from privca.x509.encoding import serial_hex
 
     issuer = ca.issuer_of(record)
+    # A scheduled revocation that is due is one (status says revoked): its date and
+    # reason are the schedule's, as the CRL and OCSP give them, written yet or not.
+    revocation = record.revocation_at(now)
     return {
         "serial": serial_hex(record.serial),
         "names": list(record.names),
@@ -157,8 +160,8 @@ def record_document(ca: CertificateAuthority, record: Any, now: Any) -> dict[str
         "not_after": isoformat(record.not_after),
         "days_left": days_left(record.not_after, now),
         "status": record.status_at(now),
-        "revoked_at": isoformat(record.revoked_at) if record.revoked_at else None,
-        "revocation_reason": record.revocation_reason,
+        "revoked_at": isoformat(revocation.revoked_at) if revocation else None,
+        "revocation_reason": revocation.reason if revocation else None,
     }
 
 
