@@ -10,32 +10,26 @@ import pytest
 
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
-from privca.store.schema import certificates
-from privca.x509.encoding import serial_hex
 from tests.conftest import PASSPHRASE, Cli, assert_user_error, tree_snapshot
 
 
 @pytest.fixture
-def inventory(home_cli: Cli) -> Cli:
-    """Seven valid certificates, one revoked, one that expired 200 days ago."""
-    ca = CertificateAuthority.open(home_cli.home, PASSPHRASE)
+def inventory(run_cli: Cli) -> Cli:
+    """Seven valid certificates, one revoked, one that expired 200 days ago (signed then:
+    tidy believes a certificate's own notAfter, not an edited row)."""
+    long_ago = utcnow() - dt.timedelta(days=300)
+    ca = CertificateAuthority.init(
+        run_cli.home, "Example Internal CA", passphrase=PASSPHRASE, now=long_ago
+    )
     try:
         for i in range(7):
             ca.issue([f"h{i}.corp.internal"], days=10 + i)
         ca.issue(["revoked.corp.internal"], days=40)
         ca.revoke("revoked.corp.internal", "keyCompromise")
-        gone = ca.issue(["gone.corp.internal"], days=30)
-        # The CA is minutes old, so it cannot sign a certificate that expired long ago:
-        # age the record instead (the inventory's rule only reads not_after).
-        with ca.inventory.database.engine.begin() as connection:
-            connection.execute(
-                certificates.update()
-                .where(certificates.c.serial == serial_hex(gone.certificate.serial_number))
-                .values(not_after=utcnow() - dt.timedelta(days=200))
-            )
+        ca.issue(["gone.corp.internal"], days=100, now=long_ago)
     finally:
         ca.close()
-    return home_cli
+    return run_cli
 
 
 def test_json_is_the_same_array_as_before(inventory: Cli) -> None:

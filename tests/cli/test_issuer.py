@@ -137,6 +137,23 @@ def test_issue_sign_and_renew_take_an_issuer(teams: Cli, tmp_path: Path) -> None
     assert {"main", "team-a", "team-b"} <= cas
 
 
+def test_show_refuses_a_name_two_issuers_hold_as_revoke_does(teams: Cli, tmp_path: Path) -> None:
+    """show picked one of two valid certificates silently, while revoke and renew refuse
+    the name as ambiguous: an operator read the wrong one."""
+    secret = ["--passphrase-file", str(teams.passphrase_file)]
+    serials = []
+    for issuer in ("team-a", "main"):
+        issued = teams("issue", "both.a.corp.internal", "--issuer", issuer, "--force",
+                       "--out", str(tmp_path / issuer), *secret, "--json")  # fmt: skip
+        assert issued.exit_code == 0, issued.stderr
+        serials.append(json.loads(issued.output)["serial"])
+    shown = teams("show", "both.a.corp.internal")
+    assert_user_error(shown, "matches 2 valid certificates")
+    assert all(serial in shown.stderr for serial in serials)
+    assert_user_error(teams("revoke", "both.a.corp.internal"), "matches 2 valid certificates")
+    assert teams("show", serials[0], "--json").exit_code == 0
+
+
 def test_disable_enable_default(teams: Cli, tmp_path: Path) -> None:
     secret = ["--passphrase-file", str(teams.passphrase_file)]
     assert teams("issuer", "disable", "team-a").exit_code == 0

@@ -144,7 +144,9 @@ def _parse_serial(text: str) -> int:
 @json_option
 @click.pass_obj
 def show_command(app: AppContext, serial_or_name: str, pem: bool, as_json: bool) -> None:
-    """Show one certificate by hex serial or by name (the newest valid one)."""
+    """Show one certificate by hex serial or by name (its valid one; a name with several
+    valid certificates, e.g. from two issuers, is refused with their serials, as revoke
+    and renew refuse it)."""
     from cryptography import x509
 
     from privca._time import utcnow
@@ -153,7 +155,7 @@ def show_command(app: AppContext, serial_or_name: str, pem: bool, as_json: bool)
 
     now = utcnow()
     with open_authority(app) as ca:
-        record = ca.lookup(serial_or_name, now)
+        record = ca.lookup(serial_or_name, now, unique=True)
         document = record_document(ca, record, now)
     certificate = x509.load_der_x509_certificate(record.der) if record.der else None
     if pem and certificate is not None:
