@@ -141,10 +141,16 @@ def remove_from_host(anchor: TrustAnchor) -> list[Outcome]:
     uninstall removes only what privca put there and says so for the rest."""
     from privca.trust import Presence
 
+    present = [
+        store
+        for store in host_stores()
+        if any(report.presence is Presence.PRESENT for report in store.status(anchor))
+    ]
+    for store in present:  # every refusal before any change
+        store.uninstall(anchor, dry_run=True)
     outcomes: list[Outcome] = []
-    for store in host_stores():
-        if any(report.presence is Presence.PRESENT for report in store.status(anchor)):
-            outcomes += store.uninstall(anchor)
+    for store in present:
+        outcomes += store.uninstall(anchor)
     return outcomes
 
 
@@ -210,6 +216,11 @@ def _change_stores(
     anchors = _anchors(app, root)
     anchor = anchors[-1]
     selected = build_stores(parse_store_names(stores), options)
+    # Every store's checks (a name held by another root, a missing tool) run before any
+    # store changes: a refusal in the last store leaves the first one as it was.
+    for each in anchors:
+        for store in selected:
+            (store.install if verb == "install" else store.uninstall)(each, dry_run=True)
     outcomes: list[Outcome] = []
     try:
         for each in anchors:

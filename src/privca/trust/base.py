@@ -64,6 +64,15 @@ class TrustAnchor:
         return build_slug(self.certificate)
 
     @property
+    def names(self) -> tuple[str, str]:
+        """The names a store may know this root by, in the order install tries them: the
+        slug, then the slug with the full SHA-256 fingerprint, which no other root can have.
+        Two roots may share a slug (same CN, serials alike in their first 8 hex digits):
+        the second one installed takes the long name, so neither replaces the other (NSS
+        ties nicknames to the subject, so there it is refused instead)."""
+        return (self.slug, f"{self.slug}-{self.sha256.hex()}")
+
+    @property
     def sha256(self) -> bytes:
         return self.certificate.fingerprint(hashes.SHA256())
 

@@ -127,7 +127,9 @@ class NssStore:
         if digests:
             raise EnvironmentRefused(
                 f"nickname '{anchor.slug}' in {database} already holds another certificate",
-                f"inspect it with: certutil -L -n {anchor.slug} -d sql:{database}",
+                "another root goes by this name (same CN and serial prefix) and NSS files "
+                "both under one subject: uninstall it first or leave nss out (--stores "
+                f"system,java); inspect it with: certutil -L -n {anchor.slug} -d sql:{database}",
             )
         argv = build_add_argv(certutil, database, anchor.slug)
         step = command_step(
