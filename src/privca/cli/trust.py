@@ -7,6 +7,7 @@ used, so the same commands work on the CA host and on a client that has only the
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -216,6 +217,14 @@ def _change_stores(
     anchors = _anchors(app, root)
     anchor = anchors[-1]
     selected = build_stores(parse_store_names(stores), options)
+    if verb == "install":
+        from privca.trust.base import check_installable
+
+        now = dt.datetime.now(dt.UTC)
+        for each in anchors:
+            warning = check_installable(each, now)
+            if warning:
+                warn(printable(warning))
     # Every store's checks (a name held by another root, a missing tool) run before any
     # store changes: a refusal in the last store leaves the first one as it was.
     for each in anchors:

@@ -12,7 +12,8 @@ families work on the real / only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -31,11 +32,13 @@ from privca.trust.commands import (
     UPDATE_CA_CERTIFICATES,
     UPDATE_CA_TRUST,
     Tool,
+    check_not_open_to_others,
     command_step,
     display,
     find_tool,
     needs_sudo,
     remove_file_step,
+    serialized,
     with_sudo,
     write_file_step,
 )
@@ -283,8 +286,24 @@ class LinuxSystemStore:
         verb = "holds" if expect else "no longer holds"
         return Step(f"check that {bundle} {verb} the root", apply)
 
+    @contextlib.contextmanager
+    def _changing(self, family: LinuxFamily, *, dry_run: bool) -> Iterator[None]:
+        """Checks the anchors directory, then (unless dry_run) holds its lock until the
+        change is made and the bundle regenerated."""
+        directory = self.root / family.anchors_dir
+        check_not_open_to_others(directory, "anchors directory")
+        if dry_run:
+            yield
+            return
+        with serialized(directory):
+            yield
+
     def install(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]:
         family = self._family_or_refuse()
+        with self._changing(family, dry_run=dry_run):
+            return self._install(family, anchor, dry_run=dry_run)
+
+    def _install(self, family: LinuxFamily, anchor: TrustAnchor, *, dry_run: bool) -> list[Outcome]:
         bundle = self.root / family.bundle
         location = self._location(family)
         ours = self._ours(family, anchor)
@@ -301,6 +320,12 @@ class LinuxSystemStore:
 
     def uninstall(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]:
         family = self._family_or_refuse()
+        with self._changing(family, dry_run=dry_run):
+            return self._uninstall(family, anchor, dry_run=dry_run)
+
+    def _uninstall(
+        self, family: LinuxFamily, anchor: TrustAnchor, *, dry_run: bool
+    ) -> list[Outcome]:
         bundle = self.root / family.bundle
         location = self._location(family)
         anchor_file = self._ours(family, anchor)
