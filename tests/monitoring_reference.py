@@ -362,10 +362,7 @@ class _Exposition:
                 f"privca_certificates_{kind}_total",
                 "counter",
                 help_text,
-                (
-                    f'{{issuer="{_label(a.label)}",{self.name_label(a.id)}}} {totals[a.id]}'
-                    for a in self.authorities
-                ),
+                (f"{{{self.ca_labels(a)}}} {totals[a.id]}" for a in self.authorities),
             )
 
 

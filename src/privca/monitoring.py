@@ -335,6 +335,13 @@ def render_json(report: CheckReport, now: dt.datetime) -> str:
 NAGIOS_CODES = {"ok": 0, "warning": 1, "critical": 2}
 
 
+def nagios_text(text: str) -> str:
+    """`text` for the part of a Nagios line before the perfdata: printable, one line, and
+    without '|', which starts the perfdata (a certificate named 'x | critical=0' would add
+    its own); escaped as printable() escapes, so the name stays readable."""
+    return printable(text).replace("|", "\\x7c")
+
+
 def render_nagios(
     report: CheckSummary | CheckReport, warn: dt.timedelta, crit: dt.timedelta
 ) -> tuple[str, int]:
@@ -346,7 +353,8 @@ def render_nagios(
         f"{summary.warning} warning"
     )
     if summary.first is not None:
-        text += f"; first: {summary.first.label} {summary.first.detail}"
+        first = f"{summary.first.label} {summary.first.detail}"
+        text += f"; first: {nagios_text(first)}"
     perfdata = (
         f"certificates={summary.certificates};;;0 "
         f"warning={summary.warning};;;0 "
@@ -541,10 +549,8 @@ class _Exposition:
                 f"privca_certificates_{kind}_total",
                 "counter",
                 help_text,
-                (
-                    f'{{issuer="{_label(a.label)}",{self.name_label(a.id)}}} {totals[a.id]}'
-                    for a in self.authorities
-                ),
+                # By serial too: a root and its cross-certificate share a subject (label).
+                (f"{{{self.ca_labels(a)}}} {totals[a.id]}" for a in self.authorities),
             )
 
 

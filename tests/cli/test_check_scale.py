@@ -88,4 +88,8 @@ def test_check_takes_json_as_every_listing_command_does(home_cli: Cli) -> None:
     as_flag = home_cli("check", "--json")
     assert as_flag.exit_code == 0, as_flag.stderr
     assert json.loads(as_flag.stdout)["status"] == "ok"
-    assert_user_error(home_cli("check", "--json", "--format", "nagios"), "two formats")
+    assert_user_error(home_cli("check", "--json", "--format", "prometheus"), "two formats")
+    # As a Nagios plugin a bad argument is UNKNOWN (exit 2 would read as CRITICAL).
+    nagios = home_cli("check", "--json", "--format", "nagios")
+    assert nagios.exit_code == 3
+    assert nagios.stdout.startswith("PRIVCA UNKNOWN - --json and --format nagios ask for two")

@@ -69,6 +69,8 @@ class Leaf:
     certificate: x509.Certificate
     names: tuple[str, ...]
     live: bool  # neither expired nor revoked
+    # Renewed already: its expiry is not news (check leaves it out too), its flaws are.
+    superseded: bool = False
 
     @property
     def label(self) -> str:
@@ -359,14 +361,14 @@ _LEAF_RULES: tuple[tuple[str, str, Callable[[Leaf, dt.datetime], bool], str, str
     (
         "critical",
         "leaf-expiring",
-        lambda leaf, now: _left(leaf, now) <= LEAF_CRIT,
+        lambda leaf, now: not leaf.superseded and _left(leaf, now) <= LEAF_CRIT,
         f"valid certificate(s) expire within {LEAF_CRIT.days} days",
         "privca renew SERIAL now, and deploy the new files",
     ),
     (
         "warning",
         "leaf-expiring",
-        lambda leaf, now: LEAF_CRIT < _left(leaf, now) <= LEAF_WARN,
+        lambda leaf, now: not leaf.superseded and LEAF_CRIT < _left(leaf, now) <= LEAF_WARN,
         f"valid certificate(s) expire within {LEAF_WARN.days} days",
         "privca renew SERIAL; privca check alerts before expiry from now on",
     ),
@@ -557,11 +559,13 @@ def _home_leaves(ca: CertificateAuthority, now: dt.datetime) -> list[Leaf]:
         # them itself (no SAN on a responder is by design), so there is nothing to fix.
         if record.der is None or record.profile in SELF_RENEWING_PROFILES:
             continue
+        status = record.status_at(now)
         leaves.append(
             Leaf(
                 x509.load_der_x509_certificate(record.der),
                 record.names,
-                record.status_at(now) in (CertificateStatus.VALID, CertificateStatus.SUPERSEDED),
+                status in (CertificateStatus.VALID, CertificateStatus.SUPERSEDED),
+                superseded=status == CertificateStatus.SUPERSEDED,
             )
         )
     return leaves

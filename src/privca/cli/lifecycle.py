@@ -1013,19 +1013,21 @@ def check_command(
     from privca.cli.render import parse_duration
     from privca.errors import InputError, PrivcaError
 
-    if as_json:  # every listing command takes --json (README)
-        if output_format not in ("text", "json"):
-            raise InputError(
-                f"--json and --format {output_format} ask for two formats", "give one of them"
-            )
-        output_format = "json"
-    if out is not None:
-        check_out_directory(out.parent)
-    warn_delta, crit_delta = parse_duration(warn_window), parse_duration(crit_window)
-    if crit_delta > warn_delta:
-        raise InputError("--crit is longer than --warn", "e.g. --warn 30d --crit 7d")
-    now = utcnow()
+    # Inside the try: a Nagios plugin answers bad arguments with UNKNOWN (exit 3) too; a
+    # bare exit 2 reads as CRITICAL.
     try:
+        if as_json:  # every listing command takes --json (README)
+            if output_format not in ("text", "json"):
+                raise InputError(
+                    f"--json and --format {output_format} ask for two formats", "give one of them"
+                )
+            output_format = "json"
+        if out is not None:
+            check_out_directory(out.parent)
+        warn_delta, crit_delta = parse_duration(warn_window), parse_duration(crit_window)
+        if crit_delta > warn_delta:
+            raise InputError("--crit is longer than --warn", "e.g. --warn 30d --crit 7d")
+        now = utcnow()
         with open_authority(app) as ca:
             if output_format == "prometheus":
                 text, code = monitoring.render_prometheus(ca, now, warn_delta), 0
@@ -1040,13 +1042,13 @@ def check_command(
                     text = monitoring.render_json(report, now)
                 else:
                     text = monitoring.render_text(report)
-            if output_format in ("text", "nagios"):
+            if output_format == "text":  # render_nagios makes its own line printable
                 # Labels are certificate names, possibly imported from anywhere.
                 text = "\n".join(printable(line) for line in text.split("\n"))
     except PrivcaError as exc:
         if output_format != "nagios":
             raise
-        click.echo(f"PRIVCA UNKNOWN - {exc.message}")
+        click.echo(f"PRIVCA UNKNOWN - {monitoring.nagios_text(exc.message)}")
         sys.exit(3)
     decide_exit(code)
     if out is not None:

@@ -7,6 +7,7 @@ used, so the same commands work on the CA host and on a client that has only the
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -141,10 +142,16 @@ def remove_from_host(anchor: TrustAnchor) -> list[Outcome]:
     uninstall removes only what privca put there and says so for the rest."""
     from privca.trust import Presence
 
+    present = [
+        store
+        for store in host_stores()
+        if any(report.presence is Presence.PRESENT for report in store.status(anchor))
+    ]
+    for store in present:  # every refusal before any change
+        store.uninstall(anchor, dry_run=True)
     outcomes: list[Outcome] = []
-    for store in host_stores():
-        if any(report.presence is Presence.PRESENT for report in store.status(anchor)):
-            outcomes += store.uninstall(anchor)
+    for store in present:
+        outcomes += store.uninstall(anchor)
     return outcomes
 
 
@@ -210,6 +217,19 @@ def _change_stores(
     anchors = _anchors(app, root)
     anchor = anchors[-1]
     selected = build_stores(parse_store_names(stores), options)
+    if verb == "install":
+        from privca.trust.base import check_installable
+
+        now = dt.datetime.now(dt.UTC)
+        for each in anchors:
+            warning = check_installable(each, now)
+            if warning:
+                warn(printable(warning))
+    # Every store's checks (a name held by another root, a missing tool) run before any
+    # store changes: a refusal in the last store leaves the first one as it was.
+    for each in anchors:
+        for store in selected:
+            (store.install if verb == "install" else store.uninstall)(each, dry_run=True)
     outcomes: list[Outcome] = []
     try:
         for each in anchors:

@@ -6,6 +6,7 @@ NSS database, the keystore), never from a record of what privca did earlier.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import re
 from collections.abc import Callable, Sequence
@@ -64,6 +65,15 @@ class TrustAnchor:
         return build_slug(self.certificate)
 
     @property
+    def names(self) -> tuple[str, str]:
+        """The names a store may know this root by, in the order install tries them: the
+        slug, then the slug with the full SHA-256 fingerprint, which no other root can have.
+        Two roots may share a slug (same CN, serials alike in their first 8 hex digits):
+        the second one installed takes the long name, so neither replaces the other (NSS
+        ties nicknames to the subject, so there it is refused instead)."""
+        return (self.slug, f"{self.slug}-{self.sha256.hex()}")
+
+    @property
     def sha256(self) -> bytes:
         return self.certificate.fingerprint(hashes.SHA256())
 
@@ -89,6 +99,27 @@ def check_ca_certificate(cert: x509.Certificate, source: str) -> None:
             "(basicConstraints CA:TRUE is missing)",
             "pass the CA's root certificate, e.g. certs/root.crt of the CA home",
         )
+
+
+def check_installable(anchor: TrustAnchor, now: dt.datetime) -> str | None:
+    """Refuse to install an expired root (it validates nothing, and a store keeps it
+    until someone notices); a root not valid yet is a warning, returned, since it may be
+    put in place ahead of a planned start."""
+    if anchor.certificate.not_valid_after_utc <= now:
+        raise InputError(
+            f"the root {anchor.subject} expired on "
+            f"{anchor.certificate.not_valid_after_utc:%Y-%m-%d}: no client accepts a "
+            "certificate under it",
+            "install the CA's current root (certs/root.crt of its home); remove this one "
+            "from the stores with privca trust uninstall",
+        )
+    if anchor.certificate.not_valid_before_utc > now:
+        return (
+            f"the root {anchor.subject} is not valid until "
+            f"{anchor.certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: clients reject "
+            "certificates under it until then (is this machine's clock right?)"
+        )
+    return None
 
 
 def load_anchor(data: bytes, source: str, path: Path | None = None) -> TrustAnchor:

@@ -10,13 +10,14 @@ import contextlib
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from privca.errors import EnvironmentRefused, ToolMissing
+from privca.errors import EnvironmentRefused, InsecurePermissions, ToolMissing
 from privca.home import atomic_write
 from privca.trust.base import Step
 
@@ -83,6 +84,53 @@ def needs_sudo(path: Path) -> bool:
     if target == path and path.is_file():
         return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
     return not os.access(target, os.W_OK)
+
+
+def check_not_open_to_others(path: Path, what: str) -> None:
+    """Refuse a store location any user can write, as privca refuses a shared home: one
+    who can add a file there makes every client of the store trust a CA of theirs. A
+    world-writable parent without the sticky bit (which /tmp has) lets them swap the
+    whole location."""
+    if os.name != "posix":
+        return  # Windows reports every writable file as 0666: its ACLs say who may write
+    try:
+        info = path.stat()
+    except OSError:
+        return  # not there yet: created by the store's tool with the usual modes
+    if info.st_mode & stat.S_IWOTH:
+        raise InsecurePermissions(
+            f"{what} '{path}' is writable by any user (mode {stat.S_IMODE(info.st_mode):04o}): "
+            "anyone could add a root every client of it trusts",
+            f"run: chmod o-w '{path}', and check what was added there",
+        )
+    for parent in path.absolute().parents:
+        mode = parent.stat().st_mode
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            raise InsecurePermissions(
+                f"'{parent}', above the {what} '{path}', is writable by any user "
+                f"(mode {stat.S_IMODE(mode):04o}) without the sticky bit",
+                f"run: chmod o-w '{parent}'",
+            )
+
+
+@contextlib.contextmanager
+def serialized(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `directory` (flock on the directory itself: no lock file
+    left in a system directory) while privca changes a store kept there: its tool takes no
+    lock (update-ca-certificates run twice at once collide on its temporary bundle), and a
+    second privca must see the first one's file before choosing a name."""
+    import fcntl  # POSIX only; the Linux store is the only caller
+
+    try:
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield  # no such directory yet: the first write creates it, nothing to race on
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def with_sudo(argv: Sequence[str], privileged: bool) -> list[str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from privca.errors import ToolMissing
+from privca.errors import EnvironmentRefused, ToolMissing
 from privca.trust.base import (
     Outcome,
     Presence,
@@ -271,10 +271,19 @@ class JavaStore:
         self, keytool: str, keystore: Keystore, anchor: TrustAnchor, *, dry_run: bool
     ) -> Outcome:
         location = keystore.describe()
-        if matching_aliases(keystore.path, anchor, keytool):
+        entries = list_entries(keystore.path, keytool)
+        if anchor.sha256 in entries.values():
             return Outcome(STORE, location, Result.ALREADY_INSTALLED)
+        # An alias that holds another root is that root's: the long name is free then.
+        free = [alias for alias in anchor.names if alias not in entries]
+        if not free:
+            raise EnvironmentRefused(
+                f"aliases {', '.join(anchor.names)} in {keystore.path} already hold other "
+                "certificates",
+                f"inspect them with: keytool -list -alias {anchor.slug} -keystore {keystore.path}",
+            )
         new = not keystore.path.exists()
-        argv = build_import_argv(keytool, keystore.path, anchor.slug, new=new)
+        argv = build_import_argv(keytool, keystore.path, free[0], new=new)
         step = command_step(
             with_sudo(argv, needs_sudo(keystore.path)),
             input_bytes=anchor.pem,

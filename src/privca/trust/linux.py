@@ -12,7 +12,8 @@ families work on the real / only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -31,11 +32,13 @@ from privca.trust.commands import (
     UPDATE_CA_CERTIFICATES,
     UPDATE_CA_TRUST,
     Tool,
+    check_not_open_to_others,
     command_step,
     display,
     find_tool,
     needs_sudo,
     remove_file_step,
+    serialized,
     with_sudo,
     write_file_step,
 )
@@ -129,9 +132,20 @@ def detect_family(root: Path) -> LinuxFamily | None:
     return None
 
 
-def anchor_file_name(anchor: TrustAnchor) -> str:
+def anchor_file_names(anchor: TrustAnchor) -> tuple[str, ...]:
+    """The files privca may have put this root in: the slug name, then (when another root
+    holds that one) the name with the full SHA-256 fingerprint."""
     # Debian only picks up *.crt; the other families accept any extension.
-    return f"{anchor.slug}.crt"
+    return tuple(f"{name}.crt" for name in anchor.names)
+
+
+def holds_only(path: Path, anchor: TrustAnchor) -> bool:
+    """Whether the file at `path` holds this root and nothing else (as privca writes it)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return pem_certificate_ders(data) == [anchor.der]
 
 
 def build_refresh_argv(
@@ -174,10 +188,23 @@ class LinuxSystemStore:
     def available(self) -> bool:
         return self.family() is not None
 
-    def _paths(self, family: LinuxFamily, anchor: TrustAnchor) -> tuple[Path, Path]:
-        return (
-            self.root / family.anchors_dir / anchor_file_name(anchor),
-            self.root / family.bundle,
+    def _candidates(self, family: LinuxFamily, anchor: TrustAnchor) -> list[Path]:
+        return [self.root / family.anchors_dir / name for name in anchor_file_names(anchor)]
+
+    def _ours(self, family: LinuxFamily, anchor: TrustAnchor) -> Path | None:
+        """The file privca wrote for this root: one of its names, holding exactly it. A
+        file of that name holding another root is that root's, never ours to change."""
+        return next((p for p in self._candidates(family, anchor) if holds_only(p, anchor)), None)
+
+    def _free_name(self, family: LinuxFamily, anchor: TrustAnchor) -> Path:
+        for path in self._candidates(family, anchor):
+            if not path.exists() and not path.is_symlink():
+                return path
+        taken = ", ".join(str(p) for p in self._candidates(family, anchor))
+        raise EnvironmentRefused(
+            f"{taken} already hold other certificates than the root {anchor.subject}",
+            "privca never overwrites another root's file: inspect them and remove the one "
+            "that is not wanted, then rerun",
         )
 
     def _location(self, family: LinuxFamily) -> str:
@@ -202,15 +229,19 @@ class LinuxSystemStore:
         family = self.family()
         if family is None:
             return [self._not_here()]
-        anchor_file, bundle = self._paths(family, anchor)
+        bundle = self.root / family.bundle
+        ours = self._ours(family, anchor)
         present = bundle_holds(bundle, anchor.der)
         probe = f"searched the generated bundle {bundle} for the root's DER bytes"
         note = self._java_note() if family.key == "debian" else None
-        if present and not anchor_file.exists():
-            note = f"trusted through another file than {anchor_file} (not installed by privca)"
-        elif not present and anchor_file.exists():
+        if present and ours is None:
             note = (
-                f"{anchor_file} exists but the bundle lacks it: run "
+                f"trusted through another file than {self._candidates(family, anchor)[0]} "
+                "(not installed by privca)"
+            )
+        elif not present and ours is not None:
+            note = (
+                f"{ours} exists but the bundle lacks it: run "
                 f"{display(build_refresh_argv(family, family.tool.program, self.root))}"
             )
         presence = Presence.PRESENT if present else Presence.ABSENT
@@ -255,26 +286,56 @@ class LinuxSystemStore:
         verb = "holds" if expect else "no longer holds"
         return Step(f"check that {bundle} {verb} the root", apply)
 
+    @contextlib.contextmanager
+    def _changing(self, family: LinuxFamily, *, dry_run: bool) -> Iterator[None]:
+        """Checks the anchors directory, then (unless dry_run) holds its lock until the
+        change is made and the bundle regenerated."""
+        directory = self.root / family.anchors_dir
+        check_not_open_to_others(directory, "anchors directory")
+        if dry_run:
+            yield
+            return
+        with serialized(directory):
+            yield
+
     def install(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]:
         family = self._family_or_refuse()
-        anchor_file, bundle = self._paths(family, anchor)
+        with self._changing(family, dry_run=dry_run):
+            return self._install(family, anchor, dry_run=dry_run)
+
+    def _install(self, family: LinuxFamily, anchor: TrustAnchor, *, dry_run: bool) -> list[Outcome]:
+        bundle = self.root / family.bundle
         location = self._location(family)
-        ours = anchor_file.exists() and anchor_file.read_bytes() == anchor.pem
-        if bundle_holds(bundle, anchor.der) and (ours or not anchor_file.exists()):
+        ours = self._ours(family, anchor)
+        if bundle_holds(bundle, anchor.der):
             note = None if ours else "already trusted through a file privca did not write"
             return [Outcome(STORE, location, Result.ALREADY_INSTALLED, note=note)]
         refresh = self._refresh_step(family, removing=False)  # finds the tool before writing
-        steps = [] if ours else [write_file_step(anchor_file, anchor.pem, 0o644)]
+        steps = (
+            [] if ours else [write_file_step(self._free_name(family, anchor), anchor.pem, 0o644)]
+        )
         steps += [refresh, self._check_step(bundle, anchor, expect=True)]
         note = self._java_note() if family.key == "debian" else None
         return [carry_out(STORE, location, steps, Result.INSTALLED, dry_run=dry_run, note=note)]
 
     def uninstall(self, anchor: TrustAnchor, *, dry_run: bool = False) -> list[Outcome]:
         family = self._family_or_refuse()
-        anchor_file, bundle = self._paths(family, anchor)
+        with self._changing(family, dry_run=dry_run):
+            return self._uninstall(family, anchor, dry_run=dry_run)
+
+    def _uninstall(
+        self, family: LinuxFamily, anchor: TrustAnchor, *, dry_run: bool
+    ) -> list[Outcome]:
+        bundle = self.root / family.bundle
         location = self._location(family)
-        if not anchor_file.exists():
-            note = f"{anchor_file} does not exist"
+        anchor_file = self._ours(family, anchor)
+        if anchor_file is None:
+            first = self._candidates(family, anchor)[0]
+            note = (
+                f"{first} holds another root, left in place"
+                if first.exists()
+                else f"{first} does not exist"
+            )
             if bundle_holds(bundle, anchor.der):
                 note += (
                     f"; the root is still in {bundle} through a file privca did not write: "

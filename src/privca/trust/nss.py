@@ -15,7 +15,13 @@ from pathlib import Path
 
 from privca.errors import EnvironmentRefused, ToolMissing
 from privca.trust.base import Outcome, Presence, Result, StoreReport, TrustAnchor, carry_out
-from privca.trust.commands import NSS_CERTUTIL, command_step, find_tool, run
+from privca.trust.commands import (
+    NSS_CERTUTIL,
+    check_not_open_to_others,
+    command_step,
+    find_tool,
+    run,
+)
 from privca.x509.encoding import pem_certificate_ders
 
 STORE = "nss"
@@ -56,6 +62,13 @@ def build_add_argv(certutil: str, database: Path, nickname: str) -> list[str]:
 
 def build_delete_argv(certutil: str, database: Path, nickname: str) -> list[str]:
     return [certutil, "-D", "-n", nickname, "-d", f"sql:{database}"]
+
+
+def check_database(database: Path) -> None:
+    """Refuse a database others can write: they could add their own trusted CA to it."""
+    check_not_open_to_others(database, "NSS database")
+    for name in ("cert9.db", "key4.db", "pkcs11.txt"):
+        check_not_open_to_others(database / name, "NSS database file")
 
 
 def nickname_digests(certutil: str, database: Path, nickname: str) -> list[bytes]:
@@ -116,6 +129,8 @@ class NssStore:
         if not databases:
             return self._skipped()
         certutil = find_tool(NSS_CERTUTIL)
+        for database in databases:
+            check_database(database)
         return [self._add_to(certutil, db, anchor, dry_run=dry_run) for db in databases]
 
     def _add_to(
@@ -127,7 +142,9 @@ class NssStore:
         if digests:
             raise EnvironmentRefused(
                 f"nickname '{anchor.slug}' in {database} already holds another certificate",
-                f"inspect it with: certutil -L -n {anchor.slug} -d sql:{database}",
+                "another root goes by this name (same CN and serial prefix) and NSS files "
+                "both under one subject: uninstall it first or leave nss out (--stores "
+                f"system,java); inspect it with: certutil -L -n {anchor.slug} -d sql:{database}",
             )
         argv = build_add_argv(certutil, database, anchor.slug)
         step = command_step(
@@ -144,6 +161,8 @@ class NssStore:
         if not databases:
             return self._skipped()
         certutil = find_tool(NSS_CERTUTIL)
+        for database in databases:
+            check_database(database)
         return [self._remove_from(certutil, db, anchor, dry_run=dry_run) for db in databases]
 
     def _remove_from(

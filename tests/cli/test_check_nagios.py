@@ -1,0 +1,83 @@
+"""`privca check --format nagios` as a Nagios plugin: one status line whose perfdata
+(after the first '|') is privca's alone, and UNKNOWN (exit 3) for anything it cannot
+answer, bad arguments included (a bare exit 2 reads as CRITICAL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.conftest import PASSPHRASE, Cli, write
+
+FORGED = "db | certificates=0;;;0 critical=0;;;0"
+
+
+def _signed_by_the_ca(cli: Cli, path: Path, common_name: str) -> Path:
+    """A certificate the CA's issuing key signed outside privca (as `import certificates`
+    takes them): its name is whatever was in the request."""
+    issuing = x509.load_pem_x509_certificate((cli.home / "certs/issuing.crt").read_bytes())
+    key = serialization.load_pem_private_key(
+        (cli.home / "private/issuing.key").read_bytes(), PASSPHRASE
+    )
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    now = dt.datetime.now(dt.UTC)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(issuing.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return write(path, leaf.public_bytes(serialization.Encoding.PEM))
+
+
+def test_a_pipe_in_a_certificate_name_adds_no_perfdata(home_cli: Cli, tmp_path: Path) -> None:
+    leaf = _signed_by_the_ca(home_cli, tmp_path / "forged.crt", FORGED)
+    imported = home_cli("import", "certificates", str(leaf))
+    assert imported.exit_code == 0, imported.output + imported.stderr
+
+    result = home_cli("check", "--format", "nagios")
+    assert result.exit_code == 2, result.output
+    (line,) = result.stdout.splitlines()
+    status, perfdata = line.split("|", 1)  # Nagios splits at the first '|'
+    assert status.startswith("PRIVCA CRITICAL - 1 certificates, 1 critical"), line
+    assert "db \\x7c certificates=0" in status  # the name, readable, escaped
+    assert perfdata.strip().startswith("certificates=1;;;0 warning=0;;;0 critical=1;;;0"), line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--warn", "bogus"),
+        ("--crit", "|x"),
+        ("--warn", "7d", "--crit", "30d"),
+        ("--json",),
+    ],
+)
+def test_bad_arguments_are_unknown_for_nagios(home_cli: Cli, args: tuple[str, ...]) -> None:
+    result = home_cli("check", "--format", "nagios", *args)
+    assert result.exit_code == 3, result.output + result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("PRIVCA UNKNOWN - "), line
+    assert "|" not in line, line
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "prometheus"])
+def test_bad_arguments_stay_input_errors_for_other_formats(home_cli: Cli, fmt: str) -> None:
+    result = home_cli("check", "--format", fmt, "--warn", "7d", "--crit", "30d")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("privca: error: --crit is longer than --warn")
+    assert result.stdout == ""
