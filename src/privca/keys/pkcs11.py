@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.utils import Buffer
 
-from privca.errors import InputError, KeyUnavailable, WrongPassphrase
+from privca._text import printable
+from privca.errors import InputError, KeyUnavailable, PrivcaError, WrongPassphrase
 from privca.keys.types import KeyType
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,48 @@ def _pin_text(pin: bytes | None) -> str | None:
         ) from None
 
 
+class TokenUnavailable(KeyUnavailable):
+    """The token holding a CA key cannot be used now (unplugged, restarted, its files
+    gone): worth trying again later, unlike a key that is missing from a token that
+    answers. Exit 3."""
+
+
+def _unusable(token_label: str, exc: Exception) -> TokenUnavailable:
+    return TokenUnavailable(
+        f"PKCS#11 token '{printable(token_label)}' cannot be used now ({type(exc).__name__})",
+        "check that the HSM is plugged in and answers; privca logs in again at the next use",
+    )
+
+
+# How often each module was re-initialised in this process (python-pkcs11 loads a module
+# once per process, so every session of every token of it shares one initialisation).
+_generations: dict[str, int] = {}
+_generations_lock = threading.Lock()
+
+
+def _generation(module: str) -> int:
+    with _generations_lock:
+        return _generations.get(module, 0)
+
+
+def _reinitialize(module: str, seen: int) -> int:
+    """C_Finalize and C_Initialize the module, unless another token already did since
+    generation `seen`: a token that went away is not found again by a module that was
+    initialised while it was there (SoftHSM2 answers CKR_GENERAL_ERROR until then), and
+    every session of the module is void afterwards. The generation now."""
+    import pkcs11
+
+    with _generations_lock:
+        current = _generations.get(module, 0)
+        if current == seen:
+            with contextlib.suppress(pkcs11.exceptions.PKCS11Error):
+                _library(module).reinitialize()
+            current = _generations[module] = current + 1
+        return current
+
+
 class Pkcs11Session:
-    """One logged-in session on a token, kept open while the CA works."""
+    """One logged-in session on a token."""
 
     def __init__(self, module: str, token_label: str, pin: bytes | None) -> None:
         import pkcs11
@@ -82,27 +127,30 @@ class Pkcs11Session:
         try:
             token = lib.get_token(token_label=token_label)
         except (pkcs11.exceptions.NoSuchToken, pkcs11.exceptions.MultipleTokensReturned) as exc:
-            raise KeyUnavailable(
-                f"PKCS#11 token '{token_label}' was not found (or is not unique) in '{module}'",
+            raise TokenUnavailable(
+                f"PKCS#11 token '{printable(token_label)}' was not found (or is not unique) in "
+                f"'{printable(module)}'",
                 "check that the HSM is plugged in and the token label is right",
             ) from exc
+        except pkcs11.exceptions.PKCS11Error as exc:
+            raise _unusable(token_label, exc) from exc
         try:
             self.session = token.open(user_pin=_pin_text(pin), rw=True)
         except pkcs11.exceptions.PinIncorrect as exc:
             raise WrongPassphrase(
-                f"the PIN was refused by PKCS#11 token '{token_label}'",
+                f"the PIN was refused by PKCS#11 token '{printable(token_label)}'",
                 "check the PIN file or $PRIVCA_PASSPHRASE (it holds the PIN for HSM keys)",
             ) from exc
         except pkcs11.exceptions.PKCS11Error as exc:
-            raise KeyUnavailable(f"cannot log in to token '{token_label}': {exc!r}") from exc
+            raise _unusable(token_label, exc) from exc
         self.token_label = token_label
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.session.close()
 
-    def generate(self, key_type: KeyType, purpose: str) -> tuple[Pkcs11Uri, TokenKey]:
-        """A new non-extractable key pair on the token; returns its URI and a signing key."""
+    def generate(self, key_type: KeyType, purpose: str) -> str:
+        """A new non-extractable key pair on the token; returns its label."""
         import pkcs11
         from pkcs11.util.ec import encode_named_curve_parameters
 
@@ -134,11 +182,10 @@ class Pkcs11Session:
                 f"key type {key_type.value} cannot be generated in an HSM by privca",
                 "use ec-p256, ec-p384 or an RSA type",
             )
-        uri = Pkcs11Uri(self.token_label, label)
-        return uri, self.key(uri)
+        return label
 
-    def key(self, uri: Pkcs11Uri) -> TokenKey:
-        """A cryptography private key object whose signatures are made by the token."""
+    def find(self, uri: Pkcs11Uri) -> tuple[Any, Any]:
+        """The private and public key objects labelled `uri.label`."""
         import pkcs11
 
         try:
@@ -150,23 +197,135 @@ class Pkcs11Session:
             )
         except (pkcs11.exceptions.NoSuchKey, pkcs11.exceptions.MultipleObjectsReturned) as exc:
             raise KeyUnavailable(
-                f"key '{uri}' was not found (or is not unique) on the token",
+                f"key '{printable(str(uri))}' was not found (or is not unique) on the token",
                 "restore the key to the HSM or correct key_ref",
             ) from exc
-        if private.key_type == pkcs11.KeyType.EC:
-            from pkcs11.util.ec import encode_ec_public_key
+        return private, public
 
-            loaded = serialization.load_der_public_key(encode_ec_public_key(public))
-            if isinstance(loaded, ec.EllipticCurvePublicKey):
-                return Pkcs11EcKey(private, loaded)
-        else:
-            from pkcs11.util.rsa import encode_rsa_public_key
 
-            der = encode_rsa_public_key(public)
-            loaded = serialization.load_der_public_key(_rsa_spki(der))
-            if isinstance(loaded, rsa.RSAPublicKey):
-                return Pkcs11RsaKey(private, loaded)
-        raise KeyUnavailable(f"key '{uri}' on the token is neither an EC nor an RSA key")
+class Pkcs11Token:
+    """One token of one module: logged in when a key on it is first needed, and again
+    after the token was lost (unplugged, restarted, its files moved away). A session and
+    the object handles found in it do not survive that, so any PKCS#11 error while
+    signing drops them: the use that met it fails with TokenUnavailable (a server answers
+    tryLater and 503), the next one re-initialises the module and logs in again, so a
+    server works again once the token is back, without a restart."""
+
+    def __init__(self, module: str, label: str, pin: Callable[[], bytes | None]) -> None:
+        self.module = module
+        self.label = label
+        self._pin = pin
+        self._session: Pkcs11Session | None = None
+        self._private: dict[str, Any] = {}  # object label -> its handle in _session
+        self._lost = False
+        self._generation = _generation(module)
+        # One operation at a time on a session (PKCS#11 5.1), and one login per loss.
+        self._lock = threading.RLock()
+
+    def session(self) -> Pkcs11Session:
+        with self._lock:
+            current = _generation(self.module)
+            if self._session is not None and self._generation != current:
+                self._forget()  # the module was re-initialised since: the session is void
+            if self._session is None:
+                if self._lost:
+                    current = _reinitialize(self.module, current)
+                self._generation = current
+                try:
+                    self._session = Pkcs11Session(self.module, self.label, self._pin())
+                except PrivcaError:
+                    self._lost = True  # e.g. not plugged in yet: initialise afresh next time
+                    raise
+                self._lost = False
+            return self._session
+
+    def _forget(self) -> None:
+        if self._session is not None:
+            self._session.close()
+        self._session = None
+        self._private.clear()
+
+    def drop(self) -> None:
+        """Forget the session and its handles; the next use logs in again."""
+        with self._lock:
+            self._forget()
+            self._lost = True
+
+    def close(self) -> None:
+        with self._lock:
+            self._forget()
+
+    def _guarded(self, work: Callable[[Pkcs11Session], _T]) -> _T:
+        """`work` on the session; a PKCS#11 error drops the session (see the class)."""
+        import pkcs11
+
+        with self._lock:
+            session = self.session()
+            try:
+                return work(session)
+            except pkcs11.exceptions.PKCS11Error as exc:
+                self.drop()
+                raise _unusable(self.label, exc) from exc
+
+    def generate(self, key_type: KeyType, purpose: str) -> tuple[Pkcs11Uri, TokenKey]:
+        """A new non-extractable key pair on the token; returns its URI and a signing key."""
+        label = self._guarded(lambda session: session.generate(key_type, purpose))
+        uri = Pkcs11Uri(self.label, label)
+        return uri, self.key(uri)
+
+    def key(self, uri: Pkcs11Uri) -> TokenKey:
+        """A cryptography private key object whose signatures are made by the token."""
+        private, public = self._guarded(lambda session: session.find(uri))
+        with self._lock:
+            self._private[uri.label] = private
+        return _token_key(self, uri, private, public)
+
+    def sign(self, label: str, payload: bytes, mechanism: Any) -> bytes:
+        """`payload` signed by the key labelled `label`, found again after a loss."""
+
+        def sign(session: Pkcs11Session) -> bytes:
+            private = self._private.get(label)
+            if private is None:
+                private, _ = session.find(Pkcs11Uri(self.label, label))
+                self._private[label] = private
+            return bytes(private.sign(payload, mechanism=mechanism))
+
+        return self._guarded(sign)
+
+    def check(self, label: str) -> None:
+        """Whether the key labelled `label` can be used now (a server's health): reads an
+        attribute of it, which fails as a signature would once the token is gone."""
+        import pkcs11
+
+        def read(session: Pkcs11Session) -> None:
+            private = self._private.get(label)
+            if private is None:
+                private, _ = session.find(Pkcs11Uri(self.label, label))
+                self._private[label] = private
+            private[pkcs11.Attribute.SIGN]
+
+        self._guarded(read)
+
+
+def _token_key(token: Pkcs11Token, uri: Pkcs11Uri, private: Any, public: Any) -> TokenKey:
+    import pkcs11
+
+    if private.key_type == pkcs11.KeyType.EC:
+        from pkcs11.util.ec import encode_ec_public_key
+
+        loaded = serialization.load_der_public_key(encode_ec_public_key(public))
+        if isinstance(loaded, ec.EllipticCurvePublicKey):
+            return Pkcs11EcKey(token, uri.label, loaded)
+    else:
+        from pkcs11.util.rsa import encode_rsa_public_key
+
+        der = encode_rsa_public_key(public)
+        loaded = serialization.load_der_public_key(_rsa_spki(der))
+        if isinstance(loaded, rsa.RSAPublicKey):
+            return Pkcs11RsaKey(token, uri.label, loaded)
+    raise KeyUnavailable(
+        f"key '{printable(str(uri))}' on the token is neither an EC nor an RSA key"
+    )
 
 
 def _rsa_spki(pkcs1: bytes) -> bytes:
@@ -207,11 +366,27 @@ def _digest(data: bytes, algorithm: object) -> tuple[bytes, hashes.HashAlgorithm
     return hasher.finalize(), algorithm
 
 
-class Pkcs11EcKey(ec.EllipticCurvePrivateKey):
+class _OnToken:
+    """Where a token key's signatures are made: by label, through its token, so a key
+    object kept by a server outlives the session it was found in."""
+
+    def __init__(self, token: Pkcs11Token, label: str) -> None:
+        self._token = token
+        self._label = label
+
+    def _token_sign(self, payload: bytes, mechanism: Any) -> bytes:
+        return self._token.sign(self._label, payload, mechanism)
+
+    def check(self) -> None:
+        """Raise TokenUnavailable if the token cannot sign with this key now."""
+        self._token.check(self._label)
+
+
+class Pkcs11EcKey(_OnToken, ec.EllipticCurvePrivateKey):
     """An EC private key on a token: hashes locally, signs the digest with CKM_ECDSA."""
 
-    def __init__(self, token_key: Any, public: ec.EllipticCurvePublicKey) -> None:
-        self._token_key = token_key
+    def __init__(self, token: Pkcs11Token, label: str, public: ec.EllipticCurvePublicKey) -> None:
+        super().__init__(token, label)
         self._public = public
 
     def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
@@ -219,7 +394,7 @@ class Pkcs11EcKey(ec.EllipticCurvePrivateKey):
         from pkcs11.util.ec import encode_ecdsa_signature
 
         digest, _ = _digest(bytes(data), signature_algorithm.algorithm)
-        raw = self._token_key.sign(digest, mechanism=pkcs11.Mechanism.ECDSA)
+        raw = self._token_sign(digest, pkcs11.Mechanism.ECDSA)
         return bytes(encode_ecdsa_signature(raw))
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
@@ -249,7 +424,7 @@ class Pkcs11EcKey(ec.EllipticCurvePrivateKey):
         return self
 
 
-class Pkcs11RsaKey(rsa.RSAPrivateKey):
+class Pkcs11RsaKey(_OnToken, rsa.RSAPrivateKey):
     """An RSA private key on a token: PKCS#1 v1.5 over a locally computed digest."""
 
     _DIGEST_INFO: ClassVar[dict[str, bytes]] = {
@@ -258,8 +433,8 @@ class Pkcs11RsaKey(rsa.RSAPrivateKey):
         "sha512": bytes.fromhex("3051300d060960864801650304020305000440"),
     }
 
-    def __init__(self, token_key: Any, public: rsa.RSAPublicKey) -> None:
-        self._token_key = token_key
+    def __init__(self, token: Pkcs11Token, label: str, public: rsa.RSAPublicKey) -> None:
+        super().__init__(token, label)
         self._public = public
 
     def sign(
@@ -274,7 +449,7 @@ class Pkcs11RsaKey(rsa.RSAPrivateKey):
             raise KeyUnavailable("privca's HSM RSA keys sign with PKCS#1 v1.5 only")
         digest, hash_algorithm = _digest(data, algorithm)
         prefix = self._DIGEST_INFO[hash_algorithm.name]
-        return bytes(self._token_key.sign(prefix + digest, mechanism=pkcs11.Mechanism.RSA_PKCS))
+        return self._token_sign(prefix + digest, pkcs11.Mechanism.RSA_PKCS)
 
     def public_key(self) -> rsa.RSAPublicKey:
         return self._public
