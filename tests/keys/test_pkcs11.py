@@ -257,3 +257,79 @@ def test_init_and_a_replaced_key_say_what_is_true_of_an_hsm_home(
     assert "restore the token from the HSM's backup" in issued.stderr
     assert "key file" not in issued.stderr and "private/" not in issued.stderr
     assert not out.exists()
+
+
+def _issuing_label(home: Path) -> str:
+    with sqlite3.connect(home / "privca.db") as db:
+        (key_ref,) = db.execute("SELECT key_ref FROM authorities WHERE role = 'issuing'").fetchone()
+    return str(key_ref).rpartition("object=")[2]
+
+
+def _rows(home: Path) -> tuple[int, int]:
+    with sqlite3.connect(home / "privca.db") as db:
+        return (
+            db.execute("SELECT count(*) FROM certificates").fetchone()[0],
+            db.execute("SELECT count(*) FROM audit_log").fetchone()[0],
+        )
+
+
+def test_a_token_key_that_cannot_sign_is_refused_before_anything_is_written(
+    softhsm: str, run_cli: Cli, tmp_path: Path
+) -> None:
+    """A key whose CKA_SIGN is false used to end `issue` in exit 70 (AttributeError:
+    'PrivateKey' object has no attribute 'sign'), a "failed" certificate row and an audit
+    entry; it is refused when loaded, exit 3, nothing written."""
+    import pkcs11
+
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    assert _init_hsm(run_cli, softhsm, pin_file).exit_code == 0
+    label = _issuing_label(run_cli.home)
+    with (
+        pkcs11.lib(MODULE)
+        .get_token(token_label=softhsm)
+        .open(user_pin=PIN.decode(), rw=True) as session
+    ):
+        # The CA's own key (it matches its certificate), no longer allowed to sign.
+        private = session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=label)
+        private[pkcs11.Attribute.SIGN] = False
+    before = _rows(run_cli.home)
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(pin_file)
+    )
+    assert_user_error(issued, f"the key '{label}' on token '{softhsm}' cannot sign", code=3)
+    assert "CKA_SIGN" in issued.stderr
+    assert _rows(run_cli.home) == before and not out.exists()
+
+
+def test_two_keys_under_one_label_are_refused_without_a_stray_traceback(
+    softhsm: str, tmp_path: Path
+) -> None:
+    """Refused (exit 3), but get_key's unfinished search was finished by the garbage
+    collector after the session had closed: "Exception ignored ... SessionHandleInvalid"
+    and a traceback followed the error on stderr. Every step in a process of its own:
+    that line is the interpreter's, and SoftHSM2 reads its configuration once per process."""
+    home, pin_file = tmp_path / "ca", write(tmp_path / "pin", PIN + b"\n", 0o600)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
+
+    made = run(
+        "-m", "privca", "--home", str(home), "init", "--name", "HSM CA", "--hsm-module", MODULE,
+        "--hsm-token", softhsm, "--passphrase-file", str(pin_file),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    twin = run("-c", f"""import pkcs11
+with pkcs11.lib({MODULE!r}).get_token(token_label={softhsm!r}).open(
+        user_pin={PIN.decode()!r}, rw=True) as session:
+    session.generate_keypair(pkcs11.KeyType.RSA, 2048, store=True, label={_issuing_label(home)!r})
+""")  # fmt: skip
+    assert twin.returncode == 0, twin.stderr
+    done = run(
+        "-m", "privca", "--home", str(home), "issue", "a.corp.internal",
+        "--out", str(tmp_path / "out"), "--passphrase-file", str(pin_file),
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("privca: error: key 'pkcs11:token=")
+    assert "not unique" in done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr

@@ -185,22 +185,39 @@ class Pkcs11Session:
         return label
 
     def find(self, uri: Pkcs11Uri) -> tuple[Any, Any]:
-        """The private and public key objects labelled `uri.label`."""
+        """The private and public key objects labelled `uri.label`; the private one must
+        be allowed to sign (CKA_SIGN), or every signature would fail."""
         import pkcs11
 
-        try:
-            private = self.session.get_key(
-                object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=uri.label
+        private = self._one(pkcs11.ObjectClass.PRIVATE_KEY, uri)
+        public = self._one(pkcs11.ObjectClass.PUBLIC_KEY, uri)
+        if not private[pkcs11.Attribute.SIGN]:
+            raise KeyUnavailable(
+                f"the key '{printable(uri.label)}' on token '{printable(uri.token)}' cannot "
+                "sign (its CKA_SIGN is false)",
+                "a CA key needs CKA_SIGN: restore the key privca generated from the HSM's "
+                "backup, or set CKA_SIGN on it with the HSM's tools",
             )
-            public = self.session.get_key(
-                object_class=pkcs11.ObjectClass.PUBLIC_KEY, label=uri.label
+        return private, public
+
+    def _one(self, object_class: Any, uri: Pkcs11Uri) -> Any:
+        """The one object of `object_class` labelled `uri.label`. The search is read to
+        its end (C_FindObjectsFinal), unlike get_key's when it finds two: that search was
+        finished by the garbage collector after the session had closed, and printed an
+        "Exception ignored ... SessionHandleInvalid" traceback."""
+        import pkcs11
+
+        found = list(
+            self.session.get_objects(
+                {pkcs11.Attribute.CLASS: object_class, pkcs11.Attribute.LABEL: uri.label}
             )
-        except (pkcs11.exceptions.NoSuchKey, pkcs11.exceptions.MultipleObjectsReturned) as exc:
+        )
+        if len(found) != 1:
             raise KeyUnavailable(
                 f"key '{printable(str(uri))}' was not found (or is not unique) on the token",
                 "restore the key to the HSM or correct key_ref",
-            ) from exc
-        return private, public
+            )
+        return found[0]
 
 
 class Pkcs11Token:
