@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -333,3 +334,84 @@ with pkcs11.lib({MODULE!r}).get_token(token_label={softhsm!r}).open(
     assert done.stderr.startswith("privca: error: key 'pkcs11:token=")
     assert "not unique" in done.stderr
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
+
+
+def _module_copy(directory: Path) -> Path:
+    directory.mkdir(mode=0o755, exist_ok=True)
+    copy = directory / "libsofthsm2.so"
+    copy.write_bytes(Path(MODULE).resolve().read_bytes())
+    copy.chmod(0o755)
+    return copy
+
+
+def test_a_relative_module_path_is_refused(
+    softhsm: str, run_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--hsm-module ./mod.so was stored as given, so the directory a later command ran
+    from decided which library the CA process loaded with the PIN in hand: refused at init
+    and in privca.toml (written by hand, or by an older privca), exit 2, with a hint."""
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    _module_copy(tmp_path / "here")
+    monkeypatch.chdir(tmp_path / "here")
+    made = run_cli(
+        "init", "--name", "HSM CA", "--hsm-module", "./libsofthsm2.so", "--hsm-token", softhsm,
+        "--passphrase-file", str(pin_file),
+    )  # fmt: skip
+    assert_user_error(made, "--hsm-module './libsofthsm2.so' is not an absolute path")
+    assert "hint: give the module's full path" in made.stderr
+    assert not run_cli.home.exists()
+    assert _init_hsm(run_cli, softhsm, pin_file).exit_code == 0
+    toml = run_cli.home / "privca.toml"
+    toml.write_text(toml.read_text().replace(f'"{MODULE}"', '"./libsofthsm2.so"'))
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(pin_file)
+    )
+    assert_user_error(issued, "hsm_module './libsofthsm2.so' is not an absolute path")
+    assert not out.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_module_others_could_replace_is_refused(
+    softhsm: str, run_cli: Cli, tmp_path: Path
+) -> None:
+    """A module file, or a directory on its path, that a user other than root and the one
+    running privca can write is refused before it is loaded (exit 3, one line and a hint):
+    whoever replaces it runs code in the process that holds the PIN."""
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+
+    def init(module: Path):
+        return run_cli(
+            "init", "--name", "HSM CA", "--hsm-module", str(module), "--hsm-token", softhsm,
+            "--passphrase-file", str(pin_file),
+        )  # fmt: skip
+
+    shared = _module_copy(tmp_path / "shared")
+    shared.parent.chmod(0o777)
+    assert_user_error(init(shared), "can be written by group or others (mode 0777)", code=3)
+    assert "chmod go-w" in init(shared).stderr
+    shared.parent.chmod(0o1777)  # sticky, as /tmp: only the owner may replace the file
+    shared.chmod(0o666)
+    assert_user_error(init(shared), f"the PKCS#11 module '{shared}' can be written", code=3)
+    shared.chmod(0o755)
+    os.chown(shared, 65534, -1)
+    assert_user_error(init(shared), "is owned by uid 65534", code=3)
+    assert not run_cli.home.exists()
+
+    # A home whose module became replaceable after init: refused before it is loaded.
+    assert _init_hsm(run_cli, softhsm, pin_file).exit_code == 0
+    toml = run_cli.home / "privca.toml"
+    toml.write_text(toml.read_text().replace(f'"{MODULE}"', f'"{shared}"'))
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(pin_file)
+    )
+    assert_user_error(issued, "is owned by uid 65534", code=3)
+    assert not out.exists()
+    # doctor loads no key: it names the module as a critical finding instead.
+    found = run_cli("doctor", "--json")
+    assert found.exit_code == 1, found.output
+    assert any(
+        f["code"] == "hsm-module" and f["severity"] == "critical" and "uid 65534" in f["message"]
+        for f in json.loads(found.stdout)
+    ), found.stdout

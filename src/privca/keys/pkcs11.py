@@ -8,10 +8,13 @@ knows the difference. (Not a documented cryptography API: tests/keys/test_pkcs11
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote
 
@@ -20,7 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.utils import Buffer
 
 from privca._text import printable
-from privca.errors import InputError, KeyUnavailable, PrivcaError, WrongPassphrase
+from privca.errors import (
+    InputError,
+    InsecurePermissions,
+    KeyUnavailable,
+    PrivcaError,
+    WrongPassphrase,
+)
 from privca.keys.types import KeyType
 
 _T = TypeVar("_T")
@@ -48,7 +57,56 @@ class Pkcs11Uri:
         return cls(unquote(fields["token"]), unquote(fields["object"]))
 
 
+def check_module_path(module: str, source: str = "--hsm-module") -> None:
+    """Refuse a relative module path (InputError): the directory a command runs from would
+    decide which library the CA process loads with the PIN in hand."""
+    if not Path(module).is_absolute():
+        raise InputError(
+            f"{source} '{printable(module, 200)}' is not an absolute path",
+            "give the module's full path, e.g. /usr/lib/softhsm/libsofthsm2.so",
+        )
+
+
+def check_module(module: str, source: str = "--hsm-module") -> None:
+    """Refuse (InsecurePermissions) a module file, or a directory on its path (the given
+    one and the one symlinks lead to), that a user other than root and us could write:
+    group or others may write it (a directory with the sticky bit excepted, as /tmp), or
+    another user owns it. Whoever can replace the library runs code in the CA process,
+    which holds the PIN and a logged-in session. A missing file is left to the loader."""
+    check_module_path(module, source)
+    given = Path(module)
+    try:
+        real = given.resolve(strict=True)
+    except OSError:
+        return
+    for path in dict.fromkeys([given, *given.parents, real, *real.parents]):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        _check_module_part(path, info, is_file=path in (given, real))
+
+
+def _check_module_part(path: Path, info: os.stat_result, *, is_file: bool) -> None:
+    mine = os.geteuid() if hasattr(os, "geteuid") else info.st_uid
+    shown = printable(str(path), 200)
+    what = "PKCS#11 module" if is_file else "directory of the PKCS#11 module"
+    if info.st_uid not in (0, mine):
+        raise InsecurePermissions(
+            f"the {what} '{shown}' is owned by uid {info.st_uid}, who could replace it",
+            f"install the module where only root can write, or: chown root '{shown}'",
+        )
+    sticky = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky:
+        raise InsecurePermissions(
+            f"the {what} '{shown}' can be written by group or others "
+            f"(mode {stat.S_IMODE(info.st_mode):04o})",
+            f"run: chmod go-w '{shown}'",
+        )
+
+
 def _library(module: str) -> Any:
+    check_module(module, "hsm_module")
     try:
         import pkcs11
     except ImportError as exc:
