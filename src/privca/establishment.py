@@ -317,6 +317,9 @@ def establish_new_ca(request: NewCa, now: dt.datetime) -> tuple[Founding, HomeCu
         )
         store = establish(founding, custody)
     except BaseException:
+        # Keys made on a token are there already: a failed init (an unreachable store,
+        # say) must not leave them behind, each retry two more.
+        custody.discard_generated()
         custody.close()
         raise
     return founding, custody, store

@@ -415,3 +415,38 @@ def test_a_module_others_could_replace_is_refused(
         f["code"] == "hsm-module" and f["severity"] == "critical" and "uid 65534" in f["message"]
         for f in json.loads(found.stdout)
     ), found.stdout
+
+
+def test_a_failed_init_leaves_no_keys_on_the_token(
+    softhsm: str, run_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys are generated on the token before the home is made; an init that failed
+    after that (here: the store does not answer) left both key pairs there, two more at
+    each retry. They are destroyed, and only they: a key already on the token stays."""
+    import pkcs11
+
+    def objects() -> list[str]:
+        with (
+            pkcs11.lib(MODULE)
+            .get_token(token_label=softhsm)
+            .open(user_pin=PIN.decode(), rw=True) as session
+        ):
+            return sorted(str(o[pkcs11.Attribute.LABEL]) for o in session.get_objects())
+
+    with (
+        pkcs11.lib(MODULE)
+        .get_token(token_label=softhsm)
+        .open(user_pin=PIN.decode(), rw=True) as session
+    ):
+        session.generate_keypair(pkcs11.KeyType.RSA, 2048, store=True, label="someone-else")
+    before = objects()
+    monkeypatch.setenv("PRIVCA_STORE_PASSWORD", "x")
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    for _ in range(2):
+        made = run_cli(
+            "init", "--name", "HSM CA", "--store-url", "postgresql://privca@127.0.0.1:1/x",
+            "--hsm-module", MODULE, "--hsm-token", softhsm, "--passphrase-file", str(pin_file),
+        )  # fmt: skip
+        assert made.exit_code == 3, made.output
+        assert not run_cli.home.exists()
+    assert objects() == before and "someone-else" in before

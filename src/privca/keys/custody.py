@@ -179,6 +179,11 @@ class Pkcs11Custody:
     def key_file(self, key_ref: str) -> None:
         return None
 
+    def destroy_generated(self) -> None:
+        """Destroy the keys generated on tokens through this custody (see Pkcs11Token)."""
+        for token in self._tokens.values():
+            token.destroy_generated()
+
     def close(self) -> None:
         for token in self._tokens.values():
             token.close()
@@ -248,6 +253,11 @@ class HomeCustody:
     def sealing_key(self) -> SealingKey:
         """The key that seals EAB secrets in the inventory (made at init and import)."""
         return SealingKey(self.home.eab_sealing_key)
+
+    def discard_generated(self) -> None:
+        """Undo the keys `generate` made on a token, for an `init` that failed after
+        generating them (key files are only written by `keep`, and undone with the home)."""
+        self.tokens.destroy_generated()
 
     def close(self) -> None:
         self.tokens.close()

@@ -292,6 +292,7 @@ class Pkcs11Token:
         self._pin = pin
         self._session: Pkcs11Session | None = None
         self._private: dict[str, Any] = {}  # object label -> its handle in _session
+        self._generated: list[str] = []  # labels of the key pairs made through this token
         self._lost = False
         self._generation = _generation(module)
         # One operation at a time on a session (PKCS#11 5.1), and one login per loss.
@@ -345,6 +346,7 @@ class Pkcs11Token:
     def generate(self, key_type: KeyType, purpose: str) -> tuple[Pkcs11Uri, TokenKey]:
         """A new non-extractable key pair on the token; returns its URI and a signing key."""
         label = self._guarded(lambda session: session.generate(key_type, purpose))
+        self._generated.append(label)
         uri = Pkcs11Uri(self.label, label)
         return uri, self.key(uri)
 
@@ -366,6 +368,21 @@ class Pkcs11Token:
             return bytes(private.sign(payload, mechanism=mechanism))
 
         return self._guarded(sign)
+
+    def destroy_generated(self) -> None:
+        """Destroy the key pairs generated through this token (a failed `init`), and only
+        those: each label is privca-ROLE-RANDOM, made here. Best effort: this runs while
+        another error is on its way to the user, which a token that fails too must not
+        hide."""
+        import pkcs11
+
+        labels, self._generated = self._generated, []
+        with contextlib.suppress(PrivcaError, pkcs11.exceptions.PKCS11Error):
+            session = self.session().session
+            for label in labels:
+                self._private.pop(label, None)
+                for found in list(session.get_objects({pkcs11.Attribute.LABEL: label})):
+                    found.destroy()
 
     def check(self, label: str) -> None:
         """Whether the key labelled `label` can be used now (a server's health): reads an
