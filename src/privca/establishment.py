@@ -21,6 +21,7 @@ from privca.errors import AlreadyExists, InputError
 from privca.home import CAHome, HomeConstruction, atomic_write
 from privca.issuance import BACKDATE
 from privca.keys.custody import GeneratedKey, HomeCustody
+from privca.keys.pkcs11 import check_module
 from privca.keys.types import DEFAULT_ISSUING_KEY, DEFAULT_ROOT_KEY, KeyType
 from privca.policy import IssuancePolicy
 from privca.publication import crl_file_of, crl_files, root_crl_file, sign_crl
@@ -220,6 +221,10 @@ class NewCa:
             raise InputError(
                 "an HSM needs both a module and a token label", "give --hsm-module and --hsm-token"
             )
+        if self.hsm_module:
+            # Before the home exists: a relative path, or a library others could replace,
+            # would be loaded with the PIN in hand by every later command.
+            check_module(self.hsm_module)
         if self.hsm_module and not (self.pin or self.passphrase):
             raise InputError(
                 "the HSM token's PIN is required", "use --passphrase-file with the PIN"
@@ -312,6 +317,9 @@ def establish_new_ca(request: NewCa, now: dt.datetime) -> tuple[Founding, HomeCu
         )
         store = establish(founding, custody)
     except BaseException:
+        # Keys made on a token are there already: a failed init (an unreachable store,
+        # say) must not leave them behind, each retry two more.
+        custody.discard_generated()
         custody.close()
         raise
     return founding, custody, store

@@ -15,6 +15,7 @@ from privca import _toml
 from privca._text import printable
 from privca.errors import InputError, NotFound
 from privca.home import atomic_write, check_private_file, read_secret_file
+from privca.keys.pkcs11 import check_module_path
 from privca.policy import IssuancePolicy
 from privca.store.address import check_store_url
 from privca.urls import check_base_url
@@ -158,7 +159,7 @@ class Settings:
                 base_url=check_base_url(_toml.text(ca, "base_url", ""), f"{source} [ca] base_url"),
                 crl_days=_toml.whole_number(ca, "crl_days", 7, 1, MAX_CRL_DAYS),
                 root_crl_days=_toml.whole_number(ca, "root_crl_days", 180, 1, MAX_CRL_DAYS),
-                hsm_module=_toml.text(ca, "hsm_module", ""),
+                hsm_module=_hsm_module(ca, source),
                 policy=IssuancePolicy.from_settings(_toml.table(data, "policy")),
                 store_url=_store_url(store, source),
                 store_password_file=_toml.text(store, "password_file", ""),
@@ -227,6 +228,16 @@ def _check_known_keys(data: dict[str, Any]) -> None:
                 f"[{table}] {printable(unknown[0], 40)} is not a setting privca knows "
                 f"(known: {', '.join(KNOWN_KEYS[table])})"
             )
+
+
+def _hsm_module(ca: dict[str, Any], source: str) -> str:
+    """hsm_module, which must be an absolute path: a relative one would be found from
+    whatever directory a command runs in (privca.toml written by hand, or by an older
+    privca that stored --hsm-module as given)."""
+    module = _toml.text(ca, "hsm_module", "")
+    if module:
+        check_module_path(module, f"{source} [ca] hsm_module")
+    return module
 
 
 def _store_url(section: Any, source: str) -> str:

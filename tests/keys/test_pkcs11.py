@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -257,3 +258,195 @@ def test_init_and_a_replaced_key_say_what_is_true_of_an_hsm_home(
     assert "restore the token from the HSM's backup" in issued.stderr
     assert "key file" not in issued.stderr and "private/" not in issued.stderr
     assert not out.exists()
+
+
+def _issuing_label(home: Path) -> str:
+    with sqlite3.connect(home / "privca.db") as db:
+        (key_ref,) = db.execute("SELECT key_ref FROM authorities WHERE role = 'issuing'").fetchone()
+    return str(key_ref).rpartition("object=")[2]
+
+
+def _rows(home: Path) -> tuple[int, int]:
+    with sqlite3.connect(home / "privca.db") as db:
+        return (
+            db.execute("SELECT count(*) FROM certificates").fetchone()[0],
+            db.execute("SELECT count(*) FROM audit_log").fetchone()[0],
+        )
+
+
+def test_a_token_key_that_cannot_sign_is_refused_before_anything_is_written(
+    softhsm: str, run_cli: Cli, tmp_path: Path
+) -> None:
+    """A key whose CKA_SIGN is false used to end `issue` in exit 70 (AttributeError:
+    'PrivateKey' object has no attribute 'sign'), a "failed" certificate row and an audit
+    entry; it is refused when loaded, exit 3, nothing written."""
+    import pkcs11
+
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    assert _init_hsm(run_cli, softhsm, pin_file).exit_code == 0
+    label = _issuing_label(run_cli.home)
+    with (
+        pkcs11.lib(MODULE)
+        .get_token(token_label=softhsm)
+        .open(user_pin=PIN.decode(), rw=True) as session
+    ):
+        # The CA's own key (it matches its certificate), no longer allowed to sign.
+        private = session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=label)
+        private[pkcs11.Attribute.SIGN] = False
+    before = _rows(run_cli.home)
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(pin_file)
+    )
+    assert_user_error(issued, f"the key '{label}' on token '{softhsm}' cannot sign", code=3)
+    assert "CKA_SIGN" in issued.stderr
+    assert _rows(run_cli.home) == before and not out.exists()
+
+
+def test_two_keys_under_one_label_are_refused_without_a_stray_traceback(
+    softhsm: str, tmp_path: Path
+) -> None:
+    """Refused (exit 3), but get_key's unfinished search was finished by the garbage
+    collector after the session had closed: "Exception ignored ... SessionHandleInvalid"
+    and a traceback followed the error on stderr. Every step in a process of its own:
+    that line is the interpreter's, and SoftHSM2 reads its configuration once per process."""
+    home, pin_file = tmp_path / "ca", write(tmp_path / "pin", PIN + b"\n", 0o600)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
+
+    made = run(
+        "-m", "privca", "--home", str(home), "init", "--name", "HSM CA", "--hsm-module", MODULE,
+        "--hsm-token", softhsm, "--passphrase-file", str(pin_file),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    twin = run("-c", f"""import pkcs11
+with pkcs11.lib({MODULE!r}).get_token(token_label={softhsm!r}).open(
+        user_pin={PIN.decode()!r}, rw=True) as session:
+    session.generate_keypair(pkcs11.KeyType.RSA, 2048, store=True, label={_issuing_label(home)!r})
+""")  # fmt: skip
+    assert twin.returncode == 0, twin.stderr
+    done = run(
+        "-m", "privca", "--home", str(home), "issue", "a.corp.internal",
+        "--out", str(tmp_path / "out"), "--passphrase-file", str(pin_file),
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("privca: error: key 'pkcs11:token=")
+    assert "not unique" in done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
+
+
+def _module_copy(directory: Path) -> Path:
+    directory.mkdir(mode=0o755, exist_ok=True)
+    copy = directory / "libsofthsm2.so"
+    copy.write_bytes(Path(MODULE).resolve().read_bytes())
+    copy.chmod(0o755)
+    return copy
+
+
+def test_a_relative_module_path_is_refused(
+    softhsm: str, run_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--hsm-module ./mod.so was stored as given, so the directory a later command ran
+    from decided which library the CA process loaded with the PIN in hand: refused at init
+    and in privca.toml (written by hand, or by an older privca), exit 2, with a hint."""
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    _module_copy(tmp_path / "here")
+    monkeypatch.chdir(tmp_path / "here")
+    made = run_cli(
+        "init", "--name", "HSM CA", "--hsm-module", "./libsofthsm2.so", "--hsm-token", softhsm,
+        "--passphrase-file", str(pin_file),
+    )  # fmt: skip
+    assert_user_error(made, "--hsm-module './libsofthsm2.so' is not an absolute path")
+    assert "hint: give the module's full path" in made.stderr
+    assert not run_cli.home.exists()
+    assert _init_hsm(run_cli, softhsm, pin_file).exit_code == 0
+    toml = run_cli.home / "privca.toml"
+    toml.write_text(toml.read_text().replace(f'"{MODULE}"', '"./libsofthsm2.so"'))
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(pin_file)
+    )
+    assert_user_error(issued, "hsm_module './libsofthsm2.so' is not an absolute path")
+    assert not out.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_module_others_could_replace_is_refused(
+    softhsm: str, run_cli: Cli, tmp_path: Path
+) -> None:
+    """A module file, or a directory on its path, that a user other than root and the one
+    running privca can write is refused before it is loaded (exit 3, one line and a hint):
+    whoever replaces it runs code in the process that holds the PIN."""
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+
+    def init(module: Path):
+        return run_cli(
+            "init", "--name", "HSM CA", "--hsm-module", str(module), "--hsm-token", softhsm,
+            "--passphrase-file", str(pin_file),
+        )  # fmt: skip
+
+    shared = _module_copy(tmp_path / "shared")
+    shared.parent.chmod(0o777)
+    assert_user_error(init(shared), "can be written by group or others (mode 0777)", code=3)
+    assert "chmod go-w" in init(shared).stderr
+    shared.parent.chmod(0o1777)  # sticky, as /tmp: only the owner may replace the file
+    shared.chmod(0o666)
+    assert_user_error(init(shared), f"the PKCS#11 module '{shared}' can be written", code=3)
+    shared.chmod(0o755)
+    os.chown(shared, 65534, -1)
+    assert_user_error(init(shared), "is owned by uid 65534", code=3)
+    assert not run_cli.home.exists()
+
+    # A home whose module became replaceable after init: refused before it is loaded.
+    assert _init_hsm(run_cli, softhsm, pin_file).exit_code == 0
+    toml = run_cli.home / "privca.toml"
+    toml.write_text(toml.read_text().replace(f'"{MODULE}"', f'"{shared}"'))
+    out = tmp_path / "out"
+    issued = run_cli(
+        "issue", "a.corp.internal", "--out", str(out), "--passphrase-file", str(pin_file)
+    )
+    assert_user_error(issued, "is owned by uid 65534", code=3)
+    assert not out.exists()
+    # doctor loads no key: it names the module as a critical finding instead.
+    found = run_cli("doctor", "--json")
+    assert found.exit_code == 1, found.output
+    assert any(
+        f["code"] == "hsm-module" and f["severity"] == "critical" and "uid 65534" in f["message"]
+        for f in json.loads(found.stdout)
+    ), found.stdout
+
+
+def test_a_failed_init_leaves_no_keys_on_the_token(
+    softhsm: str, run_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys are generated on the token before the home is made; an init that failed
+    after that (here: the store does not answer) left both key pairs there, two more at
+    each retry. They are destroyed, and only they: a key already on the token stays."""
+    import pkcs11
+
+    def objects() -> list[str]:
+        with (
+            pkcs11.lib(MODULE)
+            .get_token(token_label=softhsm)
+            .open(user_pin=PIN.decode(), rw=True) as session
+        ):
+            return sorted(str(o[pkcs11.Attribute.LABEL]) for o in session.get_objects())
+
+    with (
+        pkcs11.lib(MODULE)
+        .get_token(token_label=softhsm)
+        .open(user_pin=PIN.decode(), rw=True) as session
+    ):
+        session.generate_keypair(pkcs11.KeyType.RSA, 2048, store=True, label="someone-else")
+    before = objects()
+    monkeypatch.setenv("PRIVCA_STORE_PASSWORD", "x")
+    pin_file = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    for _ in range(2):
+        made = run_cli(
+            "init", "--name", "HSM CA", "--store-url", "postgresql://privca@127.0.0.1:1/x",
+            "--hsm-module", MODULE, "--hsm-token", softhsm, "--passphrase-file", str(pin_file),
+        )  # fmt: skip
+        assert made.exit_code == 3, made.output
+        assert not run_cli.home.exists()
+    assert objects() == before and "someone-else" in before

@@ -525,6 +525,21 @@ def _key_file_findings(path: Path | None, role: str) -> list[Finding]:
     return []
 
 
+def _hsm_module_findings(module: str) -> list[Finding]:
+    """A PKCS#11 module others could replace: every command that signs refuses to load it
+    (exit 3), and doctor, which loads no key, says so before the next one does."""
+    from privca.errors import EnvironmentRefused
+    from privca.keys.pkcs11 import check_module
+
+    if not module:
+        return []
+    try:
+        check_module(module, "hsm_module")
+    except EnvironmentRefused as exc:
+        return [Finding("critical", "hsm-module", exc.message, exc.hint or "fix the module")]
+    return []
+
+
 def _settings_findings(ca: CertificateAuthority) -> list[Finding]:
     findings: list[Finding] = []
     if not ca.settings.encrypted_keys:
@@ -537,6 +552,7 @@ def _settings_findings(ca: CertificateAuthority) -> list[Finding]:
                 "or move the keys to an HSM",
             )
         )
+    findings += _hsm_module_findings(ca.settings.hsm_module)
     if ca.settings.single_tier:
         findings.append(
             Finding(

@@ -11,7 +11,7 @@ Secrets are asked for when a key is unlocked and not kept afterwards: a passphra
 is called each time a key file is decrypted or written (the CLI remembers a typed
 passphrase for the length of one command); a PKCS#11 PIN is used to log in, and the
 logged-in session, not the PIN, is what stays. A server thus holds unlocked signers,
-never the passphrase.
+never the passphrase; it asks the source again only to log in to a token that came back.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from privca.keys.types import KeyType
 from privca.x509.encoding import public_key_der
 
 if TYPE_CHECKING:
-    from privca.keys.pkcs11 import Pkcs11Session
+    from privca.keys.pkcs11 import Pkcs11Token
 
 PrivateKey = CertificateIssuerPrivateKeyTypes
 # A secret, or where to get it when it is needed (a prompt, a file read again), or none.
@@ -128,41 +128,43 @@ class FileCustody:
 
 class Pkcs11Custody:
     """CA keys on PKCS#11 tokens of one module; one logged-in session per token, opened
-    when a key of that token is first needed. The PIN is asked for at login only."""
+    when a key of that token is first needed, and again after the token was lost (see
+    Pkcs11Token). The PIN is asked for at each login only."""
 
     def __init__(self, module: str, pin: SecretSource, token: str = "") -> None:
         """`token` is where new keys are generated (init); keys are loaded from the token
         their URI names."""
         self._module = module
         self._pin = pin
-        self._token = token
-        self._sessions: dict[str, Pkcs11Session] = {}
+        self._token_label = token
+        self._tokens: dict[str, Pkcs11Token] = {}
 
-    def _session(self, token: str) -> Pkcs11Session:
-        session = self._sessions.get(token)
-        if session is None:
-            from privca.keys.pkcs11 import Pkcs11Session
+    def _token(self, label: str) -> Pkcs11Token:
+        token = self._tokens.get(label)
+        if token is None:
+            from privca.keys.pkcs11 import Pkcs11Token
 
             if not self._module:
                 raise KeyUnavailable(
                     "a CA key is in an HSM but privca.toml names no hsm_module",
                     "set hsm_module under [ca] in privca.toml",
                 )
-            session = Pkcs11Session(self._module, token, ask(self._pin))
-            self._sessions[token] = session
-        return session
+            token = self._tokens.setdefault(
+                label, Pkcs11Token(self._module, label, lambda: ask(self._pin))
+            )
+        return token
 
     def beside(self, key_ref: str) -> Pkcs11Custody:
         """This custody, generating new keys on the token that holds `key_ref`."""
         from privca.keys.pkcs11 import Pkcs11Uri
 
-        self._token = Pkcs11Uri.parse(key_ref).token
+        self._token_label = Pkcs11Uri.parse(key_ref).token
         return self
 
     def generate(self, key_type: KeyType, role: str, name: str) -> GeneratedKey:
-        if not self._token:
+        if not self._token_label:
             raise InputError("no PKCS#11 token to generate the key on", "give --hsm-token")
-        uri, key = self._session(self._token).generate(key_type, role)
+        uri, key = self._token(self._token_label).generate(key_type, role)
         return GeneratedKey(str(uri), key)
 
     def keep(self, key: GeneratedKey) -> None:
@@ -172,15 +174,20 @@ class Pkcs11Custody:
         from privca.keys.pkcs11 import Pkcs11Uri
 
         uri = Pkcs11Uri.parse(key_ref)
-        return self._session(uri.token).key(uri)
+        return self._token(uri.token).key(uri)
 
     def key_file(self, key_ref: str) -> None:
         return None
 
+    def destroy_generated(self) -> None:
+        """Destroy the keys generated on tokens through this custody (see Pkcs11Token)."""
+        for token in self._tokens.values():
+            token.destroy_generated()
+
     def close(self) -> None:
-        for session in self._sessions.values():
-            session.close()
-        self._sessions.clear()
+        for token in self._tokens.values():
+            token.close()
+        self._tokens.clear()
 
 
 def is_token_reference(key_ref: str) -> bool:
@@ -246,6 +253,11 @@ class HomeCustody:
     def sealing_key(self) -> SealingKey:
         """The key that seals EAB secrets in the inventory (made at init and import)."""
         return SealingKey(self.home.eab_sealing_key)
+
+    def discard_generated(self) -> None:
+        """Undo the keys `generate` made on a token, for an `init` that failed after
+        generating them (key files are only written by `keep`, and undone with the home)."""
+        self.tokens.destroy_generated()
 
     def close(self) -> None:
         self.tokens.close()

@@ -51,7 +51,9 @@ from privca._actor import set_actor
 from privca._http import BodyTooLarge, ClientGone, media_type, read_body
 from privca._time import utcnow
 from privca.errors import KeyUnavailable, NotFound, PrivcaError
+from privca.keys.pkcs11 import TokenUnavailable
 from privca.registry import CROSS_ROLES
+from privca.server.credentials import unusable_token_keys
 from privca.server.crl import CrlPublisher
 from privca.server.responder import OcspResponder, Reply
 from privca.server.settings import ServerSettings
@@ -362,6 +364,13 @@ class _Site:
         now = utcnow()
         try:
             published = await self._crls.get(record, now)
+        except TokenUnavailable as exc:  # signed by the token, which is away for now
+            log.warning("CRL of %x not served: %s", record.serial, exc)
+            return PlainTextResponse(
+                "the CA's key cannot sign this CRL now; try again later\n",
+                status_code=503,
+                headers={"Retry-After": "10"},
+            )
         except KeyUnavailable as exc:  # the root CRL was never published, or has expired
             log.warning("CRL of %x not served: %s", record.serial, exc)
             return PlainTextResponse(
@@ -422,10 +431,17 @@ class _Site:
                 "(tryLater when there is none), CRLs from the last published files, and "
                 "nothing can be issued or revoked"
             )
+        authorities = self._watch.authorities
+        signing = [a for a in authorities.all if authorities.publishes(a.id)]
+        for authority in unusable_token_keys(self._ca, signing, now):
+            found.append(
+                f"the HSM token holding the key of CA {serial_hex(authority.serial)} cannot "
+                "be used: OCSP answers tryLater (or a cached answer), CRLs it must sign are "
+                "refused (503), and nothing can be issued or revoked until it is back"
+            )
         issuing = self._find("issuing")
         if issuing is not None and issuing.not_after <= now:
             found.append("the issuing CA has expired: run `privca rotate issuing`")
-        authorities = self._watch.authorities
         for root in authorities.registry.trusted_roots:
             if authorities.publishes(root.id):
                 continue

@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
-from privca.errors import KeyUnavailable
+from privca.errors import KeyUnavailable, PrivcaError
 from privca.home import (
     atomic_write,
     check_private_directory,
@@ -244,4 +244,36 @@ def prove_keys(ca: CertificateAuthority, now: dt.datetime) -> None:
             ca.signer(authority)
 
 
-__all__ = ["Credential", "ServeCredentials", "prove_keys", "read_credential"]
+def unusable_token_keys(
+    ca: CertificateAuthority, authorities: Sequence[CaCertificate], now: dt.datetime
+) -> list[CaCertificate]:
+    """Which of `authorities` (those the server signs for) have a key on a PKCS#11 token
+    that cannot sign now. Key files are not asked (prove_keys read them at start, and a
+    key held in memory cannot go away); a token can. Asking also logs in again once the
+    token is back, so health turns ok without waiting for a signature."""
+    from privca.keys.pkcs11 import Pkcs11EcKey, Pkcs11RsaKey
+
+    unusable = []
+    for authority in authorities:
+        try:
+            on_token = authority.not_after > now and ca.key_file(authority) is None
+        except PrivcaError:  # not a CA of the home as last read: the store's to say
+            continue
+        if not on_token:
+            continue
+        try:
+            key = ca.signer(authority).private_key
+            if isinstance(key, Pkcs11EcKey | Pkcs11RsaKey):
+                key.check()
+        except PrivcaError:  # e.g. TokenUnavailable, or a PIN changed since the start
+            unusable.append(authority)
+    return unusable
+
+
+__all__ = [
+    "Credential",
+    "ServeCredentials",
+    "prove_keys",
+    "read_credential",
+    "unusable_token_keys",
+]
