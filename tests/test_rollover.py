@@ -389,7 +389,13 @@ def test_an_issuer_the_rollover_passed_by_signs_nothing_under_the_retired_root(
     ok("rotate", "root", "--new-key")
     ok("issuer", "enable", "team-b", unlock=False)
     out = tmp_path / "out"
-    ok("issue", "during.b.corp.internal", "--issuer", "team-b", "--out", str(out))
+    # During the transition too (review, 2026-12-03): its certificates chained to the old
+    # root only, and chain-new.pem failed against the new root.
+    during = run_cli(
+        "issue", "during.b.corp.internal", "--issuer", "team-b", "--out", str(out), *secret
+    )
+    assert_user_error(during, "under the old root of the rollover under way")
+    assert "privca rotate issuing --issuer team-b" in during.stderr
     ok("rotate", "root", "--retire-old", "--force")
     refused = run_cli(
         "issue", "after.b.corp.internal", "--issuer", "team-b", "--out", str(out), *secret

@@ -22,7 +22,13 @@ from privca.keys.custody import HomeCustody
 from privca.keys.types import DEFAULT_ISSUING_KEY, KeyType, key_type_of
 from privca.policy import IssuancePolicy
 from privca.registry import ISSUING_ALIASES, CaCertificate, CaRole, Registry
-from privca.rotation import authority_row, check_ca_days, issuing_ca, under_retired_root
+from privca.rotation import (
+    authority_row,
+    check_ca_days,
+    issuing_ca,
+    under_old_root,
+    under_retired_root,
+)
 from privca.store.inventory import Store
 from privca.store.issuers import NewIssuerRow
 from privca.store.records import IssuerRecord
@@ -158,10 +164,21 @@ def _check_under_a_trusted_root(
 ) -> None:
     """A CA under a root retired by a rollover signs nothing more: no client trusts what
     it would sign. An issuer the rollover passed by (disabled then, or the default issuer
-    of a single-tier home) keeps its old CA until `rotate issuing` gives it a new one."""
+    of a single-tier home) keeps its old CA until `rotate issuing` gives it a new one.
+    While a rollover lasts, an issuing CA still under the old root signs nothing either:
+    its certificates would chain to the old root only, where every issuer's new ones
+    are to chain to both (docs/issuers.md)."""
+    name = issuer.name if issuer is not None else None
+    if under_old_root(registry, signing):
+        raise PolicyError(
+            f"the issuing CA of {f'issuer {name!r}' if name else 'this CA'} "
+            f"({signing.common_name}) is under the old root of the rollover under way: "
+            "clients that trust only the new root would not accept what it signs",
+            f"give it a CA under the new root: privca rotate issuing"
+            f"{f' --issuer {name}' if name else ''}",
+        )
     if not under_retired_root(registry, signing):
         return
-    name = issuer.name if issuer is not None else None
     raise PolicyError(
         f"the issuing CA of {f'issuer {name!r}' if name else 'this CA'} ({signing.common_name}) "
         "is under a retired root: no client trusts what it would sign",

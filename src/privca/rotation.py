@@ -431,6 +431,16 @@ def under_retired_root(registry: Registry, entry: CaCertificate) -> bool:
     return bool(retired) and subject_key_identifier(registry.chain_of(entry)[-1]) in retired
 
 
+def under_old_root(registry: Registry, entry: CaCertificate) -> bool:
+    """Whether `entry` is an issuing CA under the old root of a rollover under way: one
+    the rollover passed by (its issuer was disabled then), whose certificates clients
+    that trust only the new root do not accept."""
+    previous = registry.previous_root
+    if previous is None or entry.role != CaRole.ISSUING:
+        return False
+    return subject_key_identifier(registry.chain_of(entry)[-1]) == previous.key_identifier
+
+
 def _retired_root_keys(registry: Registry) -> set[bytes]:
     trusted = {r.key_identifier for r in registry.trusted_roots}
     return {r.key_identifier for r in registry.roots} - trusted
@@ -522,4 +532,5 @@ __all__ = [
     "rollover_root",
     "rollover_status",
     "rotate_issuing",
+    "under_old_root",
 ]
