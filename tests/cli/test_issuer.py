@@ -154,6 +154,30 @@ def test_show_refuses_a_name_two_issuers_hold_as_revoke_does(teams: Cli, tmp_pat
     assert teams("show", serials[0], "--json").exit_code == 0
 
 
+def test_the_openssl_index_holds_one_cas_certificates(teams: Cli, tmp_path: Path) -> None:
+    """One index held every CA's certificates: `openssl ocsp -index` over it, run for
+    team-a's CA, answered "good" for serials only main had issued."""
+    secret = ["--passphrase-file", str(teams.passphrase_file)]
+    serials = {}
+    for issuer, name in (("team-a", "x.a.corp.internal"), ("main", "x.corp.internal")):
+        issued = teams("issue", name, "--issuer", issuer, "--out", str(tmp_path / issuer),
+                       *secret, "--json")  # fmt: skip
+        assert issued.exit_code == 0, issued.stderr
+        serials[issuer] = json.loads(issued.output)["serial"].upper()
+
+    def listed(*extra: str) -> str:
+        result = teams("export", "openssl-index", *extra)
+        assert result.exit_code == 0, result.stderr
+        return result.stdout
+
+    team_a = listed("--ca", "team-a")
+    assert serials["team-a"] in team_a and serials["main"] not in team_a
+    main = listed()  # the default issuer's CA
+    assert serials["main"] in main and serials["team-a"] not in main
+    assert_user_error(teams("export", "openssl-index", "--ca", "nope"), "no CA 'nope'")
+    assert_user_error(teams("export", "root", "--ca", "team-a"), "--ca goes with")
+
+
 def test_disable_enable_default(teams: Cli, tmp_path: Path) -> None:
     secret = ["--passphrase-file", str(teams.passphrase_file)]
     assert teams("issuer", "disable", "team-a").exit_code == 0

@@ -348,16 +348,26 @@ def doctor_command(app: AppContext, as_json: bool) -> None:
     sys.exit(1 if has_problems(findings) else 0)
 
 
-def export_index_command(app: AppContext, out: Path | None) -> None:
-    """`privca export openssl-index [--out DIR]`: index.txt (+ .attr and serial with --out)."""
+def export_index_command(app: AppContext, out: Path | None, authority: str | None) -> None:
+    """`privca export openssl-index [--ca CA] [--out DIR]`: the certificates of one CA as
+    index.txt (+ .attr and serial with --out). One CA's only: `openssl ocsp -index` with
+    another CA's serials in it answered "good" for serials that CA never issued."""
+    from privca._text import printable
     from privca._time import utcnow
     from privca.adopt.export import index_entries, write_openssl_index
     from privca.adopt.index import format_index
     from privca.cli.options import open_authority
+    from privca.errors import NotFound
 
     now = utcnow()
     with open_authority(app) as ca:
-        records = ca.inventory.find(now=now)
+        chosen = ca.registry.select(authority or "issuing")
+        if chosen is None:
+            raise NotFound(
+                f"no CA '{printable(authority or 'issuing', 80)}' in this home",
+                "give a CA's hex serial, `issuing`, or an issuer's name (privca issuer list)",
+            )
+        records = [r for r in ca.inventory.find(now=now) if r.issuer_id == chosen.id]
     if out is None:
         click.echo(format_index(index_entries(records, now)), nl=False)
         return

@@ -186,8 +186,19 @@ def _where_keys_are(home: CAHome, encrypted: bool, hsm_token: str) -> str:
     help="chain: for clients that trust the new root (default) or only the old one "
     "(during a root rollover: with the cross-certificate and the old root).",
 )
+@click.option(
+    "--ca",
+    "authority",
+    metavar="CA",
+    default=None,
+    help="openssl-index: the CA whose certificates to list (a hex serial, `issuing`, or an "
+    "issuer's name; default: the default issuer's issuing CA). One index per CA, as "
+    "`openssl ocsp -index` answers for one CA.",
+)
 @click.pass_obj
-def export_command(app: AppContext, what: str, out: Path | None, clients: str | None) -> None:
+def export_command(
+    app: AppContext, what: str, out: Path | None, clients: str | None, authority: str | None
+) -> None:
     """Print (or write) PEM for distribution: the root, every root to trust now (roots:
     two during a root rollover), the rollover's cross-certificates (cross: the new root
     signed by the old, then the reverse one if made; empty when none),
@@ -197,10 +208,14 @@ def export_command(app: AppContext, what: str, out: Path | None, clients: str | 
 
     if clients is not None and what != "chain":
         raise InputError("--for goes with `export chain`", "e.g. privca export chain --for old")
+    if authority is not None and what != "openssl-index":
+        raise InputError(
+            "--ca goes with `export openssl-index`", "e.g. privca export openssl-index --ca team-a"
+        )
     if what == "openssl-index":
         from privca.cli.adopt import export_index_command
 
-        return export_index_command(app, out)
+        return export_index_command(app, out, authority)
     from privca.cli.options import check_out_directory, make_out_directory, open_authority
     from privca.home import atomic_write
     from privca.x509.encoding import pem_certificate, pem_certificates
