@@ -518,3 +518,29 @@ def test_tidy_believes_the_certificate_not_a_moved_expiry(
     assert "does not: the row was altered" in result.stderr, result.stderr
     assert query(database, "SELECT count(*) FROM certificates WHERE der IS NULL") == before
     assert not query(database, "SELECT seq FROM audit_log WHERE action = 'tidied'")
+
+
+def test_an_older_copy_of_the_store_contradicts_the_homes_published_checkpoint(
+    run_cli: Cli, audited_home: Path, tmp_path: Path
+) -> None:
+    """privca.db replaced by an older copy of itself (a rollback: a later revocation
+    gone) passed, its log and stored checkpoints being consistent among themselves; the
+    checkpoint the home published after them says more entries were there."""
+    home = copy_home(audited_home, tmp_path / "rolled-back")
+    database = home / "privca.db"
+    older = tmp_path / "older.db"
+    sqlite3_cli(database, f".backup '{older}'")
+    revoked = run_cli("revoke", "one.corp.internal", "--reason", "keyCompromise", home=home)
+    assert revoked.exit_code == 0, revoked.stderr
+    made = run_cli("audit", "checkpoint", "--passphrase-file", str(run_cli.passphrase_file),
+                   home=home)  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    assert run_cli("audit", "verify", home=home).exit_code == 0
+    for suffix in ("-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    older.chmod(0o600)
+    older.replace(database)
+    result = run_cli("audit", "verify", home=home)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "the home's published checkpoint" in result.stderr, result.stderr
+    assert "were deleted" in result.stderr

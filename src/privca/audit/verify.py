@@ -241,10 +241,18 @@ def verify_audit(
     """Check the log, its checkpoints (kept ones and `given` (label, text) copies) and the
     inventory against it; the verdict names the first problem.
 
+    The checkpoint the home publishes (certs/audit-checkpoint.json) is checked too when
+    it is newer than every stored one: a privca.db replaced by an older copy of itself
+    (its log shorter, its checkpoints older) contradicts it.
+
     Raises:
         InputError: a given checkpoint file is not one.
     """
-    return check_audit_log(ca.inventory, _roots(ca), given)
+    published: tuple[str, bytes] | None = None
+    with contextlib.suppress(FileNotFoundError):
+        path = ca.home.audit_checkpoint
+        published = (f"the home's published checkpoint ({path})", path.read_bytes())
+    return check_audit_log(ca.inventory, _roots(ca), given, published)
 
 
 def verify_audit_of_store(inventory: InventoryView) -> AuditVerdict:
@@ -262,8 +270,10 @@ def check_audit_log(
     inventory: InventoryView,
     roots: Sequence[x509.Certificate],
     given: Sequence[tuple[str, str | bytes]] = (),
+    published: tuple[str, str | bytes] | None = None,
 ) -> AuditVerdict:
-    """verify_audit's check, over any inventory, with the roots to check checkpoints by."""
+    """verify_audit's check, over any inventory, with the roots to check checkpoints by
+    (`published`: the home's own copy, checked when no stored checkpoint is the same)."""
     outside = [(label, load_checkpoint(text, label)) for label, text in given]
     index = _Index()
     certificates = 0
@@ -276,6 +286,14 @@ def check_audit_log(
                 stored.append((label, load_checkpoint(row.document, label)))
             except InputError as exc:
                 return AuditVerdict(0, "", len(kept), 0, f"{label} is unreadable: {exc.message}")
+        if published is not None:
+            label, text = published
+            try:
+                copy = load_checkpoint(text, label)
+            except InputError as exc:
+                return AuditVerdict(0, "", len(kept), 0, f"{label} is unreadable: {exc.message}")
+            if all((cp.entries, cp.head) != (copy.entries, copy.head) for _l, cp in stored):
+                outside.append((label, copy))
         wanted = {cp.entries for _label, cp in [*stored, *outside]}
         count, head, chain_break = check_chain(index.walk(snapshot.entries(), wanted))
         checked = len(stored) + len(outside)
