@@ -22,7 +22,7 @@ from cryptography import x509
 from privca._time import utcnow
 from privca.authority_core import Authority
 from privca.authority_records import AuthorityRecords
-from privca.errors import KeyUnavailable, NotFound, PolicyError
+from privca.errors import InputError, KeyUnavailable, NotFound, PolicyError
 from privca.establishment import MIN_PASSPHRASE_LENGTH, NewCa, establish_new_ca
 from privca.home import CAHome, atomic_write_many, check_home
 from privca.issuance import (
@@ -304,10 +304,12 @@ class CertificateAuthority(AuthorityRecords):
             )
         if issuer is None:
             issuer = self.registry.issuer_name_of(self.issuer_of(old))
+        # The revocation time is worked out before anything is signed or recorded: one
+        # past year 9999 once crashed after the renewal and its supersession had committed.
+        at = _revocation_time(now, revoke_old_after)
         renewed = self._successor(old, new_key, key_type, days, issuer, now)
         self._store.mark_superseded(old.serial, renewed.serial, utcnow())
-        if revoke_old_after is not None and not revoked:
-            at = now + revoke_old_after
+        if revoke_old_after is not None and at is not None and not revoked:
             if revoke_old_after <= dt.timedelta(0):
                 self._store.revoke(old.serial, "superseded", at, None)
             else:
@@ -625,6 +627,19 @@ class CertificateAuthority(AuthorityRecords):
         if previous is not None:
             files.append((self.home.previous_root_cert, pem_certificates(roots[:1]), 0o644))
         return files
+
+
+def _revocation_time(now: dt.datetime, after: dt.timedelta | None) -> dt.datetime | None:
+    """When a renewed certificate's predecessor is to be revoked, or None (never)."""
+    if after is None:
+        return None
+    try:
+        return now + after
+    except OverflowError:
+        raise InputError(
+            "the old certificate's revocation would fall after the year 9999",
+            "give a shorter --revoke-old-after, e.g. 7d",
+        ) from None
 
 
 def select_authority(records: Sequence[CaCertificate], name: str) -> CaCertificate | None:
