@@ -101,6 +101,9 @@ class LazyGroup(click.Group):
         **extra: Any,
     ) -> Any:
         """Report usage errors in privca's one-line form instead of click's usage block."""
+        undecodable = _undecodable(sys.argv[1:] if args is None else args)
+        if undecodable is not None:
+            refuse_undecodable(undecodable)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -157,6 +160,46 @@ class LazyGroup(click.Group):
             )
             ctx.exit(70)
         return None
+
+
+def _undecodable(args: Sequence[str]) -> str | None:
+    """The first argument that is not UTF-8 text, or None.
+
+    Python hands over the bytes of such an argument as lone surrogates, which pass every
+    check on the way and then fail where text is encoded (a database lookup, a file's
+    contents) as an internal error. Refused here, once, for every command."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return arg
+    return None
+
+
+def refuse_undecodable(arg: str) -> None:
+    """Exit 2 naming the argument, its undecodable bytes shown as \\xNN."""
+    click.echo(f"privca: error: argument '{_bytes_escaped(arg)}' is not UTF-8 text", err=True)
+    click.echo(
+        "  hint: privca takes names, serials and paths as UTF-8; give the argument "
+        "in UTF-8 (or rename the file)",
+        err=True,
+    )
+    sys.exit(2)
+
+
+def _bytes_escaped(arg: str, limit: int = 80) -> str:
+    """`arg` through printable(), each byte that was not UTF-8 (a surrogate U+DC80..U+DCFF,
+    as os.fsdecode makes it) shown as the \\xNN byte it was, not as \\udcNN."""
+    parts: list[str] = []
+    plain = ""
+    for ch in arg:
+        if "\udc80" <= ch <= "\udcff":
+            parts += [printable(plain), f"\\x{ord(ch) - 0xDC00:02x}"]
+            plain = ""
+        else:
+            plain += ch
+    shown = "".join([*parts, printable(plain)])
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def report_error(exc: PrivcaError) -> None:
