@@ -282,12 +282,15 @@ class CertificateAuthority(AuthorityRecords):
         key_type: KeyType | None = None,
         revoke_old_after: dt.timedelta | None = None,
         issuer: str | None = None,
+        private_key: GeneratedPrivateKey | None = None,
         now: dt.datetime | None = None,
     ) -> IssuedCertificate:
         """Same names and profile, a new serial; the old certificate is marked superseded,
         and with `revoke_old_after` revoked (reason superseded) once that grace has passed.
         The renewal comes from the old certificate's issuer (its newest issuing CA), or
-        from `issuer` when given.
+        from `issuer` when given. With `new_key`, `private_key` is the new key when the
+        caller made it (to write it somewhere before anything is recorded); else privca
+        generates one of `key_type`.
 
         Raises:
             NotFound, InputError: as `lookup`. PolicyError: a revoked certificate's key
@@ -307,7 +310,9 @@ class CertificateAuthority(AuthorityRecords):
         # The revocation time is worked out before anything is signed or recorded: one
         # past year 9999 once crashed after the renewal and its supersession had committed.
         at = _revocation_time(now, revoke_old_after)
-        renewed = self._successor(old, new_key, key_type, days, issuer, now)
+        if private_key is not None and not new_key:
+            raise InputError("a new key was given for a renewal that reuses the old one")
+        renewed = self._successor(old, new_key, key_type, days, issuer, now, private_key)
         self._store.mark_superseded(old.serial, renewed.serial, utcnow())
         if revoke_old_after is not None and at is not None and not revoked:
             if revoke_old_after <= dt.timedelta(0):
@@ -324,15 +329,16 @@ class CertificateAuthority(AuthorityRecords):
         days: int | None,
         issuer: str | None,
         now: dt.datetime,
+        private_key: GeneratedPrivateKey | None = None,
     ) -> IssuedCertificate:
-        """The renewal of `old`: its names, profile and common name, on a new key or on
-        its own public key."""
+        """The renewal of `old`: its names, profile and common name, on a new key (the
+        caller's `private_key`, or one generated) or on its own public key."""
         if old.der is None:
             raise NotFound(f"certificate {serial_hex(old.serial)} was never signed")
         old_cert = x509.load_der_x509_certificate(old.der)
         names = tuple(parse_names(old.names))
         common_name = kept_common_name(self.policy, old_cert, names, old.profile)
-        if new_key:
+        if new_key and private_key is None:
             return self.issue(
                 old.names,
                 profile=old.profile,
@@ -343,16 +349,17 @@ class CertificateAuthority(AuthorityRecords):
                 now=now,
             )
         request = CertificateRequest(
-            public_key=old_cert.public_key(),
+            public_key=old_cert.public_key() if private_key is None else private_key.public_key(),
             names=names,
             ignored=(),
             asks_for_ca=False,
-            source=f"certificate {serial_hex(old.serial)}",
+            source=f"certificate {serial_hex(old.serial)}" if private_key is None else "new key",
             common_name=common_name,
         )
-        return self.sign_requests(
+        renewed = self.sign_requests(
             [request], profile=old.profile, days=days, issuer=issuer, now=now
         )[0]
+        return dataclasses.replace(renewed, private_key=private_key)
 
     def rotate_issuing(
         self,

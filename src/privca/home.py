@@ -209,6 +209,85 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes, int]], *, overwrite: bo
         ) from exc
 
 
+def stage_files(files: Iterable[tuple[Path, bytes, int]]) -> list[tuple[Path, Path]]:
+    """Write each file's bytes, fsynced, to a temporary file beside it (its mode from the
+    first byte) without touching the target; returns (target, temporary) pairs for
+    `publish_staged`. A full or unwritable directory fails here, before the caller commits
+    anything: none of the temporaries is left behind then.
+
+    Raises:
+        EnvironmentRefused: a file could not be written (the target is named).
+    """
+    staged: list[tuple[Path, Path]] = []
+    for path, data, mode in files:
+        try:
+            staged.append((path, _write_temporary(path, data, mode, sync=True)))
+        except OSError as exc:
+            _discard(tmp for _, tmp in staged)
+            raise EnvironmentRefused(
+                f"cannot write '{path}': {exc.strerror}",
+                "check that the directory exists, is writable and has room",
+            ) from exc
+    return staged
+
+
+def publish_staged(staged: Iterable[tuple[Path, Path]], *, overwrite: bool) -> None:
+    """Move staged temporaries onto their targets, in order, then fsync the directories.
+
+    Without `overwrite` each is linked (link() never replaces a file, so one that appeared
+    since any earlier check is found here, not clobbered) and the first target in the way
+    undoes the targets this call already placed: it places all or none, and leaves every
+    temporary for the caller to keep or discard. With `overwrite` each is renamed over
+    its target. The temporaries of placed files are gone once this returns.
+
+    Raises:
+        AlreadyExists: without `overwrite`, a target exists (nothing placed).
+        EnvironmentRefused: a target could not be placed.
+    """
+    staged = list(staged)
+    placed: list[tuple[Path, Path]] = []
+    try:
+        for path, tmp in staged:
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                os.link(tmp, path)
+            placed.append((path, tmp))
+    except OSError as exc:
+        if not overwrite:
+            _unplace(placed)
+        if isinstance(exc, FileExistsError):
+            raise AlreadyExists(
+                f"'{exc.filename2 or exc.filename}' already exists",
+                "use --force to replace it, or another --out",
+            ) from exc
+        raise EnvironmentRefused(
+            f"cannot write '{staged[len(placed)][0]}': {exc.strerror}",
+            "check that the directory exists, is writable and has room",
+        ) from exc
+    if not overwrite:
+        _discard(tmp for _, tmp in placed)
+    try:
+        for directory in {path.parent for path, _ in staged}:
+            _fsync_directory(directory)
+    except OSError as exc:
+        raise EnvironmentRefused(f"cannot sync '{staged[0][0].parent}': {exc.strerror}") from exc
+
+
+def _unplace(placed: list[tuple[Path, Path]]) -> None:
+    """Unlink the targets linked from these temporaries, each only while it is still that
+    very file (the same inode): never one another process put there since."""
+    for path, tmp in placed:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(path, tmp):
+                path.unlink()
+
+
+def discard_staged(staged: Iterable[tuple[Path, Path]]) -> None:
+    """Remove staged temporaries that were not (or could not be) published."""
+    _discard(tmp for _, tmp in staged)
+
+
 def _refuse_existing(paths: list[Path]) -> None:
     for path in paths:
         if path.exists() or path.is_symlink():
