@@ -24,7 +24,14 @@ from privca.authority_core import Authority
 from privca.authority_records import AuthorityRecords
 from privca.errors import InputError, KeyUnavailable, NotFound, PolicyError
 from privca.establishment import MIN_PASSPHRASE_LENGTH, NewCa, establish_new_ca
-from privca.home import CAHome, atomic_write_many, check_home
+from privca.home import (
+    CAHome,
+    atomic_write_many,
+    check_home,
+    discard_staged,
+    publish_staged,
+    stage_files,
+)
 from privca.issuance import (
     BACKDATE,
     IssuedCertificate,
@@ -383,23 +390,44 @@ class CertificateAuthority(AuthorityRecords):
         root = registry.root
         record = registry.issuer(issuer) if registry.issuers else None
         named = record is not None and not record.default
-        cert = rotate_issuing(
-            store=self._store,
-            registry=registry,
-            custody=self._custody,
-            root=lambda: self.signer(root),
-            policy=issuer_policy(self.policy, record),
-            name=f"{self.settings.name} {record.name}" if named and record else self.settings.name,
-            base_url=self.settings.base_url,
-            key_type=key_type,
-            days=days,
-            now=now,
-            issuer=record.name if record is not None else None,
-        )
+        staged: list[tuple[Path, Path]] = []
+
+        def stage_ca_files(cert: x509.Certificate) -> None:
+            """certs/issuing.crt and chain.pem written (as temporaries) before the new CA
+            is recorded: an unwritable certs/ once left them naming the old CA after the
+            commit, and a retry made yet another CA. Now it fails first, nothing kept."""
+            if not named:
+                chain = (cert, *registry.chain_of(root))
+                staged.extend(stage_files(ca_certificate_files(self.home, chain, issuing=cert)))
+
+        try:
+            cert = rotate_issuing(
+                store=self._store,
+                registry=registry,
+                custody=self._custody,
+                root=lambda: self.signer(root),
+                policy=issuer_policy(self.policy, record),
+                name=f"{self.settings.name} {record.name}"
+                if named and record
+                else self.settings.name,
+                base_url=self.settings.base_url,
+                key_type=key_type,
+                days=days,
+                now=now,
+                issuer=record.name if record is not None else None,
+                before_record=stage_ca_files,
+            )
+        except BaseException:
+            discard_staged(staged)
+            raise
         self.refresh()
         if named:
             return cert  # certs/issuing.crt and chain.pem are the default issuer's
-        atomic_write_many(ca_certificate_files(self.home, self.chain, issuing=cert))
+        if self.chain == (cert, *registry.chain_of(root)):
+            publish_staged(staged, overwrite=True)  # renames: they need no room
+        else:  # not the chain foreseen: written anew (the staged ones proved certs/ takes them)
+            discard_staged(staged)
+            atomic_write_many(ca_certificate_files(self.home, self.chain, issuing=cert))
         if self.settings.single_tier:
             self.settings = dataclasses.replace(self.settings, single_tier=False)
             self.settings.write(self.home.settings)

@@ -22,7 +22,13 @@ from privca.keys.custody import HomeCustody
 from privca.keys.types import DEFAULT_ISSUING_KEY, KeyType, key_type_of
 from privca.policy import IssuancePolicy
 from privca.registry import ISSUING_ALIASES, CaCertificate, CaRole, Registry
-from privca.rotation import authority_row, check_ca_days, issuing_ca, under_retired_root
+from privca.rotation import (
+    authority_row,
+    check_ca_days,
+    issuing_ca,
+    kept_until_recorded,
+    under_retired_root,
+)
 from privca.store.inventory import Store
 from privca.store.issuers import NewIssuerRow
 from privca.store.records import IssuerRecord
@@ -274,12 +280,12 @@ def create_issuer(
         request.days,
         now,
     )
-    custody.keep(key)
-    store.add_issuer(
-        NewIssuerRow(name, record.permitted, record.excluded, record.profiles),
-        dataclasses.replace(authority_row(CaRole.ISSUING, cert, key.key_ref), issuer=name),
-        now,
-    )
+    with kept_until_recorded(custody, [key]):  # no key file without its record
+        store.add_issuer(
+            NewIssuerRow(name, record.permitted, record.excluded, record.profiles),
+            dataclasses.replace(authority_row(CaRole.ISSUING, cert, key.key_ref), issuer=name),
+            now,
+        )
     return cert
 
 
