@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ import click
 
 from privca._text import printable
 from privca.cli.options import json_option, key_type_option, store_options
-from privca.cli.render import note, print_json, warn
+from privca.cli.render import note, print_json, shown_path, warn
 from privca.cli.secrets import new_passphrase, passphrase_file_option
 from privca.x509.encoding import serial_hex
 
@@ -152,10 +153,10 @@ def _print_created(
     exclude: Sequence[str],
     hsm_token: str = "",
 ) -> None:
-    click.echo(f"Created CA '{name}' in {home.root}")
-    click.echo(f"  root certificate:  {home.root_cert}  (install this on clients)")
+    click.echo(f"Created CA '{printable(name)}' in {shown_path(home.root)}")
+    click.echo(f"  root certificate:  {shown_path(home.root_cert)}  (install this on clients)")
     if not single_tier:
-        click.echo(f"  issuing CA:        {home.issuing_cert}")
+        click.echo(f"  issuing CA:        {shown_path(home.issuing_cert)}")
     click.echo(f"  keys:              {_where_keys_are(home, encrypted, hsm_token)}")
     if permit or exclude:
         click.echo(
@@ -170,7 +171,8 @@ def _where_keys_are(home: CAHome, encrypted: bool, hsm_token: str) -> str:
     holds only the key that seals EAB secrets), or files in private/."""
     if hsm_token:
         return f"on PKCS#11 token '{printable(hsm_token, 80)}' (non-extractable; PIN to use them)"
-    return f"{home.private}/ (0700, keys 0400{', encrypted' if encrypted else ', UNENCRYPTED'})"
+    protection = "encrypted" if encrypted else "UNENCRYPTED"
+    return f"{shown_path(home.private)}/ (0700, keys 0400, {protection})"
 
 
 @click.command("export")
@@ -225,7 +227,7 @@ def export_command(app: AppContext, what: str, out: Path | None, clients: str | 
     else:
         make_out_directory(out.parent, private=False)
         atomic_write(out, data, 0o644)
-        note(f"wrote {out}", app.quiet)
+        note(f"wrote {shown_path(out)}", app.quiet)
 
 
 @click.command("quickstart")
@@ -261,13 +263,13 @@ def quickstart_command(app: AppContext, directory: Path) -> None:
         )
     if CAHome(home).exists():
         ca = CertificateAuthority.open(home, passphrase=None)
-        click.echo(f"1. Reusing the demo CA in {home} (demo: keys unencrypted)")
+        click.echo(f"1. Reusing the demo CA in {shown_path(home)} (demo: keys unencrypted)")
         previous = [r for r in ca.certificates(status="valid") if sorted(r.names) == sorted(names)]
         # A fresh certificate each run; the last one is superseded, not left valid.
         issued = ca.renew(serial_hex(previous[-1].serial)) if previous else ca.issue(names)
     else:
         ca = CertificateAuthority.init(home, "privca Quickstart CA", passphrase=None)
-        click.echo(f"1. Created a two-tier CA in {home} (demo: keys unencrypted)")
+        click.echo(f"1. Created a two-tier CA in {shown_path(home)} (demo: keys unencrypted)")
         issued = ca.issue(names)
     make_out_directory(out, private=True)
     key_path, cert_path, chain_path = (
@@ -283,7 +285,7 @@ def quickstart_command(app: AppContext, directory: Path) -> None:
         ]
     )
     click.echo(
-        f"2. Issued {cert_path} for localhost, 127.0.0.1, ::1 "
+        f"2. Issued {shown_path(cert_path)} for localhost, 127.0.0.1, ::1 "
         f"(serial {serial_hex(issued.serial)}, recorded in the inventory)"
     )
     report, status = ca.verify(issued.certificate, name="localhost", private_key=issued.private_key)
@@ -301,7 +303,7 @@ def quickstart_command(app: AppContext, directory: Path) -> None:
 def _print_next_steps(home: Path) -> None:
     click.echo("")
     click.echo("Next steps:")
-    click.echo(f"  export PRIVCA_HOME={home.resolve()}")
+    click.echo(f"  export PRIVCA_HOME={printable(shlex.quote(str(home.resolve())))}")
     click.echo("  privca list                       # the inventory")
     click.echo("  privca issue db.example.internal  # a certificate for a service")
     click.echo("  privca trust install              # trust the root on this machine")

@@ -24,7 +24,7 @@ from privca.cli.options import (
     make_out_directory,
     profile_option,
 )
-from privca.cli.render import echo_files, note, print_json, progress
+from privca.cli.render import echo_files, note, print_json, progress, shown_path
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.encoding import serial_hex
 from privca.x509.names import files_stem
@@ -373,9 +373,10 @@ def csr_command(
     if as_json:
         print_json({"key": str(key_path), "csr": str(csr_path), "names": [str(n) for n in parsed]})
     elif not app.quiet:
-        click.echo(f"Wrote {key_path} (0600) and {csr_path}")
+        click.echo(f"Wrote {shown_path(key_path)} (0600) and {shown_path(csr_path)}")
         cn_flag = f" --cn {shlex.quote(cn)}" if cn is not None else ""
-        click.echo(f"Next, on the CA host: privca sign {csr_path.name}{cn_flag}")
+        shown = printable(shlex.quote(csr_path.name) + cn_flag)
+        click.echo(f"Next, on the CA host: privca sign {shown}")
 
 
 def _warn_common_name_not_copied(
@@ -564,7 +565,7 @@ def _report_signed(
     issued: Sequence[IssuedCertificate], planned: Sequence[tuple[Path, Path]], directory: Path
 ) -> None:
     if len(issued) != 1:
-        note(f"Signed {len(issued)} certificates into {directory}")
+        note(f"Signed {len(issued)} certificates into {shown_path(directory)}")
         return
     item = issued[0]
     click.echo(
@@ -572,4 +573,4 @@ def _report_signed(
         f"(serial {serial_hex(item.serial)}, "
         f"until {item.certificate.not_valid_after_utc:%Y-%m-%d})"
     )
-    click.echo(f"  certificate: {planned[0][0]}\n  chain:       {planned[0][1]}")
+    echo_files({"certificate": planned[0][0], "chain": planned[0][1]})

@@ -24,7 +24,7 @@ from privca.cli.options import (
     key_type_option,
     make_out_directory,
 )
-from privca.cli.render import decide_exit, echo_files, note, print_json, warn
+from privca.cli.render import decide_exit, echo_files, note, print_json, shown_path, warn
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.crl import REASONS as crl_reasons
 from privca.x509.encoding import serial_hex
@@ -380,7 +380,8 @@ def renew_command(
         )
         echo_files(paths)
         if previous:
-            click.echo(f"  {'previous:':13}{', '.join(str(p) for p in previous.values())}")
+            shown = ", ".join(shown_path(p) for p in previous.values())
+            click.echo(f"  {'previous:':13}{shown}")
     check_deploy_results(deploy_hook, hook_results)
 
 
@@ -525,7 +526,7 @@ def _keep_owners(paths: dict[str, Path], existing: dict[str, _OldFile]) -> None:
                 try:
                     os.chown(path, -1, old.gid)
                 except PermissionError:
-                    warn(f"'{path}' could not get its old group back (gid {old.gid})")
+                    warn(f"'{shown_path(path)}' could not get its old group back (gid {old.gid})")
 
 
 def _stem(names: tuple[str, ...]) -> str:
@@ -960,7 +961,8 @@ def needs_renewal_command(
         )
     elif app.verbosity >= 0:
         state = "renew now" if due else "not yet"
-        click.echo(f"{cert}: {state} ({days_left(not_after, now)} days left; rule: {rule})")
+        days = days_left(not_after, now)
+        click.echo(f"{shown_path(cert)}: {state} ({days} days left; rule: {rule})")
     sys.exit(0 if due else 1)
 
 
