@@ -540,7 +540,7 @@ def read_secret_file(path: Path, what: str) -> bytes:
     check_secret_file(path, what)
     secret = read_input_file(path, what, limit=4096).rstrip(b"\r\n")
     if not secret:
-        raise InputError(f"{what} '{path}' is empty")
+        raise InputError(f"{what} '{path}' is empty", "write the secret into it, on one line")
     return secret
 
 
@@ -567,7 +567,7 @@ def read_input_file(path: Path, what: str, limit: int = 1 << 20) -> bytes:
     if len(data) > limit:
         raise InputError(
             f"{what} '{path}' is larger than {limit // 1024} KiB",
-            "is this really a certificate, key or CSR?",
+            f"give the {what} meant here" if what != "file" else "give a smaller file",
         )
     return data
 

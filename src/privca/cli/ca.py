@@ -109,6 +109,8 @@ def init_command(
         hsm_module=hsm_module,
         hsm_token=hsm_token,
     )
+    if passphrase is None:
+        warn("CA keys are stored unencrypted; anyone who copies private/ can issue.")
     summary = {
         "home": str(home.root),
         "root": str(home.root_cert),
@@ -130,7 +132,7 @@ def init_command(
 
 
 def _new_ca_secret(passphrase_file: Path | None, *, no_passphrase: bool, hsm: bool) -> bytes | None:
-    """The HSM PIN, or the passphrase for the new CA keys (None: unencrypted, warned)."""
+    """The HSM PIN, or the passphrase for the new CA keys (None: unencrypted)."""
     from privca.errors import InputError
 
     if hsm and no_passphrase:
@@ -139,8 +141,7 @@ def _new_ca_secret(passphrase_file: Path | None, *, no_passphrase: bool, hsm: bo
         return new_passphrase(passphrase_file, "HSM user PIN", minimum=0)
     if not no_passphrase:
         return new_passphrase(passphrase_file)
-    warn("CA keys will be stored unencrypted; anyone who copies private/ can issue.")
-    return None
+    return None  # init warns once the CA is made: not before every input error
 
 
 def _print_created(

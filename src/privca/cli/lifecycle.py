@@ -980,7 +980,10 @@ def _renewal_threshold(
     try:
         part = Fraction(fraction or "1/3")
     except (ValueError, ZeroDivisionError):
-        raise InputError(f"--fraction '{fraction}' is not a fraction like 1/3") from None
+        raise InputError(
+            f"--fraction '{fraction}' is not a fraction like 1/3",
+            "give a fraction of the lifetime left, e.g. --fraction 1/3 or --fraction 0.25",
+        ) from None
     if not 0 < part <= 1:
         raise InputError(
             f"--fraction '{fraction}' must be more than 0 and at most 1",

@@ -205,9 +205,17 @@ def _bytes_escaped(arg: str, limit: int = 80) -> str:
 def report_error(exc: PrivcaError) -> None:
     """The one place errors are printed. Messages quote names from CSRs, ACME requests and
     imported files, so every character a terminal would act on is escaped here."""
-    click.echo(f"privca: error: {printable(exc.message)}", err=True)
+    click.echo(f"privca: error: {_escaped_once(exc.message)}", err=True)
     if exc.hint:
-        click.echo(f"  hint: {printable(exc.hint)}", err=True)
+        click.echo(f"  hint: {_escaped_once(exc.hint)}", err=True)
+
+
+def _escaped_once(text: str) -> str:
+    """printable(), but a backslash stays one: many messages quote a value already passed
+    through printable() (it is theirs to show safely in JSON and logs too), and doubling
+    its backslashes printed `subject CN 'a\\\\x07'`. Every control character is still
+    escaped; only the backslashes of the text are left as they are."""
+    return printable(text).replace("\\\\", "\\")
 
 
 def end_quietly_on_closed_pipe() -> None:
