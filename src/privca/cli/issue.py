@@ -268,6 +268,8 @@ def _keep_key(key_file: tuple[Path, Path], serial: str) -> Path:
     """Move a staged key that could not be placed to NAME.SERIAL.key beside its target
     (never over a file), where no cleanup of temporaries will take it; where it already
     is, if it was placed or cannot be moved."""
+    from privca.home import discard_staged
+
     path, tmp = key_file
     if not tmp.exists():
         return path  # placed (renamed over its target) before a later file failed
@@ -276,8 +278,7 @@ def _keep_key(key_file: tuple[Path, Path], serial: str) -> Path:
         os.link(tmp, kept)
     except OSError:
         return tmp
-    with contextlib.suppress(OSError):
-        tmp.unlink()
+    discard_staged([key_file])  # the temporary name only: the key stays as `kept`
     return kept
 
 
