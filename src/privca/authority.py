@@ -22,9 +22,16 @@ from cryptography import x509
 from privca._time import utcnow
 from privca.authority_core import Authority
 from privca.authority_records import AuthorityRecords
-from privca.errors import KeyUnavailable, NotFound, PolicyError
+from privca.errors import InputError, KeyUnavailable, NotFound, PolicyError
 from privca.establishment import MIN_PASSPHRASE_LENGTH, NewCa, establish_new_ca
-from privca.home import CAHome, atomic_write_many, check_home
+from privca.home import (
+    CAHome,
+    atomic_write_many,
+    check_home,
+    discard_staged,
+    publish_staged,
+    stage_files,
+)
 from privca.issuance import (
     BACKDATE,
     IssuedCertificate,
@@ -282,12 +289,15 @@ class CertificateAuthority(AuthorityRecords):
         key_type: KeyType | None = None,
         revoke_old_after: dt.timedelta | None = None,
         issuer: str | None = None,
+        private_key: GeneratedPrivateKey | None = None,
         now: dt.datetime | None = None,
     ) -> IssuedCertificate:
         """Same names and profile, a new serial; the old certificate is marked superseded,
         and with `revoke_old_after` revoked (reason superseded) once that grace has passed.
         The renewal comes from the old certificate's issuer (its newest issuing CA), or
-        from `issuer` when given.
+        from `issuer` when given. With `new_key`, `private_key` is the new key when the
+        caller made it (to write it somewhere before anything is recorded); else privca
+        generates one of `key_type`.
 
         Raises:
             NotFound, InputError: as `lookup`. PolicyError: a revoked certificate's key
@@ -304,10 +314,14 @@ class CertificateAuthority(AuthorityRecords):
             )
         if issuer is None:
             issuer = self.registry.issuer_name_of(self.issuer_of(old))
-        renewed = self._successor(old, new_key, key_type, days, issuer, now)
+        # The revocation time is worked out before anything is signed or recorded: one
+        # past year 9999 once crashed after the renewal and its supersession had committed.
+        at = _revocation_time(now, revoke_old_after)
+        if private_key is not None and not new_key:
+            raise InputError("a new key was given for a renewal that reuses the old one")
+        renewed = self._successor(old, new_key, key_type, days, issuer, now, private_key)
         self._store.mark_superseded(old.serial, renewed.serial, utcnow())
-        if revoke_old_after is not None and not revoked:
-            at = now + revoke_old_after
+        if revoke_old_after is not None and at is not None and not revoked:
             if revoke_old_after <= dt.timedelta(0):
                 self._store.revoke(old.serial, "superseded", at, None)
             else:
@@ -322,15 +336,16 @@ class CertificateAuthority(AuthorityRecords):
         days: int | None,
         issuer: str | None,
         now: dt.datetime,
+        private_key: GeneratedPrivateKey | None = None,
     ) -> IssuedCertificate:
-        """The renewal of `old`: its names, profile and common name, on a new key or on
-        its own public key."""
+        """The renewal of `old`: its names, profile and common name, on a new key (the
+        caller's `private_key`, or one generated) or on its own public key."""
         if old.der is None:
             raise NotFound(f"certificate {serial_hex(old.serial)} was never signed")
         old_cert = x509.load_der_x509_certificate(old.der)
         names = tuple(parse_names(old.names))
         common_name = kept_common_name(self.policy, old_cert, names, old.profile)
-        if new_key:
+        if new_key and private_key is None:
             return self.issue(
                 old.names,
                 profile=old.profile,
@@ -341,16 +356,17 @@ class CertificateAuthority(AuthorityRecords):
                 now=now,
             )
         request = CertificateRequest(
-            public_key=old_cert.public_key(),
+            public_key=old_cert.public_key() if private_key is None else private_key.public_key(),
             names=names,
             ignored=(),
             asks_for_ca=False,
-            source=f"certificate {serial_hex(old.serial)}",
+            source=f"certificate {serial_hex(old.serial)}" if private_key is None else "new key",
             common_name=common_name,
         )
-        return self.sign_requests(
+        renewed = self.sign_requests(
             [request], profile=old.profile, days=days, issuer=issuer, now=now
         )[0]
+        return dataclasses.replace(renewed, private_key=private_key)
 
     def rotate_issuing(
         self,
@@ -374,23 +390,44 @@ class CertificateAuthority(AuthorityRecords):
         root = registry.root
         record = registry.issuer(issuer) if registry.issuers else None
         named = record is not None and not record.default
-        cert = rotate_issuing(
-            store=self._store,
-            registry=registry,
-            custody=self._custody,
-            root=lambda: self.signer(root),
-            policy=issuer_policy(self.policy, record),
-            name=f"{self.settings.name} {record.name}" if named and record else self.settings.name,
-            base_url=self.settings.base_url,
-            key_type=key_type,
-            days=days,
-            now=now,
-            issuer=record.name if record is not None else None,
-        )
+        staged: list[tuple[Path, Path]] = []
+
+        def stage_ca_files(cert: x509.Certificate) -> None:
+            """certs/issuing.crt and chain.pem written (as temporaries) before the new CA
+            is recorded: an unwritable certs/ once left them naming the old CA after the
+            commit, and a retry made yet another CA. Now it fails first, nothing kept."""
+            if not named:
+                chain = (cert, *registry.chain_of(root))
+                staged.extend(stage_files(ca_certificate_files(self.home, chain, issuing=cert)))
+
+        try:
+            cert = rotate_issuing(
+                store=self._store,
+                registry=registry,
+                custody=self._custody,
+                root=lambda: self.signer(root),
+                policy=issuer_policy(self.policy, record),
+                name=f"{self.settings.name} {record.name}"
+                if named and record
+                else self.settings.name,
+                base_url=self.settings.base_url,
+                key_type=key_type,
+                days=days,
+                now=now,
+                issuer=record.name if record is not None else None,
+                before_record=stage_ca_files,
+            )
+        except BaseException:
+            discard_staged(staged)
+            raise
         self.refresh()
         if named:
             return cert  # certs/issuing.crt and chain.pem are the default issuer's
-        atomic_write_many(ca_certificate_files(self.home, self.chain, issuing=cert))
+        if self.chain == (cert, *registry.chain_of(root)):
+            publish_staged(staged, overwrite=True)  # renames: they need no room
+        else:  # not the chain foreseen: written anew (the staged ones proved certs/ takes them)
+            discard_staged(staged)
+            atomic_write_many(ca_certificate_files(self.home, self.chain, issuing=cert))
         if self.settings.single_tier:
             self.settings = dataclasses.replace(self.settings, single_tier=False)
             self.settings.write(self.home.settings)
@@ -625,6 +662,19 @@ class CertificateAuthority(AuthorityRecords):
         if previous is not None:
             files.append((self.home.previous_root_cert, pem_certificates(roots[:1]), 0o644))
         return files
+
+
+def _revocation_time(now: dt.datetime, after: dt.timedelta | None) -> dt.datetime | None:
+    """When a renewed certificate's predecessor is to be revoked, or None (never)."""
+    if after is None:
+        return None
+    try:
+        return now + after
+    except OverflowError:
+        raise InputError(
+            "the old certificate's revocation would fall after the year 9999",
+            "give a shorter --revoke-old-after, e.g. 7d",
+        ) from None
 
 
 def select_authority(records: Sequence[CaCertificate], name: str) -> CaCertificate | None:

@@ -16,6 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,14 @@ HOME_ENV = "PRIVCA_HOME"
 SETTINGS_FILE = "privca.toml"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 BATCH_SYNC_THRESHOLD = 8
+# A temporary privca writes beside a target: `.NAME.` + mkstemp's 8 random characters +
+# `.tmp`. One of a killed run (often a private key, 0600) is removed by the next write of
+# the same target once it is this old and no process holds its lock (staged files, kept
+# across a commit, are locked: see stage_files).
+STALE_TEMPORARY_SECONDS = 60
+_MKSTEMP_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+# Staged temporaries this process holds locked (path -> open descriptor).
+_HELD: dict[str, int] = {}
 
 
 def default_home() -> Path:
@@ -182,6 +191,7 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes, int]], *, overwrite: bo
     files = list(files)
     if not overwrite:
         _refuse_existing([path for path, _, _ in files])
+    remove_stale_temporaries([path for path, _, _ in files])
     written: list[tuple[Path, Path]] = []
     target = files[0][0] if files else Path(".")  # named in an error, never a temp file
     # Past a handful of files, one sync() of everything is far cheaper than an fsync per
@@ -209,6 +219,92 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes, int]], *, overwrite: bo
         ) from exc
 
 
+def stage_files(files: Iterable[tuple[Path, bytes, int]]) -> list[tuple[Path, Path]]:
+    """Write each file's bytes, fsynced, to a temporary file beside it (its mode from the
+    first byte) without touching the target; returns (target, temporary) pairs for
+    `publish_staged`. A full or unwritable directory fails here, before the caller commits
+    anything: none of the temporaries is left behind then.
+
+    Raises:
+        EnvironmentRefused: a file could not be written (the target is named).
+    """
+    files = list(files)
+    remove_stale_temporaries([path for path, _, _ in files])
+    staged: list[tuple[Path, Path]] = []
+    for path, data, mode in files:
+        try:
+            staged.append((path, _write_temporary(path, data, mode, sync=True, hold=True)))
+        except OSError as exc:
+            _discard(tmp for _, tmp in staged)
+            raise EnvironmentRefused(
+                f"cannot write '{path}': {exc.strerror}",
+                "check that the directory exists, is writable and has room",
+            ) from exc
+    return staged
+
+
+def publish_staged(staged: Iterable[tuple[Path, Path]], *, overwrite: bool) -> None:
+    """Move staged temporaries onto their targets, in order, then fsync the directories.
+
+    Without `overwrite` each is linked (link() never replaces a file, so one that appeared
+    since any earlier check is found here, not clobbered) and the first target in the way
+    undoes the targets this call already placed: it places all or none, and leaves every
+    temporary for the caller to keep or discard. With `overwrite` each is renamed over
+    its target. The temporaries of placed files are gone once this returns.
+
+    Raises:
+        AlreadyExists: without `overwrite`, a target exists (nothing placed).
+        EnvironmentRefused: a target could not be placed.
+    """
+    staged = list(staged)
+    placed: list[tuple[Path, Path]] = []
+    try:
+        for path, tmp in staged:
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                os.link(tmp, path)
+            placed.append((path, tmp))
+    except OSError as exc:
+        if overwrite:
+            for _, tmp in placed:
+                _release(tmp)  # renamed onto its target: nothing left to hold
+        else:
+            _unplace(placed)
+        if isinstance(exc, FileExistsError):
+            raise AlreadyExists(
+                f"'{exc.filename2 or exc.filename}' already exists",
+                "use --force to replace it, or another --out",
+            ) from exc
+        raise EnvironmentRefused(
+            f"cannot write '{staged[len(placed)][0]}': {exc.strerror}",
+            "check that the directory exists, is writable and has room",
+        ) from exc
+    if not overwrite:
+        _discard(tmp for _, tmp in placed)
+    for _, tmp in placed:
+        _release(tmp)
+    try:
+        for directory in {path.parent for path, _ in staged}:
+            _fsync_directory(directory)
+    except OSError as exc:
+        raise EnvironmentRefused(f"cannot sync '{staged[0][0].parent}': {exc.strerror}") from exc
+
+
+def _unplace(placed: list[tuple[Path, Path]]) -> None:
+    """Unlink the targets linked from these temporaries, each only while it is still that
+    very file (the same inode): never one another process put there since."""
+    for path, tmp in placed:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(path, tmp):
+                path.unlink()
+
+
+def discard_staged(staged: Iterable[tuple[Path, Path]]) -> None:
+    """Remove staged temporaries that were not (or could not be) published."""
+    _discard(tmp for _, tmp in staged)
+
+
 def _refuse_existing(paths: list[Path]) -> None:
     for path in paths:
         if path.exists() or path.is_symlink():
@@ -218,12 +314,16 @@ def _refuse_existing(paths: list[Path]) -> None:
             )
 
 
-def _write_temporary(path: Path, data: bytes, mode: int, *, sync: bool) -> Path:
-    """`data` in a new temporary file beside `path`, with `mode` from the first byte."""
+def _write_temporary(path: Path, data: bytes, mode: int, *, sync: bool, hold: bool = False) -> Path:
+    """`data` in a new temporary file beside `path`, with `mode` from the first byte;
+    with `hold`, kept open and locked until published or discarded (so no other run
+    takes it for a killed run's leftover, however long a commit takes)."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         try:
+            if hold:
+                _lock(fd)
             os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
@@ -231,11 +331,89 @@ def _write_temporary(path: Path, data: bytes, mode: int, *, sync: bool) -> Path:
             if sync:
                 os.fsync(fd)
         finally:
-            os.close(fd)
+            if hold:
+                _HELD[tmp_name] = fd
+            else:
+                os.close(fd)
     except OSError:
         _discard([tmp])
         raise
     return tmp
+
+
+def _lock(fd: int, *, wait: bool = True) -> bool:
+    """flock `fd` exclusively; False if another process holds it (and not `wait`). Where
+    flock is missing (Windows), nothing is locked and True is returned."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _release(tmp: Path) -> None:
+    fd = _HELD.pop(str(tmp), None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def remove_stale_temporaries(targets: Iterable[Path]) -> None:
+    """Remove what killed runs left beside these targets: only privca's own temporaries
+    of exactly these names (`.NAME.XXXXXXXX.tmp`), regular files of this user, older than
+    STALE_TEMPORARY_SECONDS and locked by no process. Never fails: cleaning is a courtesy."""
+    by_directory: dict[Path, set[str]] = {}
+    for target in targets:
+        by_directory.setdefault(target.parent, set()).add(target.name)
+    now = time.time()
+    for directory, names in by_directory.items():
+        try:
+            with os.scandir(directory) as entries:
+                stale = [
+                    Path(entry.path)
+                    for entry in entries
+                    if _temporary_of(entry.name) in names and _is_stale(entry, now)
+                ]
+        except OSError:
+            continue
+        for path in stale:
+            _remove_unlocked(path)
+
+
+def _temporary_of(name: str) -> str | None:
+    """The target a temporary's name is for (`.db.key.k3j_9x0a.tmp` -> `db.key`)."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return None
+    target, _, random = name[1:-4].rpartition(".")
+    if len(random) != 8 or not set(random) <= _MKSTEMP_CHARACTERS:
+        return None
+    return target or None
+
+
+def _is_stale(entry: os.DirEntry[str], now: float) -> bool:
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    mine = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()
+    return stat.S_ISREG(info.st_mode) and mine and now - info.st_mtime > STALE_TEMPORARY_SECONDS
+
+
+def _remove_unlocked(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        if _lock(fd, wait=False):
+            with contextlib.suppress(OSError):
+                path.unlink()
+    finally:
+        os.close(fd)
 
 
 def _publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
@@ -251,6 +429,7 @@ def _discard(temporaries: Iterable[Path]) -> None:
     for tmp in temporaries:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        _release(tmp)
 
 
 class HomeConstruction:
@@ -461,7 +640,7 @@ def read_secret_file(path: Path, what: str) -> bytes:
     check_secret_file(path, what)
     secret = read_input_file(path, what, limit=4096).rstrip(b"\r\n")
     if not secret:
-        raise InputError(f"{what} '{path}' is empty")
+        raise InputError(f"{what} '{path}' is empty", "write the secret into it, on one line")
     return secret
 
 
@@ -488,7 +667,7 @@ def read_input_file(path: Path, what: str, limit: int = 1 << 20) -> bytes:
     if len(data) > limit:
         raise InputError(
             f"{what} '{path}' is larger than {limit // 1024} KiB",
-            "is this really a certificate, key or CSR?",
+            f"give the {what} meant here" if what != "file" else "give a smaller file",
         )
     return data
 

@@ -26,6 +26,7 @@ from privca.rotation import (
     authority_row,
     check_ca_days,
     issuing_ca,
+    kept_until_recorded,
     under_old_root,
     under_retired_root,
 )
@@ -291,12 +292,12 @@ def create_issuer(
         request.days,
         now,
     )
-    custody.keep(key)
-    store.add_issuer(
-        NewIssuerRow(name, record.permitted, record.excluded, record.profiles),
-        dataclasses.replace(authority_row(CaRole.ISSUING, cert, key.key_ref), issuer=name),
-        now,
-    )
+    with kept_until_recorded(custody, [key]):  # no key file without its record
+        store.add_issuer(
+            NewIssuerRow(name, record.permitted, record.excluded, record.profiles),
+            dataclasses.replace(authority_row(CaRole.ISSUING, cert, key.key_ref), issuer=name),
+            now,
+        )
     return cert
 
 

@@ -5,10 +5,11 @@ root re-issued from its own key. Also the CA validity rule and the certificate f
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -167,10 +168,13 @@ def rotate_issuing(
     days: int,
     now: dt.datetime,
     issuer: str | None = None,
+    before_record: Callable[[x509.Certificate], None] | None = None,
 ) -> x509.Certificate:
     """A new issuing CA key (where the root key is: file or token) and certificate for
     `issuer` (None: the default issuer; `policy` is already narrowed to it); the root key
-    (`root`) is unlocked once everything else has been checked."""
+    (`root`) is unlocked once everything else has been checked. `before_record` gets the
+    certificate before it is recorded (to write what goes with it first); if it or the
+    record fails, the new key file is removed."""
     check_ca_days(days, "issuing CA")
     root_ca = registry.root
     if min(now + dt.timedelta(days=days), root_ca.not_after) <= now:
@@ -182,10 +186,32 @@ def rotate_issuing(
     key, cert = issuing_ca(
         custody, key_type, root_ca.key_ref, root(), name, policy, base_url, days, now
     )
-    custody.keep(key)
     row = dataclasses.replace(authority_row(CaRole.ISSUING, cert, key.key_ref), issuer=issuer)
-    store.add_authorities([row], now, cause="rotate issuing")
+    with kept_until_recorded(custody, [key]):
+        if before_record is not None:
+            before_record(cert)
+        store.add_authorities([row], now, cause="rotate issuing")
     return cert
+
+
+@contextlib.contextmanager
+def kept_until_recorded(custody: HomeCustody, keys: Sequence[GeneratedKey]) -> Iterator[None]:
+    """Keep `keys` for the block that records them (keys first: a record never names a
+    key that is not kept); if the block fails, remove the key files this kept, so a failed
+    rotate or issuer create (a locked store) leaves no CA key that no record names. A key
+    generated on a token stays there: it is not a file."""
+    files: list[Path] = []
+    try:
+        for key in keys:
+            path = custody.keep(key)
+            if path is not None:
+                files.append(path)
+        yield
+    except BaseException:
+        for path in files:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
 
 
 def reissue_root(
@@ -365,10 +391,6 @@ def rollover_root(
         )
         made.append((issuer, key, cert))
     issuing_cert = made[0][2] if made and not single_tier else None
-    # Keys first: a record never names a key that is not kept.
-    custody.keep(root_key)
-    for _issuer, key, _cert in made:
-        custody.keep(key)
     # One transaction: a rollover half recorded (a root without its cross-certificate)
     # would strand clients that trust only the old root.
     rows = [
@@ -380,7 +402,8 @@ def rollover_root(
     for issuer, key, cert in made:
         row = authority_row(CaRole.ISSUING, cert, key.key_ref)
         rows.append(dataclasses.replace(row, issuer=issuer))
-    store.add_authorities(rows, now, unless_active=CaRole.CROSS, cause="root rollover, new key")
+    with kept_until_recorded(custody, [root_key, *(key for _issuer, key, _cert in made)]):
+        store.add_authorities(rows, now, unless_active=CaRole.CROSS, cause="root rollover, new key")
     return Rollover(
         root=root_cert,
         cross=cross,

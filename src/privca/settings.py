@@ -28,22 +28,33 @@ STORE_PASSWORD_ENV = "PRIVCA_STORE_PASSWORD"
 # 30 digits already overflow a timedelta; longer would reach int()'s own digit limit.
 _DURATION = re.compile(r"\s*([0-9]{1,30})\s*([smhdw]?)\s*", re.ASCII)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 86400}
+# The longest duration any command or setting takes. A timedelta holds far more (2.7
+# million years), but a date does not: now + 999999999d overflowed only after `renew`
+# had committed, and every /metrics of a `serve --metrics-window` like it failed. Bounded
+# here, where every duration is read, any date a duration moves stays in years 1..9999
+# (twice the window, as check uses for CAs, included), and nothing is committed first.
+MAX_DURATION = dt.timedelta(days=36525)  # 100 years
+
+
+class DurationTooLong(InputError):
+    """A well-formed duration over MAX_DURATION (callers may word it as "out of range")."""
 
 
 def parse_duration(text: str) -> dt.timedelta:
-    """`30d`, `12h`, `2w`, or a bare number of days."""
+    """`30d`, `12h`, `2w`, or a bare number of days; at most MAX_DURATION (100 years)."""
     match = _DURATION.fullmatch(text)
     if not match:
         raise InputError(
             f"duration '{printable(text, 40)}' is not understood",
             "use a number with s, m, h, d or w, e.g. 30d",
         )
-    try:
-        return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-    except OverflowError:
-        raise InputError(
-            f"duration '{printable(text, 40)}' is too long", "give at most a few thousand years"
-        ) from None
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise DurationTooLong(
+            f"duration '{printable(text, 40)}' is too long",
+            f"give at most 100 years ({MAX_DURATION.days}d)",
+        )
+    return dt.timedelta(seconds=seconds)
 
 
 DEFAULT_CHECKPOINT_EVERY = 1000

@@ -116,7 +116,7 @@ def import_certificates_command(
     """Record certificates this CA signed that its inventory lacks (FILE... or --from-scan)."""
     from privca.adopt.lost import from_scan, read_lost
     from privca.authority import CertificateAuthority
-    from privca.errors import InputError
+    from privca.errors import EnvironmentRefused, InputError
 
     if not files and not targets:
         raise InputError("nothing to import", "give certificate files, or --from-scan HOST:PORT")
@@ -128,8 +128,11 @@ def import_certificates_command(
         for target in targets:
             served = fetch_chain(target, None, timeout)
             if served.error:
-                raise InputError(
-                    f"cannot scan {printable(target, 80)}: {printable(served.error, 200)}"
+                # The network or the other end refused, not the request: exit 3.
+                raise EnvironmentRefused(
+                    f"cannot scan {printable(target, 80)}: {printable(served.error, 200)}",
+                    "check that it serves TLS and is reachable from here, or import the "
+                    "certificate file instead",
                 )
             chains.append((target, served.chain))
         found += from_scan(chains)

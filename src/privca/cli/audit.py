@@ -30,7 +30,7 @@ def _since(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
     from privca._time import utcnow
-    from privca.settings import parse_duration
+    from privca.settings import DurationTooLong, parse_duration
 
     out_of_range = InputError(
         f"'{printable(value, 40)}' is out of range",
@@ -47,7 +47,7 @@ def _since(value: str | None) -> dt.datetime | None:
     except ValueError:
         try:
             return utcnow() - parse_duration(value)
-        except OverflowError:
+        except (OverflowError, DurationTooLong):
             raise out_of_range from None
         except InputError:
             raise not_understood from None

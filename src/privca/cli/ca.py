@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ import click
 
 from privca._text import printable
 from privca.cli.options import json_option, key_type_option, store_options
-from privca.cli.render import note, print_json, warn
+from privca.cli.render import note, print_json, shown_path, warn
 from privca.cli.secrets import new_passphrase, passphrase_file_option
 from privca.x509.encoding import serial_hex
 
@@ -108,6 +109,8 @@ def init_command(
         hsm_module=hsm_module,
         hsm_token=hsm_token,
     )
+    if passphrase is None:
+        warn("CA keys are stored unencrypted; anyone who copies private/ can issue.")
     summary = {
         "home": str(home.root),
         "root": str(home.root_cert),
@@ -129,7 +132,7 @@ def init_command(
 
 
 def _new_ca_secret(passphrase_file: Path | None, *, no_passphrase: bool, hsm: bool) -> bytes | None:
-    """The HSM PIN, or the passphrase for the new CA keys (None: unencrypted, warned)."""
+    """The HSM PIN, or the passphrase for the new CA keys (None: unencrypted)."""
     from privca.errors import InputError
 
     if hsm and no_passphrase:
@@ -138,8 +141,7 @@ def _new_ca_secret(passphrase_file: Path | None, *, no_passphrase: bool, hsm: bo
         return new_passphrase(passphrase_file, "HSM user PIN", minimum=0)
     if not no_passphrase:
         return new_passphrase(passphrase_file)
-    warn("CA keys will be stored unencrypted; anyone who copies private/ can issue.")
-    return None
+    return None  # init warns once the CA is made: not before every input error
 
 
 def _print_created(
@@ -152,10 +154,10 @@ def _print_created(
     exclude: Sequence[str],
     hsm_token: str = "",
 ) -> None:
-    click.echo(f"Created CA '{name}' in {home.root}")
-    click.echo(f"  root certificate:  {home.root_cert}  (install this on clients)")
+    click.echo(f"Created CA '{printable(name)}' in {shown_path(home.root)}")
+    click.echo(f"  root certificate:  {shown_path(home.root_cert)}  (install this on clients)")
     if not single_tier:
-        click.echo(f"  issuing CA:        {home.issuing_cert}")
+        click.echo(f"  issuing CA:        {shown_path(home.issuing_cert)}")
     click.echo(f"  keys:              {_where_keys_are(home, encrypted, hsm_token)}")
     if permit or exclude:
         click.echo(
@@ -170,7 +172,8 @@ def _where_keys_are(home: CAHome, encrypted: bool, hsm_token: str) -> str:
     holds only the key that seals EAB secrets), or files in private/."""
     if hsm_token:
         return f"on PKCS#11 token '{printable(hsm_token, 80)}' (non-extractable; PIN to use them)"
-    return f"{home.private}/ (0700, keys 0400{', encrypted' if encrypted else ', UNENCRYPTED'})"
+    protection = "encrypted" if encrypted else "UNENCRYPTED"
+    return f"{shown_path(home.private)}/ (0700, keys 0400, {protection})"
 
 
 @click.command("export")
@@ -240,7 +243,7 @@ def export_command(
     else:
         make_out_directory(out.parent, private=False)
         atomic_write(out, data, 0o644)
-        note(f"wrote {out}", app.quiet)
+        note(f"wrote {shown_path(out)}", app.quiet)
 
 
 @click.command("quickstart")
@@ -276,13 +279,13 @@ def quickstart_command(app: AppContext, directory: Path) -> None:
         )
     if CAHome(home).exists():
         ca = CertificateAuthority.open(home, passphrase=None)
-        click.echo(f"1. Reusing the demo CA in {home} (demo: keys unencrypted)")
+        click.echo(f"1. Reusing the demo CA in {shown_path(home)} (demo: keys unencrypted)")
         previous = [r for r in ca.certificates(status="valid") if sorted(r.names) == sorted(names)]
         # A fresh certificate each run; the last one is superseded, not left valid.
         issued = ca.renew(serial_hex(previous[-1].serial)) if previous else ca.issue(names)
     else:
         ca = CertificateAuthority.init(home, "privca Quickstart CA", passphrase=None)
-        click.echo(f"1. Created a two-tier CA in {home} (demo: keys unencrypted)")
+        click.echo(f"1. Created a two-tier CA in {shown_path(home)} (demo: keys unencrypted)")
         issued = ca.issue(names)
     make_out_directory(out, private=True)
     key_path, cert_path, chain_path = (
@@ -298,7 +301,7 @@ def quickstart_command(app: AppContext, directory: Path) -> None:
         ]
     )
     click.echo(
-        f"2. Issued {cert_path} for localhost, 127.0.0.1, ::1 "
+        f"2. Issued {shown_path(cert_path)} for localhost, 127.0.0.1, ::1 "
         f"(serial {serial_hex(issued.serial)}, recorded in the inventory)"
     )
     report, status = ca.verify(issued.certificate, name="localhost", private_key=issued.private_key)
@@ -316,7 +319,7 @@ def quickstart_command(app: AppContext, directory: Path) -> None:
 def _print_next_steps(home: Path) -> None:
     click.echo("")
     click.echo("Next steps:")
-    click.echo(f"  export PRIVCA_HOME={home.resolve()}")
+    click.echo(f"  export PRIVCA_HOME={printable(shlex.quote(str(home.resolve())))}")
     click.echo("  privca list                       # the inventory")
     click.echo("  privca issue db.example.internal  # a certificate for a service")
     click.echo("  privca trust install              # trust the root on this machine")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,7 @@ from privca.cli.options import (
     make_out_directory,
     profile_option,
 )
-from privca.cli.render import echo_files, note, print_json, progress
+from privca.cli.render import echo_files, note, print_json, progress, shown_path
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.encoding import serial_hex
 from privca.x509.names import files_stem
@@ -30,9 +32,11 @@ from privca.x509.names import files_stem
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from privca.authority import IssuedCertificate
+    from privca.authority import CertificateAuthority, IssuedCertificate
     from privca.cli.main import AppContext
+    from privca.keys.types import GeneratedPrivateKey
     from privca.x509.csr import CertificateRequest
+    from privca.x509.names import SubjectName
 
 CSR_LIMIT = 256 * 1024
 
@@ -115,7 +119,6 @@ def issue_command(
     The first DNS name names the files. The key is written 0600 and never kept by the CA.
     """
     from privca.cli.options import open_authority
-    from privca.home import atomic_write_many
     from privca.keys.types import KeyType
     from privca.x509.names import parse_names
 
@@ -127,24 +130,25 @@ def issue_command(
             "add --p12, or drop --p12-passphrase-file",
         )
     check_out_directory(out)
-    stem = files_stem(parse_names(names))
+    parsed = parse_names(names)
+    stem = files_stem(parsed)
     paths = _issue_paths(out, stem, p12=p12)
     check_outputs_free(paths.values(), force)
     p12_passphrase = _p12_passphrase(p12_passphrase_file) if p12 else None
+    kind = KeyType.parse(key_type)
     with open_authority(app, passphrase_file) as ca:
         if ca.registry.cross is not None:
             paths["chain_new"] = chain_new_path(paths["chain"])
             check_outputs_free([paths["chain_new"]], force)
-        issued = ca.issue(
-            names,
-            profile=profile,
-            key_type=KeyType.parse(key_type),
-            days=days,
-            common_name=common_name,
-            issuer=issuer,
-        )
-    make_out_directory(out, private=True)
-    atomic_write_many(_issued_files(issued, paths, stem, p12_passphrase))
+        key = kind.generate()
+        # The key is on disk in --out before the certificate is recorded: a full or
+        # unwritable directory fails here with nothing issued, never after with the key
+        # of a certificate the store calls valid lost.
+        with staged_key(out, paths["key"], key, 0o600) as key_file:
+            issued = _issue_for_key(ca, key, parsed, profile, days, common_name, issuer)
+    place_after_commit(
+        _issued_files(issued, paths, stem, p12_passphrase), key_file, issued, overwrite=force
+    )
     deployed = Deployed(
         paths["certificate"],
         paths["chain"],
@@ -166,6 +170,116 @@ def issue_command(
         )
         echo_files(paths)
     check_deploy_results(deploy_hook, hook_results)
+
+
+def _issue_for_key(
+    ca: CertificateAuthority,
+    key: GeneratedPrivateKey,
+    names: Sequence[SubjectName],
+    profile: str,
+    days: int | None,
+    common_name: str | None,
+    issuer: str | None,
+) -> IssuedCertificate:
+    """What ca.issue does, for a key generated (and written) beforehand: its public key is
+    signed under the same checks (names, key type, validity, CN) and the key attached."""
+    from privca.x509.csr import CertificateRequest
+
+    request = CertificateRequest(
+        public_key=key.public_key(),
+        names=tuple(names),
+        ignored=(),
+        asks_for_ca=False,
+        source="generated key",
+        common_name=common_name,
+    )
+    issued = ca.sign_requests([request], profile=profile, days=days, issuer=issuer)[0]
+    return dataclasses.replace(issued, private_key=key)
+
+
+@contextlib.contextmanager
+def staged_key(
+    out: Path, path: Path, key: GeneratedPrivateKey, mode: int
+) -> Iterator[tuple[Path, Path]]:
+    """The key written and fsynced to a temporary file beside `path` (--out made first if
+    missing), for the block that records its certificate; if the block fails, the
+    temporary (and an --out this made) is removed, as nothing was recorded."""
+    from privca.home import discard_staged, stage_files
+    from privca.x509.encoding import pem_private_key_unencrypted
+
+    made = not out.is_dir()
+    make_out_directory(out, private=True)
+    try:
+        staged = stage_files([(path, pem_private_key_unencrypted(key), mode)])[0]
+    except BaseException:
+        _remove_made(out, made)
+        raise
+    try:
+        yield staged
+    except BaseException:
+        discard_staged([staged])
+        _remove_made(out, made)
+        raise
+
+
+def _remove_made(out: Path, made: bool) -> None:
+    if made:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # only while empty: never anything else put there
+
+
+def place_after_commit(
+    files: Sequence[tuple[Path, bytes, int]],
+    key_file: tuple[Path, Path] | None,
+    issued: IssuedCertificate,
+    *,
+    overwrite: bool,
+) -> None:
+    """Write the files of a certificate already recorded, the staged key last (a key in
+    place means its certificate is too). If they cannot all be placed, nothing of this
+    run's is left at the targets (without `overwrite`), but the key is kept, at a path
+    the error names with how to get the certificate: the store calls it valid, and its
+    key exists nowhere else.
+
+    Raises:
+        AlreadyExists: a target appeared since the check (another run), without overwrite.
+        EnvironmentRefused: the directory is full or unwritable.
+    """
+    from privca.errors import AlreadyExists, EnvironmentRefused
+    from privca.home import discard_staged, publish_staged, stage_files
+
+    staged: list[tuple[Path, Path]] = []
+    try:
+        # A key already staged is not written again (a PKCS#12 file still carries it).
+        staged = stage_files(f for f in files if key_file is None or f[0] != key_file[0])
+        publish_staged([*staged, *([key_file] if key_file else [])], overwrite=overwrite)
+    except (AlreadyExists, EnvironmentRefused) as exc:
+        discard_staged(staged)
+        serial = serial_hex(issued.serial)
+        kept = f": its key is kept in '{_keep_key(key_file, serial)}'" if key_file else ""
+        raise type(exc)(
+            f"{exc.message}, after certificate {serial} was issued and recorded{kept}",
+            f"the certificate is `privca show {serial} --pem`; if it is not wanted, "
+            f"privca revoke {serial}",
+        ) from exc
+
+
+def _keep_key(key_file: tuple[Path, Path], serial: str) -> Path:
+    """Move a staged key that could not be placed to NAME.SERIAL.key beside its target
+    (never over a file), where no cleanup of temporaries will take it; where it already
+    is, if it was placed or cannot be moved."""
+    from privca.home import discard_staged
+
+    path, tmp = key_file
+    if not tmp.exists():
+        return path  # placed (renamed over its target) before a later file failed
+    kept = path.with_name(f"{path.name.removesuffix('.key')}.{serial}.key")
+    try:
+        os.link(tmp, kept)
+    except OSError:
+        return tmp
+    discard_staged([key_file])  # the temporary name only: the key stays as `kept`
+    return kept
 
 
 def _issue_paths(out: Path, stem: str, *, p12: bool) -> dict[str, Path]:
@@ -260,9 +374,10 @@ def csr_command(
     if as_json:
         print_json({"key": str(key_path), "csr": str(csr_path), "names": [str(n) for n in parsed]})
     elif not app.quiet:
-        click.echo(f"Wrote {key_path} (0600) and {csr_path}")
+        click.echo(f"Wrote {shown_path(key_path)} (0600) and {shown_path(csr_path)}")
         cn_flag = f" --cn {shlex.quote(cn)}" if cn is not None else ""
-        click.echo(f"Next, on the CA host: privca sign {csr_path.name}{cn_flag}")
+        shown = printable(shlex.quote(csr_path.name) + cn_flag)
+        click.echo(f"Next, on the CA host: privca sign {shown}")
 
 
 def _warn_common_name_not_copied(
@@ -451,7 +566,7 @@ def _report_signed(
     issued: Sequence[IssuedCertificate], planned: Sequence[tuple[Path, Path]], directory: Path
 ) -> None:
     if len(issued) != 1:
-        note(f"Signed {len(issued)} certificates into {directory}")
+        note(f"Signed {len(issued)} certificates into {shown_path(directory)}")
         return
     item = issued[0]
     click.echo(
@@ -459,4 +574,4 @@ def _report_signed(
         f"(serial {serial_hex(item.serial)}, "
         f"until {item.certificate.not_valid_after_utc:%Y-%m-%d})"
     )
-    click.echo(f"  certificate: {planned[0][0]}\n  chain:       {planned[0][1]}")
+    echo_files({"certificate": planned[0][0], "chain": planned[0][1]})

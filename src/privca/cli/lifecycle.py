@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import stat
@@ -23,7 +24,7 @@ from privca.cli.options import (
     key_type_option,
     make_out_directory,
 )
-from privca.cli.render import decide_exit, echo_files, note, print_json, warn
+from privca.cli.render import decide_exit, echo_files, note, print_json, shown_path, warn
 from privca.cli.secrets import passphrase_file_option
 from privca.x509.crl import REASONS as crl_reasons
 from privca.x509.encoding import serial_hex
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
 
     from privca.authority import CertificateAuthority, IssuedCertificate
     from privca.cli.main import AppContext
+    from privca.keys.types import GeneratedPrivateKey
     from privca.registry import CaCertificate
+    from privca.store.records import CertificateRecord
     from privca.trust import StoreReport
 
 REASONS = list(crl_reasons)
@@ -308,9 +311,8 @@ def renew_command(
 
     The files of the old certificate in --out are replaced atomically, keeping their
     modes; the old ones stay as NAME.crt.previous etc. until the next renew."""
+    from privca.cli.issue import place_after_commit, staged_key
     from privca.cli.options import open_authority
-    from privca.home import atomic_write_many
-    from privca.keys.types import KeyType
 
     grace = _grace(revoke_old, revoke_old_after)
     if key_type is not None and not new_key:
@@ -332,18 +334,29 @@ def renew_command(
 
             paths["chain_new"] = chain_new_path(paths["chain"])
         existing = _files_to_replace(paths, old.names, force)
-        renewed = ca.renew(
-            serial_hex(old.serial),
-            days=days,
-            new_key=new_key,
-            key_type=KeyType.parse(key_type) if key_type else None,
-            revoke_old_after=grace,
-            issuer=issuer,
+        key = _new_key(old, key_type) if new_key else None
+        # The new key is on disk in --out before the renewal is recorded (see issue).
+        key_mode = existing["key"].mode if "key" in existing else 0o600
+        with (
+            staged_key(out, paths["key"], key, key_mode)
+            if key is not None
+            else contextlib.nullcontext(None)
+        ) as key_file:
+            renewed = ca.renew(
+                serial_hex(old.serial),
+                days=days,
+                new_key=new_key,
+                revoke_old_after=grace,
+                issuer=issuer,
+                private_key=key,
+            )
+        make_out_directory(out, private=key is not None)
+        place_after_commit(
+            _renewed_files(renewed, paths, existing), key_file, renewed, overwrite=True
         )
+        # After the files: a failure here must not cost the new key.
         if revoke_old and old.status != "revoked":
             ca.revoke(serial_hex(old.serial), "superseded")
-    make_out_directory(out, private=renewed.private_key is not None)
-    atomic_write_many(_renewed_files(renewed, paths, existing))
     _keep_owners(paths, existing)
     deployed = Deployed(
         certificate=paths["certificate"],
@@ -367,8 +380,23 @@ def renew_command(
         )
         echo_files(paths)
         if previous:
-            click.echo(f"  {'previous:':13}{', '.join(str(p) for p in previous.values())}")
+            shown = ", ".join(shown_path(p) for p in previous.values())
+            click.echo(f"  {'previous:':13}{shown}")
     check_deploy_results(deploy_hook, hook_results)
+
+
+def _new_key(old: CertificateRecord, key_type: str | None) -> GeneratedPrivateKey | None:
+    """The renewal's new key: of `key_type`, else of the old key's type (None when the old
+    certificate was never signed: renew refuses that)."""
+    from cryptography import x509
+
+    from privca.keys.types import KeyType, key_type_of
+
+    if key_type is not None:
+        return KeyType.parse(key_type).generate()
+    if old.der is None:
+        return None
+    return key_type_of(x509.load_der_x509_certificate(old.der).public_key()).generate()
 
 
 def _grace(revoke_old: bool, revoke_old_after: str | None) -> dt.timedelta | None:
@@ -498,7 +526,7 @@ def _keep_owners(paths: dict[str, Path], existing: dict[str, _OldFile]) -> None:
                 try:
                     os.chown(path, -1, old.gid)
                 except PermissionError:
-                    warn(f"'{path}' could not get its old group back (gid {old.gid})")
+                    warn(f"'{shown_path(path)}' could not get its old group back (gid {old.gid})")
 
 
 def _stem(names: tuple[str, ...]) -> str:
@@ -933,7 +961,8 @@ def needs_renewal_command(
         )
     elif app.verbosity >= 0:
         state = "renew now" if due else "not yet"
-        click.echo(f"{cert}: {state} ({days_left(not_after, now)} days left; rule: {rule})")
+        days = days_left(not_after, now)
+        click.echo(f"{shown_path(cert)}: {state} ({days} days left; rule: {rule})")
     sys.exit(0 if due else 1)
 
 
@@ -951,7 +980,10 @@ def _renewal_threshold(
     try:
         part = Fraction(fraction or "1/3")
     except (ValueError, ZeroDivisionError):
-        raise InputError(f"--fraction '{fraction}' is not a fraction like 1/3") from None
+        raise InputError(
+            f"--fraction '{fraction}' is not a fraction like 1/3",
+            "give a fraction of the lifetime left, e.g. --fraction 1/3 or --fraction 0.25",
+        ) from None
     if not 0 < part <= 1:
         raise InputError(
             f"--fraction '{fraction}' must be more than 0 and at most 1",

@@ -101,6 +101,9 @@ class LazyGroup(click.Group):
         **extra: Any,
     ) -> Any:
         """Report usage errors in privca's one-line form instead of click's usage block."""
+        undecodable = _undecodable(sys.argv[1:] if args is None else args)
+        if undecodable is not None:
+            refuse_undecodable(undecodable)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -159,12 +162,60 @@ class LazyGroup(click.Group):
         return None
 
 
+def _undecodable(args: Sequence[str]) -> str | None:
+    """The first argument that is not UTF-8 text, or None.
+
+    Python hands over the bytes of such an argument as lone surrogates, which pass every
+    check on the way and then fail where text is encoded (a database lookup, a file's
+    contents) as an internal error. Refused here, once, for every command."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return arg
+    return None
+
+
+def refuse_undecodable(arg: str) -> None:
+    """Exit 2 naming the argument, its undecodable bytes shown as \\xNN."""
+    click.echo(f"privca: error: argument '{_bytes_escaped(arg)}' is not UTF-8 text", err=True)
+    click.echo(
+        "  hint: privca takes names, serials and paths as UTF-8; give the argument "
+        "in UTF-8 (or rename the file)",
+        err=True,
+    )
+    sys.exit(2)
+
+
+def _bytes_escaped(arg: str, limit: int = 80) -> str:
+    """`arg` through printable(), each byte that was not UTF-8 (a surrogate U+DC80..U+DCFF,
+    as os.fsdecode makes it) shown as the \\xNN byte it was, not as \\udcNN."""
+    parts: list[str] = []
+    plain = ""
+    for ch in arg:
+        if "\udc80" <= ch <= "\udcff":
+            parts += [printable(plain), f"\\x{ord(ch) - 0xDC00:02x}"]
+            plain = ""
+        else:
+            plain += ch
+    shown = "".join([*parts, printable(plain)])
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 def report_error(exc: PrivcaError) -> None:
     """The one place errors are printed. Messages quote names from CSRs, ACME requests and
     imported files, so every character a terminal would act on is escaped here."""
-    click.echo(f"privca: error: {printable(exc.message)}", err=True)
+    click.echo(f"privca: error: {_escaped_once(exc.message)}", err=True)
     if exc.hint:
-        click.echo(f"  hint: {printable(exc.hint)}", err=True)
+        click.echo(f"  hint: {_escaped_once(exc.hint)}", err=True)
+
+
+def _escaped_once(text: str) -> str:
+    """printable(), but a backslash stays one: many messages quote a value already passed
+    through printable() (it is theirs to show safely in JSON and logs too), and doubling
+    its backslashes printed `subject CN 'a\\\\x07'`. Every control character is still
+    escaped; only the backslashes of the text are left as they are."""
+    return printable(text).replace("\\\\", "\\")
 
 
 def end_quietly_on_closed_pipe() -> None:

@@ -94,9 +94,15 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
 
 
 def echo_files(paths: dict[str, Path]) -> None:
-    """The files a command wrote, one per line: `  certificate: ./db.crt`."""
+    """The files a command wrote, one per line: `  certificate: ./db.crt`. Paths are the
+    user's (--out), and a terminal would act on an escape sequence in one: escaped."""
     for label, path in paths.items():
-        click.echo(f"  {label + ':':13}{path}")
+        click.echo(f"  {label + ':':13}{shown_path(path)}")
+
+
+def shown_path(path: Path | str) -> str:
+    """A path as the terminal may show it (printable)."""
+    return printable(str(path))
 
 
 # The exit status a checking command decided on before printing its findings: kept when

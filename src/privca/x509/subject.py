@@ -94,7 +94,10 @@ def parse_common_name(text: str) -> CommonName:
             "e.g. --cn alice or --cn db.corp.internal",
         )
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp") for ch in text):
-        raise InputError(f"subject CN '{shown}' contains control or invisible characters")
+        raise InputError(
+            f"subject CN '{shown}' contains control or invisible characters",
+            "give the CN as plain text, e.g. --cn alice or --cn db.corp.internal",
+        )
     if len(text) > MAX_COMMON_NAME:
         raise _too_long(text)
     try:
