@@ -184,12 +184,14 @@ class CertificateAuthority(AuthorityRecords):
         common_name: str | None = None,
         issuer: str | None = None,
         now: dt.datetime | None = None,
+        private_key: GeneratedPrivateKey | None = None,
     ) -> IssuedCertificate:
         """Generate a key and certify it for `names`. The key is returned, never stored.
 
         `common_name` sets the subject CN (see x509/subject.py for what each profile
         allows); by default it is the first DNS name. `issuer` names the issuer (None:
-        the default issuer).
+        the default issuer). `private_key`, of `key_type`, is certified instead of a new
+        one (`privca issue` writes it to disk before anything is recorded).
 
         Raises:
             InputError: a name is malformed. PolicyError: the policy (or the issuer's
@@ -206,7 +208,10 @@ class CertificateAuthority(AuthorityRecords):
         if common_name is not None:
             common_name = check_common_name(choice.policy, common_name, parsed, leaf)
         validity(choice.policy, leaf, choice.signing.certificate, days, now or utcnow())
-        private_key = key_type.generate()
+        if private_key is None:
+            private_key = key_type.generate()
+        elif key_type_of(private_key.public_key()) != key_type:
+            raise ValueError("issue: private_key is not of key_type")
         request = CertificateRequest(
             public_key=private_key.public_key(),
             names=tuple(parsed),

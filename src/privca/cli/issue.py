@@ -32,11 +32,10 @@ from privca.x509.names import files_stem
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from privca.authority import CertificateAuthority, IssuedCertificate
+    from privca.authority import IssuedCertificate
     from privca.cli.main import AppContext
     from privca.keys.types import GeneratedPrivateKey
     from privca.x509.csr import CertificateRequest
-    from privca.x509.names import SubjectName
 
 CSR_LIMIT = 256 * 1024
 
@@ -145,7 +144,15 @@ def issue_command(
         # unwritable directory fails here with nothing issued, never after with the key
         # of a certificate the store calls valid lost.
         with staged_key(out, paths["key"], key, 0o600) as key_file:
-            issued = _issue_for_key(ca, key, parsed, profile, days, common_name, issuer)
+            issued = ca.issue(
+                names,
+                profile=profile,
+                key_type=kind,
+                days=days,
+                common_name=common_name,
+                issuer=issuer,
+                private_key=key,
+            )
     place_after_commit(
         _issued_files(issued, paths, stem, p12_passphrase), key_file, issued, overwrite=force
     )
@@ -170,31 +177,6 @@ def issue_command(
         )
         echo_files(paths)
     check_deploy_results(deploy_hook, hook_results)
-
-
-def _issue_for_key(
-    ca: CertificateAuthority,
-    key: GeneratedPrivateKey,
-    names: Sequence[SubjectName],
-    profile: str,
-    days: int | None,
-    common_name: str | None,
-    issuer: str | None,
-) -> IssuedCertificate:
-    """What ca.issue does, for a key generated (and written) beforehand: its public key is
-    signed under the same checks (names, key type, validity, CN) and the key attached."""
-    from privca.x509.csr import CertificateRequest
-
-    request = CertificateRequest(
-        public_key=key.public_key(),
-        names=tuple(names),
-        ignored=(),
-        asks_for_ca=False,
-        source="generated key",
-        common_name=common_name,
-    )
-    issued = ca.sign_requests([request], profile=profile, days=days, issuer=issuer)[0]
-    return dataclasses.replace(issued, private_key=key)
 
 
 @contextlib.contextmanager
