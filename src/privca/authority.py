@@ -22,7 +22,7 @@ from cryptography import x509
 from privca._time import utcnow
 from privca.authority_core import Authority
 from privca.authority_records import AuthorityRecords
-from privca.errors import InputError, KeyUnavailable, NotFound, PolicyError
+from privca.errors import AlreadyExists, InputError, KeyUnavailable, NotFound, PolicyError
 from privca.establishment import MIN_PASSPHRASE_LENGTH, NewCa, establish_new_ca
 from privca.home import (
     CAHome,
@@ -310,6 +310,12 @@ class CertificateAuthority(AuthorityRecords):
         """
         now = now or utcnow()
         old = self.lookup(serial_or_name, now, unique=True)
+        if old.superseded_by is not None:
+            raise AlreadyExists(
+                f"certificate {serial_hex(old.serial)} was renewed already, by "
+                f"{serial_hex(old.superseded_by)}",
+                f"renew that one: privca renew {serial_hex(old.superseded_by)}",
+            )
         # Revoked as readers see it: written, or scheduled and due.
         revoked = old.revocation_at(now) is not None
         if revoked and not new_key:
@@ -325,7 +331,15 @@ class CertificateAuthority(AuthorityRecords):
         if private_key is not None and not new_key:
             raise InputError("a new key was given for a renewal that reuses the old one")
         renewed = self._successor(old, new_key, key_type, days, issuer, now, private_key)
-        self._store.mark_superseded(old.serial, renewed.serial, utcnow())
+        if not self._store.mark_superseded(old.serial, renewed.serial, utcnow()):
+            # Another run renewed the same certificate meanwhile and marked it first: two
+            # valid successors would leave the name ambiguous and one key unwritten.
+            self._store.revoke(renewed.serial, "superseded", utcnow(), None)
+            raise AlreadyExists(
+                f"certificate {serial_hex(old.serial)} was renewed by another run meanwhile; "
+                f"this run's certificate {serial_hex(renewed.serial)} is revoked",
+                f"use the other renewal: privca show {serial_hex(old.serial)}",
+            )
         if revoke_old_after is not None and at is not None and not revoked:
             if revoke_old_after <= dt.timedelta(0):
                 self._store.revoke(old.serial, "superseded", at, None)

@@ -179,13 +179,14 @@ class AuthorityRecords(AuthorityCore):
         record = self.lookup(serial_or_name, now, unique=True)
         return self._store.revoke(record.serial, reason, now, record.public_key_sha256)
 
-    def supersede(self, old: int, new: int, now: dt.datetime | None = None) -> None:
-        """Record that certificate `new` replaces `old` (renew, ACME `replaces`).
+    def supersede(self, old: int, new: int, now: dt.datetime | None = None) -> bool:
+        """Record that certificate `new` replaces `old` (renew, ACME `replaces`), unless
+        another certificate replaced `old` already; whether it was marked now.
 
         Raises:
             StoreUnavailable: the record could not be written.
         """
-        self._store.mark_superseded(old, new, now or utcnow())
+        return self._store.mark_superseded(old, new, now or utcnow())
 
     def apply_scheduled_revocations(self, now: dt.datetime | None = None) -> list[int]:
         """Write the scheduled revocations that are due (reads already count them); for

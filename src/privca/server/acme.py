@@ -181,14 +181,9 @@ class CertificateAuthorityIssuer:
         return pem_certificates([leaf, *above, *cross])
 
     def supersede(self, old_serial: int, new_serial: int) -> bool:
-        # Read and marked under the lock: of two orders of this process replacing the
-        # same certificate, only the first marks it (replicas race on the store's row).
-        with self._lock:
-            record = self.authority.certificate_by_serial(old_serial)
-            if record is None or record.superseded_by is not None:
-                return False
-            self.authority.supersede(old_serial, new_serial)
-            return True
+        # Of two orders replacing the same certificate, in this process or on another
+        # replica, only the first marks it: the store's update is conditional.
+        return self.authority.supersede(old_serial, new_serial)
 
 
 def _within(address: IPAddress, networks: Sequence[IPNetwork]) -> bool:

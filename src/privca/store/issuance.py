@@ -147,15 +147,20 @@ class IssuanceWrites:
             )
             change.record_all(("failed", h, {"reason": reason}) for h in hexes)
 
-    def mark_superseded(self, old: int, new: int, now: dt.datetime) -> None:
-        """Record that `new` replaces `old` (renew, ACME `replaces`, serve's own)."""
+    def mark_superseded(self, old: int, new: int, now: dt.datetime) -> bool:
+        """Record that `new` replaces `old` (renew, ACME `replaces`, serve's own) unless
+        something replaced `old` already: one conditional UPDATE, so of two processes
+        renewing one certificate at once only one marks it. Whether it was marked now."""
+        c = certificates.c
         with self.database.change(now) as change:
-            change.execute(
+            marked = change.execute(
                 certificates.update()
-                .where(certificates.c.serial == serial_hex(old))
+                .where(c.serial == serial_hex(old), c.superseded_by.is_(None))
                 .values(superseded_by=serial_hex(new))
-            )
-            change.record("superseded", old, {"by": serial_hex(new)})
+            ).rowcount
+            if marked:
+                change.record("superseded", old, {"by": serial_hex(new)})
+        return bool(marked)
 
 
 __all__ = ["SERIAL_RETRIES", "IssuanceWrites", "random_serial"]
