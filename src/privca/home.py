@@ -12,6 +12,7 @@ checked, not whether an open fails: root can open anything.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -35,11 +36,13 @@ HOME_ENV = "PRIVCA_HOME"
 SETTINGS_FILE = "privca.toml"
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 BATCH_SYNC_THRESHOLD = 8
-# A temporary privca writes beside a target: `.NAME.` + mkstemp's 8 random characters +
-# `.tmp`. One of a killed run (often a private key, 0600) is removed by the next write of
-# the same target once it is this old and no process holds its lock (staged files, kept
+# A temporary privca writes beside a target: `.NAME.privca-` + mkstemp's 8 random
+# characters + `.tmp` (the marker keeps a user's own `.NAME.backup_1.tmp` out of reach).
+# One of a killed run (often a private key, 0600) is removed by the next write of the
+# same target once it is this old and no process holds its lock (staged files, kept
 # across a commit, are locked: see stage_files).
 STALE_TEMPORARY_SECONDS = 60
+TEMPORARY_MARK = "privca-"
 _MKSTEMP_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 # Staged temporaries this process holds locked (path -> open descriptor).
 _HELD: dict[str, int] = {}
@@ -318,7 +321,9 @@ def _write_temporary(path: Path, data: bytes, mode: int, *, sync: bool, hold: bo
     """`data` in a new temporary file beside `path`, with `mode` from the first byte;
     with `hold`, kept open and locked until published or discarded (so no other run
     takes it for a killed run's leftover, however long a commit takes)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.{TEMPORARY_MARK}", suffix=".tmp", dir=path.parent
+    )
     tmp = Path(tmp_name)
     try:
         try:
@@ -364,7 +369,7 @@ def _release(tmp: Path) -> None:
 
 def remove_stale_temporaries(targets: Iterable[Path]) -> None:
     """Remove what killed runs left beside these targets: only privca's own temporaries
-    of exactly these names (`.NAME.XXXXXXXX.tmp`), regular files of this user, older than
+    of exactly these names (`.NAME.privca-XXXXXXXX.tmp`), regular files of this user, older than
     STALE_TEMPORARY_SECONDS and locked by no process. Never fails: cleaning is a courtesy."""
     by_directory: dict[Path, set[str]] = {}
     for target in targets:
@@ -385,11 +390,12 @@ def remove_stale_temporaries(targets: Iterable[Path]) -> None:
 
 
 def _temporary_of(name: str) -> str | None:
-    """The target a temporary's name is for (`.db.key.k3j_9x0a.tmp` -> `db.key`)."""
+    """The target a temporary's name is for (`.db.key.privca-k3j_9x0a.tmp` -> `db.key`)."""
     if not (name.startswith(".") and name.endswith(".tmp")):
         return None
-    target, _, random = name[1:-4].rpartition(".")
-    if len(random) != 8 or not set(random) <= _MKSTEMP_CHARACTERS:
+    target, _, marked = name[1:-4].rpartition(".")
+    random = marked.removeprefix(TEMPORARY_MARK)
+    if random == marked or len(random) != 8 or not set(random) <= _MKSTEMP_CHARACTERS:
         return None
     return target or None
 
@@ -416,13 +422,27 @@ def _remove_unlocked(path: Path) -> None:
         os.close(fd)
 
 
+# link() refused by the filesystem (vfat, some network mounts), not by the target.
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK}
+
+
 def _publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
     if overwrite:
         os.replace(tmp, path)
-    else:
+        return
+    try:
         # link() fails if the target appeared since the check above: never clobber.
         os.link(tmp, path)
-        tmp.unlink()
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        # No hard links here: a rename after a check, which only a run racing within
+        # that instant could defeat.
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+        os.rename(tmp, path)
+        return
+    tmp.unlink()
 
 
 def _discard(temporaries: Iterable[Path]) -> None:
@@ -678,7 +698,9 @@ def atomic_write_stream(
     """`atomic_write` for a file too large to hold in memory: `write` fills a temporary
     file (created with `mode`, seekable) beside `path`, which is then fsynced and renamed
     (or, without `overwrite`, linked: never over a file that appeared meanwhile)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.{TEMPORARY_MARK}", suffix=".tmp", dir=path.parent
+    )
     tmp = Path(tmp_name)
     try:
         os.fchmod(fd, mode)

@@ -1,5 +1,5 @@
-"""Temporaries a killed run left beside its files (`.NAME.key.XXXXXXXX.tmp`, private keys
-0600, and `.NAME.key.previous.XXXXXXXX.tmp`) are removed by the next write of the same
+"""Temporaries a killed run left beside its files (`.NAME.key.privca-XXXXXXXX.tmp`, private keys
+0600, and `.NAME.key.previous.privca-XXXXXXXX.tmp`) are removed by the next write of the same
 target: only privca's own names for exactly that target, older than a minute, and not
 locked by a run still working with them. Before, they stayed for ever."""
 
@@ -32,16 +32,20 @@ def test_issue_and_renew_remove_their_own_stale_temporaries_only(
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    stale_key = _leftover(out, f".{NAME}.key.k3j_9x0a.tmp")
-    stale_crt = _leftover(out, f".{NAME}.crt.abcdefgh.tmp")
+    stale_key = _leftover(out, f".{NAME}.key.privca-k3j_9x0a.tmp")
+    stale_crt = _leftover(out, f".{NAME}.crt.privca-abcdefgh.tmp")
     kept = [
-        _leftover(out, f".{NAME}.key.fresh123.tmp", old=False),  # a run still at work
-        _leftover(out, f".{NAME}.key.ABCDEFGH.tmp"),  # not mkstemp's alphabet
+        _leftover(out, f".{NAME}.key.privca-fresh123.tmp", old=False),  # a run still at work
+        _leftover(out, f".{NAME}.key.privca-ABCDEFGH.tmp"),  # not mkstemp's alphabet
         _leftover(out, f".{NAME}.key.tmp"),  # no random part
-        _leftover(out, ".other.corp.internal.key.abcdefgh.tmp"),  # another target
-        _leftover(out, f"{NAME}.key.abcdefgh.tmp"),  # not hidden: not privca's name
+        _leftover(out, ".other.corp.internal.key.privca-abcdefgh.tmp"),  # another target
+        _leftover(out, f"{NAME}.key.privca-abcdefgh.tmp"),  # not hidden: not privca's name
+        # A user's own file that only looks like mkstemp's (review: `backup_1`, `original`
+        # were taken): without privca's mark it is never privca's.
+        _leftover(out, f".{NAME}.key.backup_1.tmp"),
+        _leftover(out, f".{NAME}.key.original.tmp"),
     ]
-    locked = _leftover(out, f".{NAME}.chain.pem.lockedxx.tmp")
+    locked = _leftover(out, f".{NAME}.chain.pem.privca-lockedxx.tmp")
     holder = os.open(locked, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)  # as a run holds the key it staged
     try:
@@ -52,7 +56,7 @@ def test_issue_and_renew_remove_their_own_stale_temporaries_only(
     assert not stale_key.exists() and not stale_crt.exists()
     assert all(path.exists() for path in [*kept, locked])
 
-    stale_previous = _leftover(out, f".{NAME}.key.previous.zzzz0000.tmp")
+    stale_previous = _leftover(out, f".{NAME}.key.previous.privca-zzzz0000.tmp")
     result = home_cli("renew", NAME, "--out", str(out), *_pass(home_cli))
     assert result.exit_code == 0, result.stderr
     assert not stale_previous.exists()

@@ -259,7 +259,14 @@ def _keep_key(key_file: tuple[Path, Path], serial: str) -> Path:
     try:
         os.link(tmp, kept)
     except OSError:
-        return tmp
+        # A full disk or a filesystem without hard links: a rename takes no new inode.
+        # Left as a temporary, the next run's cleanup would take the key for a leftover.
+        if os.path.lexists(kept):
+            return tmp
+        try:
+            os.rename(tmp, kept)
+        except OSError:
+            return tmp
     discard_staged([key_file])  # the temporary name only: the key stays as `kept`
     return kept
 
