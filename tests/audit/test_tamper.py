@@ -234,6 +234,22 @@ CASES = [
         lambda db: f"name for certificate {serial_of(db, 'issued', 0)} that its row does not",
     ),
     Tampering(
+        "revocation-scheduled-without-entry",  # revoked everywhere, nothing in the log
+        lambda db: [
+            "UPDATE certificates SET revoke_after = 1700000000000000 "
+            f"WHERE serial = {stored_serial(db, 'issued', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'issued', 0)} is revoked on a schedule no entry",
+    ),
+    Tampering(
+        "successor-added",  # check went quiet about a live certificate
+        lambda db: [
+            f"UPDATE certificates SET superseded_by = {stored_serial(db, 'issued', 1)} "
+            f"WHERE serial = {stored_serial(db, 'issued', 0)}"
+        ],
+        lambda db: f"certificate {serial_of(db, 'issued', 0)} has a successor the log does not",
+    ),
+    Tampering(
         "revocation-without-entry",
         lambda db: [
             "UPDATE certificates SET status = 'revoked', revoked_at = issued_at, "
@@ -544,3 +560,23 @@ def test_an_older_copy_of_the_store_contradicts_the_homes_published_checkpoint(
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert "the home's published checkpoint" in result.stderr, result.stderr
     assert "were deleted" in result.stderr
+
+
+def test_a_forged_schedule_carried_out_by_crl_is_still_named(
+    run_cli: Cli, audited_home: Path, tmp_path: Path
+) -> None:
+    """`privca crl` writes a due schedule down as a `revoked` entry; one forged in the row
+    came out of it as a logged revocation, dated before the certificate was issued."""
+    home = copy_home(audited_home, tmp_path / "laundered")
+    database = home / "privca.db"
+    serial = serial_of(database, "issued", 0)
+    sqlite3_cli(
+        database,
+        "UPDATE certificates SET revoke_after = 1700000000000000 "
+        f"WHERE serial = {stored_serial(database, 'issued', 0)}",
+    )
+    crl = run_cli("crl", "--passphrase-file", str(run_cli.passphrase_file), home=home)
+    assert crl.exit_code == 0, crl.stderr
+    result = run_cli("audit", "verify", home=home)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert f"certificate {serial} is revoked on a schedule no entry" in result.stderr

@@ -196,8 +196,8 @@ def test_a_kept_key_survives_the_next_run_when_no_inode_is_left(
         again = home_cli("issue", NAME, "--out", str(out), "--force", *_pass(home_cli))
         assert again.exit_code == 0, again.stderr
         assert (out / f"{NAME}.{serial}.key").exists()
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True, timeout=30)
+    finally:  # lazily: a descriptor still open in this process must not leave it mounted
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
 
 
 def test_renew_into_a_full_directory_records_nothing(home_cli: Cli, small_tmpfs: Path) -> None:

@@ -122,6 +122,10 @@ class _Index:
     # key hash -> a certificate whose keyCompromise entry names it (entries since the
     # revocation entry carries the key; older ones are found through the row's DER)
     barred: dict[str, str] = field(default_factory=dict)
+    # serial -> the successor its latest "superseded" entry names
+    superseded: dict[str, str] = field(default_factory=dict)
+    # serials revoked "on schedule" that no "revocation-scheduled" entry had scheduled
+    unscheduled: set[str] = field(default_factory=set)
 
     def walk(self, entries: Iterable[AuditEntry], wanted: set[int]) -> Iterator[AuditEntry]:
         for entry in entries:
@@ -159,10 +163,14 @@ class _Index:
                     dated = None
                 elif detail.get("scheduled"):  # dated at its schedule
                     dated = self.scheduled.get(entry.serial)
+                    if dated is None:
+                        self.unscheduled.add(entry.serial)
                 self.revoked_at.setdefault(entry.serial, dated)
         elif entry.action == "revocation-scheduled" and entry.serial:
             with contextlib.suppress(TypeError, ValueError):
                 self.scheduled[entry.serial] = dt.datetime.fromisoformat(str(detail.get("at")))
+        elif entry.action == "superseded" and entry.serial:
+            self.superseded[entry.serial] = str(detail.get("by") or "")
         elif entry.action == "tidied":
             self.tidied.update(_strings(detail.get("serials")))
         elif entry.action == "audit-log-started":
@@ -410,6 +418,17 @@ def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
             f"'{logged}': the row was altered"
         )
     planned = index.scheduled.get(serial)
+    if planned is None and (facts.revoke_after is not None or serial in index.unscheduled):
+        return (
+            f"certificate {serial} is revoked on a schedule no entry of the log set: the "
+            "row was altered"
+        )
+    if (facts.superseded_by or "") != index.superseded.get(serial, ""):
+        return (
+            f"certificate {serial} has a successor the log does not record "
+            f"({facts.superseded_by or 'none'} for {index.superseded.get(serial) or 'none'}): "
+            "the row was altered"
+        )
     if planned is not None and facts.revoke_after is None and status != "revoked":
         return (
             f"certificate {serial} had its revocation scheduled for {_when(planned)} (the "

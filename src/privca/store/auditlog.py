@@ -485,6 +485,7 @@ class CertificateFacts:
     key_sha256: str | None = None
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
+    superseded_by: str | None = None  # the successor's serial, hex
 
 
 def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFacts]:
@@ -504,6 +505,7 @@ def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFac
         c.public_key_sha256,
         c.not_before,
         c.not_after,
+        c.superseded_by,
     ).order_by(c.serial)
     for row in connection.execution_options(yield_per=2000).execute(query):
         yield CertificateFacts(
@@ -523,6 +525,7 @@ def read_certificate_facts(connection: sa.Connection) -> Iterator[CertificateFac
             key_sha256=row.public_key_sha256,
             not_before=row.not_before,
             not_after=row.not_after,
+            superseded_by=row.superseded_by,
         )
 
 
