@@ -4,6 +4,7 @@ system root, a throwaway NSS database)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -127,3 +128,21 @@ def test_retire_old_removes_the_old_root_from_the_stores_privca_put_it_in(
     assert states(None) == ["present"] * 3  # the new root stays
     bundle = (debian_root / "etc/ssl/certs/ca-certificates.crt").read_bytes()
     assert x509.load_pem_x509_certificate(old) not in x509.load_pem_x509_certificates(bundle)
+
+
+def test_install_leaves_out_an_old_root_that_expired_during_the_transition(
+    make_ca: Callable[..., CertificateAuthority], debian_root: Path
+) -> None:
+    """The transition lasts until --retire-old, which may come after the old root expired:
+    install refused the expired root and so installed neither (review, 2026-12-03)."""
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    ca = make_ca(now=start, root_days=30, issuing_days=20)
+    ca.rollover_root(now=start + dt.timedelta(days=5))
+    result = trust(ca.home.root, "install", "--stores", "system",
+                   "--system-root", str(debian_root), "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "expired" in result.stderr and "left out" in result.stderr
+    installed = [o for o in json.loads(result.stdout)["outcomes"] if o["result"] == "installed"]
+    assert len(installed) == 1
+    bundle = (debian_root / "etc/ssl/certs/ca-certificates.crt").read_bytes()
+    assert ca.root in x509.load_pem_x509_certificates(bundle)

@@ -126,6 +126,31 @@ def _anchors(app: AppContext, root: Path | None) -> list[TrustAnchor]:
     return [read_anchor(root)] if root is not None else read_home_anchors(app.home_path)
 
 
+def _installable(anchors: list[TrustAnchor], *, several: bool) -> list[TrustAnchor]:
+    """The roots to install, each checked (an expired one is refused, one not valid yet
+    warned of). Of the home's roots during a rollover, an old root that has expired is
+    left out with a warning: the transition may outlast it, and refusing it refused the
+    new root too."""
+    from privca.trust.base import check_installable
+
+    now = dt.datetime.now(dt.UTC)
+    kept: list[TrustAnchor] = []
+    for each in anchors:
+        try:
+            warning = check_installable(each, now)
+        except InputError as exc:
+            if not several or len(anchors) == 1:
+                raise
+            warn(printable(f"{exc.message}; it is left out, the other root is installed"))
+            continue
+        if warning:
+            warn(printable(warning))
+        kept.append(each)
+    if not kept:
+        raise InputError("every root of this CA has expired", "see privca rotate status")
+    return kept
+
+
 def host_stores() -> list[TrustStore]:
     """This machine's stores as `privca trust` finds them without options (the
     $PRIVCA_TRUST_* variables point them elsewhere, as for the trust commands)."""
@@ -215,16 +240,10 @@ def _change_stores(
     from privca.trust import Result, build_stores, parse_store_names
 
     anchors = _anchors(app, root)
-    anchor = anchors[-1]
     selected = build_stores(parse_store_names(stores), options)
     if verb == "install":
-        from privca.trust.base import check_installable
-
-        now = dt.datetime.now(dt.UTC)
-        for each in anchors:
-            warning = check_installable(each, now)
-            if warning:
-                warn(printable(warning))
+        anchors = _installable(anchors, several=root is None)
+    anchor = anchors[-1]
     # Every store's checks (a name held by another root, a missing tool) run before any
     # store changes: a refusal in the last store leaves the first one as it was.
     for each in anchors:
