@@ -219,7 +219,14 @@ class Orders:
                 "malformed",
                 "'replaces' names a certificate that shares no identifier with this order",
             )
-        others = self.replacing_orders(replaces, account.id, now)
+        # Only an order already being finalized (or issued) counts: one left pending by a
+        # client that stalled would block every retry for the order's 7 days, and
+        # finalize settles two open orders replacing the same certificate (first wins).
+        others = [
+            o
+            for o in self.replacing_orders(replaces, account.id, now)
+            if o.status in (OrderStatus.PROCESSING, OrderStatus.VALID)
+        ]
         if info.superseded or others:
             raise AcmeProblem("alreadyReplaced", _already_replaced(info.superseded, others))
 
