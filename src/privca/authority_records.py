@@ -16,7 +16,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from privca._time import utcnow
 from privca.authority_core import Authority, AuthorityCore
 from privca.errors import InputError, NotFound, PolicyError
-from privca.publication import read_published_root_crl, root_crl_due, root_crl_file, sign_crl
+from privca.publication import (
+    read_published_root_crl,
+    record_crl,
+    root_crl_due,
+    root_crl_file,
+    sign_crl,
+)
 from privca.store.authorities import StoredCrl, crl_basis
 from privca.store.imports import add_imported_certificates
 from privca.store.records import CertificateRecord, ImportedRow, RevocationOutcome
@@ -288,12 +294,14 @@ class AuthorityRecords(AuthorityCore):
         now: dt.datetime | None = None,
         *,
         days: int | None = None,
+        record: bool = True,
     ) -> x509.CertificateRevocationList:
         """`privca crl`: write the scheduled revocations that are due, then a full CRL for
         one CA (default: the issuing CA) with the next CRLNumber.
 
         `days` overrides the nextUpdate interval, e.g. for the long-lived CRL of a root
-        whose key is kept offline.
+        whose key is kept offline. Without `record`, the caller calls `crl_written` once
+        it has written the CRL's files: until then `check` still sees the previous one.
 
         Raises:
             NotFound: `authority` is not a CA of this home.
@@ -308,9 +316,13 @@ class AuthorityRecords(AuthorityCore):
         # store, the CRL becomes what every `privca serve` replica hands out (unless one
         # has a newer one): a client never sees an older number from a server after it.
         fingerprint = self.inventory.revocation_fingerprints().get(entry.id)
-        crl = self.sign_crl(entry, now, days=days)
+        crl = self.sign_crl(entry, now, days=days, record=record)
         self.publish_crl(entry, crl, fingerprint)
         return crl
+
+    def crl_written(self, authority: Authority, crl: x509.CertificateRevocationList) -> None:
+        """Record `crl` (signed by `crl(..., record=False)`) now that its files exist."""
+        record_crl(self._store, self._entry(authority).id, crl)
 
     def sign_crl(
         self,
@@ -318,6 +330,7 @@ class AuthorityRecords(AuthorityCore):
         now: dt.datetime | None = None,
         *,
         days: int | None = None,
+        record: bool = True,
     ) -> x509.CertificateRevocationList:
         """A full CRL for one CA with the next CRLNumber (never reused, never lower),
         writing nothing else (the server's path): a scheduled revocation that is due is
@@ -330,7 +343,7 @@ class AuthorityRecords(AuthorityCore):
         entry = self._entry(authority) if authority is not None else self.registry.issuing
         signer = self.signer(entry)
         next_update = now + dt.timedelta(days=days or self.settings.crl_days)
-        crl = sign_crl(self._store, entry.id, signer, now, next_update)
+        crl = sign_crl(self._store, entry.id, signer, now, next_update, record=record)
         self.checkpoint_if_due(now)
         return crl
 

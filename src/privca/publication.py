@@ -49,10 +49,17 @@ def crl_files(path: Path, crl: x509.CertificateRevocationList) -> list[CrlFile]:
 
 
 def sign_crl(
-    store: Store, authority_id: int, signer: Issuer, now: dt.datetime, next_update: dt.datetime
+    store: Store,
+    authority_id: int,
+    signer: Issuer,
+    now: dt.datetime,
+    next_update: dt.datetime,
+    *,
+    record: bool = True,
 ) -> x509.CertificateRevocationList:
     """A full CRL of one CA with its next CRLNumber (never reused, never lower); due
-    scheduled revocations are listed at their scheduled time whether written or not."""
+    scheduled revocations are listed at their scheduled time whether written or not.
+    Without `record`, the caller records it (`record_crl`) once it is published."""
     entries = [
         Revocation(e.serial, e.revoked_at, e.reason)
         for e in store.revoked_entries(authority_id, now, now - (next_update - now))
@@ -65,8 +72,19 @@ def sign_crl(
             f"the CRL could not be built from the store's revocations: {exc}",
             "run `privca audit verify`: a revoked row holds what privca never writes",
         ) from exc
-    store.crl_signed(authority_id, number, now, next_update)
+    if record:
+        store.crl_signed(authority_id, number, now, next_update)
     return crl
+
+
+def record_crl(store: Store, authority_id: int, crl: x509.CertificateRevocationList) -> None:
+    """Record `crl` as the CA's newest (what `check` and /metrics watch, its `crl-issued`
+    entry), for a caller that signed it with `record=False` and has now published it."""
+    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    next_update = crl.next_update_utc
+    if next_update is None:  # privca's CRLs always carry one
+        raise ValueError("a CRL without nextUpdate")
+    store.crl_signed(authority_id, number, crl.last_update_utc, next_update)
 
 
 def _published_root_crl(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from tests.conftest import Cli
 
 
@@ -55,3 +57,25 @@ def test_a_failed_crl_signing_leaves_the_crl_overdue(run_cli: Cli) -> None:
         done = run_cli("crl", *extra, "--passphrase-file", secret)
         assert done.exit_code == 0, done.stderr
     assert "critical" not in _crl_items(run_cli).values()
+
+
+def test_a_crl_whose_files_could_not_be_written_leaves_it_overdue(run_cli: Cli) -> None:
+    """`privca crl` recorded the CRL as made before writing its files: with crl/ not
+    writable it exited 3 and `check` went quiet about a CRL nobody could fetch."""
+    import subprocess
+
+    secret = str(run_cli.passphrase_file)
+    assert run_cli("init", "--name", "Crl Files", "--passphrase-file", secret).exit_code == 0
+    with sqlite3.connect(run_cli.home / "privca.db") as db:
+        db.execute("UPDATE crl_state SET next_update = '2020-01-01 00:00:00.000000'")
+    overdue = _crl_items(run_cli)
+    crl_dir = run_cli.home / "crl"
+    frozen = subprocess.run(["chattr", "+i", str(crl_dir)], capture_output=True, check=False)
+    if frozen.returncode != 0:
+        pytest.skip("chattr +i is not available here (needs root and a supporting file system)")
+    try:
+        failed = run_cli("crl", "--root", "--passphrase-file", secret)
+        assert failed.exit_code == 3, failed.stderr
+    finally:
+        subprocess.run(["chattr", "-i", str(crl_dir)], check=True)
+    assert _crl_items(run_cli) == overdue

@@ -141,6 +141,7 @@ def crl_command(
     now = utcnow()
     documents = []
     files: list[tuple[Path, bytes, int]] = []
+    made: list[tuple[CaCertificate, x509.CertificateRevocationList]] = []
     if out is not None:
         check_out_directory(out.parent)
     with open_authority(app, passphrase_file) as ca:
@@ -152,7 +153,11 @@ def crl_command(
             if authority.not_after <= now:
                 continue  # an expired CA needs no CRL: nothing it signed is valid
             is_root = authority.id in root_ids
-            crl = ca.crl(authority, now, days=ca.settings.root_crl_days if is_root else None)
+            days = ca.settings.root_crl_days if is_root else None
+            # Recorded once its files are written: a crl/ that cannot be written leaves
+            # `check` calling the CRL overdue, not quiet about one nobody can fetch.
+            crl = ca.crl(authority, now, days=days, record=False)
+            made.append((authority, crl))
             stem = ca.home.crl / serial_hex(authority.serial)
             is_current = authority.id == current.id
             # --out is the active root's CRL under --root, else the current issuing CA's.
@@ -172,6 +177,8 @@ def crl_command(
         if out is not None:
             make_out_directory(out.parent, private=False)
         atomic_write_many(files)
+        for authority, crl in made:
+            ca.crl_written(authority, crl)
     if as_json:
         print_json(documents)
         return
