@@ -20,7 +20,7 @@ import pytest
 
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
-from privca.errors import PolicyError
+from privca.errors import AlreadyExists, PolicyError
 from privca.store.records import Revocation, RevocationOutcome
 from privca.x509.build import build_csr
 from privca.x509.csr import inspect_csr
@@ -163,16 +163,21 @@ def test_a_due_scheduled_revocation_bars_the_key_and_keeps_its_date(
     ca: CertificateAuthority,
 ) -> None:
     """After the grace of renew --revoke-old-after the old certificate is revoked (OCSP and
-    CRLs say so): renewing it again may not reuse its key nor move its revocation."""
+    CRLs say so): it is not renewed again (it was, once), its revocation does not move,
+    and a revoked certificate's key is never reused."""
     old = ca.issue(["due.corp.internal"])
     ca.renew(f"{old.serial:x}", revoke_old_after=dt.timedelta(hours=1))
     due = ca.inventory.get(old.serial).revoke_after  # type: ignore[union-attr]
     later = utcnow() + dt.timedelta(hours=2)
-    with pytest.raises(PolicyError, match="is revoked; its key may not be reused"):
-        ca.renew(f"{old.serial:x}", new_key=False, now=later)
-    ca.renew(f"{old.serial:x}", revoke_old_after=dt.timedelta(days=30), now=later)
+    for new_key in (False, True):
+        with pytest.raises(AlreadyExists, match="was renewed already"):
+            ca.renew(f"{old.serial:x}", new_key=new_key, now=later)
     record = ca.inventory.get(old.serial)
     assert record is not None and record.revocation_at(later) == Revocation(due, "superseded")
+    revoked = ca.issue(["revoked.corp.internal"])
+    ca.revoke(f"{revoked.serial:x}", "superseded")
+    with pytest.raises(PolicyError, match="is revoked; its key may not be reused"):
+        ca.renew(f"{revoked.serial:x}", new_key=False)
 
 
 def test_cli_key_compromise_names_and_revokes_the_other_certificates_of_the_key(
