@@ -9,6 +9,7 @@ runs them through restore: the one place that decides what an archive may hold.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import tempfile
@@ -89,15 +90,22 @@ def check_schema(snapshot: Path) -> None:
         raise InputError(f"the backup's store {problem}", ALTERED)
 
 
-def _authority_rows(snapshot: Path) -> list[tuple[int, bytes, str]]:
+@contextlib.contextmanager
+def _snapshot_connection(snapshot: Path) -> Iterator[sa.Connection]:
+    """One connection to the staged store, its engine gone with it."""
     engine = sa.create_engine(sqlite_url(snapshot), poolclass=sa.NullPool)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(authorities.c.id, authorities.c.der, authorities.c.role)
-            ).all()
+            yield connection
     finally:
         engine.dispose()
+
+
+def _authority_rows(snapshot: Path) -> list[tuple[int, bytes, str]]:
+    with _snapshot_connection(snapshot) as connection:
+        rows = connection.execute(
+            sa.select(authorities.c.id, authorities.c.der, authorities.c.role)
+        ).all()
     return [(int(r[0]), bytes(r[1]), str(r[2])) for r in rows]
 
 
@@ -179,17 +187,13 @@ def _check_summary(summary: StoreSummary, manifest: Manifest) -> None:
 
 
 def _signed_rows(snapshot: Path) -> Iterator[tuple[str, int, bytes]]:
-    engine = sa.create_engine(sqlite_url(snapshot), poolclass=sa.NullPool)
-    try:
-        with engine.connect() as connection:
-            result = connection.execute(
-                sa.select(certificates.c.serial, certificates.c.issuer_id, certificates.c.der)
-                .where(certificates.c.der.is_not(None))
-                .order_by(certificates.c.serial)
-            )
-            yield from ((r[0], int(r[1]), bytes(r[2])) for r in result)
-    finally:
-        engine.dispose()
+    with _snapshot_connection(snapshot) as connection:
+        result = connection.execute(
+            sa.select(certificates.c.serial, certificates.c.issuer_id, certificates.c.der)
+            .where(certificates.c.der.is_not(None))
+            .order_by(certificates.c.serial)
+        )
+        yield from ((r[0], int(r[1]), bytes(r[2])) for r in result)
 
 
 def check_certificates(snapshot: Path) -> int:
