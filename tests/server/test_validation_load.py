@@ -143,9 +143,13 @@ def test_fifty_slow_validations_starve_nothing(
     # Every validation that reached the peer was cut off by its one deadline...
     assert drip.durations and max(drip.durations) < DEADLINE + 0.5, drip.durations
     # ...and the others waited their turn and failed by it: without connecting, or with
-    # only what was left of it (how many still had a moment left depends on how fast the
-    # first ones' results were recorded).
-    assert all(seconds < DEADLINE / 2 for seconds in sorted(drip.durations)[:-WORKERS])
+    # only what was left of it. What is left is at most how far behind the first ones a
+    # request reached the server (the 50 POSTs are read one after another, longer on a
+    # loaded machine), so it is never a fresh deadline: a queued validation that got one
+    # would talk to the peer for the whole DEADLINE, and the last would answer only after
+    # five of them (asserted below).
+    queued = sorted(drip.durations)[:-WORKERS]
+    assert all(seconds < DEADLINE - 0.5 for seconds in queued), drip.durations
     for _seconds, challenge in results:
         assert challenge["status"] == "invalid", challenge
         assert f"within {DEADLINE:g} seconds" in challenge["error"]["detail"]
