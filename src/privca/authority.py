@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -69,6 +70,16 @@ from privca.x509.encoding import serial_hex
 from privca.x509.names import parse_names
 
 PassphraseSource = SecretSource
+
+
+@dataclass(frozen=True)
+class CaRevocation:
+    """What revoking an issuing CA did."""
+
+    revoked: CaCertificate  # as recorded now, revocation date and reason included
+    published: tuple[Path, ...]  # the CRL file (by serial) of each root whose key was here
+    # Roots whose key is elsewhere: their CRL lists it once `privca crl --root` runs there.
+    unpublished: tuple[CaCertificate, ...]
 
 
 class CertificateAuthority(AuthorityRecords):
@@ -452,6 +463,55 @@ class CertificateAuthority(AuthorityRecords):
             self.settings.write(self.home.settings)
             self._note_settings()
         return cert
+
+    def revoke_issuing_ca(
+        self, entry: CaCertificate, reason: str, *, now: dt.datetime | None = None
+    ) -> CaRevocation:
+        """Revoke an issuing CA certificate: it signs nothing more, and the CRL of every
+        root that signed it lists it. The revocation is recorded first; each of those roots
+        whose key is at hand then publishes its CRL at once (the others: `privca crl
+        --root` where their key is, or `privca crl` once it is back).
+
+        Raises:
+            PolicyError: `entry` is not an issuing CA, or `reason` is not one for a CA.
+            AlreadyExists: it was revoked already. Errors of `signer` (a root key that
+            is here but cannot be unlocked: nothing is recorded then) and StoreUnavailable.
+        """
+        from privca.x509.crl import CA_REASONS
+
+        now = now or utcnow()
+        if entry.role != CaRole.ISSUING:
+            raise PolicyError(
+                f"{serial_hex(entry.serial)} is a {entry.role} CA certificate: only issuing "
+                "CAs are revoked",
+                "a root leaves by `privca rotate root --new-key` and `privca trust remove`",
+            )
+        if reason not in CA_REASONS:
+            raise PolicyError(
+                f"'{reason}' is not a reason for revoking a CA",
+                f"give one of {', '.join(CA_REASONS)}",
+            )
+        if entry.revoked_at is not None:
+            raise AlreadyExists(
+                f"the issuing CA {serial_hex(entry.serial)} was revoked on "
+                f"{entry.revoked_at:%Y-%m-%d} ({entry.revocation_reason})",
+                "publish the root's CRL where the root key is: privca crl --root",
+            )
+        roots = self.registry.roots_signing(entry)
+        # Unlocked before anything is recorded: a wrong passphrase changes nothing.
+        at_hand = [root for root in roots if self.key_present(root)]
+        for root in at_hand:
+            self.signer(root)
+        self._store.revoke_authority(entry.id, reason, now)
+        self.refresh()
+        published = []
+        next_update = now + dt.timedelta(days=self.settings.root_crl_days)
+        for root in at_hand:
+            files = self._root_crl_files(root, next_update, now)
+            atomic_write_many(files)
+            published.append(files[0][0])
+        unpublished = tuple(r for r in roots if r not in at_hand)
+        return CaRevocation(self._entry(entry), tuple(published), unpublished)
 
     # named issuers ------------------------------------------------------------------------
 

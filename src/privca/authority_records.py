@@ -392,9 +392,17 @@ class AuthorityRecords(AuthorityCore):
         return read_published_root_crl(self.home, self._entry(root).certificate, now)
 
     def root_crl_due(self, root: Authority, now: dt.datetime) -> bool:
-        """True when the published CRL of `root` is missing or past half its life: time
-        for `privca crl` to publish a new one while the root key is at hand."""
-        return root_crl_due(self.home, self._entry(root).certificate, now)
+        """True when the published CRL of `root` is missing, past half its life or lacks
+        an issuing CA revoked since: time for `privca crl` to publish a new one while the
+        root key is at hand."""
+        entry = self._entry(root)
+        registry = self.registry
+        must_list = frozenset(
+            a.serial
+            for a in registry.authorities
+            if a.revoked_at is not None and a.not_after > now and entry in registry.roots_signing(a)
+        )
+        return root_crl_due(self.home, entry.certificate, now, must_list)
 
 
 __all__ = ["AuthorityRecords"]

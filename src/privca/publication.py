@@ -60,10 +60,12 @@ def sign_crl(
     """A full CRL of one CA with its next CRLNumber (never reused, never lower); due
     scheduled revocations are listed at their scheduled time whether written or not.
     Without `record`, the caller records it (`record_crl`) once it is published."""
+    listed_until = now - (next_update - now)
     entries = [
         Revocation(e.serial, e.revoked_at, e.reason)
-        for e in store.revoked_entries(authority_id, now, now - (next_update - now))
+        for e in store.revoked_entries(authority_id, now, listed_until)
     ]
+    entries += _revoked_cas_signed_by(store, signer, listed_until)
     number = store.next_crl_number(authority_id, now)
     try:
         crl = build_crl(signer, entries, number, now, next_update)
@@ -75,6 +77,27 @@ def sign_crl(
     if record:
         store.crl_signed(authority_id, number, now, next_update)
     return crl
+
+
+def _revoked_cas_signed_by(
+    store: Store, signer: Issuer, listed_until: dt.datetime
+) -> list[Revocation]:
+    """The revoked issuing CA certificates that `signer` (a root) signed, by the name and
+    key identifier a client chains them by (a root re-issued with its key signed them
+    too), until one CRL period after they expired (as leaves: RFC 5280 3.3)."""
+    from privca.x509.build import authority_key_identifier
+
+    found = []
+    for record in store.authorities():
+        if record.revoked_at is None or record.not_after <= listed_until:
+            continue
+        certificate = x509.load_der_x509_certificate(record.der)
+        if certificate.issuer != signer.name:
+            continue
+        if authority_key_identifier(certificate) != signer.key_identifier:
+            continue
+        found.append(Revocation(record.serial, record.revoked_at, record.revocation_reason))
+    return found
 
 
 def record_crl(store: Store, authority_id: int, crl: x509.CertificateRevocationList) -> None:
@@ -137,11 +160,16 @@ def read_published_root_crl(
     return crl
 
 
-def root_crl_due(home: CAHome, root: x509.Certificate, now: dt.datetime) -> bool:
-    """True when the published CRL of `root` is missing or past half its life: time for
-    `privca crl` to publish a new one while the root key is at hand."""
+def root_crl_due(
+    home: CAHome, root: x509.Certificate, now: dt.datetime, must_list: frozenset[int] = frozenset()
+) -> bool:
+    """True when the published CRL of `root` is missing, past half its life, or lacks one
+    of the serials `must_list` (issuing CAs revoked since): time for `privca crl` to
+    publish a new one while the root key is at hand."""
     crl = _published_root_crl(home, root)
     if crl is None:
+        return True
+    if any(crl.get_revoked_certificate_by_serial_number(serial) is None for serial in must_list):
         return True
     if crl.next_update_utc is None:
         return False

@@ -17,7 +17,7 @@ from cryptography import x509
 
 from privca.errors import NotFound
 from privca.store.records import AuthorityRecord, IssuerRecord
-from privca.x509.build import subject_key_identifier
+from privca.x509.build import authority_key_identifier, subject_key_identifier
 from privca.x509.encoding import public_key_der, serial_hex
 from privca.x509.verify import UntrustedRoot
 
@@ -227,19 +227,45 @@ class Registry:
         identifier, preferring the active one."""
         if entry.is_self_signed:
             return None
+        return self.signer_of(entry.certificate)
+
+    def signer_of(self, certificate: x509.Certificate) -> CaCertificate | None:
+        """The CA certificate of this home that signed `certificate` (a leaf or a CA): by
+        subject and key identifier, preferring the active one."""
         # A cross-certificate shares the new root's subject and key identifier, but paths
         # built here end at a self-signed root; the cross-certificate is added by
         # `cross_for` where a chain must also reach the old root.
         named = [
             a
             for a in self.authorities
-            if a.certificate.subject == entry.certificate.issuer and a.role not in CROSS_ROLES
+            if a.certificate.subject == certificate.issuer and a.role not in CROSS_ROLES
         ]
-        aki = _authority_key_identifier(entry.certificate)
+        aki = authority_key_identifier(certificate)
         candidates = [a for a in named if a.key_identifier == aki] or named
         active = [a for a in candidates if a.active]
         found = active or candidates
         return found[-1] if found else None
+
+    def roots_signing(self, entry: CaCertificate) -> list[CaCertificate]:
+        """The root certificates whose CRL must list `entry` when it is revoked: every one
+        with the name and key that signed it (a root re-issued with its key too)."""
+        aki = authority_key_identifier(entry.certificate)
+        issuer = entry.certificate.issuer
+        return [
+            r for r in self.roots if r.certificate.subject == issuer and r.key_identifier == aki
+        ]
+
+    def revoked_above(self, certificate: x509.Certificate) -> list[CaCertificate]:
+        """The revoked CA certificates on the path from `certificate` up to its root."""
+        revoked = []
+        parent = self.signer_of(certificate)
+        seen: set[int] = set()
+        while parent is not None and parent.id not in seen:
+            seen.add(parent.id)
+            if parent.revoked_at is not None:
+                revoked.append(parent)
+            parent = self.issuer_of(parent)
+        return revoked
 
     def chain_of(self, entry: CaCertificate) -> tuple[x509.Certificate, ...]:
         """`entry` and the CA certificates above it, root last."""
@@ -370,15 +396,6 @@ class Registry:
         if previous is None or not cross:
             return self.chain
         return (*self.chain[:-1], *cross, previous.certificate)
-
-
-def _authority_key_identifier(certificate: x509.Certificate) -> bytes | None:
-    try:
-        return certificate.extensions.get_extension_for_class(
-            x509.AuthorityKeyIdentifier
-        ).value.key_identifier
-    except (x509.ExtensionNotFound, ValueError):
-        return None
 
 
 __all__ = ["CROSS_ROLES", "CaCertificate", "CaRole", "Registry"]

@@ -126,6 +126,8 @@ class _Index:
     superseded: dict[str, str] = field(default_factory=dict)
     # serials revoked "on schedule" that no "revocation-scheduled" entry had scheduled
     unscheduled: set[str] = field(default_factory=set)
+    # issuing CA serial -> the reason its "issuing-ca-revoked" entry gives
+    revoked_cas: dict[str, str] = field(default_factory=dict)
 
     def walk(self, entries: Iterable[AuditEntry], wanted: set[int]) -> Iterator[AuditEntry]:
         for entry in entries:
@@ -169,6 +171,8 @@ class _Index:
         elif entry.action == "revocation-scheduled" and entry.serial:
             with contextlib.suppress(TypeError, ValueError):
                 self.scheduled[entry.serial] = dt.datetime.fromisoformat(str(detail.get("at")))
+        elif entry.action == "issuing-ca-revoked" and entry.serial:
+            self.revoked_cas[entry.serial] = str(detail.get("reason") or "")
         elif entry.action == "superseded" and entry.serial:
             self.superseded[entry.serial] = str(detail.get("by") or "")
         elif entry.action == "tidied":
@@ -346,6 +350,8 @@ def check_audit_log(
                     barred.setdefault(key_hash, facts.serial)
         if problem is None:
             problem = snapshot.name_rows_problem()
+        if problem is None:
+            problem = _revoked_ca_problem(index.revoked_cas, snapshot.revoked_authorities())
         if problem is None and barred:
             still_barred = snapshot.barred(barred)
             lifted = [s for key_hash, s in barred.items() if key_hash not in still_barred]
@@ -361,6 +367,29 @@ def check_audit_log(
                 "from the inventory: its row was deleted"
             )
         return verdict(problem)
+
+
+def _revoked_ca_problem(logged: dict[str, str], stored: dict[str, str]) -> str | None:
+    """A CA revocation the log and the authorities table disagree on: one undone lets the
+    root's next CRL drop a compromised CA; one made by hand never went through privca."""
+    for serial, reason in sorted(logged.items()):
+        if serial not in stored:
+            return (
+                f"the log revoked issuing CA {serial} ({reason}) but its row is no longer "
+                "revoked: the revocation was undone, and the root's next CRL would not list it"
+            )
+        if stored[serial] != reason:
+            return (
+                f"issuing CA {serial}'s row says {stored[serial] or 'no reason'}, its "
+                f"revocation entry {reason}: the row was altered"
+            )
+    unlogged = sorted(set(stored) - set(logged))
+    if unlogged:
+        return (
+            f"issuing CA {unlogged[0]} is revoked in its row, but no entry revoked it: the "
+            "row was altered"
+        )
+    return None
 
 
 def _when(at: dt.datetime | None) -> str:

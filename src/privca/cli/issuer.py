@@ -1,5 +1,5 @@
 """privca issuer: named issuing CAs under one root (create, list, show, disable, enable,
-default)."""
+default, revoke)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from privca.cli.options import KEY_TYPES, LEAF_PROFILE_NAMES, json_option
-from privca.cli.render import note, print_json, print_table
+from privca.cli.render import note, print_json, print_table, warn
 from privca.cli.secrets import passphrase_file_option
+from privca.x509.crl import CA_REASONS
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
@@ -233,3 +234,69 @@ def default_command(app: AppContext, name: str) -> None:
         ca.set_default_issuer(name)
         shown = ca.registry.issuer(name).name
     note(f"Issuer {shown} is now the default.", app.quiet)
+
+
+@issuer_group.command("revoke")
+@click.argument("ca_name", metavar="CA")
+@click.option(
+    "--reason",
+    required=True,
+    type=click.Choice(CA_REASONS),
+    help="RFC 5280 reason on the root's CRL: caCompromise when its key may be known to "
+    "others, cessationOfOperation or superseded when it is simply withdrawn.",
+)
+@passphrase_file_option()
+@json_option
+@click.pass_obj
+def revoke_command(
+    app: AppContext, ca_name: str, reason: str, passphrase_file: Path | None, as_json: bool
+) -> None:
+    """Revoke issuing CA CA (its serial, or an issuer's name for its current one): it
+    signs nothing more and the root's CRL lists it, so clients that check that CRL stop
+    trusting everything it signed. The root's CRL is published at once when the root key
+    is here (else run `privca crl --root` where it is)."""
+    from privca._time import isoformat, utcnow
+    from privca.cli.options import open_authority
+    from privca.x509.encoding import serial_hex
+
+    now = utcnow()
+    with open_authority(app, passphrase_file) as ca:
+        outcome = ca.revoke_issuing_ca(ca.authority_by_serial(ca_name), reason, now=now)
+        revoked = outcome.revoked
+        issuer = revoked.issuer
+        successor = ca.registry.active_issuing(issuer)
+        still_valid = ca.inventory.count_valid(revoked.id, now)
+    document = {
+        "serial": serial_hex(revoked.serial),
+        "subject": revoked.common_name,
+        "issuer": issuer,
+        "reason": reason,
+        "revoked_at": isoformat(now),
+        "root_crls": [str(path) for path in outcome.published],
+        "roots_to_publish": [serial_hex(r.serial) for r in outcome.unpublished],
+        "issuing_ca_now": serial_hex(successor.serial) if successor is not None else None,
+        "valid_certificates_signed": still_valid,
+    }
+    if as_json:
+        print_json(document)
+        return
+    click.echo(f"Issuing CA {revoked.label} (serial {document['serial']}) revoked: {reason}.")
+    for path in outcome.published:
+        click.echo(f"The root's CRL lists it -> {path}")
+    for root in outcome.unpublished:
+        warn(
+            f"the key of root {serial_hex(root.serial)} is not here: its CRL lists the "
+            "revocation once `privca crl --root` runs where that key is"
+        )
+    shown = issuer or "default"
+    if successor is None:
+        note(
+            f"Issuer {shown} has no issuing CA now: privca rotate issuing --issuer {shown}",
+            app.quiet,
+        )
+    if still_valid:
+        note(
+            f"{still_valid} certificate(s) it signed are still unexpired: renew them "
+            "(privca renew NAME), for clients that check the root's CRL reject them",
+            app.quiet,
+        )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
     from privca.cli.main import AppContext
+    from privca.registry import CaCertificate
     from privca.x509.verify import VerificationReport
 
 
@@ -58,14 +59,16 @@ def verify_command(
         roots = load_certificates(read_input_file(ca_file, "CA file"), f"CA file '{ca_file}'")
     now = utcnow()
     status = "unknown"
+    revoked_cas: list[str] = []
     if CAHome(app.home_path).exists():
         with open_authority(app) as ca:
             report, status = ca.verify(
                 leaf, intermediates=extra, name=host, private_key=private_key, roots=roots, now=now
             )
+            revoked_cas = [_revoked_ca(entry) for entry in ca.registry.revoked_above(leaf)]
     else:
         report = _check_without_home(app, leaf, extra, roots, host, private_key, now)
-    problems = [*report.problems, *_inventory_problems(status, report, ca_file)]
+    problems = [*report.problems, *revoked_cas, *_inventory_problems(status, report, ca_file)]
     decide_exit(1 if problems else 0)
     if as_json:
         print_json(_document(cert, leaf, host, report, status, problems))
@@ -114,6 +117,14 @@ def _check_without_home(
         )
     key_der = public_key_der(private_key.public_key()) if private_key is not None else None
     return check_certificate(leaf, roots, extra, now, name, key_der)
+
+
+def _revoked_ca(entry: CaCertificate) -> str:
+    when = f"{entry.revoked_at:%Y-%m-%d}" if entry.revoked_at is not None else "?"
+    return (
+        f"revoked CA: the issuing CA {serial_hex(entry.serial)} above it was revoked on "
+        f"{when} ({entry.revocation_reason}); clients that check the root's CRL reject it"
+    )
 
 
 def _inventory_problems(status: str, report: VerificationReport, ca_file: Path | None) -> list[str]:

@@ -3,11 +3,11 @@ half of the previous CRL's validity has passed, never per request.
 
 The root key is never used for a request: a root that only signs CAs (two tiers) is
 served from the CRL `privca crl --root` published for it (<home>/crl/<serial>.crl, or
-root.crl when that is newer and signed by this root), re-read at least hourly; during a
-root rollover each root has its own. Every CRL the server builds is also written to
-<home>/crl/<serial>.crl (and .pem), the same files `privca crl` writes; while the store
-does not answer, the last CRL built is served, else that file: a CRL is signed and dated,
-so an old one is still the truest answer there is.
+root.crl when that is newer and signed by this root), read again when either file is
+replaced and at least hourly; during a root rollover each root has its own. Every CRL the
+server builds is also written to <home>/crl/<serial>.crl (and .pem), the same files
+`privca crl` writes; while the store does not answer, the last CRL built is served, else
+that file: a CRL is signed and dated, so an old one is still the truest answer there is.
 
 Several replicas: each CRL a server signs is also kept in the store (crl_state.published_*,
 with the revocation fingerprint it was built against) before it is served, and a replica
@@ -26,7 +26,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 
 from privca.errors import KeyUnavailable, PrivcaError, StoreUnavailable
 from privca.home import atomic_write_many
-from privca.publication import crl_files
+from privca.publication import crl_file_of, crl_files, root_crl_file
 from privca.server.watch import Snapshot, StoreWatch
 from privca.x509.encoding import serial_hex
 
@@ -102,15 +102,48 @@ class CrlPublisher:
         self._directory: Path = ca.home.crl
         self._crls: dict[int, PublishedCrl] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        # What the files of each published root CRL were when last read (see _files_of).
+        self._read_from: dict[int, tuple[tuple[int, int, int] | None, ...]] = {}
 
     def _is_published_root(self, authority: CaCertificate) -> bool:
         """A root that signs only CAs: its CRL comes from `privca crl --root`."""
         return authority.role == "root" and not self._watch.authorities.publishes(authority.id)
 
+    def _files_of(self, authority: CaCertificate) -> tuple[tuple[int, int, int] | None, ...]:
+        """Inode, mtime and size of the files a root's published CRL is read from: a new
+        one (`privca crl --root`, `privca issuer revoke` with the root key) is served at
+        the next request, not at the hourly re-read."""
+        found: list[tuple[int, int, int] | None] = []
+        for path in (crl_file_of(self._ca.home, authority.serial), root_crl_file(self._ca.home)):
+            try:
+                stat = path.stat()
+            except OSError:
+                found.append(None)
+            else:
+                found.append((stat.st_ino, stat.st_mtime_ns, stat.st_size))
+        return tuple(found)
+
+    def _current(
+        self,
+        cached: PublishedCrl | None,
+        authority: CaCertificate,
+        snapshot: Snapshot,
+        now: dt.datetime,
+    ) -> TypeGuard[PublishedCrl]:
+        """`cached` is still the CRL to serve (and, for a published root, its files are
+        the ones it was read from)."""
+        if cached is None or not cached.valid(authority.id, snapshot, now):
+            return False
+        if not self._is_published_root(authority):
+            return True
+        return self._read_from.get(authority.id) == self._files_of(authority)
+
     def _build(
         self, authority: CaCertificate, snapshot: Snapshot, now: dt.datetime
     ) -> PublishedCrl:
         if self._is_published_root(authority):
+            # Looked at before reading: a file replaced meanwhile is read again next time.
+            self._read_from[authority.id] = self._files_of(authority)
             crl = self._ca.published_root_crl(authority, now)
             return _published(crl, now, snapshot.fingerprints.get(authority.id), now + REREAD_FILE)
         fingerprint = snapshot.fingerprints.get(authority.id)
@@ -187,13 +220,13 @@ class CrlPublisher:
     async def _get(self, authority: CaCertificate, now: dt.datetime) -> PublishedCrl:
         snapshot = await self._watch.snapshot()
         cached = self._crls.get(authority.id)
-        if cached is not None and cached.valid(authority.id, snapshot, now):
+        if self._current(cached, authority, snapshot, now):
             return cached
         lock = self._locks.setdefault(authority.id, asyncio.Lock())
         async with lock:  # concurrent requests after a revocation share one build
             snapshot = await self._watch.snapshot()
             cached = self._crls.get(authority.id)
-            if cached is not None and cached.valid(authority.id, snapshot, now):
+            if self._current(cached, authority, snapshot, now):
                 return cached
             # In the revocation threads, as the snapshot reads: not behind ACME work.
             published = await self._watch.run(self._build, authority, snapshot, now)

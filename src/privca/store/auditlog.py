@@ -42,6 +42,7 @@ from privca.store.schema import (
     audit_checkpoints,
     audit_head,
     audit_log,
+    authorities,
     blocked_keys,
     certificates,
 )
@@ -582,6 +583,14 @@ class AuditSnapshot:
             if row is not None:
                 return problem.format(serial=_serial_of(row[0]) or "?")
         return None
+
+    def revoked_authorities(self) -> dict[str, str]:
+        """Serial -> revocation reason of every revoked CA certificate ("" for none)."""
+        a = authorities.c
+        query = sa.select(a.serial, a.revocation_reason).where(a.revoked_at.is_not(None))
+        return {
+            str(r.serial): str(r.revocation_reason or "") for r in self._connection.execute(query)
+        }
 
     def certificates(self, serials: Iterable[str]) -> dict[str, bytes]:
         """The DER of the given serials that the inventory holds."""

@@ -233,6 +233,41 @@ class AuthorityWrites:
             change.record(f"{role}-ca-ended", None, {"cause": cause})
             return int(result.rowcount or 0)
 
+    def revoke_authority(self, authority_id: int, reason: str, now: dt.datetime) -> None:
+        """Revoke an issuing CA certificate: it signs nothing more (no longer active) and
+        the CRL of the root that signed it lists it from the next one on. Once only.
+
+        Raises:
+            AlreadyExists: it was revoked already (by this or another process).
+            NotFound: no issuing CA certificate has that id.
+        """
+        a = authorities.c
+        with self.database.change(now) as change:
+            row = change.execute(
+                sa.select(a.serial, a.der, a.issuer, a.active, a.revoked_at).where(
+                    a.id == authority_id, a.role == "issuing"
+                )
+            ).first()
+            if row is None:
+                raise NotFound("no issuing CA has that serial", "see privca issuer list")
+            updated = change.execute(
+                authorities.update()
+                .where(a.id == authority_id, a.revoked_at.is_(None))
+                .values(revoked_at=now, revocation_reason=reason, active=False)
+            )
+            if not updated.rowcount:
+                raise AlreadyExists(
+                    f"the issuing CA {row.serial} was revoked already",
+                    "see privca issuer show, and publish the root's CRL: privca crl --root",
+                )
+            detail = {
+                "reason": reason,
+                "issuer": row.issuer,
+                "was_active": bool(row.active),
+                "fingerprint": der_fingerprint(bytes(row.der)),
+            }
+            change.record("issuing-ca-revoked", str(row.serial), detail)
+
     def next_crl_number(self, issuer_id: int, this_update: dt.datetime) -> int:
         """Reserve the next CRLNumber for a CA: strictly increasing across processes, and
         above every number a store restored from an older copy could have published. A

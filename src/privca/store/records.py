@@ -39,6 +39,9 @@ class AuthorityRecord:
     not_after: dt.datetime
     # The named issuer of an issuing CA certificate (None for roots and cross-certificates).
     issuer: str | None = field(default=None, kw_only=True)
+    # Set once the CA certificate is revoked (its root's CRL lists it from then on).
+    revoked_at: dt.datetime | None = field(default=None, kw_only=True)
+    revocation_reason: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from privca.store.columns import CompressedDer, HexBytes, Instant, PackedDetail, UtcDateTime
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0014_order_expiry_index"
+SCHEMA_REVISION = "0015_ca_revocation"
 
 metadata = sa.MetaData()
 
@@ -64,6 +64,10 @@ authorities = sa.Table(
     # The named issuer an issuing CA certificate belongs to (migration 0011_issuers);
     # NULL for roots and cross-certificates.
     sa.Column("issuer", sa.String(63), nullable=True),
+    # Set when the CA certificate is revoked (migration 0015_ca_revocation): the root that
+    # signed it lists it on its CRL. Only issuing CA certificates are ever revoked.
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    sa.Column("revocation_reason", sa.String(32), nullable=True),
 )
 
 # Named issuers: each a lineage of issuing CA certificates under the root (authorities

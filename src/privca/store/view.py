@@ -110,6 +110,8 @@ def row_to_authority(row: sa.Row[tuple[object, ...]]) -> AuthorityRecord:
         active=bool(m["active"]),
         not_after=as_utc(m["not_after"]),
         issuer=str(m["issuer"]) if m["issuer"] is not None else None,
+        revoked_at=as_utc(m["revoked_at"]) if m["revoked_at"] is not None else None,
+        revocation_reason=m["revocation_reason"],
     )
 
 
@@ -225,6 +227,16 @@ class InventoryView:
                 sa.select(certificates.c.serial).where(certificates.c.issuer_id == issuer_id)
             ).first()
         return row is not None
+
+    def count_valid(self, issuer_id: int, now: dt.datetime) -> int:
+        """How many certificates one CA signed are valid at `now` (neither revoked nor
+        expired; superseded ones included: they still work until they expire)."""
+        c = certificates.c
+        with self.database.read() as connection:
+            found = connection.execute(
+                sa.select(sa.func.count()).where(c.issuer_id == issuer_id, live_clause(now))
+            ).scalar_one()
+        return int(found)
 
     def issuer_ids_with_certificates(self) -> set[int]:
         """The CAs that have signed at least one end-entity certificate."""

@@ -101,6 +101,16 @@ def subject_key_identifier(certificate: x509.Certificate) -> bytes:
         return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
 
 
+def authority_key_identifier(certificate: x509.Certificate) -> bytes | None:
+    """The key identifier of the CA that signed `certificate`, as clients chain by it."""
+    try:
+        return certificate.extensions.get_extension_for_class(
+            x509.AuthorityKeyIdentifier
+        ).value.key_identifier
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
 def ca_subject(common_name: str) -> x509.Name:
     """A CA's subject: CN only, cut to the 64 characters X.509 allows."""
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:_MAX_CN])])

@@ -21,6 +21,17 @@ REASONS: dict[str, x509.ReasonFlags] = {
     "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
 }
 
+# What a CA certificate's revocation may say: a meaningful reason, never "unspecified"
+# (the CA/Browser Forum's rule for CA certificates, which relying parties expect).
+CA_REASONS = (
+    "caCompromise",
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "privilegeWithdrawn",
+)
+
 
 @dataclass(frozen=True)
 class Revocation:

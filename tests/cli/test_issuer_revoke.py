@@ -1,0 +1,236 @@
+"""`privca issuer revoke`: a compromised or withdrawn issuing CA goes on its root's CRL.
+
+What it signed then fails a real `openssl verify -crl_check_all` (and `privca verify`)
+while the new issuing CA's leaves pass; the revoked CA signs nothing more; the root's CRL
+is published at once when the root key is here and, with the key offline, by the next
+`privca crl` once it is back; roots, unknown CAs, a second revocation and reasons no CA
+certificate may carry are refused with one line, nothing written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from tests.conftest import Cli, assert_user_error, openssl, tree_snapshot
+
+
+def _ok(cli: Cli, *args: str) -> str:
+    result = cli(*args)
+    assert result.exit_code == 0, result.output + result.stderr
+    return result.output
+
+
+def _with_key(cli: Cli, *args: str) -> str:
+    return _ok(cli, *args, "--passphrase-file", str(cli.passphrase_file))
+
+
+def _issue(cli: Cli, name: str, out: Path) -> Path:
+    _with_key(cli, "issue", name, "--out", str(out))
+    return out / f"{name}.crt"
+
+
+def _serials(cli: Cli) -> list[str]:
+    return json.loads(_ok(cli, "issuer", "show", "main", "--json"))["issuing_cas"]
+
+
+def _root_serial(cli: Cli) -> str:
+    root = x509.load_pem_x509_certificate((cli.home / "certs" / "root.crt").read_bytes())
+    return f"{root.serial_number:x}"
+
+
+def _crl_check_all(cli: Cli, leaf: Path) -> str:
+    """openssl verify with every CRL of the chain (the root's and the issuing CA's)."""
+    crls = [a for p in sorted((cli.home / "crl").glob("*.pem")) for a in ("-CRLfile", str(p))]
+    done = openssl(
+        "verify", "-crl_check_all", "-CAfile", str(cli.home / "certs" / "root.crt"),
+        "-untrusted", str(leaf.with_name(leaf.stem + ".chain.pem")), *crls, str(leaf),
+    )  # fmt: skip
+    return done.stdout + done.stderr
+
+
+@pytest.fixture
+def rotated(home_cli: Cli, tmp_path: Path) -> tuple[Cli, Path, str]:
+    """A leaf of the first issuing CA, then a rotation: (cli, old leaf, old CA serial)."""
+    old_leaf = _issue(home_cli, "db.corp.internal", tmp_path / "old")
+    _with_key(home_cli, "rotate", "issuing")
+    return home_cli, old_leaf, _serials(home_cli)[0]
+
+
+def test_what_a_revoked_issuing_ca_signed_fails_openssl_and_verify(
+    rotated: tuple[Cli, Path, str], tmp_path: Path
+) -> None:
+    cli, old_leaf, old_ca = rotated
+    new_leaf = _issue(cli, "api.corp.internal", tmp_path / "new")
+    _with_key(cli, "crl")  # every issuing CA's CRL, as an operator publishes them
+    assert "OK" in _crl_check_all(cli, old_leaf)  # before: the old CA still stands
+
+    document = json.loads(
+        _with_key(cli, "issuer", "revoke", old_ca, "--reason", "caCompromise", "--json")
+    )
+    root_serial = _root_serial(cli)
+    assert document["serial"] == old_ca and document["reason"] == "caCompromise"
+    assert document["root_crls"] == [str(cli.home / "crl" / f"{root_serial}.crl")]
+    assert document["roots_to_publish"] == []
+    assert document["valid_certificates_signed"] == 1
+    assert document["issuing_ca_now"] == _serials(cli)[1]
+
+    for name in (f"{root_serial}.crl", "root.crl"):  # by serial, and the old URL
+        crl = x509.load_der_x509_crl((cli.home / "crl" / name).read_bytes())
+        entry = crl.get_revoked_certificate_by_serial_number(int(old_ca, 16))
+        assert entry is not None
+        reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        assert reason == x509.ReasonFlags.ca_compromise
+    assert "certificate revoked" in _crl_check_all(cli, old_leaf)
+    assert "OK" in _crl_check_all(cli, new_leaf)
+
+    verdict = cli("verify", str(old_leaf))
+    assert verdict.exit_code == 1 and f"the issuing CA {old_ca} above it was revoked" in (
+        verdict.output
+    )
+    assert cli("verify", str(new_leaf)).exit_code == 0
+    shown = json.loads(cli("verify", str(old_leaf), "--json").output)
+    assert shown["ok"] is False and shown["chain"] is True  # the chain alone cannot tell
+    assert any("revoked CA" in problem for problem in shown["problems"])
+
+
+def test_a_revoked_current_issuing_ca_signs_nothing_until_a_rotation(
+    home_cli: Cli, tmp_path: Path
+) -> None:
+    first = _serials(home_cli)[0]
+    result = home_cli(
+        "issuer", "revoke", "main", "--reason", "cessationOfOperation",
+        "--passphrase-file", str(home_cli.passphrase_file),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "has no issuing CA now: privca rotate issuing --issuer main" in result.stderr
+    refused = home_cli(
+        "issue", "x.corp.internal", "--out", str(tmp_path / "x"),
+        "--passphrase-file", str(home_cli.passphrase_file),
+    )  # fmt: skip
+    assert_user_error(refused, "no active issuing CA")
+    assert not (tmp_path / "x" / "x.corp.internal.crt").exists()
+
+    _with_key(home_cli, "rotate", "issuing")
+    leaf = _issue(home_cli, "x.corp.internal", tmp_path / "x")
+    assert _serials(home_cli)[0] == first
+    assert _ok(home_cli, "verify", str(leaf)).startswith(f"{leaf}: OK")
+
+
+def test_with_the_root_key_offline_the_next_crl_publishes_the_revocation(
+    rotated: tuple[Cli, Path, str], tmp_path: Path
+) -> None:
+    cli, old_leaf, old_ca = rotated
+    root_key = cli.home / "private" / "root.key"
+    shutil.move(root_key, tmp_path / "root.key")  # to the safe, as the README advises
+    result = cli(
+        "issuer", "revoke", old_ca, "--reason", "keyCompromise",
+        "--passphrase-file", str(cli.passphrase_file),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    root_serial = _root_serial(cli)
+    assert f"the key of root {root_serial} is not here" in result.stderr
+    published = cli.home / "crl" / f"{root_serial}.crl"
+    crl = x509.load_der_x509_crl(published.read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(int(old_ca, 16)) is None
+
+    _with_key(cli, "crl")  # root key away: the issuing CAs' CRLs only
+    crl = x509.load_der_x509_crl(published.read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(int(old_ca, 16)) is None
+    shutil.move(tmp_path / "root.key", root_key)  # back for the root's business
+    # Its CRL is not half-way through its life: the revocation alone makes it due.
+    _with_key(cli, "crl")
+    crl = x509.load_der_x509_crl(published.read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(int(old_ca, 16)) is not None
+    assert "certificate revoked" in _crl_check_all(cli, old_leaf)
+
+
+@pytest.mark.parametrize(
+    ("target", "reason", "fragment"),
+    [
+        pytest.param("root", "caCompromise", "only issuing CAs are revoked", id="root"),
+        pytest.param("ffff", "caCompromise", "no CA with serial", id="unknown"),
+        pytest.param("x\x1b[2Jy", "caCompromise", "no CA with serial", id="hostile"),
+        pytest.param("main", "unspecified", "Invalid value for '--reason'", id="unspecified"),
+        pytest.param("main", "removeFromCRL", "Invalid value for '--reason'", id="bad-reason"),
+    ],
+)
+def test_refusals_write_nothing(home_cli: Cli, target: str, reason: str, fragment: str) -> None:
+    before = tree_snapshot(home_cli.home)
+    result = home_cli(
+        "issuer", "revoke", target, "--reason", reason,
+        "--passphrase-file", str(home_cli.passphrase_file),
+    )  # fmt: skip
+    assert_user_error(result, fragment)
+    assert "\x1b" not in result.stderr
+    assert tree_snapshot(home_cli.home) == before
+
+
+def test_a_second_revocation_is_refused_and_the_first_stays(
+    rotated: tuple[Cli, Path, str],
+) -> None:
+    cli, _leaf, old_ca = rotated
+    _with_key(cli, "issuer", "revoke", old_ca, "--reason", "superseded")
+    before = tree_snapshot(cli.home)
+    again = cli(
+        "issuer", "revoke", old_ca, "--reason", "caCompromise",
+        "--passphrase-file", str(cli.passphrase_file),
+    )  # fmt: skip
+    assert_user_error(again, "was revoked on")
+    assert tree_snapshot(cli.home) == before
+    audit = _ok(cli, "audit", "log", "--json")
+    entries = [e for e in json.loads(audit) if e["action"] == "issuing-ca-revoked"]
+    assert [(e["serial"], e["detail"]["reason"]) for e in entries] == [(old_ca, "superseded")]
+    assert _ok(cli, "audit", "verify")
+
+
+def test_a_wrong_passphrase_records_nothing(rotated: tuple[Cli, Path, str], tmp_path: Path) -> None:
+    cli, _leaf, old_ca = rotated
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-passphrase-at-all\n")
+    wrong.chmod(0o600)
+    before = tree_snapshot(cli.home)
+    result = cli(
+        "issuer", "revoke", old_ca, "--reason", "caCompromise", "--passphrase-file", str(wrong)
+    )
+    assert result.exit_code == 2, result.stderr
+    assert tree_snapshot(cli.home) == before  # the database too: nothing recorded
+
+
+@pytest.mark.parametrize(
+    ("tamper", "fragment"),
+    [
+        pytest.param(
+            "UPDATE authorities SET revoked_at = NULL, revocation_reason = NULL, active = 1 "
+            "WHERE revoked_at IS NOT NULL",
+            "the revocation was undone",
+            id="undone",
+        ),
+        pytest.param(
+            "UPDATE authorities SET revocation_reason = 'superseded' WHERE revoked_at IS NOT NULL",
+            "the row was altered",
+            id="milder",
+        ),
+        pytest.param(
+            "UPDATE authorities SET revoked_at = '2026-01-01 00:00:00', "
+            "revocation_reason = 'caCompromise' WHERE role = 'root'",
+            "no entry revoked it",
+            id="by-hand",
+        ),
+    ],
+)
+def test_audit_verify_finds_a_ca_revocation_altered_in_the_store(
+    rotated: tuple[Cli, Path, str], tamper: str, fragment: str
+) -> None:
+    cli, _leaf, old_ca = rotated
+    _with_key(cli, "issuer", "revoke", old_ca, "--reason", "caCompromise")
+    assert cli("audit", "verify").exit_code == 0
+    with sqlite3.connect(cli.home / "privca.db") as connection:
+        connection.execute(tamper)
+    verdict = cli("audit", "verify")
+    assert verdict.exit_code == 1, verdict.output + verdict.stderr
+    assert fragment in verdict.output + verdict.stderr
