@@ -16,6 +16,7 @@ import click
 
 from privca._text import printable
 from privca.cli.deploy import Deployed, check_deploy_results, deploy_each, deploy_hook_option
+from privca.cli.main import CHECK_FORMATS
 from privca.cli.options import (
     check_out_directory,
     days_option,
@@ -1129,7 +1130,7 @@ def _renewal_threshold(
     "output_format",
     default="text",
     show_default=True,
-    type=click.Choice(["text", "json", "nagios", "prometheus"]),
+    type=click.Choice(CHECK_FORMATS),
     help="text/json for people and scripts, nagios plugin output, or a Prometheus textfile.",
 )
 @click.option(
@@ -1157,7 +1158,7 @@ def check_command(
     from privca import monitoring
     from privca._time import utcnow
     from privca.cli.options import open_authority
-    from privca.cli.render import parse_duration
+    from privca.cli.render import nagios_unknown, parse_duration
     from privca.errors import InputError, PrivcaError
 
     # Inside the try: a Nagios plugin answers bad arguments with UNKNOWN (exit 3) too; a
@@ -1195,8 +1196,7 @@ def check_command(
     except PrivcaError as exc:
         if output_format != "nagios":
             raise
-        click.echo(f"PRIVCA UNKNOWN - {monitoring.nagios_text(exc.message)}")
-        sys.exit(3)
+        nagios_unknown(exc.message)
     decide_exit(code)
     if out is not None:
         from privca.home import atomic_write
