@@ -10,12 +10,16 @@ with one the lost CA issued.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import errno
 import os
 import shutil
+import stat
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +28,11 @@ from privca.backup.contents import check_staged
 from privca.backup.snapshot import StoreSummary, load_into_postgresql
 from privca.errors import AlreadyExists, EnvironmentRefused, InputError
 from privca.home import (
+    _MKSTEMP_CHARACTERS,
+    STALE_TEMPORARY_SECONDS,
     CAHome,
     _fsync_directory,
+    _lock,
     atomic_write,
     check_home,
     make_private_directory,
@@ -111,6 +118,82 @@ def _record_restore(url: str, password: str | None, manifest: Manifest, now: dt.
         database.close()
 
 
+STAGING_MARK = ".restore-"
+
+
+@contextlib.contextmanager
+def _staging(target: Path) -> Iterator[Path]:
+    """A private directory beside `target` to build the restore in, removed when the
+    block ends, failed or not (on success its home was renamed out of it): it holds the
+    CA's keys. Locked while in use, so that no other restore takes it for the leftover of
+    a killed one; those (SIGKILL cannot be cleaned up after) are removed first."""
+    parent = target.absolute().parent
+    _remove_stale_staging(parent, target.name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING_MARK}", dir=parent))
+    fd: int | None = None
+    try:
+        with contextlib.suppress(OSError):  # a directory cannot be opened on Windows
+            fd = os.open(staging, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        if fd is not None:
+            _lock(fd)
+        yield staging
+    finally:
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            if fd is not None:
+                os.close(fd)  # the lock goes only once the directory has
+
+
+def _remove_stale_staging(parent: Path, name: str) -> None:
+    """Remove what killed restores into `parent / name` left in `parent`: only
+    directories of exactly that restore's name (`.NAME.restore-XXXXXXXX`), of this user,
+    older than STALE_TEMPORARY_SECONDS and locked by no process, as issue does with its
+    temporaries (home.remove_stale_temporaries). Never fails: cleaning is a courtesy."""
+    prefix = f".{name}{STAGING_MARK}"
+    now = time.time()
+    try:
+        with os.scandir(parent) as entries:
+            stale = [
+                Path(entry.path)
+                for entry in entries
+                if _is_staging_name(entry.name, prefix) and _is_stale_directory(entry, now)
+            ]
+    except OSError:
+        return
+    for path in stale:
+        _remove_unlocked_directory(path)
+
+
+def _is_staging_name(name: str, prefix: str) -> bool:
+    random = name.removeprefix(prefix)
+    return random != name and len(random) == 8 and set(random) <= _MKSTEMP_CHARACTERS
+
+
+def _is_stale_directory(entry: os.DirEntry[str], now: float) -> bool:
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    mine = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()
+    return stat.S_ISDIR(info.st_mode) and mine and now - info.st_mtime > STALE_TEMPORARY_SECONDS
+
+
+def _remove_unlocked_directory(path: Path) -> None:
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        # A restore in progress holds its lock however long it takes (a large store can
+        # leave the directory's own mtime minutes old): never taken for a leftover.
+        if _lock(fd, wait=False):
+            shutil.rmtree(path, ignore_errors=True)
+    finally:
+        os.close(fd)
+
+
 def restore(
     archive: Path,
     target: Path,
@@ -125,9 +208,7 @@ def restore(
     check_target_free(target)
     if store_url:
         store_url = check_store_url(store_url)
-    parent = target.absolute().parent
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.restore-", dir=parent))
-    try:
+    with _staging(target) as staging:
         manifest = read_archive(archive, staging)
         home = staging / "home"
         _settle_directories(home)
@@ -157,8 +238,6 @@ def restore(
                 "restore into a new directory (not a mount point), then move its contents",
             ) from exc
         _fsync_directory(target.absolute().parent)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return RestoreResult(
         target,
         manifest,

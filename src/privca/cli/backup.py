@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +21,48 @@ from privca.cli.secrets import passphrase_file_option
 if TYPE_CHECKING:
     from privca.backup.restore import RestoreResult
     from privca.backup.snapshot import StoreSummary
+
+
+class _Terminated(BaseException):
+    """A signal that ends the process, raised where the process is, so that the
+    clean-up on the way out runs (BaseException: no `except Exception` swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def cleaned_up_when_terminated() -> Iterator[None]:
+    """SIGTERM and SIGHUP (systemd stopping a unit, timeout(1), a closed terminal) end
+    the block through its clean-up, as Ctrl-C does, then end the process by that signal
+    as it would have: killed outright, a restore left its staging directory, the CA's
+    keys in it, beside the target. SIGKILL cannot be caught (backup/restore.py removes
+    what it leaves)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers, and privca's CLI runs there
+        return
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise _Terminated(signum)
+
+    caught = [signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    previous = {signum: signal.signal(signum, terminate) for signum in caught}
+    try:
+        yield
+    except _Terminated as exc:
+        _restore_handlers(previous)
+        signal.signal(exc.signum, signal.SIG_DFL)
+        signal.raise_signal(exc.signum)
+        raise  # reached only where the signal does not end the process
+    finally:
+        _restore_handlers(previous)
+
+
+def _restore_handlers(previous: dict[signal.Signals, Any]) -> None:
+    for signum, handler in previous.items():
+        # None: a handler set outside Python, which cannot be put back; the default is.
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def _age(delta: dt.timedelta) -> str:
@@ -138,7 +184,8 @@ def verify_command(
     if passphrase_file is not None and not check_keys:
         raise click.UsageError("--passphrase-file goes with --check-keys")
     passphrase = existing_passphrase(passphrase_file) if check_keys else None
-    result = verify_backup(archive, utcnow(), passphrase=passphrase)
+    with cleaned_up_when_terminated():
+        result = verify_backup(archive, utcnow(), passphrase=passphrase)
     restored = result.restored
     if as_json:
         document = _restore_document(restored)
@@ -202,14 +249,15 @@ def restore_command(
     password_file = str(store_password_file.absolute()) if store_password_file else ""
     # The password rule of privca.toml ($PRIVCA_STORE_PASSWORD, else the file, else libpq's).
     store = Settings(name="", store_url=store_url, store_password_file=password_file)
-    result = restore(
-        archive,
-        target or app.home_path,
-        utcnow(),
-        store_url=store_url,
-        store_password=store.store_password() if store_url else None,
-        store_password_file=password_file,
-    )
+    with cleaned_up_when_terminated():
+        result = restore(
+            archive,
+            target or app.home_path,
+            utcnow(),
+            store_url=store_url,
+            store_password=store.store_password() if store_url else None,
+            store_password_file=password_file,
+        )
     if as_json:
         print_json(_restore_document(result))
         return

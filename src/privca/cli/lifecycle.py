@@ -16,6 +16,7 @@ import click
 
 from privca._text import printable
 from privca.cli.deploy import Deployed, check_deploy_results, deploy_each, deploy_hook_option
+from privca.cli.main import CHECK_FORMATS
 from privca.cli.options import (
     check_out_directory,
     days_option,
@@ -294,6 +295,12 @@ def _crl_document(
     is_flag=True,
     help="Replace files in --out even if they are not this certificate's.",
 )
+@click.option(
+    "--p12-passphrase-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Passphrase of the NAME.p12 in --out, rewritten with the new certificate and key "
+    "(else $PRIVCA_P12_PASSPHRASE, else a prompt).",
+)
 @deploy_hook_option
 @passphrase_file_option()
 @json_option
@@ -309,6 +316,7 @@ def renew_command(
     revoke_old: bool,
     revoke_old_after: str | None,
     force: bool,
+    p12_passphrase_file: Path | None,
     deploy_hook: str | None,
     passphrase_file: Path | None,
     as_json: bool,
@@ -317,7 +325,8 @@ def renew_command(
     (and revoked now with --revoke-old, or after a grace period with --revoke-old-after).
 
     The files of the old certificate in --out are replaced atomically, keeping their
-    modes; the old ones stay as NAME.crt.previous etc. until the next renew."""
+    modes; the old ones stay as NAME.crt.previous etc. until the next renew. A NAME.p12
+    there (issue --p12) is rewritten too, with the passphrase that opens it."""
     from privca.cli.issue import place_after_commit, staged_key
     from privca.cli.options import open_authority
 
@@ -340,7 +349,13 @@ def renew_command(
             from privca.cli.issue import chain_new_path
 
             paths["chain_new"] = chain_new_path(paths["chain"])
+        p12_path = out / f"{stem}.p12"
+        if os.path.lexists(p12_path):
+            paths["p12"] = p12_path
         existing = _files_to_replace(paths, old.names, force)
+        # Opened before anything is issued: a service loading NAME.p12 must not be left
+        # on the superseded certificate because its passphrase was missing or wrong.
+        p12 = _open_p12(existing, p12_path, p12_passphrase_file, old, new_key=new_key, force=force)
         key = _new_key(old, key_type) if new_key else None
         # The new key is on disk in --out before the renewal is recorded (see issue).
         key_mode = existing["key"].mode if "key" in existing else 0o600
@@ -359,7 +374,7 @@ def renew_command(
             )
         make_out_directory(out, private=key is not None)
         place_after_commit(
-            _renewed_files(renewed, paths, existing), key_file, renewed, overwrite=True
+            _renewed_files(renewed, paths, existing, p12, stem), key_file, renewed, overwrite=True
         )
         # After the files: a failure here must not cost the new key.
         if revoke_old and old.status != "revoked":
@@ -417,13 +432,17 @@ def _grace(revoke_old: bool, revoke_old_after: str | None) -> dt.timedelta | Non
 
 
 def _renewed_files(
-    renewed: IssuedCertificate, paths: dict[str, Path], existing: dict[str, _OldFile]
+    renewed: IssuedCertificate,
+    paths: dict[str, Path],
+    existing: dict[str, _OldFile],
+    p12: _OldP12 | None,
+    stem: str,
 ) -> list[tuple[Path, bytes, int]]:
     """The old files kept as NAME.crt.previous etc. (until the next renew replaces them),
     then the new ones, each taking the old one's mode: a key made 0640 for a service's
     group stays readable by that service. All .previous files come first, so they are in
     place before the first new file is renamed over an old one."""
-    from privca.x509.encoding import pem_private_key_unencrypted
+    from privca.x509.encoding import pem_private_key_unencrypted, pkcs12_bundle
 
     new_files = [
         ("certificate", renewed.certificate_pem(), 0o644),
@@ -433,6 +452,12 @@ def _renewed_files(
         new_files.append(("chain_new", renewed.chain_new_pem(), 0o644))
     if renewed.private_key is not None:
         new_files.append(("key", pem_private_key_unencrypted(renewed.private_key), 0o600))
+    if p12 is not None:
+        # --reuse-key certifies the key the old bundle holds (_open_p12 checked it).
+        key = renewed.private_key if renewed.private_key is not None else p12.key
+        assert key is not None  # _open_p12 keeps the old key whenever none is new
+        bundle = pkcs12_bundle(stem, key, renewed.certificate, list(renewed.chain), p12.passphrase)
+        new_files.append(("p12", bundle, 0o600))
     previous = [(_previous(paths[k]), old.data, old.mode) for k, old in existing.items()]
     replacing = [
         (paths[label], data, existing[label].mode if label in existing else mode)
@@ -466,6 +491,90 @@ class _OldFile:
     mode: int
     uid: int
     gid: int
+
+
+@dataclass(frozen=True)
+class _OldP12:
+    passphrase: bytes
+    key: GeneratedPrivateKey | None  # the old bundle's, for --reuse-key only
+
+
+def _open_p12(
+    existing: dict[str, _OldFile],
+    path: Path,
+    passphrase_file: Path | None,
+    old: CertificateRecord,
+    *,
+    new_key: bool,
+    force: bool,
+) -> _OldP12 | None:
+    """The passphrase and key of the NAME.p12 renew rewrites (None when there is none),
+    checked before anything is issued: the passphrase must open it, so the service that
+    loads it goes on with the one it was given; without --force it must hold a
+    certificate for the same names (as NAME.crt must).
+
+    Raises:
+        InputError: --p12-passphrase-file without a NAME.p12, no passphrase, a wrong one,
+            or with --reuse-key no key of the old certificate in it.
+        AlreadyExists: without --force, a bundle without a certificate for the same names.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from privca.cli.secrets import read_secret
+    from privca.errors import AlreadyExists, InputError
+    from privca.keys.types import GeneratedPrivateKey
+    from privca.x509.encoding import public_key_der
+    from privca.x509.verify import certificate_names
+
+    bundle = existing.get("p12")
+    if bundle is None:
+        if passphrase_file is not None:
+            raise InputError(
+                f"--p12-passphrase-file is for a PKCS#12 file, and there is no "
+                f"'{shown_path(path)}'",
+                "drop --p12-passphrase-file, or give the --out that holds NAME.p12",
+            )
+        return None
+    shown = shown_path(path)
+    # Asked once, not twice as for a new bundle: the old one opening is the confirmation.
+    passphrase = read_secret(
+        passphrase_file,
+        "PRIVCA_P12_PASSPHRASE",
+        missing=f"renew rewrites '{shown}' and has no passphrase for it",
+        hint="use --p12-passphrase-file FILE or $PRIVCA_P12_PASSPHRASE (the one it was "
+        "made with); nothing was issued",
+        prompt="PKCS#12 passphrase",
+    )
+    try:
+        key, certificate, _ = pkcs12.load_key_and_certificates(bundle.data, passphrase)
+    except ValueError:  # a wrong passphrase and a damaged file look alike
+        raise InputError(
+            f"'{shown}' does not open with that PKCS#12 passphrase (or is not PKCS#12)",
+            "give the passphrase it was made with; nothing was issued",
+        ) from None
+    if not force and (
+        certificate is None or {str(n) for n in certificate_names(certificate)} != set(old.names)
+    ):
+        raise AlreadyExists(
+            f"'{shown}' does not hold a certificate for the same names",
+            "use --force to replace it, or another --out",
+        )
+    if new_key:
+        return _OldP12(passphrase, None)
+    reused = key if isinstance(key, GeneratedPrivateKey) else None
+    if (
+        reused is None
+        or old.der is None
+        or public_key_der(reused.public_key())
+        != public_key_der(x509.load_der_x509_certificate(old.der).public_key())
+    ):
+        raise InputError(
+            f"'{shown}' does not hold the key of certificate {serial_hex(old.serial)}, "
+            "which --reuse-key certifies again",
+            "drop --reuse-key for a new key, or move it out of --out; nothing was issued",
+        )
+    return _OldP12(passphrase, reused)
 
 
 def _previous(path: Path) -> Path:
@@ -1021,7 +1130,7 @@ def _renewal_threshold(
     "output_format",
     default="text",
     show_default=True,
-    type=click.Choice(["text", "json", "nagios", "prometheus"]),
+    type=click.Choice(CHECK_FORMATS),
     help="text/json for people and scripts, nagios plugin output, or a Prometheus textfile.",
 )
 @click.option(
@@ -1049,7 +1158,7 @@ def check_command(
     from privca import monitoring
     from privca._time import utcnow
     from privca.cli.options import open_authority
-    from privca.cli.render import parse_duration
+    from privca.cli.render import nagios_unknown, parse_duration
     from privca.errors import InputError, PrivcaError
 
     # Inside the try: a Nagios plugin answers bad arguments with UNKNOWN (exit 3) too; a
@@ -1087,8 +1196,7 @@ def check_command(
     except PrivcaError as exc:
         if output_format != "nagios":
             raise
-        click.echo(f"PRIVCA UNKNOWN - {monitoring.nagios_text(exc.message)}")
-        sys.exit(3)
+        nagios_unknown(exc.message)
     decide_exit(code)
     if out is not None:
         from privca.home import atomic_write

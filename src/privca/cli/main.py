@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -100,9 +100,14 @@ class LazyGroup(click.Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
-        """Report usage errors in privca's one-line form instead of click's usage block."""
-        undecodable = _undecodable(sys.argv[1:] if args is None else args)
+        """Report usage errors in privca's one-line form instead of click's usage block
+        (as a Nagios plugin's UNKNOWN line when the command line is `check --format
+        nagios`)."""
+        raw = list(sys.argv[1:] if args is None else args)
+        undecodable = _undecodable(raw)
         if undecodable is not None:
+            if _asks_for_nagios(raw):
+                _nagios_unknown("an argument is not UTF-8 text")
             refuse_undecodable(undecodable)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -112,10 +117,14 @@ class LazyGroup(click.Group):
         except click.UsageError as exc:
             command = exc.ctx.command_path if exc.ctx is not None else "privca"
             command = command.replace("cli", "privca", 1) if command.startswith("cli") else command
+            if _asks_for_nagios(raw):
+                _nagios_unknown(f"{exc.format_message()} (see '{command} --help')")
             click.echo(f"privca: error: {printable(exc.format_message())}", err=True)
             click.echo(f"  hint: see '{printable(command)} --help'", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
+            if _asks_for_nagios(raw):
+                _nagios_unknown(exc.format_message())
             click.echo(f"privca: error: {printable(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
@@ -160,6 +169,46 @@ class LazyGroup(click.Group):
             )
             ctx.exit(70)
         return None
+
+
+# `check --format`'s choices, here for reading a command line click has not parsed.
+CHECK_FORMATS = ("text", "json", "nagios", "prometheus")
+
+
+def _asks_for_nagios(args: Sequence[str]) -> bool:
+    """Whether the command line, as typed, runs `check --format nagios`: read from the
+    raw arguments, as click fails before it has parsed them. The last --format with a
+    known value decides, as click's last one wins (`--format nagios --format xml` is
+    still a Nagios plugin called wrongly)."""
+    words = iter(args)
+    for word in words:  # the group's options, then the command's name
+        if word == "--home":
+            next(words, None)
+        elif not word.startswith("-"):
+            if word != "check":
+                return False
+            break
+    else:
+        return False
+    chosen = None
+    for word in words:
+        if word == "--":
+            break
+        if word == "--format":
+            value = next(words, "")
+        elif word.startswith("--format="):
+            value = word.removeprefix("--format=")
+        else:
+            continue
+        if value.lower() in CHECK_FORMATS:
+            chosen = value.lower()
+    return chosen == "nagios"
+
+
+def _nagios_unknown(message: str) -> NoReturn:
+    from privca.cli.render import nagios_unknown  # not at start-up: --help stays light
+
+    nagios_unknown(message)
 
 
 def _undecodable(args: Sequence[str]) -> str | None:

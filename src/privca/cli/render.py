@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -98,6 +98,16 @@ def echo_files(paths: dict[str, Path]) -> None:
     user's (--out), and a terminal would act on an escape sequence in one: escaped."""
     for label, path in paths.items():
         click.echo(f"  {label + ':':13}{shown_path(path)}")
+
+
+def nagios_unknown(message: str) -> NoReturn:
+    """Exit as a Nagios plugin that cannot answer: one UNKNOWN line on stdout, status 3,
+    never 2, which Nagios reads as CRITICAL (the Monitoring Plugins guidelines). For the
+    values `check` parses itself and for the usage errors click finds first (cli/main.py)."""
+    from privca.monitoring import nagios_text
+
+    click.echo(f"PRIVCA UNKNOWN - {nagios_text(message)}")
+    sys.exit(3)
 
 
 def shown_path(path: Path | str) -> str:
