@@ -23,13 +23,22 @@ from cryptography import x509
 from privca._time import utcnow
 from privca.authority_core import Authority
 from privca.authority_records import AuthorityRecords
-from privca.errors import AlreadyExists, InputError, KeyUnavailable, NotFound, PolicyError
+from privca.errors import (
+    AlreadyExists,
+    EnvironmentRefused,
+    InputError,
+    KeyUnavailable,
+    NotFound,
+    PolicyError,
+    PrivcaError,
+)
 from privca.establishment import MIN_PASSPHRASE_LENGTH, NewCa, establish_new_ca
 from privca.home import (
     CAHome,
     atomic_write_many,
     check_home,
     discard_staged,
+    exclusive_lock,
     publish_staged,
     stage_files,
 )
@@ -467,24 +476,27 @@ class CertificateAuthority(AuthorityRecords):
     def revoke_issuing_ca(
         self, entry: CaCertificate, reason: str, *, now: dt.datetime | None = None
     ) -> CaRevocation:
-        """Revoke an issuing CA certificate: it signs nothing more, and the CRL of every
-        root that signed it lists it. The revocation is recorded first; each of those roots
-        whose key is at hand then publishes its CRL at once (the others: `privca crl
-        --root` where their key is, or `privca crl` once it is back).
+        """Revoke an issuing CA certificate: it signs nothing more, and the CRL of the root
+        that signed it lists it. The revocation is recorded first; the root's CRL is then
+        published at once when the root key is at hand (else `privca crl --root`, or
+        `privca crl`, where it is).
 
         Raises:
-            PolicyError: `entry` is not an issuing CA, or `reason` is not one for a CA.
-            AlreadyExists: it was revoked already. Errors of `signer` (a root key that
-            is here but cannot be unlocked: nothing is recorded then) and StoreUnavailable.
+            PolicyError: `entry` is not an issuing CA, is the default issuer's current one
+            (rotate first), its root is no longer trusted, or `reason` is not one for a CA.
+            AlreadyExists: it was revoked already. EnvironmentRefused: recorded, but the
+            CRL files could not be written. Errors of `signer` (a root key that is here
+            but cannot be unlocked: nothing is recorded then) and StoreUnavailable.
         """
         from privca.x509.crl import CA_REASONS
 
         now = now or utcnow()
+        registry = self.registry
+        shown = serial_hex(entry.serial)
         if entry.role != CaRole.ISSUING:
             raise PolicyError(
-                f"{serial_hex(entry.serial)} is a {entry.role} CA certificate: only issuing "
-                "CAs are revoked",
-                "a root leaves by `privca rotate root --new-key` and `privca trust remove`",
+                f"{shown} is a {entry.role} CA certificate: only issuing CAs are revoked",
+                "a root leaves by `privca rotate root --new-key` and `privca trust uninstall`",
             )
         if reason not in CA_REASONS:
             raise PolicyError(
@@ -493,25 +505,64 @@ class CertificateAuthority(AuthorityRecords):
             )
         if entry.revoked_at is not None:
             raise AlreadyExists(
-                f"the issuing CA {serial_hex(entry.serial)} was revoked on "
-                f"{entry.revoked_at:%Y-%m-%d} ({entry.revocation_reason})",
+                f"the issuing CA {shown} was revoked on {entry.revoked_at:%Y-%m-%d} "
+                f"({entry.revocation_reason})",
                 "publish the root's CRL where the root key is: privca crl --root",
             )
-        roots = self.registry.roots_signing(entry)
+        default = registry.default_issuer
+        if default is not None and registry.active_issuing(default.name) == entry:
+            # The CA every command and `privca serve` sign with by default (their CRL and
+            # OCSP included): it is replaced before it goes.
+            raise PolicyError(
+                f"{shown} is the current issuing CA of the default issuer '{default.name}'",
+                f"replace it first (privca rotate issuing), then: privca issuer revoke {shown}",
+            )
+        roots = registry.roots_signing(entry)
+        signing = next((r for r in registry.trusted_roots if r in roots), None)
+        if signing is None:
+            raise PolicyError(
+                f"the root that signed {shown} is no longer trusted (its rollover ended): "
+                "clients reject everything under it already",
+                "see privca rotate status",
+            )
         # Unlocked before anything is recorded: a wrong passphrase changes nothing.
-        at_hand = [root for root in roots if self.key_present(root)]
-        for root in at_hand:
-            self.signer(root)
+        signer = self.signer(signing) if self.key_present(signing) else None
         self._store.revoke_authority(entry.id, reason, now)
         self.refresh()
-        published = []
-        next_update = now + dt.timedelta(days=self.settings.root_crl_days)
-        for root in at_hand:
-            files = self._root_crl_files(root, next_update, now)
+        revoked = self._entry(entry)
+        if signer is None:
+            return CaRevocation(revoked, (), (signing,))
+        try:
+            published = self._publish_root_crl(signing, roots, now)
+        except (OSError, PrivcaError) as exc:
+            raise EnvironmentRefused(
+                f"the revocation of {shown} is recorded, but the root's CRL could not be "
+                f"published: {exc}",
+                "make <home>/crl/ writable, then: privca crl --root",
+            ) from exc
+        return CaRevocation(revoked, published, ())
+
+    def _publish_root_crl(
+        self, signing: CaCertificate, roots: Sequence[CaCertificate], now: dt.datetime
+    ) -> tuple[Path, ...]:
+        """One CRL of `signing`, written under the serial of each root certificate of its
+        name and key (`roots`: one issuer, so one CRLNumber sequence), and as root.crl when
+        that URL means one of them; kept in the store as `privca crl` keeps it. A root
+        that signs leaves too keeps its leaves' CRL period."""
+        publishes = signing in self.publishing_authorities()
+        days = self.settings.crl_days if publishes else self.settings.root_crl_days
+        alias = self.registry.root_crl_alias
+        # Two revocations at once: the later CRL is written last, never an older one over it.
+        with exclusive_lock(self.home.crl / ".publish.lock", 0o644):
+            crl = self.crl(signing, now, days=days, record=False)
+            files: list[CrlFile] = []
+            for root in roots:
+                files += crl_files(crl_file_of(self.home, root.serial), crl)
+                if root.id == alias.id:
+                    files += crl_files(self.root_crl_file, crl)
             atomic_write_many(files)
-            published.append(files[0][0])
-        unpublished = tuple(r for r in roots if r not in at_hand)
-        return CaRevocation(self._entry(entry), tuple(published), unpublished)
+            self.crl_written(signing, crl)
+        return tuple(crl_file_of(self.home, root.serial) for root in roots)
 
     # named issuers ------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from privca.home import CAHome
 from privca.keys.types import ISSUER_PUBLIC_KEY_CLASSES
 from privca.store.inventory import Store
 from privca.x509.build import Issuer
-from privca.x509.crl import Revocation, build_crl
+from privca.x509.crl import CA_REASONS, Revocation, build_crl
 from privca.x509.encoding import serial_hex
 
 ROOT_CRL_FILE = "root.crl"
@@ -96,6 +96,11 @@ def _revoked_cas_signed_by(
             continue
         if authority_key_identifier(certificate) != signer.key_identifier:
             continue
+        if record.revocation_reason not in CA_REASONS:  # only a store edited by hand
+            raise EnvironmentRefused(
+                f"the revocation of CA {serial_hex(record.serial)} gives no reason a CRL can carry",
+                "run `privca audit verify`: a CA row holds what privca never writes",
+            )
         found.append(Revocation(record.serial, record.revoked_at, record.revocation_reason))
     return found
 

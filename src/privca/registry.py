@@ -156,7 +156,12 @@ class Registry:
     def active_issuing(self, name: str | None) -> CaCertificate | None:
         """The active issuing CA certificate of issuer `name`, if it has one."""
         for entry in reversed(self.authorities):
-            if entry.role == CaRole.ISSUING and entry.active and entry.issuer == name:
+            if (
+                entry.role == CaRole.ISSUING
+                and entry.active
+                and entry.revoked_at is None  # also when a row was made active again by hand
+                and entry.issuer == name
+            ):
                 return entry
         return None
 

@@ -9,8 +9,11 @@ certificate may carry are refused with one line, nothing written."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,6 +60,7 @@ def _crl_check_all(cli: Cli, leaf: Path) -> str:
 def rotated(home_cli: Cli, tmp_path: Path) -> tuple[Cli, Path, str]:
     """A leaf of the first issuing CA, then a rotation: (cli, old leaf, old CA serial)."""
     old_leaf = _issue(home_cli, "db.corp.internal", tmp_path / "old")
+    _with_key(home_cli, "audit", "checkpoint")  # privca's own audit signer, under it too
     _with_key(home_cli, "rotate", "issuing")
     return home_cli, old_leaf, _serials(home_cli)[0]
 
@@ -101,24 +105,54 @@ def test_what_a_revoked_issuing_ca_signed_fails_openssl_and_verify(
 def test_a_revoked_current_issuing_ca_signs_nothing_until_a_rotation(
     home_cli: Cli, tmp_path: Path
 ) -> None:
-    first = _serials(home_cli)[0]
+    _with_key(home_cli, "issuer", "create", "team-b", "--permit", "b.corp.internal")
+    first = json.loads(_ok(home_cli, "issuer", "show", "team-b", "--json"))["issuing_cas"][0]
     result = home_cli(
-        "issuer", "revoke", "main", "--reason", "cessationOfOperation",
+        "issuer", "revoke", "team-b", "--reason", "cessationOfOperation",
         "--passphrase-file", str(home_cli.passphrase_file),
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    assert "has no issuing CA now: privca rotate issuing --issuer main" in result.stderr
+    assert "has no issuing CA now: privca rotate issuing --issuer team-b" in result.stderr
+    shown = json.loads(_ok(home_cli, "issuer", "show", "team-b", "--json"))
+    assert shown["issuing_ca"] is None
+    assert [(r["serial"], r["reason"]) for r in shown["revoked_cas"]] == [
+        (first, "cessationOfOperation")
+    ]
+    assert f"revoked:     {first} (cessationOfOperation, " in _ok(
+        home_cli, "issuer", "show", "team-b"
+    )
     refused = home_cli(
-        "issue", "x.corp.internal", "--out", str(tmp_path / "x"),
+        "issue", "x.b.corp.internal", "--issuer", "team-b", "--out", str(tmp_path / "x"),
         "--passphrase-file", str(home_cli.passphrase_file),
     )  # fmt: skip
     assert_user_error(refused, "no active issuing CA")
-    assert not (tmp_path / "x" / "x.corp.internal.crt").exists()
+    assert not (tmp_path / "x" / "x.b.corp.internal.crt").exists()
+    # Everything else goes on: the default issuer, every CRL, the root's.
+    _with_key(home_cli, "crl")
+    _with_key(home_cli, "crl", "--root")
 
-    _with_key(home_cli, "rotate", "issuing")
-    leaf = _issue(home_cli, "x.corp.internal", tmp_path / "x")
-    assert _serials(home_cli)[0] == first
+    _with_key(home_cli, "rotate", "issuing", "--issuer", "team-b")
+    leaf = _issue_from(home_cli, "x.b.corp.internal", "team-b", tmp_path / "x")
     assert _ok(home_cli, "verify", str(leaf)).startswith(f"{leaf}: OK")
+
+
+def _issue_from(cli: Cli, name: str, issuer: str, out: Path) -> Path:
+    _with_key(cli, "issue", name, "--issuer", issuer, "--out", str(out))
+    return out / f"{name}.crt"
+
+
+def test_the_default_issuers_current_ca_is_replaced_before_it_is_revoked(
+    home_cli: Cli, tmp_path: Path
+) -> None:
+    """Every command and `privca serve` sign with it by default (CRLs and OCSP too)."""
+    before = tree_snapshot(home_cli.home)
+    for target in ("main", _serials(home_cli)[0]):
+        refused = home_cli(
+            "issuer", "revoke", target, "--reason", "caCompromise",
+            "--passphrase-file", str(home_cli.passphrase_file),
+        )  # fmt: skip
+        assert_user_error(refused, "replace it first (privca rotate issuing)")
+    assert tree_snapshot(home_cli.home) == before
 
 
 def test_with_the_root_key_offline_the_next_crl_publishes_the_revocation(
@@ -216,6 +250,17 @@ def test_a_wrong_passphrase_records_nothing(rotated: tuple[Cli, Path, str], tmp_
             id="milder",
         ),
         pytest.param(
+            "UPDATE authorities SET revoked_at = '2036-01-01 00:00:00.000000' "
+            "WHERE revoked_at IS NOT NULL",
+            "the row was altered",
+            id="moved",
+        ),
+        pytest.param(
+            "UPDATE authorities SET active = 1 WHERE revoked_at IS NOT NULL",
+            "makes it active again",
+            id="reactivated",
+        ),
+        pytest.param(
             "UPDATE authorities SET revoked_at = '2026-01-01 00:00:00', "
             "revocation_reason = 'caCompromise' WHERE role = 'root'",
             "no entry revoked it",
@@ -234,3 +279,92 @@ def test_audit_verify_finds_a_ca_revocation_altered_in_the_store(
     verdict = cli("audit", "verify")
     assert verdict.exit_code == 1, verdict.output + verdict.stderr
     assert fragment in verdict.output + verdict.stderr
+
+
+def test_a_reactivated_revoked_ca_still_signs_nothing(
+    rotated: tuple[Cli, Path, str], tmp_path: Path
+) -> None:
+    cli, _leaf, old_ca = rotated
+    _with_key(cli, "issuer", "revoke", old_ca, "--reason", "caCompromise")
+    with sqlite3.connect(cli.home / "privca.db") as connection:  # by hand, behind privca
+        connection.execute(
+            "UPDATE authorities SET active = (revoked_at IS NOT NULL) WHERE role = 'issuing'"
+        )
+    refused = cli(
+        "issue", "y.corp.internal", "--out", str(tmp_path / "y"),
+        "--passphrase-file", str(cli.passphrase_file),
+    )  # fmt: skip
+    assert_user_error(refused, "no active issuing CA")
+    assert not (tmp_path / "y").exists()
+
+
+def test_a_reason_edited_in_the_store_is_one_line_not_a_crash(
+    rotated: tuple[Cli, Path, str],
+) -> None:
+    cli, _leaf, old_ca = rotated
+    _with_key(cli, "issuer", "revoke", old_ca, "--reason", "caCompromise")
+    with sqlite3.connect(cli.home / "privca.db") as connection:
+        connection.execute(
+            "UPDATE authorities SET revocation_reason = 'x\x1b[31m' WHERE revoked_at IS NOT NULL"
+        )
+    result = cli("crl", "--root", "--passphrase-file", str(cli.passphrase_file))
+    assert result.exit_code == 3, result.output + result.stderr
+    assert "privca audit verify" in result.stderr and "Traceback" not in result.stderr
+    assert "\x1b" not in result.stderr
+
+
+def test_crl_files_that_cannot_be_written_say_the_revocation_is_recorded(
+    rotated: tuple[Cli, Path, str],
+) -> None:
+    cli, old_leaf, old_ca = rotated
+    blocker = cli.home / "crl" / "root.pem"
+    blocker.unlink()
+    blocker.mkdir()  # a file the CRL must replace cannot be
+    result = cli(
+        "issuer", "revoke", old_ca, "--reason", "caCompromise",
+        "--passphrase-file", str(cli.passphrase_file),
+    )  # fmt: skip
+    assert result.exit_code == 3, result.stderr
+    assert f"the revocation of {old_ca} is recorded" in result.stderr
+    assert "privca crl --root" in result.stderr
+    blocker.rmdir()
+    _with_key(cli, "crl", "--root")
+    _with_key(cli, "crl")
+    assert "certificate revoked" in _crl_check_all(cli, old_leaf)
+
+
+def test_two_revocations_at_once_are_both_on_the_root_crl(home_cli: Cli) -> None:
+    for name in ("team-a", "team-b"):
+        _with_key(home_cli, "issuer", "create", name, "--permit", f"{name[-1]}.corp.internal")
+    serials = [
+        json.loads(_ok(home_cli, "issuer", "show", name, "--json"))["issuing_ca"]["serial"]
+        for name in ("team-a", "team-b")
+    ]
+    env = {**os.environ, "PRIVCA_HOME": str(home_cli.home)}
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "privca",
+                "issuer",
+                "revoke",
+                serial,
+                "--reason",
+                "caCompromise",
+                "--passphrase-file",
+                str(home_cli.passphrase_file),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for serial in serials
+    ]
+    for process in processes:
+        _out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    crl = x509.load_der_x509_crl((home_cli.home / "crl" / "root.crl").read_bytes())
+    for serial in serials:
+        assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None

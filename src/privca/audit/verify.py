@@ -126,8 +126,8 @@ class _Index:
     superseded: dict[str, str] = field(default_factory=dict)
     # serials revoked "on schedule" that no "revocation-scheduled" entry had scheduled
     unscheduled: set[str] = field(default_factory=set)
-    # issuing CA serial -> the reason its "issuing-ca-revoked" entry gives
-    revoked_cas: dict[str, str] = field(default_factory=dict)
+    # issuing CA serial -> the reason and date of its "issuing-ca-revoked" entry
+    revoked_cas: dict[str, tuple[str, dt.datetime]] = field(default_factory=dict)
 
     def walk(self, entries: Iterable[AuditEntry], wanted: set[int]) -> Iterator[AuditEntry]:
         for entry in entries:
@@ -172,7 +172,7 @@ class _Index:
             with contextlib.suppress(TypeError, ValueError):
                 self.scheduled[entry.serial] = dt.datetime.fromisoformat(str(detail.get("at")))
         elif entry.action == "issuing-ca-revoked" and entry.serial:
-            self.revoked_cas[entry.serial] = str(detail.get("reason") or "")
+            self.revoked_cas[entry.serial] = (str(detail.get("reason") or ""), entry.at)
         elif entry.action == "superseded" and entry.serial:
             self.superseded[entry.serial] = str(detail.get("by") or "")
         elif entry.action == "tidied":
@@ -369,19 +369,29 @@ def check_audit_log(
         return verdict(problem)
 
 
-def _revoked_ca_problem(logged: dict[str, str], stored: dict[str, str]) -> str | None:
-    """A CA revocation the log and the authorities table disagree on: one undone lets the
-    root's next CRL drop a compromised CA; one made by hand never went through privca."""
-    for serial, reason in sorted(logged.items()):
+def _revoked_ca_problem(
+    logged: dict[str, tuple[str, dt.datetime]], stored: dict[str, tuple[str, dt.datetime, bool]]
+) -> str | None:
+    """A CA revocation the log and the authorities table disagree on: one undone, moved or
+    weakened lets the root's next CRL drop a compromised CA (or the CA sign again); one
+    made by hand never went through privca."""
+    for serial, (reason, at) in sorted(logged.items()):
         if serial not in stored:
             return (
                 f"the log revoked issuing CA {serial} ({reason}) but its row is no longer "
                 "revoked: the revocation was undone, and the root's next CRL would not list it"
             )
-        if stored[serial] != reason:
+        row_reason, row_at, active = stored[serial]
+        if row_reason != reason or row_at != at:
             return (
-                f"issuing CA {serial}'s row says {stored[serial] or 'no reason'}, its "
-                f"revocation entry {reason}: the row was altered"
+                f"issuing CA {serial}'s row says revoked on {_when(row_at)} "
+                f"({row_reason or 'no reason'}), its revocation entry on {_when(at)} "
+                f"({reason}): the row was altered"
+            )
+        if active:
+            return (
+                f"issuing CA {serial} is revoked but its row makes it active again: the row "
+                "was altered, and it would sign"
             )
     unlogged = sorted(set(stored) - set(logged))
     if unlogged:

@@ -49,6 +49,15 @@ def _document(ca: CertificateAuthority, issuer: IssuerRecord) -> dict[str, Any]:
             "not_after": isoformat(current.not_after),
         },
         "issuing_cas": [serial_hex(a.serial) for a in cas],
+        "revoked_cas": [
+            {
+                "serial": serial_hex(a.serial),
+                "revoked_at": isoformat(a.revoked_at),
+                "reason": a.revocation_reason,
+            }
+            for a in cas
+            if a.revoked_at is not None
+        ],
     }
 
 
@@ -182,6 +191,7 @@ def show_command(app: AppContext, name: str, as_json: bool) -> None:
         print_json(document)
         return
     issuing = document["issuing_ca"]
+    revoked = document["revoked_cas"]
     lines = [
         ("name", document["name"]),
         ("default", "yes" if document["default"] else "no"),
@@ -192,6 +202,11 @@ def show_command(app: AppContext, name: str, as_json: bool) -> None:
         ("issuing CA", f"{issuing['subject']} ({issuing['serial']})" if issuing else "-"),
         ("until", issuing["not_after"] if issuing else "-"),
         ("all its CAs", ", ".join(document["issuing_cas"]) or "-"),
+        (
+            "revoked",
+            ", ".join(f"{r['serial']} ({r['reason']}, {r['revoked_at'][:10]})" for r in revoked)
+            or "-",
+        ),
     ]
     for label, value in lines:
         click.echo(f"{label + ':':13}{value}")
@@ -258,6 +273,7 @@ def revoke_command(
     from privca._time import isoformat, utcnow
     from privca.cli.options import open_authority
     from privca.x509.encoding import serial_hex
+    from privca.x509.profiles import SELF_RENEWING_PROFILES
 
     now = utcnow()
     with open_authority(app, passphrase_file) as ca:
@@ -265,7 +281,8 @@ def revoke_command(
         revoked = outcome.revoked
         issuer = revoked.issuer
         successor = ca.registry.active_issuing(issuer)
-        still_valid = ca.inventory.count_valid(revoked.id, now)
+        # privca's own (OCSP responders, the audit signer) are renewed by privca itself.
+        still_valid = ca.inventory.count_valid(revoked.id, now, SELF_RENEWING_PROFILES)
     document = {
         "serial": serial_hex(revoked.serial),
         "subject": revoked.common_name,

@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from privca._actor import current_actor
+from privca._time import as_utc
 from privca.errors import EnvironmentRefused
 from privca.store.columns import HexBytes, PackedDetail
 from privca.store.schema import (
@@ -584,12 +585,15 @@ class AuditSnapshot:
                 return problem.format(serial=_serial_of(row[0]) or "?")
         return None
 
-    def revoked_authorities(self) -> dict[str, str]:
-        """Serial -> revocation reason of every revoked CA certificate ("" for none)."""
+    def revoked_authorities(self) -> dict[str, tuple[str, dt.datetime, bool]]:
+        """Serial -> (reason, date, still active) of every revoked CA certificate."""
         a = authorities.c
-        query = sa.select(a.serial, a.revocation_reason).where(a.revoked_at.is_not(None))
+        query = sa.select(a.serial, a.revocation_reason, a.revoked_at, a.active).where(
+            a.revoked_at.is_not(None)
+        )
         return {
-            str(r.serial): str(r.revocation_reason or "") for r in self._connection.execute(query)
+            str(r.serial): (str(r.revocation_reason or ""), as_utc(r.revoked_at), bool(r.active))
+            for r in self._connection.execute(query)
         }
 
     def certificates(self, serials: Iterable[str]) -> dict[str, bytes]:

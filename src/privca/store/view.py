@@ -228,13 +228,20 @@ class InventoryView:
             ).first()
         return row is not None
 
-    def count_valid(self, issuer_id: int, now: dt.datetime) -> int:
-        """How many certificates one CA signed are valid at `now` (neither revoked nor
-        expired; superseded ones included: they still work until they expire)."""
+    def count_valid(
+        self, issuer_id: int, now: dt.datetime, skip_profiles: Iterable[str] = ()
+    ) -> int:
+        """How many certificates one CA signed for services are valid at `now` (neither
+        revoked nor expired; superseded ones included: they work until they expire), but
+        for those of `skip_profiles`."""
         c = certificates.c
         with self.database.read() as connection:
             found = connection.execute(
-                sa.select(sa.func.count()).where(c.issuer_id == issuer_id, live_clause(now))
+                sa.select(sa.func.count()).where(
+                    c.issuer_id == issuer_id,
+                    live_clause(now),
+                    c.profile.not_in(list(skip_profiles)),
+                )
             ).scalar_one()
         return int(found)
 
@@ -534,8 +541,17 @@ class InventoryView:
                 .group_by(c.issuer_id)
             ).all()
             ids = connection.execute(sa.select(authorities.c.id)).scalars().all()
-        found = {int(r[0]): (int(r[1]), f"{r[2]}|{int(r[3] or 0)}") for r in rows}
-        return {int(i): found.get(int(i), (0, "None")) for i in ids}
+            a = authorities.c
+            cas = connection.execute(
+                sa.select(sa.func.count(), sa.func.max(a.revoked_at)).where(
+                    a.revoked_at.is_not(None)
+                )
+            ).one()
+        # A revoked issuing CA changes every CA's value (a rare event): the root that
+        # signed it lists it, and the root may be one whose CRL a server signs.
+        revoked_cas = f"|ca:{int(cas[0])}:{cas[1]}" if cas[0] else ""
+        found = {int(r[0]): (int(r[1]), f"{r[2]}|{int(r[3] or 0)}{revoked_cas}") for r in rows}
+        return {int(i): found.get(int(i), (0, f"None{revoked_cas}")) for i in ids}
 
     def crl_states(self) -> list[CrlState]:
         """The last CRLNumber and dates of every CA that has published a CRL."""
