@@ -40,7 +40,7 @@ EXPIRED_RECENTLY = dt.timedelta(days=30)
 
 @dataclass(frozen=True)
 class ExpiryItem:
-    kind: str  # certificate | ca | crl | rollover
+    kind: str  # certificate | ca | crl | rollover | revocation
     label: str
     serial: str
     issuer: str
@@ -220,6 +220,51 @@ def _authority_items(
         if issuer is not None:
             items.append(_crl_item(state, issuer, now))
     items += _retired_root_items(ca, now)
+    items += _revoked_ca_items(ca, now)
+    return items
+
+
+def _revoked_ca_items(ca: CertificateAuthority, now: dt.datetime) -> list[ExpiryItem]:
+    """An unexpired revoked issuing CA that its root's published CRL does not list yet
+    (critical: clients still trust it), and one whose certificates are still in use
+    (warning: clients that check the root's CRL reject them)."""
+    from privca.publication import root_crl_lists
+
+    registry = ca.registry
+    items = []
+    for entry in registry.authorities:
+        if entry.revoked_at is None or entry.not_after <= now:
+            continue
+        label = f"revoked issuing CA {entry.label}"
+        serial = serial_hex(entry.serial)
+        unlisted = [
+            root
+            for root in registry.roots_signing(entry)
+            if root in registry.trusted_roots
+            and not root_crl_lists(ca.home, root.certificate, entry.serial)
+        ]
+        if unlisted:
+            detail = (
+                f"revoked on {entry.revoked_at:%Y-%m-%d} but the CRL of root "
+                f"{serial_hex(unlisted[0].serial)} does not list it yet (run privca crl "
+                "--root where the root key is)"
+            )
+            items.append(
+                ExpiryItem(
+                    "revocation", label, serial, entry.label, entry.not_after, "critical", detail
+                )
+            )
+        valid = ca.inventory.count_valid(entry.id, now, SELF_RENEWING_PROFILES)
+        if valid:
+            detail = (
+                f"{valid} valid certificate(s) it signed, rejected by clients that check the "
+                "root's CRL (renew each: privca renew NAME)"
+            )
+            items.append(
+                ExpiryItem(
+                    "revocation", label, serial, entry.label, entry.not_after, "warning", detail
+                )
+            )
     return items
 
 

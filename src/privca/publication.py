@@ -165,6 +165,12 @@ def read_published_root_crl(
     return crl
 
 
+def root_crl_lists(home: CAHome, root: x509.Certificate, serial: int) -> bool:
+    """Whether the CRL of `root` published in the home lists `serial`."""
+    crl = _published_root_crl(home, root)
+    return crl is not None and crl.get_revoked_certificate_by_serial_number(serial) is not None
+
+
 def root_crl_due(
     home: CAHome, root: x509.Certificate, now: dt.datetime, must_list: frozenset[int] = frozenset()
 ) -> bool:
@@ -188,5 +194,6 @@ __all__ = [
     "read_published_root_crl",
     "root_crl_due",
     "root_crl_file",
+    "root_crl_lists",
     "sign_crl",
 ]

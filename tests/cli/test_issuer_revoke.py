@@ -368,3 +368,65 @@ def test_two_revocations_at_once_are_both_on_the_root_crl(home_cli: Cli) -> None
     crl = x509.load_der_x509_crl((home_cli.home / "crl" / "root.crl").read_bytes())
     for serial in serials:
         assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
+
+
+def test_check_flags_a_revocation_not_yet_published_and_certificates_left_under_it(
+    rotated: tuple[Cli, Path, str], tmp_path: Path
+) -> None:
+    cli, _leaf, old_ca = rotated
+    _with_key(cli, "crl")
+    assert cli("check", "--format", "nagios").exit_code == 0
+    root_key = cli.home / "private" / "root.key"
+    shutil.move(root_key, tmp_path / "root.key")
+    _with_key(cli, "issuer", "revoke", old_ca, "--reason", "caCompromise")
+
+    nagios = cli("check", "--format", "nagios")
+    assert nagios.exit_code == 2 and "does not list it yet" in nagios.output, nagios.output
+    items = json.loads(cli("check", "--json").output)["items"]
+    revocation = [(i["severity"], i["serial"]) for i in items if i["kind"] == "revocation"]
+    assert revocation == [("critical", old_ca), ("warning", old_ca)]
+
+    shutil.move(tmp_path / "root.key", root_key)
+    _with_key(cli, "crl", "--root")
+    items = json.loads(cli("check", "--json").output)["items"]
+    revocation = [(i["severity"], i["detail"]) for i in items if i["kind"] == "revocation"]
+    assert [s for s, _ in revocation] == ["warning"] and "1 valid certificate(s)" in revocation[0][
+        1
+    ]
+
+
+def test_during_a_rollover_the_old_root_lists_it_and_after_it_nothing_is_revoked(
+    home_cli: Cli,
+) -> None:
+    _with_key(home_cli, "issuer", "create", "team-a", "--permit", "a.corp.internal")
+    old_root = _root_serial(home_cli)
+    old_main = _serials(home_cli)[0]
+    old_team_a = json.loads(_ok(home_cli, "issuer", "show", "team-a", "--json"))["issuing_cas"][0]
+    _with_key(home_cli, "rotate", "root", "--new-key")
+    # The old hierarchy is still trusted: the old root's CRL lists its revoked CA.
+    _with_key(home_cli, "issuer", "revoke", old_main, "--reason", "caCompromise")
+    crl = x509.load_der_x509_crl((home_cli.home / "crl" / f"{old_root}.crl").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(int(old_main, 16)) is not None
+    assert crl.is_signature_valid(
+        x509.load_pem_x509_certificate(
+            (home_cli.home / "certs" / "previous-root.crt").read_bytes()
+        ).public_key()
+    )
+
+    _with_key(home_cli, "rotate", "root", "--retire-old", "--force")
+    last = (home_cli.home / "crl" / f"{old_root}.crl").read_bytes()
+    refused = home_cli(
+        "issuer", "revoke", old_team_a, "--reason", "caCompromise",
+        "--passphrase-file", str(home_cli.passphrase_file),
+    )  # fmt: skip
+    assert_user_error(refused, "is no longer trusted")
+    # The old root's last CRL (valid until the old root expires) is left as it was.
+    assert (home_cli.home / "crl" / f"{old_root}.crl").read_bytes() == last
+    # An issuer whose current CA is gone is named as such, not as an unknown CA.
+    _with_key(home_cli, "issuer", "create", "team-c", "--permit", "c.corp.internal")
+    _with_key(home_cli, "issuer", "revoke", "team-c", "--reason", "cessationOfOperation")
+    again = home_cli(
+        "issuer", "revoke", "team-c", "--reason", "caCompromise",
+        "--passphrase-file", str(home_cli.passphrase_file),
+    )  # fmt: skip
+    assert_user_error(again, "issuer 'team-c' has no current issuing CA")

@@ -16,6 +16,7 @@ from privca.x509.crl import CA_REASONS
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
     from privca.cli.main import AppContext
+    from privca.registry import CaCertificate
     from privca.store.records import IssuerRecord
 
 
@@ -277,7 +278,7 @@ def revoke_command(
 
     now = utcnow()
     with open_authority(app, passphrase_file) as ca:
-        outcome = ca.revoke_issuing_ca(ca.authority_by_serial(ca_name), reason, now=now)
+        outcome = ca.revoke_issuing_ca(_issuing_ca(ca, ca_name), reason, now=now)
         revoked = outcome.revoked
         issuer = revoked.issuer
         successor = ca.registry.active_issuing(issuer)
@@ -317,3 +318,16 @@ def revoke_command(
             "(privca renew NAME), for clients that check the root's CRL reject them",
             app.quiet,
         )
+
+
+def _issuing_ca(ca: CertificateAuthority, name: str) -> CaCertificate:
+    """The CA `issuer revoke` names: a serial, or an issuer's name (its current CA)."""
+    from privca._text import printable
+    from privca.errors import NotFound
+
+    if ca.registry.select(name) is None and any(i.name == name for i in ca.registry.issuers):
+        raise NotFound(
+            f"issuer '{printable(name, 63)}' has no current issuing CA",
+            f"name the one to revoke by its serial: privca issuer show {printable(name, 63)}",
+        )
+    return ca.authority_by_serial(name)
