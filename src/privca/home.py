@@ -381,7 +381,7 @@ def remove_stale_temporaries(targets: Iterable[Path]) -> None:
                 stale = [
                     Path(entry.path)
                     for entry in entries
-                    if _temporary_of(entry.name) in names and _is_stale(entry, now)
+                    if _temporary_of(entry.name) in names and is_stale_leftover(entry, now)
                 ]
         except OSError:
             continue
@@ -400,13 +400,16 @@ def _temporary_of(name: str) -> str | None:
     return target or None
 
 
-def _is_stale(entry: os.DirEntry[str], now: float) -> bool:
+def is_stale_leftover(entry: os.DirEntry[str], now: float, *, directory: bool = False) -> bool:
+    """A file (or, with `directory`, a directory; never a symlink) of this user, untouched
+    for STALE_TEMPORARY_SECONDS: what a process killed outright may have left."""
     try:
         info = entry.stat(follow_symlinks=False)
     except OSError:
         return False
+    kind = stat.S_ISDIR if directory else stat.S_ISREG
     mine = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()
-    return stat.S_ISREG(info.st_mode) and mine and now - info.st_mtime > STALE_TEMPORARY_SECONDS
+    return kind(info.st_mode) and mine and now - info.st_mtime > STALE_TEMPORARY_SECONDS
 
 
 def _remove_unlocked(path: Path) -> None:

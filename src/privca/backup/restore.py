@@ -16,7 +16,6 @@ import datetime as dt
 import errno
 import os
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,12 +28,12 @@ from privca.backup.snapshot import StoreSummary, load_into_postgresql
 from privca.errors import AlreadyExists, EnvironmentRefused, InputError
 from privca.home import (
     _MKSTEMP_CHARACTERS,
-    STALE_TEMPORARY_SECONDS,
     CAHome,
     _fsync_directory,
     _lock,
     atomic_write,
     check_home,
+    is_stale_leftover,
     make_private_directory,
 )
 from privca.settings import Settings
@@ -157,7 +156,8 @@ def _remove_stale_staging(parent: Path, name: str) -> None:
             stale = [
                 Path(entry.path)
                 for entry in entries
-                if _is_staging_name(entry.name, prefix) and _is_stale_directory(entry, now)
+                if _is_staging_name(entry.name, prefix)
+                and is_stale_leftover(entry, now, directory=True)
             ]
     except OSError:
         return
@@ -168,15 +168,6 @@ def _remove_stale_staging(parent: Path, name: str) -> None:
 def _is_staging_name(name: str, prefix: str) -> bool:
     random = name.removeprefix(prefix)
     return random != name and len(random) == 8 and set(random) <= _MKSTEMP_CHARACTERS
-
-
-def _is_stale_directory(entry: os.DirEntry[str], now: float) -> bool:
-    try:
-        info = entry.stat(follow_symlinks=False)
-    except OSError:
-        return False
-    mine = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()
-    return stat.S_ISDIR(info.st_mode) and mine and now - info.st_mtime > STALE_TEMPORARY_SECONDS
 
 
 def _remove_unlocked_directory(path: Path) -> None:
