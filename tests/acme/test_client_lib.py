@@ -213,3 +213,38 @@ def test_ari_replaces_marks_the_old_certificate_superseded(acme_server: AcmeServ
     record = acme_server.ca.inventory.get(old.serial_number)
     assert record.superseded_by == new.serial_number
     assert record.status_at(utcnow()) == "superseded"
+
+
+def test_ari_says_renew_now_once_the_issuing_ca_is_revoked(acme_server: AcmeServer) -> None:
+    """A compromised issuing CA revoked (`privca issuer revoke`): every ACME client that
+    asks renewalInfo renews at once, under the new issuing CA, without anyone touching it."""
+    import datetime
+
+    import requests
+
+    from privca.acme.renewal import ari_cert_id
+
+    acme = new_client(acme_server)
+    acme.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
+    order, _key = obtain_http01(acme, acme_server, ["under-old-ca.test"])
+    cert = x509.load_pem_x509_certificate(order.fullchain_pem.encode())
+    session = requests.Session()
+    session.trust_env = False
+    url = acme.directory["renewalInfo"] + "/" + ari_cert_id(cert)
+
+    def window() -> messages.RenewalInfo.SuggestedWindow:
+        response = session.get(url, verify=str(acme_server.root_pem), timeout=10)
+        assert response.status_code == 200, response.text
+        return messages.RenewalInfo.from_json(response.json()).suggested_window
+
+    assert window().start > cert.not_valid_before_utc + datetime.timedelta(days=30)
+    ca = acme_server.ca
+    old = ca.registry.issuing
+    ca.rotate_issuing()
+    ca.revoke_issuing_ca(old, "caCompromise")
+    assert window().end <= datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)
+    # The renewal comes from the new issuing CA.
+    renewed, _key = obtain_http01(acme, acme_server, ["under-old-ca.test"])
+    new = x509.load_pem_x509_certificate(renewed.fullchain_pem.encode())
+    assert new.issuer == ca.registry.issuing.certificate.subject
+    assert new.issuer != old.certificate.subject

@@ -40,6 +40,9 @@ class CertificateInfo:
     # Replaced by another certificate (ARI `replaces`, privca renew), whatever `status`
     # says: an expired or revoked certificate may have been replaced too.
     superseded: bool = False
+    # The issuing CA that signed it was revoked: clients that check the root's CRL reject
+    # it, so it is renewed at once (under the issuer's new CA), as a revoked one is.
+    issuer_revoked: bool = False
 
 
 class CertificateIssuer(Protocol):

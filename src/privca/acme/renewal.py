@@ -50,10 +50,10 @@ def _ari_id_of(info: CertificateInfo) -> str | None:
 def renewal_info(
     issuer: CertificateIssuer, cert_id: str, now: dt.datetime
 ) -> tuple[messages.RenewalInfo, int]:
-    """The suggested window (now, for a revoked certificate; else the middle of the last
-    third of its life) and the Retry-After seconds."""
+    """The suggested window (now, for a revoked certificate or one whose issuing CA was
+    revoked; else the middle of the last third of its life) and the Retry-After seconds."""
     info = certificate_by_ari_id(issuer, cert_id)
-    if info.status == "revoked":
+    if info.status == "revoked" or info.issuer_revoked:
         start, end = now - dt.timedelta(days=1), now
     else:
         lifetime = info.not_after - info.not_before

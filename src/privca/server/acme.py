@@ -164,6 +164,9 @@ class CertificateAuthorityIssuer:
             not_before=record.not_before,
             not_after=record.not_after,
             superseded=record.superseded_by is not None,
+            # Read from the store, not the registry: a CA revoked by another process
+            # changes no active CA, so the server's snapshot of CAs may not have it.
+            issuer_revoked=record.issuer_id in self.authority.inventory.revoked_authority_ids(),
         )
 
     def chain_pem(self, serial: int) -> bytes:

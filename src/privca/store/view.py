@@ -228,6 +228,13 @@ class InventoryView:
             ).first()
         return row is not None
 
+    def revoked_authority_ids(self) -> set[int]:
+        """The CA certificates that were revoked (a few rows at most)."""
+        a = authorities.c
+        with self.database.read() as connection:
+            rows = connection.execute(sa.select(a.id).where(a.revoked_at.is_not(None))).all()
+        return {int(row[0]) for row in rows}
+
     def count_valid(
         self, issuer_id: int, now: dt.datetime, skip_profiles: Iterable[str] = ()
     ) -> int:
