@@ -553,7 +553,7 @@ class CertificateAuthority(AuthorityRecords):
         days = self.settings.crl_days if publishes else self.settings.root_crl_days
         alias = self.registry.root_crl_alias
         # Two revocations at once: the later CRL is written last, never an older one over it.
-        with exclusive_lock(self.home.crl / ".publish.lock", 0o644):
+        with exclusive_lock(self.home.private / ".root-crl.lock", 0o400):
             crl = self.crl(signing, now, days=days, record=False)
             files: list[CrlFile] = []
             for root in roots:
