@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -43,7 +44,8 @@ BATCH_SYNC_THRESHOLD = 8
 # across a commit, are locked: see stage_files).
 STALE_TEMPORARY_SECONDS = 60
 TEMPORARY_MARK = "privca-"
-_MKSTEMP_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+_RANDOM_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"  # mkstemp's
+_MKSTEMP_CHARACTERS = frozenset(_RANDOM_CHARACTERS)
 # Staged temporaries this process holds locked (path -> open descriptor).
 _HELD: dict[str, int] = {}
 
@@ -156,6 +158,31 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def scratch_directory(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new directory `parent/prefix` + 8 random characters (mode 0700, like mkdtemp's),
+    removed with what it holds when the block ends. Its name is chosen before it exists
+    and it is made inside the block: an exception at any moment, a signal turned into
+    one included (cli/backup.py), never leaves it behind. mkdtemp returns only after
+    making it, so such an exception there left it, with the CA's keys it came to hold."""
+    path: Path | None = None
+    try:
+        for _attempt in range(100):
+            path = parent / (prefix + "".join(secrets.choice(_RANDOM_CHARACTERS) for _ in range(8)))
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                path = None  # not ours: never removed
+                continue
+            break
+        else:
+            raise FileExistsError(errno.EEXIST, "no unused name", str(parent / prefix))
+        yield path
+    finally:
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager

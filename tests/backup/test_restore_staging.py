@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -246,4 +247,45 @@ def test_a_terminated_backup_verify_removes_its_temporary_home(
     else:
         pytest.fail("no verify was caught while restoring in 5 attempts")
     assert run.returncode == -signal.SIGTERM, run.stderr.read() if run.stderr else ""
+    assert list(scratch.iterdir()) == []
+
+
+def _interrupted_right_after_making(marker: str) -> Callable[..., None]:
+    """os.mkdir that makes the directory, then raises as a signal's exception (cli/backup.py)
+    does when it lands just after the call: the moment mkdtemp gave no one the chance to
+    clean up (a loaded CI machine once hit it with a real SIGTERM)."""
+    real = os.mkdir
+
+    def mkdir(path: Any, mode: int = 0o777, *args: Any, **kwargs: Any) -> None:
+        real(path, mode, *args, **kwargs)
+        if marker in os.fspath(path):
+            raise KeyboardInterrupt
+
+    return mkdir
+
+
+def test_an_interruption_as_the_staging_directory_is_made_leaves_nothing(
+    backup: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = backup()
+    monkeypatch.setattr(os, "mkdir", _interrupted_right_after_making(".target.restore-"))
+    with pytest.raises(KeyboardInterrupt):
+        restore(archive, tmp_path / "target", NOW)
+    monkeypatch.undo()
+    assert _staging_dirs(tmp_path) == []
+
+
+def test_an_interruption_as_verify_makes_its_home_leaves_nothing(
+    backup: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privca.backup.verify import verify_backup
+
+    archive = backup()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(os, "mkdir", _interrupted_right_after_making("privca-verify-"))
+    with pytest.raises(KeyboardInterrupt):
+        verify_backup(archive, NOW)
+    monkeypatch.undo()
     assert list(scratch.iterdir()) == []

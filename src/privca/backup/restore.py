@@ -16,7 +16,6 @@ import datetime as dt
 import errno
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from privca.home import (
     check_home,
     is_stale_leftover,
     make_private_directory,
+    scratch_directory,
 )
 from privca.settings import Settings
 from privca.store.address import check_store_url
@@ -128,20 +128,17 @@ def _staging(target: Path) -> Iterator[Path]:
     a killed one; those (SIGKILL cannot be cleaned up after) are removed first."""
     parent = target.absolute().parent
     _remove_stale_staging(parent, target.name)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING_MARK}", dir=parent))
-    fd: int | None = None
-    try:
-        with contextlib.suppress(OSError):  # a directory cannot be opened on Windows
-            fd = os.open(staging, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        if fd is not None:
-            _lock(fd)
-        yield staging
-    finally:
+    with scratch_directory(parent, f".{target.name}{STAGING_MARK}") as staging:
+        fd: int | None = None
         try:
-            shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(OSError):  # a directory cannot be opened on Windows
+                fd = os.open(staging, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            if fd is not None:
+                _lock(fd)
+            yield staging
         finally:
             if fd is not None:
-                os.close(fd)  # the lock goes only once the directory has
+                os.close(fd)
 
 
 def _remove_stale_staging(parent: Path, name: str) -> None:

@@ -18,6 +18,7 @@ from privca.adopt.doctor import Finding, examine_home
 from privca.authority import CertificateAuthority
 from privca.backup.restore import RestoreResult, restore
 from privca.errors import CheckFailed, KeyUnavailable
+from privca.home import scratch_directory
 from privca.keys.custody import SecretSource
 
 KEY_FILE_FINDING = "ca-key-file"
@@ -62,10 +63,10 @@ def verify_backup(
 ) -> VerifyResult:
     """Restore `archive` into a temporary home and check it (module docstring); with a
     `passphrase`, also unlock every CA key file and match it to its certificate."""
-    with tempfile.TemporaryDirectory(prefix="privca-verify-") as scratch:
+    with scratch_directory(Path(tempfile.gettempdir()), "privca-verify-") as scratch:
         # restore refuses what the archive must not hold (backup/contents.py), the
         # certificates' signatures and the store's audit log included.
-        restored = restore(archive, Path(scratch) / "home", now)
+        restored = restore(archive, scratch / "home", now)
         ca = CertificateAuthority.open(restored.home, passphrase)
         try:
             findings = examine_home(ca, now)
