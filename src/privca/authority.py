@@ -551,16 +551,10 @@ class CertificateAuthority(AuthorityRecords):
         that signs leaves too keeps its leaves' CRL period."""
         publishes = signing in self.publishing_authorities()
         days = self.settings.crl_days if publishes else self.settings.root_crl_days
-        alias = self.registry.root_crl_alias
         # Two revocations at once: the later CRL is written last, never an older one over it.
         with exclusive_lock(self.home.private / ".root-crl.lock", 0o400):
             crl = self.crl(signing, now, days=days, record=False)
-            files: list[CrlFile] = []
-            for root in roots:
-                files += crl_files(crl_file_of(self.home, root.serial), crl)
-                if root.id == alias.id:
-                    files += crl_files(self.root_crl_file, crl)
-            atomic_write_many(files)
+            atomic_write_many(self._root_files_of(signing, crl))
             self.crl_written(signing, crl)
         return tuple(crl_file_of(self.home, root.serial) for root in roots)
 
@@ -729,9 +723,19 @@ class CertificateAuthority(AuthorityRecords):
         """A CRL of `root` (the server never signs one), as the files it is published in:
         under its serial, and as root.crl when that URL means this root."""
         crl = sign_crl(self._store, root.id, self.signer(root), now, next_update)
-        files = crl_files(crl_file_of(self.home, root.serial), crl)
-        if self.registry.root_crl_alias.id == root.id:
-            files += crl_files(self.root_crl_file, crl)
+        return self._root_files_of(root, crl)
+
+    def _root_files_of(
+        self, root: CaCertificate, crl: x509.CertificateRevocationList
+    ) -> list[CrlFile]:
+        """Where a CRL of `root` is published: under the serial of every root certificate
+        of its name and key, and as root.crl when that URL means one of them."""
+        alias = self.registry.root_crl_alias
+        files: list[CrlFile] = []
+        for same in self.registry.same_key_roots(root):
+            files += crl_files(crl_file_of(self.home, same.serial), crl)
+            if same.id == alias.id:
+                files += crl_files(self.root_crl_file, crl)
         return files
 
     def rollover_status(self, now: dt.datetime | None = None) -> RolloverStatus:

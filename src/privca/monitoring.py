@@ -215,9 +215,10 @@ def _authority_items(
         for a in issuers.values()
         if a.active
     ]
+    replaced = ca.registry.replaced_roots  # their CRL is the active same-key root's
     for state in ca.inventory.crl_states():
         issuer = issuers.get(state.issuer_id)
-        if issuer is not None:
+        if issuer is not None and state.issuer_id not in replaced:
             items.append(_crl_item(state, issuer, now))
     items += _retired_root_items(ca, now)
     items += _revoked_ca_items(ca, now)
@@ -630,7 +631,10 @@ def render_prometheus(
         ca.inventory.soonest_expiry(list(exposition.issuers), now, SELF_RENEWING_PROFILES)
     )
     exposition.ca_expiry()
-    exposition.crl_next_update(ca.inventory.crl_states())
+    replaced = ca.registry.replaced_roots  # their CRL is the active same-key root's
+    exposition.crl_next_update(
+        [s for s in ca.inventory.crl_states() if s.issuer_id not in replaced]
+    )
     spans = _spans(window)
     exposition.expiring(
         ca.inventory.expiry_counts(

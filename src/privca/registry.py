@@ -317,6 +317,28 @@ class Registry:
     def roots(self) -> list[CaCertificate]:
         return [a for a in self.authorities if a.role == CaRole.ROOT]
 
+    def same_key_roots(self, root: CaCertificate) -> list[CaCertificate]:
+        """Every root certificate with `root`'s name and key, itself included (a root
+        re-issued with `rotate root --same-key`): one CRL issuer, so one CRL sequence,
+        published under each serial (issuing CAs name the serial of the one that was
+        active when they were made)."""
+        subject = root.certificate.subject
+        return [
+            r
+            for r in self.roots
+            if r.certificate.subject == subject and r.key_identifier == root.key_identifier
+        ]
+
+    @property
+    def replaced_roots(self) -> frozenset[int]:
+        """Roots re-issued with their own key: the active one's CRL is theirs too, so
+        monitoring watches only that one's."""
+        return frozenset(
+            r.id
+            for r in self.roots
+            if not r.active and any(o.active for o in self.same_key_roots(r))
+        )
+
     # a root rollover ----------------------------------------------------------------------
 
     @property

@@ -61,3 +61,40 @@ def test_reissue_root_of_a_privca_ca_keeps_chains(make_ca, tmp_path: Path) -> No
     for issued in (before, after):
         report, status = ca.verify(issued.certificate)
         assert report.ok and status == "valid", report.problems
+
+
+def test_a_reissued_roots_crl_is_published_under_every_serial_of_its_key(
+    run_cli: Cli,
+) -> None:
+    """The re-issued root is the same CRL issuer (name and key): one CRL sequence, written
+    under the old serial too (the URL issuing CAs made before name in their distribution
+    point), so that file never goes stale; monitoring watches the one sequence, not a
+    dead copy of it that would turn critical once its nextUpdate passed."""
+    home_cli = run_cli
+    passphrase = ["--passphrase-file", str(home_cli.passphrase_file)]
+    assert home_cli("init", "--name", "Example Internal CA", *passphrase).exit_code == 0
+    old_root = x509.load_pem_x509_certificate((home_cli.home / "certs" / "root.crt").read_bytes())
+    named = f"{old_root.serial_number:x}.crl"  # what issuing CAs made until now name
+    assert home_cli("rotate", "root", "--same-key", *passphrase).exit_code == 0
+    new_serial = format(
+        x509.load_pem_x509_certificate(
+            (home_cli.home / "certs" / "root.crt").read_bytes()
+        ).serial_number,
+        "x",
+    )
+    assert f"{new_serial}.crl" != named
+    result = home_cli("crl", "--root", *passphrase)
+    assert result.exit_code == 0, result.stderr
+    crl_dir = home_cli.home / "crl"
+    newest = (crl_dir / f"{new_serial}.crl").read_bytes()
+    assert (crl_dir / named).read_bytes() == newest == (crl_dir / "root.crl").read_bytes()
+
+    items = json.loads(home_cli("check", "--json").output)["items"]
+    root_crls = [i["serial"] for i in items if i["kind"] == "crl" and "Root" in i["label"]]
+    assert root_crls == [new_serial]
+    prometheus = home_cli("check", "--format", "prometheus").output
+    gauges = [
+        line for line in prometheus.splitlines()
+        if line.startswith("privca_crl_next_update_timestamp_seconds{") and "Root" in line
+    ]  # fmt: skip
+    assert len(gauges) == 1 and new_serial in gauges[0]

@@ -174,6 +174,18 @@ def crl_command(
                 is_current=is_current,
                 out=to_out,
             )
+            # A root re-issued with its key (rotate root --same-key) is the same CRL
+            # issuer: issuing CAs made before name the old serial's file, kept current.
+            same_key = ca.registry.same_key_roots(authority) if is_root else []
+            for same in (r for r in same_key if r.id != authority.id):
+                files += _crl_files(
+                    ca,
+                    crl,
+                    ca.home.crl / serial_hex(same.serial),
+                    is_alias=same.id == alias.id,
+                    is_current=False,
+                    out=None,
+                )
             documents.append(_crl_document(authority, crl, stem.with_suffix(".crl")))
         if out is not None:
             make_out_directory(out.parent, private=False)
