@@ -608,9 +608,14 @@ class CertificateAuthority(AuthorityRecords):
         """Make `name` the issuer used when none is named (issue, sign, /acme/directory).
 
         Raises:
-            NotFound: no such issuer. PolicyError: it is disabled.
+            NotFound: no such issuer, or it has no issuing CA now (its last one was
+            revoked). PolicyError: it is disabled.
         """
-        self._store.set_default_issuer(self.registry.issuer(name).name, utcnow())
+        record = self.registry.issuer(name)
+        # Checked before the store changes: every command and `privca serve` sign with the
+        # default issuer's CA (CRLs and OCSP included), so it must have one.
+        self.registry.issuing_of(record.name)
+        self._store.set_default_issuer(record.name, utcnow())
         self.refresh()
         # certs/issuing.crt and certs/chain.pem are the default issuer's (docs/issuers.md):
         # they stayed the old default's, unlike `privca export chain`.

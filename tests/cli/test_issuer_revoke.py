@@ -430,3 +430,13 @@ def test_during_a_rollover_the_old_root_lists_it_and_after_it_nothing_is_revoked
         "--passphrase-file", str(home_cli.passphrase_file),
     )  # fmt: skip
     assert_user_error(again, "issuer 'team-c' has no current issuing CA")
+
+
+def test_an_issuer_whose_ca_was_revoked_cannot_become_the_default(home_cli: Cli) -> None:
+    _with_key(home_cli, "issuer", "create", "team-b", "--permit", "b.corp.internal")
+    _with_key(home_cli, "issuer", "revoke", "team-b", "--reason", "cessationOfOperation")
+    before = tree_snapshot(home_cli.home)
+    refused = home_cli("issuer", "default", "team-b")
+    assert_user_error(refused, "has no active issuing CA")
+    assert tree_snapshot(home_cli.home) == before
+    assert _with_key(home_cli, "crl")  # the default issuer still signs its CRL
