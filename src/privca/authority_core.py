@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Self
 
 from cryptography import x509
 
+from privca._text import printable
 from privca._time import utcnow
 from privca.auditing import (
     RENEW_BEFORE,
@@ -187,7 +188,8 @@ class AuthorityCore:
         """
         record = self.registry.select(serial)
         if record is None:
-            raise NotFound(f"no CA with serial or role '{serial}'", "see `privca check`")
+            shown = printable(serial, 64)
+            raise NotFound(f"no CA with serial or role '{shown}'", "see `privca check`")
         return record
 
     def issuer_of(self, record: CertificateRecord) -> CaCertificate | None:

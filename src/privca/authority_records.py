@@ -396,12 +396,7 @@ class AuthorityRecords(AuthorityCore):
         an issuing CA revoked since: time for `privca crl` to publish a new one while the
         root key is at hand."""
         entry = self._entry(root)
-        registry = self.registry
-        must_list = frozenset(
-            a.serial
-            for a in registry.authorities
-            if a.revoked_at is not None and a.not_after > now and entry in registry.roots_signing(a)
-        )
+        must_list = frozenset(a.serial for a in self.registry.revoked_signed_by(entry, now))
         return root_crl_due(self.home, entry.certificate, now, must_list)
 
 

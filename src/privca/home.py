@@ -416,13 +416,18 @@ def remove_stale_temporaries(targets: Iterable[Path]) -> None:
             _remove_unlocked(path)
 
 
+def is_random_tail(text: str) -> bool:
+    """Whether `text` is the 8 random characters privca (and mkstemp) end a name with."""
+    return len(text) == 8 and set(text) <= _MKSTEMP_CHARACTERS
+
+
 def _temporary_of(name: str) -> str | None:
     """The target a temporary's name is for (`.db.key.privca-k3j_9x0a.tmp` -> `db.key`)."""
     if not (name.startswith(".") and name.endswith(".tmp")):
         return None
     target, _, marked = name[1:-4].rpartition(".")
     random = marked.removeprefix(TEMPORARY_MARK)
-    if random == marked or len(random) != 8 or not set(random) <= _MKSTEMP_CHARACTERS:
+    if random == marked or not is_random_tail(random):
         return None
     return target or None
 

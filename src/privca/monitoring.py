@@ -233,40 +233,38 @@ def _revoked_ca_items(ca: CertificateAuthority, now: dt.datetime) -> list[Expiry
 
     registry = ca.registry
     items = []
-    for entry in registry.authorities:
-        if entry.revoked_at is None or entry.not_after <= now:
-            continue
-        label = f"revoked issuing CA {entry.label}"
-        serial = serial_hex(entry.serial)
-        unlisted = [
-            root
-            for root in registry.roots_signing(entry)
-            if root in registry.trusted_roots
-            and not root_crl_lists(ca.home, root.certificate, entry.serial)
-        ]
-        if unlisted:
-            detail = (
-                f"revoked on {entry.revoked_at:%Y-%m-%d} but the CRL of root "
-                f"{serial_hex(unlisted[0].serial)} does not list it yet (run privca crl "
-                "--root where the root key is)"
-            )
-            items.append(
-                ExpiryItem(
-                    "revocation", label, serial, entry.label, entry.not_after, "critical", detail
+    for root in registry.trusted_roots:
+        for entry in registry.revoked_signed_by(root, now):
+            if not root_crl_lists(ca.home, root.certificate, entry.serial):
+                detail = (
+                    f"revoked on {entry.revoked_at:%Y-%m-%d} but the CRL of root "
+                    f"{serial_hex(root.serial)} does not list it yet (run privca crl --root "
+                    "where the root key is)"
                 )
-            )
-        valid = ca.inventory.count_valid(entry.id, now, SELF_RENEWING_PROFILES)
-        if valid:
+                items.append(_revoked_ca_item(entry, "critical", detail))
+    revoked = [a for a in registry.authorities if a.revoked_at is not None and a.not_after > now]
+    left = ca.inventory.valid_by_issuer([a.id for a in revoked], now, SELF_RENEWING_PROFILES)
+    for entry in revoked:
+        if entry.id in left:
             detail = (
-                f"{valid} valid certificate(s) it signed, rejected by clients that check the "
-                "root's CRL (renew each: privca renew NAME)"
+                f"{left[entry.id].count} valid certificate(s) it signed, rejected by clients "
+                "that check the root's CRL (renew each: privca renew NAME)"
             )
-            items.append(
-                ExpiryItem(
-                    "revocation", label, serial, entry.label, entry.not_after, "warning", detail
-                )
-            )
+            items.append(_revoked_ca_item(entry, "warning", detail))
     return items
+
+
+def _revoked_ca_item(entry: CaCertificate, severity: str, detail: str) -> ExpiryItem:
+    label = f"revoked issuing CA {entry.label}"
+    return ExpiryItem(
+        "revocation",
+        label,
+        serial_hex(entry.serial),
+        entry.label,
+        entry.not_after,
+        severity,
+        detail,
+    )
 
 
 def _retired_root_items(ca: CertificateAuthority, now: dt.datetime) -> list[ExpiryItem]:

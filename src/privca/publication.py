@@ -65,7 +65,7 @@ def sign_crl(
         Revocation(e.serial, e.revoked_at, e.reason)
         for e in store.revoked_entries(authority_id, now, listed_until)
     ]
-    entries += _revoked_cas_signed_by(store, signer, listed_until)
+    entries += _revoked_cas_signed_by(store, authority_id, listed_until)
     number = store.next_crl_number(authority_id, now)
     try:
         crl = build_crl(signer, entries, number, now, next_update)
@@ -80,28 +80,24 @@ def sign_crl(
 
 
 def _revoked_cas_signed_by(
-    store: Store, signer: Issuer, listed_until: dt.datetime
+    store: Store, authority_id: int, listed_until: dt.datetime
 ) -> list[Revocation]:
-    """The revoked issuing CA certificates that `signer` (a root) signed, by the name and
-    key identifier a client chains them by (a root re-issued with its key signed them
-    too), until one CRL period after they expired (as leaves: RFC 5280 3.3)."""
-    from privca.x509.build import authority_key_identifier
+    """The revoked issuing CA certificates that CA `authority_id` (a root) signed
+    (Registry.revoked_signed_by), until one CRL period after they expired (as leaves:
+    RFC 5280 3.3)."""
+    from privca.registry import Registry
 
+    registry = Registry.from_records(store.authorities())
+    signer = registry.by_id(authority_id)
     found = []
-    for record in store.authorities():
-        if record.revoked_at is None or record.not_after <= listed_until:
-            continue
-        certificate = x509.load_der_x509_certificate(record.der)
-        if certificate.issuer != signer.name:
-            continue
-        if authority_key_identifier(certificate) != signer.key_identifier:
-            continue
+    for record in registry.revoked_signed_by(signer, listed_until) if signer else []:
         if record.revocation_reason not in CA_REASONS:  # only a store edited by hand
             raise EnvironmentRefused(
                 f"the revocation of CA {serial_hex(record.serial)} gives no reason a CRL can carry",
                 "run `privca audit verify`: a CA row holds what privca never writes",
             )
-        found.append(Revocation(record.serial, record.revoked_at, record.revocation_reason))
+        if record.revoked_at is not None:  # always: revoked_signed_by gives no other
+            found.append(Revocation(record.serial, record.revoked_at, record.revocation_reason))
     return found
 
 

@@ -9,6 +9,7 @@ place to go.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -258,6 +259,15 @@ class Registry:
         issuer = entry.certificate.issuer
         return [
             r for r in self.roots if r.certificate.subject == issuer and r.key_identifier == aki
+        ]
+
+    def revoked_signed_by(self, root: CaCertificate, now: dt.datetime) -> list[CaCertificate]:
+        """The revoked issuing CAs, unexpired at `now`, that `root` signed: what its CRL
+        must list."""
+        return [
+            a
+            for a in self.authorities
+            if a.revoked_at is not None and a.not_after > now and root in self.roots_signing(a)
         ]
 
     def revoked_above(self, certificate: x509.Certificate) -> list[CaCertificate]:

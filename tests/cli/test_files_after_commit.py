@@ -118,15 +118,15 @@ def test_with_force_a_file_that_cannot_be_replaced_keeps_the_key(
     _no_temporaries(out)
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs (as the review used; mounting needs root)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
+@contextlib.contextmanager
+def _tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A tmpfs at `mount` (mounting needs root: skipped otherwise), unmounted lazily
+    after (a descriptor still open in this process must not leave it mounted)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
+    mount.mkdir()
     made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"{options},mode=0700", "tmpfs", str(mount)],
         capture_output=True,
         timeout=30,
     )
@@ -135,7 +135,14 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount
     finally:
-        subprocess.run(["umount", str(mount)], capture_output=True, timeout=30)
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs (as the review used)."""
+    with _tmpfs(tmp_path / "small", "size=64k") as mount:
+        yield mount
 
 
 def _fill(directory: Path, leave_pages: int) -> None:
@@ -174,18 +181,7 @@ def test_a_kept_key_survives_the_next_run_when_no_inode_is_left(
     """With no inode left, link() failed too and the key stayed under its temporary name,
     where the next run's cleanup of killed runs' leftovers removed it (review): the key of
     a certificate the store calls valid was gone. A rename needs no inode."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "few"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=3,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        timeout=30,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {made.stderr.decode(errors='replace')}")
-    try:
+    with _tmpfs(tmp_path / "few", "size=1m,nr_inodes=3") as mount:
         out = mount / "out"
         out.mkdir()
         result = home_cli("issue", NAME, "--out", str(out), *_pass(home_cli))
@@ -196,8 +192,6 @@ def test_a_kept_key_survives_the_next_run_when_no_inode_is_left(
         again = home_cli("issue", NAME, "--out", str(out), "--force", *_pass(home_cli))
         assert again.exit_code == 0, again.stderr
         assert (out / f"{NAME}.{serial}.key").exists()
-    finally:  # lazily: a descriptor still open in this process must not leave it mounted
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True, timeout=30)
 
 
 def test_renew_into_a_full_directory_records_nothing(home_cli: Cli, small_tmpfs: Path) -> None:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from cryptography import x509
 
 from tests.conftest import Cli, assert_user_error, openssl, tree_snapshot
@@ -30,6 +31,14 @@ def _ok(cli: Cli, *args: str) -> str:
 
 def _with_key(cli: Cli, *args: str) -> str:
     return _ok(cli, *args, "--passphrase-file", str(cli.passphrase_file))
+
+
+def _revoke(cli: Cli, target: str, reason: str) -> Result:
+    """`privca issuer revoke TARGET --reason REASON` with the CA's passphrase, as it ends."""
+    return cli(
+        "issuer", "revoke", target, "--reason", reason,
+        "--passphrase-file", str(cli.passphrase_file),
+    )  # fmt: skip
 
 
 def _issue(cli: Cli, name: str, out: Path) -> Path:
@@ -107,10 +116,7 @@ def test_a_revoked_current_issuing_ca_signs_nothing_until_a_rotation(
 ) -> None:
     _with_key(home_cli, "issuer", "create", "team-b", "--permit", "b.corp.internal")
     first = json.loads(_ok(home_cli, "issuer", "show", "team-b", "--json"))["issuing_cas"][0]
-    result = home_cli(
-        "issuer", "revoke", "team-b", "--reason", "cessationOfOperation",
-        "--passphrase-file", str(home_cli.passphrase_file),
-    )  # fmt: skip
+    result = _revoke(home_cli, "team-b", "cessationOfOperation")
     assert result.exit_code == 0, result.stderr
     assert "has no issuing CA now: privca rotate issuing --issuer team-b" in result.stderr
     shown = json.loads(_ok(home_cli, "issuer", "show", "team-b", "--json"))
@@ -147,10 +153,7 @@ def test_the_default_issuers_current_ca_is_replaced_before_it_is_revoked(
     """Every command and `privca serve` sign with it by default (CRLs and OCSP too)."""
     before = tree_snapshot(home_cli.home)
     for target in ("main", _serials(home_cli)[0]):
-        refused = home_cli(
-            "issuer", "revoke", target, "--reason", "caCompromise",
-            "--passphrase-file", str(home_cli.passphrase_file),
-        )  # fmt: skip
+        refused = _revoke(home_cli, target, "caCompromise")
         assert_user_error(refused, "replace it first (privca rotate issuing)")
     assert tree_snapshot(home_cli.home) == before
 
@@ -161,10 +164,7 @@ def test_with_the_root_key_offline_the_next_crl_publishes_the_revocation(
     cli, old_leaf, old_ca = rotated
     root_key = cli.home / "private" / "root.key"
     shutil.move(root_key, tmp_path / "root.key")  # to the safe, as the README advises
-    result = cli(
-        "issuer", "revoke", old_ca, "--reason", "keyCompromise",
-        "--passphrase-file", str(cli.passphrase_file),
-    )  # fmt: skip
+    result = _revoke(cli, old_ca, "keyCompromise")
     assert result.exit_code == 0, result.stderr
     root_serial = _root_serial(cli)
     assert f"the key of root {root_serial} is not here" in result.stderr
@@ -189,18 +189,17 @@ def test_with_the_root_key_offline_the_next_crl_publishes_the_revocation(
         pytest.param("root", "caCompromise", "only issuing CAs are revoked", id="root"),
         pytest.param("ffff", "caCompromise", "no CA with serial", id="unknown"),
         pytest.param("x\x1b[2Jy", "caCompromise", "no CA with serial", id="hostile"),
+        pytest.param("f" * 100_000, "caCompromise", "no CA with serial", id="huge"),
         pytest.param("main", "unspecified", "Invalid value for '--reason'", id="unspecified"),
         pytest.param("main", "removeFromCRL", "Invalid value for '--reason'", id="bad-reason"),
     ],
 )
 def test_refusals_write_nothing(home_cli: Cli, target: str, reason: str, fragment: str) -> None:
     before = tree_snapshot(home_cli.home)
-    result = home_cli(
-        "issuer", "revoke", target, "--reason", reason,
-        "--passphrase-file", str(home_cli.passphrase_file),
-    )  # fmt: skip
+    result = _revoke(home_cli, target, reason)
     assert_user_error(result, fragment)
     assert "\x1b" not in result.stderr
+    assert len(result.stderr) < 1000  # a huge argument is shown cut, not whole
     assert tree_snapshot(home_cli.home) == before
 
 
@@ -210,10 +209,7 @@ def test_a_second_revocation_is_refused_and_the_first_stays(
     cli, _leaf, old_ca = rotated
     _with_key(cli, "issuer", "revoke", old_ca, "--reason", "superseded")
     before = tree_snapshot(cli.home)
-    again = cli(
-        "issuer", "revoke", old_ca, "--reason", "caCompromise",
-        "--passphrase-file", str(cli.passphrase_file),
-    )  # fmt: skip
+    again = _revoke(cli, old_ca, "caCompromise")
     assert_user_error(again, "was revoked on")
     assert tree_snapshot(cli.home) == before
     audit = _ok(cli, "audit", "log", "--json")
@@ -320,10 +316,7 @@ def test_crl_files_that_cannot_be_written_say_the_revocation_is_recorded(
     blocker = cli.home / "crl" / "root.pem"
     blocker.unlink()
     blocker.mkdir()  # a file the CRL must replace cannot be
-    result = cli(
-        "issuer", "revoke", old_ca, "--reason", "caCompromise",
-        "--passphrase-file", str(cli.passphrase_file),
-    )  # fmt: skip
+    result = _revoke(cli, old_ca, "caCompromise")
     assert result.exit_code == 3, result.stderr
     assert f"the revocation of {old_ca} is recorded" in result.stderr
     assert "privca crl --root" in result.stderr
@@ -415,20 +408,14 @@ def test_during_a_rollover_the_old_root_lists_it_and_after_it_nothing_is_revoked
 
     _with_key(home_cli, "rotate", "root", "--retire-old", "--force")
     last = (home_cli.home / "crl" / f"{old_root}.crl").read_bytes()
-    refused = home_cli(
-        "issuer", "revoke", old_team_a, "--reason", "caCompromise",
-        "--passphrase-file", str(home_cli.passphrase_file),
-    )  # fmt: skip
+    refused = _revoke(home_cli, old_team_a, "caCompromise")
     assert_user_error(refused, "is no longer trusted")
     # The old root's last CRL (valid until the old root expires) is left as it was.
     assert (home_cli.home / "crl" / f"{old_root}.crl").read_bytes() == last
     # An issuer whose current CA is gone is named as such, not as an unknown CA.
     _with_key(home_cli, "issuer", "create", "team-c", "--permit", "c.corp.internal")
     _with_key(home_cli, "issuer", "revoke", "team-c", "--reason", "cessationOfOperation")
-    again = home_cli(
-        "issuer", "revoke", "team-c", "--reason", "caCompromise",
-        "--passphrase-file", str(home_cli.passphrase_file),
-    )  # fmt: skip
+    again = _revoke(home_cli, "team-c", "caCompromise")
     assert_user_error(again, "issuer 'team-c' has no current issuing CA")
 
 

@@ -26,12 +26,12 @@ from privca.backup.contents import check_staged
 from privca.backup.snapshot import StoreSummary, load_into_postgresql
 from privca.errors import AlreadyExists, EnvironmentRefused, InputError
 from privca.home import (
-    _MKSTEMP_CHARACTERS,
     CAHome,
     _fsync_directory,
     _lock,
     atomic_write,
     check_home,
+    is_random_tail,
     is_stale_leftover,
     make_private_directory,
     scratch_directory,
@@ -164,7 +164,7 @@ def _remove_stale_staging(parent: Path, name: str) -> None:
 
 def _is_staging_name(name: str, prefix: str) -> bool:
     random = name.removeprefix(prefix)
-    return random != name and len(random) == 8 and set(random) <= _MKSTEMP_CHARACTERS
+    return random != name and is_random_tail(random)
 
 
 def _remove_unlocked_directory(path: Path) -> None:

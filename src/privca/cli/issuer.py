@@ -283,7 +283,8 @@ def revoke_command(
         issuer = revoked.issuer
         successor = ca.registry.active_issuing(issuer)
         # privca's own (OCSP responders, the audit signer) are renewed by privca itself.
-        still_valid = ca.inventory.count_valid(revoked.id, now, SELF_RENEWING_PROFILES)
+        left = ca.inventory.valid_by_issuer([revoked.id], now, SELF_RENEWING_PROFILES)
+        still_valid = left[revoked.id].count if revoked.id in left else 0
     document = {
         "serial": serial_hex(revoked.serial),
         "subject": revoked.common_name,

@@ -166,7 +166,10 @@ class CertificateAuthorityIssuer:
             superseded=record.superseded_by is not None,
             # Read from the store, not the registry: a CA revoked by another process
             # changes no active CA, so the server's snapshot of CAs may not have it.
-            issuer_revoked=record.issuer_id in self.authority.inventory.revoked_authority_ids(),
+            issuer_revoked=any(
+                a.id == record.issuer_id and a.revoked_at is not None
+                for a in self.authority.inventory.authorities()
+            ),
         )
 
     def chain_pem(self, serial: int) -> bytes:

@@ -228,30 +228,6 @@ class InventoryView:
             ).first()
         return row is not None
 
-    def revoked_authority_ids(self) -> set[int]:
-        """The CA certificates that were revoked (a few rows at most)."""
-        a = authorities.c
-        with self.database.read() as connection:
-            rows = connection.execute(sa.select(a.id).where(a.revoked_at.is_not(None))).all()
-        return {int(row[0]) for row in rows}
-
-    def count_valid(
-        self, issuer_id: int, now: dt.datetime, skip_profiles: Iterable[str] = ()
-    ) -> int:
-        """How many certificates one CA signed for services are valid at `now` (neither
-        revoked nor expired; superseded ones included: they work until they expire), but
-        for those of `skip_profiles`."""
-        c = certificates.c
-        with self.database.read() as connection:
-            found = connection.execute(
-                sa.select(sa.func.count()).where(
-                    c.issuer_id == issuer_id,
-                    live_clause(now),
-                    c.profile.not_in(list(skip_profiles)),
-                )
-            ).scalar_one()
-        return int(found)
-
     def issuer_ids_with_certificates(self) -> set[int]:
         """The CAs that have signed at least one end-entity certificate."""
         with self.database.read() as connection:
