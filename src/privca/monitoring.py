@@ -379,11 +379,12 @@ def render_json(report: CheckReport, now: dt.datetime) -> str:
 NAGIOS_CODES = {"ok": 0, "warning": 1, "critical": 2}
 
 
-def nagios_text(text: str) -> str:
+def nagios_text(text: str, escaped: bool = False) -> str:
     """`text` for the part of a Nagios line before the perfdata: printable, one line, and
     without '|', which starts the perfdata (a certificate named 'x | critical=0' would add
-    its own); escaped as printable() escapes, so the name stays readable."""
-    return printable(text).replace("|", "\\x7c")
+    its own); escaped as printable() escapes, so the name stays readable. `escaped`: the
+    text has been through printable() already."""
+    return (text if escaped else printable(text)).replace("|", "\\x7c")
 
 
 def render_nagios(

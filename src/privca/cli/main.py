@@ -92,6 +92,29 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def _named_command(self, args: Sequence[str]) -> str:
+        """The command the raw arguments name ("privca issuer revoke"), for the hint of a
+        usage error: click raises some (an option missing its value) before it has a
+        context to say which command it was parsing."""
+        path = ["privca"]
+        command: click.Command = self
+        words = iter(args)
+        for word in words:
+            if word == "--":
+                break
+            if word.startswith("-"):
+                if "=" not in word and _takes_value(command, word):
+                    next(words, None)
+                continue
+            if not isinstance(command, click.Group):
+                break
+            found = command.get_command(click.Context(command), word)
+            if found is None:
+                break
+            path.append(word)
+            command = found
+        return " ".join(path)
+
     def main(
         self,
         args: Sequence[str] | None = None,
@@ -115,17 +138,16 @@ class LazyGroup(click.Group):
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             sys.stdout.flush()  # a reader that went away is noticed here, not at exit
         except click.UsageError as exc:
-            command = exc.ctx.command_path if exc.ctx is not None else "privca"
-            command = command.replace("cli", "privca", 1) if command.startswith("cli") else command
+            command = self._named_command(raw)
             if _asks_for_nagios(raw):
-                _nagios_unknown(f"{exc.format_message()} (see '{command} --help')")
-            click.echo(f"privca: error: {printable(exc.format_message())}", err=True)
-            click.echo(f"  hint: see '{printable(command)} --help'", err=True)
+                _nagios_unknown(f"{_click_message(exc)} (see '{command} --help')", escaped=True)
+            click.echo(f"privca: error: {_click_message(exc)}", err=True)
+            click.echo(f"  hint: see '{command} --help'", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             if _asks_for_nagios(raw):
-                _nagios_unknown(exc.format_message())
-            click.echo(f"privca: error: {printable(exc.format_message())}", err=True)
+                _nagios_unknown(_click_message(exc), escaped=True)
+            click.echo(f"privca: error: {_click_message(exc)}", err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("privca: aborted", err=True)
@@ -205,10 +227,26 @@ def _asks_for_nagios(args: Sequence[str]) -> bool:
     return chosen == "nagios"
 
 
-def _nagios_unknown(message: str) -> NoReturn:
+def _takes_value(command: click.Command, option: str) -> bool:
+    return any(
+        isinstance(param, click.Option)
+        and option in param.opts
+        and not (param.is_flag or param.count)
+        for param in command.params
+    )
+
+
+def _click_message(exc: click.ClickException) -> str:
+    """click's message, each character a terminal acts on escaped once: click quotes the
+    values it names with repr(), which has escaped some already (a doubled escape printed
+    `--bogus\\\\x1b`), and an unknown option or value echoed whole could be 100 KB."""
+    return _escaped_once(exc.format_message(), limit=300)
+
+
+def _nagios_unknown(message: str, escaped: bool = False) -> NoReturn:
     from privca.cli.render import nagios_unknown  # not at start-up: --help stays light
 
-    nagios_unknown(message)
+    nagios_unknown(message, escaped)
 
 
 def _undecodable(args: Sequence[str]) -> str | None:
@@ -259,12 +297,12 @@ def report_error(exc: PrivcaError) -> None:
         click.echo(f"  hint: {_escaped_once(exc.hint)}", err=True)
 
 
-def _escaped_once(text: str) -> str:
+def _escaped_once(text: str, limit: int | None = None) -> str:
     """printable(), but a backslash stays one: many messages quote a value already passed
     through printable() (it is theirs to show safely in JSON and logs too), and doubling
     its backslashes printed `subject CN 'a\\\\x07'`. Every control character is still
     escaped; only the backslashes of the text are left as they are."""
-    return printable(text).replace("\\\\", "\\")
+    return printable(text, limit).replace("\\\\", "\\")
 
 
 def end_quietly_on_closed_pipe() -> None:

@@ -100,13 +100,13 @@ def echo_files(paths: dict[str, Path]) -> None:
         click.echo(f"  {label + ':':13}{shown_path(path)}")
 
 
-def nagios_unknown(message: str) -> NoReturn:
+def nagios_unknown(message: str, escaped: bool = False) -> NoReturn:
     """Exit as a Nagios plugin that cannot answer: one UNKNOWN line on stdout, status 3,
     never 2, which Nagios reads as CRITICAL (the Monitoring Plugins guidelines). For the
     values `check` parses itself and for the usage errors click finds first (cli/main.py)."""
     from privca.monitoring import nagios_text
 
-    click.echo(f"PRIVCA UNKNOWN - {nagios_text(message)}")
+    click.echo(f"PRIVCA UNKNOWN - {nagios_text(message, escaped)}")
     sys.exit(3)
 
 
