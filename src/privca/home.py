@@ -186,6 +186,54 @@ def scratch_directory(parent: Path, prefix: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def locked_scratch_directory(parent: Path, prefix: str) -> Iterator[Path]:
+    """scratch_directory(), locked while in use, for work that puts the CA's keys in it
+    (a restore, a backup's verification): what a process killed outright (SIGKILL, a
+    power cut) left under the same prefix is removed first, when it is this user's,
+    older than STALE_TEMPORARY_SECONDS and locked by no process. A run in progress
+    holds its lock however long it takes, so it is never taken for a leftover."""
+    _remove_stale_scratch(parent, prefix)
+    with scratch_directory(parent, prefix) as scratch:
+        fd: int | None = None
+        try:
+            with contextlib.suppress(OSError):  # a directory cannot be opened on Windows
+                fd = os.open(scratch, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            if fd is not None:
+                _lock(fd)
+            yield scratch
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+
+def _remove_stale_scratch(parent: Path, prefix: str) -> None:
+    """Never fails: cleaning up after another process is a courtesy."""
+    now = time.time()
+    try:
+        with os.scandir(parent) as entries:
+            stale = [
+                Path(entry.path)
+                for entry in entries
+                if entry.name.startswith(prefix)
+                and is_random_tail(entry.name.removeprefix(prefix))
+                and is_stale_leftover(entry, now, directory=True)
+            ]
+    except OSError:
+        return
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for path in stale:
+        try:
+            fd = os.open(path, flags)
+        except OSError:
+            continue
+        try:
+            if _lock(fd, wait=False):
+                shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
 def exclusive_lock(path: Path, mode: int) -> Iterator[None]:
     """Hold an advisory lock on `path` (created read-only with `mode`: flock needs no
     write access) so that processes of one home take turns; none where flock is missing

@@ -289,3 +289,32 @@ def test_an_interruption_as_verify_makes_its_home_leaves_nothing(
         verify_backup(archive, NOW)
     monkeypatch.undo()
     assert list(scratch.iterdir()) == []
+
+
+def test_the_next_backup_verify_removes_a_killed_ones_temporary_home(
+    backup: Callable[..., Path], tmp_path: Path, held: Callable[[Path], None]
+) -> None:
+    """A SIGKILLed `backup verify` (an OOM kill, a timeout's -9) left a restored home, its
+    keys included, in the shared temporary directory: the next verify removes it."""
+    archive = backup()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    stale = STALE_TEMPORARY_SECONDS + 60
+    killed = _left_by_a_killed_restore(scratch, "privca-verify-k1ll3d_x", stale)
+    running = _left_by_a_killed_restore(scratch, "privca-verify-running1", stale)
+    held(running)
+    fresh = _left_by_a_killed_restore(scratch, "privca-verify-justmade", 0)
+    unlike = _left_by_a_killed_restore(scratch, "privca-verify-notrandom", stale)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "privca", "backup", "verify", str(archive)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert not killed.exists()
+    assert sorted(p.name for p in scratch.iterdir()) == sorted(
+        p.name for p in (running, fresh, unlike)
+    )

@@ -15,8 +15,6 @@ import dataclasses
 import datetime as dt
 import errno
 import os
-import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +26,10 @@ from privca.errors import AlreadyExists, EnvironmentRefused, InputError
 from privca.home import (
     CAHome,
     _fsync_directory,
-    _lock,
     atomic_write,
     check_home,
-    is_random_tail,
-    is_stale_leftover,
+    locked_scratch_directory,
     make_private_directory,
-    scratch_directory,
 )
 from privca.settings import Settings
 from privca.store.address import check_store_url
@@ -124,62 +119,10 @@ STAGING_MARK = ".restore-"
 def _staging(target: Path) -> Iterator[Path]:
     """A private directory beside `target` to build the restore in, removed when the
     block ends, failed or not (on success its home was renamed out of it): it holds the
-    CA's keys. Locked while in use, so that no other restore takes it for the leftover of
-    a killed one; those (SIGKILL cannot be cleaned up after) are removed first."""
+    CA's keys."""
     parent = target.absolute().parent
-    _remove_stale_staging(parent, target.name)
-    with scratch_directory(parent, f".{target.name}{STAGING_MARK}") as staging:
-        fd: int | None = None
-        try:
-            with contextlib.suppress(OSError):  # a directory cannot be opened on Windows
-                fd = os.open(staging, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-            if fd is not None:
-                _lock(fd)
-            yield staging
-        finally:
-            if fd is not None:
-                os.close(fd)
-
-
-def _remove_stale_staging(parent: Path, name: str) -> None:
-    """Remove what killed restores into `parent / name` left in `parent`: only
-    directories of exactly that restore's name (`.NAME.restore-XXXXXXXX`), of this user,
-    older than STALE_TEMPORARY_SECONDS and locked by no process, as issue does with its
-    temporaries (home.remove_stale_temporaries). Never fails: cleaning is a courtesy."""
-    prefix = f".{name}{STAGING_MARK}"
-    now = time.time()
-    try:
-        with os.scandir(parent) as entries:
-            stale = [
-                Path(entry.path)
-                for entry in entries
-                if _is_staging_name(entry.name, prefix)
-                and is_stale_leftover(entry, now, directory=True)
-            ]
-    except OSError:
-        return
-    for path in stale:
-        _remove_unlocked_directory(path)
-
-
-def _is_staging_name(name: str, prefix: str) -> bool:
-    random = name.removeprefix(prefix)
-    return random != name and is_random_tail(random)
-
-
-def _remove_unlocked_directory(path: Path) -> None:
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return
-    try:
-        # A restore in progress holds its lock however long it takes (a large store can
-        # leave the directory's own mtime minutes old): never taken for a leftover.
-        if _lock(fd, wait=False):
-            shutil.rmtree(path, ignore_errors=True)
-    finally:
-        os.close(fd)
+    with locked_scratch_directory(parent, f".{target.name}{STAGING_MARK}") as staging:
+        yield staging
 
 
 def restore(

@@ -18,7 +18,7 @@ from privca.adopt.doctor import Finding, examine_home
 from privca.authority import CertificateAuthority
 from privca.backup.restore import RestoreResult, restore
 from privca.errors import CheckFailed, KeyUnavailable
-from privca.home import scratch_directory
+from privca.home import locked_scratch_directory
 from privca.keys.custody import SecretSource
 
 KEY_FILE_FINDING = "ca-key-file"
@@ -63,7 +63,7 @@ def verify_backup(
 ) -> VerifyResult:
     """Restore `archive` into a temporary home and check it (module docstring); with a
     `passphrase`, also unlock every CA key file and match it to its certificate."""
-    with scratch_directory(Path(tempfile.gettempdir()), "privca-verify-") as scratch:
+    with locked_scratch_directory(Path(tempfile.gettempdir()), "privca-verify-") as scratch:
         # restore refuses what the archive must not hold (backup/contents.py), the
         # certificates' signatures and the store's audit log included.
         restored = restore(archive, scratch / "home", now)
