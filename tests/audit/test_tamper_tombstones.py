@@ -70,9 +70,7 @@ def _far_future(_database: Path) -> int:
 
 TAMPERINGS = [
     pytest.param("issuer_id", _root_id, "no longer has the issuer or profile", id="issuer"),
-    pytest.param(
-        "profile", lambda _db: "client", "no longer has the issuer", id="profile"
-    ),
+    pytest.param("profile", lambda _db: "client", "no longer has the issuer", id="profile"),
     pytest.param("not_after", _far_future, "but the tidy that dropped it", id="not-after"),
 ]
 

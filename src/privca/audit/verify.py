@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from privca.auditing import Checkpoint, check_signed, load_checkpoint
+from privca.auditing import (
+    Checkpoint,
+    IssuerRevocation,
+    RevokedSigner,
+    check_signed,
+    load_checkpoint,
+    revoked_signer,
+)
 from privca.authority import CertificateAuthority
 from privca.errors import CheckFailed, InputError
 from privca.issuance import public_key_sha256
@@ -247,17 +254,53 @@ def _roots(ca: CertificateAuthority) -> list[x509.Certificate]:
     return [r.certificate for r in ca.registry.roots]
 
 
-def _checkpoint_problem(
+_RESIGN = "sign a new one (privca audit checkpoint): it covers every entry before it"
+
+
+def _checkpoints_problem(
+    checkpoints: Sequence[tuple[str, Checkpoint]],
+    roots: Sequence[x509.Certificate],
+    index: _Index,
+    entries: int,
+) -> str | None:
+    """The first checkpoint that does not hold. One signed under an issuing CA revoked for
+    a compromise proves nothing by itself (the key signs any time, over a rewritten chain
+    too); it is let be only when one whose key is not suspect covers as many entries or
+    more, since that one vouches for the whole chain up to it."""
+    revocations = {
+        int(serial, 16): IssuerRevocation(reason, at)
+        for serial, (reason, at) in index.revoked_cas.items()
+    }
+    suspect: list[tuple[str, Checkpoint, RevokedSigner]] = []
+    vouched = 0  # entries covered by a checkpoint whose key is not suspect
+    for label, checkpoint in checkpoints:
+        try:
+            path = check_signed(checkpoint.statement, checkpoint.signature, roots, checkpoint.at)
+        except CheckFailed as exc:
+            return f"{label} is not validly signed: {exc.message}"
+        found = _statement_problem(checkpoint, label, roots, entries, index.hashes)
+        if found is not None:
+            return found
+        revoked = revoked_signer(path, revocations, checkpoint.at)
+        if revoked is not None and revoked.too_late:
+            return revoked.problem(label, _RESIGN)
+        if revoked is not None and revoked.compromised:
+            suspect.append((label, checkpoint, revoked))
+        else:
+            vouched = max(vouched, checkpoint.entries)
+    for label, checkpoint, revoked in suspect:
+        if checkpoint.entries > vouched:
+            return revoked.problem(label, _RESIGN)
+    return None
+
+
+def _statement_problem(
     checkpoint: Checkpoint,
     label: str,
     roots: Sequence[x509.Certificate],
     entries: int,
     hashes: dict[int, str],
 ) -> str | None:
-    try:
-        check_signed(checkpoint.statement, checkpoint.signature, roots, checkpoint.at)
-    except CheckFailed as exc:
-        return f"{label} is not validly signed: {exc.message}"
     if checkpoint.root_sha256 not in {der_fingerprint(r.public_bytes(Encoding.DER)) for r in roots}:
         return f"{label} names a root that is not this CA's"
     if checkpoint.entries > entries:
@@ -362,10 +405,9 @@ def check_audit_log(
                     f"entries, the log has {count}"
                 )
             return verdict(f"the head of the log does not match entry {count}")
-        for label, checkpoint in [*stored, *outside]:
-            found = _checkpoint_problem(checkpoint, label, roots, count, index.hashes)
-            if found is not None:
-                return verdict(found)
+        found = _checkpoints_problem([*stored, *outside], roots, index, count)
+        if found is not None:
+            return verdict(found)
         problem: str | None = None
         barred = dict(index.barred)  # key hash -> a certificate the log revoked it with
         for facts in snapshot.certificate_facts():
@@ -566,13 +608,13 @@ def _tombstone_problem(
             f"certificate {facts.serial} (tidied) no longer has the issuer or profile its "
             "issue entry recorded: the row was altered"
         )
-    if tidied_before is not None and facts.not_after is not None:
-        if facts.not_after >= tidied_before:
-            return (
-                f"certificate {facts.serial} (tidied) expires on {_when(facts.not_after)}, but "
-                f"the tidy that dropped it took only what expired before "
-                f"{_when(tidied_before)}: the row was altered"
-            )
+    after = facts.not_after
+    if tidied_before is not None and after is not None and after >= tidied_before:
+        return (
+            f"certificate {facts.serial} (tidied) expires on {_when(after)}, but the tidy "
+            f"that dropped it took only what expired before {_when(tidied_before)}: the "
+            "row was altered"
+        )
     return None
 
 
