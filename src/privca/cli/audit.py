@@ -134,7 +134,8 @@ def verify_command(app: AppContext, checkpoint_files: tuple[Path, ...], as_json:
     """Recompute the chain, check the checkpoints and the inventory against the log.
 
     Exit 0 when intact; 1 naming the first entry altered, deleted or reordered, the
-    checkpoint the log contradicts, or the certificate row the log does not explain."""
+    checkpoint the log contradicts (or a revoked issuing CA's key leaves unproven), or
+    the certificate row the log does not explain."""
     from privca.audit.verify import verify_audit
     from privca.authority import CertificateAuthority
     from privca.home import read_input_file
