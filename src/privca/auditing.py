@@ -50,6 +50,7 @@ from privca.store.records import Intent
 from privca.x509 import profiles
 from privca.x509.build import CertificateSpec, Issuer, build_certificate, ca_subject
 from privca.x509.cms import certificates_of, check_detached, sign_detached
+from privca.x509.crl import is_crl_of, load_crl, reason_of
 from privca.x509.encoding import load_certificates, pem_certificate, pem_certificates
 from privca.x509.verify import is_signed_by
 
@@ -246,9 +247,10 @@ def check_signed(
     signature: bytes,
     roots: Sequence[x509.Certificate],
     at: dt.datetime,
-) -> x509.Certificate:
+) -> tuple[x509.Certificate, ...]:
     """Check a detached CMS signature over `data` by an audit certificate that chains to
-    one of `roots` and was valid at `at`; returns the audit certificate.
+    one of `roots` and was valid at `at`; returns its path up to the root (left out): the
+    audit certificate, then the issuing CA that certified it (none in a single-tier CA).
 
     Raises:
         CheckFailed: the signature or the chain does not hold.
@@ -269,8 +271,7 @@ def check_signed(
     else:
         raise failure or CheckFailed("the signature does not match the signed bytes")
     _check_audit_signer(signer)
-    _check_chain_to_roots(signer, [c for c in carried if c is not signer], roots, at)
-    return signer
+    return _check_chain_to_roots(signer, [c for c in carried if c is not signer], roots, at)
 
 
 def _check_audit_signer(certificate: x509.Certificate) -> None:
@@ -300,13 +301,15 @@ def _check_chain_to_roots(
     intermediates: Iterable[x509.Certificate],
     roots: Sequence[x509.Certificate],
     at: dt.datetime,
-) -> None:
+) -> tuple[x509.Certificate, ...]:
     pool = list(intermediates) + list(roots)
     trusted = {r.public_bytes(Encoding.DER) for r in roots}
     current = leaf
+    path: list[x509.Certificate] = []
     for _depth in range(4):
         if current.public_bytes(Encoding.DER) in trusted:
-            return
+            return tuple(path)
+        path.append(current)
         if not current.not_valid_before_utc - BACKDATE <= at <= current.not_valid_after_utc:
             raise CheckFailed(
                 f"certificate '{current.subject.rfc4514_string()}' was not valid at "
@@ -324,6 +327,87 @@ def _check_chain_to_roots(
         "the audit certificate does not chain to this CA's root",
         "the signature was made by another CA's key, or the root given is not ours",
     )
+
+
+# Reasons that make a CA's key suspect: whoever holds it can certify an audit key and sign
+# a checkpoint or an export with any time in it, before the revocation included.
+COMPROMISE_REASONS = frozenset({"keyCompromise", "caCompromise"})
+
+
+@dataclass(frozen=True)
+class IssuerRevocation:
+    """What a verifier knows of one issuing CA's revocation: the log's or the store's
+    (`issuer revoke`), or its root's CRL (verified against the root)."""
+
+    reason: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RevokedSigner:
+    """A checkpoint's or an export's signature made under a revoked issuing CA."""
+
+    ca_serial: str  # hex
+    revocation: IssuerRevocation
+    signed_at: dt.datetime  # the time the document claims
+
+    @property
+    def compromised(self) -> bool:
+        """Its key is suspect: the document's time and content prove nothing."""
+        return self.revocation.reason in COMPROMISE_REASONS
+
+    @property
+    def too_late(self) -> bool:
+        """Signed (as it claims) after a revocation whose key is not suspect."""
+        return not self.compromised and self.signed_at > self.revocation.at
+
+    def problem(self, what: str, remedy: str) -> str:
+        revoked = (
+            f"issuing CA {self.ca_serial}, revoked for {self.revocation.reason} on "
+            f"{self.revocation.at:%Y-%m-%dT%H:%M:%SZ}"
+        )
+        if self.compromised:
+            return f"{what} is signed under {revoked}: its key signs any time, so {remedy}"
+        return (
+            f"{what} is signed on {self.signed_at:%Y-%m-%dT%H:%M:%SZ} under {revoked}, "
+            f"after its revocation; {remedy}"
+        )
+
+
+def revoked_signer(
+    path: Sequence[x509.Certificate],
+    revocations: Mapping[int, IssuerRevocation],
+    signed_at: dt.datetime,
+) -> RevokedSigner | None:
+    """The revoked issuing CA a signature's path (check_signed's) runs through, if any;
+    `revocations` by the CA certificate's serial (random 127 bits: one CA's)."""
+    for certificate in path[1:]:
+        found = revocations.get(certificate.serial_number)
+        if found is not None:
+            return RevokedSigner(f"{certificate.serial_number:x}", found, signed_at)
+    return None
+
+
+def crl_revocations(
+    data: bytes, roots: Sequence[x509.Certificate], source: str
+) -> dict[int, IssuerRevocation]:
+    """The revocations a root's CRL (PEM or DER) lists, once one of `roots` issued it.
+
+    Raises:
+        InputError: not a CRL, or not one of `roots`'.
+    """
+    try:
+        crl = load_crl(data)
+    except ValueError as exc:
+        raise InputError(
+            f"{source} is not a CRL", "give the root's CRL (crl/root.crl in the CA home)"
+        ) from exc
+    if not any(is_crl_of(crl, root) for root in roots):
+        raise InputError(
+            f"{source} is not a CRL of the root given",
+            "give the CRL of the root the export chains to (crl/root.crl in the CA home)",
+        )
+    return {e.serial_number: IssuerRevocation(reason_of(e), e.revocation_date_utc) for e in crl}
 
 
 def _is_ca(certificate: x509.Certificate) -> bool:
@@ -377,10 +461,16 @@ class ExportSummary:
 
 
 def check_export(
-    data: bytes, signature: bytes, roots: Sequence[x509.Certificate], source: str
+    data: bytes,
+    signature: bytes,
+    roots: Sequence[x509.Certificate],
+    source: str,
+    revocations: Mapping[int, IssuerRevocation] | None = None,
 ) -> ExportSummary:
-    """Check an export: its signature, each entry's hash and link to the one before, and
-    each certificate against the fingerprint its entry recorded.
+    """Check an export: its signature (not under an issuing CA that `revocations`, by
+    serial, says was compromised, nor made after its revocation), each entry's hash and
+    link to the one before, and each certificate against the fingerprint its entry
+    recorded.
 
     Raises:
         CheckFailed: naming the first thing that does not hold.
@@ -401,7 +491,13 @@ def check_export(
             f"{source} is not a privca audit export: {exc}",
             "give a file written by `privca audit export`",
         ) from exc
-    signer = check_signed(data, signature, roots, exported_at)
+    path = check_signed(data, signature, roots, exported_at)
+    revoked = revoked_signer(path, revocations or {}, exported_at)
+    if revoked is not None and (revoked.compromised or revoked.too_late):
+        raise CheckFailed(
+            revoked.problem("the export", "export it again under the current issuing CA"),
+            "privca audit export --since ... (where the CA is)",
+        )
     previous: str | None = None
     fingerprints: dict[str, str] = {}
     first: int | None = None
@@ -432,7 +528,7 @@ def check_export(
         str(document.get("since")),
         first,
         last,
-        signer.subject.rfc4514_string(),
+        path[0].subject.rfc4514_string(),
     )
 
 
@@ -445,13 +541,16 @@ def read_roots_file(path: Path) -> list[x509.Certificate]:
 __all__ = [
     "AUDIT_KEY_TYPE",
     "CHECKPOINT_FORMAT",
+    "COMPROMISE_REASONS",
     "EXPORT_FORMAT",
     "AuditSigner",
     "Checkpoint",
     "ExportSummary",
+    "IssuerRevocation",
     "build_export",
     "check_export",
     "check_signed",
+    "crl_revocations",
     "entry_document",
     "establish_audit_key",
     "load_audit_signer",
@@ -459,5 +558,6 @@ __all__ = [
     "read_audit_certificate",
     "read_audit_key_ref",
     "read_roots_file",
+    "revoked_signer",
     "sign_checkpoint",
 ]

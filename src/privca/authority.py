@@ -12,6 +12,7 @@ publication.py, and the inventory to the store, which nothing outside this layer
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from pathlib import Path
 from cryptography import x509
 
 from privca._time import utcnow
+from privca.auditing import COMPROMISE_REASONS
 from privca.authority_core import Authority
 from privca.authority_records import AuthorityRecords
 from privca.errors import (
@@ -530,6 +532,12 @@ class CertificateAuthority(AuthorityRecords):
         self._store.revoke_authority(entry.id, reason, now)
         self.refresh()
         revoked = self._entry(entry)
+        if reason in COMPROMISE_REASONS:
+            # What was checkpointed under it proves nothing now (`audit verify` says so
+            # until a newer checkpoint covers it): one under the current issuing CA, when
+            # its audit key unlocks here; else `privca audit checkpoint` where it does.
+            with contextlib.suppress(PrivcaError):
+                self.audit_checkpoint(now)
         if signer is None:
             return CaRevocation(revoked, (), (signing,))
         try:

@@ -24,8 +24,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from privca.adopt.index import IndexEntry, format_serial, parse_index, serial_problem
 from privca.errors import InputError
 from privca.home import read_input_file
-from privca.keys.types import ISSUER_PUBLIC_KEY_CLASSES, SIGNING_KEY_CLASSES
-from privca.x509.crl import REASONS
+from privca.keys.types import SIGNING_KEY_CLASSES
+from privca.x509.crl import REASONS, is_crl_of, load_crl
 from privca.x509.encoding import (
     der_certificate,
     is_encrypted_key,
@@ -211,12 +211,10 @@ def load_certificate_files(paths: Iterable[Path]) -> list[tuple[x509.Certificate
 def read_crl(path: Path, ca: x509.Certificate) -> x509.CertificateRevocationList:
     data = read_input_file(path, "CRL file", limit=64 << 20)
     try:
-        crl = x509.load_pem_x509_crl(data) if is_pem(data) else x509.load_der_x509_crl(data)
+        crl = load_crl(data)
     except ValueError as exc:
         raise InputError(f"CRL '{path}' is not a valid CRL: {exc}") from exc
-    key = ca.public_key()
-    signed = isinstance(key, ISSUER_PUBLIC_KEY_CLASSES) and crl.is_signature_valid(key)
-    if crl.issuer != ca.subject or not signed:
+    if not is_crl_of(crl, ca):
         raise InputError(
             f"CRL '{path}' was not signed by the CA ({ca.subject.rfc4514_string()})",
             "remove the stale CRL, or give the CA it belongs to",

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from privca.auditing import Checkpoint, check_signed, load_checkpoint
+from privca.auditing import (
+    Checkpoint,
+    IssuerRevocation,
+    RevokedSigner,
+    check_signed,
+    load_checkpoint,
+    revoked_signer,
+)
 from privca.authority import CertificateAuthority
 from privca.errors import CheckFailed, InputError
 from privca.issuance import public_key_sha256
@@ -50,31 +57,45 @@ def _asked_digest(issuer: object, profile: object, names: object, key: object) -
     return digest if digest != _UNKNOWN_ASKED else b"\x01" * _ASKED_BYTES
 
 
-def _asked_of_entry(entry: AuditEntry) -> bytes:
+def _kept_digest(issuer: object, profile: object) -> bytes:
+    """8 bytes standing for what a tombstone keeps of what was asked (tidy drops the names
+    and the key hash with the DER): the issuer and the profile."""
+    return _asked_digest(issuer, profile, None, None)
+
+
+def _asked_of_entry(entry: AuditEntry) -> tuple[bytes, bytes]:
+    """The entry's _asked_digest and _kept_digest (_UNKNOWN_ASKED where it does not say)."""
     detail = entry.details
     fields = (detail.get("issuer"), detail.get("profile"), detail.get("names"))
     key = detail.get("key_sha256")
-    if entry.actor == "migration" or None in fields or not isinstance(key, str):
-        return _UNKNOWN_ASKED
-    return _asked_digest(*fields, key)
+    if entry.actor == "migration" or None in fields[:2]:
+        return _UNKNOWN_ASKED, _UNKNOWN_ASKED
+    kept = _kept_digest(*fields[:2])
+    if None in fields or not isinstance(key, str):
+        return _UNKNOWN_ASKED, kept
+    return _asked_digest(*fields, key), kept
 
 
-def _issue_record(fingerprint: str | None, asked: bytes, seq: int) -> bytes:
-    """(fingerprint, what was asked for, seq) as one small bytes object: a million of them
-    fit in ~0.2 GB (a tuple of strings took ~0.4 GB). A fingerprint that is not lowercase
-    hex, as no DER's is, is kept as no bytes, which no DER's fingerprint matches; None (an
-    adopted certificate whose file was gone: a revocation without a DER) as no bytes too,
-    and such a row is expected to have none."""
+def _issue_record(fingerprint: str | None, asked: tuple[bytes, bytes], seq: int) -> bytes:
+    """(fingerprint, what was asked for, what a tombstone keeps of it, seq) as one small
+    bytes object: a million of them fit in ~0.2 GB (a tuple of strings took ~0.4 GB). A
+    fingerprint that is not lowercase hex, as no DER's is, is kept as no bytes, which no
+    DER's fingerprint matches; None (an adopted certificate whose file was gone: a
+    revocation without a DER) as no bytes too, and such a row is expected to have none."""
     text = fingerprint or ""
     digest = bytes.fromhex(text) if _LOWER_HEX_DIGEST.fullmatch(text) else b""
-    return digest + asked + seq.to_bytes(_SEQ_BYTES, "big")
+    return digest + asked[0] + asked[1] + seq.to_bytes(_SEQ_BYTES, "big")
 
 
 def _fingerprint_of(record: bytes) -> bytes:
-    return record[: -_SEQ_BYTES - _ASKED_BYTES]
+    return record[: -_SEQ_BYTES - 2 * _ASKED_BYTES]
 
 
 def _asked_of(record: bytes) -> bytes:
+    return record[-_SEQ_BYTES - 2 * _ASKED_BYTES : -_SEQ_BYTES - _ASKED_BYTES]
+
+
+def _kept_of(record: bytes) -> bytes:
     return record[-_SEQ_BYTES - _ASKED_BYTES : -_SEQ_BYTES]
 
 
@@ -92,6 +113,15 @@ def _seen(record: bytes) -> bytes:
     return record[:-_SEQ_BYTES] + (_issue_seq(record) | _SEEN).to_bytes(_SEQ_BYTES, "big")
 
 
+def _time_of(value: object) -> dt.datetime | None:
+    """A time a detail holds as text (None if it holds none: the check it bounds is left
+    out, as for entries older than it)."""
+    try:
+        return dt.datetime.fromisoformat(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _strings(value: object) -> list[str]:
     """A detail's list as strings; anything else (a chain rewritten with matching hashes
     can hold any JSON) as none, which the rows it fails to explain then show."""
@@ -107,7 +137,9 @@ class _Index:
     issued: dict[int, bytes] = field(default_factory=dict)
     # serial -> the reason of its latest revocation entry ("" when the entry names none)
     revoked: dict[str, str] = field(default_factory=dict)
-    tidied: set[str] = field(default_factory=set)
+    # serial -> the cutoff of the tidy entry that names it (tidy only tombstones rows that
+    # expired before it); None when the entry gives none (the migration's list)
+    tidied: dict[str, dt.datetime | None] = field(default_factory=dict)
     # serial -> when its first "revoked" entry says it was revoked (the row's date must be
     # it: a later reason change keeps the first date); None when the log cannot say (a
     # scheduled revocation is dated at its schedule, an imported one by its source, a
@@ -169,16 +201,19 @@ class _Index:
                         self.unscheduled.add(entry.serial)
                 self.revoked_at.setdefault(entry.serial, dated)
         elif entry.action == "revocation-scheduled" and entry.serial:
-            with contextlib.suppress(TypeError, ValueError):
-                self.scheduled[entry.serial] = dt.datetime.fromisoformat(str(detail.get("at")))
+            planned = _time_of(detail.get("at"))
+            if planned is not None:
+                self.scheduled[entry.serial] = planned
         elif entry.action == "issuing-ca-revoked" and entry.serial:
             self.revoked_cas[entry.serial] = (str(detail.get("reason") or ""), entry.at)
         elif entry.action == "superseded" and entry.serial:
             self.superseded[entry.serial] = str(detail.get("by") or "")
         elif entry.action == "tidied":
-            self.tidied.update(_strings(detail.get("serials")))
+            cutoff = _time_of(detail.get("expired_before"))
+            cutoff = cutoff if cutoff is not None and cutoff.tzinfo is not None else None
+            self.tidied.update(dict.fromkeys(_strings(detail.get("serials")), cutoff))
         elif entry.action == "audit-log-started":
-            self.tidied.update(_strings(detail.get("tidied")))
+            self.tidied.update(dict.fromkeys(_strings(detail.get("tidied"))))
 
     def _note_bar(self, entry: AuditEntry) -> None:
         key = entry.details.get("key_sha256")
@@ -219,17 +254,53 @@ def _roots(ca: CertificateAuthority) -> list[x509.Certificate]:
     return [r.certificate for r in ca.registry.roots]
 
 
-def _checkpoint_problem(
+_RESIGN = "sign a new one (privca audit checkpoint): it covers every entry before it"
+
+
+def _checkpoints_problem(
+    checkpoints: Sequence[tuple[str, Checkpoint]],
+    roots: Sequence[x509.Certificate],
+    index: _Index,
+    entries: int,
+) -> str | None:
+    """The first checkpoint that does not hold. One signed under an issuing CA revoked for
+    a compromise proves nothing by itself (the key signs any time, over a rewritten chain
+    too); it is let be only when one whose key is not suspect covers as many entries or
+    more, since that one vouches for the whole chain up to it."""
+    revocations = {
+        int(serial, 16): IssuerRevocation(reason, at)
+        for serial, (reason, at) in index.revoked_cas.items()
+    }
+    suspect: list[tuple[str, Checkpoint, RevokedSigner]] = []
+    vouched = 0  # entries covered by a checkpoint whose key is not suspect
+    for label, checkpoint in checkpoints:
+        try:
+            path = check_signed(checkpoint.statement, checkpoint.signature, roots, checkpoint.at)
+        except CheckFailed as exc:
+            return f"{label} is not validly signed: {exc.message}"
+        found = _statement_problem(checkpoint, label, roots, entries, index.hashes)
+        if found is not None:
+            return found
+        revoked = revoked_signer(path, revocations, checkpoint.at)
+        if revoked is not None and revoked.too_late:
+            return revoked.problem(label, _RESIGN)
+        if revoked is not None and revoked.compromised:
+            suspect.append((label, checkpoint, revoked))
+        else:
+            vouched = max(vouched, checkpoint.entries)
+    for label, checkpoint, revoked in suspect:
+        if checkpoint.entries > vouched:
+            return revoked.problem(label, _RESIGN)
+    return None
+
+
+def _statement_problem(
     checkpoint: Checkpoint,
     label: str,
     roots: Sequence[x509.Certificate],
     entries: int,
     hashes: dict[int, str],
 ) -> str | None:
-    try:
-        check_signed(checkpoint.statement, checkpoint.signature, roots, checkpoint.at)
-    except CheckFailed as exc:
-        return f"{label} is not validly signed: {exc.message}"
     if checkpoint.root_sha256 not in {der_fingerprint(r.public_bytes(Encoding.DER)) for r in roots}:
         return f"{label} names a root that is not this CA's"
     if checkpoint.entries > entries:
@@ -334,10 +405,9 @@ def check_audit_log(
                     f"entries, the log has {count}"
                 )
             return verdict(f"the head of the log does not match entry {count}")
-        for label, checkpoint in [*stored, *outside]:
-            found = _checkpoint_problem(checkpoint, label, roots, count, index.hashes)
-            if found is not None:
-                return verdict(found)
+        found = _checkpoints_problem([*stored, *outside], roots, index, count)
+        if found is not None:
+            return verdict(found)
         problem: str | None = None
         barred = dict(index.barred)  # key hash -> a certificate the log revoked it with
         for facts in snapshot.certificate_facts():
@@ -437,11 +507,12 @@ def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
                 f"certificate {serial} does not match the fingerprint its issue entry "
                 f"{_issue_seq(recorded)} recorded: the row was altered"
             )
-        found = _signed_row_problem(facts, _asked_of(recorded))
-        if found is not None:
-            return found
     elif recorded is not None and _fingerprint_of(recorded) and not tidied:
         return f"certificate {serial} lost its DER: the row was altered"
+    if recorded is not None:
+        found = _recorded_row_problem(facts, recorded, index.tidied.get(serial))
+        if found is not None:
+            return found
     if status == "revoked" and serial not in index.revoked:
         return f"certificate {serial} is revoked but no entry of the log records it"
     if status != "revoked" and serial in index.revoked:
@@ -490,12 +561,17 @@ def _row_problem(facts: CertificateFacts, index: _Index) -> str | None:
     return None
 
 
-def _signed_row_problem(facts: CertificateFacts, asked: bytes) -> str | None:
-    """What is wrong with the columns of a row whose DER its issue entry vouches for: its
-    status, what it was issued as (the entry's issuer, profile, names and key), and its
-    dates (the DER's). Lookups, CRLs, OCSP, `check` and `tidy` read these columns, not the
-    DER: a moved issuer took a revocation off its CA's CRL, a changed date silenced
-    `check` or let `tidy` drop a live revoked certificate."""
+def _recorded_row_problem(
+    facts: CertificateFacts, recorded: bytes, tidied_before: dt.datetime | None
+) -> str | None:
+    """What is wrong with the columns of a row the log issued, against what both carry:
+    its status; what it was issued as (the entry's issuer, profile, names and key: a
+    tombstone keeps the issuer and profile, an adopted revocation whose file was gone all
+    four); its dates (the DER's while it is kept; once tidied, before the cutoff of the
+    tidy that dropped it). Lookups, CRLs, OCSP, `check` and `tidy` read these columns, not
+    the DER: a moved issuer took a revocation off its CA's CRL (and moved who answers for
+    a tombstoned serial), a changed date silenced `check` or let `tidy` drop a live
+    revoked certificate."""
     serial = facts.serial
     if facts.status not in (StoredStatus.ISSUED.value, StoredStatus.REVOKED.value):
         return (
@@ -503,19 +579,43 @@ def _signed_row_problem(facts: CertificateFacts, asked: bytes) -> str | None:
             f"'{facts.status}': the row was altered"
         )
     if facts.tidied:
-        return None  # names and key hash went with the DER
-    if asked != _UNKNOWN_ASKED:
-        try:
-            names: object = json.loads(facts.names or "")
-        except ValueError:
-            names = None
-        held = _asked_digest(facts.issuer_id, facts.profile, names, facts.key_sha256)
-        if held != asked:
-            return (
-                f"certificate {serial} no longer has the issuer, profile, names or key its "
-                "issue entry recorded: the row was altered"
-            )
-    return _dates_problem(facts)
+        found = _tombstone_problem(facts, _kept_of(recorded), tidied_before)
+    else:
+        found = _asked_problem(facts, _asked_of(recorded))
+    return found or _dates_problem(facts)
+
+
+def _asked_problem(facts: CertificateFacts, asked: bytes) -> str | None:
+    if asked == _UNKNOWN_ASKED:
+        return None
+    try:
+        names: object = json.loads(facts.names or "")
+    except ValueError:
+        names = None
+    if _asked_digest(facts.issuer_id, facts.profile, names, facts.key_sha256) != asked:
+        return (
+            f"certificate {facts.serial} no longer has the issuer, profile, names or key its "
+            "issue entry recorded: the row was altered"
+        )
+    return None
+
+
+def _tombstone_problem(
+    facts: CertificateFacts, kept: bytes, tidied_before: dt.datetime | None
+) -> str | None:
+    if kept != _UNKNOWN_ASKED and _kept_digest(facts.issuer_id, facts.profile) != kept:
+        return (
+            f"certificate {facts.serial} (tidied) no longer has the issuer or profile its "
+            "issue entry recorded: the row was altered"
+        )
+    after = facts.not_after
+    if tidied_before is not None and after is not None and after >= tidied_before:
+        return (
+            f"certificate {facts.serial} (tidied) expires on {_when(after)}, but the tidy "
+            f"that dropped it took only what expired before {_when(tidied_before)}: the "
+            "row was altered"
+        )
+    return None
 
 
 def _dates_problem(facts: CertificateFacts) -> str | None:

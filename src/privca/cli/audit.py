@@ -134,7 +134,8 @@ def verify_command(app: AppContext, checkpoint_files: tuple[Path, ...], as_json:
     """Recompute the chain, check the checkpoints and the inventory against the log.
 
     Exit 0 when intact; 1 naming the first entry altered, deleted or reordered, the
-    checkpoint the log contradicts, or the certificate row the log does not explain."""
+    checkpoint the log contradicts (or a revoked issuing CA's key leaves unproven), or
+    the certificate row the log does not explain."""
     from privca.audit.verify import verify_audit
     from privca.authority import CertificateAuthority
     from privca.home import read_input_file
@@ -153,7 +154,7 @@ def verify_command(app: AppContext, checkpoint_files: tuple[Path, ...], as_json:
             app.quiet,
         )
     else:
-        click.echo(f"privca: audit log TAMPERED: {printable(verdict.problem or '', 300)}", err=True)
+        click.echo(f"privca: audit log TAMPERED: {printable(verdict.problem or '', 400)}", err=True)
     if not verdict.intact:
         sys.exit(1)
 
@@ -232,6 +233,14 @@ def export_command(app: AppContext, since: str, out: Path, passphrase_file: Path
     type=click.Path(dir_okay=False, path_type=Path),
     help="The root(s) to trust (default: this home's roots).",
 )
+@click.option(
+    "--crl",
+    "crl_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A CRL of the root (repeatable): the issuing CAs it revoked (default with no "
+    "--root: the ones this home revoked).",
+)
 @json_option
 @click.pass_obj
 def verify_export_command(
@@ -239,11 +248,13 @@ def verify_export_command(
     export_file: Path,
     signature: Path | None,
     root: Path | None,
+    crl_files: tuple[Path, ...],
     as_json: bool,
 ) -> None:
-    """Check an export: its signature (by an audit key our root vouches for), every
-    entry's hash and link, every certificate against its entry. Exit 1 if it fails."""
-    from privca.auditing import check_export, read_roots_file
+    """Check an export: its signature (by an audit key our root vouches for, under an
+    issuing CA not revoked for a compromise, nor before the export), every entry's hash
+    and link, every certificate against its entry. Exit 1 if it fails."""
+    from privca.auditing import IssuerRevocation, check_export, crl_revocations, read_roots_file
     from privca.authority import CertificateAuthority
     from privca.errors import CheckFailed
     from privca.home import read_input_file
@@ -252,13 +263,23 @@ def verify_export_command(
     data = read_input_file(export_file, "export file", limit)
     signature_file = signature or export_file.with_name(export_file.name + ".p7s")
     cms = read_input_file(signature_file, "signature file")
+    revocations: dict[int, IssuerRevocation] = {}
     if root is not None:
         roots = read_roots_file(root)
     else:
         with CertificateAuthority.open(app.home_path) as ca:
             roots = [r.certificate for r in ca.registry.roots]
+            revocations = {
+                a.serial: IssuerRevocation(a.revocation_reason or "", a.revoked_at)
+                for a in ca.registry.authorities
+                if a.revoked_at is not None
+            }
+    for path in crl_files:
+        # Stated as printable: a file name is the user's, but never echoed raw.
+        source = f"CRL file '{printable(str(path), 200)}'"
+        revocations |= crl_revocations(read_input_file(path, "CRL file"), roots, source)
     try:
-        summary = check_export(data, cms, roots, str(export_file))
+        summary = check_export(data, cms, roots, str(export_file), revocations)
     except CheckFailed as exc:
         # The message may quote the export's own text (its signer's name): never raw.
         click.echo(f"privca: export does NOT verify: {printable(exc.message)}", err=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from privca.x509.build import Issuer, sign_builder
+from privca.x509.encoding import is_pem
 
 REASONS: dict[str, x509.ReasonFlags] = {
     "unspecified": x509.ReasonFlags.unspecified,
@@ -38,6 +39,32 @@ class Revocation:
     serial: int
     revoked_at: dt.datetime
     reason: str | None
+
+
+def load_crl(data: bytes) -> x509.CertificateRevocationList:
+    """A CRL file's CRL, PEM or DER.
+
+    Raises:
+        ValueError: it holds none.
+    """
+    return x509.load_pem_x509_crl(data) if is_pem(data) else x509.load_der_x509_crl(data)
+
+
+def is_crl_of(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
+    """Whether `ca` issued `crl`: its name, and its key made the signature."""
+    try:
+        return crl.issuer == ca.subject and crl.is_signature_valid(ca.public_key())  # type: ignore[arg-type]
+    except TypeError:  # a key type that signs no CRL
+        return False
+
+
+def reason_of(entry: x509.RevokedCertificate) -> str:
+    """A CRL entry's reason by its RFC 5280 name ("unspecified" when it names none)."""
+    try:
+        flag = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    except x509.ExtensionNotFound:
+        return "unspecified"
+    return next((name for name, known in REASONS.items() if known == flag), flag.value)
 
 
 def reason_flag(reason: str | None) -> x509.ReasonFlags | None:
