@@ -241,17 +241,28 @@ class Accounts:
         new_thumbprint = jws.thumbprint(inner.jwk)
         if new_thumbprint == account.thumbprint:
             raise AcmeProblem("malformed", "the new key is the old key")
-        other = self.repository.account_by_thumbprint(new_thumbprint)
-        if other is not None:
+        self._check_key_free(new_thumbprint, account.id, urls)
+        updated = self.repository.change_key(
+            account.id, account.thumbprint, new_thumbprint, jws.jwk_json(inner.jwk)
+        )
+        if updated is None:
+            self._check_key_free(new_thumbprint, account.id, urls)
+            # The account was read with the key that signed; a request that raced this one
+            # changed that key (or deactivated the account) since.
+            raise AcmeProblem(
+                "unauthorized", "the account key changed while this request was under way"
+            )
+        return updated
+
+    def _check_key_free(self, thumbprint: str, account_id: str, urls: Urls) -> None:
+        """409 with the other account that holds the key (§7.3.5), if one does."""
+        other = self.repository.account_by_thumbprint(thumbprint)
+        if other is not None and other.id != account_id:
             raise AcmeProblem(
                 "conflict",
                 "another account already uses the new key",
                 headers={"Location": urls.account(other.id)},
             )
-        updated = self.repository.change_key(account.id, new_thumbprint, jws.jwk_json(inner.jwk))
-        if updated is None:
-            raise AcmeProblem("conflict", "another account already uses the new key")
-        return updated
 
 
 def check_contact(contact: Any) -> tuple[str, ...]:

@@ -151,8 +151,13 @@ class AcmeRepository(NonceRepository, Protocol):
     ) -> AccountRow | None:
         """Set the contact and/or move the status; the account as it is now."""
 
-    def change_key(self, account_id: str, thumbprint: str, jwk: str) -> AccountRow | None:
-        """Replace the account key; None if another account already holds the new key."""
+    def change_key(
+        self, account_id: str, old_thumbprint: str, thumbprint: str, jwk: str
+    ) -> AccountRow | None:
+        """Replace the account key if it is still `old_thumbprint` and the account may
+        still act (state.account_may_act), as a compare-and-set; the account with its new
+        key, or None if nothing changed: another account holds the new key, or a request
+        that raced this one changed the key or the status first."""
 
     def eab_key(self, kid: str) -> EabKeyRow | None: ...
 

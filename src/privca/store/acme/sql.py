@@ -26,6 +26,7 @@ from privca.acme.state import (
     AuthorizationStatus,
     OrderStatus,
     Transition,
+    account_may_act,
     authorization_after_challenge,
     authorization_deactivated,
     challenge_finished,
@@ -123,20 +124,31 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
                     auditlog.append(connection, utcnow(), [("acme-account-status", None, detail)])
             return self.by_id(ACCOUNTS, account_id, connection)
 
-    def change_key(self, account_id: str, thumbprint: str, jwk: str) -> AccountRow | None:
-        """Replace the account key; None if another account already holds the new key."""
+    def change_key(
+        self, account_id: str, old_thumbprint: str, thumbprint: str, jwk: str
+    ) -> AccountRow | None:
+        """Replace the account key if it is still `old_thumbprint` and the account may act;
+        None if nothing changed (the new key is another account's, or a racing request
+        changed the key or the status first)."""
+        # Compare-and-set: two rollovers signed by the old key (its holder's and a thief's)
+        # were both answered 200, and the later write silently won.
+        acting = sorted(str(s) for s in AccountStatus if account_may_act(s))
         try:
             with self.transaction() as connection:
                 changed = connection.execute(
                     acme_accounts.update()
-                    .where(acme_accounts.c.id == account_id)
+                    .where(
+                        acme_accounts.c.id == account_id,
+                        acme_accounts.c.thumbprint == old_thumbprint,
+                        acme_accounts.c.status.in_(acting),
+                    )
                     .values(thumbprint=thumbprint, jwk=jwk)
                 ).rowcount
-                if changed:  # who controls the account (and its EAB binding) moved
-                    detail = {"account": account_id, "thumbprint": thumbprint}
-                    auditlog.append(
-                        connection, utcnow(), [("acme-account-key-changed", None, detail)]
-                    )
+                if not changed:
+                    return None
+                # who controls the account (and its EAB binding) moved
+                detail = {"account": account_id, "thumbprint": thumbprint}
+                auditlog.append(connection, utcnow(), [("acme-account-key-changed", None, detail)])
         except sa.exc.IntegrityError:
             return None
         return self.account(account_id)

@@ -1,0 +1,91 @@
+"""A hostile client's review of the ACME server (protocol level), one test per finding,
+each through the real server with a client that signs what it is told (jwsclient.py)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import threading
+from typing import Any
+
+import josepy as jose
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from privca.acme.state import account_deactivated
+from tests.acme.conftest import AcmeServer
+from tests.acme.jwsclient import JOSE, RawClient
+from tests.acme.test_review_rfc import new_client, problem
+
+
+def _key_change(client: RawClient, new_key: jose.JWK) -> bytes:
+    """A whole keyChange request body, signed now by the client's current key."""
+    url = client.directory["keyChange"]
+    old = client.key.public_key().to_partial_json()
+    payload = {"account": client.kid, "oldKey": old}
+    inner = client.sign(url, payload, key=new_key, use_jwk=True, header={"nonce": None})
+    return json.dumps(client.sign(url, inner)).encode()
+
+
+def _paused_before_key_change(
+    server: AcmeServer, monkeypatch: pytest.MonkeyPatch, parties: int, before: Any = None
+) -> None:
+    """Every keyChange waits, once authenticated, until `parties` of them are (and `before`
+    ran): they all read the account as it was, as requests racing on replicas do."""
+    store = server.service.accounts.repository
+    change_key = store.change_key
+    barrier = threading.Barrier(parties, action=before, timeout=10)
+
+    def paused(*args: Any) -> Any:
+        barrier.wait()
+        return change_key(*args)
+
+    monkeypatch.setattr(store, "change_key", paused)
+
+
+def test_two_rollovers_signed_by_one_key_change_it_once(
+    acme_server: AcmeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder of a stolen account key and its owner roll it over at once: one wins,
+    the other is told so (both were answered 200, and the later write won silently)."""
+    client = new_client(acme_server)
+    _paused_before_key_change(acme_server, monkeypatch, 2)
+    keys = [jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1())) for _ in range(2)]
+    bodies = [_key_change(client, key) for key in keys]
+    url = client.directory["keyChange"]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        answers = list(
+            pool.map(
+                lambda body: client.session.post(
+                    url, data=body, headers={"Content-Type": JOSE}, timeout=30
+                ),
+                bodies,
+            )
+        )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200, 403], [a.text for a in answers]
+    loser = next(a for a in answers if a.status_code == 403)
+    problem(loser, "unauthorized", 403)
+    winner = keys[[a.status_code for a in answers].index(200)]
+    account = acme_server.store.account(client.kid.rsplit("/", 1)[-1])
+    assert account is not None
+    assert account.thumbprint == jose.b64encode(winner.thumbprint()).decode()
+
+
+def test_a_rollover_racing_a_deactivation_changes_nothing(
+    acme_server: AcmeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = new_client(acme_server)
+    account_id = client.kid.rsplit("/", 1)[-1]
+    before = acme_server.store.account(account_id)
+
+    def deactivate() -> None:
+        acme_server.store.update_account(account_id, transition=account_deactivated())
+
+    _paused_before_key_change(acme_server, monkeypatch, 1, deactivate)
+    new_key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    response = client.post(client.directory["keyChange"], raw=_key_change(client, new_key))
+    problem(response, "unauthorized", 403)
+    after = acme_server.store.account(account_id)
+    assert after is not None and before is not None
+    assert after.thumbprint == before.thumbprint
