@@ -10,12 +10,17 @@ from typing import Any
 
 import josepy as jose
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.acme.state import account_deactivated
 from tests.acme.conftest import AcmeServer
-from tests.acme.jwsclient import JOSE, RawClient
-from tests.acme.test_review_rfc import new_client, problem
+from tests.acme.jwsclient import JOSE, RawClient, b64
+from tests.acme.test_review_rfc import issue, new_client, place, problem
+
+# Open orders of the account that revokes (each one was a query of its own).
+ORDERS = 40
 
 
 def _key_change(client: RawClient, new_key: jose.JWK) -> bytes:
@@ -89,3 +94,30 @@ def test_a_rollover_racing_a_deactivation_changes_nothing(
     after = acme_server.store.account(account_id)
     assert after is not None and before is not None
     assert after.thumbprint == before.thumbprint
+
+
+def test_revoke_by_another_account_reads_its_authorizations_at_once(
+    acme_server: AcmeServer,
+) -> None:
+    """revokeCert by an account that did not order the certificate looks for its valid
+    authorizations: that was one query per open order of the account (up to a thousand,
+    ~0.15 s a request on SQLite, which any account could make as often as it liked)."""
+    owner = new_client(acme_server)
+    _order_url, certificate = issue(acme_server, owner, ["owned.attack.test"])
+    attacker = new_client(acme_server)
+    for index in range(ORDERS):
+        assert place(attacker, [f"n{index}.attack.test"]).status_code == 201
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = acme_server.store.engine
+    body = {"certificate": b64(certificate.public_bytes(Encoding.DER))}
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = attacker.post(attacker.directory["revokeCert"], body)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    problem(response, "unauthorized", 403)
+    assert len(statements) < ORDERS // 2, statements

@@ -243,28 +243,20 @@ class Certificates:
 
     def _authorized_for(self, account_id: str, certificate: x509.Certificate) -> bool:
         """Whether the account holds a valid, unexpired authorization for every identifier
-        of the certificate (a wildcard name needs a wildcard authorization). Authorizations
-        live as long as their order (ORDER_LIFETIME), so only orders not yet expired are
-        read, newest first, until every identifier is covered."""
+        of the certificate (a wildcard name needs a wildcard authorization)."""
         wanted = _identifiers(certificate)
         if not wanted:
             return False
         now = utcnow()
-        for order in self.repository.orders(account_id):
-            if order.expires <= now:
+        for authz in self.repository.live_authorizations(account_id, now):
+            if authorization_as_seen(authz.status, authz.expires, now) != (
+                AuthorizationStatus.VALID
+            ):
                 continue
-            for authz in self.repository.authorizations(order.id):
-                if authorization_as_seen(authz.status, authz.expires, now) != (
-                    AuthorizationStatus.VALID
-                ):
-                    continue
-                wanted.discard((authz.identifier_type, authz.identifier_value, authz.wildcard))
-                if not authz.wildcard:
-                    continue
+            wanted.discard((authz.identifier_type, authz.identifier_value, authz.wildcard))
+            if authz.wildcard:
                 wanted.discard((authz.identifier_type, authz.identifier_value, False))
-            if not wanted:
-                return True
-        return False
+        return not wanted
 
 
 def _identifiers(certificate: x509.Certificate) -> set[tuple[str, str, bool]]:

@@ -218,6 +218,10 @@ class AcmeRepository(NonceRepository, Protocol):
 
     def authorizations(self, order_id: str) -> list[AuthorizationRow]: ...
 
+    def live_authorizations(self, account_id: str, now: dt.datetime) -> list[AuthorizationRow]:
+        """The account's valid authorizations that have not expired at `now`, in one read
+        (revocation by authorization, RFC 8555 §7.6)."""
+
     def deactivate_authorization(self, authorization_id: str) -> None:
         """state.authorization_deactivated, and the order's state.order_after_deactivation."""
 

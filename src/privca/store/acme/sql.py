@@ -269,6 +269,14 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
     def authorizations(self, order_id: str) -> list[AuthorizationRow]:
         return self.all(AUTHORIZATIONS, _AUTHORIZATIONS_OF, None, {"order_id": order_id})
 
+    def live_authorizations(self, account_id: str, now: dt.datetime) -> list[AuthorizationRow]:
+        """The account's valid authorizations not expired at `now`, in one query through
+        its orders (indexed by account): reading each order's authorizations in turn was
+        a query per order, a thousand for every revokeCert of an account with many."""
+        return self.all(
+            AUTHORIZATIONS, _LIVE_AUTHORIZATIONS, None, {"account_id": account_id, "now": now}
+        )
+
     def authorization_with_challenges(
         self, authorization_id: str
     ) -> tuple[AuthorizationRow | None, list[ChallengeRow]]:
@@ -370,6 +378,16 @@ _ACCOUNT_BY_THUMBPRINT = acme_accounts.select().where(
 )
 _AUTHORIZATIONS_OF = acme_authorizations.select().where(
     acme_authorizations.c.order_id == sa.bindparam("order_id")
+)
+_LIVE_AUTHORIZATIONS = (
+    acme_authorizations.select()
+    .join(acme_orders, acme_orders.c.id == acme_authorizations.c.order_id)
+    .where(
+        acme_orders.c.account_id == sa.bindparam("account_id"),
+        acme_orders.c.expires > sa.bindparam("now", type_=acme_orders.c.expires.type),
+        acme_authorizations.c.status == AuthorizationStatus.VALID.value,
+        acme_authorizations.c.expires > sa.bindparam("now", type_=acme_orders.c.expires.type),
+    )
 )
 _ORDERS_SINCE = sa.select(sa.func.count(), sa.func.min(acme_orders.c.created_at)).where(
     acme_orders.c.account_id == sa.bindparam("account_id"),
