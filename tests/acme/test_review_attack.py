@@ -11,7 +11,7 @@ from typing import Any
 import josepy as jose
 import pytest
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from privca.acme.state import account_deactivated
@@ -121,3 +121,24 @@ def test_revoke_by_another_account_reads_its_authorizations_at_once(
         sa.event.remove(engine, "before_cursor_execute", count)
     problem(response, "unauthorized", 403)
     assert len(statements) < ORDERS // 2, statements
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        jose.JWKRSA(key=rsa.generate_private_key(65537, 1024)),
+        jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1())),
+    ],
+    ids=["rsa-1024", "ec-p256"],
+)
+def test_a_private_jwk_is_malformed(acme_server: AcmeServer, key: jose.JWK) -> None:
+    """The header's jwk with "d" (the private key): malformed, whatever the key; a 1024-bit
+    RSA key was not refused for its size, then failed as a bad signature."""
+    client = RawClient(acme_server.url, str(acme_server.root_pem), key=key)
+    url = client.directory["newAccount"]
+    private = key.to_partial_json()  # a private JWK: every member, "d" included
+    assert "d" in private
+    response = client.post(url, {}, header={"jwk": private})
+    document = problem(response, "malformed", 400)
+    assert "private" in document["detail"]
+    assert response.headers["Replay-Nonce"]
