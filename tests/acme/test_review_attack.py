@@ -142,3 +142,24 @@ def test_a_private_jwk_is_malformed(acme_server: AcmeServer, key: jose.JWK) -> N
     document = problem(response, "malformed", 400)
     assert "private" in document["detail"]
     assert response.headers["Replay-Nonce"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("TRACE", "/new-order", "POST"),
+        ("PROPFIND", "/directory", "GET, HEAD"),
+        ("MKCOL", "/new-nonce", "GET, HEAD"),
+    ],
+)
+def test_any_method_gets_a_problem_document(
+    acme_server: AcmeServer, method: str, path: str, allow: str
+) -> None:
+    """A method outside the ones listed for the routes was answered by Starlette itself:
+    405 in plain text, without the index Link."""
+    client = RawClient(acme_server.url, str(acme_server.root_pem))
+    response = client.session.request(method, acme_server.base + path, timeout=10)
+    problem(response, "malformed", 405)
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.headers["Allow"] == allow
+    assert response.headers["Link"] == f'<{acme_server.url}>;rel="index"'
