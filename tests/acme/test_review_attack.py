@@ -163,3 +163,24 @@ def test_any_method_gets_a_problem_document(
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert response.headers["Allow"] == allow
     assert response.headers["Link"] == f'<{acme_server.url}>;rel="index"'
+
+
+# OSC 52 (a terminal writes this to the clipboard), then a right-to-left override.
+CONTROLS = ("\x1b", "\x07", "\u202e")
+HOSTILE = "\x1b]52;c;cHduZWQ=\x07\u202e"
+
+
+def test_a_refused_contact_or_profile_is_shown_escaped(acme_server: AcmeServer) -> None:
+    """A contact or a profile the server refuses is named in the detail with its control
+    and bidi characters escaped (they came back raw, as the client wrote them); a contact
+    with them is refused (it was stored)."""
+    client = RawClient(acme_server.url, str(acme_server.root_pem))
+    contact = {"contact": [f"mailto:{HOSTILE}@a.test"]}
+    refused = problem(client.post(client.directory["newAccount"], contact), "invalidContact", 400)
+    assert client.register().status_code == 201
+    identifiers = [{"type": "dns", "value": "p.attack.test"}]
+    order = {"identifiers": identifiers, "profile": HOSTILE}
+    unknown = problem(client.post(client.directory["newOrder"], order), "invalidProfile", 400)
+    for document in (refused, unknown):
+        assert not any(c in document["detail"] for c in CONTROLS), document
+        assert "\\x1b" in document["detail"], document

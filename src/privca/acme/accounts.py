@@ -11,6 +11,7 @@ from typing import Any
 from josepy.jwk import JWK
 
 from privca._actor import acme_actor, acting_as
+from privca._text import printable, shows_as_itself
 from privca._time import utcnow
 from privca.acme import jws, messages
 from privca.acme.nonces import NonceSource
@@ -275,15 +276,22 @@ def check_contact(contact: Any) -> tuple[str, ...]:
         if not isinstance(item, str) or not item.startswith("mailto:"):
             raise AcmeProblem("unsupportedContact", "only mailto: contacts are supported")
         if not _is_mailto_address(item):
-            raise AcmeProblem("invalidContact", f"'{item[:80]}' is not a mailto: address")
+            raise AcmeProblem("invalidContact", f"'{printable(item, 80)}' is not a mailto: address")
     return tuple(contact)
 
 
 def _is_mailto_address(url: str) -> bool:
     address = url.removeprefix("mailto:")
     local, at, domain = address.partition("@")
+    # Control and bidi characters too: stored, they went to every operator tool that
+    # reads the accounts (privca's own listings escape them; mailers and scripts may not).
     return bool(
-        at and local and domain and len(url) <= 255 and not _CONTACT_FORBIDDEN & set(address)
+        at
+        and local
+        and domain
+        and len(url) <= 255
+        and not _CONTACT_FORBIDDEN & set(address)
+        and shows_as_itself(address)
     )
 
 

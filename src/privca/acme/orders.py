@@ -119,7 +119,7 @@ class Orders:
         if profile not in self.settings.profiles:
             raise AcmeProblem(
                 "invalidProfile",
-                f"profile '{profile[:40]}' is not offered; offered: "
+                f"profile '{printable(profile, 40)}' is not offered; offered: "
                 + ", ".join(self.settings.profiles),
             )
         return profile
