@@ -4,6 +4,7 @@ each through the real server with a client that signs what it is told (jwsclient
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import json
 import threading
 from typing import Any
@@ -14,10 +15,11 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from privca.acme.state import account_deactivated
+from privca.acme import orders
+from privca.acme.state import OrderStatus, account_deactivated
 from tests.acme.conftest import AcmeServer
 from tests.acme.jwsclient import JOSE, RawClient, b64
-from tests.acme.test_review_rfc import issue, new_client, place, problem
+from tests.acme.test_review_rfc import _stored_order, issue, new_client, place, problem
 
 # Open orders of the account that revokes (each one was a query of its own).
 ORDERS = 40
@@ -184,3 +186,38 @@ def test_a_refused_contact_or_profile_is_shown_escaped(acme_server: AcmeServer) 
     for document in (refused, unknown):
         assert not any(c in document["detail"] for c in CONTROLS), document
         assert "\\x1b" in document["detail"], document
+
+
+def test_a_page_of_the_order_list_reads_a_page(
+    acme_server: AcmeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`?page=N` read every order of the account up to the page's end, and any number
+    of pages may be asked for (a million: every order, on every request)."""
+    client = new_client(acme_server)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    urls = [
+        _stored_order(acme_server, client, f"p{i}.test", status=OrderStatus.PENDING, expires=later)
+        for i in range(orders.ORDERS_PAGE * 3 + 5)
+    ]
+    store = acme_server.service.orders.repository
+    read: list[int] = []
+    listing = store.orders
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        rows = listing(*args, **kwargs)
+        read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(store, "orders", counted)
+    seen: list[str] = []
+    url: str | None = client.kid + "/orders"  # type: ignore[operator]
+    while url is not None:
+        response = client.post(url, None)
+        assert response.status_code == 200, response.text
+        seen += response.json()["orders"]
+        url = response.links.get("next", {}).get("url")
+    assert sorted(seen) == sorted(urls)
+    assert len(read) == 4 and max(read) <= orders.ORDERS_PAGE + 1, read
+    far = client.post(client.kid + "/orders?page=999999", None)  # type: ignore[operator]
+    assert far.status_code == 200 and far.json()["orders"] == []
+    assert read[-1] == 0

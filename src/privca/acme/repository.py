@@ -181,8 +181,10 @@ class AcmeRepository(NonceRepository, Protocol):
     ) -> tuple[OrderRow | None, list[AuthorizationRow]]:
         """The order and its authorizations, read in one transaction."""
 
-    def orders(self, account_id: str | None = None, limit: int = 1000) -> list[OrderRow]:
-        """Newest first."""
+    def orders(
+        self, account_id: str | None = None, limit: int = 1000, offset: int = 0
+    ) -> list[OrderRow]:
+        """Newest first: `limit` of them, after the newest `offset`."""
 
     def order_by_serial(self, serial: str) -> OrderRow | None: ...
 

@@ -188,8 +188,15 @@ class AcmeStore(NonceQueries, EabKeyQueries, Queries):
     def order_by_serial(self, serial: str) -> OrderRow | None:
         return self.first(ORDERS, acme_orders.c.certificate_serial == serial)
 
-    def orders(self, account_id: str | None = None, limit: int = 1000) -> list[OrderRow]:
-        query = acme_orders.select().order_by(acme_orders.c.created_at.desc()).limit(limit)
+    def orders(
+        self, account_id: str | None = None, limit: int = 1000, offset: int = 0
+    ) -> list[OrderRow]:
+        query = (
+            acme_orders.select()
+            .order_by(acme_orders.c.created_at.desc())
+            .limit(limit)
+            .offset(offset)
+        )
         if account_id is not None:
             query = query.where(acme_orders.c.account_id == account_id)
         return self.all(ORDERS, query)
