@@ -221,3 +221,13 @@ def test_a_page_of_the_order_list_reads_a_page(
     far = client.post(client.kid + "/orders?page=999999", None)  # type: ignore[operator]
     assert far.status_code == 200 and far.json()["orders"] == []
     assert read[-1] == 0
+
+
+@pytest.mark.parametrize("resource", ["newAccount", "newOrder", "revokeCert"])
+def test_a_header_with_neither_jwk_nor_kid_says_so(acme_server: AcmeServer, resource: str) -> None:
+    """It was told to carry the one the resource wanted, "not a 'jwk'" or "not a 'kid'",
+    though it carried neither."""
+    client = new_client(acme_server)
+    response = client.post(client.directory[resource], {}, header={"kid": None})
+    document = problem(response, "malformed", 400)
+    assert "neither 'jwk' nor 'kid'" in document["detail"], document

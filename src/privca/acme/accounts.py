@@ -113,6 +113,9 @@ class Accounts:
     def _signing_key(
         self, request: jws.SignedRequest, key_from: KeySource, account: AccountRow | None
     ) -> tuple[JWK, AccountRow | None]:
+        # First: a header with neither was told to carry the other one (whichever it lacked).
+        if request.jwk is None and request.kid is None:
+            raise AcmeProblem("malformed", "the protected header has neither 'jwk' nor 'kid'")
         if key_from is KeySource.JWK and request.jwk is None:
             raise AcmeProblem("malformed", "this request must carry a 'jwk', not a 'kid'")
         if key_from is KeySource.KID and request.kid is None:
@@ -123,8 +126,7 @@ class Accounts:
             if not account_may_act(account.status):
                 raise AcmeProblem("unauthorized", f"the account is {account.status}")
             return jws.load_jwk(account.jwk), account
-        if request.jwk is None:
-            raise AcmeProblem("malformed", "the protected header has neither 'jwk' nor 'kid'")
+        assert request.jwk is not None  # neither was refused above
         return request.jwk, None
 
     # accounts ---------------------------------------------------------------------------
