@@ -19,7 +19,14 @@ from privca.acme import orders
 from privca.acme.state import OrderStatus, account_deactivated
 from tests.acme.conftest import AcmeServer
 from tests.acme.jwsclient import JOSE, RawClient, b64
-from tests.acme.test_review_rfc import _stored_order, issue, new_client, place, problem
+from tests.acme.test_review_rfc import (
+    _authorized,
+    _stored_order,
+    issue,
+    new_client,
+    place,
+    problem,
+)
 
 # Open orders of the account that revokes (each one was a query of its own).
 ORDERS = 40
@@ -231,3 +238,19 @@ def test_a_header_with_neither_jwk_nor_kid_says_so(acme_server: AcmeServer, reso
     response = client.post(client.directory[resource], {}, header={"kid": None})
     document = problem(response, "malformed", 400)
     assert "neither 'jwk' nor 'kid'" in document["detail"], document
+
+
+def test_keycompromise_needs_the_key_or_the_subscriber(acme_server: AcmeServer) -> None:
+    """An account that only validated the certificate's names may revoke it, but not for
+    keyCompromise, which bars the subscriber's key from every certificate for good."""
+    owner = new_client(acme_server)
+    _url, certificate = issue(acme_server, owner, ["kc1.attack.test", "kc2.attack.test"])
+    third = _authorized(acme_server, ["kc1.attack.test", "kc2.attack.test"])
+    body = {"certificate": b64(certificate.public_bytes(Encoding.DER))}
+    refused = third.post(third.directory["revokeCert"], {**body, "reason": 1})
+    problem(refused, "badRevocationReason", 400)
+    info = acme_server.service.issuer.lookup(certificate.serial_number)
+    assert info is not None and info.status == "valid"
+    assert third.post(third.directory["revokeCert"], {**body, "reason": 5}).status_code == 200
+    # The subscriber still may (its key then barred, as before).
+    assert owner.post(owner.directory["revokeCert"], {**body, "reason": 1}).status_code == 200
