@@ -11,6 +11,7 @@ from typing import Any
 from josepy.jwk import JWK
 
 from privca._actor import acme_actor, acting_as
+from privca._text import printable, shows_as_itself
 from privca._time import utcnow
 from privca.acme import jws, messages
 from privca.acme.nonces import NonceSource
@@ -112,6 +113,9 @@ class Accounts:
     def _signing_key(
         self, request: jws.SignedRequest, key_from: KeySource, account: AccountRow | None
     ) -> tuple[JWK, AccountRow | None]:
+        # First: a header with neither was told to carry the other one (whichever it lacked).
+        if request.jwk is None and request.kid is None:
+            raise AcmeProblem("malformed", "the protected header has neither 'jwk' nor 'kid'")
         if key_from is KeySource.JWK and request.jwk is None:
             raise AcmeProblem("malformed", "this request must carry a 'jwk', not a 'kid'")
         if key_from is KeySource.KID and request.kid is None:
@@ -122,8 +126,7 @@ class Accounts:
             if not account_may_act(account.status):
                 raise AcmeProblem("unauthorized", f"the account is {account.status}")
             return jws.load_jwk(account.jwk), account
-        if request.jwk is None:
-            raise AcmeProblem("malformed", "the protected header has neither 'jwk' nor 'kid'")
+        assert request.jwk is not None  # neither was refused above
         return request.jwk, None
 
     # accounts ---------------------------------------------------------------------------
@@ -241,17 +244,28 @@ class Accounts:
         new_thumbprint = jws.thumbprint(inner.jwk)
         if new_thumbprint == account.thumbprint:
             raise AcmeProblem("malformed", "the new key is the old key")
-        other = self.repository.account_by_thumbprint(new_thumbprint)
-        if other is not None:
+        self._check_key_free(new_thumbprint, account.id, urls)
+        updated = self.repository.change_key(
+            account.id, account.thumbprint, new_thumbprint, jws.jwk_json(inner.jwk)
+        )
+        if updated is None:
+            self._check_key_free(new_thumbprint, account.id, urls)
+            # The account was read with the key that signed; a request that raced this one
+            # changed that key (or deactivated the account) since.
+            raise AcmeProblem(
+                "unauthorized", "the account key changed while this request was under way"
+            )
+        return updated
+
+    def _check_key_free(self, thumbprint: str, account_id: str, urls: Urls) -> None:
+        """409 with the other account that holds the key (§7.3.5), if one does."""
+        other = self.repository.account_by_thumbprint(thumbprint)
+        if other is not None and other.id != account_id:
             raise AcmeProblem(
                 "conflict",
                 "another account already uses the new key",
                 headers={"Location": urls.account(other.id)},
             )
-        updated = self.repository.change_key(account.id, new_thumbprint, jws.jwk_json(inner.jwk))
-        if updated is None:
-            raise AcmeProblem("conflict", "another account already uses the new key")
-        return updated
 
 
 def check_contact(contact: Any) -> tuple[str, ...]:
@@ -264,15 +278,22 @@ def check_contact(contact: Any) -> tuple[str, ...]:
         if not isinstance(item, str) or not item.startswith("mailto:"):
             raise AcmeProblem("unsupportedContact", "only mailto: contacts are supported")
         if not _is_mailto_address(item):
-            raise AcmeProblem("invalidContact", f"'{item[:80]}' is not a mailto: address")
+            raise AcmeProblem("invalidContact", f"'{printable(item, 80)}' is not a mailto: address")
     return tuple(contact)
 
 
 def _is_mailto_address(url: str) -> bool:
     address = url.removeprefix("mailto:")
     local, at, domain = address.partition("@")
+    # Control and bidi characters too: stored, they went to every operator tool that
+    # reads the accounts (privca's own listings escape them; mailers and scripts may not).
     return bool(
-        at and local and domain and len(url) <= 255 and not _CONTACT_FORBIDDEN & set(address)
+        at
+        and local
+        and domain
+        and len(url) <= 255
+        and not _CONTACT_FORBIDDEN & set(address)
+        and shows_as_itself(address)
     )
 
 

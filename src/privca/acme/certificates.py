@@ -32,10 +32,11 @@ from privca.acme.state import (
 from privca.errors import InputError
 from privca.x509.encoding import serial_hex
 
+KEY_COMPROMISE = 1
 # RFC 5280 reason codes a subscriber may give (RFC 8555 §7.6), with privca's names.
 REVOCATION_REASONS = {
     0: "unspecified",
-    1: "keyCompromise",
+    KEY_COMPROMISE: "keyCompromise",
     3: "affiliationChanged",
     4: "superseded",
     5: "cessationOfOperation",
@@ -203,7 +204,15 @@ class Certificates:
         info = self.issuer.lookup(certificate.serial_number)
         if info is None or info.der != certificate.public_bytes(Encoding.DER):
             raise AcmeProblem("notFound", "this CA did not issue that certificate")
-        self._check_revoker(auth, info, certificate)
+        if self._check_revoker(auth, info, certificate) and reason_code == KEY_COMPROMISE:
+            # keyCompromise bars the key from every future certificate (issuer.revoke): an
+            # account that merely validated the names is not the key's holder, and could
+            # lock the subscriber's key out for good.
+            raise AcmeProblem(
+                "badRevocationReason",
+                "only the certificate's key (a request it signs) or the account that ordered "
+                "the certificate may revoke it for keyCompromise",
+            )
         # An already revoked certificate may still be made keyCompromise (reason 1), e.g.
         # by whoever holds its key: a reason only gets worse, never better (issuer.revoke).
         try:
@@ -220,51 +229,45 @@ class Certificates:
 
     def _check_revoker(
         self, auth: Authenticated, info: CertificateInfo, certificate: x509.Certificate
-    ) -> None:
+    ) -> bool:
         """The account that ordered the certificate, an account that holds valid
-        authorizations for every one of its identifiers, or whoever holds its key (§7.6)."""
+        authorizations for every one of its identifiers, or whoever holds its key (§7.6);
+        True for the second, which neither ordered it nor holds its key."""
         if auth.account is not None:
             order = self.repository.order_by_serial(serial_hex(info.serial))
             if order is not None and order.account_id == auth.account.id:
-                return
+                return False
             if not self._authorized_for(auth.account.id, certificate):
                 raise AcmeProblem(
                     "unauthorized",
                     "the certificate was not issued to this account, and the account holds "
                     "no valid authorizations for all of its identifiers",
                 )
-            return
+            return True
         public = certificate.public_key().public_bytes(
             Encoding.DER, PublicFormat.SubjectPublicKeyInfo
         )
         signer = auth.key.key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         if public != signer:
             raise AcmeProblem("unauthorized", "the request is not signed by the certificate key")
+        return False
 
     def _authorized_for(self, account_id: str, certificate: x509.Certificate) -> bool:
         """Whether the account holds a valid, unexpired authorization for every identifier
-        of the certificate (a wildcard name needs a wildcard authorization). Authorizations
-        live as long as their order (ORDER_LIFETIME), so only orders not yet expired are
-        read, newest first, until every identifier is covered."""
+        of the certificate (a wildcard name needs a wildcard authorization)."""
         wanted = _identifiers(certificate)
         if not wanted:
             return False
         now = utcnow()
-        for order in self.repository.orders(account_id):
-            if order.expires <= now:
+        for authz in self.repository.live_authorizations(account_id, now):
+            if authorization_as_seen(authz.status, authz.expires, now) != (
+                AuthorizationStatus.VALID
+            ):
                 continue
-            for authz in self.repository.authorizations(order.id):
-                if authorization_as_seen(authz.status, authz.expires, now) != (
-                    AuthorizationStatus.VALID
-                ):
-                    continue
-                wanted.discard((authz.identifier_type, authz.identifier_value, authz.wildcard))
-                if not authz.wildcard:
-                    continue
+            wanted.discard((authz.identifier_type, authz.identifier_value, authz.wildcard))
+            if authz.wildcard:
                 wanted.discard((authz.identifier_type, authz.identifier_value, False))
-            if not wanted:
-                return True
-        return False
+        return not wanted
 
 
 def _identifiers(certificate: x509.Certificate) -> set[tuple[str, str, bool]]:

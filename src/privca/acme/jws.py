@@ -218,6 +218,10 @@ def check_key(jwk: JWK, alg: str) -> None:
             algorithms=list(ALGORITHMS),
         )
     key = getattr(jwk.key, "_wrapped", jwk.key)  # josepy wraps cryptography keys
+    # A jwk with its private members ("d", ...) reads as a private key: it passed the size
+    # check below unseen, then failed as a bad signature (or an EC key as a wrong curve).
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise AcmeProblem("malformed", "the JWS key carries private members; send the public key")
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         raise AcmeProblem("badPublicKey", f"RSA keys must have at least {MIN_RSA_BITS} bits")
     if curve is not None and (

@@ -119,7 +119,7 @@ class Orders:
         if profile not in self.settings.profiles:
             raise AcmeProblem(
                 "invalidProfile",
-                f"profile '{profile[:40]}' is not offered; offered: "
+                f"profile '{printable(profile, 40)}' is not offered; offered: "
                 + ", ".join(self.settings.profiles),
             )
         return profile
@@ -276,13 +276,16 @@ class Orders:
         whether there are more (valid orders are kept for good: the list is unbounded)."""
         if not auth.owns(account_id):
             raise AcmeProblem("notFound", "no such account")
-        start, end = page * ORDERS_PAGE, (page + 1) * ORDERS_PAGE
-        rows = self.repository.orders(account_id, limit=end + 1)
+        # The page and one more (is there a next page?), skipped to by the store: reading
+        # every order up to the page's end made ?page=999999 read all of them, each time.
+        rows = self.repository.orders(account_id, limit=ORDERS_PAGE + 1, offset=page * ORDERS_PAGE)
         now = utcnow()
         listed = [
-            o for o in rows[start:end] if order_is_listed(order_as_seen(o.status, o.expires, now))
+            o
+            for o in rows[:ORDERS_PAGE]
+            if order_is_listed(order_as_seen(o.status, o.expires, now))
         ]
-        return listed, len(rows) > end
+        return listed, len(rows) > ORDERS_PAGE
 
 
 def _already_replaced(superseded: bool, others: list[OrderRow]) -> str:

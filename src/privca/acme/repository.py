@@ -151,8 +151,13 @@ class AcmeRepository(NonceRepository, Protocol):
     ) -> AccountRow | None:
         """Set the contact and/or move the status; the account as it is now."""
 
-    def change_key(self, account_id: str, thumbprint: str, jwk: str) -> AccountRow | None:
-        """Replace the account key; None if another account already holds the new key."""
+    def change_key(
+        self, account_id: str, old_thumbprint: str, thumbprint: str, jwk: str
+    ) -> AccountRow | None:
+        """Replace the account key if it is still `old_thumbprint` and the account may
+        still act (state.account_may_act), as a compare-and-set; the account with its new
+        key, or None if nothing changed: another account holds the new key, or a request
+        that raced this one changed the key or the status first."""
 
     def eab_key(self, kid: str) -> EabKeyRow | None: ...
 
@@ -176,8 +181,10 @@ class AcmeRepository(NonceRepository, Protocol):
     ) -> tuple[OrderRow | None, list[AuthorizationRow]]:
         """The order and its authorizations, read in one transaction."""
 
-    def orders(self, account_id: str | None = None, limit: int = 1000) -> list[OrderRow]:
-        """Newest first."""
+    def orders(
+        self, account_id: str | None = None, limit: int = 1000, offset: int = 0
+    ) -> list[OrderRow]:
+        """Newest first: `limit` of them, after the newest `offset`."""
 
     def order_by_serial(self, serial: str) -> OrderRow | None: ...
 
@@ -212,6 +219,10 @@ class AcmeRepository(NonceRepository, Protocol):
         """The authorization and its challenges, read in one transaction."""
 
     def authorizations(self, order_id: str) -> list[AuthorizationRow]: ...
+
+    def live_authorizations(self, account_id: str, now: dt.datetime) -> list[AuthorizationRow]:
+        """The account's valid authorizations that have not expired at `now`, in one read
+        (revocation by authorization, RFC 8555 §7.6)."""
 
     def deactivate_authorization(self, authorization_id: str) -> None:
         """state.authorization_deactivated, and the order's state.order_after_deactivation."""

@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from privca._http import BodyTooLarge, ClientGone, media_type, read_body
 from privca.acme import jws, messages
@@ -56,8 +57,6 @@ PEM_CHAIN = "application/pem-certificate-chain"
 # How long a challenge POST waits past the validation deadline for the result to be
 # recorded before answering with the challenge as it stands ("processing").
 RECORD_GRACE_SECONDS = 2.0
-# Every method reaches the handler, which answers a wrong one with a problem document.
-_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 # An order list's ?page= (a million pages of orders is more than any account has).
 MAX_PAGE_DIGITS = 6
 PROFILE_DESCRIPTIONS = {
@@ -492,7 +491,10 @@ class AcmeApp:
             ("/{issuer}/{profile}/new-order", self.new_order),
             ("/{rest:path}", self.not_found),
         ]
-        return [Route(path, self._endpoint(handler), methods=_METHODS) for path, handler in table]
+        return [
+            Route(path, _AnyMethod(request_response(self._endpoint(handler))))
+            for path, handler in table
+        ]
 
     def _endpoint(
         self, handler: Callable[[Request, Urls], Awaitable[_Reply]]
@@ -501,6 +503,19 @@ class AcmeApp:
             return await self.respond(request, handler)
 
         return endpoint
+
+
+class _AnyMethod:
+    """An ASGI endpoint, which Starlette routes whatever the request's method: every
+    method reaches the handler, which answers one it does not take with a problem document
+    (405 with Allow). Given a list of methods instead, Starlette answered any other
+    (TRACE, PROPFIND...) itself, in plain text."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def build_acme_app(
