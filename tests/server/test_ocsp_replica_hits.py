@@ -116,6 +116,7 @@ def test_a_slow_poll_never_puts_back_an_older_state_than_a_request_read(
     import asyncio
 
     from privca.server.watch import StoreWatch
+    from privca.store.records import Revocation
 
     served, operator = replica
     leaf = operator.issue(["slow-poll.example"])
@@ -126,7 +127,9 @@ def test_a_slow_poll_never_puts_back_an_older_state_than_a_request_read(
         poll_has_read, release_poll = threading.Event(), threading.Event()
         calls = 0
 
-        def slow_first_read() -> tuple[dict[int, tuple[int, str]], dict[int, int]]:
+        def slow_first_read() -> tuple[
+            dict[int, tuple[int, str]], dict[int, int], dict[int, Revocation]
+        ]:
             nonlocal calls
             calls += 1
             state = read_state()

@@ -104,13 +104,17 @@ class _Answer:
         return snapshot.fingerprints.get(self.authority_id) == self.fingerprint
 
 
-def _status_of(record: CertificateRecord | None, now: dt.datetime) -> CertStatus:
+def _status_of(
+    record: CertificateRecord | None, snapshot: Snapshot, now: dt.datetime
+) -> CertStatus:
     """unknown: never signed (or only an intent); revoked (a scheduled revocation that
-    is due included, unwritten or not); else good, which includes superseded and expired
-    certificates: OCSP reports revocation, not validity."""
+    is due included, unwritten or not), or signed by a CA revoked since
+    (CertificateRecord.revocation_under, the CA's revocation as read with the
+    fingerprint the answer is filed under); else good, which includes superseded and
+    expired certificates: OCSP reports revocation, not validity."""
     if record is None:
         return CertStatus("unknown")
-    revocation = record.revocation_at(now)
+    revocation = record.revocation_under(snapshot.revoked_cas.get(record.issuer_id), now)
     if revocation is not None:
         return CertStatus("revoked", revocation.revoked_at, revocation.reason)
     return CertStatus("good")
@@ -273,7 +277,7 @@ class OcspResponder:
             cached = self._answers.get(cert_id)
             if cached is not None and cached.valid(snapshot, now):
                 continue
-            self._file(authority, cert_id, _status_of(record, now), snapshot, now)
+            self._file(authority, cert_id, _status_of(record, snapshot, now), snapshot, now)
             primed += 1
         return primed
 
@@ -283,7 +287,8 @@ class OcspResponder:
         if authority.not_after <= now:
             return Reply(UNAUTHORIZED)  # an expired CA's word is worth nothing
         cert_id = query.cert_id
-        status = _status_of(self._ca.certificate_status(authority, cert_id.serial), now)
+        record = self._ca.certificate_status(authority, cert_id.serial)
+        status = _status_of(record, snapshot, now)
         der, fresh_until, signer, next_update = self._file(
             authority, cert_id, status, snapshot, now
         )
