@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 from privca.authority import CertificateAuthority
 from privca.registry import CaCertificate
+from privca.server.credentials import ServeCredentials
 from privca.server.settings import ServerSettings
 from privca.store.records import CertificateRecord, Revocation
 from tests.conftest import PASSPHRASE, openssl, require_tool
@@ -101,6 +104,8 @@ def test_a_good_answer_cached_before_the_ca_revocation_is_not_served_after(
     revoked = ocsp_request(served_ca.revoked.certificate, old.certificate)
     for _ in range(2):  # the second is a cache hit
         assert _single(server.post_ocsp(good).body).certificate_status == ocsp.OCSPCertStatus.GOOD
+    signer = ocsp.load_der_ocsp_response(server.post_ocsp(good).body).certificates
+    assert len(signer) == 1  # a delegated responder certificate
     own = _single(server.post_ocsp(revoked).body)
     assert own.revocation_reason == x509.ReasonFlags.key_compromise
 
@@ -110,7 +115,10 @@ def test_a_good_answer_cached_before_the_ca_revocation_is_not_served_after(
         done = operator.revoke_issuing_ca(entry, "keyCompromise")
     assert done.revoked.revoked_at is not None
 
+    reply = ocsp.load_der_ocsp_response(server.post_ocsp(good).body)
     after = _single(server.post_ocsp(good).body)
+    # Still signed by the responder certificate made before the revocation.
+    assert reply.certificates == signer
     assert after.certificate_status == ocsp.OCSPCertStatus.REVOKED
     assert after.revocation_reason == x509.ReasonFlags.ca_compromise
     assert after.revocation_time_utc == done.revoked.revoked_at.replace(microsecond=0)
@@ -126,6 +134,39 @@ def processes() -> Iterator[list[ServeProcess]]:
     yield started
     for process in started:
         process.terminate()
+
+
+def test_a_revoked_ca_signs_its_answers_itself_and_no_new_certificate(
+    served_ca: ServedCA, live_server
+) -> None:
+    """A server started after the revocation: the revoked CA's answers are signed with its
+    own key (which clients accept, as they accept no other but a responder it certified),
+    and no responder certificate is made under it. The current CA's are delegated."""
+    ca = served_ca.ca
+    old = _retired_issuing(ca)
+    revocation = ca.revoke_issuing_ca(old, "cessationOfOperation").revoked
+    server = live_server(ca)
+    reply = ocsp.load_der_ocsp_response(
+        server.post_ocsp(ocsp_request(served_ca.good.certificate, old.certificate)).body
+    )
+    single = _single(reply.public_bytes(Encoding.DER))
+    assert single.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert single.revocation_reason == x509.ReasonFlags.cessation_of_operation
+    assert single.revocation_time_utc == revocation.revoked_at
+    assert reply.certificates == []
+    key = old.certificate.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    assert reply.signature_hash_algorithm is not None
+    key.verify(reply.signature, reply.tbs_response_bytes, ec.ECDSA(reply.signature_hash_algorithm))
+    assert not ServeCredentials(ca).responder_path(old).exists()
+    current = ca.issue(["current.example"])
+    fresh = ocsp.load_der_ocsp_response(
+        server.post_ocsp(ocsp_request(current.certificate, ca.issuing)).body
+    )
+    assert len(fresh.certificates) == 1
+    assert _single(fresh.public_bytes(Encoding.DER)).certificate_status == (
+        ocsp.OCSPCertStatus.GOOD
+    )
 
 
 def _openssl_ocsp(served: ServedCA, server: ServeProcess, leaf: str) -> str:

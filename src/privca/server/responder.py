@@ -163,7 +163,11 @@ class OcspResponder:
             current = self._signers.get(authority.id)
             if current is not None and self._usable(current, authority, now, snapshot):
                 return current
-            if self._settings.ocsp_signer == "ca":
+            if self._settings.ocsp_signer == "ca" or _revoked(authority, snapshot):
+                # A revoked CA signs no new certificate, not even a responder certificate
+                # for its answers (clients accept only the CA or a responder it certified,
+                # RFC 6960 4.2.2.2, so its own key goes on signing them: "revoked"). A
+                # responder certificate made before the revocation serves until renewal.
                 issuer = self._ca.signer(authority)
                 cert, key, delegated = authority.certificate, issuer.private_key, False
             else:
@@ -358,6 +362,14 @@ class OcspResponder:
             for key in list(answers)[: max(1, len(answers) // 4)]:
                 answers.pop(key, None)
         answers[cert_id] = answer
+
+
+def _revoked(authority: CaCertificate, snapshot: Snapshot | None) -> bool:
+    """Whether `authority` was revoked: as last read (a revocation by another process shows
+    in `snapshot` before the watcher re-reads the CAs)."""
+    if authority.revoked_at is not None:
+        return True
+    return snapshot is not None and authority.id in snapshot.revoked_cas
 
 
 def _seconds(delta: dt.timedelta) -> int:
