@@ -48,14 +48,6 @@ class AuthorityRecord:
     revoked_at: dt.datetime | None = field(default=None, kw_only=True)
     revocation_reason: str | None = field(default=None, kw_only=True)
 
-    @property
-    def revocation(self) -> Revocation | None:
-        """The CA certificate's own revocation, if any (`CertificateRecord.revocation_under`
-        says what it means for the certificates it signed)."""
-        if self.revoked_at is None:
-            return None
-        return Revocation(self.revoked_at, self.revocation_reason)
-
 
 @dataclass(frozen=True)
 class IssuerRecord:
@@ -136,11 +128,12 @@ class CertificateRecord:
     def revocation_under(self, issuer: Revocation | None, now: dt.datetime) -> Revocation | None:
         """The revocation a relying party that checks only this certificate (OCSP) must be
         told of: its own (`revocation_at`), or else that of the CA certificate that signed
-        it (`issuer`, AuthorityRecord.revocation), whichever came first. A certificate
-        revoked no later than its CA keeps its own date and reason (a keyCompromise of its
-        own key stays one). Under a CA revoked because its key may be in other hands the
-        reason is cACompromise (RFC 5280 5.3.1); otherwise the CA's reason (superseded,
-        cessationOfOperation, affiliationChanged, privilegeWithdrawn) holds for it too."""
+        it (`issuer`: the CA's revoked_at and revocation_reason), whichever came first. A
+        certificate revoked no later than its CA keeps its own date and reason (a
+        keyCompromise of its own key stays one). Under a CA revoked because its key may be
+        in other hands the reason is cACompromise (RFC 5280 5.3.1); otherwise the CA's
+        reason (superseded, cessationOfOperation, affiliationChanged, privilegeWithdrawn)
+        holds for it too."""
         own = self.revocation_at(now)
         if issuer is None or issuer.revoked_at > now:
             return own
