@@ -133,7 +133,8 @@ def processes() -> Iterator[list[ServeProcess]]:
     started: list[ServeProcess] = []
     yield started
     for process in started:
-        process.terminate()
+        if process.process.poll() is None:
+            process.terminate()
 
 
 def test_a_revoked_ca_signs_its_answers_itself_and_no_new_certificate(
@@ -229,6 +230,13 @@ def test_openssl_against_privca_serve_before_and_after_issuer_revoke(
     # The leaf revoked before its CA keeps its own time and reason.
     assert _revocation_lines(_openssl_ocsp(served_ca, server, "revoked.crt")) == (
         _revocation_lines(own)
+    )
+    # Restarted, serve signs the revoked CA's answers with its key: openssl accepts them.
+    assert server.terminate()[0] == 0
+    again = ServeProcess(served_ca, passphrase_file, tmp_path / "serve-again")
+    processes.append(again)
+    assert _revocation_lines(_openssl_ocsp(served_ca, again, "good.crt")) == (
+        _revocation_lines(after)
     )
 
 
