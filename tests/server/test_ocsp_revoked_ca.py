@@ -22,9 +22,10 @@ from privca.registry import CaCertificate
 from privca.server.credentials import ServeCredentials
 from privca.server.settings import ServerSettings
 from privca.store.records import CertificateRecord, Revocation
-from tests.conftest import PASSPHRASE, openssl, require_tool
+from tests.conftest import PASSPHRASE, openssl, require_tool, write
 from tests.server.conftest import ServedCA
 from tests.server.test_app import ocsp_request
+from tests.server.test_interop import pkilint
 from tests.server.test_serve_process import ServeProcess
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -138,21 +139,21 @@ def processes() -> Iterator[list[ServeProcess]]:
 
 
 def test_a_revoked_ca_signs_its_answers_itself_and_no_new_certificate(
-    served_ca: ServedCA, live_server
+    served_ca: ServedCA, live_server, tmp_path: Path
 ) -> None:
     """A server started after the revocation: the revoked CA's answers are signed with its
     own key (which clients accept, as they accept no other but a responder it certified),
     and no responder certificate is made under it. The current CA's are delegated."""
     ca = served_ca.ca
     old = _retired_issuing(ca)
-    revocation = ca.revoke_issuing_ca(old, "cessationOfOperation").revoked
+    revocation = ca.revoke_issuing_ca(old, "caCompromise").revoked
     server = live_server(ca)
-    reply = ocsp.load_der_ocsp_response(
-        server.post_ocsp(ocsp_request(served_ca.good.certificate, old.certificate)).body
-    )
-    single = _single(reply.public_bytes(Encoding.DER))
+    body = server.post_ocsp(ocsp_request(served_ca.good.certificate, old.certificate)).body
+    reply = ocsp.load_der_ocsp_response(body)
+    single = _single(body)
     assert single.certificate_status == ocsp.OCSPCertStatus.REVOKED
-    assert single.revocation_reason == x509.ReasonFlags.cessation_of_operation
+    assert single.revocation_reason == x509.ReasonFlags.ca_compromise
+    assert pkilint("lint_ocsp_response", str(write(tmp_path / "revoked.ocsp", body))) == []
     assert single.revocation_time_utc == revocation.revoked_at
     assert reply.certificates == []
     key = old.certificate.public_key()
