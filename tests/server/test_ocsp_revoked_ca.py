@@ -18,12 +18,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 from privca.authority import CertificateAuthority
+from privca.publication import crl_file_of
 from privca.registry import CaCertificate
-from privca.server.credentials import ServeCredentials
+from privca.server.credentials import ServeCredentials, read_credential
 from privca.server.settings import ServerSettings
 from privca.store.records import CertificateRecord, Revocation
 from tests.conftest import PASSPHRASE, openssl, require_tool, write
-from tests.server.conftest import ServedCA
+from tests.server.conftest import ServedCA, free_port
 from tests.server.test_app import ocsp_request
 from tests.server.test_interop import pkilint
 from tests.server.test_serve_process import ServeProcess
@@ -244,3 +245,118 @@ def test_openssl_against_privca_serve_before_and_after_issuer_revoke(
 def _revocation_lines(text: str) -> list[str]:
     """openssl's answer without its This/Next Update lines (re-signed answers move them)."""
     return [line for line in text.splitlines() if "Update" not in line]
+
+
+def _ocsp_reply(served: ServedCA, server: ServeProcess, tmp: Path) -> tuple[str, bytes]:
+    """`openssl ocsp` about the good leaf of the revoked CA: its text and the response."""
+    respout = tmp / "response.der"
+    result = openssl(
+        "ocsp",
+        "-issuer",
+        served.path("issuing.crt"),
+        "-cert",
+        served.path("good.crt"),
+        "-url",
+        f"{server.base}/ocsp",
+        "-CAfile",
+        served.path("root.crt"),
+        "-respout",
+        str(respout),
+    )
+    return result.stdout + result.stderr, respout.read_bytes() if respout.exists() else b""
+
+
+def _serve(served: ServedCA, passphrase_file: Path, tmp: Path) -> subprocess.CompletedProcess:
+    """`privca serve` expected to stop by itself (a refusal at start)."""
+    return subprocess.run(
+        [
+            sys.executable, "-m", "privca", "--home", str(served.ca.home.root), "serve",
+            "--listen", f"127.0.0.1:{free_port()}", "--no-tls",
+            "--passphrase-file", str(passphrase_file),
+        ],
+        capture_output=True, text=True, timeout=60, cwd=tmp,
+    )  # fmt: skip
+
+
+def test_serve_answers_for_a_revoked_ca_whose_key_was_destroyed(
+    served_ca: ServedCA, passphrase_file: Path, tmp_path: Path, processes
+) -> None:
+    """After `privca issuer revoke` the operator destroys the CA's key file: serve still
+    starts. The responder certificate the CA certified before its revocation (a key of its
+    own) signs its "revoked" answers, which openssl accepts; once that one is gone, nobody
+    can sign for the CA and its certificates are answered unauthorized (RFC 6960 2.3).
+    The CA's last CRL is still served as it was signed; the current CA is unaffected."""
+    require_tool("openssl")
+    require_tool("curl")
+    ca = served_ca.ca
+    old = _retired_issuing(ca)
+    last_crl = ca.crl(old, days=7).public_bytes(Encoding.DER)
+    write(crl_file_of(ca.home, old.serial), last_crl)
+    first = ServeProcess(served_ca, passphrase_file, tmp_path / "serve")
+    processes.append(first)
+    assert "good" in _ocsp_reply(served_ca, first, tmp_path)[0]
+    assert first.terminate()[0] == 0
+    kept = read_credential(ServeCredentials(ca).responder_path(old))
+    assert kept is not None  # certified by the CA before its revocation
+
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "privca", "--home", str(ca.home.root), "issuer", "revoke",
+            format(old.serial, "x"), "--reason", "keyCompromise",
+            "--passphrase-file", str(passphrase_file),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    key = ca.key_file(old)
+    assert key is not None
+    key.unlink()
+
+    kept_signs = ServeProcess(served_ca, passphrase_file, tmp_path / "kept")
+    processes.append(kept_signs)
+    text, der = _ocsp_reply(served_ca, kept_signs, tmp_path)
+    assert "Response verify OK" in text and ": revoked" in text, text
+    assert "Reason: cACompromise" in text, text
+    assert [c.serial_number for c in ocsp.load_der_ocsp_response(der).certificates] == [kept.serial]
+    crl = kept_signs.curl(f"/crl/{old.serial:x}.crl")
+    assert crl.returncode == 0 and crl.stdout == last_crl
+    code, log = kept_signs.terminate()
+    assert code == 0
+    assert f"({old.serial:x}) was revoked and its key destroyed" in log, log
+    assert f"responder certificate {kept.serial:x}" in log, log
+    assert str(key) not in log and key.name not in log
+
+    kept.path.unlink()  # or expired: nothing can certify a successor
+    unsigned = ServeProcess(served_ca, passphrase_file, tmp_path / "unsigned")
+    processes.append(unsigned)
+    text, _ = _ocsp_reply(served_ca, unsigned, tmp_path)
+    assert "Responder Error: unauthorized (6)" in text, text
+    assert not kept.path.exists()  # no responder certificate issued under a revoked CA
+    current = ca.issue(["current.example"])
+    write(tmp_path / "current.crt", current.certificate_pem())
+    write(tmp_path / "current-ca.crt", ca.issuing.public_bytes(Encoding.PEM))
+    result = openssl(
+        "ocsp", "-issuer", str(tmp_path / "current-ca.crt"), "-cert",
+        str(tmp_path / "current.crt"), "-url", f"{unsigned.base}/ocsp",
+        "-CAfile", served_ca.path("root.crt"),
+    )  # fmt: skip
+    assert "Response verify OK" in result.stderr and ": good" in result.stdout, result
+    code, log = unsigned.terminate()
+    assert code == 0
+    assert log.count("was revoked and its key destroyed") == 1, log
+    assert "answered unauthorized" in log and str(key) not in log
+
+
+def test_serve_still_refuses_a_missing_key_of_a_ca_not_revoked(
+    served_ca: ServedCA, passphrase_file: Path, tmp_path: Path
+) -> None:
+    """The key of a CA whose certificates are still trusted has not been destroyed on
+    purpose: its loss stops serve at start, as before."""
+    ca = served_ca.ca
+    old = _retired_issuing(ca)
+    key = ca.key_file(old)
+    assert key is not None
+    key.unlink()
+    refused = _serve(served_ca, passphrase_file, tmp_path)
+    assert refused.returncode == 3, refused.stderr
+    assert "does not exist" in refused.stderr and "Traceback" not in refused.stderr

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from privca._text import printable
 from privca.errors import InputError, PrivcaError, StoreUnavailable
 from privca.server.credentials import ServeCredentials
 from privca.server.settings import ServerSettings
@@ -129,6 +130,10 @@ class OcspResponder:
         self._watch = watch
         self._issuers: dict[tuple[str, bytes, bytes], CaCertificate] = {}
         self._signers: dict[int, _Signer] = {}
+        # Revoked CAs whose key was destroyed and no kept responder certificate is valid:
+        # nobody can sign for them, so they are answered `unauthorized` (RFC 6960 2.3).
+        self._unsigned: frozenset[int] = frozenset()
+        self._told: set[tuple[int, int | None]] = set()  # (CA, responder serial) logged
         self._answers: dict[CertId, _Answer] = {}
         self._signer_lock = threading.Lock()
         # Responder certificates are kept in the home and reused across restarts.
@@ -145,17 +150,51 @@ class OcspResponder:
             for key in issuer_keys(authority.certificate):
                 issuers[key] = authority
         self._issuers = issuers
+        self._unsigned = frozenset()
         for authority in {a.id: a for a in issuers.values()}.values():
             if authority.not_after > now:
                 self._signer(authority, now)
 
+    def _without_key(self, authority: CaCertificate, now: dt.datetime) -> _Signer | None:
+        """The signer of a revoked CA whose key was destroyed: the responder certificate it
+        certified before its revocation, to that certificate's end (a key of its own, so
+        the answers it signs, "revoked", are as true as the CA's; no successor can be
+        made); else none, and its certificates are answered `unauthorized`: the responder
+        is no longer authoritative for it, while the root's CRL lists it."""
+        credential = self._credentials.kept_responder(authority, now)
+        told = (authority.id, None if credential is None else credential.serial)
+        if told not in self._told:  # once, not at each `prepare`
+            self._told.add(told)
+            log.warning(
+                "CA %s (%x) was revoked and its key destroyed: %s",
+                printable(authority.label, 64),
+                authority.serial,
+                "OCSP requests about its certificates are answered unauthorized (the root's "
+                "CRL lists it)"
+                if credential is None
+                else f"its OCSP answers are signed by the responder certificate "
+                f"{credential.serial:x} made before, until {credential.not_after:%Y-%m-%d} "
+                "(then answered unauthorized)",
+            )
+        if credential is None:
+            self._unsigned |= {authority.id}
+            return None
+        cert = credential.certificate
+        # Never due for renewal: nothing can certify a successor.
+        return _Signer(
+            Responder(cert, credential.private_key, True),
+            renew_after=cert.not_valid_after_utc,
+            not_after=cert.not_valid_after_utc,
+            serial=cert.serial_number,
+        )
+
     def _signer(
         self, authority: CaCertificate, now: dt.datetime, snapshot: Snapshot | None = None
-    ) -> _Signer:
-        """The signer of `authority`'s answers; with `snapshot`, a delegated responder
-        certificate revoked since it was last confirmed (its key leaked: revoked for
-        keyCompromise) is replaced, as a restart would. It carries ocsp-nocheck, so no
-        client can find out by itself."""
+    ) -> _Signer | None:
+        """The signer of `authority`'s answers (None: nobody can sign them, `_without_key`);
+        with `snapshot`, a delegated responder certificate revoked since it was last
+        confirmed (its key leaked: revoked for keyCompromise) is replaced, as a restart
+        would. It carries ocsp-nocheck, so no client can find out by itself."""
         current = self._signers.get(authority.id)
         if current is not None and self._usable(current, authority, now, snapshot):
             return current
@@ -163,6 +202,13 @@ class OcspResponder:
             current = self._signers.get(authority.id)
             if current is not None and self._usable(current, authority, now, snapshot):
                 return current
+            if authority.id in self._unsigned:
+                return None
+            if self._ca.key_destroyed(authority):
+                signer = self._without_key(authority, now)
+                if signer is not None:
+                    self._signers[authority.id] = signer
+                return signer
             if self._settings.ocsp_signer == "ca" or _revoked(authority, snapshot):
                 # A revoked CA signs no new certificate, not even a responder certificate
                 # for its answers (clients accept only the CA or a responder it certified,
@@ -219,7 +265,7 @@ class OcspResponder:
         except InputError:
             return Reply(MALFORMED_REQUEST)
         authority = self._issuers.get(query.cert_id.issuer_key)
-        if authority is None:
+        if authority is None or authority.id in self._unsigned:
             # RFC 6960 2.3: a responder that is not authoritative for the issuer.
             return Reply(UNAUTHORIZED)
         entry = self._answers.get(query.cert_id)
@@ -281,8 +327,9 @@ class OcspResponder:
             cached = self._answers.get(cert_id)
             if cached is not None and cached.valid(snapshot, now):
                 continue
-            self._file(authority, cert_id, _status_of(record, snapshot, now), snapshot, now)
-            primed += 1
+            status = _status_of(record, snapshot, now)
+            if self._file(authority, cert_id, status, snapshot, now) is not None:
+                primed += 1
         return primed
 
     def _refresh(
@@ -293,9 +340,10 @@ class OcspResponder:
         cert_id = query.cert_id
         record = self._ca.certificate_status(authority, cert_id.serial)
         status = _status_of(record, snapshot, now)
-        der, fresh_until, signer, next_update = self._file(
-            authority, cert_id, status, snapshot, now
-        )
+        filed = self._file(authority, cert_id, status, snapshot, now)
+        if filed is None:
+            return Reply(UNAUTHORIZED)  # a revoked CA whose key was destroyed
+        der, fresh_until, signer, next_update = filed
         if query.nonce is not None:
             return Reply(self._sign(cert_id, status, signer, now, next_update, query.nonce))
         return Reply(der, _seconds(fresh_until - now))
@@ -307,11 +355,14 @@ class OcspResponder:
         status: CertStatus,
         snapshot: Snapshot,
         now: dt.datetime,
-    ) -> tuple[bytes, dt.datetime, _Signer, dt.datetime]:
+    ) -> tuple[bytes, dt.datetime, _Signer, dt.datetime] | None:
         """Cache the answer `status` for `cert_id`, confirmed against `snapshot`, signing
         only if the cached one says otherwise or got old: (der, fresh until, the signer,
-        the nextUpdate a response signed now gets)."""
+        the nextUpdate a response signed now gets); None when nobody can sign for
+        `authority` (`_without_key`)."""
         signer = self._signer(authority, now, snapshot)
+        if signer is None:
+            return None
         next_update = min(now + self._settings.ocsp_validity, signer.not_after)
         fresh_until = min(now + (next_update - now) / 2, signer.renew_after)
         previous = self._answers.get(cert_id)
