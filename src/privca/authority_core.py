@@ -353,5 +353,14 @@ class AuthorityCore:
         when `authority` is not a CA of this home."""
         return self._custody.is_present(self._entry(authority).key_ref)
 
+    def key_destroyed(self, authority: Authority) -> bool:
+        """True for a revoked CA whose key file is gone: destroyed after the revocation, as
+        it should be. Such a CA signs nothing more (no CRL of its own, no OCSP answer with
+        its key; the root's CRL lists it), and nothing else may stop for it. The key of a
+        CA that is not revoked is never destroyed: a missing one stays an error. NotFound
+        when `authority` is not a CA of this home."""
+        entry = self._entry(authority)
+        return entry.revoked_at is not None and not self.key_present(entry)
+
 
 __all__ = ["Authority", "AuthorityCore"]

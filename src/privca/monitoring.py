@@ -215,14 +215,28 @@ def _authority_items(
         for a in issuers.values()
         if a.active
     ]
-    replaced = ca.registry.replaced_roots  # their CRL is the active same-key root's
-    for state in ca.inventory.crl_states():
+    for state in _watched_crl_states(ca):
         issuer = issuers.get(state.issuer_id)
-        if issuer is not None and state.issuer_id not in replaced:
+        if issuer is not None:
             items.append(_crl_item(state, issuer, now))
     items += _retired_root_items(ca, now)
     items += _revoked_ca_items(ca, now)
     return items
+
+
+def _watched_crl_states(ca: CertificateAuthority) -> list[CrlState]:
+    """The CRLs `check` and /metrics watch: not those of a root re-issued with its key (the
+    active same-key root's CRL is theirs), nor of a revoked CA whose key was destroyed
+    (its CRL can no longer be renewed, by design: the root's CRL lists the CA)."""
+    registry = ca.registry
+    replaced = registry.replaced_roots
+    watched = []
+    for state in ca.inventory.crl_states():
+        issuer = registry.by_id(state.issuer_id)
+        if state.issuer_id in replaced or (issuer is not None and ca.key_destroyed(issuer)):
+            continue
+        watched.append(state)
+    return watched
 
 
 def _revoked_ca_items(ca: CertificateAuthority, now: dt.datetime) -> list[ExpiryItem]:
@@ -630,10 +644,7 @@ def render_prometheus(
         ca.inventory.soonest_expiry(list(exposition.issuers), now, SELF_RENEWING_PROFILES)
     )
     exposition.ca_expiry()
-    replaced = ca.registry.replaced_roots  # their CRL is the active same-key root's
-    exposition.crl_next_update(
-        [s for s in ca.inventory.crl_states() if s.issuer_id not in replaced]
-    )
+    exposition.crl_next_update(_watched_crl_states(ca))
     spans = _spans(window)
     exposition.expiring(
         ca.inventory.expiry_counts(

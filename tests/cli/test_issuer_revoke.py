@@ -427,3 +427,74 @@ def test_an_issuer_whose_ca_was_revoked_cannot_become_the_default(home_cli: Cli)
     assert_user_error(refused, "has no active issuing CA")
     assert tree_snapshot(home_cli.home) == before
     assert _with_key(home_cli, "crl")  # the default issuer still signs its CRL
+
+
+def _destroy_key(cli: Cli, serial: str) -> Path:
+    """Delete the key file of CA `serial`, as an operator does once it is revoked."""
+    from privca.authority import CertificateAuthority
+    from tests.conftest import PASSPHRASE
+
+    with CertificateAuthority.open(cli.home, PASSPHRASE) as ca:
+        path = ca.key_file(ca.authority_by_serial(serial))
+    assert path is not None and path.exists()
+    path.unlink()
+    return path
+
+
+def test_a_revoked_cas_key_destroyed_stops_no_other_crl_nor_check(
+    rotated: tuple[Cli, Path, str],
+) -> None:
+    """Destroying the key of a revoked CA is what an operator should do: `privca crl`
+    skips that CA's CRL with a warning and signs the others; `check` and /metrics stop
+    watching the CRL nobody can renew (else it turned critical at its nextUpdate), while
+    the other CAs' CRLs stay watched; doctor and backup verify find nothing wrong."""
+    import datetime as dt
+
+    from privca.authority import CertificateAuthority
+    from privca.monitoring import collect, render_prometheus
+    from tests.conftest import PASSPHRASE
+
+    cli, _leaf, old_ca = rotated
+    _with_key(cli, "crl")
+    assert _revoke(cli, old_ca, "keyCompromise").exit_code == 0
+    key = _destroy_key(cli, old_ca)
+    current = _serials(cli)[-1]
+    crl_dir = cli.home / "crl"
+    old_crl = (crl_dir / f"{old_ca}.crl").read_bytes()
+    before = x509.load_der_x509_crl((crl_dir / f"{current}.crl").read_bytes())
+
+    done = cli("crl", "--passphrase-file", str(cli.passphrase_file))
+    assert done.exit_code == 0, done.stderr
+    assert f"privca: warning: no CRL of the revoked CA {old_ca}" in done.stderr
+    assert str(key) not in done.stderr
+    after = x509.load_der_x509_crl((crl_dir / f"{current}.crl").read_bytes())
+    assert after.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number > (
+        before.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    )
+    assert (crl_dir / f"{old_ca}.crl").read_bytes() == old_crl  # left as it was signed
+    _with_key(cli, "crl", "--root")  # the CRL that lists the revoked CA
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=60)  # past every issuing CRL
+    day = dt.timedelta(days=1)
+    with CertificateAuthority.open(cli.home, PASSPHRASE) as ca:
+        crls = [i for i in collect(ca, later, 30 * day, 7 * day).items if i.kind == "crl"]
+        metrics = render_prometheus(ca, later)
+    assert [(i.serial, i.severity) for i in crls if i.severity == "critical"] == [
+        (current, "critical")
+    ]
+    assert old_ca not in {i.serial for i in crls}
+    watched = [m for m in metrics.splitlines() if m.startswith("privca_crl_next_update")]
+    assert any(current in m for m in watched) and not any(old_ca in m for m in watched)
+    doctor = cli("doctor")
+    assert doctor.exit_code == 0 and "critical" not in doctor.output, doctor.output
+    assert _ok(cli, "backup", "--out", str(cli.home.parent / "b.tar.gz"))
+    assert cli("backup", "verify", str(cli.home.parent / "b.tar.gz")).exit_code == 0
+
+
+def test_an_active_cas_missing_key_still_stops_crl(rotated: tuple[Cli, Path, str]) -> None:
+    cli, _leaf, _old_ca = rotated
+    _destroy_key(cli, _serials(cli)[-1])
+    before = tree_snapshot(cli.home / "crl")
+    refused = cli("crl", "--passphrase-file", str(cli.passphrase_file))
+    assert_user_error(refused, "does not exist", 3)
+    assert tree_snapshot(cli.home / "crl") == before

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
+from cryptography import x509
 from cryptography.x509 import ocsp
 
 from privca.authority import CertificateAuthority
@@ -84,6 +85,38 @@ def test_a_cached_answer_costs_no_store_query_and_revocations_still_arrive(
         time.sleep(0.05)
 
 
+@pytest.mark.postgres
+def test_an_issuing_ca_revoked_by_another_process_reaches_the_cached_answers(
+    replica: tuple[CertificateAuthority, CertificateAuthority],
+    live_server: Callable[..., object],
+) -> None:
+    """The answer signed ahead (and then served from the cache) as good for a leaf of a CA
+    that another process revokes (`privca issuer revoke`) turns revoked within a few polls,
+    dated at the CA's revocation, for cACompromise."""
+    served, operator = replica
+    server = live_server(served, ServerSettings(watch_interval=0.2))
+    leaf = operator.issue(["under-old.corp.internal"])
+    old = operator.registry.select(format(operator.issuing.serial_number, "x"))
+    assert old is not None
+    request = ocsp_request(leaf.certificate, old.certificate)
+    time.sleep(1)  # a few polls: the answer is signed ahead
+    assert load(server.post_ocsp(request).body).certificate_status == (  # type: ignore[attr-defined]
+        ocsp.OCSPCertStatus.GOOD
+    )
+    operator.rotate_issuing()
+    revoked = operator.revoke_issuing_ca(old, "caCompromise").revoked
+    assert revoked.revoked_at is not None
+    deadline = time.monotonic() + 5
+    while True:
+        answer = load(server.post_ocsp(request).body)  # type: ignore[attr-defined]
+        if answer.certificate_status == ocsp.OCSPCertStatus.REVOKED:
+            break
+        assert time.monotonic() < deadline, "the CA's revocation never reached the answer"
+        time.sleep(0.05)
+    assert answer.revocation_reason == x509.ReasonFlags.ca_compromise
+    assert answer.revocation_time_utc == revoked.revoked_at.replace(microsecond=0)
+
+
 def test_on_sqlite_commits_that_revoke_nothing_cost_a_cached_answer_no_store_query(
     served_ca: ServedCA, live_server: Callable[..., object]
 ) -> None:
@@ -116,6 +149,7 @@ def test_a_slow_poll_never_puts_back_an_older_state_than_a_request_read(
     import asyncio
 
     from privca.server.watch import StoreWatch
+    from privca.store.records import Revocation
 
     served, operator = replica
     leaf = operator.issue(["slow-poll.example"])
@@ -126,7 +160,9 @@ def test_a_slow_poll_never_puts_back_an_older_state_than_a_request_read(
         poll_has_read, release_poll = threading.Event(), threading.Event()
         calls = 0
 
-        def slow_first_read() -> tuple[dict[int, tuple[int, str]], dict[int, int]]:
+        def slow_first_read() -> tuple[
+            dict[int, tuple[int, str]], dict[int, int], dict[int, Revocation]
+        ]:
             nonlocal calls
             calls += 1
             state = read_state()

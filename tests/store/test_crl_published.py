@@ -1,6 +1,7 @@
 """What migration 0013_crl_published keeps: the newest CRL a server published for a CA,
 beside its CRL number (the store keeps the higher number whichever replica publishes
-last; SQLite and PostgreSQL), and SQLite's revocation counter."""
+last; SQLite and PostgreSQL), and SQLite's revocation counter (which a CA's revocation
+moves too: migration 0016)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,29 @@ def test_the_sqlite_revocation_clock_moves_with_revocations_only(
         assert (clock.value() or 0) > after_reason
     finally:
         clock.close()
+
+
+def test_an_issuing_ca_revocation_moves_the_clock_and_is_read_with_the_fingerprints(
+    store: Store, backend: str, issuer_id: int
+) -> None:
+    """Migration 0016: a server's OCSP cache hits rely on the counter alone while it stands
+    still, so a CA revocation by another process must move it too; and the CA's revocation
+    is read with the fingerprints that change with it (what OCSP answers are filed under)."""
+    from privca.store.records import Revocation
+
+    before, revoked = store.revocation_state()
+    assert revoked == {}
+    clock = store.revocation_clock()
+    start = clock.value() if clock is not None else None
+    try:
+        store.revoke_authority(issuer_id, "caCompromise", NOW)
+        if backend == "sqlite":
+            assert clock is not None and start is not None
+            assert (clock.value() or 0) > start
+    finally:
+        if clock is not None:
+            clock.close()
+    after, revoked = store.revocation_state()
+    assert revoked == {issuer_id: Revocation(NOW, "caCompromise")}
+    assert after[issuer_id] != before[issuer_id]
+    assert after == store.revocation_fingerprints()

@@ -153,6 +153,15 @@ def crl_command(
         for authority in targets:
             if authority.not_after <= now:
                 continue  # an expired CA needs no CRL: nothing it signed is valid
+            if ca.key_destroyed(authority):
+                # Its CRL can no longer be signed; the root's CRL lists the CA itself,
+                # which is what clients need. The other CAs' CRLs are still due.
+                warn(
+                    f"no CRL of the revoked CA {serial_hex(authority.serial)} "
+                    f"({printable(authority.label, 64)}): its key was destroyed; "
+                    "the root's CRL lists it"
+                )
+                continue
             is_root = authority.id in root_ids
             days = ca.settings.root_crl_days if is_root else None
             # Recorded once its files are written: a crl/ that cannot be written leaves

@@ -373,6 +373,11 @@ class _Site:
             )
         except KeyUnavailable as exc:  # the root CRL was never published, or has expired
             log.warning("CRL of %x not served: %s", record.serial, exc)
+            if record.revoked_at is not None:  # revoked, its key destroyed: none will come
+                return PlainTextResponse(
+                    "this CA was revoked and publishes no CRL; the root's CRL lists it\n",
+                    status_code=404,
+                )
             return PlainTextResponse(
                 "no current CRL is published for this CA; the operator must run "
                 "`privca crl --root`\n",

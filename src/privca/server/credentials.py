@@ -45,6 +45,7 @@ from privca.x509.profiles import OCSP_RESPONDER, PRIVCA_SERVER
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
     from privca.registry import CaCertificate
+    from privca.store.records import CertificateRecord
 
 log = logging.getLogger("privca.server")
 
@@ -180,6 +181,19 @@ class ServeCredentials:
 
         return self._obtain(self.responder_path(authority), OCSP_RESPONDER.name, fits, issue, now)
 
+    def kept_responder(self, authority: CaCertificate, now: dt.datetime) -> Credential | None:
+        """The responder certificate kept for `authority`, while it is valid to its end;
+        None when there is none. Nothing is issued: for a CA that can sign no successor
+        (revoked, its key destroyed), so it serves past the point a renewal was due."""
+        path = self.responder_path(authority)
+        with self._locked():
+            current = read_credential(path)
+            record = self._kept_record(path, OCSP_RESPONDER.name)
+            if current is None or not _holds_valid(record, current, now):
+                return None
+            valid = current.certificate.not_valid_before_utc <= now < current.not_after
+            return current if valid and _issued_by(current.certificate, authority) else None
+
     # the rule -----------------------------------------------------------------------------
 
     def _obtain(
@@ -192,15 +206,10 @@ class ServeCredentials:
     ) -> Credential:
         with self._locked():
             current = read_credential(path)
-            previous = kept_serial(path)
-            record = self._ca.inventory.get(previous) if previous is not None else None
-            if record is not None and record.profile != profile:
-                record = None  # not one of ours: leave it alone
+            record = self._kept_record(path, profile)
             if (
                 current is not None
-                and record is not None
-                and record.der == current.certificate.public_bytes(Encoding.DER)
-                and record.status_at(now) == "valid"
+                and _holds_valid(record, current, now)
                 and current.certificate.not_valid_before_utc <= now < current.renew_after
                 and fits(current)
             ):
@@ -219,12 +228,29 @@ class ServeCredentials:
             log.info("issued %s certificate %x", profile, fresh.serial)
             return fresh
 
+    def _kept_record(self, path: Path, profile: str) -> CertificateRecord | None:
+        """The inventory record of the certificate in `path`, if it is one of `profile`."""
+        previous = kept_serial(path)
+        record = self._ca.inventory.get(previous) if previous is not None else None
+        if record is not None and record.profile != profile:
+            return None  # not one of ours: leave it alone
+        return record
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         make_private_directory(self.directory)
         check_private_directory(self.directory)
         with exclusive_lock(self.directory / LOCK_FILE, 0o600):
             yield
+
+
+def _holds_valid(record: CertificateRecord | None, current: Credential, now: dt.datetime) -> bool:
+    """The inventory holds `current` valid (not revoked, superseded or expired)."""
+    return (
+        record is not None
+        and record.der == current.certificate.public_bytes(Encoding.DER)
+        and record.status_at(now) == "valid"
+    )
 
 
 def _issued_by(certificate: x509.Certificate, authority: CaCertificate) -> bool:
@@ -237,10 +263,11 @@ def _issued_by(certificate: x509.Certificate, authority: CaCertificate) -> bool:
 
 def prove_keys(ca: CertificateAuthority, now: dt.datetime) -> None:
     """Load every CA key the server will sign with, so a wrong passphrase or a missing key
-    stops the start before anything is issued."""
+    stops the start before anything is issued. A revoked CA whose key was destroyed signs
+    nothing more (OcspResponder says what it answers for it instead)."""
     ca.signer(ca.issuing_record())
     for authority in ca.publishing_authorities():
-        if authority.not_after > now:
+        if authority.not_after > now and not ca.key_destroyed(authority):
             ca.signer(authority)
 
 

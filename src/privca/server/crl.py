@@ -147,6 +147,8 @@ class CrlPublisher:
             crl = self._ca.published_root_crl(authority, now)
             return _published(crl, now, snapshot.fingerprints.get(authority.id), now + REREAD_FILE)
         fingerprint = snapshot.fingerprints.get(authority.id)
+        if self._ca.key_destroyed(authority):
+            return self._signed_last(authority, now)
         adopted = self._from_store(authority, fingerprint, now)
         if adopted is not None:
             return adopted
@@ -182,6 +184,23 @@ class CrlPublisher:
             return None
         self._write(authority, crl)
         return published
+
+    def _signed_last(self, authority: CaCertificate, now: dt.datetime) -> PublishedCrl:
+        """The last CRL of a revoked CA whose key was destroyed, as published (nothing can
+        sign another: the root's CRL lists the CA itself). Read again at each request.
+
+        Raises:
+            KeyUnavailable: it never published one.
+        """
+        path = crl_file_of(self._ca.home, authority.serial)
+        try:
+            crl = x509.load_der_x509_crl(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise KeyUnavailable(
+                f"CA {serial_hex(authority.serial)} was revoked and its key destroyed "
+                "before it published a CRL"
+            ) from exc
+        return _published(crl, now, None, now)
 
     def _write(self, authority: CaCertificate, crl: x509.CertificateRevocationList) -> None:
         stem = self._directory / serial_hex(authority.serial)

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from privca._text import printable
 from privca.errors import InputError, PrivcaError, StoreUnavailable
 from privca.server.credentials import ServeCredentials
 from privca.server.settings import ServerSettings
@@ -104,13 +105,17 @@ class _Answer:
         return snapshot.fingerprints.get(self.authority_id) == self.fingerprint
 
 
-def _status_of(record: CertificateRecord | None, now: dt.datetime) -> CertStatus:
+def _status_of(
+    record: CertificateRecord | None, snapshot: Snapshot, now: dt.datetime
+) -> CertStatus:
     """unknown: never signed (or only an intent); revoked (a scheduled revocation that
-    is due included, unwritten or not); else good, which includes superseded and expired
-    certificates: OCSP reports revocation, not validity."""
+    is due included, unwritten or not), or signed by a CA revoked since
+    (CertificateRecord.revocation_under, the CA's revocation as read with the
+    fingerprint the answer is filed under); else good, which includes superseded and
+    expired certificates: OCSP reports revocation, not validity."""
     if record is None:
         return CertStatus("unknown")
-    revocation = record.revocation_at(now)
+    revocation = record.revocation_under(snapshot.revoked_cas.get(record.issuer_id), now)
     if revocation is not None:
         return CertStatus("revoked", revocation.revoked_at, revocation.reason)
     return CertStatus("good")
@@ -125,6 +130,10 @@ class OcspResponder:
         self._watch = watch
         self._issuers: dict[tuple[str, bytes, bytes], CaCertificate] = {}
         self._signers: dict[int, _Signer] = {}
+        # Revoked CAs whose key was destroyed and no kept responder certificate is valid:
+        # nobody can sign for them, so they are answered `unauthorized` (RFC 6960 2.3).
+        self._unsigned: frozenset[int] = frozenset()
+        self._told: set[tuple[int, int | None]] = set()  # (CA, responder serial) logged
         self._answers: dict[CertId, _Answer] = {}
         self._signer_lock = threading.Lock()
         # Responder certificates are kept in the home and reused across restarts.
@@ -141,17 +150,51 @@ class OcspResponder:
             for key in issuer_keys(authority.certificate):
                 issuers[key] = authority
         self._issuers = issuers
+        self._unsigned = frozenset()
         for authority in {a.id: a for a in issuers.values()}.values():
             if authority.not_after > now:
                 self._signer(authority, now)
 
+    def _without_key(self, authority: CaCertificate, now: dt.datetime) -> _Signer | None:
+        """The signer of a revoked CA whose key was destroyed: the responder certificate it
+        certified before its revocation, to that certificate's end (a key of its own, so
+        the answers it signs, "revoked", are as true as the CA's; no successor can be
+        made); else none, and its certificates are answered `unauthorized`: the responder
+        is no longer authoritative for it, while the root's CRL lists it."""
+        credential = self._credentials.kept_responder(authority, now)
+        told = (authority.id, None if credential is None else credential.serial)
+        if told not in self._told:  # once, not at each `prepare`
+            self._told.add(told)
+            log.warning(
+                "CA %s (%x) was revoked and its key destroyed: %s",
+                printable(authority.label, 64),
+                authority.serial,
+                "OCSP requests about its certificates are answered unauthorized (the root's "
+                "CRL lists it)"
+                if credential is None
+                else f"its OCSP answers are signed by the responder certificate "
+                f"{credential.serial:x} made before, until {credential.not_after:%Y-%m-%d} "
+                "(then answered unauthorized)",
+            )
+        if credential is None:
+            self._unsigned |= {authority.id}
+            return None
+        cert = credential.certificate
+        # Never due for renewal: nothing can certify a successor.
+        return _Signer(
+            Responder(cert, credential.private_key, True),
+            renew_after=cert.not_valid_after_utc,
+            not_after=cert.not_valid_after_utc,
+            serial=cert.serial_number,
+        )
+
     def _signer(
         self, authority: CaCertificate, now: dt.datetime, snapshot: Snapshot | None = None
-    ) -> _Signer:
-        """The signer of `authority`'s answers; with `snapshot`, a delegated responder
-        certificate revoked since it was last confirmed (its key leaked: revoked for
-        keyCompromise) is replaced, as a restart would. It carries ocsp-nocheck, so no
-        client can find out by itself."""
+    ) -> _Signer | None:
+        """The signer of `authority`'s answers (None: nobody can sign them, `_without_key`);
+        with `snapshot`, a delegated responder certificate revoked since it was last
+        confirmed (its key leaked: revoked for keyCompromise) is replaced, as a restart
+        would. It carries ocsp-nocheck, so no client can find out by itself."""
         current = self._signers.get(authority.id)
         if current is not None and self._usable(current, authority, now, snapshot):
             return current
@@ -159,7 +202,18 @@ class OcspResponder:
             current = self._signers.get(authority.id)
             if current is not None and self._usable(current, authority, now, snapshot):
                 return current
-            if self._settings.ocsp_signer == "ca":
+            if authority.id in self._unsigned:
+                return None
+            if self._ca.key_destroyed(authority):
+                signer = self._without_key(authority, now)
+                if signer is not None:
+                    self._signers[authority.id] = signer
+                return signer
+            if self._settings.ocsp_signer == "ca" or _revoked(authority, snapshot):
+                # A revoked CA signs no new certificate, not even a responder certificate
+                # for its answers (clients accept only the CA or a responder it certified,
+                # RFC 6960 4.2.2.2, so its own key goes on signing them: "revoked"). A
+                # responder certificate made before the revocation serves until renewal.
                 issuer = self._ca.signer(authority)
                 cert, key, delegated = authority.certificate, issuer.private_key, False
             else:
@@ -211,7 +265,7 @@ class OcspResponder:
         except InputError:
             return Reply(MALFORMED_REQUEST)
         authority = self._issuers.get(query.cert_id.issuer_key)
-        if authority is None:
+        if authority is None or authority.id in self._unsigned:
             # RFC 6960 2.3: a responder that is not authoritative for the issuer.
             return Reply(UNAUTHORIZED)
         entry = self._answers.get(query.cert_id)
@@ -273,8 +327,9 @@ class OcspResponder:
             cached = self._answers.get(cert_id)
             if cached is not None and cached.valid(snapshot, now):
                 continue
-            self._file(authority, cert_id, _status_of(record, now), snapshot, now)
-            primed += 1
+            status = _status_of(record, snapshot, now)
+            if self._file(authority, cert_id, status, snapshot, now) is not None:
+                primed += 1
         return primed
 
     def _refresh(
@@ -283,10 +338,12 @@ class OcspResponder:
         if authority.not_after <= now:
             return Reply(UNAUTHORIZED)  # an expired CA's word is worth nothing
         cert_id = query.cert_id
-        status = _status_of(self._ca.certificate_status(authority, cert_id.serial), now)
-        der, fresh_until, signer, next_update = self._file(
-            authority, cert_id, status, snapshot, now
-        )
+        record = self._ca.certificate_status(authority, cert_id.serial)
+        status = _status_of(record, snapshot, now)
+        filed = self._file(authority, cert_id, status, snapshot, now)
+        if filed is None:
+            return Reply(UNAUTHORIZED)  # a revoked CA whose key was destroyed
+        der, fresh_until, signer, next_update = filed
         if query.nonce is not None:
             return Reply(self._sign(cert_id, status, signer, now, next_update, query.nonce))
         return Reply(der, _seconds(fresh_until - now))
@@ -298,11 +355,14 @@ class OcspResponder:
         status: CertStatus,
         snapshot: Snapshot,
         now: dt.datetime,
-    ) -> tuple[bytes, dt.datetime, _Signer, dt.datetime]:
+    ) -> tuple[bytes, dt.datetime, _Signer, dt.datetime] | None:
         """Cache the answer `status` for `cert_id`, confirmed against `snapshot`, signing
         only if the cached one says otherwise or got old: (der, fresh until, the signer,
-        the nextUpdate a response signed now gets)."""
+        the nextUpdate a response signed now gets); None when nobody can sign for
+        `authority` (`_without_key`)."""
         signer = self._signer(authority, now, snapshot)
+        if signer is None:
+            return None
         next_update = min(now + self._settings.ocsp_validity, signer.not_after)
         fresh_until = min(now + (next_update - now) / 2, signer.renew_after)
         previous = self._answers.get(cert_id)
@@ -353,6 +413,14 @@ class OcspResponder:
             for key in list(answers)[: max(1, len(answers) // 4)]:
                 answers.pop(key, None)
         answers[cert_id] = answer
+
+
+def _revoked(authority: CaCertificate, snapshot: Snapshot | None) -> bool:
+    """Whether `authority` was revoked: as last read (a revocation by another process shows
+    in `snapshot` before the watcher re-reads the CAs)."""
+    if authority.revoked_at is not None:
+        return True
+    return snapshot is not None and authority.id in snapshot.revoked_cas
 
 
 def _seconds(delta: dt.timedelta) -> int:

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from privca.errors import PrivcaError, StoreUnavailable
 from privca.registry import CaCertificate, Registry
-from privca.store.records import CertificateRecord
+from privca.store.records import CertificateRecord, Revocation
 
 if TYPE_CHECKING:
     from privca.authority import CertificateAuthority
@@ -82,6 +82,9 @@ class Snapshot:
     crl_numbers: dict[int, int] = field(default_factory=dict)
     # SQLite's revocation counter when this was read (None: none to compare).
     revocation_tick: int | None = None
+    # CA id -> its revocation, for the revoked CA certificates, read with `fingerprints`
+    # (which change with it): OCSP answers for what a revoked CA signed say revoked.
+    revoked_cas: dict[int, Revocation] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -187,16 +190,20 @@ class StoreWatch:
         # None is treated as "changed": the slow path asks the store itself.
         return self._probe.value() if self._probe is not None else None
 
-    def _read_state(self) -> tuple[dict[int, tuple[int, str]], dict[int, int]]:
-        """Each CA's revocation fingerprint and published CRLNumber (two small queries)."""
-        return self._ca.inventory.revocation_fingerprints(), self._ca.published_crl_numbers()
+    def _read_state(
+        self,
+    ) -> tuple[dict[int, tuple[int, str]], dict[int, int], dict[int, Revocation]]:
+        """Each CA's revocation fingerprint, published CRLNumber and, if revoked, its own
+        revocation (two small reads)."""
+        fingerprints, revoked_cas = self._ca.inventory.revocation_state()
+        return fingerprints, self._ca.published_crl_numbers(), revoked_cas
 
     def _read_snapshot(self, version: int | None) -> Snapshot:
         # The revocation counter before the fingerprints (like the data version): a
         # revocation committed in between shows as a newer counter next time.
         tick = self._clock.value() if self._clock is not None else None
-        fingerprints, crl_numbers = self._read_state()
-        return Snapshot(version, fingerprints, crl_numbers, tick)
+        fingerprints, crl_numbers, revoked_cas = self._read_state()
+        return Snapshot(version, fingerprints, crl_numbers, tick, revoked_cas)
 
     def _confirm(self, snapshot: Snapshot, started: float) -> Snapshot:
         """`snapshot` was read from the store (or found unchanged) by a read that began at

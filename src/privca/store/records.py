@@ -12,6 +12,11 @@ from enum import StrEnum
 
 from privca.store.status import SCHEDULED_REASON, CertificateStatus, is_due, status_at
 
+# The CA revocation reasons that say its key may be in other hands: every certificate it
+# signed could be forged, so each one is revoked for cACompromise.
+CA_COMPROMISE = "caCompromise"
+_COMPROMISED_CA = frozenset({CA_COMPROMISE, "keyCompromise"})
+
 
 class RevocationOutcome(StrEnum):
     """What one revoke call did."""
@@ -119,6 +124,23 @@ class CertificateRecord:
         if is_due(self.status, self.revoke_after, now) and self.revoke_after is not None:
             return Revocation(self.revoke_after, SCHEDULED_REASON)
         return None
+
+    def revocation_under(self, issuer: Revocation | None, now: dt.datetime) -> Revocation | None:
+        """The revocation a relying party that checks only this certificate (OCSP) must be
+        told of: its own (`revocation_at`), or else that of the CA certificate that signed
+        it (`issuer`: the CA's revoked_at and revocation_reason), whichever came first. A
+        certificate revoked no later than its CA keeps its own date and reason (a
+        keyCompromise of its own key stays one). Under a CA revoked because its key may be
+        in other hands the reason is cACompromise (RFC 5280 5.3.1); otherwise the CA's
+        reason (superseded, cessationOfOperation, affiliationChanged, privilegeWithdrawn)
+        holds for it too."""
+        own = self.revocation_at(now)
+        if issuer is None or issuer.revoked_at > now:
+            return own
+        if own is not None and own.revoked_at <= issuer.revoked_at:
+            return own
+        reason = CA_COMPROMISE if issuer.reason in _COMPROMISED_CA else issuer.reason
+        return Revocation(issuer.revoked_at, reason)
 
 
 @dataclass(frozen=True)

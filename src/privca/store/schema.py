@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from privca.store.columns import CompressedDer, HexBytes, Instant, PackedDetail, UtcDateTime
 
 # The Alembic head this code expects; a test pins it to the migration scripts.
-SCHEMA_REVISION = "0015_ca_revocation"
+SCHEMA_REVISION = "0016_ca_revocation_clock"
 
 metadata = sa.MetaData()
 

@@ -35,6 +35,7 @@ from privca.store.records import (
     CertificateRecord,
     CrlState,
     IssuerRecord,
+    Revocation,
     RevokedEntry,
     ValidLeaves,
 )
@@ -515,26 +516,33 @@ class InventoryView:
         """Per CA, a value that changes whenever one of its certificates is revoked or its
         revocation reason changes to keyCompromise (a cheap cache key), for every CA in one
         query (one round trip on PostgreSQL)."""
+        return self.revocation_state()[0]
+
+    def revocation_state(
+        self,
+    ) -> tuple[dict[int, tuple[int, str]], dict[int, Revocation]]:
+        """The revocation fingerprints (as `revocation_fingerprints`) and, read with them,
+        the revocation of each revoked CA certificate by its id: a server answers for the
+        certificates under a CA with the CA's revocation its fingerprint was read with."""
         c = certificates.c
         compromised = sa.func.sum(sa.case((c.revocation_reason == KEY_COMPROMISE, 1), else_=0))
+        a = authorities.c
         with self.database.read() as connection:
             rows = connection.execute(
                 sa.select(c.issuer_id, sa.func.count(), sa.func.max(c.revoked_at), compromised)
                 .where(c.status == StoredStatus.REVOKED.value)
                 .group_by(c.issuer_id)
             ).all()
-            ids = connection.execute(sa.select(authorities.c.id)).scalars().all()
-            a = authorities.c
+            ids = connection.execute(sa.select(a.id)).scalars().all()
             cas = connection.execute(
-                sa.select(sa.func.count(), sa.func.max(a.revoked_at)).where(
-                    a.revoked_at.is_not(None)
-                )
-            ).one()
+                sa.select(a.id, a.revoked_at, a.revocation_reason).where(a.revoked_at.is_not(None))
+            ).all()
         # A revoked issuing CA changes every CA's value (a rare event): the root that
         # signed it lists it, and the root may be one whose CRL a server signs.
-        revoked_cas = f"|ca:{int(cas[0])}:{cas[1]}" if cas[0] else ""
+        revoked_cas = f"|ca:{len(cas)}:{max(r[1] for r in cas)}" if cas else ""
         found = {int(r[0]): (int(r[1]), f"{r[2]}|{int(r[3] or 0)}{revoked_cas}") for r in rows}
-        return {int(i): found.get(int(i), (0, f"None{revoked_cas}")) for i in ids}
+        fingerprints = {int(i): found.get(int(i), (0, f"None{revoked_cas}")) for i in ids}
+        return fingerprints, {int(r[0]): Revocation(as_utc(r[1]), r[2]) for r in cas}
 
     def crl_states(self) -> list[CrlState]:
         """The last CRLNumber and dates of every CA that has published a CRL."""
