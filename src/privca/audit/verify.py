@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -234,6 +234,10 @@ class AuditVerdict:
     checkpoints: int
     certificates: int
     problem: str | None
+    # The log may well be intact, but what vouched for it was signed under a CA revoked
+    # for a compromise: unproven, not shown altered (an operator who has just revoked a
+    # CA is not told of tampering that did not happen).
+    unproven: bool = False
 
     @property
     def intact(self) -> bool:
@@ -247,6 +251,7 @@ class AuditVerdict:
             "checkpoints": self.checkpoints,
             "certificates": self.certificates,
             "problem": self.problem,
+            "unproven": self.unproven,
         }
 
 
@@ -262,11 +267,12 @@ def _checkpoints_problem(
     roots: Sequence[x509.Certificate],
     index: _Index,
     entries: int,
-) -> str | None:
-    """The first checkpoint that does not hold. One signed under an issuing CA revoked for
-    a compromise proves nothing by itself (the key signs any time, over a rewritten chain
-    too); it is let be only when one whose key is not suspect covers as many entries or
-    more, since that one vouches for the whole chain up to it."""
+) -> tuple[str, bool] | None:
+    """The first checkpoint that does not hold, and whether it only leaves the log
+    unproven. One signed under an issuing CA revoked for a compromise proves nothing by
+    itself (the key signs any time, over a rewritten chain too); it is let be only when
+    one whose key is not suspect covers as many entries or more, since that one vouches
+    for the whole chain up to it."""
     revocations = {
         int(serial, 16): IssuerRevocation(reason, at)
         for serial, (reason, at) in index.revoked_cas.items()
@@ -277,20 +283,20 @@ def _checkpoints_problem(
         try:
             path = check_signed(checkpoint.statement, checkpoint.signature, roots, checkpoint.at)
         except CheckFailed as exc:
-            return f"{label} is not validly signed: {exc.message}"
+            return f"{label} is not validly signed: {exc.message}", False
         found = _statement_problem(checkpoint, label, roots, entries, index.hashes)
         if found is not None:
-            return found
+            return found, False
         revoked = revoked_signer(path, revocations, checkpoint.at)
         if revoked is not None and revoked.too_late:
-            return revoked.problem(label, _RESIGN)
+            return revoked.problem(label, _RESIGN), True
         if revoked is not None and revoked.compromised:
             suspect.append((label, checkpoint, revoked))
         else:
             vouched = max(vouched, checkpoint.entries)
     for label, checkpoint, revoked in suspect:
         if checkpoint.entries > vouched:
-            return revoked.problem(label, _RESIGN)
+            return revoked.problem(label, _RESIGN), True
     return None
 
 
@@ -407,7 +413,8 @@ def check_audit_log(
             return verdict(f"the head of the log does not match entry {count}")
         found = _checkpoints_problem([*stored, *outside], roots, index, count)
         if found is not None:
-            return verdict(found)
+            problem_text, unproven = found
+            return replace(verdict(problem_text), unproven=unproven)
         problem: str | None = None
         barred = dict(index.barred)  # key hash -> a certificate the log revoked it with
         for facts in snapshot.certificate_facts():

@@ -154,7 +154,8 @@ def verify_command(app: AppContext, checkpoint_files: tuple[Path, ...], as_json:
             app.quiet,
         )
     else:
-        click.echo(f"privca: audit log TAMPERED: {printable(verdict.problem or '', 400)}", err=True)
+        state = "NOT PROVEN" if verdict.unproven else "TAMPERED"
+        click.echo(f"privca: audit log {state}: {printable(verdict.problem or '', 400)}", err=True)
     if not verdict.intact:
         sys.exit(1)
 
