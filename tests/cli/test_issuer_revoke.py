@@ -111,6 +111,31 @@ def test_what_a_revoked_issuing_ca_signed_fails_openssl_and_verify(
     assert any("revoked CA" in problem for problem in shown["problems"])
 
 
+def test_show_and_list_say_a_certificates_ca_was_revoked(
+    rotated: tuple[Cli, Path, str], tmp_path: Path
+) -> None:
+    """Its own status stays its own (its CA's CRL does not list it), but `show` said
+    "valid" with nothing beside it about the CA the operator had revoked."""
+    cli, _old_leaf, old_ca = rotated
+    _issue(cli, "api.corp.internal", tmp_path / "new")
+    _with_key(cli, "issuer", "revoke", old_ca, "--reason", "keyCompromise")
+
+    old = json.loads(_ok(cli, "show", "db.corp.internal", "--json"))
+    assert old["status"] == "valid" and old["revoked_at"] is None
+    assert old["issuer_revocation_reason"] == "keyCompromise"
+    assert old["issuer_revoked_at"] is not None
+    text = _ok(cli, "show", "db.corp.internal")
+    assert "CA revoked for    keyCompromise" in text, text
+    assert "CA revoked at     " + old["issuer_revoked_at"] in text, text
+
+    new = json.loads(_ok(cli, "show", "api.corp.internal", "--json"))
+    assert new["issuer_revoked_at"] is None and new["issuer_revocation_reason"] is None
+    assert "CA revoked" not in _ok(cli, "show", "api.corp.internal")
+    listed = {r["names"][0]: r for r in json.loads(_ok(cli, "list", "--json"))}
+    assert listed["db.corp.internal"]["issuer_revocation_reason"] == "keyCompromise"
+    assert listed["api.corp.internal"]["issuer_revocation_reason"] is None
+
+
 def test_a_revoked_current_issuing_ca_signs_nothing_until_a_rotation(
     home_cli: Cli, tmp_path: Path
 ) -> None:

@@ -138,6 +138,10 @@ def _parse_serial(text: str) -> int:
     return int(digits, 16)
 
 
+# What the issuing CA's revocation is called in `show`'s columns.
+_SHOW_LABELS = {"issuer_revoked_at": "CA revoked at", "issuer_revocation_reason": "CA revoked for"}
+
+
 @click.command("show")
 @click.argument("serial_or_name")
 @click.option("--pem", is_flag=True, help="Print the certificate as PEM.")
@@ -179,13 +183,16 @@ def show_command(app: AppContext, serial_or_name: str, pem: bool, as_json: bool)
         "status",
         "revoked_at",
         "revocation_reason",
+        "issuer_revoked_at",
+        "issuer_revocation_reason",
     ):
         value = document[key]
         if value is None:
             continue
         if isinstance(value, list):
             value = ", ".join(value)
-        click.echo(f"{key.replace('_', ' '):18}{printable(str(value))}")
+        label = _SHOW_LABELS.get(key, key.replace("_", " "))
+        click.echo(f"{label:18}{printable(str(value))}")
 
 
 @click.command("tidy")

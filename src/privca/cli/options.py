@@ -162,6 +162,10 @@ def record_document(ca: CertificateAuthority, record: Any, now: Any) -> dict[str
         "status": record.status_at(now),
         "revoked_at": isoformat(revocation.revoked_at) if revocation else None,
         "revocation_reason": revocation.reason if revocation else None,
+        # The certificate's own status stays its own (a CRL lists it by itself); that its
+        # CA was revoked (`issuer revoke`, the root's CRL) is said beside it.
+        "issuer_revoked_at": isoformat(issuer.revoked_at) if issuer and issuer.revoked_at else None,
+        "issuer_revocation_reason": issuer.revocation_reason if issuer else None,
     }
 
 
