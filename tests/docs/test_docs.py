@@ -182,7 +182,8 @@ def _postgres_recipe(sandbox: Sandbox) -> None:
     says, with the TLS files its earlier lines wrote, a role `app` (password) and a role
     `alice` (certificate), on a loopback address. psql resolves no names through the
     sandbox, so PGHOSTADDR/PGPORT carry the address while the page's `host=` stays the name
-    that verify-full checks; the client's copy of root.crt is in the current directory."""
+    that verify-full checks. The client's copy of root.crt is not made here: the page must
+    say how the client gets it (a reader following it had none)."""
     from tests.interop._postgres_tls import TlsPostgres
     from tests.pg import find_bindir
 
@@ -206,7 +207,6 @@ def _postgres_recipe(sandbox: Sandbox) -> None:
     server.sql("CREATE ROLE app LOGIN PASSWORD 'doc-test-password'")
     server.sql("CREATE ROLE alice LOGIN")
     server.sql("CREATE DATABASE app")
-    shutil.copyfile(tls / "root.crt", sandbox.work / "root.crt")
     sandbox.run(
         f"export PGHOSTADDR={server.address} PGPORT=5432 PGPASSWORD=doc-test-password "
         "PGCONNECT_TIMEOUT=10"
