@@ -143,6 +143,7 @@ def crl_command(
     documents = []
     files: list[tuple[Path, bytes, int]] = []
     made: list[tuple[CaCertificate, x509.CertificateRevocationList]] = []
+    out_line: int | None = None  # which CRL --out got: with several issuers, only one
     if out is not None:
         check_out_directory(out.parent)
     with open_authority(app, passphrase_file) as ca:
@@ -187,6 +188,8 @@ def crl_command(
                     out=None,
                 )
             documents.append(_crl_document(authority, crl, stem.with_suffix(".crl")))
+            if to_out is not None:
+                out_line = len(documents) - 1
         if out is not None:
             make_out_directory(out.parent, private=False)
         atomic_write_many(files)
@@ -195,10 +198,13 @@ def crl_command(
     if as_json:
         print_json(documents)
         return
-    for doc in documents:
+    for index, doc in enumerate(documents):
+        also = f" and {out}" if index == out_line else ""
         click.echo(
-            f"CRL #{doc['number']} of {doc['issuer']}: {doc['entries']} revoked, "
-            f"next update {doc['next_update']} -> {doc['file']}"
+            printable(
+                f"CRL #{doc['number']} of {doc['issuer']}: {doc['entries']} revoked, "
+                f"next update {doc['next_update']} -> {doc['file']}{also}"
+            )
         )
 
 
