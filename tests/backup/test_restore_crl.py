@@ -90,7 +90,10 @@ def test_the_crl_command_restore_suggests_publishes_the_restored_cas_crl(
     typed = CliRunner().invoke(
         cli,
         words[1:],
-        env={"PRIVCA_HOME": str(home), "PRIVCA_PASSPHRASE": run_cli.passphrase_file.read_text().strip()},
+        env={
+            "PRIVCA_HOME": str(home),
+            "PRIVCA_PASSPHRASE": run_cli.passphrase_file.read_text().strip(),
+        },
         catch_exceptions=False,
     )
     assert typed.exit_code == 0, typed.stderr
