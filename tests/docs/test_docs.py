@@ -503,3 +503,32 @@ def test_absolute_paths_are_rerooted(written: str, expected: str, tmp_path: Path
 
     rewritten = Sandbox.reroot(Fake(), written)  # type: ignore[arg-type]
     assert rewritten == expected.replace("ROOT", "/ROOT")
+
+
+# what the run cannot check ------------------------------------------------------------------
+
+_CA_BUNDLE = {"certbot": "REQUESTS_CA_BUNDLE=", "lego": "LEGO_CA_CERTIFICATES="}
+
+
+def test_acme_client_lines_name_the_cas_root() -> None:
+    """An ACME client reaches privca over TLS with a certificate from the CA's own root,
+    which no client trusts by default: a certbot or lego line without the root (or a
+    `privca trust env` eval earlier on the page) fails its handshake as written. Skipped
+    blocks are checked too, since the run never tries them (docs/issuers.md's did not)."""
+    missing = []
+    for path in DOCUMENTS:
+        text = path.read_text(encoding="utf-8")
+        source = str(path.relative_to(REPO))
+        evaluated = False
+        for block in blocks(text, source):
+            for command in commands(block):
+                line = strip_comment(command.text)
+                evaluated = evaluated or line.startswith('eval "$(privca trust env')
+                words = shlex.split(line)
+                assignments = [w for w in words if re.match(r"^[A-Z_]+=", w)]
+                program = words[len(assignments)] if len(words) > len(assignments) else ""
+                if program not in _CA_BUNDLE or "--server" not in words or evaluated:
+                    continue
+                if not any(a.startswith(_CA_BUNDLE[program]) for a in assignments):
+                    missing.append(f"{command.where}: {line}")
+    assert not missing, "ACME client lines without the CA's root:\n" + "\n".join(missing)
