@@ -138,6 +138,8 @@ def test_password_file_is_recorded_as_a_path_and_used_by_every_command(
     assert failed.exit_code == 3, failed.output
     assert "password authentication failed" in failed.stderr
     assert "hint: put the password in ~/.pgpass" in failed.stderr
+    # `list` has no --store-password-file: the hint says where the file is named instead.
+    assert "[store] password_file" in failed.stderr
     assert len([line for line in failed.stderr.splitlines() if line.strip()]) <= 2
     assert PASSWORD not in failed.stderr
 
