@@ -121,8 +121,9 @@ def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: b
     "--root",
     "root_only",
     is_flag=True,
-    help="Instead, the root's CRL (nextUpdate: root_crl_days, default 180) into "
-    "<home>/crl/root.crl, served while the root key is offline.",
+    help="Instead, the root's CRL (nextUpdate: root_crl_days, default 180; crl_days for a "
+    "root that signs leaves, as single-tier) into <home>/crl/root.crl, served while the "
+    "root key is offline.",
 )
 @passphrase_file_option()
 @json_option
@@ -155,7 +156,7 @@ def crl_command(
             if authority.not_after <= now:
                 continue  # an expired CA needs no CRL: nothing it signed is valid
             is_root = authority.id in root_ids
-            days = ca.settings.root_crl_days if is_root else None
+            days = ca.crl_period(authority) if is_root else None
             # Recorded once its files are written: a crl/ that cannot be written leaves
             # `check` calling the CRL overdue, not quiet about one nobody can fetch.
             crl = ca.crl(authority, now, days=days, record=False)
