@@ -20,6 +20,7 @@ is no longer in the docs fails the suite, so the table cannot go stale.
 
 from __future__ import annotations
 
+import itertools
 import os
 import pwd
 import re
@@ -41,7 +42,7 @@ from tests.docs.markdown import (
     file_commands,
     strip_comment,
 )
-from tests.docs.sandbox import PROBE, Outcome, Sandbox
+from tests.docs.sandbox import DOC_PORTS, PROBE, Outcome, Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -532,3 +533,20 @@ def test_acme_client_lines_name_the_cas_root() -> None:
                 if not any(a.startswith(_CA_BUNDLE[program]) for a in assignments):
                     missing.append(f"{command.where}: {line}")
     assert not missing, "ACME client lines without the CA's root:\n" + "\n".join(missing)
+
+
+def test_every_port_a_serve_line_listens_on_is_a_sandbox_port() -> None:
+    """The sandbox swaps DOC_PORTS for free loopback ports; one it does not know is bound
+    as written, so the README's `--metrics-listen 127.0.0.1:9464` collided with another
+    docs run on the same machine (or anything else holding 9464)."""
+    unmapped = []
+    for path in DOCUMENTS:
+        for command in file_commands(path, REPO)[0]:
+            line = strip_comment(command.text)
+            if command.language != "shell" or not _is_serve(line):
+                continue
+            words = shlex.split(line)
+            for flag, value in itertools.pairwise(words):
+                if flag.endswith("-listen") and int(value.rpartition(":")[2]) not in DOC_PORTS:
+                    unmapped.append(f"{command.where}: {flag} {value}")
+    assert not unmapped, "listeners the sandbox does not remap:\n" + "\n".join(unmapped)
