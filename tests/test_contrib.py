@@ -120,3 +120,23 @@ def test_privca_service_starts_as_written(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.communicate(timeout=15)
+
+
+def test_the_readme_says_where_the_units_expect_privca() -> None:
+    """The units run privca by an absolute path, while the README installs it into a
+    virtualenv (`pip install .`): a reader who copied a unit as its header says got
+    status 203/EXEC, since nothing said the program had to be there, nor that the unit
+    needs a `privca` user and its CA home under /var/lib/privca."""
+    readme = (UNITS.parents[1] / "README.md").read_text()
+    paragraph = next(p for p in readme.split("\n\n") if p.startswith("`contrib/systemd/`"))
+    paragraph = " ".join(paragraph.split())
+    programs = {
+        match
+        for unit in UNITS.iterdir()
+        for match in re.findall(r"(/\S+/bin/privca)(?=\s)", unit.read_text())
+    }
+    assert programs
+    for program in programs:
+        assert f"`{program}`" in paragraph, program
+    assert "PRIVCA_HOME=/var/lib/privca" in (UNITS / "privca.service").read_text()
+    assert "`/var/lib/privca`" in paragraph

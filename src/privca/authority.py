@@ -557,8 +557,7 @@ class CertificateAuthority(AuthorityRecords):
         name and key (`roots`: one issuer, so one CRLNumber sequence), and as root.crl when
         that URL means one of them; kept in the store as `privca crl` keeps it. A root
         that signs leaves too keeps its leaves' CRL period."""
-        publishes = signing in self.publishing_authorities()
-        days = self.settings.crl_days if publishes else self.settings.root_crl_days
+        days = self.crl_period(signing)
         # Two revocations at once: the later CRL is written last, never an older one over it.
         with exclusive_lock(self.home.private / ".root-crl.lock", 0o400):
             crl = self.crl(signing, now, days=days, record=False)

@@ -180,6 +180,14 @@ class AuthorityCore:
         signed = {r.id for r in self.registry.roots if self.inventory.has_certificates(r.id)}
         return self.registry.publishing(frozenset(signed))
 
+    def crl_period(self, authority: CaCertificate) -> int:
+        """Days from a CRL's thisUpdate to its nextUpdate: `crl_days` for a CA that signs
+        leaves, a root too (single-tier, or leaves of its own), whose revocations clients
+        must not cache for months; `root_crl_days` for a root that signs only CAs."""
+        if authority in self.publishing_authorities():
+            return self.settings.crl_days
+        return self.settings.root_crl_days
+
     def authority_by_serial(self, serial: str) -> CaCertificate:
         """A CA by hex serial, or the active one by role (root, issuing or current).
 

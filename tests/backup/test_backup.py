@@ -294,6 +294,9 @@ def test_check_keys_proves_the_passphrase_opens_the_backup(
         "backup", "verify", str(archive), "--check-keys", "--passphrase-file", str(wrong)
     )
     assert_user_error(result, "passphrase")
+    # Named as the archive holds it, not by its copy in a scratch directory gone since.
+    assert "does not decrypt private/root.key of the backup" in result.stderr, result.stderr
+    assert "privca-verify-" not in result.stderr
 
     # A key file swapped for another (still encrypted, same passphrase): it opens, but it
     # is not the key of the certificate: exit 1.

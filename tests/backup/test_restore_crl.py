@@ -65,3 +65,37 @@ def test_a_counter_alone_would_have_gone_back(
     issuing = max(counter)  # the issuing CA's id is the later one
     assert counter[issuing] + 1 <= max(published)  # what a pure counter would publish next
     assert _published_number(restored, run_cli) > max(published)
+
+
+def test_the_crl_command_restore_suggests_publishes_the_restored_cas_crl(
+    run_cli: Cli, home: Path, backup: Callable[..., Path], tmp_path: Path
+) -> None:
+    """docs/backup.md restores with $PRIVCA_HOME still naming the old home: the command the
+    restore prints, typed as shown, must publish the restored CA's CRL, not the old one's."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    from privca.cli.main import cli
+
+    archive = backup()
+    restored = tmp_path / "restored"
+    result = run_cli("restore", str(archive), "--home", str(restored))
+    assert result.exit_code == 0, result.stderr
+    match = re.search(r"publish a CRL now: (privca [^(]*?) \(", " ".join(result.stderr.split()))
+    assert match, result.stderr
+    words = shlex.split(match.group(1))
+    old_crl = (home / "crl" / "current.crl").read_bytes()
+    before = (restored / "crl" / "current.crl").read_bytes()
+    typed = CliRunner().invoke(
+        cli,
+        words[1:],
+        env={
+            "PRIVCA_HOME": str(home),
+            "PRIVCA_PASSPHRASE": run_cli.passphrase_file.read_text().strip(),
+        },
+        catch_exceptions=False,
+    )
+    assert typed.exit_code == 0, typed.stderr
+    assert (home / "crl" / "current.crl").read_bytes() == old_crl
+    assert (restored / "crl" / "current.crl").read_bytes() != before

@@ -403,3 +403,16 @@ def test_quickstart_runs_again_with_its_ca_and_a_fresh_certificate(
     assert x509.load_pem_x509_certificate(cert.read_bytes()).serial_number != serial
     listed = json.loads(run_cli("list", "--json", home=directory / "ca").stdout)
     assert sorted(d["status"] for d in listed) == ["superseded", "valid"]
+
+
+def test_quickstart_never_suggests_trusting_the_demo_root(run_cli: Cli, tmp_path: Path) -> None:
+    """Its next steps said `privca trust install  # trust the root on this machine`: the
+    system, NSS and Java stores would trust a root without name constraints whose keys lie
+    unencrypted in ./privca-quickstart, so reading them meant minting any site's
+    certificate. Trusting a root is suggested for the real CA only."""
+    result = run_cli("quickstart", "--dir", str(tmp_path / "qs"))
+    assert result.exit_code == 0, result.stderr
+    assert "never install it in a trust store" in result.stdout
+    for line in result.stdout.splitlines():
+        if "privca trust install" in line:
+            assert line.startswith("For a real CA: privca init "), line

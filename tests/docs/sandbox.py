@@ -35,8 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DOMAIN = "corp.internal"
-# The ports the docs use for servers privca (or a test service) runs.
-DOC_PORTS = (443, 5432, 8080, 8443)
+# The ports the docs use for servers privca (or a test service) runs; every one, or a
+# docs run collides with whatever holds it on the machine (another docs run, a real
+# node_exporter-side agent on 9464).
+DOC_PORTS = (443, 5432, 8080, 8443, 9464)
 PASSPHRASE = "doc test passphrase"
 REAL_ROOTS = ("usr", "bin", "lib", "lib64", "sbin", "dev", "proc", "sys")
 SITE = Path(__file__).parent / "site"

@@ -20,6 +20,7 @@ is no longer in the docs fails the suite, so the table cannot go stale.
 
 from __future__ import annotations
 
+import itertools
 import os
 import pwd
 import re
@@ -41,7 +42,7 @@ from tests.docs.markdown import (
     file_commands,
     strip_comment,
 )
-from tests.docs.sandbox import PROBE, Outcome, Sandbox
+from tests.docs.sandbox import DOC_PORTS, PROBE, Outcome, Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -182,7 +183,8 @@ def _postgres_recipe(sandbox: Sandbox) -> None:
     says, with the TLS files its earlier lines wrote, a role `app` (password) and a role
     `alice` (certificate), on a loopback address. psql resolves no names through the
     sandbox, so PGHOSTADDR/PGPORT carry the address while the page's `host=` stays the name
-    that verify-full checks; the client's copy of root.crt is in the current directory."""
+    that verify-full checks. The client's copy of root.crt is not made here: the page must
+    say how the client gets it (a reader following it had none)."""
     from tests.interop._postgres_tls import TlsPostgres
     from tests.pg import find_bindir
 
@@ -206,7 +208,6 @@ def _postgres_recipe(sandbox: Sandbox) -> None:
     server.sql("CREATE ROLE app LOGIN PASSWORD 'doc-test-password'")
     server.sql("CREATE ROLE alice LOGIN")
     server.sql("CREATE DATABASE app")
-    shutil.copyfile(tls / "root.crt", sandbox.work / "root.crt")
     sandbox.run(
         f"export PGHOSTADDR={server.address} PGPORT=5432 PGPASSWORD=doc-test-password "
         "PGCONNECT_TIMEOUT=10"
@@ -503,3 +504,49 @@ def test_absolute_paths_are_rerooted(written: str, expected: str, tmp_path: Path
 
     rewritten = Sandbox.reroot(Fake(), written)  # type: ignore[arg-type]
     assert rewritten == expected.replace("ROOT", "/ROOT")
+
+
+# what the run cannot check ------------------------------------------------------------------
+
+_CA_BUNDLE = {"certbot": "REQUESTS_CA_BUNDLE=", "lego": "LEGO_CA_CERTIFICATES="}
+
+
+def test_acme_client_lines_name_the_cas_root() -> None:
+    """An ACME client reaches privca over TLS with a certificate from the CA's own root,
+    which no client trusts by default: a certbot or lego line without the root (or a
+    `privca trust env` eval earlier on the page) fails its handshake as written. Skipped
+    blocks are checked too, since the run never tries them (docs/issuers.md's did not)."""
+    missing = []
+    for path in DOCUMENTS:
+        text = path.read_text(encoding="utf-8")
+        source = str(path.relative_to(REPO))
+        evaluated = False
+        for block in blocks(text, source):
+            for command in commands(block):
+                line = strip_comment(command.text)
+                evaluated = evaluated or line.startswith('eval "$(privca trust env')
+                words = shlex.split(line)
+                assignments = [w for w in words if re.match(r"^[A-Z_]+=", w)]
+                program = words[len(assignments)] if len(words) > len(assignments) else ""
+                if program not in _CA_BUNDLE or "--server" not in words or evaluated:
+                    continue
+                if not any(a.startswith(_CA_BUNDLE[program]) for a in assignments):
+                    missing.append(f"{command.where}: {line}")
+    assert not missing, "ACME client lines without the CA's root:\n" + "\n".join(missing)
+
+
+def test_every_port_a_serve_line_listens_on_is_a_sandbox_port() -> None:
+    """The sandbox swaps DOC_PORTS for free loopback ports; one it does not know is bound
+    as written, so the README's `--metrics-listen 127.0.0.1:9464` collided with another
+    docs run on the same machine (or anything else holding 9464)."""
+    unmapped = []
+    for path in DOCUMENTS:
+        for command in file_commands(path, REPO)[0]:
+            line = strip_comment(command.text)
+            if command.language != "shell" or not _is_serve(line):
+                continue
+            words = shlex.split(line)
+            for flag, value in itertools.pairwise(words):
+                if flag.endswith("-listen") and int(value.rpartition(":")[2]) not in DOC_PORTS:
+                    unmapped.append(f"{command.where}: {flag} {value}")
+    assert not unmapped, "listeners the sandbox does not remap:\n" + "\n".join(unmapped)

@@ -450,3 +450,29 @@ def test_a_failed_init_leaves_no_keys_on_the_token(
         assert made.exit_code == 3, made.output
         assert not run_cli.home.exists()
     assert objects() == before and "someone-else" in before
+
+
+def test_without_python_pkcs11_an_hsm_init_is_exit_3_with_the_install_command(
+    softhsm: str, tmp_path: Path
+) -> None:
+    """`pip install .` (the README's Quickstart) leaves out python-pkcs11, the `hsm` extra:
+    the README's HSM `init` then ended in "internal error: ModuleNotFoundError", exit 70.
+    The process below cannot import pkcs11, as on a machine without the extra."""
+    pin = write(tmp_path / "pin", PIN + b"\n", 0o600)
+    home = tmp_path / "ca"
+    program = (
+        "import sys; sys.modules['pkcs11'] = None\n"  # what an uninstalled package gives
+        "from privca.cli.main import main\n"
+        "sys.argv[0] = 'privca'\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program, "--home", str(home), "init", "--name", "HSM CA",
+         "--hsm-module", MODULE, "--hsm-token", softhsm, "--passphrase-file", str(pin)],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert "python-pkcs11" in result.stderr
+    assert "hint: install privca with its HSM support: pip install 'privca[hsm]'" in result.stderr
+    assert not home.exists()

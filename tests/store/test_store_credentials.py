@@ -100,6 +100,10 @@ def test_no_password_anywhere_is_exit_3_and_nothing_is_left(
     assert "password" in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.strip()]) <= 2
     assert not cli.home.exists()
+    # The hint says where the password goes, not to check a URL that was right.
+    assert "hint: put the password in ~/.pgpass" in result.stderr
+    assert "$PRIVCA_STORE_PASSWORD" in result.stderr
+    assert "check the store URL" not in result.stderr
 
 
 @pytest.mark.postgres
@@ -133,6 +137,9 @@ def test_password_file_is_recorded_as_a_path_and_used_by_every_command(
     failed = cli("list")
     assert failed.exit_code == 3, failed.output
     assert "password authentication failed" in failed.stderr
+    assert "hint: put the password in ~/.pgpass" in failed.stderr
+    # `list` has no --store-password-file: the hint says where the file is named instead.
+    assert "[store] password_file" in failed.stderr
     assert len([line for line in failed.stderr.splitlines() if line.strip()]) <= 2
     assert PASSWORD not in failed.stderr
 

@@ -30,6 +30,7 @@ from privca.store.database import (
     driver_message,
     migrate,
     sqlite_url,
+    unreachable_hint,
     upgrade_schema,
 )
 from privca.store.schema import (
@@ -192,7 +193,7 @@ def snapshot_postgresql(url: str, password: str | None, destination: Path) -> No
     except sa.exc.OperationalError as exc:
         raise StoreUnavailable(
             f"cannot read the inventory database: {driver_message(exc)}",
-            "check the store URL and that the database is reachable",
+            unreachable_hint(exc),
         ) from exc
     finally:
         source.dispose()
@@ -259,7 +260,7 @@ def load_into_postgresql(snapshot: Path, url: str, password: str | None) -> None
     except sa.exc.OperationalError as exc:
         raise StoreUnavailable(
             f"cannot write the PostgreSQL database: {driver_message(exc)}",
-            "check the store URL and that the database is reachable",
+            unreachable_hint(exc),
         ) from exc
     except sa.exc.DBAPIError as exc:  # a row SQLite kept and PostgreSQL refuses
         raise InputError(

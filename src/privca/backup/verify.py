@@ -17,7 +17,7 @@ from pathlib import Path
 from privca.adopt.doctor import Finding, examine_home
 from privca.authority import CertificateAuthority
 from privca.backup.restore import RestoreResult, restore
-from privca.errors import CheckFailed, KeyUnavailable
+from privca.errors import CheckFailed, KeyUnavailable, WrongPassphrase
 from privca.home import locked_scratch_directory
 from privca.keys.custody import SecretSource
 
@@ -42,20 +42,31 @@ def check_key_files(ca: CertificateAuthority) -> tuple[str, ...]:
         path = ca.key_file(authority)
         if path is None or not path.exists():
             continue
+        member = f"{path.parent.name}/{path.name}"
         try:
             ca.signer(authority)
+        except WrongPassphrase as exc:
+            raise _wrong_passphrase(member, exc) from exc
         except KeyUnavailable as exc:
             raise CheckFailed(f"in the backup, {exc.message}", exc.hint) from exc
-        checked.append(f"{path.parent.name}/{path.name}")
+        checked.append(member)
     # The audit key too: swapped for another key, restoring passed and the first
     # checkpoint afterwards failed (exit 3).
     try:
         audit_key = ca.check_audit_key()
+    except WrongPassphrase as exc:
+        raise _wrong_passphrase("the audit key", exc) from exc
     except KeyUnavailable as exc:
         raise CheckFailed(f"in the backup, {exc.message}", exc.hint) from exc
     if audit_key is not None:
         checked.append(f"{audit_key.parent.name}/{audit_key.name}")
     return tuple(checked)
+
+
+def _wrong_passphrase(member: str, exc: WrongPassphrase) -> WrongPassphrase:
+    """The key named as the archive holds it: the message named its copy in the scratch
+    home, a path gone by the time the reader looks for it."""
+    return WrongPassphrase(f"the passphrase does not decrypt {member} of the backup", exc.hint)
 
 
 def verify_backup(

@@ -189,7 +189,10 @@ def checkpoint_command(
         print_json({"entries": checkpoint.entries, "head": checkpoint.head, "file": str(published)})
         return
     note(f"checkpoint: {checkpoint.entries} entries, head {checkpoint.head}", app.quiet)
-    note(f"  published: {published}", app.quiet)
+    note(printable(f"  published: {published}"), app.quiet)
+    if out is not None:
+        # The copy the reader asked for is the one meant to leave the CA: say where it is.
+        note(printable(f"  copy:      {out}"), app.quiet)
 
 
 @audit_group.command("export")

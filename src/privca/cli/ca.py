@@ -322,5 +322,13 @@ def _print_next_steps(home: Path) -> None:
     click.echo(f"  export PRIVCA_HOME={printable(shlex.quote(str(home.resolve())))}")
     click.echo("  privca list                       # the inventory")
     click.echo("  privca issue db.example.internal  # a certificate for a service")
-    click.echo("  privca trust install              # trust the root on this machine")
-    click.echo("For a real CA: privca init --name 'Example Internal CA' --permit corp.internal")
+    # Not `privca trust install`: the demo root has no name constraints and its keys lie
+    # unencrypted on disk, so trusting it lets whoever reads them mint any site's certificate.
+    click.echo(
+        "The demo's root may sign any name and its keys are not encrypted: "
+        "never install it in a trust store."
+    )
+    click.echo(
+        "For a real CA: privca init --name 'Example Internal CA' --permit corp.internal, "
+        "then privca trust install"
+    )

@@ -121,8 +121,9 @@ def revoke_command(app: AppContext, serial_or_name: str, reason: str, as_json: b
     "--root",
     "root_only",
     is_flag=True,
-    help="Instead, the root's CRL (nextUpdate: root_crl_days, default 180) into "
-    "<home>/crl/root.crl, served while the root key is offline.",
+    help="Instead, the root's CRL (nextUpdate: root_crl_days, default 180; crl_days for a "
+    "root that signs leaves, as single-tier) into <home>/crl/root.crl, served while the "
+    "root key is offline.",
 )
 @passphrase_file_option()
 @json_option
@@ -143,6 +144,7 @@ def crl_command(
     documents = []
     files: list[tuple[Path, bytes, int]] = []
     made: list[tuple[CaCertificate, x509.CertificateRevocationList]] = []
+    out_line: int | None = None  # which CRL --out got: with several issuers, only one
     if out is not None:
         check_out_directory(out.parent)
     with open_authority(app, passphrase_file) as ca:
@@ -163,7 +165,7 @@ def crl_command(
                 )
                 continue
             is_root = authority.id in root_ids
-            days = ca.settings.root_crl_days if is_root else None
+            days = ca.crl_period(authority) if is_root else None
             # Recorded once its files are written: a crl/ that cannot be written leaves
             # `check` calling the CRL overdue, not quiet about one nobody can fetch.
             crl = ca.crl(authority, now, days=days, record=False)
@@ -196,6 +198,8 @@ def crl_command(
                     out=None,
                 )
             documents.append(_crl_document(authority, crl, stem.with_suffix(".crl")))
+            if to_out is not None:
+                out_line = len(documents) - 1
         if out is not None:
             make_out_directory(out.parent, private=False)
         atomic_write_many(files)
@@ -204,10 +208,13 @@ def crl_command(
     if as_json:
         print_json(documents)
         return
-    for doc in documents:
+    for index, doc in enumerate(documents):
+        also = f" and {out}" if index == out_line else ""
         click.echo(
-            f"CRL #{doc['number']} of {doc['issuer']}: {doc['entries']} revoked, "
-            f"next update {doc['next_update']} -> {doc['file']}"
+            printable(
+                f"CRL #{doc['number']} of {doc['issuer']}: {doc['entries']} revoked, "
+                f"next update {doc['next_update']} -> {doc['file']}{also}"
+            )
         )
 
 

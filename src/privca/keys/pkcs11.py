@@ -105,12 +105,24 @@ def _check_module_part(path: Path, info: os.stat_result, *, is_file: bool) -> No
         )
 
 
-def _library(module: str) -> Any:
-    check_module(module, "hsm_module")
+def _pkcs11() -> Any:
+    """python-pkcs11, an optional dependency (`privca[hsm]`): every use of a token starts
+    here, so a machine without it gets exit 3 and the install command, not an internal
+    error from the first `import pkcs11` that runs."""
     try:
         import pkcs11
     except ImportError as exc:
-        raise KeyUnavailable("python-pkcs11 is not installed", "pip install python-pkcs11") from exc
+        raise KeyUnavailable(
+            "HSM keys need python-pkcs11, which is not installed",
+            "install privca with its HSM support: pip install 'privca[hsm]' "
+            "(from a checkout: pip install '.[hsm]')",
+        ) from exc
+    return pkcs11
+
+
+def _library(module: str) -> Any:
+    check_module(module, "hsm_module")
+    pkcs11 = _pkcs11()
     try:
         return pkcs11.lib(module)
     except (OSError, RuntimeError, pkcs11.exceptions.PKCS11Error) as exc:
@@ -164,7 +176,7 @@ def _reinitialize(module: str, seen: int) -> int:
     generation `seen`: a token that went away is not found again by a module that was
     initialised while it was there (SoftHSM2 answers CKR_GENERAL_ERROR until then), and
     every session of the module is void afterwards. The generation now."""
-    import pkcs11
+    pkcs11 = _pkcs11()
 
     with _generations_lock:
         current = _generations.get(module, 0)
@@ -179,7 +191,7 @@ class Pkcs11Session:
     """One logged-in session on a token."""
 
     def __init__(self, module: str, token_label: str, pin: bytes | None) -> None:
-        import pkcs11
+        pkcs11 = _pkcs11()
 
         lib = _library(module)
         try:
@@ -209,7 +221,7 @@ class Pkcs11Session:
 
     def generate(self, key_type: KeyType, purpose: str) -> str:
         """A new non-extractable key pair on the token; returns its label."""
-        import pkcs11
+        pkcs11 = _pkcs11()
         from pkcs11.util.ec import encode_named_curve_parameters
 
         label = f"privca-{purpose}-{secrets.token_hex(4)}"
@@ -245,7 +257,7 @@ class Pkcs11Session:
     def find(self, uri: Pkcs11Uri) -> tuple[Any, Any]:
         """The private and public key objects labelled `uri.label`; the private one must
         be allowed to sign (CKA_SIGN), or every signature would fail."""
-        import pkcs11
+        pkcs11 = _pkcs11()
 
         private = self._one(pkcs11.ObjectClass.PRIVATE_KEY, uri)
         public = self._one(pkcs11.ObjectClass.PUBLIC_KEY, uri)
@@ -263,7 +275,7 @@ class Pkcs11Session:
         its end (C_FindObjectsFinal), unlike get_key's when it finds two: that search was
         finished by the garbage collector after the session had closed, and printed an
         "Exception ignored ... SessionHandleInvalid" traceback."""
-        import pkcs11
+        pkcs11 = _pkcs11()
 
         found = list(
             self.session.get_objects(
@@ -333,7 +345,7 @@ class Pkcs11Token:
 
     def _guarded(self, work: Callable[[Pkcs11Session], _T]) -> _T:
         """`work` on the session; a PKCS#11 error drops the session (see the class)."""
-        import pkcs11
+        pkcs11 = _pkcs11()
 
         with self._lock:
             session = self.session()
@@ -374,7 +386,9 @@ class Pkcs11Token:
         those: each label is privca-ROLE-RANDOM, made here. Best effort: this runs while
         another error is on its way to the user, which a token that fails too must not
         hide."""
-        import pkcs11
+        if not self._generated:
+            return  # nothing made (nor, without python-pkcs11, anything to import)
+        pkcs11 = _pkcs11()
 
         labels, self._generated = self._generated, []
         with contextlib.suppress(PrivcaError, pkcs11.exceptions.PKCS11Error):
@@ -387,7 +401,7 @@ class Pkcs11Token:
     def check(self, label: str) -> None:
         """Whether the key labelled `label` can be used now (a server's health): reads an
         attribute of it, which fails as a signature would once the token is gone."""
-        import pkcs11
+        pkcs11 = _pkcs11()
 
         def read(session: Pkcs11Session) -> None:
             private = self._private.get(label)
@@ -400,7 +414,7 @@ class Pkcs11Token:
 
 
 def _token_key(token: Pkcs11Token, uri: Pkcs11Uri, private: Any, public: Any) -> TokenKey:
-    import pkcs11
+    pkcs11 = _pkcs11()
 
     if private.key_type == pkcs11.KeyType.EC:
         from pkcs11.util.ec import encode_ec_public_key
@@ -482,7 +496,7 @@ class Pkcs11EcKey(_OnToken, ec.EllipticCurvePrivateKey):
         self._public = public
 
     def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
-        import pkcs11
+        pkcs11 = _pkcs11()
         from pkcs11.util.ec import encode_ecdsa_signature
 
         digest, _ = _digest(bytes(data), signature_algorithm.algorithm)
@@ -535,7 +549,7 @@ class Pkcs11RsaKey(_OnToken, rsa.RSAPrivateKey):
         padding_: padding.AsymmetricPadding,
         algorithm: utils.Prehashed | hashes.HashAlgorithm | utils.NoDigestInfo,
     ) -> bytes:
-        import pkcs11
+        pkcs11 = _pkcs11()
 
         if not isinstance(padding_, padding.PKCS1v15):
             raise KeyUnavailable("privca's HSM RSA keys sign with PKCS#1 v1.5 only")

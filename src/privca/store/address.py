@@ -15,9 +15,12 @@ STORE_DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
 # A query key as written, before percent-decoding: `pass%77ord` is SQLAlchemy's `password`.
 _PARAMETER = re.compile(r"[?&;]([^=&?;#]*)=")
 _USERNAME = re.compile(r"[^:@/?#]*")
+# Also the hint of a store that asks for a password at open, where most commands have no
+# --store-password-file: the file then comes from privca.toml.
 PASSWORD_HINT = (
     "put the password in ~/.pgpass (or the file $PGPASSFILE names), in "
-    "$PRIVCA_STORE_PASSWORD, or in a file given with --store-password-file"
+    "$PRIVCA_STORE_PASSWORD, or in a file given with --store-password-file (init, restore; "
+    "kept in privca.toml as [store] password_file)"
 )
 
 

@@ -26,7 +26,7 @@ from privca._text import printable
 from privca.errors import StoreUnavailable
 from privca.home import create_private_file
 from privca.store import auditlog
-from privca.store.address import check_store_url, redact
+from privca.store.address import PASSWORD_HINT, check_store_url, redact
 from privca.store.schema import SCHEMA_REVISION
 from privca.x509.encoding import serial_hex
 
@@ -558,6 +558,15 @@ def driver_message(exc: sa.exc.DBAPIError) -> str:
     return printable(" ".join(str(exc.orig).split()), 500)
 
 
+def unreachable_hint(exc: sa.exc.OperationalError) -> str:
+    """The hint for a store that refused the connection. libpq says "no password supplied"
+    or "password authentication failed" when the password is what is missing or wrong, and
+    the URL, which never carries one, is then not what to check."""
+    if "password" in str(exc.orig).lower():
+        return PASSWORD_HINT
+    return "check the store URL and that the database is reachable"
+
+
 def current_revision(connection: sa.Connection) -> str | None:
     inspector = sa.inspect(connection)
     if not inspector.has_table("alembic_version"):
@@ -577,7 +586,7 @@ def migrate(engine: sa.Engine) -> str | None:
     except sa.exc.OperationalError as exc:
         raise StoreUnavailable(
             f"cannot open the inventory database: {driver_message(exc)}",
-            "check the store URL and that the database is reachable",
+            unreachable_hint(exc),
         ) from exc
     except sa.exc.DatabaseError as exc:  # SQLite: "file is not a database" (overwritten)
         raise StoreUnavailable(

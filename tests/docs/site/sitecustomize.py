@@ -3,7 +3,7 @@ here): privca, certbot, the probes. It plays the network the docs assume, withou
 /etc/hosts and without privileged or fixed ports:
 
 - names under PRIVCA_DOCTEST_DOMAIN (corp.internal) resolve to 127.0.0.1;
-- a port of PRIVCA_DOCTEST_PORTS (the docs' 443, 8443, 8080, 5432) is swapped for the
+- a port of PRIVCA_DOCTEST_PORTS (the docs' 443, 8443, 8080, 5432, 9464) is swapped for the
   free loopback port the test picked, both where a server binds it and where a client
   connects to it, so `privca serve --listen 0.0.0.0:8443` and `privca scan
   db.corp.internal:5432` run as written.
