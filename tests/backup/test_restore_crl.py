@@ -82,8 +82,12 @@ def test_the_crl_command_restore_suggests_publishes_the_restored_cas_crl(
     restored = tmp_path / "restored"
     result = run_cli("restore", str(archive), "--home", str(restored))
     assert result.exit_code == 0, result.stderr
-    match = re.search(r"publish a CRL now: (privca [^(]*?) \(", " ".join(result.stderr.split()))
+    said = " ".join(result.stderr.split())
+    match = re.search(r"publish a CRL now: (privca [^(]*?) \(", said)
     assert match, result.stderr
+    # The revoke and scan it asks for name the restored home too.
+    assert f"({match.group(1).removesuffix(' crl')} revoke SERIAL)" in said, said
+    assert f"`{match.group(1).removesuffix(' crl')} scan HOST:PORT`" in said, said
     words = shlex.split(match.group(1))
     old_crl = (home / "crl" / "current.crl").read_bytes()
     before = (restored / "crl" / "current.crl").read_bytes()

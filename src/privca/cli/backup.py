@@ -282,16 +282,16 @@ def restore_command(
             printable(f"  HSM keys (must be on the token): {', '.join(manifest.keys['hsm'])}"),
             app.quiet,
         )
-    # The restored home is rarely $PRIVCA_HOME yet: a bare `privca crl` would publish the
-    # CRL of whichever CA that names (often the old one), so the command names the home.
-    crl_command = f"privca --home {shlex.quote(str(result.home))} crl"
+    # The restored home is rarely $PRIVCA_HOME yet: a bare `privca crl` (or revoke, scan)
+    # would act on whichever CA that names (often the old one), so each command names it.
+    privca = f"privca --home {shlex.quote(str(result.home))}"
     note(
         printable(
             f"May be missing: everything after {manifest.created_at:%Y-%m-%d %H:%M:%S}Z "
             "(certificates issued, revocations, ACME accounts and orders). Revoke again what "
-            "was revoked since, run `privca scan` on your services to find certificates "
-            f"issued since, and publish a CRL now: {crl_command} (its number continues above "
-            "any the lost CA published)."
+            f"was revoked since ({privca} revoke SERIAL), run `{privca} scan HOST:PORT` on your "
+            f"services to find certificates issued since, and publish a CRL now: {privca} crl "
+            "(its number continues above any the lost CA published)."
         ),
         app.quiet,
     )
