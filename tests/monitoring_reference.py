@@ -1,6 +1,9 @@
 """The monitoring of main before issue 13 made check and /metrics read the window lean
-(main at 622ec5d, src/privca/monitoring.py, unchanged but for this docstring): the oracle
-that tests/test_monitoring_equivalence.py holds the new code to, record by record."""
+(main at 622ec5d, src/privca/monitoring.py): the oracle that
+tests/test_monitoring_equivalence.py holds the new code to, record by record. Changed
+since only by the rule for short-lived certificates (`_certificate_severity`), written
+here on its own from the record's notBefore, and by leaving out the certificates that
+rule finds fine (`collect`), as check lists only what needs attention."""
 
 from __future__ import annotations
 
@@ -63,6 +66,19 @@ def _severity(
     return "ok"
 
 
+def _certificate_severity(
+    record: CertificateRecord, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
+) -> str:
+    """Critical within min(crit, lifetime / 6), a warning within min(warn, lifetime / 3),
+    edges included; compared as 6 x left <= lifetime, so no rounding of the division."""
+    left, lifetime = record.not_after - now, record.not_after - record.not_before
+    if left <= crit and left * 6 <= lifetime:
+        return "critical"
+    if left <= warn and left * 3 <= lifetime:
+        return "warning"
+    return "ok"
+
+
 def _describe(not_after: dt.datetime, now: dt.datetime) -> str:
     days = days_left(not_after, now)
     if not_after <= now:
@@ -84,7 +100,7 @@ def _certificate_item(
     if status == CertificateStatus.EXPIRED and record.superseded_by is None:
         severity, detail = "critical", _describe(record.not_after, now) + ", not renewed"
     elif status == CertificateStatus.VALID:
-        severity = _severity(record.not_after, now, warn, crit)
+        severity = _certificate_severity(record, now, warn, crit)
         detail = _describe(record.not_after, now)
     else:
         return None
@@ -164,7 +180,7 @@ def collect(
             issuer = issuers.get(record.issuer_id)
             name = ca.registry.issuer_name_of(issuer)
             item = _certificate_item(record, issuer, now, warn, crit, name)
-            if item is not None:
+            if item is not None and item.severity != "ok":
                 items.append(item)
     live = sum(
         count.count

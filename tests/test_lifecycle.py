@@ -248,14 +248,16 @@ def test_single_tier_rotation_becomes_two_tier(make_ca) -> None:
 
 @pytest.fixture
 def aging_ca(make_ca) -> CertificateAuthority:
-    """Certificates expired (5 days ago), expiring in 5 days, in 20 days and in a year."""
+    """Certificates expired (5 days ago), expiring in 5 days, in 20 days and in a year;
+    issued 90 days ago, so --warn and --crit decide, not a third or a sixth of a short
+    lifetime."""
     now = utcnow()
     ca = make_ca(now=now - dt.timedelta(days=200))
     # The root CRL init published 200 days ago has expired; renew it as `privca crl` would.
     ca.crl(next(a for a in ca.authorities() if a.role == "root"), now, days=180)
     ca.issue(["expired.corp.internal"], days=95, now=now - dt.timedelta(days=100))
-    ca.issue(["five.corp.internal"], days=5)
-    ca.issue(["twenty.corp.internal"], days=20)
+    ca.issue(["five.corp.internal"], days=95, now=now - dt.timedelta(days=90))
+    ca.issue(["twenty.corp.internal"], days=110, now=now - dt.timedelta(days=90))
     ca.issue(["year.corp.internal"], days=365)
     return ca
 

@@ -3,11 +3,13 @@ of privca.monitoring equals what main's record-by-record path (tests/monitoring_
 makes of the same store at the same moment, on SQLite and PostgreSQL.
 
 The store holds what can go wrong: certificates exactly on each edge of the windows (and
-one microsecond past it), revoked, superseded, due and not yet due scheduled revocations,
-tidied, self-renewing profiles, equal notAfter times (ordered by serial), three CAs
-(a rotated one, a named issuer), and hostile names (quotes, backslashes, newlines,
-escape sequences, bidi controls, a 300-character name, a character outside the BMP, no
-name at all). Times are set in the rows directly, to the microsecond."""
+one microsecond past it), short-lived ones on each edge of the windows their lifetime
+sets (a third and a sixth of it, exact to the microsecond), revoked, superseded, due
+and not yet due scheduled revocations, tidied, self-renewing profiles, equal notAfter
+times (ordered by serial), three CAs (a rotated one, a named issuer), and hostile names
+(quotes, backslashes, newlines, escape sequences, bidi controls, a 300-character name,
+a character outside the BMP, no name at all). Times are set in the rows directly, to
+the microsecond."""
 
 from __future__ import annotations
 
@@ -23,12 +25,15 @@ from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.issuers import NewIssuer
 from privca.store.schema import certificates
+from privca.store.status import CertificateStatus
 from privca.x509.encoding import serial_hex
+from privca.x509.profiles import SELF_RENEWING_PROFILES
 from tests import monitoring_reference as reference
 from tests.cli.test_check_scale import assert_certificate_queries_use_an_index
 from tests.pg import postgres_cluster, postgres_url  # noqa: F401  (fixtures, shared cluster)
 
 DAY = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
 US = dt.timedelta(microseconds=1)
 WARN, CRIT = 30 * DAY, 7 * DAY
 
@@ -51,6 +56,46 @@ def _set(ca: CertificateAuthority, serial: int, **values: Any) -> None:
         connection.execute(
             table.update().where(table.c.serial == serial_hex(serial)).values(**values)
         )
+
+
+# name: (lifetime, time left), and check's verdict with --warn 30d --crit 7d (None: fine,
+# so not listed). Warning within min(--warn, lifetime / 3), critical within
+# min(--crit, lifetime / 6), edges included.
+SHORT_LIVED = {
+    "week-new": (7 * DAY, 7 * DAY - HOUR),
+    "week-2d": (7 * DAY, 2 * DAY),
+    "week-20h": (7 * DAY, 20 * HOUR),
+    "week-expired": (7 * DAY, -DAY),
+    "day-new": (DAY, 16 * HOUR),
+    "day-warn-edge": (DAY, 8 * HOUR),
+    "day-past-warn": (DAY, 8 * HOUR + US),
+    "day-crit-edge": (DAY, 4 * HOUR),
+    "day-past-crit": (DAY, 4 * HOUR + US),
+    # lifetime / 3 is not a whole microsecond: 3 x left against the lifetime, exactly
+    "odd-warn": (DAY + 2 * US, 8 * HOUR),
+    "odd-past-warn": (DAY + 2 * US, 8 * HOUR + US),
+    "90d-warn-edge": (90 * DAY, 30 * DAY),
+    "90d-crit-edge": (90 * DAY, 7 * DAY),
+    "60d-19d": (60 * DAY, 19 * DAY),
+    "60d-21d": (60 * DAY, 21 * DAY),
+}
+VERDICTS = {
+    "week-new": None,
+    "week-2d": "warning",
+    "week-20h": "critical",
+    "week-expired": "critical",
+    "day-new": None,
+    "day-warn-edge": "warning",
+    "day-past-warn": None,
+    "day-crit-edge": "critical",
+    "day-past-crit": "warning",
+    "odd-warn": "warning",
+    "odd-past-warn": None,
+    "90d-warn-edge": "warning",
+    "90d-crit-edge": "critical",
+    "60d-19d": "warning",
+    "60d-21d": None,
+}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -84,6 +129,8 @@ def fleet(
         "later": now + 200 * DAY,
     }.items():
         leaf(f"{label}.corp.internal", at)
+    for label, (lifetime, left) in SHORT_LIVED.items():
+        leaf(f"{label}.corp.internal", now + left, not_before=now + left - lifetime)
     for i in range(4):  # equal notAfter times: ordered by serial
         leaf(f"tie{i}.corp.internal", now + 3 * DAY)
     revoked = leaf("revoked.corp.internal", now + 2 * DAY)
@@ -92,7 +139,7 @@ def fleet(
     leaf("not-yet-due.corp.internal", now + 4 * DAY, revoke_after=now + US)
     old = leaf("renewed.corp.internal", now + 5 * DAY)
     new = ca.renew(serial_hex(old), days=300, now=now - DAY).serial
-    _set(ca, new, not_after=now + 6 * DAY)
+    _set(ca, new, not_after=now + 6 * DAY, not_before=made)  # long-lived: critical
     leaf("gone.corp.internal", now - 3 * DAY, superseded_by=serial_hex(new))
     leaf("tidied.corp.internal", now - 2 * DAY, names="[]", tidied_at=now)
     leaf("server.corp.internal", now + 2 * DAY, profile="privca-server")
@@ -123,6 +170,8 @@ def test_check_outputs_equal_the_record_path(
         assert monitoring.render_nagios(summary, warn, crit) == expected
         assert summary == new.summary()
     items = monitoring.collect(ca, now, WARN, CRIT).items
+    verdicts = {i.label.split(".")[0]: i.severity for i in items if i.kind == "certificate"}
+    assert {label: verdicts.get(label) for label in SHORT_LIVED} == VERDICTS
     listed = {i.label for i in items}
     assert [i.label for i in items].count("renewed.corp.internal") == 1  # the renewal
     assert {"warn-edge.corp.internal", "recent-edge.corp.internal"} <= listed
@@ -184,9 +233,11 @@ def test_expiring_counts_the_listed_series(
     text = monitoring.render_prometheus(ca, now, WARN, limit=0)
     assert _series(text) == []
     live = [
-        i.not_after
-        for i in reference.collect(ca, now, 400 * DAY, CRIT).items
-        if i.kind == "certificate" and i.not_after > now
+        record.not_after
+        for record in ca.inventory.find(
+            status=CertificateStatus.VALID, expiring_before=now + 400 * DAY, now=now
+        )
+        if record.profile not in SELF_RENEWING_PROFILES
     ]
     for span in ("1d", "7d", "30d"):
         counted = sum(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from privca._text import printable
 from privca._time import days_left, isoformat
+from privca.store.expiry import CRIT_PART, WARN_PART, due
 from privca.store.records import CertificateCount, CrlState
 from privca.store.status import CertificateStatus
 from privca.x509.encoding import serial_hex
@@ -74,6 +75,21 @@ def _severity(
     return "ok"
 
 
+def _certificate_severity(
+    row: ExpiringCertificate, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
+) -> str:
+    """--warn and --crit, narrowed to a third and a sixth of the certificate's lifetime
+    (store/expiry.py `due`, which the SQL counts follow): a 7-day certificate is a
+    warning with 2d8h left, not critical all its life; from 90 days up, --warn and --crit
+    decide alone."""
+    left, lifetime = row.not_after - now, row.not_after - row.not_before
+    if due(left, lifetime, crit, CRIT_PART):
+        return "critical"
+    if due(left, lifetime, warn, WARN_PART):
+        return "warning"
+    return "ok"
+
+
 def _describe(not_after: dt.datetime, now: dt.datetime) -> str:
     days = days_left(not_after, now)
     if not_after <= now:
@@ -95,7 +111,7 @@ def _certificate_item(
     if row.not_after <= now:
         severity, detail = "critical", _describe(row.not_after, now) + ", not renewed"
     else:
-        severity = _severity(row.not_after, now, warn, crit)
+        severity = _certificate_severity(row, now, warn, crit)
         detail = _describe(row.not_after, now)
     return ExpiryItem(
         "certificate",
@@ -170,9 +186,9 @@ class CheckSummary:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """What `privca check` found: every item that may need attention (certificates in the
-    warning window or expired unrenewed, every active CA, every CRL) and how many live
-    certificates are fine, counted in SQL rather than listed one by one."""
+    """What `privca check` found: every item that may need attention (certificates in
+    their warning window or expired unrenewed, every active CA, every CRL) and how many
+    live certificates are fine, counted in SQL rather than listed one by one."""
 
     items: list[ExpiryItem]
     certificates_ok: int
@@ -301,14 +317,19 @@ def _retired_root_items(ca: CertificateAuthority, now: dt.datetime) -> list[Expi
 def collect(
     ca: CertificateAuthority, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
 ) -> CheckReport:
-    """Certificates in the warning window or expired unrenewed (read by the expiry index,
-    four values each), the live ones beyond the window as a count (the /metrics
-    aggregates of store/metrics), the CA certificates and each CA's CRL, with a severity
-    (read only: a scheduled revocation that is due counts as done)."""
+    """Certificates in their warning window or expired unrenewed (read by the expiry
+    index, five values each: the rows within --warn that their lifetime does not flag are
+    left out in SQL), the other live ones as a count (the /metrics aggregates of
+    store/metrics), the CA certificates and each CA's CRL, with a severity (read only: a
+    scheduled revocation that is due counts as done)."""
     issuers = {a.id: a for a in ca.authorities()}
     names = {i: ca.registry.issuer_name_of(a) for i, a in issuers.items()}
     rows = ca.inventory.expiring(
-        now, now + warn, since=now - EXPIRED_RECENTLY, skip_profiles=SELF_RENEWING_PROFILES
+        now,
+        now + warn,
+        since=now - EXPIRED_RECENTLY,
+        skip_profiles=SELF_RENEWING_PROFILES,
+        part=WARN_PART,
     )
     items = [
         _certificate_item(
@@ -326,21 +347,30 @@ def summarize(
     ca: CertificateAuthority, now: dt.datetime, warn: dt.timedelta, crit: dt.timedelta
 ) -> CheckSummary:
     """`collect(...).summary()` without listing the window: the certificates are counted
-    in SQL by how soon they expire, and only the soonest one is read (the item named
-    first, unless a CA or CRL item comes before it)."""
+    in SQL by severity, and only the first of the worst is read (the item named first,
+    unless a CA or CRL item comes before it)."""
     issuers = {a.id: a for a in ca.authorities()}
     since = now - EXPIRED_RECENTLY
-    counts = ca.inventory.expiry_counts(
-        now, [now, now + crit, now + warn], since=since, skip_profiles=SELF_RENEWING_PROFILES
+    expired, critical, warning = ca.inventory.severity_counts(
+        now, warn, crit, since=since, skip_profiles=SELF_RENEWING_PROFILES
     )
-    expired = sum(n[0] for n in counts.values())
-    critical = sum(n[1] for n in counts.values())
-    warning = sum(n[2] for n in counts.values())
+    # The soonest critical certificate (expired ones first), else the soonest warning: a
+    # short-lived certificate can be a warning and expire before a long-lived critical one.
+    window, part = (crit, CRIT_PART) if expired + critical else (warn, WARN_PART)
     # A list, so the read is over (and its connection back) before anything else.
-    first = list(
-        ca.inventory.expiring(
-            now, now + warn, since=since, skip_profiles=SELF_RENEWING_PROFILES, limit=1
+    first = (
+        list(
+            ca.inventory.expiring(
+                now,
+                now + window,
+                since=since,
+                skip_profiles=SELF_RENEWING_PROFILES,
+                limit=1,
+                part=part,
+            )
         )
+        if expired + critical + warning
+        else []
     )
     candidates: list[ExpiryItem] = []
     for soonest in first:
@@ -349,8 +379,8 @@ def summarize(
         candidates.append(_certificate_item(soonest, issuer, now, warn, crit, name))
     others = _authority_items(ca, issuers, now, warn, crit)
     candidates += others
-    # The soonest certificate is the most severe one too (expired, then critical, then
-    # warning, in notAfter order), so the worst state and the first item are among these.
+    # The worst state and the first item are among these: the certificate read is the
+    # first of the worst certificates, in the order collect's listing sorts them.
     flagged = _flagged_first(candidates)
     ok = max(_live(ca, now) - critical - warning, 0)
     return CheckSummary(

@@ -21,9 +21,16 @@ from tests.conftest import PASSPHRASE, Cli, write
 FORGED = "db | certificates=0;;;0 critical=0;;;0"
 
 
-def _signed_by_the_ca(cli: Cli, path: Path, common_name: str) -> Path:
+def signed_by_the_ca(
+    cli: Cli,
+    path: Path,
+    common_name: str,
+    left: dt.timedelta = dt.timedelta(days=2),
+    lifetime: dt.timedelta = dt.timedelta(days=32),
+) -> Path:
     """A certificate the CA's issuing key signed outside privca (as `import certificates`
-    takes them): its name is whatever was in the request."""
+    takes them): its name is whatever was in the request, and it expires `left` from now
+    after `lifetime` (check scales its windows down to a short lifetime)."""
     issuing = x509.load_pem_x509_certificate((cli.home / "certs/issuing.crt").read_bytes())
     key = serialization.load_pem_private_key(
         (cli.home / "private/issuing.key").read_bytes(), PASSPHRASE
@@ -37,8 +44,8 @@ def _signed_by_the_ca(cli: Cli, path: Path, common_name: str) -> Path:
         .issuer_name(issuing.subject)
         .public_key(leaf_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
+        .not_valid_before(now + left - lifetime)
+        .not_valid_after(now + left)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
         )
@@ -48,7 +55,7 @@ def _signed_by_the_ca(cli: Cli, path: Path, common_name: str) -> Path:
 
 
 def test_a_pipe_in_a_certificate_name_adds_no_perfdata(home_cli: Cli, tmp_path: Path) -> None:
-    leaf = _signed_by_the_ca(home_cli, tmp_path / "forged.crt", FORGED)
+    leaf = signed_by_the_ca(home_cli, tmp_path / "forged.crt", FORGED)
     imported = home_cli("import", "certificates", str(leaf))
     assert imported.exit_code == 0, imported.output + imported.stderr
 

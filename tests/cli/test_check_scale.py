@@ -13,12 +13,15 @@ import sqlalchemy as sa
 from privca._time import utcnow
 from privca.authority import CertificateAuthority
 from privca.monitoring import collect
+from privca.store.schema import certificates
 from tests.conftest import PASSPHRASE, Cli, assert_user_error
 
 
 @pytest.fixture
 def ca(home_cli: Cli) -> Iterator[CertificateAuthority]:
-    """Two certificates inside a 30-day window, twelve beyond it, one revoked in it."""
+    """Two certificates inside a 30-day window, twelve beyond it, one revoked in it; all
+    long-lived (notBefore a year back, set in the rows, which is all check reads), so
+    --warn and --crit alone decide, not a third or a sixth of a lifetime."""
     authority = CertificateAuthority.open(home_cli.home, PASSPHRASE)
     authority.issue(["soon.corp.internal"], days=3)
     authority.issue(["month.corp.internal"], days=20)
@@ -26,6 +29,10 @@ def ca(home_cli: Cli) -> Iterator[CertificateAuthority]:
     authority.revoke("revoked.corp.internal", "keyCompromise")
     for i in range(12):
         authority.issue([f"later{i}.corp.internal"], days=100 + i)
+    with authority.inventory.database.engine.begin() as connection:
+        connection.execute(
+            certificates.update().values(not_before=utcnow() - dt.timedelta(days=365))
+        )
     yield authority
     authority.close()
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ed448, ed25519, rsa
 from privca._time import days_left
 from privca.adopt.index import format_serial
 from privca.adopt.plan import AdoptionPlan
+from privca.store.expiry import CRIT_PART, WARN_PART, due
 from privca.store.status import CertificateStatus
 from privca.x509.encoding import serial_hex
 
@@ -330,8 +331,14 @@ def _leaves_that_are_cas(live: Sequence[Leaf]) -> list[Finding]:
     return findings
 
 
-def _left(leaf: Leaf, now: dt.datetime) -> dt.timedelta:
-    return leaf.certificate.not_valid_after_utc - now
+def _expiring(leaf: Leaf, now: dt.datetime, window: dt.timedelta, part: int) -> bool:
+    """Not renewed and within `window` of its expiry, or within `part` of its lifetime if
+    that is shorter: check's rule (store/expiry.py `due`), so doctor does not call every
+    7-day certificate critical either."""
+    certificate = leaf.certificate
+    not_after = certificate.not_valid_after_utc
+    lifetime = not_after - certificate.not_valid_before_utc
+    return not leaf.superseded and due(not_after - now, lifetime, window, part)
 
 
 # (severity, code, which live leaves, what they have, the fix)
@@ -361,15 +368,20 @@ _LEAF_RULES: tuple[tuple[str, str, Callable[[Leaf, dt.datetime], bool], str, str
     (
         "critical",
         "leaf-expiring",
-        lambda leaf, now: not leaf.superseded and _left(leaf, now) <= LEAF_CRIT,
-        f"valid certificate(s) expire within {LEAF_CRIT.days} days",
+        lambda leaf, now: _expiring(leaf, now, LEAF_CRIT, CRIT_PART),
+        f"valid certificate(s) expire within {LEAF_CRIT.days} days (or a sixth of their "
+        "lifetime, if shorter)",
         "privca renew SERIAL now, and deploy the new files",
     ),
     (
         "warning",
         "leaf-expiring",
-        lambda leaf, now: not leaf.superseded and LEAF_CRIT < _left(leaf, now) <= LEAF_WARN,
-        f"valid certificate(s) expire within {LEAF_WARN.days} days",
+        lambda leaf, now: (
+            _expiring(leaf, now, LEAF_WARN, WARN_PART)
+            and not _expiring(leaf, now, LEAF_CRIT, CRIT_PART)
+        ),
+        f"valid certificate(s) expire within {LEAF_WARN.days} days (or a third of their "
+        "lifetime, if shorter)",
         "privca renew SERIAL; privca check alerts before expiry from now on",
     ),
 )

@@ -1143,7 +1143,8 @@ def _renewal_threshold(
     default="30d",
     show_default=True,
     metavar="DURATION",
-    help="Warn about what expires within DURATION (e.g. 30d, 2w, 12h).",
+    help="Warn about what expires within DURATION (e.g. 30d, 2w, 12h), or within a third "
+    "of its lifetime if that is shorter.",
 )
 @click.option(
     "--crit",
@@ -1151,7 +1152,8 @@ def _renewal_threshold(
     default="7d",
     show_default=True,
     metavar="DURATION",
-    help="Critical when it expires within DURATION (no longer than --warn).",
+    help="Critical when it expires within DURATION (no longer than --warn), or within a "
+    "sixth of its lifetime if that is shorter.",
 )
 @click.option(
     "--format",
@@ -1178,7 +1180,9 @@ def check_command(
 ) -> None:
     """Certificates expiring within --warn (or expired and not renewed), the CA
     certificates and each CRL's nextUpdate; the other live certificates are counted, not
-    listed, so the cost follows the window, not the inventory.
+    listed, so the cost follows the window, not the inventory. A short-lived
+    certificate's windows shrink to a third (warning) and a sixth (critical) of its
+    lifetime.
 
     text/json: exit 0 ok, 1 something in a window. nagios: 0 OK, 1 WARNING, 2 CRITICAL,
     3 UNKNOWN with perfdata. prometheus: a node_exporter textfile.

@@ -12,6 +12,12 @@ in the WHERE clause instead of row by row.
 revocation), never superseded, not tidied; valid while notAfter is ahead, expired after.
 It is the rule of store/status.py for VALID and for EXPIRED without a successor, spelled
 out here as one clause (tests/test_monitoring_equivalence.py holds it to the record path).
+
+How soon is too soon scales with the certificate's lifetime (`due`): the Python rule and
+its SQL clause live side by side here so that `check`'s listing, its counts and its
+severities cannot disagree. The scaled windows are never wider than --warn and --crit, so
+the reads stay a range of the expiry index within [now, now + warn], filtered by notBefore
+(in the same row).
 """
 
 from __future__ import annotations
@@ -35,6 +41,28 @@ _scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # 
 CHUNK = 2000
 
 
+# Clients renew when a third of the lifetime is left (certbot, lego, Caddy, `privca
+# needs-renewal`'s default): past that point renewal is late, a warning; at half of it
+# (a sixth) it has been failing for a while, critical. A 7-day certificate always has
+# less than --crit (7d) left, so absolute windows alone would keep it critical forever.
+WARN_PART = 3
+CRIT_PART = 6
+
+
+def due(left: dt.timedelta, lifetime: dt.timedelta, window: dt.timedelta, part: int) -> bool:
+    """Less than min(`window`, `lifetime` / `part`) is left (at most, as check has always
+    counted its edges), to the microsecond: part x left <= lifetime, exactly what the SQL
+    clause (`_due_clause`) computes, with no rounding of lifetime / part."""
+    return left <= window and left * part <= lifetime
+
+
+def _due_clause(now: dt.datetime, part: int) -> sa.ColumnElement[bool]:
+    """`due`'s lifetime part in SQL (the window is the range on notAfter): integers of
+    microseconds on SQLite, intervals on PostgreSQL, compared without division."""
+    c = certificates.c
+    return sa.literal(part) * (c.not_after - now) <= c.not_after - c.not_before
+
+
 class ExpiringCertificate(NamedTuple):
     """One certificate inside a window, as the listings show it."""
 
@@ -42,6 +70,7 @@ class ExpiringCertificate(NamedTuple):
     label: str  # its first name, else its subject (as stored: may be hostile text)
     issuer_id: int
     not_after: dt.datetime
+    not_before: dt.datetime  # with not_after, its lifetime (`due`)
 
 
 def unrenewed_clause(now: dt.datetime, skip_profiles: Iterable[str]) -> sa.ColumnElement[bool]:
@@ -97,28 +126,40 @@ def expiring(
     since: dt.datetime | None = None,
     skip_profiles: Iterable[str] = (),
     limit: int | None = None,
+    part: int | None = None,
 ) -> Iterator[ExpiringCertificate]:
     """Unrenewed certificates with notAfter in [since, until] (in (now, until] when
     `since` is None: the valid ones; `until` None: no upper bound), soonest first, then
     by serial (the order of InventoryView.find), at most `limit`; read CHUNK at a time
-    from the expiry index."""
+    from the expiry index. With `part`, of the live ones only those due by their
+    lifetime (`due`: part x time left <= lifetime); the expired ones all."""
     c = certificates.c
     query = (
-        sa.select(_raw(c.serial), _raw(c.names), _raw(c.subject), c.issuer_id, _raw(c.not_after))
+        sa.select(
+            _raw(c.serial),
+            _raw(c.names),
+            _raw(c.subject),
+            c.issuer_id,
+            _raw(c.not_after),
+            _raw(c.not_before),
+        )
         .where(_range(now, since, until), unrenewed_clause(now, skip_profiles))
         .order_by(c.not_after, c.serial)
     )
+    if part is not None:
+        query = query.where(sa.or_(c.not_after <= now, _due_clause(now, part)))
     if limit is not None:
         query = query.limit(limit)
     with database.read() as connection:
         result = connection.execution_options(stream_results=True).execute(query)
         for rows in result.partitions(CHUNK):
-            for serial, names, subject, issuer_id, not_after in rows:
+            for serial, names, subject, issuer_id, not_after, not_before in rows:
                 yield ExpiringCertificate(
                     bytes(serial).hex().lstrip("0") or "0",
                     _label(names, subject),
                     issuer_id,
                     _instant(not_after),
+                    _instant(not_before),
                 )
 
 
@@ -214,4 +255,53 @@ def expiry_counts(
     return counts
 
 
-__all__ = ["CHUNK", "ExpiringCertificate", "expiring", "expiry_counts", "unrenewed_clause"]
+class SeverityCounts(NamedTuple):
+    """How many unrenewed certificates `check` flags: expired (in [since, now]), live and
+    critical, live and warning (not critical)."""
+
+    expired: int
+    critical: int
+    warning: int
+
+
+def severity_counts(
+    database: Database,
+    now: dt.datetime,
+    warn: dt.timedelta,
+    crit: dt.timedelta,
+    *,
+    since: dt.datetime,
+    skip_profiles: Iterable[str] = (),
+) -> SeverityCounts:
+    """`check`'s verdicts counted in SQL, by the rule of `due`: one count over the
+    expiry index's range [since, now + warn], each row filtered by its lifetime."""
+    c = certificates.c
+    expired = c.not_after <= now
+    critical = sa.and_(c.not_after > now, c.not_after <= now + crit, _due_clause(now, CRIT_PART))
+    query = sa.select(
+        sa.func.sum(sa.case((expired, 1), else_=0)),
+        sa.func.sum(sa.case((critical, 1), else_=0)),
+        sa.func.count(),
+    ).where(
+        _range(now, since, now + warn),
+        unrenewed_clause(now, skip_profiles),
+        sa.or_(expired, _due_clause(now, WARN_PART)),
+    )
+    with database.read() as connection:
+        row = connection.execute(query).one()
+    gone, worst, flagged = (int(n or 0) for n in row)
+    return SeverityCounts(gone, worst, flagged - gone - worst)
+
+
+__all__ = [
+    "CHUNK",
+    "CRIT_PART",
+    "WARN_PART",
+    "ExpiringCertificate",
+    "SeverityCounts",
+    "due",
+    "expiring",
+    "expiry_counts",
+    "severity_counts",
+    "unrenewed_clause",
+]

@@ -21,7 +21,13 @@ from privca.errors import NotFound
 from privca.store import auditlog
 from privca.store.auditlog import AuditSnapshot
 from privca.store.database import ChangeCounter, Database, DatabaseFile, OwnConnection
-from privca.store.expiry import ExpiringCertificate, expiring, expiry_counts
+from privca.store.expiry import (
+    ExpiringCertificate,
+    SeverityCounts,
+    expiring,
+    expiry_counts,
+    severity_counts,
+)
 from privca.store.metrics import (
     certificate_counts,
     soonest_expiry,
@@ -454,11 +460,19 @@ class InventoryView:
         since: dt.datetime | None = None,
         skip_profiles: Iterable[str] = (),
         limit: int | None = None,
+        part: int | None = None,
     ) -> Iterator[ExpiringCertificate]:
         """Certificates nobody renewed with notAfter in [since, until] ((now, until] when
-        `since` is None), soonest first, four values each (store/expiry.py)."""
+        `since` is None), soonest first, five values each; with `part`, only the live ones
+        due by their lifetime (store/expiry.py)."""
         return expiring(
-            self.database, now, until, since=since, skip_profiles=skip_profiles, limit=limit
+            self.database,
+            now,
+            until,
+            since=since,
+            skip_profiles=skip_profiles,
+            limit=limit,
+            part=part,
         )
 
     def expiry_counts(
@@ -471,6 +485,20 @@ class InventoryView:
     ) -> dict[tuple[int, str], list[int]]:
         """The same certificates counted per (issuer id, profile) between `bounds`."""
         return expiry_counts(self.database, now, bounds, since=since, skip_profiles=skip_profiles)
+
+    def severity_counts(
+        self,
+        now: dt.datetime,
+        warn: dt.timedelta,
+        crit: dt.timedelta,
+        *,
+        since: dt.datetime,
+        skip_profiles: Iterable[str] = (),
+    ) -> SeverityCounts:
+        """`check`'s verdicts on them counted in SQL: expired, critical, warning."""
+        return severity_counts(
+            self.database, now, warn, crit, since=since, skip_profiles=skip_profiles
+        )
 
     def write_position(self) -> str | None:
         """Where PostgreSQL's WAL stands (it moves with every write), None elsewhere."""
