@@ -356,3 +356,19 @@ def test_a_legacy_key_is_sealed_on_first_use(store_url: str, sealer: SealingKey)
         plain = connection.execute(sa.text("SELECT plaintext_hmac_key FROM acme_eab_keys")).scalar()
     assert plain is None
     store.close()
+
+
+def test_a_store_from_a_newer_privca_is_refused_by_name(
+    store: Store, open_store: Callable[[], Store]
+) -> None:
+    """One host or replica upgraded first migrates the shared store; an older privca that
+    then opens it met Alembic's "Can't locate revision": an internal error (exit 70)."""
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999_\x1bnewer'"))
+    with pytest.raises(database.SchemaFromNewerPrivca) as raised:
+        open_store()
+    assert raised.value.exit_code == 3
+    assert "'9999_\\x1bnewer'" in raised.value.message  # shown escaped, as it came
+    assert SCHEMA_REVISION in raised.value.message
+    with store.engine.connect() as connection:  # and left as it was: never downgraded
+        assert current_revision(connection) == "9999_\x1bnewer"

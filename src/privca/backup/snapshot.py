@@ -25,6 +25,7 @@ from privca.errors import InputError, StoreUnavailable
 from privca.home import create_private_file
 from privca.store.database import (
     SQLITE_BUSY_TIMEOUT_MS,
+    SchemaFromNewerPrivca,
     create_engine,
     current_revision,
     driver_message,
@@ -206,16 +207,12 @@ def snapshot_postgresql(url: str, password: str | None, destination: Path) -> No
 def upgrade_snapshot(path: Path) -> None:
     """Bring a restored snapshot to this privca's schema revision (InputError for a store
     from a newer privca: its revision is unknown here, and privca never downgrades)."""
-    from alembic.util.exc import CommandError
-
     engine = create_engine(sqlite_url(path))
     try:
         migrate(engine)
-    except CommandError as exc:
-        with engine.connect() as connection:
-            revision = current_revision(connection)
+    except SchemaFromNewerPrivca as exc:
         raise InputError(
-            f"the backup's store is at schema revision {printable(str(revision), 60)!r}, "
+            f"the backup's store is at schema revision {printable(exc.revision, 60)!r}, "
             f"unknown to this privca (at {SCHEMA_REVISION!r})",
             "restore it with the privca version that wrote it, or a newer one",
         ) from exc

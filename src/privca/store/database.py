@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from privca._text import printable
-from privca.errors import StoreUnavailable
+from privca.errors import EnvironmentRefused, StoreUnavailable
 from privca.home import create_private_file
 from privca.store import auditlog
 from privca.store.address import PASSWORD_HINT, check_store_url, redact
@@ -574,15 +574,43 @@ def current_revision(connection: sa.Connection) -> str | None:
     return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
+class SchemaFromNewerPrivca(EnvironmentRefused):
+    """The store is at a schema revision this privca does not know: a newer one migrated
+    it (one replica or host upgraded before the others). privca never downgrades."""
+
+    def __init__(self, revision: str) -> None:
+        self.revision = revision
+        super().__init__(
+            f"the store is at schema revision '{printable(revision, 60)}', which this privca "
+            f"(at '{SCHEMA_REVISION}') does not know: a newer privca migrated it",
+            "run that newer privca here too: every host and replica that opens this store "
+            "needs it (privca never downgrades a store)",
+        )
+
+
+def _known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(Path(__file__).parent / "migrations"))
+    return any(script.revision == revision for script in scripts.walk_revisions())
+
+
 def migrate(engine: sa.Engine) -> str | None:
     """Bring the schema to SCHEMA_REVISION. Cheap when it already is (no Alembic import).
 
-    Returns the revision the database had before (None for a new one)."""
+    Returns the revision the database had before (None for a new one).
+
+    Raises:
+        SchemaFromNewerPrivca: the store is at a revision this privca does not know.
+    """
     try:
         with engine.connect() as connection:
             before = current_revision(connection)
             if before == SCHEMA_REVISION:
                 return before
+            if before is not None and not _known_revision(before):
+                # Alembic would fail with "Can't locate revision", an internal error.
+                raise SchemaFromNewerPrivca(before)
     except sa.exc.OperationalError as exc:
         raise StoreUnavailable(
             f"cannot open the inventory database: {driver_message(exc)}",
